@@ -1,0 +1,50 @@
+# Tiaojie: every target works on a fresh clone with nothing installed but Python 3.11+.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install up test lint typecheck unit bench bench-quick reliability schema clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+up: install
+	$(BIN)/tiaojie init --demo
+	$(BIN)/tiaojie up --demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy models tasks flows api deployments tiaojie_cli
+
+test: lint typecheck
+	$(BIN)/pytest
+
+unit: install
+	$(BIN)/pytest tests/unit -q
+
+bench: install
+	$(BIN)/python -m bench --full
+
+bench-quick: install
+	$(BIN)/python -m bench --quick
+
+reliability: install
+	$(BIN)/python -m tests.reliability.long_run
+
+# Before the first release the schema is one migration, rewritten from the tables.
+schema: install
+	$(BIN)/python -m models.migrate --rewrite-initial
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache

@@ -1,0 +1,168 @@
+"""Cases: the complaint, where it is in its life, and where it is handled."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime
+from typing import Any
+
+from pydantic import field_validator
+from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy.orm import declared_attr
+from sqlmodel import Field, SQLModel
+from sqlmodel._compat import SQLModelConfig
+
+from models.enums import CaseStatus, Category, Channel, LinkKind, Priority, ReferralTarget
+from models.party import PartyCreate
+from models.types import UTCDateTime, enum_type
+
+
+def _ts(index: bool = False) -> datetime | None:
+    return Field(default=None, sa_type=UTCDateTime, index=index)  # type: ignore[no-any-return]
+
+
+class CaseBase(SQLModel):
+    category: Category = Field(index=True, sa_type=enum_type(Category))
+    priority: Priority = Field(default=Priority.NORMAL, sa_type=enum_type(Priority))
+    channel: Channel = Field(default=Channel.WALK_IN, sa_type=enum_type(Channel))
+    description: str = Field(max_length=4000)
+    address_text: str | None = Field(default=None, max_length=200)
+    lat: float | None = None
+    lon: float | None = None
+    people_affected: int = Field(default=1, ge=1, le=100000)
+
+
+class Case(CaseBase, table=True):
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_case_open_due", "is_open", "resolution_due_at"),
+        Index("ix_case_open_reminder", "is_open", "next_reminder_at"),
+    )
+
+    # Optimistic concurrency: every UPDATE is checked against the version read, and the
+    # state machine (models.lifecycle) is the only place that bumps it.
+    @declared_attr  # type: ignore[arg-type]
+    def __mapper_args__(cls) -> dict[str, Any]:  # noqa: N805
+        return {"version_id_col": cls.__table__.c.version, "version_id_generator": False}  # type: ignore[attr-defined]
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(max_length=32, unique=True, index=True)
+    status: CaseStatus = Field(
+        default=CaseStatus.SUBMITTED, index=True, sa_type=enum_type(CaseStatus)
+    )
+    is_open: bool = Field(default=True)
+    version: int = Field(default=1)
+    last_hash: str = Field(default="", max_length=64)
+    category_locked: bool = False  # the worker chose the category; classification keeps it
+    priority_locked: bool = False
+
+    place_unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
+    unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
+    # Subtree checks are a LIKE on the handling unit's path, copied here to avoid a join.
+    unit_path: str | None = Field(default=None, max_length=255, index=True)
+    assignee_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
+    created_by_id: int | None = Field(default=None, foreign_key="staff.id")
+    escalation_level: int = 0
+
+    is_group: bool = False
+    respondent_key: str | None = Field(default=None, max_length=64, index=True)
+    duplicate_of_id: int | None = Field(default=None, foreign_key="cases.id")
+    merged_into_id: int | None = Field(default=None, foreign_key="cases.id")
+    cluster_key: str | None = Field(default=None, max_length=64, index=True)
+
+    response_due_at: datetime | None = _ts()
+    resolution_due_at: datetime | None = _ts()
+    next_reminder_at: datetime | None = _ts()
+    mediation_due_at: datetime | None = _ts()
+    first_response_at: datetime | None = _ts()
+    consent_at: datetime | None = _ts()
+    reminded_level: int | None = None  # escalation level at which the reminder went out
+
+    referral_target: ReferralTarget | None = Field(default=None, sa_type=enum_type(ReferralTarget))
+    outcome_note: str | None = Field(default=None, max_length=2000)
+    satisfaction: int | None = Field(default=None, ge=1, le=5)
+
+    created_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    submitted_at: datetime | None = _ts()
+    triaged_at: datetime | None = _ts()
+    assigned_at: datetime | None = _ts()
+    in_mediation_at: datetime | None = _ts()
+    agreement_at: datetime | None = _ts()
+    mediation_failed_at: datetime | None = _ts()
+    follow_up_at: datetime | None = _ts()
+    closed_at: datetime | None = _ts(index=True)
+    escalated_at: datetime | None = _ts()
+    referred_at: datetime | None = _ts()
+    merged_at: datetime | None = _ts()
+    withdrawn_at: datetime | None = _ts()
+    reopened_at: datetime | None = _ts()
+    anonymised_at: datetime | None = _ts()
+
+
+class CaseLink(SQLModel, table=True):
+    __tablename__ = "case_link"
+    __table_args__ = (UniqueConstraint("case_id", "other_case_id", "kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    other_case_id: int = Field(foreign_key="cases.id", index=True)
+    kind: LinkKind = Field(sa_type=enum_type(LinkKind))
+    score: float = 0.0
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class CaseNumberCounter(SQLModel, table=True):
+    """One row a year; incremented inside the case's own transaction."""
+
+    __tablename__ = "case_number_counter"
+
+    year: int = Field(primary_key=True)
+    last: int = 0
+
+
+class CaseCreate(CaseBase):
+    """What intake takes: the complaint, its place and its parties."""
+
+    model_config = SQLModelConfig(extra="forbid")
+
+    description: str = Field(min_length=2, max_length=4000)
+    place_code: str | None = Field(default=None, max_length=32)
+    parties: list[PartyCreate] = Field(default_factory=list, max_length=200)
+    category_locked: bool = False
+    priority_locked: bool = False
+
+    @field_validator("description", "address_text")
+    @classmethod
+    def _clean_text(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if any(unicodedata.category(ch) == "Cc" and ch not in "\n\r\t" for ch in value):
+            raise ValueError("文本含有控制字符 / text contains control characters")
+        return value
+
+
+class CasePublic(SQLModel):
+    """A case as staff see it (personal data lives on parties, masked by role)."""
+
+    id: int
+    number: str
+    category: Category
+    priority: Priority
+    status: CaseStatus
+    version: int
+    channel: Channel
+    description: str
+    address_text: str | None
+    place_code: str | None = None
+    unit_code: str | None = None
+    assignee_id: int | None
+    escalation_level: int
+    is_group: bool
+    people_affected: int
+    response_due_at: datetime | None
+    resolution_due_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None

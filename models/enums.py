@@ -1,0 +1,224 @@
+"""Enumerations with their zh-CN and English labels."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Labelled(StrEnum):
+    """A string enum whose members carry ``zh`` and ``en`` labels."""
+
+    @property
+    def zh(self) -> str:
+        return _LABELS[self][0]
+
+    @property
+    def en(self) -> str:
+        return _LABELS[self][1]
+
+    @property
+    def label(self) -> str:
+        return f"{self.zh} {self.en}"
+
+
+class UnitLevel(Labelled):
+    CITY = "city"
+    DISTRICT = "district"
+    STREET = "street"
+    COMMUNITY = "community"
+    COMPOUND = "compound"
+    BUILDING = "building"
+    AGENCY = "agency"
+
+    @property
+    def rank(self) -> int:
+        """Bottom of the tree is 0 (building); agencies sit beside districts."""
+        return _LEVEL_RANK[self]
+
+
+_LEVEL_RANK = {
+    UnitLevel.BUILDING: 0,
+    UnitLevel.COMPOUND: 1,
+    UnitLevel.COMMUNITY: 2,
+    UnitLevel.STREET: 3,
+    UnitLevel.DISTRICT: 4,
+    UnitLevel.CITY: 5,
+    UnitLevel.AGENCY: 4,
+}
+
+
+class Category(Labelled):
+    RELOCATION = "relocation"
+    LABOUR = "labour"
+    ENVIRONMENT = "environment"
+    NEIGHBOUR = "neighbour"
+    PROPERTY = "property"
+    FAMILY = "family"
+    TENANCY = "tenancy"
+    OTHER = "other"
+
+
+class Priority(Labelled):
+    EMERGENCY = "emergency"
+    HIGH = "high"
+    NORMAL = "normal"
+    CONSULTATION = "consultation"
+
+
+class CaseStatus(Labelled):
+    SUBMITTED = "submitted"
+    TRIAGED = "triaged"
+    ASSIGNED = "assigned"
+    IN_MEDIATION = "in_mediation"
+    AGREEMENT = "agreement"
+    MEDIATION_FAILED = "mediation_failed"
+    FOLLOW_UP = "follow_up"
+    CLOSED = "closed"
+    ESCALATED = "escalated"
+    REFERRED = "referred"
+    MERGED = "merged"
+    WITHDRAWN = "withdrawn"
+    REOPENED = "reopened"
+
+    @property
+    def is_open(self) -> bool:
+        return self not in TERMINAL_STATUSES
+
+
+# A referred case stays open: it still gets its return visit before it is closed.
+TERMINAL_STATUSES = frozenset({CaseStatus.CLOSED, CaseStatus.MERGED, CaseStatus.WITHDRAWN})
+
+
+class StaffRole(Labelled):
+    COMMUNITY_WORKER = "community_worker"
+    GRID_WORKER = "grid_worker"
+    MEDIATOR = "mediator"
+    INSTRUCTOR = "instructor"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+    VOLUNTEER = "volunteer"
+
+
+class PartyKind(Labelled):
+    PERSON = "person"
+    HOUSEHOLD = "household"
+    FIRM = "firm"
+    AGENCY = "agency"
+
+
+class PartySide(Labelled):
+    COMPLAINANT = "complainant"
+    RESPONDENT = "respondent"
+
+
+class Channel(Labelled):
+    WALK_IN = "walk_in"
+    PHONE = "phone"
+    GRID_PATROL = "grid_patrol"
+    OPEN311 = "open311"
+    HOTLINE_12345 = "hotline_12345"
+    POLICE = "police"
+    WEB = "web"
+
+
+class LinkKind(Labelled):
+    DUPLICATE_OF = "duplicate_of"
+    RELATED_TO = "related_to"
+    CLUSTER = "cluster"
+
+
+class FollowUpKind(Labelled):
+    AFTER_CLOSURE = "after_closure"
+    BEFORE_TERM_DUE = "before_term_due"
+    AFTER_AGREEMENT = "after_agreement"
+
+
+class FollowUpOutcome(Labelled):
+    CARRIED_OUT = "carried_out"
+    PARTLY = "partly"
+    NOT_CARRIED_OUT = "not_carried_out"
+    UNREACHABLE = "unreachable"
+
+
+class ReferralTarget(Labelled):
+    ARBITRATION = "arbitration"
+    COURT = "court"
+    AGENCY = "agency"
+
+
+class OutboxState(Labelled):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+_LABELS: dict[StrEnum, tuple[str, str]] = {
+    UnitLevel.CITY: ("市", "City"),
+    UnitLevel.DISTRICT: ("区", "District"),
+    UnitLevel.STREET: ("街道", "Street"),
+    UnitLevel.COMMUNITY: ("社区", "Community"),
+    UnitLevel.COMPOUND: ("小区", "Compound"),
+    UnitLevel.BUILDING: ("楼幢", "Building"),
+    UnitLevel.AGENCY: ("结对部门", "Paired agency"),
+    Category.RELOCATION: ("动迁/拆迁纠纷", "Relocation compensation"),
+    Category.LABOUR: ("劳动争议/欠薪", "Layoffs and unpaid wages"),
+    Category.ENVIRONMENT: ("环境投诉", "Environmental complaint"),
+    Category.NEIGHBOUR: ("邻里纠纷", "Neighbour dispute"),
+    Category.PROPERTY: ("物业纠纷", "Property management"),
+    Category.FAMILY: ("婚姻家庭纠纷", "Family and marriage"),
+    Category.TENANCY: ("房屋租赁纠纷", "Landlord and tenant"),
+    Category.OTHER: ("其他", "Other"),
+    Priority.EMERGENCY: ("紧急", "Emergency"),
+    Priority.HIGH: ("重要", "High"),
+    Priority.NORMAL: ("一般", "Normal"),
+    Priority.CONSULTATION: ("咨询求助", "Consultation"),
+    CaseStatus.SUBMITTED: ("已登记", "Submitted"),
+    CaseStatus.TRIAGED: ("已分拣", "Triaged"),
+    CaseStatus.ASSIGNED: ("已派单", "Assigned"),
+    CaseStatus.IN_MEDIATION: ("调解中", "In mediation"),
+    CaseStatus.AGREEMENT: ("达成协议", "Agreement"),
+    CaseStatus.MEDIATION_FAILED: ("调解未成", "Mediation failed"),
+    CaseStatus.FOLLOW_UP: ("回访中", "Follow-up"),
+    CaseStatus.CLOSED: ("已办结", "Closed"),
+    CaseStatus.ESCALATED: ("已上报", "Escalated"),
+    CaseStatus.REFERRED: ("已移交", "Referred"),
+    CaseStatus.MERGED: ("已合并", "Merged"),
+    CaseStatus.WITHDRAWN: ("已撤回", "Withdrawn"),
+    CaseStatus.REOPENED: ("已重启", "Reopened"),
+    StaffRole.COMMUNITY_WORKER: ("社区工作者", "Community worker"),
+    StaffRole.GRID_WORKER: ("网格员", "Grid worker"),
+    StaffRole.MEDIATOR: ("人民调解员", "Mediator"),
+    StaffRole.INSTRUCTOR: ("党建指导员", "Party-building instructor"),
+    StaffRole.SUPERVISOR: ("督办人员", "Supervisor"),
+    StaffRole.ADMIN: ("系统管理员", "Administrator"),
+    StaffRole.VOLUNTEER: ("志愿者", "Volunteer"),
+    PartyKind.PERSON: ("个人", "Person"),
+    PartyKind.HOUSEHOLD: ("家庭", "Household"),
+    PartyKind.FIRM: ("企业", "Firm"),
+    PartyKind.AGENCY: ("单位/部门", "Agency"),
+    PartySide.COMPLAINANT: ("申请人", "Complainant"),
+    PartySide.RESPONDENT: ("被申请人", "Respondent"),
+    Channel.WALK_IN: ("来访", "Walk-in"),
+    Channel.PHONE: ("来电", "Phone"),
+    Channel.GRID_PATROL: ("网格巡查", "Grid patrol"),
+    Channel.OPEN311: ("公众上报", "Open311"),
+    Channel.HOTLINE_12345: ("12345转办", "12345 hotline"),
+    Channel.POLICE: ("公安转办", "Police referral"),
+    Channel.WEB: ("网页登记", "Web form"),
+    LinkKind.DUPLICATE_OF: ("重复件", "Duplicate of"),
+    LinkKind.RELATED_TO: ("关联件", "Related to"),
+    LinkKind.CLUSTER: ("同源聚集", "Cluster"),
+    FollowUpKind.AFTER_CLOSURE: ("办结回访", "After closure"),
+    FollowUpKind.BEFORE_TERM_DUE: ("履约回访", "Before a term is due"),
+    FollowUpKind.AFTER_AGREEMENT: ("协议回访", "After agreement"),
+    FollowUpOutcome.CARRIED_OUT: ("已履行", "Carried out"),
+    FollowUpOutcome.PARTLY: ("部分履行", "Partly carried out"),
+    FollowUpOutcome.NOT_CARRIED_OUT: ("未履行", "Not carried out"),
+    FollowUpOutcome.UNREACHABLE: ("未联系上", "Unreachable"),
+    ReferralTarget.ARBITRATION: ("劳动/仲裁", "Arbitration"),
+    ReferralTarget.COURT: ("法院", "Court"),
+    ReferralTarget.AGENCY: ("职能部门", "Agency"),
+    OutboxState.PENDING: ("待投递", "Pending"),
+    OutboxState.DELIVERED: ("已投递", "Delivered"),
+    OutboxState.FAILED: ("投递失败", "Failed"),
+}

@@ -1,0 +1,49 @@
+"""The append-only case events (hash-chained) and the transactional outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Index, UniqueConstraint
+from sqlmodel import JSON, Column, Field, SQLModel
+
+from models.enums import CaseStatus, OutboxState
+from models.types import UTCDateTime, enum_type
+
+
+class CaseEvent(SQLModel, table=True):
+    __tablename__ = "case_event"
+    __table_args__ = (UniqueConstraint("case_id", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    seq: int
+    verb: str = Field(max_length=32, index=True)
+    from_status: CaseStatus | None = Field(default=None, sa_type=enum_type(CaseStatus))
+    to_status: CaseStatus = Field(sa_type=enum_type(CaseStatus))
+    actor: str = Field(max_length=64)  # "staff:12", "system", "open311"
+    at: datetime = Field(sa_type=UTCDateTime, index=True)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class Outbox(SQLModel, table=True):
+    """Work for the orchestration layer, written in the same transaction as the event."""
+
+    __table_args__ = (Index("ix_outbox_pending", "state", "available_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    event_id: int | None = Field(default=None, foreign_key="case_event.id")
+    verb: str = Field(max_length=32)
+    step: str | None = Field(default=None, max_length=32)
+    idempotency_key: str = Field(max_length=128, unique=True)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    state: OutboxState = Field(default=OutboxState.PENDING, sa_type=enum_type(OutboxState))
+    attempts: int = 0
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    available_at: datetime = Field(sa_type=UTCDateTime)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, max_length=500)

@@ -1,0 +1,92 @@
+"""Parties of a case. Personal fields are stored encrypted, with a keyed hash for
+look-ups and a masked copy for display; the clear value never touches the table."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from pydantic import field_validator
+from sqlmodel import Field, SQLModel
+from sqlmodel._compat import SQLModelConfig
+
+from models.enums import PartyKind, PartySide
+from models.errors import ValidationError
+from models.pii import normalise_id_number, normalise_phone
+from models.types import enum_type
+
+
+class Party(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    side: PartySide = Field(sa_type=enum_type(PartySide))
+    kind: PartyKind = Field(sa_type=enum_type(PartyKind))
+    # Firms and agencies are not personal data: their names stay readable.
+    org_name: str | None = Field(default=None, max_length=200)
+    name_enc: str | None = None
+    name_hash: str | None = Field(default=None, max_length=64, index=True)
+    name_masked: str | None = Field(default=None, max_length=64)
+    phone_enc: str | None = None
+    phone_hash: str | None = Field(default=None, max_length=64, index=True)
+    phone_masked: str | None = Field(default=None, max_length=32)
+    id_number_enc: str | None = None
+    id_number_hash: str | None = Field(default=None, max_length=64, index=True)
+    id_number_masked: str | None = Field(default=None, max_length=32)
+    address_enc: str | None = None
+    consented: bool = False
+
+
+class PartyCreate(SQLModel):
+    """A party as typed at intake; personal fields are validated here and never stored
+    in clear (see :func:`models.cases.build_party`)."""
+
+    model_config = SQLModelConfig(extra="forbid")
+
+    side: PartySide
+    kind: PartyKind = PartyKind.PERSON
+    name: str = Field(min_length=1, max_length=100)
+    phone: str | None = Field(default=None, max_length=32)
+    id_number: str | None = Field(default=None, max_length=32)
+    address: str | None = Field(default=None, max_length=200)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        value = value.strip()
+        if not value or any(unicodedata.category(ch).startswith("C") for ch in value):
+            raise ValueError(
+                "姓名/名称不能为空或含控制字符 / name must not be empty or "
+                "contain control characters"
+            )
+        return value
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            return normalise_phone(value)
+        except ValidationError as exc:
+            raise ValueError(f"{exc.message_zh} / {exc.message_en}") from None
+
+    @field_validator("id_number")
+    @classmethod
+    def _id_number(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            return normalise_id_number(value)
+        except ValidationError as exc:
+            raise ValueError(f"{exc.message_zh} / {exc.message_en}") from None
+
+
+class PartyPublic(SQLModel):
+    """A party as shown to staff: masked unless the reader may see personal data."""
+
+    id: int
+    side: PartySide
+    kind: PartyKind
+    name: str
+    phone: str | None
+    id_number: str | None
+    consented: bool

@@ -1,0 +1,72 @@
+"""All configuration in one place: environment variables prefixed ``TIAOJIE_``.
+
+Built lazily by :func:`get_settings` so that importing a module never reads the
+environment; tests call :func:`reset_settings` after changing it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TIAOJIE_", env_file=None, extra="ignore")
+
+    home: Path = Field(default=Path("var"), description="Folder holding every file Tiaojie writes.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the case database; default: SQLite file under home.",
+    )
+    secret_key: SecretStr = Field(
+        default=SecretStr("tiaojie-dev-secret-change-me-in-production-0000"),
+        description="Key material for field encryption, look-up hashes and tokens.",
+    )
+    timezone: str = "Asia/Shanghai"
+    case_number_prefix: str = "JX"
+
+    # Orchestration
+    escalation_interval_s: int = 120
+    reconcile_interval_s: int = 60
+    reconcile_stuck_after_s: int = 300
+    reminder_lead_working_hours: int = 8
+    relay_batch_size: int = 200
+    relay_poll_s: float = 0.5
+
+    # Notifications
+    notifier_url: str | None = Field(default=None, description="Webhook URL; unset logs instead.")
+    notifier_timeout_s: float = 5.0
+    notifier_max_retries: int = 5
+
+    # Duplicate and cluster detection
+    dedup_window_days: int = 30
+    cluster_warning_threshold: int = 5
+    group_case_threshold: int = 5
+
+    # HTTP
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    token_ttl_s: int = 8 * 3600
+    max_body_bytes: int = 256 * 1024
+    open311_rate_limit_per_min: int = 60
+
+    # Personal data
+    retention_days: int = 3 * 365
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'tiaojie.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    get_settings.cache_clear()

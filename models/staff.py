@@ -1,0 +1,24 @@
+"""Staff: who works in which unit, with which skills and how much capacity."""
+
+from __future__ import annotations
+
+from sqlmodel import JSON, Column, Field, SQLModel
+
+from models.enums import StaffRole
+from models.types import enum_type
+
+
+class StaffBase(SQLModel):
+    username: str = Field(max_length=64, index=True, unique=True)
+    display_name: str = Field(max_length=64)
+    role: StaffRole = Field(index=True, sa_type=enum_type(StaffRole))
+    unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
+    skills: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    capacity: int = Field(default=10, ge=0)
+    active: bool = True
+    away: bool = False
+
+
+class Staff(StaffBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    password_hash: str | None = Field(default=None, max_length=255)

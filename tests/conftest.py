@@ -1,0 +1,58 @@
+"""Shared fixtures: an isolated TIAOJIE_HOME per test session, a fresh in-memory
+database per test, and a virtual clock."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+# Before anything imports settings: never touch a developer's ./var or real secrets.
+_HOME = Path(tempfile.mkdtemp(prefix="tiaojie-test-"))
+os.environ["TIAOJIE_HOME"] = str(_HOME)
+os.environ.setdefault("TIAOJIE_SECRET_KEY", "test-secret-key-for-the-suite-only-0123456789")
+
+from sqlalchemy import Engine  # noqa: E402
+from sqlmodel import Session  # noqa: E402
+
+from models import clock as clock_module  # noqa: E402
+from models.db import build_engine  # noqa: E402
+from models.settings import reset_settings  # noqa: E402
+from models.tables import metadata  # noqa: E402
+
+# A Monday morning in Shanghai, away from holidays.
+T0 = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)  # 09:00 Asia/Shanghai
+
+
+@pytest.fixture
+def engine() -> Iterator[Engine]:
+    eng = build_engine("sqlite://")
+    metadata.create_all(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    with Session(engine, expire_on_commit=False) as s:
+        yield s
+
+
+@pytest.fixture
+def vclock() -> Iterator[clock_module.VirtualClock]:
+    previous = clock_module.get_clock()
+    vc = clock_module.VirtualClock(T0)
+    clock_module.set_clock(vc)
+    yield vc
+    clock_module.set_clock(previous)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    reset_settings()
+    yield
+    reset_settings()

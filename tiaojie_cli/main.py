@@ -1,0 +1,53 @@
+"""``tiaojie``: set up, run and use Tiaojie from the shell.
+
+Subcommands that read or change cases talk to the HTTP API with httpx; ``init`` and
+``up`` work on the local installation directly.
+"""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from models.settings import get_settings
+
+app = typer.Typer(
+    name="tiaojie",
+    help="Tiaojie (调解): grassroots dispute resolution. 基层矛盾纠纷调解工作流。",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+
+@app.command()
+def init(
+    demo: bool = typer.Option(False, "--demo", help="Load the demo city (idempotent)."),
+) -> None:
+    """Create or migrate the database and optionally load the demo city. Safe to repeat.
+
+    创建或升级数据库，可选载入演示城市；重复执行不会产生重复数据。
+    """
+    from models.db import get_engine
+    from models.migrate import upgrade
+
+    settings = get_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    engine = get_engine()
+    upgrade(engine)
+    console.print(f"[green]✓[/] database ready 数据库已就绪: {engine.url.render_as_string()}")
+    if demo:
+        from models.db import write_session
+        from models.demo import load_demo_city
+
+        with write_session(engine) as session:
+            report = load_demo_city(session)
+        console.print(f"[green]✓[/] demo city 演示城市: {report}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
