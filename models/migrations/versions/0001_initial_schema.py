@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 21:00:33.082888
+Create Date: 2026-11-28 21:01:22.621729
 """
 
 from collections.abc import Sequence
