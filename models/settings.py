@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,14 @@ class Settings(BaseSettings):
     reminder_lead_working_hours: int = 8
     relay_batch_size: int = 200
     relay_poll_s: float = 0.5
+    executor: Literal["inprocess", "deployment"] = Field(
+        default="inprocess",
+        description="inprocess: steps run in the serve process; deployment: on a work pool.",
+    )
+    executor_concurrency: int = 8
+    work_pool: str = "tiaojie"
+    outbox_max_attempts: int = 10
+    reports_cron: str = "30 0 * * *"
 
     # Notifications
     notifier_url: str | None = Field(default=None, description="Webhook URL; unset logs instead.")
