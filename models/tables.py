@@ -7,6 +7,7 @@ from sqlmodel import SQLModel
 from models.case import Case, CaseLink, CaseNumberCounter
 from models.event import CaseEvent, Outbox
 from models.follow_up import FollowUp
+from models.idempotency import IdempotencyRecord
 from models.mediation import Agreement, AgreementTerm, MediationSession
 from models.notification import Notification
 from models.party import Party
@@ -24,6 +25,7 @@ __all__ = [
     "CaseLink",
     "CaseNumberCounter",
     "FollowUp",
+    "IdempotencyRecord",
     "MediationSession",
     "Notification",
     "Outbox",
