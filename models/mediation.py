@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date, datetime
 
+from pydantic import AwareDatetime, field_validator
 from sqlmodel import Field, SQLModel
+from sqlmodel._compat import SQLModelConfig
 
+from models import pii
 from models.types import UTCDateTime
 
 
@@ -24,7 +28,8 @@ class MediationSession(SQLModel, table=True):
 
 class Agreement(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
-    case_id: int = Field(foreign_key="cases.id", index=True, unique=True)
+    # Not unique: a case reopened after follow-up may be mediated (and settled) again.
+    case_id: int = Field(foreign_key="cases.id", index=True)
     signed_at: datetime = Field(sa_type=UTCDateTime)
     summary: str = Field(max_length=4000)
     # Parties may jointly ask a court to confirm within 30 days of signing (司法确认).
@@ -40,3 +45,127 @@ class AgreementTerm(SQLModel, table=True):
     text: str = Field(max_length=1000)
     due_on: date
     done: bool = False
+
+
+# --- what staff send ----------------------------------------------------------------
+
+
+def clean_text(value: str, *, required: bool = True) -> str:
+    """Strip, refuse control characters (tabs and line breaks are kept)."""
+    value = value.strip()
+    if required and not value:
+        raise ValueError("不能为空 / must not be empty")
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\r\t" for ch in value):
+        raise ValueError("文本含有控制字符 / text contains control characters")
+    return value
+
+
+class SessionCreate(SQLModel):
+    """One mediation session (调解笔录): when, where, who took part, the minutes."""
+
+    model_config = SQLModelConfig(extra="forbid")
+
+    held_at: AwareDatetime
+    place: str = Field(min_length=1, max_length=200)
+    participants: str = Field(min_length=1, max_length=500)
+    minutes: str = Field(min_length=1, max_length=8000)
+
+    @field_validator("place", "participants", "minutes")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        return clean_text(value)
+
+
+class TermCreate(SQLModel):
+    """One obligation in an agreement, with the date it must be carried out by."""
+
+    model_config = SQLModelConfig(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=1000)
+    due_on: date
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        return clean_text(value)
+
+
+class AgreementCreate(SQLModel):
+    """A written mediation agreement (调解协议书): at least one term."""
+
+    model_config = SQLModelConfig(extra="forbid")
+
+    summary: str = Field(min_length=1, max_length=4000)
+    signed_at: AwareDatetime | None = None
+    terms: list[TermCreate] = Field(min_length=1, max_length=50)
+
+    @field_validator("summary")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        return clean_text(value)
+
+
+# --- what staff see -----------------------------------------------------------------
+
+
+class SessionPublic(SQLModel):
+    id: int
+    case_id: int
+    held_at: datetime
+    place: str
+    participants: str
+    minutes: str
+    recorded_by_id: int | None
+    recorded_at: datetime
+
+    @classmethod
+    def of(cls, row: MediationSession, *, reveal: bool = False) -> SessionPublic:
+        """Phone and ID numbers typed into the minutes are masked unless ``reveal``."""
+        assert row.id is not None
+        shown = (lambda text: text) if reveal else pii.scrub_text
+        return cls(
+            id=row.id,
+            case_id=row.case_id,
+            held_at=row.held_at,
+            place=shown(row.place),
+            participants=shown(row.participants),
+            minutes=shown(row.minutes),
+            recorded_by_id=row.recorded_by_id,
+            recorded_at=row.recorded_at,
+        )
+
+
+class TermPublic(SQLModel):
+    id: int
+    text: str
+    due_on: date
+    done: bool
+
+
+class AgreementPublic(SQLModel):
+    id: int
+    case_id: int
+    signed_at: datetime
+    summary: str
+    court_confirmation_deadline: date
+    court_confirmed: bool
+    terms: list[TermPublic]
+
+    @classmethod
+    def of(
+        cls, row: Agreement, terms: list[AgreementTerm], *, reveal: bool = False
+    ) -> AgreementPublic:
+        assert row.id is not None
+        shown = (lambda text: text) if reveal else pii.scrub_text
+        return cls(
+            id=row.id,
+            case_id=row.case_id,
+            signed_at=row.signed_at,
+            summary=shown(row.summary),
+            court_confirmation_deadline=row.court_confirmation_deadline,
+            court_confirmed=row.court_confirmed,
+            terms=[
+                TermPublic(id=t.id or 0, text=shown(t.text), due_on=t.due_on, done=t.done)
+                for t in sorted(terms, key=lambda t: (t.due_on, t.id or 0))
+            ],
+        )

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 21:03:45.352923
+Create Date: 2026-11-28 21:04:24.910978
 """
 
 from collections.abc import Sequence
@@ -197,7 +197,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('agreement', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_agreement_case_id'), ['case_id'], unique=True)
+        batch_op.create_index(batch_op.f('ix_agreement_case_id'), ['case_id'], unique=False)
 
     op.create_table('case_event',
     sa.Column('id', sa.Integer(), nullable=False),
