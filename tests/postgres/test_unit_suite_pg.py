@@ -1,0 +1,40 @@
+"""The unit tests that use the database, run again on PostgreSQL.
+
+Every test function in ``tests/unit`` that takes the ``session`` or ``engine`` fixture is
+collected here a second time; this folder's conftest overrides those fixtures with a
+fresh, migrated PostgreSQL database, so each runs unchanged on the scale-out engine.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from typing import Any
+
+import pytest
+
+import tests.unit
+
+pytestmark = pytest.mark.postgres
+
+DB_FIXTURES = {"session", "engine"}
+
+
+def _collect() -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for info in pkgutil.iter_modules(tests.unit.__path__):
+        if not info.name.startswith("test_"):
+            continue
+        module = importlib.import_module(f"tests.unit.{info.name}")
+        for name, obj in vars(module).items():
+            if not (name.startswith("test_") and inspect.isfunction(obj)):
+                continue
+            if obj.__module__ != module.__name__:
+                continue
+            if DB_FIXTURES & set(inspect.signature(obj).parameters):
+                found[f"test_pg__{info.name.removeprefix('test_')}__{name[5:]}"] = obj
+    return found
+
+
+globals().update(_collect())
