@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     token_ttl_s: int = 8 * 3600
     max_body_bytes: int = 256 * 1024
     open311_rate_limit_per_min: int = 60
+    ready_file: Path | None = Field(
+        default=None,
+        description="Set by `tiaojie up`: /healthz answers 503 until this file exists.",
+    )
     prefect_ui_url: str = Field(
         default="http://127.0.0.1:4200",
         description="Base URL of the Prefect UI; case pages link to their flow runs there.",
