@@ -1,0 +1,436 @@
+"""The outbox relay: turns committed case events into Prefect events and Prefect work.
+
+Every transition writes one ``Outbox`` row in the same transaction as the case (see
+``models/lifecycle.py``). The relay polls pending rows in batches, claims them with a
+short lease (so that two relays never deliver the same row at the same time), and for
+each row:
+
+1. emits the Prefect event ``tiaojie.case.<verb>`` on the resource
+   ``tiaojie.case.<case id>`` (named by the case number, labelled with category, unit
+   and priority), with ids only in the payload and a deterministic event id, so that a
+   redelivery shows once in the event feed;
+2. when the row names a workflow step, starts it as a flow run created with the
+   idempotency key ``"{case_id}:{step}:{seq}"`` (a repeated delivery gets the same run
+   back and starts nothing new), named ``"<case number> · <step>"``, tagged
+   ``case:<number>``, ``category:…``, ``unit:…``, ``priority:…``, with the parameters
+   ``{"case_id": id}`` only;
+3. marks the row delivered only once the run exists (at-least-once delivery + one run
+   per key + idempotent domain steps = effectively once).
+
+Two executors, chosen by ``settings.executor``:
+
+* ``inprocess`` (embedded default): the run is executed in this process by a warm
+  async executor with bounded concurrency (no process start per run);
+* ``deployment`` (scale-out): the run is created from the step's deployment, and any
+  number of ``prefect worker start --pool …`` processes run it.
+
+The reconciler (``flows/reconcile.py``) re-drives a row by resetting it to pending with
+a higher ``redrive`` count in its payload; the run key then gets a ``:<n>`` suffix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+from prefect import Flow
+from prefect.client.orchestration import PrefectClient, get_client
+from prefect.client.schemas.actions import FlowRunCreate
+from prefect.client.schemas.objects import FlowRun, FlowRunPolicy
+from prefect.events import emit_event
+from prefect.flow_engine import run_flow_async
+from prefect.states import Pending, to_state_create
+from sqlalchemy import Engine, update
+from sqlmodel import col, select
+
+from models import clock
+from models.case import Case
+from models.db import get_engine, read_session, write_session
+from models.enums import OutboxState
+from models.event import Outbox
+from models.settings import get_settings
+from models.unit import Unit
+
+log = logging.getLogger("tiaojie.relay")
+
+EVENT_NAMESPACE = uuid.UUID("6d1f3c52-8a4e-4b7e-9a55-7469616f6a69")
+LEASE_S = 60.0
+FINAL_STATE_TYPES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "CRASHED"})
+
+
+@dataclass(frozen=True)
+class Job:
+    """One outbox row to deliver, with what Prefect may know about its case."""
+
+    outbox_id: int
+    case_id: int
+    seq: int
+    verb: str
+    step: str | None
+    idempotency_key: str
+    redrive: int
+    case_number: str
+    category: str
+    priority: str
+    unit_code: str | None
+
+    @property
+    def run_key(self) -> str:
+        base = f"{self.case_id}:{self.step}:{self.seq}"
+        return base if self.redrive == 0 else f"{base}:{self.redrive}"
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.case_number} · {self.step}"
+
+    @property
+    def tags(self) -> list[str]:
+        return [
+            "tiaojie",
+            f"case:{self.case_number}",
+            f"step:{self.step}",
+            f"category:{self.category}",
+            f"unit:{self.unit_code or 'none'}",
+            f"priority:{self.priority}",
+        ]
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return {"case_id": self.case_id}
+
+
+def parse_run_key(key: str) -> tuple[int, str, int, int] | None:
+    """``"12:assignment:3"`` or ``"12:assignment:3:1"`` → (case id, step, seq, redrive)."""
+    parts = key.split(":")
+    if len(parts) not in (3, 4):
+        return None
+    try:
+        redrive = int(parts[3]) if len(parts) == 4 else 0
+        return int(parts[0]), parts[1], int(parts[2]), redrive
+    except ValueError:
+        return None
+
+
+# --- the outbox table ---------------------------------------------------------------
+
+
+def claim_jobs(*, limit: int, engine: Engine | None = None) -> list[Job]:
+    """Claim up to ``limit`` pending rows that are due (oldest first) for ``LEASE_S``."""
+    now = clock.now()
+    with write_session(engine) as session:
+        rows = session.exec(
+            select(Outbox, Case.number, Case.category, Case.priority, Unit.code)
+            .join(Case, col(Case.id) == col(Outbox.case_id))
+            .outerjoin(Unit, col(Unit.id) == col(Case.unit_id))
+            .where(Outbox.state == OutboxState.PENDING, col(Outbox.available_at) <= now)
+            .order_by(col(Outbox.id))
+            .limit(limit)
+        ).all()
+        if not rows:
+            return []
+        ids = [row[0].id for row in rows]
+        session.execute(
+            update(Outbox)
+            .where(col(Outbox.id).in_(ids))
+            .values(available_at=now + timedelta(seconds=LEASE_S))
+        )
+        jobs = []
+        for outbox, number, category, priority, unit_code in rows:
+            assert outbox.id is not None
+            jobs.append(
+                Job(
+                    outbox_id=outbox.id,
+                    case_id=outbox.case_id,
+                    seq=int(outbox.payload.get("seq", 0)),
+                    verb=outbox.verb,
+                    step=outbox.step,
+                    idempotency_key=outbox.idempotency_key,
+                    redrive=int(outbox.payload.get("redrive", 0)),
+                    case_number=number,
+                    category=category.value,
+                    priority=priority.value,
+                    unit_code=unit_code,
+                )
+            )
+        return jobs
+
+
+def mark_delivered(ids: list[int], *, engine: Engine | None = None) -> None:
+    if not ids:
+        return
+    with write_session(engine) as session:
+        session.execute(
+            update(Outbox)
+            .where(col(Outbox.id).in_(ids), Outbox.state == OutboxState.PENDING)
+            .values(state=OutboxState.DELIVERED, delivered_at=clock.now(), last_error=None)
+        )
+
+
+def mark_failed(outbox_id: int, error: str, *, engine: Engine | None = None) -> None:
+    """Count a failed delivery; retry later with backoff, give up after the cap."""
+    settings = get_settings()
+    with write_session(engine) as session:
+        row = session.get(Outbox, outbox_id)
+        if row is None or row.state != OutboxState.PENDING:
+            return
+        row.attempts += 1
+        row.last_error = error[:500]
+        if row.attempts >= settings.outbox_max_attempts:
+            row.state = OutboxState.FAILED
+        else:
+            delay = min(2 ** (row.attempts - 1), 300)
+            row.available_at = clock.now() + timedelta(seconds=delay)
+        session.add(row)
+
+
+def redrive(outbox_id: int, *, reason: str, engine: Engine | None = None) -> bool:
+    """Put a delivered or failed row back in the queue under a fresh run key."""
+    with write_session(engine) as session:
+        row = session.get(Outbox, outbox_id)
+        if row is None or row.state == OutboxState.PENDING:
+            return False
+        count = int(row.payload.get("redrive", 0)) + 1
+        if count > get_settings().outbox_max_attempts:
+            return False
+        row.payload = {**row.payload, "redrive": count}
+        row.state = OutboxState.PENDING
+        row.available_at = clock.now()
+        row.last_error = reason[:500]
+        session.add(row)
+        return True
+
+
+# --- Prefect side ---------------------------------------------------------------------
+
+
+def emit_case_event(job: Job) -> None:
+    resource = {
+        "prefect.resource.id": f"tiaojie.case.{job.case_id}",
+        "prefect.resource.name": job.case_number,
+        "tiaojie.category": job.category,
+        "tiaojie.priority": job.priority,
+        "tiaojie.unit": job.unit_code or "",
+    }
+    payload: dict[str, Any] = {"case_id": job.case_id, "seq": job.seq}
+    if job.step:
+        payload["step"] = job.step
+    emit_event(
+        event=f"tiaojie.case.{job.verb}",
+        resource=resource,
+        payload=payload,
+        id=uuid.uuid5(EVENT_NAMESPACE, job.idempotency_key),
+    )
+
+
+class Dispatcher(Protocol):
+    async def start(self, client: PrefectClient, job: Job) -> FlowRun: ...
+
+    def busy(self) -> bool: ...
+
+    async def drain(self) -> None: ...
+
+
+_flow_ids: dict[str, uuid.UUID] = {}
+
+
+async def create_flow_run(client: PrefectClient, flow: Flow[Any, Any], job: Job) -> FlowRun:
+    """Create (or find, by idempotency key) the run of ``flow`` for this job."""
+    flow_id = _flow_ids.get(flow.name)
+    if flow_id is None:
+        flow_id = await client.create_flow(flow)
+        _flow_ids[flow.name] = flow_id
+    body = FlowRunCreate(
+        flow_id=flow_id,
+        flow_version=flow.version,
+        name=job.run_name,
+        parameters=job.parameters,
+        tags=job.tags,
+        idempotency_key=job.run_key,
+        state=to_state_create(Pending()),
+        empirical_policy=FlowRunPolicy(
+            retries=flow.retries, retry_delay=int(flow.retry_delay_seconds or 0)
+        ),
+    )
+    response = await client.request(
+        "POST", "/flow_runs/", json=body.model_dump(mode="json", exclude_unset=True)
+    )
+    return FlowRun.model_validate(response.json())
+
+
+class InProcessExecutor:
+    """Runs step flows in this process: warm imports, bounded concurrency."""
+
+    def __init__(self, flows: Mapping[str, Flow[Any, Any]], *, concurrency: int) -> None:
+        self.flows = dict(flows)
+        self.concurrency = max(1, concurrency)
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
+
+    def busy(self) -> bool:
+        return len(self._running) >= self.concurrency * 4
+
+    async def start(self, client: PrefectClient, job: Job) -> FlowRun:
+        assert job.step is not None
+        flow = self.flows[job.step]
+        flow_run = await create_flow_run(client, flow, job)
+        state_type = flow_run.state.type.value if flow_run.state else "PENDING"
+        if flow_run.id in self._running or state_type in FINAL_STATE_TYPES:
+            return flow_run  # a repeated delivery: the run exists and is done or going
+        if state_type == "RUNNING":
+            return flow_run  # someone else runs it; a dead one is the reconciler's
+        task = asyncio.create_task(self._execute(flow, flow_run, job))
+        self._running[flow_run.id] = task
+        task.add_done_callback(lambda _t, rid=flow_run.id: self._running.pop(rid, None))
+        return flow_run
+
+    async def _execute(self, flow: Flow[Any, Any], flow_run: FlowRun, job: Job) -> None:
+        async with self._slots:
+            try:
+                await run_flow_async(
+                    flow, flow_run=flow_run, parameters=job.parameters, return_type="state"
+                )
+            except Exception:  # the run's state says what went wrong; keep the loop alive
+                log.exception("step %s of case id %s crashed", job.step, job.case_id)
+
+    async def drain(self) -> None:
+        while self._running:
+            await asyncio.gather(*list(self._running.values()), return_exceptions=True)
+
+
+class DeploymentDispatcher:
+    """Creates runs from the steps' deployments; workers on the work pool run them."""
+
+    def __init__(self, deployment_names: Mapping[str, str]) -> None:
+        self.deployment_names = dict(deployment_names)  # step -> "flow/deployment"
+        self._ids: dict[str, uuid.UUID] = {}
+
+    def busy(self) -> bool:
+        return False
+
+    async def start(self, client: PrefectClient, job: Job) -> FlowRun:
+        assert job.step is not None
+        deployment_id = self._ids.get(job.step)
+        if deployment_id is None:
+            deployment = await client.read_deployment_by_name(self.deployment_names[job.step])
+            deployment_id = self._ids[job.step] = deployment.id
+        return await client.create_flow_run_from_deployment(
+            deployment_id,
+            parameters=job.parameters,
+            idempotency_key=job.run_key,
+            name=job.run_name,
+            tags=job.tags,
+        )
+
+    async def drain(self) -> None:
+        return None
+
+
+class Relay:
+    """Polls the outbox and delivers it; see the module docstring."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        *,
+        batch_size: int | None = None,
+        poll_s: float | None = None,
+        engine: Engine | None = None,
+        on_delivered: Callable[[Job], Awaitable[None]] | None = None,
+    ) -> None:
+        settings = get_settings()
+        self.dispatcher = dispatcher
+        self.batch_size = batch_size or settings.relay_batch_size
+        self.poll_s = settings.relay_poll_s if poll_s is None else poll_s
+        self.engine = engine
+        self.on_delivered = on_delivered
+        self.delivered = 0
+
+    async def drain_once(self, client: PrefectClient) -> int:
+        """Deliver one batch; returns how many rows were delivered."""
+        while self.dispatcher.busy():
+            await asyncio.sleep(0.05)
+        engine = self.engine or get_engine()
+        jobs = await asyncio.to_thread(claim_jobs, limit=self.batch_size, engine=engine)
+        done: list[int] = []
+        for job in jobs:
+            try:
+                emit_case_event(job)
+                if job.step:
+                    await self.dispatcher.start(client, job)
+            except Exception as exc:
+                log.warning(
+                    "delivery of outbox row %s (%s) failed: %s",
+                    job.outbox_id,
+                    job.verb,
+                    type(exc).__name__,
+                )
+                await asyncio.to_thread(
+                    mark_failed, job.outbox_id, f"{type(exc).__name__}: {exc}", engine=engine
+                )
+                continue
+            done.append(job.outbox_id)
+            if self.on_delivered is not None:
+                await self.on_delivered(job)
+        await asyncio.to_thread(mark_delivered, done, engine=engine)
+        self.delivered += len(done)
+        return len(done)
+
+    async def run(self, stop: asyncio.Event, client: PrefectClient | None = None) -> None:
+        """Poll until ``stop`` is set; a failing poll is logged and retried."""
+        if client is None:
+            async with get_client() as own:
+                await self.run(stop, own)
+            return
+        while not stop.is_set():
+            try:
+                count = await self.drain_once(client)
+            except Exception:
+                log.exception("relay poll failed; retrying")
+                count = 0
+            if count < self.batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.poll_s)
+
+    async def run_until_idle(
+        self, client: PrefectClient | None = None, *, max_rounds: int = 1000
+    ) -> int:
+        """Deliver and execute until no pending work is left (tests, one-shot runs)."""
+        if client is None:
+            async with get_client() as own:
+                return await self.run_until_idle(own, max_rounds=max_rounds)
+        total = 0
+        for _ in range(max_rounds):
+            count = await self.drain_once(client)
+            await self.dispatcher.drain()
+            total += count
+            if count == 0 and not await asyncio.to_thread(_has_due_pending, self.engine):
+                return total
+        return total
+
+
+def _has_due_pending(engine: Engine | None) -> bool:
+    with read_session(engine) as session:
+        return (
+            session.exec(
+                select(Outbox.id).where(
+                    Outbox.state == OutboxState.PENDING, col(Outbox.available_at) <= clock.now()
+                )
+            ).first()
+            is not None
+        )
+
+
+def build_dispatcher() -> Dispatcher:
+    """The dispatcher the settings ask for."""
+    from deployments.definitions import STEP_FLOWS, step_deployment_names
+
+    settings = get_settings()
+    if settings.executor == "deployment":
+        return DeploymentDispatcher(step_deployment_names())
+    return InProcessExecutor(STEP_FLOWS, concurrency=settings.executor_concurrency)

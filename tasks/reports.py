@@ -1,0 +1,83 @@
+"""Prefect tasks that read the supervisors' figures (no personal data in any of them)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
+
+from models import metrics
+from models.db import read_session
+from models.enums import UnitLevel
+
+
+def as_row(item: Any) -> dict[str, Any]:
+    """A metrics result (dataclass, pydantic model or tuple) as a flat, printable row."""
+    if dataclasses.is_dataclass(item) and not isinstance(item, type):
+        raw: dict[str, Any] = dataclasses.asdict(item)
+    elif isinstance(item, BaseModel):
+        raw = item.model_dump()
+    elif isinstance(item, dict):
+        raw = dict(item)
+    else:
+        raw = {"value": item}
+    row: dict[str, Any] = {}
+    for key, value in raw.items():
+        if isinstance(value, Enum):
+            value = value.value
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, float):
+            value = round(value, 4)
+        elif isinstance(value, list | tuple):
+            value = ", ".join(str(v) for v in value)
+        row[key] = value
+    return row
+
+
+@task(name="read_unit_rates", persist_result=False, cache_policy=NO_CACHE)
+async def read_unit_rates(since: datetime, until: datetime) -> list[dict[str, Any]]:
+    def run() -> list[dict[str, Any]]:
+        with read_session() as session:
+            rates = metrics.unit_rates(session, since=since, until=until, level=UnitLevel.COMMUNITY)
+            return [as_row(r) for r in rates]
+
+    return await asyncio.to_thread(run)
+
+
+@task(name="read_overdue_by_level", persist_result=False, cache_policy=NO_CACHE)
+async def read_overdue_by_level(now: datetime) -> list[dict[str, Any]]:
+    def run() -> list[dict[str, Any]]:
+        with read_session() as session:
+            return [as_row(r) for r in metrics.overdue_by_level(session, now=now)]
+
+    return await asyncio.to_thread(run)
+
+
+@task(name="read_clusters", persist_result=False, cache_policy=NO_CACHE)
+async def read_clusters(since: datetime) -> list[dict[str, Any]]:
+    def run() -> list[dict[str, Any]]:
+        with read_session() as session:
+            return [as_row(r) for r in metrics.clusters(session, since=since)]
+
+    return await asyncio.to_thread(run)
+
+
+@task(name="read_problem_of_the_month", persist_result=False, cache_policy=NO_CACHE)
+async def read_problem_of_the_month(month_start: datetime) -> dict[str, Any] | None:
+    def run() -> dict[str, Any] | None:
+        with read_session() as session:
+            found = metrics.problem_of_the_month(session, month_start=month_start)
+            if found is None:
+                return None
+            if isinstance(found, list):
+                return as_row(found[0]) if found else None
+            return as_row(found)
+
+    return await asyncio.to_thread(run)

@@ -1,0 +1,172 @@
+"""Thin Prefect tasks for the case steps: one domain service each.
+
+Each task opens its own ``write_session()`` (one transaction, committed at exit), calls
+one service of ``models/`` and returns ids or a small frozen dataclass. The database work
+runs in a worker thread so that the async flows sharing the executor's event loop keep
+moving while SQLite waits for its write lock. Results are never persisted by Prefect
+(they hold ids only, but nothing about a case belongs on disk outside the database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from sqlmodel import Session, col, select
+
+from models import follow_ups, mediating, routing, triage
+from models.case import Case
+from models.db import read_session, write_session
+from models.enums import CaseStatus
+from models.follow_up import FollowUp
+from models.lifecycle import Actor
+
+T = TypeVar("T")
+
+RETRY_DELAYS = [1, 5, 20]
+# Crash-test hook: pause a step inside its transaction, before the commit, so that a
+# test can kill the process at the worst moment. Names the step ("assignment", ...).
+PAUSE_ENV = "TIAOJIE_TEST_PAUSE_BEFORE_COMMIT"
+
+
+def _maybe_pause(step: str) -> None:
+    wanted = os.environ.get(PAUSE_ENV, "")
+    if wanted and wanted.split(":")[0] == step:
+        seconds = float(wanted.split(":")[1]) if ":" in wanted else 30.0
+        marker = os.environ.get(PAUSE_ENV + "_MARKER")
+        if marker:
+            with open(marker, "w", encoding="utf-8") as fh:
+                fh.write(str(os.getpid()))
+        time.sleep(seconds)
+
+
+async def _in_write_session(step: str, fn: Callable[[Session], T]) -> T:
+    def run() -> T:
+        with write_session() as session:
+            result = fn(session)
+            session.flush()
+            _maybe_pause(step)
+            return result
+
+    return await asyncio.to_thread(run)
+
+
+def step_task(name: str) -> Callable[[Callable[..., Any]], Any]:
+    return task(
+        name=name,
+        retries=3,
+        retry_delay_seconds=RETRY_DELAYS,
+        persist_result=False,
+        cache_policy=NO_CACHE,
+        task_run_name=name + "-{case_id}",
+        log_prints=False,
+    )
+
+
+SYSTEM = Actor.system()
+
+
+@step_task("triage_case")
+async def triage_case(case_id: int) -> triage.TriageResult:
+    return await _in_write_session(
+        "intake", lambda s: triage.triage_case(s, case_id=case_id, actor=SYSTEM)
+    )
+
+
+@step_task("assign_case")
+async def assign_case(case_id: int) -> routing.AssignmentResult:
+    return await _in_write_session(
+        "assignment", lambda s: routing.assign_case(s, case_id=case_id, actor=SYSTEM)
+    )
+
+
+@dataclass(frozen=True)
+class MediationState:
+    case_id: int
+    number: str
+    status: str
+    mediation_due_at: str | None
+
+
+@step_task("check_mediation")
+async def check_mediation(case_id: int) -> MediationState:
+    """Where mediation stands. Starts it when every party has consented and nobody
+    has started it yet; otherwise only reports."""
+
+    def run(session: Session) -> MediationState:
+        case = session.get(Case, case_id)
+        if case is None:
+            return MediationState(case_id, "", "missing", None)
+        if case.status == CaseStatus.ASSIGNED and case.consent_at is not None:
+            case = mediating.start_mediation(session, case_id=case_id, actor=SYSTEM)
+        due = case.mediation_due_at.isoformat() if case.mediation_due_at else None
+        return MediationState(case_id, case.number, case.status.value, due)
+
+    return await _in_write_session("mediation", run)
+
+
+@dataclass(frozen=True)
+class FollowUpPlan:
+    case_id: int
+    action: str  # "schedule" | "settle" | "nothing"
+    status: str
+
+
+@step_task("plan_follow_up")
+async def plan_follow_up(case_id: int) -> FollowUpPlan:
+    def run() -> FollowUpPlan:
+        with read_session() as session:
+            case = session.get(Case, case_id)
+            if case is None or not case.is_open:
+                return FollowUpPlan(case_id, "nothing", case.status.value if case else "missing")
+            if case.status in (
+                CaseStatus.AGREEMENT,
+                CaseStatus.MEDIATION_FAILED,
+                CaseStatus.REFERRED,
+            ):
+                return FollowUpPlan(case_id, "schedule", case.status.value)
+            if case.status == CaseStatus.FOLLOW_UP:
+                done = session.exec(
+                    select(FollowUp.id).where(
+                        FollowUp.case_id == case_id, col(FollowUp.done_at).is_not(None)
+                    )
+                ).first()
+                return FollowUpPlan(case_id, "settle" if done else "schedule", case.status.value)
+            return FollowUpPlan(case_id, "nothing", case.status.value)
+
+    return await asyncio.to_thread(run)
+
+
+@step_task("schedule_follow_ups")
+async def schedule_follow_ups(case_id: int) -> list[int]:
+    def run(session: Session) -> list[int]:
+        visits = follow_ups.schedule_follow_ups(session, case_id=case_id, actor=SYSTEM)
+        return [v.id for v in visits if v.id is not None]
+
+    return await _in_write_session("follow_up", run)
+
+
+@step_task("settle_after_follow_up")
+async def settle_after_follow_up(case_id: int) -> str:
+    return await _in_write_session(
+        "follow_up",
+        lambda s: follow_ups.settle_after_follow_up(s, case_id=case_id, actor=SYSTEM),
+    )
+
+
+__all__ = [
+    "FollowUpPlan",
+    "MediationState",
+    "assign_case",
+    "check_mediation",
+    "plan_follow_up",
+    "schedule_follow_ups",
+    "settle_after_follow_up",
+    "triage_case",
+]
