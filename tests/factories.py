@@ -155,3 +155,34 @@ def case_data(**overrides: Any) -> CaseCreate:
 
 def make_case(session: Session, *, at: datetime | None = None, **overrides: Any) -> Case:
     return create_case(session, data=case_data(**overrides), actor=Actor.system(), at=at)
+
+
+def staff_actor(city: City, username: str) -> Actor:
+    staff = city.staff[username]
+    unit = next(u for u in city.units.values() if u.id == staff.unit_id)
+    return Actor(kind="staff", staff_id=staff.id, role=staff.role, unit_path=unit.path)
+
+
+def advance_to_assigned(
+    session: Session, case: Case, city: City, *, unit: str = "CMA", assignee: str = "mediatorA"
+) -> Case:
+    """Triage and assign a case by hand (what the routing flow does), with its time
+    limits computed from the policies at the unit's level."""
+    from models import lifecycle
+    from models.deadlines import compute_deadlines, find_policy
+
+    handling = city.units[unit]
+    policy = find_policy(
+        session, category=case.category, priority=case.priority, level=handling.level
+    )
+    limits = compute_deadlines(policy, start=case.created_at)
+    case.unit_id = handling.id
+    case.unit_path = handling.path
+    case.response_due_at = limits.response_due_at
+    case.resolution_due_at = limits.resolution_due_at
+    case.next_reminder_at = limits.next_reminder_at
+    lifecycle.apply(session, case=case, verb="triaged", actor=Actor.system())
+    case.assignee_id = city.staff[assignee].id
+    lifecycle.apply(session, case=case, verb="assigned", actor=Actor.system())
+    session.flush()
+    return case

@@ -1,0 +1,330 @@
+"""Return visits (回访): scheduling on working days, recording outcome and satisfaction,
+and the decision that follows (close, reopen, or wait for a later visit).
+
+Schedule of a follow-up round (entered when the case moves to ``follow_up``):
+
+* one visit on the next working day after the day the case entered follow-up
+  (``AFTER_AGREEMENT`` when an agreement was signed, else ``AFTER_CLOSURE``);
+* one visit on the last working day before each agreement term's due date
+  (``BEFORE_TERM_DUE``), unless that day is not after the entry day (the first visit
+  covers it).
+
+Visits are due at the opening of their day (09:00 Asia/Shanghai). Scheduling is
+idempotent: a visit that exists (same kind and day, or same term) is never made twice.
+
+After a recorded visit: a resident rating 1 or 2 (dissatisfied) *and* the unit at fault
+reopens the case; visits still open keep it waiting; otherwise it is closed.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from sqlmodel import Session, col, select
+
+from models import clock, lifecycle, workdays
+from models.case import Case
+from models.cases import get_case
+from models.enums import CaseStatus, FollowUpKind, FollowUpOutcome
+from models.errors import FieldProblem, GuardFailed, InvalidTransition, ValidationError
+from models.follow_up import FollowUp, FollowUpRecord
+from models.lifecycle import Actor
+from models.mediating import (
+    _check_version,
+    _required_text,
+    event_text,
+    parties_of,
+    terms_of,
+)
+from models.mediation import Agreement, AgreementTerm
+
+S = CaseStatus
+Settlement = Literal["closed", "reopened", "waiting"]
+DISSATISFIED_AT_MOST = 2
+AFTER_KINDS = (FollowUpKind.AFTER_AGREEMENT, FollowUpKind.AFTER_CLOSURE)
+
+
+def visit_time(day: date) -> datetime:
+    """A return visit is due at the opening of its working day."""
+    return workdays.at_local(day, workdays.OPEN)
+
+
+def working_day_before(day: date) -> date:
+    """The last working day strictly before ``day``."""
+    day = date.fromordinal(day.toordinal() - 1)
+    while not workdays.is_working_day(day):
+        day = date.fromordinal(day.toordinal() - 1)
+    return day
+
+
+def current_agreement(session: Session, *, case: Case) -> Agreement | None:
+    """The agreement of the current mediation round (none after a reopening, until the
+    case is settled again)."""
+    row = session.exec(
+        select(Agreement)
+        .where(Agreement.case_id == case.id)
+        .order_by(col(Agreement.signed_at).desc(), col(Agreement.id).desc())
+    ).first()
+    if row is None:
+        return None
+    if case.reopened_at and clock.ensure_utc(row.signed_at) < clock.ensure_utc(case.reopened_at):
+        return None
+    return row
+
+
+def list_follow_ups(session: Session, *, case_id: int) -> list[FollowUp]:
+    return list(
+        session.exec(
+            select(FollowUp)
+            .where(FollowUp.case_id == case_id)
+            .order_by(col(FollowUp.due_at), col(FollowUp.id))
+        ).all()
+    )
+
+
+def schedule_follow_ups(session: Session, *, case_id: int, actor: Actor) -> list[FollowUp]:
+    """Move a settled case (agreement, failed mediation, referral) into follow-up if it is
+    not there yet, and create its return visits. Returns the visits of this round."""
+    case = get_case(session, case_id=case_id)
+    if case.status in (S.AGREEMENT, S.MEDIATION_FAILED, S.REFERRED):
+        lifecycle.apply(session, case=case, verb="follow_up_due", actor=actor, data={})
+    elif case.status == S.ASSIGNED:
+        raise InvalidTransition(
+            "an assigned case goes to follow-up only when settled directly (record the resolution)",
+            "已派单案件须先记录处理结果（直接办结）才能转入回访。",
+        )
+    elif case.status not in (S.FOLLOW_UP, S.CLOSED):
+        raise InvalidTransition(
+            f"cannot schedule return visits for a case that is {case.status.value}",
+            f"案件当前状态为「{case.status.zh}」，不能安排回访。",
+        )
+    assert case.id is not None and case.follow_up_at is not None
+    entered = workdays.local_date(case.follow_up_at)
+    existing = list_follow_ups(session, case_id=case.id)
+    agreement = current_agreement(session, case=case)
+    kind = FollowUpKind.AFTER_AGREEMENT if agreement else FollowUpKind.AFTER_CLOSURE
+    first_due = visit_time(workdays.next_working_day(entered))
+    planned: list[FollowUp] = []
+
+    first = next(
+        (v for v in existing if v.kind in AFTER_KINDS and clock.ensure_utc(v.due_at) == first_due),
+        None,
+    )
+    if first is None and case.status == S.FOLLOW_UP:
+        first = FollowUp(case_id=case.id, kind=kind, due_at=first_due)
+        session.add(first)
+    if first is not None:
+        planned.append(first)
+
+    if agreement is not None and agreement.id is not None:
+        by_term: dict[int | None, FollowUp] = {v.term_id: v for v in existing if v.term_id}
+        for term in terms_of(session, agreement_id=agreement.id):
+            visit = by_term.get(term.id)
+            if visit is None and case.status == S.FOLLOW_UP and not term.done:
+                day = working_day_before(term.due_on)
+                if day <= entered:
+                    continue  # the first visit, the next working day, covers it
+                visit = FollowUp(
+                    case_id=case.id,
+                    kind=FollowUpKind.BEFORE_TERM_DUE,
+                    due_at=visit_time(day),
+                    term_id=term.id,
+                )
+                session.add(visit)
+            if visit is not None:
+                planned.append(visit)
+    session.flush()
+    return sorted(planned, key=lambda v: (clock.ensure_utc(v.due_at), v.id or 0))
+
+
+def _invalid(field: str, en: str, zh: str) -> ValidationError:
+    return ValidationError(
+        f"{field}: {en}", f"{field}：{zh}", problems=[FieldProblem(field, zh, en)]
+    )
+
+
+def record_follow_up(
+    session: Session,
+    *,
+    case_id: int,
+    data: FollowUpRecord,
+    actor: Actor,
+    expected_version: int | None,
+) -> FollowUp:
+    """Fill in a return visit (the one named, else the earliest still open) with its
+    outcome and rating; the case's satisfaction becomes the latest rating."""
+    case = get_case(session, case_id=case_id)
+    _check_version(case, expected_version)
+    if case.status != S.FOLLOW_UP:
+        raise InvalidTransition(
+            f"cannot record a return visit for a case that is {case.status.value}",
+            f"案件当前状态为「{case.status.zh}」，不能记录回访。",
+        )
+    if data.outcome == FollowUpOutcome.UNREACHABLE and data.satisfaction is not None:
+        raise _invalid(
+            "satisfaction",
+            "no rating when the resident could not be reached",
+            "未联系上当事人时不能填写满意度",
+        )
+    open_visits = [v for v in list_follow_ups(session, case_id=case_id) if v.done_at is None]
+    if data.follow_up_id is not None:
+        visit = next((v for v in open_visits if v.id == data.follow_up_id), None)
+        if visit is None:
+            raise _invalid(
+                "follow_up_id",
+                f"no open return visit {data.follow_up_id} on this case",
+                f"本案没有待办的回访 {data.follow_up_id}",
+            )
+    elif open_visits:
+        visit = open_visits[0]
+    else:
+        raise _invalid(
+            "follow_up_id",
+            "no return visit is open on this case; schedule one first",
+            "本案没有待办的回访，请先安排回访",
+        )
+    now = clock.now()
+    visit.done_at = now
+    visit.outcome = data.outcome
+    visit.satisfaction = data.satisfaction
+    visit.unit_at_fault = data.unit_at_fault
+    visit.notes = data.notes
+    visit.recorded_by_id = actor.staff_id
+    session.add(visit)
+    if visit.term_id is not None and data.outcome == FollowUpOutcome.CARRIED_OUT:
+        term = session.get(AgreementTerm, visit.term_id)
+        if term is not None:
+            term.done = True
+            session.add(term)
+    if data.satisfaction is not None:
+        case.satisfaction = data.satisfaction
+    session.flush()
+    lifecycle.apply(
+        session,
+        case=case,
+        verb="follow_up_recorded",
+        actor=actor,
+        expected_version=expected_version,
+        data={
+            "follow_up_id": visit.id,
+            "kind": visit.kind.value,
+            "outcome": data.outcome.value,
+            "satisfaction": data.satisfaction,
+            "unit_at_fault": data.unit_at_fault,
+        },
+    )
+    session.flush()
+    return visit
+
+
+def _start_over(session: Session, case: Case) -> None:
+    """A reopened case is mediated again only with fresh consent (mediation is
+    voluntary), and the return visits not yet made are dropped: the new settlement
+    schedules its own."""
+    assert case.id is not None
+    case.consent_at = None
+    for visit in list_follow_ups(session, case_id=case.id):
+        if visit.done_at is None:
+            session.delete(visit)
+    for party in parties_of(session, case_id=case.id):
+        if party.consented:
+            party.consented = False
+            session.add(party)
+
+
+def settle_after_follow_up(session: Session, *, case_id: int, actor: Actor) -> Settlement:
+    """Decide what a recorded return visit means for the case. Idempotent: a case already
+    closed answers ``"closed"``, one already reopened ``"reopened"``."""
+    case = get_case(session, case_id=case_id)
+    if case.status == S.CLOSED:
+        return "closed"
+    if case.status == S.REOPENED:
+        return "reopened"
+    if case.status != S.FOLLOW_UP:
+        raise InvalidTransition(
+            f"cannot settle the follow-up of a case that is {case.status.value}",
+            f"案件当前状态为「{case.status.zh}」，不能办理回访结论。",
+        )
+    assert case.follow_up_at is not None
+    entered = clock.ensure_utc(case.follow_up_at)
+    visits = list_follow_ups(session, case_id=case_id)
+    done = [v for v in visits if v.done_at is not None and clock.ensure_utc(v.done_at) >= entered]
+    if not done:
+        return "waiting"
+    latest = max(done, key=lambda v: (clock.ensure_utc(v.done_at or entered), v.id or 0))
+    if (
+        latest.satisfaction is not None
+        and latest.satisfaction <= DISSATISFIED_AT_MOST
+        and latest.unit_at_fault
+    ):
+        _start_over(session, case)
+        lifecycle.apply(
+            session,
+            case=case,
+            verb="reopened",
+            actor=actor,
+            data={
+                "reason": "回访不满意且属本单位责任 / dissatisfied on the return visit, "
+                "through the unit's fault",
+                "follow_up_id": latest.id,
+                "satisfaction": latest.satisfaction,
+            },
+        )
+        session.flush()
+        return "reopened"
+    if any(v.done_at is None for v in visits):
+        return "waiting"
+    data: dict[str, Any] = {"satisfaction": case.satisfaction, "follow_up_id": latest.id}
+    if case.satisfaction is None:
+        data["unreachable"] = True
+    lifecycle.apply(session, case=case, verb="closed", actor=actor, data=data)
+    session.flush()
+    return "closed"
+
+
+def reopen_case(
+    session: Session, *, case_id: int, reason: str, actor: Actor, expected_version: int | None
+) -> Case:
+    """Reopen a case in follow-up or closed, at the resident's request (重启)."""
+    case = get_case(session, case_id=case_id)
+    _check_version(case, expected_version)
+    if case.anonymised_at is not None:
+        raise GuardFailed(
+            "the case's personal data has been anonymised under the retention rule; "
+            "record a new case instead",
+            "本案个人信息已按保存期限匿名化，请登记新案件。",
+        )
+    text = _required_text(reason, "reason", "重启原因", max_length=2000)
+    if case.status not in (S.FOLLOW_UP, S.CLOSED):
+        raise InvalidTransition(
+            f"cannot reopen a case that is {case.status.value}",
+            f"案件当前状态为「{case.status.zh}」，不能重启。",
+        )
+    _start_over(session, case)
+    lifecycle.apply(
+        session,
+        case=case,
+        verb="reopened",
+        actor=actor,
+        expected_version=expected_version,
+        data={"reason": event_text(text)},
+    )
+    session.flush()
+    return case
+
+
+def due_follow_ups(session: Session, *, now: datetime) -> list[int]:
+    """Ids of cases in follow-up with a return visit due by ``now`` and not yet done."""
+    rows = session.exec(
+        select(FollowUp.case_id)
+        .join(Case, col(Case.id) == col(FollowUp.case_id))
+        .where(
+            col(Case.status) == S.FOLLOW_UP,
+            col(FollowUp.done_at).is_(None),
+            col(FollowUp.due_at) <= clock.ensure_utc(now),
+        )
+        .distinct()
+        .order_by(col(FollowUp.case_id))
+    ).all()
+    return [int(r) for r in rows]

@@ -1,0 +1,540 @@
+"""Mediation services: consent, sessions, agreement or failure, extension, and the other
+ways a case leaves the working states (settled directly, withdrawn, merged).
+
+Mediation is voluntary (People's Mediation Law): no consent of every party, no
+mediation; it should end within about a month, extendable when both parties agree; a
+signed agreement may be confirmed by a court on the parties' joint application within
+30 days (司法确认); a failed mediation never blocks arbitration or court, so a failure
+may name the referral in the same transaction.
+
+Every service is keyword-only, takes the caller's ``session``, validates here, changes
+status only through :func:`models.lifecycle.apply` and only ``flush()``es. Free text
+that goes into event data (reasons, resolutions) is passed through
+:func:`models.pii.scrub_text`, because events travel to the orchestration layer.
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from models import clock, lifecycle, pii, workdays
+from models.case import Case
+from models.cases import get_case
+from models.enums import CaseStatus, ReferralTarget
+from models.errors import (
+    ConflictError,
+    FieldProblem,
+    GuardFailed,
+    InvalidTransition,
+    NotFound,
+    ValidationError,
+)
+from models.lifecycle import Actor
+from models.mediation import (
+    Agreement,
+    AgreementCreate,
+    AgreementTerm,
+    MediationSession,
+    SessionCreate,
+)
+from models.party import Party
+
+S = CaseStatus
+COURT_CONFIRMATION_DAYS = 30
+MEDIATION_MONTHS = 1
+EVENT_TEXT_MAX = 500
+# A moment typed by a person may be a little ahead of the server's clock.
+CLOCK_TOLERANCE = timedelta(minutes=10)
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _invalid(field: str, en: str, zh: str) -> ValidationError:
+    return ValidationError(
+        f"{field}: {en}", f"{field}：{zh}", problems=[FieldProblem(field, zh, en)]
+    )
+
+
+def _required_text(value: str | None, field: str, zh_name: str, *, max_length: int) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise _invalid(field, "must not be empty", f"请填写{zh_name}")
+    if len(text) > max_length:
+        raise _invalid(
+            field, f"at most {max_length} characters", f"{zh_name}不能超过 {max_length} 字"
+        )
+    return text
+
+
+def event_text(text: str) -> str:
+    """Free text as it may appear in an event: phones and ID numbers masked, bounded."""
+    return pii.scrub_text(text)[:EVENT_TEXT_MAX]
+
+
+def add_months(day: date, months: int) -> date:
+    """Same day ``months`` later, clamped to the month's last day (31 Jan -> 28/29 Feb)."""
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def end_of_local_day(day: date) -> datetime:
+    """Midnight at the end of ``day`` in Asia/Shanghai, as aware UTC."""
+    return workdays.end_of_day(workdays.at_local(day, time(12, 0)))
+
+
+def _touch_response(case: Case, at: datetime) -> None:
+    """The first staff action on a case counts as the response (for the response rate)."""
+    if case.first_response_at is None:
+        case.first_response_at = at
+
+
+def _staff_only(actor: Actor, what_en: str, what_zh: str) -> None:
+    if actor.kind != "staff":
+        raise GuardFailed(f"{what_en} must be done by staff", f"「{what_zh}」须由工作人员操作。")
+
+
+def _require_status(case: Case, allowed: set[CaseStatus], what_en: str, what_zh: str) -> None:
+    if case.status not in allowed:
+        raise InvalidTransition(
+            f"cannot {what_en} a case that is {case.status.value}",
+            f"案件当前状态为「{case.status.zh}」，不能{what_zh}。",
+        )
+
+
+def _check_version(case: Case, expected_version: int | None) -> None:
+    # lifecycle.apply checks it too; checking first means nothing is written on conflict.
+    if expected_version is not None and expected_version != case.version:
+        raise ConflictError(
+            f"case {case.number} is at version {case.version}, not {expected_version}; "
+            "reload and try again",
+            f"案件 {case.number} 已被修改（版本 {case.version}），请刷新后重试。",
+        )
+
+
+def _check_moment(
+    case: Case, value: datetime, field: str, *, not_before: datetime | None = None
+) -> datetime:
+    moment = clock.ensure_utc(value)
+    if moment > clock.now() + CLOCK_TOLERANCE:
+        raise _invalid(field, "must not be in the future", "不能晚于当前时间")
+    earliest = clock.ensure_utc(not_before or case.created_at)
+    if moment < earliest:
+        raise _invalid(
+            field,
+            f"must not be before {clock.format_local(earliest)}",
+            f"不能早于 {clock.format_local(earliest)}",
+        )
+    return moment
+
+
+def parties_of(session: Session, *, case_id: int) -> list[Party]:
+    return list(
+        session.exec(select(Party).where(Party.case_id == case_id).order_by(col(Party.id))).all()
+    )
+
+
+# --- consent and the start of mediation --------------------------------------------------
+
+
+def record_consent(
+    session: Session,
+    *,
+    case_id: int,
+    party_ids: list[int] | None,
+    actor: Actor,
+    expected_version: int | None,
+) -> Case:
+    """Record that parties agree to mediation (``None``: all of them). When every party
+    has consented, ``case.consent_at`` is set and mediation may start."""
+    case = get_case(session, case_id=case_id)
+    _check_version(case, expected_version)
+    _require_status(case, {S.ASSIGNED}, "record consent for", "记录调解同意")
+    parties = parties_of(session, case_id=case_id)
+    if not parties:
+        raise _invalid(
+            "party_ids",
+            "the case has no parties recorded; add them before recording consent",
+            "案件尚未登记当事人，请先登记当事人再记录调解同意",
+        )
+    by_id = {p.id: p for p in parties}
+    chosen = list(by_id) if party_ids is None else list(dict.fromkeys(party_ids))
+    if not chosen:
+        raise _invalid("party_ids", "name at least one party", "请至少选择一位当事人")
+    unknown = [pid for pid in chosen if pid not in by_id]
+    if unknown:
+        raise _invalid(
+            "party_ids",
+            f"not parties of this case: {unknown}",
+            f"以下编号不是本案当事人：{unknown}",
+        )
+    for pid in chosen:
+        party = by_id[pid]
+        party.consented = True
+        session.add(party)
+    now = clock.now()
+    all_consented = all(p.consented for p in parties)
+    if all_consented and case.consent_at is None:
+        case.consent_at = now
+    _touch_response(case, now)
+    lifecycle.apply(
+        session,
+        case=case,
+        verb="consent_recorded",
+        actor=actor,
+        expected_version=expected_version,
+        data={"party_ids": sorted(int(p) for p in chosen if p), "all_consented": all_consented},
+    )
+    session.flush()
+    return case
+
+
+def start_mediation(
+    session: Session, *, case_id: int, actor: Actor, expected_version: int | None = None
+) -> Case:
+    """Open mediation; it is due one calendar month later, at the end of that day."""
+    case = get_case(session, case_id=case_id)
+    _check_version(case, expected_version)
+    _require_status(case, {S.ASSIGNED}, "start mediation on", "开始调解")
+    if case.consent_at is None:
+        raise GuardFailed(
+            "mediation is voluntary: every party must consent before it starts",
+            "调解须当事人自愿：所有当事人同意调解后才能开始。",
+        )
+    now = clock.now()
+    due_day = add_months(workdays.local_date(now), MEDIATION_MONTHS)
+    case.mediation_due_at = end_of_local_day(due_day)
+    if actor.kind == "staff":
+        _touch_response(case, now)
+    lifecycle.apply(
+        session,
+        case=case,
+        verb="mediation_started",
+        actor=actor,
+        expected_version=expected_version,
+        data={"mediation_due_on": due_day.isoformat()},
+    )
+    session.flush()
+    return case
+
+
+def extend_mediation(
+    session: Session,
+    *,
+    case_id: int,
+    until: date,
+    both_parties_consent: bool,
+    actor: Actor,
+    expected_version: int | None,
+) -> Case:
+    """Extend the mediation limit to the end of ``until``: both parties must agree, and
+    the extension must be asked for before the current limit passes."""
+    case = get_case(session, case_id=case_id)
+    _check_version(case, expected_version)
+    _require_status(case, {S.IN_MEDIATION}, "extend mediation of", "延长调解期限")
+    _staff_only(actor, "extending mediation", "延长调解期限")
+    if not both_parties_consent:
+        raise _invalid(
+            "both_parties_consent",
+            "mediation may be extended only when both parties agree",
+            "须双方当事人同意才能延长调解期限",
+        )
+    now = clock.now()
+    current = case.mediation_due_at
+    if current is not None and now >= clock.ensure_utc(current):
+        raise GuardFailed(
+            "the extension must be requested before the mediation limit "
+            f"({clock.format_local(current)}) passes",
+            f"延期须在调解期限（{clock.format_local(current)}）届满前申请。",
+        )
+    new_due = end_of_local_day(until)
+    floor = clock.ensure_utc(current) if current is not None else now
+    if new_due <= floor:
+        raise _invalid(
+            "until",
+            f"must be later than the current limit {clock.format_local(floor)}",
+            f"应晚于当前期限 {clock.format_local(floor)}",
+        )
+    case.mediation_due_at = new_due
+    lifecycle.apply(
+        session,
+        case=case,
+        verb="mediation_extended",
+        actor=actor,
+        expected_version=expected_version,
+        data={"until": until.isoformat(), "both_parties_consent": True},
+    )
+    session.flush()
+    return case
+
+
+# --- sessions, agreement, failure --------------------------------------------------------
+
+
+def record_session(
+    session: Session,
+    *,
+    case_id: int,
+    data: SessionCreate,
+    actor: Actor,
+    expected_version: int | None,
+) -> MediationSession:
+    """Record one mediation session with its minutes (调解笔录)."""
+    case = get_case(session, case_id=case_id)
+    _check_version(case, expected_version)
+    _require_status(case, {S.IN_MEDIATION}, "record a session for", "记录调解笔录")
+    _staff_only(actor, "recording a session", "记录调解笔录")
+    held_at = _check_moment(case, data.held_at, "held_at")
+    assert case.id is not None
+    row = MediationSession(
+        case_id=case.id,
+        held_at=held_at,
+        place=data.place,
+        participants=data.participants,
+        minutes=data.minutes,
+        recorded_by_id=actor.staff_id,
+        recorded_at=clock.now(),
+    )
+    session.add(row)
+    session.flush()
+    lifecycle.apply(
+        session,
+        case=case,
+        verb="session_recorded",
+        actor=actor,
+        expected_version=expected_version,
+        data={"session_id": row.id},
+    )
+    session.flush()
+    return row
+
+
+def sign_agreement(
+    session: Session,
+    *,
+    case_id: int,
+    data: AgreementCreate,
+    actor: Actor,
+    expected_version: int | None,
+) -> Agreement:
+    """Record the signed agreement with its terms; the court-confirmation window closes
+    30 days after the signing date."""
+    case = get_case(session, case_id=case_id)
+    _check_version(case, expected_version)
+    _require_status(case, {S.IN_MEDIATION}, "sign an agreement for", "达成协议")
+    _staff_only(actor, "signing an agreement", "达成协议")
+    if not data.terms:
+        raise _invalid(
+            "terms",
+            "an agreement needs at least one term with its due date",
+            "调解协议至少应有一项履行条款及其期限",
+        )
+    # A reopened case is settled anew: its new agreement is signed after the reopening.
+    not_before = clock.ensure_utc(case.reopened_at or case.created_at)
+    signed_at = _check_moment(
+        case, data.signed_at or clock.now(), "signed_at", not_before=not_before
+    )
+    signed_on = workdays.local_date(signed_at)
+    problems = [
+        FieldProblem(
+            f"terms.{i}.due_on",
+            f"履行期限不能早于签订日期 {signed_on.isoformat()}",
+            f"due date must not be before the signing date {signed_on.isoformat()}",
+        )
+        for i, term in enumerate(data.terms)
+        if term.due_on < signed_on
+    ]
+    if problems:
+        raise ValidationError(
+            "terms: due dates must not be before the signing date",
+            "条款：履行期限不能早于协议签订日期",
+            problems=problems,
+        )
+    assert case.id is not None
+    agreement = Agreement(
+        case_id=case.id,
+        signed_at=signed_at,
+        summary=data.summary,
+        court_confirmation_deadline=signed_on + timedelta(days=COURT_CONFIRMATION_DAYS),
+    )
+    session.add(agreement)
+    session.flush()
+    assert agreement.id is not None
+    for term in data.terms:
+        session.add(AgreementTerm(agreement_id=agreement.id, text=term.text, due_on=term.due_on))
+    lifecycle.apply(
+        session,
+        case=case,
+        verb="agreement_signed",
+        actor=actor,
+        expected_version=expected_version,
+        data={
+            "agreement_id": agreement.id,
+            "terms": len(data.terms),
+            "court_confirmation_deadline": agreement.court_confirmation_deadline.isoformat(),
+        },
+    )
+    session.flush()
+    return agreement
+
+
+def fail_mediation(
+    session: Session,
+    *,
+    case_id: int,
+    reason: str,
+    referral: ReferralTarget | None,
+    actor: Actor,
+    expected_version: int | None,
+) -> Case:
+    """Record that mediation failed, and why; with ``referral`` the case is referred to
+    arbitration, court or an agency in the same transaction."""
+    case = get_case(session, case_id=case_id)
+    _check_version(case, expected_version)
+    _require_status(case, {S.IN_MEDIATION}, "record a failed mediation for", "记录调解未成")
+    _staff_only(actor, "recording a failed mediation", "记录调解未成")
+    text = _required_text(reason, "reason", "调解未成的原因", max_length=2000)
+    case.outcome_note = text
+    lifecycle.apply(
+        session,
+        case=case,
+        verb="mediation_failed",
+        actor=actor,
+        expected_version=expected_version,
+        data={"reason": event_text(text), "referral": referral.value if referral else None},
+    )
+    if referral is not None:
+        case.referral_target = referral
+        lifecycle.apply(
+            session,
+            case=case,
+            verb="referred",
+            actor=actor,
+            data={"referral_target": referral.value, "after": "mediation_failed"},
+        )
+    session.flush()
+    return case
+
+
+def get_agreement(session: Session, *, case_id: int) -> Agreement:
+    """The case's latest agreement (a reopened case may have been settled again)."""
+    row = session.exec(
+        select(Agreement)
+        .where(Agreement.case_id == case_id)
+        .order_by(col(Agreement.signed_at).desc(), col(Agreement.id).desc())
+    ).first()
+    if row is None:
+        raise NotFound(f"case {case_id} has no agreement", f"案件 {case_id} 尚无调解协议")
+    return row
+
+
+def terms_of(session: Session, *, agreement_id: int) -> list[AgreementTerm]:
+    return list(
+        session.exec(
+            select(AgreementTerm)
+            .where(AgreementTerm.agreement_id == agreement_id)
+            .order_by(col(AgreementTerm.due_on), col(AgreementTerm.id))
+        ).all()
+    )
+
+
+def list_sessions(session: Session, *, case_id: int) -> list[MediationSession]:
+    return list(
+        session.exec(
+            select(MediationSession)
+            .where(MediationSession.case_id == case_id)
+            .order_by(col(MediationSession.held_at), col(MediationSession.id))
+        ).all()
+    )
+
+
+# --- other ways out of the working states ------------------------------------------------
+
+
+def resolve_directly(
+    session: Session, *, case_id: int, resolution: str, actor: Actor, expected_version: int | None
+) -> Case:
+    """An assigned case settled without formal mediation (a consultation answered, a
+    quick fix): it goes straight to follow-up, and its return visit is scheduled."""
+    from models.follow_ups import schedule_follow_ups  # follow_ups imports this module
+
+    case = get_case(session, case_id=case_id)
+    _check_version(case, expected_version)
+    _require_status(case, {S.ASSIGNED}, "resolve directly", "直接办结")
+    _staff_only(actor, "settling a case directly", "直接办结")
+    text = _required_text(resolution, "resolution", "处理结果", max_length=2000)
+    now = clock.now()
+    case.outcome_note = text
+    _touch_response(case, now)
+    lifecycle.apply(
+        session,
+        case=case,
+        verb="follow_up_due",
+        actor=actor,
+        expected_version=expected_version,
+        data={"resolution": event_text(text)},
+    )
+    assert case.id is not None
+    schedule_follow_ups(session, case_id=case.id, actor=actor)
+    session.flush()
+    return case
+
+
+def withdraw_case(
+    session: Session, *, case_id: int, reason: str, actor: Actor, expected_version: int | None
+) -> Case:
+    """The complainant withdraws (撤回); the reason is recorded."""
+    case = get_case(session, case_id=case_id)
+    _check_version(case, expected_version)
+    _staff_only(actor, "withdrawing a case", "撤回")
+    text = _required_text(reason, "reason", "撤回原因", max_length=2000)
+    case.outcome_note = text
+    lifecycle.apply(
+        session,
+        case=case,
+        verb="withdrawn",
+        actor=actor,
+        expected_version=expected_version,
+        data={"reason": event_text(text)},
+    )
+    session.flush()
+    return case
+
+
+def merge_case(
+    session: Session, *, case_id: int, into_case_id: int, actor: Actor, expected_version: int | None
+) -> Case:
+    """Merge a case into another open case about the same matter (合并)."""
+    case = get_case(session, case_id=case_id)
+    _check_version(case, expected_version)
+    if into_case_id == case_id:
+        raise _invalid("into_case_id", "a case cannot be merged into itself", "不能合并到本案自身")
+    try:
+        target = get_case(session, case_id=into_case_id)
+    except NotFound:
+        raise _invalid(
+            "into_case_id", f"no case {into_case_id}", f"案件 {into_case_id} 不存在"
+        ) from None
+    if not target.is_open or target.merged_into_id is not None:
+        raise _invalid(
+            "into_case_id",
+            f"case {target.number} is {target.status.value}; merge into an open case",
+            f"案件 {target.number} 当前为「{target.status.zh}」，只能合并到办理中的案件",
+        )
+    case.merged_into_id = into_case_id
+    data: dict[str, Any] = {"into_case_id": into_case_id, "into_number": target.number}
+    lifecycle.apply(
+        session,
+        case=case,
+        verb="merged",
+        actor=actor,
+        expected_version=expected_version,
+        data=data,
+    )
+    session.flush()
+    return case
