@@ -125,7 +125,9 @@ def test_full_life_from_submission_to_closure_stamps_every_state(
         record_follow_up(
             session,
             case_id=cid,
-            data=FollowUpRecord(outcome=FollowUpOutcome.CARRIED_OUT, satisfaction=5),
+            data=FollowUpRecord(
+                outcome=FollowUpOutcome.CARRIED_OUT, satisfaction=5, follow_up_id=visit.id
+            ),
             actor=worker,
             expected_version=case.version,
         )
