@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,6 +29,13 @@ def find_policy(
 ) -> TimeLimitPolicy:
     """The matching policy with the most fields set; a field left NULL matches anything."""
     rows = session.exec(select(TimeLimitPolicy)).all()
+    return pick_policy(rows, category=category, priority=priority, level=level)
+
+
+def pick_policy(
+    rows: Sequence[TimeLimitPolicy], *, category: Category, priority: Priority, level: UnitLevel
+) -> TimeLimitPolicy:
+    """:func:`find_policy` over rows already loaded (sweeps load them once)."""
     best: tuple[int, TimeLimitPolicy] | None = None
     for row in rows:
         if row.category not in (None, category) or row.priority not in (None, priority):

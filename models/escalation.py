@@ -1,0 +1,452 @@
+"""Escalation (催办/督办/上报): reminders before a deadline, escalation at it.
+
+A case is **reminded** once per escalation level, from ``next_reminder_at`` (the opening
+of the last working day before its deadline), and **escalated** when its
+``resolution_due_at`` passes: to the next unit up the tree with somebody able to handle
+it (building, compound, community, street, district; levels with nobody are skipped),
+or to the paired agency when the time-limit policy of the level says
+``refer_to_agency`` or when the district's limit has passed and the case's community has
+a pairing for the category. A new time limit starts at the new level. At the top of the
+tree (or at an agency) the case is only reminded again (督办), and a new limit at that
+level starts so that it is reminded again when that one passes.
+
+Which cases: only those still being worked on before mediation: ``triaged``,
+``assigned`` and ``escalated``. Not ``submitted``/``reopened`` (no limits until triage
+sets them), not ``in_mediation`` (the one-month mediation limit governs), not
+``agreement``, ``mediation_failed``, ``referred`` or ``follow_up`` (the case has been
+dealt with at its level; follow-up has its own dates).
+
+Idempotency: per (case, level) for reminders (``reminded_level``) and per (case,
+deadline, level) for escalations: both re-read the case and check it is still due, and
+the case's ``version`` check makes a concurrent writer fail at flush.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import Engine, true
+from sqlalchemy.orm.exc import StaleDataError
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
+
+from models import clock, lifecycle, pii
+from models.case import Case
+from models.cases import get_case
+from models.db import write_session
+from models.deadlines import compute_deadlines
+from models.enums import CaseStatus, UnitLevel
+from models.errors import ConflictError, GuardFailed, NotFound, ValidationError
+from models.lifecycle import Actor
+from models.routing import Directory
+from models.unit import Unit
+
+S = CaseStatus
+ESCALATABLE = frozenset({S.TRIAGED, S.ASSIGNED, S.ESCALATED})
+# Written as NOT IN so that the planner keeps to the (is_open, timestamp) indexes.
+_NOT_DUE_STATUSES = sorted(s.value for s in CaseStatus if s.is_open and s not in ESCALATABLE)
+
+
+@dataclass(frozen=True)
+class DueCases:
+    remind_ids: list[int]
+    escalate_ids: list[int]
+
+
+def due_reminders_query(
+    now: datetime, limit: int = 10_000
+) -> SelectOfScalar[int] | SelectOfScalar[None]:
+    return (
+        select(Case.id)
+        .where(
+            col(Case.is_open) == true(),
+            col(Case.next_reminder_at) <= clock.ensure_utc(now),
+            col(Case.status).not_in(_NOT_DUE_STATUSES),
+        )
+        .order_by(col(Case.next_reminder_at))
+        .limit(limit)
+    )
+
+
+def due_escalations_query(
+    now: datetime, limit: int = 10_000
+) -> SelectOfScalar[int] | SelectOfScalar[None]:
+    return (
+        select(Case.id)
+        .where(
+            col(Case.is_open) == true(),
+            col(Case.resolution_due_at) <= clock.ensure_utc(now),
+            col(Case.status).not_in(_NOT_DUE_STATUSES),
+        )
+        .order_by(col(Case.resolution_due_at))
+        .limit(limit)
+    )
+
+
+def find_due(session: Session, *, now: datetime, limit: int = 10_000) -> DueCases:
+    """Open cases to remind (reminder time passed, not yet reminded at their level) and
+    to escalate (deadline passed), oldest first. Reads the ``ix_case_open_reminder`` and
+    ``ix_case_open_due`` indexes only up to ``now``."""
+    remind = [int(i) for i in session.exec(due_reminders_query(now, limit)).all() if i is not None]
+    escalate = [
+        int(i) for i in session.exec(due_escalations_query(now, limit)).all() if i is not None
+    ]
+    return DueCases(remind_ids=remind, escalate_ids=escalate)
+
+
+# --- one case ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReminderResult:
+    case_id: int
+    number: str
+    unit_code: str | None
+    level: int
+    deadline: datetime | None
+
+
+@dataclass(frozen=True)
+class EscalationResult:
+    case_id: int
+    number: str
+    outcome: Literal["escalated", "reminded_at_top"]
+    from_unit: str | None
+    to_unit: str | None
+    level: int
+    resolution_due_at: datetime | None
+
+
+def _fresh(session: Session, case_id: int) -> Case:
+    case = session.get(Case, case_id, populate_existing=True)
+    return case if case is not None else get_case(session, case_id=case_id)
+
+
+def _reminder_due(case: Case, now: datetime) -> bool:
+    return (
+        case.is_open
+        and case.status in ESCALATABLE
+        and case.next_reminder_at is not None
+        and clock.ensure_utc(case.next_reminder_at) <= now
+        and (case.reminded_level is None or case.reminded_level < case.escalation_level)
+    )
+
+
+def remind_case(
+    session: Session,
+    *,
+    case_id: int,
+    now: datetime,
+    actor: Actor,
+    directory: Directory | None = None,
+    case: Case | None = None,
+) -> ReminderResult | None:
+    """Remind (催办) the handling unit of a case whose reminder time has passed, once per
+    escalation level; None when there is nothing to do."""
+    now = clock.ensure_utc(now)
+    case = case if case is not None else _fresh(session, case_id)
+    if not _reminder_due(case, now):
+        return None
+    assert case.id is not None
+    unit = _unit(session, directory, case.unit_id)
+    deadline = clock.ensure_utc(case.resolution_due_at) if case.resolution_due_at else None
+    case.reminded_level = case.escalation_level
+    case.next_reminder_at = None  # sent: there is no next one at this level
+    lifecycle.apply(
+        session,
+        case=case,
+        verb="reminded",
+        actor=actor,
+        at=now,
+        data={
+            "level": case.escalation_level,
+            "deadline": deadline.isoformat() if deadline else None,
+            "unit": unit.code if unit else None,
+        },
+    )
+    return ReminderResult(
+        case.id, case.number, unit.code if unit else None, case.escalation_level, deadline
+    )
+
+
+def _unit(session: Session, directory: Directory | None, unit_id: int | None) -> Unit | None:
+    if unit_id is None:
+        return None
+    if directory is not None and unit_id in directory.units:
+        return directory.units[unit_id]
+    return session.get(Unit, unit_id)
+
+
+def escalation_target(directory: Directory, *, case: Case, unit: Unit) -> Unit | None:
+    """Where a case goes when the limit at ``unit`` passes; None at the top."""
+    if unit.level in (UnitLevel.AGENCY, UnitLevel.CITY):
+        return None
+    place = directory.units.get(case.place_unit_id) if case.place_unit_id else None
+    # The pairing belongs to the case's community (the unit may be above it by now).
+    agency = directory.paired_agency(place or unit, case.category) or directory.paired_agency(
+        unit, case.category
+    )
+    policy = directory.policy(category=case.category, priority=case.priority, level=unit.level)
+    if agency is not None and (policy.refer_to_agency or unit.level == UnitLevel.DISTRICT):
+        return agency
+    return directory.next_handling_unit_above(unit, case.category)
+
+
+def escalate_case(
+    session: Session,
+    *,
+    case_id: int,
+    now: datetime,
+    actor: Actor,
+    expected_version: int | None = None,
+    by_hand: bool = False,
+    reason: str | None = None,
+    directory: Directory | None = None,
+    case: Case | None = None,
+) -> EscalationResult | None:
+    """Escalate a case whose deadline has passed (or, ``by_hand``, a supervisor's
+    decision with a reason) to the next level; None when it is no longer due."""
+    now = clock.ensure_utc(now)
+    case = case if case is not None else _fresh(session, case_id)
+    assert case.id is not None
+    if expected_version is not None and expected_version != case.version:
+        raise ConflictError(
+            f"case {case.number} is at version {case.version}, not {expected_version}; "
+            "reload and try again",
+            f"案件 {case.number} 已被修改（版本 {case.version}），请刷新后重试。",
+        )
+    note: str | None = None
+    if by_hand:
+        note = pii.scrub_text((reason or "").strip())[:500]
+        if not note:
+            raise ValidationError("reason: required to escalate by hand", "reason：请填写上报原因")
+        if not case.is_open or case.status not in ESCALATABLE | {S.IN_MEDIATION}:
+            raise GuardFailed(
+                f"cannot escalate a case that is {case.status.value}",
+                f"案件当前状态为「{case.status.zh}」，不能上报。",
+            )
+    elif not (
+        case.is_open
+        and case.status in ESCALATABLE
+        and case.resolution_due_at is not None
+        and clock.ensure_utc(case.resolution_due_at) <= now
+    ):
+        return None
+    if case.unit_id is None:
+        raise GuardFailed(
+            f"case {case.number} has no handling unit", f"案件 {case.number} 尚无承办单位"
+        )
+    if directory is None or case.unit_id not in directory.units:
+        current = session.get(Unit, case.unit_id)
+        if current is None:
+            raise NotFound(f"no unit {case.unit_id}", f"单位 {case.unit_id} 不存在")
+        directory = Directory.load_branch(session, current)
+        if case.place_unit_id and case.place_unit_id not in directory.units:
+            place = session.get(Unit, case.place_unit_id)
+            if place is not None:
+                directory.extend_branch(session, place)
+    unit = directory.unit(case.unit_id)
+    target = escalation_target(directory, case=case, unit=unit)
+    deadline = clock.ensure_utc(case.resolution_due_at) if case.resolution_due_at else None
+
+    if target is None:
+        # The top: remind again (督办) and give the level a new limit.
+        if by_hand:
+            raise GuardFailed(
+                f"{unit.code} is the top of the escalation ladder",
+                f"{unit.name_zh}已是最高一级，不能再上报。",
+            )
+        policy = directory.policy(category=case.category, priority=case.priority, level=unit.level)
+        limits = compute_deadlines(policy, start=now)
+        case.resolution_due_at = limits.resolution_due_at
+        case.next_reminder_at = None
+        case.reminded_level = case.escalation_level
+        lifecycle.apply(
+            session,
+            case=case,
+            verb="reminded",
+            actor=actor,
+            at=now,
+            data={
+                "level": case.escalation_level,
+                "deadline": deadline.isoformat() if deadline else None,
+                "unit": unit.code,
+                "overdue": True,
+                "next_deadline": limits.resolution_due_at.isoformat(),
+            },
+        )
+        return EscalationResult(
+            case.id,
+            case.number,
+            "reminded_at_top",
+            unit.code,
+            unit.code,
+            case.escalation_level,
+            case.resolution_due_at,
+        )
+
+    policy = directory.policy(category=case.category, priority=case.priority, level=target.level)
+    limits = compute_deadlines(policy, start=now)
+    level = case.escalation_level + 1
+    case.unit_id = target.id
+    case.unit_path = target.path
+    case.escalation_level = level
+    case.assignee_id = None
+    case.response_due_at = limits.response_due_at
+    case.resolution_due_at = limits.resolution_due_at
+    case.next_reminder_at = limits.next_reminder_at
+    data: dict[str, object] = {
+        "from_unit": unit.code,
+        "to_unit": target.code,
+        "level": level,
+        "deadline": deadline.isoformat() if deadline else None,
+        "new_deadline": limits.resolution_due_at.isoformat(),
+        "by_hand": by_hand,
+    }
+    if note:
+        data["reason"] = note
+    lifecycle.apply(
+        session,
+        case=case,
+        verb="escalated",
+        actor=actor,
+        at=now,
+        expected_version=expected_version,
+        data=data,
+    )
+    return EscalationResult(
+        case.id, case.number, "escalated", unit.code, target.code, level, case.resolution_due_at
+    )
+
+
+# --- the sweep --------------------------------------------------------------------------
+
+
+@dataclass
+class SweepReport:
+    reminded: list[tuple[str, str, int]] = field(default_factory=list)
+    escalated: list[tuple[str, str, str, int]] = field(default_factory=list)
+    skipped: int = 0
+    seconds: float = 0.0
+
+    def as_rows(self) -> list[dict[str, str | int]]:
+        """Rows for a table artifact: case numbers, unit codes and levels only."""
+        rows: list[dict[str, str | int]] = [
+            {"case": n, "action": "催办 reminded", "from_unit": u, "to_unit": u, "level": lvl}
+            for n, u, lvl in self.reminded
+        ]
+        rows += [
+            {
+                "case": n,
+                "action": "上报 escalated" if a != b else "督办 reminded (top)",
+                "from_unit": a,
+                "to_unit": b,
+                "level": lvl,
+            }
+            for n, a, b, lvl in self.escalated
+        ]
+        return rows
+
+
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+
+
+def _factories(source: Engine | SessionFactory) -> tuple[SessionFactory, SessionFactory]:
+    if isinstance(source, Engine):
+        engine = source
+
+        @contextmanager
+        def reader() -> Iterator[Session]:
+            with Session(engine, expire_on_commit=False) as session:
+                yield session
+
+        return reader, lambda: write_session(engine)
+    return source, source
+
+
+def _chunks(ids: Sequence[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(ids), size):
+        yield list(ids[start : start + size])
+
+
+def sweep(
+    engine_or_session_factory: Engine | SessionFactory,
+    *,
+    now: datetime,
+    batch_size: int = 500,
+    actor: Actor,
+    limit: int = 10_000,
+) -> SweepReport:
+    """Remind and escalate every due case, ``batch_size`` cases per transaction (so the
+    SQLite write lock is never held long). A case another sweep or a person changed
+    meanwhile is skipped and counted; it is picked up by the next sweep if still due."""
+    started = time.perf_counter()
+    now = clock.ensure_utc(now)
+    read, write = _factories(engine_or_session_factory)
+    with read() as session:
+        due = find_due(session, now=now, limit=limit)
+        directory = Directory.load_all(session) if (due.remind_ids or due.escalate_ids) else None
+    report = SweepReport()
+    remind_set = set(due.remind_ids)
+    # Reminders first: a case both reminded and escalated in one sweep is reminded first.
+    ordered = list(dict.fromkeys([*due.remind_ids, *due.escalate_ids]))
+    escalate_set = set(due.escalate_ids)
+    for chunk in _chunks(ordered, max(batch_size, 1)):
+        assert directory is not None
+        with write() as session:
+            cases = {
+                c.id: c
+                for c in session.exec(
+                    select(Case)
+                    .where(col(Case.id).in_(chunk))
+                    .execution_options(populate_existing=True)
+                ).all()
+            }
+            for case_id in chunk:
+                case = cases.get(case_id)
+                if case is None:
+                    report.skipped += 1
+                    continue
+                reminded: ReminderResult | None = None
+                result: EscalationResult | None = None
+                try:
+                    with session.begin_nested():
+                        if case_id in remind_set:
+                            reminded = remind_case(
+                                session,
+                                case_id=case_id,
+                                now=now,
+                                actor=actor,
+                                directory=directory,
+                                case=case,
+                            )
+                        if case_id in escalate_set:
+                            result = escalate_case(
+                                session,
+                                case_id=case_id,
+                                now=now,
+                                actor=actor,
+                                directory=directory,
+                                case=case,
+                            )
+                        session.flush()
+                except (ConflictError, StaleDataError):
+                    report.skipped += 1
+                    continue
+                if reminded is not None:
+                    report.reminded.append(
+                        (reminded.number, reminded.unit_code or "", reminded.level)
+                    )
+                if result is not None:
+                    report.escalated.append(
+                        (result.number, result.from_unit or "", result.to_unit or "", result.level)
+                    )
+                if reminded is None and result is None:
+                    report.skipped += 1
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
