@@ -1,0 +1,97 @@
+"""The Tiaojie HTTP app: staff REST under ``/api/v1``, Open311 GeoReport v2 under
+``/open311/v2``, the web pages, ``/healthz`` and the OpenAPI schema at ``/openapi.json``.
+
+Serve it with ``uvicorn api.app:app`` (or ``tiaojie up``)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from api.errors import install_error_handlers
+from api.middleware import BodyGuard
+from api.ratelimit import RateLimiter
+from models.db import get_engine
+from models.settings import Settings, get_settings
+
+log = logging.getLogger("tiaojie.api")
+
+DESCRIPTION = """\
+基层矛盾纠纷调解工作流的 HTTP 接口。Staff REST (`/api/v1`, bearer token from
+`POST /api/v1/auth/token` or `tiaojie token create`) and the public Open311 GeoReport v2
+endpoint (`/open311/v2`, `api_key` from `tiaojie token create --role open311`).
+
+Errors: `{"code", "message" (zh-CN), "message_en", "fields": [{"field", "message",
+"message_en"}]}`. Updates carry the case `version` (or `If-Match`); a stale one gets 409.
+Creating POSTs honour `Idempotency-Key`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Tiaojie 调解 API",
+        version="1.0",
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = get_engine(settings.resolved_database_url)
+    app.state.open311_ip_limiter = RateLimiter(settings.open311_rate_limit_per_min)
+    app.state.open311_key_limiter = RateLimiter(settings.open311_rate_limit_per_min)
+    install_error_handlers(app)
+
+    from api.v1 import auth, case_actions, cases, metrics, units
+
+    v1 = APIRouter(prefix="/api/v1")
+    v1.include_router(auth.router)
+    v1.include_router(cases.router)
+    v1.include_router(case_actions.router)
+    v1.include_router(units.router)
+    v1.include_router(metrics.router)
+    app.include_router(v1)
+
+    from api import open311
+
+    app.include_router(open311.router)
+
+    @app.get("/healthz", tags=["ops"], summary="健康检查 Health (checks the database)")
+    def healthz(request: Request) -> JSONResponse:
+        try:
+            with request.app.state.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            log.error("health check: database unreachable (%s)", type(exc).__name__)
+            return JSONResponse(
+                {"status": "error", "database": "unreachable 数据库不可用"}, status_code=503
+            )
+        return JSONResponse({"status": "ok"})
+
+    _include_web(app)
+    # Outermost: the body limit and content-type checks run before anything is parsed.
+    app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+def _include_web(app: FastAPI) -> None:
+    """Mount the server-rendered pages when that package is present."""
+    try:
+        web = importlib.import_module("api.web.routes")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("api.web"):
+            return
+        raise
+    mount = getattr(web, "mount", None)
+    if callable(mount):
+        mount(app)
+    elif isinstance(getattr(web, "router", None), APIRouter):
+        app.include_router(web.router)
+
+
+app = create_app()

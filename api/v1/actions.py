@@ -1,0 +1,70 @@
+"""Staff REST: the actions on a case. Each takes the case ``version`` the caller last saw
+(body field ``version`` or ``If-Match``); a stale one answers 409 and changes nothing.
+
+Who may do what (beyond reach, and the state machine's own guards):
+
+==============================  ===========================================
+action                          roles
+==============================  ===========================================
+consent, mediation/start,       mediator, supervisor, admin, or the case's
+sessions, agreement, failure    assignee
+follow-ups, resolve, withdraw,  any staff role that may write (not
+reopen, reassign, escalate,     instructor or volunteer)
+refer
+==============================  ===========================================
+"""
+
+from __future__ import annotations
+
+from api.security import Principal
+from models.case import Case
+from models.enums import StaffRole
+from models.lifecycle import TRANSITIONS
+
+# State-machine verb -> the action (path under /api/v1/cases/{id}/) that performs it.
+VERB_ACTIONS: dict[str, str] = {
+    "consent_recorded": "consent",
+    "mediation_started": "mediation/start",
+    "session_recorded": "sessions",
+    "agreement_signed": "agreement",
+    "mediation_failed": "failure",
+    "follow_up_recorded": "follow-ups",
+    "assigned": "reassign",
+    "escalated": "escalate",
+    "referred": "refer",
+    "withdrawn": "withdraw",
+    "reopened": "reopen",
+    "follow_up_due": "resolve",
+}
+
+MEDIATION_ACTIONS = frozenset({"consent", "mediation/start", "sessions", "agreement", "failure"})
+MEDIATION_ROLES = frozenset(
+    {StaffRole.MEDIATOR.value, StaffRole.SUPERVISOR.value, StaffRole.ADMIN.value}
+)
+
+
+def may_act(principal: Principal, case: Case, action: str) -> bool:
+    if not principal.can_write:
+        return False
+    if action in MEDIATION_ACTIONS:
+        return principal.role in MEDIATION_ROLES or (
+            case.assignee_id is not None and case.assignee_id == principal.staff_id
+        )
+    return True
+
+
+def allowed_actions(case: Case, principal: Principal) -> list[str]:
+    """Actions the state machine allows from the case's status that this caller may
+    take (guards such as "consent recorded" are checked when the action is sent)."""
+    actions: list[str] = []
+    for verb, transition in TRANSITIONS.items():
+        action = VERB_ACTIONS.get(verb)
+        if action is None or case.status not in transition.sources:
+            continue
+        if transition.roles and "staff" not in transition.roles:
+            continue
+        if verb == "follow_up_due" and case.status.value != "assigned":
+            continue  # entering follow-up after an agreement or failure is the workflow's
+        if may_act(principal, case, action) and action not in actions:
+            actions.append(action)
+    return actions

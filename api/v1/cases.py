@@ -1,0 +1,289 @@
+"""Staff REST: create, list and read cases."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from api.deps import DBRead, Staff, Writer
+from api.security import Principal
+from api.v1.actions import allowed_actions
+from api.v1.common import case_public, load_case, reach_clause, run_write
+from models import clock, pii
+from models.case import Case, CaseCreate, CasePublic
+from models.cases import create_case, find_unit, show_party
+from models.enums import CaseStatus, Category, UnitLevel
+from models.errors import FieldProblem, ValidationError
+from models.event import CaseEvent
+from models.follow_up import FollowUp, FollowUpPublic
+from models.mediation import (
+    Agreement,
+    AgreementPublic,
+    AgreementTerm,
+    MediationSession,
+    SessionPublic,
+)
+from models.party import Party, PartyPublic
+from models.settings import get_settings
+from models.staff import Staff as StaffRow
+from models.unit import Unit
+
+router = APIRouter(prefix="/cases", tags=["cases 案件"])
+
+PLACE_LEVELS = frozenset({UnitLevel.BUILDING, UnitLevel.COMPOUND, UnitLevel.COMMUNITY})
+
+
+class CaseCreated(BaseModel):
+    case: CasePublic
+    parties: list[PartyPublic]
+    allowed_actions: list[str]
+
+
+class CaseList(BaseModel):
+    items: list[CasePublic]
+    total: int
+    page: int
+    page_size: int
+
+
+class TimelineEntry(BaseModel):
+    seq: int
+    verb: str
+    label: str
+    label_en: str
+    from_status: CaseStatus | None
+    to_status: CaseStatus
+    actor: str
+    actor_name: str | None
+    at: datetime
+    data: dict[str, Any]
+
+
+class CaseDetail(BaseModel):
+    case: CasePublic
+    status_label: str
+    parties: list[PartyPublic]
+    personal_data_visible: bool
+    timeline: list[TimelineEntry]
+    sessions: list[SessionPublic]
+    agreements: list[AgreementPublic]
+    follow_ups: list[FollowUpPublic]
+    allowed_actions: list[str]
+    prefect_runs_url: str
+
+
+def _check_place(session: Session, code: str | None) -> None:
+    if code is None:
+        return
+    unit = find_unit(session, code=code)
+    if unit.level not in PLACE_LEVELS:
+        raise ValidationError(
+            f"place_code: {code} is a {unit.level.value}; give a building, compound or community",
+            f"place_code：{code} 是「{unit.level.zh}」，请选择楼幢、小区或社区",
+            problems=[
+                FieldProblem(
+                    "place_code",
+                    "应为楼幢、小区或社区编码",
+                    "must be the code of a building, compound or community",
+                )
+            ],
+        )
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return pii.scrub_text(value)
+    if isinstance(value, dict):
+        return {str(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def _parties(session: Session, case: Case, *, reveal: bool) -> list[PartyPublic]:
+    rows = session.exec(select(Party).where(Party.case_id == case.id).order_by(col(Party.id))).all()
+    return [show_party(p, reveal=reveal) for p in rows]
+
+
+def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetail:
+    from models.lifecycle import TRANSITIONS
+
+    reveal = principal.may_see_personal_data(case)
+    events = session.exec(
+        select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(col(CaseEvent.seq))
+    ).all()
+    staff_ids = {int(e.actor.split(":", 1)[1]) for e in events if e.actor.startswith("staff:")}
+    names = {
+        s.id: s.display_name
+        for s in session.exec(select(StaffRow).where(col(StaffRow.id).in_(staff_ids))).all()
+    }
+    timeline = []
+    for e in events:
+        t = TRANSITIONS.get(e.verb)
+        actor_name = None
+        if e.actor.startswith("staff:"):
+            actor_name = names.get(int(e.actor.split(":", 1)[1]))
+        elif e.actor == "system":
+            actor_name = "系统 system"
+        elif e.actor == "open311":
+            actor_name = "公众上报 Open311"
+        timeline.append(
+            TimelineEntry(
+                seq=e.seq,
+                verb=e.verb,
+                label=t.zh if t else ("登记" if e.verb == "submitted" else e.verb),
+                label_en=e.verb.replace("_", " "),
+                from_status=e.from_status,
+                to_status=e.to_status,
+                actor=e.actor,
+                actor_name=actor_name,
+                at=e.at,
+                data=e.data if reveal else _scrub(e.data),
+            )
+        )
+    sessions = session.exec(
+        select(MediationSession)
+        .where(MediationSession.case_id == case.id)
+        .order_by(col(MediationSession.held_at))
+    ).all()
+    agreements = session.exec(
+        select(Agreement).where(Agreement.case_id == case.id).order_by(col(Agreement.id))
+    ).all()
+    agreement_views = []
+    for a in agreements:
+        terms = session.exec(select(AgreementTerm).where(AgreementTerm.agreement_id == a.id)).all()
+        agreement_views.append(AgreementPublic.of(a, list(terms), reveal=reveal))
+    follow_ups = session.exec(
+        select(FollowUp).where(FollowUp.case_id == case.id).order_by(col(FollowUp.due_at))
+    ).all()
+    ui = get_settings().prefect_ui_url.rstrip("/")
+    return CaseDetail(
+        case=case_public(session, case),
+        status_label=case.status.label,
+        parties=_parties(session, case, reveal=reveal),
+        personal_data_visible=reveal,
+        timeline=timeline,
+        sessions=[SessionPublic.of(s, reveal=reveal) for s in sessions],
+        agreements=agreement_views,
+        follow_ups=[FollowUpPublic.of(f, reveal=reveal) for f in follow_ups],
+        allowed_actions=allowed_actions(case, principal),
+        prefect_runs_url=f"{ui}/runs?flow-run-search={quote(case.number)}",
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=CaseCreated,
+    summary="登记案件 Record a complaint (with its parties)",
+    responses={409: {"description": "Idempotency-Key reused with another body"}},
+)
+def post_case(
+    request: Request,
+    data: CaseCreate,
+    principal: Writer,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            max_length=200,
+            description="A retry with the same key and body answers the first result.",
+        ),
+    ] = None,
+) -> JSONResponse:
+    def produce(session: Session) -> tuple[int, Any]:
+        _check_place(session, data.place_code)
+        case = create_case(
+            session, data=data, actor=principal.actor, created_by_id=principal.staff_id
+        )
+        # The answer to a create never shows personal data in clear (it is also kept
+        # as the idempotent replay).
+        answer = CaseCreated(
+            case=case_public(session, case),
+            parties=_parties(session, case, reveal=False),
+            allowed_actions=allowed_actions(case, principal),
+        )
+        return 201, answer.model_dump(mode="json")
+
+    return run_write(request, principal, data, produce)
+
+
+@router.get("", response_model=CaseList, summary="案件列表 List cases within reach")
+def list_cases(
+    session: DBRead,
+    principal: Staff,
+    status: CaseStatus | None = None,
+    category: Category | None = None,
+    unit: Annotated[str | None, Query(max_length=32, description="unit code (subtree)")] = None,
+    assignee: Annotated[
+        str | None, Query(max_length=12, pattern=r"^(me|\d{1,12})$", description="staff id or me")
+    ] = None,
+    overdue: bool | None = None,
+    q: Annotated[str | None, Query(max_length=100, description="case number or text")] = None,
+    page: Annotated[int, Query(ge=1, le=100000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> CaseList:
+    stmt = select(Case)
+    reach = reach_clause(principal)
+    if reach is not None:
+        stmt = stmt.where(reach)
+    if status is not None:
+        stmt = stmt.where(Case.status == status)
+    if category is not None:
+        stmt = stmt.where(Case.category == category)
+    if unit is not None:
+        found = session.exec(select(Unit).where(Unit.code == unit)).first()
+        if found is None:
+            raise ValidationError(
+                f"unit: no unit with code {unit!r}",
+                f"unit：没有编码为 {unit} 的单位",
+                problems=[FieldProblem("unit", "单位编码不存在", "no such unit code")],
+            )
+        stmt = stmt.where(col(Case.unit_path).startswith(found.path, autoescape=True))
+    if assignee is not None:
+        if assignee == "me":
+            stmt = stmt.where(col(Case.assignee_id) == principal.staff_id)
+        else:
+            stmt = stmt.where(col(Case.assignee_id) == int(assignee))
+    if overdue is not None:
+        late = (col(Case.is_open).is_(True)) & (col(Case.resolution_due_at) < clock.now())
+        stmt = stmt.where(late if overdue else ~late | col(Case.resolution_due_at).is_(None))
+    if q:
+        text = q.strip()
+        stmt = stmt.where(
+            (col(Case.number) == text) | col(Case.description).contains(text, autoescape=True)
+        )
+    total = session.exec(select(func.count()).select_from(stmt.subquery())).one()
+    rows = session.exec(
+        stmt.order_by(col(Case.created_at).desc(), col(Case.id).desc())
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    ).all()
+    return CaseList(
+        items=[case_public(session, c) for c in rows],
+        total=int(total),
+        page=page,
+        page_size=page_size,
+    )
+
+
+@router.get(
+    "/{case_ref}",
+    response_model=CaseDetail,
+    summary="案件详情 One case with parties, timeline and allowed actions",
+    responses={404: {"description": "No such case, or out of reach"}},
+)
+def read_case(
+    case_ref: Annotated[str, Path(max_length=32, description="case id or number")],
+    session: DBRead,
+    principal: Staff,
+) -> CaseDetail:
+    case = load_case(session, principal, case_ref)
+    return case_detail(session, case, principal)
