@@ -1,0 +1,203 @@
+"""Sign-in for the web pages: a password form, a signed session cookie and CSRF tokens.
+
+The session cookie (``tj_session``) is a JWT (HS256, pinned) signed with a key derived
+from ``settings.secret_key`` for this one purpose, carrying the staff id, a random
+session id, the CSRF token of the session and an expiry (``settings.token_ttl_s``). It
+is ``HttpOnly``, ``SameSite=Lax`` and ``Secure`` whenever the request came over https
+(directly or through a proxy that says so in ``X-Forwarded-Proto``).
+
+CSRF: every form carries a hidden ``csrf_token``. Signed in, it must equal the token in
+the session cookie; on the sign-in form (no session yet) it must equal the random value
+of the ``tj_csrf`` cookie (double submit). Both comparisons are constant-time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from fastapi import Request, Response
+from sqlmodel import Session
+
+from models.enums import StaffRole, UnitLevel
+from models.lifecycle import Actor
+from models.settings import get_settings
+from models.staff import Staff
+from models.unit import Unit
+
+SESSION_COOKIE = "tj_session"
+CSRF_COOKIE = "tj_csrf"
+AUDIENCE = "tiaojie-web"
+ALGORITHM = "HS256"
+
+
+def _key() -> bytes:
+    secret = get_settings().secret_key.get_secret_value()
+    return hashlib.sha256(b"tiaojie-web-session:" + secret.encode("utf-8")).digest()
+
+
+@dataclass(frozen=True)
+class WebUser:
+    """The signed-in staff member, as the pages need them (no personal data)."""
+
+    staff_id: int
+    username: str
+    display_name: str
+    role: StaffRole
+    unit_id: int | None
+    unit_code: str | None
+    unit_name: str
+    unit_level: UnitLevel | None
+    unit_path: str | None
+    csrf: str
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(kind="staff", staff_id=self.staff_id, role=self.role, unit_path=self.unit_path)
+
+    @property
+    def reach_path(self) -> str | None:
+        """Subtree of cases this user may see; None for administrators (everything)."""
+        if self.role == StaffRole.ADMIN:
+            return None
+        return self.unit_path or "/__nowhere__/"
+
+    @property
+    def is_supervisor(self) -> bool:
+        return self.role in (StaffRole.SUPERVISOR, StaffRole.ADMIN)
+
+
+def is_https(request: Request) -> bool:
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return request.url.scheme == "https" or forwarded == "https"
+
+
+def issue_session(staff_id: int) -> tuple[str, str]:
+    """A new signed session token and its CSRF token."""
+    settings = get_settings()
+    now = int(time.time())
+    csrf = secrets.token_urlsafe(32)
+    claims: dict[str, Any] = {
+        "sub": str(staff_id),
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + settings.token_ttl_s,
+        "sid": secrets.token_urlsafe(16),
+        "csrf": csrf,
+    }
+    return jwt.encode(claims, _key(), algorithm=ALGORITHM), csrf
+
+
+def read_session(token: str | None) -> dict[str, Any] | None:
+    """The claims of a valid, unexpired session cookie, else None."""
+    if not token:
+        return None
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            _key(),
+            algorithms=[ALGORITHM],
+            audience=AUDIENCE,
+            options={"require": ["exp", "sub", "aud", "csrf"]},
+        )
+    except jwt.PyJWTError:
+        return None
+    return claims
+
+
+def set_session_cookie(response: Response, request: Request, token: str) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=get_settings().token_ttl_s,
+        httponly=True,
+        samesite="lax",
+        secure=is_https(request),
+        path="/",
+    )
+
+
+def clear_session_cookie(response: Response, request: Request) -> None:
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=is_https(request)
+    )
+
+
+def current_user(request: Request, session: Session) -> WebUser | None:
+    """The signed-in, still active staff member, or None (then the page redirects)."""
+    claims = read_session(request.cookies.get(SESSION_COOKIE))
+    if claims is None:
+        return None
+    try:
+        staff_id = int(claims["sub"])
+    except (TypeError, ValueError):
+        return None
+    staff = session.get(Staff, staff_id)
+    if staff is None or not staff.active:
+        return None
+    unit = session.get(Unit, staff.unit_id) if staff.unit_id else None
+    return WebUser(
+        staff_id=staff_id,
+        username=staff.username,
+        display_name=staff.display_name,
+        role=staff.role,
+        unit_id=staff.unit_id,
+        unit_code=unit.code if unit else None,
+        unit_name=unit.name_zh if unit else "",
+        unit_level=unit.level if unit else None,
+        unit_path=unit.path if unit else None,
+        csrf=str(claims["csrf"]),
+    )
+
+
+def check_password(session: Session, *, username: str, password: str) -> Staff | None:
+    """The active staff member with this username and password, else None.
+
+    A missing user costs the same hash verification as a wrong password, so the time
+    taken does not tell which usernames exist."""
+    from sqlmodel import select
+
+    from models.passwords import hash_password, verify_password
+
+    staff = session.exec(select(Staff).where(Staff.username == username.strip())).first()
+    if staff is None or not staff.password_hash or not staff.active:
+        if not _DUMMY:
+            _DUMMY.append(hash_password(secrets.token_urlsafe(16)))
+        verify_password(password or "-", _DUMMY[0])
+        return None
+    return staff if verify_password(password, staff.password_hash) else None
+
+
+_DUMMY: list[str] = []
+
+
+# --- CSRF -----------------------------------------------------------------------
+
+
+def login_csrf(request: Request) -> str:
+    """The double-submit value for the sign-in form (reuses the cookie when present)."""
+    existing = request.cookies.get(CSRF_COOKIE)
+    return existing if existing and len(existing) >= 32 else secrets.token_urlsafe(32)
+
+
+def set_login_csrf_cookie(response: Response, request: Request, value: str) -> None:
+    response.set_cookie(
+        CSRF_COOKIE,
+        value,
+        max_age=3600,
+        httponly=True,
+        samesite="strict",
+        secure=is_https(request),
+        path="/",
+    )
+
+
+def csrf_ok(expected: str | None, given: str | None) -> bool:
+    if not expected or not given:
+        return False
+    return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8"))

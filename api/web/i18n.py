@@ -1,0 +1,81 @@
+"""Language of the pages: zh-CN first, English on request (``?lang=en`` or the cookie)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from fastapi import Request, Response
+
+from models.lifecycle import TRANSITIONS
+
+LANG_COOKIE = "tj_lang"
+LANGS = ("zh", "en")
+
+# Event verbs as they appear on a timeline (the state machine's own zh labels first).
+VERB_LABELS: dict[str, tuple[str, str]] = {
+    "submitted": ("登记受理", "Submitted"),
+    "triaged": ("分拣", "Triaged"),
+    "assigned": ("派单", "Assigned"),
+    "mediation_started": ("开始调解", "Mediation started"),
+    "agreement_signed": ("达成协议", "Agreement signed"),
+    "mediation_failed": ("调解未成", "Mediation failed"),
+    "follow_up_due": ("转入回访", "Follow-up due"),
+    "closed": ("办结", "Closed"),
+    "escalated": ("上报", "Escalated"),
+    "referred": ("移交", "Referred"),
+    "merged": ("合并", "Merged"),
+    "withdrawn": ("撤回", "Withdrawn"),
+    "reopened": ("重启", "Reopened"),
+    "consent_recorded": ("记录调解同意", "Consent recorded"),
+    "session_recorded": ("记录调解笔录", "Session recorded"),
+    "reminded": ("催办", "Reminder sent"),
+    "duplicate_linked": ("关联重复件", "Duplicate linked"),
+    "follow_up_recorded": ("记录回访", "Follow-up recorded"),
+    "notified": ("已通知", "Notified"),
+    "mediation_extended": ("延长调解期限", "Mediation extended"),
+}
+
+
+def pick_lang(request: Request) -> str:
+    asked = request.query_params.get("lang")
+    if asked in LANGS:
+        return asked
+    cookie = request.cookies.get(LANG_COOKIE)
+    return cookie if cookie in LANGS else "zh"
+
+
+def remember_lang(request: Request, response: Response) -> None:
+    asked = request.query_params.get("lang")
+    if asked in LANGS and request.cookies.get(LANG_COOKIE) != asked:
+        response.set_cookie(LANG_COOKIE, asked, max_age=365 * 86400, samesite="lax", path="/")
+
+
+@dataclass(frozen=True)
+class Translator:
+    lang: str
+
+    def __call__(self, zh: str, en: str) -> str:
+        return en if self.lang == "en" else zh
+
+    def label(self, value: StrEnum | None) -> str:
+        if value is None:
+            return "—"
+        zh = getattr(value, "zh", str(value))
+        en = getattr(value, "en", str(value))
+        return self(zh, en)
+
+    def verb(self, verb: str) -> str:
+        zh, en = VERB_LABELS.get(
+            verb, (TRANSITIONS[verb].zh if verb in TRANSITIONS else verb, verb)
+        )
+        return self(zh, en)
+
+    def both(self, zh: str, en: str) -> str:
+        """Chinese with English beside (validation messages)."""
+        return f"{zh} / {en}" if zh != en else zh
+
+
+def translator_for(request: Request) -> Callable[[str, str], str]:
+    return Translator(pick_lang(request))

@@ -1,0 +1,301 @@
+"""Read-only look-ups for the pages: which cases a user may see, their inbox and the
+details of one case. Every change goes through the domain services in ``models/``;
+nothing here writes. Each page costs a fixed number of queries (no N+1): lists load
+their units in one extra query, a case page loads each related table once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, or_
+from sqlmodel import Session, col, select
+
+from api.web.auth import WebUser
+from models import clock, workdays
+from models.case import Case
+from models.enums import StaffRole, UnitLevel
+from models.event import CaseEvent
+from models.follow_up import FollowUp
+from models.mediation import Agreement, AgreementTerm, MediationSession
+from models.party import Party
+from models.staff import Staff
+from models.unit import Unit
+
+
+def _like_prefix(path: str) -> str:
+    return path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def visible(user: WebUser) -> ColumnElement[bool] | None:
+    """The condition for cases within the user's reach (None: administrators see all).
+
+    A case is within reach when its handling unit is in the user's subtree; before
+    triage (no handling unit yet) when its place is in the subtree; and always for the
+    staff member who recorded it."""
+    reach = user.reach_path
+    if reach is None:
+        return None
+    pattern = _like_prefix(reach)
+    places = select(Unit.id).where(col(Unit.path).like(pattern, escape="\\"))
+    return or_(
+        col(Case.unit_path).like(pattern, escape="\\"),
+        (col(Case.unit_path).is_(None)) & (col(Case.place_unit_id).in_(places)),
+        col(Case.created_by_id) == user.staff_id,
+    )
+
+
+def find_visible_case(session: Session, *, user: WebUser, number: str) -> Case | None:
+    query = select(Case).where(Case.number == number)
+    cond = visible(user)
+    if cond is not None:
+        query = query.where(cond)
+    return session.exec(query).first()
+
+
+@dataclass(frozen=True)
+class Countdown:
+    """How far a deadline is, in working days on the Chinese calendar."""
+
+    due_at: datetime
+    local: str
+    overdue: bool
+    working_days: int
+
+    def text(self, lang: str) -> str:
+        n = self.working_days
+        if self.overdue:
+            return f"Overdue {n} working day(s)" if lang == "en" else f"超期 {n} 个工作日"
+        if n == 0:
+            return "Due today" if lang == "en" else "今日到期"
+        return f"{n} working day(s) left" if lang == "en" else f"剩 {n} 个工作日"
+
+
+def countdown(due_at: datetime | None, *, now: datetime) -> Countdown | None:
+    if due_at is None:
+        return None
+    due_at = clock.ensure_utc(due_at)
+    today = workdays.local_date(now)
+    due_day = workdays.local_date(due_at)
+    if due_at < now:
+        return Countdown(
+            due_at, clock.format_local(due_at), True, workdays.working_days_between(due_day, today)
+        )
+    return Countdown(
+        due_at, clock.format_local(due_at), False, workdays.working_days_between(today, due_day)
+    )
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    case: Case
+    unit: Unit | None
+    place: Unit | None
+    countdown: Countdown | None
+
+
+def _rows(session: Session, cases: Sequence[Case], *, now: datetime) -> list[CaseRow]:
+    ids = {c.unit_id for c in cases} | {c.place_unit_id for c in cases}
+    units = load_units(session, ids)
+    return [
+        CaseRow(
+            case=c,
+            unit=units.get(c.unit_id) if c.unit_id else None,
+            place=units.get(c.place_unit_id) if c.place_unit_id else None,
+            countdown=countdown(c.resolution_due_at, now=now),
+        )
+        for c in cases
+    ]
+
+
+def load_units(session: Session, ids: Iterable[int | None]) -> dict[int, Unit]:
+    wanted = sorted({i for i in ids if i is not None})
+    if not wanted:
+        return {}
+    return {u.id: u for u in session.exec(select(Unit).where(col(Unit.id).in_(wanted))) if u.id}
+
+
+@dataclass
+class Inbox:
+    mine: list[CaseRow] = field(default_factory=list)
+    due_today: list[CaseRow] = field(default_factory=list)
+    overdue: list[CaseRow] = field(default_factory=list)
+    unit_open: list[CaseRow] = field(default_factory=list)
+
+
+def inbox(session: Session, *, user: WebUser, now: datetime, limit: int = 50) -> Inbox:
+    """My open cases; cases in my reach due today or overdue; the newest open ones."""
+    cond = visible(user)
+
+    end_of_today = workdays.end_of_day(now)
+    mine_q = (
+        select(Case)
+        .where(col(Case.is_open).is_(True))
+        .where(
+            or_(
+                col(Case.assignee_id) == user.staff_id,
+                (col(Case.created_by_id) == user.staff_id),
+            )
+        )
+        .order_by(col(Case.resolution_due_at).is_(None), col(Case.resolution_due_at))
+        .limit(limit)
+    )
+    base = select(Case).where(col(Case.is_open).is_(True))
+    if cond is not None:
+        base = base.where(cond)
+    due_q = (
+        base.where(col(Case.resolution_due_at) >= now)
+        .where(col(Case.resolution_due_at) < end_of_today)
+        .order_by(col(Case.resolution_due_at))
+        .limit(limit)
+    )
+    overdue_q = (
+        base.where(col(Case.resolution_due_at) < now)
+        .order_by(col(Case.resolution_due_at))
+        .limit(limit)
+    )
+    recent_q = base.order_by(col(Case.created_at).desc()).limit(20)
+    mine = session.exec(mine_q).all()
+    due = session.exec(due_q).all()
+    overdue = session.exec(overdue_q).all()
+    recent = session.exec(recent_q).all()
+    every = list({c.id: c for c in [*mine, *due, *overdue, *recent]}.values())
+    rows = {r.case.id: r for r in _rows(session, every, now=now)}
+    return Inbox(
+        mine=[rows[c.id] for c in mine],
+        due_today=[rows[c.id] for c in due],
+        overdue=[rows[c.id] for c in overdue],
+        unit_open=[rows[c.id] for c in recent],
+    )
+
+
+def overdue_cases(
+    session: Session, *, user: WebUser, now: datetime, limit: int = 100
+) -> list[CaseRow]:
+    """Open cases past their resolution deadline, oldest deadline first."""
+    q = (
+        select(Case)
+        .where(col(Case.is_open).is_(True))
+        .where(col(Case.resolution_due_at) < now)
+        .order_by(col(Case.resolution_due_at))
+        .limit(limit)
+    )
+    cond = visible(user)
+    if cond is not None:
+        q = q.where(cond)
+    return _rows(session, session.exec(q).all(), now=now)
+
+
+@dataclass
+class CaseDetail:
+    case: Case
+    unit: Unit | None
+    place: Unit | None
+    assignee: Staff | None
+    parties: list[Party]
+    events: list[CaseEvent]
+    sessions: list[MediationSession]
+    agreement: Agreement | None
+    terms: list[AgreementTerm]
+    follow_ups: list[FollowUp]
+    staff_names: dict[int, str]
+
+
+def case_detail(session: Session, *, case: Case) -> CaseDetail:
+    assert case.id is not None
+    units = load_units(session, [case.unit_id, case.place_unit_id])
+    parties = list(
+        session.exec(select(Party).where(Party.case_id == case.id).order_by(col(Party.id)))
+    )
+    events = list(
+        session.exec(
+            select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(col(CaseEvent.seq))
+        )
+    )
+    sessions = list(
+        session.exec(
+            select(MediationSession)
+            .where(MediationSession.case_id == case.id)
+            .order_by(col(MediationSession.held_at))
+        )
+    )
+    # A case reopened after follow-up may be settled again: show the latest agreement.
+    agreement = session.exec(
+        select(Agreement)
+        .where(Agreement.case_id == case.id)
+        .order_by(col(Agreement.signed_at).desc(), col(Agreement.id).desc())
+    ).first()
+    terms = (
+        list(
+            session.exec(
+                select(AgreementTerm)
+                .where(AgreementTerm.agreement_id == agreement.id)
+                .order_by(col(AgreementTerm.due_on))
+            )
+        )
+        if agreement
+        else []
+    )
+    follow_ups = list(
+        session.exec(
+            select(FollowUp).where(FollowUp.case_id == case.id).order_by(col(FollowUp.due_at))
+        )
+    )
+    staff_ids: set[int] = {s.recorded_by_id for s in sessions if s.recorded_by_id}
+    staff_ids |= {f.recorded_by_id for f in follow_ups if f.recorded_by_id}
+    for e in events:
+        if e.actor.startswith("staff:") and e.actor[6:].isdigit():
+            staff_ids.add(int(e.actor[6:]))
+    if case.assignee_id:
+        staff_ids.add(case.assignee_id)
+    staff = (
+        {
+            s.id: s
+            for s in session.exec(select(Staff).where(col(Staff.id).in_(sorted(staff_ids))))
+            if s.id
+        }
+        if staff_ids
+        else {}
+    )
+    return CaseDetail(
+        case=case,
+        unit=units.get(case.unit_id) if case.unit_id else None,
+        place=units.get(case.place_unit_id) if case.place_unit_id else None,
+        assignee=staff.get(case.assignee_id) if case.assignee_id else None,
+        parties=parties,
+        events=events,
+        sessions=sessions,
+        agreement=agreement,
+        terms=terms,
+        follow_ups=follow_ups,
+        staff_names={i: s.display_name for i, s in staff.items()},
+    )
+
+
+def may_see_personal_data(user: WebUser, case: Case) -> bool:
+    """Clear names, phones and ID numbers: the case's assignee, and mediators of the
+    unit handling it. Everyone else sees masked values (``138****8000``)."""
+    if case.assignee_id is not None and case.assignee_id == user.staff_id:
+        return True
+    return (
+        user.role == StaffRole.MEDIATOR
+        and case.unit_id is not None
+        and case.unit_id == user.unit_id
+    )
+
+
+def places_for(session: Session, *, user: WebUser) -> list[Unit]:
+    """Units a case can be placed in (community, compound, building) under the user's
+    reach, in tree order."""
+    q = select(Unit).where(
+        col(Unit.level).in_([UnitLevel.COMMUNITY, UnitLevel.COMPOUND, UnitLevel.BUILDING])
+    )
+    reach = user.reach_path
+    if reach is not None:
+        q = q.where(col(Unit.path).like(_like_prefix(reach), escape="\\"))
+    return list(session.exec(q.order_by(col(Unit.path)).limit(2000)))
+
+
+def unit_by_code(session: Session, code: str) -> Unit | None:
+    return session.exec(select(Unit).where(Unit.code == code)).first()

@@ -1,0 +1,818 @@
+"""The HTML pages: sign-in, intake form, worker inbox, case page, supervisor dashboard.
+
+Server-rendered (Jinja2), zh-CN first with an English switch (``?lang=en``, remembered
+in a cookie). Reads go through :mod:`api.web.queries` (read-only, scoped to the user's
+reach) and the metrics service; every change goes through a domain service in
+``models/`` inside one ``write_session()``. A case out of the user's reach answers 404,
+exactly like a case that does not exist.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import pydantic
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+from sqlmodel import Session
+
+from api.web import auth, queries
+from api.web.charts import RateRow, rates_chart
+from api.web.i18n import Translator, pick_lang, remember_lang
+from models import clock, lifecycle
+from models.case import Case, CaseCreate
+from models.cases import show_party
+from models.db import read_session, write_session
+from models.enums import (
+    CaseStatus,
+    Category,
+    Channel,
+    FollowUpOutcome,
+    PartyKind,
+    PartySide,
+    Priority,
+    ReferralTarget,
+    StaffRole,
+    UnitLevel,
+)
+from models.errors import FieldProblem, NotFound, TiaojieError, ValidationError
+from models.settings import get_settings
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+PREFIX = "/web"
+READ_ONLY_ROLES = frozenset({StaffRole.INSTRUCTOR, StaffRole.VOLUNTEER})
+
+
+class TimedRoute(APIRoute):
+    """Adds ``Server-Timing: app;dur=…`` (milliseconds) to every page's answer."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def timed(request: Request) -> Response:
+            started = time.perf_counter()
+            response = await handler(request)
+            elapsed = (time.perf_counter() - started) * 1000
+            response.headers["Server-Timing"] = f"app;dur={elapsed:.1f}"
+            return response
+
+        return timed
+
+
+router = APIRouter(route_class=TimedRoute, include_in_schema=False)
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.globals["static_version"] = "1"
+
+
+# --- rendering helpers -------------------------------------------------------------
+
+
+def _lang_url(request: Request, lang: str) -> str:
+    params = dict(request.query_params)
+    params["lang"] = lang
+    return f"{request.url.path}?{urlencode(params)}"
+
+
+def render(
+    request: Request,
+    name: str,
+    context: Mapping[str, Any],
+    *,
+    user: auth.WebUser | None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    lang = pick_lang(request)
+    ctx: dict[str, Any] = {
+        "t": Translator(lang),
+        "lang": lang,
+        "user": user,
+        "csrf": user.csrf if user else "",
+        "prefix": PREFIX,
+        "lang_zh_url": _lang_url(request, "zh"),
+        "lang_en_url": _lang_url(request, "en"),
+        "fmt": clock.format_local,
+        "can_write": user is not None and user.role not in READ_ONLY_ROLES,
+        **context,
+    }
+    response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'"
+    )
+    remember_lang(request, response)
+    return response
+
+
+def to_login(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"{PREFIX}/login?next={quote(target, safe='')}", status_code=303)
+
+
+def not_found(request: Request, user: auth.WebUser | None) -> HTMLResponse:
+    return render(request, "error.html", {"status": 404}, user=user, status_code=404)
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith(f"{PREFIX}/") and not target.startswith("//"):
+        return target
+    return f"{PREFIX}/inbox"
+
+
+# --- sign-in -------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request) -> Response:
+    return RedirectResponse(f"{PREFIX}/inbox", status_code=303)
+
+
+@router.get(PREFIX, response_class=HTMLResponse)
+@router.get(f"{PREFIX}/", response_class=HTMLResponse)
+def web_home(request: Request) -> Response:
+    return RedirectResponse(f"{PREFIX}/inbox", status_code=303)
+
+
+@router.get(f"{PREFIX}/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str | None = None) -> Response:
+    token = auth.login_csrf(request)
+    response = render(
+        request,
+        "login.html",
+        {"login_csrf": token, "next": _safe_next(next), "error": None, "username": ""},
+        user=None,
+    )
+    auth.set_login_csrf_cookie(response, request, token)
+    return response
+
+
+@router.post(f"{PREFIX}/login", response_class=HTMLResponse)
+async def login_submit(request: Request) -> Response:
+    form = await request.form()
+    username = str(form.get("username", ""))[:64]
+    password = str(form.get("password", ""))[:256]
+    target = _safe_next(str(form.get("next", "")))
+    t = Translator(pick_lang(request))
+    error: str | None
+    if not auth.csrf_ok(request.cookies.get(auth.CSRF_COOKIE), str(form.get("csrf_token", ""))):
+        error = t("表单已过期，请重新提交。", "The form expired; please submit it again.")
+        status = 403
+        staff = None
+    else:
+        with read_session() as session:
+            staff = auth.check_password(session, username=username, password=password)
+        error = None if staff else t("用户名或密码不正确。", "Wrong username or password.")
+        status = 200 if staff else 401
+    if staff is None or staff.id is None:
+        token = auth.login_csrf(request)
+        response = render(
+            request,
+            "login.html",
+            {"login_csrf": token, "next": target, "error": error, "username": username},
+            user=None,
+            status_code=status,
+        )
+        auth.set_login_csrf_cookie(response, request, token)
+        return response
+    session_token, _csrf = auth.issue_session(staff.id)
+    redirect = RedirectResponse(target, status_code=303)
+    auth.set_session_cookie(redirect, request, session_token)
+    redirect.delete_cookie(auth.CSRF_COOKIE, path="/")
+    return redirect
+
+
+@router.post(f"{PREFIX}/logout")
+async def logout(request: Request) -> Response:
+    form = await request.form()
+    with read_session() as session:
+        user = auth.current_user(request, session)
+    redirect = RedirectResponse(f"{PREFIX}/login", status_code=303)
+    if user is not None and auth.csrf_ok(user.csrf, str(form.get("csrf_token", ""))):
+        auth.clear_session_cookie(redirect, request)
+    return redirect
+
+
+# --- inbox ---------------------------------------------------------------------------
+
+
+@router.get(f"{PREFIX}/inbox", response_class=HTMLResponse)
+def inbox_page(request: Request) -> Response:
+    with read_session() as session:
+        user = auth.current_user(request, session)
+        if user is None:
+            return to_login(request)
+        now = clock.now()
+        box = queries.inbox(session, user=user, now=now)
+    return render(request, "inbox.html", {"box": box, "now": now}, user=user)
+
+
+# --- intake --------------------------------------------------------------------------
+
+INTAKE_FIELDS = (
+    "category",
+    "priority",
+    "channel",
+    "place_code",
+    "address_text",
+    "description",
+    "people_affected",
+    "complainant_name",
+    "complainant_phone",
+    "complainant_id",
+    "respondent_name",
+    "respondent_kind",
+)
+_PARTY_FIELDS = {
+    0: {"name": "complainant_name", "phone": "complainant_phone", "id_number": "complainant_id"},
+    1: {"name": "respondent_name", "kind": "respondent_kind"},
+}
+
+
+def _intake_context(session: Session, user: auth.WebUser, values: dict[str, str]) -> dict[str, Any]:
+    places = queries.places_for(session, user=user)
+    top = min((u.path.count("/") for u in places), default=0)
+    return {
+        "values": values,
+        "places": [(u, "\u3000" * (u.path.count("/") - top)) for u in places],
+        "categories": list(Category),
+        "priorities": list(Priority),
+        "channels": [c for c in Channel if c != Channel.OPEN311],
+        "respondent_kinds": [PartyKind.FIRM, PartyKind.AGENCY, PartyKind.PERSON],
+    }
+
+
+@router.get(f"{PREFIX}/cases/new", response_class=HTMLResponse)
+def intake_form(request: Request) -> Response:
+    with read_session() as session:
+        user = auth.current_user(request, session)
+        if user is None:
+            return to_login(request)
+        values = {
+            "priority": Priority.NORMAL.value,
+            "channel": Channel.WALK_IN.value,
+            "people_affected": "1",
+            "respondent_kind": PartyKind.FIRM.value,
+        }
+        ctx = _intake_context(session, user, values)
+    return render(request, "intake.html", {**ctx, "errors": {}, "form_error": None}, user=user)
+
+
+def _field_for(loc: tuple[int | str, ...]) -> str:
+    if loc and loc[0] == "parties" and len(loc) >= 3 and isinstance(loc[1], int):
+        return _PARTY_FIELDS.get(loc[1], {}).get(str(loc[2]), "parties")
+    if loc and loc[0] == "parties" and len(loc) >= 2 and isinstance(loc[1], int):
+        return _PARTY_FIELDS.get(loc[1], {}).get("name", "parties")
+    return str(loc[0]) if loc else "form"
+
+
+_PYDANTIC_ZH = {
+    "missing": "必填",
+    "string_too_short": "内容太短",
+    "string_too_long": "内容太长",
+    "int_parsing": "请填写整数",
+    "greater_than_equal": "数值太小",
+    "less_than_equal": "数值太大",
+    "enum": "请选择有效的选项",
+}
+
+
+def _problems_from_pydantic(exc: pydantic.ValidationError) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for err in exc.errors():
+        field = _field_for(tuple(err["loc"]))
+        message = str(err.get("msg", ""))
+        if err["type"] == "value_error":
+            text = message.removeprefix("Value error, ")
+        else:
+            zh = _PYDANTIC_ZH.get(err["type"], "输入有误")
+            text = f"{zh} / {message}"
+        errors.setdefault(field, text)
+    return errors
+
+
+def _intake_data(form: Mapping[str, str], user: auth.WebUser) -> dict[str, Any]:
+    parties: list[dict[str, Any]] = []
+    name = form.get("complainant_name", "").strip()
+    parties.append(
+        {
+            "side": PartySide.COMPLAINANT,
+            "kind": PartyKind.PERSON,
+            "name": name,
+            "phone": form.get("complainant_phone") or None,
+            "id_number": form.get("complainant_id") or None,
+        }
+    )
+    respondent = form.get("respondent_name", "").strip()
+    if respondent:
+        parties.append(
+            {
+                "side": PartySide.RESPONDENT,
+                "kind": form.get("respondent_kind") or PartyKind.FIRM,
+                "name": respondent,
+            }
+        )
+    people = form.get("people_affected", "").strip() or "1"
+    return {
+        "category": form.get("category") or None,
+        "priority": form.get("priority") or Priority.NORMAL,
+        "channel": form.get("channel") or Channel.WALK_IN,
+        "description": form.get("description", ""),
+        "address_text": form.get("address_text", "").strip() or None,
+        "people_affected": people,
+        "place_code": form.get("place_code") or None,
+        "parties": parties,
+        "category_locked": bool(form.get("category")),
+        "priority_locked": form.get("priority") not in (None, "", Priority.NORMAL.value),
+    }
+
+
+@router.post(f"{PREFIX}/cases/new", response_class=HTMLResponse)
+async def intake_submit(request: Request) -> Response:
+    raw = await request.form()
+    form = {k: str(raw.get(k, ""))[:4000] for k in (*INTAKE_FIELDS, "csrf_token")}
+    values = {k: form[k] for k in INTAKE_FIELDS}
+    with read_session() as session:
+        user = auth.current_user(request, session)
+        if user is None:
+            return to_login(request)
+        if user.role in READ_ONLY_ROLES:
+            return not_found(request, user)
+        allowed_places = {u.code for u in queries.places_for(session, user=user)}
+    t = Translator(pick_lang(request))
+    errors: dict[str, str] = {}
+    form_error: str | None = None
+    status = 422
+    if not auth.csrf_ok(user.csrf, form["csrf_token"]):
+        form_error = t(
+            "表单已过期，请刷新页面后重新提交。", "The form expired; reload and submit again."
+        )
+        status = 403
+    else:
+        if not values["category"]:
+            errors["category"] = "请选择纠纷类别 / choose a category"
+        if not values["complainant_name"].strip():
+            errors["complainant_name"] = "请填写申请人姓名 / the complainant's name is required"
+        if values["place_code"] and values["place_code"] not in allowed_places:
+            errors["place_code"] = "请在您负责的范围内选择地点 / choose a place within your area"
+        if not values["place_code"] and not values["address_text"].strip():
+            errors["place_code"] = "请选择地点或填写地址 / pick a place or type an address"
+        data: CaseCreate | None = None
+        try:
+            data = CaseCreate.model_validate(_intake_data(form, user))
+        except pydantic.ValidationError as exc:
+            for field, text in _problems_from_pydantic(exc).items():
+                errors.setdefault(field, text)
+        if data is not None and not errors:
+            try:
+                with write_session() as session:
+                    from models.cases import create_case
+
+                    case = create_case(
+                        session, data=data, actor=user.actor, created_by_id=user.staff_id
+                    )
+                    number = case.number
+                return RedirectResponse(
+                    f"{PREFIX}/cases/{quote(number)}?created=1", status_code=303
+                )
+            except ValidationError as exc:
+                for p in exc.problems:
+                    errors.setdefault(p.field, f"{p.message_zh} / {p.message_en}")
+                if not exc.problems:
+                    form_error = f"{exc.message_zh} / {exc.message_en}"
+            except TiaojieError as exc:
+                form_error = f"{exc.message_zh} / {exc.message_en}"
+        if not form_error and errors:
+            form_error = t("请修改标红的栏目。", "Please correct the fields marked in red.")
+    with read_session() as session:
+        ctx = _intake_context(session, user, values)
+    return render(
+        request,
+        "intake.html",
+        {**ctx, "errors": errors, "form_error": form_error},
+        user=user,
+        status_code=status,
+    )
+
+
+@router.get(f"{PREFIX}/fragments/duplicates", response_class=HTMLResponse)
+def duplicate_suggestions(
+    request: Request,
+    place_code: str | None = None,
+    respondent: str | None = None,
+    description: str | None = None,
+) -> Response:
+    """Open cases that look like the complaint being typed (an HTML fragment)."""
+    with read_session() as session:
+        user = auth.current_user(request, session)
+        if user is None:
+            return HTMLResponse("", status_code=401)
+        place = (place_code or "").strip()[:32] or None
+        who = (respondent or "").strip()[:200] or None
+        text = (description or "").strip()[:4000] or None
+        suggestions: list[Any] = []
+        if place or who:
+            from models.triage import suggest_duplicates
+
+            suggestions = list(
+                suggest_duplicates(
+                    session,
+                    place_code=place,
+                    respondent=who,
+                    description=text,
+                    limit=5,
+                    reach_path=user.reach_path,
+                )
+            )
+    return render(request, "fragments/duplicates.html", {"suggestions": suggestions}, user=user)
+
+
+# --- case page -----------------------------------------------------------------------
+
+# Actions a person takes on the page: verb -> (service module, template of its form).
+ACTIONS: dict[str, str] = {
+    "consent_recorded": "models.mediating",
+    "mediation_started": "models.mediating",
+    "session_recorded": "models.mediating",
+    "agreement_signed": "models.mediating",
+    "mediation_failed": "models.mediating",
+    "follow_up_due": "models.mediating",
+    "follow_up_recorded": "models.follow_ups",
+    "escalated": "models.escalation",
+    "withdrawn": "models.mediating",
+    "reopened": "models.follow_ups",
+}
+
+
+def _service_ready(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def page_actions(case: Case, user: auth.WebUser) -> list[str]:
+    """What the state machine allows now and a person can do from the page."""
+    if user.role in READ_ONLY_ROLES:
+        return []
+    verbs = []
+    for verb in lifecycle.allowed_verbs(case):
+        transition = lifecycle.TRANSITIONS[verb]
+        if transition.roles and "staff" not in transition.roles:
+            continue
+        if verb not in ACTIONS or not _service_ready(ACTIONS[verb]):
+            continue
+        if verb == "follow_up_due" and case.status != CaseStatus.ASSIGNED:
+            continue  # the workflow schedules return visits; by hand only "settled directly"
+        if verb == "consent_recorded" and case.consent_at is not None:
+            continue
+        verbs.append(verb)
+    return verbs
+
+
+def prefect_runs_url(case: Case) -> str:
+    base = get_settings().prefect_ui_url.rstrip("/")
+    return f"{base}/runs?{urlencode({'flow-run-search': case.number})}"
+
+
+def _case_context(session: Session, user: auth.WebUser, case: Case) -> dict[str, Any]:
+    detail = queries.case_detail(session, case=case)
+    reveal = queries.may_see_personal_data(user, case)
+    parties = [show_party(p, reveal=reveal) for p in detail.parties]
+    now = clock.now()
+    return {
+        "case": case,
+        "detail": detail,
+        "parties": parties,
+        "revealed": reveal,
+        "actions": page_actions(case, user),
+        "countdown": queries.countdown(case.resolution_due_at, now=now),
+        "prefect_url": prefect_runs_url(case),
+        "outcomes": list(FollowUpOutcome),
+        "referrals": list(ReferralTarget),
+        "today": clock.to_local(now).date().isoformat(),
+        "now_local": clock.to_local(now).strftime("%Y-%m-%dT%H:%M"),
+    }
+
+
+@router.get(f"{PREFIX}/cases/{{number}}", response_class=HTMLResponse)
+def case_page(request: Request, number: str) -> Response:
+    with read_session() as session:
+        user = auth.current_user(request, session)
+        if user is None:
+            return to_login(request)
+        case = queries.find_visible_case(session, user=user, number=number[:32])
+        if case is None:
+            return not_found(request, user)
+        ctx = _case_context(session, user, case)
+    flash = None
+    t = Translator(pick_lang(request))
+    if request.query_params.get("created"):
+        flash = t(f"案件 {case.number} 已登记。", f"Case {case.number} recorded.")
+    elif request.query_params.get("done"):
+        flash = t("已保存。", "Saved.")
+    return render(
+        request,
+        "case.html",
+        {**ctx, "flash": flash, "error": None, "errors": {}, "open_action": None},
+        user=user,
+    )
+
+
+def _local_datetime(value: str, field: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValidationError(
+            f"{field}: not a date and time",
+            f"{field}：日期时间格式不正确",
+            problems=[FieldProblem(field, "日期时间格式不正确", "not a date and time")],
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=clock.SHANGHAI)
+    return moment.astimezone(UTC)
+
+
+def _date(value: str, field: str) -> date:
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValidationError(
+            f"{field}: not a date",
+            f"{field}：日期格式不正确",
+            problems=[FieldProblem(field, "日期格式不正确", "not a date (YYYY-MM-DD)")],
+        ) from None
+
+
+def _model(module: Any, name: str, data: dict[str, Any]) -> Any:
+    try:
+        return getattr(module, name).model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems = [
+            FieldProblem(
+                ".".join(str(p) for p in e["loc"]) or "form",
+                _PYDANTIC_ZH.get(e["type"], "输入有误"),
+                str(e.get("msg", "")).removeprefix("Value error, "),
+            )
+            for e in exc.errors()
+        ]
+        raise ValidationError("the form has errors", "表单有误", problems=problems) from None
+
+
+def run_action(
+    session: Session, *, verb: str, case: Case, form: Mapping[str, str], user: auth.WebUser
+) -> None:
+    """Call the domain service behind one page action (all validation is the domain's)."""
+    assert case.id is not None
+    common: dict[str, Any] = {
+        "case_id": case.id,
+        "actor": user.actor,
+        "expected_version": int(form.get("version") or 0) or None,
+    }
+    if verb in (
+        "mediation_started",
+        "consent_recorded",
+        "session_recorded",
+        "agreement_signed",
+        "mediation_failed",
+        "follow_up_due",
+        "withdrawn",
+    ):
+        from models import mediating
+
+        if verb == "consent_recorded":
+            ids = [int(x) for x in form.get("party_ids", "").split(",") if x.strip().isdigit()]
+            mediating.record_consent(session, party_ids=ids or None, **common)
+        elif verb == "mediation_started":
+            mediating.start_mediation(session, **common)
+        elif verb == "session_recorded":
+            from models import mediation
+
+            data = _model(
+                mediation,
+                "SessionCreate",
+                {
+                    "held_at": _local_datetime(form.get("held_at", ""), "held_at"),
+                    "place": form.get("place", ""),
+                    "participants": form.get("participants", ""),
+                    "minutes": form.get("minutes", ""),
+                },
+            )
+            mediating.record_session(session, data=data, **common)
+        elif verb == "agreement_signed":
+            from models import mediation
+
+            terms = []
+            for i in (1, 2, 3):
+                text = form.get(f"term_{i}", "").strip()
+                due = form.get(f"term_{i}_due", "").strip()
+                if text or due:
+                    terms.append({"text": text, "due_on": _date(due, f"term_{i}_due")})
+            data = _model(
+                mediation,
+                "AgreementCreate",
+                {"summary": form.get("summary", ""), "signed_at": None, "terms": terms},
+            )
+            mediating.sign_agreement(session, data=data, **common)
+        elif verb == "mediation_failed":
+            referral = form.get("referral") or None
+            mediating.fail_mediation(
+                session,
+                reason=form.get("reason", "").strip(),
+                referral=ReferralTarget(referral) if referral else None,
+                **common,
+            )
+        elif verb == "follow_up_due":
+            mediating.resolve_directly(
+                session, resolution=form.get("resolution", "").strip(), **common
+            )
+        elif verb == "withdrawn":
+            mediating.withdraw_case(session, reason=form.get("reason", "").strip(), **common)
+    elif verb in ("follow_up_recorded", "reopened"):
+        from models import follow_up, follow_ups
+
+        if verb == "reopened":
+            follow_ups.reopen_case(session, reason=form.get("reason", "").strip(), **common)
+        else:
+            satisfaction = form.get("satisfaction", "").strip()
+            data = _model(
+                follow_up,
+                "FollowUpRecord",
+                {
+                    "outcome": form.get("outcome") or None,
+                    "satisfaction": int(satisfaction) if satisfaction.isdigit() else None,
+                    "unit_at_fault": form.get("unit_at_fault") == "1",
+                    "notes": form.get("notes", "").strip() or None,
+                },
+            )
+            follow_ups.record_follow_up(session, data=data, **common)
+    elif verb == "escalated":
+        from models import escalation
+
+        escalation.escalate_case(
+            session,
+            now=clock.now(),
+            by_hand=True,
+            reason=form.get("reason", "").strip(),
+            **common,
+        )
+    else:
+        raise NotFound(f"no page action {verb!r}", f"没有这个操作：{verb}")
+
+
+ACTION_FIELDS = (
+    "version", "csrf_token", "party_ids", "held_at", "place", "participants", "minutes",
+    "summary", "term_1", "term_1_due", "term_2", "term_2_due", "term_3", "term_3_due",
+    "reason", "referral", "resolution", "outcome", "satisfaction", "unit_at_fault", "notes",
+)  # fmt: skip
+
+
+@router.post(f"{PREFIX}/cases/{{number}}/actions/{{verb}}", response_class=HTMLResponse)
+async def case_action(request: Request, number: str, verb: str) -> Response:
+    raw = await request.form()
+    form = {k: str(raw.get(k, ""))[:8000] for k in ACTION_FIELDS}
+    if "party_ids" in raw:
+        form["party_ids"] = ",".join(str(v) for v in raw.getlist("party_ids"))
+    with read_session() as session:
+        user = auth.current_user(request, session)
+        if user is None:
+            return to_login(request)
+        case = queries.find_visible_case(session, user=user, number=number[:32])
+        if case is None:
+            return not_found(request, user)
+        allowed = page_actions(case, user)
+    t = Translator(pick_lang(request))
+    error: str | None = None
+    errors: dict[str, str] = {}
+    status = 200
+    if not auth.csrf_ok(user.csrf, form["csrf_token"]):
+        error, status = (
+            t("表单已过期，请刷新页面后重试。", "The form expired; reload and retry."),
+            403,
+        )
+    elif verb not in allowed:
+        error, status = (
+            t("当前状态下不能执行此操作。", "This action is not possible in the case's state."),
+            409,
+        )
+    else:
+        try:
+            with write_session() as session:
+                fresh = queries.find_visible_case(session, user=user, number=case.number)
+                if fresh is None:
+                    return not_found(request, user)
+                run_action(session, verb=verb, case=fresh, form=form, user=user)
+            return RedirectResponse(
+                f"{PREFIX}/cases/{quote(case.number)}?done={verb}#timeline", status_code=303
+            )
+        except ValidationError as exc:
+            status = 422
+            error = f"{exc.message_zh} / {exc.message_en}"
+            for p in exc.problems:
+                errors.setdefault(p.field.split(".")[-1], f"{p.message_zh} / {p.message_en}")
+        except TiaojieError as exc:
+            status = exc.http_status if 400 <= exc.http_status < 500 else 409
+            error = f"{exc.message_zh} / {exc.message_en}"
+    with read_session() as session:
+        case = queries.find_visible_case(session, user=user, number=case.number)
+        if case is None:
+            return not_found(request, user)
+        ctx = _case_context(session, user, case)
+    return render(
+        request,
+        "case.html",
+        {
+            **ctx,
+            "flash": None,
+            "error": error,
+            "errors": errors,
+            "open_action": verb,
+            "posted": form,
+        },
+        user=user,
+        status_code=status,
+    )
+
+
+# --- dashboard -----------------------------------------------------------------------
+
+DASHBOARD_LEVELS = (UnitLevel.STREET, UnitLevel.COMMUNITY, UnitLevel.COMPOUND)
+
+
+@router.get(f"{PREFIX}/dashboard", response_class=HTMLResponse)
+def dashboard(request: Request, level: str | None = None, days: int = 30) -> Response:
+    from models import metrics
+
+    with read_session() as session:
+        user = auth.current_user(request, session)
+        if user is None:
+            return to_login(request)
+        lang = pick_lang(request)
+        t = Translator(lang)
+        chosen = UnitLevel(level) if level in {lv.value for lv in DASHBOARD_LEVELS} else None
+        chosen = chosen or UnitLevel.COMMUNITY
+        days = max(1, min(days, 366))
+        now = clock.now()
+        reach = user.reach_path
+        rates = list(
+            metrics.unit_rates(
+                session,
+                since=now - timedelta(days=days),
+                until=now,
+                level=chosen,
+                within_path=reach,
+            )
+        )
+        backlog = list(metrics.backlog_by_unit(session, within_path=reach, level=chosen))
+        overdue_levels = list(metrics.overdue_by_level(session, now=now, within_path=reach))
+        escalations = list(
+            metrics.recent_escalations(session, since=now - timedelta(days=1), within_path=reach)
+        )
+        clusters = list(
+            metrics.clusters(session, since=now - timedelta(days=days), within_path=reach)
+        )
+        overdue = queries.overdue_cases(session, user=user, now=now, limit=50)
+    chart = rates_chart(
+        [
+            RateRow(
+                label=(r.unit_name_en if lang == "en" else r.unit_name),
+                response=r.response_rate,
+                resolution=r.resolution_rate,
+                satisfaction=r.satisfaction_rate,
+                cases=r.cases,
+            )
+            for r in rates
+        ],
+        lang=lang,
+        title=t(
+            f"近{days}天各{chosen.zh}三率", f"Three rates by {chosen.en.lower()}, last {days} days"
+        ),
+    )
+    return render(
+        request,
+        "dashboard.html",
+        {
+            "rates": rates,
+            "chart": chart,
+            "backlog": backlog,
+            "overdue_levels": overdue_levels,
+            "escalations": escalations,
+            "clusters": clusters,
+            "overdue": overdue,
+            "level": chosen,
+            "levels": DASHBOARD_LEVELS,
+            "days": days,
+            "now": now,
+        },
+        user=user,
+    )
