@@ -1,0 +1,799 @@
+"""The demo city 江心市 (Jiangxin): units, staff, agency pairings, time limits and
+sample complaints, generated deterministically (seeded ``random.Random``).
+
+Everything here is fictional. Parties' phone numbers and resident ID numbers are
+*valid* (mainland mobile format; GB 11643 check digit) but made up: the ID numbers use
+the area code prefix ``3699``, which no real prefecture has.
+
+Codes: ``JX`` (city), ``D01`` (district), ``D01-S01`` (street), ``D01-S01-C01``
+(community), ``D01-S01-C01-P01`` (compound), ``D01-S01-C01-P01-B01`` (building), and
+``D01-LAB`` / ``D01-ENV`` / ``D01-HSG`` for each district's paired agencies.
+
+Demo sign-ins: every demo staff member's username is their role and unit code (for
+example ``mediator1-d01-s01-c01``, ``supervisor-d01``, ``admin``) and their password is
+:data:`DEMO_PASSWORD`. The demo accounts share that one password, so one Argon2 hash
+(salted once per load) is stored for all of them; that keeps loading fast.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from models import clock, pii
+from models.case import Case, CaseCreate
+from models.cases import create_case
+from models.enums import (
+    Category,
+    Channel,
+    PartyKind,
+    PartySide,
+    Priority,
+    StaffRole,
+    UnitLevel,
+)
+from models.lifecycle import Actor
+from models.passwords import hash_password
+from models.policy import LimitUnit, TimeLimitPolicy
+from models.staff import Staff
+from models.unit import Pairing, Unit
+
+DATA = Path(__file__).parent / "demo_data"
+SEED = 2026
+CITY_CODE = "JX"
+DEMO_PASSWORD = "tiaojie-demo"  # noqa: S105 (documented demo sign-in)
+FIRST_BATCH = 320
+"""How many of :func:`demo_complaints` ``load_demo_city`` records; the rest are left
+for the live demo to feed in over time."""
+HISTORY_DAYS = 60
+# Fictional area code prefix for demo resident ID numbers (no real prefecture "3699").
+_ID_AREAS = ("369901", "369902", "369903", "369911", "369912")
+_PHONE_PREFIXES = (
+    "130",
+    "131",
+    "132",
+    "133",
+    "135",
+    "136",
+    "137",
+    "138",
+    "139",
+    "150",
+    "151",
+    "152",
+    "155",
+    "156",
+    "157",
+    "158",
+    "159",
+    "166",
+    "176",
+    "177",
+    "180",
+    "181",
+    "182",
+    "185",
+    "186",
+    "187",
+    "188",
+    "189",
+    "191",
+    "198",
+    "199",
+)
+
+
+@dataclass(frozen=True)
+class UnitSpec:
+    code: str
+    level: UnitLevel
+    parent: str | None
+    name_zh: str
+    name_en: str
+    address: str
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True)
+class StaffSpec:
+    username: str
+    display_name: str
+    role: StaffRole
+    unit_code: str
+    skills: tuple[Category, ...]
+    capacity: int
+    active: bool = True
+    away: bool = False
+
+
+@dataclass
+class _Plan:
+    units: list[UnitSpec] = field(default_factory=list)
+    pairings: list[tuple[str, str, Category]] = field(default_factory=list)
+
+    def by_code(self) -> dict[str, UnitSpec]:
+        return {u.code: u for u in self.units}
+
+
+@lru_cache(maxsize=1)
+def _city_data() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((DATA / "city.json").read_text(encoding="utf-8"))
+    return data
+
+
+@lru_cache(maxsize=1)
+def _complaint_data() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((DATA / "complaints.json").read_text(encoding="utf-8"))
+    return data
+
+
+# --- the unit tree ---------------------------------------------------------------------
+
+
+def _near(rng: random.Random, lat: float, lon: float, spread: float) -> tuple[float, float]:
+    return (
+        round(lat + rng.uniform(-spread, spread), 6),
+        round(lon + rng.uniform(-spread, spread) * 1.15, 6),
+    )
+
+
+@lru_cache(maxsize=1)
+def _city_plan() -> _Plan:
+    rng = random.Random(SEED)
+    data = _city_data()
+    plan = _Plan()
+    c = data["city"]
+    plan.units.append(
+        UnitSpec(
+            CITY_CODE, UnitLevel.CITY, None, c["zh"], c["en"], c["address_zh"], c["lat"], c["lon"]
+        )
+    )
+    for di, district in enumerate(data["districts"], start=1):
+        dcode = f"D{di:02d}"
+        dlat, dlon = _near(rng, c["lat"], c["lon"], 0.05)
+        droad = district["road"][0]
+        plan.units.append(
+            UnitSpec(
+                dcode,
+                UnitLevel.DISTRICT,
+                CITY_CODE,
+                district["zh"],
+                district["en"],
+                f"{c['zh']}{district['zh']}{droad}{rng.randint(1, 200)}号",
+                dlat,
+                dlon,
+            )
+        )
+        agency_codes: dict[Category, str] = {}
+        for agency in data["agencies"]:
+            acode = f"{dcode}-{agency['suffix']}"
+            alat, alon = _near(rng, dlat, dlon, 0.01)
+            plan.units.append(
+                UnitSpec(
+                    acode,
+                    UnitLevel.AGENCY,
+                    dcode,
+                    agency["zh"].format(district=district["zh"]),
+                    agency["en"].format(district=district["en"].removesuffix(" District")),
+                    f"{c['zh']}{district['zh']}{droad}{rng.randint(201, 400)}号",
+                    alat,
+                    alon,
+                )
+            )
+            agency_codes[Category(agency["category"])] = acode
+        for si, street in enumerate(district["streets"], start=1):
+            scode = f"{dcode}-S{si:02d}"
+            slat, slon = _near(rng, dlat, dlon, 0.02)
+            plan.units.append(
+                UnitSpec(
+                    scode,
+                    UnitLevel.STREET,
+                    dcode,
+                    street["zh"],
+                    street["en"],
+                    f"{c['zh']}{district['zh']}{street['road'][0]}{rng.randint(1, 99)}号",
+                    slat,
+                    slon,
+                )
+            )
+            for ci, community in enumerate(street["communities"], start=1):
+                ccode = f"{scode}-C{ci:02d}"
+                clat, clon = _near(rng, slat, slon, 0.008)
+                road_zh = community["road"][0]
+                prefix = f"{c['zh']}{district['zh']}{street['zh']}"
+                plan.units.append(
+                    UnitSpec(
+                        ccode,
+                        UnitLevel.COMMUNITY,
+                        scode,
+                        community["zh"],
+                        community["en"],
+                        f"{prefix}{road_zh}{rng.randint(1, 60)}号",
+                        clat,
+                        clon,
+                    )
+                )
+                for category, acode in agency_codes.items():
+                    plan.pairings.append((ccode, acode, category))
+                for pi, (pzh, pen) in enumerate(community["compounds"], start=1):
+                    pcode = f"{ccode}-P{pi:02d}"
+                    plat, plon = _near(rng, clat, clon, 0.003)
+                    number = rng.randint(61, 300)
+                    plan.units.append(
+                        UnitSpec(
+                            pcode,
+                            UnitLevel.COMPOUND,
+                            ccode,
+                            pzh,
+                            pen,
+                            f"{prefix}{road_zh}{number}号{pzh}",
+                            plat,
+                            plon,
+                        )
+                    )
+                    for bi in range(1, rng.randint(3, 6) + 1):
+                        blat, blon = _near(rng, plat, plon, 0.0006)
+                        plan.units.append(
+                            UnitSpec(
+                                f"{pcode}-B{bi:02d}",
+                                UnitLevel.BUILDING,
+                                pcode,
+                                f"{bi}栋",
+                                f"Building {bi}",
+                                f"{prefix}{road_zh}{number}号{pzh}{bi}栋",
+                                blat,
+                                blon,
+                            )
+                        )
+    return plan
+
+
+def demo_units() -> list[UnitSpec]:
+    """The unit tree, parents before children."""
+    return list(_city_plan().units)
+
+
+# --- people ----------------------------------------------------------------------------
+
+
+def _person_name(rng: random.Random) -> str:
+    data = _city_data()
+    return str(rng.choice(data["surnames"])) + str(rng.choice(data["given"]))
+
+
+def _phone(rng: random.Random) -> str:
+    return rng.choice(_PHONE_PREFIXES) + f"{rng.randrange(10**8):08d}"
+
+
+def _id_number(rng: random.Random) -> str:
+    born = datetime(1948, 1, 1) + timedelta(days=rng.randrange(0, 57 * 365))
+    first17 = f"{rng.choice(_ID_AREAS)}{born:%Y%m%d}{rng.randrange(1000):03d}"
+    return first17 + pii.id_check_digit(first17)
+
+
+_ROLE_SHORT = {
+    StaffRole.COMMUNITY_WORKER: "worker",
+    StaffRole.GRID_WORKER: "grid",
+    StaffRole.MEDIATOR: "mediator",
+    StaffRole.INSTRUCTOR: "instructor",
+    StaffRole.SUPERVISOR: "supervisor",
+    StaffRole.ADMIN: "admin",
+    StaffRole.VOLUNTEER: "volunteer",
+}
+_EVERYDAY = (Category.NEIGHBOUR, Category.FAMILY, Category.PROPERTY, Category.TENANCY)
+_HEAVY = (Category.RELOCATION, Category.LABOUR, Category.ENVIRONMENT)
+
+
+def _username(role: StaffRole, code: str, n: int | None = None) -> str:
+    return f"{_ROLE_SHORT[role]}{n or ''}-{code.lower()}"
+
+
+@lru_cache(maxsize=1)
+def _staff_plan() -> tuple[StaffSpec, ...]:
+    rng = random.Random(SEED + 1)
+    plan = _city_plan()
+    staff: list[StaffSpec] = []
+    every = tuple(Category)
+
+    def add(
+        role: StaffRole,
+        code: str,
+        n: int | None,
+        skills: tuple[Category, ...],
+        cap: int,
+        *,
+        suffix: str = "",
+        username: str | None = None,
+        active: bool = True,
+        away: bool = False,
+    ) -> None:
+        staff.append(
+            StaffSpec(
+                username or _username(role, code, n),
+                _person_name(rng) + suffix,
+                role,
+                code,
+                skills,
+                cap,
+                active,
+                away,
+            )
+        )
+
+    add(StaffRole.ADMIN, CITY_CODE, None, (), 0, suffix="（系统管理员）", username="admin")
+    add(StaffRole.SUPERVISOR, CITY_CODE, None, every, 0, suffix="（市矛调中心）")
+    mediator_count = 0
+    for unit in plan.units:
+        code = unit.code
+        match unit.level:
+            case UnitLevel.DISTRICT:
+                add(StaffRole.SUPERVISOR, code, None, every, 0)
+                # The district intake desk (区矛调中心受理窗口), signs in as "intake-d01".
+                add(
+                    StaffRole.COMMUNITY_WORKER,
+                    code,
+                    None,
+                    every,
+                    40,
+                    suffix="（区矛调中心受理窗口）",
+                    username=f"intake-{code.lower()}",
+                )
+                for n in (1, 2):
+                    add(StaffRole.MEDIATOR, code, n, every, 20)
+            case UnitLevel.AGENCY:
+                category = next(cat for (_, a, cat) in plan.pairings if a == code)
+                add(StaffRole.MEDIATOR, code, 1, (category,), 25)
+            case UnitLevel.STREET:
+                add(StaffRole.SUPERVISOR, code, None, every, 0)
+                for n in (1, 2):
+                    add(StaffRole.MEDIATOR, code, n, every, 15)
+            case UnitLevel.COMMUNITY:
+                for n in (1, 2):
+                    add(StaffRole.COMMUNITY_WORKER, code, n, _EVERYDAY, 15)
+                for n in range(1, rng.choice((2, 3, 3)) + 1):
+                    mediator_count += 1
+                    skills = (
+                        *_EVERYDAY[: rng.randint(2, 4)],
+                        *rng.sample(_HEAVY, rng.randint(1, 2)),
+                    )
+                    add(
+                        StaffRole.MEDIATOR,
+                        code,
+                        n,
+                        skills,
+                        rng.randint(8, 12),
+                        away=mediator_count % 9 == 4,
+                        active=mediator_count % 17 != 8,
+                    )
+                heavy = rng.choice(_HEAVY)
+                add(StaffRole.INSTRUCTOR, code, None, (heavy,), 5, suffix="（党建指导员）")
+                add(StaffRole.VOLUNTEER, code, None, (Category.NEIGHBOUR,), 3)
+            case UnitLevel.COMPOUND:
+                add(StaffRole.GRID_WORKER, code, None, _EVERYDAY, 10)
+            case _:
+                pass
+    return tuple(staff)
+
+
+def demo_staff() -> list[StaffSpec]:
+    return list(_staff_plan())
+
+
+def demo_sign_ins() -> list[tuple[str, str, str, str]]:
+    """A few demo accounts to print at start-up: (username, role, unit code, password)."""
+    wanted = (
+        "admin",
+        "supervisor-d01",
+        "supervisor-d01-s01",
+        "intake-d01",
+        "mediator1-d01",
+        "mediator1-d01-s01",
+        "worker1-d01-s01-c01",
+        "mediator1-d01-s01-c01",
+        "grid-d01-s01-c01-p01",
+        "mediator1-d01-lab",
+    )
+    by_name = {s.username: s for s in _staff_plan()}
+    return [
+        (name, by_name[name].role.value, by_name[name].unit_code, DEMO_PASSWORD)
+        for name in wanted
+        if name in by_name
+    ]
+
+
+# --- time limits -------------------------------------------------------------------------
+
+
+def demo_policies() -> list[TimeLimitPolicy]:
+    """Time limits from DOMAIN.md. The most specific row wins and, on a tie, the first
+    row: emergencies and consultations therefore come first."""
+    wh, same = LimitUnit.WORKING_HOURS, LimitUnit.SAME_DAY
+    rows: list[TimeLimitPolicy] = [
+        TimeLimitPolicy(
+            name="紧急：当日办结 Emergency: same day",
+            priority=Priority.EMERGENCY,
+            response_value=2,
+            response_unit=wh,
+            resolution_value=0,
+            resolution_unit=same,
+        ),
+        TimeLimitPolicy(
+            name="咨询求助：3个工作日 Consultation: 3 working days",
+            priority=Priority.CONSULTATION,
+            response_value=1,
+            resolution_value=3,
+        ),
+        TimeLimitPolicy(
+            name="重要件：7个工作日 High priority: 7 working days",
+            priority=Priority.HIGH,
+            response_value=4,
+            response_unit=wh,
+            resolution_value=7,
+        ),
+    ]
+    # Lower levels get shorter limits: settle it where it starts or pass it up quickly.
+    for level, days, zh in (
+        (UnitLevel.BUILDING, 3, "楼幢"),
+        (UnitLevel.COMPOUND, 5, "小区"),
+        (UnitLevel.COMMUNITY, 10, "社区"),
+        (UnitLevel.STREET, 13, "街道"),
+        (UnitLevel.DISTRICT, 15, "区"),
+        (UnitLevel.AGENCY, 15, "结对部门"),
+    ):
+        rows.append(
+            TimeLimitPolicy(
+                name=f"{zh}层级：{days}个工作日 {level.en} level: {days} working days",
+                level=level,
+                response_value=1,
+                resolution_value=days,
+            )
+        )
+    # Cases a community cannot settle alone go to its paired agency, not up the tree.
+    for category, level, days in (
+        (Category.LABOUR, UnitLevel.COMMUNITY, 7),
+        (Category.ENVIRONMENT, UnitLevel.COMMUNITY, 7),
+        (Category.RELOCATION, UnitLevel.COMMUNITY, 10),
+        (Category.RELOCATION, UnitLevel.STREET, 13),
+    ):
+        rows.append(
+            TimeLimitPolicy(
+                name=(
+                    f"{category.zh}·{level.zh}：{days}个工作日后移交结对部门 "
+                    f"{category.en} at {level.en.lower()}: refer to the paired agency "
+                    f"after {days} working days"
+                ),
+                category=category,
+                level=level,
+                response_value=1,
+                resolution_value=days,
+                refer_to_agency=True,
+            )
+        )
+    rows.append(
+        TimeLimitPolicy(
+            name="投诉件：13个工作日 Complaint: 13 working days",
+            response_value=1,
+            resolution_value=13,
+        )
+    )
+    return rows
+
+
+# --- sample complaints ---------------------------------------------------------------------
+
+
+@dataclass
+class _Person:
+    name: str
+    phone: str
+    id_number: str | None
+    address: str
+
+
+def _weighted(rng: random.Random, weights: dict[str, int]) -> str:
+    keys = list(weights)
+    return rng.choices(keys, weights=[weights[k] for k in keys])[0]
+
+
+def _slots(rng: random.Random, *, firm: str, building: str) -> dict[str, Any]:
+    months = rng.randint(2, 6)
+    area = rng.randint(38, 96)
+    return {
+        "firm": firm,
+        "building": building,
+        "months": months,
+        "start_month": f"{rng.randint(1, 9)}月",
+        "amount": f"{rng.randrange(30, 400) * 100:,}",
+        "n": rng.randint(3, 12),
+        "days": rng.randint(2, 5),
+        "years": rng.randint(8, 26),
+        "hour": rng.choice((22, 23, 0, 1, 2)),
+        "weeks": rng.randint(2, 6),
+        "floor": rng.randint(2, 18),
+        "area": area,
+        "area_less": area - rng.randint(6, 15),
+        "price": rng.randrange(48, 75) * 100,
+        "rent": rng.randrange(12, 35) * 100,
+        "deposit": rng.randrange(10, 40) * 100,
+        "year": rng.choice(("去", "今")),
+    }
+
+
+def _buildings_under(code: str) -> list[UnitSpec]:
+    units = _city_plan().units
+    return [u for u in units if u.level == UnitLevel.BUILDING and u.code.startswith(code + "-")]
+
+
+@lru_cache(maxsize=1)
+def _complaint_specs() -> tuple[dict[str, Any], ...]:
+    """The sample complaints as plain dicts (CaseCreate input), in submission order."""
+    rng = random.Random(SEED + 2)
+    units = _city_plan().by_code()
+    all_compounds = [u.code for u in units.values() if u.level == UnitLevel.COMPOUND]
+    out: list[dict[str, Any]] = []
+
+    def location(places: list[str]) -> tuple[UnitSpec, UnitSpec]:
+        code = rng.choice(all_compounds if places == ["*"] else places)
+        building = rng.choice(_buildings_under(code))
+        return units[building.parent or ""], building
+
+    def person(building: UnitSpec, *, with_id: float) -> _Person:
+        compound = units[building.parent or ""]
+        room = f"{rng.randint(1, 18)}0{rng.randint(1, 4)}室"
+        return _Person(
+            _person_name(rng),
+            _phone(rng),
+            _id_number(rng) if rng.random() < with_id else None,
+            f"{compound.name_zh}{building.name_zh}{room}",
+        )
+
+    def party(side: PartySide, kind: PartyKind, who: _Person) -> dict[str, Any]:
+        return {
+            "side": side,
+            "kind": kind,
+            "name": who.name,
+            "phone": who.phone,
+            "id_number": who.id_number,
+            "address": who.address,
+        }
+
+    for stream in _complaint_data()["streams"]:
+        category = Category(stream["category"])
+        resp = stream["respondent"]
+        seen: list[_Person] = []
+        complainant_kind = (
+            PartyKind.HOUSEHOLD if category == Category.RELOCATION else PartyKind.PERSON
+        )
+
+        def respondent(
+            firm: str, building: UnitSpec, resp: dict[str, Any] = resp
+        ) -> dict[str, Any]:
+            if resp["kind"] == "person":
+                other = person(building, with_id=0.0)
+                entry = party(PartySide.RESPONDENT, PartyKind.PERSON, other)
+                if rng.random() < 0.5:
+                    entry["phone"] = None
+                return entry
+            return {"side": PartySide.RESPONDENT, "kind": PartyKind(resp["kind"]), "name": firm}
+
+        group = stream.get("group")
+        if group:
+            compound, building = location(stream["places"])
+            firm = resp.get("name") or rng.choice(resp["pool"])
+            slots = _slots(rng, firm=firm, building=building.name_zh)
+            slots["n"] = rng.randint(*group["people"])
+            reps = [person(building, with_id=0.9) for _ in range(rng.randint(*group["reps"]))]
+            seen.extend(reps)
+            out.append(
+                {
+                    "category": category,
+                    "priority": Priority(group["priority"]),
+                    "channel": Channel(group["channel"]),
+                    "description": group["text"].format_map(slots),
+                    "address_text": _address(units, compound),
+                    "lat": compound.lat,
+                    "lon": compound.lon,
+                    "people_affected": slots["n"],
+                    "place_code": compound.code,
+                    "parties": [
+                        *(party(PartySide.COMPLAINANT, complainant_kind, p) for p in reps),
+                        respondent(firm, building),
+                    ],
+                }
+            )
+        for _ in range(stream["count"]):
+            compound, building = location(stream["places"])
+            firm = resp.get("name") or rng.choice(resp.get("pool") or [""])
+            text = rng.choice(stream["texts"])
+            if isinstance(text, dict):
+                priority = Priority(text["p"])
+                text = text["t"]
+            elif text.startswith("咨询"):
+                priority = Priority.CONSULTATION
+            else:
+                priority = Priority(_weighted(rng, stream["priorities"]))
+            slots = _slots(rng, firm=firm, building=building.name_zh)
+            if seen and rng.random() < stream["repeat_person"]:
+                who = rng.choice(seen)
+            else:
+                who = person(building, with_id=0.7)
+                seen.append(who)
+            lat, lon = _near(rng, building.lat, building.lon, 0.0002)
+            out.append(
+                {
+                    "category": category,
+                    "priority": priority,
+                    "channel": Channel(_weighted(rng, stream["channels"])),
+                    "description": text.format_map(slots),
+                    "address_text": _address(units, building),
+                    "lat": lat,
+                    "lon": lon,
+                    "people_affected": slots["n"] if "{n}" in text else 1,
+                    "place_code": building.code,
+                    "parties": [
+                        party(PartySide.COMPLAINANT, complainant_kind, who),
+                        respondent(firm, building),
+                    ],
+                }
+            )
+    rng.shuffle(out)
+    return tuple(out)
+
+
+def _address(units: dict[str, UnitSpec], unit: UnitSpec) -> str:
+    """Place text: district, street, compound (and building), never a flat number."""
+    names: list[str] = []
+    cursor: UnitSpec | None = unit
+    while cursor is not None and cursor.level != UnitLevel.CITY:
+        if cursor.level != UnitLevel.COMMUNITY:
+            names.append(cursor.name_zh)
+        cursor = units.get(cursor.parent or "")
+    return "".join(reversed(names))
+
+
+def demo_complaints() -> list[CaseCreate]:
+    """Every sample complaint, in submission order (deterministic). ``load_demo_city``
+    records the first :data:`FIRST_BATCH`; the live demo feeds the rest over time."""
+    return [CaseCreate.model_validate(spec) for spec in _complaint_specs()]
+
+
+def submission_times(count: int, *, now: datetime) -> list[datetime]:
+    """``count`` moments spread over the :data:`HISTORY_DAYS` days before ``now``, mostly
+    in office hours (Asia/Shanghai), ascending; the same for the same ``now``."""
+    rng = random.Random(SEED + 3)
+    now = clock.ensure_utc(now)
+    moments: list[datetime] = []
+    for _ in range(count):
+        local = clock.to_local(now - timedelta(seconds=rng.uniform(900, HISTORY_DAYS * 86400)))
+        if not 8 <= local.hour < 20 and rng.random() < 0.85:
+            local = local.replace(hour=rng.randint(8, 19), minute=rng.randint(0, 59))
+        moment = clock.ensure_utc(local)
+        if moment >= now:
+            moment -= timedelta(days=1)
+        moments.append(moment)
+    return sorted(moments)
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def _summary(session: Session) -> str:
+    def units(level: UnitLevel) -> int:
+        return int(session.exec(select(func.count()).where(Unit.level == level)).one())
+
+    def rows(table: Any) -> int:
+        return int(session.exec(select(func.count()).select_from(table)).one())
+
+    return (
+        f"{units(UnitLevel.DISTRICT)} districts 区, {units(UnitLevel.STREET)} streets 街道, "
+        f"{units(UnitLevel.COMMUNITY)} communities 社区, {units(UnitLevel.COMPOUND)} compounds "
+        f"小区, {units(UnitLevel.BUILDING)} buildings 楼幢, {units(UnitLevel.AGENCY)} agencies "
+        f"结对部门, {rows(Pairing)} pairings, {rows(Staff)} staff 工作人员, "
+        f"{rows(TimeLimitPolicy)} time-limit policies 时限规则, {rows(Case)} cases 案件"
+    )
+
+
+def is_loaded(session: Session) -> bool:
+    return session.exec(select(Unit.id).where(Unit.code == CITY_CODE)).first() is not None
+
+
+def load_demo_city(session: Session) -> str:
+    """Load the demo city into an empty (migrated) database, in the caller's transaction.
+
+    Idempotent: if the city unit ``JX`` exists already nothing is added. Returns a short
+    summary of what the database holds.
+    """
+    if is_loaded(session):
+        return "already loaded, nothing added 已载入，未重复添加: " + _summary(session)
+    plan = _city_plan()
+    ids: dict[str, Unit] = {}
+    for spec in plan.units:
+        parent = ids[spec.parent] if spec.parent else None
+        unit = Unit(
+            code=spec.code,
+            name_zh=spec.name_zh,
+            name_en=spec.name_en,
+            level=spec.level,
+            address=spec.address,
+            lat=spec.lat,
+            lon=spec.lon,
+            parent_id=parent.id if parent else None,
+            path=(parent.path if parent else "/") + spec.code + "/",
+        )
+        session.add(unit)
+        if spec.level != UnitLevel.BUILDING:
+            session.flush()  # children need its id
+        ids[spec.code] = unit
+    session.flush()
+    for community, agency, category in plan.pairings:
+        session.add(
+            Pairing(community_id=_id(ids[community]), agency_id=_id(ids[agency]), category=category)
+        )
+    password_hash = hash_password(DEMO_PASSWORD)
+    staff_by_unit: dict[str, list[Staff]] = {}
+    for s in _staff_plan():
+        member = Staff(
+            username=s.username,
+            display_name=s.display_name,
+            role=s.role,
+            unit_id=ids[s.unit_code].id,
+            skills=[c.value for c in s.skills],
+            capacity=s.capacity,
+            active=s.active,
+            away=s.away,
+            password_hash=password_hash,
+        )
+        session.add(member)
+        staff_by_unit.setdefault(s.unit_code, []).append(member)
+    for policy in demo_policies():
+        session.add(policy)
+    session.flush()
+
+    complaints = demo_complaints()[:FIRST_BATCH]
+    times = submission_times(len(complaints), now=clock.now())
+    for data, at in zip(complaints, times, strict=True):
+        actor, recorder = _recorder(data, staff_by_unit)
+        create_case(session, data=data, actor=actor, created_by_id=recorder, at=at)
+    session.flush()
+    return _summary(session)
+
+
+def _id(unit: Unit) -> int:
+    assert unit.id is not None, "flushed above"
+    return unit.id
+
+
+def _recorder(data: CaseCreate, staff_by_unit: dict[str, list[Staff]]) -> tuple[Actor, int | None]:
+    """Who recorded a sample complaint: the public (Open311), the system (12345, police
+    and web referrals arrive by interface), else a worker of the place's community."""
+    if data.channel == Channel.OPEN311:
+        return Actor.public(), None
+    if data.channel in (Channel.HOTLINE_12345, Channel.POLICE, Channel.WEB):
+        return Actor.system(), None
+    code = data.place_code or ""
+    parts = code.split("-")
+    wanted_role = StaffRole.GRID_WORKER if data.channel == Channel.GRID_PATROL else None
+    unit_code = "-".join(parts[:4]) if wanted_role else "-".join(parts[:3])
+    candidates = [
+        s
+        for s in staff_by_unit.get(unit_code, [])
+        if s.active
+        and (wanted_role is None or s.role == wanted_role)
+        and s.role in (StaffRole.COMMUNITY_WORKER, StaffRole.GRID_WORKER)
+    ]
+    if not candidates:
+        return Actor.system(), None
+    member = candidates[0]
+    return (
+        Actor(kind="staff", staff_id=member.id, role=member.role, unit_path=None),
+        member.id,
+    )
