@@ -45,6 +45,16 @@ def init(
         console.print(f"[green]✓[/] demo city 演示城市: {report}")
 
 
+from tiaojie_cli.up import up_command  # noqa: E402
+
+app.command(name="up")(up_command)
+
+
+from tiaojie_cli.audit import app as audit_app  # noqa: E402
+
+app.add_typer(audit_app, name="audit")
+
+
 def main() -> None:
     app()
 

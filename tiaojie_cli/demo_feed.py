@@ -1,0 +1,232 @@
+"""The live demo of ``tiaojie up --demo``: new complaints over time, and the mediators'
+part simulated, so that a newcomer watches cases move through intake, assignment,
+mediation, follow-up and escalation within minutes.
+
+It works through the domain services (the same ones the API calls), never around them:
+every step is a normal transition with its event and outbox row, so the workflows react
+to it exactly as they would to a real mediator. Whatever the demo does in a mediator's
+place is written with the mark 「演示模拟 simulated by the demo」 in the minutes, the
+agreement and the return-visit notes, so it is never mistaken for real work.
+
+One open case in three is deliberately left alone: those run late and show reminders
+and escalation up the unit tree. Progress is kept in ``run/demo-feed.json`` so that a
+second ``tiaojie up --demo`` carries on where the first one stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from sqlmodel import Session, col, select
+
+from models import clock
+from models.case import Case
+from models.cases import create_case
+from models.db import write_session
+from models.enums import CaseStatus, FollowUpOutcome, ReferralTarget
+from models.errors import TiaojieError
+from models.follow_up import FollowUpRecord
+from models.lifecycle import Actor
+from models.mediation import AgreementCreate, SessionCreate, TermCreate
+from models.staff import Staff
+from models.unit import Unit
+
+SIMULATED = "【演示模拟 simulated by the demo】"
+LEAVE_ALONE_EVERY = 3  # case ids divisible by this are left to run late and escalate
+
+
+class DemoFeeder:
+    """A daemon thread: one new complaint every ``pace_s`` seconds, and a few simulated
+    mediator steps on cases that have waited at least ``dwell_s`` seconds."""
+
+    def __init__(
+        self,
+        *,
+        state_file: Path,
+        pace_s: float = 6.0,
+        dwell_s: float | None = None,
+        steps_per_tick: int = 3,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.state_file = state_file
+        self.pace_s = pace_s
+        self.dwell_s = dwell_s if dwell_s is not None else 2 * pace_s
+        self.steps_per_tick = steps_per_tick
+        self.log = log
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-feed", daemon=True)
+
+    # -- life ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.pace_s):
+            try:
+                self.tick()
+            except Exception as exc:  # keep the demo going; say what happened
+                self.log(f"demo 演示: {type(exc).__name__}: {exc}")
+
+    # -- state -----------------------------------------------------------------------
+
+    def _next_index(self) -> int:
+        try:
+            return int(json.loads(self.state_file.read_text())["next_index"])
+        except (FileNotFoundError, ValueError, KeyError):
+            return 0
+
+    def _save_index(self, index: int) -> None:
+        self.state_file.write_text(json.dumps({"next_index": index}))
+
+    # -- one step --------------------------------------------------------------------
+
+    def tick(self) -> None:
+        self.feed_one()
+        for _ in range(self.steps_per_tick):
+            if not self.simulate_one():
+                break
+
+    def feed_one(self) -> str:
+        from models.demo import FIRST_BATCH, demo_complaints
+
+        complaints = demo_complaints()
+        live = complaints[FIRST_BATCH:] or complaints
+        index = self._next_index()
+        data = live[index % len(live)]
+        with write_session() as session:
+            case = create_case(session, data=data, actor=Actor.system())
+            number = case.number
+        self._save_index(index + 1)
+        self.log(f"demo 演示: new complaint 新投诉 {number} ({data.category.zh})")
+        return number
+
+    def _candidates(self, session: Session) -> list[Case]:
+        waited = clock.now() - timedelta(seconds=self.dwell_s)
+        statuses = (CaseStatus.ASSIGNED, CaseStatus.IN_MEDIATION, CaseStatus.FOLLOW_UP)
+        rows = session.exec(
+            select(Case)
+            .where(col(Case.status).in_(statuses))
+            .where(col(Case.assignee_id).is_not(None))
+            .where(col(Case.updated_at) <= waited)
+            .order_by(col(Case.updated_at))
+            .limit(50)
+        ).all()
+        return [c for c in rows if (c.id or 0) % LEAVE_ALONE_EVERY != 0]
+
+    def simulate_one(self) -> bool:
+        """Take the next simulated mediator step on one waiting case; False if none."""
+        with write_session() as session:
+            for case in self._candidates(session):
+                actor = _assignee_actor(session, case)
+                if actor is None:
+                    continue
+                try:
+                    done = _step(session, case, actor)
+                except TiaojieError:
+                    session.rollback()
+                    continue
+                if done:
+                    self.log(f"demo 演示: {case.number} {done} {SIMULATED}")
+                    return True
+        return False
+
+
+def _assignee_actor(session: Session, case: Case) -> Actor | None:
+    staff = session.get(Staff, case.assignee_id) if case.assignee_id else None
+    if staff is None:
+        return None
+    unit = session.get(Unit, staff.unit_id) if staff.unit_id else None
+    return Actor(
+        kind="staff", staff_id=staff.id, role=staff.role, unit_path=unit.path if unit else None
+    )
+
+
+def _step(session: Session, case: Case, actor: Actor) -> str | None:
+    from models import follow_ups, mediating
+
+    assert case.id is not None
+    now = clock.now()
+    if case.status == CaseStatus.ASSIGNED:
+        if case.consent_at is None:
+            mediating.record_consent(
+                session, case_id=case.id, party_ids=None, actor=actor, expected_version=case.version
+            )
+            return "consent recorded 记录调解同意"
+        mediating.start_mediation(
+            session, case_id=case.id, actor=actor, expected_version=case.version
+        )
+        return "mediation started 开始调解"
+    if case.status == CaseStatus.IN_MEDIATION:
+        if not mediating.list_sessions(session, case_id=case.id):
+            mediating.record_session(
+                session,
+                case_id=case.id,
+                data=SessionCreate(
+                    held_at=now - timedelta(minutes=1),
+                    place="社区调解室 community mediation room",
+                    participants="双方当事人、调解员 both parties and the mediator",
+                    minutes=f"{SIMULATED} 双方陈述诉求，调解员释明法律规定，约定再次协商。",
+                ),
+                actor=actor,
+                expected_version=case.version,
+            )
+            return "session recorded 记录调解笔录"
+        if case.id % 4 == 1:
+            mediating.fail_mediation(
+                session,
+                case_id=case.id,
+                reason=f"{SIMULATED} 双方分歧较大，调解未成，建议申请仲裁。",
+                referral=ReferralTarget.ARBITRATION,
+                actor=actor,
+                expected_version=case.version,
+            )
+            return "mediation failed, referred to arbitration 调解未成，移交仲裁"
+        today = clock.to_local(now).date()
+        mediating.sign_agreement(
+            session,
+            case_id=case.id,
+            data=AgreementCreate(
+                summary=f"{SIMULATED} 双方自愿达成调解协议。",
+                terms=[
+                    TermCreate(text="被申请人按约履行（演示）", due_on=today + timedelta(days=14))
+                ],
+            ),
+            actor=actor,
+            expected_version=case.version,
+        )
+        return "agreement signed 达成协议"
+    if case.status == CaseStatus.FOLLOW_UP:
+        open_visits = [
+            v for v in follow_ups.list_follow_ups(session, case_id=case.id) if v.done_at is None
+        ]
+        if not open_visits:
+            return None  # the follow-up step has not scheduled the visits yet
+        satisfied = case.id % 7 != 2
+        follow_ups.record_follow_up(
+            session,
+            case_id=case.id,
+            data=FollowUpRecord(
+                outcome=FollowUpOutcome.CARRIED_OUT if satisfied else FollowUpOutcome.PARTLY,
+                satisfaction=5 if satisfied else 2,
+                unit_at_fault=not satisfied,
+                notes=f"{SIMULATED} 回访当事人。",
+                follow_up_id=open_visits[0].id,
+            ),
+            actor=actor,
+            expected_version=case.version,
+        )
+        return "return visit recorded 记录回访"
+    return None
+
+
+__all__ = ["SIMULATED", "DemoFeeder"]
