@@ -1,0 +1,198 @@
+"""``python -m bench --quick|--full``: run every benchmark next to its baseline and write
+``bench/results-quick.json`` or ``bench/results.json``.
+
+Each section runs in a temp folder with its own databases, PREFECT_HOME and servers on
+free loopback ports; every process it starts is stopped at the end, even on error. A
+section that fails records ``error`` and the others still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.common import Workspace, git_commit, section_error
+from bench.config import FULL, QUICK, Sizes
+
+HERE = Path(__file__).resolve().parent
+KEYS: dict[str, tuple[str, ...]] = {
+    "intake_api": ("cases_per_s", "p50_ms", "p99_ms", "baseline_cases_per_s", "ratio"),
+    "end_to_end": ("cases_per_s", "p50_s", "p95_s", "naive_cases_per_s", "ratio"),
+    "escalation": ("open_cases", "due_cases", "due_query_ms", "sweep_s", "naive_sweep_s", "ratio"),
+    "memory": ("idle_rss_mb", "loaded_rss_mb"),
+}
+SECTIONS = ("escalation", "intake_api", "end_to_end")
+
+console = Console(stderr=True)
+
+
+def _run_section(
+    name: str,
+    fn: Callable[[Workspace, Sizes, Console], dict[str, Any]],
+    ws: Workspace,
+    sizes: Sizes,
+) -> dict[str, Any]:
+    console.rule(f"[bold]{name}")
+    start = time.perf_counter()
+    try:
+        out = fn(ws, sizes, console)
+    except Exception as exc:  # a failed section must not lose the others' figures
+        console.print(f"[red]{name} failed:[/] {exc}")
+        console.print(traceback.format_exc(), markup=False, highlight=False)
+        out = section_error(exc)
+    out["section_s"] = round(time.perf_counter() - start, 1)
+    return out
+
+
+def _complete(results: dict[str, Any]) -> None:
+    """Every documented key is present (null when a section could not measure it)."""
+    for section, keys in KEYS.items():
+        block = results.setdefault(section, {})
+        for key in keys:
+            block.setdefault(key, None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="small sizes, under 90 s")
+    mode.add_argument("--full", action="store_true", help="the sizes of the issue (10-15 min)")
+    parser.add_argument(
+        "--only", action="append", choices=SECTIONS, help="run only these sections (repeatable)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs, DBs)")
+    parser.add_argument("--out", type=Path, help="where to write the JSON")
+    args = parser.parse_args(argv)
+    sizes = FULL if args.full else QUICK
+    out_path = args.out or HERE / ("results.json" if sizes is FULL else "results-quick.json")
+    wanted = args.only or list(SECTIONS)
+
+    from bench import e2e, escalation, intake
+
+    runners: dict[str, Callable[[Workspace, Sizes, Console], dict[str, Any]]] = {
+        "escalation": escalation.run,
+        "intake_api": intake.run,
+        "end_to_end": e2e.run,
+    }
+    results: dict[str, Any] = {
+        "commit": git_commit(),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "mode": sizes.name,
+        "machine": _machine(),
+    }
+    started = time.perf_counter()
+    ws = Workspace.create(keep=args.keep)
+    console.print(f"bench {sizes.name}: work folder {ws.root}")
+    try:
+        for name in SECTIONS:
+            if name in wanted:
+                results[name] = _run_section(name, runners[name], ws, sizes)
+    finally:
+        ws.close()
+    # The memory figures are taken during the end-to-end run (the same processes).
+    e2e_out = results.get("end_to_end", {})
+    results["memory"] = e2e_out.pop("memory", None) or {"error": "end-to-end run did not run"}
+    results["total_s"] = round(time.perf_counter() - started, 1)
+    _complete(results)
+    out_path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    _print_table(results)
+    console.print(f"wrote {out_path} in {results['total_s']} s")
+    return 0
+
+
+def _machine() -> dict[str, Any]:
+    import os
+    import platform
+
+    import psutil
+
+    return {
+        "cpus": os.cpu_count(),
+        "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+    }
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _print_table(results: dict[str, Any]) -> None:
+    table = Table(title=f"Tiaojie bench ({results['mode']}, commit {results['commit']})")
+    table.add_column("测试 benchmark")
+    table.add_column("Tiaojie", justify="right")
+    table.add_column("基线 baseline", justify="right")
+    table.add_column("倍数 ratio", justify="right")
+    table.add_column("目标 target")
+    i = results["intake_api"]
+    e = results["end_to_end"]
+    x = results["escalation"]
+    m = results["memory"]
+    rows = [
+        (
+            "受理 intake cases/s",
+            i["cases_per_s"],
+            i["baseline_cases_per_s"],
+            i["ratio"],
+            "≥300, ≥0.5×",
+        ),
+        (
+            "受理 intake p50 / p99 ms",
+            f"{_fmt(i['p50_ms'])} / {_fmt(i['p99_ms'])}",
+            _base_lat(i),
+            None,
+            "",
+        ),
+        ("受理 p99 ms @100/s", i.get("paced_p99_ms"), i.get("baseline_paced_p99_ms"), None, "<100"),
+        ("端到端 e2e cases/s", e["cases_per_s"], e["naive_cases_per_s"], e["ratio"], "≥5, ≥5×"),
+        (
+            "端到端 e2e p50 / p95 s",
+            f"{_fmt(e['p50_s'])} / {_fmt(e['p95_s'])}",
+            _naive_lat(e),
+            None,
+            "p95<3 @2/s",
+        ),
+        ("端到端 backlog at end", e.get("backlog"), None, None, ""),
+        ("督办 due query ms", x["due_query_ms"], None, None, "<100"),
+        (
+            f"督办 sweep s ({_fmt(x['due_cases'])} due / {_fmt(x['open_cases'])} open)",
+            x["sweep_s"],
+            x["naive_sweep_s"],
+            x["ratio"],
+            "<60",
+        ),
+        ("内存 up idle MB", m["idle_rss_mb"], None, None, "<1536"),
+        ("内存 up loaded MB", m["loaded_rss_mb"], None, None, ""),
+    ]
+    for label, ours, base, rat, target in rows:
+        table.add_row(label, _fmt(ours), _fmt(base), _fmt(rat), target)
+    Console().print(table)
+    for section in ("intake_api", "end_to_end", "escalation", "memory"):
+        if results[section].get("error"):
+            console.print(f"[yellow]{section}: {results[section]['error']}")
+
+
+def _base_lat(i: dict[str, Any]) -> str:
+    return f"{_fmt(i.get('baseline_p50_ms'))} / {_fmt(i.get('baseline_p99_ms'))}"
+
+
+def _naive_lat(e: dict[str, Any]) -> str:
+    return f"{_fmt(e.get('naive_p50_s'))} / {_fmt(e.get('naive_p95_s'))}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Sizes of the quick and the full run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Sizes:
+    name: str
+    # Escalation
+    open_cases: int
+    due_fraction: float
+    due_query_runs: int
+    sweep_batch: int
+    naive_escalation_sample: int
+    # Intake API
+    intake_concurrency: int
+    intake_seconds: float
+    intake_warmup: int
+    paced_rate: float
+    paced_seconds: float
+    # End to end
+    e2e_rate: float  # arrivals a second for the latency figure
+    e2e_seconds: float
+    e2e_burst_rates: tuple[float, ...]  # higher rates to find the sustained throughput
+    e2e_burst_seconds: float
+    e2e_drain_s: float
+    naive_cases: int
+    # Memory
+    idle_settle_s: float
+
+
+QUICK = Sizes(
+    name="quick",
+    open_cases=50_000,
+    due_fraction=0.01,
+    due_query_runs=5,
+    sweep_batch=500,
+    naive_escalation_sample=5,
+    intake_concurrency=16,
+    intake_seconds=3.0,
+    intake_warmup=30,
+    paced_rate=100.0,
+    paced_seconds=2.0,
+    e2e_rate=2.0,
+    e2e_seconds=6.0,
+    e2e_burst_rates=(10.0,),
+    e2e_burst_seconds=4.0,
+    e2e_drain_s=20.0,
+    naive_cases=3,
+    idle_settle_s=3.0,
+)
+
+FULL = Sizes(
+    name="full",
+    open_cases=1_000_000,
+    due_fraction=0.01,
+    due_query_runs=9,
+    sweep_batch=500,
+    naive_escalation_sample=30,
+    intake_concurrency=32,
+    intake_seconds=20.0,
+    intake_warmup=200,
+    paced_rate=100.0,
+    paced_seconds=15.0,
+    e2e_rate=2.0,
+    e2e_seconds=60.0,
+    e2e_burst_rates=(5.0, 10.0, 20.0),
+    e2e_burst_seconds=30.0,
+    e2e_drain_s=90.0,
+    naive_cases=20,
+    idle_settle_s=15.0,
+)
