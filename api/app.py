@@ -71,6 +71,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse(
                 {"status": "error", "database": "unreachable 数据库不可用"}, status_code=503
             )
+        ready_file = settings.ready_file
+        if ready_file is not None and not ready_file.exists():
+            # Under `tiaojie up`: the database answers, but the rest is still starting.
+            return JSONResponse(
+                {"status": "starting", "detail": "启动中 other components are starting"},
+                status_code=503,
+            )
         return JSONResponse({"status": "ok"})
 
     _include_web(app)
