@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
+from tasks.notify import notify_case
 from tasks.steps import plan_follow_up, schedule_follow_ups, settle_after_follow_up
 
 
@@ -16,6 +17,8 @@ async def follow_up(case_id: int) -> str:
     if plan.action == "schedule":
         visits = await schedule_follow_ups(case_id)
         logger.info("回访已安排 return visits scheduled: %s", len(visits))
+        if plan.status == "referred":
+            await notify_case(case_id)  # tell the agency it has the case
         return "scheduled"
     if plan.action == "settle":
         outcome = await settle_after_follow_up(case_id)

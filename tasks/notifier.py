@@ -44,7 +44,7 @@ log = logging.getLogger("tiaojie.notify")
 
 # Event verbs that someone must hear about, and who.
 NOTIFY_VERBS: frozenset[str] = frozenset(
-    {"assigned", "reminded", "escalated", "referred", "mediation_started", "reopened"}
+    {"assigned", "reminded", "escalated", "referred", "mediation_started"}
 )
 
 
@@ -256,16 +256,11 @@ def compose(session: Session, *, case: Case, event: CaseEvent) -> Message | None
             f"【移交】案件 {number}（{cat.zh}）已移交 {target_zh} {unit_zh}。"
             f" / Case {number} ({cat.en}) is referred to {target_en} {unit_en}."
         )
-    elif verb == "mediation_started":
+    else:  # mediation_started
         mdue = _due_text(case.mediation_due_at)
         text = (
             f"【调解】案件 {number}（{cat.zh}）各方已同意调解，请于 {mdue} 前完成调解。"
             f" / Mediation of case {number} ({cat.en}) has started; finish by {mdue}."
-        )
-    else:  # reopened
-        text = (
-            f"【重启】案件 {number}（{cat.zh}）回访不满意，已重新办理。"
-            f" / Case {number} ({cat.en}) is reopened after an unsatisfied return visit."
         )
     return Message(
         key=f"{case.id}:{event.seq}:{verb}",

@@ -1,0 +1,158 @@
+"""Every deployment of Tiaojie, defined once.
+
+* Step flows (``intake``, ``assignment``, ``notify``, ``mediation``, ``follow_up``): no
+  schedule; started by the outbox relay for each case event (``models.lifecycle.NEXT_STEP``
+  maps event verbs to steps), either in the serve process (executor ``inprocess``) or
+  from these deployments on a work pool (executor ``deployment``).
+* Scheduled flows: ``escalation`` every ``settings.escalation_interval_s``, ``reconcile``
+  every ``settings.reconcile_interval_s``, ``reports`` on ``settings.reports_cron``
+  (Asia/Shanghai).
+* The zombie-detection automation: a flow run that stops sending heartbeats is marked
+  Crashed, and the reconciler re-drives its case.
+
+``deployments/serve.py`` serves them all in one process (embedded mode);
+``deployments/deploy.py`` registers them on a process work pool (distributed mode).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from prefect import Flow
+from prefect.automations import Automation
+from prefect.client.schemas.objects import StateType
+from prefect.deployments.runner import EntrypointType, RunnerDeployment
+from prefect.events.actions import ChangeFlowRunState
+from prefect.events.schemas.automations import EventTrigger, Posture
+from prefect.events.schemas.events import ResourceSpecification
+from prefect.schedules import Cron, Interval, Schedule
+
+from flows.assignment import assignment
+from flows.escalation import escalation
+from flows.follow_up import follow_up
+from flows.intake import intake
+from flows.mediation import mediation
+from flows.notify import notify
+from flows.reconcile import reconcile
+from flows.reports import reports
+from models.settings import get_settings
+
+DEPLOYMENT_NAME = "tiaojie"
+TAGS = ["tiaojie"]
+ZOMBIE_AUTOMATION = "tiaojie: crash zombie flow runs"
+# A run whose heartbeat stops for this long is declared dead.
+ZOMBIE_AFTER = timedelta(seconds=90)
+
+STEP_FLOWS: dict[str, Flow[Any, Any]] = {
+    "intake": intake,
+    "assignment": assignment,
+    "notify": notify,
+    "mediation": mediation,
+    "follow_up": follow_up,
+}
+
+
+@dataclass(frozen=True)
+class Definition:
+    flow: Flow[Any, Any]
+    entrypoint: str  # module path, importable wherever Tiaojie is installed
+    description: str
+    schedules: list[Schedule] = field(default_factory=list)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.flow.name}/{DEPLOYMENT_NAME}"
+
+
+def definitions() -> list[Definition]:
+    settings = get_settings()
+    return [
+        Definition(intake, "flows.intake.intake", "受理分拣 / Intake and triage"),
+        Definition(assignment, "flows.assignment.assignment", "派单 / Assignment"),
+        Definition(notify, "flows.notify.notify", "通知 / Notify the people concerned"),
+        Definition(mediation, "flows.mediation.mediation", "调解 / Mediation"),
+        Definition(follow_up, "flows.follow_up.follow_up", "回访 / Return visits"),
+        Definition(
+            escalation,
+            "flows.escalation.escalation",
+            "督办：催办与逐级上报 / Reminders and escalation",
+            [Interval(timedelta(seconds=settings.escalation_interval_s))],
+        ),
+        Definition(
+            reconcile,
+            "flows.reconcile.reconcile",
+            "对账：重新驱动未完成的步骤 / Re-drive steps that did not start or finish",
+            [Interval(timedelta(seconds=settings.reconcile_interval_s))],
+        ),
+        Definition(
+            reports,
+            "flows.reports.reports",
+            "三率与排名报表 / Daily rates, ranking and clusters",
+            [Cron(settings.reports_cron, timezone=settings.timezone)],
+        ),
+    ]
+
+
+def step_deployment_names() -> dict[str, str]:
+    return {step: f"{flow.name}/{DEPLOYMENT_NAME}" for step, flow in STEP_FLOWS.items()}
+
+
+async def runner_deployments() -> list[RunnerDeployment]:
+    """The deployments for ``serve`` (embedded mode)."""
+    result = []
+    for item in definitions():
+        deployment = await item.flow.ato_deployment(
+            name=DEPLOYMENT_NAME,
+            schedules=list(item.schedules) or None,
+            description=item.description,
+            tags=TAGS,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        )
+        result.append(deployment)
+    return result
+
+
+def zombie_automation() -> Automation:
+    """Mark a flow run Crashed when its heartbeats stop (PREFECT_FLOWS_HEARTBEAT_FREQUENCY
+    must be set for runs to send them; ``tiaojie worker`` sets it)."""
+    return Automation(
+        name=ZOMBIE_AUTOMATION,
+        description="心跳中断的流程运行标记为崩溃，由对账流程重新驱动 / "
+        "Flow runs whose heartbeat stops are marked Crashed; reconcile re-drives them.",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed",
+            },
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=ZOMBIE_AFTER,
+        ),
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED,
+                message="No heartbeat: the process running this flow run died. "
+                "心跳中断：运行该流程的进程已退出。",
+            )
+        ],
+    )
+
+
+async def install_automations() -> Automation:
+    """Create the zombie automation, or bring an existing one up to date (idempotent)."""
+    wanted = zombie_automation()
+    try:
+        existing = await Automation.aread(name=ZOMBIE_AUTOMATION)
+    except ValueError:
+        return await wanted.acreate()
+    wanted.id = existing.id
+    await wanted.aupdate()
+    return wanted

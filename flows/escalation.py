@@ -1,0 +1,51 @@
+"""escalation (scheduled): remind before the limit, escalate at it, notify, report.
+
+Idempotent per case, deadline and level (the domain's sweep re-reads and version-checks
+every case), so two sweeps at the same moment act once. Each sweep publishes a table
+artifact of what it did, with case numbers and unit codes only.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import acreate_table_artifact
+
+from models import clock
+from tasks.escalation import find_case_ids, sweep_due_cases
+from tasks.notify import notify_cases
+
+ARTIFACT_KEY = "tiaojie-escalation-sweep"
+
+
+@flow(name="escalation", persist_result=False, log_prints=False)
+async def escalation(batch_size: int = 500) -> dict[str, int]:
+    logger = get_run_logger()
+    started = clock.now()
+    report = await sweep_due_cases(batch_size)
+    numbers = [row[0] for row in report.reminded] + [row[0] for row in report.escalated]
+    notified = {"sent": 0, "failed": 0}
+    if numbers:
+        case_ids = await find_case_ids(numbers)
+        notified = await notify_cases(case_ids)
+    rows = report.as_rows()
+    summary = (
+        f"督办扫描 {clock.format_local(started)}：催办 {len(report.reminded)} 件，"
+        f"上报 {len(report.escalated)} 件，跳过 {report.skipped} 件，"
+        f"通知 {notified['sent']} 条（失败 {notified['failed']}），用时 {report.seconds:.2f} 秒。"
+        f" / Sweep at {clock.format_local(started)}: reminded {len(report.reminded)}, "
+        f"escalated {len(report.escalated)}, skipped {report.skipped}, "
+        f"notifications {notified['sent']} (failed {notified['failed']}), "
+        f"{report.seconds:.2f} s."
+    )
+    await acreate_table_artifact(
+        key=ARTIFACT_KEY,
+        table=rows or [{"结果 result": "无到期案件 nothing due"}],
+        description=summary,
+    )
+    logger.info(summary)
+    return {
+        "reminded": len(report.reminded),
+        "escalated": len(report.escalated),
+        "skipped": report.skipped,
+        "notified": notified["sent"],
+    }

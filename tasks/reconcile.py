@@ -1,0 +1,168 @@
+"""Prefect tasks for the reconciler: find what did not start or did not finish, and
+put it back in the outbox queue (the relay then starts it under a fresh run key)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterStartTime,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    FlowRunFilterTags,
+)
+from prefect.client.schemas.objects import StateType
+from sqlmodel import col, func, select
+
+from flows.relay import parse_run_key, redrive
+from models import clock
+from models.case import Case
+from models.db import read_session
+from models.enums import CaseStatus, OutboxState
+from models.event import Outbox
+
+# Statuses where the system, not a person, owes the next move.
+SYSTEM_OWES = (CaseStatus.SUBMITTED, CaseStatus.TRIAGED, CaseStatus.ESCALATED, CaseStatus.REOPENED)
+
+
+@dataclass(frozen=True)
+class Redriven:
+    outbox_id: int
+    case_id: int
+    step: str
+    reason: str
+
+
+def _latest_step_row(case_id: int) -> Outbox | None:
+    with read_session() as session:
+        return session.exec(
+            select(Outbox)
+            .where(Outbox.case_id == case_id, col(Outbox.step).is_not(None))
+            .order_by(col(Outbox.id).desc())
+            .limit(1)
+        ).first()
+
+
+def _redrive_latest(
+    case_id: int, *, step: str | None, seq: int | None, redrive_no: int | None, reason: str
+) -> Redriven | None:
+    row = _latest_step_row(case_id)
+    if row is None or row.id is None or row.step is None:
+        return None
+    if step is not None and (row.step != step or int(row.payload.get("seq", -1)) != seq):
+        return None  # the case has moved on since that run
+    if redrive_no is not None and int(row.payload.get("redrive", 0)) != redrive_no:
+        return None  # already re-driven after that run
+    if not redrive(row.id, reason=reason):
+        return None
+    return Redriven(row.id, case_id, row.step, reason)
+
+
+@task(name="redrive_failed_deliveries", persist_result=False, cache_policy=NO_CACHE)
+async def redrive_failed_deliveries(limit: int = 500) -> list[Redriven]:
+    def run() -> list[Redriven]:
+        with read_session() as session:
+            rows = session.exec(
+                select(Outbox.id, Outbox.case_id, Outbox.step)
+                .where(Outbox.state == OutboxState.FAILED)
+                .order_by(col(Outbox.id))
+                .limit(limit)
+            ).all()
+        done = []
+        for outbox_id, case_id, step in rows:
+            assert outbox_id is not None
+            if redrive(outbox_id, reason="delivery failed"):
+                done.append(Redriven(outbox_id, case_id, step or "-", "delivery failed"))
+        return done
+
+    return await asyncio.to_thread(run)
+
+
+@task(name="redrive_crashed_runs", persist_result=False, cache_policy=NO_CACHE)
+async def redrive_crashed_runs(lookback_s: int = 86_400, limit: int = 500) -> list[Redriven]:
+    """Step runs that ended Crashed or Failed (a killed worker, a step out of retries)."""
+    async with get_client() as client:
+        runs = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                tags=FlowRunFilterTags(all_=["tiaojie"]),
+                state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(any_=[StateType.CRASHED, StateType.FAILED])
+                ),
+                start_time=FlowRunFilterStartTime(
+                    after_=datetime.now(UTC) - timedelta(seconds=lookback_s)
+                ),
+            ),
+            limit=limit,
+        )
+    keys = [parse_run_key(run.idempotency_key or "") for run in runs]
+
+    def run() -> list[Redriven]:
+        done = []
+        for parsed in keys:
+            if parsed is None:
+                continue
+            case_id, step, seq, number = parsed
+            found = _redrive_latest(
+                case_id, step=step, seq=seq, redrive_no=number, reason="flow run crashed or failed"
+            )
+            if found:
+                done.append(found)
+        return done
+
+    return await asyncio.to_thread(run)
+
+
+@task(name="redrive_stuck_cases", persist_result=False, cache_policy=NO_CACHE)
+async def redrive_stuck_cases(stuck_after_s: int, limit: int = 500) -> list[Redriven]:
+    """Cases waiting on the system (submitted, triaged, escalated, reopened) for longer
+    than ``stuck_after_s`` whose latest step is not already queued."""
+    cutoff = clock.now() - timedelta(seconds=stuck_after_s)
+
+    def run() -> list[Redriven]:
+        with read_session() as session:
+            case_ids = session.exec(
+                select(Case.id)
+                .where(
+                    col(Case.is_open).is_(True),
+                    col(Case.status).in_(SYSTEM_OWES),
+                    col(Case.updated_at) <= cutoff,
+                )
+                .order_by(col(Case.updated_at))
+                .limit(limit)
+            ).all()
+        done = []
+        for case_id in case_ids:
+            if case_id is None:
+                continue
+            found = _redrive_latest(
+                case_id, step=None, seq=None, redrive_no=None, reason="case stuck"
+            )
+            if found:
+                done.append(found)
+        return done
+
+    return await asyncio.to_thread(run)
+
+
+@task(name="count_outbox_backlog", persist_result=False, cache_policy=NO_CACHE)
+async def count_outbox_backlog(older_than_s: int) -> int:
+    """Pending rows older than the threshold: a relay that is down or far behind."""
+    cutoff = clock.now() - timedelta(seconds=older_than_s)
+
+    def run() -> int:
+        with read_session() as session:
+            return int(
+                session.exec(
+                    select(func.count())
+                    .select_from(Outbox)
+                    .where(Outbox.state == OutboxState.PENDING, col(Outbox.created_at) <= cutoff)
+                ).one()
+            )
+
+    return await asyncio.to_thread(run)
