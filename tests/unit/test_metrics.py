@@ -1,0 +1,257 @@
+"""The three rates on a small hand-computed set, the supervisor views, and no personal
+data in any of them."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import pytest
+from sqlmodel import Session
+
+from models import clock, lifecycle
+from models.case import Case
+from models.enums import Category, FollowUpOutcome, PartyKind, PartySide, ReferralTarget, UnitLevel
+from models.follow_up import FollowUpRecord
+from models.follow_ups import record_follow_up, settle_after_follow_up
+from models.mediating import (
+    fail_mediation,
+    merge_case,
+    record_consent,
+    resolve_directly,
+    start_mediation,
+    withdraw_case,
+)
+from models.metrics import (
+    backlog_by_unit,
+    clusters,
+    composite_score,
+    overdue_by_level,
+    problem_of_the_month,
+    recent_escalations,
+    unit_rates,
+)
+from tests.factories import (
+    NAME,
+    PHONE,
+    City,
+    advance_to_assigned,
+    build_city,
+    make_case,
+    staff_actor,
+)
+
+SH = clock.SHANGHAI
+SYSTEM = lifecycle.Actor.system()
+
+
+def local(y: int, m: int, d: int, h: int = 9) -> datetime:
+    return datetime(y, m, d, h, tzinfo=SH)
+
+
+def settle_directly(
+    session: Session, case: Case, city: City, who: str, rating: int | None, fault: bool = False
+) -> None:
+    actor = staff_actor(city, who)
+    assert case.id is not None
+    resolve_directly(
+        session, case_id=case.id, resolution="已当场解答", actor=actor, expected_version=None
+    )
+    record_follow_up(
+        session,
+        case_id=case.id,
+        data=FollowUpRecord(
+            outcome=FollowUpOutcome.CARRIED_OUT, satisfaction=rating, unit_at_fault=fault
+        ),
+        actor=actor,
+        expected_version=None,
+    )
+    assert settle_after_follow_up(session, case_id=case.id, actor=SYSTEM) == "closed"
+
+
+@pytest.fixture
+def small_set(session: Session, vclock: clock.VirtualClock) -> City:
+    """Community A: 4 cases, community B: 2 (and one merged into them), one case before
+    the period. Expected figures are worked out by hand in the tests."""
+    city = build_city(session)
+    early = make_case(session)  # Mon 30 Nov: outside the period
+    advance_to_assigned(session, early, city)
+
+    vclock.set(local(2026, 12, 1))  # Tue; response due Wed 2 Dec 18:00
+    a = [make_case(session) for _ in range(4)]
+    for c in a:
+        advance_to_assigned(session, c, city)
+    b = [make_case(session, place_code="BB1") for _ in range(3)]
+    for c in b:
+        advance_to_assigned(session, c, city, unit="CMB", assignee="mediatorB")
+    mediator_a = staff_actor(city, "mediatorA")
+    ids = [c.id or 0 for c in a]
+
+    # a0: settled directly the same day, rated 5.
+    settle_directly(session, a[0], city, "mediatorA", 5)
+    # a1: consent at once (in time), agreement... here settled directly, rated 2, not
+    # the unit's fault: closed, resolved, rated but not satisfied.
+    record_consent(session, case_id=ids[1], party_ids=None, actor=mediator_a, expected_version=None)
+    settle_directly(session, a[1], city, "mediatorA", 2)
+    # b0 settled the same day (rated 4), b1 withdrawn, b2 merged into b0.
+    mediator_b = staff_actor(city, "mediatorB")
+    merge_case(
+        session, case_id=b[2].id or 0, into_case_id=b[0].id or 0, actor=mediator_b,
+        expected_version=None,
+    )  # fmt: skip
+    settle_directly(session, b[0], city, "mediatorB", 4)
+    withdraw_case(
+        session, case_id=b[1].id or 0, reason="已自行和解", actor=mediator_b, expected_version=None
+    )
+    # a2: first touched on Friday (late); mediation fails and goes to arbitration.
+    vclock.set(local(2026, 12, 4))
+    record_consent(session, case_id=ids[2], party_ids=None, actor=mediator_a, expected_version=None)
+    start_mediation(session, case_id=ids[2], actor=mediator_a)
+    fail_mediation(
+        session,
+        case_id=ids[2],
+        reason="企业拒绝",
+        referral=ReferralTarget.ARBITRATION,
+        actor=mediator_a,
+        expected_version=None,
+    )
+    # a3: left alone (counted in time through its assignment), still open.
+
+    session.commit()
+    return city
+
+
+def test_three_rates_and_ranking_match_the_hand_count(
+    session: Session, small_set: City, vclock: clock.VirtualClock
+) -> None:
+    rows = unit_rates(session, since=local(2026, 12, 1, 0), until=local(2027, 1, 1, 0))
+    by_code = {r.unit_code: r for r in rows}
+    a, b = by_code["CMA"], by_code["CMB"]
+    # A: 4 cases; in time a0 a1 a3 (a2 first answered on Friday); resolved a0 a1 a2
+    # (a2 by referral); rated a0 (5) and a1 (2), satisfied 1.
+    assert (a.cases, a.responded_in_time, a.resolved, a.rated, a.satisfied) == (4, 3, 3, 2, 1)
+    assert (a.response_rate, a.resolution_rate, a.satisfaction_rate) == (0.75, 0.75, 0.5)
+    assert a.score == pytest.approx(0.3 * 0.75 + 0.4 * 0.75 + 0.3 * 0.5)
+    # B: 2 cases (the merged duplicate is not counted); both in time; b0 resolved
+    # (rated 4), b1 withdrawn.
+    assert (b.cases, b.responded_in_time, b.resolved, b.rated, b.satisfied) == (2, 2, 1, 1, 1)
+    assert (b.response_rate, b.resolution_rate, b.satisfaction_rate) == (1.0, 0.5, 1.0)
+    assert b.score == pytest.approx(0.8)
+    assert [(r.unit_code, r.rank) for r in rows] == [("CMB", 1), ("CMA", 2)]
+    assert b.unit_name == "竹园社区"
+
+
+def test_rates_roll_up_to_the_street_and_respect_the_subtree(
+    session: Session, small_set: City
+) -> None:
+    since, until = local(2026, 12, 1, 0), local(2027, 1, 1, 0)
+    [street] = unit_rates(session, since=since, until=until, level=UnitLevel.STREET)
+    assert (street.unit_code, street.cases, street.responded_in_time, street.resolved) == (
+        "S1",
+        6,
+        5,
+        4,
+    )
+    assert (street.rated, street.satisfied) == (3, 2)
+    only_a = unit_rates(session, since=since, until=until, within_path="/C/D1/S1/CMA/")
+    assert [r.unit_code for r in only_a] == ["CMA"]
+    # A building-level reader asking for its community sees that community only.
+    inside = unit_rates(session, since=since, until=until, within_path="/C/D1/S1/CMA/CPA/")
+    assert [(r.unit_code, r.cases) for r in inside] == [("CMA", 0)]
+    # The whole of November counts the early case only.
+    nov = unit_rates(session, since=local(2026, 11, 1, 0), until=local(2026, 12, 1, 0))
+    assert {r.unit_code: r.cases for r in nov} == {"CMA": 1, "CMB": 0}
+    assert {r.unit_code: r.rank for r in nov} == {"CMA": 1, "CMB": None}
+
+
+def test_composite_rescales_when_nothing_was_rated() -> None:
+    assert composite_score(1.0, 0.5, None) == pytest.approx((0.3 + 0.2) / 0.7, abs=1e-4)
+    assert composite_score(None, None, None) is None
+
+
+def test_overdue_and_backlog(session: Session, small_set: City) -> None:
+    # Untouched: the early case (13 working days from 30 Nov: 17 Dec 18:00) and a3
+    # (from 1 Dec: 18 Dec 18:00). Referred a2 awaits its return visit: not overdue.
+    def overdue_at(moment: datetime) -> dict[UnitLevel, int]:
+        return {c.level: c.overdue for c in overdue_by_level(session, now=moment)}
+
+    assert overdue_at(local(2026, 12, 17, 17))[UnitLevel.COMMUNITY] == 0
+    assert overdue_at(local(2026, 12, 18, 17))[UnitLevel.COMMUNITY] == 1
+    after = overdue_at(local(2026, 12, 21))
+    assert after[UnitLevel.COMMUNITY] == 2 and sum(after.values()) == 2
+    assert (
+        overdue_by_level(session, now=local(2026, 12, 21), within_path="/C/D1/S1/CMB/")[2].overdue
+        == 0
+    )
+    backlog = backlog_by_unit(session, now=local(2026, 12, 21))
+    by_code = {r.unit_code: r for r in backlog}
+    # Open in A: the early case, a2 (referred, awaiting its return visit) and a3.
+    assert (by_code["CMA"].open, by_code["CMA"].overdue) == (3, 2)
+    assert by_code["CMB"].open == 0
+    assert backlog[0].unit_code == "CMA"
+
+
+def test_recent_escalations_name_units_not_people(
+    session: Session, vclock: clock.VirtualClock
+) -> None:
+    city = build_city(session)
+    case = make_case(session)
+    advance_to_assigned(session, case, city)
+    street = city.unit("S1")
+    case.unit_id, case.unit_path = street.id, street.path
+    vclock.advance(timedelta(days=3))
+    lifecycle.apply(
+        session,
+        case=case,
+        verb="escalated",
+        actor=SYSTEM,
+        data={"from_unit": "CMA", "to_unit": "S1", "level": 1},
+    )
+    rows = recent_escalations(session, since=local(2026, 12, 1, 0))
+    assert [(r.case_number, r.from_unit_name, r.to_unit_name, r.level) for r in rows] == [
+        (case.number, "桂花社区", "柳河街道", 1)
+    ]
+    assert rows[0].category == Category.LABOUR
+    assert (
+        recent_escalations(session, since=local(2026, 12, 1, 0), within_path="/C/D1/S1/CMB/") == []
+    )
+    assert recent_escalations(session, since=clock.now() + timedelta(seconds=1)) == []
+
+
+def test_clusters_and_problem_of_the_month(session: Session, vclock: clock.VirtualClock) -> None:
+    build_city(session)
+    firm_cases = [make_case(session) for _ in range(3)]
+    person = {"side": PartySide.RESPONDENT, "kind": PartyKind.PERSON, "name": NAME, "phone": PHONE}
+    complainant = {"side": PartySide.COMPLAINANT, "kind": PartyKind.PERSON, "name": "李四"}
+    for _ in range(3):
+        make_case(
+            session,
+            category=Category.NEIGHBOUR,
+            place_code="BB2",
+            description="楼上住户深夜噪音扰民。",
+            parties=[complainant, person],
+        )
+    make_case(session, category=Category.ENVIRONMENT, place_code="BB2")
+    found = clusters(session, since=local(2026, 11, 1, 0), min_size=3)
+    labels = {r.label: r for r in found}
+    assert set(labels) == {"江心市恒达电子厂", "王**"}
+    firm = labels["江心市恒达电子厂"]
+    assert (firm.category, firm.open_count, firm.people_affected) == (Category.LABOUR, 3, 60)
+    assert firm.latest_case_numbers == [c.number for c in reversed(firm_cases)]
+    assert NAME not in str(found) and PHONE not in str(found)
+    assert clusters(session, since=local(2026, 11, 1, 0), min_size=4) == []
+
+    top = problem_of_the_month(session, month_start=date(2026, 11, 1))
+    assert top is not None
+    # Labour at building BA1 and labour against the firm both count 3; the respondent
+    # (who to talk to) wins the tie over the place.
+    assert (top.category, top.kind, top.label, top.count) == (
+        Category.LABOUR,
+        "respondent",
+        "江心市恒达电子厂",
+        3,
+    )
+    assert problem_of_the_month(session, month_start=date(2026, 12, 1)) is None
+    top_b = problem_of_the_month(
+        session, month_start=date(2026, 11, 1), within_path="/C/D1/S1/CMB/"
+    )
+    assert top_b is None  # nothing handled in B yet: cases are only submitted
