@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from models import clock
+from models import clock, pii
 from models.case import Case
 from models.enums import TERMINAL_STATUSES, CaseStatus, StaffRole
 from models.errors import ConflictError, GuardFailed, InvalidTransition
@@ -384,7 +384,9 @@ def apply(
     at: datetime | None = None,
 ) -> CaseEvent:
     """Carry out one transition or annotation; see the module docstring."""
-    data = dict(data or {})
+    # Events are append-only and outlive retention: phone and ID numbers typed into
+    # free text (reasons, notes) are masked before they are hashed into the chain.
+    data = {k: pii.scrub_text(v) if isinstance(v, str) else v for k, v in (data or {}).items()}
     transition = TRANSITIONS.get(verb)
     if transition is None:
         raise InvalidTransition(f"unknown transition {verb!r}", f"未知的操作：{verb}")

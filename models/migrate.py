@@ -41,19 +41,30 @@ def autogenerate(message: str, url: str) -> None:
 
 def rewrite_initial() -> Path:
     """Regenerate ``0001_initial_schema.py`` from the tables (pre-release only)."""
+    import shutil
     import tempfile
 
     versions = MIGRATIONS / "versions"
-    for old in versions.glob("*.py"):
-        if old.name != "__init__.py":
-            old.unlink()
+    for old in versions.glob("0001_*.py"):
+        old.unlink()
     with tempfile.TemporaryDirectory() as tmp:
-        command.revision(
-            alembic_config(f"sqlite:///{tmp}/base.db"),
-            message="initial schema",
-            autogenerate=True,
-            rev_id="0001",
-        )
+        # Hand-written revisions (0002_event_guards, ...) build on 0001: set them aside
+        # while 0001 is regenerated against an empty database, then put them back.
+        kept = Path(tmp) / "kept"
+        kept.mkdir()
+        hand_written = [p for p in versions.glob("*.py") if p.name != "__init__.py"]
+        for path in hand_written:
+            shutil.move(path, kept / path.name)
+        try:
+            command.revision(
+                alembic_config(f"sqlite:///{tmp}/base.db"),
+                message="initial schema",
+                autogenerate=True,
+                rev_id="0001",
+            )
+        finally:
+            for path in hand_written:
+                shutil.move(kept / path.name, path)
     [generated] = [p for p in versions.glob("0001_*.py")]
     target = versions / "0001_initial_schema.py"
     generated.rename(target)
