@@ -7,10 +7,11 @@ Who may do what (beyond reach, and the state machine's own guards):
 action                          roles
 ==============================  ===========================================
 consent, mediation/start,       mediator, supervisor, admin, or the case's
-sessions, agreement, failure    assignee
+mediation/extend, sessions,     assignee
+agreement, failure
 follow-ups, resolve, withdraw,  any staff role that may write (not
 reopen, reassign, escalate,     instructor or volunteer)
-refer
+refer, merge
 ==============================  ===========================================
 """
 
@@ -35,9 +36,13 @@ VERB_ACTIONS: dict[str, str] = {
     "withdrawn": "withdraw",
     "reopened": "reopen",
     "follow_up_due": "resolve",
+    "mediation_extended": "mediation/extend",
+    "merged": "merge",
 }
 
-MEDIATION_ACTIONS = frozenset({"consent", "mediation/start", "sessions", "agreement", "failure"})
+MEDIATION_ACTIONS = frozenset(
+    {"consent", "mediation/start", "mediation/extend", "sessions", "agreement", "failure"}
+)
 MEDIATION_ROLES = frozenset(
     {StaffRole.MEDIATOR.value, StaffRole.SUPERVISOR.value, StaffRole.ADMIN.value}
 )
