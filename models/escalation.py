@@ -6,9 +6,10 @@ of the last working day before its deadline), and **escalated** when its
 it (building, compound, community, street, district; levels with nobody are skipped),
 or to the paired agency when the time-limit policy of the level says
 ``refer_to_agency`` or when the district's limit has passed and the case's community has
-a pairing for the category. A new time limit starts at the new level. At the top of the
-tree (or at an agency) the case is only reminded again (督办), and a new limit at that
-level starts so that it is reminded again when that one passes.
+a pairing for the category. A new time limit starts at the new level. At the top (the
+city, an agency, or a unit with nobody above able to handle the category) the case is
+only reminded again (督办), and a new limit at that level starts so that it is reminded
+again when that one passes.
 
 Which cases: only those still being worked on before mediation: ``triaged``,
 ``assigned`` and ``escalated``. Not ``submitted``/``reopened`` (no limits until triage
@@ -183,7 +184,8 @@ def _unit(session: Session, directory: Directory | None, unit_id: int | None) ->
 
 
 def escalation_target(directory: Directory, *, case: Case, unit: Unit) -> Unit | None:
-    """Where a case goes when the limit at ``unit`` passes; None at the top."""
+    """Where a case goes when the limit at ``unit`` passes; None at the top (nobody
+    above is able to handle it)."""
     if unit.level in (UnitLevel.AGENCY, UnitLevel.CITY):
         return None
     place = directory.units.get(case.place_unit_id) if case.place_unit_id else None

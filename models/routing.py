@@ -167,15 +167,12 @@ class Directory:
         return self.ancestor_at(place, UnitLevel.DISTRICT) or chain[-1]
 
     def next_handling_unit_above(self, unit: Unit, category: Category) -> Unit | None:
-        """The first unit above ``unit`` with someone able to handle the category; the top
-        of the tree when nobody is; None when ``unit`` is the top already."""
-        above = self.chain(unit)[1:]
-        if not above:
-            return None
-        for candidate in above:
+        """The first unit above ``unit`` with someone able to handle the category (levels
+        with nobody are skipped); None when there is no such unit."""
+        for candidate in self.chain(unit)[1:]:
             if self.able(candidate, category):
                 return candidate
-        return above[-1]
+        return None
 
     def paired_agency(self, unit: Unit, category: Category) -> Unit | None:
         community = self.ancestor_at(unit, UnitLevel.COMMUNITY)

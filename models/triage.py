@@ -137,7 +137,7 @@ def classify_text(text: str, *, people_affected: int = 1) -> Classification:
 # --- similarity -----------------------------------------------------------------------
 
 DUPLICATE_THRESHOLD = 0.5  # same respondent or place, and this similar: the same complaint
-RELATED_THRESHOLD = 0.25  # same place and this similar: about the same thing
+RELATED_THRESHOLD = 0.2  # same place and this similar: about the same thing
 MAX_LINKS = 10
 MAX_CANDIDATES = 300
 GROUP_MIN_OPEN_CASES = 3  # open cases against one respondent that make a group case
