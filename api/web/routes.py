@@ -12,25 +12,27 @@ from __future__ import annotations
 import importlib.util
 import time
 from collections.abc import Callable, Coroutine, Mapping
+from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import pydantic
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from api.web import auth, queries
 from api.web.charts import RateRow, rates_chart
 from api.web.i18n import Translator, pick_lang, remember_lang
-from models import clock, lifecycle
+from models import clock, db, lifecycle
 from models.case import Case, CaseCreate
 from models.cases import show_party
-from models.db import read_session, write_session
 from models.enums import (
     CaseStatus,
     Category,
@@ -69,11 +71,32 @@ class TimedRoute(APIRoute):
 
 
 router = APIRouter(route_class=TimedRoute, include_in_schema=False)
+
+
+def mount(app: FastAPI) -> None:
+    """Add the pages and their static files (stylesheet, script, icon) to the app."""
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+
+
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals["static_version"] = "1"
 
 
-# --- rendering helpers -------------------------------------------------------------
+# --- sessions and rendering helpers -------------------------------------------------
+
+
+def _engine(request: Request) -> Engine | None:
+    """The app's engine (``create_app`` keeps it on ``app.state``), else the default."""
+    return getattr(request.app.state, "engine", None)
+
+
+def read_session(request: Request) -> AbstractContextManager[Session]:
+    return db.read_session(_engine(request))
+
+
+def write_session(request: Request) -> AbstractContextManager[Session]:
+    return db.write_session(_engine(request))
 
 
 def _lang_url(request: Request, lang: str) -> str:
@@ -170,7 +193,7 @@ async def login_submit(request: Request) -> Response:
         status = 403
         staff = None
     else:
-        with read_session() as session:
+        with read_session(request) as session:
             staff = auth.check_password(session, username=username, password=password)
         error = None if staff else t("用户名或密码不正确。", "Wrong username or password.")
         status = 200 if staff else 401
@@ -195,7 +218,7 @@ async def login_submit(request: Request) -> Response:
 @router.post(f"{PREFIX}/logout")
 async def logout(request: Request) -> Response:
     form = await request.form()
-    with read_session() as session:
+    with read_session(request) as session:
         user = auth.current_user(request, session)
     redirect = RedirectResponse(f"{PREFIX}/login", status_code=303)
     if user is not None and auth.csrf_ok(user.csrf, str(form.get("csrf_token", ""))):
@@ -208,7 +231,7 @@ async def logout(request: Request) -> Response:
 
 @router.get(f"{PREFIX}/inbox", response_class=HTMLResponse)
 def inbox_page(request: Request) -> Response:
-    with read_session() as session:
+    with read_session(request) as session:
         user = auth.current_user(request, session)
         if user is None:
             return to_login(request)
@@ -254,7 +277,7 @@ def _intake_context(session: Session, user: auth.WebUser, values: dict[str, str]
 
 @router.get(f"{PREFIX}/cases/new", response_class=HTMLResponse)
 def intake_form(request: Request) -> Response:
-    with read_session() as session:
+    with read_session(request) as session:
         user = auth.current_user(request, session)
         if user is None:
             return to_login(request)
@@ -342,7 +365,7 @@ async def intake_submit(request: Request) -> Response:
     raw = await request.form()
     form = {k: str(raw.get(k, ""))[:4000] for k in (*INTAKE_FIELDS, "csrf_token")}
     values = {k: form[k] for k in INTAKE_FIELDS}
-    with read_session() as session:
+    with read_session(request) as session:
         user = auth.current_user(request, session)
         if user is None:
             return to_login(request)
@@ -375,7 +398,7 @@ async def intake_submit(request: Request) -> Response:
                 errors.setdefault(field, text)
         if data is not None and not errors:
             try:
-                with write_session() as session:
+                with write_session(request) as session:
                     from models.cases import create_case
 
                     case = create_case(
@@ -394,7 +417,7 @@ async def intake_submit(request: Request) -> Response:
                 form_error = f"{exc.message_zh} / {exc.message_en}"
         if not form_error and errors:
             form_error = t("请修改标红的栏目。", "Please correct the fields marked in red.")
-    with read_session() as session:
+    with read_session(request) as session:
         ctx = _intake_context(session, user, values)
     return render(
         request,
@@ -413,7 +436,7 @@ def duplicate_suggestions(
     description: str | None = None,
 ) -> Response:
     """Open cases that look like the complaint being typed (an HTML fragment)."""
-    with read_session() as session:
+    with read_session(request) as session:
         user = auth.current_user(request, session)
         if user is None:
             return HTMLResponse("", status_code=401)
@@ -507,7 +530,7 @@ def _case_context(session: Session, user: auth.WebUser, case: Case) -> dict[str,
 
 @router.get(f"{PREFIX}/cases/{{number}}", response_class=HTMLResponse)
 def case_page(request: Request, number: str) -> Response:
-    with read_session() as session:
+    with read_session(request) as session:
         user = auth.current_user(request, session)
         if user is None:
             return to_login(request)
@@ -530,6 +553,11 @@ def case_page(request: Request, number: str) -> Response:
 
 
 def _local_datetime(value: str, field: str) -> datetime:
+    """A ``datetime-local`` value typed in Beijing time, as aware UTC. Blank, or the
+    current minute, means now (the form's precision is one minute)."""
+    now = clock.now()
+    if not value.strip():
+        return now
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
@@ -540,7 +568,10 @@ def _local_datetime(value: str, field: str) -> datetime:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=clock.SHANGHAI)
-    return moment.astimezone(UTC)
+    moment = moment.astimezone(UTC)
+    if moment <= now < moment + timedelta(minutes=1):
+        return now
+    return moment
 
 
 def _date(value: str, field: str) -> date:
@@ -683,7 +714,7 @@ async def case_action(request: Request, number: str, verb: str) -> Response:
     form = {k: str(raw.get(k, ""))[:8000] for k in ACTION_FIELDS}
     if "party_ids" in raw:
         form["party_ids"] = ",".join(str(v) for v in raw.getlist("party_ids"))
-    with read_session() as session:
+    with read_session(request) as session:
         user = auth.current_user(request, session)
         if user is None:
             return to_login(request)
@@ -707,7 +738,7 @@ async def case_action(request: Request, number: str, verb: str) -> Response:
         )
     else:
         try:
-            with write_session() as session:
+            with write_session(request) as session:
                 fresh = queries.find_visible_case(session, user=user, number=case.number)
                 if fresh is None:
                     return not_found(request, user)
@@ -723,7 +754,7 @@ async def case_action(request: Request, number: str, verb: str) -> Response:
         except TiaojieError as exc:
             status = exc.http_status if 400 <= exc.http_status < 500 else 409
             error = f"{exc.message_zh} / {exc.message_en}"
-    with read_session() as session:
+    with read_session(request) as session:
         case = queries.find_visible_case(session, user=user, number=case.number)
         if case is None:
             return not_found(request, user)
@@ -753,7 +784,7 @@ DASHBOARD_LEVELS = (UnitLevel.STREET, UnitLevel.COMMUNITY, UnitLevel.COMPOUND)
 def dashboard(request: Request, level: str | None = None, days: int = 30) -> Response:
     from models import metrics
 
-    with read_session() as session:
+    with read_session(request) as session:
         user = auth.current_user(request, session)
         if user is None:
             return to_login(request)
