@@ -21,13 +21,12 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
 from sqlmodel import Session, select
 
-from models import clock
 from models.case import Case
 from models.enums import StaffRole
 from models.errors import TiaojieError
@@ -135,7 +134,9 @@ def create_token(
     unit: str | None,
     ttl: timedelta | None = None,
 ) -> str:
-    now = clock.now()
+    # Wall-clock time: token expiry is checked against the real clock, never the
+    # virtual one used by tests and the policy simulator.
+    now = datetime.now(UTC)
     lifetime = ttl if ttl is not None else timedelta(seconds=get_settings().token_ttl_s)
     claims: dict[str, Any] = {
         "iss": ISSUER,
