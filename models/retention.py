@@ -1,0 +1,152 @@
+"""Retention of personal data (PIPL: keep it no longer than the purpose needs).
+
+A case that ended (closed, withdrawn or merged) longer ago than the retention period is
+anonymised: its parties' encrypted names, phones, ID numbers and addresses and their
+look-up hashes are removed, the masked copies are replaced by 已匿名, phone and ID
+numbers typed into free text (description, outcome, minutes, agreement, return-visit
+notes) are masked, and ``case.anonymised_at`` is stamped. Firms' and agencies' names are
+not personal data and stay, so that figures about respondents still add up.
+
+Case events are not touched: they never hold personal data (free text reaches them only
+through :func:`models.pii.scrub_text`), and they are the tamper-evident record.
+
+On SQLite, removed values may survive in freed pages and the write-ahead log;
+``secure_delete`` is switched on for the connection doing the work, and
+:func:`purge_sqlite_leftovers` (after the commit) checkpoints and empties the log.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, or_, select
+
+from models import clock, pii
+from models.case import Case
+from models.db import is_sqlite
+from models.enums import CaseStatus, PartyKind, PartySide
+from models.errors import FieldProblem, ValidationError
+from models.follow_up import FollowUp
+from models.mediation import Agreement, AgreementTerm, MediationSession
+from models.party import Party
+
+ANONYMISED = "已匿名"
+S = CaseStatus
+BATCH = 500
+
+
+def _scrub(text: str | None) -> str | None:
+    return None if text is None else pii.scrub_text(text)
+
+
+def _anonymise_party(party: Party) -> None:
+    if party.name_enc or party.name_masked:
+        party.name_masked = ANONYMISED
+    if party.phone_enc or party.phone_masked:
+        party.phone_masked = ANONYMISED
+    if party.id_number_enc or party.id_number_masked:
+        party.id_number_masked = ANONYMISED
+    party.name_enc = party.name_hash = None
+    party.phone_enc = party.phone_hash = None
+    party.id_number_enc = party.id_number_hash = None
+    party.address_enc = None
+
+
+def expired_case_ids(
+    session: Session, *, older_than_days: int, now: datetime, limit: int = BATCH
+) -> list[int]:
+    """Ids of cases that ended before the retention period and are not anonymised."""
+    cutoff = clock.ensure_utc(now) - timedelta(days=older_than_days)
+    stmt = (
+        select(col(Case.id))
+        .where(
+            col(Case.anonymised_at).is_(None),
+            or_(
+                (col(Case.status) == S.CLOSED) & (col(Case.closed_at) < cutoff),
+                (col(Case.status) == S.WITHDRAWN) & (col(Case.withdrawn_at) < cutoff),
+                (col(Case.status) == S.MERGED) & (col(Case.merged_at) < cutoff),
+            ),
+        )
+        .order_by(col(Case.id))
+        .limit(limit)
+    )
+    return [int(i) for i in session.exec(stmt).all() if i is not None]
+
+
+def _anonymise_batch(session: Session, ids: list[int], now: datetime) -> None:
+    person_respondent: set[int] = set()
+    for party in session.exec(select(Party).where(col(Party.case_id).in_(ids))).all():
+        if party.side == PartySide.RESPONDENT and party.kind in (
+            PartyKind.PERSON,
+            PartyKind.HOUSEHOLD,
+        ):
+            person_respondent.add(party.case_id)
+        _anonymise_party(party)
+        session.add(party)
+    for row in session.exec(
+        select(MediationSession).where(col(MediationSession.case_id).in_(ids))
+    ).all():
+        row.minutes = pii.scrub_text(row.minutes)
+        row.participants = pii.scrub_text(row.participants)
+        row.place = pii.scrub_text(row.place)
+        session.add(row)
+    agreements = session.exec(select(Agreement).where(col(Agreement.case_id).in_(ids))).all()
+    for agreement in agreements:
+        agreement.summary = pii.scrub_text(agreement.summary)
+        session.add(agreement)
+    agreement_ids = [a.id for a in agreements if a.id is not None]
+    if agreement_ids:
+        for term in session.exec(
+            select(AgreementTerm).where(col(AgreementTerm.agreement_id).in_(agreement_ids))
+        ).all():
+            term.text = pii.scrub_text(term.text)
+            session.add(term)
+    for visit in session.exec(select(FollowUp).where(col(FollowUp.case_id).in_(ids))).all():
+        visit.notes = _scrub(visit.notes)
+        session.add(visit)
+    for case in session.exec(select(Case).where(col(Case.id).in_(ids))).all():
+        case.description = pii.scrub_text(case.description)
+        case.outcome_note = _scrub(case.outcome_note)
+        if case.id in person_respondent:
+            case.respondent_key = None  # a keyed hash of a person's name
+        case.anonymised_at = now
+        session.add(case)
+    session.flush()
+
+
+def anonymise_closed_cases(
+    session: Session, *, older_than_days: int, now: datetime, batch_size: int = BATCH
+) -> int:
+    """Anonymise every case that ended more than ``older_than_days`` ago; returns how
+    many were anonymised by this call (0 when run again: idempotent)."""
+    if older_than_days < 0:
+        raise ValidationError(
+            "older_than_days: must not be negative",
+            "older_than_days：保存天数不能为负数",
+            problems=[
+                FieldProblem("older_than_days", "保存天数不能为负数", "must not be negative")
+            ],
+        )
+    moment = clock.ensure_utc(now)
+    if is_sqlite(session.get_bind().engine):
+        # Zero freed space so removed ciphertext does not linger in the file.
+        session.connection().exec_driver_sql("PRAGMA secure_delete=ON")
+    total = 0
+    while True:
+        ids = expired_case_ids(
+            session, older_than_days=older_than_days, now=moment, limit=batch_size
+        )
+        if not ids:
+            return total
+        _anonymise_batch(session, ids, moment)
+        total += len(ids)
+
+
+def purge_sqlite_leftovers(engine: Engine) -> None:
+    """After the anonymising transaction committed: move the write-ahead log into the
+    database file and empty it, so old page images go too. No-op on PostgreSQL."""
+    if not is_sqlite(engine):
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

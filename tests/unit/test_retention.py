@@ -1,0 +1,177 @@
+"""Retention: personal data of cases ended longer ago than the period is removed; the
+rest, and the event chain, stay as they were."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from models import clock, lifecycle
+from models.case import Case
+from models.db import build_engine
+from models.enums import CaseStatus, FollowUpOutcome
+from models.errors import GuardFailed, ValidationError
+from models.event import CaseEvent
+from models.follow_up import FollowUpRecord
+from models.follow_ups import record_follow_up, reopen_case, settle_after_follow_up
+from models.mediating import resolve_directly, withdraw_case
+from models.party import Party
+from models.retention import ANONYMISED, anonymise_closed_cases, purge_sqlite_leftovers
+from models.tables import metadata
+from tests.factories import ID_NUMBER, PHONE, City, advance_to_assigned, build_city, make_case
+from tests.factories import staff_actor as actor_of
+
+SH = clock.SHANGHAI
+PLANTED = f"申请人电话 {PHONE}，身份证号 {ID_NUMBER}，要求支付欠薪。"
+
+
+def closed_case(session: Session, city: City) -> Case:
+    case = make_case(session, description=PLANTED)
+    advance_to_assigned(session, case, city)
+    actor = actor_of(city, "mediatorA")
+    assert case.id is not None
+    resolve_directly(
+        session,
+        case_id=case.id,
+        resolution=f"已电话 {PHONE} 答复申请人",
+        actor=actor,
+        expected_version=None,
+    )
+    record_follow_up(
+        session,
+        case_id=case.id,
+        data=FollowUpRecord(
+            outcome=FollowUpOutcome.CARRIED_OUT, satisfaction=4, notes=f"回拨 {PHONE}"
+        ),
+        actor=actor,
+        expected_version=None,
+    )
+    assert settle_after_follow_up(session, case_id=case.id, actor=actor) == "closed"
+    return case
+
+
+def blobs(session: Session, case: Case) -> list[str]:
+    parties = session.exec(select(Party).where(Party.case_id == case.id)).all()
+    return [
+        v
+        for p in parties
+        for v in (p.name_enc, p.phone_enc, p.id_number_enc, p.name_hash, p.phone_hash)
+        if v
+    ]
+
+
+def scenario(session: Session, vclock: clock.VirtualClock) -> dict[str, Case]:
+    city = build_city(session)
+    old = closed_case(session, city)  # closed 30 Nov 2026
+    withdrawn = make_case(session, description=PLANTED)
+    advance_to_assigned(session, withdrawn, city)
+    withdraw_case(
+        session,
+        case_id=withdrawn.id or 0,
+        reason="申请人撤回",
+        actor=actor_of(city, "workerA"),
+        expected_version=None,
+    )
+    still_open = make_case(session, description=PLANTED)
+    advance_to_assigned(session, still_open, city)
+    vclock.set(datetime(2027, 1, 5, 10, tzinfo=SH))
+    recent = closed_case(session, city)  # closed 5 Jan 2027
+    session.commit()
+    return {"old": old, "withdrawn": withdrawn, "open": still_open, "recent": recent}
+
+
+def test_only_cases_ended_before_the_period_are_anonymised(
+    session: Session, vclock: clock.VirtualClock
+) -> None:
+    cases = scenario(session, vclock)
+    before = {k: blobs(session, c) for k, c in cases.items()}
+    assert all(before.values())
+    events_before = [(e.id, e.hash) for e in session.exec(select(CaseEvent)).all()]
+
+    now = datetime(2027, 1, 15, 9, tzinfo=SH)
+    assert anonymise_closed_cases(session, older_than_days=30, now=now) == 2
+    session.commit()
+
+    for key in ("old", "withdrawn"):
+        case = cases[key]
+        assert blobs(session, case) == []
+        assert case.anonymised_at == now
+        assert PHONE not in case.description and ID_NUMBER not in case.description
+        assert "138****8000" in case.description
+        persons = session.exec(
+            select(Party).where(Party.case_id == case.id, col(Party.org_name).is_(None))
+        ).all()
+        assert {p.name_masked for p in persons} == {ANONYMISED}
+        firms = session.exec(
+            select(Party).where(Party.case_id == case.id, col(Party.org_name).is_not(None))
+        ).all()
+        assert [f.org_name for f in firms] == ["江心市恒达电子厂"]  # not personal data
+    assert PHONE not in (cases["old"].outcome_note or "")
+    for key in ("open", "recent"):
+        assert blobs(session, cases[key]) == before[key]
+        assert cases[key].anonymised_at is None and PHONE in cases[key].description
+
+    # Events untouched, still verifiable, and free of the planted data.
+    events = session.exec(select(CaseEvent)).all()
+    assert [(e.id, e.hash) for e in events] == events_before
+    for case in cases.values():
+        assert lifecycle.verify_chain(session, case_id=case.id or 0) == []
+    assert PHONE not in str([e.data for e in events])
+    assert ID_NUMBER not in str([e.data for e in events])
+
+    # Idempotent; the recent case goes when its time comes.
+    assert anonymise_closed_cases(session, older_than_days=30, now=now) == 0
+    later = datetime(2027, 2, 10, tzinfo=SH)
+    assert anonymise_closed_cases(session, older_than_days=30, now=later) == 1
+
+    with pytest.raises(GuardFailed):
+        reopen_case(
+            session,
+            case_id=cases["old"].id or 0,
+            reason="申请人再次投诉",
+            actor=lifecycle.Actor.system(),
+            expected_version=None,
+        )
+    with pytest.raises(ValidationError):
+        anonymise_closed_cases(session, older_than_days=-1, now=now)
+    assert cases["open"].status == CaseStatus.ASSIGNED
+
+
+def test_the_dump_and_the_file_no_longer_hold_the_blobs(
+    tmp_path: Path, vclock: clock.VirtualClock
+) -> None:
+    engine: Engine = build_engine(f"sqlite:///{tmp_path / 'retention.db'}")
+    metadata.create_all(engine)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            cases = scenario(session, vclock)
+            kept = blobs(session, cases["recent"])
+            # Look-up hashes are the same for the same person: the recent case keeps them.
+            gone = [
+                b
+                for b in blobs(session, cases["old"]) + blobs(session, cases["withdrawn"])
+                if b not in kept
+            ]
+            anonymise_closed_cases(
+                session, older_than_days=30, now=clock.now() + timedelta(days=10)
+            )
+            session.commit()
+        purge_sqlite_leftovers(engine)
+
+        raw = engine.raw_connection()
+        try:
+            dump = "\n".join(raw.driver_connection.iterdump())  # type: ignore[union-attr]
+        finally:
+            raw.close()
+        assert gone and not any(b in dump for b in gone)
+        assert all(b in dump for b in kept)  # the check can see a blob when it is there
+
+        files = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+        assert not any(b.encode() in files for b in gone)
+        assert all(b.encode() in files for b in kept)
+    finally:
+        engine.dispose()
