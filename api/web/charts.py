@@ -53,12 +53,15 @@ def rates_chart(
     """An accessible SVG (role="img", a <title>, a <desc> listing every figure)."""
     en = lang == "en"
     names = [s[1] if en else s[0] for s in SERIES]
+    # Narrow charts (phones) put each unit's name above its bars, wide ones beside them.
+    compact = width < 500
     label_w = min(220.0, max(90.0, max((_text_width(r.label, 13) for r in rows), default=90) + 12))
-    left, right, top = label_w, 56.0, 44.0
+    label_h = 18.0 if compact else 0.0
+    left, right, top = (10.0 if compact else label_w), 40.0, 44.0
     bar_h, gap, group_gap = 11.0, 2.0, 14.0
     group_h = 3 * bar_h + 2 * gap
     plot_w = width - left - right
-    height = int(top + max(len(rows), 1) * (group_h + group_gap) + 28)
+    height = int(top + max(len(rows), 1) * (label_h + group_h + group_gap) + 28)
     chart_title = title or ("各单位三率" if not en else "Three rates by unit")
 
     desc_parts = []
@@ -68,15 +71,16 @@ def rates_chart(
             for n, v in zip(names, (r.response, r.resolution, r.satisfaction), strict=True)
         )
         desc_parts.append(f"{r.label}: {figures}")
+    ident = f"rates-{width}"
     out: list[str] = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-        f'width="100%" role="img" aria-labelledby="rates-title rates-desc" '
-        f'class="chart" font-family="{FONT}">',
-        f'<title id="rates-title">{escape(chart_title)}</title>',
-        f'<desc id="rates-desc">{escape("; ".join(desc_parts))}</desc>',
+        f'width="100%" role="img" aria-labelledby="{ident}-title {ident}-desc" '
+        f'class="chart {"chart-narrow" if compact else "chart-wide"}" font-family="{FONT}">',
+        f'<title id="{ident}-title">{escape(chart_title)}</title>',
+        f'<desc id="{ident}-desc">{escape("; ".join(desc_parts))}</desc>',
     ]
     # Legend
-    x = left
+    x = left if not compact else 10.0
     for name, (_zh, _en, colour) in zip(names, SERIES, strict=True):
         out.append(f'<rect x="{x:.0f}" y="10" width="12" height="12" rx="2" fill="{colour}"/>')
         out.append(
@@ -102,13 +106,20 @@ def rates_chart(
             f"{'No data yet' if en else '暂无数据'}</text>"
         )
     for i, r in enumerate(rows):
-        y0 = top + i * (group_h + group_gap)
-        label = _fit(r.label, 13, label_w - 10)
-        out.append(
-            f'<text x="{left - 8:.0f}" y="{y0 + group_h / 2 + 4.5:.1f}" font-size="13" '
-            f'fill="#1a202c" text-anchor="end"><title>{escape(r.label)}</title>'
-            f"{escape(label)}</text>"
-        )
+        y0 = top + i * (label_h + group_h + group_gap) + label_h
+        if compact:
+            label = _fit(r.label, 13, plot_w)
+            out.append(
+                f'<text x="{left:.0f}" y="{y0 - 5:.1f}" font-size="13" fill="#1a202c">'
+                f"<title>{escape(r.label)}</title>{escape(label)}</text>"
+            )
+        else:
+            label = _fit(r.label, 13, label_w - 10)
+            out.append(
+                f'<text x="{left - 8:.0f}" y="{y0 + group_h / 2 + 4.5:.1f}" font-size="13" '
+                f'fill="#1a202c" text-anchor="end"><title>{escape(r.label)}</title>'
+                f"{escape(label)}</text>"
+            )
         for j, (value, (_zh, _en, colour)) in enumerate(
             zip((r.response, r.resolution, r.satisfaction), SERIES, strict=True)
         ):

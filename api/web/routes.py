@@ -77,6 +77,8 @@ def mount(app: FastAPI) -> None:
     """Add the pages and their static files (stylesheet, script, icon) to the app."""
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    for name in templates.env.list_templates():  # compile once, not on a user's request
+        templates.env.get_template(name)
 
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -542,8 +544,8 @@ def case_page(request: Request, number: str) -> Response:
     t = Translator(pick_lang(request))
     if request.query_params.get("created"):
         flash = t(f"案件 {case.number} 已登记。", f"Case {case.number} recorded.")
-    elif request.query_params.get("done"):
-        flash = t("已保存。", "Saved.")
+    elif (done := request.query_params.get("done")) in ACTIONS:
+        flash = t(f"已保存：{t.verb(done)}。", f"Saved: {t.verb(done)}.")
     return render(
         request,
         "case.html",
@@ -813,21 +815,22 @@ def dashboard(request: Request, level: str | None = None, days: int = 30) -> Res
             metrics.clusters(session, since=now - timedelta(days=days), within_path=reach)
         )
         overdue = queries.overdue_cases(session, user=user, now=now, limit=50)
-    chart = rates_chart(
-        [
-            RateRow(
-                label=(r.unit_name_en if lang == "en" else r.unit_name),
-                response=r.response_rate,
-                resolution=r.resolution_rate,
-                satisfaction=r.satisfaction_rate,
-                cases=r.cases,
-            )
-            for r in rates
-        ],
-        lang=lang,
-        title=t(
-            f"近{days}天各{chosen.zh}三率", f"Three rates by {chosen.en.lower()}, last {days} days"
-        ),
+    rows = [
+        RateRow(
+            label=(r.unit_name_en if lang == "en" else r.unit_name),
+            response=r.response_rate,
+            resolution=r.resolution_rate,
+            satisfaction=r.satisfaction_rate,
+            cases=r.cases,
+        )
+        for r in rates
+    ]
+    title = t(
+        f"近{days}天各{chosen.zh}三率", f"Three rates by {chosen.en.lower()}, last {days} days"
+    )
+    # Two drawings of the same figures: the stylesheet shows the one that fits the screen.
+    chart = rates_chart(rows, lang=lang, title=title) + rates_chart(
+        rows, lang=lang, title=title, width=360
     )
     return render(
         request,

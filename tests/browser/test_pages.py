@@ -165,10 +165,10 @@ def test_supervisor_dashboard(site: Site, new_page: Any) -> None:
     sign_in(page, site, "supervisor")
     page.click("text=督办看板")
     page.wait_for_url("**/web/dashboard**")
-    chart = page.locator("svg.chart")
-    assert chart.count() == 1
+    chart = page.locator("svg.chart-wide")
+    assert chart.is_visible() and not page.locator("svg.chart-narrow").is_visible()
     assert "各社区三率" in chart.locator("title").first.text_content()
-    assert page.locator("svg.chart text", has_text="桂花社区").count() >= 1
+    assert chart.locator("text", has_text="桂花社区").count() >= 1
     overdue = page.locator("#overdue-list")
     assert overdue.locator("tr", has_text=site.numbers["overdue"]).count() == 1
     assert page.locator("#escalations", has_text=site.numbers["community_b"]).count() == 1
@@ -177,6 +177,7 @@ def test_supervisor_dashboard(site: Site, new_page: Any) -> None:
     phone = new_page(width=390, height=844)
     sign_in(phone, site, "supervisor")
     phone.goto(site.url("/web/dashboard"))
+    assert phone.locator("svg.chart-narrow").is_visible()
     width = phone.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the dashboard overflows a phone screen ({width}px)"
     shoot(phone, "08-dashboard-phone")
