@@ -97,18 +97,18 @@ class Principal:
         return path.startswith(self.unit_path)
 
     def reaches(self, case: Case, *, place_path: str | None = None) -> bool:
-        """Staff reach cases handled in their subtree; a case not yet routed is reached
-        through its place; the intake worker keeps sight of what they recorded."""
+        """Staff reach a case handled in their subtree or happening in it (its place), a
+        case assigned to them, and a case they recorded. Admins reach every case."""
         if not self.is_staff:
             return False
         if self.is_admin:
             return True
-        if case.unit_path is not None:
-            if self.reaches_path(case.unit_path):
-                return True
-        elif self.reaches_path(place_path):
+        if self.reaches_path(case.unit_path) or self.reaches_path(place_path):
             return True
-        return self.staff_id is not None and case.created_by_id == self.staff_id
+        return self.staff_id is not None and self.staff_id in (
+            case.assignee_id,
+            case.created_by_id,
+        )
 
     def may_see_personal_data(self, case: Case) -> bool:
         if not self.is_staff or self.staff_id is None:

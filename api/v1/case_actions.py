@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlmodel import Session
 
-from api.deps import Writer
+from api.deps import Staff as StaffP
 from api.security import Forbidden, Principal
 from api.v1.actions import allowed_actions, may_act
 from api.v1.common import case_public, expected_version, load_case, run_write
@@ -183,7 +183,7 @@ def consent(
     request: Request,
     case_ref: CaseRef,
     body: ConsentIn,
-    principal: Writer,
+    principal: StaffP,
     idempotency_key: IdemKey = None,
     if_match: IfMatch = None,
 ) -> JSONResponse:
@@ -209,7 +209,7 @@ def start(
     request: Request,
     case_ref: CaseRef,
     body: StartIn,
-    principal: Writer,
+    principal: StaffP,
     idempotency_key: IdemKey = None,
     if_match: IfMatch = None,
 ) -> JSONResponse:
@@ -231,7 +231,7 @@ def extend(
     request: Request,
     case_ref: CaseRef,
     body: ExtendIn,
-    principal: Writer,
+    principal: StaffP,
     idempotency_key: IdemKey = None,
     if_match: IfMatch = None,
 ) -> JSONResponse:
@@ -258,7 +258,7 @@ def add_session(
     request: Request,
     case_ref: CaseRef,
     body: SessionIn,
-    principal: Writer,
+    principal: StaffP,
     idempotency_key: IdemKey = None,
     if_match: IfMatch = None,
 ) -> JSONResponse:
@@ -286,7 +286,7 @@ def agreement(
     request: Request,
     case_ref: CaseRef,
     body: AgreementIn,
-    principal: Writer,
+    principal: StaffP,
     idempotency_key: IdemKey = None,
     if_match: IfMatch = None,
 ) -> JSONResponse:
@@ -314,7 +314,7 @@ def failure(
     request: Request,
     case_ref: CaseRef,
     body: FailureIn,
-    principal: Writer,
+    principal: StaffP,
     idempotency_key: IdemKey = None,
     if_match: IfMatch = None,
 ) -> JSONResponse:
@@ -341,7 +341,7 @@ def follow_up(
     request: Request,
     case_ref: CaseRef,
     body: FollowUpIn,
-    principal: Writer,
+    principal: StaffP,
     idempotency_key: IdemKey = None,
     if_match: IfMatch = None,
 ) -> JSONResponse:
@@ -364,7 +364,7 @@ def reassign(
     request: Request,
     case_ref: CaseRef,
     body: ReassignIn,
-    principal: Writer,
+    principal: StaffP,
     idempotency_key: IdemKey = None,
     if_match: IfMatch = None,
 ) -> JSONResponse:
@@ -394,7 +394,7 @@ def escalate(
     request: Request,
     case_ref: CaseRef,
     body: EscalateIn,
-    principal: Writer,
+    principal: StaffP,
     idempotency_key: IdemKey = None,
     if_match: IfMatch = None,
 ) -> JSONResponse:
@@ -417,7 +417,7 @@ def refer(
     request: Request,
     case_ref: CaseRef,
     body: ReferIn,
-    principal: Writer,
+    principal: StaffP,
     idempotency_key: IdemKey = None,
     if_match: IfMatch = None,
 ) -> JSONResponse:
@@ -440,7 +440,7 @@ def withdraw(
     request: Request,
     case_ref: CaseRef,
     body: ReasonIn,
-    principal: Writer,
+    principal: StaffP,
     idempotency_key: IdemKey = None,
     if_match: IfMatch = None,
 ) -> JSONResponse:
@@ -461,7 +461,7 @@ def reopen(
     request: Request,
     case_ref: CaseRef,
     body: ReasonIn,
-    principal: Writer,
+    principal: StaffP,
     idempotency_key: IdemKey = None,
     if_match: IfMatch = None,
 ) -> JSONResponse:
@@ -487,7 +487,7 @@ def resolve(
     request: Request,
     case_ref: CaseRef,
     body: ResolveIn,
-    principal: Writer,
+    principal: StaffP,
     idempotency_key: IdemKey = None,
     if_match: IfMatch = None,
 ) -> JSONResponse:
@@ -513,7 +513,7 @@ def merge(
     request: Request,
     case_ref: CaseRef,
     body: MergeIn,
-    principal: Writer,
+    principal: StaffP,
     idempotency_key: IdemKey = None,
     if_match: IfMatch = None,
 ) -> JSONResponse:

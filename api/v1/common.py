@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import ColumnElement, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -65,9 +65,10 @@ def reach_clause(principal: Principal) -> ColumnElement[bool] | None:
         prefix = principal.unit_path
         places = select(Unit.id).where(col(Unit.path).startswith(prefix, autoescape=True))
         clauses.append(col(Case.unit_path).startswith(prefix, autoescape=True))
-        clauses.append(and_(col(Case.unit_path).is_(None), col(Case.place_unit_id).in_(places)))
+        clauses.append(col(Case.place_unit_id).in_(places))
     if principal.staff_id is not None:
         clauses.append(col(Case.created_by_id) == principal.staff_id)
+        clauses.append(col(Case.assignee_id) == principal.staff_id)
     if not clauses:
         return col(Case.id) < 0
     return or_(*clauses)
