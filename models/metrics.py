@@ -1,7 +1,8 @@
 """Supervisor figures: the three rates (三率) per unit and their ranking, overdue cases
 per level, backlog per unit, recent escalations, respondent clusters and the problem of
-the month. Every figure is an SQL aggregate (grouped by the unit whose materialised path
-is a prefix of the case's handling-unit path), and no output carries personal data:
+the month. Every figure is an SQL aggregate (one scan of the cases, grouped by their
+handling-unit path, rolled up into the units at the asked level whose materialised path
+is a prefix of it), and no output carries personal data:
 units, case numbers, categories, counts, firms' names and masked person names only.
 
 Definitions (cases created in ``[since, until)``, merged duplicates left out):
@@ -181,6 +182,34 @@ def composite_score(
 # --- the three rates ---------------------------------------------------------------------
 
 
+def _level_units(session: Session, level: UnitLevel, within_path: str | None) -> list[Unit]:
+    return list(
+        session.exec(
+            select(Unit).where(*_units_at(level, within_path)).order_by(col(Unit.code))
+        ).all()
+    )
+
+
+def _roll_up(units: list[Unit], grouped: list[tuple[Any, ...]], width: int) -> dict[str, list[int]]:
+    """Add the per-path sums of ``grouped`` (path first, then ``width`` counts) into the
+    unit whose path is a prefix of each path. The database does the heavy part (one
+    scan, grouped by handling-unit path); this walks a few thousand distinct paths."""
+    by_path = {u.path: u.code for u in units}
+    totals = {u.code: [0] * width for u in units}
+    for path, *counts in grouped:
+        if not path:
+            continue
+        cut = 0
+        while (cut := path.find("/", cut + 1)) != -1:
+            code = by_path.get(path[: cut + 1])
+            if code is not None:
+                bucket = totals[code]
+                for i, n in enumerate(counts):
+                    bucket[i] += int(n or 0)
+                break
+    return totals
+
+
 def unit_rates(
     session: Session,
     *,
@@ -204,33 +233,29 @@ def unit_rates(
         ),
         col(Case.referred_at).is_not(None),
     )
-    join_on = and_(
-        _under(col(Case.unit_path), col(Unit.path)),
-        col(Case.created_at) >= clock.ensure_utc(since),
-        col(Case.created_at) < clock.ensure_utc(until),
-        col(Case.status) != S.MERGED,
-        *_cases_within(within_path),
-    )
     stmt = (
         select(  # type: ignore[call-overload]
-            col(Unit.code),
-            col(Unit.name_zh),
-            col(Unit.name_en),
+            col(Case.unit_path),
             func.count(col(Case.id)),
             _count(in_time),
             _count(resolved),
             func.count(col(Case.satisfaction)),
             _count(col(Case.satisfaction) >= SATISFIED_AT_LEAST),
         )
-        .select_from(Unit)
-        .outerjoin(Case, join_on)
-        .where(*_units_at(level, within_path))
-        .group_by(col(Unit.id), col(Unit.code), col(Unit.name_zh), col(Unit.name_en))
+        .where(
+            col(Case.created_at) >= clock.ensure_utc(since),
+            col(Case.created_at) < clock.ensure_utc(until),
+            col(Case.status) != S.MERGED,
+            col(Case.unit_path).is_not(None),
+            *_cases_within(within_path),
+        )
+        .group_by(col(Case.unit_path))
     )
+    units = _level_units(session, level, within_path)
+    totals = _roll_up(units, list(session.exec(stmt).all()), 5)
     rows = []
-    for code, name, name_en, cases, in_time_n, resolved_n, rated, satisfied in session.exec(
-        stmt
-    ).all():
+    for unit in units:
+        cases, in_time_n, resolved_n, rated, satisfied = totals[unit.code]
         response_rate = _rate(in_time_n, cases)
         resolution_rate = _rate(resolved_n, cases)
         satisfaction_rate = _rate(satisfied, rated)
@@ -239,16 +264,16 @@ def unit_rates(
         )
         rows.append(
             (
-                code,
-                name,
-                name_en,
-                int(cases),
-                int(in_time_n),
+                unit.code,
+                unit.name_zh,
+                unit.name_en,
+                cases,
+                in_time_n,
                 response_rate,
-                int(resolved_n),
+                resolved_n,
                 resolution_rate,
-                int(rated),
-                int(satisfied),
+                rated,
+                satisfied,
                 satisfaction_rate,
                 score,
             )
@@ -295,30 +320,24 @@ def backlog_by_unit(
 ) -> list[UnitBacklog]:
     """Open cases per unit at ``level`` (its whole subtree), largest backlog first."""
     moment = clock.ensure_utc(now or clock.now())
-    join_on = and_(
-        _under(col(Case.unit_path), col(Unit.path)),
-        col(Case.is_open).is_(True),
-        *_cases_within(within_path),
-    )
     stmt = (
         select(  # type: ignore[call-overload]
-            col(Unit.code),
-            col(Unit.name_zh),
-            col(Unit.name_en),
+            col(Case.unit_path),
             func.count(col(Case.id)),
             _count(col(Case.status) == S.IN_MEDIATION),
             _count(col(Case.status) == S.FOLLOW_UP),
             _count(_overdue(moment)),
         )
-        .select_from(Unit)
-        .outerjoin(Case, join_on)
-        .where(*_units_at(level, within_path))
-        .group_by(col(Unit.id), col(Unit.code), col(Unit.name_zh), col(Unit.name_en))
+        .where(
+            col(Case.is_open).is_(True),
+            col(Case.unit_path).is_not(None),
+            *_cases_within(within_path),
+        )
+        .group_by(col(Case.unit_path))
     )
-    rows = [
-        UnitBacklog(code, name, name_en, int(n), int(med), int(fu), int(over))
-        for code, name, name_en, n, med, fu, over in session.exec(stmt).all()
-    ]
+    units = _level_units(session, level, within_path)
+    totals = _roll_up(units, list(session.exec(stmt).all()), 4)
+    rows = [UnitBacklog(u.code, u.name_zh, u.name_en, *totals[u.code]) for u in units]
     return sorted(rows, key=lambda r: (-r.open, -r.overdue, r.unit_code))
 
 
