@@ -255,3 +255,27 @@ def test_clusters_and_problem_of_the_month(session: Session, vclock: clock.Virtu
         session, month_start=date(2026, 11, 1), within_path="/C/D1/S1/CMB/"
     )
     assert top_b is None  # nothing handled in B yet: cases are only submitted
+
+
+def test_a_case_in_mediation_is_held_to_its_mediation_limit(
+    session: Session, vclock: clock.VirtualClock
+) -> None:
+    city = build_city(session)
+    case = make_case(session)  # Mon 30 Nov: resolution limit 17 Dec, mediation 30 Dec
+    advance_to_assigned(session, case, city)
+    actor = staff_actor(city, "mediatorA")
+    record_consent(
+        session, case_id=case.id or 0, party_ids=None, actor=actor, expected_version=None
+    )
+    start_mediation(session, case_id=case.id or 0, actor=actor)
+
+    def community_overdue(moment: datetime) -> int:
+        counts = {c.level: c.overdue for c in overdue_by_level(session, now=moment)}
+        return counts[UnitLevel.COMMUNITY]
+
+    assert community_overdue(local(2026, 12, 21)) == 0
+    assert community_overdue(local(2026, 12, 31, 1)) == 1
+    [backlog_a] = [
+        r for r in backlog_by_unit(session, now=local(2026, 12, 31, 1)) if r.unit_code == "CMA"
+    ]
+    assert (backlog_a.open, backlog_a.in_mediation, backlog_a.overdue) == (1, 1, 1)
