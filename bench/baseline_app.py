@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from sqlalchemy import event
 from sqlmodel import Session, SQLModel, create_engine
 
+import models.tables  # noqa: F401  (every table, so the foreign keys resolve)
 from models.case import Case
 from models.enums import Category
 

@@ -121,21 +121,26 @@ class Workspace:
 
 
 def stop_tree(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
-    """SIGTERM the process and its children (by pid), then SIGKILL what is left."""
-    if proc.poll() is not None:
-        return
+    """SIGTERM the process and let it stop its own children; then SIGTERM and SIGKILL
+    whatever of its tree (recorded before, by pid) is still alive."""
     try:
         parent = psutil.Process(proc.pid)
         children = parent.children(recursive=True)
     except psutil.NoSuchProcess:
         return
-    for p in [parent, *children]:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            p.send_signal(signal.SIGTERM)
-    _gone, alive = psutil.wait_procs([parent, *children], timeout=timeout)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        parent.send_signal(signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=timeout)
+    _gone, alive = psutil.wait_procs(children, timeout=1)
     for p in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
-            p.kill()
+            p.send_signal(signal.SIGTERM)
+    _gone, alive = psutil.wait_procs(alive, timeout=5)
+    for p in [*alive, parent]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if p.is_running():
+                p.kill()
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=5)
 

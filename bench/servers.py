@@ -1,69 +1,107 @@
-"""The local Prefect server the benchmarks share (one per bench run, SQLite, temp
-PREFECT_HOME, a free port), started early in the background so that its slow first start
-overlaps with the data generation."""
+"""``tiaojie up`` as the benchmarks run it: one stack per bench run (its own home with a
+generated city, a Prefect server on SQLite with a temp PREFECT_HOME, the worker and the
+HTTP app on free loopback ports). It starts in the background early, so that the slow
+first start of the Prefect server overlaps with the escalation data generation; its idle
+memory is sampled once it is ready, before any load."""
 
 from __future__ import annotations
 
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from bench.common import BIN, Workspace, free_port, wait_http
+import httpx
+
+from bench import home as home_mod
+from bench.common import BIN, PeakRss, Workspace, free_port, tree_rss_mb
 
 
 @dataclass
-class PrefectServer:
+class UpStack:
+    ws: Workspace
+    home: home_mod.Home
     proc: subprocess.Popen[bytes]
-    api_url: str
+    port: int
+    prefect_port: int
     started_at: float
+    settle_s: float
     ready_s: float | None = None
+    idle_rss: dict[str, float] = field(default_factory=dict)
 
-    def wait(self, ws: Workspace, timeout: float = 120) -> str:
-        if self.ready_s is None:
-            try:
-                wait_http(self.api_url + "/health", timeout=timeout, proc=self.proc)
-            except Exception as exc:
+    @property
+    def app_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def prefect_api(self) -> str:
+        return f"http://127.0.0.1:{self.prefect_port}/api"
+
+    def wait_ready(self, timeout: float = 240) -> None:
+        """Until ``/healthz`` answers 200 (server, worker and app up); then sample the
+        idle memory over ``settle_s`` seconds."""
+        if self.ready_s is not None:
+            return
+        deadline = time.perf_counter() + timeout
+        while True:
+            if self.proc.poll() is not None:
                 raise RuntimeError(
-                    f"Prefect server did not start: {exc}\n{ws.log_tail('prefect-server')}"
-                ) from exc
-            self.ready_s = time.perf_counter() - self.started_at
-        return self.api_url
+                    f"tiaojie up exited with {self.proc.returncode}\n{self.ws.log_tail('tiaojie-up')}"
+                )
+            try:
+                if httpx.get(self.app_url + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.perf_counter() > deadline:
+                raise TimeoutError(
+                    f"tiaojie up not ready in {timeout:.0f} s\n{self.ws.log_tail('tiaojie-up')}"
+                )
+            time.sleep(0.25)
+        self.ready_s = time.perf_counter() - self.started_at
+        with PeakRss([self.proc.pid], interval=0.25) as peak:
+            time.sleep(self.settle_s)
+        self.idle_rss = peak.peak
 
-    def env(self) -> dict[str, str]:
-        return {"PREFECT_API_URL": self.api_url}
+    def rss(self) -> dict[str, float]:
+        return tree_rss_mb([self.proc.pid])
+
+    def summary(self) -> dict[str, Any]:
+        return {"ready_s": None if self.ready_s is None else round(self.ready_s, 1)}
 
 
-_server: PrefectServer | None = None
+_stack: UpStack | None = None
 
 
-def prefect_server(ws: Workspace) -> PrefectServer:
-    """Start (once) ``prefect server start`` on a free loopback port."""
-    global _server
-    if _server is not None and _server.proc.poll() is None:
-        return _server
-    port = free_port()
-    env = ws.base_env(
-        PREFECT_SERVER_API_HOST="127.0.0.1",
-        PREFECT_SERVER_API_PORT=str(port),
-        PREFECT_UI_ENABLED="false",
-        PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT="false",
-        PREFECT_LOGGING_LEVEL="WARNING",
-    )
+def start_stack(ws: Workspace, *, settle_s: float) -> UpStack:
+    """Start (once) ``tiaojie up`` on a prepared home; does not wait for it."""
+    global _stack
+    if _stack is not None and _stack.proc.poll() is None:
+        return _stack
+    home = home_mod.prepare(ws, "up")
+    port, prefect_port = free_port(), free_port()
+    env = {**home.env, "PREFECT_LOGGING_LEVEL": "WARNING", "COLUMNS": "120"}
     proc = ws.start(
-        [
-            str(BIN / "prefect"),
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-ui",
-        ],
+        [str(BIN / "tiaojie"), "up", "--port", str(port), "--prefect-port", str(prefect_port)],
         env=env,
-        log_name="prefect-server",
+        log_name="tiaojie-up",
     )
-    _server = PrefectServer(
-        proc=proc, api_url=f"http://127.0.0.1:{port}/api", started_at=time.perf_counter()
+    _stack = UpStack(
+        ws=ws,
+        home=home,
+        proc=proc,
+        port=port,
+        prefect_port=prefect_port,
+        started_at=time.perf_counter(),
+        settle_s=settle_s,
     )
-    return _server
+    return _stack
+
+
+def current_stack() -> UpStack | None:
+    return _stack
+
+
+def forget_stack() -> None:
+    global _stack
+    _stack = None
