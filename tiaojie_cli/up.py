@@ -151,11 +151,17 @@ def _prepare_database(demo: bool) -> str:
 
 
 def _demo_sign_ins() -> list[tuple[str, str, str, str]]:
+    """The demo accounts, when the demo city is what this database holds."""
     try:
-        from models.demo import demo_sign_ins
+        from models.demo import demo_sign_ins, is_loaded
     except ImportError:
         return []
-    return [tuple(row) for row in demo_sign_ins()]  # type: ignore[misc]
+    from models.db import read_session
+
+    with read_session() as session:
+        if not is_loaded(session):
+            return []
+    return list(demo_sign_ins())
 
 
 class Up:
@@ -241,7 +247,8 @@ class Up:
         return ChildSpec(
             name="worker",
             label="Worker (deployments + outbox relay) 工作进程",
-            argv=[sys.executable, "-m", "tiaojie_cli.main", "worker"],
+            # The entry point of `tiaojie worker`, without loading the whole CLI.
+            argv=[sys.executable, "-m", "deployments.serve"],
             env=self.child_env(),
             log_path=self.layout.logs / "worker.log",
             health=prefect_deployments_ready(self.api_url),

@@ -165,14 +165,16 @@ def test_up_serves_assigns_and_stops_cleanly(
         body = case_data().model_dump(mode="json", exclude_defaults=False)
         created = client.post("/api/v1/cases", json=body)
         assert created.status_code == 201, created.text
-        case_id = created.json()["id"]
+        answer = created.json()
+        case_id = answer.get("case", answer)["id"]
 
         # 3. The workflows triage and assign it.
         deadline = time.monotonic() + ASSIGN_TIMEOUT_S
         case: dict[str, object] = {}
         while time.monotonic() < deadline:
             seen |= family(proc.pid)
-            case = client.get(f"/api/v1/cases/{case_id}").json()
+            answer = client.get(f"/api/v1/cases/{case_id}").json()
+            case = answer.get("case", answer)
             if case.get("status") == "assigned":
                 break
             time.sleep(1)
