@@ -165,7 +165,7 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
     ).all()
     ui = get_settings().prefect_ui_url.rstrip("/")
     return CaseDetail(
-        case=case_public(session, case),
+        case=case_public(session, case, reveal=reveal),
         status_label=case.status.label,
         parties=_parties(session, case, reveal=reveal),
         personal_data_visible=reveal,

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from api.deps import engine_of
 from api.security import Principal
-from models import clock
+from models import clock, pii
 from models.case import Case, CasePublic
 from models.cases import get_case, get_case_by_number
 from models.db import read_session, write_session
@@ -74,8 +74,11 @@ def reach_clause(principal: Principal) -> ColumnElement[bool] | None:
     return or_(*clauses)
 
 
-def case_public(session: Session, case: Case) -> CasePublic:
+def case_public(session: Session, case: Case, *, reveal: bool = False) -> CasePublic:
+    """A case for staff; phone and ID numbers typed into its free text are masked unless
+    ``reveal`` (the reader may see the case's personal data)."""
     assert case.id is not None
+    shown = (lambda text: text) if reveal else pii.scrub_text
     place = session.get(Unit, case.place_unit_id) if case.place_unit_id else None
     unit = session.get(Unit, case.unit_id) if case.unit_id else None
     return CasePublic(
@@ -86,8 +89,8 @@ def case_public(session: Session, case: Case) -> CasePublic:
         status=case.status,
         version=case.version,
         channel=case.channel,
-        description=case.description,
-        address_text=case.address_text,
+        description=shown(case.description),
+        address_text=shown(case.address_text) if case.address_text else None,
         place_code=place.code if place else None,
         unit_code=unit.code if unit else None,
         assignee_id=case.assignee_id,
