@@ -192,11 +192,7 @@ def test_file_a_request_and_read_it_back(api: Api, key: str, fmt: str, vclock: o
         assert row["agency_responsible"]  # the handling unit's name after triage
         assert row["expected_datetime"].endswith("+08:00")
         assert row["requested_datetime"].endswith("+08:00")
-        assert (
-            PHONE not in r.text
-            and ID_NUMBER not in r.text
-            and "王" not in (row["description"] or "")[:0] + r.text.replace("王", "", 0)[:0]
-        )
+        assert PHONE not in r.text and ID_NUMBER not in r.text
         assert "138****8000" in row["description"]
         assert "王小明" not in r.text and "小明" not in r.text
 
