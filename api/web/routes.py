@@ -30,7 +30,7 @@ from sqlmodel import Session
 from api.web import auth, queries
 from api.web.charts import RateRow, rates_chart
 from api.web.i18n import Translator, pick_lang, remember_lang
-from models import clock, db, lifecycle
+from models import clock, db, lifecycle, pii
 from models.case import Case, CaseCreate
 from models.cases import show_party
 from models.enums import (
@@ -83,6 +83,8 @@ def mount(app: FastAPI) -> None:
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals["static_version"] = "1"
+# Phone and ID numbers typed into free text are masked unless the reader is entitled.
+templates.env.filters["scrub"] = pii.scrub_text
 
 
 # --- sessions and rendering helpers -------------------------------------------------

@@ -157,7 +157,7 @@ def test_sign_in_sets_a_secure_httponly_cookie_and_forms_need_the_token(
     fields = {
         "category": "labour",
         "place_code": "BA1",
-        "description": "电子厂拖欠工资",
+        "description": "电子厂拖欠工资，工人代表电话13912345678",
         "complainant_name": "王小明",
         "complainant_phone": "１３８００１３８０００",  # full-width digits: refused
         "respondent_name": "江心市恒达电子厂",
@@ -187,3 +187,7 @@ def test_sign_in_sets_a_secure_httponly_cookie_and_forms_need_the_token(
         follow_redirects=False,
     )
     assert good.status_code == 303 and "/web/cases/JX-" in good.headers["location"]
+    page = client.get(good.headers["location"])
+    # A community worker sees the phone typed into the description masked, like parties'.
+    assert "139****5678" in page.text and "13912345678" not in page.text
+    assert "138****8000" in page.text and "13800138000" not in page.text
