@@ -70,4 +70,6 @@ def compute_deadlines(policy: TimeLimitPolicy, *, start: datetime) -> Deadlines:
     resolution = add_limit(start, policy.resolution_value, policy.resolution_unit)
     response = min(response, resolution)
     reminder = max(start, workdays.reminder_time(resolution))
+    if reminder >= resolution:  # same-day limits: remind halfway, never after the deadline
+        reminder = start + (resolution - start) / 2
     return Deadlines(response, resolution, reminder, policy.name, policy.refer_to_agency)

@@ -458,18 +458,34 @@ def demo_policies() -> list[TimeLimitPolicy]:
             )
         )
     # Cases a community cannot settle alone go to its paired agency, not up the tree.
-    for category, level, days in (
+    overrides = (
         (Category.LABOUR, UnitLevel.COMMUNITY, 7),
         (Category.ENVIRONMENT, UnitLevel.COMMUNITY, 7),
         (Category.RELOCATION, UnitLevel.COMMUNITY, 10),
         (Category.RELOCATION, UnitLevel.STREET, 13),
-    ):
+    )
+    # At those levels a category row is as specific as a (priority, level) row: repeat
+    # the emergency and consultation limits there, first, so that they still win.
+    urgent = [
+        TimeLimitPolicy(
+            name=f"{base.name} @ {level.zh} {level.en}",
+            priority=base.priority,
+            level=level,
+            response_value=base.response_value,
+            response_unit=base.response_unit,
+            resolution_value=base.resolution_value,
+            resolution_unit=base.resolution_unit,
+        )
+        for level in sorted({lv for _, lv, _ in overrides}, key=lambda lv: lv.rank)
+        for base in rows[:2]
+    ]
+    rows[:0] = urgent
+    for category, level, days in overrides:
         rows.append(
             TimeLimitPolicy(
                 name=(
-                    f"{category.zh}·{level.zh}：{days}个工作日后移交结对部门 "
-                    f"{category.en} at {level.en.lower()}: refer to the paired agency "
-                    f"after {days} working days"
+                    f"{category.zh}·{level.zh}：{days}个工作日后转结对部门 "
+                    f"{category.en} at {level.en.lower()}: {days} working days, then the agency"
                 ),
                 category=category,
                 level=level,
