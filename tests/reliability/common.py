@@ -30,15 +30,15 @@ os.environ.setdefault("TIAOJIE_SECRET_KEY", "test-secret-key-for-the-suite-only-
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="tiaojie-rel-prefect-"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-import anyio.from_thread  # noqa: E402
-import httpx  # noqa: E402
-from sqlalchemy import Engine, create_engine, make_url, text  # noqa: E402
+import anyio.from_thread
+import httpx
+from sqlalchemy import Engine, create_engine, make_url, text
 
-from models import db  # noqa: E402
-from models.db import write_session  # noqa: E402
-from models.migrate import upgrade  # noqa: E402
-from models.settings import reset_settings  # noqa: E402
-from tests.factories import City, build_city  # noqa: E402
+from models import db
+from models.db import write_session
+from models.migrate import upgrade
+from models.settings import reset_settings
+from tests.factories import City, build_city
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
