@@ -54,6 +54,12 @@ from tiaojie_cli.audit import app as audit_app  # noqa: E402
 
 app.add_typer(audit_app, name="audit")
 
+from tiaojie_cli.cases import app as case_app  # noqa: E402
+from tiaojie_cli.tokens import app as token_app  # noqa: E402
+
+app.add_typer(case_app, name="case")
+app.add_typer(token_app, name="token")
+
 
 def main() -> None:
     app()
