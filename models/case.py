@@ -35,8 +35,9 @@ class CaseBase(SQLModel):
 class Case(CaseBase, table=True):
     __tablename__ = "cases"
     __table_args__ = (
-        Index("ix_case_open_due", "is_open", "resolution_due_at"),
-        Index("ix_case_open_reminder", "is_open", "next_reminder_at"),
+        # status last: the escalation sweep's status filter is read from the index alone.
+        Index("ix_case_open_due", "is_open", "resolution_due_at", "status"),
+        Index("ix_case_open_reminder", "is_open", "next_reminder_at", "status"),
     )
 
     # Optimistic concurrency: every UPDATE is checked against the version read, and the

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 21:04:24.910978
+Create Date: 2026-11-28 21:21:53.693559
 """
 
 from collections.abc import Sequence
@@ -172,8 +172,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('cases', schema=None) as batch_op:
-        batch_op.create_index('ix_case_open_due', ['is_open', 'resolution_due_at'], unique=False)
-        batch_op.create_index('ix_case_open_reminder', ['is_open', 'next_reminder_at'], unique=False)
+        batch_op.create_index('ix_case_open_due', ['is_open', 'resolution_due_at', 'status'], unique=False)
+        batch_op.create_index('ix_case_open_reminder', ['is_open', 'next_reminder_at', 'status'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_assignee_id'), ['assignee_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_category'), ['category'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_closed_at'), ['closed_at'], unique=False)
