@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Literal
 
 from sqlalchemy import Engine, true
@@ -376,6 +377,102 @@ def _chunks(ids: Sequence[int], size: int) -> Iterator[list[int]]:
         yield list(ids[start : start + size])
 
 
+def _one(
+    session: Session,
+    *,
+    case: Case,
+    now: datetime,
+    actor: Actor,
+    directory: Directory,
+    remind: bool,
+    escalate: bool,
+) -> tuple[ReminderResult | None, EscalationResult | None]:
+    assert case.id is not None
+    reminded = (
+        remind_case(session, case_id=case.id, now=now, actor=actor, directory=directory, case=case)
+        if remind
+        else None
+    )
+    escalated = (
+        escalate_case(
+            session, case_id=case.id, now=now, actor=actor, directory=directory, case=case
+        )
+        if escalate
+        else None
+    )
+    return reminded, escalated
+
+
+def _batch(
+    write: SessionFactory,
+    chunk: list[int],
+    *,
+    now: datetime,
+    actor: Actor,
+    directory: Directory,
+    remind_ids: set[int],
+    escalate_ids: set[int],
+    savepoints: bool,
+) -> SweepReport:
+    """One transaction. Without ``savepoints`` (the fast path) any conflict fails the
+    whole batch; with them, each case is rolled back alone and counted as skipped."""
+    out = SweepReport()
+    results: list[tuple[ReminderResult | None, EscalationResult | None]] = []
+    with write() as session:
+        cases = {
+            c.id: c
+            for c in session.exec(
+                select(Case)
+                .where(col(Case.id).in_(chunk))
+                .execution_options(populate_existing=True)
+            ).all()
+        }
+        for case_id in chunk:
+            case = cases.get(case_id)
+            if case is None:
+                out.skipped += 1
+                continue
+
+            def run(case: Case = case, case_id: int = case_id) -> None:
+                results.append(
+                    _one(
+                        session,
+                        case=case,
+                        now=now,
+                        actor=actor,
+                        directory=directory,
+                        remind=case_id in remind_ids,
+                        escalate=case_id in escalate_ids,
+                    )
+                )
+
+            if not savepoints:
+                run()
+                continue
+            try:
+                with session.begin_nested():
+                    run()
+                    session.flush()
+            except (ConflictError, StaleDataError):
+                out.skipped += 1
+    # Committed: now it can be reported.
+    for reminded, escalated in results:
+        if reminded is not None:
+            out.reminded.append((reminded.number, reminded.unit_code or "", reminded.level))
+        if escalated is not None:
+            out.escalated.append(
+                (
+                    escalated.number,
+                    escalated.from_unit or "",
+                    escalated.to_unit or "",
+                    escalated.level,
+                )
+            )
+        if reminded is None and escalated is None:
+            out.skipped += 1
+    return out
+
+
 def sweep(
     engine_or_session_factory: Engine | SessionFactory,
     *,
@@ -385,70 +482,39 @@ def sweep(
     limit: int = 10_000,
 ) -> SweepReport:
     """Remind and escalate every due case, ``batch_size`` cases per transaction (so the
-    SQLite write lock is never held long). A case another sweep or a person changed
-    meanwhile is skipped and counted; it is picked up by the next sweep if still due."""
+    SQLite write lock is never held long). Units, staff, pairings and policies are read
+    once per sweep. A case another sweep or a person changed meanwhile is skipped and
+    counted (a batch that meets a conflict is redone case by case, each in a savepoint);
+    it is picked up by the next sweep if still due."""
     started = time.perf_counter()
     now = clock.ensure_utc(now)
     read, write = _factories(engine_or_session_factory)
     with read() as session:
         due = find_due(session, now=now, limit=limit)
-        directory = Directory.load_all(session) if (due.remind_ids or due.escalate_ids) else None
+        if not (due.remind_ids or due.escalate_ids):
+            return SweepReport(seconds=round(time.perf_counter() - started, 3))
+        directory = Directory.load_all(session)
     report = SweepReport()
-    remind_set = set(due.remind_ids)
-    # Reminders first: a case both reminded and escalated in one sweep is reminded first.
+    remind_ids, escalate_ids = set(due.remind_ids), set(due.escalate_ids)
+    # A case both reminded and escalated in one sweep is reminded first.
     ordered = list(dict.fromkeys([*due.remind_ids, *due.escalate_ids]))
-    escalate_set = set(due.escalate_ids)
     for chunk in _chunks(ordered, max(batch_size, 1)):
-        assert directory is not None
-        with write() as session:
-            cases = {
-                c.id: c
-                for c in session.exec(
-                    select(Case)
-                    .where(col(Case.id).in_(chunk))
-                    .execution_options(populate_existing=True)
-                ).all()
-            }
-            for case_id in chunk:
-                case = cases.get(case_id)
-                if case is None:
-                    report.skipped += 1
-                    continue
-                reminded: ReminderResult | None = None
-                result: EscalationResult | None = None
-                try:
-                    with session.begin_nested():
-                        if case_id in remind_set:
-                            reminded = remind_case(
-                                session,
-                                case_id=case_id,
-                                now=now,
-                                actor=actor,
-                                directory=directory,
-                                case=case,
-                            )
-                        if case_id in escalate_set:
-                            result = escalate_case(
-                                session,
-                                case_id=case_id,
-                                now=now,
-                                actor=actor,
-                                directory=directory,
-                                case=case,
-                            )
-                        session.flush()
-                except (ConflictError, StaleDataError):
-                    report.skipped += 1
-                    continue
-                if reminded is not None:
-                    report.reminded.append(
-                        (reminded.number, reminded.unit_code or "", reminded.level)
-                    )
-                if result is not None:
-                    report.escalated.append(
-                        (result.number, result.from_unit or "", result.to_unit or "", result.level)
-                    )
-                if reminded is None and result is None:
-                    report.skipped += 1
+        batch = partial(
+            _batch,
+            write,
+            chunk,
+            now=now,
+            actor=actor,
+            directory=directory,
+            remind_ids=remind_ids,
+            escalate_ids=escalate_ids,
+        )
+        try:
+            part = batch(savepoints=False)
+        except (ConflictError, StaleDataError):
+            part = batch(savepoints=True)
+        report.reminded += part.reminded
+        report.escalated += part.escalated
+        report.skipped += part.skipped
     report.seconds = round(time.perf_counter() - started, 3)
     return report
