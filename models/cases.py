@@ -22,18 +22,27 @@ from models.unit import Unit
 
 def next_case_number(session: Session, *, at: datetime) -> str:
     year = clock.to_local(at).year
-    result = session.execute(
+    bump = (
         update(CaseNumberCounter)
         .where(col(CaseNumberCounter.year) == year)
         .values(last=col(CaseNumberCounter.last) + 1)
         .returning(col(CaseNumberCounter.last))
-    ).first()
+    )
+    result = session.execute(bump).first()
     if result is None:
-        session.add(CaseNumberCounter(year=year, last=1))
-        session.flush()
-        number = 1
-    else:
-        number = int(result[0])
+        # The year's first case. Concurrent writers (PostgreSQL, READ COMMITTED) may both
+        # get here: the INSERT of the second waits for the first and does nothing, and its
+        # UPDATE then sees the committed row.
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        postgres = session.get_bind().dialect.name == "postgresql"
+        insert = postgresql.insert if postgres else sqlite.insert
+        session.execute(
+            insert(CaseNumberCounter).values(year=year, last=0).on_conflict_do_nothing()
+        )
+        result = session.execute(bump).first()
+        assert result is not None
+    number = int(result[0])
     return f"{get_settings().case_number_prefix}-{year}-{number:06d}"
 
 

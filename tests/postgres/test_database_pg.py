@@ -76,6 +76,31 @@ def test_concurrent_intake_gives_unique_numbers(engine: Engine, vclock: object) 
         assert s.exec(select(func.count()).select_from(Outbox)).one() == 41
 
 
+def test_first_cases_of_the_year_at_once_get_unique_numbers(engine: Engine, vclock: object) -> None:
+    with write_session(engine) as s:
+        build_city(s)  # no case yet: no counter row for the year
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def submit() -> None:
+        try:
+            barrier.wait()
+            with write_session(engine) as s:
+                make_case(s)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=submit) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with Session(engine) as s:
+        numbers = sorted(s.exec(select(Case.number)).all())
+    assert [n[-6:] for n in numbers] == [f"{i:06d}" for i in range(1, 7)]
+
+
 def test_stale_writer_gets_a_conflict_and_changes_nothing(engine: Engine, vclock: object) -> None:
     with write_session(engine) as s:
         build_city(s)
