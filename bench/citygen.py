@@ -171,6 +171,7 @@ CASE_COLUMNS = [
     "submitted_at",
     "triaged_at",
     "assigned_at",
+    "reminded_level",
 ]
 EVENT_COLUMNS = [
     "case_id",
@@ -187,9 +188,14 @@ EVENT_COLUMNS = [
 
 
 def _history(
-    case_id: int, created: datetime, unit_id: int, assignee: int
+    case_id: int,
+    created: datetime,
+    unit_id: int,
+    assignee: int,
+    reminded: tuple[datetime, dict[str, Any]] | None = None,
 ) -> tuple[list[tuple[Any, ...]], str]:
-    """The three events of a case that was submitted, triaged and assigned."""
+    """The events of a case that was submitted, triaged and assigned (and, when
+    ``reminded`` is given, reminded the day before its deadline)."""
     st = CaseStatus
     steps: list[tuple[str, CaseStatus | None, CaseStatus, datetime, dict[str, Any]]] = [
         ("submitted", None, st.SUBMITTED, created, {}),
@@ -202,6 +208,8 @@ def _history(
             {"assignee_id": assignee},
         ),
     ]
+    if reminded is not None:
+        steps.append(("reminded", st.ASSIGNED, st.ASSIGNED, reminded[0], reminded[1]))
     rows: list[tuple[Any, ...]] = []
     prev = lifecycle.GENESIS_HASH
 
@@ -257,17 +265,27 @@ def _case_rows(
         staff = gen.staff_by_unit[unit_id]
         assignee = staff[i % len(staff)]
         due = i % due_every == 0
+        reminded_level: int | None = None
+        history: tuple[datetime, dict[str, Any]] | None = None
         if due:
-            # Half of them past their resolution limit (escalate), half only past the
-            # reminder time (remind).
+            # Half of them past their resolution limit (to escalate: they were reminded
+            # the day before, as the reminder time comes first), half only past their
+            # reminder time (to remind).
             overdue = (i // due_every) % 2 == 0
             created = now - timedelta(days=rng.uniform(15, 25) if overdue else rng.uniform(10, 12))
-            resolution = (
-                (now - timedelta(hours=rng.uniform(1, 48)))
-                if overdue
-                else (now + timedelta(hours=rng.uniform(2, 20)))
-            )
-            reminder = min(resolution, now) - timedelta(hours=rng.uniform(0.5, 8))
+            if overdue:
+                resolution = now - timedelta(hours=rng.uniform(1, 48))
+                sent_at = resolution - timedelta(hours=rng.uniform(8, 24))
+                reminder: datetime | None = None
+                reminded_level = 0
+                code = path.strip("/").split("/")[-1]
+                history = (
+                    sent_at,
+                    {"level": 0, "deadline": resolution.isoformat(), "unit": code},
+                )
+            else:
+                resolution = now + timedelta(hours=rng.uniform(2, 20))
+                reminder = now - timedelta(hours=rng.uniform(0.5, 8))
             kind = "overdue" if overdue else "reminder"
         else:
             created = now - timedelta(days=rng.uniform(0, 9))
@@ -279,7 +297,8 @@ def _case_rows(
         response = created + timedelta(days=1)
         triaged = created + timedelta(seconds=1)
         assigned = created + timedelta(seconds=2)
-        events, last_hash = _history(i, created, unit_id, assignee) if due else (None, "")
+        events, last_hash = _history(i, created, unit_id, assignee, history) if due else (None, "")
+        updated = history[0] if history else assigned
         yield (
             (
                 i,
@@ -291,7 +310,7 @@ def _case_rows(
                 1 + i % 7,
                 "assigned",
                 1,
-                3,
+                4 if history else 3,
                 last_hash,
                 0,
                 0,
@@ -303,13 +322,14 @@ def _case_rows(
                 0,
                 ts(response),
                 ts(resolution),
-                ts(reminder),
+                ts(reminder) if reminder else None,
                 ts(triaged),
                 ts(created),
-                ts(assigned),
+                ts(updated),
                 ts(created),
                 ts(triaged),
                 ts(assigned),
+                reminded_level,
             ),
             events,
             kind,
@@ -360,6 +380,17 @@ def load_cases(
         if batch:
             con.executemany(case_sql, batch)
         con.executemany(event_sql, events)
+        # The history was notified when it happened: mark those notifications sent, so
+        # that the sweep owes only what it causes.
+        con.executemany(
+            "INSERT INTO notification (case_id, idempotency_key, recipient_id, kind, text, "
+            "created_at, sent_at, attempts) VALUES (?, ?, NULL, ?, ?, ?, ?, 1)",
+            [
+                (e[0], f"{e[0]}:{e[1]}:{e[2]}", e[2], f"[generated history] {e[2]}", e[6], e[6])
+                for e in events
+                if e[2] in ("assigned", "reminded")
+            ],
+        )
         con.execute(
             "INSERT OR REPLACE INTO case_number_counter (year, last) VALUES (?, ?)", (now.year, n)
         )

@@ -21,7 +21,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -348,3 +348,68 @@ def deliver(message: Message, *, notifier: Notifier | None = None) -> str:
         done.last_error = None
         session.add(done)
     return "sent"
+
+
+def deliver_many(
+    messages: Sequence[Message], *, notifier: Notifier | None = None
+) -> dict[str, int]:
+    """:func:`deliver` for many messages at once (after a sweep): the same steps (record,
+    send, mark sent), but one transaction records the whole batch and one marks it, not
+    two per message. A failed send is recorded on its row and counted; the rest go on."""
+    notifier = notifier or get_notifier()
+    counts = {"sent": 0, "already_sent": 0, "failed": 0}
+    by_key = {m.key: m for m in messages}
+    keys = list(by_key)
+    todo: list[Message] = []
+    with write_session() as session:
+        rows = _rows_by_key(session, keys)
+        for key, message in by_key.items():
+            row = rows.get(key)
+            if row is not None and row.sent_at is not None:
+                counts["already_sent"] += 1
+                continue
+            if row is None:
+                row = Notification(
+                    case_id=message.case_id,
+                    idempotency_key=key,
+                    recipient_id=message.recipient_id,
+                    kind=message.kind,
+                    text=message.text,
+                    created_at=clock.now(),
+                )
+            row.attempts += 1
+            session.add(row)
+            todo.append(message)
+    sent: set[str] = set()
+    errors: dict[str, str] = {}
+    for message in todo:
+        try:
+            notifier.send(message)
+        except NotificationError as exc:
+            errors[message.key] = exc.message_en[:500]
+            continue
+        sent.add(message.key)
+    if todo:
+        with write_session() as session:
+            stamp = clock.now()
+            for key, row in _rows_by_key(session, [m.key for m in todo]).items():
+                if key in sent:
+                    row.sent_at = stamp
+                    row.last_error = None
+                else:
+                    row.last_error = errors.get(key, "not sent")
+                session.add(row)
+    counts["sent"] = len(sent)
+    counts["failed"] = len(errors)
+    return counts
+
+
+def _rows_by_key(session: Session, keys: Sequence[str]) -> dict[str, Notification]:
+    rows: dict[str, Notification] = {}
+    for start in range(0, len(keys), 500):
+        chunk = list(keys[start : start + 500])
+        for row in session.exec(
+            select(Notification).where(col(Notification.idempotency_key).in_(chunk))
+        ).all():
+            rows[row.idempotency_key] = row
+    return rows
