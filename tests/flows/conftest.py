@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,15 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
 from sqlalchemy import Engine  # noqa: E402
 
 from models import db  # noqa: E402
+from models.case import Case  # noqa: E402
 from models.db import write_session  # noqa: E402
+from models.enums import CaseStatus, Category  # noqa: E402
 from models.settings import reset_settings  # noqa: E402
 from models.tables import metadata  # noqa: E402
 from tasks import notifier as notifier_module  # noqa: E402
 from tests.factories import City, build_city  # noqa: E402
+
+_db_counter = 0
 
 
 @pytest.fixture(scope="session")
@@ -42,13 +47,32 @@ def prefect_server() -> Iterator[str]:
 def case_db(
     prefect_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Engine]:
-    """A migrated-by-metadata SQLite file of its own, used by every session in-process."""
+    """A SQLite file of its own per test, used by every session in-process.
+
+    All tests share one Prefect server, whose run keys and event ids are built from
+    case ids and whose tags from case numbers: each test's cases get ids and numbers of
+    their own (a closed placeholder row moves the id sequence on)."""
+    global _db_counter
+    _db_counter += 1
     url = f"sqlite:///{tmp_path / 'cases.db'}"
     monkeypatch.setenv("TIAOJIE_DATABASE_URL", url)
+    monkeypatch.setenv("TIAOJIE_CASE_NUMBER_PREFIX", f"T{_db_counter:03d}")
     reset_settings()
     db.reset_engines()
     engine = db.get_engine()
     metadata.create_all(engine)
+    with write_session(engine) as session:
+        placeholder = Case(
+            id=_db_counter * 10_000,
+            number=f"T{_db_counter:03d}-placeholder",
+            category=Category.OTHER,
+            description="id sequence placeholder",
+            status=CaseStatus.WITHDRAWN,
+            is_open=False,
+            created_at=datetime(2000, 1, 1, tzinfo=UTC),
+            updated_at=datetime(2000, 1, 1, tzinfo=UTC),
+        )
+        session.add(placeholder)
     yield engine
     db.reset_engines()
 
