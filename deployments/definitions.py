@@ -23,11 +23,12 @@ from typing import Any
 from prefect import Flow
 from prefect.automations import Automation
 from prefect.client.schemas.objects import StateType
-from prefect.deployments.runner import EntrypointType, RunnerDeployment
+from prefect.deployments.runner import RunnerDeployment
 from prefect.events.actions import ChangeFlowRunState
 from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.events.schemas.events import ResourceSpecification
 from prefect.schedules import Cron, Interval, Schedule
+from prefect.types.entrypoint import EntrypointType
 
 from flows.assignment import assignment
 from flows.escalation import escalation

@@ -69,7 +69,7 @@ async def run_worker(
             limit=max(4, settings.executor_concurrency),
         )
         for deployment in await runner_deployments():
-            await runner.add_deployment(deployment)
+            await runner.aadd_deployment(deployment)
         tasks.append(asyncio.create_task(runner.start(), name="runner"))
         # The runner takes SIGTERM for itself; route it back to our stop event.
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):

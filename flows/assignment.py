@@ -20,4 +20,4 @@ async def assignment(case_id: int) -> str:
         result.assignee_id,
         result.agency_code,
     )
-    return result.outcome
+    return str(result.outcome)

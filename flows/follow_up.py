@@ -23,6 +23,6 @@ async def follow_up(case_id: int) -> str:
     if plan.action == "settle":
         outcome = await settle_after_follow_up(case_id)
         logger.info("回访结论 after the return visit: %s", outcome)
-        return outcome
+        return str(outcome)
     logger.info("状态 %s，无需回访操作 nothing to do", plan.status)
     return "nothing"

@@ -27,4 +27,4 @@ async def mediation(case_id: int) -> str:
         logger.info("%s 等待各方同意调解 awaiting the parties' consent", state.number)
         return "awaiting_consent"
     logger.info("%s 当前状态 %s，无需调解 nothing to do", state.number, state.status)
-    return state.status
+    return str(state.status)

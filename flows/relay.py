@@ -47,6 +47,7 @@ from prefect.events import emit_event
 from prefect.flow_engine import run_flow_async
 from prefect.states import Pending, to_state_create
 from sqlalchemy import Engine, update
+from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
 from models import clock
@@ -124,11 +125,17 @@ def claim_jobs(*, limit: int, engine: Engine | None = None) -> list[Job]:
     """Claim up to ``limit`` pending rows that are due (oldest first) for ``LEASE_S``."""
     now = clock.now()
     with write_session(engine) as session:
-        rows = session.exec(
-            select(Outbox, Case.number, Case.category, Case.priority, Unit.code)
+        rows = session.execute(
+            sa_select(
+                Outbox,
+                col(Case.number),
+                col(Case.category),
+                col(Case.priority),
+                col(Unit.code),
+            )
             .join(Case, col(Case.id) == col(Outbox.case_id))
             .outerjoin(Unit, col(Unit.id) == col(Case.unit_id))
-            .where(Outbox.state == OutboxState.PENDING, col(Outbox.available_at) <= now)
+            .where(col(Outbox.state) == OutboxState.PENDING, col(Outbox.available_at) <= now)
             .order_by(col(Outbox.id))
             .limit(limit)
         ).all()
@@ -167,7 +174,7 @@ def mark_delivered(ids: list[int], *, engine: Engine | None = None) -> None:
     with write_session(engine) as session:
         session.execute(
             update(Outbox)
-            .where(col(Outbox.id).in_(ids), Outbox.state == OutboxState.PENDING)
+            .where(col(Outbox.id).in_(ids), col(Outbox.state) == OutboxState.PENDING)
             .values(state=OutboxState.DELIVERED, delivered_at=clock.now(), last_error=None)
         )
 
@@ -286,7 +293,12 @@ class InProcessExecutor:
             return flow_run  # someone else runs it; a dead one is the reconciler's
         task = asyncio.create_task(self._execute(flow, flow_run, job))
         self._running[flow_run.id] = task
-        task.add_done_callback(lambda _t, rid=flow_run.id: self._running.pop(rid, None))
+        run_id = flow_run.id
+
+        def forget(_task: asyncio.Task[None]) -> None:
+            self._running.pop(run_id, None)
+
+        task.add_done_callback(forget)
         return flow_run
 
     async def _execute(self, flow: Flow[Any, Any], flow_run: FlowRun, job: Job) -> None:

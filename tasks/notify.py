@@ -8,7 +8,7 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.states import State
+from prefect.client.schemas.objects import State
 
 from models.db import read_session
 from models.errors import NotificationRejected

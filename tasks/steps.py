@@ -29,7 +29,7 @@ from models.lifecycle import Actor
 
 T = TypeVar("T")
 
-RETRY_DELAYS = [1, 5, 20]
+RETRY_DELAYS: list[float] = [1, 5, 20]
 # Crash-test hook: pause a step inside its transaction, before the commit, so that a
 # test can kill the process at the worst moment. Names the step ("assignment", ...).
 PAUSE_ENV = "TIAOJIE_TEST_PAUSE_BEFORE_COMMIT"
