@@ -92,12 +92,13 @@ def due_escalations_query(
 
 def find_due(session: Session, *, now: datetime, limit: int = 10_000) -> DueCases:
     """Open cases to remind (reminder time passed, not yet reminded at their level) and
-    to escalate (deadline passed), oldest first. Reads the ``ix_case_open_reminder`` and
-    ``ix_case_open_due`` indexes only up to ``now``."""
-    remind = [int(i) for i in session.exec(due_reminders_query(now, limit)).all() if i is not None]
-    escalate = [
-        int(i) for i in session.exec(due_escalations_query(now, limit)).all() if i is not None
-    ]
+    to escalate (deadline passed), oldest first. Reads only the ``ix_case_open_reminder``
+    and ``ix_case_open_due`` indexes (which carry ``status``), up to ``now``. A reminder
+    that went out clears ``next_reminder_at``, so the index alone tells which are due;
+    :func:`remind_case` still checks ``reminded_level``."""
+    conn = session.connection()  # Core rows: ids only, no ORM result machinery
+    remind = [int(i) for i in conn.execute(due_reminders_query(now, limit)).scalars() if i]
+    escalate = [int(i) for i in conn.execute(due_escalations_query(now, limit)).scalars() if i]
     return DueCases(remind_ids=remind, escalate_ids=escalate)
 
 
