@@ -61,6 +61,32 @@ app.add_typer(case_app, name="case")
 app.add_typer(token_app, name="token")
 
 
+@app.command()
+def worker(
+    executor: str | None = typer.Option(
+        None,
+        "--executor",
+        help="inprocess (default: steps run in this process) or deployment (on the work "
+        "pool). Overrides TIAOJIE_EXECUTOR.",
+    ),
+    no_serve: bool = typer.Option(
+        False, "--no-serve", help="Relay only: do not serve the scheduled deployments."
+    ),
+) -> None:
+    """Run the workflows: every deployment, the outbox relay and the step executor, in one
+    process, until Ctrl-C.
+
+    运行工作流：在一个进程中运行全部部署、事件投递与步骤执行器，按 Ctrl-C 停止。
+    """
+    from deployments.serve import main as serve_main
+
+    if executor not in (None, "inprocess", "deployment"):
+        raise typer.BadParameter(
+            "executor must be inprocess or deployment / 须为 inprocess 或 deployment"
+        )
+    serve_main(executor=executor, serve_deployments=not no_serve)  # type: ignore[arg-type]
+
+
 def main() -> None:
     app()
 
