@@ -98,7 +98,7 @@ async def redrive_crashed_runs(lookback_s: int = 86_400, limit: int = 500) -> li
                     after_=datetime.now(UTC) - timedelta(seconds=lookback_s)
                 ),
             ),
-            limit=limit,
+            limit=min(limit, 200),  # the Prefect API refuses more than 200 a page
         )
     keys = [parse_run_key(run.idempotency_key or "") for run in runs]
 
