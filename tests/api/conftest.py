@@ -106,6 +106,7 @@ def make_api(**settings: Any) -> Iterator[Api]:
         transport = SyncASGITransport(app, portal)
         with httpx.Client(transport=transport, base_url="http://testserver", timeout=30) as client:
             yield Api(app=app, client=client, engine=engine, city=city)
+    engine.dispose()
 
 
 @pytest.fixture
