@@ -29,6 +29,7 @@ class Sizes:
     naive_cases: int
     # Memory
     idle_settle_s: float
+    start_stack_first: bool = False
 
 
 QUICK = Sizes(
@@ -39,17 +40,18 @@ QUICK = Sizes(
     sweep_batch=500,
     naive_escalation_sample=5,
     intake_concurrency=16,
-    intake_seconds=3.0,
-    intake_warmup=30,
+    intake_seconds=2.5,
+    intake_warmup=20,
     paced_rate=100.0,
     paced_seconds=2.0,
     e2e_rate=2.0,
-    e2e_seconds=6.0,
-    e2e_burst_rates=(10.0,),
-    e2e_burst_seconds=4.0,
-    e2e_drain_s=20.0,
+    e2e_seconds=5.0,
+    e2e_burst_rates=(8.0,),
+    e2e_burst_seconds=3.0,
+    e2e_drain_s=15.0,
     naive_cases=3,
-    idle_settle_s=3.0,
+    idle_settle_s=2.0,
+    start_stack_first=True,
 )
 
 FULL = Sizes(
@@ -68,7 +70,7 @@ FULL = Sizes(
     e2e_seconds=60.0,
     e2e_burst_rates=(5.0, 10.0, 20.0),
     e2e_burst_seconds=30.0,
-    e2e_drain_s=90.0,
+    e2e_drain_s=60.0,
     naive_cases=20,
     idle_settle_s=15.0,
 )
