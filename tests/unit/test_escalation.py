@@ -331,3 +331,34 @@ def test_escalation_by_hand_needs_a_reason(session: Session, vclock: VirtualCloc
             by_hand=True,
             reason="再次上报",
         )
+
+
+def test_a_conflict_costs_only_its_own_case(
+    engine: Engine, vclock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with write_session(engine) as s:
+        build_city(s)
+        ids = [new_triaged_case(s, description=f"噪音{n}", parties=[]).id or 0 for n in range(5)]
+        first = s.get(Case, ids[0])
+        assert first is not None and first.next_reminder_at is not None
+        remind_at = first.next_reminder_at
+    from models import escalation
+
+    real = escalation.remind_case
+    unlucky = ids[2]
+
+    def remind_or_conflict(session: Session, **kwargs: Any) -> Any:
+        # Someone else changed this case between the sweep's read and its write.
+        if kwargs["case_id"] == unlucky:
+            raise ConflictError("changed meanwhile")
+        return real(session, **kwargs)
+
+    monkeypatch.setattr(escalation, "remind_case", remind_or_conflict)
+    report = sweep(engine, now=remind_at, actor=SYSTEM, batch_size=10)
+    assert len(report.reminded) == 4 and report.skipped == 1
+    with Session(engine) as s:
+        counts = {i: [v for v, _ in timeline(s, i)].count("reminded") for i in ids}
+    assert counts == {i: 0 if i == unlucky else 1 for i in ids}
+    monkeypatch.setattr(escalation, "remind_case", real)
+    again = sweep(engine, now=remind_at, actor=SYSTEM)
+    assert [n for n, _, _ in again.reminded] == [f"JX-2026-{unlucky:06d}"]
