@@ -20,6 +20,7 @@ __all__ = ["LONG", "PROMISES", "SHORT", "PromiseResult", "Scale"]
 MODULES: dict[int, str] = {
     1: "p01_intake",
     5: "p05_concurrency",
+    6: "p06_audit",
 }
 
 
