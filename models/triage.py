@@ -14,7 +14,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_
+from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from models import clock, lifecycle, pii
@@ -463,7 +463,17 @@ def suggest_duplicates(
     elif len(bigrams(text)) < 4:
         return []
     if reach_path:
-        query = query.where(col(Case.unit_path).startswith(reach_path, autoescape=True))
+        # A complaint filed minutes ago may not be triaged yet (no handling unit): its
+        # place decides whether the worker may see it.
+        places_in_reach = select(Unit.id).where(
+            col(Unit.path).startswith(reach_path, autoescape=True)
+        )
+        query = query.where(
+            or_(
+                col(Case.unit_path).startswith(reach_path, autoescape=True),
+                and_(col(Case.unit_path).is_(None), col(Case.place_unit_id).in_(places_in_reach)),
+            )
+        )
     rows = session.exec(query.order_by(col(Case.id).desc()).limit(MAX_CANDIDATES)).all()
     mine = bigrams(text)
     out: list[DuplicateSuggestion] = []

@@ -279,3 +279,27 @@ def test_suggestions_while_typing(session: Session, vclock: VirtualClock) -> Non
     )
     # Suggestions carry no personal data.
     assert all(NAME not in str(s) and PHONE not in str(s) for s in found + by_place)
+
+
+def test_suggestions_include_cases_not_yet_triaged(session: Session, vclock: VirtualClock) -> None:
+    """A complaint filed a minute ago (no handling unit yet) is suggested by its place,
+    within reach only."""
+    build_city(session)
+    fresh = make_case(session, people_affected=1)  # place BA1, still submitted
+    assert fresh.unit_path is None
+    in_reach = suggest_duplicates(
+        session,
+        place_code=None,
+        respondent="江心市恒达电子厂",
+        description="恒达电子厂欠薪",
+        reach_path="/C/D1/S1/CMA/",
+    )
+    assert [s.case_id for s in in_reach] == [fresh.id]
+    other_community = suggest_duplicates(
+        session,
+        place_code=None,
+        respondent="江心市恒达电子厂",
+        description="恒达电子厂欠薪",
+        reach_path="/C/D1/S1/CMB/",
+    )
+    assert other_community == []
