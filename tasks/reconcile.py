@@ -85,7 +85,7 @@ async def redrive_failed_deliveries(limit: int = 500) -> list[Redriven]:
 
 
 @task(name="redrive_crashed_runs", persist_result=False, cache_policy=NO_CACHE)
-async def redrive_crashed_runs(lookback_s: int = 86_400, limit: int = 500) -> list[Redriven]:
+async def redrive_crashed_runs(lookback_s: int = 86_400, limit: int = 200) -> list[Redriven]:
     """Step runs that ended Crashed or Failed (a killed worker, a step out of retries)."""
     async with get_client() as client:
         runs = await client.read_flow_runs(

@@ -1,0 +1,146 @@
+"""Kill the worker with SIGKILL in the middle of a step (inside its transaction, before
+the commit); the reconciler re-drives the case, it continues, and the notification
+receiver gets each notification once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from flows.reconcile import reconcile
+from models.case import Case
+from models.db import read_session, write_session
+from models.event import CaseEvent
+from models.settings import reset_settings
+from tasks.steps import PAUSE_ENV
+from tests.factories import City, make_case
+from tests.flows.helpers import drive, runs_of
+
+pytestmark = pytest.mark.prefect
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Counter(ThreadingHTTPServer):
+    keys: list[str]
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: Counter
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        json.loads(self.rfile.read(length))
+        self.server.keys.append(self.headers["Idempotency-Key"])
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        return
+
+
+@pytest.fixture
+def local_receiver() -> Iterator[Counter]:
+    server = Counter(("127.0.0.1", 0), Handler)
+    server.keys = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _status(engine: Engine, case_id: int) -> str:
+    with read_session(engine) as s:
+        case = s.get(Case, case_id)
+        assert case is not None
+        return case.status.value
+
+
+def test_worker_killed_mid_step_recovers_without_doubling(
+    case_db: Engine,
+    city: City,
+    local_receiver: Counter,
+    aloop: object,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    prefect_server: str,
+) -> None:
+    url = f"http://127.0.0.1:{local_receiver.server_address[1]}/notify"
+    monkeypatch.setenv("TIAOJIE_NOTIFIER_URL", url)
+    reset_settings()
+    with write_session(case_db) as s:
+        case = make_case(s)
+        case_id, number = case.id, case.number
+    assert case_id is not None
+
+    marker = tmp_path / "paused"
+    env = dict(os.environ)
+    env.update(
+        {
+            "PREFECT_API_URL": prefect_server,
+            PAUSE_ENV: "assignment:120",
+            PAUSE_ENV + "_MARKER": str(marker),
+            "TIAOJIE_RELAY_POLL_S": "0.2",
+        }
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tiaojie_cli.main", "worker", "--no-serve"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not marker.exists():
+            assert worker.poll() is None, "the worker exited early"
+            assert time.monotonic() < deadline, "the worker never reached the assignment step"
+            time.sleep(0.2)
+        # Intake committed; assignment is inside its transaction, not yet committed.
+        assert _status(case_db, case_id) == "triaged"
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+    assert worker.returncode == -signal.SIGKILL
+    assert _status(case_db, case_id) == "triaged"
+    assert local_receiver.keys == []
+
+    # The reconciler finds the stuck case and queues its step again; the relay runs it.
+    counts = aloop.run(reconcile(stuck_after_s=0))  # type: ignore[attr-defined]
+    assert counts["stuck_cases"] == 1
+    drive(aloop, case_db)
+    assert _status(case_db, case_id) == "assigned"
+
+    # A second pass (and a repeated delivery) does nothing twice.
+    aloop.run(reconcile(stuck_after_s=0))  # type: ignore[attr-defined]
+    drive(aloop, case_db)
+    with read_session(case_db) as s:
+        assigned = s.exec(
+            select(CaseEvent).where(CaseEvent.case_id == case_id, CaseEvent.verb == "assigned")
+        ).all()
+    assert len(assigned) == 1
+    key = f"{case_id}:{assigned[0].seq}:assigned"
+    assert local_receiver.keys == [key]
+
+    # Prefect shows the interrupted run and the re-driven one under the case number.
+    runs = aloop.run(runs_of(number))  # type: ignore[attr-defined]
+    assignment_runs = [r for r in runs if r.name == f"{number} · assignment"]
+    assert len(assignment_runs) == 2
+    assert sorted(r.idempotency_key or "" for r in assignment_runs) == sorted(
+        [f"{case_id}:assignment:2", f"{case_id}:assignment:2:1"]
+    )
