@@ -21,6 +21,7 @@ MODULES: dict[int, str] = {
     1: "p01_intake",
     5: "p05_concurrency",
     6: "p06_audit",
+    8: "p08_authz",
 }
 
 
