@@ -7,11 +7,20 @@ badly. ``make reliability`` runs the same code at the LONG scale.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
+from tests.reliability.common import stop_pg_server
 from tests.reliability.harness import PROMISES, SHORT
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _throwaway_pg() -> Iterator[None]:
+    yield
+    stop_pg_server()  # only the cluster this module started, if any
 
 
 @pytest.mark.parametrize("number", sorted(PROMISES))
