@@ -19,6 +19,7 @@ __all__ = ["LONG", "PROMISES", "SHORT", "PromiseResult", "Scale"]
 # Promise number -> module holding its ``run(scale)``.
 MODULES: dict[int, str] = {
     1: "p01_intake",
+    3: "p03_timers",
     4: "p04_db_faults",
     5: "p05_concurrency",
     6: "p06_audit",
