@@ -50,7 +50,7 @@ async def reports(days: int = 30) -> dict[str, int]:
     now = clock.now()
     since = now - timedelta(days=days)
     local = clock.to_local(now)
-    month_start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    month_start = local.date().replace(day=1)
     rates = await read_unit_rates(since, now)
     overdue = await read_overdue_by_level(now)
     clusters = await read_clusters(since)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from datetime import datetime
+from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
@@ -70,7 +70,7 @@ async def read_clusters(since: datetime) -> list[dict[str, Any]]:
 
 
 @task(name="read_problem_of_the_month", persist_result=False, cache_policy=NO_CACHE)
-async def read_problem_of_the_month(month_start: datetime) -> dict[str, Any] | None:
+async def read_problem_of_the_month(month_start: date) -> dict[str, Any] | None:
     def run() -> dict[str, Any] | None:
         with read_session() as session:
             found = metrics.problem_of_the_month(session, month_start=month_start)
