@@ -23,6 +23,7 @@ MODULES: dict[int, str] = {
     4: "p04_db_faults",
     5: "p05_concurrency",
     6: "p06_audit",
+    7: "p07_notifications",
     8: "p08_authz",
 }
 
