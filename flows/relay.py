@@ -396,8 +396,15 @@ class Relay:
     async def run(self, stop: asyncio.Event, client: PrefectClient | None = None) -> None:
         """Poll until ``stop`` is set; a failing poll is logged and retried."""
         if client is None:
-            async with get_client() as own:
-                await self.run(stop, own)
+            # One Prefect client for every step run started from here: without these
+            # contexts each in-process flow run builds two new clients (each loading the
+            # CA bundle into a fresh SSL context), which profiled at a third of the
+            # worker's CPU under load (bench/).
+            from prefect.context import AsyncClientContext, SyncClientContext
+
+            with SyncClientContext.get_or_create():
+                async with AsyncClientContext.get_or_create() as ctx:
+                    await self.run(stop, ctx.client)
             return
         while not stop.is_set():
             try:
