@@ -336,6 +336,7 @@ def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult
         links.append((duplicate, LinkKind.DUPLICATE_OF))
         case.duplicate_of_id = duplicate.case.id
     links += [(c, LinkKind.RELATED_TO) for c in related]
+    new_links: list[dict[str, object]] = []
     for cand, kind in links:
         assert cand.case.id is not None
         if (cand.case.id, kind) in existing:
@@ -349,17 +350,23 @@ def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult
                 created_at=now,
             )
         )
+        new_links.append(
+            {
+                "other_case_id": cand.case.id,
+                "other_number": cand.case.number,
+                "kind": kind.value,
+                "score": round(cand.score, 3),
+            }
+        )
+    if new_links:
+        # One timeline entry for all the links found at triage (a repeated complaint can
+        # relate to many; one event each flooded the timeline and the event feed).
         lifecycle.apply(
             session,
             case=case,
             verb="duplicate_linked",
             actor=actor,
-            data={
-                "other_case_id": cand.case.id,
-                "other_number": cand.case.number,
-                "kind": kind.value,
-                "score": cand.score,
-            },
+            data={**new_links[0], "links": new_links},
         )
 
     case.cluster_key = cluster_key_for(case, place)
