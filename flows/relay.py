@@ -62,6 +62,7 @@ log = logging.getLogger("tiaojie.relay")
 
 EVENT_NAMESPACE = uuid.UUID("6d1f3c52-8a4e-4b7e-9a55-7469616f6a69")
 LEASE_S = 60.0
+DRAIN_TIMEOUT_S = 30.0
 FINAL_STATE_TYPES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "CRASHED"})
 
 
@@ -415,6 +416,9 @@ class Relay:
             if count < self.batch_size:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.poll_s)
+        # Steps in flight share this client: let them finish (bounded) before it closes.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.dispatcher.drain(), timeout=DRAIN_TIMEOUT_S)
 
     async def run_until_idle(
         self, client: PrefectClient | None = None, *, max_rounds: int = 1000
