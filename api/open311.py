@@ -46,6 +46,7 @@ from models.enums import CaseStatus, Category, Channel, PartyKind, PartySide, Pr
 from models.errors import FieldProblem, NotFound, PermissionDenied, ValidationError
 from models.event import CaseEvent
 from models.lifecycle import Actor
+from models.party import Party
 from models.settings import get_settings
 from models.unit import Unit
 
@@ -479,6 +480,19 @@ def _range(start: str | None, end: str | None, default: timedelta) -> tuple[date
     return since, until
 
 
+def public_text(session: Session, case: Case) -> str:
+    """The description as the public may read it: phone and ID numbers masked, and the
+    names of the case's own people masked where the text repeats them."""
+    names = [
+        pii.decrypt(token)
+        for token in session.exec(
+            select(Party.name_enc).where(Party.case_id == case.id, col(Party.name_enc).is_not(None))
+        ).all()
+        if token
+    ]
+    return pii.scrub_names(pii.scrub_text(case.description), names)
+
+
 def request_row(session: Session, case: Case) -> dict[str, Any]:
     assert case.id is not None
     place = session.get(Unit, case.place_unit_id) if case.place_unit_id else None
@@ -489,7 +503,7 @@ def request_row(session: Session, case: Case) -> dict[str, Any]:
         "status_notes": f"{case.status.zh} {case.status.en}",
         "service_name": f"{case.category.zh} {case.category.en}",
         "service_code": case.category.value,
-        "description": pii.scrub_text(case.description),
+        "description": public_text(session, case),
         "agency_responsible": unit.name_zh if unit else None,
         "service_notice": None,
         "requested_datetime": w3c(case.created_at),

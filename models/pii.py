@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import re
 import unicodedata
+from collections.abc import Iterable
 from datetime import date
 from functools import lru_cache
 
@@ -113,6 +114,16 @@ def scrub_text(text: str) -> str:
     """Mask phone and ID numbers typed into free text (for anything shown publicly)."""
     text = _ID_IN_TEXT.sub(lambda m: mask_id_number(m.group(0)), text)
     return _PHONE_IN_TEXT.sub(lambda m: mask_phone(re.sub(r"\D", "", m.group(0))[-11:]), text)
+
+
+def scrub_names(text: str, names: Iterable[str], *, replacement: str | None = None) -> str:
+    """Mask the given people's names (a case's own parties) where free text repeats them.
+
+    Names of one character are left alone (they would mask ordinary words)."""
+    wanted = {n.strip() for n in names if n and len(n.strip()) >= 2}
+    for name in sorted(wanted, key=len, reverse=True):
+        text = text.replace(name, replacement if replacement is not None else mask_name(name))
+    return text
 
 
 @lru_cache(maxsize=4)

@@ -36,10 +36,6 @@ S = CaseStatus
 BATCH = 500
 
 
-def _scrub(text: str | None) -> str | None:
-    return None if text is None else pii.scrub_text(text)
-
-
 def _anonymise_party(party: Party) -> None:
     if party.name_enc or party.name_masked:
         party.name_masked = ANONYMISED
@@ -76,38 +72,49 @@ def expired_case_ids(
 
 def _anonymise_batch(session: Session, ids: list[int], now: datetime) -> None:
     person_respondent: set[int] = set()
+    # People's names typed into free text (minutes, notes, the description) go too:
+    # read them before the parties' encrypted names are removed.
+    names: dict[int, set[str]] = {}
     for party in session.exec(select(Party).where(col(Party.case_id).in_(ids))).all():
         if party.side == PartySide.RESPONDENT and party.kind in (
             PartyKind.PERSON,
             PartyKind.HOUSEHOLD,
         ):
             person_respondent.add(party.case_id)
+        if party.name_enc:
+            names.setdefault(party.case_id, set()).add(pii.decrypt(party.name_enc))
         _anonymise_party(party)
         session.add(party)
+
+    def scrub(case_id: int, text: str) -> str:
+        return pii.scrub_names(pii.scrub_text(text), names.get(case_id, ()), replacement=ANONYMISED)
+
     for row in session.exec(
         select(MediationSession).where(col(MediationSession.case_id).in_(ids))
     ).all():
-        row.minutes = pii.scrub_text(row.minutes)
-        row.participants = pii.scrub_text(row.participants)
-        row.place = pii.scrub_text(row.place)
+        row.minutes = scrub(row.case_id, row.minutes)
+        row.participants = scrub(row.case_id, row.participants)
+        row.place = scrub(row.case_id, row.place)
         session.add(row)
     agreements = session.exec(select(Agreement).where(col(Agreement.case_id).in_(ids))).all()
     for agreement in agreements:
-        agreement.summary = pii.scrub_text(agreement.summary)
+        agreement.summary = scrub(agreement.case_id, agreement.summary)
         session.add(agreement)
     agreement_ids = [a.id for a in agreements if a.id is not None]
+    case_of = {a.id: a.case_id for a in agreements}
     if agreement_ids:
         for term in session.exec(
             select(AgreementTerm).where(col(AgreementTerm.agreement_id).in_(agreement_ids))
         ).all():
-            term.text = pii.scrub_text(term.text)
+            term.text = scrub(case_of[term.agreement_id], term.text)
             session.add(term)
     for visit in session.exec(select(FollowUp).where(col(FollowUp.case_id).in_(ids))).all():
-        visit.notes = _scrub(visit.notes)
+        visit.notes = None if visit.notes is None else scrub(visit.case_id, visit.notes)
         session.add(visit)
     for case in session.exec(select(Case).where(col(Case.id).in_(ids))).all():
-        case.description = pii.scrub_text(case.description)
-        case.outcome_note = _scrub(case.outcome_note)
+        assert case.id is not None
+        case.description = scrub(case.id, case.description)
+        case.outcome_note = None if case.outcome_note is None else scrub(case.id, case.outcome_note)
         if case.id in person_respondent:
             case.respondent_key = None  # a keyed hash of a person's name
         case.anonymised_at = now

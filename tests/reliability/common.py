@@ -308,7 +308,7 @@ def collect_logs() -> Iterator[LogCollector]:
     root = logging.getLogger()
     previous = root.level
     root.addHandler(collector)
-    root.setLevel(logging.DEBUG)
+    root.setLevel(min(previous, logging.INFO) if previous else logging.INFO)
     try:
         yield collector
     finally:

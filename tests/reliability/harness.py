@@ -25,6 +25,7 @@ MODULES: dict[int, str] = {
     6: "p06_audit",
     7: "p07_notifications",
     8: "p08_authz",
+    9: "p09_personal_data",
     10: "p10_bad_input",
 }
 
