@@ -27,6 +27,7 @@ MODULES: dict[int, str] = {
     8: "p08_authz",
     9: "p09_personal_data",
     10: "p10_bad_input",
+    11: "p11_load",
 }
 
 
