@@ -74,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs, DBs)")
     parser.add_argument("--out", type=Path, help="where to write the JSON")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other sections' figures from the existing JSON (with --only)",
+    )
     args = parser.parse_args(argv)
     sizes = FULL if args.full else QUICK
     out_path = args.out or HERE / ("results.json" if sizes is FULL else "results-quick.json")
@@ -118,11 +123,26 @@ def main(argv: list[str] | None = None) -> int:
     e2e_out = results.get("end_to_end", {})
     results["memory"] = e2e_out.pop("memory", None) or {"error": "end-to-end run did not run"}
     results["total_s"] = round(time.perf_counter() - started, 1)
+    if args.merge and out_path.exists():
+        previous = json.loads(out_path.read_text())
+        kept = [s for s in (*SECTIONS, "memory") if s not in results or not _measured(s, wanted)]
+        for section in kept:
+            if section in previous:
+                results[section] = previous[section]
+        results["merged_from"] = {
+            "commit": previous.get("commit"),
+            "when": previous.get("when"),
+            "sections": kept,
+        }
     _complete(results)
     out_path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     _print_table(results)
     console.print(f"wrote {out_path} in {results['total_s']} s")
     return 0
+
+
+def _measured(section: str, wanted: list[str]) -> bool:
+    return section in wanted or (section == "memory" and "end_to_end" in wanted)
 
 
 def _machine() -> dict[str, Any]:

@@ -1,0 +1,98 @@
+"""``python -m bench.report [bench/results.json]``: the results as the Markdown table the
+README's Performance section shows."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _f(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}".rstrip("0").rstrip(".")
+    else:
+        text = f"{value:,}"
+    return text + unit
+
+
+def table(r: dict[str, Any]) -> str:
+    i, e, x, m = r["intake_api"], r["end_to_end"], r["escalation"], r["memory"]
+    naive_note = f" (extrapolated from {x.get('naive_sample', {}).get('runs', '?')} runs)"
+    rows = [
+        (
+            "Intake API: cases/s 受理吞吐",
+            _f(i["cases_per_s"]),
+            _f(i["baseline_cases_per_s"]) + " (bare FastAPI+SQLModel)",
+            _f(i["ratio"], "×"),
+            "≥ 300 and ≥ 0.5×",
+        ),
+        (
+            "Intake API: p50 / p99 ms",
+            f"{_f(i['p50_ms'])} / {_f(i['p99_ms'])}",
+            f"{_f(i.get('baseline_p50_ms'))} / {_f(i.get('baseline_p99_ms'))}",
+            "",
+            "",
+        ),
+        (
+            f"Intake API: p99 ms at {_f(i.get('paced_rate_per_s'))} req/s",
+            _f(i.get("paced_p99_ms")),
+            _f(i.get("baseline_paced_p99_ms")),
+            "",
+            "< 100",
+        ),
+        (
+            "End to end: sustained cases/s 端到端",
+            _f(e["cases_per_s"]),
+            _f(e["naive_cases_per_s"]) + " (one sync flow run per case)",
+            _f(e["ratio"], "×"),
+            "≥ 5 and ≥ 5×",
+        ),
+        (
+            f"End to end: p50 / p95 s at {_f(e.get('latency_rate_per_s'))}/s",
+            f"{_f(e['p50_s'])} / {_f(e['p95_s'])}",
+            f"{_f(e.get('naive_p50_s'))} / {_f(e.get('naive_p95_s'))}",
+            "",
+            "p95 < 3",
+        ),
+        ("End to end: backlog at the end 积压", _f(e.get("backlog")), "", "", ""),
+        (
+            f"Escalation: due query ms ({_f(x['due_cases'])} due of {_f(x['open_cases'])} open) 督办查询",
+            _f(x["due_query_ms"]),
+            "",
+            "",
+            "< 100",
+        ),
+        (
+            "Escalation: one sweep s (events, outbox, notifications) 督办扫描",
+            _f(x["sweep_s"]),
+            _f(x["naive_sweep_s"]) + naive_note,
+            _f(x["ratio"], "×"),
+            "< 60",
+        ),
+        ("Memory: `tiaojie up` idle MB 内存", _f(m["idle_rss_mb"]), "", "", "< 1,536"),
+        ("Memory: `tiaojie up` after the end-to-end run MB", _f(m["loaded_rss_mb"]), "", "", ""),
+    ]
+    out = [
+        "| measure | Tiaojie | baseline (same run) | ratio | target |",
+        "|---|---:|---:|---:|---|",
+    ]
+    out += [f"| {a} | {b} | {c} | {d} | {t} |" for a, b, c, d, t in rows]
+    return "\n".join(out)
+
+
+def main() -> int:
+    path = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "results.json")
+    results = json.loads(path.read_text())
+    print(
+        f"Commit `{results['commit']}`, {results['when']}, {results['mode']} run, load average at start {results.get('load_average_at_start')}.\n"
+    )
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
