@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -26,6 +27,7 @@ from models.event import CaseEvent
 from models.settings import reset_settings
 from tasks.steps import PAUSE_ENV
 from tests.factories import City, make_case
+from tests.flows.conftest import Receiver
 from tests.flows.helpers import drive, runs_of
 
 pytestmark = pytest.mark.prefect
@@ -144,3 +146,33 @@ def test_worker_killed_mid_step_recovers_without_doubling(
     assert sorted(r.idempotency_key or "" for r in assignment_runs) == sorted(
         [f"{case_id}:assignment:2", f"{case_id}:assignment:2:1"]
     )
+
+
+def test_a_crashed_step_run_is_redriven_without_a_second_notification(
+    case_db: Engine, city: City, receiver: Receiver, aloop: Any
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    with write_session(case_db) as s:
+        case = make_case(s)
+        case_id, number = case.id, case.number
+    drive(aloop, case_db)
+    assert _status(case_db, case_id) == "assigned"
+    assert receiver.keys == [f"{case_id}:3:assigned"]
+
+    async def crash_notify_run() -> None:
+        async with get_client() as client:
+            (run,) = [r for r in await runs_of(number) if r.name == f"{number} · notify"]
+            await client.set_flow_run_state(run.id, Crashed(message="test"), force=True)
+
+    aloop.run(crash_notify_run())
+    counts = aloop.run(reconcile(stuck_after_s=3600))
+    assert counts["crashed_runs"] == 1
+    drive(aloop, case_db)
+    runs = [r for r in aloop.run(runs_of(number)) if r.name == f"{number} · notify"]
+    assert sorted(r.state_type.value for r in runs if r.state_type) == ["COMPLETED", "CRASHED"]
+    # The step ran again; the notification it owed was already sent, so nothing is resent.
+    assert receiver.keys == [f"{case_id}:3:assigned"]
+    # A second pass leaves the old crashed run alone (it was already re-driven).
+    assert aloop.run(reconcile(stuck_after_s=3600))["crashed_runs"] == 0
