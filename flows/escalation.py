@@ -12,7 +12,7 @@ from prefect.artifacts import acreate_table_artifact
 
 from models import clock
 from tasks.escalation import find_case_ids, sweep_due_cases
-from tasks.notify import notify_cases
+from tasks.notify import notify_cases, remind_due_follow_ups
 
 ARTIFACT_KEY = "tiaojie-escalation-sweep"
 
@@ -27,14 +27,17 @@ async def escalation(batch_size: int = 500) -> dict[str, int]:
     if numbers:
         case_ids = await find_case_ids(numbers)
         notified = await notify_cases(case_ids)
+    visits = await remind_due_follow_ups()
     rows = report.as_rows()
     summary = (
         f"督办扫描 {clock.format_local(started)}：催办 {len(report.reminded)} 件，"
         f"上报 {len(report.escalated)} 件，跳过 {report.skipped} 件，"
-        f"通知 {notified['sent']} 条（失败 {notified['failed']}），用时 {report.seconds:.2f} 秒。"
+        f"通知 {notified['sent']} 条（失败 {notified['failed']}），回访提醒 {visits} 条，"
+        f"用时 {report.seconds:.2f} 秒。"
         f" / Sweep at {clock.format_local(started)}: reminded {len(report.reminded)}, "
         f"escalated {len(report.escalated)}, skipped {report.skipped}, "
         f"notifications {notified['sent']} (failed {notified['failed']}), "
+        f"return-visit reminders {visits}, "
         f"{report.seconds:.2f} s."
     )
     await acreate_table_artifact(
@@ -48,4 +51,5 @@ async def escalation(batch_size: int = 500) -> dict[str, int]:
         "escalated": len(report.escalated),
         "skipped": report.skipped,
         "notified": notified["sent"],
+        "visit_reminders": visits,
     }

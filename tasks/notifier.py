@@ -413,3 +413,44 @@ def _rows_by_key(session: Session, keys: Sequence[str]) -> dict[str, Notificatio
         ).all():
             rows[row.idempotency_key] = row
     return rows
+
+
+def follow_up_messages(session: Session, *, case_ids: list[int], now: datetime) -> list[Message]:
+    """A reminder to the assignee for each return visit now due and not yet done (one per
+    visit: the key names the visit)."""
+    from models.follow_up import FollowUp
+
+    if not case_ids:
+        return []
+    visits = session.exec(
+        select(FollowUp)
+        .where(
+            col(FollowUp.case_id).in_(case_ids),
+            col(FollowUp.done_at).is_(None),
+            col(FollowUp.due_at) <= now,
+        )
+        .order_by(col(FollowUp.due_at))
+    ).all()
+    messages = []
+    for visit in visits:
+        case = session.get(Case, visit.case_id)
+        if case is None or case.id is None:
+            continue
+        due = _due_text(visit.due_at)
+        messages.append(
+            Message(
+                key=f"{case.id}:visit{visit.id}:follow_up_due",
+                case_id=case.id,
+                case_number=case.number,
+                kind="follow_up_due",
+                recipient_id=case.assignee_id,
+                unit_code=None,
+                text=(
+                    f"【回访】案件 {case.number}（{case.category.zh}）的{visit.kind.zh}已到期"
+                    f"（{due}），请回访并记录满意度。 / Return visit for case {case.number} "
+                    f"({case.category.en}, {visit.kind.en}) is due ({due}); please call and "
+                    "record the rating."
+                ),
+            )
+        )
+    return messages

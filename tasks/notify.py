@@ -10,9 +10,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 
+from models import clock
 from models.db import read_session
-from models.errors import NotificationRejected
-from tasks.notifier import deliver, deliver_many, pending_messages
+from models.errors import NotificationError, NotificationRejected
+from models.follow_ups import due_follow_ups
+from tasks.notifier import deliver, deliver_many, follow_up_messages, pending_messages
 
 log = logging.getLogger("tiaojie.notify")
 NOTIFY_BATCH = 200
@@ -73,5 +75,25 @@ async def notify_cases(case_ids: list[int]) -> dict[str, int]:
                     "%s notifications failed in a batch of %s", result["failed"], len(chunk)
                 )
         return counts
+
+    return await asyncio.to_thread(run)
+
+
+@task(name="remind_due_follow_ups", persist_result=False, cache_policy=NO_CACHE)
+async def remind_due_follow_ups() -> int:
+    """Remind assignees of return visits that are due (once per visit)."""
+    now = clock.now()
+
+    def run() -> int:
+        with read_session() as session:
+            ids = due_follow_ups(session, now=now)
+            messages = follow_up_messages(session, case_ids=ids, now=now)
+        sent = 0
+        for message in messages:
+            try:
+                sent += deliver(message) == "sent"
+            except NotificationError as exc:
+                log.warning("return-visit reminder %s failed: %s", message.key, exc.code)
+        return sent
 
     return await asyncio.to_thread(run)

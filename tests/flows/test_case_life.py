@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
+from flows.escalation import escalation
 from models import workdays
 from models.case import Case
 from models.clock import VirtualClock
@@ -179,6 +180,10 @@ def test_case_from_submission_to_closure(
             ).first()
             assert open_visit is not None
             vclock.set(max(vclock.now(), open_visit.due_at))
+        # The sweep reminds the assignee of the visit now due, once however often it runs.
+        aloop.run(escalation())  # type: ignore[attr-defined]
+        aloop.run(escalation())  # type: ignore[attr-defined]
+        assert receiver.count(f"{case_id}:visit{open_visit.id}:follow_up_due") == 1
         with write_session(case_db) as s:
             c = s.get(Case, case_id)
             assert c is not None
