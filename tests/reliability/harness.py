@@ -14,11 +14,29 @@ from collections.abc import Callable
 
 from tests.reliability.common import LONG, SHORT, PromiseResult, Scale
 
-__all__ = ["LONG", "PROMISES", "SHORT", "PromiseResult", "Scale"]
+__all__ = [
+    "LONG",
+    "PROMISES",
+    "SHORT",
+    "PromiseResult",
+    "Scale",
+    "run_1",
+    "run_2",
+    "run_3",
+    "run_4",
+    "run_5",
+    "run_6",
+    "run_7",
+    "run_8",
+    "run_9",
+    "run_10",
+    "run_11",
+]
 
 # Promise number -> module holding its ``run(scale)``.
 MODULES: dict[int, str] = {
     1: "p01_intake",
+    2: "p02_kills",
     3: "p03_timers",
     4: "p04_db_faults",
     5: "p05_concurrency",
@@ -46,4 +64,55 @@ PROMISES: dict[int, Callable[[Scale], PromiseResult]] = {n: _runner(n) for n in 
 
 
 def run_1(scale: Scale) -> PromiseResult:
+    """Promise 1: Idempotent intake."""
     return PROMISES[1](scale)
+
+
+def run_2(scale: Scale) -> PromiseResult:
+    """Promise 2: No gap between a saved case and its workflow (SIGKILL)."""
+    return PROMISES[2](scale)
+
+
+def run_3(scale: Scale) -> PromiseResult:
+    """Promise 3: Timers."""
+    return PROMISES[3](scale)
+
+
+def run_4(scale: Scale) -> PromiseResult:
+    """Promise 4: Database faults."""
+    return PROMISES[4](scale)
+
+
+def run_5(scale: Scale) -> PromiseResult:
+    """Promise 5: Concurrent updates."""
+    return PROMISES[5](scale)
+
+
+def run_6(scale: Scale) -> PromiseResult:
+    """Promise 6: Tamper-evident audit."""
+    return PROMISES[6](scale)
+
+
+def run_7(scale: Scale) -> PromiseResult:
+    """Promise 7: Notifications under network faults."""
+    return PROMISES[7](scale)
+
+
+def run_8(scale: Scale) -> PromiseResult:
+    """Promise 8: Authorisation."""
+    return PROMISES[8](scale)
+
+
+def run_9(scale: Scale) -> PromiseResult:
+    """Promise 9: Personal data."""
+    return PROMISES[9](scale)
+
+
+def run_10(scale: Scale) -> PromiseResult:
+    """Promise 10: Bad input."""
+    return PROMISES[10](scale)
+
+
+def run_11(scale: Scale) -> PromiseResult:
+    """Promise 11: Load."""
+    return PROMISES[11](scale)
