@@ -112,10 +112,10 @@ def build_city(
                 for p in (1, 2):
                     cp = unit(f"{code}P{p}", UnitLevel.COMPOUND, cm, f"{code}第{p}小区")
                     staff(f"{code.lower()}p{p}_grid", StaffRole.GRID_WORKER, cp)
+                assert cm.id is not None and agency.id is not None
                 session.add(
                     Pairing(community_id=cm.id, agency_id=agency.id, category=Category.LABOUR)
                 )
-                assert cm.id is not None
                 gen.communities.append((cm.id, cm.path))
     for policy in (
         TimeLimitPolicy(name="complaint", response_value=1, resolution_value=13),
