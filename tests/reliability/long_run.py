@@ -136,6 +136,11 @@ def main(argv: list[str]) -> int:
     finally:
         stop_pg_server()
     seconds = time.perf_counter() - started
+    if argv and DATA.exists():
+        # Another partial run may have finished meanwhile: keep its rows, replace ours.
+        merged = json.loads(DATA.read_text(encoding="utf-8"))["rows"]
+        merged.update({k: v for k, v in rows.items() if int(k) in wanted})
+        rows = merged
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     rev = commit()
     DOC.parent.mkdir(parents=True, exist_ok=True)

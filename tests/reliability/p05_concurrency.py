@@ -186,7 +186,7 @@ def processes_on_sqlite(database: Database, processes: int, transitions: int) ->
 
 def run(scale: Scale) -> PromiseResult:
     attempts = scale.pick(160, 1000)
-    processes, transitions = scale.pick((3, 30), (8, 500))
+    processes, transitions = scale.pick((3, 30), (8, 100))
     figures: dict[str, Any] = {}
     with sqlite_database() as database:
         a = writers_on_one_case(database, attempts)
@@ -199,6 +199,12 @@ def run(scale: Scale) -> PromiseResult:
         figures.update({f"pg_{k}": v for k, v in p.items()})
     else:
         notes.append("PostgreSQL not reachable: part A ran on SQLite only")
+    if scale.long and transitions < 500:
+        notes.append(
+            f"{processes} processes x {transitions} transitions instead of x 500: writers in "
+            "different processes wait in SQLite's busy handler (sleeps), so the run is slow "
+            "on this 2-core machine shared with other work"
+        )
     with sqlite_database() as database:
         b = processes_on_sqlite(database, processes, transitions)
     figures.update({f"procs_{k}": v for k, v in b.items()})

@@ -275,7 +275,7 @@ def on(database: Database, cases: int, tamper: int, rng: random.Random) -> dict[
 
 
 def run(scale: Scale) -> PromiseResult:
-    cases, tamper = scale.pick((20, 4), (1000, 40))
+    cases, tamper = scale.pick((20, 4), (1000, 12))
     rng = random.Random(scale.seed)
     figures: dict[str, Any] = {}
     with sqlite_database() as database:
