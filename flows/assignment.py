@@ -1,18 +1,25 @@
 """assignment: route to the lowest unit that can handle the case and pick a person, or
-refer it to the paired agency. Started by ``triaged`` and ``escalated``; the
-``assigned`` event it causes starts the notify step."""
+refer it to the paired agency, then tell the assignee.
+
+Started by ``escalated`` (and by ``triaged`` when the intake run that triaged the case
+did not go on to assign it, e.g. it was killed). The assignee's notification is sent in
+the same run (a task), so a case costs one flow run, not two; the ``assigned`` event's
+own ``notify`` step is then found done by the relay and not started again.
+"""
 
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
+from tasks.notify import notify_case
 from tasks.steps import assign_case
 
 
-@flow(name="assignment", persist_result=False, log_prints=False)
-async def assignment(case_id: int) -> str:
+async def assign_and_notify(case_id: int) -> str:
+    """Assign (idempotent) and, when the case now has an assignee, send what it owes."""
+    logger = get_run_logger()
     result = await assign_case(case_id)
-    get_run_logger().info(
+    logger.info(
         "%s 派单 %s: unit=%s assignee=%s agency=%s",
         result.number,
         result.outcome,
@@ -20,4 +27,14 @@ async def assignment(case_id: int) -> str:
         result.assignee_id,
         result.agency_code,
     )
+    if result.outcome == "assigned" or (
+        result.outcome == "unchanged" and result.assignee_id is not None
+    ):
+        sent = await notify_case(case_id)
+        logger.info("%s 通知已发送 notifications sent: %s", result.number, len(sent))
     return str(result.outcome)
+
+
+@flow(name="assignment", persist_result=False, log_prints=False)
+async def assignment(case_id: int) -> str:
+    return await assign_and_notify(case_id)

@@ -1,7 +1,11 @@
 """intake: classify, link duplicates and clusters, set time limits, move to triaged.
 
-Started by the ``submitted`` and ``reopened`` events. The ``triaged`` event it causes
-starts the assignment step.
+Started by the ``submitted`` and ``reopened`` events. After a successful triage the
+same run goes on to assignment and the assignee's notification (as tasks, each
+idempotent), so that a case costs one flow run, not three: on a work pool every flow run
+starts a new Python process. The ``triaged`` and ``assigned`` events still get their
+steps from the relay, which finds them done and starts nothing (see ``flows/relay.py``),
+or starts them when this run died before getting there.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.events import emit_event
 
+from flows.assignment import assign_and_notify
 from tasks.steps import triage_case
 
 
@@ -48,4 +53,6 @@ async def intake(case_id: int) -> str:
         logger.warning(
             "%s 同源投诉聚集预警 cluster warning: %s cases", result.number, result.cluster_size
         )
+    if result.unit_code is not None:
+        await assign_and_notify(case_id)
     return str(result.category)

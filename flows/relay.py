@@ -17,6 +17,18 @@ each row:
 3. marks the row delivered only once the run exists (at-least-once delivery + one run
    per key + idempotent domain steps = effectively once).
 
+Steps already done start nothing. The ``intake`` run goes on to assignment and the
+assignee's notification in the same run, and ``assignment`` goes on to the
+notification (a case costs one flow run, not three: on a work pool each run starts a
+new Python process). Before starting a step the relay checks the case database, in one
+query per batch: a step whose precondition the case has left (``intake`` once the case
+is past submitted/reopened, ``assignment`` once it is no longer assignable) or whose
+notification is recorded as sent is marked delivered without a run, with the reason in
+``last_error`` (``"skipped: …"``). The ``triaged`` and ``assigned`` rows written by such
+a chained run (actor ``system``) are held for ``CHAIN_GRACE_S`` the first time they are
+seen if their step is not done yet, since the run that wrote them is about to do it;
+after the grace, a step still not done (that run died) is started as usual.
+
 Two executors, chosen by ``settings.executor``:
 
 * ``inprocess`` (embedded default): the run is executed in this process by a warm
@@ -36,7 +48,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from prefect import Flow
@@ -53,8 +65,8 @@ from sqlmodel import col, select
 from models import clock
 from models.case import Case
 from models.db import get_engine, read_session, write_session
-from models.enums import OutboxState
-from models.event import Outbox
+from models.enums import CaseStatus, OutboxState
+from models.event import CaseEvent, Outbox
 from models.settings import get_settings
 from models.unit import Unit
 
@@ -64,6 +76,10 @@ EVENT_NAMESPACE = uuid.UUID("6d1f3c52-8a4e-4b7e-9a55-7469616f6a69")
 LEASE_S = 60.0
 DRAIN_TIMEOUT_S = 30.0
 FINAL_STATE_TYPES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "CRASHED"})
+# Rows whose step the run that wrote them goes on to do (see the module docstring).
+CHAINED_VERBS = frozenset({"triaged", "assigned"})
+CHAIN_GRACE_S = 20.0
+SKIPPED_PREFIX = "skipped: "
 
 
 @dataclass(frozen=True)
@@ -81,6 +97,9 @@ class Job:
     category: str
     priority: str
     unit_code: str | None
+    held: bool = False  # held once already (its event was emitted then)
+    created_at: datetime | None = None
+    actor: str | None = None
 
     @property
     def run_key(self) -> str:
@@ -133,9 +152,11 @@ def claim_jobs(*, limit: int, engine: Engine | None = None) -> list[Job]:
                 col(Case.category),
                 col(Case.priority),
                 col(Unit.code),
+                col(CaseEvent.actor),
             )
             .join(Case, col(Case.id) == col(Outbox.case_id))
             .outerjoin(Unit, col(Unit.id) == col(Case.unit_id))
+            .outerjoin(CaseEvent, col(CaseEvent.id) == col(Outbox.event_id))
             .where(col(Outbox.state) == OutboxState.PENDING, col(Outbox.available_at) <= now)
             .order_by(col(Outbox.id))
             .limit(limit)
@@ -149,7 +170,7 @@ def claim_jobs(*, limit: int, engine: Engine | None = None) -> list[Job]:
             .values(available_at=now + timedelta(seconds=LEASE_S))
         )
         jobs = []
-        for outbox, number, category, priority, unit_code in rows:
+        for outbox, number, category, priority, unit_code, actor in rows:
             assert outbox.id is not None
             jobs.append(
                 Job(
@@ -164,9 +185,104 @@ def claim_jobs(*, limit: int, engine: Engine | None = None) -> list[Job]:
                     category=category.value,
                     priority=priority.value,
                     unit_code=unit_code,
+                    held=bool(outbox.payload.get("held")),
+                    created_at=outbox.created_at,
+                    actor=actor,
                 )
             )
         return jobs
+
+
+def _notified_keys(session: Any, keys: list[str]) -> set[str]:
+    from models.notification import Notification
+
+    if not keys:
+        return set()
+    return set(
+        session.execute(
+            sa_select(col(Notification.idempotency_key)).where(
+                col(Notification.idempotency_key).in_(keys),
+                col(Notification.sent_at).is_not(None),
+            )
+        )
+        .scalars()
+        .all()
+    )
+
+
+def step_verdicts(jobs: list[Job], *, engine: Engine | None = None) -> dict[int, str]:
+    """For each job with a step: ``"run"`` (start it), ``"hold"`` (the run that wrote the
+    row is about to do the step) or ``"skipped: <why>"`` (already done). One read."""
+    from models.routing import ASSIGNABLE
+
+    stepped = [job for job in jobs if job.step]
+    if not stepped:
+        return {}
+    with read_session(engine) as session:
+        statuses = dict(
+            session.execute(
+                sa_select(col(Case.id), col(Case.status)).where(
+                    col(Case.id).in_({job.case_id for job in stepped})
+                )
+            ).all()
+        )
+        notified = _notified_keys(
+            session, [job.idempotency_key for job in stepped if job.step == "notify"]
+        )
+    now = clock.now()
+    verdicts: dict[int, str] = {}
+    for job in stepped:
+        status = statuses.get(job.case_id)
+        done: str | None = None
+        if job.step == "intake" and status not in (CaseStatus.SUBMITTED, CaseStatus.REOPENED):
+            done = f"case already triaged (status {status})"
+        elif job.step == "assignment" and status not in ASSIGNABLE:
+            done = f"case already assigned (status {status})"
+        elif job.step == "notify" and job.idempotency_key in notified:
+            done = "notification already sent"
+        if done is not None:
+            verdicts[job.outbox_id] = SKIPPED_PREFIX + done
+        elif (
+            job.verb in CHAINED_VERBS
+            and job.actor == "system"
+            and job.redrive == 0
+            and not job.held
+            and job.created_at is not None
+            and now < clock.ensure_utc(job.created_at) + timedelta(seconds=CHAIN_GRACE_S)
+        ):
+            verdicts[job.outbox_id] = "hold"
+        else:
+            verdicts[job.outbox_id] = "run"
+    return verdicts
+
+
+def mark_skipped(reasons: dict[int, str], *, engine: Engine | None = None) -> None:
+    """Delivered without a run: the step was already done (the reason is kept)."""
+    if not reasons:
+        return
+    with write_session(engine) as session:
+        now = clock.now()
+        for outbox_id, reason in reasons.items():
+            session.execute(
+                update(Outbox)
+                .where(col(Outbox.id) == outbox_id, col(Outbox.state) == OutboxState.PENDING)
+                .values(state=OutboxState.DELIVERED, delivered_at=now, last_error=reason[:500])
+            )
+
+
+def hold(jobs: list[Job], *, engine: Engine | None = None) -> None:
+    """Look at these rows again once the chained run had its grace."""
+    if not jobs:
+        return
+    with write_session(engine) as session:
+        for job in jobs:
+            row = session.get(Outbox, job.outbox_id)
+            if row is None or row.state != OutboxState.PENDING:
+                continue
+            assert job.created_at is not None
+            row.payload = {**row.payload, "held": True}
+            row.available_at = clock.ensure_utc(job.created_at) + timedelta(seconds=CHAIN_GRACE_S)
+            session.add(row)
 
 
 def mark_delivered(ids: list[int], *, engine: Engine | None = None) -> None:
@@ -201,8 +317,12 @@ def redrive(outbox_id: int, *, reason: str, engine: Engine | None = None) -> boo
     """Put a delivered or failed row back in the queue under a fresh run key."""
     with write_session(engine) as session:
         row = session.get(Outbox, outbox_id)
-        if row is None or row.state == OutboxState.PENDING:
+        if row is None:
             return False
+        if row.state == OutboxState.PENDING and not (
+            row.payload.get("held") and clock.ensure_utc(row.available_at) > clock.now()
+        ):
+            return False  # already queued (a held row is queued for later: bring it now)
         count = int(row.payload.get("redrive", 0)) + 1
         if count > get_settings().outbox_max_attempts:
             return False
@@ -395,11 +515,21 @@ class Relay:
             await asyncio.sleep(0.05)
         engine = self.engine or get_engine()
         jobs = await asyncio.to_thread(claim_jobs, limit=self.batch_size, engine=engine)
+        verdicts = await asyncio.to_thread(step_verdicts, jobs, engine=engine)
         done: list[int] = []
+        skipped: dict[int, str] = {}
+        held: list[Job] = []
         for job in jobs:
+            verdict = verdicts.get(job.outbox_id, "run")
             try:
-                emit_case_event(job)
-                if job.step:
+                if not job.held:
+                    emit_case_event(job)
+                if verdict == "hold":
+                    held.append(job)
+                    continue
+                if verdict.startswith(SKIPPED_PREFIX):
+                    skipped[job.outbox_id] = verdict
+                elif job.step:
                     await self.dispatcher.start(client, job)
             except Exception as exc:
                 log.warning(
@@ -415,7 +545,13 @@ class Relay:
             done.append(job.outbox_id)
             if self.on_delivered is not None:
                 await self.on_delivered(job)
-        await asyncio.to_thread(mark_delivered, done, engine=engine)
+        await asyncio.to_thread(hold, held, engine=engine)
+        await asyncio.to_thread(
+            mark_skipped, {k: v for k, v in skipped.items() if k in done}, engine=engine
+        )
+        await asyncio.to_thread(
+            mark_delivered, [k for k in done if k not in skipped], engine=engine
+        )
         self.delivered += len(done)
         return len(done)
 
