@@ -172,6 +172,9 @@ def run(ws: Workspace, sizes: Sizes, console: Console) -> dict[str, Any]:
     phases: list[dict[str, Any]] = []
     offset = 0
     try:
+        # The baseline first, on the same (idle) Prefect server: measured after the
+        # overload phases it would wait behind Tiaojie's backlog on the server.
+        naive = _naive(ws, sizes, console, stack.prefect_api)
         with PeakRss([stack.proc.pid], interval=0.5) as peak:
             for rate, seconds in [(sizes.e2e_rate, sizes.e2e_seconds)] + [
                 (r, sizes.e2e_burst_seconds) for r in sizes.e2e_burst_rates
@@ -183,7 +186,6 @@ def run(ws: Workspace, sizes: Sizes, console: Console) -> dict[str, Any]:
         memory["loaded_rss_mb"] = peak.peak.get("total")
         memory["loaded_by_process_mb"] = peak.peak
         memory["after_rss_mb"] = stack.rss().get("total")
-        naive = _naive(ws, sizes, console, stack.prefect_api)
     finally:
         for engine in _engines.values():
             engine.dispose()
