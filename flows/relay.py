@@ -319,10 +319,14 @@ def redrive(outbox_id: int, *, reason: str, engine: Engine | None = None) -> boo
         row = session.get(Outbox, outbox_id)
         if row is None:
             return False
-        if row.state == OutboxState.PENDING and not (
-            row.payload.get("held") and clock.ensure_utc(row.available_at) > clock.now()
-        ):
-            return False  # already queued (a held row is queued for later: bring it now)
+        if row.state == OutboxState.PENDING:
+            # Already queued, unless it waits for a chained run (held, or about to be):
+            # then bring it now. A row leased by a relay at work is left alone.
+            held = bool(row.payload.get("held"))
+            leased = not held and clock.ensure_utc(row.available_at) > clock.now()
+            chained = row.verb in CHAINED_VERBS and int(row.payload.get("redrive", 0)) == 0
+            if leased or not (held or chained):
+                return False
         count = int(row.payload.get("redrive", 0)) + 1
         if count > get_settings().outbox_max_attempts:
             return False

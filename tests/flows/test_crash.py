@@ -1,6 +1,9 @@
 """Kill the worker with SIGKILL in the middle of a step (inside its transaction, before
 the commit); the reconciler re-drives the case, it continues, and the notification
-receiver gets each notification once."""
+receiver gets each notification once.
+
+The intake run goes on to assignment in the same run, so the kill lands in the
+assignment task of the intake run; the re-driven step is an assignment run of its own."""
 
 from __future__ import annotations
 
@@ -23,8 +26,13 @@ from sqlmodel import select
 from flows.reconcile import reconcile
 from models.case import Case
 from models.db import read_session, write_session
-from models.event import CaseEvent
+from models.enums import OutboxState
+from models.event import CaseEvent, Outbox
+from models.lifecycle import Actor
+from models.mediating import record_consent
 from models.settings import reset_settings
+from models.staff import Staff
+from models.unit import Unit
 from tasks.steps import PAUSE_ENV
 from tests.factories import City, make_case
 from tests.flows.conftest import Receiver
@@ -139,13 +147,16 @@ def test_worker_killed_mid_step_recovers_without_doubling(
     key = f"{case_id}:{assigned[0].seq}:assigned"
     assert local_receiver.keys == [key]
 
-    # Prefect shows the interrupted run and the re-driven one under the case number.
+    # Prefect shows the interrupted intake run and the re-driven assignment under the
+    # case number.
     runs = aloop.run(runs_of(number))  # type: ignore[attr-defined]
+    assert [r.idempotency_key for r in runs if r.name == f"{number} · intake"] == [
+        f"{case_id}:intake:1"
+    ]
     assignment_runs = [r for r in runs if r.name == f"{number} · assignment"]
-    assert len(assignment_runs) == 2
-    assert sorted(r.idempotency_key or "" for r in assignment_runs) == sorted(
-        [f"{case_id}:assignment:2", f"{case_id}:assignment:2:1"]
-    )
+    assert [r.idempotency_key for r in assignment_runs] == [f"{case_id}:assignment:2:1"]
+    assert assignment_runs[0].state_type is not None
+    assert assignment_runs[0].state_type.value == "COMPLETED"
 
 
 def test_a_crashed_step_run_is_redriven_without_a_second_notification(
@@ -160,6 +171,26 @@ def test_a_crashed_step_run_is_redriven_without_a_second_notification(
     drive(aloop, case_db)
     assert _status(case_db, case_id) == "assigned"
     assert receiver.keys == [f"{case_id}:3:assigned"]
+    # The parties consent: mediation starts, and its notice is a notify run of its own.
+    with write_session(case_db) as s:
+        c = s.get(Case, case_id)
+        assert c is not None
+        mediator = s.get(Staff, c.assignee_id)
+        assert mediator is not None
+        unit = s.get(Unit, mediator.unit_id)
+        assert unit is not None
+        actor = Actor(kind="staff", staff_id=mediator.id, role=mediator.role, unit_path=unit.path)
+        record_consent(s, case_id=case_id, party_ids=None, actor=actor, expected_version=c.version)
+    drive(aloop, case_db)
+    assert _status(case_db, case_id) == "in_mediation"
+    with read_session(case_db) as s:
+        started = s.exec(
+            select(CaseEvent).where(
+                CaseEvent.case_id == case_id, CaseEvent.verb == "mediation_started"
+            )
+        ).one()
+    sent = [f"{case_id}:3:assigned", f"{case_id}:{started.seq}:mediation_started"]
+    assert receiver.keys == sent
 
     async def crash_notify_run() -> None:
         async with get_client() as client:
@@ -171,8 +202,15 @@ def test_a_crashed_step_run_is_redriven_without_a_second_notification(
     assert counts["crashed_runs"] == 1
     drive(aloop, case_db)
     runs = [r for r in aloop.run(runs_of(number)) if r.name == f"{number} · notify"]
-    assert sorted(r.state_type.value for r in runs if r.state_type) == ["COMPLETED", "CRASHED"]
-    # The step ran again; the notification it owed was already sent, so nothing is resent.
-    assert receiver.keys == [f"{case_id}:3:assigned"]
+    # Re-driven, the step is found done (its notification is recorded as sent): the
+    # relay delivers the row without a second run, says why, and nothing is resent.
+    assert [r.state_type.value for r in runs if r.state_type] == ["CRASHED"]
+    with read_session(case_db) as s:
+        row = s.exec(
+            select(Outbox).where(Outbox.case_id == case_id, Outbox.verb == "mediation_started")
+        ).one()
+    assert row.state == OutboxState.DELIVERED and row.payload.get("redrive") == 1
+    assert row.last_error == "skipped: notification already sent"
+    assert receiver.keys == sent
     # A second pass leaves the old crashed run alone (it was already re-driven).
     assert aloop.run(reconcile(stuck_after_s=3600))["crashed_runs"] == 0
