@@ -118,27 +118,66 @@ async def redrive_crashed_runs(lookback_s: int = 86_400, limit: int = 200) -> li
     return await asyncio.to_thread(run)
 
 
+async def _queued_in_prefect(numbers: list[str], pending_grace_s: int) -> set[str]:
+    """Case numbers with a step run waiting for a worker: ``Scheduled`` (a worker will
+    take it), or ``Pending`` for less than ``pending_grace_s`` (a process is starting).
+    Re-driving those would only queue the same work twice behind them. A ``Pending``
+    run older than that (its worker died before starting it) does not count."""
+    if not numbers:
+        return set()
+    since = datetime.now(UTC) - timedelta(seconds=pending_grace_s)
+    found: set[str] = set()
+    async with get_client() as client:
+        for start in range(0, len(numbers), 100):
+            chunk = numbers[start : start + 100]
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    tags=FlowRunFilterTags(any_=[f"case:{n}" for n in chunk]),
+                    state=FlowRunFilterState(
+                        type=FlowRunFilterStateType(any_=[StateType.SCHEDULED, StateType.PENDING])
+                    ),
+                ),
+                limit=200,
+            )
+            for flow_run in runs:
+                state = flow_run.state
+                if state is None or "tiaojie" not in flow_run.tags:
+                    continue
+                if state.type == StateType.PENDING and state.timestamp < since:
+                    continue
+                found.update(t[5:] for t in flow_run.tags if t.startswith("case:"))
+    return found
+
+
 @task(name="redrive_stuck_cases", persist_result=False, cache_policy=NO_CACHE)
 async def redrive_stuck_cases(stuck_after_s: int, limit: int = 500) -> list[Redriven]:
     """Cases waiting on the system (submitted, triaged, escalated, reopened) for longer
-    than ``stuck_after_s`` whose latest step is not already queued."""
+    than ``stuck_after_s`` whose latest step is not already queued (in the outbox, or
+    as a step run waiting for a worker in Prefect: a long queue is not a lost case)."""
     cutoff = clock.now() - timedelta(seconds=stuck_after_s)
 
-    def run() -> list[Redriven]:
+    def candidates() -> list[tuple[int | None, str]]:
         with read_session() as session:
-            case_ids = session.exec(
-                select(Case.id)
-                .where(
-                    col(Case.is_open).is_(True),
-                    col(Case.status).in_(SYSTEM_OWES),
-                    col(Case.updated_at) <= cutoff,
-                )
-                .order_by(col(Case.updated_at))
-                .limit(limit)
-            ).all()
+            return list(
+                session.exec(
+                    select(Case.id, Case.number)
+                    .where(
+                        col(Case.is_open).is_(True),
+                        col(Case.status).in_(SYSTEM_OWES),
+                        col(Case.updated_at) <= cutoff,
+                    )
+                    .order_by(col(Case.updated_at))
+                    .limit(limit)
+                ).all()
+            )
+
+    stuck = await asyncio.to_thread(candidates)
+    queued = await _queued_in_prefect([number for _, number in stuck], max(stuck_after_s, 60))
+
+    def run() -> list[Redriven]:
         done = []
-        for case_id in case_ids:
-            if case_id is None:
+        for case_id, number in stuck:
+            if case_id is None or number in queued:
                 continue
             found = _redrive_latest(
                 case_id, step=None, seq=None, redrive_no=None, reason="case stuck"
