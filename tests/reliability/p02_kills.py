@@ -158,7 +158,7 @@ def pending_outbox(engine: Any) -> int:
 
 
 def run_here(scale: Scale) -> PromiseResult:
-    submissions, api_kills, worker_kills = scale.pick((12, 1, 2), (60, 3, 5))
+    submissions, api_kills, worker_kills = scale.pick((10, 1, 1), (60, 3, 5))
     rng = random.Random(scale.seed)
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
@@ -229,7 +229,7 @@ def run_here(scale: Scale) -> PromiseResult:
                     api.start()
                     wait_until(lambda: healthy(base), 120)
                 if i in worker_kill_at:
-                    if len(worker_kill_at) > 1 and i == max(worker_kill_at):
+                    if i == max(worker_kill_at):
                         # Mid-step: hold the next assignment inside its transaction, kill.
                         worker.kill()
                         worker.start(
