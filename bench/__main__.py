@@ -129,10 +129,18 @@ def main(argv: list[str] | None = None) -> int:
         for section in kept:
             if section in previous:
                 results[section] = previous[section]
-        results["merged_from"] = {
-            "commit": previous.get("commit"),
-            "when": previous.get("when"),
-            "sections": kept,
+        # Where each kept section was measured (carried over repeated merges).
+        origins = previous.get("sections_from", {})
+        results["sections_from"] = {
+            section: origins.get(
+                section,
+                {
+                    "commit": previous.get("commit"),
+                    "when": previous.get("when"),
+                    "load_average_at_start": previous.get("load_average_at_start"),
+                },
+            )
+            for section in kept
         }
     _complete(results)
     out_path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
