@@ -165,7 +165,7 @@ def stack(
                         "--name",
                         name,
                         "--limit",
-                        "6",
+                        "3",
                     ],
                 )
             )
