@@ -80,6 +80,7 @@ FINAL_STATE_TYPES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "CRASHED"})
 CHAINED_VERBS = frozenset({"triaged", "assigned"})
 CHAIN_GRACE_S = 20.0
 SKIPPED_PREFIX = "skipped: "
+DELIVERY_CONCURRENCY = 8
 
 
 @dataclass(frozen=True)
@@ -523,14 +524,22 @@ class Relay:
         done: list[int] = []
         skipped: dict[int, str] = {}
         held: list[Job] = []
+        # Rows of different cases are delivered concurrently (a busy Prefect server takes
+        # about a second to create a run: one after another, a batch of 200 outlived its
+        # lease); the rows of one case stay in order.
+        by_case: dict[int, list[Job]] = {}
         for job in jobs:
+            by_case.setdefault(job.case_id, []).append(job)
+        slots = asyncio.Semaphore(DELIVERY_CONCURRENCY)
+
+        async def deliver(job: Job) -> None:
             verdict = verdicts.get(job.outbox_id, "run")
             try:
                 if not job.held:
                     emit_case_event(job)
                 if verdict == "hold":
                     held.append(job)
-                    continue
+                    return
                 if verdict.startswith(SKIPPED_PREFIX):
                     skipped[job.outbox_id] = verdict
                 elif job.step:
@@ -545,10 +554,17 @@ class Relay:
                 await asyncio.to_thread(
                     mark_failed, job.outbox_id, f"{type(exc).__name__}: {exc}", engine=engine
                 )
-                continue
+                return
             done.append(job.outbox_id)
             if self.on_delivered is not None:
                 await self.on_delivered(job)
+
+        async def deliver_case(case_jobs: list[Job]) -> None:
+            async with slots:
+                for job in case_jobs:
+                    await deliver(job)
+
+        await asyncio.gather(*(deliver_case(group) for group in by_case.values()))
         await asyncio.to_thread(hold, held, engine=engine)
         await asyncio.to_thread(
             mark_skipped, {k: v for k, v in skipped.items() if k in done}, engine=engine
