@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,9 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from flows.reconcile import reconcile
+from flows.relay import CHAIN_GRACE_S
 from models.case import Case
+from models.clock import VirtualClock
 from models.db import read_session, write_session
 from models.enums import OutboxState
 from models.event import CaseEvent, Outbox
@@ -32,6 +35,7 @@ from models.lifecycle import Actor
 from models.mediating import record_consent
 from models.settings import reset_settings
 from models.staff import Staff
+from models.triage import triage_case
 from models.unit import Unit
 from tasks.steps import PAUSE_ENV
 from tests.factories import City, make_case
@@ -214,3 +218,32 @@ def test_a_crashed_step_run_is_redriven_without_a_second_notification(
     assert receiver.keys == sent
     # A second pass leaves the old crashed run alone (it was already re-driven).
     assert aloop.run(reconcile(stuck_after_s=3600))["crashed_runs"] == 0
+
+
+def test_a_chained_step_whose_run_died_is_started_after_the_grace(
+    case_db: Engine, city: City, receiver: Receiver, aloop: Any, vclock: VirtualClock
+) -> None:
+    """Triage committed, then the intake run died before assigning: the ``triaged`` row
+    is held while its run could still do the step, then started as a run of its own."""
+    with write_session(case_db) as s:
+        case = make_case(s)
+        case_id, number = case.id, case.number
+    assert case_id is not None
+    with write_session(case_db) as s:  # what the dead intake run committed
+        triage_case(s, case_id=case_id, actor=Actor.system())
+    drive(aloop, case_db)
+    assert _status(case_db, case_id) == "triaged"  # intake skipped, assignment held
+    with read_session(case_db) as s:
+        rows = {o.verb: o for o in s.exec(select(Outbox).where(Outbox.case_id == case_id))}
+    assert rows["submitted"].last_error == "skipped: case already triaged (status triaged)"
+    assert rows["triaged"].state == OutboxState.PENDING and rows["triaged"].payload["held"]
+    assert receiver.keys == []
+
+    vclock.advance(timedelta(seconds=CHAIN_GRACE_S + 1))
+    drive(aloop, case_db)
+    assert _status(case_db, case_id) == "assigned"
+    assert receiver.keys == [f"{case_id}:3:assigned"]
+    runs = aloop.run(runs_of(number))
+    assert sorted((r.name, r.idempotency_key) for r in runs) == [
+        (f"{number} · assignment", f"{case_id}:assignment:2")
+    ]
