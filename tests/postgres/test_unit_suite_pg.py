@@ -23,6 +23,12 @@ DB_FIXTURES = {"session", "engine"}
 SQLITE_ONLY = {"test_escalation.test_due_queries_use_the_open_timestamp_indexes"}
 
 
+def _is_fixture(obj: object) -> bool:
+    return type(obj).__name__ == "FixtureFunctionDefinition" or hasattr(
+        obj, "_pytestfixturefunction"
+    )
+
+
 def _collect() -> dict[str, Any]:
     found: dict[str, Any] = {}
     for info in pkgutil.iter_modules(tests.unit.__path__):
@@ -30,6 +36,11 @@ def _collect() -> dict[str, Any]:
             continue
         module = importlib.import_module(f"tests.unit.{info.name}")
         for name, obj in vars(module).items():
+            if _is_fixture(obj) and getattr(obj, "__module__", "") == module.__name__:
+                # The module's own fixtures (e.g. a data set built on ``session``) come
+                # along, so that its tests find them here too.
+                found.setdefault(name, obj)
+                continue
             if not (name.startswith("test_") and inspect.isfunction(obj)):
                 continue
             if obj.__module__ != module.__name__ or f"{info.name}.{name}" in SQLITE_ONLY:
