@@ -158,7 +158,7 @@ def pending_outbox(engine: Any) -> int:
 
 
 def run_here(scale: Scale) -> PromiseResult:
-    submissions, api_kills, worker_kills = scale.pick((10, 1, 1), (60, 3, 5))
+    submissions, api_kills, worker_kills = scale.pick((10, 1, 1), (1000, 3, 5))
     rng = random.Random(scale.seed)
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness

@@ -186,7 +186,7 @@ def processes_on_sqlite(database: Database, processes: int, transitions: int) ->
 
 def run(scale: Scale) -> PromiseResult:
     attempts = scale.pick(160, 1000)
-    processes, transitions = scale.pick((3, 30), (8, 100))
+    processes, transitions = scale.pick((3, 30), (8, 500))
     figures: dict[str, Any] = {}
     with sqlite_database() as database:
         a = writers_on_one_case(database, attempts)

@@ -256,7 +256,7 @@ def fuzz_parsers(examples: int, seed: int) -> dict[str, Any]:
 
 
 def run(scale: Scale) -> PromiseResult:
-    per_operation = int(os.environ.get("TIAOJIE_RELIABILITY_SCHEMA_EXAMPLES", scale.pick(12, 200)))
+    per_operation = int(os.environ.get("TIAOJIE_RELIABILITY_SCHEMA_EXAMPLES", scale.pick(12, 1000)))
     per_parser = scale.pick(1500, 25_000)
     figures: dict[str, Any] = {}
     figures.update(schema_fuzz(per_operation))

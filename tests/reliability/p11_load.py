@@ -186,7 +186,7 @@ def load(database: Database, base: str, rate: float, seconds: float) -> dict[str
 
 
 def run(scale: Scale) -> PromiseResult:
-    rate, seconds = scale.pick((20.0, 10.0), (50.0, float(os.environ.get("TIAOJIE_LOAD_S", 120))))
+    rate, seconds = scale.pick((20.0, 10.0), (50.0, float(os.environ.get("TIAOJIE_LOAD_S", 600))))
     pg_url = require_pg()
     notes = []
     if pg_url:
