@@ -80,7 +80,6 @@ FINAL_STATE_TYPES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "CRASHED"})
 CHAINED_VERBS = frozenset({"triaged", "assigned"})
 CHAIN_GRACE_S = 20.0
 SKIPPED_PREFIX = "skipped: "
-DELIVERY_CONCURRENCY = 8
 
 
 @dataclass(frozen=True)
@@ -530,7 +529,7 @@ class Relay:
         by_case: dict[int, list[Job]] = {}
         for job in jobs:
             by_case.setdefault(job.case_id, []).append(job)
-        slots = asyncio.Semaphore(DELIVERY_CONCURRENCY)
+        slots = asyncio.Semaphore(get_settings().relay_concurrency)
 
         async def deliver(job: Job) -> None:
             verdict = verdicts.get(job.outbox_id, "run")

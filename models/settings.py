@@ -41,6 +41,8 @@ class Settings(BaseSettings):
         description="inprocess: steps run in the serve process; deployment: on a work pool.",
     )
     executor_concurrency: int = 8
+    # Outbox rows of different cases delivered at once (run creations in flight).
+    relay_concurrency: int = 8
     work_pool: str = "tiaojie"
     outbox_max_attempts: int = 10
     reports_cron: str = "30 0 * * *"
