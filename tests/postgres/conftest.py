@@ -27,6 +27,7 @@ from sqlmodel import Session
 
 from models.db import build_engine, reset_engines
 from models.migrate import upgrade
+from tests.pgutil import drop_database_forcing
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "pg-throwaway"
@@ -90,8 +91,8 @@ def new_database(admin: Engine, server_url: str, prefix: str = "t") -> str:
 
 def drop_database(admin: Engine, url: str) -> None:
     name = make_url(url).database
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    assert name is not None
+    drop_database_forcing(admin, name)
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ from models.db import write_session
 from models.migrate import upgrade
 from models.settings import reset_settings
 from tests.factories import City, build_city
+from tests.pgutil import drop_database_forcing
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -208,8 +209,7 @@ def pg_database(server_url: str, *, migrate: bool = True) -> Iterator[Database]:
         yield prepare(url)
     finally:
         db.reset_engines()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_database_forcing(admin, name)
         admin.dispose()
 
 
