@@ -30,7 +30,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import Engine, true
 from sqlalchemy.orm.exc import StaleDataError
@@ -60,34 +60,32 @@ class DueCases:
     escalate_ids: list[int]
 
 
-def due_reminders_query(
-    now: datetime, limit: int = 10_000
+def _due_query(
+    due_column: Any, now: datetime, limit: int
 ) -> SelectOfScalar[int] | SelectOfScalar[None]:
+    # Filter on (is_open, <time>, status) only, so each query reads just its index.
     return (
         select(Case.id)
         .where(
             col(Case.is_open) == true(),
-            col(Case.next_reminder_at) <= clock.ensure_utc(now),
+            due_column <= clock.ensure_utc(now),
             col(Case.status).not_in(_NOT_DUE_STATUSES),
         )
-        .order_by(col(Case.next_reminder_at))
+        .order_by(due_column)
         .limit(limit)
     )
+
+
+def due_reminders_query(
+    now: datetime, limit: int = 10_000
+) -> SelectOfScalar[int] | SelectOfScalar[None]:
+    return _due_query(col(Case.next_reminder_at), now, limit)
 
 
 def due_escalations_query(
     now: datetime, limit: int = 10_000
 ) -> SelectOfScalar[int] | SelectOfScalar[None]:
-    return (
-        select(Case.id)
-        .where(
-            col(Case.is_open) == true(),
-            col(Case.resolution_due_at) <= clock.ensure_utc(now),
-            col(Case.status).not_in(_NOT_DUE_STATUSES),
-        )
-        .order_by(col(Case.resolution_due_at))
-        .limit(limit)
-    )
+    return _due_query(col(Case.resolution_due_at), now, limit)
 
 
 def find_due(session: Session, *, now: datetime, limit: int = 10_000) -> DueCases:
