@@ -33,7 +33,7 @@ from prefect.types.entrypoint import EntrypointType
 from flows.assignment import assignment
 from flows.escalation import escalation
 from flows.follow_up import follow_up
-from flows.intake import intake
+from flows.intake import intake, intake_batch
 from flows.mediation import mediation
 from flows.notify import notify
 from flows.reconcile import reconcile
@@ -53,6 +53,8 @@ STEP_FLOWS: dict[str, Flow[Any, Any]] = {
     "mediation": mediation,
     "follow_up": follow_up,
 }
+# Steps with a flow that takes several cases at once (adaptive batching, flows/relay.py).
+BATCH_FLOWS: dict[str, Flow[Any, Any]] = {"intake": intake_batch}
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,11 @@ def definitions() -> list[Definition]:
     settings = get_settings()
     return [
         Definition(intake, "flows.intake.intake", "受理分拣 / Intake and triage"),
+        Definition(
+            intake_batch,
+            "flows.intake.intake_batch",
+            "批量受理分拣 / Intake and triage of several cases in one run (under load)",
+        ),
         Definition(assignment, "flows.assignment.assignment", "派单 / Assignment"),
         Definition(notify, "flows.notify.notify", "通知 / Notify the people concerned"),
         Definition(mediation, "flows.mediation.mediation", "调解 / Mediation"),
@@ -98,6 +105,10 @@ def definitions() -> list[Definition]:
 
 def step_deployment_names() -> dict[str, str]:
     return {step: f"{flow.name}/{DEPLOYMENT_NAME}" for step, flow in STEP_FLOWS.items()}
+
+
+def batch_deployment_names() -> dict[str, str]:
+    return {step: f"{flow.name}/{DEPLOYMENT_NAME}" for step, flow in BATCH_FLOWS.items()}
 
 
 async def runner_deployments() -> list[RunnerDeployment]:

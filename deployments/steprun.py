@@ -8,14 +8,15 @@ busy). This entry point
 
 1. runs the flow run the worker started it for, exactly as ``python -m prefect.engine``
    does (same environment, same signals, same states);
-2. then, while the process is warm, takes more *step* runs (intake, assignment, notify,
-   mediation, follow_up) that are waiting ``Scheduled`` on the same deployments, and runs
-   them here, a few at a time. Each is claimed with the same ``Scheduled → Pending``
-   transition a worker proposes, which the Prefect server grants to one claimant only,
-   so a run is never run twice; each stays its own flow run with its own name (the case
-   number), tags, idempotency key and ids-only parameters. A process killed while it
-   runs them leaves them ``Running`` without heartbeats: the zombie automation marks
-   them ``Crashed`` and the reconciler re-drives their cases, as for any run.
+2. then, while the process is warm, takes more *step* runs (intake, intake-batch,
+   assignment, notify, mediation, follow_up) that are waiting ``Scheduled`` on the same
+   deployments, and runs them here, a few at a time. Each is claimed with the same
+   ``Scheduled → Pending`` transition a worker proposes, which the Prefect server grants
+   to one claimant only, so a run is never run twice; each stays its own flow run with
+   its own name (the case number), tags, idempotency key and ids-only parameters. A
+   process killed while it runs them leaves them ``Running`` without heartbeats: the
+   zombie automation marks them ``Crashed`` and the reconciler re-drives their cases,
+   as for any run.
 
 It stops taking runs when none are waiting, after ``TIAOJIE_WARM_RUNS`` runs (default
 40; 0 turns this off) or after ``TIAOJIE_WARM_BUDGET_S`` seconds (default 120).
@@ -40,6 +41,7 @@ DEPLOYMENT_NAME = "tiaojie"
 # step (flow name) -> "module:attribute"
 STEP_ENTRYPOINTS: dict[str, str] = {
     "intake": "flows.intake:intake",
+    "intake-batch": "flows.intake:intake_batch",
     "assignment": "flows.assignment:assignment",
     "notify": "flows.notify:notify",
     "mediation": "flows.mediation:mediation",

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
+from models.routing import AssignmentResult
 from tasks.notify import notify_case
 from tasks.steps import assign_case
 
 
-async def assign_and_notify(case_id: int) -> str:
-    """Assign (idempotent) and, when the case now has an assignee, send what it owes."""
-    logger = get_run_logger()
-    result = await assign_case(case_id)
-    logger.info(
+def log_assignment(result: AssignmentResult) -> None:
+    get_run_logger().info(
         "%s 派单 %s: unit=%s assignee=%s agency=%s",
         result.number,
         result.outcome,
@@ -27,11 +25,17 @@ async def assign_and_notify(case_id: int) -> str:
         result.assignee_id,
         result.agency_code,
     )
+
+
+async def assign_and_notify(case_id: int) -> str:
+    """Assign (idempotent) and, when the case now has an assignee, send what it owes."""
+    result = await assign_case(case_id)
+    log_assignment(result)
     if result.outcome == "assigned" or (
         result.outcome == "unchanged" and result.assignee_id is not None
     ):
         sent = await notify_case(case_id)
-        logger.info("%s 通知已发送 notifications sent: %s", result.number, len(sent))
+        get_run_logger().info("%s 通知已发送 notifications sent: %s", result.number, len(sent))
     return str(result.outcome)
 
 

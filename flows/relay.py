@@ -44,7 +44,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import math
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -124,6 +127,57 @@ class Job:
     @property
     def parameters(self) -> dict[str, Any]:
         return {"case_id": self.case_id}
+
+    @property
+    def spec(self) -> RunSpec:
+        return RunSpec(self.run_name, self.parameters, self.tags, self.run_key)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What a step run is created with: its name, ids-only parameters, tags and key."""
+
+    name: str
+    parameters: dict[str, Any]
+    tags: list[str]
+    key: str
+
+
+def batch_spec(step: str, jobs: list[Job]) -> RunSpec:
+    """One run for several cases' ``step``: named by its first and last case numbers,
+    tagged with every case number (so a case's runs are found by its tag), keyed by the
+    rows it delivers (a redelivery of the same rows finds the same run)."""
+    numbers = [job.case_number for job in jobs]
+    digest = hashlib.sha256(",".join(job.run_key for job in jobs).encode()).hexdigest()[:24]
+    tags = ["tiaojie", "batch", f"step:{step}"]
+    tags += sorted({f"category:{job.category}" for job in jobs})
+    tags += [f"case:{number}" for number in numbers]
+    return RunSpec(
+        name=f"{numbers[0]} … {numbers[-1]} ({len(jobs)} 件 cases) · {step}",
+        parameters={"case_ids": [job.case_id for job in jobs]},
+        tags=tags,
+        key=f"batch:{step}:{digest}",
+    )
+
+
+def plan_runs(jobs: list[Job], *, free_slots: int, batch_max: int) -> list[list[Job]]:
+    """Adaptive batching: as many runs as there are free run slots, each case its own
+    run while there are enough of them (the quiet case: a run per case, named by its
+    number); beyond that, the waiting cases share the free slots' runs evenly, at most
+    ``batch_max`` a run. Under load the slots stay busy and cases gather between polls,
+    so batches grow with the arrival rate and shrink again when it falls."""
+    if not jobs:
+        return []
+    runs = max(1, free_slots, math.ceil(len(jobs) / max(1, batch_max)))
+    runs = min(runs, len(jobs))
+    size, extra = divmod(len(jobs), runs)
+    out: list[list[Job]] = []
+    start = 0
+    for i in range(runs):
+        end = start + size + (1 if i < extra else 0)
+        out.append(jobs[start:end])
+        start = end
+    return out
 
 
 def parse_run_key(key: str) -> tuple[int, str, int, int] | None:
@@ -363,7 +417,11 @@ def emit_case_event(job: Job) -> None:
 class Dispatcher(Protocol):
     async def start(self, client: PrefectClient, job: Job) -> FlowRun: ...
 
-    def busy(self) -> bool: ...
+    async def start_batch(self, client: PrefectClient, step: str, jobs: list[Job]) -> FlowRun: ...
+
+    def batch_steps(self) -> frozenset[str]: ...
+
+    async def free_slots(self, client: PrefectClient) -> int: ...
 
     async def drain(self) -> None: ...
 
@@ -371,8 +429,8 @@ class Dispatcher(Protocol):
 _flow_ids: dict[str, uuid.UUID] = {}
 
 
-async def create_flow_run(client: PrefectClient, flow: Flow[Any, Any], job: Job) -> FlowRun:
-    """Create (or find, by idempotency key) the run of ``flow`` for this job."""
+async def create_flow_run(client: PrefectClient, flow: Flow[Any, Any], spec: RunSpec) -> FlowRun:
+    """Create (or find, by idempotency key) the run of ``flow`` described by ``spec``."""
     flow_id = _flow_ids.get(flow.name)
     if flow_id is None:
         flow_id = await client.create_flow(flow)
@@ -380,10 +438,10 @@ async def create_flow_run(client: PrefectClient, flow: Flow[Any, Any], job: Job)
     body = FlowRunCreate(
         flow_id=flow_id,
         flow_version=flow.version,
-        name=job.run_name,
-        parameters=job.parameters,
-        tags=job.tags,
-        idempotency_key=job.run_key,
+        name=spec.name,
+        parameters=spec.parameters,
+        tags=spec.tags,
+        idempotency_key=spec.key,
         state=to_state_create(Pending()),
         empirical_policy=FlowRunPolicy(
             retries=flow.retries, retry_delay=int(flow.retry_delay_seconds or 0)
@@ -421,27 +479,44 @@ async def _post_retrying_fast(
 
 
 class InProcessExecutor:
-    """Runs step flows in this process: warm imports, bounded concurrency."""
+    """Runs step flows in this process: warm imports, at most ``concurrency`` at once."""
 
-    def __init__(self, flows: Mapping[str, Flow[Any, Any]], *, concurrency: int) -> None:
+    def __init__(
+        self,
+        flows: Mapping[str, Flow[Any, Any]],
+        *,
+        concurrency: int,
+        batch_flows: Mapping[str, Flow[Any, Any]] | None = None,
+    ) -> None:
         self.flows = dict(flows)
+        self.batch_flows = dict(batch_flows or {})
         self.concurrency = max(1, concurrency)
         self._slots = asyncio.Semaphore(self.concurrency)
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
 
-    def busy(self) -> bool:
-        return len(self._running) >= self.concurrency * 4
+    def batch_steps(self) -> frozenset[str]:
+        return frozenset(self.batch_flows)
+
+    async def free_slots(self, client: PrefectClient) -> int:
+        return self.concurrency - len(self._running)
 
     async def start(self, client: PrefectClient, job: Job) -> FlowRun:
         assert job.step is not None
-        flow = self.flows[job.step]
-        flow_run = await create_flow_run(client, flow, job)
+        return await self._start(client, self.flows[job.step], job.spec, job.step)
+
+    async def start_batch(self, client: PrefectClient, step: str, jobs: list[Job]) -> FlowRun:
+        return await self._start(client, self.batch_flows[step], batch_spec(step, jobs), step)
+
+    async def _start(
+        self, client: PrefectClient, flow: Flow[Any, Any], spec: RunSpec, step: str
+    ) -> FlowRun:
+        flow_run = await create_flow_run(client, flow, spec)
         state_type = flow_run.state.type.value if flow_run.state else "PENDING"
         if flow_run.id in self._running or state_type in FINAL_STATE_TYPES:
             return flow_run  # a repeated delivery: the run exists and is done or going
         if state_type == "RUNNING":
             return flow_run  # someone else runs it; a dead one is the reconciler's
-        task = asyncio.create_task(self._execute(flow, flow_run, job))
+        task = asyncio.create_task(self._execute(flow, flow_run, spec, step))
         self._running[flow_run.id] = task
         run_id = flow_run.id
 
@@ -451,43 +526,86 @@ class InProcessExecutor:
         task.add_done_callback(forget)
         return flow_run
 
-    async def _execute(self, flow: Flow[Any, Any], flow_run: FlowRun, job: Job) -> None:
+    async def _execute(
+        self, flow: Flow[Any, Any], flow_run: FlowRun, spec: RunSpec, step: str
+    ) -> None:
         async with self._slots:
             try:
                 await run_flow_async(
-                    flow, flow_run=flow_run, parameters=job.parameters, return_type="state"
+                    flow, flow_run=flow_run, parameters=spec.parameters, return_type="state"
                 )
             except Exception:  # the run's state says what went wrong; keep the loop alive
-                log.exception("step %s of case id %s crashed", job.step, job.case_id)
+                log.exception("step %s (%s) crashed", step, spec.name)
 
     async def drain(self) -> None:
         while self._running:
             await asyncio.gather(*list(self._running.values()), return_exceptions=True)
 
 
+# The deployment dispatcher counts a run it started as taking a slot until the run ends,
+# or for this long at most (a run whose worker died must not hold a slot for ever; the
+# zombie automation and the reconciler deal with the run itself).
+INFLIGHT_TTL_S = 120.0
+
+
 class DeploymentDispatcher:
     """Creates runs from the steps' deployments; workers on the work pool run them."""
 
-    def __init__(self, deployment_names: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        deployment_names: Mapping[str, str],
+        *,
+        concurrency: int = 8,
+        batch_deployment_names: Mapping[str, str] | None = None,
+    ) -> None:
         self.deployment_names = dict(deployment_names)  # step -> "flow/deployment"
+        self.batch_deployment_names = dict(batch_deployment_names or {})
+        self.concurrency = max(1, concurrency)
         self._ids: dict[str, uuid.UUID] = {}
+        self._inflight: dict[uuid.UUID, float] = {}  # run id -> monotonic start
 
-    def busy(self) -> bool:
-        return False
+    def batch_steps(self) -> frozenset[str]:
+        return frozenset(self.batch_deployment_names)
+
+    async def free_slots(self, client: PrefectClient) -> int:
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+        now = time.monotonic()
+        self._inflight = {k: t for k, t in self._inflight.items() if now - t < INFLIGHT_TTL_S}
+        if self._inflight:
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(self._inflight))),
+                limit=200,
+            )
+            for run in runs:
+                if run.state is not None and run.state.type.value in FINAL_STATE_TYPES:
+                    self._inflight.pop(run.id, None)
+        return self.concurrency - len(self._inflight)
+
+    async def _deployment_id(self, client: PrefectClient, name: str) -> uuid.UUID:
+        found = self._ids.get(name)
+        if found is None:
+            found = self._ids[name] = (await client.read_deployment_by_name(name)).id
+        return found
+
+    async def _create(self, client: PrefectClient, name: str, spec: RunSpec) -> FlowRun:
+        run = await client.create_flow_run_from_deployment(
+            await self._deployment_id(client, name),
+            parameters=spec.parameters,
+            idempotency_key=spec.key,
+            name=spec.name,
+            tags=spec.tags,
+        )
+        if not (run.state and run.state.type.value in FINAL_STATE_TYPES):
+            self._inflight[run.id] = time.monotonic()
+        return run
 
     async def start(self, client: PrefectClient, job: Job) -> FlowRun:
         assert job.step is not None
-        deployment_id = self._ids.get(job.step)
-        if deployment_id is None:
-            deployment = await client.read_deployment_by_name(self.deployment_names[job.step])
-            deployment_id = self._ids[job.step] = deployment.id
-        return await client.create_flow_run_from_deployment(
-            deployment_id,
-            parameters=job.parameters,
-            idempotency_key=job.run_key,
-            name=job.run_name,
-            tags=job.tags,
-        )
+        return await self._create(client, self.deployment_names[job.step], job.spec)
+
+    async def start_batch(self, client: PrefectClient, step: str, jobs: list[Job]) -> FlowRun:
+        return await self._create(client, self.batch_deployment_names[step], batch_spec(step, jobs))
 
     async def drain(self) -> None:
         return None
@@ -515,7 +633,7 @@ class Relay:
 
     async def drain_once(self, client: PrefectClient) -> int:
         """Deliver one batch; returns how many rows were delivered."""
-        while self.dispatcher.busy():
+        while await self.dispatcher.free_slots(client) <= 0:
             await asyncio.sleep(0.05)
         engine = self.engine or get_engine()
         jobs = await asyncio.to_thread(claim_jobs, limit=self.batch_size, engine=engine)
@@ -529,7 +647,24 @@ class Relay:
         by_case: dict[int, list[Job]] = {}
         for job in jobs:
             by_case.setdefault(job.case_id, []).append(job)
+        batches = await self._plan_batches(client, by_case, verdicts)
         slots = asyncio.Semaphore(get_settings().relay_concurrency)
+
+        async def failed(job: Job, exc: Exception) -> None:
+            log.warning(
+                "delivery of outbox row %s (%s) failed: %s",
+                job.outbox_id,
+                job.verb,
+                type(exc).__name__,
+            )
+            await asyncio.to_thread(
+                mark_failed, job.outbox_id, f"{type(exc).__name__}: {exc}", engine=engine
+            )
+
+        async def delivered(job: Job) -> None:
+            done.append(job.outbox_id)
+            if self.on_delivered is not None:
+                await self.on_delivered(job)
 
         async def deliver(job: Job) -> None:
             verdict = verdicts.get(job.outbox_id, "run")
@@ -544,26 +679,33 @@ class Relay:
                 elif job.step:
                     await self.dispatcher.start(client, job)
             except Exception as exc:
-                log.warning(
-                    "delivery of outbox row %s (%s) failed: %s",
-                    job.outbox_id,
-                    job.verb,
-                    type(exc).__name__,
-                )
-                await asyncio.to_thread(
-                    mark_failed, job.outbox_id, f"{type(exc).__name__}: {exc}", engine=engine
-                )
+                await failed(job, exc)
                 return
-            done.append(job.outbox_id)
-            if self.on_delivered is not None:
-                await self.on_delivered(job)
+            await delivered(job)
+
+        async def deliver_batch(step: str, group: list[Job]) -> None:
+            async with slots:
+                try:
+                    for job in group:
+                        if not job.held:
+                            emit_case_event(job)
+                    await self.dispatcher.start_batch(client, step, group)
+                except Exception as exc:
+                    for job in group:
+                        await failed(job, exc)
+                    return
+                for job in group:
+                    await delivered(job)
 
         async def deliver_case(case_jobs: list[Job]) -> None:
             async with slots:
                 for job in case_jobs:
                     await deliver(job)
 
-        await asyncio.gather(*(deliver_case(group) for group in by_case.values()))
+        await asyncio.gather(
+            *(deliver_case(group) for group in by_case.values()),
+            *(deliver_batch(step, group) for step, group in batches),
+        )
         await asyncio.to_thread(hold, held, engine=engine)
         await asyncio.to_thread(
             mark_skipped, {k: v for k, v in skipped.items() if k in done}, engine=engine
@@ -573,6 +715,42 @@ class Relay:
         )
         self.delivered += len(done)
         return len(done)
+
+    async def _plan_batches(
+        self, client: PrefectClient, by_case: dict[int, list[Job]], verdicts: dict[int, str]
+    ) -> list[tuple[str, list[Job]]]:
+        """Take the batchable rows out of ``by_case`` and group them (:func:`plan_runs`).
+        Batchable: the case's only row in this poll, a step with a batch flow, to be run."""
+        steps = self.dispatcher.batch_steps()
+        if not steps:
+            return []
+        ready: dict[str, list[Job]] = {}
+        for case_jobs in by_case.values():
+            job = case_jobs[0]
+            if (
+                len(case_jobs) == 1
+                and job.step in steps
+                and verdicts.get(job.outbox_id, "run") == "run"
+            ):
+                ready.setdefault(job.step, []).append(job)
+        if not ready:
+            return []
+        singles = sum(
+            1
+            for case_jobs in by_case.values()
+            for job in case_jobs
+            if job.step and verdicts.get(job.outbox_id, "run") == "run"
+        ) - sum(len(v) for v in ready.values())
+        free = max(1, await self.dispatcher.free_slots(client) - singles)
+        batch_max = get_settings().relay_batch_max
+        out: list[tuple[str, list[Job]]] = []
+        for step, step_jobs in ready.items():
+            for group in plan_runs(step_jobs, free_slots=free, batch_max=batch_max):
+                if len(group) > 1:
+                    out.append((step, group))
+                    for job in group:
+                        del by_case[job.case_id]
+        return out
 
     async def run(self, stop: asyncio.Event, client: PrefectClient | None = None) -> None:
         """Poll until ``stop`` is set; a failing poll is logged and retried."""
@@ -631,9 +809,20 @@ def _has_due_pending(engine: Engine | None) -> bool:
 
 def build_dispatcher() -> Dispatcher:
     """The dispatcher the settings ask for."""
-    from deployments.definitions import STEP_FLOWS, step_deployment_names
+    from deployments.definitions import (
+        BATCH_FLOWS,
+        STEP_FLOWS,
+        batch_deployment_names,
+        step_deployment_names,
+    )
 
     settings = get_settings()
     if settings.executor == "deployment":
-        return DeploymentDispatcher(step_deployment_names())
-    return InProcessExecutor(STEP_FLOWS, concurrency=settings.executor_concurrency)
+        return DeploymentDispatcher(
+            step_deployment_names(),
+            concurrency=settings.executor_concurrency,
+            batch_deployment_names=batch_deployment_names(),
+        )
+    return InProcessExecutor(
+        STEP_FLOWS, concurrency=settings.executor_concurrency, batch_flows=BATCH_FLOWS
+    )

@@ -14,20 +14,23 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from models import follow_ups, mediating, routing, triage
 from models.case import Case
 from models.db import read_session, write_session
 from models.enums import CaseStatus
+from models.errors import ConflictError, TiaojieError
 from models.follow_up import FollowUp
 from models.lifecycle import Actor
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 RETRY_DELAYS: list[float] = [1, 5, 20]
 # Crash-test hook: pause a step inside its transaction, before the commit, so that a
@@ -83,6 +86,88 @@ async def triage_case(case_id: int) -> triage.TriageResult:
 async def assign_case(case_id: int) -> routing.AssignmentResult:
     return await _in_write_session(
         "assignment", lambda s: routing.assign_case(s, case_id=case_id, actor=SYSTEM)
+    )
+
+
+@dataclass(frozen=True)
+class BatchOutcome(Generic[R]):
+    """What a step did to each case of a batch: results, and the cases it could not do
+    (case id -> the error's type and message, never personal data)."""
+
+    done: list[R]
+    failed: dict[int, str]
+
+
+# Errors worth another try inside a batch (a lost race, a busy database); anything else
+# (a guard, a missing unit) would fail the same way again.
+TRANSIENT: tuple[type[BaseException], ...] = (ConflictError, OperationalError)
+BATCH_RETRY_DELAYS_S: tuple[float, ...] = (0.2, 1.0, 3.0)
+
+
+def _each_in_own_transaction(
+    step: str, case_ids: list[int], fn: Callable[[Session, int], R]
+) -> BatchOutcome[R]:
+    """Run ``fn`` for each case in a transaction of its own, so that one case's failure
+    neither undoes nor holds up the others. Retried here, per case, rather than by the
+    task's own retries: those would run the whole batch again."""
+    done: list[R] = []
+    failed: dict[int, str] = {}
+    for case_id in case_ids:
+        for attempt in range(len(BATCH_RETRY_DELAYS_S) + 1):
+            try:
+                with write_session() as session:
+                    result = fn(session, case_id)
+                    session.flush()
+                    _maybe_pause(step)
+            except TRANSIENT as exc:
+                if attempt < len(BATCH_RETRY_DELAYS_S):
+                    time.sleep(BATCH_RETRY_DELAYS_S[attempt])
+                    continue
+                failed[case_id] = f"{type(exc).__name__}: {exc}"[:300]
+            except TiaojieError as exc:
+                failed[case_id] = f"{type(exc).__name__}: {exc.message_en}"[:300]
+            else:
+                done.append(result)
+            break
+    return BatchOutcome(done, failed)
+
+
+def batch_task(name: str) -> Callable[[Callable[..., Any]], Any]:
+    def run_name() -> str:
+        from prefect.runtime import task_run
+
+        ids = task_run.parameters.get("case_ids") or []
+        return f"{name}-{ids[0] if ids else 'none'}-x{len(ids)}"
+
+    # No task-level retries: each case is retried on its own (above).
+    return task(
+        name=name,
+        persist_result=False,
+        cache_policy=NO_CACHE,
+        task_run_name=run_name,
+        log_prints=False,
+    )
+
+
+@batch_task("triage_cases")
+async def triage_cases(case_ids: list[int]) -> BatchOutcome[triage.TriageResult]:
+    """:func:`triage_case` for several cases."""
+    return await asyncio.to_thread(
+        _each_in_own_transaction,
+        "intake",
+        case_ids,
+        lambda s, cid: triage.triage_case(s, case_id=cid, actor=SYSTEM),
+    )
+
+
+@batch_task("assign_cases")
+async def assign_cases(case_ids: list[int]) -> BatchOutcome[routing.AssignmentResult]:
+    """:func:`assign_case` for several cases."""
+    return await asyncio.to_thread(
+        _each_in_own_transaction,
+        "assignment",
+        case_ids,
+        lambda s, cid: routing.assign_case(s, case_id=cid, actor=SYSTEM),
     )
 
 
@@ -161,12 +246,15 @@ async def settle_after_follow_up(case_id: int) -> str:
 
 
 __all__ = [
+    "BatchOutcome",
     "FollowUpPlan",
     "MediationState",
     "assign_case",
+    "assign_cases",
     "check_mediation",
     "plan_follow_up",
     "schedule_follow_ups",
     "settle_after_follow_up",
     "triage_case",
+    "triage_cases",
 ]
