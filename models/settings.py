@@ -40,7 +40,10 @@ class Settings(BaseSettings):
         default="inprocess",
         description="inprocess: steps run in the serve process; deployment: on a work pool.",
     )
+    # Step runs in flight at once; when more cases wait than runs are free, they share
+    # runs of up to relay_batch_max cases (adaptive batching, flows/relay.py).
     executor_concurrency: int = 8
+    relay_batch_max: int = 25
     # Outbox rows of different cases delivered at once (run creations in flight).
     relay_concurrency: int = 8
     work_pool: str = "tiaojie"
