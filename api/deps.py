@@ -3,19 +3,34 @@
 ``current_principal`` reads a bearer token (``Authorization: Bearer …``). The web pages
 resolve their session cookie to the same :class:`api.security.Principal` with
 :func:`api.security.authenticate` and can reuse ``engine_of``/``staff_principal``.
+
+A token already resolved is answered from the app's :class:`api.security.PrincipalCache`
+for a few seconds (never past the token's expiry), so that a busy client does not cost a
+staff and unit look-up per request; a disabled account or a changed role is refused at
+the latest ``PRINCIPAL_CACHE_TTL_S`` seconds later. The dependencies are ``async`` so
+that a request does not hop to a worker thread for each of them; only a cache miss reads
+the database, in a worker thread.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
-from api.security import AuthError, Forbidden, Principal, authenticate
+from api.security import (
+    AuthError,
+    Forbidden,
+    Principal,
+    PrincipalCache,
+    principal_from_claims,
+    verify_token,
+)
 from models.db import read_session
 
 bearer = HTTPBearer(auto_error=False, description="Staff token: POST /api/v1/auth/token")
@@ -31,17 +46,36 @@ def db_read(request: Request) -> Iterator[Session]:
         yield session
 
 
-def current_principal(
+def principal_cache_of(request: Request) -> PrincipalCache:
+    cache: PrincipalCache | None = getattr(request.app.state, "principal_cache", None)
+    if cache is None:
+        cache = request.app.state.principal_cache = PrincipalCache()
+    return cache
+
+
+def _resolve(engine: Engine, claims: dict[str, Any]) -> Principal:
+    with read_session(engine) as session:
+        return principal_from_claims(session, claims)
+
+
+async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized(AuthError("sign in first (bearer token)", "请先登录（需要令牌）"))
-    with read_session(engine_of(request)) as session:
-        try:
-            return authenticate(session, credentials.credentials)
-        except AuthError as exc:
-            raise _unauthorized(exc) from None
+    token = credentials.credentials
+    cache = principal_cache_of(request)
+    cached = cache.get(token)
+    if cached is not None:
+        return cached
+    try:
+        claims = verify_token(token)
+        principal = await run_in_threadpool(_resolve, engine_of(request), claims)
+    except AuthError as exc:
+        raise _unauthorized(exc) from None
+    cache.put(token, principal, expires_at=float(claims["exp"]))
+    return principal
 
 
 def _unauthorized(exc: AuthError) -> AuthError:
@@ -49,7 +83,9 @@ def _unauthorized(exc: AuthError) -> AuthError:
     return exc
 
 
-def staff_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def staff_principal(
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> Principal:
     if not principal.is_staff:
         raise Forbidden(
             "an Open311 api_key reaches only /open311/v2", "公众上报密钥只能用于 /open311/v2"
@@ -57,7 +93,9 @@ def staff_principal(principal: Annotated[Principal, Depends(current_principal)])
     return principal
 
 
-def writer_principal(principal: Annotated[Principal, Depends(staff_principal)]) -> Principal:
+async def writer_principal(
+    principal: Annotated[Principal, Depends(staff_principal)],
+) -> Principal:
     if not principal.can_write:
         raise Forbidden(
             f"the {principal.role} role may read but not change cases",

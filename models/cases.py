@@ -7,8 +7,8 @@ import re
 import unicodedata
 from datetime import datetime
 
-from sqlalchemy import update
-from sqlmodel import Session, col, select
+from sqlalchemy import Table, update
+from sqlmodel import Session, select
 
 from models import clock, lifecycle, pii
 from models.case import Case, CaseCreate, CaseNumberCounter
@@ -19,16 +19,21 @@ from models.party import Party, PartyCreate, PartyPublic
 from models.settings import get_settings
 from models.unit import Unit
 
+_COUNTER: Table = CaseNumberCounter.__table__  # type: ignore[attr-defined]
+
 
 def next_case_number(session: Session, *, at: datetime) -> str:
     year = clock.to_local(at).year
+    # A Core statement on the session's connection (same transaction): the counter is
+    # never loaded as an object, so the ORM has nothing to synchronise.
     bump = (
-        update(CaseNumberCounter)
-        .where(col(CaseNumberCounter.year) == year)
-        .values(last=col(CaseNumberCounter.last) + 1)
-        .returning(col(CaseNumberCounter.last))
+        update(_COUNTER)
+        .where(_COUNTER.c.year == year)
+        .values(last=_COUNTER.c.last + 1)
+        .returning(_COUNTER.c.last)
     )
-    result = session.execute(bump).first()
+    conn = session.connection()
+    result = conn.execute(bump).first()
     if result is None:
         # The year's first case. Concurrent writers (PostgreSQL, READ COMMITTED) may both
         # get here: the INSERT of the second waits for the first and does nothing, and its
@@ -37,10 +42,8 @@ def next_case_number(session: Session, *, at: datetime) -> str:
 
         postgres = session.get_bind().dialect.name == "postgresql"
         insert = postgresql.insert if postgres else sqlite.insert
-        session.execute(
-            insert(CaseNumberCounter).values(year=year, last=0).on_conflict_do_nothing()
-        )
-        result = session.execute(bump).first()
+        conn.execute(insert(_COUNTER).values(year=year, last=0).on_conflict_do_nothing())
+        result = conn.execute(bump).first()
         assert result is not None
     number = int(result[0])
     return f"{get_settings().case_number_prefix}-{year}-{number:06d}"
@@ -125,12 +128,32 @@ def create_case(
     at: datetime | None = None,
 ) -> Case:
     """Record a complaint: the case, its parties and its ``submitted`` event."""
+    case, _parties = create_case_with_parties(
+        session, data=data, actor=actor, created_by_id=created_by_id, at=at
+    )
+    return case
+
+
+def create_case_with_parties(
+    session: Session,
+    *,
+    data: CaseCreate,
+    actor: Actor,
+    created_by_id: int | None = None,
+    at: datetime | None = None,
+    place_unit_id: int | None = None,
+) -> tuple[Case, list[Party]]:
+    """:func:`create_case`, also answering the party rows written (flushed, with ids).
+
+    ``place_unit_id``: the id of the unit whose code is ``data.place_code`` when the
+    caller has already looked it up (else it is looked up here)."""
     moment = clock.ensure_utc(at or clock.now())
-    place = find_unit(session, code=data.place_code) if data.place_code else None
+    if data.place_code and place_unit_id is None:
+        place_unit_id = find_unit(session, code=data.place_code).id
     case = Case(
         **data.model_dump(exclude={"parties", "place_code"}),
         number=next_case_number(session, at=moment),
-        place_unit_id=place.id if place else None,
+        place_unit_id=place_unit_id if data.place_code else None,
         respondent_key=respondent_key(data.parties),
         created_by_id=created_by_id,
         created_at=moment,
@@ -139,11 +162,11 @@ def create_case(
     session.add(case)
     session.flush()
     assert case.id is not None
-    for party in data.parties:
-        session.add(build_party(case_id=case.id, data=party))
+    parties = [build_party(case_id=case.id, data=party) for party in data.parties]
+    session.add_all(parties)
     lifecycle.record_submission(session, case=case, actor=actor)
     session.flush()
-    return case
+    return case, parties
 
 
 def get_case(session: Session, *, case_id: int) -> Case:

@@ -147,7 +147,12 @@ def decrypt(token: str) -> str:
         return "[无法解密 undecryptable]"
 
 
+@lru_cache(maxsize=4)
+def _lookup_key(secret: str) -> bytes:
+    return hashlib.sha256(b"tiaojie-lookup:" + secret.encode()).digest()
+
+
 def lookup_hash(value: str) -> str:
     """Keyed hash for equality look-ups (same phone, same ID, same respondent)."""
-    key = hashlib.sha256(b"tiaojie-lookup:" + _secret().encode()).digest()
+    key = _lookup_key(_secret())
     return hmac.new(key, value.strip().lower().encode("utf-8"), hashlib.sha256).hexdigest()

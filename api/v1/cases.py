@@ -15,10 +15,19 @@ from sqlmodel import Session, col, select
 from api.deps import DBRead, Staff, Writer
 from api.security import Principal
 from api.v1.actions import allowed_actions
-from api.v1.common import case_public, load_case, reach_clause, run_write
+from api.v1.common import (
+    TTLCache,
+    UnitRef,
+    case_public,
+    load_case,
+    reach_clause,
+    run_write,
+    unit_by_code,
+    unit_cache_of,
+)
 from models import clock, pii
 from models.case import Case, CaseCreate, CasePublic
-from models.cases import create_case, find_unit, show_party
+from models.cases import create_case_with_parties, show_party
 from models.enums import CaseStatus, Category, UnitLevel
 from models.errors import FieldProblem, ValidationError
 from models.event import CaseEvent
@@ -79,10 +88,13 @@ class CaseDetail(BaseModel):
     prefect_runs_url: str
 
 
-def _check_place(session: Session, code: str | None) -> None:
+def _check_place(
+    session: Session, code: str | None, units: TTLCache[str, UnitRef] | None = None
+) -> UnitRef | None:
+    """The place of a new case: a building, compound or community (else 422)."""
     if code is None:
-        return
-    unit = find_unit(session, code=code)
+        return None
+    unit = unit_by_code(session, units if units is not None else TTLCache(0), code)
     if unit.level not in PLACE_LEVELS:
         raise ValidationError(
             f"place_code: {code} is a {unit.level.value}; give a building, compound or community",
@@ -95,6 +107,7 @@ def _check_place(session: Session, code: str | None) -> None:
                 )
             ],
         )
+    return unit
 
 
 def _scrub(value: Any) -> Any:
@@ -105,6 +118,11 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, list):
         return [_scrub(v) for v in value]
     return value
+
+
+def _party_id(party: Party) -> int:
+    assert party.id is not None
+    return party.id
 
 
 def _parties(session: Session, case: Case, *, reveal: bool) -> list[PartyPublic]:
@@ -198,16 +216,22 @@ def post_case(
         ),
     ] = None,
 ) -> JSONResponse:
+    units = unit_cache_of(request)
+
     def produce(session: Session) -> tuple[int, Any]:
-        _check_place(session, data.place_code)
-        case = create_case(
-            session, data=data, actor=principal.actor, created_by_id=principal.staff_id
+        place = _check_place(session, data.place_code, units)
+        case, parties = create_case_with_parties(
+            session,
+            data=data,
+            actor=principal.actor,
+            created_by_id=principal.staff_id,
+            place_unit_id=place.id if place else None,
         )
-        # The answer to a create never shows personal data in clear (it is also kept
-        # as the idempotent replay).
+        # The answer is built from the rows just written (no read-back). It never shows
+        # personal data in clear (it is also kept as the idempotent replay).
         answer = CaseCreated(
-            case=case_public(session, case),
-            parties=_parties(session, case, reveal=False),
+            case=case_public(session, case, unit_codes={place.id: place.code} if place else None),
+            parties=[show_party(p, reveal=False) for p in sorted(parties, key=_party_id)],
             allowed_actions=allowed_actions(case, principal),
         )
         return 201, answer.model_dump(mode="json")

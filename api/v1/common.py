@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
-from typing import Any
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -18,13 +21,73 @@ from api.deps import engine_of
 from api.security import Principal
 from models import clock, pii
 from models.case import Case, CasePublic
-from models.cases import get_case, get_case_by_number
+from models.cases import find_unit, get_case, get_case_by_number
 from models.db import read_session, write_session
+from models.enums import UnitLevel
 from models.errors import ConflictError, NotFound, ValidationError
 from models.idempotency import find_record, request_hash, save_record
 from models.unit import Unit
 
+K = TypeVar("K")
+V = TypeVar("V")
+
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+
+class TTLCache(Generic[K, V]):
+    """A small bounded map whose entries live ``ttl_s`` seconds (for what changes
+    rarely and is read on every request: units by code)."""
+
+    def __init__(self, ttl_s: float, max_entries: int = 10_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._entries: dict[K, tuple[float, V]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        entry = self._entries.get(key)
+        if entry is None or time.monotonic() >= entry[0]:
+            return None
+        return entry[1]
+
+    def put(self, key: K, value: V) -> None:
+        if self.ttl_s <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[key] = (time.monotonic() + self.ttl_s, value)
+
+
+@dataclass(frozen=True)
+class UnitRef:
+    """What a request needs of a unit, detached from any session."""
+
+    id: int
+    code: str
+    level: UnitLevel
+    path: str
+
+
+UNIT_CACHE_TTL_S = 5.0
+
+
+def unit_cache_of(request: Request) -> TTLCache[str, UnitRef]:
+    cache: TTLCache[str, UnitRef] | None = getattr(request.app.state, "unit_cache", None)
+    if cache is None:
+        cache = request.app.state.unit_cache = TTLCache(UNIT_CACHE_TTL_S)
+    return cache
+
+
+def unit_by_code(session: Session, cache: TTLCache[str, UnitRef], code: str) -> UnitRef:
+    """The unit with this code (cached a few seconds), or the place_code ValidationError."""
+    ref = cache.get(code)
+    if ref is None:
+        unit = find_unit(session, code=code)
+        assert unit.id is not None
+        ref = UnitRef(id=unit.id, code=unit.code, level=unit.level, path=unit.path)
+        cache.put(code, ref)
+    return ref
 
 
 def not_found(ref: object) -> NotFound:
@@ -74,13 +137,27 @@ def reach_clause(principal: Principal) -> ColumnElement[bool] | None:
     return or_(*clauses)
 
 
-def case_public(session: Session, case: Case, *, reveal: bool = False) -> CasePublic:
+def case_public(
+    session: Session,
+    case: Case,
+    *,
+    reveal: bool = False,
+    unit_codes: Mapping[int, str] | None = None,
+) -> CasePublic:
     """A case for staff; phone and ID numbers typed into its free text are masked unless
-    ``reveal`` (the reader may see the case's personal data)."""
+    ``reveal`` (the reader may see the case's personal data). ``unit_codes``: codes of
+    units the caller already knows by id (looked up otherwise)."""
     assert case.id is not None
     shown = (lambda text: text) if reveal else pii.scrub_text
-    place = session.get(Unit, case.place_unit_id) if case.place_unit_id else None
-    unit = session.get(Unit, case.unit_id) if case.unit_id else None
+
+    def code_of(unit_id: int | None) -> str | None:
+        if unit_id is None:
+            return None
+        if unit_codes is not None and unit_id in unit_codes:
+            return unit_codes[unit_id]
+        unit = session.get(Unit, unit_id)
+        return unit.code if unit else None
+
     return CasePublic(
         id=case.id,
         number=case.number,
@@ -91,8 +168,8 @@ def case_public(session: Session, case: Case, *, reveal: bool = False) -> CasePu
         channel=case.channel,
         description=shown(case.description),
         address_text=shown(case.address_text) if case.address_text else None,
-        place_code=place.code if place else None,
-        unit_code=unit.code if unit else None,
+        place_code=code_of(case.place_unit_id),
+        unit_code=code_of(case.unit_id),
         assignee_id=case.assignee_id,
         escalation_level=case.escalation_level,
         is_group=case.is_group,
