@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Table, update
+from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, select
 
 from models import clock, lifecycle, pii
@@ -20,20 +22,25 @@ from models.settings import get_settings
 from models.unit import Unit
 
 _COUNTER: Table = CaseNumberCounter.__table__  # type: ignore[attr-defined]
+_CASES: Table = Case.__table__  # type: ignore[attr-defined]
+_PARTIES: Table = Party.__table__  # type: ignore[attr-defined]
+# Built once: a Core statement on the session's connection (same transaction). The
+# counter is never loaded as an object, so the ORM has nothing to synchronise.
+_BUMP = (
+    update(_COUNTER)
+    .where(_COUNTER.c.year == bindparam("y"))
+    .values(last=_COUNTER.c.last + 1)
+    .returning(_COUNTER.c.last)
+)
+_INSERT_CASE = insert(_CASES).returning(_CASES.c.id)
+_INSERT_PARTIES = insert(_PARTIES).returning(_PARTIES.c.id, sort_by_parameter_order=True)
+_CASE_COLUMNS = tuple(c.key for c in _CASES.columns if c.key != "id")
 
 
 def next_case_number(session: Session, *, at: datetime) -> str:
     year = clock.to_local(at).year
-    # A Core statement on the session's connection (same transaction): the counter is
-    # never loaded as an object, so the ORM has nothing to synchronise.
-    bump = (
-        update(_COUNTER)
-        .where(_COUNTER.c.year == year)
-        .values(last=_COUNTER.c.last + 1)
-        .returning(_COUNTER.c.last)
-    )
     conn = session.connection()
-    result = conn.execute(bump).first()
+    result = conn.execute(_BUMP, {"y": year}).first()
     if result is None:
         # The year's first case. Concurrent writers (PostgreSQL, READ COMMITTED) may both
         # get here: the INSERT of the second waits for the first and does nothing, and its
@@ -41,9 +48,9 @@ def next_case_number(session: Session, *, at: datetime) -> str:
         from sqlalchemy.dialects import postgresql, sqlite
 
         postgres = session.get_bind().dialect.name == "postgresql"
-        insert = postgresql.insert if postgres else sqlite.insert
-        conn.execute(insert(_COUNTER).values(year=year, last=0).on_conflict_do_nothing())
-        result = conn.execute(bump).first()
+        dialect_insert = postgresql.insert if postgres else sqlite.insert
+        conn.execute(dialect_insert(_COUNTER).values(year=year, last=0).on_conflict_do_nothing())
+        result = conn.execute(_BUMP, {"y": year}).first()
         assert result is not None
     number = int(result[0])
     return f"{get_settings().case_number_prefix}-{year}-{number:06d}"
@@ -62,26 +69,35 @@ def respondent_key(parties: list[PartyCreate]) -> str | None:
     return None
 
 
-def build_party(*, case_id: int, data: PartyCreate) -> Party:
+def party_values(*, case_id: int, data: PartyCreate) -> dict[str, Any]:
+    """The stored columns of a party: personal fields encrypted, hashed and masked."""
     personal = data.kind in (PartyKind.PERSON, PartyKind.HOUSEHOLD)
-    party = Party(case_id=case_id, side=data.side, kind=data.kind)
+    row: dict[str, Any] = dict.fromkeys(_PARTY_FIELDS)
+    row.update(case_id=case_id, side=data.side, kind=data.kind, consented=False)
     if personal:
-        party.name_enc = pii.encrypt(data.name)
-        party.name_hash = pii.lookup_hash(data.name)
-        party.name_masked = pii.mask_name(data.name)
+        row["name_enc"] = pii.encrypt(data.name)
+        row["name_hash"] = pii.lookup_hash(data.name)
+        row["name_masked"] = pii.mask_name(data.name)
     else:
-        party.org_name = data.name
+        row["org_name"] = data.name
     if data.phone:
-        party.phone_enc = pii.encrypt(data.phone)
-        party.phone_hash = pii.lookup_hash(data.phone)
-        party.phone_masked = pii.mask_phone(data.phone)
+        row["phone_enc"] = pii.encrypt(data.phone)
+        row["phone_hash"] = pii.lookup_hash(data.phone)
+        row["phone_masked"] = pii.mask_phone(data.phone)
     if data.id_number:
-        party.id_number_enc = pii.encrypt(data.id_number)
-        party.id_number_hash = pii.lookup_hash(data.id_number)
-        party.id_number_masked = pii.mask_id_number(data.id_number)
+        row["id_number_enc"] = pii.encrypt(data.id_number)
+        row["id_number_hash"] = pii.lookup_hash(data.id_number)
+        row["id_number_masked"] = pii.mask_id_number(data.id_number)
     if data.address:
-        party.address_enc = pii.encrypt(data.address)
-    return party
+        row["address_enc"] = pii.encrypt(data.address)
+    return row
+
+
+_PARTY_FIELDS = tuple(c.key for c in _PARTIES.columns if c.key != "id")
+
+
+def build_party(*, case_id: int, data: PartyCreate) -> Party:
+    return Party(**party_values(case_id=case_id, data=data))
 
 
 def show_party(party: Party, *, reveal: bool) -> PartyPublic:
@@ -142,11 +158,16 @@ def create_case_with_parties(
     created_by_id: int | None = None,
     at: datetime | None = None,
     place_unit_id: int | None = None,
-) -> tuple[Case, list[Party]]:
-    """:func:`create_case`, also answering the party rows written (flushed, with ids).
+) -> tuple[Case, list[PartyPublic]]:
+    """:func:`create_case`, also answering the parties written, masked (with their ids).
 
     ``place_unit_id``: the id of the unit whose code is ``data.place_code`` when the
-    caller has already looked it up (else it is looked up here)."""
+    caller has already looked it up (else it is looked up here).
+
+    The case and party rows are inserted with Core statements (the ORM's unit of work
+    costs more than everything else in an intake); the case object is then attached
+    to the session as persistent, so that the state machine records the submission on
+    it as on any case."""
     moment = clock.ensure_utc(at or clock.now())
     if data.place_code and place_unit_id is None:
         place_unit_id = find_unit(session, code=data.place_code).id
@@ -159,11 +180,27 @@ def create_case_with_parties(
         created_at=moment,
         updated_at=moment,
     )
+    conn = session.connection()
+    state = case.__dict__
+    case.id = conn.execute(_INSERT_CASE, {k: state[k] for k in _CASE_COLUMNS}).scalar_one()
+    make_transient_to_detached(case)
     session.add(case)
-    session.flush()
-    assert case.id is not None
-    parties = [build_party(case_id=case.id, data=party) for party in data.parties]
-    session.add_all(parties)
+    parties: list[PartyPublic] = []
+    if data.parties:
+        rows = [party_values(case_id=case.id, data=p) for p in data.parties]
+        ids = conn.execute(_INSERT_PARTIES, rows).scalars().all()
+        parties = [
+            PartyPublic(
+                id=party_id,
+                side=row["side"],
+                kind=row["kind"],
+                name=row["org_name"] if row["org_name"] is not None else row["name_masked"] or "",
+                phone=row["phone_masked"],
+                id_number=row["id_number_masked"],
+                consented=row["consented"],
+            )
+            for party_id, row in zip(ids, rows, strict=True)
+        ]
     lifecycle.record_submission(session, case=case, actor=actor)
     session.flush()
     return case, parties

@@ -21,7 +21,7 @@ from api.v1.common import (
     case_public,
     load_case,
     reach_clause,
-    run_write,
+    run_write_async,
     unit_by_code,
     unit_cache_of,
 )
@@ -120,11 +120,6 @@ def _scrub(value: Any) -> Any:
     return value
 
 
-def _party_id(party: Party) -> int:
-    assert party.id is not None
-    return party.id
-
-
 def _parties(session: Session, case: Case, *, reveal: bool) -> list[PartyPublic]:
     rows = session.exec(select(Party).where(Party.case_id == case.id).order_by(col(Party.id))).all()
     return [show_party(p, reveal=reveal) for p in rows]
@@ -203,7 +198,7 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
     summary="登记案件 Record a complaint (with its parties)",
     responses={409: {"description": "Idempotency-Key reused with another body"}},
 )
-def post_case(
+async def post_case(
     request: Request,
     data: CaseCreate,
     principal: Writer,
@@ -231,12 +226,12 @@ def post_case(
         # personal data in clear (it is also kept as the idempotent replay).
         answer = CaseCreated(
             case=case_public(session, case, unit_codes={place.id: place.code} if place else None),
-            parties=[show_party(p, reveal=False) for p in sorted(parties, key=_party_id)],
+            parties=parties,
             allowed_actions=allowed_actions(case, principal),
         )
         return 201, answer.model_dump(mode="json")
 
-    return run_write(request, principal, data, produce)
+    return await run_write_async(request, principal, data, produce)
 
 
 @router.get("", response_model=CaseList, summary="案件列表 List cases within reach")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
@@ -10,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import anyio
+import anyio.to_thread
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -22,7 +25,7 @@ from api.security import Principal
 from models import clock, pii
 from models.case import Case, CasePublic
 from models.cases import find_unit, get_case, get_case_by_number
-from models.db import read_session, write_session
+from models.db import is_sqlite, read_session, write_session
 from models.enums import UnitLevel
 from models.errors import ConflictError, NotFound, ValidationError
 from models.idempotency import find_record, request_hash, save_record
@@ -216,6 +219,36 @@ def _replay(record_status: int, record_body: Any, same: bool) -> JSONResponse:
         )
     return JSONResponse(
         record_body, status_code=record_status, headers={"Idempotent-Replayed": "true"}
+    )
+
+
+def _writer_limiter(request: Request) -> anyio.CapacityLimiter | None:
+    """SQLite takes one writer at a time: requests that write wait their turn here, on
+    the event loop, instead of each holding a worker thread that queues on the write
+    lock (dozens of threads passing one lock and the GIL cost more than the writes).
+    PostgreSQL writes in parallel: no limiter."""
+    if not is_sqlite(engine_of(request)):
+        return None
+    loop = asyncio.get_running_loop()
+    held: tuple[asyncio.AbstractEventLoop, anyio.CapacityLimiter] | None = getattr(
+        request.app.state, "writer_limiter", None
+    )
+    if held is None or held[0] is not loop:
+        held = (loop, anyio.CapacityLimiter(1))
+        request.app.state.writer_limiter = held
+    return held[1]
+
+
+async def run_write_async(
+    request: Request,
+    principal: Principal,
+    body: BaseModel | None,
+    produce: Callable[[Session], tuple[int, Any]],
+) -> JSONResponse:
+    """:func:`run_write` from an ``async`` route: in a worker thread, one at a time on
+    SQLite."""
+    return await anyio.to_thread.run_sync(
+        run_write, request, principal, body, produce, limiter=_writer_limiter(request)
     )
 
 
