@@ -46,9 +46,9 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import math
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -160,24 +160,27 @@ def batch_spec(step: str, jobs: list[Job]) -> RunSpec:
     )
 
 
-def plan_runs(jobs: list[Job], *, free_slots: int, batch_max: int) -> list[list[Job]]:
-    """Adaptive batching: as many runs as there are free run slots, each case its own
-    run while there are enough of them (the quiet case: a run per case, named by its
-    number); beyond that, the waiting cases share the free slots' runs evenly, at most
-    ``batch_max`` a run. Under load the slots stay busy and cases gather between polls,
-    so batches grow with the arrival rate and shrink again when it falls."""
-    if not jobs:
-        return []
-    runs = max(1, free_slots, math.ceil(len(jobs) / max(1, batch_max)))
-    runs = min(runs, len(jobs))
-    size, extra = divmod(len(jobs), runs)
+def plan_runs(
+    jobs: list[Job], *, free_slots: int, batch_max: int
+) -> tuple[list[list[Job]], list[Job]]:
+    """Adaptive batching: at most ``free_slots`` runs for these waiting cases (oldest
+    first), each case its own run while there are enough free slots (the quiet case: a
+    run per case, named by its number); beyond that, the cases share the free runs
+    evenly, at most ``batch_max`` a run, and the rest wait for the next free slot.
+    Returns the runs and the cases left waiting. Under load the slots stay busy while
+    cases gather, so batches grow with the arrival rate and shrink again when it falls."""
+    if not jobs or free_slots <= 0:
+        return [], list(jobs)
+    runs = min(free_slots, len(jobs))
+    taken = jobs[: runs * max(1, batch_max)]
+    size, extra = divmod(len(taken), runs)
     out: list[list[Job]] = []
     start = 0
     for i in range(runs):
         end = start + size + (1 if i < extra else 0)
-        out.append(jobs[start:end])
+        out.append(taken[start:end])
         start = end
-    return out
+    return out, jobs[len(taken) :]
 
 
 def parse_run_key(key: str) -> tuple[int, str, int, int] | None:
@@ -350,6 +353,18 @@ def mark_delivered(ids: list[int], *, engine: Engine | None = None) -> None:
         )
 
 
+def release(ids: list[int], *, engine: Engine | None = None) -> None:
+    """Give claimed rows back to the queue at once (they wait for a free run slot)."""
+    if not ids:
+        return
+    with write_session(engine) as session:
+        session.execute(
+            update(Outbox)
+            .where(col(Outbox.id).in_(ids), col(Outbox.state) == OutboxState.PENDING)
+            .values(available_at=clock.now())
+        )
+
+
 def mark_failed(outbox_id: int, error: str, *, engine: Engine | None = None) -> None:
     """Count a failed delivery; retry later with backoff, give up after the cap."""
     settings = get_settings()
@@ -419,9 +434,14 @@ class Dispatcher(Protocol):
 
     async def start_batch(self, client: PrefectClient, step: str, jobs: list[Job]) -> FlowRun: ...
 
+    concurrency: int  # step runs in flight at once, all steps together
+    lane: int  # runs of one batchable step in flight at once
+
     def batch_steps(self) -> frozenset[str]: ...
 
-    async def free_slots(self, client: PrefectClient) -> int: ...
+    async def in_flight(self, client: PrefectClient) -> dict[str, int]:
+        """Step runs started from here and not ended yet, by step."""
+        ...
 
     async def drain(self) -> None: ...
 
@@ -487,18 +507,21 @@ class InProcessExecutor:
         *,
         concurrency: int,
         batch_flows: Mapping[str, Flow[Any, Any]] | None = None,
+        lane: int = 1,
     ) -> None:
         self.flows = dict(flows)
         self.batch_flows = dict(batch_flows or {})
         self.concurrency = max(1, concurrency)
+        self.lane = max(1, lane)
         self._slots = asyncio.Semaphore(self.concurrency)
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._steps: dict[uuid.UUID, str] = {}
 
     def batch_steps(self) -> frozenset[str]:
         return frozenset(self.batch_flows)
 
-    async def free_slots(self, client: PrefectClient) -> int:
-        return self.concurrency - len(self._running)
+    async def in_flight(self, client: PrefectClient) -> dict[str, int]:
+        return dict(Counter(self._steps[run_id] for run_id in self._running))
 
     async def start(self, client: PrefectClient, job: Job) -> FlowRun:
         assert job.step is not None
@@ -518,10 +541,12 @@ class InProcessExecutor:
             return flow_run  # someone else runs it; a dead one is the reconciler's
         task = asyncio.create_task(self._execute(flow, flow_run, spec, step))
         self._running[flow_run.id] = task
+        self._steps[flow_run.id] = step
         run_id = flow_run.id
 
         def forget(_task: asyncio.Task[None]) -> None:
             self._running.pop(run_id, None)
+            self._steps.pop(run_id, None)
 
         task.add_done_callback(forget)
         return flow_run
@@ -557,21 +582,23 @@ class DeploymentDispatcher:
         *,
         concurrency: int = 8,
         batch_deployment_names: Mapping[str, str] | None = None,
+        lane: int | None = None,
     ) -> None:
         self.deployment_names = dict(deployment_names)  # step -> "flow/deployment"
         self.batch_deployment_names = dict(batch_deployment_names or {})
         self.concurrency = max(1, concurrency)
+        self.lane = max(1, lane or self.concurrency)
         self._ids: dict[str, uuid.UUID] = {}
-        self._inflight: dict[uuid.UUID, float] = {}  # run id -> monotonic start
+        self._inflight: dict[uuid.UUID, tuple[str, float]] = {}  # id -> step, start
 
     def batch_steps(self) -> frozenset[str]:
         return frozenset(self.batch_deployment_names)
 
-    async def free_slots(self, client: PrefectClient) -> int:
+    async def in_flight(self, client: PrefectClient) -> dict[str, int]:
         from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
         now = time.monotonic()
-        self._inflight = {k: t for k, t in self._inflight.items() if now - t < INFLIGHT_TTL_S}
+        self._inflight = {k: v for k, v in self._inflight.items() if now - v[1] < INFLIGHT_TTL_S}
         if self._inflight:
             runs = await client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(self._inflight))),
@@ -580,7 +607,7 @@ class DeploymentDispatcher:
             for run in runs:
                 if run.state is not None and run.state.type.value in FINAL_STATE_TYPES:
                     self._inflight.pop(run.id, None)
-        return self.concurrency - len(self._inflight)
+        return dict(Counter(step for step, _ in self._inflight.values()))
 
     async def _deployment_id(self, client: PrefectClient, name: str) -> uuid.UUID:
         found = self._ids.get(name)
@@ -588,7 +615,7 @@ class DeploymentDispatcher:
             found = self._ids[name] = (await client.read_deployment_by_name(name)).id
         return found
 
-    async def _create(self, client: PrefectClient, name: str, spec: RunSpec) -> FlowRun:
+    async def _create(self, client: PrefectClient, name: str, spec: RunSpec, step: str) -> FlowRun:
         run = await client.create_flow_run_from_deployment(
             await self._deployment_id(client, name),
             parameters=spec.parameters,
@@ -597,15 +624,16 @@ class DeploymentDispatcher:
             tags=spec.tags,
         )
         if not (run.state and run.state.type.value in FINAL_STATE_TYPES):
-            self._inflight[run.id] = time.monotonic()
+            self._inflight[run.id] = (step, time.monotonic())
         return run
 
     async def start(self, client: PrefectClient, job: Job) -> FlowRun:
         assert job.step is not None
-        return await self._create(client, self.deployment_names[job.step], job.spec)
+        return await self._create(client, self.deployment_names[job.step], job.spec, job.step)
 
     async def start_batch(self, client: PrefectClient, step: str, jobs: list[Job]) -> FlowRun:
-        return await self._create(client, self.batch_deployment_names[step], batch_spec(step, jobs))
+        spec = batch_spec(step, jobs)
+        return await self._create(client, self.batch_deployment_names[step], spec, step)
 
     async def drain(self) -> None:
         return None
@@ -633,7 +661,9 @@ class Relay:
 
     async def drain_once(self, client: PrefectClient) -> int:
         """Deliver one batch; returns how many rows were delivered."""
-        while await self.dispatcher.free_slots(client) <= 0:
+        while sum((await self.dispatcher.in_flight(client)).values()) >= (
+            self.dispatcher.concurrency
+        ):
             await asyncio.sleep(0.05)
         engine = self.engine or get_engine()
         jobs = await asyncio.to_thread(claim_jobs, limit=self.batch_size, engine=engine)
@@ -719,37 +749,45 @@ class Relay:
     async def _plan_batches(
         self, client: PrefectClient, by_case: dict[int, list[Job]], verdicts: dict[int, str]
     ) -> list[tuple[str, list[Job]]]:
-        """Take the batchable rows out of ``by_case`` and group them (:func:`plan_runs`).
-        Batchable: the case's only row in this poll, a step with a batch flow, to be run."""
+        """Take the rows of batchable steps out of ``by_case``: those that start a run
+        of their own stay, several cases that share a run are returned as a batch, and
+        those for which no run slot is free go back to the queue (:func:`plan_runs`).
+        Batchable: a step with a batch flow, to be run, the case's only row this poll."""
         steps = self.dispatcher.batch_steps()
         if not steps:
             return []
         ready: dict[str, list[Job]] = {}
         for case_jobs in by_case.values():
             job = case_jobs[0]
-            if (
-                len(case_jobs) == 1
-                and job.step in steps
-                and verdicts.get(job.outbox_id, "run") == "run"
-            ):
+            if len(case_jobs) == 1 and job.step in steps and verdicts.get(job.outbox_id) == "run":
                 ready.setdefault(job.step, []).append(job)
         if not ready:
             return []
-        singles = sum(
+        flying = await self.dispatcher.in_flight(client)
+        others = sum(
             1
             for case_jobs in by_case.values()
             for job in case_jobs
-            if job.step and verdicts.get(job.outbox_id, "run") == "run"
-        ) - sum(len(v) for v in ready.values())
-        free = max(1, await self.dispatcher.free_slots(client) - singles)
+            if job.step not in ready and verdicts.get(job.outbox_id) == "run"
+        )
+        total_free = self.dispatcher.concurrency - sum(flying.values()) - others
         batch_max = get_settings().relay_batch_max
         out: list[tuple[str, list[Job]]] = []
+        waiting: list[int] = []
         for step, step_jobs in ready.items():
-            for group in plan_runs(step_jobs, free_slots=free, batch_max=batch_max):
+            free = min(self.dispatcher.lane - flying.get(step, 0), total_free)
+            groups, rest = plan_runs(step_jobs, free_slots=free, batch_max=batch_max)
+            total_free -= len(groups)
+            for group in groups:
                 if len(group) > 1:
                     out.append((step, group))
                     for job in group:
                         del by_case[job.case_id]
+            for job in rest:
+                waiting.append(job.outbox_id)
+                del by_case[job.case_id]
+        engine = self.engine or get_engine()
+        await asyncio.to_thread(release, waiting, engine=engine)
         return out
 
     async def run(self, stop: asyncio.Event, client: PrefectClient | None = None) -> None:
@@ -822,7 +860,11 @@ def build_dispatcher() -> Dispatcher:
             step_deployment_names(),
             concurrency=settings.executor_concurrency,
             batch_deployment_names=batch_deployment_names(),
+            lane=settings.relay_batch_lane,
         )
     return InProcessExecutor(
-        STEP_FLOWS, concurrency=settings.executor_concurrency, batch_flows=BATCH_FLOWS
+        STEP_FLOWS,
+        concurrency=settings.executor_concurrency,
+        batch_flows=BATCH_FLOWS,
+        lane=settings.relay_batch_lane or 1,
     )

@@ -40,10 +40,14 @@ class Settings(BaseSettings):
         default="inprocess",
         description="inprocess: steps run in the serve process; deployment: on a work pool.",
     )
-    # Step runs in flight at once; when more cases wait than runs are free, they share
-    # runs of up to relay_batch_max cases (adaptive batching, flows/relay.py).
+    # Step runs in flight at once, all steps together.
     executor_concurrency: int = 8
-    relay_batch_max: int = 25
+    # Runs of a batchable step (intake) in flight at once: cases that arrive while they
+    # run share the next run, up to relay_batch_max cases (adaptive batching, see
+    # flows/relay.py). Default: 1 in process (the bench measured one lane best against
+    # a Prefect server on SQLite), executor_concurrency on a work pool.
+    relay_batch_lane: int | None = None
+    relay_batch_max: int = 50
     # Outbox rows of different cases delivered at once (run creations in flight).
     relay_concurrency: int = 8
     work_pool: str = "tiaojie"

@@ -64,6 +64,19 @@ def _redrive_latest(
     return Redriven(row.id, case_id, row.step, reason)
 
 
+def _still_owed(case_ids: list[int]) -> list[int]:
+    """Those of these cases that wait on the system for their next step."""
+    if not case_ids:
+        return []
+    with read_session() as session:
+        found = session.exec(
+            select(Case.id).where(
+                col(Case.id).in_(set(case_ids)), col(Case.status).in_(SYSTEM_OWES)
+            )
+        ).all()
+        return [case_id for case_id in found if case_id is not None]
+
+
 @task(name="redrive_failed_deliveries", persist_result=False, cache_policy=NO_CACHE)
 async def redrive_failed_deliveries(limit: int = 500) -> list[Redriven]:
     def run() -> list[Redriven]:
@@ -101,9 +114,23 @@ async def redrive_crashed_runs(lookback_s: int = 86_400, limit: int = 200) -> li
             limit=min(limit, 200),  # the Prefect API refuses more than 200 a page
         )
     keys = [parse_run_key(run.idempotency_key or "") for run in runs]
+    # A batch run names its cases in its parameters (ids only); those the system still
+    # owes a step are re-driven one by one.
+    batched = [
+        int(case_id)
+        for run in runs
+        if (run.idempotency_key or "").startswith("batch:")
+        for case_id in (run.parameters or {}).get("case_ids", [])
+    ]
 
     def run() -> list[Redriven]:
         done = []
+        for case_id in _still_owed(batched):
+            found = _redrive_latest(
+                case_id, step=None, seq=None, redrive_no=None, reason="batch run crashed or failed"
+            )
+            if found:
+                done.append(found)
         for parsed in keys:
             if parsed is None:
                 continue

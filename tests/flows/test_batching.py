@@ -49,19 +49,20 @@ def _job(i: int) -> Job:
 
 def test_plan_runs_gives_each_case_its_own_run_while_slots_are_free() -> None:
     jobs = [_job(i) for i in range(3)]
-    assert plan_runs(jobs, free_slots=8, batch_max=25) == [[j] for j in jobs]
-    assert plan_runs([], free_slots=8, batch_max=25) == []
+    assert plan_runs(jobs, free_slots=8, batch_max=50) == ([[j] for j in jobs], [])
+    assert plan_runs([], free_slots=8, batch_max=50) == ([], [])
 
 
-def test_plan_runs_shares_the_free_slots_evenly_and_caps_the_batch() -> None:
+def test_plan_runs_shares_the_free_slots_evenly_and_the_rest_waits() -> None:
     jobs = [_job(i) for i in range(10)]
-    groups = plan_runs(jobs, free_slots=3, batch_max=25)
-    assert [len(g) for g in groups] == [4, 3, 3]
+    groups, rest = plan_runs(jobs, free_slots=3, batch_max=50)
+    assert [len(g) for g in groups] == [4, 3, 3] and rest == []
     assert [j for g in groups for j in g] == jobs  # each once, oldest first
     many = [_job(i) for i in range(60)]
-    assert [len(g) for g in plan_runs(many, free_slots=1, batch_max=25)] == [20, 20, 20]
-    # No free slot still makes progress (the relay only polls when one is free).
-    assert len(plan_runs(jobs, free_slots=0, batch_max=25)) == 1
+    groups, rest = plan_runs(many, free_slots=1, batch_max=25)
+    assert groups == [many[:25]] and rest == many[25:]
+    # No free slot: everything waits for the next poll.
+    assert plan_runs(jobs, free_slots=0, batch_max=25) == ([], jobs)
 
 
 def test_batch_run_is_named_tagged_and_keyed_by_its_cases() -> None:
@@ -85,8 +86,8 @@ def test_waiting_cases_share_runs_and_each_is_routed_once(
         ]
         ids = [c.id for c in cases]
         numbers = [c.number for c in cases]
-    # Two run slots for twelve waiting cases: two runs of six.
-    executor = InProcessExecutor(STEP_FLOWS, concurrency=2, batch_flows=BATCH_FLOWS)
+    # Two intake run slots for twelve waiting cases: two runs of six.
+    executor = InProcessExecutor(STEP_FLOWS, concurrency=4, batch_flows=BATCH_FLOWS, lane=2)
     aloop.run(Relay(executor, engine=case_db).run_until_idle())
 
     with read_session(case_db) as s:
@@ -140,3 +141,45 @@ def test_waiting_cases_share_runs_and_each_is_routed_once(
     ]
     shown = {row["案件 case"] for row in rows}
     assert shown == set(numbers)
+
+
+@pytest.mark.prefect
+def test_a_case_that_fails_in_a_batch_is_named_and_redriven_alone(
+    case_db: Engine, city: City, receiver: Receiver, aloop: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.reconcile import reconcile
+    from models import triage
+    from models.errors import GuardFailed
+    from tests.flows.helpers import drive
+
+    with write_session(case_db) as s:
+        cases = [make_case(s, description=DESCRIPTIONS[i], place_code="BA1") for i in range(4)]
+        ids = [c.id for c in cases]
+        broken = ids[1]
+    real = triage.triage_case
+
+    def flaky(session: Any, *, case_id: int, actor: Any) -> Any:
+        if case_id == broken:
+            raise GuardFailed("the place of this case is unknown", "案件地点无法识别")
+        return real(session, case_id=case_id, actor=actor)
+
+    monkeypatch.setattr(triage, "triage_case", flaky)
+    executor = InProcessExecutor(STEP_FLOWS, concurrency=4, batch_flows=BATCH_FLOWS, lane=1)
+    aloop.run(Relay(executor, engine=case_db).run_until_idle())
+
+    def statuses() -> dict[int | None, str]:
+        with read_session(case_db) as s:
+            return {c.id: c.status.value for c in s.exec(select(Case).where(col(Case.id).in_(ids)))}
+
+    assert [statuses()[i] for i in ids] == ["assigned", "submitted", "assigned", "assigned"]
+    (run,) = aloop.run(runs_of(cases[1].number))
+    assert run.state is not None and run.state.is_failed()
+    assert str(broken) in (run.state.message or "")  # the supervisor sees which case
+
+    monkeypatch.setattr(triage, "triage_case", real)  # the cause is fixed
+    assert aloop.run(reconcile(stuck_after_s=3600))["crashed_runs"] == 1
+    drive(aloop, case_db)
+    assert set(statuses().values()) == {"assigned"}
+    notified = sorted(int(k.split(":")[0]) for k in receiver.keys if k.endswith(":assigned"))
+    assert notified == sorted(ids)  # each assignee told once
+    assert aloop.run(reconcile(stuck_after_s=3600))["crashed_runs"] == 0
