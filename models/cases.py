@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, select
 
@@ -35,6 +36,22 @@ _BUMP = (
 _INSERT_CASE = insert(_CASES).returning(_CASES.c.id)
 _INSERT_PARTIES = insert(_PARTIES).returning(_PARTIES.c.id, sort_by_parameter_order=True)
 _CASE_COLUMNS = tuple(c.key for c in _CASES.columns if c.key != "id")
+_CASE_MANAGER = sa_inspect(Case).class_manager
+_CASE_DEFAULTS: dict[str, Any] = {
+    name: field.get_default(call_default_factory=True)
+    for name, field in Case.model_fields.items()
+    if not field.is_required()
+}
+
+
+def _new_case_row(values: dict[str, Any]) -> Case:
+    """A case object made the way the ORM makes one for a row it loads (no per-field
+    instrumentation events: the row is inserted with Core, then attached)."""
+    case: Case = _CASE_MANAGER.new_instance()
+    case.__dict__.update(_CASE_DEFAULTS)
+    case.__dict__.update(values)
+    object.__setattr__(case, "__pydantic_fields_set__", set(values))
+    return case
 
 
 def next_case_number(session: Session, *, at: datetime) -> str:
@@ -171,8 +188,8 @@ def create_case_with_parties(
     moment = clock.ensure_utc(at or clock.now())
     if data.place_code and place_unit_id is None:
         place_unit_id = find_unit(session, code=data.place_code).id
-    case = Case(
-        **data.model_dump(exclude={"parties", "place_code"}),
+    values = data.model_dump(exclude={"parties", "place_code"})
+    values.update(
         number=next_case_number(session, at=moment),
         place_unit_id=place_unit_id if data.place_code else None,
         respondent_key=respondent_key(data.parties),
@@ -180,14 +197,16 @@ def create_case_with_parties(
         created_at=moment,
         updated_at=moment,
     )
+    case = _new_case_row(values)
     conn = session.connection()
     state = case.__dict__
-    case.id = conn.execute(_INSERT_CASE, {k: state[k] for k in _CASE_COLUMNS}).scalar_one()
+    case_id: int = conn.execute(_INSERT_CASE, {k: state[k] for k in _CASE_COLUMNS}).scalar_one()
+    state["id"] = case_id
     make_transient_to_detached(case)
     session.add(case)
     parties: list[PartyPublic] = []
     if data.parties:
-        rows = [party_values(case_id=case.id, data=p) for p in data.parties]
+        rows = [party_values(case_id=case_id, data=p) for p in data.parties]
         ids = conn.execute(_INSERT_PARTIES, rows).scalars().all()
         parties = [
             PartyPublic(

@@ -119,9 +119,19 @@ def write_session(engine: Engine | None = None) -> Iterator[Session]:
             lock.release()
 
 
+def _for_write(engine: Engine) -> Engine:
+    """The engine with the ``tiaojie_write`` option (BEGIN IMMEDIATE), made once per
+    engine and kept on it (a reference cycle the garbage collector frees with it)."""
+    held: Engine | None = getattr(engine, "_tiaojie_write_engine", None)
+    if held is None or held.pool is not engine.pool:
+        held = engine.execution_options(tiaojie_write=True)
+        engine._tiaojie_write_engine = held  # type: ignore[attr-defined]
+    return held
+
+
 @contextmanager
 def _session_for_write(engine: Engine) -> Iterator[Session]:
-    with Session(engine.execution_options(tiaojie_write=True), expire_on_commit=False) as session:
+    with Session(_for_write(engine), expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
