@@ -123,5 +123,5 @@ def run(ws: Workspace, sizes: Sizes, console: Console) -> dict[str, Any]:
         "concurrency": sizes.intake_concurrency,
         "seconds": rnd(sizes.intake_seconds, 1),
         "detail": {"tiaojie": real, "baseline": baseline},
-        "note": "one uvicorn process each, SQLite WAL file, client on the same 2 cores",
+        "note": "one uvicorn process each, SQLite WAL file, a lean keep-alive HTTP/1.1 client on the same 2 cores",
     }
