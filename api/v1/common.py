@@ -16,7 +16,7 @@ import anyio.to_thread
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, or_
+from sqlalchemy import ColumnElement, Engine, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -222,34 +222,89 @@ def _replay(record_status: int, record_body: Any, same: bool) -> JSONResponse:
     )
 
 
-def _writer_limiter(request: Request) -> anyio.CapacityLimiter | None:
-    """SQLite takes one writer at a time: requests that write wait their turn here, on
-    the event loop, instead of each holding a worker thread that queues on the write
-    lock (dozens of threads passing one lock and the GIL cost more than the writes).
-    PostgreSQL writes in parallel: no limiter."""
-    if not is_sqlite(engine_of(request)):
-        return None
-    loop = asyncio.get_running_loop()
-    held: tuple[asyncio.AbstractEventLoop, anyio.CapacityLimiter] | None = getattr(
-        request.app.state, "writer_limiter", None
-    )
-    if held is None or held[0] is not loop:
-        held = (loop, anyio.CapacityLimiter(1))
-        request.app.state.writer_limiter = held
-    return held[1]
+@dataclass
+class WriteJob:
+    """One request's write: ``produce`` plus, with an ``Idempotency-Key``, the record
+    that answers its retries (written in the same transaction)."""
+
+    produce: Callable[[Session], tuple[int, Any]]
+    principal_ref: str
+    method: str
+    path: str
+    key: str | None = None
+    digest: str | None = None
+
+    def run(self, session: Session) -> JSONResponse:
+        if self.key is not None:
+            record = find_record(session, principal=self.principal_ref, key=self.key)
+            if record is not None:
+                return _replay(
+                    record.status_code, record.response_body, record.request_hash == self.digest
+                )
+        status, payload = self.produce(session)
+        if self.key is not None:
+            assert self.digest is not None
+            save_record(
+                session,
+                principal=self.principal_ref,
+                key=self.key,
+                method=self.method,
+                path=self.path,
+                request_hash=self.digest,
+                status_code=status,
+                response_body=payload,
+                at=clock.now(),
+            )
+        return JSONResponse(payload, status_code=status)
+
+    def after_integrity_error(self, engine: Engine, exc: IntegrityError) -> JSONResponse:
+        """A concurrent request with the same key committed first: answer as it did."""
+        if self.key is None:
+            raise exc
+        with read_session(engine) as session:
+            record = find_record(session, principal=self.principal_ref, key=self.key)
+        if record is None:
+            raise exc
+        return _replay(record.status_code, record.response_body, record.request_hash == self.digest)
 
 
-async def run_write_async(
+def write_job(
     request: Request,
     principal: Principal,
     body: BaseModel | None,
     produce: Callable[[Session], tuple[int, Any]],
-) -> JSONResponse:
-    """:func:`run_write` from an ``async`` route: in a worker thread, one at a time on
-    SQLite."""
-    return await anyio.to_thread.run_sync(
-        run_write, request, principal, body, produce, limiter=_writer_limiter(request)
+) -> WriteJob:
+    job = WriteJob(
+        produce=produce,
+        principal_ref=principal.ref,
+        method=request.method,
+        path=request.url.path,
     )
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return job
+    if not IDEMPOTENCY_KEY.match(key):
+        raise ValidationError(
+            "Idempotency-Key must be 1 to 200 visible ASCII characters",
+            "Idempotency-Key 应为 1 至 200 个可见 ASCII 字符",
+        )
+    canonical = json.dumps(
+        body.model_dump(mode="json") if body is not None else None,
+        sort_keys=True,
+        ensure_ascii=False,
+    ).encode("utf-8")
+    job.key = key
+    job.digest = request_hash(method=request.method, path=request.url.path, body=canonical)
+    return job
+
+
+def run_job(engine: Engine, job: WriteJob) -> JSONResponse:
+    """One job in its own write transaction."""
+    try:
+        with write_session(engine) as session:
+            return job.run(session)
+    except IntegrityError as exc:
+        return job.after_integrity_error(engine, exc)
 
 
 def run_write(
@@ -261,47 +316,110 @@ def run_write(
     """Run ``produce`` in one write transaction. With an ``Idempotency-Key`` header the
     answer is stored in the same transaction (unique per principal and key), so a retry
     is answered from the record and a concurrent retry cannot create twice."""
+    return run_job(engine_of(request), write_job(request, principal, body, produce))
+
+
+GROUP_COMMIT_MAX = 64
+
+_Outcome = tuple[JSONResponse | None, BaseException | None]
+
+
+class GroupCommit:
+    """Writes of concurrent requests on SQLite, committed together (group commit).
+
+    SQLite has one writer at a time. Requests that write queue here, on the event loop;
+    one worker thread takes every request waiting (up to ``GROUP_COMMIT_MAX``) and runs
+    each in its own SAVEPOINT of one transaction, then commits once. Every request's
+    rows (case, parties, event, outbox row, idempotency record) are still written
+    together or not at all (a request that fails rolls back to its savepoint, the
+    others go on), and every answer is sent only after the commit that holds its rows.
+    A request alone is a batch of one: an idle server answers as fast as before; a busy
+    one commits (and writes the WAL pages that requests share) once per batch."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.loop = asyncio.get_running_loop()
+        self.waiting: list[tuple[WriteJob, asyncio.Future[JSONResponse]]] = []
+        self.draining = False
+
+    async def submit(self, job: WriteJob) -> JSONResponse:
+        future: asyncio.Future[JSONResponse] = self.loop.create_future()
+        self.waiting.append((job, future))
+        if not self.draining:
+            self.draining = True
+            self.loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self.waiting:
+                batch = self.waiting[:GROUP_COMMIT_MAX]
+                del self.waiting[:GROUP_COMMIT_MAX]
+                jobs = [job for job, _ in batch]
+                try:
+                    outcomes = await anyio.to_thread.run_sync(self._run, jobs)
+                except BaseException as exc:  # the worker thread itself failed
+                    outcomes = [(None, exc)] * len(batch)
+                for (_, future), (answer, error) in zip(batch, outcomes, strict=True):
+                    if future.done():
+                        continue
+                    if error is not None:
+                        future.set_exception(error)
+                    else:
+                        assert answer is not None
+                        future.set_result(answer)
+        finally:
+            self.draining = False
+
+    def _run(self, jobs: list[WriteJob]) -> list[_Outcome]:
+        if len(jobs) == 1:
+            return [self._alone(jobs[0])]
+        outcomes: list[_Outcome] = [(None, None)] * len(jobs)
+        try:
+            with write_session(self.engine) as session:
+                for i, job in enumerate(jobs):
+                    try:
+                        with session.begin_nested():
+                            outcomes[i] = (job.run(session), None)
+                    except Exception as exc:
+                        outcomes[i] = (None, exc)
+        except Exception as exc:
+            # The commit failed: nothing of this batch is stored.
+            return [(None, exc)] * len(jobs)
+        for i, (job, (_, error)) in enumerate(zip(jobs, outcomes, strict=True)):
+            if isinstance(error, IntegrityError):
+                outcomes[i] = self._alone(job, error)
+        return outcomes
+
+    def _alone(self, job: WriteJob, error: IntegrityError | None = None) -> _Outcome:
+        try:
+            if error is not None:
+                return (job.after_integrity_error(self.engine, error), None)
+            return (run_job(self.engine, job), None)
+        except Exception as exc:
+            return (None, exc)
+
+
+def _group_commit(request: Request) -> GroupCommit:
+    loop = asyncio.get_running_loop()
+    held: GroupCommit | None = getattr(request.app.state, "group_commit", None)
+    if held is None or held.loop is not loop:
+        held = GroupCommit(engine_of(request))
+        request.app.state.group_commit = held
+    return held
+
+
+async def run_write_async(
+    request: Request,
+    principal: Principal,
+    body: BaseModel | None,
+    produce: Callable[[Session], tuple[int, Any]],
+) -> JSONResponse:
+    """:func:`run_write` from an ``async`` route. On SQLite the writes of concurrent
+    requests are committed together (:class:`GroupCommit`); elsewhere each runs in its
+    own transaction in a worker thread."""
+    job = write_job(request, principal, body, produce)
     engine = engine_of(request)
-    key = request.headers.get("idempotency-key")
-    if key is None:
-        with write_session(engine) as session:
-            status, payload = produce(session)
-        return JSONResponse(payload, status_code=status)
-    if not IDEMPOTENCY_KEY.match(key):
-        raise ValidationError(
-            "Idempotency-Key must be 1 to 200 visible ASCII characters",
-            "Idempotency-Key 应为 1 至 200 个可见 ASCII 字符",
-        )
-    canonical = json.dumps(
-        body.model_dump(mode="json") if body is not None else None,
-        sort_keys=True,
-        ensure_ascii=False,
-    ).encode("utf-8")
-    digest = request_hash(method=request.method, path=request.url.path, body=canonical)
-    try:
-        with write_session(engine) as session:
-            record = find_record(session, principal=principal.ref, key=key)
-            if record is not None:
-                return _replay(
-                    record.status_code, record.response_body, record.request_hash == digest
-                )
-            status, payload = produce(session)
-            save_record(
-                session,
-                principal=principal.ref,
-                key=key,
-                method=request.method,
-                path=request.url.path,
-                request_hash=digest,
-                status_code=status,
-                response_body=payload,
-                at=clock.now(),
-            )
-    except IntegrityError:
-        # A concurrent request with the same key committed first: answer as it did.
-        with read_session(engine) as session:
-            record = find_record(session, principal=principal.ref, key=key)
-        if record is None:
-            raise
-        return _replay(record.status_code, record.response_body, record.request_hash == digest)
-    return JSONResponse(payload, status_code=status)
+    if not is_sqlite(engine):
+        return await anyio.to_thread.run_sync(run_job, engine, job)
+    return await _group_commit(request).submit(job)
