@@ -336,9 +336,9 @@ class GroupCommit:
     A request alone is a batch of one: an idle server answers as fast as before; a busy
     one commits (and writes the WAL pages that requests share) once per batch."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, loop: asyncio.AbstractEventLoop) -> None:
         self.engine = engine
-        self.loop = asyncio.get_running_loop()
+        self.loop = loop
         self.waiting: list[tuple[WriteJob, asyncio.Future[JSONResponse]]] = []
         self.draining = False
 
@@ -357,7 +357,7 @@ class GroupCommit:
                 del self.waiting[:GROUP_COMMIT_MAX]
                 jobs = [job for job, _ in batch]
                 try:
-                    outcomes = await anyio.to_thread.run_sync(self._run, jobs)
+                    outcomes = await anyio.to_thread.run_sync(self.run_batch, jobs)
                 except BaseException as exc:  # the worker thread itself failed
                     outcomes = [(None, exc)] * len(batch)
                 for (_, future), (answer, error) in zip(batch, outcomes, strict=True):
@@ -371,7 +371,8 @@ class GroupCommit:
         finally:
             self.draining = False
 
-    def _run(self, jobs: list[WriteJob]) -> list[_Outcome]:
+    def run_batch(self, jobs: list[WriteJob]) -> list[_Outcome]:
+        """Run ``jobs`` (in a worker thread): one transaction, one savepoint each."""
         if len(jobs) == 1:
             return [self._alone(jobs[0])]
         outcomes: list[_Outcome] = [(None, None)] * len(jobs)
@@ -383,6 +384,10 @@ class GroupCommit:
                             outcomes[i] = (job.run(session), None)
                     except Exception as exc:
                         outcomes[i] = (None, exc)
+                    # Each request's rows are flushed (or rolled back) by now: forget its
+                    # objects, so that a row id freed by a rollback and given again to
+                    # the next request cannot meet a stale object of the same id.
+                    session.expunge_all()
         except Exception as exc:
             # The commit failed: nothing of this batch is stored.
             return [(None, exc)] * len(jobs)
@@ -404,7 +409,7 @@ def _group_commit(request: Request) -> GroupCommit:
     loop = asyncio.get_running_loop()
     held: GroupCommit | None = getattr(request.app.state, "group_commit", None)
     if held is None or held.loop is not loop:
-        held = GroupCommit(engine_of(request))
+        held = GroupCommit(engine_of(request), loop)
         request.app.state.group_commit = held
     return held
 
