@@ -508,8 +508,11 @@ def page_actions(case: Case, user: auth.WebUser) -> list[str]:
 
 
 def prefect_runs_url(case: Case) -> str:
+    """The case's runs in the Prefect UI, found by their tag: a run of its own and the
+    batch runs it shared under load carry ``case:<number>`` alike (a name search would
+    miss a case in the middle of a batch)."""
     base = get_settings().prefect_ui_url.rstrip("/")
-    return f"{base}/runs?{urlencode({'flow-run-search': case.number})}"
+    return f"{base}/runs?{urlencode({'tag': f'case:{case.number}'})}"
 
 
 def _case_context(session: Session, user: auth.WebUser, case: Case) -> dict[str, Any]:
