@@ -319,7 +319,7 @@ def run_write(
     return run_job(engine_of(request), write_job(request, principal, body, produce))
 
 
-GROUP_COMMIT_MAX = 64
+GROUP_COMMIT_MAX = 32
 
 _Outcome = tuple[JSONResponse | None, BaseException | None]
 
