@@ -29,6 +29,14 @@ a chained run (actor ``system``) are held for ``CHAIN_GRACE_S`` the first time t
 seen if their step is not done yet, since the run that wrote them is about to do it;
 after the grace, a step still not done (that run died) is started as usual.
 
+Adaptive batching: a step with a batch flow (``intake`` → ``intake-batch``) has a lane
+of ``settings.relay_batch_lane`` runs in flight. While the lane has room each case gets
+a run of its own; cases that arrive while it is full wait in the outbox (their claim is
+released) and share the next free run, up to ``settings.relay_batch_max`` cases
+(:func:`plan_runs`). Batch size so follows the arrival rate with nothing to tune. A
+batch run is named by its first and last case numbers, tagged ``case:<number>`` for
+each case, keyed by the rows it delivers, and takes only the case ids.
+
 Two executors, chosen by ``settings.executor``:
 
 * ``inprocess`` (embedded default): the run is executed in this process by a warm
@@ -82,6 +90,9 @@ FINAL_STATE_TYPES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "CRASHED"})
 # Rows whose step the run that wrote them goes on to do (see the module docstring).
 CHAINED_VERBS = frozenset({"triaged", "assigned"})
 CHAIN_GRACE_S = 20.0
+# How often the relay looks again while every run slot is taken (each look asks the
+# Prefect server about the runs in flight, in deployment mode).
+FULL_WAIT_S = 0.2
 SKIPPED_PREFIX = "skipped: "
 
 
@@ -658,13 +669,16 @@ class Relay:
         self.engine = engine
         self.on_delivered = on_delivered
         self.delivered = 0
+        self._stop: asyncio.Event | None = None
 
     async def drain_once(self, client: PrefectClient) -> int:
         """Deliver one batch; returns how many rows were delivered."""
         while sum((await self.dispatcher.in_flight(client)).values()) >= (
             self.dispatcher.concurrency
         ):
-            await asyncio.sleep(0.05)
+            if self._stop is not None and self._stop.is_set():
+                return 0
+            await asyncio.sleep(FULL_WAIT_S)
         engine = self.engine or get_engine()
         jobs = await asyncio.to_thread(claim_jobs, limit=self.batch_size, engine=engine)
         verdicts = await asyncio.to_thread(step_verdicts, jobs, engine=engine)
@@ -803,6 +817,7 @@ class Relay:
                 async with AsyncClientContext.get_or_create() as ctx:
                     await self.run(stop, ctx.client)
             return
+        self._stop = stop
         while not stop.is_set():
             try:
                 count = await self.drain_once(client)
