@@ -30,10 +30,19 @@ KEYS: dict[str, tuple[str, ...]] = {
     "end_to_end": ("cases_per_s", "p50_s", "p95_s", "naive_cases_per_s", "ratio"),
     "escalation": ("open_cases", "due_cases", "due_query_ms", "sweep_s", "naive_sweep_s", "ratio"),
     "memory": ("idle_rss_mb", "loaded_rss_mb"),
+    "scale_out": (
+        "workers_1_cases_per_s",
+        "workers_2_cases_per_s",
+        "ratio",
+        "p50_s",
+        "p95_s",
+        "cases",
+    ),
 }
 # Intake first, on a quiet machine; then tiaojie up starts while the escalation data
 # is generated, and the end-to-end run uses it.
-SECTIONS = ("intake_api", "escalation", "end_to_end")
+# Scale-out (full run only) last: it starts a PostgreSQL stack of its own.
+SECTIONS = ("intake_api", "escalation", "end_to_end", "scale_out")
 
 console = Console(stderr=True)
 
@@ -84,12 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     out_path = args.out or HERE / ("results.json" if sizes is FULL else "results-quick.json")
     wanted = args.only or list(SECTIONS)
 
-    from bench import e2e, escalation, intake
+    from bench import e2e, escalation, intake, scale_out
 
     runners: dict[str, Callable[[Workspace, Sizes, Console], dict[str, Any]]] = {
         "escalation": escalation.run,
         "intake_api": intake.run,
         "end_to_end": e2e.run,
+        "scale_out": scale_out.run,
     }
     import psutil
 
@@ -112,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
             start_stack(ws, settle_s=sizes.idle_settle_s)
             results["note"] = "quick run: tiaojie up started during the intake benchmark"
         for name in SECTIONS:
-            if name in wanted:
+            if name == "scale_out" and not sizes.scale_out:
+                results[name] = {"skipped": "full run only (--full)"}
+            elif name in wanted:
                 results[name] = _run_section(name, runners[name], ws, sizes)
     finally:
         from bench.servers import forget_stack
@@ -185,6 +197,7 @@ def _print_table(results: dict[str, Any]) -> None:
     e = results["end_to_end"]
     x = results["escalation"]
     m = results["memory"]
+    so = results.get("scale_out") or {}
     rows = [
         (
             "受理 intake cases/s",
@@ -220,13 +233,29 @@ def _print_table(results: dict[str, Any]) -> None:
         ),
         ("内存 up idle MB", m["idle_rss_mb"], None, None, "<1536"),
         ("内存 up loaded MB", m["loaded_rss_mb"], None, None, ""),
+        (
+            f"扩容 scale-out cases/s, 2 vs 1 worker ({_fmt(so.get('cases'))} cases)",
+            so.get("workers_2_cases_per_s"),
+            so.get("workers_1_cases_per_s"),
+            so.get("ratio"),
+            "",
+        ),
+        (
+            "扩容 scale-out p50 / p95 s (2 / 1 workers)",
+            f"{_fmt(so.get('p50_s'))} / {_fmt(so.get('p95_s'))}",
+            f"{_fmt(so.get('workers_1_p50_s'))} / {_fmt(so.get('workers_1_p95_s'))}",
+            None,
+            "",
+        ),
     ]
     for label, ours, base, rat, target in rows:
         table.add_row(label, _fmt(ours), _fmt(base), _fmt(rat), target)
     Console().print(table)
-    for section in ("intake_api", "end_to_end", "escalation", "memory"):
-        if results[section].get("error"):
-            console.print(f"[yellow]{section}: {results[section]['error']}")
+    for section in ("intake_api", "end_to_end", "escalation", "memory", "scale_out"):
+        block = results.get(section) or {}
+        for key in ("error", "skipped"):
+            if block.get(key):
+                console.print(f"[yellow]{section}: {block[key]}")
 
 
 def _base_lat(i: dict[str, Any]) -> str:

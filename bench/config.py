@@ -30,6 +30,10 @@ class Sizes:
     # Memory
     idle_settle_s: float
     start_stack_first: bool = False
+    # Scale-out (PostgreSQL, process work pool, one then two workers): full run only
+    scale_out: bool = False
+    scale_out_cases: int = 200  # one closed burst per worker count
+    scale_out_timeout_s: float = 150.0  # for the burst to be assigned
 
 
 QUICK = Sizes(
@@ -73,4 +77,5 @@ FULL = Sizes(
     e2e_drain_s=60.0,
     naive_cases=20,
     idle_settle_s=15.0,
+    scale_out=True,
 )
