@@ -71,9 +71,23 @@ class _Conn:
         self.reader = self.writer = None
 
     async def request(self, head: bytes, body: bytes) -> tuple[int, bytes]:
+        message = head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+        reused = self.reader is not None
         reader, writer = await self._open()
-        writer.write(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        raw = await reader.readuntil(b"\r\n\r\n")
+        try:
+            writer.write(message)
+            raw = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            # The server closed an idle keep-alive connection (uvicorn after 5 s) before
+            # reading this request: send it again once on a new connection, as HTTP
+            # clients do. Not when any of an answer came back.
+            partial = getattr(exc, "partial", b"")
+            if not reused or partial:
+                raise
+            self.close()
+            reader, writer = await self._open()
+            writer.write(message)
+            raw = await reader.readuntil(b"\r\n\r\n")
         status = int(raw[9:12])
         length: int | None = None
         chunked = close = False
