@@ -341,13 +341,15 @@ class GroupCommit:
         self.loop = loop
         self.waiting: list[tuple[WriteJob, asyncio.Future[JSONResponse]]] = []
         self.draining = False
+        self.drainer: asyncio.Task[None] | None = None
 
     async def submit(self, job: WriteJob) -> JSONResponse:
         future: asyncio.Future[JSONResponse] = self.loop.create_future()
         self.waiting.append((job, future))
         if not self.draining:
             self.draining = True
-            self.loop.create_task(self._drain())
+            # Kept: the loop holds only a weak reference to a running task.
+            self.drainer = self.loop.create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:
