@@ -53,6 +53,7 @@ STEP_TAGS = [
     f"step:{step}"
     for step in ("intake", "intake-batch", "assignment", "notify", "mediation", "follow_up")
 ]
+WARMUP_CASES = 10
 SUBMITTED = re.compile(r"submitting flow run '([0-9a-f-]{36})'")
 WARM = re.compile(r"tiaojie: (\d+) more step runs in this process")
 
@@ -309,12 +310,30 @@ def _poll(engine: Engine, sent: dict[int, float], done: dict[int, float]) -> int
     return len(sent) - len(done)
 
 
-def _worker_runs(ws: Workspace, log_name: str) -> dict[str, int]:
+def _worker_runs(ws: Workspace, log_name: str, skip_chars: int) -> dict[str, int]:
+    """Runs the worker submitted, and runs its flow-run processes took while warm, in
+    its log after ``skip_chars`` (the warm-up's part)."""
     p = ws.root / "logs" / f"{log_name}.log"
-    body = p.read_text(errors="replace") if p.exists() else ""
+    body = p.read_text(errors="replace")[skip_chars:] if p.exists() else ""
     submitted = len(set(SUBMITTED.findall(body)))
     warm = sum(int(n) for n in WARM.findall(body))
     return {"submitted": submitted, "warm_taken": warm, "runs": submitted + warm}
+
+
+def _wait_no_children(procs: list[subprocess.Popen[bytes]], timeout: float) -> None:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        try:
+            if not any(psutil.Process(p.pid).children() for p in procs):
+                return
+        except psutil.Error:
+            return
+        time.sleep(0.5)
+
+
+def _log_size(ws: Workspace, log_name: str) -> int:
+    p = ws.root / "logs" / f"{log_name}.log"
+    return len(p.read_text(errors="replace")) if p.exists() else 0
 
 
 def _wait_quiet(stack: Stack, timeout: float) -> int:
@@ -331,7 +350,6 @@ def phase(
     stack: Stack, workers: int, cases: int, offset: int, timeout_s: float, console: Console
 ) -> dict[str, Any]:
     ws = stack.ws
-    before = run_counts(stack.prefect_api)
     names = [f"scale-w{k}-of-{workers}" for k in range(1, workers + 1)]
     for name in names:
         stack.workers.append(
@@ -354,6 +372,17 @@ def phase(
             )
         )
     time.sleep(3)  # the workers register and start polling
+    # A few cases first, not measured: the workers' first polls, the relay's and the
+    # servers' first queries. Then every run they made is over before the burst.
+    warm_sent: dict[int, float] = {}
+    asyncio.run(_burst(stack, offset + 90_000, WARMUP_CASES, warm_sent))
+    warm_done: dict[int, float] = {}
+    warm_deadline = time.perf_counter() + 60
+    while _poll(stack.engine, warm_sent, warm_done) and time.perf_counter() < warm_deadline:
+        time.sleep(0.25)
+    _wait_quiet(stack, 30)
+    before = run_counts(stack.prefect_api)
+    log_marks = {name: _log_size(ws, name) for name in names}
     load_start = [round(x, 2) for x in psutil.getloadavg()]
     sent: dict[int, float] = {}
     done: dict[int, float] = {}
@@ -366,6 +395,7 @@ def phase(
     load_end = [round(x, 2) for x in psutil.getloadavg()]
     leftover = _wait_quiet(stack, 60)
     after = run_counts(stack.prefect_api)
+    _wait_no_children(stack.workers, 15)  # their flow-run processes print their counts
     for proc in stack.workers:
         ws.stop(proc)
     stack.workers.clear()
@@ -390,7 +420,8 @@ def phase(
         "batch_runs": after["batch"] - before["batch"],
         "failed_or_crashed_runs": after["failed"] - before["failed"],
         "runs_still_active_at_stop": leftover,
-        "by_worker": {name: _worker_runs(ws, name) for name in names},
+        "by_worker": {name: _worker_runs(ws, name, log_marks[name]) for name in names},
+        "warmup_cases": WARMUP_CASES,
         "load_average_at_start": load_start,
         "load_average_at_end": load_end,
     }
