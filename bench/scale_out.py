@@ -331,6 +331,31 @@ def _wait_no_children(procs: list[subprocess.Popen[bytes]], timeout: float) -> N
         time.sleep(0.5)
 
 
+def _tree_cpu_s(procs: list[subprocess.Popen[bytes]]) -> float:
+    """CPU seconds of these processes, their finished (reaped) children included, and
+    of their live descendants."""
+    total = 0.0
+    for proc in procs:
+        try:
+            root = psutil.Process(proc.pid)
+            t = root.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+            for child in root.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    c = child.cpu_times()
+                    total += c.user + c.system
+        except psutil.Error:
+            continue
+    return total
+
+
+def _busy_s() -> tuple[float, float]:
+    """Machine-wide (busy, total) CPU seconds so far."""
+    t = psutil.cpu_times()
+    total = sum(t)
+    return total - t.idle - getattr(t, "iowait", 0.0), total
+
+
 def _log_size(ws: Workspace, log_name: str) -> int:
     p = ws.root / "logs" / f"{log_name}.log"
     return len(p.read_text(errors="replace")) if p.exists() else 0
@@ -383,6 +408,7 @@ def phase(
     _wait_quiet(stack, 30)
     before = run_counts(stack.prefect_api)
     log_marks = {name: _log_size(ws, name) for name in names}
+    cpu0, busy0 = _tree_cpu_s(stack.workers), _busy_s()
     load_start = [round(x, 2) for x in psutil.getloadavg()]
     sent: dict[int, float] = {}
     done: dict[int, float] = {}
@@ -396,6 +422,8 @@ def phase(
     leftover = _wait_quiet(stack, 60)
     after = run_counts(stack.prefect_api)
     _wait_no_children(stack.workers, 15)  # their flow-run processes print their counts
+    worker_cpu_s, busy1 = _tree_cpu_s(stack.workers) - cpu0, _busy_s()
+    busy_fraction = (busy1[0] - busy0[0]) / max(1e-9, busy1[1] - busy0[1])
     for proc in stack.workers:
         ws.stop(proc)
     stack.workers.clear()
@@ -422,6 +450,10 @@ def phase(
         "runs_still_active_at_stop": leftover,
         "by_worker": {name: _worker_runs(ws, name, log_marks[name]) for name in names},
         "warmup_cases": WARMUP_CASES,
+        # The flow-run processes' CPU (what a worker machine spends a case), and how
+        # busy the whole machine was (other processes included) during the phase.
+        "worker_cpu_ms_per_case": rnd(1000 * worker_cpu_s / len(done), 1) if done else None,
+        "machine_cpu_busy_pct": rnd(100 * busy_fraction, 1),
         "load_average_at_start": load_start,
         "load_average_at_end": load_end,
     }
@@ -430,7 +462,9 @@ def phase(
         f"{out['cases_per_s']} cases/s, p50 {out['p50_s']} s, p95 {out['p95_s']} s; "
         f"{out['flow_runs']} flow runs ({out['step_runs']} step runs, "
         f"{out['batch_runs']} batch); "
-        f"by worker {out['by_worker']}; load {load_start} → {load_end}"
+        f"by worker {out['by_worker']}; workers' CPU {out['worker_cpu_ms_per_case']} ms "
+        f"a case, machine CPU {out['machine_cpu_busy_pct']} % busy; "
+        f"load {load_start} → {load_end}"
     )
     return out
 
@@ -476,6 +510,9 @@ def run(ws: Workspace, sizes: Sizes, console: Console) -> dict[str, Any]:
         "p95_s": two["p95_s"],
         "workers_1_p50_s": one["p50_s"],
         "workers_1_p95_s": one["p95_s"],
+        "worker_cpu_ms_per_case": one["worker_cpu_ms_per_case"],
+        "machine_cpu_busy_pct": [one["machine_cpu_busy_pct"], two["machine_cpu_busy_pct"]],
+        "load_average": [one["load_average_at_start"], two["load_average_at_start"]],
         "cases": sizes.scale_out_cases,
         "flow_runs": one["flow_runs"] + two["flow_runs"],
         "step_runs": one["step_runs"] + two["step_runs"],
