@@ -46,6 +46,20 @@ class LoadResult:
         }
 
 
+def combine(results: list[LoadResult]) -> LoadResult:
+    """Several runs against one server as one (counts, time and latencies added up)."""
+    out = LoadResult()
+    for r in results:
+        out.ok += r.ok
+        out.failed += r.failed
+        out.seconds += r.seconds
+        out.latencies_s.extend(r.latencies_s)
+        for status, n in r.statuses.items():
+            out.statuses[status] = out.statuses.get(status, 0) + n
+        out.first_error = out.first_error or r.first_error
+    return out
+
+
 class _Conn:
     """One keep-alive HTTP/1.1 connection on loopback, spoken by hand.
 
