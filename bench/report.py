@@ -76,22 +76,25 @@ def table(r: dict[str, Any]) -> str:
         ),
         ("Memory: `tiaojie up` idle MB 内存", _f(m["idle_rss_mb"]), "", "", "< 1,536"),
         ("Memory: `tiaojie up` after the end-to-end run MB", _f(m["loaded_rss_mb"]), "", "", ""),
-        (
-            f"Scale-out: cases/s with 2 workers, burst of {_f(so.get('cases'))} 扩容"
-            " (PostgreSQL, process work pool, one machine)",
-            _f(so.get("workers_2_cases_per_s")),
-            _f(so.get("workers_1_cases_per_s")) + " (1 worker)",
-            _f(so.get("ratio"), "×"),
-            "",
-        ),
-        (
-            "Scale-out: p50 / p95 s from POST to assigned, 2 workers",
-            f"{_f(so.get('p50_s'))} / {_f(so.get('p95_s'))}",
-            f"{_f(so.get('workers_1_p50_s'))} / {_f(so.get('workers_1_p95_s'))} (1 worker)",
-            "",
-            "",
-        ),
     ]
+    if so.get("cases") is not None or so.get("error"):  # not when skipped or not run
+        rows += [
+            (
+                f"Scale-out: cases/s with 2 workers, burst of {_f(so.get('cases'))} 扩容"
+                " (PostgreSQL, process work pool, one machine)",
+                _f(so.get("workers_2_cases_per_s")),
+                _f(so.get("workers_1_cases_per_s")) + " (1 worker)",
+                _f(so.get("ratio"), "×"),
+                "",
+            ),
+            (
+                "Scale-out: p50 / p95 s from POST to assigned, 2 workers",
+                f"{_f(so.get('p50_s'))} / {_f(so.get('p95_s'))}",
+                f"{_f(so.get('workers_1_p50_s'))} / {_f(so.get('workers_1_p95_s'))} (1 worker)",
+                "",
+                "",
+            ),
+        ]
     out = [
         "| measure | Tiaojie | baseline (same run) | ratio | target |",
         "|---|---:|---:|---:|---|",
