@@ -32,8 +32,8 @@ class Sizes:
     start_stack_first: bool = False
     # Scale-out (PostgreSQL, process work pool, one then two workers): full run only
     scale_out: bool = False
-    scale_out_cases: int = 800  # one closed burst per worker count
-    scale_out_timeout_s: float = 150.0  # for the burst to be assigned
+    scale_out_cases: int = 600  # one closed burst per worker count
+    scale_out_timeout_s: float = 120.0  # for the burst to be assigned (section ~5 min)
 
 
 QUICK = Sizes(
