@@ -187,7 +187,8 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
         agreements=agreement_views,
         follow_ups=[FollowUpPublic.of(f, reveal=reveal) for f in follow_ups],
         allowed_actions=allowed_actions(case, principal),
-        prefect_runs_url=f"{ui}/runs?flow-run-search={quote(case.number)}",
+        # By tag: batch runs carry every case's tag, not every case's number in the name.
+        prefect_runs_url=f"{ui}/runs?tag={quote('case:' + case.number, safe='')}",
     )
 
 
