@@ -270,3 +270,30 @@ def timer() -> Iterator[list[float]]:
 
 def section_error(exc: BaseException) -> dict[str, Any]:
     return {"error": f"{type(exc).__name__}: {exc}"[:500]}
+
+
+def poll_assigned(engine: Any, sent: dict[int, float], done: dict[int, float]) -> int:
+    """Record (case id -> wall time) the cases of ``sent`` that routing has stamped
+    (``assigned_at``, or ``referred_at`` for the paired agency); returns how many are
+    still waiting. ``engine``: a SQLAlchemy engine on the case database."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    waiting = [i for i in sent if i not in done]
+    with engine.connect() as conn:
+        for start in range(0, len(waiting), 500):
+            chunk = waiting[start : start + 500]
+            rows = conn.execute(
+                text(
+                    "SELECT id, COALESCE(assigned_at, referred_at) FROM cases "
+                    f"WHERE id IN ({','.join(map(str, chunk))}) "
+                    "AND (assigned_at IS NOT NULL OR referred_at IS NOT NULL)"
+                )
+            ).all()
+            for case_id, stamp in rows:
+                when = stamp if isinstance(stamp, datetime) else datetime.fromisoformat(str(stamp))
+                if when.tzinfo is None:
+                    when = when.replace(tzinfo=UTC)
+                done[int(case_id)] = when.timestamp()
+    return len(sent) - len(done)

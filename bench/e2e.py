@@ -17,15 +17,13 @@ import statistics
 import subprocess
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from rich.console import Console
-from sqlalchemy import text
 
 from bench import home as home_mod
-from bench.common import PYTHON, REPO, PeakRss, Workspace, percentile, ratio, rnd
+from bench.common import PYTHON, REPO, PeakRss, Workspace, percentile, poll_assigned, ratio, rnd
 from bench.config import Sizes
 from bench.servers import current_stack, start_stack
 
@@ -77,24 +75,10 @@ def _poll(db_url: str, phase: Phase) -> int:
     """Record newly assigned cases; returns how many are still waiting."""
     from models.db import build_engine
 
-    waiting = [i for i in phase.sent if i not in phase.done]
-    if not waiting:
+    if len(phase.done) == len(phase.sent):
         return 0
     engine = _engines.get(db_url) or _engines.setdefault(db_url, build_engine(db_url))
-    with engine.connect() as conn:
-        for start in range(0, len(waiting), 500):
-            chunk = waiting[start : start + 500]
-            rows = conn.execute(
-                text(
-                    "SELECT id, COALESCE(assigned_at, referred_at) FROM cases "
-                    f"WHERE id IN ({','.join(map(str, chunk))}) "
-                    "AND (assigned_at IS NOT NULL OR referred_at IS NOT NULL)"
-                )
-            ).all()
-            for case_id, stamp in rows:
-                when = stamp if isinstance(stamp, datetime) else datetime.fromisoformat(str(stamp))
-                phase.done[int(case_id)] = when.replace(tzinfo=UTC).timestamp()
-    return len(phase.sent) - len(phase.done)
+    return poll_assigned(engine, phase.sent, phase.done)
 
 
 _engines: dict[str, Any] = {}

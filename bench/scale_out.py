@@ -42,7 +42,18 @@ from rich.console import Console
 from sqlalchemy import Engine, create_engine, make_url, text
 
 from bench import home as home_mod
-from bench.common import BIN, PYTHON, REPO, Workspace, free_port, percentile, ratio, rnd, wait_http
+from bench.common import (
+    BIN,
+    PYTHON,
+    REPO,
+    Workspace,
+    free_port,
+    percentile,
+    poll_assigned,
+    ratio,
+    rnd,
+    wait_http,
+)
 from bench.config import Sizes
 
 SCRIPT = REPO / "scripts" / "pg-throwaway"
@@ -290,24 +301,7 @@ async def _burst(stack: Stack, offset: int, cases: int, sent: dict[int, float]) 
 
 
 def _poll(engine: Engine, sent: dict[int, float], done: dict[int, float]) -> int:
-    """Record newly assigned (or referred) cases; returns how many are still waiting."""
-    waiting = [i for i in sent if i not in done]
-    with engine.connect() as conn:
-        for start in range(0, len(waiting), 500):
-            chunk = waiting[start : start + 500]
-            rows = conn.execute(
-                text(
-                    "SELECT id, COALESCE(assigned_at, referred_at) FROM cases "
-                    f"WHERE id IN ({','.join(map(str, chunk))}) "
-                    "AND (assigned_at IS NOT NULL OR referred_at IS NOT NULL)"
-                )
-            ).all()
-            for case_id, stamp in rows:
-                when = stamp if isinstance(stamp, datetime) else datetime.fromisoformat(str(stamp))
-                if when.tzinfo is None:
-                    when = when.replace(tzinfo=UTC)
-                done[int(case_id)] = when.timestamp()
-    return len(sent) - len(done)
+    return poll_assigned(engine, sent, done)
 
 
 def _worker_runs(ws: Workspace, log_name: str, skip_chars: int) -> dict[str, int]:
