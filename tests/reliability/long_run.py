@@ -71,12 +71,13 @@ def render(rows: dict[str, dict[str, object]], when: str, rev: str, seconds: flo
         "figures of the last long run on this machine. CI runs the same tests at a short "
         "scale (`tests/reliability/test_promises.py`).",
         "",
-        f"- Run: {when}, commit `{rev}`, {platform.python_implementation()} "
+        f"- Last run: {when}, commit `{rev}`, {platform.python_implementation()} "
         f"{platform.python_version()} on {platform.system()} {platform.machine()}, "
-        f"{seconds / 60:.1f} minutes in all.",
+        f"{seconds / 60:.1f} minutes in all. A run of some promises keeps the other rows "
+        "from the run they came from (column *run*).",
         "",
-        "| promise | test | load | faults injected | result (figures) | pass |",
-        "|---|---|---|---|---|---|",
+        "| promise | test | load | faults injected | result (figures) | pass | run |",
+        "|---|---|---|---|---|---|---|",
     ]
     for key in sorted(rows, key=lambda k: int(k)):
         row = rows[key]
@@ -85,7 +86,7 @@ def render(rows: dict[str, dict[str, object]], when: str, rev: str, seconds: flo
             + " | ".join(
                 _cell(str(row[c])) for c in ("promise", "test", "load", "faults", "figures")
             )
-            + f" | {'✅ yes' if row['passed'] else '❌ NO'} |"
+            + f" | {'✅ yes' if row['passed'] else '❌ NO'} | {_cell(str(row.get('run', '?')))} |"
         )
     notes = [(k, n) for k in sorted(rows, key=int) for n in rows[k].get("notes", [])]  # type: ignore[union-attr]
     if notes:
@@ -143,6 +144,8 @@ def main(argv: list[str]) -> int:
         rows = merged
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     rev = commit()
+    for number in wanted:
+        rows[str(number)]["run"] = f"{when}, `{rev}`"
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text(render(rows, when, rev, seconds), encoding="utf-8")
     DATA.write_text(
