@@ -15,7 +15,6 @@ from sqlalchemy import text
 from api.errors import install_error_handlers
 from api.middleware import BodyGuard
 from api.ratelimit import RateLimiter
-from api.security import PrincipalCache
 from models.db import get_engine
 from models.settings import Settings, get_settings
 
@@ -44,15 +43,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = get_engine(settings.resolved_database_url)
-    app.state.principal_cache = PrincipalCache()
     app.state.open311_ip_limiter = RateLimiter(settings.open311_rate_limit_per_min)
     app.state.open311_key_limiter = RateLimiter(settings.open311_rate_limit_per_min)
     install_error_handlers(app)
 
     from api.v1 import auth, case_actions, cases, metrics, units
-    from api.v1.common import UNIT_CACHE_TTL_S, TTLCache, UnitRef
-
-    app.state.unit_cache = TTLCache[str, UnitRef](UNIT_CACHE_TTL_S)
 
     v1 = APIRouter(prefix="/api/v1")
     v1.include_router(auth.router)

@@ -4,12 +4,12 @@
 resolve their session cookie to the same :class:`api.security.Principal` with
 :func:`api.security.authenticate` and can reuse ``engine_of``/``staff_principal``.
 
-A token already resolved is answered from the app's :class:`api.security.PrincipalCache`
-for a few seconds (never past the token's expiry), so that a busy client does not cost a
-staff and unit look-up per request; a disabled account or a changed role is refused at
-the latest ``PRINCIPAL_CACHE_TTL_S`` seconds later. The dependencies are ``async`` so
-that a request does not hop to a worker thread for each of them; only a cache miss reads
-the database, in a worker thread.
+A token already resolved is answered from the app's principal cache
+(:class:`api.cache.TTLCache`) for a few seconds (never past the token's expiry), so that
+a busy client does not cost a staff and unit look-up per request; a disabled account or
+a changed role is refused at the latest ``PRINCIPAL_CACHE_TTL_S`` seconds later. The
+dependencies are ``async`` so that a request does not hop to a worker thread for each of
+them; only a cache miss reads the database, in a worker thread.
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from api.cache import TTLCache
 from api.security import (
+    PRINCIPAL_CACHE_TTL_S,
     AuthError,
     Forbidden,
     Principal,
-    PrincipalCache,
     principal_from_claims,
     verify_token,
 )
@@ -46,10 +47,10 @@ def db_read(request: Request) -> Iterator[Session]:
         yield session
 
 
-def principal_cache_of(request: Request) -> PrincipalCache:
-    cache: PrincipalCache | None = getattr(request.app.state, "principal_cache", None)
+def principal_cache_of(request: Request) -> TTLCache[str, Principal]:
+    cache: TTLCache[str, Principal] | None = getattr(request.app.state, "principal_cache", None)
     if cache is None:
-        cache = request.app.state.principal_cache = PrincipalCache()
+        cache = request.app.state.principal_cache = TTLCache(PRINCIPAL_CACHE_TTL_S)
     return cache
 
 

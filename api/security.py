@@ -19,10 +19,7 @@ read residents' ID numbers.
 from __future__ import annotations
 
 import hashlib
-import threading
-import time
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -232,46 +229,9 @@ def principal_from_claims(session: Session, claims: dict[str, Any]) -> Principal
     return principal
 
 
+# How long a process keeps the principal behind a token (a disabled account or a changed
+# role is refused at the latest this much later).
 PRINCIPAL_CACHE_TTL_S = 5.0
-
-
-class PrincipalCache:
-    """Tokens already resolved to a principal, kept ``ttl_s`` seconds and never past the
-    token's own expiry (``exp``, seconds since the epoch). Only successes are kept: a
-    refused token is checked again every time. Bounded (least recently used out)."""
-
-    def __init__(self, ttl_s: float = PRINCIPAL_CACHE_TTL_S, max_entries: int = 10_000) -> None:
-        self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[float, float, Principal]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, token: str) -> Principal | None:
-        if self.ttl_s <= 0:
-            return None
-        with self._lock:
-            entry = self._entries.get(token)
-            if entry is None:
-                return None
-            until, expires_at, principal = entry
-            if time.monotonic() >= until or time.time() >= expires_at:
-                del self._entries[token]
-                return None
-            self._entries.move_to_end(token)
-            return principal
-
-    def put(self, token: str, principal: Principal, *, expires_at: float) -> None:
-        if self.ttl_s <= 0:
-            return
-        with self._lock:
-            self._entries[token] = (time.monotonic() + self.ttl_s, expires_at, principal)
-            self._entries.move_to_end(token)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
 
 
 def authenticate(session: Session, token: str) -> Principal:
@@ -290,7 +250,6 @@ __all__ = [
     "AuthError",
     "Forbidden",
     "Principal",
-    "PrincipalCache",
     "authenticate",
     "create_open311_key",
     "create_token",

@@ -27,13 +27,18 @@ def log_assignment(result: AssignmentResult) -> None:
     )
 
 
+def owes_notification(result: AssignmentResult) -> bool:
+    """The case has an assignee (now, or already before this run) to tell."""
+    return result.outcome == "assigned" or (
+        result.outcome == "unchanged" and result.assignee_id is not None
+    )
+
+
 async def assign_and_notify(case_id: int) -> str:
     """Assign (idempotent) and, when the case now has an assignee, send what it owes."""
     result = await assign_case(case_id)
     log_assignment(result)
-    if result.outcome == "assigned" or (
-        result.outcome == "unchanged" and result.assignee_id is not None
-    ):
+    if owes_notification(result):
         sent = await notify_case(case_id)
         get_run_logger().info("%s 通知已发送 notifications sent: %s", result.number, len(sent))
     return str(result.outcome)

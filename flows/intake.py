@@ -25,7 +25,7 @@ from prefect.client.schemas.objects import State
 from prefect.events import emit_event
 from prefect.states import Completed, Failed
 
-from flows.assignment import assign_and_notify, log_assignment
+from flows.assignment import assign_and_notify, log_assignment, owes_notification
 from models.routing import AssignmentResult
 from models.triage import TriageResult
 from tasks.notify import notify_cases
@@ -78,12 +78,6 @@ async def intake(case_id: int) -> str:
     return str(result.category)
 
 
-def _owes_notification(result: AssignmentResult) -> bool:
-    return result.outcome == "assigned" or (
-        result.outcome == "unchanged" and result.assignee_id is not None
-    )
-
-
 @flow(name="intake-batch", persist_result=False, log_prints=False)
 async def intake_batch(case_ids: list[int]) -> State[Any]:
     """``intake`` for several cases at once (ids only)."""
@@ -96,7 +90,7 @@ async def intake_batch(case_ids: list[int]) -> State[Any]:
     results = assigned.done if assigned else []
     for a in results:
         log_assignment(a)
-    owed = [a.case_id for a in results if _owes_notification(a)]
+    owed = [a.case_id for a in results if owes_notification(a)]
     if owed:
         counts = await notify_cases(owed)
         logger.info("通知已发送 notifications sent: %s", counts.get("sent", 0))
@@ -129,10 +123,11 @@ async def _table(
                 "承办人 assignee id": a.assignee_id if a and a.assignee_id else "",
             }
         )
+    seen = {t.case_id for t in triaged}
     rows.extend(
         {"案件 case": f"id {cid}", "结果 outcome": "failed", "单位 unit": "", "类别 category": ""}
         for cid in failed
-        if cid not in {t.case_id for t in triaged}
+        if cid not in seen
     )
     await acreate_table_artifact(
         table=rows, description=f"受理分拣 intake: {len(rows)} cases in this run"

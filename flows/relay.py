@@ -353,27 +353,27 @@ def hold(jobs: list[Job], *, engine: Engine | None = None) -> None:
             session.add(row)
 
 
-def mark_delivered(ids: list[int], *, engine: Engine | None = None) -> None:
+def _update_pending(ids: list[int], engine: Engine | None, **values: Any) -> None:
+    """Set ``values`` on those of these rows that are still pending."""
     if not ids:
         return
     with write_session(engine) as session:
         session.execute(
             update(Outbox)
             .where(col(Outbox.id).in_(ids), col(Outbox.state) == OutboxState.PENDING)
-            .values(state=OutboxState.DELIVERED, delivered_at=clock.now(), last_error=None)
+            .values(**values)
         )
+
+
+def mark_delivered(ids: list[int], *, engine: Engine | None = None) -> None:
+    _update_pending(
+        ids, engine, state=OutboxState.DELIVERED, delivered_at=clock.now(), last_error=None
+    )
 
 
 def release(ids: list[int], *, engine: Engine | None = None) -> None:
     """Give claimed rows back to the queue at once (they wait for a free run slot)."""
-    if not ids:
-        return
-    with write_session(engine) as session:
-        session.execute(
-            update(Outbox)
-            .where(col(Outbox.id).in_(ids), col(Outbox.state) == OutboxState.PENDING)
-            .values(available_at=clock.now())
-        )
+    _update_pending(ids, engine, available_at=clock.now())
 
 
 def mark_failed(outbox_id: int, error: str, *, engine: Engine | None = None) -> None:
@@ -673,12 +673,13 @@ class Relay:
 
     async def drain_once(self, client: PrefectClient) -> int:
         """Deliver one batch; returns how many rows were delivered."""
-        while sum((await self.dispatcher.in_flight(client)).values()) >= (
-            self.dispatcher.concurrency
-        ):
+        # One look at the runs in flight a poll (in deployment mode it asks the server).
+        flying = await self.dispatcher.in_flight(client)
+        while sum(flying.values()) >= self.dispatcher.concurrency:
             if self._stop is not None and self._stop.is_set():
                 return 0
             await asyncio.sleep(FULL_WAIT_S)
+            flying = await self.dispatcher.in_flight(client)
         engine = self.engine or get_engine()
         jobs = await asyncio.to_thread(claim_jobs, limit=self.batch_size, engine=engine)
         verdicts = await asyncio.to_thread(step_verdicts, jobs, engine=engine)
@@ -691,7 +692,7 @@ class Relay:
         by_case: dict[int, list[Job]] = {}
         for job in jobs:
             by_case.setdefault(job.case_id, []).append(job)
-        batches = await self._plan_batches(client, by_case, verdicts)
+        batches = await self._plan_batches(by_case, verdicts, flying)
         slots = asyncio.Semaphore(get_settings().relay_concurrency)
 
         async def failed(job: Job, exc: Exception) -> None:
@@ -761,12 +762,13 @@ class Relay:
         return len(done)
 
     async def _plan_batches(
-        self, client: PrefectClient, by_case: dict[int, list[Job]], verdicts: dict[int, str]
+        self, by_case: dict[int, list[Job]], verdicts: dict[int, str], flying: dict[str, int]
     ) -> list[tuple[str, list[Job]]]:
         """Take the rows of batchable steps out of ``by_case``: those that start a run
         of their own stay, several cases that share a run are returned as a batch, and
         those for which no run slot is free go back to the queue (:func:`plan_runs`).
-        Batchable: a step with a batch flow, to be run, the case's only row this poll."""
+        Batchable: a step with a batch flow, to be run, the case's only row this poll.
+        ``flying``: the runs in flight by step, as seen at the start of this poll."""
         steps = self.dispatcher.batch_steps()
         if not steps:
             return []
@@ -777,7 +779,6 @@ class Relay:
                 ready.setdefault(job.step, []).append(job)
         if not ready:
             return []
-        flying = await self.dispatcher.in_flight(client)
         others = sum(
             1
             for case_jobs in by_case.values()

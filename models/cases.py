@@ -117,15 +117,18 @@ def build_party(*, case_id: int, data: PartyCreate) -> Party:
     return Party(**party_values(case_id=case_id, data=data))
 
 
+def _shown_name(org_name: str | None, name_masked: str | None) -> str:
+    """An organisation's name as it is; a person's masked."""
+    return org_name if org_name is not None else name_masked or ""
+
+
 def show_party(party: Party, *, reveal: bool) -> PartyPublic:
     """Masked by default; ``reveal`` only for readers entitled to personal data."""
     assert party.id is not None
-    if party.org_name is not None:
-        name = party.org_name
-    elif reveal and party.name_enc:
+    if reveal and party.org_name is None and party.name_enc:
         name = pii.decrypt(party.name_enc)
     else:
-        name = party.name_masked or ""
+        name = _shown_name(party.org_name, party.name_masked)
     phone = pii.decrypt(party.phone_enc) if reveal and party.phone_enc else party.phone_masked
     id_number = (
         pii.decrypt(party.id_number_enc)
@@ -213,7 +216,7 @@ def create_case_with_parties(
                 id=party_id,
                 side=row["side"],
                 kind=row["kind"],
-                name=row["org_name"] if row["org_name"] is not None else row["name_masked"] or "",
+                name=_shown_name(row["org_name"], row["name_masked"]),
                 phone=row["phone_masked"],
                 id_number=row["id_number_masked"],
                 consented=row["consented"],

@@ -49,15 +49,17 @@ def _maybe_pause(step: str) -> None:
         time.sleep(seconds)
 
 
-async def _in_write_session(step: str, fn: Callable[[Session], T]) -> T:
-    def run() -> T:
-        with write_session() as session:
-            result = fn(session)
-            session.flush()
-            _maybe_pause(step)
-            return result
+def _write(step: str, fn: Callable[[Session], T]) -> T:
+    """``fn`` in one write transaction (committed at exit)."""
+    with write_session() as session:
+        result = fn(session)
+        session.flush()
+        _maybe_pause(step)
+        return result
 
-    return await asyncio.to_thread(run)
+
+async def _in_write_session(step: str, fn: Callable[[Session], T]) -> T:
+    return await asyncio.to_thread(_write, step, fn)
 
 
 def step_task(name: str) -> Callable[[Callable[..., Any]], Any]:
@@ -115,10 +117,7 @@ def _each_in_own_transaction(
     for case_id in case_ids:
         for attempt in range(len(BATCH_RETRY_DELAYS_S) + 1):
             try:
-                with write_session() as session:
-                    result = fn(session, case_id)
-                    session.flush()
-                    _maybe_pause(step)
+                result = _write(step, lambda session: fn(session, case_id))  # noqa: B023
             except TRANSIENT as exc:
                 if attempt < len(BATCH_RETRY_DELAYS_S):
                     time.sleep(BATCH_RETRY_DELAYS_S[attempt])

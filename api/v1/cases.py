@@ -12,11 +12,11 @@ from pydantic import BaseModel
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from api.cache import TTLCache
 from api.deps import DBRead, Staff, Writer
 from api.security import Principal
 from api.v1.actions import allowed_actions
 from api.v1.common import (
-    TTLCache,
     UnitRef,
     case_public,
     load_case,

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -20,6 +18,7 @@ from sqlalchemy import ColumnElement, Engine, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from api.cache import TTLCache
 from api.deps import engine_of
 from api.security import Principal
 from models import clock, pii
@@ -31,35 +30,7 @@ from models.errors import ConflictError, NotFound, ValidationError
 from models.idempotency import find_record, request_hash, save_record
 from models.unit import Unit
 
-K = TypeVar("K")
-V = TypeVar("V")
-
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
-
-
-class TTLCache(Generic[K, V]):
-    """A small bounded map whose entries live ``ttl_s`` seconds (for what changes
-    rarely and is read on every request: units by code)."""
-
-    def __init__(self, ttl_s: float, max_entries: int = 10_000) -> None:
-        self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self._entries: dict[K, tuple[float, V]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: K) -> V | None:
-        entry = self._entries.get(key)
-        if entry is None or time.monotonic() >= entry[0]:
-            return None
-        return entry[1]
-
-    def put(self, key: K, value: V) -> None:
-        if self.ttl_s <= 0:
-            return
-        with self._lock:
-            if len(self._entries) >= self.max_entries:
-                self._entries.clear()
-            self._entries[key] = (time.monotonic() + self.ttl_s, value)
 
 
 @dataclass(frozen=True)
