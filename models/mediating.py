@@ -22,6 +22,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from models import clock, lifecycle, pii, workdays
+from models import text as text_rules
 from models.case import Case
 from models.cases import get_case
 from models.enums import CaseStatus, ReferralTarget
@@ -61,7 +62,11 @@ def _invalid(field: str, en: str, zh: str) -> ValidationError:
 
 
 def _required_text(value: str | None, field: str, zh_name: str, *, max_length: int) -> str:
-    text = (value or "").strip()
+    try:
+        text = text_rules.check(value or "")
+    except text_rules.UnsafeText as exc:
+        en = str(exc).split(" / ", 1)[-1]
+        raise _invalid(field, en, str(exc).split(" / ", 1)[0]) from None
     if not text:
         raise _invalid(field, "must not be empty", f"请填写{zh_name}")
     if len(text) > max_length:

@@ -13,6 +13,7 @@ from models.notification import Notification
 from models.party import Party
 from models.policy import TimeLimitPolicy
 from models.staff import Staff
+from models.text_numbers import CaseTextNumber
 from models.unit import Pairing, Unit
 
 metadata = SQLModel.metadata
@@ -24,6 +25,7 @@ __all__ = [
     "CaseEvent",
     "CaseLink",
     "CaseNumberCounter",
+    "CaseTextNumber",
     "FollowUp",
     "IdempotencyRecord",
     "MediationSession",
