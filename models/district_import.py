@@ -96,7 +96,8 @@ def parse_enum(enum_cls: type[E], raw: str, what: str) -> E:
         if value.lower() == member.value or value == member.zh:
             return member
     known = ", ".join(f"{m.value} ({m.zh})" for m in enum_cls)
-    raise ValueError(f"未知的{what} {value!r}，可用：{known} / unknown {what} {value!r}")
+    zh, _, en = what.partition(" ")
+    raise ValueError(f"未知的{zh} {value!r}，可用：{known} / unknown {en or zh} {value!r}")
 
 
 def _bool(raw: str, default: bool) -> bool:

@@ -61,7 +61,7 @@ def parse_limit(raw: str) -> tuple[int, LimitUnit]:
     if match is None or match.group(2) not in _UNITS or int(match.group(1)) == 0:
         raise ValueError(
             f"时限 {raw!r} 应写作「7 working_days」「4 working_hours」「30 calendar_days」或 "
-            f"「same_day」/ limit {raw!r} must read like 7 working_days, 4 working_hours, "
+            f"「same_day」 / limit {raw!r} must read like 7 working_days, 4 working_hours, "
             "30 calendar_days or same_day"
         )
     return int(match.group(1)), _UNITS[match.group(2)]
@@ -297,3 +297,24 @@ def read_policy_file(data: bytes, file: str) -> str:
 
 def policy_history(session: Session) -> list[PolicySet]:
     return list(session.exec(select(PolicySet).order_by(col(PolicySet.id).desc())).all())
+
+
+def to_toml(rows: list[TimeLimitPolicy]) -> str:
+    """The limits as a policy document (what :func:`load_policies` reads back)."""
+    out: list[str] = []
+    for row in rows:
+        out.append("[[limit]]")
+        out.append(f"name = {_quote(row.name)}")
+        for key in ("category", "priority", "level"):
+            value = getattr(row, key)
+            if value is not None:
+                out.append(f'{key} = "{value.value}"')
+        out.append(f'respond = "{format_limit(row.response_value, row.response_unit)}"')
+        out.append(f'resolve = "{format_limit(row.resolution_value, row.resolution_unit)}"')
+        out.append(f'when_passed = "{"refer" if row.refer_to_agency else "escalate"}"')
+        out.append("")
+    return "\n".join(out)
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

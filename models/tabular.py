@@ -26,6 +26,13 @@ SAVE_AS_UTF8_ZH = (
 SAVE_AS_UTF8_EN = 'in Excel choose File > Save As > "CSV UTF-8 (Comma delimited) (*.csv)"'
 
 
+_PYDANTIC_ZH = {
+    "extra_forbidden": "未知的键（拼写错误？） / unknown key (a typo?)",
+    "missing": "缺少必填项 / required, missing",
+    "string_type": "应为文字 / must be text",
+}
+
+
 @dataclass(frozen=True)
 class Problem:
     """One mistake in an input file. ``row`` counts the header as row 1 (as a
@@ -179,6 +186,8 @@ def problems_from(
         field = str(error["loc"][0]) if error["loc"] else ""
         column = (columns or {}).get(field, field)
         message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] in _PYDANTIC_ZH:
+            message = _PYDANTIC_ZH[error["type"]]
         zh, _, en = message.partition(" / ")
         out.append(Problem(file, row, column, zh, en or zh))
     return out

@@ -28,7 +28,9 @@ class Unit(UnitBase, table=True):
     # Materialised path of codes ("/C/D1/S1/CM01/"), so a subtree is one LIKE prefix.
     path: str = Field(max_length=255, index=True)
     # GeoJSON Polygon or MultiPolygon of the unit's area, when the district has one.
-    boundary: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    boundary: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
 
 
 class UnitPublic(SQLModel):
