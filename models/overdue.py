@@ -29,8 +29,9 @@ status                                     deadline that counts
 **Overdue** means ``deadline <= now``: a time limit has run out once its moment is
 reached (a case due at 18:00 is on time at 17:59:59 and overdue at 18:00:00, which is
 also when the escalation sweep moves it). :func:`is_past` and :func:`past_clause` are
-that comparison, written once; the escalation sweep uses them on the resolution limit (a missed response limit shows the case as
-overdue, but only the resolution limit moves it up a level: see ``models.escalation``).
+that comparison, written once; the escalation sweep uses them on the resolution limit
+(a missed response limit shows the case as overdue, but only the resolution limit moves
+it up a level: see ``models.escalation``).
 """
 
 from __future__ import annotations
