@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 14:13:19.495258
+Create Date: 2026-11-30 14:19:32.852817
 """
 
 from collections.abc import Sequence
@@ -97,7 +97,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('parent_id', sa.Integer(), nullable=True),
     sa.Column('path', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
-    sa.Column('boundary', sa.JSON(), nullable=True),
+    sa.Column('boundary', sa.JSON(none_as_null=True), nullable=True),
     sa.ForeignKeyConstraint(['parent_id'], ['unit.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
