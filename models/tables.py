@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
+from models.admin_log import AdminEvent
 from models.case import Case, CaseLink, CaseNumberCounter
 from models.event import CaseEvent, Outbox
 from models.follow_up import FollowUp
@@ -11,7 +12,8 @@ from models.idempotency import IdempotencyRecord
 from models.mediation import Agreement, AgreementTerm, MediationSession
 from models.notification import Notification
 from models.party import Party
-from models.policy import TimeLimitPolicy
+from models.policy import PolicySet, TimeLimitPolicy
+from models.sign_in import SignInLink
 from models.staff import Staff
 from models.text_numbers import CaseTextNumber
 from models.unit import Pairing, Unit
@@ -19,6 +21,7 @@ from models.unit import Pairing, Unit
 metadata = SQLModel.metadata
 
 __all__ = [
+    "AdminEvent",
     "Agreement",
     "AgreementTerm",
     "Case",
@@ -33,6 +36,8 @@ __all__ = [
     "Outbox",
     "Pairing",
     "Party",
+    "PolicySet",
+    "SignInLink",
     "Staff",
     "TimeLimitPolicy",
     "Unit",
