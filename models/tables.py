@@ -12,6 +12,7 @@ from models.mediation import Agreement, AgreementTerm, MediationSession
 from models.notification import Notification
 from models.party import Party
 from models.policy import TimeLimitPolicy
+from models.signin import SignInAttempt
 from models.staff import Staff
 from models.unit import Pairing, Unit
 
@@ -31,6 +32,7 @@ __all__ = [
     "Outbox",
     "Pairing",
     "Party",
+    "SignInAttempt",
     "Staff",
     "TimeLimitPolicy",
     "Unit",
