@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from models import keys
 from models.case import Case

@@ -8,8 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import DBRead, engine_of
 from api.ratelimit import RateLimited
 from api.security import AuthError, create_token, principal_for_staff
+from models.login import sign_in
 from models.settings import get_settings
-from models.signin import sign_in
 
 router = APIRouter(prefix="/auth", tags=["auth 登录"])
 

@@ -47,8 +47,8 @@ from models.enums import (
     UnitLevel,
 )
 from models.errors import FieldProblem, NotFound, TiaojieError, ValidationError
+from models.login import sign_in
 from models.settings import get_settings
-from models.signin import sign_in
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -77,7 +77,10 @@ router = APIRouter(route_class=TimedRoute, include_in_schema=False)
 
 def mount(app: FastAPI) -> None:
     """Add the pages and their static files (stylesheet, script, icon) to the app."""
+    from api.web.welcome import router as welcome_router
+
     app.include_router(router)
+    app.include_router(welcome_router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     for name in templates.env.list_templates():  # compile once, not on a user's request
         templates.env.get_template(name)

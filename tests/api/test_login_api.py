@@ -20,10 +20,10 @@ from sqlmodel import Session, col, select
 from api.app import create_app
 from models import clock
 from models.db import build_engine
+from models.login import SignInAttempt
 from models.migrate import upgrade
 from models.passwords import hash_password
 from models.settings import Settings
-from models.signin import SignInAttempt
 from tests.api.conftest import SyncASGITransport
 from tests.factories import build_city
 

@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from models import clock
+from models.login import BACKOFF_AFTER, SignInAttempt, sign_in
 from models.passwords import hash_password
-from models.signin import BACKOFF_AFTER, SignInAttempt, sign_in
 from tests.factories import build_city
 
 PASSWORD = "correct horse 马"

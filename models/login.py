@@ -23,6 +23,9 @@ token or a session cookie; 401; 429 with ``Retry-After``). The rules, in order:
    typed: people type passwords into the name field), the client address and the
    outcome. Never a password, a hash of one, or a token.
 
+(How an account gets its password in the first place, the one-time sign-in link, is
+:mod:`models.sign_in`.)
+
 The attempt is recorded in its own short write transaction after the password check,
 so the Argon2 work never holds the database's write lock and a refusal is kept even
 though the caller answers with an error.
