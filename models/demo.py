@@ -34,6 +34,7 @@ from models.cases import create_case
 from models.enums import (
     Category,
     Channel,
+    ExpiryAction,
     PartyKind,
     PartySide,
     Priority,
@@ -457,12 +458,14 @@ def demo_policies() -> list[TimeLimitPolicy]:
                 resolution_value=days,
             )
         )
-    # Cases a community cannot settle alone go to its paired agency, not up the tree.
+    # The heavy categories get the community's whole turn first; only when it has passed
+    # do wages and pollution go to the paired agency (转结对部门), and relocation up to the
+    # street (提级督办), then to the housing office. Nothing is referred at assignment.
     overrides = (
-        (Category.LABOUR, UnitLevel.COMMUNITY, 7),
-        (Category.ENVIRONMENT, UnitLevel.COMMUNITY, 7),
-        (Category.RELOCATION, UnitLevel.COMMUNITY, 10),
-        (Category.RELOCATION, UnitLevel.STREET, 13),
+        (Category.LABOUR, UnitLevel.COMMUNITY, 10, ExpiryAction.REFER),
+        (Category.ENVIRONMENT, UnitLevel.COMMUNITY, 7, ExpiryAction.REFER),
+        (Category.RELOCATION, UnitLevel.COMMUNITY, 10, ExpiryAction.ESCALATE),
+        (Category.RELOCATION, UnitLevel.STREET, 13, ExpiryAction.REFER),
     )
     # At those levels a category row is as specific as a (priority, level) row: repeat
     # the emergency and consultation limits there, first, so that they still win.
@@ -476,22 +479,23 @@ def demo_policies() -> list[TimeLimitPolicy]:
             resolution_value=base.resolution_value,
             resolution_unit=base.resolution_unit,
         )
-        for level in sorted({lv for _, lv, _ in overrides}, key=lambda lv: lv.rank)
+        for level in sorted({lv for _, lv, _, _ in overrides}, key=lambda lv: lv.rank)
         for base in rows[:2]
     ]
     rows[:0] = urgent
-    for category, level, days in overrides:
+    for category, level, days, then in overrides:
         rows.append(
             TimeLimitPolicy(
                 name=(
-                    f"{category.zh}·{level.zh}：{days}个工作日后转结对部门 "
-                    f"{category.en} at {level.en.lower()}: {days} working days, then the agency"
+                    f"{category.zh}·{level.zh}：{days}个工作日后{then.zh} "
+                    f"{category.en} at {level.en.lower()}: {days} working days, then "
+                    + ("the agency" if then == ExpiryAction.REFER else "one level up")
                 ),
                 category=category,
                 level=level,
                 response_value=1,
                 resolution_value=days,
-                refer_to_agency=True,
+                on_expiry=then,
             )
         )
     rows.append(

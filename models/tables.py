@@ -6,12 +6,15 @@ from sqlmodel import SQLModel
 
 from models.case import Case, CaseLink, CaseNumberCounter
 from models.event import CaseEvent, Outbox
+from models.extension import Extension
 from models.follow_up import FollowUp
+from models.helper import CaseHelper, HelperTask
 from models.idempotency import IdempotencyRecord
 from models.mediation import Agreement, AgreementTerm, MediationSession
 from models.notification import Notification
 from models.party import Party
 from models.policy import TimeLimitPolicy
+from models.referral import Referral
 from models.staff import Staff
 from models.unit import Pairing, Unit
 
@@ -22,15 +25,19 @@ __all__ = [
     "AgreementTerm",
     "Case",
     "CaseEvent",
+    "CaseHelper",
     "CaseLink",
     "CaseNumberCounter",
+    "Extension",
     "FollowUp",
+    "HelperTask",
     "IdempotencyRecord",
     "MediationSession",
     "Notification",
     "Outbox",
     "Pairing",
     "Party",
+    "Referral",
     "Staff",
     "TimeLimitPolicy",
     "Unit",
