@@ -96,6 +96,8 @@ class Case(CaseBase, table=True):
     # by a named rule, and required for any referral (models.referrals).
     referral_reason: ReferralReason | None = Field(default=None, sa_type=enum_type(ReferralReason))
     referral_state: ReferralState | None = Field(default=None, sa_type=enum_type(ReferralState))
+    # While a referral waits for the receiving unit: sign for it (or send it back) by then.
+    referral_due_at: datetime | None = _ts()
     # The unit that referred the case keeps it in view (its lists reach this path too).
     referred_from_path: str | None = Field(default=None, max_length=255, index=True)
     outcome_note: str | None = Field(default=None, max_length=2000)

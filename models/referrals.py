@@ -218,6 +218,7 @@ def refer(
     case.referral_target = target
     case.referral_reason = reason
     case.referral_state = row.state if internal else None
+    case.referral_due_at = row.sign_due_at
     if source is not None and source.level != UnitLevel.AGENCY:
         case.referred_from_path = source.path
     if internal and agency is not None:
@@ -298,6 +299,7 @@ def sign_referral(
     limits = compute_deadlines(policy, start=now)
     case.assignee_id = staff.id
     case.referral_state = ReferralState.SIGNED
+    case.referral_due_at = None
     case.resolution_due_at = limits.resolution_due_at
     case.next_reminder_at = None
     lifecycle.apply(
@@ -363,6 +365,7 @@ def return_referral(
     case.referral_target = None
     case.referral_reason = None
     case.referral_state = ReferralState.RETURNED
+    case.referral_due_at = None
     case.response_due_at = limits.response_due_at
     case.resolution_due_at = limits.resolution_due_at
     case.next_reminder_at = limits.next_reminder_at

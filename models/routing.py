@@ -520,6 +520,10 @@ def reassign_case(
             f"{staff.username} does not work in the case's unit or below it",
             f"{staff.display_name} 不在本案承办单位及其下级单位，不能派给其办理。",
         )
+    if case.unit_path != unit.path:
+        # Routed by hand to a unit below: that unit handles it now (and answers for it).
+        case.unit_id = unit.id
+        case.unit_path = unit.path
     case.assignee_id = staff.id
     lifecycle.apply(
         session,
@@ -527,7 +531,12 @@ def reassign_case(
         verb="assigned",
         actor=actor,
         expected_version=expected_version,
-        data={"assignee_id": staff.id, "unit": unit.code, "by_hand": True},
+        data={
+            "assignee_id": staff.id,
+            "unit": unit.code,
+            "unit_name": unit.name_zh,
+            "by_hand": True,
+        },
     )
     session.flush()
     return case
