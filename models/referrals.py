@@ -110,6 +110,14 @@ def returned_by(session: Session, *, case_id: int) -> set[int]:
     return {r for r in rows if r is not None}
 
 
+def awaits_receiver(case: Case) -> bool:
+    """A referred case whose receiving unit has not recorded its outcome yet."""
+    return case.status == S.REFERRED and case.referral_state in (
+        ReferralState.PENDING,
+        ReferralState.SIGNED,
+    )
+
+
 def sign_overdue(referral: Referral, *, now: datetime) -> bool:
     """A referral still waiting to be signed for (or sent back) after its working day."""
     return (

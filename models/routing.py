@@ -165,10 +165,14 @@ class Directory:
     def able(self, unit: Unit, category: Category) -> list[Staff]:
         return [s for s in self.handlers.get(unit.id or 0, []) if can_handle(s, category)]
 
-    def handling_unit_for(self, place: Unit, category: Category) -> Unit:
+    def handling_unit_for(self, place: Unit, category: Category, *, group: bool = False) -> Unit:
+        """The lowest unit at or above ``place`` with someone able to handle ``category``;
+        a ``group`` case (群体性) no lower than the community: its mediation committee."""
         if place.level == UnitLevel.AGENCY:
             return place
         chain = self.chain(place)
+        if group:
+            chain = [u for u in chain if u.level.rank >= UnitLevel.COMMUNITY.rank] or chain
         for unit in chain:
             if self.able(unit, category):
                 return unit
@@ -466,11 +470,9 @@ def assign_case(session: Session, *, case_id: int, actor: Actor) -> AssignmentRe
             )
             return result("referred")
 
-    unit = directory.handling_unit_for(current_unit, case.category)
-    committee = case.is_group and unit.level.rank <= UnitLevel.COMMUNITY.rank
-    if committee:
-        # A group dispute is the community mediation committee's from the start.
-        unit = directory.ancestor_at(unit, UnitLevel.COMMUNITY) or unit
+    unit = directory.handling_unit_for(current_unit, case.category, group=case.is_group)
+    # A group dispute is the community mediation committee's from the start.
+    committee = case.is_group and unit.level == UnitLevel.COMMUNITY
     staff = pick_assignee(session, unit=unit, category=case.category, mediators_only=committee)
     if staff is None and committee:
         staff = pick_assignee(session, unit=unit, category=case.category)

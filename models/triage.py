@@ -404,7 +404,7 @@ def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult
 
     # 4. Handling unit and time limits at its level.
     directory = Directory.load_branch(session, place)
-    unit = directory.handling_unit_for(place, case.category)
+    unit = directory.handling_unit_for(place, case.category, group=case.is_group)
     policy = directory.policy(category=case.category, priority=case.priority, level=unit.level)
     deadlines = compute_deadlines(policy, start=_limits_start(case, now))
     case.unit_id = unit.id
