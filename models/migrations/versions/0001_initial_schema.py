@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 14:16:12.589709
+Create Date: 2026-11-30 14:24:26.444383
 """
 
 from collections.abc import Sequence
@@ -449,9 +449,11 @@ def upgrade() -> None:
     sa.Column('unit_at_fault', sa.Boolean(), nullable=False),
     sa.Column('notes', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
     sa.Column('recorded_by_id', sa.Integer(), nullable=True),
+    sa.Column('visitor_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
     sa.ForeignKeyConstraint(['recorded_by_id'], ['staff.id'], ),
     sa.ForeignKeyConstraint(['term_id'], ['agreement_term.id'], ),
+    sa.ForeignKeyConstraint(['visitor_id'], ['staff.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('follow_up', schema=None) as batch_op:
