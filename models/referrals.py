@@ -372,7 +372,6 @@ def return_referral(
     case.assignee_id = taker.id if taker else None
     case.referral_target = None
     case.referral_reason = None
-    case.referral_state = ReferralState.RETURNED
     case.referral_due_at = None
     case.response_due_at = limits.response_due_at
     case.resolution_due_at = limits.resolution_due_at
@@ -392,6 +391,7 @@ def return_referral(
             "assignee_id": case.assignee_id,
         },
     )
+    case.referral_state = ReferralState.RETURNED
     session.flush()
     return referral
 
