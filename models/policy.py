@@ -29,25 +29,27 @@ anyone has worked it only for a legal reason recorded on the case
 (:data:`models.enums.LEGAL_REFERRAL_REASONS`), never because of a time limit.
 
 The most specific matching row wins (the number of non-NULL fields among category,
-priority and level); on a tie, the row stored first. Written as a TOML table, a row is::
+priority and level); on a tie, the row stored first. The rows are loaded from a TOML
+file by :mod:`models.policy_load` (``tiaojie policies load``), where a row is::
 
-    [[policy]]
-    name = "劳动争议·社区：10个工作日后转结对部门 Labour at community: 10 days, then the agency"
+    [[limit]]
+    name = "劳动争议/欠薪·社区：10个工作日后转结对部门 Labour at community: 10 days"
     category = "labour"
     level = "community"
-    response = { value = 1, unit = "working_days" }
-    resolution = { value = 10, unit = "working_days" }
-    on_expiry = "refer"
+    respond = "1 working_day"
+    resolve = "10 working_days"
+    when_passed = "refer"          # -> on_expiry
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from sqlmodel import Field, SQLModel
 
 from models.enums import Category, ExpiryAction, Priority, UnitLevel
-from models.types import enum_type
+from models.types import UTCDateTime, enum_type
 
 
 class LimitUnit(StrEnum):
@@ -72,3 +74,19 @@ class TimeLimitPolicy(SQLModel, table=True):
     resolution_value: int = Field(default=13, ge=0)
     resolution_unit: LimitUnit = Field(default=LimitUnit.WORKING_DAYS, sa_type=enum_type(LimitUnit))
     on_expiry: ExpiryAction = Field(default=ExpiryAction.ESCALATE, sa_type=enum_type(ExpiryAction))
+
+
+class PolicySet(SQLModel, table=True):
+    """One loaded policy file (``tiaojie policies load``): the set in force is ``active``;
+    earlier sets stay as history, with the document as it was loaded."""
+
+    __tablename__ = "policy_set"
+
+    id: int | None = Field(default=None, primary_key=True)
+    loaded_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    loaded_by: str = Field(max_length=64)
+    source: str = Field(max_length=200)
+    sha256: str = Field(max_length=64)
+    limits: int
+    active: bool = Field(default=True, index=True)
+    document: str

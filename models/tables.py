@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
+from models.admin_log import AdminEvent
 from models.case import Case, CaseLink, CaseNumberCounter
 from models.event import CaseEvent, Outbox
 from models.extension import Extension
@@ -13,14 +14,16 @@ from models.idempotency import IdempotencyRecord
 from models.mediation import Agreement, AgreementTerm, MediationSession
 from models.notification import Notification
 from models.party import Party
-from models.policy import TimeLimitPolicy
+from models.policy import PolicySet, TimeLimitPolicy
 from models.referral import Referral
+from models.sign_in import SignInLink
 from models.staff import Staff
 from models.unit import Pairing, Unit
 
 metadata = SQLModel.metadata
 
 __all__ = [
+    "AdminEvent",
     "Agreement",
     "AgreementTerm",
     "Case",
@@ -37,7 +40,9 @@ __all__ = [
     "Outbox",
     "Pairing",
     "Party",
+    "PolicySet",
     "Referral",
+    "SignInLink",
     "Staff",
     "TimeLimitPolicy",
     "Unit",
