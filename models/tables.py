@@ -11,6 +11,7 @@ from models.extension import Extension
 from models.follow_up import FollowUp
 from models.helper import CaseHelper, HelperTask
 from models.idempotency import IdempotencyRecord
+from models.login import SignInAttempt
 from models.mediation import Agreement, AgreementTerm, MediationSession
 from models.notification import Notification
 from models.party import Party
@@ -42,6 +43,7 @@ __all__ = [
     "Party",
     "PolicySet",
     "Referral",
+    "SignInAttempt",
     "SignInLink",
     "Staff",
     "TimeLimitPolicy",
