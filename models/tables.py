@@ -9,6 +9,7 @@ from models.case import Case, CaseLink, CaseNumberCounter
 from models.event import CaseEvent, Outbox
 from models.follow_up import FollowUp
 from models.idempotency import IdempotencyRecord
+from models.login import SignInAttempt
 from models.mediation import Agreement, AgreementTerm, MediationSession
 from models.notification import Notification
 from models.party import Party
@@ -35,6 +36,7 @@ __all__ = [
     "Pairing",
     "Party",
     "PolicySet",
+    "SignInAttempt",
     "SignInLink",
     "Staff",
     "TimeLimitPolicy",
