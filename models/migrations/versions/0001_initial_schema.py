@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 14:31:24.365557
+Create Date: 2026-11-30 14:32:17.174955
 """
 
 from collections.abc import Sequence
