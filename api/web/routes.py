@@ -28,6 +28,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from api.client import client_address
 from api.web import auth, queries
 from api.web.charts import RateRow, rates_chart
 from api.web.i18n import Translator, pick_lang, remember_lang
@@ -215,7 +216,7 @@ async def login_submit(request: Request) -> Response:
             _engine(request),
             username=username,
             password=password,
-            address=request.client.host if request.client else "?",
+            address=client_address(request),
             channel="web",
             per_minute=_signin_limit(request),
         )
@@ -242,7 +243,8 @@ async def login_submit(request: Request) -> Response:
         response.headers.update(headers)
         auth.set_login_csrf_cookie(response, request, token)
         return response
-    session_token, _csrf = auth.issue_session(staff.id)
+    with write_session(request) as session:
+        session_token, _csrf = auth.issue_session(session, staff.id)
     redirect = RedirectResponse(target, status_code=303)
     auth.set_session_cookie(redirect, request, session_token)
     redirect.delete_cookie(auth.CSRF_COOKIE, path="/")
@@ -252,11 +254,12 @@ async def login_submit(request: Request) -> Response:
 @router.post(f"{PREFIX}/logout")
 async def logout(request: Request) -> Response:
     form = await request.form()
-    with read_session(request) as session:
-        user = auth.current_user(request, session)
     redirect = RedirectResponse(f"{PREFIX}/login", status_code=303)
-    if user is not None and auth.csrf_ok(user.csrf, str(form.get("csrf_token", ""))):
-        auth.clear_session_cookie(redirect, request)
+    with write_session(request) as session:
+        user = auth.current_user(request, session)
+        if user is not None and auth.csrf_ok(user.csrf, str(form.get("csrf_token", ""))):
+            auth.end_session(request, session)  # the cookie stops working everywhere
+            auth.clear_session_cookie(redirect, request)
     return redirect
 
 
