@@ -143,13 +143,7 @@ def render(
         **context,
     }
     response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "frame-ancestors 'none'; form-action 'self'"
-    )
+    # Cache-Control, CSP, framing and referrer: api.headers, on every answer.
     remember_lang(request, response)
     return response
 
@@ -627,8 +621,13 @@ def _date(value: str, field: str) -> date:
 
 
 def _model(module: Any, name: str, data: dict[str, Any]) -> Any:
+    return _validated(getattr(module, name), data)
+
+
+def _validated(model: type[pydantic.BaseModel], data: dict[str, Any]) -> Any:
+    """The form data parsed by a typed model, or a :class:`ValidationError` (422)."""
     try:
-        return getattr(module, name).model_validate(data)
+        return model.model_validate(data)
     except pydantic.ValidationError as exc:
         problems = [
             FieldProblem(
@@ -641,15 +640,50 @@ def _model(module: Any, name: str, data: dict[str, Any]) -> Any:
         raise ValidationError("the form has errors", "表单有误", problems=problems) from None
 
 
+class ActionNumbers(pydantic.BaseModel):
+    """The numbers of a page action's form, parsed before anything else: a value that is
+    not a plain number (``abc``, ``²``) is a 422 naming the field, never a 500."""
+
+    model_config = pydantic.ConfigDict(extra="ignore")
+
+    version: int | None = pydantic.Field(default=None, ge=1, le=10**9)
+    satisfaction: int | None = pydantic.Field(default=None, ge=1, le=5)
+    party_ids: list[int] = pydantic.Field(default_factory=list, max_length=200)
+
+    @pydantic.field_validator("version", "satisfaction", mode="before")
+    @classmethod
+    def _number(cls, value: object) -> object:
+        text = str(value or "").strip()
+        if not text:
+            return None
+        if not (text.isascii() and text.isdigit()):
+            raise ValueError("应为数字 / must be a number")
+        return text
+
+    @pydantic.field_validator("party_ids", mode="before")
+    @classmethod
+    def _ids(cls, value: object) -> object:
+        parts = [p.strip() for p in str(value or "").split(",") if p.strip()]
+        if not all(p.isascii() and p.isdigit() and len(p) <= 12 for p in parts):
+            raise ValueError("应为当事人编号 / must be party ids")
+        return parts
+
+
 def run_action(
-    session: Session, *, verb: str, case: Case, form: Mapping[str, str], user: auth.WebUser
+    session: Session,
+    *,
+    verb: str,
+    case: Case,
+    form: Mapping[str, str],
+    numbers: ActionNumbers,
+    user: auth.WebUser,
 ) -> None:
     """Call the domain service behind one page action (all validation is the domain's)."""
     assert case.id is not None
     common: dict[str, Any] = {
         "case_id": case.id,
         "actor": user.actor,
-        "expected_version": int(form.get("version") or 0) or None,
+        "expected_version": numbers.version,
     }
     if verb in (
         "mediation_started",
@@ -663,8 +697,7 @@ def run_action(
         from models import mediating
 
         if verb == "consent_recorded":
-            ids = [int(x) for x in form.get("party_ids", "").split(",") if x.strip().isdigit()]
-            mediating.record_consent(session, party_ids=ids or None, **common)
+            mediating.record_consent(session, party_ids=numbers.party_ids or None, **common)
         elif verb == "mediation_started":
             mediating.start_mediation(session, **common)
         elif verb == "session_recorded":
@@ -716,13 +749,12 @@ def run_action(
         if verb == "reopened":
             follow_ups.reopen_case(session, reason=form.get("reason", "").strip(), **common)
         else:
-            satisfaction = form.get("satisfaction", "").strip()
             data = _model(
                 follow_up,
                 "FollowUpRecord",
                 {
                     "outcome": form.get("outcome") or None,
-                    "satisfaction": int(satisfaction) if satisfaction.isdigit() else None,
+                    "satisfaction": numbers.satisfaction,
                     "unit_at_fault": form.get("unit_at_fault") == "1",
                     "notes": form.get("notes", "").strip() or None,
                 },
@@ -767,11 +799,21 @@ async def case_action(request: Request, number: str, verb: str) -> Response:
     error: str | None = None
     errors: dict[str, str] = {}
     status = 200
+    numbers: ActionNumbers | None = None
+    bad_numbers = ValidationError("the form has errors", "表单有误")
+    try:
+        numbers = _validated(ActionNumbers, form)
+    except ValidationError as exc:
+        bad_numbers = exc
     if not auth.csrf_ok(user.csrf, form["csrf_token"]):
         error, status = (
             t("表单已过期，请刷新页面后重试。", "The form expired; reload and retry."),
             403,
         )
+    elif numbers is None:
+        status, error = 422, f"{bad_numbers.message_zh} / {bad_numbers.message_en}"
+        for p in bad_numbers.problems:
+            errors.setdefault(p.field, f"{p.message_zh} / {p.message_en}")
     elif verb not in allowed:
         error, status = (
             t("当前状态下不能执行此操作。", "This action is not possible in the case's state."),
@@ -783,7 +825,7 @@ async def case_action(request: Request, number: str, verb: str) -> Response:
                 fresh = queries.find_visible_case(session, user=user, number=case.number)
                 if fresh is None:
                     return not_found(request, user)
-                run_action(session, verb=verb, case=fresh, form=form, user=user)
+                run_action(session, verb=verb, case=fresh, form=form, numbers=numbers, user=user)
             return RedirectResponse(
                 f"{PREFIX}/cases/{quote(case.number)}?done={verb}#timeline", status_code=303
             )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from api.client import client_address
 from models.db import write_session
 from models.passwords import hash_password
@@ -12,6 +14,7 @@ from models.settings import reset_settings
 from models.staff import Staff
 from models.web_sessions import revoke_sessions
 from tests.api.conftest import Api
+from tests.factories import case_data
 
 PASSWORD = "correct horse battery staple"
 
@@ -105,3 +108,42 @@ def test_a_made_up_forwarded_for_does_not_reset_the_open311_limit(api: Api) -> N
         for i in range(8)
     ]
     assert codes[:5] == [200] * 5 and set(codes[5:]) == {429}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("version", "abc"), ("version", "²"), ("satisfaction", "²")]
+)
+def test_page_action_numbers_are_parsed_never_a_500(
+    api: Api, field: str, value: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    created = api.as_("workerA").post("/api/v1/cases", json=case_data().model_dump(mode="json"))
+    number = created.json()["case"]["number"]
+    cookie = sign_in(api, "workerA")
+    page = api.client.get(f"/web/cases/{number}", headers=cookie).text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert csrf
+    form = {"csrf_token": csrf.group(1), "version": "1", "reason": "申请人撤回", field: value}
+    answer = api.client.post(f"/web/cases/{number}/actions/withdrawn", data=form, headers=cookie)
+    assert answer.status_code == 422, answer.status_code
+    assert "Traceback" not in caplog.text and value not in caplog.text
+
+
+def test_the_web_form_refuses_the_public_channel(api: Api) -> None:
+    cookie = sign_in(api, "workerA")
+    page = api.client.get("/web/cases/new", headers=cookie).text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert csrf
+    form = {
+        "csrf_token": csrf.group(1),
+        "category": "neighbour",
+        "priority": "normal",
+        "channel": "open311",
+        "description": "楼上漏水，多次协商未果。",
+        "place_code": "BA1",
+        "complainant_name": "王小明",
+        "people_affected": "1",
+    }
+    answer = api.client.post("/web/cases/new", data=form, headers=cookie)
+    assert answer.status_code == 422
+    listed = api.as_("admin").get("/api/v1/cases").json()
+    assert listed["total"] == 0
