@@ -263,6 +263,10 @@ def _weighted(rng: random.Random, weights: dict[str, int]) -> str:
     return rng.choices(keys, weights=[weights[k] for k in keys])[0]
 
 
+# Night hours as residents say them (never 「凌晨22点」: 22:00 is 晚上10点).
+_LATE_HOURS = {22: "晚上10点", 23: "晚上11点", 0: "半夜12点", 1: "凌晨1点", 2: "凌晨2点"}
+
+
 def _slots(rng: random.Random, *, firm: str, building: str) -> dict[str, Any]:
     months = rng.randint(2, 6)
     area = rng.randint(38, 96)
@@ -275,7 +279,7 @@ def _slots(rng: random.Random, *, firm: str, building: str) -> dict[str, Any]:
         "n": rng.randint(3, 12),
         "days": rng.randint(2, 5),
         "years": rng.randint(8, 26),
-        "hour": rng.choice((22, 23, 0, 1, 2)),
+        "late": _LATE_HOURS[rng.choice((22, 23, 0, 1, 2))],
         "weeks": rng.randint(2, 6),
         "floor": rng.randint(2, 18),
         "area": area,

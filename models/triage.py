@@ -1,4 +1,4 @@
-"""Triage (分拣): classify a complaint, link duplicates and clusters, route it and set its
+"""Triage (研判分流): classify a complaint, link duplicates and clusters, route it and set its
 time limits.
 
 Classification is rules and weighted keywords over the Chinese text (substring
