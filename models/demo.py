@@ -480,17 +480,29 @@ def load_demo_city(session: Session) -> str:
     if is_loaded(session):
         return "already loaded, nothing added 已载入，未重复添加: " + _summary(session)
     load_district(session, DISTRICT, actor="demo", password_hash=hash_password(DEMO_PASSWORD))
+    for at, data, actor, recorder in demo_arrivals(session, now=clock.now()):
+        create_case(session, data=data, actor=actor, created_by_id=recorder, at=at)
+    session.flush()
+    return _summary(session)
+
+
+def demo_arrivals(
+    session: Session, *, now: datetime, count: int = FIRST_BATCH
+) -> list[tuple[datetime, CaseCreate, Actor, int | None]]:
+    """The first ``count`` sample complaints with the moment each arrives (over the
+    :data:`HISTORY_DAYS` before ``now``) and who records it; the district must be
+    loaded (replays feed these in at their times, ``load_demo_city`` all at once)."""
     staff_by_unit: dict[str, list[Staff]] = {}
     codes = {u.id: u.code for u in session.exec(select(Unit)).all()}
     for member in session.exec(select(Staff).order_by(col(Staff.id))).all():
         staff_by_unit.setdefault(codes.get(member.unit_id, ""), []).append(member)
-    complaints = demo_complaints()[:FIRST_BATCH]
-    times = submission_times(len(complaints), now=clock.now())
+    complaints = demo_complaints()[:count]
+    times = submission_times(len(complaints), now=now)
+    out: list[tuple[datetime, CaseCreate, Actor, int | None]] = []
     for data, at in zip(complaints, times, strict=True):
         actor, recorder = _recorder(data, staff_by_unit)
-        create_case(session, data=data, actor=actor, created_by_id=recorder, at=at)
-    session.flush()
-    return _summary(session)
+        out.append((at, data, actor, recorder))
+    return out
 
 
 def _id(unit: Unit) -> int:
