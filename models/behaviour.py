@@ -114,6 +114,7 @@ class ReplayReport:
 # A working day here is 8 working hours: delays are spread over office time by
 # :func:`models.workdays` through the deadlines; the replay only needs a scale.
 HOUR = timedelta(hours=1)
+OFFICE = (8, 21)  # local hours in which the replay's people act
 
 
 class Replay:
@@ -141,10 +142,17 @@ class Replay:
 
     # --- running --------------------------------------------------------------------
 
-    def run(self, *, until: datetime, tick: timedelta = 2 * HOUR) -> ReplayReport:
+    def run(self, *, until: datetime, tick: timedelta = 3 * HOUR) -> ReplayReport:
+        """Tick until ``until``; at night nobody works (the clock jumps to the morning,
+        and the arrivals of the night are recorded then with their own times)."""
         until = clock.ensure_utc(until)
         while self.clock.now() < until:
-            self.clock.set(min(self.clock.now() + tick, until))
+            moment = min(self.clock.now() + tick, until)
+            local = clock.to_local(moment)
+            if not OFFICE[0] <= local.hour < OFFICE[1] and moment < until:
+                self.clock.set(moment)
+                continue
+            self.clock.set(moment)
             self.step()
         return self.report
 
