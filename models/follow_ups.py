@@ -25,18 +25,12 @@ from sqlmodel import Session, col, select
 
 from models import clock, lifecycle, workdays
 from models.case import Case
-from models.cases import get_case
+from models.cases import get_case, parties_of, terms_of
 from models.enums import CaseStatus, FollowUpKind, FollowUpOutcome
 from models.errors import FieldProblem, GuardFailed, InvalidTransition, ValidationError
 from models.follow_up import FollowUp, FollowUpRecord
+from models.guards import event_text, required_text
 from models.lifecycle import Actor
-from models.mediating import (
-    _check_version,
-    _required_text,
-    event_text,
-    parties_of,
-    terms_of,
-)
 from models.mediation import Agreement, AgreementTerm
 
 S = CaseStatus
@@ -155,7 +149,7 @@ def record_follow_up(
     """Fill in a return visit (the one named, else the earliest still open) with its
     outcome and rating; the case's satisfaction becomes the latest rating."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     if case.status != S.FOLLOW_UP:
         raise InvalidTransition(
             f"cannot record a return visit for a case that is {case.status.value}",
@@ -288,14 +282,14 @@ def reopen_case(
 ) -> Case:
     """Reopen a case in follow-up or closed, at the resident's request (重启)."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     if case.anonymised_at is not None:
         raise GuardFailed(
             "the case's personal data has been anonymised under the retention rule; "
             "record a new case instead",
             "本案个人信息已按保存期限匿名化，请登记新案件。",
         )
-    text = _required_text(reason, "reason", "重启原因", max_length=2000)
+    text = required_text(reason, "reason", "重启原因", max_length=2000)
     if case.status not in (S.FOLLOW_UP, S.CLOSED):
         raise InvalidTransition(
             f"cannot reopen a case that is {case.status.value}",
