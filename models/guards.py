@@ -7,6 +7,7 @@ for an event is masked here.
 from __future__ import annotations
 
 from models import pii
+from models import text as text_rules
 from models.errors import FieldProblem, ValidationError
 
 EVENT_TEXT_MAX = 500
@@ -20,8 +21,13 @@ def invalid(field: str, en: str, zh: str) -> ValidationError:
 
 
 def required_text(value: str | None, field: str, zh_name: str, *, max_length: int) -> str:
-    """``value`` trimmed; refused when empty or longer than ``max_length``."""
-    text = (value or "").strip()
+    """``value`` as the one text rule cleans it (:func:`models.text.check`); refused
+    when unsafe, empty or longer than ``max_length``."""
+    try:
+        text = text_rules.check(value or "")
+    except text_rules.UnsafeText as exc:
+        zh, _, en = str(exc).partition(" / ")
+        raise invalid(field, en or zh, zh) from None
     if not text:
         raise invalid(field, "must not be empty", f"请填写{zh_name}")
     if len(text) > max_length:
