@@ -77,8 +77,11 @@ router = APIRouter(route_class=TimedRoute, include_in_schema=False)
 
 def mount(app: FastAPI) -> None:
     """Add the pages and their static files (stylesheet, script, icon) to the app."""
+    from api.web.case_list import router as case_list_router
     from api.web.welcome import router as welcome_router
 
+    # The list before the case page, whose /web/cases/{number} would otherwise match.
+    app.include_router(case_list_router)
     app.include_router(router)
     app.include_router(welcome_router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
