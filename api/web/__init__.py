@@ -9,8 +9,10 @@ from fastapi.staticfiles import StaticFiles
 
 def mount(app: FastAPI) -> None:
     """Add the pages and their static files (stylesheet, script, icon) to the app."""
-    from api.web import routes, welcome
+    from api.web import case_list, routes, welcome
 
+    # The list before the case page, whose /web/cases/{number} would otherwise match.
+    app.include_router(case_list.router)
     app.include_router(routes.router)
     app.include_router(welcome.router)
     app.mount("/static", StaticFiles(directory=str(routes.STATIC_DIR)), name="static")
