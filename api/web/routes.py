@@ -78,12 +78,14 @@ router = APIRouter(route_class=TimedRoute, include_in_schema=False)
 def mount(app: FastAPI) -> None:
     """Add the pages and their static files (stylesheet, script, icon) to the app."""
     from api.web.case_list import router as case_list_router
+    from api.web.reports import router as reports_router
     from api.web.welcome import router as welcome_router
 
     # The list before the case page, whose /web/cases/{number} would otherwise match.
     app.include_router(case_list_router)
     app.include_router(router)
     app.include_router(welcome_router)
+    app.include_router(reports_router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     for name in templates.env.list_templates():  # compile once, not on a user's request
         templates.env.get_template(name)
@@ -824,6 +826,7 @@ DASHBOARD_LEVELS = (UnitLevel.STREET, UnitLevel.COMMUNITY, UnitLevel.COMPOUND)
 @router.get(f"{PREFIX}/dashboard", response_class=HTMLResponse)
 def dashboard(request: Request, level: str | None = None, days: int = 30) -> Response:
     from models import metrics
+    from models.monthly_report import previous_month
 
     with read_session(request) as session:
         user = auth.current_user(request, session)
@@ -876,6 +879,7 @@ def dashboard(request: Request, level: str | None = None, days: int = 30) -> Res
         "dashboard.html",
         {
             "rates": rates,
+            "last_month": f"{previous_month(clock.to_local(now).date()):%Y-%m}",
             "chart": chart,
             "backlog": backlog,
             "overdue_levels": overdue_levels,
