@@ -92,14 +92,6 @@ def shared_client() -> httpx.Client:
         return _shared_client
 
 
-def close_shared_client() -> None:
-    global _shared_client
-    with _client_lock:
-        if _shared_client is not None:
-            _shared_client.close()
-            _shared_client = None
-
-
 def _retry_after_s(response: httpx.Response) -> float | None:
     value = response.headers.get("Retry-After")
     if not value:
