@@ -66,6 +66,10 @@ class WebUser:
             return None
         return self.unit_path or "/__nowhere__/"
 
+    @property
+    def is_supervisor(self) -> bool:
+        return self.role in (StaffRole.SUPERVISOR, StaffRole.ADMIN)
+
 
 def is_https(request: Request) -> bool:
     forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
