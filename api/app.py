@@ -128,7 +128,7 @@ def _include_docs(app: FastAPI) -> None:
 def _include_web(app: FastAPI) -> None:
     """Mount the server-rendered pages when that package is present."""
     try:
-        web = importlib.import_module("api.web.routes")
+        web = importlib.import_module("api.web")
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("api.web"):
             return

@@ -19,10 +19,9 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pydantic
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -54,7 +53,7 @@ from models.settings import get_settings
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 PREFIX = "/web"
-READ_ONLY_ROLES = frozenset({StaffRole.INSTRUCTOR, StaffRole.VOLUNTEER})
+READ_ONLY_ROLES = frozenset({StaffRole.INSTRUCTOR, StaffRole.VOLUNTEER, StaffRole.PARTY_MEMBER})
 
 
 class TimedRoute(APIRoute):
@@ -74,17 +73,6 @@ class TimedRoute(APIRoute):
 
 
 router = APIRouter(route_class=TimedRoute, include_in_schema=False)
-
-
-def mount(app: FastAPI) -> None:
-    """Add the pages and their static files (stylesheet, script, icon) to the app."""
-    from api.web.welcome import router as welcome_router
-
-    app.include_router(router)
-    app.include_router(welcome_router)
-    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
-    for name in templates.env.list_templates():  # compile once, not on a user's request
-        templates.env.get_template(name)
 
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -866,6 +854,7 @@ DASHBOARD_LEVELS = (UnitLevel.STREET, UnitLevel.COMMUNITY, UnitLevel.COMPOUND)
 @router.get(f"{PREFIX}/dashboard", response_class=HTMLResponse)
 def dashboard(request: Request, level: str | None = None, days: int = 30) -> Response:
     from models import metrics
+    from models.monthly_report import previous_month
 
     with read_session(request) as session:
         user = auth.current_user(request, session)
@@ -918,6 +907,7 @@ def dashboard(request: Request, level: str | None = None, days: int = 30) -> Res
         "dashboard.html",
         {
             "rates": rates,
+            "last_month": f"{previous_month(clock.to_local(now).date()):%Y-%m}",
             "chart": chart,
             "backlog": backlog,
             "overdue_levels": overdue_levels,

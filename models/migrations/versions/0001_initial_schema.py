@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 14:41:21.503987
+Create Date: 2026-11-30 14:49:57.936642
 """
 
 from collections.abc import Sequence
