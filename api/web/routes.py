@@ -52,7 +52,7 @@ from models.settings import get_settings
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 PREFIX = "/web"
-READ_ONLY_ROLES = frozenset({StaffRole.INSTRUCTOR, StaffRole.VOLUNTEER})
+READ_ONLY_ROLES = frozenset({StaffRole.INSTRUCTOR, StaffRole.VOLUNTEER, StaffRole.PARTY_MEMBER})
 
 
 class TimedRoute(APIRoute):

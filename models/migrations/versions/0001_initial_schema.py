@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 14:33:45.428547
+Create Date: 2026-11-30 14:48:55.312416
 """
 
 from collections.abc import Sequence
