@@ -37,7 +37,7 @@ from models.unit import Pairing, Unit
 
 UNIT_COLUMNS = ("code", "name", "name_en", "level", "parent_code", "address", "lat", "lon")
 STAFF_COLUMNS = ("username", "name", "role", "unit_code", "skills", "phone", "active")
-STAFF_OPTIONAL = ("capacity", "away")
+STAFF_OPTIONAL = ("capacity", "away", "employer")
 PAIRING_COLUMNS = ("community_code", "category", "agency_code")
 
 # Which level a unit's parent must have. A district may be the top of an installation.
@@ -213,6 +213,8 @@ class StaffRow(_Row):
     active: bool = True
     capacity: int | None = None
     away: bool | None = None
+    # In-service Party members (在职党员) registered with a community: their home unit.
+    employer: str | None = None
 
     @field_validator("username", mode="before")
     @classmethod
@@ -522,6 +524,8 @@ def _staff_fields(spec: StaffRow, unit_id: int | None) -> dict[str, Any]:
         fields["capacity"] = spec.capacity
     if spec.away is not None:
         fields["away"] = spec.away
+    if spec.employer:
+        fields["employer"] = spec.employer.strip()[:100]
     return fields
 
 
