@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 14:56:00.969994
+Create Date: 2026-11-30 14:58:09.695820
 """
 
 from collections.abc import Sequence
