@@ -140,6 +140,8 @@ class Inbox:
     due_today: list[CaseRow] = field(default_factory=list)
     overdue: list[CaseRow] = field(default_factory=list)
     unit_open: list[CaseRow] = field(default_factory=list)
+    referred_out: list[CaseRow] = field(default_factory=list)
+    workload: helping.Workload | None = None
 
 
 def inbox(session: Session, *, user: WebUser, now: datetime, limit: int = 50) -> Inbox:
@@ -153,7 +155,11 @@ def inbox(session: Session, *, user: WebUser, now: datetime, limit: int = 50) ->
         .where(
             or_(
                 col(Case.assignee_id) == user.staff_id,
-                (col(Case.created_by_id) == user.staff_id),
+                col(Case.created_by_id) == user.staff_id,
+                col(Case.liaison_id) == user.staff_id,
+                col(Case.id).in_(
+                    select(CaseHelper.case_id).where(CaseHelper.staff_id == user.staff_id)
+                ),
             )
         )
         .order_by(col(Case.resolution_due_at).is_(None), col(Case.resolution_due_at))
@@ -173,17 +179,29 @@ def inbox(session: Session, *, user: WebUser, now: datetime, limit: int = 50) ->
         base.where(overdue.overdue_clause(now)).order_by(deadline, col(Case.id)).limit(limit)
     )
     recent_q = base.order_by(col(Case.created_at).desc()).limit(20)
+    # Referred out of my area and not back yet: a referral is not an exit.
+    referred: Sequence[Case] = []
+    if user.reach_path:
+        referred = session.exec(
+            select(Case)
+            .where(col(Case.is_open).is_(True), col(Case.status) == CaseStatus.REFERRED)
+            .where(col(Case.referred_from_path).startswith(user.reach_path, autoescape=True))
+            .order_by(col(Case.referred_at))
+            .limit(limit)
+        ).all()
     mine = session.exec(mine_q).all()
     due = session.exec(due_q).all()
     late = session.exec(overdue_q).all()
     recent = session.exec(recent_q).all()
-    every = list({c.id: c for c in [*mine, *due, *late, *recent]}.values())
+    every = list({c.id: c for c in [*mine, *due, *late, *recent, *referred]}.values())
     rows = {r.case.id: r for r in _rows(session, every, now=now)}
     return Inbox(
         mine=[rows[c.id] for c in mine],
         due_today=[rows[c.id] for c in due],
         overdue=[rows[c.id] for c in late],
         unit_open=[rows[c.id] for c in recent],
+        referred_out=[rows[c.id] for c in referred],
+        workload=helping.workload(session, staff_id=user.staff_id) if user.staff_id else None,
     )
 
 
