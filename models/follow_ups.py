@@ -26,7 +26,7 @@ from sqlmodel import Session, col, select
 from models import clock, lifecycle, workdays
 from models.case import Case
 from models.cases import get_case
-from models.enums import CaseStatus, FollowUpKind, FollowUpOutcome
+from models.enums import CaseStatus, FollowUpKind, FollowUpOutcome, VisitChannel
 from models.errors import FieldProblem, GuardFailed, InvalidTransition, ValidationError
 from models.follow_up import FollowUp, FollowUpRecord
 from models.lifecycle import Actor
@@ -144,6 +144,18 @@ def _invalid(field: str, en: str, zh: str) -> ValidationError:
     )
 
 
+def is_independent(case: Case, actor: Actor) -> bool:
+    """A visit judges the handling unit only when the visitor is neither the case's
+    handler nor of the handling unit (nor of a unit inside it); the complainant's own
+    answers through their link are independent by nature."""
+    if actor.kind != "staff":
+        return True
+    if actor.staff_id is not None and actor.staff_id == case.assignee_id:
+        return False
+    handling, own = case.unit_path or "", actor.unit_path or ""
+    return bool(handling) and not own.startswith(handling)
+
+
 def record_follow_up(
     session: Session,
     *,
@@ -161,11 +173,11 @@ def record_follow_up(
             f"cannot record a return visit for a case that is {case.status.value}",
             f"案件当前状态为「{case.status.zh}」，不能记录回访。",
         )
-    if data.outcome == FollowUpOutcome.UNREACHABLE and data.satisfaction is not None:
+    if data.channel == VisitChannel.RESIDENT_LINK and actor.kind == "staff":
         raise _invalid(
-            "satisfaction",
-            "no rating when the resident could not be reached",
-            "未联系上当事人时不能填写满意度",
+            "channel",
+            "answers through the resident's link are given by the resident, not by staff",
+            "「居民自评链接」的回答只能由居民本人提交",
         )
     open_visits = [v for v in list_follow_ups(session, case_id=case_id) if v.done_at is None]
     if data.follow_up_id is not None:
@@ -191,6 +203,12 @@ def record_follow_up(
     visit.unit_at_fault = data.unit_at_fault
     visit.notes = data.notes
     visit.recorded_by_id = actor.staff_id
+    visit.channel = data.channel
+    visit.resolved = data.resolved
+    visit.satisfied = data.satisfied
+    visit.independent = is_independent(case, actor)
+    visit.judged_unit_id = case.unit_id
+    visit.judged_unit_path = case.unit_path
     session.add(visit)
     if visit.term_id is not None and data.outcome == FollowUpOutcome.CARRIED_OUT:
         term = session.get(AgreementTerm, visit.term_id)
@@ -211,6 +229,10 @@ def record_follow_up(
             "kind": visit.kind.value,
             "outcome": data.outcome.value,
             "satisfaction": data.satisfaction,
+            "resolved": data.resolved.value if data.resolved else None,
+            "satisfied": data.satisfied.value if data.satisfied else None,
+            "channel": data.channel.value,
+            "independent": visit.independent,
             "unit_at_fault": data.unit_at_fault,
         },
     )

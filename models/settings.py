@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     cluster_warning_threshold: int = 5
     group_case_threshold: int = 5
 
+    # The three rates (三率): weights of the composite score used for the monthly ranking
+    # (the weights commonly reported for Beijing's 接诉即办 assessment).
+    rate_weight_response: float = Field(default=0.10, ge=0, le=1)
+    rate_weight_resolution: float = Field(default=0.45, ge=0, le=1)
+    rate_weight_satisfaction: float = Field(default=0.45, ge=0, le=1)
+
     # HTTP
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
+from models.breaches import LimitBreach
 from models.case import Case, CaseLink, CaseNumberCounter
+from models.contact import CaseContact
 from models.event import CaseEvent, Outbox
 from models.follow_up import FollowUp
 from models.idempotency import IdempotencyRecord
 from models.mediation import Agreement, AgreementTerm, MediationSession
+from models.month_problem import MonthProblem
 from models.notification import Notification
 from models.party import Party
 from models.policy import TimeLimitPolicy
@@ -21,12 +24,15 @@ __all__ = [
     "Agreement",
     "AgreementTerm",
     "Case",
+    "CaseContact",
     "CaseEvent",
     "CaseLink",
     "CaseNumberCounter",
     "FollowUp",
     "IdempotencyRecord",
+    "LimitBreach",
     "MediationSession",
+    "MonthProblem",
     "Notification",
     "Outbox",
     "Pairing",
