@@ -337,8 +337,8 @@ def _per_path(session: Session, decided: Any) -> list[tuple[Any, ...]]:
 
 
 def _distinct_cases(session: Session, decided: list[Any]) -> list[tuple[Any, ...]]:
-    sub = union_all(*(select(d.subquery().c.case_id, d.subquery().c.unit_path) for d in decided))
-    rows = sub.subquery()
+    parts = [d.subquery() for d in decided]
+    rows = union_all(*(select(p.c.case_id, p.c.unit_path) for p in parts)).subquery()
     both = select(rows.c.case_id, rows.c.unit_path).distinct().subquery()
     return list(
         session.exec(select(both.c.unit_path, func.count()).group_by(both.c.unit_path)).all()

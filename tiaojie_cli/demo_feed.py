@@ -27,7 +27,13 @@ from models import clock
 from models.case import Case
 from models.cases import create_case
 from models.db import write_session
-from models.enums import CaseStatus, FollowUpOutcome, ReferralTarget
+from models.enums import (
+    CaseStatus,
+    FollowUpOutcome,
+    ReferralTarget,
+    ResolvedAnswer,
+    SatisfiedAnswer,
+)
 from models.errors import TiaojieError
 from models.follow_up import FollowUpRecord
 from models.lifecycle import Actor
@@ -217,7 +223,8 @@ def _step(session: Session, case: Case, actor: Actor) -> str | None:
             case_id=case.id,
             data=FollowUpRecord(
                 outcome=FollowUpOutcome.CARRIED_OUT if satisfied else FollowUpOutcome.PARTLY,
-                satisfaction=5 if satisfied else 2,
+                resolved=ResolvedAnswer.RESOLVED if satisfied else ResolvedAnswer.UNRESOLVED,
+                satisfied=SatisfiedAnswer.SATISFIED if satisfied else SatisfiedAnswer.DISSATISFIED,
                 unit_at_fault=not satisfied,
                 notes=f"{SIMULATED} 回访当事人。",
                 follow_up_id=open_visits[0].id,

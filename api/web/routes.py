@@ -37,13 +37,17 @@ from models.enums import (
     CaseStatus,
     Category,
     Channel,
+    ContactMethod,
     FollowUpOutcome,
     PartyKind,
     PartySide,
     Priority,
     ReferralTarget,
+    ResolvedAnswer,
+    SatisfiedAnswer,
     StaffRole,
     UnitLevel,
+    VisitChannel,
 )
 from models.errors import FieldProblem, NotFound, TiaojieError, ValidationError
 from models.settings import get_settings
@@ -475,6 +479,7 @@ ACTIONS: dict[str, str] = {
     "mediation_failed": "models.mediating",
     "follow_up_due": "models.mediating",
     "follow_up_recorded": "models.follow_ups",
+    "contacted": "models.contact",
     "escalated": "models.escalation",
     "withdrawn": "models.mediating",
     "reopened": "models.follow_ups",
@@ -503,6 +508,10 @@ def page_actions(case: Case, user: auth.WebUser) -> list[str]:
             continue  # the workflow schedules return visits; by hand only "settled directly"
         if verb == "consent_recorded" and case.consent_at is not None:
             continue
+        if verb == "contacted" and case.first_response_at is not None:
+            continue  # the first contact is made; later calls go into the session minutes
+        if user.role == StaffRole.RETURN_VISITOR and verb != "follow_up_recorded":
+            continue  # a return visitor only hears the complainant's answers
         verbs.append(verb)
     return verbs
 
@@ -529,6 +538,10 @@ def _case_context(session: Session, user: auth.WebUser, case: Case) -> dict[str,
         "countdown": queries.countdown(case.resolution_due_at, now=now),
         "prefect_url": prefect_runs_url(case),
         "outcomes": list(FollowUpOutcome),
+        "resolved_answers": list(ResolvedAnswer),
+        "satisfied_answers": list(SatisfiedAnswer),
+        "visit_channels": [c for c in VisitChannel if c != VisitChannel.RESIDENT_LINK],
+        "contact_methods": list(ContactMethod),
         "referrals": list(ReferralTarget),
         "today": clock.to_local(now).date().isoformat(),
         "now_local": clock.to_local(now).strftime("%Y-%m-%dT%H:%M"),
@@ -682,18 +695,33 @@ def run_action(
         if verb == "reopened":
             follow_ups.reopen_case(session, reason=form.get("reason", "").strip(), **common)
         else:
-            satisfaction = form.get("satisfaction", "").strip()
             data = _model(
                 follow_up,
                 "FollowUpRecord",
                 {
                     "outcome": form.get("outcome") or None,
-                    "satisfaction": int(satisfaction) if satisfaction.isdigit() else None,
+                    "resolved": form.get("resolved") or None,
+                    "satisfied": form.get("satisfied") or None,
+                    "channel": form.get("channel") or "phone",
                     "unit_at_fault": form.get("unit_at_fault") == "1",
-                    "notes": form.get("notes", "").strip() or None,
+                    "notes": form.get("notes", "").strip(),
                 },
             )
             follow_ups.record_follow_up(session, data=data, **common)
+    elif verb == "contacted":
+        from models import contact
+
+        at = form.get("at", "").strip()
+        data = _model(
+            contact,
+            "ContactCreate",
+            {
+                "method": form.get("method") or None,
+                "at": _local_datetime(at, "at") if at else None,
+                "note": form.get("note", "").strip() or None,
+            },
+        )
+        contact.record_contact(session, data=data, **common)
     elif verb == "escalated":
         from models import escalation
 
@@ -711,7 +739,8 @@ def run_action(
 ACTION_FIELDS = (
     "version", "csrf_token", "party_ids", "held_at", "place", "participants", "minutes",
     "summary", "term_1", "term_1_due", "term_2", "term_2_due", "term_3", "term_3_due",
-    "reason", "referral", "resolution", "outcome", "satisfaction", "unit_at_fault", "notes",
+    "reason", "referral", "resolution", "outcome", "resolved", "satisfied", "channel",
+    "unit_at_fault", "notes", "method", "at", "note",
 )  # fmt: skip
 
 

@@ -40,6 +40,8 @@ DATA_KEYS = (
     "notification",
     "until",
     "unreachable",
+    "contact_id",
+    "method",
 )
 
 # What each verb needs recorded, written independently of models.lifecycle: case fields
@@ -63,6 +65,7 @@ NEEDS_DATA: dict[str, tuple[str, ...]] = {
     "follow_up_recorded": ("follow_up_id",),
     "notified": ("notification",),
     "mediation_extended": ("until",),
+    "contacted": ("contact_id", "method"),
 }
 
 actors = st.sampled_from(
