@@ -6,9 +6,12 @@ would be 0 everywhere after a sweep) and the unit that let it pass escapes its r
 So the escalation sweep writes, before it moves anything, one row per limit that has
 passed:
 
-* ``response``: the response limit passed and nobody has contacted the complainant;
-* ``resolution``: the case is overdue by the overdue rule (past the mediation limit
-  while in mediation, else past the resolution limit).
+* ``response``: the response limit passed before anybody contacted the complainant;
+* ``resolution``: the resolution limit passed while the unit handled the case, or the
+  mediation limit while in mediation.
+
+Both use the one overdue rule (:mod:`models.overdue`): the same statuses, the same
+limits, the same comparison (``deadline <= now``).
 
 Each row names the unit that held the case, its level and the escalation level, and
 the limit that passed. A row is written once per (case, kind, limit) and never changed
@@ -20,19 +23,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Index, UniqueConstraint, and_, case, exists, type_coerce
+from sqlalchemy import ColumnElement, Index, UniqueConstraint, exists, func, type_coerce
+from sqlalchemy import case as sa_case
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from models import clock
 from models.case import Case
 from models.enums import BreachKind, CaseStatus, UnitLevel
+from models.overdue import HANDLING, past_clause
 from models.types import UTCDateTime, enum_type
 from models.unit import Unit
 
 S = CaseStatus
-# Before triage a case has no limits; after settlement its limits no longer run.
-RESPONSE_RUNS = (S.TRIAGED, S.ASSIGNED, S.ESCALATED, S.REOPENED)
-RESOLUTION_RUNS = (S.SUBMITTED, S.TRIAGED, S.ASSIGNED, S.IN_MEDIATION, S.ESCALATED, S.REOPENED)
+RESOLUTION_RUNS = HANDLING | {S.IN_MEDIATION}
 
 
 class LimitBreach(SQLModel, table=True):
@@ -53,33 +56,33 @@ class LimitBreach(SQLModel, table=True):
     escalation_level: int = 0
 
 
-def resolution_limit() -> ColumnElement[datetime]:
-    """The limit a working case is held to: the mediation limit while in mediation
-    (when set), else the resolution limit."""
-    in_mediation = and_(col(Case.status) == S.IN_MEDIATION, col(Case.mediation_due_at).is_not(None))
-    limit = case((in_mediation, col(Case.mediation_due_at)), else_=col(Case.resolution_due_at))
-    return type_coerce(limit, UTCDateTime)
-
-
 def _limits(now: datetime) -> dict[BreachKind, tuple[Any, list[ColumnElement[bool]]]]:
+    """Per kind: the limit column and when it has passed (:mod:`models.overdue`)."""
     response_due: Any = col(Case.response_due_at)
-    resolution_due = resolution_limit()
+    in_mediation = col(Case.status) == S.IN_MEDIATION
+    resolution_due: Any = type_coerce(
+        sa_case(
+            (in_mediation, func.coalesce(col(Case.mediation_due_at), col(Case.resolution_due_at))),
+            else_=col(Case.resolution_due_at),
+        ),
+        UTCDateTime,
+    )
     return {
         BreachKind.RESPONSE: (
             response_due,
             [
-                col(Case.status).in_(RESPONSE_RUNS),
+                col(Case.status).in_(sorted(HANDLING)),
                 col(Case.first_response_at).is_(None),
                 response_due.is_not(None),
-                response_due <= now,
+                past_clause(response_due, now),
             ],
         ),
         BreachKind.RESOLUTION: (
             resolution_due,
             [
-                col(Case.status).in_(RESOLUTION_RUNS),
+                col(Case.status).in_(sorted(RESOLUTION_RUNS)),
                 resolution_due.is_not(None),
-                resolution_due <= now,
+                past_clause(resolution_due, now),
             ],
         ),
     }

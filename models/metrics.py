@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, union_all
+from sqlalchemy import ColumnElement, case, func, literal, or_, union_all
 from sqlmodel import Session, col, select
 
 from models import clock, workdays
@@ -57,12 +57,12 @@ from models.enums import (
 )
 from models.event import CaseEvent
 from models.follow_up import FollowUp
+from models.overdue import overdue_clause
 from models.party import Party
 from models.settings import get_settings
 from models.unit import Unit
 
 S = CaseStatus
-WORKING = (S.SUBMITTED, S.TRIAGED, S.ASSIGNED, S.IN_MEDIATION, S.ESCALATED, S.REOPENED)
 RESOLVED = (ResolvedAnswer.RESOLVED, ResolvedAnswer.BASICALLY)
 SATISFIED = (SatisfiedAnswer.SATISFIED, SatisfiedAnswer.BASICALLY)
 
@@ -192,19 +192,6 @@ def _count(condition: ColumnElement[bool]) -> Any:
 
 def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
-
-
-def _overdue(now: datetime) -> ColumnElement[bool]:
-    """Past its limit: the mediation limit while in mediation, else the resolution limit."""
-    in_med = col(Case.status) == S.IN_MEDIATION
-    has_med_due = col(Case.mediation_due_at).is_not(None)
-    return and_(
-        col(Case.status).in_(WORKING),
-        or_(
-            and_(in_med, has_med_due, col(Case.mediation_due_at) < now),
-            and_(or_(~in_med, ~has_med_due), col(Case.resolution_due_at) < now),
-        ),
-    )
 
 
 def composite_score(
@@ -469,7 +456,7 @@ def overdue_by_level(
     current = (
         select(col(Case.id), col(Unit.level))
         .join(Unit, col(Unit.id) == col(Case.unit_id))
-        .where(_overdue(now), *_cases_within(within_path))
+        .where(overdue_clause(now), *_cases_within(within_path))
     )
     both = union_all(recorded, current).subquery()
     distinct = select(both.c.case_id, both.c.lv).distinct().subquery()
@@ -518,7 +505,7 @@ def backlog_by_unit(
             func.count(col(Case.id)),
             _count(col(Case.status) == S.IN_MEDIATION),
             _count(col(Case.status) == S.FOLLOW_UP),
-            _count(_overdue(moment)),
+            _count(overdue_clause(moment)),
         )
         .where(
             col(Case.is_open).is_(True),

@@ -22,10 +22,17 @@ class Settings(BaseSettings):
         default=None,
         description="SQLAlchemy URL of the case database; default: SQLite file under home.",
     )
-    secret_key: SecretStr = Field(
-        default=SecretStr("tiaojie-dev-secret-change-me-in-production-0000"),
-        description="Key material for field encryption, look-up hashes and tokens.",
+    # Keys (see models/keys.py): each from its own variable, else its file under
+    # home/keys (written by `tiaojie init`), else derived from secret_key.
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="One shared secret from which every key is derived when it has no "
+        "variable or file of its own.",
     )
+    token_key: SecretStr | None = Field(default=None, description="Signs bearer tokens.")
+    session_key: SecretStr | None = Field(default=None, description="Signs session cookies.")
+    field_key: SecretStr | None = Field(default=None, description="Encrypts personal fields.")
+    lookup_key: SecretStr | None = Field(default=None, description="Keys look-up hashes.")
     timezone: str = "Asia/Shanghai"
     case_number_prefix: str = "JX"
 

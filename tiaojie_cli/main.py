@@ -9,8 +9,6 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from models.settings import get_settings
-
 app = typer.Typer(
     name="tiaojie",
     help="Tiaojie (调解): grassroots dispute resolution. 基层矛盾纠纷调解工作流。",
@@ -24,15 +22,16 @@ console = Console()
 def init(
     demo: bool = typer.Option(False, "--demo", help="Load the demo city (idempotent)."),
 ) -> None:
-    """Create or migrate the database and optionally load the demo city. Safe to repeat.
+    """Generate the keys, create or migrate the database and optionally load the demo
+    city. Safe to repeat (existing keys are never replaced).
 
-    创建或升级数据库，可选载入演示城市；重复执行不会产生重复数据。
+    生成密钥、创建或升级数据库，可选载入演示城市；重复执行不会覆盖已有密钥，也不会产生重复数据。
     """
     from models.db import get_engine
     from models.migrate import upgrade
+    from tiaojie_cli.keys import ensure_keys
 
-    settings = get_settings()
-    settings.home.mkdir(parents=True, exist_ok=True)
+    ensure_keys(console)
     engine = get_engine()
     upgrade(engine)
     console.print(f"[green]✓[/] database ready 数据库已就绪: {engine.url.render_as_string()}")
@@ -55,10 +54,12 @@ from tiaojie_cli.audit import app as audit_app  # noqa: E402
 app.add_typer(audit_app, name="audit")
 
 from tiaojie_cli.cases import app as case_app  # noqa: E402
+from tiaojie_cli.keys import app as keys_app  # noqa: E402
 from tiaojie_cli.tokens import app as token_app  # noqa: E402
 
 app.add_typer(case_app, name="case")
 app.add_typer(token_app, name="token")
+app.add_typer(keys_app, name="keys")
 
 
 @app.command()

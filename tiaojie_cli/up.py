@@ -311,7 +311,29 @@ class Up:
             progress.update(task)
             time.sleep(0.5)
 
+    def _check_keys(self) -> None:
+        """Never serve on the public development key (anyone could forge a sign-in or
+        read a copied database); the demo makes its own keys."""
+        from models import keys
+        from tiaojie_cli.keys import private_home
+
+        private_home()
+        if self.demo:
+            keys.init_keys()
+        weak = keys.default_sources()
+        if weak:
+            raise UpError(
+                f"密钥 {', '.join(weak)} 使用的是公开的开发密钥，拒绝启动。"
+                "请先运行 `tiaojie init` 生成密钥（或设置 TIAOJIE_*_KEY 环境变量）；"
+                "仅作演示时可用 `tiaojie up --demo`。",
+                f"the {', '.join(weak)} key(s) would be the public development key; refusing "
+                "to start. Run `tiaojie init` to generate keys into "
+                f"{keys.keys_dir()} (or set the TIAOJIE_*_KEY variables); for a "
+                "demonstration only, `tiaojie up --demo`.",
+            )
+
     def start(self) -> None:
+        self._check_keys()
         self.layout.make()
         _claim_home(self.layout)
         with contextlib.suppress(FileNotFoundError):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 14:11:38.345666
+Create Date: 2026-11-30 14:19:35.428331
 """
 
 from collections.abc import Sequence
