@@ -288,6 +288,7 @@ _ROLE_SHORT = {
     StaffRole.SUPERVISOR: "supervisor",
     StaffRole.ADMIN: "admin",
     StaffRole.VOLUNTEER: "volunteer",
+    StaffRole.RETURN_VISITOR: "visitor",
 }
 _EVERYDAY = (Category.NEIGHBOUR, Category.FAMILY, Category.PROPERTY, Category.TENANCY)
 _HEAVY = (Category.RELOCATION, Category.LABOUR, Category.ENVIRONMENT)
@@ -381,6 +382,11 @@ def _staff_plan() -> tuple[StaffSpec, ...]:
                 add(StaffRole.GRID_WORKER, code, None, _EVERYDAY, 10)
             case _:
                 pass
+    # Return visitors (回访员) of each street and district: independent of the units whose
+    # cases they visit. Added last, so that everybody else keeps their generated name.
+    for unit in plan.units:
+        if unit.level in (UnitLevel.STREET, UnitLevel.DISTRICT):
+            add(StaffRole.RETURN_VISITOR, unit.code, None, (), 0, suffix="（回访员）")
     return tuple(staff)
 
 

@@ -33,6 +33,7 @@ from models.enums import (
     ReferralTarget,
     ResolvedAnswer,
     SatisfiedAnswer,
+    StaffRole,
 )
 from models.errors import TiaojieError
 from models.follow_up import FollowUpRecord
@@ -157,6 +158,21 @@ def _assignee_actor(session: Session, case: Case) -> Actor | None:
     )
 
 
+def _visitor_actor(session: Session, case: Case) -> Actor | None:
+    """The return visitor (回访员) nearest above the handling unit: independent of it."""
+    handling = case.unit_path or ""
+    rows = session.exec(
+        select(Staff, Unit)
+        .join(Unit, col(Unit.id) == col(Staff.unit_id))
+        .where(col(Staff.role) == StaffRole.RETURN_VISITOR, col(Staff.active).is_(True))
+    ).all()
+    above = [(u.path, s) for s, u in rows if handling.startswith(u.path) and u.path != handling]
+    if not above:
+        return None
+    path, staff = max(above, key=lambda pair: len(pair[0]))
+    return Actor(kind="staff", staff_id=staff.id, role=staff.role, unit_path=path)
+
+
 def _step(session: Session, case: Case, actor: Actor) -> str | None:
     from models import follow_ups, mediating
 
@@ -218,6 +234,7 @@ def _step(session: Session, case: Case, actor: Actor) -> str | None:
         if not open_visits:
             return None  # the follow-up step has not scheduled the visits yet
         satisfied = case.id % 7 != 2
+        visitor = _visitor_actor(session, case) or actor
         follow_ups.record_follow_up(
             session,
             case_id=case.id,
@@ -229,7 +246,7 @@ def _step(session: Session, case: Case, actor: Actor) -> str | None:
                 notes=f"{SIMULATED} 回访当事人。",
                 follow_up_id=open_visits[0].id,
             ),
-            actor=actor,
+            actor=visitor,
             expected_version=case.version,
         )
         return "return visit recorded 记录回访"

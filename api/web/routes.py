@@ -27,6 +27,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from api.prefect_links import prefect_runs_url
 from api.web import auth, queries
 from api.web.charts import RateRow, rates_chart
 from api.web.i18n import Translator, pick_lang, remember_lang
@@ -50,7 +51,6 @@ from models.enums import (
     VisitChannel,
 )
 from models.errors import FieldProblem, NotFound, TiaojieError, ValidationError
-from models.settings import get_settings
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -514,14 +514,6 @@ def page_actions(case: Case, user: auth.WebUser) -> list[str]:
             continue  # a return visitor only hears the complainant's answers
         verbs.append(verb)
     return verbs
-
-
-def prefect_runs_url(case: Case) -> str:
-    """The case's runs in the Prefect UI, found by their tag: a run of its own and the
-    batch runs it shared under load carry ``case:<number>`` alike (a name search would
-    miss a case in the middle of a batch)."""
-    base = get_settings().prefect_ui_url.rstrip("/")
-    return f"{base}/runs?{urlencode({'tag': f'case:{case.number}'})}"
 
 
 def _case_context(session: Session, user: auth.WebUser, case: Case) -> dict[str, Any]:

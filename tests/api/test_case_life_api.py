@@ -114,7 +114,9 @@ def test_full_life_agreement_follow_up_closed(api: Api, vclock: VirtualClock) ->
     assert detail["agreements"][0]["terms"][0]["text"] == "支付第一期工资"
     assert detail["follow_ups"]
     assert detail["prefect_runs_url"].startswith("http")
-    assert detail["prefect_runs_url"].endswith(f"/runs?tag=case%3A{detail['case']['number']}")
+    url = detail["prefect_runs_url"]
+    assert f"/runs?tag=case%3A{detail['case']['number']}&type=range&startDate=" in url
+    assert "&endDate=" in url  # the UI shows 7 days unless the link names a range
     assert detail["case"]["status"] in ("closed", "follow_up")
 
     # The handler (assignee) sees personal data in clear; the intake worker does not.
