@@ -87,6 +87,12 @@ class Settings(BaseSettings):
         default=None,
         description="Set by `tiaojie up`: /healthz answers 503 until this file exists.",
     )
+    public_url: str | None = Field(
+        default=None,
+        description="Address staff use to reach the web pages (for one-time sign-in links); "
+        "default: http://api_host:api_port.",
+    )
+    sign_in_link_days: int = Field(default=7, description="How long a one-time sign-in link works.")
     prefect_ui_url: str = Field(
         default="http://127.0.0.1:4200",
         description="Base URL of the Prefect UI; case pages link to their flow runs there.",
@@ -94,6 +100,10 @@ class Settings(BaseSettings):
 
     # Personal data
     retention_days: int = 3 * 365
+
+    @property
+    def web_base_url(self) -> str:
+        return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
 
     @property
     def resolved_database_url(self) -> str:

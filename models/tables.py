@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
+from models.admin_log import AdminEvent
 from models.breaches import LimitBreach
 from models.case import Case, CaseLink, CaseNumberCounter
 from models.contact import CaseContact
@@ -14,13 +15,15 @@ from models.mediation import Agreement, AgreementTerm, MediationSession
 from models.month_problem import MonthProblem
 from models.notification import Notification
 from models.party import Party
-from models.policy import TimeLimitPolicy
+from models.policy import PolicySet, TimeLimitPolicy
+from models.sign_in import SignInLink
 from models.staff import Staff
 from models.unit import Pairing, Unit
 
 metadata = SQLModel.metadata
 
 __all__ = [
+    "AdminEvent",
     "Agreement",
     "AgreementTerm",
     "Case",
@@ -37,6 +40,8 @@ __all__ = [
     "Outbox",
     "Pairing",
     "Party",
+    "PolicySet",
+    "SignInLink",
     "Staff",
     "TimeLimitPolicy",
     "Unit",

@@ -6,6 +6,8 @@ Subcommands that read or change cases talk to the HTTP API with httpx; ``init`` 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
 
@@ -21,11 +23,20 @@ console = Console()
 @app.command()
 def init(
     demo: bool = typer.Option(False, "--demo", help="Load the demo city (idempotent)."),
+    district: Path | None = typer.Option(
+        None,
+        "--district",
+        exists=True,
+        file_okay=False,
+        help="Import a district's folder: units.csv (or units.geojson), staff.csv, "
+        "pairings.csv, policies.toml (see docs/templates/).",
+    ),
 ) -> None:
-    """Generate the keys, create or migrate the database and optionally load the demo
-    city. Safe to repeat (existing keys are never replaced).
+    """Generate the keys, create or migrate the database; optionally load the demo city
+    or import your district's files. Safe to repeat (existing keys are never replaced).
 
-    生成密钥、创建或升级数据库，可选载入演示城市；重复执行不会覆盖已有密钥，也不会产生重复数据。
+    生成密钥、创建或升级数据库；可选载入演示城市，或导入本辖区的单位、人员、结对与时限文件；
+    重复执行不会覆盖已有密钥，也不会产生重复数据。
     """
     from models.db import get_engine
     from models.migrate import upgrade
@@ -35,6 +46,17 @@ def init(
     engine = get_engine()
     upgrade(engine)
     console.print(f"[green]✓[/] database ready 数据库已就绪: {engine.url.render_as_string()}")
+    if district is not None:
+        from models.district import load_district
+        from tiaojie_cli.district import actor, run_in_transaction, show_links
+
+        folder = district
+        summaries, links = run_in_transaction(
+            lambda session: load_district(session, folder, actor=actor()), dry_run=False
+        )
+        for line in summaries:
+            console.print(f"[green]✓[/] {line}")
+        show_links(links)
     if demo:
         from models.db import write_session
         from models.demo import load_demo_city
@@ -60,6 +82,11 @@ from tiaojie_cli.tokens import app as token_app  # noqa: E402
 app.add_typer(case_app, name="case")
 app.add_typer(token_app, name="token")
 app.add_typer(keys_app, name="keys")
+
+from tiaojie_cli.district import import_app, policies_app  # noqa: E402
+
+app.add_typer(import_app, name="import")
+app.add_typer(policies_app, name="policies")
 
 
 @app.command()

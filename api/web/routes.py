@@ -79,7 +79,10 @@ router = APIRouter(route_class=TimedRoute, include_in_schema=False)
 
 def mount(app: FastAPI) -> None:
     """Add the pages and their static files (stylesheet, script, icon) to the app."""
+    from api.web.welcome import router as welcome_router
+
     app.include_router(router)
+    app.include_router(welcome_router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     for name in templates.env.list_templates():  # compile once, not on a user's request
         templates.env.get_template(name)
