@@ -175,45 +175,6 @@ def demo_units() -> list[UnitSpec]:
     return list(_city_plan().units)
 
 
-<<<<<<< HEAD
-# --- people ----------------------------------------------------------------------------
-
-
-def _person_name(rng: random.Random) -> str:
-    data = _city_data()
-    return str(rng.choice(data["surnames"])) + str(rng.choice(data["given"]))
-
-
-def _phone(rng: random.Random) -> str:
-    return rng.choice(_PHONE_PREFIXES) + f"{rng.randrange(10**8):08d}"
-
-
-def _id_number(rng: random.Random) -> str:
-    born = datetime(1948, 1, 1) + timedelta(days=rng.randrange(0, 57 * 365))
-    first17 = f"{rng.choice(_ID_AREAS)}{born:%Y%m%d}{rng.randrange(1000):03d}"
-    return first17 + pii.id_check_digit(first17)
-
-
-_ROLE_SHORT = {
-    StaffRole.COMMUNITY_WORKER: "worker",
-    StaffRole.GRID_WORKER: "grid",
-    StaffRole.MEDIATOR: "mediator",
-    StaffRole.INSTRUCTOR: "instructor",
-    StaffRole.SUPERVISOR: "supervisor",
-    StaffRole.ADMIN: "admin",
-    StaffRole.VOLUNTEER: "volunteer",
-    StaffRole.RETURN_VISITOR: "visitor",
-}
-_EVERYDAY = (Category.NEIGHBOUR, Category.FAMILY, Category.PROPERTY, Category.TENANCY)
-_HEAVY = (Category.RELOCATION, Category.LABOUR, Category.ENVIRONMENT)
-
-
-def _username(role: StaffRole, code: str, n: int | None = None) -> str:
-    return f"{_ROLE_SHORT[role]}{n or ''}-{code.lower()}"
-
-
-=======
->>>>>>> main
 @lru_cache(maxsize=1)
 def _staff_plan() -> tuple[StaffSpec, ...]:
     rows = read_csv(DISTRICT / "staff.csv", required=STAFF_COLUMNS, optional=STAFF_OPTIONAL)
@@ -233,69 +194,7 @@ def _staff_plan() -> tuple[StaffSpec, ...]:
                 bool(s.away),
             )
         )
-<<<<<<< HEAD
-
-    add(StaffRole.ADMIN, CITY_CODE, None, (), 0, suffix="（系统管理员）", username="admin")
-    add(StaffRole.SUPERVISOR, CITY_CODE, None, every, 0, suffix="（市矛调中心）")
-    mediator_count = 0
-    for unit in plan.units:
-        code = unit.code
-        match unit.level:
-            case UnitLevel.DISTRICT:
-                add(StaffRole.SUPERVISOR, code, None, every, 0)
-                # The district intake desk (区矛调中心受理窗口), signs in as "intake-d01".
-                add(
-                    StaffRole.COMMUNITY_WORKER,
-                    code,
-                    None,
-                    every,
-                    40,
-                    suffix="（区矛调中心受理窗口）",
-                    username=f"intake-{code.lower()}",
-                )
-                for n in (1, 2):
-                    add(StaffRole.MEDIATOR, code, n, every, 20)
-            case UnitLevel.AGENCY:
-                category = next(cat for (_, a, cat) in plan.pairings if a == code)
-                add(StaffRole.MEDIATOR, code, 1, (category,), 25)
-            case UnitLevel.STREET:
-                add(StaffRole.SUPERVISOR, code, None, every, 0)
-                for n in (1, 2):
-                    add(StaffRole.MEDIATOR, code, n, every, 15)
-            case UnitLevel.COMMUNITY:
-                for n in (1, 2):
-                    add(StaffRole.COMMUNITY_WORKER, code, n, _EVERYDAY, 15)
-                for n in range(1, rng.choice((2, 3, 3)) + 1):
-                    mediator_count += 1
-                    skills = (
-                        *_EVERYDAY[: rng.randint(2, 4)],
-                        *rng.sample(_HEAVY, rng.randint(1, 2)),
-                    )
-                    add(
-                        StaffRole.MEDIATOR,
-                        code,
-                        n,
-                        skills,
-                        rng.randint(8, 12),
-                        away=mediator_count % 9 == 4,
-                        active=mediator_count % 17 != 8,
-                    )
-                heavy = rng.choice(_HEAVY)
-                add(StaffRole.INSTRUCTOR, code, None, (heavy,), 5, suffix="（党建指导员）")
-                add(StaffRole.VOLUNTEER, code, None, (Category.NEIGHBOUR,), 3)
-            case UnitLevel.COMPOUND:
-                add(StaffRole.GRID_WORKER, code, None, _EVERYDAY, 10)
-            case _:
-                pass
-    # Return visitors (回访员) of each street and district: independent of the units whose
-    # cases they visit. Added last, so that everybody else keeps their generated name.
-    for unit in plan.units:
-        if unit.level in (UnitLevel.STREET, UnitLevel.DISTRICT):
-            add(StaffRole.RETURN_VISITOR, unit.code, None, (), 0, suffix="（回访员）")
-    return tuple(staff)
-=======
     return tuple(out)
->>>>>>> main
 
 
 def demo_staff() -> list[StaffSpec]:

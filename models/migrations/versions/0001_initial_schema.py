@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 14:26:49.104547
+Create Date: 2026-11-30 14:26:59.121292
 """
 
 from collections.abc import Sequence
