@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     token_ttl_s: int = 8 * 3600
     max_body_bytes: int = 256 * 1024
     open311_rate_limit_per_min: int = 60
+    signin_per_minute: int = Field(
+        default=10,
+        description="Password checks a minute per user name and per client address "
+        "(both sign-in paths; see models/login.py).",
+    )
     ready_file: Path | None = Field(
         default=None,
         description="Set by `tiaojie up`: /healthz answers 503 until this file exists.",

@@ -11,6 +11,7 @@ from models.contact import CaseContact
 from models.event import CaseEvent, Outbox
 from models.follow_up import FollowUp
 from models.idempotency import IdempotencyRecord
+from models.login import SignInAttempt
 from models.mediation import Agreement, AgreementTerm, MediationSession
 from models.month_problem import MonthProblem
 from models.notification import Notification
@@ -41,6 +42,7 @@ __all__ = [
     "Pairing",
     "Party",
     "PolicySet",
+    "SignInAttempt",
     "SignInLink",
     "Staff",
     "TimeLimitPolicy",

@@ -13,9 +13,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from models import keys
-from models.settings import get_settings
-
 app = typer.Typer(
     help="The installation's keys: show where they live, rotate the field key. 密钥管理。",
     no_args_is_help=True,
@@ -33,6 +30,8 @@ SOURCES = {
 def private_home() -> None:
     """Everything written from now on is readable by its owner only (0600 files, 0700
     folders): the database, the logs, the keys, the Prefect server's files."""
+    from models.settings import get_settings
+
     os.umask(0o077)
     home = get_settings().home
     home.mkdir(parents=True, exist_ok=True)
@@ -40,6 +39,8 @@ def private_home() -> None:
 
 
 def ensure_keys(out: Console) -> None:
+    from models import keys  # lazily: `tiaojie --help` stays fast
+
     private_home()
     written = keys.init_keys()
     where = keys.keys_dir()
@@ -56,6 +57,8 @@ def ensure_keys(out: Console) -> None:
 @app.command("show")
 def show() -> None:
     """Where each key comes from (never prints a key). 显示各密钥来源。"""
+    from models import keys  # lazily: `tiaojie --help` stays fast
+
     table = Table(title=f"Keys 密钥 ({keys.keys_dir()})")
     table.add_column("key 密钥")
     table.add_column("protects 用途")
@@ -90,6 +93,7 @@ def rotate(
 
     轮换字段加密密钥：在线逐批重新加密全部受保护字段；中断后重新执行即可继续。
     """
+    from models import keys  # lazily: `tiaojie --help` stays fast
     from models.db import get_engine
     from models.rotation import rotate_field_key
 

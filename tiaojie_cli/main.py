@@ -66,9 +66,31 @@ def init(
         console.print(f"[green]✓[/] demo city 演示城市: {report}")
 
 
-from tiaojie_cli.up import up_command  # noqa: E402
+@app.command(name="up")
+def up_command(
+    port: int = typer.Option(8000, "--port", help="HTTP app port 网页与接口端口."),
+    prefect_port: int = typer.Option(4200, "--prefect-port", help="Prefect server port."),
+    demo: bool = typer.Option(False, "--demo", help="Load the demo city and feed complaints."),
+    demo_pace: float = typer.Option(
+        6.0, "--demo-pace", help="Seconds between demo complaints 演示投诉间隔（秒）."
+    ),
+    max_restarts: int = typer.Option(5, "--max-restarts", help="Restarts per child."),
+) -> None:
+    """Start everything on 127.0.0.1 and supervise it (Ctrl-C stops).
 
-app.command(name="up")(up_command)
+    启动全部组件（编排服务、工作进程、网页与接口）并守护运行；按 Ctrl-C 停止。
+    """
+    from tiaojie_cli.up import run_up  # here, not at the top: `tiaojie --help` stays fast
+
+    raise typer.Exit(
+        run_up(
+            port=port,
+            prefect_port=prefect_port,
+            demo=demo,
+            demo_pace_s=demo_pace,
+            max_restarts=max_restarts,
+        )
+    )
 
 
 from tiaojie_cli.audit import app as audit_app  # noqa: E402
@@ -83,7 +105,11 @@ app.add_typer(case_app, name="case")
 app.add_typer(token_app, name="token")
 app.add_typer(keys_app, name="keys")
 
+from tiaojie_cli.backup import backup_command, restore_command  # noqa: E402
 from tiaojie_cli.district import import_app, policies_app  # noqa: E402
+
+app.command(name="backup")(backup_command)
+app.command(name="restore")(restore_command)
 
 app.add_typer(import_app, name="import")
 app.add_typer(policies_app, name="policies")

@@ -35,7 +35,6 @@ from typing import Any
 
 import httpx
 import psutil
-import typer
 from rich.console import Console
 from rich.panel import Panel
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -518,27 +517,3 @@ def run_up(
     finally:
         up.stop()
     return code
-
-
-def up_command(
-    port: int = typer.Option(8000, "--port", help="HTTP app port 网页与接口端口."),
-    prefect_port: int = typer.Option(4200, "--prefect-port", help="Prefect server port."),
-    demo: bool = typer.Option(False, "--demo", help="Load the demo city and feed complaints."),
-    demo_pace: float = typer.Option(
-        6.0, "--demo-pace", help="Seconds between demo complaints 演示投诉间隔（秒）."
-    ),
-    max_restarts: int = typer.Option(5, "--max-restarts", help="Restarts per child."),
-) -> None:
-    """Start everything on 127.0.0.1 and supervise it (Ctrl-C stops).
-
-    启动全部组件（编排服务、工作进程、网页与接口）并守护运行；按 Ctrl-C 停止。
-    """
-    raise typer.Exit(
-        run_up(
-            port=port,
-            prefect_port=prefect_port,
-            demo=demo,
-            demo_pace_s=demo_pace,
-            max_restarts=max_restarts,
-        )
-    )

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 14:26:59.121292
+Create Date: 2026-11-30 14:31:44.960545
 """
 
 from collections.abc import Sequence
@@ -235,6 +235,23 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('month_problem', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_month_problem_month'), ['month'], unique=True)
+
+    op.create_table('sign_in_attempt',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+    sa.Column('name_key', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('staff_id', sa.Integer(), nullable=True),
+    sa.Column('address', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('sign_in_attempt', schema=None) as batch_op:
+        batch_op.create_index('ix_sign_in_address_at', ['address', 'at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_sign_in_attempt_at'), ['at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_sign_in_attempt_staff_id'), ['staff_id'], unique=False)
+        batch_op.create_index('ix_sign_in_name_at', ['name_key', 'at'], unique=False)
 
     op.create_table('sign_in_link',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -530,6 +547,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_sign_in_link_staff_id'))
 
     op.drop_table('sign_in_link')
+    with op.batch_alter_table('sign_in_attempt', schema=None) as batch_op:
+        batch_op.drop_index('ix_sign_in_name_at')
+        batch_op.drop_index(batch_op.f('ix_sign_in_attempt_staff_id'))
+        batch_op.drop_index(batch_op.f('ix_sign_in_attempt_at'))
+        batch_op.drop_index('ix_sign_in_address_at')
+
+    op.drop_table('sign_in_attempt')
     with op.batch_alter_table('month_problem', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_month_problem_month'))
 
