@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, bindparam, insert, update
@@ -170,6 +170,36 @@ def create_case(
     return case
 
 
+# A worker's clock may run a little ahead of the server's.
+RECEIVED_TOLERANCE = timedelta(minutes=10)
+
+
+def received_moment(given: datetime | None, *, recorded: datetime) -> datetime:
+    """When the complaint was received: the time the worker gives for a walk-in or call
+    written up later, else the moment it is recorded. Not in the future, not before
+    ``settings.received_max_age_days``."""
+    if given is None:
+        return recorded
+    if given.tzinfo is None:
+        raise ValidationError(
+            "received_at: give a time zone (for example +08:00)",
+            "received_at：请注明时区（例如 +08:00）",
+        )
+    moment = clock.ensure_utc(given)
+    if moment > recorded + RECEIVED_TOLERANCE:
+        raise ValidationError(
+            "received_at: must not be in the future", "received_at：受理时间不能晚于当前时间"
+        )
+    days = get_settings().received_max_age_days
+    if moment < recorded - timedelta(days=days):
+        raise ValidationError(
+            f"received_at: more than {days} days ago; record it with today's date and say "
+            "when it was received in the description",
+            f"received_at：早于 {days} 天前，请按今天登记并在描述中说明受理时间",
+        )
+    return min(moment, recorded)
+
+
 def create_case_with_parties(
     session: Session,
     *,
@@ -189,6 +219,7 @@ def create_case_with_parties(
     to the session as persistent, so that the state machine records the submission on
     it as on any case."""
     moment = clock.ensure_utc(at or clock.now())
+    received = received_moment(data.received_at, recorded=moment)
     if data.place_code and place_unit_id is None:
         place_unit_id = find_unit(session, code=data.place_code).id
     values = data.model_dump(exclude={"parties", "place_code"})
@@ -199,6 +230,7 @@ def create_case_with_parties(
         created_by_id=created_by_id,
         created_at=moment,
         updated_at=moment,
+        received_at=received,
     )
     case = _new_case_row(values)
     conn = session.connection()

@@ -41,7 +41,9 @@ class FollowUp(SQLModel, table=True):
     satisfaction: int | None = Field(default=None, ge=1, le=5)
     unit_at_fault: bool = False
     notes: str | None = Field(default=None, max_length=2000)
-    recorded_by_id: int | None = Field(default=None, foreign_key="staff.id")  # the visitor
+    recorded_by_id: int | None = Field(default=None, foreign_key="staff.id")
+    # Who is to make the visit (named when it is scheduled; models.follow_ups.pick_visitor).
+    visitor_id: int | None = Field(default=None, foreign_key="staff.id")
     channel: VisitChannel | None = Field(default=None, sa_type=enum_type(VisitChannel))
     resolved: ResolvedAnswer | None = Field(default=None, sa_type=enum_type(ResolvedAnswer))
     satisfied: SatisfiedAnswer | None = Field(default=None, sa_type=enum_type(SatisfiedAnswer))

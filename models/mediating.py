@@ -21,10 +21,10 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from models import clock, lifecycle, pii, workdays
+from models import clock, lifecycle, pii, referrals, workdays
 from models.case import Case
 from models.cases import get_case
-from models.enums import CaseStatus, ReferralTarget
+from models.enums import CaseStatus, ReferralReason, ReferralTarget
 from models.errors import (
     ConflictError,
     FieldProblem,
@@ -42,6 +42,8 @@ from models.mediation import (
     SessionCreate,
 )
 from models.party import Party
+from models.routing import paired_agency
+from models.unit import Unit
 
 S = CaseStatus
 COURT_CONFIRMATION_DAYS = 30
@@ -410,13 +412,20 @@ def fail_mediation(
         data={"reason": event_text(text), "referral": referral.value if referral else None},
     )
     if referral is not None:
-        case.referral_target = referral
-        lifecycle.apply(
+        unit = session.get(Unit, case.unit_id or case.place_unit_id or 0)
+        agency = (
+            paired_agency(session, unit=unit, category=case.category)
+            if unit is not None and referral == ReferralTarget.AGENCY
+            else None
+        )
+        referrals.refer(
             session,
             case=case,
-            verb="referred",
+            reason=ReferralReason.MEDIATION_FAILED,
+            target=referral,
+            agency=agency,
             actor=actor,
-            data={"referral_target": referral.value, "after": "mediation_failed"},
+            extra={"after": "mediation_failed"},
         )
     session.flush()
     return case

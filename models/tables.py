@@ -9,7 +9,9 @@ from models.breaches import LimitBreach
 from models.case import Case, CaseLink, CaseNumberCounter
 from models.contact import CaseContact
 from models.event import CaseEvent, Outbox
+from models.extension import Extension
 from models.follow_up import FollowUp
+from models.helper import CaseHelper, HelperTask
 from models.idempotency import IdempotencyRecord
 from models.login import SignInAttempt
 from models.mediation import Agreement, AgreementTerm, MediationSession
@@ -17,6 +19,7 @@ from models.month_problem import MonthProblem
 from models.notification import Notification
 from models.party import Party
 from models.policy import PolicySet, TimeLimitPolicy
+from models.referral import Referral
 from models.sign_in import SignInLink
 from models.staff import Staff
 from models.unit import Pairing, Unit
@@ -30,9 +33,12 @@ __all__ = [
     "Case",
     "CaseContact",
     "CaseEvent",
+    "CaseHelper",
     "CaseLink",
     "CaseNumberCounter",
+    "Extension",
     "FollowUp",
+    "HelperTask",
     "IdempotencyRecord",
     "LimitBreach",
     "MediationSession",
@@ -42,6 +48,7 @@ __all__ = [
     "Pairing",
     "Party",
     "PolicySet",
+    "Referral",
     "SignInAttempt",
     "SignInLink",
     "Staff",

@@ -402,7 +402,8 @@ def test_failure_with_referral_keeps_the_road_to_arbitration_open(
     assert failed.data["referral"] == "arbitration"
     assert PHONE not in str([e.data for e in events])  # events reach Prefect: masked
     referred = next(e for e in events if e.verb == "referred")
-    assert referred.data["referral_target"] == "arbitration"
+    assert referred.data["target"] == "arbitration"
+    assert referred.data["reason"] == "mediation_failed"
 
 
 def test_failure_without_referral_goes_to_follow_up(
