@@ -26,7 +26,7 @@ from sqlmodel import Session, col, select
 from models import clock, lifecycle, workdays
 from models.case import Case
 from models.cases import get_case
-from models.enums import CaseStatus, FollowUpKind, FollowUpOutcome, VisitChannel
+from models.enums import CaseStatus, FollowUpKind, FollowUpOutcome, StaffRole, VisitChannel
 from models.errors import FieldProblem, GuardFailed, InvalidTransition, ValidationError
 from models.follow_up import FollowUp, FollowUpRecord
 from models.lifecycle import Actor
@@ -39,6 +39,8 @@ from models.mediating import (
 )
 from models.mediation import Agreement, AgreementTerm
 from models.referrals import referrals_of
+from models.staff import Staff
+from models.unit import Unit
 
 S = CaseStatus
 Settlement = Literal["closed", "reopened", "waiting"]
@@ -86,14 +88,34 @@ def list_follow_ups(session: Session, *, case_id: int) -> list[FollowUp]:
 
 def pick_visitor(session: Session, *, case: Case) -> int | None:
     """Who makes a case's return visits. A referred case is visited by the community that
-    referred it (it keeps the case in view): the person who referred it, else the
-    liaison; any other case by its liaison, else its handler."""
+    referred it (it keeps the case in view): the person who referred it; any other case
+    by the return visitor above its unit (an independent visit), else its liaison, else
+    its handler."""
     assert case.id is not None
     if case.referral_target is not None:
         for referral in reversed(referrals_of(session, case_id=case.id)):
             if referral.referred_by_id is not None:
                 return referral.referred_by_id
+    visitor = return_visitor_for(session, case=case)
+    if visitor is not None:
+        return visitor.id
     return case.liaison_id or case.assignee_id
+
+
+def return_visitor_for(session: Session, *, case: Case) -> Staff | None:
+    """The return visitor (回访员) nearest above the handling unit (its street, else its
+    district): neither the handler nor of the handling unit, so the answers count for
+    the rates (:func:`is_independent`)."""
+    handling = case.unit_path or ""
+    rows = session.exec(
+        select(Staff, Unit)
+        .join(Unit, col(Unit.id) == col(Staff.unit_id))
+        .where(col(Staff.role) == StaffRole.RETURN_VISITOR, col(Staff.active).is_(True))
+    ).all()
+    above = [(u.path, s) for s, u in rows if handling.startswith(u.path) and u.path != handling]
+    if not above:
+        return None
+    return max(above, key=lambda pair: (len(pair[0]), -(pair[1].id or 0)))[1]
 
 
 def schedule_follow_ups(session: Session, *, case_id: int, actor: Actor) -> list[FollowUp]:

@@ -18,8 +18,8 @@ held it then, in the period in which that moment fell:
   resolved (已解决 / 基本解决) at an independent return visit, over cases decided. The
   deciding moment is that answer or, if the resolution limit passed first, that limit
   (unresolved, for the unit that held the case then). A referred case is resolved
-  only when its outcome is, i.e. the complainant says so; the referral itself decides
-  nothing;
+  only when its outcome is: the receiving unit recorded it resolved (or partly) and the
+  complainant says so; the referral itself decides nothing;
 * **satisfaction rate (满意率)** = cases the complainant called satisfied or basically
   satisfied (满意 / 基本满意) at an independent return visit, over cases answered.
 
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, literal, or_, union_all
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, union_all
 from sqlmodel import Session, col, select
 
 from models import clock, workdays
@@ -51,6 +51,7 @@ from models.enums import (
     BreachKind,
     CaseStatus,
     Category,
+    ReferralOutcome,
     ResolvedAnswer,
     SatisfiedAnswer,
     UnitLevel,
@@ -59,6 +60,7 @@ from models.event import CaseEvent
 from models.follow_up import FollowUp
 from models.overdue import overdue_clause
 from models.party import Party
+from models.referral import Referral
 from models.settings import get_settings
 from models.unit import Unit
 
@@ -274,18 +276,35 @@ def _response_sources() -> list[Any]:
     return [contact, late]
 
 
-def _visit_sources(answer: Any, good: tuple[Any, ...], with_breaches: bool) -> list[Any]:
+def _referral_unresolved() -> ColumnElement[bool]:
+    """The visited case was referred to a unit that has not recorded a resolved outcome
+    (none yet, or 未解决) before the visit: the referral's outcome decides first."""
+    return exists().where(
+        col(Referral.case_id) == col(FollowUp.case_id),
+        col(Referral.to_unit_id).is_not(None),
+        col(Referral.referred_at) <= col(FollowUp.done_at),
+        or_(
+            col(Referral.outcome).is_(None),
+            col(Referral.outcome) == ReferralOutcome.NOT_RESOLVED,
+        ),
+    )
+
+
+def _visit_sources(answer: Any, good: tuple[Any, ...], resolution: bool) -> list[Any]:
+    said_good = answer.in_(good)
+    if resolution:
+        said_good = and_(said_good, ~_referral_unresolved())
     visit: Any = select(
         col(FollowUp.case_id).label("case_id"),
         col(FollowUp.done_at).label("at"),
-        case((answer.in_(good), 1), else_=0).label("good"),
+        case((said_good, 1), else_=0).label("good"),
         col(FollowUp.judged_unit_path).label("unit_path"),
     ).where(
         col(FollowUp.independent).is_(True),
         col(FollowUp.done_at).is_not(None),
         answer.is_not(None),
     )
-    if not with_breaches:
+    if not resolution:
         return [visit]
     overdue: Any = select(
         col(LimitBreach.case_id),

@@ -33,7 +33,6 @@ from models.enums import (
     ReferralTarget,
     ResolvedAnswer,
     SatisfiedAnswer,
-    StaffRole,
 )
 from models.errors import TiaojieError
 from models.follow_up import FollowUpRecord
@@ -158,19 +157,15 @@ def _assignee_actor(session: Session, case: Case) -> Actor | None:
     )
 
 
-def _visitor_actor(session: Session, case: Case) -> Actor | None:
-    """The return visitor (回访员) nearest above the handling unit: independent of it."""
-    handling = case.unit_path or ""
-    rows = session.exec(
-        select(Staff, Unit)
-        .join(Unit, col(Unit.id) == col(Staff.unit_id))
-        .where(col(Staff.role) == StaffRole.RETURN_VISITOR, col(Staff.active).is_(True))
-    ).all()
-    above = [(u.path, s) for s, u in rows if handling.startswith(u.path) and u.path != handling]
-    if not above:
+def _visitor_actor(session: Session, case: Case, visitor_id: int | None) -> Actor | None:
+    """The visitor named on the return visit (a return visitor above the unit)."""
+    staff = session.get(Staff, visitor_id) if visitor_id else None
+    if staff is None:
         return None
-    path, staff = max(above, key=lambda pair: len(pair[0]))
-    return Actor(kind="staff", staff_id=staff.id, role=staff.role, unit_path=path)
+    unit = session.get(Unit, staff.unit_id) if staff.unit_id else None
+    return Actor(
+        kind="staff", staff_id=staff.id, role=staff.role, unit_path=unit.path if unit else None
+    )
 
 
 def _step(session: Session, case: Case, actor: Actor) -> str | None:
@@ -234,7 +229,7 @@ def _step(session: Session, case: Case, actor: Actor) -> str | None:
         if not open_visits:
             return None  # the follow-up step has not scheduled the visits yet
         satisfied = case.id % 7 != 2
-        visitor = _visitor_actor(session, case) or actor
+        visitor = _visitor_actor(session, case, open_visits[0].visitor_id) or actor
         follow_ups.record_follow_up(
             session,
             case_id=case.id,
