@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime
 from typing import Any
 
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
 from sqlalchemy import Index, UniqueConstraint
 from sqlalchemy.orm import declared_attr
 from sqlmodel import Field, SQLModel
 from sqlmodel._compat import SQLModelConfig
 
+from models import text as text_rules
 from models.enums import (
     CaseStatus,
     Category,
@@ -150,6 +150,8 @@ class CaseCreate(CaseBase):
     model_config = SQLModelConfig(extra="forbid")
 
     description: str = Field(min_length=2, max_length=4000)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
     place_code: str | None = Field(default=None, max_length=32)
     parties: list[PartyCreate] = Field(default_factory=list, max_length=200)
     category_locked: bool = False
@@ -173,13 +175,10 @@ class CaseCreate(CaseBase):
 
     @field_validator("description", "address_text")
     @classmethod
-    def _clean_text(cls, value: str | None) -> str | None:
+    def _clean_text(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
-        value = value.strip()
-        if any(unicodedata.category(ch) == "Cc" and ch not in "\n\r\t" for ch in value):
-            raise ValueError("文本含有控制字符 / text contains control characters")
-        return value
+        return text_rules.check(value, multiline=info.field_name == "description")
 
 
 class CasePublic(SQLModel):

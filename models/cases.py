@@ -11,13 +11,14 @@ from typing import Any
 from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import make_transient_to_detached
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from models import clock, lifecycle, pii
+from models import clock, lifecycle, pii, text_numbers
 from models.case import Case, CaseCreate, CaseNumberCounter
-from models.enums import PartyKind, PartySide
-from models.errors import NotFound, ValidationError
+from models.enums import Channel, PartyKind, PartySide
+from models.errors import FieldProblem, NotFound, ValidationError
 from models.lifecycle import Actor
+from models.mediation import AgreementTerm
 from models.party import Party, PartyCreate, PartyPublic
 from models.settings import get_settings
 from models.unit import Unit
@@ -155,6 +156,32 @@ def find_unit(session: Session, *, code: str) -> Unit:
     return unit
 
 
+def _mask_people_named(values: dict[str, Any], parties: list[PartyCreate]) -> None:
+    """People named as parties are personal data: where the free text repeats their
+    names, it is stored with the mask (their names are kept encrypted on the party)."""
+    names = [p.name for p in parties if p.kind in (PartyKind.PERSON, PartyKind.HOUSEHOLD)]
+    if not names:
+        return
+    for field in ("description", "address_text"):
+        if isinstance(values.get(field), str):
+            values[field] = pii.scrub_names(values[field], names)
+
+
+def check_channel(data: CaseCreate, actor: Actor) -> None:
+    """Only the public files through Open311: that channel makes a case's text public
+    (masked), so staff may not choose it."""
+    if data.channel == Channel.OPEN311 and actor.kind != Actor.public().kind:
+        raise ValidationError(
+            "channel: open311 is for complaints filed by the public through Open311",
+            "channel：open311 仅用于公众通过 Open311 提交的诉求",
+            problems=[
+                FieldProblem(
+                    "channel", "工作人员不能选择 open311 渠道", "staff cannot choose open311"
+                )
+            ],
+        )
+
+
 def create_case(
     session: Session,
     *,
@@ -218,6 +245,7 @@ def create_case_with_parties(
     costs more than everything else in an intake); the case object is then attached
     to the session as persistent, so that the state machine records the submission on
     it as on any case."""
+    check_channel(data, actor)
     moment = clock.ensure_utc(at or clock.now())
     received = received_moment(data.received_at, recorded=moment)
     if data.place_code and place_unit_id is None:
@@ -232,6 +260,8 @@ def create_case_with_parties(
         updated_at=moment,
         received_at=received,
     )
+    taken = text_numbers.protect_values("cases", values)
+    _mask_people_named(values, data.parties)
     case = _new_case_row(values)
     conn = session.connection()
     state = case.__dict__
@@ -239,6 +269,7 @@ def create_case_with_parties(
     state["id"] = case_id
     make_transient_to_detached(case)
     session.add(case)
+    text_numbers.record(session, case_id=case_id, taken=taken)
     parties: list[PartyPublic] = []
     if data.parties:
         rows = [party_values(case_id=case_id, data=p) for p in data.parties]
@@ -258,6 +289,23 @@ def create_case_with_parties(
     lifecycle.record_submission(session, case=case, actor=actor)
     session.flush()
     return case, parties
+
+
+def parties_of(session: Session, *, case_id: int) -> list[Party]:
+    return list(
+        session.exec(select(Party).where(Party.case_id == case_id).order_by(col(Party.id))).all()
+    )
+
+
+def terms_of(session: Session, *, agreement_id: int) -> list[AgreementTerm]:
+    """The terms of an agreement, soonest due first."""
+    return list(
+        session.exec(
+            select(AgreementTerm)
+            .where(AgreementTerm.agreement_id == agreement_id)
+            .order_by(col(AgreementTerm.due_on), col(AgreementTerm.id))
+        ).all()
+    )
 
 
 def get_case(session: Session, *, case_id: int) -> Case:

@@ -25,8 +25,8 @@ from models.case import Case
 from models.cases import get_case
 from models.enums import CaseStatus, ContactMethod
 from models.errors import GuardFailed, InvalidTransition
-from models.lifecycle import Actor
-from models.mediating import CLOCK_TOLERANCE, _check_version, _invalid
+from models.guards import CLOCK_TOLERANCE, invalid
+from models.lifecycle import Actor, check_version
 from models.mediation import clean_text
 from models.types import UTCDateTime, enum_type
 
@@ -138,7 +138,7 @@ def record_contact(
     moment may be earlier than now (recorded after the call) but not before the case
     was received nor in the future."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    check_version(case, expected_version)
     if actor.kind != "staff":
         raise GuardFailed("a contact is made by a person", "联系群众须由工作人员进行。")
     if case.status not in CONTACT_STATUSES:
@@ -150,7 +150,7 @@ def record_contact(
     at = clock.ensure_utc(data.at) if data.at else now
     received = clock.ensure_utc(case.created_at)
     if at > now + CLOCK_TOLERANCE or at < received:
-        raise _invalid(
+        raise invalid(
             "at",
             "between the receipt of the complaint and now",
             "联系时间应在受理之后、当前时间之前",

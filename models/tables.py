@@ -22,6 +22,7 @@ from models.policy import PolicySet, TimeLimitPolicy
 from models.referral import Referral
 from models.sign_in import SignInLink
 from models.staff import Staff
+from models.text_numbers import CaseTextNumber
 from models.unit import Pairing, Unit
 
 metadata = SQLModel.metadata
@@ -36,6 +37,7 @@ __all__ = [
     "CaseHelper",
     "CaseLink",
     "CaseNumberCounter",
+    "CaseTextNumber",
     "Extension",
     "FollowUp",
     "HelperTask",

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 14:33:39.321344
+Create Date: 2026-11-30 14:43:39.783437
 """
 
 from collections.abc import Sequence
@@ -365,6 +365,22 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_case_link_case_id'), ['case_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_case_link_other_case_id'), ['other_case_id'], unique=False)
 
+    op.create_table('case_text_number',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('field', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('value_enc', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('value_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('masked', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('case_text_number', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_case_text_number_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_case_text_number_value_hash'), ['value_hash'], unique=False)
+
     op.create_table('extension',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
@@ -648,6 +664,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_extension_case_id'))
 
     op.drop_table('extension')
+    with op.batch_alter_table('case_text_number', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_case_text_number_value_hash'))
+        batch_op.drop_index(batch_op.f('ix_case_text_number_case_id'))
+
+    op.drop_table('case_text_number')
     with op.batch_alter_table('case_link', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_case_link_other_case_id'))
         batch_op.drop_index(batch_op.f('ix_case_link_case_id'))
