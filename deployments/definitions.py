@@ -5,7 +5,8 @@
   maps event verbs to steps), either in the serve process (executor ``inprocess``) or
   from these deployments on a work pool (executor ``deployment``).
 * Scheduled flows: ``escalation`` every ``settings.escalation_interval_s``, ``reconcile``
-  every ``settings.reconcile_interval_s``, ``reports`` on ``settings.reports_cron``
+  every ``settings.reconcile_interval_s``, ``reports`` on ``settings.reports_cron``,
+  ``monthly_report`` on ``settings.monthly_report_cron``
   (Asia/Shanghai).
 * The zombie-detection automation: a flow run that stops sending heartbeats is marked
   Crashed, and the reconciler re-drives its case.
@@ -35,6 +36,7 @@ from flows.escalation import escalation
 from flows.follow_up import follow_up
 from flows.intake import intake, intake_batch
 from flows.mediation import mediation
+from flows.monthly_report import monthly_report
 from flows.notify import notify
 from flows.reconcile import reconcile
 from flows.relay import DeploymentDispatcher, Dispatcher, InProcessExecutor
@@ -100,6 +102,12 @@ def definitions() -> list[Definition]:
             "flows.reports.reports",
             "三率与排名报表 / Daily rates, ranking and clusters",
             [Cron(settings.reports_cron, timezone=settings.timezone)],
+        ),
+        Definition(
+            monthly_report,
+            "flows.monthly_report.monthly_report",
+            "月报（每月1日）/ Monthly report (.xlsx) on the 1st of each month",
+            [Cron(settings.monthly_report_cron, timezone=settings.timezone)],
         ),
     ]
 

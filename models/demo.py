@@ -170,11 +170,6 @@ def _city_plan() -> _Plan:
     return plan
 
 
-def demo_units() -> list[UnitSpec]:
-    """The unit tree, parents before children (``demo_data/jiangxin/units.csv``)."""
-    return list(_city_plan().units)
-
-
 @lru_cache(maxsize=1)
 def _staff_plan() -> tuple[StaffSpec, ...]:
     rows = read_csv(DISTRICT / "staff.csv", required=STAFF_COLUMNS, optional=STAFF_OPTIONAL)
@@ -487,11 +482,6 @@ def load_demo_city(session: Session) -> str:
         create_case(session, data=data, actor=actor, created_by_id=recorder, at=at)
     session.flush()
     return _summary(session)
-
-
-def _id(unit: Unit) -> int:
-    assert unit.id is not None, "flushed above"
-    return unit.id
 
 
 def _recorder(data: CaseCreate, staff_by_unit: dict[str, list[Staff]]) -> tuple[Actor, int | None]:

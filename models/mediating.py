@@ -401,18 +401,6 @@ def fail_mediation(
     return case
 
 
-def get_agreement(session: Session, *, case_id: int) -> Agreement:
-    """The case's latest agreement (a reopened case may have been settled again)."""
-    row = session.exec(
-        select(Agreement)
-        .where(Agreement.case_id == case_id)
-        .order_by(col(Agreement.signed_at).desc(), col(Agreement.id).desc())
-    ).first()
-    if row is None:
-        raise NotFound(f"case {case_id} has no agreement", f"案件 {case_id} 尚无调解协议")
-    return row
-
-
 def list_sessions(session: Session, *, case_id: int) -> list[MediationSession]:
     return list(
         session.exec(

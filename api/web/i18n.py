@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -76,7 +75,3 @@ class Translator:
     def both(self, zh: str, en: str) -> str:
         """Chinese with English beside (validation messages)."""
         return f"{zh} / {en}" if zh != en else zh
-
-
-def translator_for(request: Request) -> Callable[[str, str], str]:
-    return Translator(pick_lang(request))
