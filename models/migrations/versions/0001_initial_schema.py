@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 14:43:39.783437
+Create Date: 2026-11-30 14:48:50.457313
 """
 
 from collections.abc import Sequence
