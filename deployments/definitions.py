@@ -75,11 +75,11 @@ class Definition:
 def definitions() -> list[Definition]:
     settings = get_settings()
     return [
-        Definition(intake, "flows.intake.intake", "受理分拣 / Intake and triage"),
+        Definition(intake, "flows.intake.intake", "受理研判分流 / Intake and triage"),
         Definition(
             intake_batch,
             "flows.intake.intake_batch",
-            "批量受理分拣 / Intake and triage of several cases in one run (under load)",
+            "批量受理研判分流 / Intake and triage of several cases in one run (under load)",
         ),
         Definition(assignment, "flows.assignment.assignment", "派单 / Assignment"),
         Definition(notify, "flows.notify.notify", "通知 / Notify the people concerned"),
@@ -88,7 +88,7 @@ def definitions() -> list[Definition]:
         Definition(
             escalation,
             "flows.escalation.escalation",
-            "督办：催办与逐级上报 / Reminders and escalation",
+            "督办：催办与提级督办 / Reminders and escalation",
             [Interval(timedelta(seconds=settings.escalation_interval_s))],
         ),
         Definition(

@@ -4,7 +4,8 @@ clusters and the problem of the month, as Prefect artifacts. The figures are the
 dashboard's (:mod:`models.metrics`).
 
 Every figure is an aggregate over unit codes, categories and case numbers; respondents
-that are people are masked by the metrics layer, firms are named.
+that are people are masked by the metrics layer, firms are named. Every text put into a
+Markdown artifact is escaped (a firm's name typed by the public cannot become a link).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
 from models import clock
+from models.text import markdown_escape as md
 from tasks.reports import (
     read_clusters,
     read_monthly_ranking,
@@ -46,7 +48,8 @@ def rates_markdown(rows: list[dict[str, Any]], *, month: str) -> str:
     ]
     for row in sorted(rows, key=lambda r: (r.get("rank") is None, r.get("rank") or 0)):
         lines.append(
-            f"| {row.get('rank') or '—'} | {row.get('unit_name', '')} {row.get('unit_code', '')} "
+            f"| {md(row.get('rank') or '—')} | {md(row.get('unit_name', ''))} "
+            f"{md(row.get('unit_code', ''))} "
             f"| {row.get('cases', 0)} "
             f"| {_share(row, 'response_rate', 'responded_in_time', 'response_cases')} "
             f"| {_share(row, 'resolution_rate', 'resolved', 'resolution_cases')} "
@@ -90,7 +93,7 @@ async def reports(days: int = 30) -> dict[str, int]:
         description="同源聚集 / Recurring clusters",
     )
     problem_md = "# 本月突出问题 Problem of the month\n\n" + (
-        "\n".join(f"- **{k}**: {v}" for k, v in problem.items())
+        "\n".join(f"- **{md(k)}**: {md(v)}" for k, v in problem.items())
         if problem
         else "本月暂无突出问题 / nothing recurring this month"
     )

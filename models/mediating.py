@@ -369,9 +369,9 @@ def fail_mediation(
     arbitration, court or an agency in the same transaction."""
     case = get_case(session, case_id=case_id)
     _check_version(case, expected_version)
-    _require_status(case, {S.IN_MEDIATION}, "record a failed mediation for", "记录调解未成")
-    _staff_only(actor, "recording a failed mediation", "记录调解未成")
-    text = required_text(reason, "reason", "调解未成的原因", max_length=2000)
+    _require_status(case, {S.IN_MEDIATION}, "record a failed mediation for", "记录调解不成")
+    _staff_only(actor, "recording a failed mediation", "记录调解不成")
+    text = required_text(reason, "reason", "调解不成的原因", max_length=2000)
     case.outcome_note = text
     lifecycle.apply(
         session,

@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     token_ttl_s: int = 8 * 3600
     max_body_bytes: int = 256 * 1024
     open311_rate_limit_per_min: int = 60
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses of reverse proxies whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed (default none).",
+    )
     signin_per_minute: int = Field(
         default=10,
         description="Password checks a minute per user name and per client address "

@@ -236,7 +236,8 @@ def compose(session: Session, *, case: Case, event: CaseEvent) -> Message | None
         recipient = None
         level = data.get("level", case.escalation_level)
         text = (
-            f"【上报】案件 {number}（{cat.zh}）逾期未办结，已上报至 {unit_zh}（第 {level} 级），"
+            f"【提级督办】案件 {number}（{cat.zh}）逾期未办结，"
+            f"已提级至 {unit_zh}（第 {level} 级），"
             f"新时限 {due}。 / Case {number} ({cat.en}) is overdue and escalated to "
             f"{unit_en} (level {level}); new limit {due}."
         )

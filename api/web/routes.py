@@ -27,6 +27,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from api.client import client_address
 from api.prefect_links import prefect_runs_url
 from api.web import auth, queries
 from api.web.charts import RateRow, rates_chart
@@ -56,7 +57,7 @@ from models.login import sign_in
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 PREFIX = "/web"
-READ_ONLY_ROLES = frozenset({StaffRole.INSTRUCTOR, StaffRole.VOLUNTEER})
+READ_ONLY_ROLES = frozenset({StaffRole.INSTRUCTOR, StaffRole.VOLUNTEER, StaffRole.PARTY_MEMBER})
 
 
 class TimedRoute(APIRoute):
@@ -134,13 +135,7 @@ def render(
         **context,
     }
     response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "frame-ancestors 'none'; form-action 'self'"
-    )
+    # Cache-Control, CSP, framing and referrer: api.headers, on every answer.
     remember_lang(request, response)
     return response
 
@@ -207,7 +202,7 @@ async def login_submit(request: Request) -> Response:
             _engine(request),
             username=username,
             password=password,
-            address=request.client.host if request.client else "?",
+            address=client_address(request),
             channel="web",
             per_minute=_signin_limit(request),
         )
@@ -234,7 +229,8 @@ async def login_submit(request: Request) -> Response:
         response.headers.update(headers)
         auth.set_login_csrf_cookie(response, request, token)
         return response
-    session_token, _csrf = auth.issue_session(staff.id)
+    with write_session(request) as session:
+        session_token, _csrf = auth.issue_session(session, staff.id)
     redirect = RedirectResponse(target, status_code=303)
     auth.set_session_cookie(redirect, request, session_token)
     redirect.delete_cookie(auth.CSRF_COOKIE, path="/")
@@ -244,11 +240,12 @@ async def login_submit(request: Request) -> Response:
 @router.post(f"{PREFIX}/logout")
 async def logout(request: Request) -> Response:
     form = await request.form()
-    with read_session(request) as session:
-        user = auth.current_user(request, session)
     redirect = RedirectResponse(f"{PREFIX}/login", status_code=303)
-    if user is not None and auth.csrf_ok(user.csrf, str(form.get("csrf_token", ""))):
-        auth.clear_session_cookie(redirect, request)
+    with write_session(request) as session:
+        user = auth.current_user(request, session)
+        if user is not None and auth.csrf_ok(user.csrf, str(form.get("csrf_token", ""))):
+            auth.end_session(request, session)  # the cookie stops working everywhere
+            auth.clear_session_cookie(redirect, request)
     return redirect
 
 
@@ -617,8 +614,13 @@ def _date(value: str, field: str) -> date:
 
 
 def _model(module: Any, name: str, data: dict[str, Any]) -> Any:
+    return _validated(getattr(module, name), data)
+
+
+def _validated(model: type[pydantic.BaseModel], data: dict[str, Any]) -> Any:
+    """The form data parsed by a typed model, or a :class:`ValidationError` (422)."""
     try:
-        return getattr(module, name).model_validate(data)
+        return model.model_validate(data)
     except pydantic.ValidationError as exc:
         problems = [
             FieldProblem(
@@ -631,15 +633,49 @@ def _model(module: Any, name: str, data: dict[str, Any]) -> Any:
         raise ValidationError("the form has errors", "表单有误", problems=problems) from None
 
 
+class ActionNumbers(pydantic.BaseModel):
+    """The numbers of a page action's form, parsed before anything else: a value that is
+    not a plain number (``abc``, ``²``) is a 422 naming the field, never a 500."""
+
+    model_config = pydantic.ConfigDict(extra="ignore")
+
+    version: int | None = pydantic.Field(default=None, ge=1, le=10**9)
+    party_ids: list[int] = pydantic.Field(default_factory=list, max_length=200)
+
+    @pydantic.field_validator("version", mode="before")
+    @classmethod
+    def _number(cls, value: object) -> object:
+        text = str(value or "").strip()
+        if not text:
+            return None
+        if not (text.isascii() and text.isdigit()):
+            raise ValueError("应为数字 / must be a number")
+        return text
+
+    @pydantic.field_validator("party_ids", mode="before")
+    @classmethod
+    def _ids(cls, value: object) -> object:
+        parts = [p.strip() for p in str(value or "").split(",") if p.strip()]
+        if not all(p.isascii() and p.isdigit() and len(p) <= 12 for p in parts):
+            raise ValueError("应为当事人编号 / must be party ids")
+        return parts
+
+
 def run_action(
-    session: Session, *, verb: str, case: Case, form: Mapping[str, str], user: auth.WebUser
+    session: Session,
+    *,
+    verb: str,
+    case: Case,
+    form: Mapping[str, str],
+    numbers: ActionNumbers,
+    user: auth.WebUser,
 ) -> None:
     """Call the domain service behind one page action (all validation is the domain's)."""
     assert case.id is not None
     common: dict[str, Any] = {
         "case_id": case.id,
         "actor": user.actor,
-        "expected_version": int(form.get("version") or 0) or None,
+        "expected_version": numbers.version,
     }
     if verb in (
         "mediation_started",
@@ -653,8 +689,7 @@ def run_action(
         from models import mediating
 
         if verb == "consent_recorded":
-            ids = [int(x) for x in form.get("party_ids", "").split(",") if x.strip().isdigit()]
-            mediating.record_consent(session, party_ids=ids or None, **common)
+            mediating.record_consent(session, party_ids=numbers.party_ids or None, **common)
         elif verb == "mediation_started":
             mediating.start_mediation(session, **common)
         elif verb == "session_recorded":
@@ -773,11 +808,21 @@ async def case_action(request: Request, number: str, verb: str) -> Response:
     error: str | None = None
     errors: dict[str, str] = {}
     status = 200
+    numbers: ActionNumbers | None = None
+    bad_numbers = ValidationError("the form has errors", "表单有误")
+    try:
+        numbers = _validated(ActionNumbers, form)
+    except ValidationError as exc:
+        bad_numbers = exc
     if not auth.csrf_ok(user.csrf, form["csrf_token"]):
         error, status = (
             t("表单已过期，请刷新页面后重试。", "The form expired; reload and retry."),
             403,
         )
+    elif numbers is None:
+        status, error = 422, f"{bad_numbers.message_zh} / {bad_numbers.message_en}"
+        for p in bad_numbers.problems:
+            errors.setdefault(p.field, f"{p.message_zh} / {p.message_en}")
     elif verb not in allowed:
         error, status = (
             t("当前状态下不能执行此操作。", "This action is not possible in the case's state."),
@@ -789,7 +834,7 @@ async def case_action(request: Request, number: str, verb: str) -> Response:
                 fresh = queries.find_visible_case(session, user=user, number=case.number)
                 if fresh is None:
                     return not_found(request, user)
-                run_action(session, verb=verb, case=fresh, form=form, user=user)
+                run_action(session, verb=verb, case=fresh, form=form, numbers=numbers, user=user)
             return RedirectResponse(
                 f"{PREFIX}/cases/{quote(case.number)}?done={verb}#timeline", status_code=303
             )
