@@ -245,6 +245,14 @@ TRANSITIONS: dict[str, Transition] = {
             STAFF_OR_SYSTEM,
             zh="重新办理",
         ),
+        Transition(
+            "handed_to_committee",
+            frozenset({S.ASSIGNED}),
+            S.ASSIGNED,
+            (_has_assignee,),
+            STAFF,
+            zh="转人民调解委员会",
+        ),
         # The referral loop (签收/退单/反馈) and the send-back of a wrong assignment (退单).
         Transition(
             "referral_returned",
@@ -384,6 +392,7 @@ NEXT_STEP: dict[str, str | None] = {
     "follow_up_recorded": "follow_up",
     "reminded": "notify",
     "referral_returned": "notify",
+    "handed_to_committee": "notify",
     "referral_concluded": "follow_up",
     "assignment_returned": "assignment",
 }

@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, or_
 from sqlmodel import Session, col, select
 
 from api.web.auth import WebUser
-from models import clock, overdue, workdays
+from models import clock, extensions, helping, overdue, referrals, workdays
 from models.case import Case
 from models.enums import (
     CaseStatus,
@@ -25,9 +25,12 @@ from models.enums import (
     UnitLevel,
 )
 from models.event import CaseEvent
+from models.extension import Extension
 from models.follow_up import FollowUp
+from models.helper import CaseHelper, HelperTask
 from models.mediation import Agreement, AgreementTerm, MediationSession
 from models.party import Party
+from models.referral import Referral
 from models.staff import Staff
 from models.unit import Unit
 
@@ -145,6 +148,8 @@ class Inbox:
     due_today: list[CaseRow] = field(default_factory=list)
     overdue: list[CaseRow] = field(default_factory=list)
     unit_open: list[CaseRow] = field(default_factory=list)
+    referred_out: list[CaseRow] = field(default_factory=list)
+    workload: helping.Workload | None = None
 
 
 def inbox(session: Session, *, user: WebUser, now: datetime, limit: int = 50) -> Inbox:
@@ -158,7 +163,11 @@ def inbox(session: Session, *, user: WebUser, now: datetime, limit: int = 50) ->
         .where(
             or_(
                 col(Case.assignee_id) == user.staff_id,
-                (col(Case.created_by_id) == user.staff_id),
+                col(Case.created_by_id) == user.staff_id,
+                col(Case.liaison_id) == user.staff_id,
+                col(Case.id).in_(
+                    select(CaseHelper.case_id).where(CaseHelper.staff_id == user.staff_id)
+                ),
             )
         )
         .order_by(col(Case.resolution_due_at).is_(None), col(Case.resolution_due_at))
@@ -178,17 +187,29 @@ def inbox(session: Session, *, user: WebUser, now: datetime, limit: int = 50) ->
         base.where(overdue.overdue_clause(now)).order_by(deadline, col(Case.id)).limit(limit)
     )
     recent_q = base.order_by(col(Case.created_at).desc()).limit(20)
+    # Referred out of my area and not back yet: a referral is not an exit.
+    referred: Sequence[Case] = []
+    if user.reach_path:
+        referred = session.exec(
+            select(Case)
+            .where(col(Case.is_open).is_(True), col(Case.status) == CaseStatus.REFERRED)
+            .where(col(Case.referred_from_path).startswith(user.reach_path, autoescape=True))
+            .order_by(col(Case.referred_at))
+            .limit(limit)
+        ).all()
     mine = session.exec(mine_q).all()
     due = session.exec(due_q).all()
     late = session.exec(overdue_q).all()
     recent = session.exec(recent_q).all()
-    every = list({c.id: c for c in [*mine, *due, *late, *recent]}.values())
+    every = list({c.id: c for c in [*mine, *due, *late, *recent, *referred]}.values())
     rows = {r.case.id: r for r in _rows(session, every, now=now)}
     return Inbox(
         mine=[rows[c.id] for c in mine],
         due_today=[rows[c.id] for c in due],
         overdue=[rows[c.id] for c in late],
         unit_open=[rows[c.id] for c in recent],
+        referred_out=[rows[c.id] for c in referred],
+        workload=helping.workload(session, staff_id=user.staff_id) if user.staff_id else None,
     )
 
 
@@ -221,6 +242,11 @@ class CaseDetail:
     terms: list[AgreementTerm]
     follow_ups: list[FollowUp]
     staff_names: dict[int, str]
+    referrals: list[Referral] = field(default_factory=list)
+    extensions: list[Extension] = field(default_factory=list)
+    helpers: list[CaseHelper] = field(default_factory=list)
+    helper_tasks: list[HelperTask] = field(default_factory=list)
+    unit_names: dict[int, str] = field(default_factory=dict)
     # Per event id: where the case went, to whom, which case it was linked to (zh, en).
     event_notes: dict[int, tuple[str, str]] = field(default_factory=dict)
 
@@ -265,7 +291,18 @@ def case_detail(session: Session, *, case: Case) -> CaseDetail:
             select(FollowUp).where(FollowUp.case_id == case.id).order_by(col(FollowUp.due_at))
         )
     )
+    refs = referrals.referrals_of(session, case_id=case.id)
+    exts = extensions.extensions_of(session, case_id=case.id)
+    helpers = helping.helpers_of(session, case_id=case.id)
+    tasks = helping.tasks_of(session, case_id=case.id)
     staff_ids: set[int] = {s.recorded_by_id for s in sessions if s.recorded_by_id}
+    staff_ids |= {h.staff_id for h in helpers} | {t.staff_id for t in tasks}
+    staff_ids |= {i for r in refs for i in (r.referred_by_id, r.signed_by_id) if i}
+    staff_ids |= {i for x in exts for i in (x.requested_by_id, x.decided_by_id) if i}
+    staff_ids |= {f.visitor_id for f in follow_ups if f.visitor_id}
+    if case.liaison_id:
+        staff_ids.add(case.liaison_id)
+    ref_units = load_units(session, [i for r in refs for i in (r.from_unit_id, r.to_unit_id)])
     staff_ids |= {f.recorded_by_id for f in follow_ups if f.recorded_by_id}
     for e in events:
         if e.actor.startswith("staff:") and e.actor[6:].isdigit():
@@ -293,6 +330,11 @@ def case_detail(session: Session, *, case: Case) -> CaseDetail:
         terms=terms,
         follow_ups=follow_ups,
         staff_names={i: s.display_name for i, s in staff.items()},
+        referrals=refs,
+        extensions=exts,
+        helpers=helpers,
+        helper_tasks=tasks,
+        unit_names={i: u.name_zh for i, u in ref_units.items()},
         event_notes=event_notes(session, events, {i: s.display_name for i, s in staff.items()}),
     )
 

@@ -59,6 +59,7 @@ NEEDS_FIELDS: dict[str, tuple[str, ...]] = {
     "referred": ("referral",),
     "merged": ("merge",),
     "referral_returned": ("assignee",),
+    "handed_to_committee": ("assignee",),
     "assignment_returned": ("unit", "deadline"),
 }
 NEEDS_DATA: dict[str, tuple[str, ...]] = {
