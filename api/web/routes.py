@@ -28,6 +28,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.client import client_address
+from api.prefect_links import prefect_runs_url
 from api.web import auth, queries
 from api.web.charts import RateRow, rates_chart
 from api.web.i18n import Translator, pick_lang, remember_lang
@@ -38,17 +39,20 @@ from models.enums import (
     CaseStatus,
     Category,
     Channel,
+    ContactMethod,
     FollowUpOutcome,
     PartyKind,
     PartySide,
     Priority,
     ReferralTarget,
+    ResolvedAnswer,
+    SatisfiedAnswer,
     StaffRole,
     UnitLevel,
+    VisitChannel,
 )
 from models.errors import FieldProblem, NotFound, TiaojieError, ValidationError
 from models.login import sign_in
-from models.settings import get_settings
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -491,6 +495,7 @@ ACTIONS: dict[str, str] = {
     "mediation_failed": "models.mediating",
     "follow_up_due": "models.mediating",
     "follow_up_recorded": "models.follow_ups",
+    "contacted": "models.contact",
     "escalated": "models.escalation",
     "withdrawn": "models.mediating",
     "reopened": "models.follow_ups",
@@ -519,16 +524,12 @@ def page_actions(case: Case, user: auth.WebUser) -> list[str]:
             continue  # the workflow schedules return visits; by hand only "settled directly"
         if verb == "consent_recorded" and case.consent_at is not None:
             continue
+        if verb == "contacted" and case.first_response_at is not None:
+            continue  # the first contact is made; later calls go into the session minutes
+        if user.role == StaffRole.RETURN_VISITOR and verb != "follow_up_recorded":
+            continue  # a return visitor only hears the complainant's answers
         verbs.append(verb)
     return verbs
-
-
-def prefect_runs_url(case: Case) -> str:
-    """The case's runs in the Prefect UI, found by their tag: a run of its own and the
-    batch runs it shared under load carry ``case:<number>`` alike (a name search would
-    miss a case in the middle of a batch)."""
-    base = get_settings().prefect_ui_url.rstrip("/")
-    return f"{base}/runs?{urlencode({'tag': f'case:{case.number}'})}"
 
 
 def _case_context(session: Session, user: auth.WebUser, case: Case) -> dict[str, Any]:
@@ -545,6 +546,10 @@ def _case_context(session: Session, user: auth.WebUser, case: Case) -> dict[str,
         "countdown": queries.case_countdown(case, detail.follow_ups, now=now),
         "prefect_url": prefect_runs_url(case),
         "outcomes": list(FollowUpOutcome),
+        "resolved_answers": list(ResolvedAnswer),
+        "satisfied_answers": list(SatisfiedAnswer),
+        "visit_channels": [c for c in VisitChannel if c != VisitChannel.RESIDENT_LINK],
+        "contact_methods": list(ContactMethod),
         "referrals": list(ReferralTarget),
         "today": clock.to_local(now).date().isoformat(),
         "now_local": clock.to_local(now).strftime("%Y-%m-%dT%H:%M"),
@@ -635,10 +640,9 @@ class ActionNumbers(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="ignore")
 
     version: int | None = pydantic.Field(default=None, ge=1, le=10**9)
-    satisfaction: int | None = pydantic.Field(default=None, ge=1, le=5)
     party_ids: list[int] = pydantic.Field(default_factory=list, max_length=200)
 
-    @pydantic.field_validator("version", "satisfaction", mode="before")
+    @pydantic.field_validator("version", mode="before")
     @classmethod
     def _number(cls, value: object) -> object:
         text = str(value or "").strip()
@@ -742,12 +746,28 @@ def run_action(
                 "FollowUpRecord",
                 {
                     "outcome": form.get("outcome") or None,
-                    "satisfaction": numbers.satisfaction,
+                    "resolved": form.get("resolved") or None,
+                    "satisfied": form.get("satisfied") or None,
+                    "channel": form.get("channel") or "phone",
                     "unit_at_fault": form.get("unit_at_fault") == "1",
-                    "notes": form.get("notes", "").strip() or None,
+                    "notes": form.get("notes", "").strip(),
                 },
             )
             follow_ups.record_follow_up(session, data=data, **common)
+    elif verb == "contacted":
+        from models import contact
+
+        at = form.get("at", "").strip()
+        data = _model(
+            contact,
+            "ContactCreate",
+            {
+                "method": form.get("method") or None,
+                "at": _local_datetime(at, "at") if at else None,
+                "note": form.get("note", "").strip() or None,
+            },
+        )
+        contact.record_contact(session, data=data, **common)
     elif verb == "escalated":
         from models import escalation
 
@@ -765,7 +785,8 @@ def run_action(
 ACTION_FIELDS = (
     "version", "csrf_token", "party_ids", "held_at", "place", "participants", "minutes",
     "summary", "term_1", "term_1_due", "term_2", "term_2_due", "term_3", "term_3_due",
-    "reason", "referral", "resolution", "outcome", "satisfaction", "unit_at_fault", "notes",
+    "reason", "referral", "resolution", "outcome", "resolved", "satisfied", "channel",
+    "unit_at_fault", "notes", "method", "at", "note",
 )  # fmt: skip
 
 

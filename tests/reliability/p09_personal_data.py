@@ -190,7 +190,8 @@ def whole_life(app: App, relay: Any, loop: Loop) -> tuple[list[int], list[tuple[
         json={
             "version": version,
             "outcome": "carried_out",
-            "satisfaction": 5,
+            "resolved": "resolved",
+            "satisfied": "satisfied",
             "notes": f"回访{NAME}，电话{PHONE}，满意",
         },
         headers=app.auth(assignee),
@@ -210,7 +211,9 @@ def whole_life(app: App, relay: Any, loop: Loop) -> tuple[list[int], list[tuple[
             json={
                 "version": detail["case"]["version"],
                 "outcome": "carried_out",
-                "satisfaction": 5,
+                "resolved": "resolved",
+                "satisfied": "satisfied",
+                "notes": "履约回访",
             },
             headers=app.auth(assignee),
         )
