@@ -57,6 +57,14 @@ def visible(user: WebUser) -> ColumnElement[bool] | None:
     )
 
 
+def units_in_reach(session: Session, *, user: WebUser, levels: Sequence[UnitLevel]) -> list[Unit]:
+    """Units of ``levels`` in the user's subtree (all for administrators), by code."""
+    q = select(Unit).where(col(Unit.level).in_(list(levels))).order_by(col(Unit.code))
+    if user.reach_path is not None:
+        q = q.where(col(Unit.path).like(_like_prefix(user.reach_path), escape="\\"))
+    return list(session.exec(q).all())
+
+
 def find_visible_case(session: Session, *, user: WebUser, number: str) -> Case | None:
     query = select(Case).where(Case.number == number)
     cond = visible(user)
