@@ -33,7 +33,7 @@ from api.prefect_links import prefect_runs_url
 from api.web import auth, queries
 from api.web.charts import RateRow, rates_chart
 from api.web.i18n import Translator, pick_lang, remember_lang
-from models import clock, db, lifecycle, pii
+from models import clock, db, lifecycle, pii, text_numbers
 from models.case import Case, CaseCreate
 from models.cases import show_party
 from models.enums import (
@@ -543,6 +543,10 @@ def _case_context(session: Session, user: auth.WebUser, case: Case) -> dict[str,
         "detail": detail,
         "parties": parties,
         "revealed": reveal,
+        # Numbers typed into the case's text: clear for entitled readers only.
+        "text_numbers": text_numbers.numbers_of(session, case_id=case.id or 0, reveal=reveal)
+        if reveal
+        else [],
         "actions": page_actions(case, user),
         "countdown": queries.case_countdown(case, detail.follow_ups, now=now),
         "prefect_url": prefect_runs_url(case),
