@@ -189,3 +189,12 @@ def test_the_dashboard_ranks_agencies_explains_the_rates_and_takes_the_problem(
         not in api.client.get("/web/dashboard", headers=worker).text
     )
     assert case_id
+
+
+def test_a_return_visitor_only_hears_the_answers(api: Api) -> None:
+    case_id, _ = _assigned_case(api, settled=False)
+    visitor = api.as_("visitor")
+    body = {"version": _version(api, "visitor", case_id), "method": "phone"}
+    assert visitor.post(f"/api/v1/cases/{case_id}/contact", json=body).status_code == 403
+    detail = visitor.get(f"/api/v1/cases/{case_id}").json()
+    assert detail["allowed_actions"] == []  # nothing to do until the case is in follow-up
