@@ -324,6 +324,14 @@ TRANSITIONS: dict[str, Transition] = {
             zh="记录调解笔录",
         ),
         Transition("reminded", OPEN_WORKING, None, (_needs("level"),), zh="催办"),
+        Transition(
+            "contacted",
+            OPEN_WORKING | {S.REFERRED},
+            None,
+            (_needs("contact_id", "method"),),
+            STAFF,
+            zh="首次联系",
+        ),
         Transition("duplicate_linked", ALL_OPEN, None, (_needs("other_case_id"),), zh="关联重复件"),
         Transition(
             "follow_up_recorded",

@@ -11,7 +11,8 @@ mediation/extend, sessions,     assignee
 agreement, failure
 follow-ups, resolve, withdraw,  any staff role that may write (not
 reopen, reassign, escalate,     instructor or volunteer)
-refer, merge
+refer, merge, contact
+follow-ups only                 return visitor (回访员)
 ==============================  ===========================================
 """
 
@@ -38,6 +39,7 @@ VERB_ACTIONS: dict[str, str] = {
     "follow_up_due": "resolve",
     "mediation_extended": "mediation/extend",
     "merged": "merge",
+    "contacted": "contact",
 }
 
 MEDIATION_ACTIONS = frozenset(
@@ -51,6 +53,8 @@ MEDIATION_ROLES = frozenset(
 def may_act(principal: Principal, case: Case, action: str) -> bool:
     if not principal.can_write:
         return False
+    if principal.role == StaffRole.RETURN_VISITOR.value:
+        return action == "follow-ups"
     if action in MEDIATION_ACTIONS:
         return principal.role in MEDIATION_ROLES or (
             case.assignee_id is not None and case.assignee_id == principal.staff_id

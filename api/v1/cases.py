@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
@@ -14,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from api.cache import TTLCache
 from api.deps import DBRead, Staff, Writer
+from api.prefect_links import prefect_runs_url
 from api.security import Principal
 from api.v1.actions import allowed_actions
 from api.v1.common import (
@@ -41,7 +41,6 @@ from models.mediation import (
     SessionPublic,
 )
 from models.party import Party, PartyPublic
-from models.settings import get_settings
 from models.staff import Staff as StaffRow
 from models.unit import Unit
 
@@ -182,7 +181,6 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
     follow_ups = session.exec(
         select(FollowUp).where(FollowUp.case_id == case.id).order_by(col(FollowUp.due_at))
     ).all()
-    ui = get_settings().prefect_ui_url.rstrip("/")
     return CaseDetail(
         case=case_public(session, case, reveal=reveal),
         status_label=case.status.label,
@@ -193,8 +191,8 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
         agreements=agreement_views,
         follow_ups=[FollowUpPublic.of(f, reveal=reveal) for f in follow_ups],
         allowed_actions=allowed_actions(case, principal),
-        # By tag: batch runs carry every case's tag, not every case's number in the name.
-        prefect_runs_url=f"{ui}/runs?tag={quote('case:' + case.number, safe='')}",
+        # By tag (batch runs carry every case's tag), over the case's whole life.
+        prefect_runs_url=prefect_runs_url(case),
         text_numbers=text_numbers.numbers_of(session, case_id=case.id or 0, reveal=reveal),
     )
 
