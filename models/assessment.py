@@ -17,6 +17,7 @@ from typing import Any
 from models import risk
 from models.classifier import TextModel, shipped_model
 from models.enums import Category, Priority
+from models.risk import Finding, WarningLevel
 from models.settings import get_settings
 
 EMERGENCY_P = 0.6  # tuned on the validation split: recall first, few false flags
@@ -29,10 +30,10 @@ class Assessment:
     priority: str
     confidence: float
     top: tuple[tuple[str, float], ...]
-    risk: risk.WarningLevel
+    risk: WarningLevel
     reasons: tuple[str, ...]
-    danger: tuple[risk.Finding, ...]
-    unrest: tuple[risk.Finding, ...]
+    danger: tuple[Finding, ...]
+    unrest: tuple[Finding, ...]
     evidence: tuple[str, ...]
     model_version: str
 

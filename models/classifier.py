@@ -23,6 +23,7 @@ import logging
 import math
 import re
 import unicodedata
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -47,12 +48,17 @@ def normalise(text: str) -> str:
 
 @lru_cache(maxsize=1)
 def _tokenizer() -> Any:
-    import jieba
+    with warnings.catch_warnings():
+        # jieba 0.42's regexes are not raw strings: Python 3.12 warns while compiling it.
+        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import jieba
 
     jieba.setLogLevel(logging.WARNING)
     tokenizer = jieba.Tokenizer(str(WORDS_FILE))
     tokenizer.initialize()
-    tokenizer.load_userdict(str(DOMAIN_FILE))
+    with DOMAIN_FILE.open("rb") as fh:  # a path would be opened and never closed
+        tokenizer.load_userdict(fh)
     return tokenizer
 
 

@@ -225,6 +225,10 @@ TRANSITIONS: dict[str, Transition] = {
             zh="记录调解笔录",
         ),
         Transition("reminded", OPEN_WORKING, None, (_needs("level"),), zh="催办"),
+        Transition(
+            "assessed", frozenset({S.TRIAGED}), None, (_needs("category"),), STAFF, zh="研判确认"
+        ),
+        Transition("reclassified", ALL_OPEN, None, (_needs("category"),), STAFF, zh="改类"),
         Transition("duplicate_linked", ALL_OPEN, None, (_needs("other_case_id"),), zh="关联重复件"),
         Transition(
             "follow_up_recorded",
@@ -284,6 +288,7 @@ NEXT_STEP: dict[str, str | None] = {
     "referred": "follow_up",
     "follow_up_recorded": "follow_up",
     "reminded": "notify",
+    "assessed": "assignment",
 }
 
 

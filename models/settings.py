@@ -64,6 +64,21 @@ class Settings(BaseSettings):
     cluster_warning_threshold: int = 5
     group_case_threshold: int = 5
 
+    # Machine triage (models/assessment.py, models/triage_learning.py)
+    triage_confidence_threshold: float = Field(
+        default=0.6,
+        ge=0.0,
+        le=1.0,
+        description="Below this category confidence a case waits for a person (研判).",
+    )
+    triage_retrain_min_corrections: int = Field(
+        default=50, ge=1, description="New corrections that make a retraining due."
+    )
+    triage_retrain_cron: str = "15 2 * * *"
+    risk_red_due_hours: int = 24  # the assessment of a red warning is due within a day
+    risk_orange_due_days: int = 3  # working days
+    risk_yellow_due_days: int = 5  # working days
+
     # HTTP
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -13,6 +13,12 @@ from models.notification import Notification
 from models.party import Party
 from models.policy import TimeLimitPolicy
 from models.staff import Staff
+from models.triage_tables import (
+    RiskWarning,
+    TriageCorrection,
+    TriageModelVersion,
+    TriageSuggestion,
+)
 from models.unit import Pairing, Unit
 
 metadata = SQLModel.metadata
@@ -31,8 +37,12 @@ __all__ = [
     "Outbox",
     "Pairing",
     "Party",
+    "RiskWarning",
     "Staff",
     "TimeLimitPolicy",
+    "TriageCorrection",
+    "TriageModelVersion",
+    "TriageSuggestion",
     "Unit",
     "metadata",
 ]

@@ -11,7 +11,8 @@ mediation/extend, sessions,     assignee
 agreement, failure
 follow-ups, resolve, withdraw,  any staff role that may write (not
 reopen, reassign, escalate,     instructor or volunteer)
-refer, merge
+refer, merge, classification,
+assessment (held cases only)
 ==============================  ===========================================
 """
 
@@ -38,6 +39,8 @@ VERB_ACTIONS: dict[str, str] = {
     "follow_up_due": "resolve",
     "mediation_extended": "mediation/extend",
     "merged": "merge",
+    "assessed": "assessment",
+    "reclassified": "classification",
 }
 
 MEDIATION_ACTIONS = frozenset(
@@ -51,6 +54,8 @@ MEDIATION_ROLES = frozenset(
 def may_act(principal: Principal, case: Case, action: str) -> bool:
     if not principal.can_write:
         return False
+    if action == "assessment" and not case.held_for_assessment:
+        return False  # nothing to confirm: the case is not waiting for a person
     if action in MEDIATION_ACTIONS:
         return principal.role in MEDIATION_ROLES or (
             case.assignee_id is not None and case.assignee_id == principal.staff_id

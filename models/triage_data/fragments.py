@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - data: one line per fragment reads best
 """Hand-written fragments of complaints for the triage corpus (see make_corpus.py).
 
 Syntax: ``{a|b|c}`` one of, ``[x]`` sometimes, ``$SLOT`` a value from SLOTS, ``$I`` the

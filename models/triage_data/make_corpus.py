@@ -98,8 +98,17 @@ def add_noise(text: str, rng: random.Random, heavy: bool) -> str:
 
 
 # Joins the slot filler makes awkward ("我们们", "本人们", "？。").
-_TIDY = (("们们", "们"), ("本人们", "我们"), ("其们", "他们"), ("该户们", "他们"), ("？。", "？"),
-         ("！。", "！"), ("，。", "。"), ("。，", "，"), ("，，", "，"))
+_TIDY = (
+    ("们们", "们"),
+    ("本人们", "我们"),
+    ("其们", "他们"),
+    ("该户们", "他们"),
+    ("？。", "？"),
+    ("！。", "！"),
+    ("，。", "。"),
+    ("。，", "，"),
+    ("，，", "，"),
+)
 
 
 def tidy(text: str) -> str:
@@ -135,7 +144,7 @@ def compose(category: str, rng: random.Random, *, test: bool) -> dict[str, objec
         _, clause = _pick(DANGER, rng, test)
         extra = expand(clause, rng, person)
         priority, danger = "emergency", True
-    elif roll < 0.27 and category != "other" or roll < 0.18:
+    elif (roll < 0.27 and category != "other") or roll < 0.18:
         own = UNREST_FOR.get(category, [])
         _, clause = _pick(own if own and rng.random() < 0.5 else UNREST, rng, test)
         extra = expand(clause, rng, person)

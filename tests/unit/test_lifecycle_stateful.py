@@ -40,6 +40,7 @@ DATA_KEYS = (
     "notification",
     "until",
     "unreachable",
+    "category",
 )
 
 # What each verb needs recorded, written independently of models.lifecycle: case fields
@@ -63,6 +64,8 @@ NEEDS_DATA: dict[str, tuple[str, ...]] = {
     "follow_up_recorded": ("follow_up_id",),
     "notified": ("notification",),
     "mediation_extended": ("until",),
+    "assessed": ("category",),
+    "reclassified": ("category",),
 }
 
 actors = st.sampled_from(
