@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
+from models.admin_log import AdminEvent
 from models.case import Case, CaseLink, CaseNumberCounter
 from models.event import CaseEvent, Outbox
 from models.follow_up import FollowUp
 from models.idempotency import IdempotencyRecord
+from models.login import SignInAttempt
 from models.mediation import Agreement, AgreementTerm, MediationSession
 from models.notification import Notification
 from models.party import Party
-from models.policy import TimeLimitPolicy
+from models.policy import PolicySet, TimeLimitPolicy
+from models.sign_in import SignInLink
 from models.staff import Staff
 from models.triage_tables import (
     RiskWarning,
@@ -24,6 +27,7 @@ from models.unit import Pairing, Unit
 metadata = SQLModel.metadata
 
 __all__ = [
+    "AdminEvent",
     "Agreement",
     "AgreementTerm",
     "Case",
@@ -37,7 +41,10 @@ __all__ = [
     "Outbox",
     "Pairing",
     "Party",
+    "PolicySet",
     "RiskWarning",
+    "SignInAttempt",
+    "SignInLink",
     "Staff",
     "TimeLimitPolicy",
     "TriageCorrection",
