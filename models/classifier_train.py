@@ -280,3 +280,16 @@ def describe(model: TextModel, examples: Sequence[Example]) -> str:
         ]
     lines += ["Confusion matrix, test split:", "", rep.table()]
     return "\n".join(lines)
+
+
+def sample(examples: Sequence[Example], per_category: int) -> list[Example]:
+    """The first ``per_category`` examples of each category in each split (a small,
+    deterministic corpus for quick retraining in tests and trials)."""
+    seen: dict[tuple[str, str], int] = {}
+    out: list[Example] = []
+    for e in examples:
+        key = (e.split, e.category)
+        if seen.get(key, 0) < per_category:
+            seen[key] = seen.get(key, 0) + 1
+            out.append(e)
+    return out

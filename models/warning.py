@@ -178,3 +178,14 @@ def open_warning(session: Session, *, case: Case, warning: Warning) -> RiskWarni
     session.add(row)
     session.flush()
     return row
+
+
+def mark_notified(session: Session, *, case_id: int) -> None:
+    """The responsible leader has been told of the case's warning."""
+    for warning in session.exec(
+        select(RiskWarning).where(
+            RiskWarning.case_id == case_id, col(RiskWarning.notified_at).is_(None)
+        )
+    ).all():
+        warning.notified_at = clock.now()
+        session.add(warning)

@@ -92,7 +92,7 @@ def _train() -> None:
     model = train_from_corpus()
     MODEL_FILE.write_bytes(model.to_bytes())
     console.print(f"[green]✓[/] wrote {MODEL_FILE.name} ({MODEL_FILE.stat().st_size:,} bytes)")
-    console.print(describe(model, load_corpus()))
+    print(describe(model, load_corpus()))
 
 
 def _evaluate() -> None:
