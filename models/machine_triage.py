@@ -200,9 +200,10 @@ def _route_for_category(session: Session, case: Case) -> None:
     if place is None:
         return
     directory = Directory.load_branch(session, place)
-    unit = directory.handling_unit_for(place, case.category)
+    unit = directory.handling_unit_for(place, case.category, group=case.is_group)
     policy = directory.policy(category=case.category, priority=case.priority, level=unit.level)
-    deadlines = compute_deadlines(policy, start=clock.ensure_utc(case.created_at))
+    received = case.received_at or case.created_at
+    deadlines = compute_deadlines(policy, start=clock.ensure_utc(received))
     case.unit_id = unit.id
     case.unit_path = unit.path
     case.response_due_at = deadlines.response_due_at

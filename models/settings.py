@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     dedup_window_days: int = 30
     cluster_warning_threshold: int = 5
     group_case_threshold: int = 5
+    # Distinct complainants about one respondent or place within the dedup window that
+    # make a group case (群体性) even when each complaint names one person.
+    group_distinct_complainants: int = 3
+    # How far back a worker may say a complaint was received (a walk-in written up later).
+    received_max_age_days: int = 30
 
     # Machine triage (models/assessment.py, models/triage_learning.py)
     triage_confidence_threshold: float = Field(

@@ -7,15 +7,19 @@ from sqlmodel import SQLModel
 from models.admin_log import AdminEvent
 from models.case import Case, CaseLink, CaseNumberCounter
 from models.event import CaseEvent, Outbox
+from models.extension import Extension
 from models.follow_up import FollowUp
+from models.helper import CaseHelper, HelperTask
 from models.idempotency import IdempotencyRecord
 from models.login import SignInAttempt
 from models.mediation import Agreement, AgreementTerm, MediationSession
 from models.notification import Notification
 from models.party import Party
 from models.policy import PolicySet, TimeLimitPolicy
+from models.referral import Referral
 from models.sign_in import SignInLink
 from models.staff import Staff
+from models.text_numbers import CaseTextNumber
 from models.triage_tables import (
     RiskWarning,
     TriageCorrection,
@@ -32,9 +36,13 @@ __all__ = [
     "AgreementTerm",
     "Case",
     "CaseEvent",
+    "CaseHelper",
     "CaseLink",
     "CaseNumberCounter",
+    "CaseTextNumber",
+    "Extension",
     "FollowUp",
+    "HelperTask",
     "IdempotencyRecord",
     "MediationSession",
     "Notification",
@@ -42,6 +50,7 @@ __all__ = [
     "Pairing",
     "Party",
     "PolicySet",
+    "Referral",
     "RiskWarning",
     "SignInAttempt",
     "SignInLink",

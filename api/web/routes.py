@@ -319,7 +319,8 @@ def intake_form(request: Request) -> Response:
             "priority": Priority.NORMAL.value,
             "channel": Channel.WALK_IN.value,
             "people_affected": "1",
-            "respondent_kind": PartyKind.FIRM.value,
+            # A person unless the worker says otherwise: a name is personal data.
+            "respondent_kind": PartyKind.PERSON.value,
         }
         ctx = _intake_context(session, user, values)
     return render(request, "intake.html", {**ctx, "errors": {}, "form_error": None}, user=user)
@@ -375,7 +376,7 @@ def _intake_data(form: Mapping[str, str], user: auth.WebUser) -> dict[str, Any]:
         parties.append(
             {
                 "side": PartySide.RESPONDENT,
-                "kind": form.get("respondent_kind") or PartyKind.FIRM,
+                "kind": form.get("respondent_kind") or PartyKind.PERSON,
                 "name": respondent,
             }
         )
