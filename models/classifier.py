@@ -12,11 +12,13 @@ Each block is TF-IDF weighted (sublinear term frequency) and L2-normalised, as
 scikit-learn's ``TfidfVectorizer`` does; the scores are the linear model's, and the
 probabilities its softmax divided by a temperature fitted on the validation split
 (calibration). A model is a JSON document (gzip) of vocabularies, IDF weights and
-coefficients: loading it runs no code, unlike a pickle, and needs no scikit-learn.
+coefficients (float16, base64): loading it runs no code, unlike a pickle, and needs no
+scikit-learn.
 """
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import logging
@@ -36,7 +38,7 @@ DATA_DIR = Path(__file__).resolve().parent / "triage_data"
 MODEL_FILE = DATA_DIR / "model.json.gz"
 WORDS_FILE = DATA_DIR / "words.txt"
 DOMAIN_FILE = DATA_DIR / "domain_words.txt"
-FORMAT = "tiaojie-triage-linear/1"
+FORMAT = "tiaojie-triage-linear/2"
 
 _NOT_TEXT = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -164,7 +166,7 @@ class TextModel:
         def lin(m: LinearModel) -> dict[str, Any]:
             return {
                 "classes": m.classes,
-                "coef": np.round(m.coef, 4).tolist(),
+                "coef": _pack(m.coef),
                 "intercept": np.round(m.intercept, 5).tolist(),
                 "temperature": round(m.temperature, 4),
             }
@@ -173,9 +175,9 @@ class TextModel:
             "format": FORMAT,
             "meta": self.meta,
             "words": _vocab_list(self.word_block),
-            "word_idf": np.round(self.word_block.idf, 5).tolist(),
+            "word_idf": _pack(self.word_block.idf),
             "chars": _vocab_list(self.char_block),
-            "char_idf": np.round(self.char_block.idf, 5).tolist(),
+            "char_idf": _pack(self.char_block.idf),
             "category": lin(self.category),
             "priority": lin(self.priority),
         }
@@ -190,20 +192,17 @@ class TextModel:
             raise ValueError(f"not a triage model: format {doc.get('format')!r}")
 
         def lin(d: dict[str, Any]) -> LinearModel:
+            classes = list(d["classes"])
             return LinearModel(
-                classes=list(d["classes"]),
-                coef=np.asarray(d["coef"], dtype=np.float64),
+                classes=classes,
+                coef=_unpack(d["coef"]).reshape(-1, len(classes)),
                 intercept=np.asarray(d["intercept"], dtype=np.float64),
                 temperature=float(d["temperature"]),
             )
 
         return cls(
-            word_block=Block(
-                {w: i for i, w in enumerate(doc["words"])}, np.asarray(doc["word_idf"])
-            ),
-            char_block=Block(
-                {w: i for i, w in enumerate(doc["chars"])}, np.asarray(doc["char_idf"])
-            ),
+            word_block=Block({w: i for i, w in enumerate(doc["words"])}, _unpack(doc["word_idf"])),
+            char_block=Block({w: i for i, w in enumerate(doc["chars"])}, _unpack(doc["char_idf"])),
             category=lin(doc["category"]),
             priority=lin(doc["priority"]),
             meta=dict(doc.get("meta") or {}),
@@ -212,6 +211,17 @@ class TextModel:
     @classmethod
     def from_bytes(cls, blob: bytes) -> TextModel:
         return cls.from_json(json.loads(gzip.decompress(blob).decode("utf-8")))
+
+
+def _pack(values: np.ndarray) -> str:
+    """Numbers as base64 of little-endian float16: parsing numbers written as text is
+    the slow part of loading a model, and three significant digits are ample for
+    these weights."""
+    return base64.b64encode(np.ascontiguousarray(values, dtype="<f2").tobytes()).decode("ascii")
+
+
+def _unpack(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype="<f2").astype(np.float64)
 
 
 def _vocab_list(block: Block) -> list[str]:
