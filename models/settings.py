@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     executor_concurrency: int = 8
     # Runs of a batchable step (intake) in flight at once: cases that arrive while they
     # run share the next run, up to relay_batch_max cases (adaptive batching, see
-    # flows/relay.py). Default: 1 in process (the bench measured one lane best against
+    # flows/batching.py). Default: 1 in process (the bench measured one lane best against
     # a Prefect server on SQLite), executor_concurrency on a work pool.
     relay_batch_lane: int | None = None
     relay_batch_max: int = 50

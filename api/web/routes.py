@@ -19,10 +19,9 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pydantic
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -73,17 +72,6 @@ class TimedRoute(APIRoute):
 
 
 router = APIRouter(route_class=TimedRoute, include_in_schema=False)
-
-
-def mount(app: FastAPI) -> None:
-    """Add the pages and their static files (stylesheet, script, icon) to the app."""
-    from api.web.welcome import router as welcome_router
-
-    app.include_router(router)
-    app.include_router(welcome_router)
-    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
-    for name in templates.env.list_templates():  # compile once, not on a user's request
-        templates.env.get_template(name)
 
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))
