@@ -54,8 +54,6 @@ MEDIATION_ROLES = frozenset(
 def may_act(principal: Principal, case: Case, action: str) -> bool:
     if not principal.can_write:
         return False
-    if action == "assessment" and not case.held_for_assessment:
-        return False  # nothing to confirm: the case is not waiting for a person
     if action in MEDIATION_ACTIONS:
         return principal.role in MEDIATION_ROLES or (
             case.assignee_id is not None and case.assignee_id == principal.staff_id
@@ -73,6 +71,8 @@ def allowed_actions(case: Case, principal: Principal) -> list[str]:
             continue
         if transition.roles and "staff" not in transition.roles:
             continue
+        if action == "assessment" and not case.held_for_assessment:
+            continue  # nothing to confirm: the case is not waiting for a person
         if verb == "follow_up_due" and case.status.value != "assigned":
             continue  # entering follow-up after an agreement or failure is the workflow's
         if may_act(principal, case, action) and action not in actions:
