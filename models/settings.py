@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     work_pool: str = "tiaojie"
     outbox_max_attempts: int = 10
     reports_cron: str = "30 0 * * *"
+    # The monthly report (月报) of the month before, at 01:00 on the 1st (Asia/Shanghai).
+    monthly_report_cron: str = "0 1 1 * *"
 
     # Notifications
     notifier_url: str | None = Field(default=None, description="Webhook URL; unset logs instead.")

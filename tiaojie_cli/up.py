@@ -420,7 +420,7 @@ class Up:
                 "「演示模拟」 on each case's timeline. Demo clock 演示时钟: real time 与真实时间"
                 "一致; the demo backlog was submitted over the past weeks, so reminders "
                 "and escalations of overdue cases appear within minutes "
-                "（积压案件已超期，几分钟内即可看到催办与上报）."
+                "（积压案件已超期，几分钟内即可看到催办与提级督办）."
             )
         console.print("Press Ctrl-C to stop 按 Ctrl-C 停止。")
 

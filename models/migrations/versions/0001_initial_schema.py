@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 14:35:54.573728
+Create Date: 2026-11-30 14:50:06.431453
 """
 
 from collections.abc import Sequence
