@@ -136,7 +136,6 @@ def risk_trigger() -> DeploymentEventTrigger:
     return DeploymentEventTrigger(
         name="tiaojie: early warning reaches its leader",
         expect={"tiaojie.risk.warning", "tiaojie.cluster.warning"},
-        match_related=None,
         parameters={"case_id": "{{ event.payload.case_id }}"},
     )
 

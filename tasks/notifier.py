@@ -455,8 +455,9 @@ def risk_messages(session: Session, *, case_id: int) -> list[Message]:
     leader and the on-duty supervisor; the early warning's assessment task to its
     responsible leader (包案领导). Texts name the case, its category, the level and the
     kinds of risk found, never the complaint's words."""
+    from models import risk
     from models.enums import Priority
-    from models.triage_tables import RiskWarning, TriageSuggestion
+    from models.triage_tables import RiskWarning
     from models.warning import emergency_recipients
 
     case = session.get(Case, case_id)
@@ -466,8 +467,8 @@ def risk_messages(session: Session, *, case_id: int) -> list[Message]:
     unit = session.get(Unit, case.unit_id) if case.unit_id else None
     unit_code = unit.code if unit else None
     if case.priority == Priority.EMERGENCY:
-        suggestion = session.get(TriageSuggestion, case.id)
-        why = "；".join(r.split("（")[0] for r in (suggestion.reasons if suggestion else [])[:3])
+        # The kinds of danger only (持械, 火情...): never the complaint's own words.
+        why = "；".join(f.zh for f in risk.danger(case.description))
         for staff in emergency_recipients(session, case):
             out.append(
                 Message(
