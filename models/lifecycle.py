@@ -245,6 +245,14 @@ TRANSITIONS: dict[str, Transition] = {
             STAFF_OR_SYSTEM,
             zh="重新办理",
         ),
+        Transition(
+            "handed_to_committee",
+            frozenset({S.ASSIGNED}),
+            S.ASSIGNED,
+            (_has_assignee,),
+            STAFF,
+            zh="转人民调解委员会",
+        ),
         # The referral loop (签收/退单/反馈) and the send-back of a wrong assignment (退单).
         Transition(
             "referral_returned",
@@ -320,6 +328,14 @@ TRANSITIONS: dict[str, Transition] = {
             "assessed", frozenset({S.TRIAGED}), None, (_needs("category"),), STAFF, zh="研判确认"
         ),
         Transition("reclassified", ALL_OPEN, None, (_needs("category"),), STAFF, zh="改类"),
+        Transition(
+            "contacted",
+            OPEN_WORKING | {S.REFERRED},
+            None,
+            (_needs("contact_id", "method"),),
+            STAFF,
+            zh="首次联系",
+        ),
         Transition("duplicate_linked", ALL_OPEN, None, (_needs("other_case_id"),), zh="关联重复件"),
         Transition(
             "follow_up_recorded",
@@ -381,6 +397,7 @@ NEXT_STEP: dict[str, str | None] = {
     "reminded": "notify",
     "assessed": "assignment",
     "referral_returned": "notify",
+    "handed_to_committee": "notify",
     "referral_concluded": "follow_up",
     "assignment_returned": "assignment",
 }

@@ -93,12 +93,23 @@ class Settings(BaseSettings):
     risk_orange_due_days: int = 3  # working days
     risk_yellow_due_days: int = 5  # working days
 
+    # The three rates (三率): weights of the composite score used for the monthly ranking
+    # (the weights commonly reported for Beijing's 接诉即办 assessment).
+    rate_weight_response: float = Field(default=0.10, ge=0, le=1)
+    rate_weight_resolution: float = Field(default=0.45, ge=0, le=1)
+    rate_weight_satisfaction: float = Field(default=0.45, ge=0, le=1)
+
     # HTTP
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     token_ttl_s: int = 8 * 3600
     max_body_bytes: int = 256 * 1024
     open311_rate_limit_per_min: int = 60
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses of reverse proxies whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed (default none).",
+    )
     signin_per_minute: int = Field(
         default=10,
         description="Password checks a minute per user name and per client address "

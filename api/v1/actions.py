@@ -11,8 +11,10 @@ mediation/extend, sessions,     assignee
 agreement, failure
 follow-ups, resolve, withdraw,  any staff role that may write (not
 reopen, reassign, escalate,     instructor or volunteer)
-refer, merge, classification,
-assessment (held cases only)
+refer, merge, contact,
+classification, assessment
+(held cases only)
+follow-ups only                 return visitor (回访员)
 ==============================  ===========================================
 """
 
@@ -41,6 +43,7 @@ VERB_ACTIONS: dict[str, str] = {
     "merged": "merge",
     "assessed": "assessment",
     "reclassified": "classification",
+    "contacted": "contact",
 }
 
 MEDIATION_ACTIONS = frozenset(
@@ -54,6 +57,8 @@ MEDIATION_ROLES = frozenset(
 def may_act(principal: Principal, case: Case, action: str) -> bool:
     if not principal.can_write:
         return False
+    if principal.role == StaffRole.RETURN_VISITOR.value:
+        return action == "follow-ups"
     if action in MEDIATION_ACTIONS:
         return principal.role in MEDIATION_ROLES or (
             case.assignee_id is not None and case.assignee_id == principal.staff_id

@@ -28,27 +28,32 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from api.client import client_address
+from api.prefect_links import prefect_runs_url
 from api.web import auth, queries
 from api.web.charts import RateRow, rates_chart
 from api.web.i18n import Translator, pick_lang, remember_lang
-from models import clock, db, lifecycle, pii
+from models import clock, db, lifecycle, pii, text_numbers
 from models.case import Case, CaseCreate
 from models.cases import show_party
 from models.enums import (
     CaseStatus,
     Category,
     Channel,
+    ContactMethod,
     FollowUpOutcome,
     PartyKind,
     PartySide,
     Priority,
     ReferralTarget,
+    ResolvedAnswer,
+    SatisfiedAnswer,
     StaffRole,
     UnitLevel,
+    VisitChannel,
 )
 from models.errors import FieldProblem, NotFound, TiaojieError, ValidationError
 from models.login import sign_in
-from models.settings import get_settings
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -132,13 +137,7 @@ def render(
         **context,
     }
     response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "frame-ancestors 'none'; form-action 'self'"
-    )
+    # Cache-Control, CSP, framing and referrer: api.headers, on every answer.
     remember_lang(request, response)
     return response
 
@@ -205,7 +204,7 @@ async def login_submit(request: Request) -> Response:
             _engine(request),
             username=username,
             password=password,
-            address=request.client.host if request.client else "?",
+            address=client_address(request),
             channel="web",
             per_minute=_signin_limit(request),
         )
@@ -232,7 +231,8 @@ async def login_submit(request: Request) -> Response:
         response.headers.update(headers)
         auth.set_login_csrf_cookie(response, request, token)
         return response
-    session_token, _csrf = auth.issue_session(staff.id)
+    with write_session(request) as session:
+        session_token, _csrf = auth.issue_session(session, staff.id)
     redirect = RedirectResponse(target, status_code=303)
     auth.set_session_cookie(redirect, request, session_token)
     redirect.delete_cookie(auth.CSRF_COOKIE, path="/")
@@ -242,11 +242,12 @@ async def login_submit(request: Request) -> Response:
 @router.post(f"{PREFIX}/logout")
 async def logout(request: Request) -> Response:
     form = await request.form()
-    with read_session(request) as session:
-        user = auth.current_user(request, session)
     redirect = RedirectResponse(f"{PREFIX}/login", status_code=303)
-    if user is not None and auth.csrf_ok(user.csrf, str(form.get("csrf_token", ""))):
-        auth.clear_session_cookie(redirect, request)
+    with write_session(request) as session:
+        user = auth.current_user(request, session)
+        if user is not None and auth.csrf_ok(user.csrf, str(form.get("csrf_token", ""))):
+            auth.end_session(request, session)  # the cookie stops working everywhere
+            auth.clear_session_cookie(redirect, request)
     return redirect
 
 
@@ -517,6 +518,7 @@ ACTIONS: dict[str, str] = {
     "mediation_failed": "models.mediating",
     "follow_up_due": "models.mediating",
     "follow_up_recorded": "models.follow_ups",
+    "contacted": "models.contact",
     "escalated": "models.escalation",
     "withdrawn": "models.mediating",
     "reopened": "models.follow_ups",
@@ -547,6 +549,10 @@ def page_actions(case: Case, user: auth.WebUser) -> list[str]:
             continue  # the workflow schedules return visits; by hand only "settled directly"
         if verb == "consent_recorded" and case.consent_at is not None:
             continue
+        if verb == "contacted" and case.first_response_at is not None:
+            continue  # the first contact is made; later calls go into the session minutes
+        if user.role == StaffRole.RETURN_VISITOR and verb != "follow_up_recorded":
+            continue  # a return visitor only hears the complainant's answers
         if (verb == "assessed") != case.held_for_assessment and verb in (
             "assessed",
             "reclassified",
@@ -554,14 +560,6 @@ def page_actions(case: Case, user: auth.WebUser) -> list[str]:
             continue  # a held case is confirmed (研判); any other is reclassified
         verbs.append(verb)
     return verbs
-
-
-def prefect_runs_url(case: Case) -> str:
-    """The case's runs in the Prefect UI, found by their tag: a run of its own and the
-    batch runs it shared under load carry ``case:<number>`` alike (a name search would
-    miss a case in the middle of a batch)."""
-    base = get_settings().prefect_ui_url.rstrip("/")
-    return f"{base}/runs?{urlencode({'tag': f'case:{case.number}'})}"
 
 
 def _case_context(session: Session, user: auth.WebUser, case: Case) -> dict[str, Any]:
@@ -574,10 +572,18 @@ def _case_context(session: Session, user: auth.WebUser, case: Case) -> dict[str,
         "detail": detail,
         "parties": parties,
         "revealed": reveal,
+        # Numbers typed into the case's text: clear for entitled readers only.
+        "text_numbers": text_numbers.numbers_of(session, case_id=case.id or 0, reveal=reveal)
+        if reveal
+        else [],
         "actions": page_actions(case, user),
         "countdown": queries.case_countdown(case, detail.follow_ups, now=now),
         "prefect_url": prefect_runs_url(case),
         "outcomes": list(FollowUpOutcome),
+        "resolved_answers": list(ResolvedAnswer),
+        "satisfied_answers": list(SatisfiedAnswer),
+        "visit_channels": [c for c in VisitChannel if c != VisitChannel.RESIDENT_LINK],
+        "contact_methods": list(ContactMethod),
         "referrals": list(ReferralTarget),
         "today": clock.to_local(now).date().isoformat(),
         "now_local": clock.to_local(now).strftime("%Y-%m-%dT%H:%M"),
@@ -645,8 +651,13 @@ def _date(value: str, field: str) -> date:
 
 
 def _model(module: Any, name: str, data: dict[str, Any]) -> Any:
+    return _validated(getattr(module, name), data)
+
+
+def _validated(model: type[pydantic.BaseModel], data: dict[str, Any]) -> Any:
+    """The form data parsed by a typed model, or a :class:`ValidationError` (422)."""
     try:
-        return getattr(module, name).model_validate(data)
+        return model.model_validate(data)
     except pydantic.ValidationError as exc:
         problems = [
             FieldProblem(
@@ -674,15 +685,49 @@ def _enum(kind: type[E], value: str, field: str) -> E | None:
         ) from None
 
 
+class ActionNumbers(pydantic.BaseModel):
+    """The numbers of a page action's form, parsed before anything else: a value that is
+    not a plain number (``abc``, ``²``) is a 422 naming the field, never a 500."""
+
+    model_config = pydantic.ConfigDict(extra="ignore")
+
+    version: int | None = pydantic.Field(default=None, ge=1, le=10**9)
+    party_ids: list[int] = pydantic.Field(default_factory=list, max_length=200)
+
+    @pydantic.field_validator("version", mode="before")
+    @classmethod
+    def _number(cls, value: object) -> object:
+        text = str(value or "").strip()
+        if not text:
+            return None
+        if not (text.isascii() and text.isdigit()):
+            raise ValueError("应为数字 / must be a number")
+        return text
+
+    @pydantic.field_validator("party_ids", mode="before")
+    @classmethod
+    def _ids(cls, value: object) -> object:
+        parts = [p.strip() for p in str(value or "").split(",") if p.strip()]
+        if not all(p.isascii() and p.isdigit() and len(p) <= 12 for p in parts):
+            raise ValueError("应为当事人编号 / must be party ids")
+        return parts
+
+
 def run_action(
-    session: Session, *, verb: str, case: Case, form: Mapping[str, str], user: auth.WebUser
+    session: Session,
+    *,
+    verb: str,
+    case: Case,
+    form: Mapping[str, str],
+    numbers: ActionNumbers,
+    user: auth.WebUser,
 ) -> None:
     """Call the domain service behind one page action (all validation is the domain's)."""
     assert case.id is not None
     common: dict[str, Any] = {
         "case_id": case.id,
         "actor": user.actor,
-        "expected_version": int(form.get("version") or 0) or None,
+        "expected_version": numbers.version,
     }
     if verb in ("assessed", "reclassified"):
         from models import machine_triage
@@ -706,8 +751,7 @@ def run_action(
         from models import mediating
 
         if verb == "consent_recorded":
-            ids = [int(x) for x in form.get("party_ids", "").split(",") if x.strip().isdigit()]
-            mediating.record_consent(session, party_ids=ids or None, **common)
+            mediating.record_consent(session, party_ids=numbers.party_ids or None, **common)
         elif verb == "mediation_started":
             mediating.start_mediation(session, **common)
         elif verb == "session_recorded":
@@ -759,18 +803,33 @@ def run_action(
         if verb == "reopened":
             follow_ups.reopen_case(session, reason=form.get("reason", "").strip(), **common)
         else:
-            satisfaction = form.get("satisfaction", "").strip()
             data = _model(
                 follow_up,
                 "FollowUpRecord",
                 {
                     "outcome": form.get("outcome") or None,
-                    "satisfaction": int(satisfaction) if satisfaction.isdigit() else None,
+                    "resolved": form.get("resolved") or None,
+                    "satisfied": form.get("satisfied") or None,
+                    "channel": form.get("channel") or "phone",
                     "unit_at_fault": form.get("unit_at_fault") == "1",
-                    "notes": form.get("notes", "").strip() or None,
+                    "notes": form.get("notes", "").strip(),
                 },
             )
             follow_ups.record_follow_up(session, data=data, **common)
+    elif verb == "contacted":
+        from models import contact
+
+        at = form.get("at", "").strip()
+        data = _model(
+            contact,
+            "ContactCreate",
+            {
+                "method": form.get("method") or None,
+                "at": _local_datetime(at, "at") if at else None,
+                "note": form.get("note", "").strip() or None,
+            },
+        )
+        contact.record_contact(session, data=data, **common)
     elif verb == "escalated":
         from models import escalation
 
@@ -788,7 +847,8 @@ def run_action(
 ACTION_FIELDS = (
     "version", "csrf_token", "party_ids", "held_at", "place", "participants", "minutes",
     "summary", "term_1", "term_1_due", "term_2", "term_2_due", "term_3", "term_3_due",
-    "reason", "referral", "resolution", "outcome", "satisfaction", "unit_at_fault", "notes",
+    "reason", "referral", "resolution", "outcome", "resolved", "satisfied", "channel",
+    "unit_at_fault", "notes", "method", "at", "note",
     "category", "priority",
 )  # fmt: skip
 
@@ -811,11 +871,21 @@ async def case_action(request: Request, number: str, verb: str) -> Response:
     error: str | None = None
     errors: dict[str, str] = {}
     status = 200
+    numbers: ActionNumbers | None = None
+    bad_numbers = ValidationError("the form has errors", "表单有误")
+    try:
+        numbers = _validated(ActionNumbers, form)
+    except ValidationError as exc:
+        bad_numbers = exc
     if not auth.csrf_ok(user.csrf, form["csrf_token"]):
         error, status = (
             t("表单已过期，请刷新页面后重试。", "The form expired; reload and retry."),
             403,
         )
+    elif numbers is None:
+        status, error = 422, f"{bad_numbers.message_zh} / {bad_numbers.message_en}"
+        for p in bad_numbers.problems:
+            errors.setdefault(p.field, f"{p.message_zh} / {p.message_en}")
     elif verb not in allowed:
         error, status = (
             t("当前状态下不能执行此操作。", "This action is not possible in the case's state."),
@@ -827,7 +897,7 @@ async def case_action(request: Request, number: str, verb: str) -> Response:
                 fresh = queries.find_visible_case(session, user=user, number=case.number)
                 if fresh is None:
                     return not_found(request, user)
-                run_action(session, verb=verb, case=fresh, form=form, user=user)
+                run_action(session, verb=verb, case=fresh, form=form, numbers=numbers, user=user)
             return RedirectResponse(
                 f"{PREFIX}/cases/{quote(case.number)}?done={verb}#timeline", status_code=303
             )

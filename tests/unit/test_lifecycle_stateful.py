@@ -41,6 +41,8 @@ DATA_KEYS = (
     "until",
     "unreachable",
     "category",
+    "contact_id",
+    "method",
     "referral_id",
     "outcome",
     "extension_id",
@@ -58,6 +60,7 @@ NEEDS_FIELDS: dict[str, tuple[str, ...]] = {
     "referred": ("referral",),
     "merged": ("merge",),
     "referral_returned": ("assignee",),
+    "handed_to_committee": ("assignee",),
     "assignment_returned": ("unit", "deadline"),
 }
 NEEDS_DATA: dict[str, tuple[str, ...]] = {
@@ -74,6 +77,7 @@ NEEDS_DATA: dict[str, tuple[str, ...]] = {
     "mediation_extended": ("until",),
     "assessed": ("category",),
     "reclassified": ("category",),
+    "contacted": ("contact_id", "method"),
     "referral_returned": ("reason", "to_unit"),
     "assignment_returned": ("reason", "to_unit"),
     "referral_signed": ("referral_id",),
