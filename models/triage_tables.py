@@ -92,4 +92,3 @@ class RiskWarning(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
     notified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    note: str | None = Field(default=None, max_length=1000)

@@ -6,8 +6,9 @@
 * :func:`open_warning` — a yellow, orange or red warning opens one assessment task
   (研判任务) for the street, with its responsible leader (包案领导: a supervisor of the
   street, else the nearest above) and a deadline (red: ``risk_red_due_hours``; orange,
-  yellow: working days from the settings). One task per case: a second triage of the
-  same case changes nothing.
+  yellow: working days from the settings). One task per case, and one per cluster: a
+  case of a cluster whose task is open at the same level or higher opens none (a
+  higher level opens a new one).
 * :func:`emergency_recipients` — the community leader and the on-duty supervisor, who
   are told of an emergency at once.
 """
@@ -149,6 +150,23 @@ def _due(level: WarningLevel, now: datetime) -> datetime:
     return workdays.add_working_days(now, days)
 
 
+def _open_for_cluster(session: Session, case: Case) -> RiskWarning | None:
+    """The open task of another case of the same cluster (the same source), if any."""
+    if not case.cluster_key:
+        return None
+    return session.exec(
+        select(RiskWarning)
+        .join(Case, col(Case.id) == RiskWarning.case_id)
+        .where(
+            Case.cluster_key == case.cluster_key,
+            RiskWarning.case_id != case.id,
+            RiskWarning.status == "open",
+        )
+        .order_by(col(RiskWarning.id).desc())
+        .limit(1)
+    ).first()
+
+
 def open_warning(session: Session, *, case: Case, warning: Warning) -> RiskWarning | None:
     """The assessment task for a warning (None below yellow, or without a street)."""
     assert case.id is not None
@@ -157,6 +175,9 @@ def open_warning(session: Session, *, case: Case, warning: Warning) -> RiskWarni
     existing = session.exec(select(RiskWarning).where(RiskWarning.case_id == case.id)).first()
     if existing is not None:
         return existing
+    same = _open_for_cluster(session, case)
+    if same is not None and WarningLevel(same.level).rank >= warning.level.rank:
+        return same  # the cluster's task is open already, at this level or higher
     units = case_units(session, case)
     street = next((u for u in units if u.level == UnitLevel.STREET), None)
     if street is None:

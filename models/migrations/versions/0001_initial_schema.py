@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 15:13:48.367164
+Create Date: 2026-11-30 15:20:45.729214
 """
 
 from collections.abc import Sequence
@@ -574,7 +574,6 @@ def upgrade() -> None:
     sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('notified_at', models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('closed_at', models.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
     sa.ForeignKeyConstraint(['leader_id'], ['staff.id'], ),
     sa.ForeignKeyConstraint(['street_unit_id'], ['unit.id'], ),
