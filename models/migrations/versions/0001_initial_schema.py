@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 15:20:45.729214
+Create Date: 2026-11-30 15:20:59.392118
 """
 
 from collections.abc import Sequence
