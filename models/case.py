@@ -86,6 +86,8 @@ class Case(CaseBase, table=True):
     duplicate_of_id: int | None = Field(default=None, foreign_key="cases.id")
     merged_into_id: int | None = Field(default=None, foreign_key="cases.id")
     cluster_key: str | None = Field(default=None, max_length=64, index=True)
+    # The keyed hash of the resident's tracking code (models.tracking); never the code.
+    tracking_hash: str | None = Field(default=None, max_length=64, unique=True)
 
     response_due_at: datetime | None = _ts()
     resolution_due_at: datetime | None = _ts()
@@ -231,3 +233,5 @@ class CasePublic(SQLModel):
     created_at: datetime
     updated_at: datetime
     closed_at: datetime | None
+    # 查询码: what the complainant uses to follow the case at /r/{code}.
+    tracking_code: str | None = None

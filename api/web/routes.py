@@ -34,7 +34,7 @@ from api.prefect_links import prefect_runs_url
 from api.web import auth, queries
 from api.web.charts import RateRow, rates_chart
 from api.web.i18n import Translator, pick_lang, remember_lang
-from models import clock, db, lifecycle, pii, text_numbers
+from models import clock, db, lifecycle, pii, text_numbers, tracking
 from models.case import Case, CaseCreate
 from models.cases import show_party
 from models.enums import (
@@ -55,6 +55,7 @@ from models.enums import (
 )
 from models.errors import FieldProblem, NotFound, TiaojieError, ValidationError
 from models.login import sign_in
+from models.settings import get_settings
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -588,6 +589,8 @@ def _case_context(session: Session, user: auth.WebUser, case: Case) -> dict[str,
         "referrals": list(ReferralTarget),
         "today": clock.to_local(now).date().isoformat(),
         "now_local": clock.to_local(now).strftime("%Y-%m-%dT%H:%M"),
+        "tracking_code": tracking.code_for(case.number) if case.tracking_hash else None,
+        "resident_url": get_settings().web_base_url + "/r/",
         "suggestion": queries.triage_suggestion(session, case=case),
         "categories": list(Category),
         "priorities": list(Priority),

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 15:20:59.392118
+Create Date: 2026-11-30 15:25:50.671161
 """
 
 from collections.abc import Sequence
@@ -198,6 +198,7 @@ def upgrade() -> None:
     sa.Column('duplicate_of_id', sa.Integer(), nullable=True),
     sa.Column('merged_into_id', sa.Integer(), nullable=True),
     sa.Column('cluster_key', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('tracking_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('response_due_at', models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('resolution_due_at', models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('next_reminder_at', models.types.UTCDateTime(timezone=True), nullable=True),
@@ -237,7 +238,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['merged_into_id'], ['cases.id'], ),
     sa.ForeignKeyConstraint(['place_unit_id'], ['unit.id'], ),
     sa.ForeignKeyConstraint(['unit_id'], ['unit.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('tracking_hash')
     )
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.create_index('ix_case_open_due', ['is_open', 'resolution_due_at', 'status'], unique=False)
