@@ -34,6 +34,7 @@ KEYS: dict[str, tuple[str, ...]] = {
         "classifications_per_s",
         "p99_ms",
         "load_s",
+        "cold_start_s",
         "accuracy",
         "rules_accuracy",
         "emergency_recall",
