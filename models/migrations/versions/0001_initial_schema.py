@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 15:29:28.371871
+Create Date: 2026-11-30 15:31:50.993048
 """
 
 from collections.abc import Sequence
