@@ -11,7 +11,9 @@ mediation/extend, sessions,     assignee
 agreement, failure
 follow-ups, resolve, withdraw,  any staff role that may write (not
 reopen, reassign, escalate,     instructor or volunteer)
-refer, merge, contact
+refer, merge, contact,
+classification, assessment
+(held cases only)
 follow-ups only                 return visitor (回访员)
 ==============================  ===========================================
 """
@@ -39,6 +41,8 @@ VERB_ACTIONS: dict[str, str] = {
     "follow_up_due": "resolve",
     "mediation_extended": "mediation/extend",
     "merged": "merge",
+    "assessed": "assessment",
+    "reclassified": "classification",
     "contacted": "contact",
 }
 
@@ -72,6 +76,8 @@ def allowed_actions(case: Case, principal: Principal) -> list[str]:
             continue
         if transition.roles and "staff" not in transition.roles:
             continue
+        if action == "assessment" and not case.held_for_assessment:
+            continue  # nothing to confirm: the case is not waiting for a person
         if verb == "follow_up_due" and case.status.value != "assigned":
             continue  # entering follow-up after an agreement or failure is the workflow's
         if may_act(principal, case, action) and action not in actions:
