@@ -79,6 +79,10 @@ class Case(CaseBase, table=True):
     consent_at: datetime | None = _ts()
     reminded_level: int | None = None  # escalation level at which the reminder went out
 
+    # Acceptance review (受理审查): set when the committee accepts the dispute for mediation.
+    accepted_at: datetime | None = _ts()
+    # 不公开: description, parties and minutes stay inside the handling unit.
+    confidential: bool = Field(default=False, index=True)
     referral_target: ReferralTarget | None = Field(default=None, sa_type=enum_type(ReferralTarget))
     outcome_note: str | None = Field(default=None, max_length=2000)
     satisfaction: int | None = Field(default=None, ge=1, le=5)
@@ -132,6 +136,9 @@ class CaseCreate(CaseBase):
     parties: list[PartyCreate] = Field(default_factory=list, max_length=200)
     category_locked: bool = False
     priority_locked: bool = False
+    confidential: bool = Field(
+        default=False, description="不公开: family and marriage disputes are so by default"
+    )
 
     @field_validator("description", "address_text")
     @classmethod

@@ -109,6 +109,7 @@ class PartyKind(Labelled):
 class PartySide(Labelled):
     COMPLAINANT = "complainant"
     RESPONDENT = "respondent"
+    THIRD_PARTY = "third_party"
 
 
 class Channel(Labelled):
@@ -144,6 +145,50 @@ class ReferralTarget(Labelled):
     ARBITRATION = "arbitration"
     COURT = "court"
     AGENCY = "agency"
+    ADMIN_REVIEW = "admin_review"
+    POLICE = "police"
+
+
+class NotAcceptedReason(Labelled):
+    """Why a dispute is outside people's mediation (受理审查不予受理的事由)."""
+
+    BEFORE_COURT = "before_court"
+    BEFORE_ARBITRATION = "before_arbitration"
+    BEFORE_ADMINISTRATION = "before_administration"
+    CRIMINAL = "criminal"
+    PARTY_REFUSES = "party_refuses"
+
+
+class ConsentMethod(Labelled):
+    IN_PERSON = "in_person"
+    PHONE = "phone"
+    RESIDENT_LINK = "resident_link"
+
+
+class MediatorEnd(Labelled):
+    """Why a named mediator stopped mediating a case."""
+
+    RECUSED = "recused"
+    PARTY_REQUEST = "party_request"
+    REPLACED = "replaced"
+
+
+class TerminationReason(Labelled):
+    """人民调解法 第二十六条: mediation that fails is ended; the parties are told their routes."""
+
+    NO_AGREEMENT = "no_agreement"
+    PARTY_WITHDRAWS = "party_withdraws"
+    PARTY_REFUSES = "party_refuses"
+    OTHER = "other"
+
+
+class ConfirmationStatus(Labelled):
+    """Judicial confirmation of an agreement (司法确认, 人民调解法 第三十三条)."""
+
+    NOT_APPLIED = "not_applied"
+    APPLIED = "applied"
+    CONFIRMED = "confirmed"
+    REFUSED = "refused"
 
 
 class OutboxState(Labelled):
@@ -198,6 +243,7 @@ _LABELS: dict[StrEnum, tuple[str, str]] = {
     PartyKind.AGENCY: ("单位/部门", "Agency"),
     PartySide.COMPLAINANT: ("申请人", "Complainant"),
     PartySide.RESPONDENT: ("被申请人", "Respondent"),
+    PartySide.THIRD_PARTY: ("第三人", "Third party"),
     Channel.WALK_IN: ("来访", "Walk-in"),
     Channel.PHONE: ("来电", "Phone"),
     Channel.GRID_PATROL: ("网格巡查", "Grid patrol"),
@@ -218,6 +264,33 @@ _LABELS: dict[StrEnum, tuple[str, str]] = {
     ReferralTarget.ARBITRATION: ("劳动/仲裁", "Arbitration"),
     ReferralTarget.COURT: ("法院", "Court"),
     ReferralTarget.AGENCY: ("职能部门", "Agency"),
+    ReferralTarget.ADMIN_REVIEW: ("行政复议", "Administrative review"),
+    ReferralTarget.POLICE: ("公安机关", "Police"),
+    NotAcceptedReason.BEFORE_COURT: ("已诉至人民法院", "Already before a court"),
+    NotAcceptedReason.BEFORE_ARBITRATION: ("已申请仲裁", "Already before arbitration"),
+    NotAcceptedReason.BEFORE_ADMINISTRATION: (
+        "已由行政机关受理或处理",
+        "Already before an administrative authority",
+    ),
+    NotAcceptedReason.CRIMINAL: ("涉嫌违法犯罪", "A criminal matter"),
+    NotAcceptedReason.PARTY_REFUSES: ("当事人拒绝调解", "A party refuses mediation"),
+    ConsentMethod.IN_PERSON: ("当面", "In person"),
+    ConsentMethod.PHONE: ("电话", "By phone"),
+    ConsentMethod.RESIDENT_LINK: ("居民链接", "Resident's link"),
+    MediatorEnd.RECUSED: ("回避", "Recused"),
+    MediatorEnd.PARTY_REQUEST: ("当事人要求更换", "Replaced at a party's request"),
+    MediatorEnd.REPLACED: ("调委会更换", "Replaced by the committee"),
+    TerminationReason.NO_AGREEMENT: ("经调解未达成协议", "No agreement reached"),
+    TerminationReason.PARTY_WITHDRAWS: (
+        "当事人要求终止调解",
+        "A party asks to end mediation",
+    ),
+    TerminationReason.PARTY_REFUSES: ("当事人拒绝调解", "A party refuses mediation"),
+    TerminationReason.OTHER: ("其他原因", "Other reason"),
+    ConfirmationStatus.NOT_APPLIED: ("未申请", "Not applied"),
+    ConfirmationStatus.APPLIED: ("已申请", "Applied"),
+    ConfirmationStatus.CONFIRMED: ("已确认", "Confirmed"),
+    ConfirmationStatus.REFUSED: ("不予确认", "Refused"),
     OutboxState.PENDING: ("待投递", "Pending"),
     OutboxState.DELIVERED: ("已投递", "Delivered"),
     OutboxState.FAILED: ("投递失败", "Failed"),

@@ -5,7 +5,9 @@
     TiaojieError
     ├── ValidationError          bad input; carries field-level messages (zh-CN, en)
     │   ├── InvalidPhone
-    │   └── InvalidIdNumber
+    │   ├── InvalidIdNumber
+    │   ├── PayloadTooLarge      an upload over the size limit (413)
+    │   └── UnsupportedType      an upload that is not a PDF, JPEG or PNG (415)
     ├── NotFound                 no such object (or out of the caller's reach)
     ├── PermissionDenied         the actor may not do this
     ├── StateError
@@ -117,6 +119,23 @@ class NotificationRejected(NotificationError):
     code = "notification_rejected"
 
 
+class PayloadTooLarge(ValidationError):
+    code = "payload_too_large"
+    http_status = 413
+
+
+class UnsupportedType(ValidationError):
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+def invalid(field: str, en: str, zh: str) -> ValidationError:
+    """A :class:`ValidationError` about one field, in both languages."""
+    return ValidationError(
+        f"{field}: {en}", f"{field}：{zh}", problems=[FieldProblem(field, zh, en)]
+    )
+
+
 __all__ = [
     "CalendarError",
     "ConflictError",
@@ -128,8 +147,11 @@ __all__ = [
     "NotFound",
     "NotificationError",
     "NotificationRejected",
+    "PayloadTooLarge",
     "PermissionDenied",
     "StateError",
     "TiaojieError",
+    "UnsupportedType",
     "ValidationError",
+    "invalid",
 ]

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
+from models.acceptance import AcceptanceReview
+from models.attachments import Attachment
 from models.case import Case, CaseLink, CaseNumberCounter
+from models.documents.audit import DocumentDownload
 from models.event import CaseEvent, Outbox
 from models.follow_up import FollowUp
 from models.idempotency import IdempotencyRecord
 from models.mediation import Agreement, AgreementTerm, MediationSession
+from models.mediators import CaseMediator
 from models.notification import Notification
-from models.party import Party
+from models.party import Party, PartyConsent
 from models.policy import TimeLimitPolicy
 from models.staff import Staff
 from models.unit import Pairing, Unit
@@ -18,12 +22,16 @@ from models.unit import Pairing, Unit
 metadata = SQLModel.metadata
 
 __all__ = [
+    "AcceptanceReview",
     "Agreement",
     "AgreementTerm",
+    "Attachment",
     "Case",
     "CaseEvent",
     "CaseLink",
+    "CaseMediator",
     "CaseNumberCounter",
+    "DocumentDownload",
     "FollowUp",
     "IdempotencyRecord",
     "MediationSession",
@@ -31,6 +39,7 @@ __all__ = [
     "Outbox",
     "Pairing",
     "Party",
+    "PartyConsent",
     "Staff",
     "TimeLimitPolicy",
     "Unit",

@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 from models import clock, lifecycle, pii
 from models.case import Case, CaseLink
 from models.cases import get_case, normalise_org_name
+from models.confidentiality import confidential_by_default
 from models.deadlines import compute_deadlines
 from models.enums import CaseStatus, Category, LinkKind, Priority
 from models.lifecycle import Actor
@@ -291,6 +292,7 @@ def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult
     found = classify_text(case.description, people_affected=case.people_affected)
     if not case.category_locked and found.category != Category.OTHER:
         case.category = found.category
+        case.confidential = case.confidential or confidential_by_default(found.category)
     if not case.priority_locked:
         case.priority = found.priority
 
