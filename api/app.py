@@ -47,12 +47,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.open311_key_limiter = RateLimiter(settings.open311_rate_limit_per_min)
     install_error_handlers(app)
 
-    from api.v1 import auth, case_actions, cases, metrics, units
+    from api.v1 import auth, case_actions, cases, documents, mediation_actions, metrics, units
 
     v1 = APIRouter(prefix="/api/v1")
     v1.include_router(auth.router)
     v1.include_router(cases.router)
     v1.include_router(case_actions.router)
+    v1.include_router(mediation_actions.router)
+    v1.include_router(documents.router)
     v1.include_router(units.router)
     v1.include_router(metrics.router)
     app.include_router(v1)
@@ -82,7 +84,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     _include_web(app)
     # Outermost: the body limit and content-type checks run before anything is parsed.
-    app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyGuard,
+        max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.attachment_max_bytes,
+    )
     return app
 
 

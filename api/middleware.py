@@ -3,6 +3,9 @@
 The whole body is read (up to ``max_body_bytes``) before the app sees it, so that a
 chunked body without ``Content-Length`` is limited too, and an oversized one is refused
 with 413 before anything is parsed or stored.
+
+Uploads of scans and photos (``POST …/attachments``, multipart only) have their own,
+larger limit (``attachment_max_bytes`` plus room for the form's own parts).
 """
 
 from __future__ import annotations
@@ -26,8 +29,15 @@ JSON_TYPES = ("application/json",)
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
+UPLOAD_OVERHEAD = 64 * 1024
+
+
 class _TooLarge(Exception):
     pass
+
+
+def is_upload(scope: Scope) -> bool:
+    return scope["method"] == "POST" and str(scope.get("path", "")).endswith("/attachments")
 
 
 def _media_type(scope: Scope) -> str | None:
@@ -48,9 +58,10 @@ def _content_length(scope: Scope) -> int | None:
 
 
 class BodyGuard:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_upload_bytes: int = 0) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_upload_bytes = max(max_upload_bytes + UPLOAD_OVERHEAD, max_body_bytes)
 
     def _error(self, scope: Scope, status: int, en: str) -> Response:
         code, zh = _HTTP_ZH[status]
@@ -63,17 +74,24 @@ class BodyGuard:
             await self.app(scope, receive, send)
             return
         path = str(scope.get("path", ""))
+        upload = is_upload(scope)
+        limit = self.max_upload_bytes if upload else self.max_body_bytes
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_body_bytes:
-            await self._too_large(scope, receive, send)
+        if declared is not None and declared > limit:
+            await self._too_large(scope, receive, send, limit)
             return
         try:
-            body = await self._read(receive)
+            body = await self._read(receive, limit)
         except _TooLarge:
-            await self._too_large(scope, receive, send)
+            await self._too_large(scope, receive, send, limit)
             return
         media = _media_type(scope)
-        if path.startswith("/api/") and (body or media is not None):
+        if upload and media != "multipart/form-data":
+            await self._error(scope, 415, "send the file as multipart/form-data")(
+                scope, receive, send
+            )
+            return
+        if not upload and path.startswith("/api/") and (body or media is not None):
             if media not in JSON_TYPES:
                 await self._error(scope, 415, "send the body as application/json")(
                     scope, receive, send
@@ -100,7 +118,7 @@ class BodyGuard:
 
         await self.app(scope, replay, send)
 
-    async def _read(self, receive: Receive) -> bytes:
+    async def _read(self, receive: Receive, limit: int) -> bytes:
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -109,15 +127,14 @@ class BodyGuard:
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
+            if size > limit:
                 raise _TooLarge
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         return b"".join(chunks)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limit = self.max_body_bytes
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         response = self._error(scope, 413, f"the body is larger than {limit} bytes")
         response.headers["Connection"] = "close"
         await response(scope, receive, send)

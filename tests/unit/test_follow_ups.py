@@ -27,7 +27,14 @@ from models.follow_ups import (
 from models.mediating import record_consent, sign_agreement, start_mediation
 from models.mediation import AgreementCreate
 from models.party import Party
-from tests.factories import PHONE, advance_to_assigned, build_city, make_case, staff_actor
+from tests.factories import (
+    PHONE,
+    accept_for_mediation,
+    advance_to_assigned,
+    build_city,
+    make_case,
+    staff_actor,
+)
 
 SH = clock.SHANGHAI
 SYSTEM = lifecycle.Actor.system()
@@ -46,6 +53,7 @@ def agreed_before_national_day(
     city = build_city(session)
     case = make_case(session)
     advance_to_assigned(session, case, city)
+    accept_for_mediation(session, case, city)
     actor = staff_actor(city, "mediatorA")
     assert case.id is not None
     record_consent(session, case_id=case.id, party_ids=None, actor=actor, expected_version=None)
