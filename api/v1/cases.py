@@ -21,6 +21,7 @@ from api.v1.common import (
     case_public,
     details_visible,
     load_case,
+    personal_data_visible,
     reach_clause,
     run_write_async,
     unit_by_code,
@@ -187,7 +188,7 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
     from models.lifecycle import TRANSITIONS
 
     details = details_visible(session, principal, case)
-    reveal = details and principal.may_see_personal_data(case)
+    reveal = personal_data_visible(session, principal, case)
     events = session.exec(
         select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(col(CaseEvent.seq))
     ).all()

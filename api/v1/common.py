@@ -161,18 +161,32 @@ def case_public(
     )
 
 
+def _named_mediator(session: Session, principal: Principal, case: Case) -> bool:
+    assert case.id is not None
+    return principal.staff_id is not None and principal.staff_id in serving_ids(
+        session, case_id=case.id
+    )
+
+
 def details_visible(session: Session, principal: Principal, case: Case) -> bool:
     """Whether the caller reads the case's details (always, unless it is confidential
     and the caller is outside its unit and not one of its named mediators)."""
     if not case.confidential:
         return True
-    assert case.id is not None
-    named = principal.staff_id is not None and principal.staff_id in serving_ids(
-        session, case_id=case.id
-    )
     return confidentiality.staff_may_see_details(
-        case, staff_id=principal.staff_id, unit_id=principal.unit_id, is_named_mediator=named
+        case,
+        staff_id=principal.staff_id,
+        unit_id=principal.unit_id,
+        is_named_mediator=_named_mediator(session, principal, case),
     )
+
+
+def personal_data_visible(session: Session, principal: Principal, case: Case) -> bool:
+    """Who reads personal data in clear: the reader :meth:`Principal.may_see_personal_data`
+    names, and the mediators named on the case (they mediate it, wherever their unit)."""
+    if not details_visible(session, principal, case):
+        return False
+    return principal.may_see_personal_data(case) or _named_mediator(session, principal, case)
 
 
 def expected_version(request: Request, body_version: int | None) -> int:

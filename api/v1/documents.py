@@ -25,7 +25,7 @@ from sqlmodel import Session
 
 from api.deps import DBRead, Staff
 from api.security import Principal
-from api.v1.common import case_public, load_case, not_found, run_write
+from api.v1.common import case_public, load_case, not_found, personal_data_visible, run_write
 from models.attachments import (
     Attachment,
     add_attachment,
@@ -81,7 +81,7 @@ def attachment_info(row: Attachment) -> AttachmentInfo:
 def entitled_case(session: Session, principal: Principal, case_ref: str) -> Case:
     """The case, if the caller may read its documents (its personal data); else 404."""
     case = load_case(session, principal, case_ref)
-    if not principal.may_see_personal_data(case):
+    if not personal_data_visible(session, principal, case):
         raise not_found(case_ref[:32])
     return case
 
