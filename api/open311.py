@@ -40,7 +40,7 @@ from sqlmodel import Session, col, select
 from api.deps import engine_of
 from api.errors import validation_fields
 from api.security import OPEN311_ROLE, AuthError, verify_token
-from models import clock, pii
+from models import clock, keys, pii
 from models.case import Case, CaseCreate
 from models.cases import create_case, find_unit
 from models.confidentiality import public_may_see_details
@@ -50,7 +50,6 @@ from models.errors import FieldProblem, NotFound, PermissionDenied, ValidationEr
 from models.event import CaseEvent
 from models.lifecycle import Actor
 from models.party import Party
-from models.settings import get_settings
 from models.unit import Unit
 
 PREFIX = "/open311/v2"
@@ -225,8 +224,9 @@ def service_definition(service_code: Annotated[str, Path(max_length=32)], fmt: F
 
 
 def request_token(case_id: int) -> str:
-    secret = get_settings().secret_key.get_secret_value().encode()
-    sig = hmac.new(secret, f"open311-token:{case_id}".encode(), hashlib.sha256).hexdigest()
+    sig = hmac.new(
+        keys.key("token"), f"open311-token:{case_id}".encode(), hashlib.sha256
+    ).hexdigest()
     return f"t{case_id}-{sig[:20]}"
 
 

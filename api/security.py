@@ -3,8 +3,8 @@
 Staff tokens are JWTs signed with HS256 only (the algorithm is pinned when verifying,
 so ``alg=none`` or an RSA/HMAC confusion is refused), audience ``tiaojie``, issuer
 ``tiaojie``, an expiry, the staff id as ``sub``, their ``role`` and ``unit`` code. The
-signing key is derived from ``TIAOJIE_SECRET_KEY`` (never the raw secret, which also
-keys field encryption). Open311 ``api_key`` values are tokens of the same kind with
+signing key is the token key of :mod:`models.keys` (separate from the keys of
+sessions and field encryption). Open311 ``api_key`` values are tokens of the same kind with
 role ``open311`` and a long expiry; they reach only the public endpoint.
 
 The web pages reuse :func:`create_token`, :func:`verify_token` and
@@ -18,7 +18,6 @@ read residents' ID numbers.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ from typing import Any
 import jwt
 from sqlmodel import Session, select
 
+from models import keys
 from models.case import Case
 from models.enums import StaffRole
 from models.errors import TiaojieError
@@ -123,8 +123,7 @@ class Principal:
 
 
 def _signing_key() -> bytes:
-    secret = get_settings().secret_key.get_secret_value()
-    return hashlib.sha256(b"tiaojie-jwt-signing:" + secret.encode("utf-8")).digest()
+    return keys.key("token")
 
 
 def create_token(

@@ -1,10 +1,11 @@
 """Escalation (催办/督办/上报): reminders before a deadline, escalation at it.
 
 A case is **reminded** once per escalation level, from ``next_reminder_at`` (the opening
-of the last working day before its deadline), and **escalated** when its
-``resolution_due_at`` passes: to the next unit up the tree with somebody able to handle
-it (building, compound, community, street, district; levels with nobody are skipped),
-or to the paired agency when the time-limit policy of the level says
+of the last working day before its deadline), and **escalated** once its
+``resolution_due_at`` is missed (the comparison of ``models.overdue``: strictly after
+the deadline): to the next unit up the tree with somebody able to handle it (building,
+compound, community, street, district; levels with nobody are skipped), or to the
+paired agency when the time-limit policy of the level says
 ``refer_to_agency`` or when the district's limit has passed and the case's community has
 a pairing for the category. A new time limit starts at the new level. At the top (the
 city, an agency, or a unit with nobody above able to handle the category) the case is
@@ -33,12 +34,12 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Literal
 
-from sqlalchemy import Engine, true
+from sqlalchemy import ColumnElement, Engine, true
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from models import clock, lifecycle, pii
+from models import clock, lifecycle, overdue, pii
 from models.case import Case
 from models.cases import get_case
 from models.db import write_session
@@ -62,14 +63,14 @@ class DueCases:
 
 
 def _due_query(
-    due_column: Any, now: datetime, limit: int
+    due_column: Any, reached: ColumnElement[bool], limit: int
 ) -> SelectOfScalar[int] | SelectOfScalar[None]:
     # Filter on (is_open, <time>, status) only, so each query reads just its index.
     return (
         select(Case.id)
         .where(
             col(Case.is_open) == true(),
-            due_column <= clock.ensure_utc(now),
+            reached,
             col(Case.status).not_in(_NOT_DUE_STATUSES),
         )
         .order_by(due_column)
@@ -80,13 +81,17 @@ def _due_query(
 def due_reminders_query(
     now: datetime, limit: int = 10_000
 ) -> SelectOfScalar[int] | SelectOfScalar[None]:
-    return _due_query(col(Case.next_reminder_at), now, limit)
+    # A reminder is sent from its time on (a start, not a deadline: ``<=``).
+    reminder = col(Case.next_reminder_at)
+    return _due_query(reminder, reminder <= clock.ensure_utc(now), limit)
 
 
 def due_escalations_query(
     now: datetime, limit: int = 10_000
 ) -> SelectOfScalar[int] | SelectOfScalar[None]:
-    return _due_query(col(Case.resolution_due_at), now, limit)
+    # Escalated once the resolution limit is missed, by the one overdue comparison.
+    resolution = col(Case.resolution_due_at)
+    return _due_query(resolution, overdue.past_clause(resolution, now), limit)
 
 
 def find_due(session: Session, *, now: datetime, limit: int = 10_000) -> DueCases:
@@ -234,10 +239,7 @@ def escalate_case(
                 f"案件当前状态为「{case.status.zh}」，不能上报。",
             )
     elif not (
-        case.is_open
-        and case.status in ESCALATABLE
-        and case.resolution_due_at is not None
-        and clock.ensure_utc(case.resolution_due_at) <= now
+        case.is_open and case.status in ESCALATABLE and overdue.is_past(case.resolution_due_at, now)
     ):
         return None
     if case.unit_id is None:

@@ -2,13 +2,13 @@
 
 Phones are mainland mobile numbers (11 digits, 1[3-9]xxxxxxxxx); resident ID numbers
 are 18 characters with a GB 11643 check digit (which may be ``X``). Clear values are
-encrypted (Fernet, key derived from ``TIAOJIE_SECRET_KEY``) before they reach a table,
-and looked up through an HMAC so that a dump of the database shows neither.
+encrypted (Fernet, under the field key of :mod:`models.keys`, tagged with its key id)
+before they reach a table, and looked up through an HMAC (the look-up key) so that a
+dump of the database shows neither.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import re
@@ -19,8 +19,8 @@ from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from models import keys
 from models.errors import FieldProblem, InvalidIdNumber, InvalidPhone
-from models.settings import get_settings
 
 _PHONE = re.compile(r"^1[3-9]\d{9}$")
 _ID = re.compile(r"^\d{17}[\dX]$")
@@ -126,33 +126,46 @@ def scrub_names(text: str, names: Iterable[str], *, replacement: str | None = No
     return text
 
 
-@lru_cache(maxsize=4)
-def _fernet(secret: str) -> Fernet:
-    key = hashlib.sha256(b"tiaojie-field-encryption:" + secret.encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(key))
-
-
-def _secret() -> str:
-    return get_settings().secret_key.get_secret_value()
+@lru_cache(maxsize=16)
+def _fernet(key: bytes) -> Fernet:
+    return Fernet(key)
 
 
 def encrypt(value: str) -> str:
-    return _fernet(_secret()).encrypt(value.encode("utf-8")).decode("ascii")
+    """``<key id>$<Fernet token>`` under the current field key."""
+    ring = keys.keyring()
+    fernet_key = ring.fernet_key(ring.current)
+    assert fernet_key is not None
+    token = _fernet(fernet_key).encrypt(value.encode("utf-8")).decode("ascii")
+    return f"{ring.current}${token}"
+
+
+def key_id_of(token: str) -> str:
+    """The id of the key a stored value was encrypted with."""
+    head, sep, _rest = token.partition("$")
+    return head if sep else keys.LEGACY_KEY_ID
 
 
 def decrypt(token: str) -> str:
+    key_id = key_id_of(token)
+    body = token.partition("$")[2] if "$" in token else token
+    fernet_key = keys.keyring().fernet_key(key_id)
+    if fernet_key is None:
+        # A key added by a rotation in another process since our last look.
+        keys.forget_cached_keys()
+        fernet_key = keys.keyring().fernet_key(key_id)
+    if fernet_key is None:
+        return UNDECRYPTABLE
     try:
-        return _fernet(_secret()).decrypt(token.encode("ascii")).decode("utf-8")
+        return _fernet(fernet_key).decrypt(body.encode("ascii")).decode("utf-8")
     except InvalidToken:
-        return "[无法解密 undecryptable]"
+        return UNDECRYPTABLE
 
 
-@lru_cache(maxsize=4)
-def _lookup_key(secret: str) -> bytes:
-    return hashlib.sha256(b"tiaojie-lookup:" + secret.encode()).digest()
+UNDECRYPTABLE = "[无法解密 undecryptable]"
 
 
 def lookup_hash(value: str) -> str:
     """Keyed hash for equality look-ups (same phone, same ID, same respondent)."""
-    key = _lookup_key(_secret())
+    key = keys.key("lookup")
     return hmac.new(key, value.strip().lower().encode("utf-8"), hashlib.sha256).hexdigest()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from sqlmodel import Field, SQLModel
 
 from models.enums import Category, Priority, UnitLevel
-from models.types import enum_type
+from models.types import UTCDateTime, enum_type
 
 
 class LimitUnit(StrEnum):
@@ -33,3 +34,19 @@ class TimeLimitPolicy(SQLModel, table=True):
     resolution_unit: LimitUnit = Field(default=LimitUnit.WORKING_DAYS, sa_type=enum_type(LimitUnit))
     # Agency referral instead of escalation up the tree when this level's limit passes.
     refer_to_agency: bool = False
+
+
+class PolicySet(SQLModel, table=True):
+    """One loaded policy file (``tiaojie policies load``): the set in force is ``active``;
+    earlier sets stay as history, with the document as it was loaded."""
+
+    __tablename__ = "policy_set"
+
+    id: int | None = Field(default=None, primary_key=True)
+    loaded_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    loaded_by: str = Field(max_length=64)
+    source: str = Field(max_length=200)
+    sha256: str = Field(max_length=64)
+    limits: int
+    active: bool = Field(default=True, index=True)
+    document: str

@@ -22,10 +22,17 @@ class Settings(BaseSettings):
         default=None,
         description="SQLAlchemy URL of the case database; default: SQLite file under home.",
     )
-    secret_key: SecretStr = Field(
-        default=SecretStr("tiaojie-dev-secret-change-me-in-production-0000"),
-        description="Key material for field encryption, look-up hashes and tokens.",
+    # Keys (see models/keys.py): each from its own variable, else its file under
+    # home/keys (written by `tiaojie init`), else derived from secret_key.
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="One shared secret from which every key is derived when it has no "
+        "variable or file of its own.",
     )
+    token_key: SecretStr | None = Field(default=None, description="Signs bearer tokens.")
+    session_key: SecretStr | None = Field(default=None, description="Signs session cookies.")
+    field_key: SecretStr | None = Field(default=None, description="Encrypts personal fields.")
+    lookup_key: SecretStr | None = Field(default=None, description="Keys look-up hashes.")
     timezone: str = "Asia/Shanghai"
     case_number_prefix: str = "JX"
 
@@ -74,6 +81,12 @@ class Settings(BaseSettings):
         default=None,
         description="Set by `tiaojie up`: /healthz answers 503 until this file exists.",
     )
+    public_url: str | None = Field(
+        default=None,
+        description="Address staff use to reach the web pages (for one-time sign-in links); "
+        "default: http://api_host:api_port.",
+    )
+    sign_in_link_days: int = Field(default=7, description="How long a one-time sign-in link works.")
     prefect_ui_url: str = Field(
         default="http://127.0.0.1:4200",
         description="Base URL of the Prefect UI; case pages link to their flow runs there.",
@@ -96,6 +109,10 @@ class Settings(BaseSettings):
 
     # Personal data
     retention_days: int = 3 * 365
+
+    @property
+    def web_base_url(self) -> str:
+        return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
 
     @property
     def resolved_database_url(self) -> str:

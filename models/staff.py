@@ -22,3 +22,6 @@ class StaffBase(SQLModel):
 class Staff(StaffBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     password_hash: str | None = Field(default=None, max_length=255)
+    # A work mobile, encrypted like a party's (models.pii); shown masked.
+    phone_enc: str | None = None
+    phone_masked: str | None = Field(default=None, max_length=32)

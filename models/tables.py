@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlmodel import SQLModel
 
 from models.acceptance import AcceptanceReview
+from models.admin_log import AdminEvent
 from models.attachments import Attachment
 from models.case import Case, CaseLink, CaseNumberCounter
 from models.documents.audit import DocumentDownload
@@ -15,7 +16,8 @@ from models.mediation import Agreement, AgreementTerm, MediationSession
 from models.mediators import CaseMediator
 from models.notification import Notification
 from models.party import Party, PartyConsent
-from models.policy import TimeLimitPolicy
+from models.policy import PolicySet, TimeLimitPolicy
+from models.sign_in import SignInLink
 from models.staff import Staff
 from models.unit import Pairing, Unit
 
@@ -23,6 +25,7 @@ metadata = SQLModel.metadata
 
 __all__ = [
     "AcceptanceReview",
+    "AdminEvent",
     "Agreement",
     "AgreementTerm",
     "Attachment",
@@ -40,6 +43,8 @@ __all__ = [
     "Pairing",
     "Party",
     "PartyConsent",
+    "PolicySet",
+    "SignInLink",
     "Staff",
     "TimeLimitPolicy",
     "Unit",

@@ -41,6 +41,7 @@ from models.mediation import (
     MediationSession,
     SessionPublic,
 )
+from models.overdue import overdue_clause
 from models.party import Party, PartyPublic
 from models.settings import get_settings
 from models.staff import Staff as StaffRow
@@ -336,8 +337,8 @@ def list_cases(
         else:
             stmt = stmt.where(col(Case.assignee_id) == int(assignee))
     if overdue is not None:
-        late = (col(Case.is_open).is_(True)) & (col(Case.resolution_due_at) < clock.now())
-        stmt = stmt.where(late if overdue else ~late | col(Case.resolution_due_at).is_(None))
+        late = overdue_clause(clock.now())
+        stmt = stmt.where(late if overdue else ~late)
     if q:
         text = q.strip()
         # A confidential case's words are searched only by its own unit's staff.

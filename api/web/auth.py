@@ -1,7 +1,7 @@
 """Sign-in for the web pages: a password form, a signed session cookie and CSRF tokens.
 
-The session cookie (``tj_session``) is a JWT (HS256, pinned) signed with a key derived
-from ``settings.secret_key`` for this one purpose, carrying the staff id, a random
+The session cookie (``tj_session``) is a JWT (HS256, pinned) signed with the session key
+of :mod:`models.keys` (used for nothing else), carrying the staff id, a random
 session id, the CSRF token of the session and an expiry (``settings.token_ttl_s``). It
 is ``HttpOnly``, ``SameSite=Lax`` and ``Secure`` whenever the request came over https
 (directly or through a proxy that says so in ``X-Forwarded-Proto``).
@@ -13,7 +13,6 @@ of the ``tj_csrf`` cookie (double submit). Both comparisons are constant-time.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import time
@@ -24,6 +23,7 @@ import jwt
 from fastapi import Request, Response
 from sqlmodel import Session
 
+from models import keys
 from models.enums import StaffRole, UnitLevel
 from models.lifecycle import Actor
 from models.settings import get_settings
@@ -37,8 +37,7 @@ ALGORITHM = "HS256"
 
 
 def _key() -> bytes:
-    secret = get_settings().secret_key.get_secret_value()
-    return hashlib.sha256(b"tiaojie-web-session:" + secret.encode("utf-8")).digest()
+    return keys.key("session")
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,10 @@ router = APIRouter(route_class=TimedRoute, include_in_schema=False)
 
 def mount(app: FastAPI) -> None:
     """Add the pages and their static files (stylesheet, script, icon) to the app."""
+    from api.web.welcome import router as welcome_router
+
     app.include_router(router)
+    app.include_router(welcome_router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     for name in templates.env.list_templates():  # compile once, not on a user's request
         templates.env.get_template(name)
@@ -526,7 +529,7 @@ def _case_context(session: Session, user: auth.WebUser, case: Case) -> dict[str,
         "parties": parties,
         "revealed": reveal,
         "actions": page_actions(case, user),
-        "countdown": queries.countdown(case.resolution_due_at, now=now),
+        "countdown": queries.case_countdown(case, detail.follow_ups, now=now),
         "prefect_url": prefect_runs_url(case),
         "outcomes": list(FollowUpOutcome),
         "referrals": list(ReferralTarget),
