@@ -17,6 +17,7 @@ from models.acceptance import latest_review
 from models.attachments import Attachment, list_attachments
 from models.case import Case
 from models.confirmation import effective_on
+from models.enums import UnitLevel
 from models.follow_up import FollowUp
 from models.mediation import Agreement, AgreementTerm, MediationSession
 from models.mediators import CaseMediator
@@ -44,11 +45,15 @@ def moment(value: datetime | None) -> str:
 
 
 def committee_name(session: Session, case: Case) -> str:
-    """The committee that prints and seals: a setting, else the handling community's."""
+    """The committee that prints and seals: a setting, else that of the community the
+    case is handled in (a compound or building has none of its own), or of the street
+    or district handling it."""
     configured = get_settings().committee_name
     if configured:
         return configured
     unit = session.get(Unit, case.unit_id) if case.unit_id else None
+    while unit is not None and unit.level in (UnitLevel.BUILDING, UnitLevel.COMPOUND):
+        unit = session.get(Unit, unit.parent_id) if unit.parent_id else None
     return f"{unit.name_zh}人民调解委员会" if unit else "人民调解委员会"
 
 

@@ -115,6 +115,19 @@ def render(session: Session, case: Case, kind: str, fmt: str) -> tuple[Kind, byt
     return found, compile_pdf(TEMPLATES / f"{kind}.typ", data, root=TEMPLATES)
 
 
+def download(
+    session: Session, case: Case, kind: str, fmt: str, *, staff_id: int | None
+) -> tuple[Kind, str, bytes]:
+    """A document for a reader already found entitled, recorded as downloaded; answers
+    its kind, its file name and its bytes."""
+    from models.documents.audit import record_download
+
+    found, data = render(session, case, kind, fmt)
+    assert case.id is not None
+    record_download(session, case_id=case.id, staff_id=staff_id, kind=kind, fmt=fmt)
+    return found, filename(case, found, fmt), data
+
+
 def compile_pdf(source: Path, data: dict[str, Any], *, root: Path) -> bytes:
     """Typeset one Typst template with the case's data (passed as JSON, never as markup)."""
     payload = json.dumps(data, ensure_ascii=False)
