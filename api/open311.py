@@ -1,9 +1,10 @@
 """Open311 GeoReport v2 at ``/open311/v2`` (JSON and XML), with FixMyStreet's
 ``servicerequestupdates``.
 
-- A service is a case category; its definition has three attributes: ``people_affected``
-  (number), ``respondent`` (string: who the complaint is against) and ``urgency``
-  (singlevaluelist).
+- A service is a case category; its definition has four attributes: ``people_affected``
+  (number), ``respondent`` (string: who the complaint is against; a person, whose name
+  is personal data and stored encrypted, unless ``respondent_type`` says firm or
+  agency), ``respondent_type`` and ``urgency`` (singlevaluelists).
 - ``POST requests`` (form-encoded, ``api_key`` required) records a case (channel
   ``open311``). ``address_id`` is a building, compound or community code from the unit
   tree; ``lat``/``long`` or ``address_string`` are resolved by triage (nothing found:
@@ -12,8 +13,10 @@
   validated and not stored.
 - ``service_request_id`` is the case number. ``agency_responsible`` is the handling
   unit, ``expected_datetime`` the resolution deadline (+08:00). Public answers list only
-  cases filed through Open311, with phone and ID numbers in the description masked, the
-  place shown as the unit's name, and never the parties. A confidential case (不公开:
+  cases filed through Open311 (staff cannot choose that channel), with phone and ID
+  numbers in the description masked (they are stored masked), people's names masked,
+  the place shown as the unit's name, coordinates rounded to about 100 m, and never the
+  parties. A confidential case (不公开:
   family disputes, or at a party's request) is in no listing and no update feed; asked
   for by its id it shows its category and status only.
 - Errors: ``[{"code", "description"}]`` / ``<errors><error>``; 400 bad request, 403 bad
@@ -185,11 +188,21 @@ def attributes() -> list[dict[str, Any]]:
         },
         {
             "variable": True,
+            "code": "respondent_type",
+            "datatype": "singlevaluelist",
+            "required": False,
+            "datatype_description": "选择一项，默认个人 / pick one; a person unless given",
+            "order": 3,
+            "description": "被投诉方类型 What the respondent is",
+            "values": [{"key": k.value, "name": f"{k.zh} {k.en}"} for k in PartyKind],
+        },
+        {
+            "variable": True,
             "code": "urgency",
             "datatype": "singlevaluelist",
             "required": False,
             "datatype_description": "选择一项 / pick one",
-            "order": 3,
+            "order": 4,
             "description": "紧急程度 How urgent",
             "values": [{"key": k, "name": name} for k, (_p, name) in URGENCY.items()],
         },
@@ -274,6 +287,18 @@ def _float(form: dict[str, list[str]], name: str, low: float, high: float) -> fl
     return value
 
 
+def _party_kind(value: str | None) -> PartyKind:
+    if value is None:
+        return PartyKind.PERSON
+    try:
+        return PartyKind(value)
+    except ValueError:
+        raise BadRequest(
+            "attribute[respondent_type]: one of " + ", ".join(k.value for k in PartyKind),
+            "attribute[respondent_type]：可选值为 " + "、".join(k.value for k in PartyKind),
+        ) from None
+
+
 def _check_api_key(api_key: str | None) -> str:
     if not api_key:
         raise PermissionDenied("api_key is required", "缺少 api_key")
@@ -309,6 +334,7 @@ def _build_case(form: dict[str, list[str]]) -> tuple[CaseCreate, str | None]:
     people = _one(form, "attribute[people_affected]", max_length=12)
     respondent = _one(form, "attribute[respondent]", max_length=100)
     urgency = _one(form, "attribute[urgency]", max_length=16)
+    respondent_kind = _party_kind(_one(form, "attribute[respondent_type]", max_length=16))
     if urgency is not None and urgency not in URGENCY:
         raise BadRequest(
             "attribute[urgency]: one of " + ", ".join(URGENCY),
@@ -334,7 +360,9 @@ def _build_case(form: dict[str, list[str]]) -> tuple[CaseCreate, str | None]:
             }
         )
     if respondent:
-        parties.append({"side": PartySide.RESPONDENT, "kind": PartyKind.FIRM, "name": respondent})
+        # A person unless the client says otherwise: a name is personal data until known
+        # to be a firm's.
+        parties.append({"side": PartySide.RESPONDENT, "kind": respondent_kind, "name": respondent})
     data: dict[str, Any] = {
         "category": category,
         "channel": Channel.OPEN311,
@@ -508,6 +536,11 @@ def confidential_row(case: Case) -> dict[str, Any]:
     }
 
 
+def public_coordinate(value: float | None) -> float | None:
+    """Rounded to three decimals (about 100 m: the compound, never the filer's door)."""
+    return None if value is None else round(value, 3)
+
+
 def request_row(session: Session, case: Case) -> dict[str, Any]:
     assert case.id is not None
     if not public_may_see_details(case):
@@ -529,8 +562,8 @@ def request_row(session: Session, case: Case) -> dict[str, Any]:
         "address": place.name_zh if place else None,
         "address_id": place.code if place and place.level in PLACE_LEVELS else None,
         "zipcode": None,
-        "lat": case.lat,
-        "long": case.lon,
+        "lat": public_coordinate(case.lat),
+        "long": public_coordinate(case.lon),
         "media_url": None,
     }
 

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from models import keys
 from models.case import Case
@@ -237,10 +237,6 @@ def authenticate(session: Session, token: str) -> Principal:
     return principal_from_claims(session, verify_token(token))
 
 
-def find_staff(session: Session, username: str) -> Staff | None:
-    return session.exec(select(Staff).where(Staff.username == username)).first()
-
-
 __all__ = [
     "ALGORITHM",
     "AUDIENCE",
@@ -252,7 +248,6 @@ __all__ = [
     "authenticate",
     "create_open311_key",
     "create_token",
-    "find_staff",
     "principal_for_staff",
     "principal_from_claims",
     "verify_token",

@@ -4,9 +4,10 @@ Between registration and mediation the committee decides, by a named person and 
 the legal reason, whether it accepts the dispute. It does not when the dispute is
 already before a court, an arbitration commission or an administrative authority, is
 a criminal matter, or a party refuses mediation (人民调解法 第十七条; 《人民调解工作若干
-规定》第二十二条). A dispute not accepted is referred, and the parties are told the route
-that remains open to them (诉讼, 劳动人事争议仲裁, 行政复议, 公安机关): the same guidance
-text is shown on the case page and printed on the 受理登记表.
+规定》第二十二条). A dispute not accepted is referred (through the referral loop,
+``models.referrals``, when a court, arbitration or the police already has it), and the
+parties are told the route that remains open to them (诉讼, 劳动人事争议仲裁, 行政复议,
+公安机关): the same guidance text is shown on the case page and printed on the 受理登记表.
 
 The guidance of a mediation that ended without agreement (第二十六条) comes from the same
 table (:func:`route_guidance`), so that the parties read one text per route.
@@ -18,9 +19,9 @@ from datetime import datetime
 
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from models import clock, lifecycle
+from models import clock, lifecycle, referrals
 from models.case import Case
-from models.enums import CaseStatus, NotAcceptedReason, ReferralTarget
+from models.enums import CaseStatus, NotAcceptedReason, ReferralReason, ReferralTarget
 from models.errors import ConflictError, GuardFailed, invalid
 from models.lifecycle import Actor
 from models.types import UTCDateTime, enum_type
@@ -76,6 +77,14 @@ _GUIDANCE: dict[ReferralTarget, str] = {
     ),
     ReferralTarget.POLICE: "涉嫌违法犯罪的，当事人可以向公安机关报案、控告或者举报。",
     ReferralTarget.AGENCY: "当事人可以向依法负有处理职责的行政机关反映，由其依法处理。",
+}
+
+
+# Reasons the referral loop knows (models.referrals): the dispute goes where it already is.
+LEGAL_REFERRAL: dict[NotAcceptedReason, ReferralReason] = {
+    NotAcceptedReason.BEFORE_COURT: ReferralReason.IN_COURT,
+    NotAcceptedReason.BEFORE_ARBITRATION: ReferralReason.IN_ARBITRATION,
+    NotAcceptedReason.CRIMINAL: ReferralReason.CRIMINAL,
 }
 
 
@@ -217,14 +226,40 @@ def _record(
         )
         return
     assert review.reason is not None and review.route is not None
-    case.referral_target = review.route
+    lifecycle.apply(
+        session,
+        case=case,
+        verb="acceptance_reviewed",
+        actor=actor,
+        expected_version=expected_version,
+        data={
+            "accepted": False,
+            "review_id": review.id,
+            "reason": review.reason.value,
+            "route": review.route.value,
+        },
+    )
     case.outcome_note = review.guidance
+    legal = LEGAL_REFERRAL.get(review.reason)
+    if legal is not None and review.route == legal.target:
+        # A court, arbitration or the police has the dispute: the referral loop records
+        # the hand-over (models.referrals) with its legal reason.
+        referrals.refer(
+            session,
+            case=case,
+            reason=legal,
+            actor=actor,
+            extra={"acceptance_review_id": review.id},
+        )
+        return
+    case.referral_target = review.route
+    if review.reason == NotAcceptedReason.BEFORE_ADMINISTRATION:
+        case.referral_reason = ReferralReason.ADMINISTRATIVE
     lifecycle.apply(
         session,
         case=case,
         verb="not_accepted",
         actor=actor,
-        expected_version=expected_version,
         data={
             "review_id": review.id,
             "reason": review.reason.value,

@@ -38,6 +38,7 @@ from models.mediating import (
     terms_of,
 )
 from models.mediation import Agreement, AgreementTerm
+from models.referrals import referrals_of
 
 S = CaseStatus
 Settlement = Literal["closed", "reopened", "waiting"]
@@ -83,6 +84,18 @@ def list_follow_ups(session: Session, *, case_id: int) -> list[FollowUp]:
     )
 
 
+def pick_visitor(session: Session, *, case: Case) -> int | None:
+    """Who makes a case's return visits. A referred case is visited by the community that
+    referred it (it keeps the case in view): the person who referred it, else the
+    liaison; any other case by its liaison, else its handler."""
+    assert case.id is not None
+    if case.referral_target is not None:
+        for referral in reversed(referrals_of(session, case_id=case.id)):
+            if referral.referred_by_id is not None:
+                return referral.referred_by_id
+    return case.liaison_id or case.assignee_id
+
+
 def schedule_follow_ups(session: Session, *, case_id: int, actor: Actor) -> list[FollowUp]:
     """Move a settled case (agreement, failed mediation, referral) into follow-up if it is
     not there yet, and create its return visits. Returns the visits of this round."""
@@ -111,8 +124,9 @@ def schedule_follow_ups(session: Session, *, case_id: int, actor: Actor) -> list
         (v for v in existing if v.kind in AFTER_KINDS and clock.ensure_utc(v.due_at) == first_due),
         None,
     )
+    visitor = pick_visitor(session, case=case)
     if first is None and case.status == S.FOLLOW_UP:
-        first = FollowUp(case_id=case.id, kind=kind, due_at=first_due)
+        first = FollowUp(case_id=case.id, kind=kind, due_at=first_due, visitor_id=visitor)
         session.add(first)
     if first is not None:
         planned.append(first)
@@ -130,6 +144,7 @@ def schedule_follow_ups(session: Session, *, case_id: int, actor: Actor) -> list
                     kind=FollowUpKind.BEFORE_TERM_DUE,
                     due_at=visit_time(day),
                     term_id=term.id,
+                    visitor_id=visitor,
                 )
                 session.add(visit)
             if visit is not None:

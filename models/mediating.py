@@ -21,11 +21,18 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from models import clock, lifecycle, pii, workdays
+from models import clock, lifecycle, pii, referrals, workdays
+from models import text as text_rules
 from models.acceptance import route_guidance
 from models.case import Case
 from models.cases import get_case
-from models.enums import CaseStatus, ConsentMethod, ReferralTarget, TerminationReason
+from models.enums import (
+    CaseStatus,
+    ConsentMethod,
+    ReferralReason,
+    ReferralTarget,
+    TerminationReason,
+)
 from models.errors import (
     ConflictError,
     FieldProblem,
@@ -44,7 +51,9 @@ from models.mediation import (
 )
 from models.mediators import require_serving, serving_ids
 from models.party import Party, PartyConsent
+from models.routing import paired_agency
 from models.settings import get_settings
+from models.unit import Unit
 
 S = CaseStatus
 COURT_CONFIRMATION_DAYS = 30
@@ -63,7 +72,11 @@ def _invalid(field: str, en: str, zh: str) -> ValidationError:
 
 
 def _required_text(value: str | None, field: str, zh_name: str, *, max_length: int) -> str:
-    text = (value or "").strip()
+    try:
+        text = text_rules.check(value or "")
+    except text_rules.UnsafeText as exc:
+        en = str(exc).split(" / ", 1)[-1]
+        raise _invalid(field, en, str(exc).split(" / ", 1)[0]) from None
     if not text:
         raise _invalid(field, "must not be empty", f"请填写{zh_name}")
     if len(text) > max_length:
@@ -545,13 +558,20 @@ def fail_mediation(
         },
     )
     if referral is not None:
-        case.referral_target = referral
-        lifecycle.apply(
+        unit = session.get(Unit, case.unit_id or case.place_unit_id or 0)
+        agency = (
+            paired_agency(session, unit=unit, category=case.category)
+            if unit is not None and referral == ReferralTarget.AGENCY
+            else None
+        )
+        referrals.refer(
             session,
             case=case,
-            verb="referred",
+            reason=ReferralReason.MEDIATION_FAILED,
+            target=referral,
+            agency=agency,
             actor=actor,
-            data={"referral_target": referral.value, "after": "mediation_failed"},
+            extra={"after": "mediation_failed"},
         )
     session.flush()
     return case

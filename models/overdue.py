@@ -20,9 +20,13 @@ status                                     deadline that counts
                                            (``FollowUp.due_at``)
 ``submitted``, ``reopened``                none: triage has not set this level's limits
                                            yet (the reconciler re-drives it)
+``referred`` to a unit in the system       waiting for the unit to sign for it or send
+                                           it back: one working day
+                                           (``referral_due_at``); signed for: the unit's
+                                           resolution limit (``resolution_due_at``)
 ``agreement``, ``mediation_failed``,       none: the case has been dealt with at its
-``referred``                               level; the next step (scheduling the return
-                                           visits) is the system's
+``referred`` elsewhere, or with the        level; the next step (scheduling the return
+receiving unit's outcome recorded          visits) is the system's
 ``closed``, ``merged``, ``withdrawn``      none: the case is finished
 =========================================  =============================================
 
@@ -46,7 +50,7 @@ from sqlmodel import Session, col, select
 
 from models import clock
 from models.case import Case
-from models.enums import CaseStatus
+from models.enums import CaseStatus, ReferralState
 from models.follow_up import FollowUp
 from models.types import UTCDateTime
 
@@ -83,6 +87,10 @@ def deadline_of(case: Case, *, next_visit: datetime | None = None) -> datetime |
         return case.mediation_due_at or case.resolution_due_at
     if status == S.FOLLOW_UP:
         return next_visit
+    if status == S.REFERRED and case.referral_state == ReferralState.PENDING:
+        return case.referral_due_at
+    if status == S.REFERRED and case.referral_state == ReferralState.SIGNED:
+        return case.resolution_due_at
     return None
 
 
@@ -135,6 +143,14 @@ def deadline_column() -> Any:
                 func.coalesce(col(Case.mediation_due_at), resolution),
             ),
             (status == S.FOLLOW_UP, _next_visit_column()),
+            (
+                and_(status == S.REFERRED, col(Case.referral_state) == ReferralState.PENDING),
+                col(Case.referral_due_at),
+            ),
+            (
+                and_(status == S.REFERRED, col(Case.referral_state) == ReferralState.SIGNED),
+                resolution,
+            ),
             else_=None,
         ),
         UTCDateTime,

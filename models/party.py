@@ -3,13 +3,13 @@ look-ups and a masked copy for display; the clear value never touches the table.
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime
 
 from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 from sqlmodel._compat import SQLModelConfig
 
+from models import text as text_rules
 from models.enums import ConsentMethod, PartyKind, PartySide
 from models.errors import ValidationError
 from models.pii import normalise_id_number, normalise_phone
@@ -42,15 +42,6 @@ class Party(SQLModel, table=True):
     consent_required: bool = True
     consented: bool = False
     refused: bool = False
-
-
-def _person_name(value: str) -> str:
-    value = value.strip()
-    if not value or any(unicodedata.category(ch).startswith("C") for ch in value):
-        raise ValueError(
-            "姓名/名称不能为空或含控制字符 / name must not be empty or contain control characters"
-        )
-    return value
 
 
 class PartyConsent(SQLModel, table=True):
@@ -89,20 +80,29 @@ class PartyCreate(SQLModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        return _person_name(value)
+        value = text_rules.check(value, multiline=False)
+        if not value:
+            raise ValueError("姓名/名称不能为空 / name must not be empty")
+        return value
 
     @field_validator("agent_name")
     @classmethod
     def _agent_name(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        return _person_name(value)
+        return text_rules.check(value, multiline=False) or None
 
     @property
     def needs_consent(self) -> bool:
         if self.consent_required is not None:
             return self.consent_required
         return self.side != PartySide.THIRD_PARTY
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        """One line, no NUL or invisible characters (it is stored encrypted, unseen)."""
+        return None if value is None else (text_rules.check(value, multiline=False) or None)
 
     @field_validator("phone", "agent_phone")
     @classmethod

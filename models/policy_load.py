@@ -9,7 +9,7 @@ A file is a list of ``[[limit]]`` tables, most specific first where it matters::
     level = "community"        # optional: building ... district, agency
     respond = "1 working_day"  # N working_hours | N working_days | N calendar_days | same_day
     resolve = "7 working_days"
-    when_passed = "refer"      # escalate (up the unit tree, default) | refer (paired agency)
+    when_passed = "refer"      # escalate (提级督办: one level up, default) | refer (paired agency)
 
 A case takes the matching limit with the most of category, priority and level set; on a
 tie, the one earlier in the file (:func:`models.deadlines.pick_policy`). The file must
@@ -32,7 +32,7 @@ from sqlmodel import Session, col, delete, select
 from models import clock
 from models.admin_log import record
 from models.district_import import parse_enum
-from models.enums import Category, Priority, UnitLevel
+from models.enums import Category, ExpiryAction, Priority, UnitLevel
 from models.policy import LimitUnit, PolicySet, TimeLimitPolicy
 from models.tabular import ImportRefused, Problem, decode, problems_from
 
@@ -48,7 +48,7 @@ _UNITS = {
     "calendar_days": LimitUnit.CALENDAR_DAYS,
     "自然日": LimitUnit.CALENDAR_DAYS,
 }
-WHEN_PASSED = {"escalate": False, "refer": True}
+WHEN_PASSED = {"escalate": ExpiryAction.ESCALATE, "refer": ExpiryAction.REFER}
 
 
 def parse_limit(raw: str) -> tuple[int, LimitUnit]:
@@ -120,7 +120,7 @@ class LimitEntry(BaseModel):
     def _when(cls, v: str) -> str:
         if v not in WHEN_PASSED:
             raise ValueError(
-                f"when_passed 应为 escalate（逐级上报）或 refer（转结对部门），而不是 {v!r} / "
+                f"when_passed 应为 escalate（提级督办）或 refer（转结对部门），而不是 {v!r} / "
                 f"when_passed must be escalate or refer, not {v!r}"
             )
         return v
@@ -139,7 +139,7 @@ class LimitEntry(BaseModel):
             response_unit=self.respond[1],
             resolution_value=self.resolve[0],
             resolution_unit=self.resolve[1],
-            refer_to_agency=WHEN_PASSED[self.when_passed],
+            on_expiry=WHEN_PASSED[self.when_passed],
         )
 
 
@@ -153,7 +153,7 @@ def _key(row: TimeLimitPolicy) -> tuple[object, ...]:
         row.response_unit,
         row.resolution_value,
         row.resolution_unit,
-        row.refer_to_agency,
+        row.on_expiry,
     )
 
 
@@ -311,7 +311,7 @@ def to_toml(rows: list[TimeLimitPolicy]) -> str:
                 out.append(f'{key} = "{value.value}"')
         out.append(f'respond = "{format_limit(row.response_value, row.response_unit)}"')
         out.append(f'resolve = "{format_limit(row.resolution_value, row.resolution_unit)}"')
-        out.append(f'when_passed = "{"refer" if row.refer_to_agency else "escalate"}"')
+        out.append(f'when_passed = "{row.on_expiry.value}"')
         out.append("")
     return "\n".join(out)
 

@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     dedup_window_days: int = 30
     cluster_warning_threshold: int = 5
     group_case_threshold: int = 5
+    # Distinct complainants about one respondent or place within the dedup window that
+    # make a group case (群体性) even when each complaint names one person.
+    group_distinct_complainants: int = 3
+    # How far back a worker may say a complaint was received (a walk-in written up later).
+    received_max_age_days: int = 30
 
     # HTTP
     api_host: str = "127.0.0.1"
@@ -77,6 +82,11 @@ class Settings(BaseSettings):
     token_ttl_s: int = 8 * 3600
     max_body_bytes: int = 256 * 1024
     open311_rate_limit_per_min: int = 60
+    signin_per_minute: int = Field(
+        default=10,
+        description="Password checks a minute per user name and per client address "
+        "(both sign-in paths; see models/login.py).",
+    )
     ready_file: Path | None = Field(
         default=None,
         description="Set by `tiaojie up`: /healthz answers 503 until this file exists.",

@@ -10,15 +10,20 @@ from models.attachments import Attachment
 from models.case import Case, CaseLink, CaseNumberCounter
 from models.documents.audit import DocumentDownload
 from models.event import CaseEvent, Outbox
+from models.extension import Extension
 from models.follow_up import FollowUp
+from models.helper import CaseHelper, HelperTask
 from models.idempotency import IdempotencyRecord
+from models.login import SignInAttempt
 from models.mediation import Agreement, AgreementTerm, MediationSession
 from models.mediators import CaseMediator
 from models.notification import Notification
 from models.party import Party, PartyConsent
 from models.policy import PolicySet, TimeLimitPolicy
+from models.referral import Referral
 from models.sign_in import SignInLink
 from models.staff import Staff
+from models.text_numbers import CaseTextNumber
 from models.unit import Pairing, Unit
 
 metadata = SQLModel.metadata
@@ -31,11 +36,15 @@ __all__ = [
     "Attachment",
     "Case",
     "CaseEvent",
+    "CaseHelper",
     "CaseLink",
     "CaseMediator",
     "CaseNumberCounter",
+    "CaseTextNumber",
     "DocumentDownload",
+    "Extension",
     "FollowUp",
+    "HelperTask",
     "IdempotencyRecord",
     "MediationSession",
     "Notification",
@@ -44,6 +53,8 @@ __all__ = [
     "Party",
     "PartyConsent",
     "PolicySet",
+    "Referral",
+    "SignInAttempt",
     "SignInLink",
     "Staff",
     "TimeLimitPolicy",

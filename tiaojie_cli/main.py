@@ -105,7 +105,11 @@ app.add_typer(case_app, name="case")
 app.add_typer(token_app, name="token")
 app.add_typer(keys_app, name="keys")
 
+from tiaojie_cli.backup import backup_command, restore_command  # noqa: E402
 from tiaojie_cli.district import import_app, policies_app  # noqa: E402
+
+app.command(name="backup")(backup_command)
+app.command(name="restore")(restore_command)
 
 app.add_typer(import_app, name="import")
 app.add_typer(policies_app, name="policies")

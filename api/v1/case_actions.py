@@ -24,7 +24,7 @@ from api.v1.actions import allowed_actions, may_act
 from api.v1.common import case_public, expected_version, load_case, run_write
 from models import clock, escalation, follow_ups, mediating, routing
 from models.case import Case, CasePublic
-from models.enums import ConsentMethod, ReferralTarget, TerminationReason
+from models.enums import ConsentMethod, ReferralReason, ReferralTarget, TerminationReason
 from models.errors import ValidationError
 from models.follow_up import FollowUpRecord
 from models.mediation import AgreementCreate, SessionCreate, clean_text
@@ -125,6 +125,9 @@ class EscalateIn(_Body):
 
 class ReferIn(_Body):
     target: ReferralTarget
+    grounds: ReferralReason | None = Field(
+        default=None, description="why the case leaves people's mediation; else implied by target"
+    )
     agency_code: str | None = Field(default=None, max_length=32)
     reason: str = Field(min_length=1, max_length=500)
 
@@ -448,6 +451,7 @@ def refer(
             reason=body.reason,
             actor=principal.actor,
             expected_version=version,
+            grounds=body.grounds,
         )
 
     return _act(request, principal, case_ref, body, "refer", act)

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -27,7 +27,7 @@ from api.v1.common import (
     unit_by_code,
     unit_cache_of,
 )
-from models import clock, pii
+from models import clock, pii, text_numbers
 from models.case import Case, CaseCreate, CasePublic
 from models.cases import create_case_with_parties, show_party
 from models.enums import CaseStatus, Category, UnitLevel
@@ -146,6 +146,11 @@ class CaseDetail(BaseModel):
     follow_ups: list[FollowUpPublic]
     allowed_actions: list[str]
     prefect_runs_url: str
+    text_numbers: list[dict[str, str]] = Field(
+        default_factory=list,
+        description="Phone and ID numbers typed into the case's free text (stored "
+        "encrypted; the text keeps their masks): clear only with personal_data_visible.",
+    )
 
 
 def _check_place(
@@ -253,6 +258,7 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
         allowed_actions=allowed_actions(case, principal),
         # By tag: batch runs carry every case's tag, not every case's number in the name.
         prefect_runs_url=f"{ui}/runs?tag={quote('case:' + case.number, safe='')}",
+        text_numbers=text_numbers.numbers_of(session, case_id=case.id or 0, reveal=reveal),
     )
 
 

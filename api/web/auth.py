@@ -154,27 +154,6 @@ def current_user(request: Request, session: Session) -> WebUser | None:
     )
 
 
-def check_password(session: Session, *, username: str, password: str) -> Staff | None:
-    """The active staff member with this username and password, else None.
-
-    A missing user costs the same hash verification as a wrong password, so the time
-    taken does not tell which usernames exist."""
-    from sqlmodel import select
-
-    from models.passwords import hash_password, verify_password
-
-    staff = session.exec(select(Staff).where(Staff.username == username.strip())).first()
-    if staff is None or not staff.password_hash or not staff.active:
-        if not _DUMMY:
-            _DUMMY.append(hash_password(secrets.token_urlsafe(16)))
-        verify_password(password or "-", _DUMMY[0])
-        return None
-    return staff if verify_password(password, staff.password_hash) else None
-
-
-_DUMMY: list[str] = []
-
-
 # --- CSRF -----------------------------------------------------------------------
 
 

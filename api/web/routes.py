@@ -26,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.web import auth, mediation, queries
 from api.web.charts import RateRow, rates_chart
@@ -46,6 +47,7 @@ from models.enums import (
     UnitLevel,
 )
 from models.errors import FieldProblem, NotFound, TiaojieError, ValidationError
+from models.login import sign_in
 from models.settings import get_settings
 
 HERE = Path(__file__).parent
@@ -96,6 +98,12 @@ templates.env.filters["scrub"] = pii.scrub_text
 def _engine(request: Request) -> Engine | None:
     """The app's engine (``create_app`` keeps it on ``app.state``), else the default."""
     return getattr(request.app.state, "engine", None)
+
+
+def _signin_limit(request: Request) -> int | None:
+    """The app's own sign-in limit (``create_app`` keeps its settings), else the default."""
+    settings = getattr(request.app.state, "settings", None)
+    return settings.signin_per_minute if settings is not None else None
 
 
 def read_session(request: Request) -> AbstractContextManager[Session]:
@@ -195,15 +203,33 @@ async def login_submit(request: Request) -> Response:
     target = _safe_next(str(form.get("next", "")))
     t = Translator(pick_lang(request))
     error: str | None
+    staff = None
+    headers: dict[str, str] = {}
     if not auth.csrf_ok(request.cookies.get(auth.CSRF_COOKIE), str(form.get("csrf_token", ""))):
         error = t("表单已过期，请重新提交。", "The form expired; please submit it again.")
         status = 403
-        staff = None
     else:
-        with read_session(request) as session:
-            staff = auth.check_password(session, username=username, password=password)
-        error = None if staff else t("用户名或密码不正确。", "Wrong username or password.")
-        status = 200 if staff else 401
+        # The rules (limit, back-off, constant time, audit) are the sign-in service's.
+        attempt = await run_in_threadpool(
+            sign_in,
+            _engine(request),
+            username=username,
+            password=password,
+            address=request.client.host if request.client else "?",
+            channel="web",
+            per_minute=_signin_limit(request),
+        )
+        staff = attempt.staff
+        error, status = None, 200
+        if attempt.retry_after_s is not None:
+            wait = attempt.retry_after_s
+            error = t(
+                f"尝试次数过多，请 {wait} 秒后再试。", f"Too many attempts; try again in {wait} s."
+            )
+            status, headers = 429, {"Retry-After": str(wait)}
+        elif staff is None:
+            error = t("用户名或密码不正确。", "Wrong username or password.")
+            status = 401
     if staff is None or staff.id is None:
         token = auth.login_csrf(request)
         response = render(
@@ -213,6 +239,7 @@ async def login_submit(request: Request) -> Response:
             user=None,
             status_code=status,
         )
+        response.headers.update(headers)
         auth.set_login_csrf_cookie(response, request, token)
         return response
     session_token, _csrf = auth.issue_session(staff.id)
@@ -292,7 +319,8 @@ def intake_form(request: Request) -> Response:
             "priority": Priority.NORMAL.value,
             "channel": Channel.WALK_IN.value,
             "people_affected": "1",
-            "respondent_kind": PartyKind.FIRM.value,
+            # A person unless the worker says otherwise: a name is personal data.
+            "respondent_kind": PartyKind.PERSON.value,
         }
         ctx = _intake_context(session, user, values)
     return render(request, "intake.html", {**ctx, "errors": {}, "form_error": None}, user=user)
@@ -348,7 +376,7 @@ def _intake_data(form: Mapping[str, str], user: auth.WebUser) -> dict[str, Any]:
         parties.append(
             {
                 "side": PartySide.RESPONDENT,
-                "kind": form.get("respondent_kind") or PartyKind.FIRM,
+                "kind": form.get("respondent_kind") or PartyKind.PERSON,
                 "name": respondent,
             }
         )

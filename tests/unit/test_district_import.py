@@ -70,7 +70,7 @@ def _snapshot(db: Path) -> dict[str, list[tuple[object, ...]]]:
             ).fetchall(),
             "policies": q(
                 "SELECT name, category, priority, level, response_value, response_unit,"
-                " resolution_value, resolution_unit, refer_to_agency FROM time_limit_policy"
+                " resolution_value, resolution_unit, on_expiry FROM time_limit_policy"
                 " ORDER BY id"
             ).fetchall(),
         }

@@ -23,6 +23,7 @@ from models.enums import (
     NotAcceptedReason,
     PartyKind,
     PartySide,
+    ReferralReason,
     ReferralTarget,
 )
 from models.errors import ConflictError, GuardFailed, ValidationError
@@ -99,7 +100,8 @@ def test_a_dispute_already_in_arbitration_is_not_accepted_and_the_parties_are_to
     assert "第二十二条" in review.legal_basis
     assert "劳动人事争议仲裁" in review.guidance and "一年" in review.guidance
     assert case.outcome_note == review.guidance
-    assert verbs(session, case.id or 0)[-1] == "not_accepted"
+    assert verbs(session, case.id or 0)[-2:] == ["acceptance_reviewed", "referred"]
+    assert case.referral_reason == ReferralReason.IN_ARBITRATION  # the referral loop's record
     # Nothing of mediation can follow.
     with pytest.raises(Exception, match="referred"):
         start_mediation(session, case_id=case.id or 0, actor=mediator)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 14:27:15.110944
+Create Date: 2026-11-30 14:36:57.374956
 """
 
 from collections.abc import Sequence
@@ -83,7 +83,7 @@ def upgrade() -> None:
     sa.Column('response_unit', sa.Enum('same_day', 'working_hours', 'working_days', 'calendar_days', name='limitunit', native_enum=False, length=32), nullable=False),
     sa.Column('resolution_value', sa.Integer(), nullable=False),
     sa.Column('resolution_unit', sa.Enum('same_day', 'working_hours', 'working_days', 'calendar_days', name='limitunit', native_enum=False, length=32), nullable=False),
-    sa.Column('refer_to_agency', sa.Boolean(), nullable=False),
+    sa.Column('on_expiry', sa.Enum('escalate', 'refer', name='expiryaction', native_enum=False, length=32), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     op.create_table('unit',
@@ -124,12 +124,13 @@ def upgrade() -> None:
     op.create_table('staff',
     sa.Column('username', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('display_name', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('role', sa.Enum('community_worker', 'grid_worker', 'mediator', 'instructor', 'supervisor', 'admin', 'volunteer', name='staffrole', native_enum=False, length=32), nullable=False),
+    sa.Column('role', sa.Enum('community_worker', 'grid_worker', 'mediator', 'instructor', 'supervisor', 'admin', 'volunteer', 'party_member', name='staffrole', native_enum=False, length=32), nullable=False),
     sa.Column('unit_id', sa.Integer(), nullable=True),
     sa.Column('skills', sa.JSON(), nullable=False),
     sa.Column('capacity', sa.Integer(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('away', sa.Boolean(), nullable=False),
+    sa.Column('employer', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('password_hash', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
     sa.Column('phone_enc', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
@@ -163,6 +164,7 @@ def upgrade() -> None:
     sa.Column('unit_id', sa.Integer(), nullable=True),
     sa.Column('unit_path', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
     sa.Column('assignee_id', sa.Integer(), nullable=True),
+    sa.Column('liaison_id', sa.Integer(), nullable=True),
     sa.Column('created_by_id', sa.Integer(), nullable=True),
     sa.Column('escalation_level', sa.Integer(), nullable=False),
     sa.Column('is_group', sa.Boolean(), nullable=False),
@@ -180,10 +182,15 @@ def upgrade() -> None:
     sa.Column('accepted_at', models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('confidential', sa.Boolean(), nullable=False),
     sa.Column('referral_target', sa.Enum('arbitration', 'court', 'agency', 'admin_review', 'police', name='referraltarget', native_enum=False, length=32), nullable=True),
+    sa.Column('referral_reason', sa.Enum('criminal', 'in_court', 'in_arbitration', 'administrative', 'limit_passed', 'mediation_failed', name='referralreason', native_enum=False, length=32), nullable=True),
+    sa.Column('referral_state', sa.Enum('pending', 'signed', 'returned', 'concluded', name='referralstate', native_enum=False, length=32), nullable=True),
+    sa.Column('referral_due_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('referred_from_path', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
     sa.Column('outcome_note', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
     sa.Column('satisfaction', sa.Integer(), nullable=True),
     sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('received_at', models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('submitted_at', models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('triaged_at', models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('assigned_at', models.types.UTCDateTime(timezone=True), nullable=True),
@@ -201,6 +208,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['assignee_id'], ['staff.id'], ),
     sa.ForeignKeyConstraint(['created_by_id'], ['staff.id'], ),
     sa.ForeignKeyConstraint(['duplicate_of_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['liaison_id'], ['staff.id'], ),
     sa.ForeignKeyConstraint(['merged_into_id'], ['cases.id'], ),
     sa.ForeignKeyConstraint(['place_unit_id'], ['unit.id'], ),
     sa.ForeignKeyConstraint(['unit_id'], ['unit.id'], ),
@@ -215,12 +223,31 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_cases_cluster_key'), ['cluster_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_confidential'), ['confidential'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_created_at'), ['created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_cases_liaison_id'), ['liaison_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_number'), ['number'], unique=True)
         batch_op.create_index(batch_op.f('ix_cases_place_unit_id'), ['place_unit_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_cases_referred_from_path'), ['referred_from_path'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_respondent_key'), ['respondent_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_status'), ['status'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_unit_id'), ['unit_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_unit_path'), ['unit_path'], unique=False)
+
+    op.create_table('sign_in_attempt',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+    sa.Column('name_key', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('staff_id', sa.Integer(), nullable=True),
+    sa.Column('address', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('sign_in_attempt', schema=None) as batch_op:
+        batch_op.create_index('ix_sign_in_address_at', ['address', 'at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_sign_in_attempt_at'), ['at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_sign_in_attempt_staff_id'), ['staff_id'], unique=False)
+        batch_op.create_index('ix_sign_in_name_at', ['name_key', 'at'], unique=False)
 
     op.create_table('sign_in_link',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -293,6 +320,23 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_case_event_case_id'), ['case_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_case_event_verb'), ['verb'], unique=False)
 
+    op.create_table('case_helper',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('staff_id', sa.Integer(), nullable=False),
+    sa.Column('role', sa.Enum('assist_mediation', 'visit', 'legal_education', name='helperrole', native_enum=False, length=32), nullable=False),
+    sa.Column('added_by_id', sa.Integer(), nullable=True),
+    sa.Column('added_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['added_by_id'], ['staff.id'], ),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('case_id', 'staff_id')
+    )
+    with op.batch_alter_table('case_helper', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_case_helper_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_case_helper_staff_id'), ['staff_id'], unique=False)
+
     op.create_table('case_link',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
@@ -326,6 +370,43 @@ def upgrade() -> None:
     with op.batch_alter_table('case_mediator', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_case_mediator_case_id'), ['case_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_case_mediator_staff_id'), ['staff_id'], unique=False)
+
+    op.create_table('case_text_number',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('field', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('value_enc', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('value_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('masked', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('case_text_number', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_case_text_number_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_case_text_number_value_hash'), ['value_hash'], unique=False)
+
+    op.create_table('extension',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('requested_by_id', sa.Integer(), nullable=True),
+    sa.Column('requested_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('old_due_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('until', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+    sa.Column('state', sa.Enum('requested', 'granted', 'refused', name='extensionstate', native_enum=False, length=32), nullable=False),
+    sa.Column('decided_by_id', sa.Integer(), nullable=True),
+    sa.Column('decided_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('decision_note', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['decided_by_id'], ['staff.id'], ),
+    sa.ForeignKeyConstraint(['requested_by_id'], ['staff.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('extension', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_extension_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_extension_state'), ['state'], unique=False)
 
     op.create_table('mediation_session',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -394,6 +475,41 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_party_name_hash'), ['name_hash'], unique=False)
         batch_op.create_index(batch_op.f('ix_party_phone_hash'), ['phone_hash'], unique=False)
 
+    op.create_table('referral',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('target', sa.Enum('arbitration', 'court', 'agency', 'admin_review', 'police', name='referraltarget', native_enum=False, length=32), nullable=False),
+    sa.Column('reason', sa.Enum('criminal', 'in_court', 'in_arbitration', 'administrative', 'limit_passed', 'mediation_failed', name='referralreason', native_enum=False, length=32), nullable=False),
+    sa.Column('decided_by', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+    sa.Column('from_unit_id', sa.Integer(), nullable=True),
+    sa.Column('to_unit_id', sa.Integer(), nullable=True),
+    sa.Column('referred_by_id', sa.Integer(), nullable=True),
+    sa.Column('referred_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('state', sa.Enum('pending', 'signed', 'returned', 'concluded', name='referralstate', native_enum=False, length=32), nullable=False),
+    sa.Column('sign_due_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('signed_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('signed_by_id', sa.Integer(), nullable=True),
+    sa.Column('returned_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('return_reason', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+    sa.Column('action_taken', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
+    sa.Column('outcome', sa.Enum('resolved', 'partly', 'not_resolved', name='referraloutcome', native_enum=False, length=32), nullable=True),
+    sa.Column('concluded_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('concluded_by_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['concluded_by_id'], ['staff.id'], ),
+    sa.ForeignKeyConstraint(['from_unit_id'], ['unit.id'], ),
+    sa.ForeignKeyConstraint(['referred_by_id'], ['staff.id'], ),
+    sa.ForeignKeyConstraint(['signed_by_id'], ['staff.id'], ),
+    sa.ForeignKeyConstraint(['to_unit_id'], ['unit.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('referral', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_referral_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_referral_sign_due_at'), ['sign_due_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_referral_state'), ['state'], unique=False)
+        batch_op.create_index(batch_op.f('ix_referral_to_unit_id'), ['to_unit_id'], unique=False)
+
     op.create_table('agreement',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
@@ -441,6 +557,28 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_document_download_at'), ['at'], unique=False)
         batch_op.create_index(batch_op.f('ix_document_download_case_id'), ['case_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_document_download_staff_id'), ['staff_id'], unique=False)
+
+    op.create_table('helper_task',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('helper_id', sa.Integer(), nullable=False),
+    sa.Column('staff_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.Enum('visit', 'session', 'legal_talk', name='helpertaskkind', native_enum=False, length=32), nullable=False),
+    sa.Column('due_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('done_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
+    sa.Column('recorded_by_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['helper_id'], ['case_helper.id'], ),
+    sa.ForeignKeyConstraint(['recorded_by_id'], ['staff.id'], ),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('helper_task', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_helper_task_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_helper_task_done_at'), ['done_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_helper_task_helper_id'), ['helper_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_helper_task_staff_id'), ['staff_id'], unique=False)
 
     op.create_table('outbox',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -508,9 +646,11 @@ def upgrade() -> None:
     sa.Column('unit_at_fault', sa.Boolean(), nullable=False),
     sa.Column('notes', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
     sa.Column('recorded_by_id', sa.Integer(), nullable=True),
+    sa.Column('visitor_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
     sa.ForeignKeyConstraint(['recorded_by_id'], ['staff.id'], ),
     sa.ForeignKeyConstraint(['term_id'], ['agreement_term.id'], ),
+    sa.ForeignKeyConstraint(['visitor_id'], ['staff.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('follow_up', schema=None) as batch_op:
@@ -541,6 +681,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_outbox_case_id'))
 
     op.drop_table('outbox')
+    with op.batch_alter_table('helper_task', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_helper_task_staff_id'))
+        batch_op.drop_index(batch_op.f('ix_helper_task_helper_id'))
+        batch_op.drop_index(batch_op.f('ix_helper_task_done_at'))
+        batch_op.drop_index(batch_op.f('ix_helper_task_case_id'))
+
+    op.drop_table('helper_task')
     with op.batch_alter_table('document_download', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_document_download_staff_id'))
         batch_op.drop_index(batch_op.f('ix_document_download_case_id'))
@@ -551,6 +698,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_agreement_case_id'))
 
     op.drop_table('agreement')
+    with op.batch_alter_table('referral', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_referral_to_unit_id'))
+        batch_op.drop_index(batch_op.f('ix_referral_state'))
+        batch_op.drop_index(batch_op.f('ix_referral_sign_due_at'))
+        batch_op.drop_index(batch_op.f('ix_referral_case_id'))
+
+    op.drop_table('referral')
     with op.batch_alter_table('party', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_party_phone_hash'))
         batch_op.drop_index(batch_op.f('ix_party_name_hash'))
@@ -566,6 +720,16 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_mediation_session_case_id'))
 
     op.drop_table('mediation_session')
+    with op.batch_alter_table('extension', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_extension_state'))
+        batch_op.drop_index(batch_op.f('ix_extension_case_id'))
+
+    op.drop_table('extension')
+    with op.batch_alter_table('case_text_number', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_case_text_number_value_hash'))
+        batch_op.drop_index(batch_op.f('ix_case_text_number_case_id'))
+
+    op.drop_table('case_text_number')
     with op.batch_alter_table('case_mediator', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_case_mediator_staff_id'))
         batch_op.drop_index(batch_op.f('ix_case_mediator_case_id'))
@@ -576,6 +740,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_case_link_case_id'))
 
     op.drop_table('case_link')
+    with op.batch_alter_table('case_helper', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_case_helper_staff_id'))
+        batch_op.drop_index(batch_op.f('ix_case_helper_case_id'))
+
+    op.drop_table('case_helper')
     with op.batch_alter_table('case_event', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_case_event_verb'))
         batch_op.drop_index(batch_op.f('ix_case_event_case_id'))
@@ -596,13 +765,22 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_sign_in_link_staff_id'))
 
     op.drop_table('sign_in_link')
+    with op.batch_alter_table('sign_in_attempt', schema=None) as batch_op:
+        batch_op.drop_index('ix_sign_in_name_at')
+        batch_op.drop_index(batch_op.f('ix_sign_in_attempt_staff_id'))
+        batch_op.drop_index(batch_op.f('ix_sign_in_attempt_at'))
+        batch_op.drop_index('ix_sign_in_address_at')
+
+    op.drop_table('sign_in_attempt')
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_cases_unit_path'))
         batch_op.drop_index(batch_op.f('ix_cases_unit_id'))
         batch_op.drop_index(batch_op.f('ix_cases_status'))
         batch_op.drop_index(batch_op.f('ix_cases_respondent_key'))
+        batch_op.drop_index(batch_op.f('ix_cases_referred_from_path'))
         batch_op.drop_index(batch_op.f('ix_cases_place_unit_id'))
         batch_op.drop_index(batch_op.f('ix_cases_number'))
+        batch_op.drop_index(batch_op.f('ix_cases_liaison_id'))
         batch_op.drop_index(batch_op.f('ix_cases_created_at'))
         batch_op.drop_index(batch_op.f('ix_cases_confidential'))
         batch_op.drop_index(batch_op.f('ix_cases_cluster_key'))
