@@ -30,6 +30,14 @@ KEYS: dict[str, tuple[str, ...]] = {
     "end_to_end": ("cases_per_s", "p50_s", "p95_s", "naive_cases_per_s", "ratio"),
     "escalation": ("open_cases", "due_cases", "due_query_ms", "sweep_s", "naive_sweep_s", "ratio"),
     "memory": ("idle_rss_mb", "loaded_rss_mb"),
+    "documents": (
+        "sessions",
+        "agreement_pdf_p50_ms",
+        "agreement_pdf_p95_ms",
+        "archive_pdf_p50_ms",
+        "archive_pdf_p95_ms",
+        "archive_pages",
+    ),
     "scale_out": (
         "workers_1_cases_per_s",
         "workers_2_cases_per_s",
@@ -42,7 +50,8 @@ KEYS: dict[str, tuple[str, ...]] = {
 # Intake first, on a quiet machine; then tiaojie up starts while the escalation data
 # is generated, and the end-to-end run uses it.
 # Scale-out (full run only) last: it starts a PostgreSQL stack of its own.
-SECTIONS = ("intake_api", "escalation", "end_to_end", "scale_out")
+# Documents (agreement PDF and the archive of a case with 10 sessions) need no servers.
+SECTIONS = ("intake_api", "escalation", "end_to_end", "documents", "scale_out")
 
 console = Console(stderr=True)
 
@@ -93,12 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     out_path = args.out or HERE / ("results.json" if sizes is FULL else "results-quick.json")
     wanted = args.only or list(SECTIONS)
 
-    from bench import e2e, escalation, intake, scale_out
+    from bench import documents, e2e, escalation, intake, scale_out
 
     runners: dict[str, Callable[[Workspace, Sizes, Console], dict[str, Any]]] = {
         "escalation": escalation.run,
         "intake_api": intake.run,
         "end_to_end": e2e.run,
+        "documents": documents.run,
         "scale_out": scale_out.run,
     }
     import psutil

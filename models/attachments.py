@@ -138,6 +138,8 @@ def add_attachment(
     )
     session.add(row)
     session.flush()
+    if kind == "agreement_scan":
+        _link_scan(session, case, row)
     lifecycle.apply(
         session,
         case=case,
@@ -150,6 +152,20 @@ def add_attachment(
     _store(content, digest)
     session.flush()
     return row
+
+
+def _link_scan(session: Session, case: Case, row: Attachment) -> None:
+    """The signed and sealed agreement's scan belongs to the case's latest agreement."""
+    from models.mediation import Agreement
+
+    agreement = session.exec(
+        select(Agreement)
+        .where(Agreement.case_id == case.id)
+        .order_by(col(Agreement.signed_at).desc(), col(Agreement.id).desc())
+    ).first()
+    if agreement is not None:
+        agreement.scan_attachment_id = row.id
+        session.add(agreement)
 
 
 def list_attachments(session: Session, *, case_id: int) -> list[Attachment]:

@@ -149,6 +149,8 @@ def test_the_archive_has_a_cover_contents_every_document_and_the_attachments(
         session, case=case, filename="协议书签章扫描件.pdf", content=agreement_pdf,
         kind="agreement_scan", actor=actor,
     )  # fmt: skip
+    signed = render.context.load(session, case).agreement
+    assert signed is not None and signed.scan_attachment_id is not None
     png = (render.TEMPLATES.parent / "testdata" / "stamp.png").read_bytes()
     add_attachment(
         session, case=case, filename="现场照片.png", content=png, kind="photo", actor=actor
