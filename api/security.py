@@ -42,7 +42,7 @@ OPEN311_ROLE = "open311"
 OPEN311_KEY_TTL = timedelta(days=365)
 
 # Roles that may only read (and record nothing on a case).
-READ_ONLY_ROLES = frozenset({StaffRole.INSTRUCTOR, StaffRole.VOLUNTEER})
+READ_ONLY_ROLES = frozenset({StaffRole.INSTRUCTOR, StaffRole.VOLUNTEER, StaffRole.PARTY_MEMBER})
 
 
 class AuthError(TiaojieError):

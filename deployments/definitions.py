@@ -5,7 +5,8 @@
   maps event verbs to steps), either in the serve process (executor ``inprocess``) or
   from these deployments on a work pool (executor ``deployment``).
 * Scheduled flows: ``escalation`` every ``settings.escalation_interval_s``, ``reconcile``
-  every ``settings.reconcile_interval_s``, ``reports`` on ``settings.reports_cron``
+  every ``settings.reconcile_interval_s``, ``reports`` on ``settings.reports_cron``,
+  ``monthly_report`` on ``settings.monthly_report_cron``
   (Asia/Shanghai).
 * The zombie-detection automation: a flow run that stops sending heartbeats is marked
   Crashed, and the reconciler re-drives its case.
@@ -35,8 +36,10 @@ from flows.escalation import escalation
 from flows.follow_up import follow_up
 from flows.intake import intake, intake_batch
 from flows.mediation import mediation
+from flows.monthly_report import monthly_report
 from flows.notify import notify
 from flows.reconcile import reconcile
+from flows.relay import DeploymentDispatcher, Dispatcher, InProcessExecutor
 from flows.reports import reports
 from models.settings import get_settings
 
@@ -53,7 +56,7 @@ STEP_FLOWS: dict[str, Flow[Any, Any]] = {
     "mediation": mediation,
     "follow_up": follow_up,
 }
-# Steps with a flow that takes several cases at once (adaptive batching, flows/relay.py).
+# Steps with a flow that takes several cases at once (adaptive batching, flows/batching.py).
 BATCH_FLOWS: dict[str, Flow[Any, Any]] = {"intake": intake_batch}
 
 
@@ -72,11 +75,11 @@ class Definition:
 def definitions() -> list[Definition]:
     settings = get_settings()
     return [
-        Definition(intake, "flows.intake.intake", "受理分拣 / Intake and triage"),
+        Definition(intake, "flows.intake.intake", "受理研判分流 / Intake and triage"),
         Definition(
             intake_batch,
             "flows.intake.intake_batch",
-            "批量受理分拣 / Intake and triage of several cases in one run (under load)",
+            "批量受理研判分流 / Intake and triage of several cases in one run (under load)",
         ),
         Definition(assignment, "flows.assignment.assignment", "派单 / Assignment"),
         Definition(notify, "flows.notify.notify", "通知 / Notify the people concerned"),
@@ -85,7 +88,7 @@ def definitions() -> list[Definition]:
         Definition(
             escalation,
             "flows.escalation.escalation",
-            "督办：催办与逐级上报 / Reminders and escalation",
+            "督办：催办与提级督办 / Reminders and escalation",
             [Interval(timedelta(seconds=settings.escalation_interval_s))],
         ),
         Definition(
@@ -100,6 +103,12 @@ def definitions() -> list[Definition]:
             "三率与排名报表 / Daily rates, ranking and clusters",
             [Cron(settings.reports_cron, timezone=settings.timezone)],
         ),
+        Definition(
+            monthly_report,
+            "flows.monthly_report.monthly_report",
+            "月报（每月1日）/ Monthly report (.xlsx) on the 1st of each month",
+            [Cron(settings.monthly_report_cron, timezone=settings.timezone)],
+        ),
     ]
 
 
@@ -109,6 +118,25 @@ def step_deployment_names() -> dict[str, str]:
 
 def batch_deployment_names() -> dict[str, str]:
     return {step: f"{flow.name}/{DEPLOYMENT_NAME}" for step, flow in BATCH_FLOWS.items()}
+
+
+def build_dispatcher() -> Dispatcher:
+    """The relay's dispatcher the settings ask for: the step flows themselves (in process)
+    or their deployments' names (on a work pool). Only this package knows both."""
+    settings = get_settings()
+    if settings.executor == "deployment":
+        return DeploymentDispatcher(
+            step_deployment_names(),
+            concurrency=settings.executor_concurrency,
+            batch_deployment_names=batch_deployment_names(),
+            lane=settings.relay_batch_lane,
+        )
+    return InProcessExecutor(
+        STEP_FLOWS,
+        concurrency=settings.executor_concurrency,
+        batch_flows=BATCH_FLOWS,
+        lane=settings.relay_batch_lane or 1,
+    )
 
 
 async def runner_deployments() -> list[RunnerDeployment]:

@@ -42,8 +42,8 @@ async def run_worker(
 ) -> None:
     from prefect.runner import Runner
 
-    from deployments.definitions import install_automations, runner_deployments
-    from flows.relay import Relay, build_dispatcher
+    from deployments.definitions import build_dispatcher, install_automations, runner_deployments
+    from flows.relay import Relay
     from models.settings import get_settings
 
     settings = get_settings()

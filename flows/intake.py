@@ -8,7 +8,7 @@ steps from the relay, which finds them done and starts nothing (see ``flows/rela
 or starts them when this run died before getting there.
 
 ``intake-batch`` does the same for several cases in one run, when the relay finds more
-cases waiting than it has free run slots (adaptive batching, see ``flows/relay.py``):
+cases waiting than it has free run slots (adaptive batching, see ``flows/batching.py``):
 one task per step for the whole batch, each case in its own transaction, a log line
 and a row of the run's table artifact per case, and the run tagged with every case
 number. A case that fails a step is named in the run's (Failed) final state and picked
@@ -36,7 +36,7 @@ def report_triage(result: TriageResult) -> None:
     """The run's log line for a triaged case, and the early warning of a cluster."""
     logger = get_run_logger()
     logger.info(
-        "%s 分拣完成 triaged: category=%s priority=%s unit=%s group=%s",
+        "%s 研判分流完成 triaged: category=%s priority=%s unit=%s group=%s",
         result.number,
         result.category,
         result.priority,
@@ -130,5 +130,5 @@ async def _table(
         if cid not in seen
     )
     await acreate_table_artifact(
-        table=rows, description=f"受理分拣 intake: {len(rows)} cases in this run"
+        table=rows, description=f"受理研判 intake: {len(rows)} cases in this run"
     )

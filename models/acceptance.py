@@ -22,7 +22,8 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from models import clock, lifecycle, referrals
 from models.case import Case
 from models.enums import CaseStatus, NotAcceptedReason, ReferralReason, ReferralTarget
-from models.errors import ConflictError, GuardFailed, invalid
+from models.errors import ConflictError, GuardFailed
+from models.guards import invalid
 from models.lifecycle import Actor
 from models.types import UTCDateTime, enum_type
 

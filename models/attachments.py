@@ -21,12 +21,8 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from models import clock, lifecycle
 from models.case import Case
-from models.errors import (
-    NotFound,
-    PayloadTooLarge,
-    UnsupportedType,
-    invalid,
-)
+from models.errors import NotFound, PayloadTooLarge, UnsupportedType
+from models.guards import invalid
 from models.lifecycle import Actor
 from models.settings import get_settings
 from models.types import UTCDateTime

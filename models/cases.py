@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import make_transient_to_detached
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models import clock, lifecycle, pii, text_numbers
 from models.case import Case, CaseCreate, CaseNumberCounter
@@ -19,6 +19,7 @@ from models.confidentiality import confidential_by_default
 from models.enums import Channel, PartyKind, PartySide
 from models.errors import FieldProblem, NotFound, ValidationError
 from models.lifecycle import Actor
+from models.mediation import AgreementTerm
 from models.party import Party, PartyCreate, PartyPublic
 from models.settings import get_settings
 from models.unit import Unit
@@ -312,6 +313,23 @@ def create_case_with_parties(
     lifecycle.record_submission(session, case=case, actor=actor)
     session.flush()
     return case, parties
+
+
+def parties_of(session: Session, *, case_id: int) -> list[Party]:
+    return list(
+        session.exec(select(Party).where(Party.case_id == case_id).order_by(col(Party.id))).all()
+    )
+
+
+def terms_of(session: Session, *, agreement_id: int) -> list[AgreementTerm]:
+    """The terms of an agreement, soonest due first."""
+    return list(
+        session.exec(
+            select(AgreementTerm)
+            .where(AgreementTerm.agreement_id == agreement_id)
+            .order_by(col(AgreementTerm.due_on), col(AgreementTerm.id))
+        ).all()
+    )
 
 
 def get_case(session: Session, *, case_id: int) -> Case:

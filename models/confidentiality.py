@@ -20,7 +20,7 @@ from sqlmodel import Session
 from models import lifecycle
 from models.case import Case
 from models.enums import Category
-from models.errors import ConflictError, FieldProblem, GuardFailed, ValidationError
+from models.errors import ConflictError, FieldProblem, GuardFailed, NotFound, ValidationError
 from models.lifecycle import Actor
 
 CONFIDENTIAL_CATEGORIES = frozenset({Category.FAMILY})
@@ -64,9 +64,9 @@ def mark_confidential(
     expected_version: int | None,
 ) -> Case:
     """Mark a case confidential (a party asked for it); the reason goes on the timeline."""
-    from models.cases import get_case  # models.cases asks this module for the default
-
-    case = get_case(session, case_id=case_id)
+    case = session.get(Case, case_id)
+    if case is None:
+        raise NotFound(f"no case {case_id}", f"案件 {case_id} 不存在")
     if expected_version is not None and expected_version != case.version:
         raise ConflictError(
             f"case {case.number} is at version {case.version}, not {expected_version}",

@@ -23,12 +23,9 @@ from sqlmodel import Session, col, select
 from models import clock, lifecycle, workdays
 from models.case import Case
 from models.enums import ConfirmationStatus
-from models.errors import (
-    ConflictError,
-    GuardFailed,
-    NotFound,
-    invalid,
-)
+from models.errors import ConflictError, GuardFailed
+from models.follow_ups import current_agreement
+from models.guards import invalid
 from models.lifecycle import Actor
 from models.mediation import Agreement
 
@@ -141,8 +138,6 @@ def record_outcome(
     expected_version: int | None,
 ) -> Agreement:
     """Record the parties' application to the court, or the court's decision."""
-    from models.mediating import get_agreement  # mediating imports the mediation tables
-
     if expected_version is not None and expected_version != case.version:
         raise ConflictError(
             f"case {case.number} is at version {case.version}, not {expected_version}",
@@ -151,12 +146,11 @@ def record_outcome(
     if actor.kind != "staff":
         raise GuardFailed("recorded by staff", "须由工作人员记录。")
     assert case.id is not None
-    try:
-        row = get_agreement(session, case_id=case.id)
-    except NotFound:
+    row = current_agreement(session, case=case)
+    if row is None:
         raise ConflictError(
             f"case {case.number} has no agreement to confirm", f"案件 {case.number} 尚无调解协议"
-        ) from None
+        )
     _check_outcome(row, status, on, court_name.strip(), court_reference.strip())
     row.confirmation_status = status
     row.court_name = court_name.strip() or row.court_name

@@ -129,13 +129,6 @@ class UnsupportedType(ValidationError):
     http_status = 415
 
 
-def invalid(field: str, en: str, zh: str) -> ValidationError:
-    """A :class:`ValidationError` about one field, in both languages."""
-    return ValidationError(
-        f"{field}: {en}", f"{field}：{zh}", problems=[FieldProblem(field, zh, en)]
-    )
-
-
 __all__ = [
     "CalendarError",
     "ConflictError",
@@ -153,5 +146,4 @@ __all__ = [
     "TiaojieError",
     "UnsupportedType",
     "ValidationError",
-    "invalid",
 ]

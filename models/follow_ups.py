@@ -25,18 +25,12 @@ from sqlmodel import Session, col, select
 
 from models import clock, lifecycle, workdays
 from models.case import Case
-from models.cases import get_case
+from models.cases import get_case, parties_of, terms_of
 from models.enums import CaseStatus, FollowUpKind, FollowUpOutcome
-from models.errors import FieldProblem, GuardFailed, InvalidTransition, ValidationError
+from models.errors import GuardFailed, InvalidTransition
 from models.follow_up import FollowUp, FollowUpRecord
+from models.guards import event_text, invalid, required_text
 from models.lifecycle import Actor
-from models.mediating import (
-    _check_version,
-    _required_text,
-    event_text,
-    parties_of,
-    terms_of,
-)
 from models.mediation import Agreement, AgreementTerm
 from models.referrals import referrals_of
 
@@ -153,12 +147,6 @@ def schedule_follow_ups(session: Session, *, case_id: int, actor: Actor) -> list
     return sorted(planned, key=lambda v: (clock.ensure_utc(v.due_at), v.id or 0))
 
 
-def _invalid(field: str, en: str, zh: str) -> ValidationError:
-    return ValidationError(
-        f"{field}: {en}", f"{field}：{zh}", problems=[FieldProblem(field, zh, en)]
-    )
-
-
 def record_follow_up(
     session: Session,
     *,
@@ -170,14 +158,14 @@ def record_follow_up(
     """Fill in a return visit (the one named, else the earliest still open) with its
     outcome and rating; the case's satisfaction becomes the latest rating."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     if case.status != S.FOLLOW_UP:
         raise InvalidTransition(
             f"cannot record a return visit for a case that is {case.status.value}",
             f"案件当前状态为「{case.status.zh}」，不能记录回访。",
         )
     if data.outcome == FollowUpOutcome.UNREACHABLE and data.satisfaction is not None:
-        raise _invalid(
+        raise invalid(
             "satisfaction",
             "no rating when the resident could not be reached",
             "未联系上当事人时不能填写满意度",
@@ -186,7 +174,7 @@ def record_follow_up(
     if data.follow_up_id is not None:
         visit = next((v for v in open_visits if v.id == data.follow_up_id), None)
         if visit is None:
-            raise _invalid(
+            raise invalid(
                 "follow_up_id",
                 f"no open return visit {data.follow_up_id} on this case",
                 f"本案没有待办的回访 {data.follow_up_id}",
@@ -194,7 +182,7 @@ def record_follow_up(
     elif open_visits:
         visit = open_visits[0]
     else:
-        raise _invalid(
+        raise invalid(
             "follow_up_id",
             "no return visit is open on this case; schedule one first",
             "本案没有待办的回访，请先安排回访",
@@ -301,20 +289,20 @@ def settle_after_follow_up(session: Session, *, case_id: int, actor: Actor) -> S
 def reopen_case(
     session: Session, *, case_id: int, reason: str, actor: Actor, expected_version: int | None
 ) -> Case:
-    """Reopen a case in follow-up or closed, at the resident's request (重启)."""
+    """Reopen a case in follow-up or closed, at the resident's request (重新办理)."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     if case.anonymised_at is not None:
         raise GuardFailed(
             "the case's personal data has been anonymised under the retention rule; "
             "record a new case instead",
             "本案个人信息已按保存期限匿名化，请登记新案件。",
         )
-    text = _required_text(reason, "reason", "重启原因", max_length=2000)
+    text = required_text(reason, "reason", "重新办理的原因", max_length=2000)
     if case.status not in (S.FOLLOW_UP, S.CLOSED):
         raise InvalidTransition(
             f"cannot reopen a case that is {case.status.value}",
-            f"案件当前状态为「{case.status.zh}」，不能重启。",
+            f"案件当前状态为「{case.status.zh}」，不能重新办理。",
         )
     _start_over(session, case)
     lifecycle.apply(

@@ -19,8 +19,9 @@ from models.cases import get_case
 from models.enums import CaseStatus, StaffRole, UnitLevel
 from models.errors import ConflictError, GuardFailed, ValidationError
 from models.lifecycle import Actor
-from models.routing import Directory, pick_assignee
+from models.routing import Directory
 from models.staff import Staff
+from models.staffing import pick_assignee
 from models.unit import Unit
 
 S = CaseStatus

@@ -469,6 +469,18 @@ NEXT_STEP: dict[str, str | None] = {
 }
 
 
+def check_version(case: Case, expected_version: int | None) -> None:
+    """:class:`ConflictError` unless the caller saw the case's current version (None:
+    the caller does not say, e.g. the workflow). Services call it before they change
+    anything, so that a stale request writes nothing."""
+    if expected_version is not None and expected_version != case.version:
+        raise ConflictError(
+            f"case {case.number} is at version {case.version}, not {expected_version}; "
+            "reload and try again",
+            f"案件 {case.number} 已被修改（版本 {case.version}），请刷新后重试。",
+        )
+
+
 def allowed_verbs(case: Case) -> list[str]:
     """Verbs whose source includes the case's current status (guards not evaluated)."""
     return [v for v, t in TRANSITIONS.items() if case.status in t.sources]

@@ -21,11 +21,10 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from models import clock, lifecycle, pii, referrals, workdays
-from models import text as text_rules
+from models import clock, lifecycle, referrals, workdays
 from models.acceptance import route_guidance
 from models.case import Case
-from models.cases import get_case
+from models.cases import get_case, parties_of
 from models.enums import (
     CaseStatus,
     ConsentMethod,
@@ -41,6 +40,8 @@ from models.errors import (
     NotFound,
     ValidationError,
 )
+from models.follow_ups import schedule_follow_ups
+from models.guards import event_text, invalid, required_text
 from models.lifecycle import Actor
 from models.mediation import (
     Agreement,
@@ -57,38 +58,11 @@ from models.unit import Unit
 
 S = CaseStatus
 COURT_CONFIRMATION_DAYS = 30
-EVENT_TEXT_MAX = 500
 # A moment typed by a person may be a little ahead of the server's clock.
 CLOCK_TOLERANCE = timedelta(minutes=10)
 
 
 # --- helpers ---------------------------------------------------------------------------
-
-
-def _invalid(field: str, en: str, zh: str) -> ValidationError:
-    return ValidationError(
-        f"{field}: {en}", f"{field}：{zh}", problems=[FieldProblem(field, zh, en)]
-    )
-
-
-def _required_text(value: str | None, field: str, zh_name: str, *, max_length: int) -> str:
-    try:
-        text = text_rules.check(value or "")
-    except text_rules.UnsafeText as exc:
-        en = str(exc).split(" / ", 1)[-1]
-        raise _invalid(field, en, str(exc).split(" / ", 1)[0]) from None
-    if not text:
-        raise _invalid(field, "must not be empty", f"请填写{zh_name}")
-    if len(text) > max_length:
-        raise _invalid(
-            field, f"at most {max_length} characters", f"{zh_name}不能超过 {max_length} 字"
-        )
-    return text
-
-
-def event_text(text: str) -> str:
-    """Free text as it may appear in an event: phones and ID numbers masked, bounded."""
-    return pii.scrub_text(text)[:EVENT_TEXT_MAX]
 
 
 def add_months(day: date, months: int) -> date:
@@ -137,21 +111,15 @@ def _check_moment(
 ) -> datetime:
     moment = clock.ensure_utc(value)
     if moment > clock.now() + CLOCK_TOLERANCE:
-        raise _invalid(field, "must not be in the future", "不能晚于当前时间")
+        raise invalid(field, "must not be in the future", "不能晚于当前时间")
     earliest = clock.ensure_utc(not_before or case.created_at)
     if moment < earliest:
-        raise _invalid(
+        raise invalid(
             field,
             f"must not be before {clock.format_local(earliest)}",
             f"不能早于 {clock.format_local(earliest)}",
         )
     return moment
-
-
-def parties_of(session: Session, *, case_id: int) -> list[Party]:
-    return list(
-        session.exec(select(Party).where(Party.case_id == case_id).order_by(col(Party.id))).all()
-    )
 
 
 # --- consent and the start of mediation --------------------------------------------------
@@ -217,7 +185,7 @@ def record_consent(
 
 def _chosen_parties(parties: list[Party], party_ids: list[int] | None) -> list[Party]:
     if not parties:
-        raise _invalid(
+        raise invalid(
             "party_ids",
             "the case has no parties recorded; add them before recording consent",
             "案件尚未登记当事人，请先登记当事人再记录调解同意",
@@ -227,10 +195,10 @@ def _chosen_parties(parties: list[Party], party_ids: list[int] | None) -> list[P
     if chosen is None:
         wanted = list(dict.fromkeys(party_ids or []))
         if not wanted:
-            raise _invalid("party_ids", "name at least one party", "请至少选择一位当事人")
+            raise invalid("party_ids", "name at least one party", "请至少选择一位当事人")
         unknown = [pid for pid in wanted if pid not in by_id]
         if unknown:
-            raise _invalid(
+            raise invalid(
                 "party_ids",
                 f"not parties of this case: {unknown}",
                 f"以下编号不是本案当事人：{unknown}",
@@ -358,7 +326,7 @@ def extend_mediation(
     _require_status(case, {S.IN_MEDIATION}, "extend mediation of", "延长调解期限")
     _staff_only(actor, "extending mediation", "延长调解期限")
     if not both_parties_consent:
-        raise _invalid(
+        raise invalid(
             "both_parties_consent",
             "mediation may be extended only when both parties agree",
             "须双方当事人同意才能延长调解期限",
@@ -374,7 +342,7 @@ def extend_mediation(
     new_due = end_of_local_day(until)
     floor = clock.ensure_utc(current) if current is not None else now
     if new_due <= floor:
-        raise _invalid(
+        raise invalid(
             "until",
             f"must be later than the current limit {clock.format_local(floor)}",
             f"应晚于当前期限 {clock.format_local(floor)}",
@@ -455,7 +423,7 @@ def sign_agreement(
     _staff_only(actor, "signing an agreement", "达成协议")
     require_serving(session, case=case, actor=actor, what_zh="签署调解协议")
     if not data.terms:
-        raise _invalid(
+        raise invalid(
             "terms",
             "an agreement needs at least one term with its due date",
             "调解协议至少应有一项履行条款及其期限",
@@ -536,9 +504,9 @@ def fail_mediation(
     referred to arbitration, court or an agency in the same transaction."""
     case = get_case(session, case_id=case_id)
     _check_version(case, expected_version)
-    _require_status(case, {S.IN_MEDIATION}, "record a failed mediation for", "记录调解未成")
-    _staff_only(actor, "recording a failed mediation", "记录调解未成")
-    text = _required_text(reason, "reason", "调解未成的原因", max_length=1200)
+    _require_status(case, {S.IN_MEDIATION}, "record a failed mediation for", "记录调解不成")
+    _staff_only(actor, "recording a failed mediation", "记录调解不成")
+    text = required_text(reason, "reason", "调解不成的原因", max_length=1200)
     route = referral or ReferralTarget.COURT
     case.outcome_note = (
         f"{termination.zh}：{text}。调解终止，当事人可以依法通过仲裁、行政、司法等途径维护"
@@ -577,28 +545,6 @@ def fail_mediation(
     return case
 
 
-def get_agreement(session: Session, *, case_id: int) -> Agreement:
-    """The case's latest agreement (a reopened case may have been settled again)."""
-    row = session.exec(
-        select(Agreement)
-        .where(Agreement.case_id == case_id)
-        .order_by(col(Agreement.signed_at).desc(), col(Agreement.id).desc())
-    ).first()
-    if row is None:
-        raise NotFound(f"case {case_id} has no agreement", f"案件 {case_id} 尚无调解协议")
-    return row
-
-
-def terms_of(session: Session, *, agreement_id: int) -> list[AgreementTerm]:
-    return list(
-        session.exec(
-            select(AgreementTerm)
-            .where(AgreementTerm.agreement_id == agreement_id)
-            .order_by(col(AgreementTerm.due_on), col(AgreementTerm.id))
-        ).all()
-    )
-
-
 def list_sessions(session: Session, *, case_id: int) -> list[MediationSession]:
     return list(
         session.exec(
@@ -617,13 +563,11 @@ def resolve_directly(
 ) -> Case:
     """An assigned case settled without formal mediation (a consultation answered, a
     quick fix): it goes straight to follow-up, and its return visit is scheduled."""
-    from models.follow_ups import schedule_follow_ups  # follow_ups imports this module
-
     case = get_case(session, case_id=case_id)
     _check_version(case, expected_version)
     _require_status(case, {S.ASSIGNED}, "resolve directly", "直接办结")
     _staff_only(actor, "settling a case directly", "直接办结")
-    text = _required_text(resolution, "resolution", "处理结果", max_length=2000)
+    text = required_text(resolution, "resolution", "处理结果", max_length=2000)
     now = clock.now()
     case.outcome_note = text
     _touch_response(case, now)
@@ -648,7 +592,7 @@ def withdraw_case(
     case = get_case(session, case_id=case_id)
     _check_version(case, expected_version)
     _staff_only(actor, "withdrawing a case", "撤回")
-    text = _required_text(reason, "reason", "撤回原因", max_length=2000)
+    text = required_text(reason, "reason", "撤回原因", max_length=2000)
     case.outcome_note = text
     lifecycle.apply(
         session,
@@ -669,15 +613,15 @@ def merge_case(
     case = get_case(session, case_id=case_id)
     _check_version(case, expected_version)
     if into_case_id == case_id:
-        raise _invalid("into_case_id", "a case cannot be merged into itself", "不能合并到本案自身")
+        raise invalid("into_case_id", "a case cannot be merged into itself", "不能合并到本案自身")
     try:
         target = get_case(session, case_id=into_case_id)
     except NotFound:
-        raise _invalid(
+        raise invalid(
             "into_case_id", f"no case {into_case_id}", f"案件 {into_case_id} 不存在"
         ) from None
     if not target.is_open or target.merged_into_id is not None:
-        raise _invalid(
+        raise invalid(
             "into_case_id",
             f"case {target.number} is {target.status.value}; merge into an open case",
             f"案件 {target.number} 当前为「{target.status.zh}」，只能合并到办理中的案件",

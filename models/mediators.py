@@ -16,7 +16,8 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from models import clock, lifecycle, pii
 from models.case import Case
 from models.enums import CaseStatus, MediatorEnd, StaffRole
-from models.errors import ConflictError, GuardFailed, invalid
+from models.errors import ConflictError, GuardFailed
+from models.guards import invalid
 from models.lifecycle import Actor
 from models.staff import Staff
 from models.types import UTCDateTime, enum_type

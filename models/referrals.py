@@ -35,6 +35,7 @@ from models.errors import ConflictError, GuardFailed, NotFound, PermissionDenied
 from models.lifecycle import Actor
 from models.referral import Referral
 from models.staff import Staff
+from models.staffing import pick_assignee
 from models.unit import Unit
 
 S = CaseStatus
@@ -331,8 +332,6 @@ def sign_referral(
 def _taker(session: Session, case: Case, referral: Referral, home: Unit) -> Staff | None:
     """Who takes a case sent back: the person who referred it, else the liaison, else the
     least-loaded handler of the referring unit."""
-    from models.routing import pick_assignee  # routing refers through this module
-
     for staff_id in (referral.referred_by_id, case.liaison_id):
         staff = session.get(Staff, staff_id) if staff_id else None
         if staff is not None and staff.active and staff.unit_id is not None:

@@ -4,7 +4,8 @@
   compound, else its address, else its coordinates, else the district intake desk);
 * :func:`handling_unit_for` climbs from the place to the lowest unit with somebody able
   to handle the category;
-* :func:`pick_assignee` chooses a person there by skill, availability and load;
+* :func:`models.staffing.pick_assignee` chooses a person there by skill, availability
+  and load;
 * :func:`assign_case`, :func:`reassign_case` and :func:`refer_case` move the case through
   the state machine (:mod:`models.lifecycle`); a case is referred at assignment only
   for a legal reason (:mod:`models.referrals`).
@@ -23,7 +24,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from models import lifecycle, pii, referrals
@@ -43,27 +43,14 @@ from models.errors import ConflictError, GuardFailed, NotFound, ValidationError
 from models.lifecycle import Actor
 from models.policy import TimeLimitPolicy
 from models.staff import Staff
+from models.staffing import can_handle, pick_assignee
 from models.unit import Pairing, Unit
 
-# Who takes cases: mediators, community workers and grid workers (DOMAIN.md).
-HANDLER_ROLES = frozenset({StaffRole.MEDIATOR, StaffRole.COMMUNITY_WORKER, StaffRole.GRID_WORKER})
 # Coordinates further than this from every building/compound do not decide the place.
 NEAREST_RADIUS_M = 500.0
 ASSIGNABLE = frozenset({CaseStatus.TRIAGED, CaseStatus.ESCALATED, CaseStatus.REOPENED})
 
 PlaceMethod = Literal["place", "address", "coordinates", "intake_desk"]
-
-
-def can_handle(staff: Staff, category: Category) -> bool:
-    """Active, present, a case-handling role, room for work, and the skill (or none
-    listed: a generalist)."""
-    return (
-        staff.active
-        and not staff.away
-        and staff.role in HANDLER_ROLES
-        and staff.capacity > 0
-        and (not staff.skills or category.value in staff.skills)
-    )
 
 
 def path_codes(path: str) -> list[str]:
@@ -338,51 +325,6 @@ def paired_agency(session: Session, *, unit: Unit, category: Category) -> Unit |
     """The agency paired (结对共建) with the community at or above ``unit`` for
     ``category``, if any."""
     return Directory.load_branch(session, unit).paired_agency(unit, category)
-
-
-# --- people --------------------------------------------------------------------
-
-
-def open_loads(session: Session, staff_ids: Sequence[int]) -> dict[int, int]:
-    """Open cases assigned to each person."""
-    if not staff_ids:
-        return {}
-    rows = session.exec(
-        select(Case.assignee_id, func.count())
-        .where(col(Case.assignee_id).in_(staff_ids), col(Case.is_open))
-        .group_by(col(Case.assignee_id))
-    ).all()
-    return {int(sid): int(n) for sid, n in rows if sid is not None}
-
-
-def choose(candidates: Sequence[Staff], loads: dict[int, int]) -> Staff | None:
-    """Someone with room first, then the lowest load relative to capacity, then id."""
-
-    def key(staff: Staff) -> tuple[int, float, int]:
-        load = loads.get(staff.id or 0, 0)
-        room = 0 if load < staff.capacity else 1
-        return (room, load / max(staff.capacity, 1), staff.id or 0)
-
-    return min(candidates, key=key, default=None)
-
-
-def pick_assignee(
-    session: Session, *, unit: Unit, category: Category, mediators_only: bool = False
-) -> Staff | None:
-    """The person in ``unit`` to take a ``category`` case: able (skill, active, present),
-    lowest current load relative to capacity, ties broken by id; never someone over
-    capacity while a colleague has room. ``mediators_only``: a member of the unit's
-    mediation committee (a mediator without the skill rather than nobody)."""
-    staff = session.exec(
-        select(Staff).where(Staff.unit_id == unit.id, col(Staff.active), col(Staff.away).is_(False))
-    ).all()
-    if mediators_only:
-        mediators = [s for s in staff if s.role == StaffRole.MEDIATOR and s.capacity > 0]
-        skilled = [s for s in mediators if can_handle(s, category)]
-        staff = skilled or mediators
-    candidates = [s for s in staff if can_handle(s, category) or mediators_only]
-    loads = open_loads(session, [s.id for s in candidates if s.id is not None])
-    return choose(candidates, loads)
 
 
 # --- moving cases -----------------------------------------------------------------

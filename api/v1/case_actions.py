@@ -328,7 +328,7 @@ def agreement(
     "/failure",
     response_model=ActionAnswer,
     responses=RESPONSES,
-    summary="调解未成 Record a failed mediation",
+    summary="调解不成（终止调解） Record a failed mediation",
 )
 def failure(
     request: Request,
@@ -478,7 +478,7 @@ def withdraw(
     return _act(request, principal, case_ref, body, "withdraw", act)
 
 
-@router.post("/reopen", response_model=ActionAnswer, responses=RESPONSES, summary="重启 Reopen")
+@router.post("/reopen", response_model=ActionAnswer, responses=RESPONSES, summary="重新办理 Reopen")
 def reopen(
     request: Request,
     case_ref: CaseRef,

@@ -17,13 +17,15 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import jwt
 from fastapi import Request, Response
 from sqlmodel import Session
 
-from models import keys
+from api.client import is_https
+from models import keys, web_sessions
 from models.enums import StaffRole, UnitLevel
 from models.lifecycle import Actor
 from models.settings import get_settings
@@ -71,22 +73,21 @@ class WebUser:
         return self.role in (StaffRole.SUPERVISOR, StaffRole.ADMIN)
 
 
-def is_https(request: Request) -> bool:
-    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
-    return request.url.scheme == "https" or forwarded == "https"
-
-
-def issue_session(staff_id: int) -> tuple[str, str]:
-    """A new signed session token and its CSRF token."""
+def issue_session(session: Session, staff_id: int) -> tuple[str, str]:
+    """A new session, recorded server-side (:mod:`models.web_sessions`): the signed
+    cookie value and its CSRF token."""
     settings = get_settings()
     now = int(time.time())
     csrf = secrets.token_urlsafe(32)
+    sid = web_sessions.start_session(
+        session, staff_id=staff_id, ttl=timedelta(seconds=settings.token_ttl_s)
+    )
     claims: dict[str, Any] = {
         "sub": str(staff_id),
         "aud": AUDIENCE,
         "iat": now,
         "exp": now + settings.token_ttl_s,
-        "sid": secrets.token_urlsafe(16),
+        "sid": sid,
         "csrf": csrf,
     }
     return jwt.encode(claims, _key(), algorithm=ALGORITHM), csrf
@@ -102,7 +103,7 @@ def read_session(token: str | None) -> dict[str, Any] | None:
             _key(),
             algorithms=[ALGORITHM],
             audience=AUDIENCE,
-            options={"require": ["exp", "sub", "aud", "csrf"]},
+            options={"require": ["exp", "sub", "aud", "csrf", "sid"]},
         )
     except jwt.PyJWTError:
         return None
@@ -119,6 +120,13 @@ def set_session_cookie(response: Response, request: Request, token: str) -> None
         secure=is_https(request),
         path="/",
     )
+
+
+def end_session(request: Request, session: Session) -> None:
+    """Revoke the session of this request's cookie (signing out)."""
+    claims = read_session(request.cookies.get(SESSION_COOKIE))
+    if claims is not None:
+        web_sessions.revoke_session(session, sid=str(claims["sid"]), why="logout")
 
 
 def clear_session_cookie(response: Response, request: Request) -> None:
@@ -139,6 +147,8 @@ def current_user(request: Request, session: Session) -> WebUser | None:
     staff = session.get(Staff, staff_id)
     if staff is None or not staff.active:
         return None
+    if not web_sessions.session_alive(session, sid=str(claims["sid"]), staff_id=staff_id):
+        return None  # signed out, revoked, or expired
     unit = session.get(Unit, staff.unit_id) if staff.unit_id else None
     return WebUser(
         staff_id=staff_id,

@@ -119,6 +119,11 @@ def _rows(session: Session, cases: Sequence[Case], *, now: datetime) -> list[Cas
     ]
 
 
+def case_rows(session: Session, cases: Sequence[Case], *, now: datetime) -> list[CaseRow]:
+    """Cases as the list tables show them (unit, place, countdown)."""
+    return _rows(session, cases, now=now)
+
+
 def load_units(session: Session, ids: Iterable[int | None]) -> dict[int, Unit]:
     wanted = sorted({i for i in ids if i is not None})
     if not wanted:

@@ -19,15 +19,15 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pydantic
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from api.client import client_address
 from api.web import auth, mediation, queries
 from api.web.charts import RateRow, rates_chart
 from api.web.i18n import Translator, pick_lang, remember_lang
@@ -53,7 +53,7 @@ from models.settings import get_settings
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 PREFIX = "/web"
-READ_ONLY_ROLES = frozenset({StaffRole.INSTRUCTOR, StaffRole.VOLUNTEER})
+READ_ONLY_ROLES = frozenset({StaffRole.INSTRUCTOR, StaffRole.VOLUNTEER, StaffRole.PARTY_MEMBER})
 
 
 class TimedRoute(APIRoute):
@@ -73,17 +73,6 @@ class TimedRoute(APIRoute):
 
 
 router = APIRouter(route_class=TimedRoute, include_in_schema=False)
-
-
-def mount(app: FastAPI) -> None:
-    """Add the pages and their static files (stylesheet, script, icon) to the app."""
-    from api.web.welcome import router as welcome_router
-
-    app.include_router(router)
-    app.include_router(welcome_router)
-    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
-    for name in templates.env.list_templates():  # compile once, not on a user's request
-        templates.env.get_template(name)
 
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -142,13 +131,7 @@ def render(
         **context,
     }
     response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "frame-ancestors 'none'; form-action 'self'"
-    )
+    # Cache-Control, CSP, framing and referrer: api.headers, on every answer.
     remember_lang(request, response)
     return response
 
@@ -215,7 +198,7 @@ async def login_submit(request: Request) -> Response:
             _engine(request),
             username=username,
             password=password,
-            address=request.client.host if request.client else "?",
+            address=client_address(request),
             channel="web",
             per_minute=_signin_limit(request),
         )
@@ -242,7 +225,8 @@ async def login_submit(request: Request) -> Response:
         response.headers.update(headers)
         auth.set_login_csrf_cookie(response, request, token)
         return response
-    session_token, _csrf = auth.issue_session(staff.id)
+    with write_session(request) as session:
+        session_token, _csrf = auth.issue_session(session, staff.id)
     redirect = RedirectResponse(target, status_code=303)
     auth.set_session_cookie(redirect, request, session_token)
     redirect.delete_cookie(auth.CSRF_COOKIE, path="/")
@@ -252,11 +236,12 @@ async def login_submit(request: Request) -> Response:
 @router.post(f"{PREFIX}/logout")
 async def logout(request: Request) -> Response:
     form = await request.form()
-    with read_session(request) as session:
-        user = auth.current_user(request, session)
     redirect = RedirectResponse(f"{PREFIX}/login", status_code=303)
-    if user is not None and auth.csrf_ok(user.csrf, str(form.get("csrf_token", ""))):
-        auth.clear_session_cookie(redirect, request)
+    with write_session(request) as session:
+        user = auth.current_user(request, session)
+        if user is not None and auth.csrf_ok(user.csrf, str(form.get("csrf_token", ""))):
+            auth.end_session(request, session)  # the cookie stops working everywhere
+            auth.clear_session_cookie(redirect, request)
     return redirect
 
 
@@ -638,8 +623,13 @@ def _date(value: str, field: str) -> date:
 
 
 def _model(module: Any, name: str, data: dict[str, Any]) -> Any:
+    return _validated(getattr(module, name), data)
+
+
+def _validated(model: type[pydantic.BaseModel], data: dict[str, Any]) -> Any:
+    """The form data parsed by a typed model, or a :class:`ValidationError` (422)."""
     try:
-        return getattr(module, name).model_validate(data)
+        return model.model_validate(data)
     except pydantic.ValidationError as exc:
         problems = [
             FieldProblem(
@@ -652,15 +642,50 @@ def _model(module: Any, name: str, data: dict[str, Any]) -> Any:
         raise ValidationError("the form has errors", "表单有误", problems=problems) from None
 
 
+class ActionNumbers(pydantic.BaseModel):
+    """The numbers of a page action's form, parsed before anything else: a value that is
+    not a plain number (``abc``, ``²``) is a 422 naming the field, never a 500."""
+
+    model_config = pydantic.ConfigDict(extra="ignore")
+
+    version: int | None = pydantic.Field(default=None, ge=1, le=10**9)
+    satisfaction: int | None = pydantic.Field(default=None, ge=1, le=5)
+    party_ids: list[int] = pydantic.Field(default_factory=list, max_length=200)
+
+    @pydantic.field_validator("version", "satisfaction", mode="before")
+    @classmethod
+    def _number(cls, value: object) -> object:
+        text = str(value or "").strip()
+        if not text:
+            return None
+        if not (text.isascii() and text.isdigit()):
+            raise ValueError("应为数字 / must be a number")
+        return text
+
+    @pydantic.field_validator("party_ids", mode="before")
+    @classmethod
+    def _ids(cls, value: object) -> object:
+        parts = [p.strip() for p in str(value or "").split(",") if p.strip()]
+        if not all(p.isascii() and p.isdigit() and len(p) <= 12 for p in parts):
+            raise ValueError("应为当事人编号 / must be party ids")
+        return parts
+
+
 def run_action(
-    session: Session, *, verb: str, case: Case, form: Mapping[str, str], user: auth.WebUser
+    session: Session,
+    *,
+    verb: str,
+    case: Case,
+    form: Mapping[str, str],
+    numbers: ActionNumbers,
+    user: auth.WebUser,
 ) -> None:
     """Call the domain service behind one page action (all validation is the domain's)."""
     assert case.id is not None
     common: dict[str, Any] = {
         "case_id": case.id,
         "actor": user.actor,
-        "expected_version": int(form.get("version") or 0) or None,
+        "expected_version": numbers.version,
     }
     if verb in ("acceptance_reviewed", "mediators_named"):
         run_committee_action(session, verb=verb, case=case, form=form, user=user)
@@ -677,8 +702,7 @@ def run_action(
         from models import mediating
 
         if verb == "consent_recorded":
-            ids = [int(x) for x in form.get("party_ids", "").split(",") if x.strip().isdigit()]
-            mediating.record_consent(session, party_ids=ids or None, **common)
+            mediating.record_consent(session, party_ids=numbers.party_ids or None, **common)
         elif verb == "mediation_started":
             mediating.start_mediation(session, **common)
         elif verb == "session_recorded":
@@ -730,13 +754,12 @@ def run_action(
         if verb == "reopened":
             follow_ups.reopen_case(session, reason=form.get("reason", "").strip(), **common)
         else:
-            satisfaction = form.get("satisfaction", "").strip()
             data = _model(
                 follow_up,
                 "FollowUpRecord",
                 {
                     "outcome": form.get("outcome") or None,
-                    "satisfaction": int(satisfaction) if satisfaction.isdigit() else None,
+                    "satisfaction": numbers.satisfaction,
                     "unit_at_fault": form.get("unit_at_fault") == "1",
                     "notes": form.get("notes", "").strip() or None,
                 },
@@ -813,11 +836,21 @@ async def case_action(request: Request, number: str, verb: str) -> Response:
     error: str | None = None
     errors: dict[str, str] = {}
     status = 200
+    numbers: ActionNumbers | None = None
+    bad_numbers = ValidationError("the form has errors", "表单有误")
+    try:
+        numbers = _validated(ActionNumbers, form)
+    except ValidationError as exc:
+        bad_numbers = exc
     if not auth.csrf_ok(user.csrf, form["csrf_token"]):
         error, status = (
             t("表单已过期，请刷新页面后重试。", "The form expired; reload and retry."),
             403,
         )
+    elif numbers is None:
+        status, error = 422, f"{bad_numbers.message_zh} / {bad_numbers.message_en}"
+        for p in bad_numbers.problems:
+            errors.setdefault(p.field, f"{p.message_zh} / {p.message_en}")
     elif verb not in allowed:
         error, status = (
             t("当前状态下不能执行此操作。", "This action is not possible in the case's state."),
@@ -829,7 +862,7 @@ async def case_action(request: Request, number: str, verb: str) -> Response:
                 fresh = queries.find_visible_case(session, user=user, number=case.number)
                 if fresh is None:
                     return not_found(request, user)
-                run_action(session, verb=verb, case=fresh, form=form, user=user)
+                run_action(session, verb=verb, case=fresh, form=form, numbers=numbers, user=user)
             return RedirectResponse(
                 f"{PREFIX}/cases/{quote(case.number)}?done={verb}#timeline", status_code=303
             )
@@ -870,6 +903,7 @@ DASHBOARD_LEVELS = (UnitLevel.STREET, UnitLevel.COMMUNITY, UnitLevel.COMPOUND)
 @router.get(f"{PREFIX}/dashboard", response_class=HTMLResponse)
 def dashboard(request: Request, level: str | None = None, days: int = 30) -> Response:
     from models import metrics
+    from models.monthly_report import previous_month
 
     with read_session(request) as session:
         user = auth.current_user(request, session)
@@ -922,6 +956,7 @@ def dashboard(request: Request, level: str | None = None, days: int = 30) -> Res
         "dashboard.html",
         {
             "rates": rates,
+            "last_month": f"{previous_month(clock.to_local(now).date()):%Y-%m}",
             "chart": chart,
             "backlog": backlog,
             "overdue_levels": overdue_levels,
@@ -935,7 +970,3 @@ def dashboard(request: Request, level: str | None = None, days: int = 30) -> Res
         },
         user=user,
     )
-
-
-# Documents, attachments and uploads of a case (api.web.mediation).
-router.include_router(mediation.router)

@@ -139,7 +139,7 @@ def test_worker_records_a_case_and_a_mediation_session(site: Site, new_page: Any
     assert "桂花社区人民调解室" in sessions and "分两期支付" in sessions
     timeline = page.locator("#timeline").inner_text()
     for label in (
-        "登记受理", "分拣", "派单", "受理审查", "指定调解员", "记录调解同意", "开始调解",
+        "登记受理", "研判分流", "派单", "受理审查", "指定调解员", "记录调解同意", "开始调解",
         "记录调解笔录",
     ):  # fmt: skip
         assert label in timeline

@@ -30,11 +30,11 @@ from models.routing import (
     assign_case,
     handling_unit_for,
     paired_agency,
-    pick_assignee,
     reassign_case,
     refer_case,
     resolve_place,
 )
+from models.staffing import pick_assignee
 from models.triage import triage_case
 from tests.factories import add_staff, add_unit, build_city, case_data, make_case
 
