@@ -38,6 +38,7 @@ KEYS: dict[str, tuple[str, ...]] = {
         "archive_pdf_p95_ms",
         "archive_pages",
     ),
+    "export": ("cases", "xlsx_s", "csv_s", "baseline_xlsx_s", "ratio"),
     "scale_out": (
         "workers_1_cases_per_s",
         "workers_2_cases_per_s",
@@ -51,7 +52,7 @@ KEYS: dict[str, tuple[str, ...]] = {
 # is generated, and the end-to-end run uses it.
 # Scale-out (full run only) last: it starts a PostgreSQL stack of its own.
 # Documents (agreement PDF and the archive of a case with 10 sessions) need no servers.
-SECTIONS = ("intake_api", "escalation", "end_to_end", "documents", "scale_out")
+SECTIONS = ("intake_api", "escalation", "end_to_end", "export", "documents", "scale_out")
 
 console = Console(stderr=True)
 
@@ -102,13 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     out_path = args.out or HERE / ("results.json" if sizes is FULL else "results-quick.json")
     wanted = args.only or list(SECTIONS)
 
-    from bench import documents, e2e, escalation, intake, scale_out
+    from bench import documents, e2e, escalation, export, intake, scale_out
 
     runners: dict[str, Callable[[Workspace, Sizes, Console], dict[str, Any]]] = {
         "escalation": escalation.run,
         "intake_api": intake.run,
         "end_to_end": e2e.run,
         "documents": documents.run,
+        "export": export.run,
         "scale_out": scale_out.run,
     }
     import psutil
@@ -255,6 +257,13 @@ def _print_table(results: dict[str, Any]) -> None:
         ),
         ("内存 up idle MB", m["idle_rss_mb"], None, None, "<1536"),
         ("内存 up loaded MB", m["loaded_rss_mb"], None, None, ""),
+        (
+            f"导出 export .xlsx CPU s ({_fmt(results['export']['cases'])} cases)",
+            results["export"]["xlsx_s"],
+            results["export"]["baseline_xlsx_s"],
+            results["export"]["ratio"],
+            "",
+        ),
     ]
     if so.get("cases") is not None or so.get("error"):  # not when skipped or not run
         rows += [

@@ -215,8 +215,6 @@ def _record(
 ) -> None:
     if review.accepted:
         case.accepted_at = review.decided_at
-        if case.first_response_at is None:
-            case.first_response_at = review.decided_at
         lifecycle.apply(
             session,
             case=case,

@@ -97,6 +97,7 @@ class StaffRole(Labelled):
     SUPERVISOR = "supervisor"
     ADMIN = "admin"
     VOLUNTEER = "volunteer"
+    RETURN_VISITOR = "return_visitor"
     PARTY_MEMBER = "party_member"  # in-service Party member registered with a community
 
 
@@ -140,6 +141,41 @@ class FollowUpOutcome(Labelled):
     PARTLY = "partly"
     NOT_CARRIED_OUT = "not_carried_out"
     UNREACHABLE = "unreachable"
+
+
+class ContactMethod(Labelled):
+    """How the handler first reached the complainant (an automatic assignment is not
+    a contact)."""
+
+    PHONE = "phone"
+    VISIT = "visit"
+    IN_PERSON = "in_person"
+    MESSAGE = "message"
+
+
+class VisitChannel(Labelled):
+    """How a return visit's answers were given."""
+
+    PHONE = "phone"
+    IN_PERSON = "in_person"
+    RESIDENT_LINK = "resident_link"
+
+
+class ResolvedAnswer(Labelled):
+    RESOLVED = "resolved"
+    BASICALLY = "basically"
+    UNRESOLVED = "unresolved"
+
+
+class SatisfiedAnswer(Labelled):
+    SATISFIED = "satisfied"
+    BASICALLY = "basically"
+    DISSATISFIED = "dissatisfied"
+
+
+class BreachKind(Labelled):
+    RESPONSE = "response"
+    RESOLUTION = "resolution"
 
 
 class ReferralTarget(Labelled):
@@ -318,6 +354,7 @@ _LABEL_PAIRS: tuple[tuple[Labelled, tuple[str, str]], ...] = (
     (StaffRole.SUPERVISOR, ("督办人员", "Supervisor")),
     (StaffRole.ADMIN, ("系统管理员", "Administrator")),
     (StaffRole.VOLUNTEER, ("志愿者", "Volunteer")),
+    (StaffRole.RETURN_VISITOR, ("回访员", "Return visitor")),
     (StaffRole.PARTY_MEMBER, ("在职党员", "In-service Party member")),
     (PartyKind.PERSON, ("个人", "Person")),
     (PartyKind.HOUSEHOLD, ("家庭", "Household")),
@@ -325,7 +362,6 @@ _LABEL_PAIRS: tuple[tuple[Labelled, tuple[str, str]], ...] = (
     (PartyKind.AGENCY, ("单位/部门", "Agency")),
     (PartySide.COMPLAINANT, ("申请人", "Complainant")),
     (PartySide.RESPONDENT, ("被申请人", "Respondent")),
-    (PartySide.THIRD_PARTY, ("第三人", "Third party")),
     (Channel.WALK_IN, ("来访", "Walk-in")),
     (Channel.PHONE, ("来电", "Phone")),
     (Channel.GRID_PATROL, ("网格巡查", "Grid patrol")),
@@ -343,6 +379,21 @@ _LABEL_PAIRS: tuple[tuple[Labelled, tuple[str, str]], ...] = (
     (FollowUpOutcome.PARTLY, ("部分履行", "Partly carried out")),
     (FollowUpOutcome.NOT_CARRIED_OUT, ("未履行", "Not carried out")),
     (FollowUpOutcome.UNREACHABLE, ("未联系上", "Unreachable")),
+    (ContactMethod.PHONE, ("电话联系", "Phone call")),
+    (ContactMethod.VISIT, ("上门走访", "Home visit")),
+    (ContactMethod.IN_PERSON, ("当面接谈", "In person")),
+    (ContactMethod.MESSAGE, ("短信/微信联系", "Text message")),
+    (VisitChannel.PHONE, ("电话回访", "Phone call")),
+    (VisitChannel.IN_PERSON, ("上门回访", "In person")),
+    (VisitChannel.RESIDENT_LINK, ("居民自评链接", "Resident's own link")),
+    (ResolvedAnswer.RESOLVED, ("已解决", "Resolved")),
+    (ResolvedAnswer.BASICALLY, ("基本解决", "Basically resolved")),
+    (ResolvedAnswer.UNRESOLVED, ("未解决", "Not resolved")),
+    (SatisfiedAnswer.SATISFIED, ("满意", "Satisfied")),
+    (SatisfiedAnswer.BASICALLY, ("基本满意", "Basically satisfied")),
+    (SatisfiedAnswer.DISSATISFIED, ("不满意", "Dissatisfied")),
+    (BreachKind.RESPONSE, ("响应超时", "Response limit passed")),
+    (BreachKind.RESOLUTION, ("办理超期", "Resolution limit passed")),
     (ReferralTarget.ARBITRATION, ("劳动人事争议仲裁", "Labour and personnel arbitration")),
     (ReferralTarget.COURT, ("法院", "Court")),
     (ReferralTarget.AGENCY, ("结对部门", "Paired agency")),
@@ -377,16 +428,10 @@ _LABEL_PAIRS: tuple[tuple[Labelled, tuple[str, str]], ...] = (
     (ExtensionState.REQUESTED, ("待审批", "Requested")),
     (ExtensionState.GRANTED, ("已批准", "Granted")),
     (ExtensionState.REFUSED, ("未批准", "Refused")),
+    (PartySide.THIRD_PARTY, ("第三人", "Third party")),
     (ReferralTarget.ADMIN_REVIEW, ("行政复议", "Administrative review")),
     (NotAcceptedReason.BEFORE_COURT, ("已诉至人民法院", "Already before a court")),
     (NotAcceptedReason.BEFORE_ARBITRATION, ("已申请仲裁", "Already before arbitration")),
-    (
-        NotAcceptedReason.BEFORE_ADMINISTRATION,
-        (
-            "已由行政机关受理或处理",
-            "Already before an administrative authority",
-        ),
-    ),
     (NotAcceptedReason.CRIMINAL, ("涉嫌违法犯罪", "A criminal matter")),
     (NotAcceptedReason.PARTY_REFUSES, ("当事人拒绝调解", "A party refuses mediation")),
     (ConsentMethod.IN_PERSON, ("当面", "In person")),
@@ -396,19 +441,17 @@ _LABEL_PAIRS: tuple[tuple[Labelled, tuple[str, str]], ...] = (
     (MediatorEnd.PARTY_REQUEST, ("当事人要求更换", "Replaced at a party's request")),
     (MediatorEnd.REPLACED, ("调委会更换", "Replaced by the committee")),
     (TerminationReason.NO_AGREEMENT, ("经调解未达成协议", "No agreement reached")),
-    (
-        TerminationReason.PARTY_WITHDRAWS,
-        (
-            "当事人要求终止调解",
-            "A party asks to end mediation",
-        ),
-    ),
     (TerminationReason.PARTY_REFUSES, ("当事人拒绝调解", "A party refuses mediation")),
     (TerminationReason.OTHER, ("其他原因", "Other reason")),
     (ConfirmationStatus.NOT_APPLIED, ("未申请", "Not applied")),
     (ConfirmationStatus.APPLIED, ("已申请", "Applied")),
     (ConfirmationStatus.CONFIRMED, ("已确认", "Confirmed")),
     (ConfirmationStatus.REFUSED, ("不予确认", "Refused")),
+    (
+        NotAcceptedReason.BEFORE_ADMINISTRATION,
+        ("已由行政机关受理或处理", "Already before an administrative authority"),
+    ),
+    (TerminationReason.PARTY_WITHDRAWS, ("当事人要求终止调解", "A party asks to end mediation")),
     (OutboxState.PENDING, ("待投递", "Pending")),
     (OutboxState.DELIVERED, ("已投递", "Delivered")),
     (OutboxState.FAILED, ("投递失败", "Failed")),

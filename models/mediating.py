@@ -41,7 +41,7 @@ from models.errors import (
     ValidationError,
 )
 from models.follow_ups import schedule_follow_ups
-from models.guards import event_text, invalid, required_text
+from models.guards import CLOCK_TOLERANCE, event_text, invalid, required_text
 from models.lifecycle import Actor
 from models.mediation import (
     Agreement,
@@ -58,8 +58,6 @@ from models.unit import Unit
 
 S = CaseStatus
 COURT_CONFIRMATION_DAYS = 30
-# A moment typed by a person may be a little ahead of the server's clock.
-CLOCK_TOLERANCE = timedelta(minutes=10)
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -77,10 +75,12 @@ def end_of_local_day(day: date) -> datetime:
     return workdays.end_of_day(workdays.at_local(day, time(12, 0)))
 
 
-def _touch_response(case: Case, at: datetime) -> None:
-    """The first staff action on a case counts as the response (for the response rate)."""
-    if case.first_response_at is None:
-        case.first_response_at = at
+def _touch_response(session: Session, case: Case, actor: Actor, at: datetime, verb: str) -> None:
+    """Consent and a direct settlement need the complainant in the room: when no first
+    contact was recorded before, the action is one (for the response rate)."""
+    from models.contact import note_contact  # contact imports this module
+
+    note_contact(session, case=case, actor=actor, at=at, verb=verb)
 
 
 def _staff_only(actor: Actor, what_en: str, what_zh: str) -> None:
@@ -162,7 +162,7 @@ def record_consent(
                 recorded_at=now,
             )
         )
-    _touch_response(case, now)
+    _touch_response(session, case, actor, now, "consent_recorded")
     ids = sorted(int(p.id) for p in chosen if p.id)
     if not given:
         return _refused(
@@ -292,8 +292,7 @@ def start_mediation(
         )
     now = clock.now()
     set_mediation_limit(case, mediation_limit_due(now))
-    if actor.kind == "staff":
-        _touch_response(case, now)
+    _touch_response(session, case, actor, now, "mediation_started")
     assert case.mediation_due_at is not None
     lifecycle.apply(
         session,
@@ -570,7 +569,7 @@ def resolve_directly(
     text = required_text(resolution, "resolution", "处理结果", max_length=2000)
     now = clock.now()
     case.outcome_note = text
-    _touch_response(case, now)
+    _touch_response(session, case, actor, now, "follow_up_due")
     lifecycle.apply(
         session,
         case=case,

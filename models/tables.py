@@ -7,7 +7,9 @@ from sqlmodel import SQLModel
 from models.acceptance import AcceptanceReview
 from models.admin_log import AdminEvent
 from models.attachments import Attachment
+from models.breaches import LimitBreach
 from models.case import Case, CaseLink, CaseNumberCounter
+from models.contact import CaseContact
 from models.documents.audit import DocumentDownload
 from models.event import CaseEvent, Outbox
 from models.extension import Extension
@@ -17,6 +19,7 @@ from models.idempotency import IdempotencyRecord
 from models.login import SignInAttempt
 from models.mediation import Agreement, AgreementTerm, MediationSession
 from models.mediators import CaseMediator
+from models.month_problem import MonthProblem
 from models.notification import Notification
 from models.party import Party, PartyConsent
 from models.policy import PolicySet, TimeLimitPolicy
@@ -36,6 +39,7 @@ __all__ = [
     "AgreementTerm",
     "Attachment",
     "Case",
+    "CaseContact",
     "CaseEvent",
     "CaseHelper",
     "CaseLink",
@@ -47,7 +51,9 @@ __all__ = [
     "FollowUp",
     "HelperTask",
     "IdempotencyRecord",
+    "LimitBreach",
     "MediationSession",
+    "MonthProblem",
     "Notification",
     "Outbox",
     "Pairing",

@@ -216,3 +216,17 @@ def accept_for_mediation(
         expected_version=case.version,
     )
     return case
+
+
+def visit_answers(rating: int | None) -> dict[str, Any]:
+    """The resident's answers at a return visit for a 1-5 rating (none: unreachable):
+    5 resolved and satisfied, 3-4 basically, 1-2 not."""
+    from models.enums import ResolvedAnswer, SatisfiedAnswer
+
+    if rating is None:
+        return {}
+    if rating >= 5:
+        return {"resolved": ResolvedAnswer.RESOLVED, "satisfied": SatisfiedAnswer.SATISFIED}
+    if rating >= 3:
+        return {"resolved": ResolvedAnswer.BASICALLY, "satisfied": SatisfiedAnswer.BASICALLY}
+    return {"resolved": ResolvedAnswer.UNRESOLVED, "satisfied": SatisfiedAnswer.DISSATISFIED}

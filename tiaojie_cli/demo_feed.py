@@ -27,7 +27,16 @@ from models import clock
 from models.case import Case
 from models.cases import create_case
 from models.db import write_session
-from models.enums import CaseStatus, FollowUpOutcome, ReferralTarget, StaffRole
+from models.enums import (
+    CaseStatus,
+    FollowUpOutcome,
+    ReferralOutcome,
+    ReferralState,
+    ReferralTarget,
+    ResolvedAnswer,
+    SatisfiedAnswer,
+    StaffRole,
+)
 from models.errors import TiaojieError
 from models.follow_up import FollowUpRecord
 from models.lifecycle import Actor
@@ -115,8 +124,10 @@ class DemoFeeder:
         statuses = (CaseStatus.ASSIGNED, CaseStatus.IN_MEDIATION, CaseStatus.FOLLOW_UP)
         rows = session.exec(
             select(Case)
-            .where(col(Case.status).in_(statuses))
-            .where(col(Case.assignee_id).is_not(None))
+            .where(
+                (col(Case.status).in_(statuses) & col(Case.assignee_id).is_not(None))
+                | (col(Case.status) == CaseStatus.REFERRED)
+            )
             .where(col(Case.updated_at) <= waited)
             .order_by(col(Case.updated_at))
             .limit(50)
@@ -142,7 +153,24 @@ class DemoFeeder:
 
 
 def _assignee_actor(session: Session, case: Case) -> Actor | None:
+    """The assignee; for a referral waiting to be signed for, a person of the receiving
+    unit (the agency signs for it, then records its outcome)."""
     staff = session.get(Staff, case.assignee_id) if case.assignee_id else None
+    if staff is None and case.status == CaseStatus.REFERRED and case.unit_id is not None:
+        staff = session.exec(
+            select(Staff).where(Staff.unit_id == case.unit_id, col(Staff.active))
+        ).first()
+    if staff is None:
+        return None
+    unit = session.get(Unit, staff.unit_id) if staff.unit_id else None
+    return Actor(
+        kind="staff", staff_id=staff.id, role=staff.role, unit_path=unit.path if unit else None
+    )
+
+
+def _visitor_actor(session: Session, case: Case, visitor_id: int | None) -> Actor | None:
+    """The visitor named on the return visit (a return visitor above the unit)."""
+    staff = session.get(Staff, visitor_id) if visitor_id else None
     if staff is None:
         return None
     unit = session.get(Unit, staff.unit_id) if staff.unit_id else None
@@ -258,6 +286,8 @@ def _step(session: Session, case: Case, actor: Actor) -> str | None:
             expected_version=case.version,
         )
         return "agreement signed 达成协议"
+    if case.status == CaseStatus.REFERRED:
+        return _referral_step(session, case, actor)
     if case.status == CaseStatus.FOLLOW_UP:
         open_visits = [
             v for v in follow_ups.list_follow_ups(session, case_id=case.id) if v.done_at is None
@@ -265,20 +295,45 @@ def _step(session: Session, case: Case, actor: Actor) -> str | None:
         if not open_visits:
             return None  # the follow-up step has not scheduled the visits yet
         satisfied = case.id % 7 != 2
+        visitor = _visitor_actor(session, case, open_visits[0].visitor_id) or actor
         follow_ups.record_follow_up(
             session,
             case_id=case.id,
             data=FollowUpRecord(
                 outcome=FollowUpOutcome.CARRIED_OUT if satisfied else FollowUpOutcome.PARTLY,
-                satisfaction=5 if satisfied else 2,
+                resolved=ResolvedAnswer.RESOLVED if satisfied else ResolvedAnswer.UNRESOLVED,
+                satisfied=SatisfiedAnswer.SATISFIED if satisfied else SatisfiedAnswer.DISSATISFIED,
                 unit_at_fault=not satisfied,
                 notes=f"{SIMULATED} 回访当事人。",
                 follow_up_id=open_visits[0].id,
             ),
-            actor=actor,
+            actor=visitor,
             expected_version=case.version,
         )
         return "return visit recorded 记录回访"
+    return None
+
+
+def _referral_step(session: Session, case: Case, actor: Actor) -> str | None:
+    """The agency answers a referral: it signs for it (签收), then records what it did."""
+    from models import referrals
+
+    assert case.id is not None
+    if case.referral_state == ReferralState.PENDING:
+        referrals.sign_referral(
+            session, case_id=case.id, actor=actor, expected_version=case.version
+        )
+        return "referral signed for 签收"
+    if case.referral_state == ReferralState.SIGNED:
+        referrals.record_referral_outcome(
+            session,
+            case_id=case.id,
+            action_taken=f"{SIMULATED} 部门依职权核查处理，已书面答复当事人。",
+            outcome=ReferralOutcome.RESOLVED,
+            actor=actor,
+            expected_version=case.version,
+        )
+        return "referral outcome recorded 反馈办理结果"
     return None
 
 

@@ -12,8 +12,9 @@ agreement, failure, acceptance, mediator named on the case, see models.mediators
 mediators, court-confirmation
 follow-ups, resolve, withdraw,  any staff role that may write (not
 reopen, reassign, escalate,     instructor or volunteer)
-refer, merge, parties,
+refer, merge, contact, parties,
 confidential, attachments
+follow-ups only                 return visitor (回访员)
 ==============================  ===========================================
 """
 
@@ -50,6 +51,7 @@ VERB_ACTIONS: dict[str, str] = {
     "marked_confidential": "confidential",
     "court_confirmation_recorded": "court-confirmation",
     "attachment_added": "attachments",
+    "contacted": "contact",
 }
 
 MEDIATION_ACTIONS = frozenset(
@@ -75,6 +77,8 @@ MEDIATION_ROLES = frozenset(
 def may_act(principal: Principal, case: Case, action: str) -> bool:
     if not principal.can_write:
         return False
+    if principal.role == StaffRole.RETURN_VISITOR.value:
+        return action == "follow-ups"
     if action in MEDIATION_ACTIONS:
         return principal.role in MEDIATION_ROLES or (
             case.assignee_id is not None and case.assignee_id == principal.staff_id

@@ -24,6 +24,7 @@ from api.v1.actions import allowed_actions, may_act
 from api.v1.common import case_public, expected_version, load_case, run_write
 from models import clock, escalation, follow_ups, mediating, routing
 from models.case import Case, CasePublic
+from models.contact import ContactCreate, record_contact
 from models.enums import ConsentMethod, ReferralReason, ReferralTarget, TerminationReason
 from models.errors import ValidationError
 from models.follow_up import FollowUpRecord
@@ -110,6 +111,10 @@ class FailureIn(_Body):
 
 
 class FollowUpIn(FollowUpRecord):
+    version: Version = None
+
+
+class ContactIn(ContactCreate):
     version: Version = None
 
 
@@ -378,6 +383,37 @@ def follow_up(
         return row.id
 
     return _act(request, principal, case_ref, body, "follow-ups", act)
+
+
+@router.post(
+    "/contact",
+    response_model=ActionAnswer,
+    responses=RESPONSES,
+    summary="首次联系 Record contact with the complainant",
+    description="A person of the handling unit reached the complainant (how, when). The "
+    "first contact within the response limit is what the response rate counts; an "
+    "automatic assignment is not a contact.",
+)
+def contact(
+    request: Request,
+    case_ref: CaseRef,
+    body: ContactIn,
+    principal: StaffP,
+    idempotency_key: IdemKey = None,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    def act(session: Session, case: Case, version: int) -> int | None:
+        data = ContactCreate.model_validate(body.model_dump(exclude={"version"}))
+        row = record_contact(
+            session,
+            case_id=_cid(case),
+            data=data,
+            actor=principal.actor,
+            expected_version=version,
+        )
+        return row.id
+
+    return _act(request, principal, case_ref, body, "contact", act)
 
 
 @router.post("/reassign", response_model=ActionAnswer, responses=RESPONSES, summary="改派 Reassign")

@@ -46,6 +46,7 @@ VERB_LABELS: dict[str, tuple[str, str]] = {
     "attachment_added": ("上传附件", "Attachment added"),
     "court_confirmation_recorded": ("记录司法确认", "Court confirmation recorded"),
     "court_confirmation_reminded": ("司法确认提醒", "Court confirmation reminder"),
+    "contacted": ("首次联系群众", "First contact"),
 }
 
 

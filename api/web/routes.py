@@ -10,6 +10,7 @@ exactly like a case that does not exist.
 from __future__ import annotations
 
 import importlib.util
+import re
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from contextlib import AbstractContextManager
@@ -28,27 +29,31 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.client import client_address
+from api.prefect_links import prefect_runs_url
 from api.web import auth, mediation, queries
 from api.web.charts import RateRow, rates_chart
 from api.web.i18n import Translator, pick_lang, remember_lang
-from models import clock, db, lifecycle, pii
+from models import clock, db, lifecycle, pii, text_numbers
 from models.case import Case, CaseCreate
 from models.cases import show_party
 from models.enums import (
     CaseStatus,
     Category,
     Channel,
+    ContactMethod,
     FollowUpOutcome,
     PartyKind,
     PartySide,
     Priority,
     ReferralTarget,
+    ResolvedAnswer,
+    SatisfiedAnswer,
     StaffRole,
     UnitLevel,
+    VisitChannel,
 )
 from models.errors import FieldProblem, NotFound, TiaojieError, ValidationError
 from models.login import sign_in
-from models.settings import get_settings
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -493,6 +498,7 @@ ACTIONS: dict[str, str] = {
     "mediation_failed": "models.mediating",
     "follow_up_due": "models.mediating",
     "follow_up_recorded": "models.follow_ups",
+    "contacted": "models.contact",
     "escalated": "models.escalation",
     "withdrawn": "models.mediating",
     "reopened": "models.follow_ups",
@@ -521,18 +527,14 @@ def page_actions(case: Case, user: auth.WebUser) -> list[str]:
             continue  # the workflow schedules return visits; by hand only "settled directly"
         if verb == "consent_recorded" and case.consent_at is not None:
             continue
+        if verb == "contacted" and case.first_response_at is not None:
+            continue  # the first contact is made; later calls go into the session minutes
+        if user.role == StaffRole.RETURN_VISITOR and verb != "follow_up_recorded":
+            continue  # a return visitor only hears the complainant's answers
         if verb == "acceptance_reviewed" and case.accepted_at is not None:
             continue
         verbs.append(verb)
     return verbs
-
-
-def prefect_runs_url(case: Case) -> str:
-    """The case's runs in the Prefect UI, found by their tag: a run of its own and the
-    batch runs it shared under load carry ``case:<number>`` alike (a name search would
-    miss a case in the middle of a batch)."""
-    base = get_settings().prefect_ui_url.rstrip("/")
-    return f"{base}/runs?{urlencode({'tag': f'case:{case.number}'})}"
 
 
 def _case_context(session: Session, user: auth.WebUser, case: Case) -> dict[str, Any]:
@@ -545,10 +547,18 @@ def _case_context(session: Session, user: auth.WebUser, case: Case) -> dict[str,
         "detail": detail,
         "parties": parties,
         "revealed": reveal,
+        # Numbers typed into the case's text: clear for entitled readers only.
+        "text_numbers": text_numbers.numbers_of(session, case_id=case.id or 0, reveal=reveal)
+        if reveal
+        else [],
         "actions": page_actions(case, user),
         "countdown": queries.case_countdown(case, detail.follow_ups, now=now),
         "prefect_url": prefect_runs_url(case),
         "outcomes": list(FollowUpOutcome),
+        "resolved_answers": list(ResolvedAnswer),
+        "satisfied_answers": list(SatisfiedAnswer),
+        "visit_channels": [c for c in VisitChannel if c != VisitChannel.RESIDENT_LINK],
+        "contact_methods": list(ContactMethod),
         "referrals": list(ReferralTarget),
         "today": clock.to_local(now).date().isoformat(),
         "now_local": clock.to_local(now).strftime("%Y-%m-%dT%H:%M"),
@@ -649,10 +659,9 @@ class ActionNumbers(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="ignore")
 
     version: int | None = pydantic.Field(default=None, ge=1, le=10**9)
-    satisfaction: int | None = pydantic.Field(default=None, ge=1, le=5)
     party_ids: list[int] = pydantic.Field(default_factory=list, max_length=200)
 
-    @pydantic.field_validator("version", "satisfaction", mode="before")
+    @pydantic.field_validator("version", mode="before")
     @classmethod
     def _number(cls, value: object) -> object:
         text = str(value or "").strip()
@@ -759,12 +768,28 @@ def run_action(
                 "FollowUpRecord",
                 {
                     "outcome": form.get("outcome") or None,
-                    "satisfaction": numbers.satisfaction,
+                    "resolved": form.get("resolved") or None,
+                    "satisfied": form.get("satisfied") or None,
+                    "channel": form.get("channel") or "phone",
                     "unit_at_fault": form.get("unit_at_fault") == "1",
-                    "notes": form.get("notes", "").strip() or None,
+                    "notes": form.get("notes", "").strip(),
                 },
             )
             follow_ups.record_follow_up(session, data=data, **common)
+    elif verb == "contacted":
+        from models import contact
+
+        at = form.get("at", "").strip()
+        data = _model(
+            contact,
+            "ContactCreate",
+            {
+                "method": form.get("method") or None,
+                "at": _local_datetime(at, "at") if at else None,
+                "note": form.get("note", "").strip() or None,
+            },
+        )
+        contact.record_contact(session, data=data, **common)
     elif verb == "escalated":
         from models import escalation
 
@@ -812,7 +837,8 @@ ACTION_FIELDS = (
     "decision", "not_accepted_reason", "route", "note", "staff_ids",
     "version", "csrf_token", "party_ids", "held_at", "place", "participants", "minutes",
     "summary", "term_1", "term_1_due", "term_2", "term_2_due", "term_3", "term_3_due",
-    "reason", "referral", "resolution", "outcome", "satisfaction", "unit_at_fault", "notes",
+    "reason", "referral", "resolution", "outcome", "resolved", "satisfied", "channel",
+    "unit_at_fault", "notes", "method", "at", "note",
 )  # fmt: skip
 
 
@@ -897,12 +923,26 @@ async def case_action(request: Request, number: str, verb: str) -> Response:
 
 # --- dashboard -----------------------------------------------------------------------
 
-DASHBOARD_LEVELS = (UnitLevel.STREET, UnitLevel.COMMUNITY, UnitLevel.COMPOUND)
+# "ranking": communities and paired agencies ranked together (月度排名); the others one level.
+DASHBOARD_LEVELS = (UnitLevel.STREET, UnitLevel.COMMUNITY, UnitLevel.COMPOUND, UnitLevel.AGENCY)
+MONTH_PARAM = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def _dashboard_month(month: str | None, now: datetime) -> date:
+    if month and MONTH_PARAM.match(month):
+        return date(int(month[:4]), int(month[5:]), 1)
+    return clock.to_local(now).date().replace(day=1)
+
+
+def _shift_month(first: date, months: int) -> str:
+    index = first.year * 12 + first.month - 1 + months
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
 @router.get(f"{PREFIX}/dashboard", response_class=HTMLResponse)
-def dashboard(request: Request, level: str | None = None, days: int = 30) -> Response:
+def dashboard(request: Request, level: str | None = None, month: str | None = None) -> Response:
     from models import metrics
+    from models.month_problem import get_month_problem
     from models.monthly_report import previous_month
 
     with read_session(request) as session:
@@ -912,28 +952,30 @@ def dashboard(request: Request, level: str | None = None, days: int = 30) -> Res
         lang = pick_lang(request)
         t = Translator(lang)
         chosen = UnitLevel(level) if level in {lv.value for lv in DASHBOARD_LEVELS} else None
-        chosen = chosen or UnitLevel.COMMUNITY
-        days = max(1, min(days, 366))
         now = clock.now()
+        first = _dashboard_month(month, now)
+        since, until = metrics.month_range(first)
         reach = user.reach_path
-        rates = list(
-            metrics.unit_rates(
-                session,
-                since=now - timedelta(days=days),
-                until=now,
-                level=chosen,
-                within_path=reach,
+        if chosen is None:
+            rates = metrics.monthly_ranking(session, month=first, within_path=reach)
+        else:
+            rates = metrics.unit_rates(
+                session, since=since, until=until, level=chosen, within_path=reach
             )
+        backlog_level = chosen if chosen not in (None, UnitLevel.AGENCY) else UnitLevel.COMMUNITY
+        backlog = list(metrics.backlog_by_unit(session, within_path=reach, level=backlog_level))
+        overdue_levels = list(
+            metrics.overdue_by_level(session, now=now, within_path=reach, since=since)
         )
-        backlog = list(metrics.backlog_by_unit(session, within_path=reach, level=chosen))
-        overdue_levels = list(metrics.overdue_by_level(session, now=now, within_path=reach))
         escalations = list(
             metrics.recent_escalations(session, since=now - timedelta(days=1), within_path=reach)
         )
-        clusters = list(
-            metrics.clusters(session, since=now - timedelta(days=days), within_path=reach)
-        )
+        clusters = list(metrics.clusters(session, since=since, within_path=reach))
+        candidate = metrics.problem_of_the_month(session, month_start=first, within_path=reach)
+        decided = get_month_problem(session, month=f"{first:%Y-%m}")
+        lead_units = queries.units_in_reach(session, user=user, levels=PROBLEM_LEAD_LEVELS)
         overdue = queries.overdue_cases(session, user=user, now=now, limit=50)
+    runs = {row.case.number: prefect_runs_url(row.case, now=now) for row in overdue}
     rows = [
         RateRow(
             label=(r.unit_name_en if lang == "en" else r.unit_name),
@@ -944,9 +986,12 @@ def dashboard(request: Request, level: str | None = None, days: int = 30) -> Res
         )
         for r in rates
     ]
-    title = t(
-        f"近{days}天各{chosen.zh}三率", f"Three rates by {chosen.en.lower()}, last {days} days"
+    which = (
+        t("各社区和结对部门", "communities and paired agencies")
+        if chosen is None
+        else t(f"各{chosen.zh}", f"by {chosen.en.lower()}")
     )
+    title = t(f"{first:%Y-%m} {which}三率", f"Three rates {which}, {first:%Y-%m}")
     # Two drawings of the same figures: the stylesheet shows the one that fits the screen.
     chart = rates_chart(rows, lang=lang, title=title) + rates_chart(
         rows, lang=lang, title=title, width=360
@@ -956,17 +1001,59 @@ def dashboard(request: Request, level: str | None = None, days: int = 30) -> Res
         "dashboard.html",
         {
             "rates": rates,
+            "weights": metrics.weights(),
             "last_month": f"{previous_month(clock.to_local(now).date()):%Y-%m}",
+            "month": f"{first:%Y-%m}",
+            "prev_month": _shift_month(first, -1),
+            "next_month": _shift_month(first, 1),
+            "this_month": f"{clock.to_local(now):%Y-%m}",
             "chart": chart,
             "backlog": backlog,
             "overdue_levels": overdue_levels,
             "escalations": escalations,
             "clusters": clusters,
+            "candidate": candidate,
+            "decided": decided,
+            "lead_units": lead_units,
+            "categories": list(Category),
             "overdue": overdue,
+            "runs": runs,
             "level": chosen,
+            "backlog_level": backlog_level,
             "levels": DASHBOARD_LEVELS,
-            "days": days,
             "now": now,
+            "error": request.query_params.get("problem_error"),
         },
         user=user,
     )
+
+
+PROBLEM_LEAD_LEVELS = (UnitLevel.STREET, UnitLevel.COMMUNITY, UnitLevel.AGENCY, UnitLevel.DISTRICT)
+
+
+@router.post(f"{PREFIX}/dashboard/problem", response_class=HTMLResponse)
+async def set_problem(request: Request) -> Response:
+    """每月一题: a supervisor names the month's problem, its lead unit and the plan."""
+    from models.month_problem import MonthProblemSet, set_month_problem
+
+    raw = await request.form()
+    form = {
+        k: str(raw.get(k) or "")
+        for k in ("csrf_token", "month", "category", "title", "lead_unit_code", "plan")
+    }
+    with read_session(request) as session:
+        user = auth.current_user(request, session)
+    if user is None:
+        return to_login(request)
+    month = form["month"] if MONTH_PARAM.match(form["month"]) else ""
+    back = f"{PREFIX}/dashboard?{urlencode({'month': month})}" if month else f"{PREFIX}/dashboard"
+    if not auth.csrf_ok(user.csrf, form["csrf_token"]):
+        return RedirectResponse(back + "&problem_error=csrf#problem", status_code=303)
+    try:
+        data = _validated(MonthProblemSet, {k: v for k, v in form.items() if k != "csrf_token"})
+        with write_session(request) as session:
+            set_month_problem(session, data=data, actor=user.actor)
+    except TiaojieError as exc:
+        query = urlencode({"month": month, "problem_error": f"{exc.message_zh} / {exc.message_en}"})
+        return RedirectResponse(f"{PREFIX}/dashboard?{query}#problem", status_code=303)
+    return RedirectResponse(back + "#problem", status_code=303)

@@ -50,6 +50,8 @@ DATA_KEYS = (
     "attachment_id",
     "status",
     "day",
+    "contact_id",
+    "method",
     "referral_id",
     "outcome",
     "extension_id",
@@ -68,6 +70,7 @@ NEEDS_FIELDS: dict[str, tuple[str, ...]] = {
     "not_accepted": ("referral",),
     "merged": ("merge",),
     "referral_returned": ("assignee",),
+    "handed_to_committee": ("assignee",),
     "assignment_returned": ("unit", "deadline"),
 }
 NEEDS_DATA: dict[str, tuple[str, ...]] = {
@@ -94,6 +97,7 @@ NEEDS_DATA: dict[str, tuple[str, ...]] = {
     "attachment_added": ("attachment_id",),
     "court_confirmation_recorded": ("agreement_id", "status"),
     "court_confirmation_reminded": ("agreement_id", "day"),
+    "contacted": ("contact_id", "method"),
     "referral_returned": ("reason", "to_unit"),
     "assignment_returned": ("reason", "to_unit"),
     "referral_signed": ("referral_id",),
