@@ -28,6 +28,13 @@ PHOTO = Path(__file__).resolve().parents[1] / "models" / "documents" / "testdata
 COMPLAINANT = {"side": "complainant", "kind": "person", "name": "王小明", "phone": "13800138000"}
 RESPONDENT = {"side": "respondent", "kind": "firm", "name": "江心市恒达电子厂"}
 
+VISIT = {
+    "outcome": "carried_out",
+    "resolved": "resolved",
+    "satisfied": "satisfied",
+    "notes": "已按期履行",
+}
+
 
 def _city(session: Any) -> tuple[Any, Any]:
     from models.enums import Category, StaffRole, UnitLevel
@@ -138,7 +145,7 @@ def _closed_case(session: Any, sessions: int) -> int:
     for visit in visits:
         record_follow_up(
             session, case_id=cid, actor=actor, expected_version=None,
-            data=FollowUpRecord(outcome="carried_out", satisfaction=5, follow_up_id=visit.id),
+            data=FollowUpRecord.model_validate(VISIT | {"follow_up_id": visit.id}),
         )  # fmt: skip
     settle_after_follow_up(session, case_id=cid, actor=system)
     assert case.status.value == "closed", case.status

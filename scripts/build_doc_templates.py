@@ -233,13 +233,23 @@ def return_visit(doc: DocumentObject) -> None:
     fields(doc, [("纠纷类别", "{{ case.category }}"), ("案件状态", "{{ case.status }}")])
     loop_table(
         doc,
-        ["回访类型", "计划时间", "回访时间", "履行情况", "满意度", "回访情况", "回访人"],
+        [
+            "回访类型",
+            "计划时间",
+            "回访时间",
+            "履行情况",
+            "是否解决",
+            "是否满意",
+            "回访情况",
+            "回访人",
+        ],
         "f in follow_ups",
         [
             "{{ f.kind }}",
             "{{ f.due }}",
             "{{ f.done }}",
             "{{ f.outcome }}",
+            "{{ f.resolved }}",
             "{{ f.satisfaction }}",
             "{{ f.notes }}",
             "{{ f.by }}",

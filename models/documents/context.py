@@ -182,7 +182,8 @@ def _follow_ups(rows: list[FollowUp], names: dict[int, str]) -> list[dict[str, s
             "due": moment(f.due_at),
             "done": moment(f.done_at),
             "outcome": f.outcome.zh if f.outcome else "待回访",
-            "satisfaction": str(f.satisfaction) if f.satisfaction else DASH,
+            "satisfaction": f.satisfied.zh if f.satisfied else DASH,
+            "resolved": f.resolved.zh if f.resolved else DASH,
             "notes": f.notes or DASH,
             "by": names.get(f.recorded_by_id or 0, DASH),
         }

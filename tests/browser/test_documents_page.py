@@ -38,6 +38,13 @@ TERMS = [
     ("厂方支付第二期拖欠工资 30,000 元", "2099-02-10", "2099年2月10日"),
 ]
 
+VISIT = {
+    "outcome": "carried_out",
+    "resolved": "resolved",
+    "satisfied": "satisfied",
+    "notes": "已按期履行",
+}
+
 
 def _settle(site: Site, *, close: bool) -> str:
     """A labour case mediated to an agreement by the community's mediator (as the API
@@ -88,7 +95,7 @@ def _settle(site: Site, *, close: bool) -> str:
                 for visit in schedule_follow_ups(s, case_id=cid, actor=system):
                     record_follow_up(
                         s, case_id=cid, actor=actor, expected_version=None,
-                        data=FollowUpRecord(outcome="carried_out", satisfaction=5,
+                        data=FollowUpRecord(outcome="carried_out", resolved="resolved", satisfied="satisfied",
                                             follow_up_id=visit.id, notes="已按期履行"),
                     )  # fmt: skip
                 settle_after_follow_up(s, case_id=cid, actor=system)

@@ -38,6 +38,13 @@ FIRM = "江心市恒达电子厂"
 TERMS = [("支付第一期工资 30,000 元", "2026-12-10"), ("支付第二期工资 30,000 元", "2026-12-31")]
 needs_pdftotext = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils")
 
+VISIT = {
+    "outcome": "carried_out",
+    "resolved": "resolved",
+    "satisfied": "satisfied",
+    "notes": "已按期履行",
+}
+
 
 def pdf_text(data: bytes) -> str:
     out = subprocess.run(
@@ -161,7 +168,7 @@ def test_the_archive_has_a_cover_contents_every_document_and_the_attachments(
         record_follow_up(
             session,
             case_id=case.id or 0,
-            data=FollowUpRecord(outcome="carried_out", satisfaction=5, follow_up_id=visit.id),
+            data=FollowUpRecord.model_validate(VISIT | {"follow_up_id": visit.id}),
             actor=actor,
             expected_version=None,
         )
