@@ -51,9 +51,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = get_engine(settings.resolved_database_url)
     app.state.open311_ip_limiter = RateLimiter(settings.open311_rate_limit_per_min)
     app.state.open311_key_limiter = RateLimiter(settings.open311_rate_limit_per_min)
+    app.state.resident_limiter = RateLimiter(settings.resident_per_minute)
     install_error_handlers(app)
 
-    from api.v1 import auth, case_actions, cases, documents, mediation_actions, metrics, units
+    from api.v1 import (
+        auth,
+        case_actions,
+        cases,
+        documents,
+        mediation_actions,
+        metrics,
+        triage,
+        units,
+    )
 
     v1 = APIRouter(prefix="/api/v1")
     v1.include_router(auth.router)
@@ -63,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(documents.router)
     v1.include_router(units.router)
     v1.include_router(metrics.router)
+    v1.include_router(triage.router)
     app.include_router(v1)
 
     from api import open311
@@ -90,12 +101,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     _include_web(app)
     _include_docs(app)
-    # The body limit and content-type checks run before anything is parsed (uploads of
-    # scans have their own limit); outermost, the security headers go on every answer
-    # (the guard's refusals included).
+    # The body limit and content-type checks run before anything is parsed (a resident's
+    # photos and the scans attached to a case have their own limits); outermost, the
+    # security headers go on every answer (the guard's refusals included).
     app.add_middleware(
         BodyGuard,
         max_body_bytes=settings.max_body_bytes,
+        upload_bytes=settings.resident_photos_max * settings.resident_photo_max_bytes + 65536,
         max_upload_bytes=settings.attachment_max_bytes,
     )
     app.add_middleware(SecurityHeaders)

@@ -58,10 +58,28 @@ def _content_length(scope: Scope) -> int | None:
 
 
 class BodyGuard:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_upload_bytes: int = 0) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        upload_bytes: int | None = None,
+        max_upload_bytes: int = 0,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # A resident's photos (POST /r/{code}/info) may be larger than any other body.
+        self.upload_bytes = max(upload_bytes or 0, max_body_bytes)
+        # Scans and photos attached to a case by staff (POST …/attachments).
         self.max_upload_bytes = max(max_upload_bytes + UPLOAD_OVERHEAD, max_body_bytes)
+
+    def _limit(self, scope: Scope) -> int:
+        path = str(scope.get("path", ""))
+        if path.startswith("/r/") and path.endswith("/info"):
+            return self.upload_bytes
+        if is_upload(scope):
+            return self.max_upload_bytes
+        return self.max_body_bytes
 
     def _error(self, scope: Scope, status: int, en: str) -> Response:
         code, zh = _HTTP_ZH[status]
@@ -75,15 +93,14 @@ class BodyGuard:
             return
         path = str(scope.get("path", ""))
         upload = is_upload(scope)
-        limit = self.max_upload_bytes if upload else self.max_body_bytes
         declared = _content_length(scope)
-        if declared is not None and declared > limit:
-            await self._too_large(scope, receive, send, limit)
+        if declared is not None and declared > self._limit(scope):
+            await self._too_large(scope, receive, send)
             return
         try:
-            body = await self._read(receive, limit)
+            body = await self._read(receive, self._limit(scope))
         except _TooLarge:
-            await self._too_large(scope, receive, send, limit)
+            await self._too_large(scope, receive, send)
             return
         media = _media_type(scope)
         if upload and media != "multipart/form-data":
@@ -134,7 +151,8 @@ class BodyGuard:
                 break
         return b"".join(chunks)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self._limit(scope)
         response = self._error(scope, 413, f"the body is larger than {limit} bytes")
         response.headers["Connection"] = "close"
         await response(scope, receive, send)

@@ -13,7 +13,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, col, select
 
-from models import clock, lifecycle, pii, text_numbers
+from models import clock, lifecycle, pii, text_numbers, tracking
 from models.case import Case, CaseCreate, CaseNumberCounter
 from models.confidentiality import confidential_by_default
 from models.enums import Channel, PartyKind, PartySide
@@ -221,6 +221,12 @@ def create_case(
 RECEIVED_TOLERANCE = timedelta(minutes=10)
 
 
+def _received_problem(en: str, zh: str) -> ValidationError:
+    return ValidationError(
+        f"received_at: {en}", f"received_at：{zh}", problems=[FieldProblem("received_at", zh, en)]
+    )
+
+
 def received_moment(given: datetime | None, *, recorded: datetime) -> datetime:
     """When the complaint was received: the time the worker gives for a walk-in or call
     written up later, else the moment it is recorded. Not in the future, not before
@@ -228,21 +234,18 @@ def received_moment(given: datetime | None, *, recorded: datetime) -> datetime:
     if given is None:
         return recorded
     if given.tzinfo is None:
-        raise ValidationError(
-            "received_at: give a time zone (for example +08:00)",
-            "received_at：请注明时区（例如 +08:00）",
+        raise _received_problem(
+            "give a time zone (for example +08:00)", "请注明时区（例如 +08:00）"
         )
     moment = clock.ensure_utc(given)
     if moment > recorded + RECEIVED_TOLERANCE:
-        raise ValidationError(
-            "received_at: must not be in the future", "received_at：受理时间不能晚于当前时间"
-        )
+        raise _received_problem("must not be in the future", "受理时间不能晚于当前时间")
     days = get_settings().received_max_age_days
     if moment < recorded - timedelta(days=days):
-        raise ValidationError(
-            f"received_at: more than {days} days ago; record it with today's date and say "
-            "when it was received in the description",
-            f"received_at：早于 {days} 天前，请按今天登记并在描述中说明受理时间",
+        raise _received_problem(
+            f"more than {days} days ago; record it with today's date and say when it was "
+            "received in the description",
+            f"早于 {days} 天前，请按今天登记并在描述中说明受理时间",
         )
     return min(moment, recorded)
 
@@ -271,9 +274,11 @@ def create_case_with_parties(
     if data.place_code and place_unit_id is None:
         place_unit_id = find_unit(session, code=data.place_code).id
     values = data.model_dump(exclude={"parties", "place_code"})
+    number = next_case_number(session, at=moment)
     values.update(
         confidential=confidential_by_default(data.category) or data.confidential,
-        number=next_case_number(session, at=moment),
+        number=number,
+        tracking_hash=tracking.hash_for(number),
         place_unit_id=place_unit_id if data.place_code else None,
         respondent_key=respondent_key(data.parties),
         created_by_id=created_by_id,

@@ -46,10 +46,15 @@ class Actor:
     staff_id: int | None = None
     role: StaffRole | None = None
     unit_path: str | None = None
+    party_id: int | None = None  # a resident acting on their own case
 
     @property
     def ref(self) -> str:
-        return f"staff:{self.staff_id}" if self.kind == "staff" else self.kind
+        if self.kind == "staff":
+            return f"staff:{self.staff_id}"
+        if self.kind == "resident":
+            return f"resident:{self.party_id}"
+        return self.kind
 
     @classmethod
     def system(cls) -> Actor:
@@ -58,6 +63,10 @@ class Actor:
     @classmethod
     def public(cls) -> Actor:
         return cls(kind="open311")
+
+    @classmethod
+    def resident(cls, party_id: int) -> Actor:
+        return cls(kind="resident", party_id=party_id)
 
 
 Guard = Callable[[Case, Actor, dict[str, Any]], str | None]
@@ -150,6 +159,8 @@ STAFF = frozenset({"staff"})
 STAFF_OR_SYSTEM = frozenset({"staff", "system"})
 REVIEWABLE = frozenset({S.TRIAGED, S.ASSIGNED})
 MEDIATOR_CHANGEABLE = frozenset({S.TRIAGED, S.ASSIGNED, S.IN_MEDIATION})
+# The complainant or respondent acting through /r/ (models/resident_actions.py).
+RESIDENT = frozenset({"resident"})
 
 TRANSITIONS: dict[str, Transition] = {
     t.verb: t
@@ -327,6 +338,10 @@ TRANSITIONS: dict[str, Transition] = {
         ),
         Transition("reminded", OPEN_WORKING, None, (_needs("level"),), zh="催办"),
         Transition(
+            "assessed", frozenset({S.TRIAGED}), None, (_needs("category"),), STAFF, zh="研判确认"
+        ),
+        Transition("reclassified", ALL_OPEN, None, (_needs("category"),), STAFF, zh="改类"),
+        Transition(
             "contacted",
             OPEN_WORKING | {S.REFERRED},
             None,
@@ -340,7 +355,7 @@ TRANSITIONS: dict[str, Transition] = {
             frozenset({S.FOLLOW_UP}),
             None,
             (_needs("follow_up_id"),),
-            STAFF_OR_SYSTEM,
+            STAFF_OR_SYSTEM | RESIDENT,
             zh="记录回访",
         ),
         Transition(
@@ -350,6 +365,30 @@ TRANSITIONS: dict[str, Transition] = {
             (_needs("notification"),),
             frozenset({"system"}),
             zh="已通知",
+        ),
+        Transition(
+            "resident_info_added",
+            ALL_OPEN,
+            None,
+            (_needs("party_id"),),
+            RESIDENT,
+            zh="当事人补充材料",
+        ),
+        Transition(
+            "resident_consent_refused",
+            frozenset({S.ASSIGNED}),
+            None,
+            (_needs("party_id"),),
+            RESIDENT,
+            zh="当事人不同意调解",
+        ),
+        Transition(
+            "resident_terms_confirmed",
+            frozenset({S.AGREEMENT, S.FOLLOW_UP}),
+            None,
+            (_needs("party_id"),),
+            RESIDENT,
+            zh="当事人确认履行情况",
         ),
         Transition(
             "mediation_extended",
@@ -479,6 +518,7 @@ NEXT_STEP: dict[str, str | None] = {
     "referred": "follow_up",
     "follow_up_recorded": "follow_up",
     "reminded": "notify",
+    "assessed": "assignment",
     "referral_returned": "notify",
     "handed_to_committee": "notify",
     "referral_concluded": "follow_up",

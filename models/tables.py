@@ -24,9 +24,16 @@ from models.notification import Notification
 from models.party import Party, PartyConsent
 from models.policy import PolicySet, TimeLimitPolicy
 from models.referral import Referral
+from models.resident_tables import ResidentLink, ResidentLock, ResidentPhoto, ResidentSession
 from models.sign_in import SignInLink
 from models.staff import Staff
 from models.text_numbers import CaseTextNumber
+from models.triage_tables import (
+    RiskWarning,
+    TriageCorrection,
+    TriageModelVersion,
+    TriageSuggestion,
+)
 from models.unit import Pairing, Unit
 from models.web_sessions import WebSession
 
@@ -61,10 +68,18 @@ __all__ = [
     "PartyConsent",
     "PolicySet",
     "Referral",
+    "ResidentLink",
+    "ResidentLock",
+    "ResidentPhoto",
+    "ResidentSession",
+    "RiskWarning",
     "SignInAttempt",
     "SignInLink",
     "Staff",
     "TimeLimitPolicy",
+    "TriageCorrection",
+    "TriageModelVersion",
+    "TriageSuggestion",
     "Unit",
     "WebSession",
     "metadata",

@@ -39,6 +39,7 @@ PROTECTED: dict[str, tuple[str, ...]] = {
     "acceptance_review": ("note",),
     "case_mediator": ("end_note",),
     "party_consent": ("note",),
+    "case_contact": ("note",),
 }
 # Long text columns that are not a case's free text (checked by a test: every other long
 # text column of a case's table must be in PROTECTED).

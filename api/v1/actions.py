@@ -13,7 +13,9 @@ mediators, court-confirmation
 follow-ups, resolve, withdraw,  any staff role that may write (not
 reopen, reassign, escalate,     instructor or volunteer)
 refer, merge, contact, parties,
-confidential, attachments
+confidential, attachments,
+classification, assessment
+(held cases only)
 follow-ups only                 return visitor (回访员)
 ==============================  ===========================================
 """
@@ -51,6 +53,8 @@ VERB_ACTIONS: dict[str, str] = {
     "marked_confidential": "confidential",
     "court_confirmation_recorded": "court-confirmation",
     "attachment_added": "attachments",
+    "assessed": "assessment",
+    "reclassified": "classification",
     "contacted": "contact",
 }
 
@@ -96,6 +100,8 @@ def allowed_actions(case: Case, principal: Principal) -> list[str]:
             continue
         if transition.roles and "staff" not in transition.roles:
             continue
+        if action == "assessment" and not case.held_for_assessment:
+            continue  # nothing to confirm: the case is not waiting for a person
         if verb == "follow_up_due" and case.status.value != "assigned":
             continue  # entering follow-up after an agreement or failure is the workflow's
         if may_act(principal, case, action) and action not in actions:

@@ -22,11 +22,18 @@ from api.deps import Staff as StaffP
 from api.security import Forbidden, Principal
 from api.v1.actions import allowed_actions, may_act
 from api.v1.common import case_public, expected_version, load_case, run_write
-from models import clock, escalation, follow_ups, mediating, routing
+from models import clock, escalation, follow_ups, machine_triage, mediating, routing
 from models.case import Case, CasePublic
 from models.contact import ContactCreate, record_contact
-from models.enums import ConsentMethod, ReferralReason, ReferralTarget, TerminationReason
-from models.errors import ValidationError
+from models.enums import (
+    Category,
+    ConsentMethod,
+    Priority,
+    ReferralReason,
+    ReferralTarget,
+    TerminationReason,
+)
+from models.errors import GuardFailed, ValidationError
 from models.follow_up import FollowUpRecord
 from models.mediation import AgreementCreate, SessionCreate, clean_text
 from models.staff import Staff as StaffRow
@@ -587,3 +594,75 @@ def merge(
         )
 
     return _act(request, principal, case_ref, body, "merge", act)
+
+
+class ClassificationIn(_Body):
+    category: Category | None = Field(default=None, description="the category chosen")
+    priority: Priority | None = Field(default=None, description="the priority chosen")
+
+
+class AssessmentIn(_Body):
+    category: Category = Field(description="the category confirmed 研判确认的类别")
+    priority: Priority | None = Field(default=None, description="the priority, if changed")
+
+
+@router.post(
+    "/classification",
+    response_model=ActionAnswer,
+    responses=RESPONSES,
+    summary="改类 Set category or priority (a person's choice stands)",
+)
+def classification(
+    request: Request,
+    case_ref: CaseRef,
+    body: ClassificationIn,
+    principal: StaffP,
+    idempotency_key: IdemKey = None,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    if body.category is None and body.priority is None:
+        raise ValidationError("give a category or a priority", "请填写类别或紧急程度")
+
+    def act(session: Session, case: Case, version: int) -> None:
+        machine_triage.set_classification(
+            session,
+            case_id=_cid(case),
+            actor=principal.actor,
+            category=body.category,
+            priority=body.priority,
+            expected_version=version,
+        )
+
+    return _act(request, principal, case_ref, body, "classification", act)
+
+
+@router.post(
+    "/assessment",
+    response_model=ActionAnswer,
+    responses=RESPONSES,
+    summary="研判确认 Confirm the category of a case held for assessment; it is then routed",
+)
+def assessment(
+    request: Request,
+    case_ref: CaseRef,
+    body: AssessmentIn,
+    principal: StaffP,
+    idempotency_key: IdemKey = None,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    def act(session: Session, case: Case, version: int) -> None:
+        if not case.held_for_assessment:
+            raise GuardFailed(
+                f"case {case.number} is not waiting for assessment",
+                f"案件 {case.number} 不在研判队列中",
+            )
+        machine_triage.set_classification(
+            session,
+            case_id=_cid(case),
+            actor=principal.actor,
+            category=body.category,
+            priority=body.priority,
+            expected_version=version,
+        )
+
+    return _act(request, principal, case_ref, body, "assessment", act)

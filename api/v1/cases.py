@@ -44,6 +44,7 @@ from models.mediation import (
 )
 from models.party import Party, PartyPublic
 from models.staff import Staff as StaffRow
+from models.timeline import event_notes
 from models.unit import Unit
 
 router = APIRouter(prefix="/cases", tags=["cases 案件"])
@@ -75,6 +76,9 @@ class TimelineEntry(BaseModel):
     actor_name: str | None
     at: datetime
     data: dict[str, Any]
+    # Where the case went, to whom, which case it was linked to (models.timeline).
+    note: str | None = None
+    note_en: str | None = None
 
 
 class MediatorView(BaseModel):
@@ -202,9 +206,11 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
         s.id: s.display_name
         for s in session.exec(select(StaffRow).where(col(StaffRow.id).in_(staff_ids))).all()
     }
+    notes = event_notes(session, events, {i: n for i, n in names.items() if i is not None})
     timeline = []
     for e in events:
         t = TRANSITIONS.get(e.verb)
+        note = notes.get(e.id or 0)
         actor_name = None
         if e.actor.startswith("staff:"):
             actor_name = names.get(int(e.actor.split(":", 1)[1]))
@@ -212,6 +218,8 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
             actor_name = "系统 system"
         elif e.actor == "open311":
             actor_name = "公众上报 Open311"
+        elif e.actor.startswith("resident:"):
+            actor_name = "当事人本人（查询页）resident"
         timeline.append(
             TimelineEntry(
                 seq=e.seq,
@@ -224,6 +232,8 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
                 actor_name=actor_name,
                 at=e.at,
                 data=(e.data if reveal else _scrub(e.data)) if details else {},
+                note=note[0] if note and details else None,
+                note_en=note[1] if note and details else None,
             )
         )
     sessions = session.exec(

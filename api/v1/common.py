@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 from api.cache import TTLCache
 from api.deps import engine_of
 from api.security import Principal
-from models import clock, confidentiality, pii
+from models import clock, confidentiality, pii, tracking
 from models.case import Case, CasePublic
 from models.cases import find_unit, get_case, get_case_by_number
 from models.db import is_sqlite, read_session, write_session
@@ -158,6 +158,7 @@ def case_public(
         created_at=case.created_at,
         updated_at=case.updated_at,
         closed_at=case.closed_at,
+        tracking_code=tracking.code_for(case.number) if case.tracking_hash else None,
     )
 
 

@@ -13,14 +13,10 @@ from sqlalchemy import ColumnElement, or_
 from sqlmodel import Session, col, select
 
 from api.web.auth import WebUser
-from models import clock, extensions, helping, overdue, referrals, workdays
+from models import clock, extensions, helping, overdue, referrals, timeline, workdays
 from models.case import Case
 from models.enums import (
     CaseStatus,
-    ContactMethod,
-    ReferralTarget,
-    ResolvedAnswer,
-    SatisfiedAnswer,
     StaffRole,
     UnitLevel,
 )
@@ -32,6 +28,7 @@ from models.mediation import Agreement, AgreementTerm, MediationSession
 from models.party import Party
 from models.referral import Referral
 from models.staff import Staff
+from models.triage_tables import TriageSuggestion
 from models.unit import Unit
 
 
@@ -158,6 +155,7 @@ class Inbox:
     unit_open: list[CaseRow] = field(default_factory=list)
     referred_out: list[CaseRow] = field(default_factory=list)
     workload: helping.Workload | None = None
+    assessment: list[tuple[CaseRow, TriageSuggestion | None]] = field(default_factory=list)
 
 
 def inbox(session: Session, *, user: WebUser, now: datetime, limit: int = 50) -> Inbox:
@@ -212,6 +210,7 @@ def inbox(session: Session, *, user: WebUser, now: datetime, limit: int = 50) ->
     every = list({c.id: c for c in [*mine, *due, *late, *recent, *referred]}.values())
     rows = {r.case.id: r for r in _rows(session, every, now=now)}
     return Inbox(
+        assessment=awaiting_assessment(session, user=user, now=now, limit=limit),
         mine=[rows[c.id] for c in mine],
         due_today=[rows[c.id] for c in due],
         overdue=[rows[c.id] for c in late],
@@ -343,95 +342,10 @@ def case_detail(session: Session, *, case: Case) -> CaseDetail:
         helpers=helpers,
         helper_tasks=tasks,
         unit_names={i: u.name_zh for i, u in ref_units.items()},
-        event_notes=event_notes(session, events, {i: s.display_name for i, s in staff.items()}),
+        event_notes=timeline.event_notes(
+            session, events, {i: s.display_name for i, s in staff.items()}
+        ),
     )
-
-
-def _unit_names(session: Session, codes: set[str]) -> dict[str, Unit]:
-    if not codes:
-        return {}
-    return {u.code: u for u in session.exec(select(Unit).where(col(Unit.code).in_(codes)))}
-
-
-def event_notes(
-    session: Session, events: list[CaseEvent], staff_names: dict[int, str]
-) -> dict[int, tuple[str, str]]:
-    """What the timeline says beside each move: the unit or person a case went to, the
-    referral's target, the case it was linked to or merged into, how contact was made
-    and what the complainant answered at a return visit. Names only, no personal data."""
-    codes = {
-        str(e.data[k])
-        for e in events
-        for k in ("to_unit", "from_unit", "agency_code", "unit")
-        if isinstance(e.data.get(k), str) and not str(e.data[k]).startswith("/")
-    }
-    units = _unit_names(session, codes)
-    staff_ids = {
-        int(e.data["assignee_id"]) for e in events if isinstance(e.data.get("assignee_id"), int)
-    }
-    missing = staff_ids - set(staff_names)
-    names = dict(staff_names)
-    if missing:
-        names |= {
-            s.id: s.display_name
-            for s in session.exec(select(Staff).where(col(Staff.id).in_(sorted(missing))))
-            if s.id
-        }
-    notes: dict[int, tuple[str, str]] = {}
-    for e in events:
-        note = _event_note(e, units, names)
-        if note and e.id is not None:
-            notes[e.id] = note
-    return notes
-
-
-def _unit_label(units: dict[str, Unit], code: object) -> tuple[str, str]:
-    unit = units.get(str(code)) if code else None
-    return (unit.name_zh, unit.name_en) if unit else (str(code or "—"), str(code or "—"))
-
-
-def _event_note(
-    e: CaseEvent, units: dict[str, Unit], names: dict[int, str]
-) -> tuple[str, str] | None:
-    d = e.data
-    if e.verb == "escalated":
-        (fz, fe), (tz, te) = (
-            _unit_label(units, d.get("from_unit")),
-            _unit_label(units, d.get("to_unit")),
-        )
-        return f"{fz} → {tz}", f"{fe} → {te}"
-    if e.verb == "assigned":
-        who = names.get(int(d.get("assignee_id") or 0), "—")
-        uz, ue = _unit_label(units, d.get("unit"))
-        return f"派给 {uz} · {who}", f"to {ue} · {who}"
-    if e.verb == "referred":
-        target = d.get("target") or d.get("referral_target")
-        if d.get("agency_code"):
-            az, ae = _unit_label(units, d.get("agency_code"))
-            return f"移交 {az}", f"referred to {ae}"
-        if target:
-            label = ReferralTarget(str(target))
-            return f"移交 {label.zh}", f"referred to {label.en}"
-        return None
-    if e.verb in ("merged", "duplicate_linked"):
-        number = d.get("into_number") or d.get("other_number")
-        if not number:
-            return None
-        others = [str(link.get("other_number")) for link in d.get("links") or [] if link]
-        numbers = "、".join(dict.fromkeys([str(number), *others]))
-        if e.verb == "merged":
-            return f"并入 {number}", f"merged into {number}"
-        return f"关联 {numbers}", f"linked to {numbers}"
-    if e.verb == "contacted" and d.get("method"):
-        method = ContactMethod(str(d["method"]))
-        late = "" if d.get("in_time") else "（超时）"
-        return f"{method.zh}{late}", method.en + ("" if d.get("in_time") else " (late)")
-    if e.verb == "follow_up_recorded" and d.get("resolved"):
-        res, sat = ResolvedAnswer(str(d["resolved"])), SatisfiedAnswer(str(d["satisfied"]))
-        own = "" if d.get("independent") else "（非独立回访，不计入三率）"
-        own_en = "" if d.get("independent") else " (not independent: not counted)"
-        return f"{res.zh} · {sat.zh}{own}", f"{res.en} · {sat.en}{own_en}"
-    return None
 
 
 def may_see_personal_data(user: WebUser, case: Case) -> bool:
@@ -460,3 +374,22 @@ def places_for(session: Session, *, user: WebUser) -> list[Unit]:
 
 def unit_by_code(session: Session, code: str) -> Unit | None:
     return session.exec(select(Unit).where(Unit.code == code)).first()
+
+
+def triage_suggestion(session: Session, *, case: Case) -> TriageSuggestion | None:
+    """What the classifier made of the case at triage (shown beside the person's choice)."""
+    return session.get(TriageSuggestion, case.id) if case.id is not None else None
+
+
+def awaiting_assessment(
+    session: Session, *, user: WebUser, now: datetime, limit: int = 50
+) -> list[tuple[CaseRow, TriageSuggestion | None]]:
+    """Cases in reach held for a person to confirm their category (研判), oldest first,
+    with the classifier's top three and why."""
+    query = select(Case).where(col(Case.is_open).is_(True), col(Case.held_for_assessment))
+    cond = visible(user)
+    if cond is not None:
+        query = query.where(cond)
+    cases = session.exec(query.order_by(col(Case.id)).limit(limit)).all()
+    rows = _rows(session, cases, now=now)
+    return [(row, triage_suggestion(session, case=row.case)) for row in rows]

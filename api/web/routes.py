@@ -15,8 +15,9 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, timedelta
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import pydantic
@@ -33,7 +34,7 @@ from api.prefect_links import prefect_runs_url
 from api.web import auth, mediation, queries
 from api.web.charts import RateRow, rates_chart
 from api.web.i18n import Translator, pick_lang, remember_lang
-from models import clock, db, lifecycle, pii, text_numbers
+from models import clock, db, lifecycle, pii, text_numbers, tracking
 from models.case import Case, CaseCreate
 from models.cases import show_party
 from models.enums import (
@@ -54,6 +55,7 @@ from models.enums import (
 )
 from models.errors import FieldProblem, NotFound, TiaojieError, ValidationError
 from models.login import sign_in
+from models.settings import get_settings
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -133,6 +135,7 @@ def render(
         "lang_en_url": _lang_url(request, "en"),
         "fmt": clock.format_local,
         "can_write": user is not None and user.role not in READ_ONLY_ROLES,
+        "categories_by_code": {c.value: c for c in Category},
         **context,
     }
     response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
@@ -274,6 +277,7 @@ INTAKE_FIELDS = (
     "address_text",
     "description",
     "people_affected",
+    "received_at",
     "complainant_name",
     "complainant_phone",
     "complainant_id",
@@ -371,7 +375,11 @@ def _intake_data(form: Mapping[str, str], user: auth.WebUser) -> dict[str, Any]:
             }
         )
     people = form.get("people_affected", "").strip() or "1"
+    received = form.get("received_at", "").strip()
+    if received and not received.endswith(("Z", "+08:00")):
+        received += "+08:00"  # typed in Beijing time
     return {
+        "received_at": received or None,
         "category": form.get("category") or None,
         "priority": form.get("priority") or Priority.NORMAL,
         "channel": form.get("channel") or Channel.WALK_IN,
@@ -407,8 +415,6 @@ async def intake_submit(request: Request) -> Response:
         )
         status = 403
     else:
-        if not values["category"]:
-            errors["category"] = "请选择纠纷类别 / choose a category"
         if not values["complainant_name"].strip():
             errors["complainant_name"] = "请填写申请人姓名 / the complainant's name is required"
         if values["place_code"] and values["place_code"] not in allowed_places:
@@ -485,6 +491,29 @@ def duplicate_suggestions(
     return render(request, "fragments/duplicates.html", {"suggestions": suggestions}, user=user)
 
 
+@router.get(f"{PREFIX}/fragments/triage", response_class=HTMLResponse)
+def triage_suggestion(
+    request: Request, description: str | None = None, people_affected: int = 1
+) -> Response:
+    """The classifier's reading of the complaint being typed (an HTML fragment): the
+    suggested category and priority, the top three, the risk and the reasons. Nothing
+    is stored."""
+    with read_session(request) as session:
+        user = auth.current_user(request, session)
+        if user is None:
+            return HTMLResponse("", status_code=401)
+        text = (description or "").strip()[:4000]
+        found = None
+        if len(text) >= 6:
+            from models.assessment import assess_with
+            from models.triage_learning import active_model
+
+            found = assess_with(
+                active_model(session), text, people_affected=max(1, min(people_affected, 100000))
+            ).as_json()
+    return render(request, "fragments/triage.html", {"found": found}, user=user)
+
+
 # --- case page -----------------------------------------------------------------------
 
 # Actions a person takes on the page: verb -> (service module, template of its form).
@@ -502,6 +531,8 @@ ACTIONS: dict[str, str] = {
     "escalated": "models.escalation",
     "withdrawn": "models.mediating",
     "reopened": "models.follow_ups",
+    "assessed": "models.machine_triage",
+    "reclassified": "models.machine_triage",
 }
 
 
@@ -531,6 +562,11 @@ def page_actions(case: Case, user: auth.WebUser) -> list[str]:
             continue  # the first contact is made; later calls go into the session minutes
         if user.role == StaffRole.RETURN_VISITOR and verb != "follow_up_recorded":
             continue  # a return visitor only hears the complainant's answers
+        if (verb == "assessed") != case.held_for_assessment and verb in (
+            "assessed",
+            "reclassified",
+        ):
+            continue  # a held case is confirmed (研判); any other is reclassified
         if verb == "acceptance_reviewed" and case.accepted_at is not None:
             continue
         verbs.append(verb)
@@ -562,6 +598,11 @@ def _case_context(session: Session, user: auth.WebUser, case: Case) -> dict[str,
         "referrals": list(ReferralTarget),
         "today": clock.to_local(now).date().isoformat(),
         "now_local": clock.to_local(now).strftime("%Y-%m-%dT%H:%M"),
+        "tracking_code": tracking.code_for(case.number) if case.tracking_hash else None,
+        "resident_url": get_settings().web_base_url + "/r/",
+        "suggestion": queries.triage_suggestion(session, case=case),
+        "categories": list(Category),
+        "priorities": list(Priority),
         **mediation.mediation_context(session, user, case),
     }
 
@@ -652,6 +693,21 @@ def _validated(model: type[pydantic.BaseModel], data: dict[str, Any]) -> Any:
         raise ValidationError("the form has errors", "表单有误", problems=problems) from None
 
 
+E = TypeVar("E", bound=Enum)
+
+
+def _enum(kind: type[E], value: str, field: str) -> E | None:
+    """A form's choice of an enumeration (None when left empty)."""
+    if not value:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValidationError(
+            f"{field}: not one of the choices", f"{field}：不在可选范围内"
+        ) from None
+
+
 class ActionNumbers(pydantic.BaseModel):
     """The numbers of a page action's form, parsed before anything else: a value that is
     not a plain number (``abc``, ``²``) is a 422 naming the field, never a 500."""
@@ -698,6 +754,16 @@ def run_action(
     }
     if verb in ("acceptance_reviewed", "mediators_named"):
         run_committee_action(session, verb=verb, case=case, form=form, user=user)
+        return
+    if verb in ("assessed", "reclassified"):
+        from models import machine_triage
+
+        machine_triage.set_classification(
+            session,
+            category=_enum(Category, form.get("category", ""), "category"),
+            priority=_enum(Priority, form.get("priority", ""), "priority"),
+            **common,
+        )
         return
     if verb in (
         "mediation_started",
@@ -839,6 +905,7 @@ ACTION_FIELDS = (
     "summary", "term_1", "term_1_due", "term_2", "term_2_due", "term_3", "term_3_due",
     "reason", "referral", "resolution", "outcome", "resolved", "satisfied", "channel",
     "unit_at_fault", "notes", "method", "at", "note",
+    "category", "priority",
 )  # fmt: skip
 
 

@@ -12,8 +12,9 @@ from urllib.parse import parse_qs, urlparse
 from models import clock
 from models.db import write_session
 from models.enums import StaffRole
+from models.escalation import escalate_case
 from models.follow_up import FollowUp
-from models.mediating import resolve_directly
+from models.mediating import merge_case, resolve_directly
 from models.month_problem import MonthProblem
 from tests.api.conftest import Api, web_cookie
 from tests.factories import add_staff, advance_to_assigned, make_case, staff_actor
@@ -189,3 +190,38 @@ def test_the_dashboard_ranks_agencies_explains_the_rates_and_takes_the_problem(
         not in api.client.get("/web/dashboard", headers=worker).text
     )
     assert case_id
+
+
+def test_a_return_visitor_only_hears_the_answers(api: Api) -> None:
+    case_id, _ = _assigned_case(api, settled=False)
+    visitor = api.as_("visitor")
+    body = {"version": _version(api, "visitor", case_id), "method": "phone"}
+    assert visitor.post(f"/api/v1/cases/{case_id}/contact", json=body).status_code == 403
+    detail = visitor.get(f"/api/v1/cases/{case_id}").json()
+    assert detail["allowed_actions"] == []  # nothing to do until the case is in follow-up
+
+
+def test_the_timeline_names_where_a_case_went_and_what_it_was_linked_to(api: Api) -> None:
+    kept_id, kept_number = _assigned_case(api, settled=False)
+    moved_id, _ = _assigned_case(api, settled=False)
+    with write_session(api.engine) as session:
+        escalate_case(
+            session,
+            case_id=moved_id,
+            now=clock.now(),
+            actor=staff_actor(api.city, "supervisor"),
+            by_hand=True,
+            reason="社区调解无果，提请街道调解",
+        )
+        merge_case(
+            session,
+            case_id=moved_id,
+            into_case_id=kept_id,
+            actor=staff_actor(api.city, "supervisor"),
+            expected_version=None,
+        )
+    timeline = api.as_("supervisor").get(f"/api/v1/cases/{moved_id}").json()["timeline"]
+    notes = {e["verb"]: (e["note"], e["note_en"]) for e in timeline}
+    assert notes["escalated"] == ("桂花社区 → 柳河街道", "CMA → S1")
+    assert notes["merged"] == (f"并入 {kept_number}", f"merged into {kept_number}")
+    assert notes["assigned"] == (None, None)  # assigned by hand in the fixture: nobody named

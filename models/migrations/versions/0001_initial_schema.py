@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 15:18:08.195775
+Create Date: 2026-11-30 15:34:48.740518
 """
 
 from collections.abc import Sequence
@@ -73,6 +73,13 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_policy_set_active'), ['active'], unique=False)
         batch_op.create_index(batch_op.f('ix_policy_set_loaded_at'), ['loaded_at'], unique=False)
 
+    op.create_table('resident_lock',
+    sa.Column('code_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('failures', sa.Integer(), nullable=False),
+    sa.Column('locked_until', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('code_hash')
+    )
     op.create_table('time_limit_policy',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
@@ -86,6 +93,30 @@ def upgrade() -> None:
     sa.Column('on_expiry', sa.Enum('escalate', 'refer', name='expiryaction', native_enum=False, length=32), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
+    op.create_table('triage_model_version',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('promoted', sa.Boolean(), nullable=False),
+    sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('accuracy', sa.Float(), nullable=False),
+    sa.Column('emergency_recall', sa.Float(), nullable=False),
+    sa.Column('false_emergency_rate', sa.Float(), nullable=False),
+    sa.Column('baseline_accuracy', sa.Float(), nullable=False),
+    sa.Column('baseline_emergency_recall', sa.Float(), nullable=False),
+    sa.Column('corrections', sa.Integer(), nullable=False),
+    sa.Column('last_correction_id', sa.Integer(), nullable=False),
+    sa.Column('confusion', sa.JSON(), nullable=False),
+    sa.Column('blob', sa.LargeBinary(), nullable=False),
+    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('promoted_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('retired_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('name')
+    )
+    with op.batch_alter_table('triage_model_version', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_triage_model_version_active'), ['active'], unique=False)
+
     op.create_table('unit',
     sa.Column('code', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('name_zh', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
@@ -160,6 +191,8 @@ def upgrade() -> None:
     sa.Column('last_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('category_locked', sa.Boolean(), nullable=False),
     sa.Column('priority_locked', sa.Boolean(), nullable=False),
+    sa.Column('held_for_assessment', sa.Boolean(), nullable=False),
+    sa.Column('risk_level', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
     sa.Column('place_unit_id', sa.Integer(), nullable=True),
     sa.Column('unit_id', sa.Integer(), nullable=True),
     sa.Column('unit_path', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
@@ -172,6 +205,7 @@ def upgrade() -> None:
     sa.Column('duplicate_of_id', sa.Integer(), nullable=True),
     sa.Column('merged_into_id', sa.Integer(), nullable=True),
     sa.Column('cluster_key', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('tracking_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('response_due_at', models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('resolution_due_at', models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('next_reminder_at', models.types.UTCDateTime(timezone=True), nullable=True),
@@ -213,17 +247,20 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['merged_into_id'], ['cases.id'], ),
     sa.ForeignKeyConstraint(['place_unit_id'], ['unit.id'], ),
     sa.ForeignKeyConstraint(['unit_id'], ['unit.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('tracking_hash')
     )
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.create_index('ix_case_open_due', ['is_open', 'resolution_due_at', 'status'], unique=False)
         batch_op.create_index('ix_case_open_reminder', ['is_open', 'next_reminder_at', 'status'], unique=False)
+        batch_op.create_index('ix_case_open_response', ['is_open', 'first_response_at', 'response_due_at', 'status'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_assignee_id'), ['assignee_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_category'), ['category'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_closed_at'), ['closed_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_cluster_key'), ['cluster_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_confidential'), ['confidential'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_created_at'), ['created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_cases_held_for_assessment'), ['held_for_assessment'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_liaison_id'), ['liaison_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_number'), ['number'], unique=True)
         batch_op.create_index(batch_op.f('ix_cases_place_unit_id'), ['place_unit_id'], unique=False)
@@ -584,6 +621,60 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_referral_state'), ['state'], unique=False)
         batch_op.create_index(batch_op.f('ix_referral_to_unit_id'), ['to_unit_id'], unique=False)
 
+    op.create_table('risk_warning',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('street_unit_id', sa.Integer(), nullable=False),
+    sa.Column('level', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('score', sa.Integer(), nullable=False),
+    sa.Column('reasons', sa.JSON(), nullable=False),
+    sa.Column('leader_id', sa.Integer(), nullable=True),
+    sa.Column('due_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('notified_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('closed_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['leader_id'], ['staff.id'], ),
+    sa.ForeignKeyConstraint(['street_unit_id'], ['unit.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('risk_warning', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_risk_warning_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_risk_warning_leader_id'), ['leader_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_risk_warning_street_unit_id'), ['street_unit_id'], unique=False)
+
+    op.create_table('triage_correction',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('field', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('machine_value', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('chosen_value', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('staff_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('triage_correction', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_triage_correction_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_triage_correction_created_at'), ['created_at'], unique=False)
+
+    op.create_table('triage_suggestion',
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('category', sa.Enum('relocation', 'labour', 'environment', 'neighbour', 'property', 'family', 'tenancy', 'other', name='category', native_enum=False, length=32), nullable=False),
+    sa.Column('priority', sa.Enum('emergency', 'high', 'normal', 'consultation', name='priority', native_enum=False, length=32), nullable=False),
+    sa.Column('confidence', sa.Float(), nullable=False),
+    sa.Column('top', sa.JSON(), nullable=False),
+    sa.Column('risk', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('reasons', sa.JSON(), nullable=False),
+    sa.Column('model_version', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('disagrees', sa.Boolean(), nullable=False),
+    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.PrimaryKeyConstraint('case_id')
+    )
     op.create_table('agreement',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
@@ -695,6 +786,51 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_party_consent_case_id'), ['case_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_party_consent_party_id'), ['party_id'], unique=False)
 
+    op.create_table('resident_link',
+    sa.Column('token_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('party_id', sa.Integer(), nullable=False),
+    sa.Column('purpose', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('expires_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['party_id'], ['party.id'], ),
+    sa.PrimaryKeyConstraint('token_hash')
+    )
+    with op.batch_alter_table('resident_link', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_resident_link_case_id'), ['case_id'], unique=False)
+
+    op.create_table('resident_photo',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('party_id', sa.Integer(), nullable=False),
+    sa.Column('content_type', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('data', sa.LargeBinary(), nullable=False),
+    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['party_id'], ['party.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('resident_photo', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_resident_photo_case_id'), ['case_id'], unique=False)
+
+    op.create_table('resident_session',
+    sa.Column('token_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('party_id', sa.Integer(), nullable=False),
+    sa.Column('expires_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['party_id'], ['party.id'], ),
+    sa.PrimaryKeyConstraint('token_hash')
+    )
+    with op.batch_alter_table('resident_session', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_resident_session_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_resident_session_expires_at'), ['expires_at'], unique=False)
+
     op.create_table('agreement_term',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('agreement_id', sa.Integer(), nullable=False),
@@ -752,6 +888,19 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_agreement_term_agreement_id'))
 
     op.drop_table('agreement_term')
+    with op.batch_alter_table('resident_session', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_resident_session_expires_at'))
+        batch_op.drop_index(batch_op.f('ix_resident_session_case_id'))
+
+    op.drop_table('resident_session')
+    with op.batch_alter_table('resident_photo', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_resident_photo_case_id'))
+
+    op.drop_table('resident_photo')
+    with op.batch_alter_table('resident_link', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_resident_link_case_id'))
+
+    op.drop_table('resident_link')
     with op.batch_alter_table('party_consent', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_party_consent_party_id'))
         batch_op.drop_index(batch_op.f('ix_party_consent_case_id'))
@@ -779,6 +928,18 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_agreement_case_id'))
 
     op.drop_table('agreement')
+    op.drop_table('triage_suggestion')
+    with op.batch_alter_table('triage_correction', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_triage_correction_created_at'))
+        batch_op.drop_index(batch_op.f('ix_triage_correction_case_id'))
+
+    op.drop_table('triage_correction')
+    with op.batch_alter_table('risk_warning', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_risk_warning_street_unit_id'))
+        batch_op.drop_index(batch_op.f('ix_risk_warning_leader_id'))
+        batch_op.drop_index(batch_op.f('ix_risk_warning_case_id'))
+
+    op.drop_table('risk_warning')
     with op.batch_alter_table('referral', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_referral_to_unit_id'))
         batch_op.drop_index(batch_op.f('ix_referral_state'))
@@ -881,12 +1042,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_cases_place_unit_id'))
         batch_op.drop_index(batch_op.f('ix_cases_number'))
         batch_op.drop_index(batch_op.f('ix_cases_liaison_id'))
+        batch_op.drop_index(batch_op.f('ix_cases_held_for_assessment'))
         batch_op.drop_index(batch_op.f('ix_cases_created_at'))
         batch_op.drop_index(batch_op.f('ix_cases_confidential'))
         batch_op.drop_index(batch_op.f('ix_cases_cluster_key'))
         batch_op.drop_index(batch_op.f('ix_cases_closed_at'))
         batch_op.drop_index(batch_op.f('ix_cases_category'))
         batch_op.drop_index(batch_op.f('ix_cases_assignee_id'))
+        batch_op.drop_index('ix_case_open_response')
         batch_op.drop_index('ix_case_open_reminder')
         batch_op.drop_index('ix_case_open_due')
 
@@ -909,7 +1072,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_unit_code'))
 
     op.drop_table('unit')
+    with op.batch_alter_table('triage_model_version', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_triage_model_version_active'))
+
+    op.drop_table('triage_model_version')
     op.drop_table('time_limit_policy')
+    op.drop_table('resident_lock')
     with op.batch_alter_table('policy_set', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_policy_set_loaded_at'))
         batch_op.drop_index(batch_op.f('ix_policy_set_active'))
