@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         documents,
         mediation_actions,
         metrics,
+        risk,
         triage,
         units,
     )
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(units.router)
     v1.include_router(metrics.router)
     v1.include_router(triage.router)
+    v1.include_router(risk.router)
     app.include_router(v1)
 
     from api import open311
