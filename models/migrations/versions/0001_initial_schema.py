@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 15:38:23.364853
+Create Date: 2026-11-30 15:39:31.503473
 """
 
 from collections.abc import Sequence
