@@ -38,7 +38,15 @@ from models.resident_actions import (
 )
 from models.resident_tables import ResidentPhoto, ResidentSession
 from models.settings import get_settings
-from tests.factories import PHONE, City, advance_to_assigned, build_city, make_case, staff_actor
+from tests.factories import (
+    PHONE,
+    City,
+    accept_for_mediation,
+    advance_to_assigned,
+    build_city,
+    make_case,
+    staff_actor,
+)
 
 
 def png(size: int = 64) -> bytes:
@@ -133,6 +141,7 @@ def test_information_with_photos_is_stored_masked_and_checked_first(
 
 def _agreed(session: Session, city: City) -> Case:
     case = advance_to_assigned(session, make_case(session), city)
+    accept_for_mediation(session, case, city)
     actor = staff_actor(city, "mediatorA")
     assert case.id is not None
     record_consent(session, case_id=case.id, party_ids=None, actor=actor, expected_version=None)
