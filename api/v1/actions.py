@@ -7,11 +7,13 @@ Who may do what (beyond reach, and the state machine's own guards):
 action                          roles
 ==============================  ===========================================
 consent, mediation/start,       mediator, supervisor, admin, or the case's
-mediation/extend, sessions,     assignee
-agreement, failure
+mediation/extend, sessions,     assignee (recording sessions and signing: only a
+agreement, failure, acceptance, mediator named on the case, see models.mediators)
+mediators, court-confirmation
 follow-ups, resolve, withdraw,  any staff role that may write (not
 reopen, reassign, escalate,     instructor or volunteer)
-refer, merge, contact,
+refer, merge, contact, parties,
+confidential, attachments,
 classification, assessment
 (held cases only)
 follow-ups only                 return visitor (回访员)
@@ -41,13 +43,35 @@ VERB_ACTIONS: dict[str, str] = {
     "follow_up_due": "resolve",
     "mediation_extended": "mediation/extend",
     "merged": "merge",
+    "acceptance_reviewed": "acceptance",
+    "not_accepted": "acceptance",
+    "mediation_refused": "consent",
+    "mediators_named": "mediators",
+    "mediator_recused": "mediators/recuse",
+    "mediator_replaced": "mediators/replace",
+    "party_added": "parties",
+    "marked_confidential": "confidential",
+    "court_confirmation_recorded": "court-confirmation",
+    "attachment_added": "attachments",
     "assessed": "assessment",
     "reclassified": "classification",
     "contacted": "contact",
 }
 
 MEDIATION_ACTIONS = frozenset(
-    {"consent", "mediation/start", "mediation/extend", "sessions", "agreement", "failure"}
+    {
+        "consent",
+        "mediation/start",
+        "mediation/extend",
+        "sessions",
+        "agreement",
+        "failure",
+        "acceptance",
+        "mediators",
+        "mediators/recuse",
+        "mediators/replace",
+        "court-confirmation",
+    }
 )
 MEDIATION_ROLES = frozenset(
     {StaffRole.MEDIATOR.value, StaffRole.SUPERVISOR.value, StaffRole.ADMIN.value}

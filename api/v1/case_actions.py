@@ -25,7 +25,14 @@ from api.v1.common import case_public, expected_version, load_case, run_write
 from models import clock, escalation, follow_ups, machine_triage, mediating, routing
 from models.case import Case, CasePublic
 from models.contact import ContactCreate, record_contact
-from models.enums import Category, Priority, ReferralReason, ReferralTarget
+from models.enums import (
+    Category,
+    ConsentMethod,
+    Priority,
+    ReferralReason,
+    ReferralTarget,
+    TerminationReason,
+)
 from models.errors import GuardFailed, ValidationError
 from models.follow_up import FollowUpRecord
 from models.mediation import AgreementCreate, SessionCreate, clean_text
@@ -70,8 +77,15 @@ def _reason(value: str) -> str:
 
 class ConsentIn(_Body):
     party_ids: list[int] | None = Field(
-        default=None, max_length=200, description="parties who consented; all when absent"
+        default=None,
+        max_length=200,
+        description="parties who answered; every party whose consent is needed when absent",
     )
+    given: bool = Field(default=True, description="false: the parties refuse mediation")
+    how: ConsentMethod = ConsentMethod.IN_PERSON
+    note: str = Field(default="", max_length=500)
+
+    _n = field_validator("note")(classmethod(lambda cls, v: clean_text(v, required=False)))
 
 
 class StartIn(_Body):
@@ -81,6 +95,10 @@ class StartIn(_Body):
 class ExtendIn(_Body):
     until: date
     both_parties_consent: bool
+    how: ConsentMethod = ConsentMethod.IN_PERSON
+    note: str = Field(default="", max_length=500)
+
+    _n = field_validator("note")(classmethod(lambda cls, v: clean_text(v, required=False)))
 
 
 class SessionIn(SessionCreate):
@@ -92,8 +110,9 @@ class AgreementIn(AgreementCreate):
 
 
 class FailureIn(_Body):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: str = Field(min_length=1, max_length=1200)
     referral: ReferralTarget | None = None
+    termination: TerminationReason = TerminationReason.NO_AGREEMENT
 
     _r = field_validator("reason")(classmethod(lambda cls, v: _reason(v)))
 
@@ -202,6 +221,9 @@ def consent(
             party_ids=body.party_ids,
             actor=principal.actor,
             expected_version=version,
+            given=body.given,
+            how=body.how,
+            note=body.note,
         )
 
     return _act(request, principal, case_ref, body, "consent", act)
@@ -251,6 +273,8 @@ def extend(
             both_parties_consent=body.both_parties_consent,
             actor=principal.actor,
             expected_version=version,
+            how=body.how,
+            note=body.note,
         )
 
     return _act(request, principal, case_ref, body, "mediation/extend", act)
@@ -334,6 +358,7 @@ def failure(
             referral=body.referral,
             actor=principal.actor,
             expected_version=version,
+            termination=body.termination,
         )
 
     return _act(request, principal, case_ref, body, "failure", act)

@@ -21,13 +21,14 @@ from sqlmodel import Session, col, select
 from api.cache import TTLCache
 from api.deps import engine_of
 from api.security import Principal
-from models import clock, pii, tracking
+from models import clock, confidentiality, pii, tracking
 from models.case import Case, CasePublic
 from models.cases import find_unit, get_case, get_case_by_number
 from models.db import is_sqlite, read_session, write_session
 from models.enums import UnitLevel
 from models.errors import ConflictError, NotFound, ValidationError
 from models.idempotency import find_record, request_hash, save_record
+from models.mediators import serving_ids
 from models.unit import Unit
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
@@ -117,12 +118,16 @@ def case_public(
     *,
     reveal: bool = False,
     unit_codes: Mapping[int, str] | None = None,
+    details: bool = True,
 ) -> CasePublic:
     """A case for staff; phone and ID numbers typed into its free text are masked unless
     ``reveal`` (the reader may see the case's personal data). ``unit_codes``: codes of
-    units the caller already knows by id (looked up otherwise)."""
+    units the caller already knows by id (looked up otherwise). ``details`` False (a
+    confidential case read from outside its unit): no description, no address."""
     assert case.id is not None
     shown = (lambda text: text) if reveal else pii.scrub_text
+    if not details:
+        shown = lambda _text: confidentiality.HIDDEN  # noqa: E731
 
     def code_of(unit_id: int | None) -> str | None:
         if unit_id is None:
@@ -155,6 +160,34 @@ def case_public(
         closed_at=case.closed_at,
         tracking_code=tracking.code_for(case.number) if case.tracking_hash else None,
     )
+
+
+def _named_mediator(session: Session, principal: Principal, case: Case) -> bool:
+    assert case.id is not None
+    return principal.staff_id is not None and principal.staff_id in serving_ids(
+        session, case_id=case.id
+    )
+
+
+def details_visible(session: Session, principal: Principal, case: Case) -> bool:
+    """Whether the caller reads the case's details (always, unless it is confidential
+    and the caller is outside its unit and not one of its named mediators)."""
+    if not case.confidential:
+        return True
+    return confidentiality.staff_may_see_details(
+        case,
+        staff_id=principal.staff_id,
+        unit_id=principal.unit_id,
+        is_named_mediator=_named_mediator(session, principal, case),
+    )
+
+
+def personal_data_visible(session: Session, principal: Principal, case: Case) -> bool:
+    """Who reads personal data in clear: the reader :meth:`Principal.may_see_personal_data`
+    names, and the mediators named on the case (they mediate it, wherever their unit)."""
+    if not details_visible(session, principal, case):
+        return False
+    return principal.may_see_personal_data(case) or _named_mediator(session, principal, case)
 
 
 def expected_version(request: Request, body_version: int | None) -> int:

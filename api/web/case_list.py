@@ -95,6 +95,7 @@ def parse_filter(
         overdue=_yes_no(params.get("overdue", "")),
         group=_yes_no(params.get("group", "")),
         text=params.get("q", "").strip()[:100] or None,
+        reader_unit_id=user.unit_id,
     )
     return f, problems
 

@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.client import client_address
 from api.prefect_links import prefect_runs_url
-from api.web import auth, queries
+from api.web import auth, mediation, queries
 from api.web.charts import RateRow, rates_chart
 from api.web.i18n import Translator, pick_lang, remember_lang
 from models import clock, db, lifecycle, pii, text_numbers, tracking
@@ -518,6 +518,8 @@ def triage_suggestion(
 
 # Actions a person takes on the page: verb -> (service module, template of its form).
 ACTIONS: dict[str, str] = {
+    "acceptance_reviewed": "models.acceptance",
+    "mediators_named": "models.mediators",
     "consent_recorded": "models.mediating",
     "mediation_started": "models.mediating",
     "session_recorded": "models.mediating",
@@ -565,13 +567,15 @@ def page_actions(case: Case, user: auth.WebUser) -> list[str]:
             "reclassified",
         ):
             continue  # a held case is confirmed (研判); any other is reclassified
+        if verb == "acceptance_reviewed" and case.accepted_at is not None:
+            continue
         verbs.append(verb)
     return verbs
 
 
 def _case_context(session: Session, user: auth.WebUser, case: Case) -> dict[str, Any]:
     detail = queries.case_detail(session, case=case)
-    reveal = queries.may_see_personal_data(user, case)
+    reveal = mediation.entitled(session, user, case)
     parties = [show_party(p, reveal=reveal) for p in detail.parties]
     now = clock.now()
     return {
@@ -599,6 +603,7 @@ def _case_context(session: Session, user: auth.WebUser, case: Case) -> dict[str,
         "suggestion": queries.triage_suggestion(session, case=case),
         "categories": list(Category),
         "priorities": list(Priority),
+        **mediation.mediation_context(session, user, case),
     }
 
 
@@ -616,12 +621,21 @@ def case_page(request: Request, number: str) -> Response:
     t = Translator(pick_lang(request))
     if request.query_params.get("created"):
         flash = t(f"案件 {case.number} 已登记。", f"Case {case.number} recorded.")
-    elif (done := request.query_params.get("done")) in ACTIONS:
+    elif (done := request.query_params.get("done")) in (*ACTIONS, "attachment_added"):
         flash = t(f"已保存：{t.verb(done)}。", f"Saved: {t.verb(done)}.")
+    upload_error = request.query_params.get("upload_error")
     return render(
         request,
         "case.html",
-        {**ctx, "flash": flash, "error": None, "errors": {}, "open_action": None},
+        {
+            **ctx,
+            "flash": flash,
+            "error": t(f"上传失败：{upload_error[:200]}", f"Upload refused: {upload_error[:200]}")
+            if upload_error
+            else None,
+            "errors": {},
+            "open_action": None,
+        },
         user=user,
     )
 
@@ -738,6 +752,9 @@ def run_action(
         "actor": user.actor,
         "expected_version": numbers.version,
     }
+    if verb in ("acceptance_reviewed", "mediators_named"):
+        run_committee_action(session, verb=verb, case=case, form=form, user=user)
+        return
     if verb in ("assessed", "reclassified"):
         from models import machine_triage
 
@@ -853,7 +870,37 @@ def run_action(
         raise NotFound(f"no page action {verb!r}", f"没有这个操作：{verb}")
 
 
+def run_committee_action(
+    session: Session, *, verb: str, case: Case, form: Mapping[str, str], user: auth.WebUser
+) -> None:
+    """受理审查 and naming mediators (the domain validates)."""
+    from models import acceptance, mediators
+    from models.enums import NotAcceptedReason
+
+    version = int(form.get("version") or 0) or None
+    if verb == "acceptance_reviewed":
+        accepted = form.get("decision") != "not_accepted"
+        reason = form.get("not_accepted_reason") or None
+        route = form.get("route") or None
+        acceptance.review_acceptance(
+            session,
+            case_id=case.id or 0,
+            accepted=accepted,
+            reason=None if accepted or reason is None else NotAcceptedReason(reason),
+            route=None if accepted or route is None else ReferralTarget(route),
+            note=form.get("note", ""),
+            actor=user.actor,
+            expected_version=version,
+        )
+        return
+    ids = [int(x) for x in form.get("staff_ids", "").split(",") if x.strip().isdigit()]
+    mediators.name_mediators(
+        session, case=case, staff_ids=ids, actor=user.actor, expected_version=version
+    )
+
+
 ACTION_FIELDS = (
+    "decision", "not_accepted_reason", "route", "note", "staff_ids",
     "version", "csrf_token", "party_ids", "held_at", "place", "participants", "minutes",
     "summary", "term_1", "term_1_due", "term_2", "term_2_due", "term_3", "term_3_due",
     "reason", "referral", "resolution", "outcome", "resolved", "satisfied", "channel",
@@ -868,6 +915,8 @@ async def case_action(request: Request, number: str, verb: str) -> Response:
     form = {k: str(raw.get(k, ""))[:8000] for k in ACTION_FIELDS}
     if "party_ids" in raw:
         form["party_ids"] = ",".join(str(v) for v in raw.getlist("party_ids"))
+    if "staff_ids" in raw:
+        form["staff_ids"] = ",".join(str(v) for v in raw.getlist("staff_ids"))
     with read_session(request) as session:
         user = auth.current_user(request, session)
         if user is None:
