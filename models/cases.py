@@ -14,10 +14,10 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, select
 
 from models import clock, lifecycle, pii
+from models.access import Actor
 from models.case import Case, CaseCreate, CaseNumberCounter
 from models.enums import PartyKind, PartySide
 from models.errors import NotFound, ValidationError
-from models.lifecycle import Actor
 from models.party import Party, PartyCreate, PartyPublic
 from models.settings import get_settings
 from models.unit import Unit

@@ -29,6 +29,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from models import clock, pii
+from models.access import Actor
 from models.case import Case, CaseCreate
 from models.cases import create_case
 from models.enums import (
@@ -40,7 +41,6 @@ from models.enums import (
     StaffRole,
     UnitLevel,
 )
-from models.lifecycle import Actor
 from models.passwords import hash_password
 from models.policy import LimitUnit, TimeLimitPolicy
 from models.staff import Staff

@@ -24,14 +24,13 @@ from typing import Any, Literal
 from sqlmodel import Session, col, select
 
 from models import clock, lifecycle, workdays
+from models.access import Actor
 from models.case import Case
 from models.cases import get_case
 from models.enums import CaseStatus, FollowUpKind, FollowUpOutcome
 from models.errors import FieldProblem, GuardFailed, InvalidTransition, ValidationError
 from models.follow_up import FollowUp, FollowUpRecord
-from models.lifecycle import Actor
 from models.mediating import (
-    _check_version,
     _required_text,
     event_text,
     parties_of,
@@ -155,7 +154,7 @@ def record_follow_up(
     """Fill in a return visit (the one named, else the earliest still open) with its
     outcome and rating; the case's satisfaction becomes the latest rating."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     if case.status != S.FOLLOW_UP:
         raise InvalidTransition(
             f"cannot record a return visit for a case that is {case.status.value}",
@@ -288,7 +287,7 @@ def reopen_case(
 ) -> Case:
     """Reopen a case in follow-up or closed, at the resident's request (重启)."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     if case.anonymised_at is not None:
         raise GuardFailed(
             "the case's personal data has been anonymised under the retention rule; "

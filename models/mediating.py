@@ -22,18 +22,17 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from models import clock, lifecycle, pii, workdays
+from models.access import Actor
 from models.case import Case
 from models.cases import get_case
 from models.enums import CaseStatus, ReferralTarget
 from models.errors import (
-    ConflictError,
     FieldProblem,
     GuardFailed,
     InvalidTransition,
     NotFound,
     ValidationError,
 )
-from models.lifecycle import Actor
 from models.mediation import (
     Agreement,
     AgreementCreate,
@@ -107,16 +106,6 @@ def _require_status(case: Case, allowed: set[CaseStatus], what_en: str, what_zh:
         )
 
 
-def _check_version(case: Case, expected_version: int | None) -> None:
-    # lifecycle.apply checks it too; checking first means nothing is written on conflict.
-    if expected_version is not None and expected_version != case.version:
-        raise ConflictError(
-            f"case {case.number} is at version {case.version}, not {expected_version}; "
-            "reload and try again",
-            f"案件 {case.number} 已被修改（版本 {case.version}），请刷新后重试。",
-        )
-
-
 def _check_moment(
     case: Case, value: datetime, field: str, *, not_before: datetime | None = None
 ) -> datetime:
@@ -153,7 +142,7 @@ def record_consent(
     """Record that parties agree to mediation (``None``: all of them). When every party
     has consented, ``case.consent_at`` is set and mediation may start."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     _require_status(case, {S.ASSIGNED}, "record consent for", "记录调解同意")
     parties = parties_of(session, case_id=case_id)
     if not parties:
@@ -199,7 +188,7 @@ def start_mediation(
 ) -> Case:
     """Open mediation; it is due one calendar month later, at the end of that day."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     _require_status(case, {S.ASSIGNED}, "start mediation on", "开始调解")
     if case.consent_at is None:
         raise GuardFailed(
@@ -235,7 +224,7 @@ def extend_mediation(
     """Extend the mediation limit to the end of ``until``: both parties must agree, and
     the extension must be asked for before the current limit passes."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     _require_status(case, {S.IN_MEDIATION}, "extend mediation of", "延长调解期限")
     _staff_only(actor, "extending mediation", "延长调解期限")
     if not both_parties_consent:
@@ -286,7 +275,7 @@ def record_session(
 ) -> MediationSession:
     """Record one mediation session with its minutes (调解笔录)."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     _require_status(case, {S.IN_MEDIATION}, "record a session for", "记录调解笔录")
     _staff_only(actor, "recording a session", "记录调解笔录")
     held_at = _check_moment(case, data.held_at, "held_at")
@@ -325,7 +314,7 @@ def sign_agreement(
     """Record the signed agreement with its terms; the court-confirmation window closes
     30 days after the signing date."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     _require_status(case, {S.IN_MEDIATION}, "sign an agreement for", "达成协议")
     _staff_only(actor, "signing an agreement", "达成协议")
     if not data.terms:
@@ -395,7 +384,7 @@ def fail_mediation(
     """Record that mediation failed, and why; with ``referral`` the case is referred to
     arbitration, court or an agency in the same transaction."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     _require_status(case, {S.IN_MEDIATION}, "record a failed mediation for", "记录调解未成")
     _staff_only(actor, "recording a failed mediation", "记录调解未成")
     text = _required_text(reason, "reason", "调解未成的原因", max_length=2000)
@@ -464,7 +453,7 @@ def resolve_directly(
     from models.follow_ups import schedule_follow_ups  # follow_ups imports this module
 
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     _require_status(case, {S.ASSIGNED}, "resolve directly", "直接办结")
     _staff_only(actor, "settling a case directly", "直接办结")
     text = _required_text(resolution, "resolution", "处理结果", max_length=2000)
@@ -490,7 +479,7 @@ def withdraw_case(
 ) -> Case:
     """The complainant withdraws (撤回); the reason is recorded."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     _staff_only(actor, "withdrawing a case", "撤回")
     text = _required_text(reason, "reason", "撤回原因", max_length=2000)
     case.outcome_note = text
@@ -511,7 +500,7 @@ def merge_case(
 ) -> Case:
     """Merge a case into another open case about the same matter (合并)."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     if into_case_id == case_id:
         raise _invalid("into_case_id", "a case cannot be merged into itself", "不能合并到本案自身")
     try:

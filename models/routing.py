@@ -26,12 +26,12 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from models import lifecycle, pii
+from models.access import Actor
 from models.case import Case
 from models.cases import get_case
 from models.deadlines import pick_policy
 from models.enums import CaseStatus, Category, Priority, ReferralTarget, StaffRole, UnitLevel
-from models.errors import ConflictError, GuardFailed, NotFound, ValidationError
-from models.lifecycle import Actor
+from models.errors import GuardFailed, NotFound, ValidationError
 from models.policy import TimeLimitPolicy
 from models.staff import Staff
 from models.unit import Pairing, Unit
@@ -470,7 +470,7 @@ def reassign_case(
     """Give a case to a named person (a supervisor's or mediator's choice). The person
     must be active and work in the case's unit or below it."""
     case = get_case(session, case_id=case_id)
-    _ensure_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     staff = session.get(Staff, assignee_id)
     if staff is None:
         raise ValidationError(
@@ -501,15 +501,6 @@ def reassign_case(
     return case
 
 
-def _ensure_version(case: Case, expected_version: int | None) -> None:
-    if expected_version is not None and expected_version != case.version:
-        raise ConflictError(
-            f"case {case.number} is at version {case.version}, not {expected_version}; "
-            "reload and try again",
-            f"案件 {case.number} 已被修改（版本 {case.version}），请刷新后重试。",
-        )
-
-
 def refer_case(
     session: Session,
     *,
@@ -523,7 +514,7 @@ def refer_case(
     """Refer a case to arbitration, a court, or an agency (the named one, else the agency
     paired with the case's community for its category)."""
     case = get_case(session, case_id=case_id)
-    _ensure_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError("reason: required", "reason：请填写移交原因")

@@ -48,7 +48,7 @@ def issue_token(request: Request, data: Credentials, session: DBRead) -> TokenAn
         raise AuthError("wrong username or password", "用户名或密码错误")
     principal = principal_for_staff(session, staff)
     ttl = get_settings().token_ttl_s
-    token = create_token(subject=str(staff.id), role=principal.role, unit=principal.unit_code)
+    token = create_token(subject=str(staff.id), role=staff.role.value, unit=principal.unit_code)
     return TokenAnswer(
         access_token=token, expires_in=ttl, role=principal.role, unit=principal.unit_code
     )

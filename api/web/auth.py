@@ -17,18 +17,15 @@ import hashlib
 import hmac
 import secrets
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import jwt
 from fastapi import Request, Response
 from sqlmodel import Session
 
-from models.enums import StaffRole, UnitLevel
-from models.lifecycle import Actor
+from models.access import Principal, principal_for_staff
 from models.settings import get_settings
 from models.staff import Staff
-from models.unit import Unit
 
 SESSION_COOKIE = "tj_session"
 CSRF_COOKIE = "tj_csrf"
@@ -39,37 +36,6 @@ ALGORITHM = "HS256"
 def _key() -> bytes:
     secret = get_settings().secret_key.get_secret_value()
     return hashlib.sha256(b"tiaojie-web-session:" + secret.encode("utf-8")).digest()
-
-
-@dataclass(frozen=True)
-class WebUser:
-    """The signed-in staff member, as the pages need them (no personal data)."""
-
-    staff_id: int
-    username: str
-    display_name: str
-    role: StaffRole
-    unit_id: int | None
-    unit_code: str | None
-    unit_name: str
-    unit_level: UnitLevel | None
-    unit_path: str | None
-    csrf: str
-
-    @property
-    def actor(self) -> Actor:
-        return Actor(kind="staff", staff_id=self.staff_id, role=self.role, unit_path=self.unit_path)
-
-    @property
-    def reach_path(self) -> str | None:
-        """Subtree of cases this user may see; None for administrators (everything)."""
-        if self.role == StaffRole.ADMIN:
-            return None
-        return self.unit_path or "/__nowhere__/"
-
-    @property
-    def is_supervisor(self) -> bool:
-        return self.role in (StaffRole.SUPERVISOR, StaffRole.ADMIN)
 
 
 def is_https(request: Request) -> bool:
@@ -128,7 +94,7 @@ def clear_session_cookie(response: Response, request: Request) -> None:
     )
 
 
-def current_user(request: Request, session: Session) -> WebUser | None:
+def current_user(request: Request, session: Session) -> Principal | None:
     """The signed-in, still active staff member, or None (then the page redirects)."""
     claims = read_session(request.cookies.get(SESSION_COOKIE))
     if claims is None:
@@ -140,19 +106,13 @@ def current_user(request: Request, session: Session) -> WebUser | None:
     staff = session.get(Staff, staff_id)
     if staff is None or not staff.active:
         return None
-    unit = session.get(Unit, staff.unit_id) if staff.unit_id else None
-    return WebUser(
-        staff_id=staff_id,
-        username=staff.username,
-        display_name=staff.display_name,
-        role=staff.role,
-        unit_id=staff.unit_id,
-        unit_code=unit.code if unit else None,
-        unit_name=unit.name_zh if unit else "",
-        unit_level=unit.level if unit else None,
-        unit_path=unit.path if unit else None,
-        csrf=str(claims["csrf"]),
-    )
+    return principal_for_staff(session, staff)
+
+
+def session_csrf(request: Request) -> str:
+    """The CSRF token of the signed-in session ("" without one)."""
+    claims = read_session(request.cookies.get(SESSION_COOKIE))
+    return str(claims["csrf"]) if claims else ""
 
 
 def check_password(session: Session, *, username: str, password: str) -> Staff | None:

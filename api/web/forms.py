@@ -1,0 +1,192 @@
+"""The case page's action forms: an HTML form for each row of :data:`models.actions.ACTIONS`
+and the reading of a posted form into the row's body model. The page translates; what
+may be done, and the doing, are :mod:`models.actions`'.
+
+A row needs nothing here: its form has one input per body field (:func:`fields_of`,
+labelled with the field's ``title`` and ``description``) and is read back field by field
+(:func:`read_form`). An action whose form differs from its body (a date and time typed in
+Beijing time, the terms of an agreement) has a reader in :data:`READERS` and its own
+markup in ``case.html``.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import pydantic
+from pydantic.fields import FieldInfo
+
+from models import clock
+from models.actions import Action
+from models.errors import FieldProblem, ValidationError
+
+PYDANTIC_ZH = {
+    "missing": "必填",
+    "string_too_short": "内容太短",
+    "string_too_long": "内容太长",
+    "int_parsing": "请填写整数",
+    "greater_than_equal": "数值太小",
+    "less_than_equal": "数值太大",
+    "enum": "请选择有效的选项",
+    "date_from_datetime_parsing": "日期格式不正确",
+}
+TRUE = frozenset({"1", "on", "true", "yes"})
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One input of a generated form."""
+
+    name: str
+    kind: str  # text | textarea | number | date | checkbox | select
+    label_zh: str
+    label_en: str
+    required: bool
+    max_length: int | None = None
+    choices: tuple[StrEnum, ...] = ()
+
+
+def _plain(annotation: Any) -> tuple[Any, bool]:
+    """The type inside ``X | None``, and whether None was allowed."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
+        inner = [a for a in args if a is not type(None)]
+        return (inner[0] if len(inner) == 1 else str), True
+    return annotation, False
+
+
+def _max_length(info: FieldInfo) -> int | None:
+    for meta in info.metadata:
+        if hasattr(meta, "max_length"):
+            value: int | None = meta.max_length
+            return value
+    return None
+
+
+def _kind(kind: Any, max_length: int | None) -> str:
+    if kind is bool:
+        return "checkbox"
+    if kind is date:
+        return "date"
+    if kind is int:
+        return "number"
+    if isinstance(kind, type) and issubclass(kind, StrEnum):
+        return "select"
+    return "textarea" if (max_length or 0) > 200 else "text"
+
+
+def fields_of(action: Action) -> list[FormField]:
+    """The inputs of ``action``'s generated form (every body field but ``version``)."""
+    found: list[FormField] = []
+    for name, info in action.body.model_fields.items():
+        if name == "version":
+            continue
+        kind, optional = _plain(info.annotation)
+        max_length = _max_length(info)
+        shape = _kind(kind, max_length)
+        found.append(
+            FormField(
+                name=name,
+                kind=shape,
+                label_zh=info.title or name,
+                label_en=info.description or name,
+                required=info.is_required() and shape != "checkbox" and not optional,
+                max_length=max_length,
+                choices=tuple(kind) if shape == "select" else (),
+            )
+        )
+    return found
+
+
+def _generic(form: Mapping[str, str], action: Action) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for field in fields_of(action):
+        raw = form.get(field.name, "")
+        if field.kind == "checkbox":
+            data[field.name] = raw.strip().lower() in TRUE
+        elif raw.strip():
+            data[field.name] = raw.strip() if field.kind != "textarea" else raw
+    return data
+
+
+def local_datetime(value: str, field: str) -> datetime:
+    """A ``datetime-local`` value typed in Beijing time, as aware UTC. Blank, or the
+    current minute, means now (the form's precision is one minute)."""
+    now = clock.now()
+    if not value.strip():
+        return now
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValidationError(
+            f"{field}: not a date and time",
+            f"{field}：日期时间格式不正确",
+            problems=[FieldProblem(field, "日期时间格式不正确", "not a date and time")],
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=clock.SHANGHAI)
+    moment = moment.astimezone(UTC)
+    if moment <= now < moment + timedelta(minutes=1):
+        return now
+    return moment
+
+
+def _consent(form: Mapping[str, str], _action: Action) -> dict[str, Any]:
+    ids = [int(x) for x in form.get("party_ids", "").split(",") if x.strip().isdigit()]
+    return {"party_ids": ids or None}
+
+
+def _session(form: Mapping[str, str], _action: Action) -> dict[str, Any]:
+    return {
+        "held_at": local_datetime(form.get("held_at", ""), "held_at"),
+        "place": form.get("place", ""),
+        "participants": form.get("participants", ""),
+        "minutes": form.get("minutes", ""),
+    }
+
+
+def _agreement(form: Mapping[str, str], _action: Action) -> dict[str, Any]:
+    terms = []
+    for i in (1, 2, 3):
+        text = form.get(f"term_{i}", "").strip()
+        due = form.get(f"term_{i}_due", "").strip()
+        if text or due:
+            terms.append({"text": text, "due_on": due})
+    return {"summary": form.get("summary", ""), "signed_at": None, "terms": terms}
+
+
+Reader = Callable[[Mapping[str, str], Action], dict[str, Any]]
+READERS: dict[str, Reader] = {"consent": _consent, "sessions": _session, "agreement": _agreement}
+
+
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    # "terms.0.due_on" is the first term's date input, term_1_due.
+    if len(loc) >= 3 and loc[0] == "terms" and isinstance(loc[1], int):
+        return f"term_{loc[1] + 1}_due" if loc[2] == "due_on" else f"term_{loc[1] + 1}"
+    return ".".join(str(p) for p in loc) or "form"
+
+
+def read_form(action: Action, form: Mapping[str, str]) -> pydantic.BaseModel:
+    """The posted form as ``action``'s body, or a :class:`ValidationError` naming the
+    inputs that are wrong."""
+    data = READERS.get(action.name, _generic)(form, action)
+    version = form.get("version", "").strip()
+    data["version"] = int(version) if version.isdigit() and len(version) <= 9 else None
+    try:
+        return action.body.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems = [
+            FieldProblem(
+                _field_name(tuple(e["loc"])),
+                PYDANTIC_ZH.get(e["type"], "输入有误"),
+                str(e.get("msg", "")).removeprefix("Value error, "),
+            )
+            for e in exc.errors()
+        ]
+        raise ValidationError("the form has errors", "表单有误", problems=problems) from None
