@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _include_web(app: FastAPI) -> None:
     """Mount the server-rendered pages when that package is present."""
     try:
-        web = importlib.import_module("api.web.routes")
+        web = importlib.import_module("api.web")
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("api.web"):
             return

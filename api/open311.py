@@ -1,9 +1,10 @@
 """Open311 GeoReport v2 at ``/open311/v2`` (JSON and XML), with FixMyStreet's
 ``servicerequestupdates``.
 
-- A service is a case category; its definition has three attributes: ``people_affected``
-  (number), ``respondent`` (string: who the complaint is against) and ``urgency``
-  (singlevaluelist).
+- A service is a case category; its definition has four attributes: ``people_affected``
+  (number), ``respondent`` (string: who the complaint is against; a person, whose name
+  is personal data and stored encrypted, unless ``respondent_type`` says firm or
+  agency), ``respondent_type`` and ``urgency`` (singlevaluelists).
 - ``POST requests`` (form-encoded, ``api_key`` required) records a case (channel
   ``open311``). ``address_id`` is a building, compound or community code from the unit
   tree; ``lat``/``long`` or ``address_string`` are resolved by triage (nothing found:
@@ -12,8 +13,10 @@
   validated and not stored.
 - ``service_request_id`` is the case number. ``agency_responsible`` is the handling
   unit, ``expected_datetime`` the resolution deadline (+08:00). Public answers list only
-  cases filed through Open311, with phone and ID numbers in the description masked, the
-  place shown as the unit's name, and never the parties.
+  cases filed through Open311 (staff cannot choose that channel), with phone and ID
+  numbers in the description masked (they are stored masked), people's names masked,
+  the place shown as the unit's name, coordinates rounded to about 100 m, and never the
+  parties.
 - Errors: ``[{"code", "description"}]`` / ``<errors><error>``; 400 bad request, 403 bad
   ``api_key``, 404 unknown service or request, 413 too large, 415 not a form, 429 rate
   limited (with ``Retry-After``).
@@ -38,7 +41,7 @@ from sqlmodel import Session, col, select
 from api.deps import engine_of
 from api.errors import validation_fields
 from api.security import OPEN311_ROLE, AuthError, verify_token
-from models import clock, pii
+from models import clock, keys, pii
 from models.access import PLACE_LEVELS, Principal, place_for_filing
 from models.case import Case, CaseCreate
 from models.cases import create_case
@@ -47,7 +50,6 @@ from models.enums import CaseStatus, Category, Channel, PartyKind, PartySide, Pr
 from models.errors import FieldProblem, NotFound, PermissionDenied, ValidationError
 from models.event import CaseEvent
 from models.party import Party
-from models.settings import get_settings
 from models.unit import Unit
 
 PREFIX = "/open311/v2"
@@ -182,11 +184,21 @@ def attributes() -> list[dict[str, Any]]:
         },
         {
             "variable": True,
+            "code": "respondent_type",
+            "datatype": "singlevaluelist",
+            "required": False,
+            "datatype_description": "选择一项，默认个人 / pick one; a person unless given",
+            "order": 3,
+            "description": "被投诉方类型 What the respondent is",
+            "values": [{"key": k.value, "name": f"{k.zh} {k.en}"} for k in PartyKind],
+        },
+        {
+            "variable": True,
             "code": "urgency",
             "datatype": "singlevaluelist",
             "required": False,
             "datatype_description": "选择一项 / pick one",
-            "order": 3,
+            "order": 4,
             "description": "紧急程度 How urgent",
             "values": [{"key": k, "name": name} for k, (_p, name) in URGENCY.items()],
         },
@@ -221,8 +233,9 @@ def service_definition(service_code: Annotated[str, Path(max_length=32)], fmt: F
 
 
 def request_token(case_id: int) -> str:
-    secret = get_settings().secret_key.get_secret_value().encode()
-    sig = hmac.new(secret, f"open311-token:{case_id}".encode(), hashlib.sha256).hexdigest()
+    sig = hmac.new(
+        keys.key("token"), f"open311-token:{case_id}".encode(), hashlib.sha256
+    ).hexdigest()
     return f"t{case_id}-{sig[:20]}"
 
 
@@ -270,6 +283,18 @@ def _float(form: dict[str, list[str]], name: str, low: float, high: float) -> fl
     return value
 
 
+def _party_kind(value: str | None) -> PartyKind:
+    if value is None:
+        return PartyKind.PERSON
+    try:
+        return PartyKind(value)
+    except ValueError:
+        raise BadRequest(
+            "attribute[respondent_type]: one of " + ", ".join(k.value for k in PartyKind),
+            "attribute[respondent_type]：可选值为 " + "、".join(k.value for k in PartyKind),
+        ) from None
+
+
 def _check_api_key(api_key: str | None) -> str:
     if not api_key:
         raise PermissionDenied("api_key is required", "缺少 api_key")
@@ -305,6 +330,7 @@ def _build_case(form: dict[str, list[str]]) -> tuple[CaseCreate, str | None]:
     people = _one(form, "attribute[people_affected]", max_length=12)
     respondent = _one(form, "attribute[respondent]", max_length=100)
     urgency = _one(form, "attribute[urgency]", max_length=16)
+    respondent_kind = _party_kind(_one(form, "attribute[respondent_type]", max_length=16))
     if urgency is not None and urgency not in URGENCY:
         raise BadRequest(
             "attribute[urgency]: one of " + ", ".join(URGENCY),
@@ -330,7 +356,9 @@ def _build_case(form: dict[str, list[str]]) -> tuple[CaseCreate, str | None]:
             }
         )
     if respondent:
-        parties.append({"side": PartySide.RESPONDENT, "kind": PartyKind.FIRM, "name": respondent})
+        # A person unless the client says otherwise: a name is personal data until known
+        # to be a firm's.
+        parties.append({"side": PartySide.RESPONDENT, "kind": respondent_kind, "name": respondent})
     data: dict[str, Any] = {
         "category": category,
         "channel": Channel.OPEN311,
@@ -487,6 +515,11 @@ def public_text(session: Session, case: Case) -> str:
     return pii.scrub_names(pii.scrub_text(case.description), names)
 
 
+def public_coordinate(value: float | None) -> float | None:
+    """Rounded to three decimals (about 100 m: the compound, never the filer's door)."""
+    return None if value is None else round(value, 3)
+
+
 def request_row(session: Session, case: Case) -> dict[str, Any]:
     assert case.id is not None
     place = session.get(Unit, case.place_unit_id) if case.place_unit_id else None
@@ -506,8 +539,8 @@ def request_row(session: Session, case: Case) -> dict[str, Any]:
         "address": place.name_zh if place else None,
         "address_id": place.code if place and place.level in PLACE_LEVELS else None,
         "zipcode": None,
-        "lat": case.lat,
-        "long": case.lon,
+        "lat": public_coordinate(case.lat),
+        "long": public_coordinate(case.lon),
         "media_url": None,
     }
 

@@ -3,8 +3,8 @@
 Staff tokens are JWTs signed with HS256 only (the algorithm is pinned when verifying,
 so ``alg=none`` or an RSA/HMAC confusion is refused), audience ``tiaojie``, issuer
 ``tiaojie``, an expiry, the staff id as ``sub``, their ``role`` and ``unit`` code. The
-signing key is derived from ``TIAOJIE_SECRET_KEY`` (never the raw secret, which also
-keys field encryption). Open311 ``api_key`` values are tokens of the same kind with
+signing key is the token key of :mod:`models.keys` (separate from the keys of
+sessions and field encryption). Open311 ``api_key`` values are tokens of the same kind with
 role ``open311`` and a long expiry; they reach only the public endpoint.
 
 The web pages reuse :func:`create_token`, :func:`verify_token` and
@@ -16,14 +16,14 @@ Who the caller is, what they reach and whose personal data they see is decided i
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
-from sqlmodel import Session, select
+from sqlmodel import Session
 
+from models import keys
 from models.access import Principal, principal_for_staff
 from models.enums import StaffRole
 from models.errors import TiaojieError
@@ -45,8 +45,7 @@ class AuthError(TiaojieError):
 
 
 def _signing_key() -> bytes:
-    secret = get_settings().secret_key.get_secret_value()
-    return hashlib.sha256(b"tiaojie-jwt-signing:" + secret.encode("utf-8")).digest()
+    return keys.key("token")
 
 
 def create_token(
@@ -132,10 +131,6 @@ def authenticate(session: Session, token: str) -> Principal:
     return principal_from_claims(session, verify_token(token))
 
 
-def find_staff(session: Session, username: str) -> Staff | None:
-    return session.exec(select(Staff).where(Staff.username == username)).first()
-
-
 __all__ = [
     "ALGORITHM",
     "AUDIENCE",
@@ -146,7 +141,6 @@ __all__ = [
     "authenticate",
     "create_open311_key",
     "create_token",
-    "find_staff",
     "principal_for_staff",
     "principal_from_claims",
     "verify_token",

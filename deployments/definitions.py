@@ -37,6 +37,7 @@ from flows.intake import intake, intake_batch
 from flows.mediation import mediation
 from flows.notify import notify
 from flows.reconcile import reconcile
+from flows.relay import DeploymentDispatcher, Dispatcher, InProcessExecutor
 from flows.reports import reports
 from models.settings import get_settings
 
@@ -53,7 +54,7 @@ STEP_FLOWS: dict[str, Flow[Any, Any]] = {
     "mediation": mediation,
     "follow_up": follow_up,
 }
-# Steps with a flow that takes several cases at once (adaptive batching, flows/relay.py).
+# Steps with a flow that takes several cases at once (adaptive batching, flows/batching.py).
 BATCH_FLOWS: dict[str, Flow[Any, Any]] = {"intake": intake_batch}
 
 
@@ -109,6 +110,25 @@ def step_deployment_names() -> dict[str, str]:
 
 def batch_deployment_names() -> dict[str, str]:
     return {step: f"{flow.name}/{DEPLOYMENT_NAME}" for step, flow in BATCH_FLOWS.items()}
+
+
+def build_dispatcher() -> Dispatcher:
+    """The relay's dispatcher the settings ask for: the step flows themselves (in process)
+    or their deployments' names (on a work pool). Only this package knows both."""
+    settings = get_settings()
+    if settings.executor == "deployment":
+        return DeploymentDispatcher(
+            step_deployment_names(),
+            concurrency=settings.executor_concurrency,
+            batch_deployment_names=batch_deployment_names(),
+            lane=settings.relay_batch_lane,
+        )
+    return InProcessExecutor(
+        STEP_FLOWS,
+        concurrency=settings.executor_concurrency,
+        batch_flows=BATCH_FLOWS,
+        lane=settings.relay_batch_lane or 1,
+    )
 
 
 async def runner_deployments() -> list[RunnerDeployment]:

@@ -42,8 +42,8 @@ async def run_worker(
 ) -> None:
     from prefect.runner import Runner
 
-    from deployments.definitions import install_automations, runner_deployments
-    from flows.relay import Relay, build_dispatcher
+    from deployments.definitions import build_dispatcher, install_automations, runner_deployments
+    from flows.relay import Relay
     from models.settings import get_settings
 
     settings = get_settings()
@@ -102,6 +102,17 @@ async def run_worker(
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
+# The Prefect client logs every HTTP request it makes at INFO through these: thousands of
+# lines an hour in worker.log that say nothing an operator needs. Warnings still show.
+QUIET_LOGGERS = ("httpx", "httpcore")
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def main(
     *,
     executor: Literal["inprocess", "deployment"] | None = None,
@@ -110,7 +121,7 @@ def main(
 ) -> None:
     """Run the worker until SIGINT/SIGTERM."""
     _prefect_defaults()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging()
     asyncio.run(run_worker(executor=executor, serve_deployments=serve_deployments, relay=relay))
 
 

@@ -17,9 +17,11 @@ async def follow_up(case_id: int) -> str:
     if plan.action == "schedule":
         visits = await schedule_follow_ups(case_id)
         logger.info("回访已安排 return visits scheduled: %s", len(visits))
-        if plan.status == "referred":
-            await notify_case(case_id)  # tell the agency it has the case
         return "scheduled"
+    if plan.action == "await_receiver":
+        await notify_case(case_id)  # tell the receiving unit it has a case to sign for
+        logger.info("等待接收单位签收 waiting for the receiving unit")
+        return "awaiting receiver"
     if plan.action == "settle":
         outcome = await settle_after_follow_up(case_id)
         logger.info("回访结论 after the return visit: %s", outcome)

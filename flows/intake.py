@@ -8,7 +8,7 @@ steps from the relay, which finds them done and starts nothing (see ``flows/rela
 or starts them when this run died before getting there.
 
 ``intake-batch`` does the same for several cases in one run, when the relay finds more
-cases waiting than it has free run slots (adaptive batching, see ``flows/relay.py``):
+cases waiting than it has free run slots (adaptive batching, see ``flows/batching.py``):
 one task per step for the whole batch, each case in its own transaction, a log line
 and a row of the run's table artifact per case, and the run tagged with every case
 number. A case that fails a step is named in the run's (Failed) final state and picked

@@ -1,43 +1,26 @@
 """The outbox relay: turns committed case events into Prefect events and Prefect work.
 
-Every transition writes one ``Outbox`` row in the same transaction as the case (see
-``models/lifecycle.py``). The relay polls pending rows in batches, claims them with a
-short lease (so that two relays never deliver the same row at the same time), and for
-each row:
+The relay polls pending outbox rows in batches (the store, its leases and run keys:
+``models/outbox.py``), and for each row:
 
-1. emits the Prefect event ``tiaojie.case.<verb>`` on the resource
-   ``tiaojie.case.<case id>`` (named by the case number, labelled with category, unit
-   and priority), with ids only in the payload and a deterministic event id, so that a
-   redelivery shows once in the event feed;
-2. when the row names a workflow step, starts it as a flow run created with the
-   idempotency key ``"{case_id}:{step}:{seq}"`` (a repeated delivery gets the same run
-   back and starts nothing new), named ``"<case number> · <step>"``, tagged
-   ``case:<number>``, ``category:…``, ``unit:…``, ``priority:…``, with the parameters
-   ``{"case_id": id}`` only;
+1. emits the Prefect event ``tiaojie.case.<verb>`` (``flows/prefect_api.py``);
+2. when the row names a workflow step that the case still needs
+   (``models/preconditions.py``), starts it as a flow run created with the row's run
+   key as idempotency key (a repeated delivery gets the same run back and starts
+   nothing new), named ``"<case number> · <step>"``, tagged ``case:<number>``,
+   ``category:…``, ``unit:…``, ``priority:…``, with the parameters ``{"case_id": id}``
+   only;
 3. marks the row delivered only once the run exists (at-least-once delivery + one run
    per key + idempotent domain steps = effectively once).
 
-Steps already done start nothing. The ``intake`` run goes on to assignment and the
-assignee's notification in the same run, and ``assignment`` goes on to the
-notification (a case costs one flow run, not three: on a work pool each run starts a
-new Python process). Before starting a step the relay checks the case database, in one
-query per batch: a step whose precondition the case has left (``intake`` once the case
-is past submitted/reopened, ``assignment`` once it is no longer assignable) or whose
-notification is recorded as sent is marked delivered without a run, with the reason in
-``last_error`` (``"skipped: …"``). The ``triaged`` and ``assigned`` rows written by such
-a chained run (actor ``system``) are held for ``CHAIN_GRACE_S`` the first time they are
-seen if their step is not done yet, since the run that wrote them is about to do it;
-after the grace, a step still not done (that run died) is started as usual.
+The ``intake`` run goes on to assignment and the assignee's notification in the same
+run, and ``assignment`` goes on to the notification (a case costs one flow run, not
+three: on a work pool each run starts a new Python process); the rows those chained
+runs write are held for a grace period rather than started twice. Cases waiting for a
+batchable step share runs when the lane is full (``flows/batching.py``).
 
-Adaptive batching: a step with a batch flow (``intake`` → ``intake-batch``) has a lane
-of ``settings.relay_batch_lane`` runs in flight. While the lane has room each case gets
-a run of its own; cases that arrive while it is full wait in the outbox (their claim is
-released) and share the next free run, up to ``settings.relay_batch_max`` cases
-(:func:`plan_runs`). Batch size so follows the arrival rate with nothing to tune. A
-batch run is named by its first and last case numbers, tagged ``case:<number>`` for
-each case, keyed by the rows it delivers, and takes only the case ids.
-
-Two executors, chosen by ``settings.executor``:
+Two executors, chosen by ``settings.executor`` and built with the step flows or their
+deployment names by ``deployments/definitions.py`` (:func:`build_dispatcher` there):
 
 * ``inprocess`` (embedded default): the run is executed in this process by a warm
   async executor with bounded concurrency (no process start per run);
@@ -52,392 +35,45 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from prefect import Flow
 from prefect.client.orchestration import PrefectClient, get_client
-from prefect.client.schemas.actions import FlowRunCreate
-from prefect.client.schemas.objects import FlowRun, FlowRunPolicy
-from prefect.events import emit_event
+from prefect.client.schemas.objects import FlowRun
 from prefect.flow_engine import run_flow_async
-from prefect.states import Pending, to_state_create
-from sqlalchemy import Engine, update
-from sqlalchemy import select as sa_select
-from sqlmodel import col, select
+from sqlalchemy import Engine
 
-from models import clock
-from models.case import Case
-from models.db import get_engine, read_session, write_session
-from models.enums import CaseStatus, OutboxState
-from models.event import CaseEvent, Outbox
+from flows.batching import plan_runs
+from flows.prefect_api import create_flow_run, emit_case_event
+from models.db import get_engine
+from models.outbox import (
+    SKIPPED_PREFIX,
+    Job,
+    RunSpec,
+    batch_spec,
+    claim_jobs,
+    has_due_pending,
+    hold,
+    mark_delivered,
+    mark_failed,
+    mark_skipped,
+    release,
+)
+from models.preconditions import step_verdicts
 from models.settings import get_settings
-from models.unit import Unit
 
 log = logging.getLogger("tiaojie.relay")
 
-EVENT_NAMESPACE = uuid.UUID("6d1f3c52-8a4e-4b7e-9a55-7469616f6a69")
-LEASE_S = 60.0
 DRAIN_TIMEOUT_S = 30.0
 FINAL_STATE_TYPES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "CRASHED"})
-# Rows whose step the run that wrote them goes on to do (see the module docstring).
-CHAINED_VERBS = frozenset({"triaged", "assigned"})
-CHAIN_GRACE_S = 20.0
 # How often the relay looks again while every run slot is taken (each look asks the
 # Prefect server about the runs in flight, in deployment mode).
 FULL_WAIT_S = 0.2
-SKIPPED_PREFIX = "skipped: "
-
-
-@dataclass(frozen=True)
-class Job:
-    """One outbox row to deliver, with what Prefect may know about its case."""
-
-    outbox_id: int
-    case_id: int
-    seq: int
-    verb: str
-    step: str | None
-    idempotency_key: str
-    redrive: int
-    case_number: str
-    category: str
-    priority: str
-    unit_code: str | None
-    held: bool = False  # held once already (its event was emitted then)
-    created_at: datetime | None = None
-    actor: str | None = None
-
-    @property
-    def run_key(self) -> str:
-        base = f"{self.case_id}:{self.step}:{self.seq}"
-        return base if self.redrive == 0 else f"{base}:{self.redrive}"
-
-    @property
-    def run_name(self) -> str:
-        return f"{self.case_number} · {self.step}"
-
-    @property
-    def tags(self) -> list[str]:
-        return [
-            "tiaojie",
-            f"case:{self.case_number}",
-            f"step:{self.step}",
-            f"category:{self.category}",
-            f"unit:{self.unit_code or 'none'}",
-            f"priority:{self.priority}",
-        ]
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        return {"case_id": self.case_id}
-
-    @property
-    def spec(self) -> RunSpec:
-        return RunSpec(self.run_name, self.parameters, self.tags, self.run_key)
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """What a step run is created with: its name, ids-only parameters, tags and key."""
-
-    name: str
-    parameters: dict[str, Any]
-    tags: list[str]
-    key: str
-
-
-def batch_spec(step: str, jobs: list[Job]) -> RunSpec:
-    """One run for several cases' ``step``: named by its first and last case numbers,
-    tagged with every case number (so a case's runs are found by its tag), keyed by the
-    rows it delivers (a redelivery of the same rows finds the same run)."""
-    numbers = [job.case_number for job in jobs]
-    digest = hashlib.sha256(",".join(job.run_key for job in jobs).encode()).hexdigest()[:24]
-    tags = ["tiaojie", "batch", f"step:{step}"]
-    tags += sorted({f"category:{job.category}" for job in jobs})
-    tags += [f"case:{number}" for number in numbers]
-    return RunSpec(
-        name=f"{numbers[0]} … {numbers[-1]} ({len(jobs)} 件 cases) · {step}",
-        parameters={"case_ids": [job.case_id for job in jobs]},
-        tags=tags,
-        key=f"batch:{step}:{digest}",
-    )
-
-
-def plan_runs(
-    jobs: list[Job], *, free_slots: int, batch_max: int
-) -> tuple[list[list[Job]], list[Job]]:
-    """Adaptive batching: at most ``free_slots`` runs for these waiting cases (oldest
-    first), each case its own run while there are enough free slots (the quiet case: a
-    run per case, named by its number); beyond that, the cases share the free runs
-    evenly, at most ``batch_max`` a run, and the rest wait for the next free slot.
-    Returns the runs and the cases left waiting. Under load the slots stay busy while
-    cases gather, so batches grow with the arrival rate and shrink again when it falls."""
-    if not jobs or free_slots <= 0:
-        return [], list(jobs)
-    runs = min(free_slots, len(jobs))
-    taken = jobs[: runs * max(1, batch_max)]
-    size, extra = divmod(len(taken), runs)
-    out: list[list[Job]] = []
-    start = 0
-    for i in range(runs):
-        end = start + size + (1 if i < extra else 0)
-        out.append(taken[start:end])
-        start = end
-    return out, jobs[len(taken) :]
-
-
-def parse_run_key(key: str) -> tuple[int, str, int, int] | None:
-    """``"12:assignment:3"`` or ``"12:assignment:3:1"`` → (case id, step, seq, redrive)."""
-    parts = key.split(":")
-    if len(parts) not in (3, 4):
-        return None
-    try:
-        redrive = int(parts[3]) if len(parts) == 4 else 0
-        return int(parts[0]), parts[1], int(parts[2]), redrive
-    except ValueError:
-        return None
-
-
-# --- the outbox table ---------------------------------------------------------------
-
-
-def claim_jobs(*, limit: int, engine: Engine | None = None) -> list[Job]:
-    """Claim up to ``limit`` pending rows that are due (oldest first) for ``LEASE_S``."""
-    now = clock.now()
-    with write_session(engine) as session:
-        rows = session.execute(
-            sa_select(
-                Outbox,
-                col(Case.number),
-                col(Case.category),
-                col(Case.priority),
-                col(Unit.code),
-                col(CaseEvent.actor),
-            )
-            .join(Case, col(Case.id) == col(Outbox.case_id))
-            .outerjoin(Unit, col(Unit.id) == col(Case.unit_id))
-            .outerjoin(CaseEvent, col(CaseEvent.id) == col(Outbox.event_id))
-            .where(col(Outbox.state) == OutboxState.PENDING, col(Outbox.available_at) <= now)
-            .order_by(col(Outbox.id))
-            .limit(limit)
-        ).all()
-        if not rows:
-            return []
-        ids = [row[0].id for row in rows]
-        session.execute(
-            update(Outbox)
-            .where(col(Outbox.id).in_(ids))
-            .values(available_at=now + timedelta(seconds=LEASE_S))
-        )
-        jobs = []
-        for outbox, number, category, priority, unit_code, actor in rows:
-            assert outbox.id is not None
-            jobs.append(
-                Job(
-                    outbox_id=outbox.id,
-                    case_id=outbox.case_id,
-                    seq=int(outbox.payload.get("seq", 0)),
-                    verb=outbox.verb,
-                    step=outbox.step,
-                    idempotency_key=outbox.idempotency_key,
-                    redrive=int(outbox.payload.get("redrive", 0)),
-                    case_number=number,
-                    category=category.value,
-                    priority=priority.value,
-                    unit_code=unit_code,
-                    held=bool(outbox.payload.get("held")),
-                    created_at=outbox.created_at,
-                    actor=actor,
-                )
-            )
-        return jobs
-
-
-def _notified_keys(session: Any, keys: list[str]) -> set[str]:
-    from models.notification import Notification
-
-    if not keys:
-        return set()
-    return set(
-        session.execute(
-            sa_select(col(Notification.idempotency_key)).where(
-                col(Notification.idempotency_key).in_(keys),
-                col(Notification.sent_at).is_not(None),
-            )
-        )
-        .scalars()
-        .all()
-    )
-
-
-def step_verdicts(jobs: list[Job], *, engine: Engine | None = None) -> dict[int, str]:
-    """For each job with a step: ``"run"`` (start it), ``"hold"`` (the run that wrote the
-    row is about to do the step) or ``"skipped: <why>"`` (already done). One read."""
-    from models.routing import ASSIGNABLE
-
-    stepped = [job for job in jobs if job.step]
-    if not stepped:
-        return {}
-    with read_session(engine) as session:
-        statuses = dict(
-            session.execute(
-                sa_select(col(Case.id), col(Case.status)).where(
-                    col(Case.id).in_({job.case_id for job in stepped})
-                )
-            ).all()
-        )
-        notified = _notified_keys(
-            session, [job.idempotency_key for job in stepped if job.step == "notify"]
-        )
-    now = clock.now()
-    verdicts: dict[int, str] = {}
-    for job in stepped:
-        status = statuses.get(job.case_id)
-        done: str | None = None
-        if job.step == "intake" and status not in (CaseStatus.SUBMITTED, CaseStatus.REOPENED):
-            done = f"case already triaged (status {status})"
-        elif job.step == "assignment" and status not in ASSIGNABLE:
-            done = f"case already assigned (status {status})"
-        elif job.step == "notify" and job.idempotency_key in notified:
-            done = "notification already sent"
-        if done is not None:
-            verdicts[job.outbox_id] = SKIPPED_PREFIX + done
-        elif (
-            job.verb in CHAINED_VERBS
-            and job.actor == "system"
-            and job.redrive == 0
-            and not job.held
-            and job.created_at is not None
-            and now < clock.ensure_utc(job.created_at) + timedelta(seconds=CHAIN_GRACE_S)
-        ):
-            verdicts[job.outbox_id] = "hold"
-        else:
-            verdicts[job.outbox_id] = "run"
-    return verdicts
-
-
-def mark_skipped(reasons: dict[int, str], *, engine: Engine | None = None) -> None:
-    """Delivered without a run: the step was already done (the reason is kept)."""
-    if not reasons:
-        return
-    with write_session(engine) as session:
-        now = clock.now()
-        for outbox_id, reason in reasons.items():
-            session.execute(
-                update(Outbox)
-                .where(col(Outbox.id) == outbox_id, col(Outbox.state) == OutboxState.PENDING)
-                .values(state=OutboxState.DELIVERED, delivered_at=now, last_error=reason[:500])
-            )
-
-
-def hold(jobs: list[Job], *, engine: Engine | None = None) -> None:
-    """Look at these rows again once the chained run had its grace."""
-    if not jobs:
-        return
-    with write_session(engine) as session:
-        for job in jobs:
-            row = session.get(Outbox, job.outbox_id)
-            if row is None or row.state != OutboxState.PENDING:
-                continue
-            assert job.created_at is not None
-            row.payload = {**row.payload, "held": True}
-            row.available_at = clock.ensure_utc(job.created_at) + timedelta(seconds=CHAIN_GRACE_S)
-            session.add(row)
-
-
-def _update_pending(ids: list[int], engine: Engine | None, **values: Any) -> None:
-    """Set ``values`` on those of these rows that are still pending."""
-    if not ids:
-        return
-    with write_session(engine) as session:
-        session.execute(
-            update(Outbox)
-            .where(col(Outbox.id).in_(ids), col(Outbox.state) == OutboxState.PENDING)
-            .values(**values)
-        )
-
-
-def mark_delivered(ids: list[int], *, engine: Engine | None = None) -> None:
-    _update_pending(
-        ids, engine, state=OutboxState.DELIVERED, delivered_at=clock.now(), last_error=None
-    )
-
-
-def release(ids: list[int], *, engine: Engine | None = None) -> None:
-    """Give claimed rows back to the queue at once (they wait for a free run slot)."""
-    _update_pending(ids, engine, available_at=clock.now())
-
-
-def mark_failed(outbox_id: int, error: str, *, engine: Engine | None = None) -> None:
-    """Count a failed delivery; retry later with backoff, give up after the cap."""
-    settings = get_settings()
-    with write_session(engine) as session:
-        row = session.get(Outbox, outbox_id)
-        if row is None or row.state != OutboxState.PENDING:
-            return
-        row.attempts += 1
-        row.last_error = error[:500]
-        if row.attempts >= settings.outbox_max_attempts:
-            row.state = OutboxState.FAILED
-        else:
-            delay = min(2 ** (row.attempts - 1), 300)
-            row.available_at = clock.now() + timedelta(seconds=delay)
-        session.add(row)
-
-
-def redrive(outbox_id: int, *, reason: str, engine: Engine | None = None) -> bool:
-    """Put a delivered or failed row back in the queue under a fresh run key."""
-    with write_session(engine) as session:
-        row = session.get(Outbox, outbox_id)
-        if row is None:
-            return False
-        if row.state == OutboxState.PENDING:
-            # Already queued, unless it waits for a chained run (held, or about to be):
-            # then bring it now. A row leased by a relay at work is left alone.
-            held = bool(row.payload.get("held"))
-            leased = not held and clock.ensure_utc(row.available_at) > clock.now()
-            chained = row.verb in CHAINED_VERBS and int(row.payload.get("redrive", 0)) == 0
-            if leased or not (held or chained):
-                return False
-        count = int(row.payload.get("redrive", 0)) + 1
-        if count > get_settings().outbox_max_attempts:
-            return False
-        row.payload = {**row.payload, "redrive": count}
-        row.state = OutboxState.PENDING
-        row.available_at = clock.now()
-        row.last_error = reason[:500]
-        session.add(row)
-        return True
-
-
-# --- Prefect side ---------------------------------------------------------------------
-
-
-def emit_case_event(job: Job) -> None:
-    resource = {
-        "prefect.resource.id": f"tiaojie.case.{job.case_id}",
-        "prefect.resource.name": job.case_number,
-        "tiaojie.category": job.category,
-        "tiaojie.priority": job.priority,
-        "tiaojie.unit": job.unit_code or "",
-    }
-    payload: dict[str, Any] = {"case_id": job.case_id, "seq": job.seq}
-    if job.step:
-        payload["step"] = job.step
-    emit_event(
-        event=f"tiaojie.case.{job.verb}",
-        resource=resource,
-        payload=payload,
-        id=uuid.uuid5(EVENT_NAMESPACE, job.idempotency_key),
-    )
 
 
 class Dispatcher(Protocol):
@@ -455,58 +91,6 @@ class Dispatcher(Protocol):
         ...
 
     async def drain(self) -> None: ...
-
-
-_flow_ids: dict[str, uuid.UUID] = {}
-
-
-async def create_flow_run(client: PrefectClient, flow: Flow[Any, Any], spec: RunSpec) -> FlowRun:
-    """Create (or find, by idempotency key) the run of ``flow`` described by ``spec``."""
-    flow_id = _flow_ids.get(flow.name)
-    if flow_id is None:
-        flow_id = await client.create_flow(flow)
-        _flow_ids[flow.name] = flow_id
-    body = FlowRunCreate(
-        flow_id=flow_id,
-        flow_version=flow.version,
-        name=spec.name,
-        parameters=spec.parameters,
-        tags=spec.tags,
-        idempotency_key=spec.key,
-        state=to_state_create(Pending()),
-        empirical_policy=FlowRunPolicy(
-            retries=flow.retries, retry_delay=int(flow.retry_delay_seconds or 0)
-        ),
-    )
-    payload = body.model_dump(mode="json", exclude_unset=True)
-    response = await _post_retrying_fast(client, "/flow_runs/", payload)
-    if response is None:  # still busy: the client's own (slow) retries
-        response = await client.request("POST", "/flow_runs/", json=payload)
-    return FlowRun.model_validate(response.json())
-
-
-# A Prefect server on SQLite answers 503 at once when its write lock is taken; the
-# client then waits 2 s, then 4 s. The relay delivers one row after another, so each 503
-# stalled every case behind it (the bench measured about 0.5 rows/s). Creating a run is
-# idempotent by key, so it is retried here within a few tenths of a second first.
-FAST_RETRY_DELAYS_S = (0.02, 0.05, 0.1, 0.2, 0.3)
-
-
-async def _post_retrying_fast(
-    client: PrefectClient, path: str, payload: dict[str, Any]
-) -> Any | None:
-    import httpx
-
-    http = client._client
-    for delay in FAST_RETRY_DELAYS_S:
-        request = http.build_request("POST", path, json=payload)
-        # The base class's send: no retry loop of its own.
-        response = await httpx.AsyncClient.send(http, request)
-        if response.status_code != 503:
-            response.raise_for_status()
-            return response
-        await asyncio.sleep(delay)
-    return None
 
 
 class InProcessExecutor:
@@ -844,43 +428,6 @@ class Relay:
             count = await self.drain_once(client)
             await self.dispatcher.drain()
             total += count
-            if count == 0 and not await asyncio.to_thread(_has_due_pending, self.engine):
+            if count == 0 and not await asyncio.to_thread(has_due_pending, self.engine):
                 return total
         return total
-
-
-def _has_due_pending(engine: Engine | None) -> bool:
-    with read_session(engine) as session:
-        return (
-            session.exec(
-                select(Outbox.id).where(
-                    Outbox.state == OutboxState.PENDING, col(Outbox.available_at) <= clock.now()
-                )
-            ).first()
-            is not None
-        )
-
-
-def build_dispatcher() -> Dispatcher:
-    """The dispatcher the settings ask for."""
-    from deployments.definitions import (
-        BATCH_FLOWS,
-        STEP_FLOWS,
-        batch_deployment_names,
-        step_deployment_names,
-    )
-
-    settings = get_settings()
-    if settings.executor == "deployment":
-        return DeploymentDispatcher(
-            step_deployment_names(),
-            concurrency=settings.executor_concurrency,
-            batch_deployment_names=batch_deployment_names(),
-            lane=settings.relay_batch_lane,
-        )
-    return InProcessExecutor(
-        STEP_FLOWS,
-        concurrency=settings.executor_concurrency,
-        batch_flows=BATCH_FLOWS,
-        lane=settings.relay_batch_lane or 1,
-    )

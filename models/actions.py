@@ -53,7 +53,7 @@ from models.access import (
     reaches,
 )
 from models.case import Case
-from models.enums import CaseStatus, ReferralTarget, StaffRole
+from models.enums import CaseStatus, ReferralReason, ReferralTarget, StaffRole
 from models.errors import GuardFailed, InvalidTransition, PermissionDenied, ValidationError
 from models.follow_up import FollowUpRecord
 from models.lifecycle import TRANSITIONS
@@ -141,6 +141,11 @@ class EscalateIn(ActionBody):
 
 class ReferIn(ActionBody):
     target: ReferralTarget = Field(title="移交去向", description="Refer to")
+    grounds: ReferralReason | None = Field(
+        default=None,
+        title="移交事由（可不填）",
+        description="why the case leaves people's mediation; else implied by target",
+    )
     agency_code: str | None = Field(
         default=None,
         max_length=32,
@@ -334,6 +339,7 @@ def _refer(s: Session, p: Principal, case: Case, body: ReferIn) -> None:
         reason=body.reason,
         actor=p,
         expected_version=body.version or case.version,
+        grounds=body.grounds,
     )
 
 

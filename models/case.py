@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime
 from typing import Any
 
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
 from sqlalchemy import Index, UniqueConstraint
 from sqlalchemy.orm import declared_attr
 from sqlmodel import Field, SQLModel
 from sqlmodel._compat import SQLModelConfig
 
-from models.enums import CaseStatus, Category, Channel, LinkKind, Priority, ReferralTarget
+from models import text as text_rules
+from models.enums import (
+    CaseStatus,
+    Category,
+    Channel,
+    LinkKind,
+    Priority,
+    ReferralReason,
+    ReferralState,
+    ReferralTarget,
+)
 from models.party import PartyCreate
 from models.types import UTCDateTime, enum_type
 
@@ -62,6 +71,9 @@ class Case(CaseBase, table=True):
     # Subtree checks are a LIKE on the handling unit's path, copied here to avoid a join.
     unit_path: str | None = Field(default=None, max_length=255, index=True)
     assignee_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
+    # The grid or community worker who took the complaint stays on a case handed to the
+    # mediation committee as the liaison with the residents (联络人).
+    liaison_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
     created_by_id: int | None = Field(default=None, foreign_key="staff.id")
     escalation_level: int = 0
 
@@ -80,11 +92,21 @@ class Case(CaseBase, table=True):
     reminded_level: int | None = None  # escalation level at which the reminder went out
 
     referral_target: ReferralTarget | None = Field(default=None, sa_type=enum_type(ReferralTarget))
+    # Why the case left (or is to leave) people's mediation; set by a person at intake or
+    # by a named rule, and required for any referral (models.referrals).
+    referral_reason: ReferralReason | None = Field(default=None, sa_type=enum_type(ReferralReason))
+    referral_state: ReferralState | None = Field(default=None, sa_type=enum_type(ReferralState))
+    # While a referral waits for the receiving unit: sign for it (or send it back) by then.
+    referral_due_at: datetime | None = _ts()
+    # The unit that referred the case keeps it in view (its lists reach this path too).
+    referred_from_path: str | None = Field(default=None, max_length=255, index=True)
     outcome_note: str | None = Field(default=None, max_length=2000)
     satisfaction: int | None = Field(default=None, ge=1, le=5)
 
     created_at: datetime = Field(sa_type=UTCDateTime, index=True)
     updated_at: datetime = Field(sa_type=UTCDateTime)
+    # When the complaint reached a worker (a walk-in written up later): limits run from it.
+    received_at: datetime | None = _ts()
     submitted_at: datetime | None = _ts()
     triaged_at: datetime | None = _ts()
     assigned_at: datetime | None = _ts()
@@ -128,20 +150,35 @@ class CaseCreate(CaseBase):
     model_config = SQLModelConfig(extra="forbid")
 
     description: str = Field(min_length=2, max_length=4000)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
     place_code: str | None = Field(default=None, max_length=32)
     parties: list[PartyCreate] = Field(default_factory=list, max_length=200)
     category_locked: bool = False
     priority_locked: bool = False
+    # A walk-in or call written up later: when it was received (limits run from it).
+    received_at: datetime | None = None
+    # A legal reason to refer the case at once (a crime, a matter before a court or
+    # arbitration, an administrative decision); chosen by the worker who records it.
+    referral_reason: ReferralReason | None = None
+
+    @field_validator("referral_reason")
+    @classmethod
+    def _legal_only(cls, value: ReferralReason | None) -> ReferralReason | None:
+        if value is not None and not value.at_assignment:
+            raise ValueError(
+                "只有法定事由（涉嫌犯罪、已诉讼或仲裁、须行政机关处理）可在受理时移交 / only a "
+                "legal reason (a crime, a court or arbitration, an administrative decision) "
+                "refers a case at intake"
+            )
+        return value
 
     @field_validator("description", "address_text")
     @classmethod
-    def _clean_text(cls, value: str | None) -> str | None:
+    def _clean_text(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
-        value = value.strip()
-        if any(unicodedata.category(ch) == "Cc" and ch not in "\n\r\t" for ch in value):
-            raise ValueError("文本含有控制字符 / text contains control characters")
-        return value
+        return text_rules.check(value, multiline=info.field_name == "description")
 
 
 class CasePublic(SQLModel):

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import make_transient_to_detached
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from models import clock, lifecycle, pii
+from models import clock, lifecycle, pii, text_numbers
 from models.access import Actor
 from models.case import Case, CaseCreate, CaseNumberCounter
-from models.enums import PartyKind, PartySide
-from models.errors import NotFound, ValidationError
+from models.enums import Channel, PartyKind, PartySide
+from models.errors import FieldProblem, NotFound, ValidationError
+from models.mediation import AgreementTerm
 from models.party import Party, PartyCreate, PartyPublic
 from models.settings import get_settings
 from models.unit import Unit
@@ -155,6 +156,32 @@ def find_unit(session: Session, *, code: str) -> Unit:
     return unit
 
 
+def _mask_people_named(values: dict[str, Any], parties: list[PartyCreate]) -> None:
+    """People named as parties are personal data: where the free text repeats their
+    names, it is stored with the mask (their names are kept encrypted on the party)."""
+    names = [p.name for p in parties if p.kind in (PartyKind.PERSON, PartyKind.HOUSEHOLD)]
+    if not names:
+        return
+    for field in ("description", "address_text"):
+        if isinstance(values.get(field), str):
+            values[field] = pii.scrub_names(values[field], names)
+
+
+def check_channel(data: CaseCreate, actor: Actor) -> None:
+    """Only the public files through Open311: that channel makes a case's text public
+    (masked), so staff may not choose it."""
+    if data.channel == Channel.OPEN311 and actor.kind != Actor.public().kind:
+        raise ValidationError(
+            "channel: open311 is for complaints filed by the public through Open311",
+            "channel：open311 仅用于公众通过 Open311 提交的诉求",
+            problems=[
+                FieldProblem(
+                    "channel", "工作人员不能选择 open311 渠道", "staff cannot choose open311"
+                )
+            ],
+        )
+
+
 def create_case(
     session: Session,
     *,
@@ -168,6 +195,36 @@ def create_case(
         session, data=data, actor=actor, created_by_id=created_by_id, at=at
     )
     return case
+
+
+# A worker's clock may run a little ahead of the server's.
+RECEIVED_TOLERANCE = timedelta(minutes=10)
+
+
+def received_moment(given: datetime | None, *, recorded: datetime) -> datetime:
+    """When the complaint was received: the time the worker gives for a walk-in or call
+    written up later, else the moment it is recorded. Not in the future, not before
+    ``settings.received_max_age_days``."""
+    if given is None:
+        return recorded
+    if given.tzinfo is None:
+        raise ValidationError(
+            "received_at: give a time zone (for example +08:00)",
+            "received_at：请注明时区（例如 +08:00）",
+        )
+    moment = clock.ensure_utc(given)
+    if moment > recorded + RECEIVED_TOLERANCE:
+        raise ValidationError(
+            "received_at: must not be in the future", "received_at：受理时间不能晚于当前时间"
+        )
+    days = get_settings().received_max_age_days
+    if moment < recorded - timedelta(days=days):
+        raise ValidationError(
+            f"received_at: more than {days} days ago; record it with today's date and say "
+            "when it was received in the description",
+            f"received_at：早于 {days} 天前，请按今天登记并在描述中说明受理时间",
+        )
+    return min(moment, recorded)
 
 
 def create_case_with_parties(
@@ -188,7 +245,9 @@ def create_case_with_parties(
     costs more than everything else in an intake); the case object is then attached
     to the session as persistent, so that the state machine records the submission on
     it as on any case."""
+    check_channel(data, actor)
     moment = clock.ensure_utc(at or clock.now())
+    received = received_moment(data.received_at, recorded=moment)
     if data.place_code and place_unit_id is None:
         place_unit_id = find_unit(session, code=data.place_code).id
     values = data.model_dump(exclude={"parties", "place_code"})
@@ -199,7 +258,10 @@ def create_case_with_parties(
         created_by_id=created_by_id,
         created_at=moment,
         updated_at=moment,
+        received_at=received,
     )
+    taken = text_numbers.protect_values("cases", values)
+    _mask_people_named(values, data.parties)
     case = _new_case_row(values)
     conn = session.connection()
     state = case.__dict__
@@ -207,6 +269,7 @@ def create_case_with_parties(
     state["id"] = case_id
     make_transient_to_detached(case)
     session.add(case)
+    text_numbers.record(session, case_id=case_id, taken=taken)
     parties: list[PartyPublic] = []
     if data.parties:
         rows = [party_values(case_id=case_id, data=p) for p in data.parties]
@@ -226,6 +289,23 @@ def create_case_with_parties(
     lifecycle.record_submission(session, case=case, actor=actor)
     session.flush()
     return case, parties
+
+
+def parties_of(session: Session, *, case_id: int) -> list[Party]:
+    return list(
+        session.exec(select(Party).where(Party.case_id == case_id).order_by(col(Party.id))).all()
+    )
+
+
+def terms_of(session: Session, *, agreement_id: int) -> list[AgreementTerm]:
+    """The terms of an agreement, soonest due first."""
+    return list(
+        session.exec(
+            select(AgreementTerm)
+            .where(AgreementTerm.agreement_id == agreement_id)
+            .order_by(col(AgreementTerm.due_on), col(AgreementTerm.id))
+        ).all()
+    )
 
 
 def get_case(session: Session, *, case_id: int) -> Case:

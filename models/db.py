@@ -155,3 +155,8 @@ def read_session(engine: Engine | None = None) -> Iterator[Session]:
 
 def is_locked_error(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and "locked" in str(exc).lower()
+
+
+# Free text is masked on every flush (numbers moved to encrypted rows): registered with
+# the engine module so that every process that writes has the hook.
+from models import text_numbers as _text_numbers  # noqa: E402, F401

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from models import workdays
-from models.enums import Category, Priority, UnitLevel
+from models.enums import Category, ExpiryAction, Priority, UnitLevel
 from models.policy import LimitUnit, TimeLimitPolicy
 
 DEFAULT_POLICY = TimeLimitPolicy(name="default", response_value=1, resolution_value=13)
@@ -21,7 +21,7 @@ class Deadlines:
     resolution_due_at: datetime
     next_reminder_at: datetime
     policy_name: str
-    refer_to_agency: bool
+    on_expiry: ExpiryAction
 
 
 def find_policy(
@@ -72,4 +72,4 @@ def compute_deadlines(policy: TimeLimitPolicy, *, start: datetime) -> Deadlines:
     reminder = max(start, workdays.reminder_time(resolution))
     if reminder >= resolution:  # same-day limits: remind halfway, never after the deadline
         reminder = start + (resolution - start) / 2
-    return Deadlines(response, resolution, reminder, policy.name, policy.refer_to_agency)
+    return Deadlines(response, resolution, reminder, policy.name, policy.on_expiry)

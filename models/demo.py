@@ -26,12 +26,20 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models import clock, pii
 from models.access import Actor
 from models.case import Case, CaseCreate
 from models.cases import create_case
+from models.district import load_district
+from models.district_import import (
+    STAFF_COLUMNS,
+    STAFF_OPTIONAL,
+    UNIT_COLUMNS,
+    StaffRow,
+    UnitRow,
+)
 from models.enums import (
     Category,
     Channel,
@@ -42,11 +50,15 @@ from models.enums import (
     UnitLevel,
 )
 from models.passwords import hash_password
-from models.policy import LimitUnit, TimeLimitPolicy
+from models.policy import TimeLimitPolicy
+from models.policy_load import parse_policies
 from models.staff import Staff
+from models.tabular import read_csv
 from models.unit import Pairing, Unit
 
 DATA = Path(__file__).parent / "demo_data"
+DISTRICT = DATA / "jiangxin"
+"""The demo city in the files a district imports (``tiaojie import``, ``policies load``)."""
 SEED = 2026
 CITY_CODE = "JX"
 DEMO_PASSWORD = "tiaojie-demo"  # noqa: S105 (documented demo sign-in)
@@ -118,7 +130,6 @@ class StaffSpec:
 @dataclass
 class _Plan:
     units: list[UnitSpec] = field(default_factory=list)
-    pairings: list[tuple[str, str, Category]] = field(default_factory=list)
 
     def by_code(self) -> dict[str, UnitSpec]:
         return {u.code: u for u in self.units}
@@ -136,9 +147,6 @@ def _complaint_data() -> dict[str, Any]:
     return data
 
 
-# --- the unit tree ---------------------------------------------------------------------
-
-
 def _near(rng: random.Random, lat: float, lon: float, spread: float) -> tuple[float, float]:
     return (
         round(lat + rng.uniform(-spread, spread), 6),
@@ -146,242 +154,47 @@ def _near(rng: random.Random, lat: float, lon: float, spread: float) -> tuple[fl
     )
 
 
+# --- the district files -------------------------------------------------------------------
+
+
 @lru_cache(maxsize=1)
 def _city_plan() -> _Plan:
-    rng = random.Random(SEED)
-    data = _city_data()
+    rows = read_csv(DISTRICT / "units.csv", required=UNIT_COLUMNS)
     plan = _Plan()
-    c = data["city"]
-    plan.units.append(
-        UnitSpec(
-            CITY_CODE, UnitLevel.CITY, None, c["zh"], c["en"], c["address_zh"], c["lat"], c["lon"]
-        )
-    )
-    for di, district in enumerate(data["districts"], start=1):
-        dcode = f"D{di:02d}"
-        dlat, dlon = _near(rng, c["lat"], c["lon"], 0.05)
-        droad = district["road"][0]
+    for row in rows:
+        u = UnitRow.model_validate(row.cells)
+        assert u.lat is not None and u.lon is not None and u.address is not None
         plan.units.append(
-            UnitSpec(
-                dcode,
-                UnitLevel.DISTRICT,
-                CITY_CODE,
-                district["zh"],
-                district["en"],
-                f"{c['zh']}{district['zh']}{droad}{rng.randint(1, 200)}号",
-                dlat,
-                dlon,
-            )
+            UnitSpec(u.code, u.level, u.parent_code, u.name, u.name_en, u.address, u.lat, u.lon)
         )
-        agency_codes: dict[Category, str] = {}
-        for agency in data["agencies"]:
-            acode = f"{dcode}-{agency['suffix']}"
-            alat, alon = _near(rng, dlat, dlon, 0.01)
-            plan.units.append(
-                UnitSpec(
-                    acode,
-                    UnitLevel.AGENCY,
-                    dcode,
-                    agency["zh"].format(district=district["zh"]),
-                    agency["en"].format(district=district["en"].removesuffix(" District")),
-                    f"{c['zh']}{district['zh']}{droad}{rng.randint(201, 400)}号",
-                    alat,
-                    alon,
-                )
-            )
-            agency_codes[Category(agency["category"])] = acode
-        for si, street in enumerate(district["streets"], start=1):
-            scode = f"{dcode}-S{si:02d}"
-            slat, slon = _near(rng, dlat, dlon, 0.02)
-            plan.units.append(
-                UnitSpec(
-                    scode,
-                    UnitLevel.STREET,
-                    dcode,
-                    street["zh"],
-                    street["en"],
-                    f"{c['zh']}{district['zh']}{street['road'][0]}{rng.randint(1, 99)}号",
-                    slat,
-                    slon,
-                )
-            )
-            for ci, community in enumerate(street["communities"], start=1):
-                ccode = f"{scode}-C{ci:02d}"
-                clat, clon = _near(rng, slat, slon, 0.008)
-                road_zh = community["road"][0]
-                prefix = f"{c['zh']}{district['zh']}{street['zh']}"
-                plan.units.append(
-                    UnitSpec(
-                        ccode,
-                        UnitLevel.COMMUNITY,
-                        scode,
-                        community["zh"],
-                        community["en"],
-                        f"{prefix}{road_zh}{rng.randint(1, 60)}号",
-                        clat,
-                        clon,
-                    )
-                )
-                for category, acode in agency_codes.items():
-                    plan.pairings.append((ccode, acode, category))
-                for pi, (pzh, pen) in enumerate(community["compounds"], start=1):
-                    pcode = f"{ccode}-P{pi:02d}"
-                    plat, plon = _near(rng, clat, clon, 0.003)
-                    number = rng.randint(61, 300)
-                    plan.units.append(
-                        UnitSpec(
-                            pcode,
-                            UnitLevel.COMPOUND,
-                            ccode,
-                            pzh,
-                            pen,
-                            f"{prefix}{road_zh}{number}号{pzh}",
-                            plat,
-                            plon,
-                        )
-                    )
-                    for bi in range(1, rng.randint(3, 6) + 1):
-                        blat, blon = _near(rng, plat, plon, 0.0006)
-                        plan.units.append(
-                            UnitSpec(
-                                f"{pcode}-B{bi:02d}",
-                                UnitLevel.BUILDING,
-                                pcode,
-                                f"{bi}栋",
-                                f"Building {bi}",
-                                f"{prefix}{road_zh}{number}号{pzh}{bi}栋",
-                                blat,
-                                blon,
-                            )
-                        )
     return plan
 
 
 def demo_units() -> list[UnitSpec]:
-    """The unit tree, parents before children."""
+    """The unit tree, parents before children (``demo_data/jiangxin/units.csv``)."""
     return list(_city_plan().units)
-
-
-# --- people ----------------------------------------------------------------------------
-
-
-def _person_name(rng: random.Random) -> str:
-    data = _city_data()
-    return str(rng.choice(data["surnames"])) + str(rng.choice(data["given"]))
-
-
-def _phone(rng: random.Random) -> str:
-    return rng.choice(_PHONE_PREFIXES) + f"{rng.randrange(10**8):08d}"
-
-
-def _id_number(rng: random.Random) -> str:
-    born = datetime(1948, 1, 1) + timedelta(days=rng.randrange(0, 57 * 365))
-    first17 = f"{rng.choice(_ID_AREAS)}{born:%Y%m%d}{rng.randrange(1000):03d}"
-    return first17 + pii.id_check_digit(first17)
-
-
-_ROLE_SHORT = {
-    StaffRole.COMMUNITY_WORKER: "worker",
-    StaffRole.GRID_WORKER: "grid",
-    StaffRole.MEDIATOR: "mediator",
-    StaffRole.INSTRUCTOR: "instructor",
-    StaffRole.SUPERVISOR: "supervisor",
-    StaffRole.ADMIN: "admin",
-    StaffRole.VOLUNTEER: "volunteer",
-}
-_EVERYDAY = (Category.NEIGHBOUR, Category.FAMILY, Category.PROPERTY, Category.TENANCY)
-_HEAVY = (Category.RELOCATION, Category.LABOUR, Category.ENVIRONMENT)
-
-
-def _username(role: StaffRole, code: str, n: int | None = None) -> str:
-    return f"{_ROLE_SHORT[role]}{n or ''}-{code.lower()}"
 
 
 @lru_cache(maxsize=1)
 def _staff_plan() -> tuple[StaffSpec, ...]:
-    rng = random.Random(SEED + 1)
-    plan = _city_plan()
-    staff: list[StaffSpec] = []
-    every = tuple(Category)
-
-    def add(
-        role: StaffRole,
-        code: str,
-        n: int | None,
-        skills: tuple[Category, ...],
-        cap: int,
-        *,
-        suffix: str = "",
-        username: str | None = None,
-        active: bool = True,
-        away: bool = False,
-    ) -> None:
-        staff.append(
+    rows = read_csv(DISTRICT / "staff.csv", required=STAFF_COLUMNS, optional=STAFF_OPTIONAL)
+    out: list[StaffSpec] = []
+    for row in rows:
+        s = StaffRow.model_validate(row.cells)
+        assert s.unit_code is not None
+        out.append(
             StaffSpec(
-                username or _username(role, code, n),
-                _person_name(rng) + suffix,
-                role,
-                code,
-                skills,
-                cap,
-                active,
-                away,
+                s.username,
+                s.name,
+                s.role,
+                s.unit_code,
+                tuple(s.skills),
+                s.capacity if s.capacity is not None else 10,
+                s.active,
+                bool(s.away),
             )
         )
-
-    add(StaffRole.ADMIN, CITY_CODE, None, (), 0, suffix="（系统管理员）", username="admin")
-    add(StaffRole.SUPERVISOR, CITY_CODE, None, every, 0, suffix="（市矛调中心）")
-    mediator_count = 0
-    for unit in plan.units:
-        code = unit.code
-        match unit.level:
-            case UnitLevel.DISTRICT:
-                add(StaffRole.SUPERVISOR, code, None, every, 0)
-                # The district intake desk (区矛调中心受理窗口), signs in as "intake-d01".
-                add(
-                    StaffRole.COMMUNITY_WORKER,
-                    code,
-                    None,
-                    every,
-                    40,
-                    suffix="（区矛调中心受理窗口）",
-                    username=f"intake-{code.lower()}",
-                )
-                for n in (1, 2):
-                    add(StaffRole.MEDIATOR, code, n, every, 20)
-            case UnitLevel.AGENCY:
-                category = next(cat for (_, a, cat) in plan.pairings if a == code)
-                add(StaffRole.MEDIATOR, code, 1, (category,), 25)
-            case UnitLevel.STREET:
-                add(StaffRole.SUPERVISOR, code, None, every, 0)
-                for n in (1, 2):
-                    add(StaffRole.MEDIATOR, code, n, every, 15)
-            case UnitLevel.COMMUNITY:
-                for n in (1, 2):
-                    add(StaffRole.COMMUNITY_WORKER, code, n, _EVERYDAY, 15)
-                for n in range(1, rng.choice((2, 3, 3)) + 1):
-                    mediator_count += 1
-                    skills = (
-                        *_EVERYDAY[: rng.randint(2, 4)],
-                        *rng.sample(_HEAVY, rng.randint(1, 2)),
-                    )
-                    add(
-                        StaffRole.MEDIATOR,
-                        code,
-                        n,
-                        skills,
-                        rng.randint(8, 12),
-                        away=mediator_count % 9 == 4,
-                        active=mediator_count % 17 != 8,
-                    )
-                heavy = rng.choice(_HEAVY)
-                add(StaffRole.INSTRUCTOR, code, None, (heavy,), 5, suffix="（党建指导员）")
-                add(StaffRole.VOLUNTEER, code, None, (Category.NEIGHBOUR,), 3)
-            case UnitLevel.COMPOUND:
-                add(StaffRole.GRID_WORKER, code, None, _EVERYDAY, 10)
-            case _:
-                pass
-    return tuple(staff)
+    return tuple(out)
 
 
 def demo_staff() -> list[StaffSpec]:
@@ -410,98 +223,28 @@ def demo_sign_ins() -> list[tuple[str, str, str, str]]:
     ]
 
 
-# --- time limits -------------------------------------------------------------------------
-
-
 def demo_policies() -> list[TimeLimitPolicy]:
-    """Time limits from DOMAIN.md. The most specific row wins and, on a tie, the first
-    row: emergencies and consultations therefore come first."""
-    wh, same = LimitUnit.WORKING_HOURS, LimitUnit.SAME_DAY
-    rows: list[TimeLimitPolicy] = [
-        TimeLimitPolicy(
-            name="紧急：当日办结 Emergency: same day",
-            priority=Priority.EMERGENCY,
-            response_value=2,
-            response_unit=wh,
-            resolution_value=0,
-            resolution_unit=same,
-        ),
-        TimeLimitPolicy(
-            name="咨询求助：3个工作日 Consultation: 3 working days",
-            priority=Priority.CONSULTATION,
-            response_value=1,
-            resolution_value=3,
-        ),
-        TimeLimitPolicy(
-            name="重要件：7个工作日 High priority: 7 working days",
-            priority=Priority.HIGH,
-            response_value=4,
-            response_unit=wh,
-            resolution_value=7,
-        ),
-    ]
-    # Lower levels get shorter limits: settle it where it starts or pass it up quickly.
-    for level, days, zh in (
-        (UnitLevel.BUILDING, 3, "楼幢"),
-        (UnitLevel.COMPOUND, 5, "小区"),
-        (UnitLevel.COMMUNITY, 10, "社区"),
-        (UnitLevel.STREET, 13, "街道"),
-        (UnitLevel.DISTRICT, 15, "区"),
-        (UnitLevel.AGENCY, 15, "结对部门"),
-    ):
-        rows.append(
-            TimeLimitPolicy(
-                name=f"{zh}层级：{days}个工作日 {level.en} level: {days} working days",
-                level=level,
-                response_value=1,
-                resolution_value=days,
-            )
-        )
-    # Cases a community cannot settle alone go to its paired agency, not up the tree.
-    overrides = (
-        (Category.LABOUR, UnitLevel.COMMUNITY, 7),
-        (Category.ENVIRONMENT, UnitLevel.COMMUNITY, 7),
-        (Category.RELOCATION, UnitLevel.COMMUNITY, 10),
-        (Category.RELOCATION, UnitLevel.STREET, 13),
-    )
-    # At those levels a category row is as specific as a (priority, level) row: repeat
-    # the emergency and consultation limits there, first, so that they still win.
-    urgent = [
-        TimeLimitPolicy(
-            name=f"{base.name} @ {level.zh} {level.en}",
-            priority=base.priority,
-            level=level,
-            response_value=base.response_value,
-            response_unit=base.response_unit,
-            resolution_value=base.resolution_value,
-            resolution_unit=base.resolution_unit,
-        )
-        for level in sorted({lv for _, lv, _ in overrides}, key=lambda lv: lv.rank)
-        for base in rows[:2]
-    ]
-    rows[:0] = urgent
-    for category, level, days in overrides:
-        rows.append(
-            TimeLimitPolicy(
-                name=(
-                    f"{category.zh}·{level.zh}：{days}个工作日后转结对部门 "
-                    f"{category.en} at {level.en.lower()}: {days} working days, then the agency"
-                ),
-                category=category,
-                level=level,
-                response_value=1,
-                resolution_value=days,
-                refer_to_agency=True,
-            )
-        )
-    rows.append(
-        TimeLimitPolicy(
-            name="投诉件：13个工作日 Complaint: 13 working days",
-            response_value=1,
-            resolution_value=13,
-        )
-    )
-    return rows
+    """The time limits of ``demo_data/jiangxin/policies.toml``, in file order."""
+    text = (DISTRICT / "policies.toml").read_text(encoding="utf-8")
+    return [entry.to_row() for entry in parse_policies(text, "policies.toml")]
+
+
+# --- people in the sample complaints --------------------------------------------------------
+
+
+def _person_name(rng: random.Random) -> str:
+    data = _city_data()
+    return str(rng.choice(data["surnames"])) + str(rng.choice(data["given"]))
+
+
+def _phone(rng: random.Random) -> str:
+    return rng.choice(_PHONE_PREFIXES) + f"{rng.randrange(10**8):08d}"
+
+
+def _id_number(rng: random.Random) -> str:
+    born = datetime(1948, 1, 1) + timedelta(days=rng.randrange(0, 57 * 365))
+    first17 = f"{rng.choice(_ID_AREAS)}{born:%Y%m%d}{rng.randrange(1000):03d}"
+    return first17 + pii.id_check_digit(first17)
 
 
 # --- sample complaints ---------------------------------------------------------------------
@@ -723,57 +466,20 @@ def is_loaded(session: Session) -> bool:
 
 
 def load_demo_city(session: Session) -> str:
-    """Load the demo city into an empty (migrated) database, in the caller's transaction.
+    """Load the demo city into an empty (migrated) database, in the caller's transaction:
+    an import of ``demo_data/jiangxin`` (the same files a district would write) and the
+    first sample complaints.
 
     Idempotent: if the city unit ``JX`` exists already nothing is added. Returns a short
     summary of what the database holds.
     """
     if is_loaded(session):
         return "already loaded, nothing added 已载入，未重复添加: " + _summary(session)
-    plan = _city_plan()
-    ids: dict[str, Unit] = {}
-    for spec in plan.units:
-        parent = ids[spec.parent] if spec.parent else None
-        unit = Unit(
-            code=spec.code,
-            name_zh=spec.name_zh,
-            name_en=spec.name_en,
-            level=spec.level,
-            address=spec.address,
-            lat=spec.lat,
-            lon=spec.lon,
-            parent_id=parent.id if parent else None,
-            path=(parent.path if parent else "/") + spec.code + "/",
-        )
-        session.add(unit)
-        if spec.level != UnitLevel.BUILDING:
-            session.flush()  # children need its id
-        ids[spec.code] = unit
-    session.flush()
-    for community, agency, category in plan.pairings:
-        session.add(
-            Pairing(community_id=_id(ids[community]), agency_id=_id(ids[agency]), category=category)
-        )
-    password_hash = hash_password(DEMO_PASSWORD)
+    load_district(session, DISTRICT, actor="demo", password_hash=hash_password(DEMO_PASSWORD))
     staff_by_unit: dict[str, list[Staff]] = {}
-    for s in _staff_plan():
-        member = Staff(
-            username=s.username,
-            display_name=s.display_name,
-            role=s.role,
-            unit_id=ids[s.unit_code].id,
-            skills=[c.value for c in s.skills],
-            capacity=s.capacity,
-            active=s.active,
-            away=s.away,
-            password_hash=password_hash,
-        )
-        session.add(member)
-        staff_by_unit.setdefault(s.unit_code, []).append(member)
-    for policy in demo_policies():
-        session.add(policy)
-    session.flush()
-
+    codes = {u.id: u.code for u in session.exec(select(Unit)).all()}
+    for member in session.exec(select(Staff).order_by(col(Staff.id))).all():
+        staff_by_unit.setdefault(codes.get(member.unit_id, ""), []).append(member)
     complaints = demo_complaints()[:FIRST_BATCH]
     times = submission_times(len(complaints), now=clock.now())
     for data, at in zip(complaints, times, strict=True):

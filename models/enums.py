@@ -97,6 +97,7 @@ class StaffRole(Labelled):
     SUPERVISOR = "supervisor"
     ADMIN = "admin"
     VOLUNTEER = "volunteer"
+    PARTY_MEMBER = "party_member"  # in-service Party member registered with a community
 
 
 class PartyKind(Labelled):
@@ -144,6 +145,73 @@ class ReferralTarget(Labelled):
     ARBITRATION = "arbitration"
     COURT = "court"
     AGENCY = "agency"
+    POLICE = "police"
+
+
+class ReferralReason(Labelled):
+    """Why a case leaves people's mediation. The first four are the legal grounds on
+    which a case may be referred at assignment (人民调解法 第十八条: a dispute the law
+    gives to another authority, or one already before a court or arbitration); the last
+    two only arise later, when the grassroots had its turn."""
+
+    CRIMINAL = "criminal"
+    IN_COURT = "in_court"
+    IN_ARBITRATION = "in_arbitration"
+    ADMINISTRATIVE = "administrative"
+    LIMIT_PASSED = "limit_passed"
+    MEDIATION_FAILED = "mediation_failed"
+
+    @property
+    def at_assignment(self) -> bool:
+        """May a case be referred for this reason before anyone at the grassroots has
+        worked it?"""
+        return self in LEGAL_REFERRAL_REASONS
+
+    @property
+    def target(self) -> ReferralTarget:
+        return _REASON_TARGET.get(self, ReferralTarget.AGENCY)
+
+
+class ReferralState(Labelled):
+    """Where a referral to a unit inside the system stands (签收/退单/办结)."""
+
+    PENDING = "pending"
+    SIGNED = "signed"
+    RETURNED = "returned"
+    CONCLUDED = "concluded"
+
+
+class ReferralOutcome(Labelled):
+    RESOLVED = "resolved"
+    PARTLY = "partly"
+    NOT_RESOLVED = "not_resolved"
+
+
+class ExpiryAction(Labelled):
+    """What happens when a level's resolution limit passes (after the reminder)."""
+
+    ESCALATE = "escalate"
+    REFER = "refer"
+
+
+class HelperRole(Labelled):
+    """What a helper added to a case does there."""
+
+    ASSIST_MEDIATION = "assist_mediation"
+    VISIT = "visit"
+    LEGAL_EDUCATION = "legal_education"
+
+
+class HelperTaskKind(Labelled):
+    VISIT = "visit"
+    SESSION = "session"
+    LEGAL_TALK = "legal_talk"
+
+
+class ExtensionState(Labelled):
+    REQUESTED = "requested"
+    GRANTED = "granted"
+    REFUSED = "refused"
 
 
 class OutboxState(Labelled):
@@ -151,6 +219,20 @@ class OutboxState(Labelled):
     DELIVERED = "delivered"
     FAILED = "failed"
 
+
+LEGAL_REFERRAL_REASONS = frozenset(
+    {
+        ReferralReason.CRIMINAL,
+        ReferralReason.IN_COURT,
+        ReferralReason.IN_ARBITRATION,
+        ReferralReason.ADMINISTRATIVE,
+    }
+)
+_REASON_TARGET = {
+    ReferralReason.CRIMINAL: ReferralTarget.POLICE,
+    ReferralReason.IN_COURT: ReferralTarget.COURT,
+    ReferralReason.IN_ARBITRATION: ReferralTarget.ARBITRATION,
+}
 
 _LABELS: dict[StrEnum, tuple[str, str]] = {
     UnitLevel.CITY: ("市", "City"),
@@ -173,18 +255,18 @@ _LABELS: dict[StrEnum, tuple[str, str]] = {
     Priority.NORMAL: ("一般", "Normal"),
     Priority.CONSULTATION: ("咨询求助", "Consultation"),
     CaseStatus.SUBMITTED: ("已登记", "Submitted"),
-    CaseStatus.TRIAGED: ("已分拣", "Triaged"),
+    CaseStatus.TRIAGED: ("已研判分流", "Triaged"),
     CaseStatus.ASSIGNED: ("已派单", "Assigned"),
     CaseStatus.IN_MEDIATION: ("调解中", "In mediation"),
     CaseStatus.AGREEMENT: ("达成协议", "Agreement"),
-    CaseStatus.MEDIATION_FAILED: ("调解未成", "Mediation failed"),
+    CaseStatus.MEDIATION_FAILED: ("调解不成", "Mediation failed"),
     CaseStatus.FOLLOW_UP: ("回访中", "Follow-up"),
     CaseStatus.CLOSED: ("已办结", "Closed"),
-    CaseStatus.ESCALATED: ("已上报", "Escalated"),
+    CaseStatus.ESCALATED: ("已提级督办", "Escalated"),
     CaseStatus.REFERRED: ("已移交", "Referred"),
     CaseStatus.MERGED: ("已合并", "Merged"),
     CaseStatus.WITHDRAWN: ("已撤回", "Withdrawn"),
-    CaseStatus.REOPENED: ("已重启", "Reopened"),
+    CaseStatus.REOPENED: ("重新办理", "Reopened"),
     StaffRole.COMMUNITY_WORKER: ("社区工作者", "Community worker"),
     StaffRole.GRID_WORKER: ("网格员", "Grid worker"),
     StaffRole.MEDIATOR: ("人民调解员", "Mediator"),
@@ -192,6 +274,7 @@ _LABELS: dict[StrEnum, tuple[str, str]] = {
     StaffRole.SUPERVISOR: ("督办人员", "Supervisor"),
     StaffRole.ADMIN: ("系统管理员", "Administrator"),
     StaffRole.VOLUNTEER: ("志愿者", "Volunteer"),
+    StaffRole.PARTY_MEMBER: ("在职党员", "In-service Party member"),
     PartyKind.PERSON: ("个人", "Person"),
     PartyKind.HOUSEHOLD: ("家庭", "Household"),
     PartyKind.FIRM: ("企业", "Firm"),
@@ -215,9 +298,37 @@ _LABELS: dict[StrEnum, tuple[str, str]] = {
     FollowUpOutcome.PARTLY: ("部分履行", "Partly carried out"),
     FollowUpOutcome.NOT_CARRIED_OUT: ("未履行", "Not carried out"),
     FollowUpOutcome.UNREACHABLE: ("未联系上", "Unreachable"),
-    ReferralTarget.ARBITRATION: ("劳动/仲裁", "Arbitration"),
+    ReferralTarget.ARBITRATION: ("劳动人事争议仲裁", "Labour and personnel arbitration"),
     ReferralTarget.COURT: ("法院", "Court"),
-    ReferralTarget.AGENCY: ("职能部门", "Agency"),
+    ReferralTarget.AGENCY: ("结对部门", "Paired agency"),
+    ReferralTarget.POLICE: ("公安机关", "Police"),
+    ReferralReason.CRIMINAL: ("涉嫌违法犯罪，移送公安机关", "Criminal matter, for the police"),
+    ReferralReason.IN_COURT: ("已进入诉讼程序", "Already before a court"),
+    ReferralReason.IN_ARBITRATION: ("已申请仲裁", "Already before arbitration"),
+    ReferralReason.ADMINISTRATIVE: (
+        "须由行政机关依职权处理",
+        "A decision only an administrative agency can make",
+    ),
+    ReferralReason.LIMIT_PASSED: ("基层办理时限届满", "Time at the grassroots ran out"),
+    ReferralReason.MEDIATION_FAILED: ("调解不成", "Mediation failed"),
+    ReferralState.PENDING: ("待签收", "Awaiting signature"),
+    ReferralState.SIGNED: ("已签收", "Signed for"),
+    ReferralState.RETURNED: ("已退单", "Sent back"),
+    ReferralState.CONCLUDED: ("已反馈办理结果", "Outcome recorded"),
+    ReferralOutcome.RESOLVED: ("已解决", "Resolved"),
+    ReferralOutcome.PARTLY: ("部分解决", "Partly resolved"),
+    ReferralOutcome.NOT_RESOLVED: ("未解决", "Not resolved"),
+    ExpiryAction.ESCALATE: ("提级督办", "Escalate one level up"),
+    ExpiryAction.REFER: ("转结对部门", "Refer to the paired agency"),
+    HelperRole.ASSIST_MEDIATION: ("协助调解", "Assists the mediation"),
+    HelperRole.VISIT: ("走访", "Visits the parties"),
+    HelperRole.LEGAL_EDUCATION: ("普法", "Explains the law"),
+    HelperTaskKind.VISIT: ("走访", "Visit"),
+    HelperTaskKind.SESSION: ("协助调解会", "Mediation session"),
+    HelperTaskKind.LEGAL_TALK: ("普法宣讲", "Legal talk"),
+    ExtensionState.REQUESTED: ("待审批", "Requested"),
+    ExtensionState.GRANTED: ("已批准", "Granted"),
+    ExtensionState.REFUSED: ("未批准", "Refused"),
     OutboxState.PENDING: ("待投递", "Pending"),
     OutboxState.DELIVERED: ("已投递", "Delivered"),
     OutboxState.FAILED: ("投递失败", "Failed"),

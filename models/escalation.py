@@ -1,12 +1,15 @@
-"""Escalation (催办/督办/上报): reminders before a deadline, escalation at it.
+"""Escalation (催办/提级督办): reminders before a deadline, escalation at it.
 
-A case is **reminded** once per escalation level, from ``next_reminder_at`` (the opening
-of the last working day before its deadline), and **escalated** when its
-``resolution_due_at`` passes: to the next unit up the tree with somebody able to handle
-it (building, compound, community, street, district; levels with nobody are skipped),
-or to the paired agency when the time-limit policy of the level says
-``refer_to_agency`` or when the district's limit has passed and the case's community has
-a pairing for the category. A new time limit starts at the new level. At the top (the
+A case is **reminded** (催办) once per escalation level, from ``next_reminder_at`` (the
+opening of the last working day before its deadline), and **escalated** (提级督办) once its
+``resolution_due_at`` is missed (the comparison of ``models.overdue``: strictly after
+the deadline): to the next unit up the tree with somebody able to handle it (building,
+compound, community, street, district; levels with nobody are skipped), or **referred**
+to the paired agency (转结对部门, :mod:`models.referrals`, reason "time at the grassroots
+ran out") when the time-limit policy of the level says ``on_expiry = refer`` or when
+the district's limit has passed and the case's community has a pairing for the
+category (unless that agency sent this case back). A new time limit starts at the new
+level. A supervisor's deliberate move up with a reason is a report (上报). At the top (the
 city, an agency, or a unit with nobody above able to handle the category) the case is
 only reminded again (督办), and a new limit at that level starts so that it is reminded
 again when that one passes.
@@ -32,18 +35,18 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Literal
 
-from sqlalchemy import Engine, true
+from sqlalchemy import ColumnElement, Engine, true
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from models import clock, lifecycle, pii
+from models import clock, lifecycle, overdue, pii, referrals
 from models.access import Actor
 from models.case import Case
 from models.cases import get_case
 from models.db import write_session
 from models.deadlines import compute_deadlines
-from models.enums import CaseStatus, UnitLevel
+from models.enums import CaseStatus, ExpiryAction, ReferralReason, UnitLevel
 from models.errors import ConflictError, GuardFailed, NotFound, ValidationError
 from models.routing import Directory
 from models.unit import Unit
@@ -61,14 +64,14 @@ class DueCases:
 
 
 def _due_query(
-    due_column: Any, now: datetime, limit: int
+    due_column: Any, reached: ColumnElement[bool], limit: int
 ) -> SelectOfScalar[int] | SelectOfScalar[None]:
     # Filter on (is_open, <time>, status) only, so each query reads just its index.
     return (
         select(Case.id)
         .where(
             col(Case.is_open) == true(),
-            due_column <= clock.ensure_utc(now),
+            reached,
             col(Case.status).not_in(_NOT_DUE_STATUSES),
         )
         .order_by(due_column)
@@ -79,13 +82,17 @@ def _due_query(
 def due_reminders_query(
     now: datetime, limit: int = 10_000
 ) -> SelectOfScalar[int] | SelectOfScalar[None]:
-    return _due_query(col(Case.next_reminder_at), now, limit)
+    # A reminder is sent from its time on (a start, not a deadline: ``<=``).
+    reminder = col(Case.next_reminder_at)
+    return _due_query(reminder, reminder <= clock.ensure_utc(now), limit)
 
 
 def due_escalations_query(
     now: datetime, limit: int = 10_000
 ) -> SelectOfScalar[int] | SelectOfScalar[None]:
-    return _due_query(col(Case.resolution_due_at), now, limit)
+    # Escalated once the resolution limit is missed, by the one overdue comparison.
+    resolution = col(Case.resolution_due_at)
+    return _due_query(resolution, overdue.past_clause(resolution, now), limit)
 
 
 def find_due(session: Session, *, now: datetime, limit: int = 10_000) -> DueCases:
@@ -183,9 +190,13 @@ def _unit(session: Session, directory: Directory | None, unit_id: int | None) ->
     return session.get(Unit, unit_id)
 
 
-def escalation_target(directory: Directory, *, case: Case, unit: Unit) -> Unit | None:
-    """Where a case goes when the limit at ``unit`` passes; None at the top (nobody
-    above is able to handle it)."""
+def escalation_target(
+    directory: Directory, *, case: Case, unit: Unit, refused_by: frozenset[int] = frozenset()
+) -> Unit | None:
+    """Where a case goes when the limit at ``unit`` passes: the paired agency when the
+    level's policy says ``refer`` (or the district's limit has passed) and the agency
+    has not sent this case back (``refused_by``); else one level up; None at the top
+    (nobody above is able to handle it)."""
     if unit.level in (UnitLevel.AGENCY, UnitLevel.CITY):
         return None
     place = directory.units.get(case.place_unit_id) if case.place_unit_id else None
@@ -194,7 +205,8 @@ def escalation_target(directory: Directory, *, case: Case, unit: Unit) -> Unit |
         unit, case.category
     )
     policy = directory.policy(category=case.category, priority=case.priority, level=unit.level)
-    if agency is not None and (policy.refer_to_agency or unit.level == UnitLevel.DISTRICT):
+    refer = policy.on_expiry == ExpiryAction.REFER or unit.level == UnitLevel.DISTRICT
+    if agency is not None and agency.id not in refused_by and refer:
         return agency
     return directory.next_handling_unit_above(unit, case.category)
 
@@ -228,10 +240,7 @@ def escalate_case(
                 f"案件当前状态为「{case.status.zh}」，不能上报。",
             )
     elif not (
-        case.is_open
-        and case.status in ESCALATABLE
-        and case.resolution_due_at is not None
-        and clock.ensure_utc(case.resolution_due_at) <= now
+        case.is_open and case.status in ESCALATABLE and overdue.is_past(case.resolution_due_at, now)
     ):
         return None
     if case.unit_id is None:
@@ -249,6 +258,10 @@ def escalate_case(
                 directory.extend_branch(session, place)
     unit = directory.unit(case.unit_id)
     target = escalation_target(directory, case=case, unit=unit)
+    if target is not None and target.level == UnitLevel.AGENCY:
+        refused = frozenset(referrals.returned_by(session, case_id=case.id))
+        if target.id in refused:
+            target = escalation_target(directory, case=case, unit=unit, refused_by=refused)
     deadline = clock.ensure_utc(case.resolution_due_at) if case.resolution_due_at else None
 
     if target is None:
@@ -287,6 +300,8 @@ def escalate_case(
             case.resolution_due_at,
         )
 
+    if target.level == UnitLevel.AGENCY and not by_hand:
+        return _refer_at_limit(session, case=case, unit=unit, agency=target, now=now, actor=actor)
     policy = directory.policy(category=case.category, priority=case.priority, level=target.level)
     limits = compute_deadlines(policy, start=now)
     level = case.escalation_level + 1
@@ -321,6 +336,34 @@ def escalate_case(
     )
 
 
+def _refer_at_limit(
+    session: Session, *, case: Case, unit: Unit, agency: Unit, now: datetime, actor: Actor
+) -> EscalationResult:
+    """The grassroots' time is up and the policy sends the case to the paired agency
+    (转结对部门): a referral the agency signs for within a working day."""
+    assert case.id is not None
+    deadline = clock.ensure_utc(case.resolution_due_at) if case.resolution_due_at else None
+    level = case.escalation_level + 1
+    case.escalation_level = level
+    case.next_reminder_at = None
+    referrals.refer(
+        session,
+        case=case,
+        reason=ReferralReason.LIMIT_PASSED,
+        actor=actor,
+        agency=agency,
+        decided_by="rule:时限届满转结对部门 limit passed",
+        extra={
+            "level": level,
+            "deadline": deadline.isoformat() if deadline else None,
+            "to_unit": agency.code,
+        },
+    )
+    return EscalationResult(
+        case.id, case.number, "escalated", unit.code, agency.code, level, case.resolution_due_at
+    )
+
+
 # --- the sweep --------------------------------------------------------------------------
 
 
@@ -340,7 +383,7 @@ class SweepReport:
         rows += [
             {
                 "case": n,
-                "action": "上报 escalated" if a != b else "督办 reminded (top)",
+                "action": "提级督办 escalated" if a != b else "督办 reminded (top)",
                 "from_unit": a,
                 "to_unit": b,
                 "level": lvl,

@@ -28,6 +28,8 @@ class FollowUp(SQLModel, table=True):
     unit_at_fault: bool = False
     notes: str | None = Field(default=None, max_length=2000)
     recorded_by_id: int | None = Field(default=None, foreign_key="staff.id")
+    # Who is to make the visit (named when it is scheduled; models.follow_ups.pick_visitor).
+    visitor_id: int | None = Field(default=None, foreign_key="staff.id")
 
 
 class FollowUpRecord(SQLModel):

@@ -26,17 +26,13 @@ from sqlmodel import Session, col, select
 from models import clock, lifecycle, workdays
 from models.access import Actor
 from models.case import Case
-from models.cases import get_case
+from models.cases import get_case, parties_of, terms_of
 from models.enums import CaseStatus, FollowUpKind, FollowUpOutcome
-from models.errors import FieldProblem, GuardFailed, InvalidTransition, ValidationError
+from models.errors import GuardFailed, InvalidTransition
 from models.follow_up import FollowUp, FollowUpRecord
-from models.mediating import (
-    _required_text,
-    event_text,
-    parties_of,
-    terms_of,
-)
+from models.guards import event_text, invalid, required_text
 from models.mediation import Agreement, AgreementTerm
+from models.referrals import referrals_of
 
 S = CaseStatus
 Settlement = Literal["closed", "reopened", "waiting"]
@@ -82,6 +78,18 @@ def list_follow_ups(session: Session, *, case_id: int) -> list[FollowUp]:
     )
 
 
+def pick_visitor(session: Session, *, case: Case) -> int | None:
+    """Who makes a case's return visits. A referred case is visited by the community that
+    referred it (it keeps the case in view): the person who referred it, else the
+    liaison; any other case by its liaison, else its handler."""
+    assert case.id is not None
+    if case.referral_target is not None:
+        for referral in reversed(referrals_of(session, case_id=case.id)):
+            if referral.referred_by_id is not None:
+                return referral.referred_by_id
+    return case.liaison_id or case.assignee_id
+
+
 def schedule_follow_ups(session: Session, *, case_id: int, actor: Actor) -> list[FollowUp]:
     """Move a settled case (agreement, failed mediation, referral) into follow-up if it is
     not there yet, and create its return visits. Returns the visits of this round."""
@@ -110,8 +118,9 @@ def schedule_follow_ups(session: Session, *, case_id: int, actor: Actor) -> list
         (v for v in existing if v.kind in AFTER_KINDS and clock.ensure_utc(v.due_at) == first_due),
         None,
     )
+    visitor = pick_visitor(session, case=case)
     if first is None and case.status == S.FOLLOW_UP:
-        first = FollowUp(case_id=case.id, kind=kind, due_at=first_due)
+        first = FollowUp(case_id=case.id, kind=kind, due_at=first_due, visitor_id=visitor)
         session.add(first)
     if first is not None:
         planned.append(first)
@@ -129,18 +138,13 @@ def schedule_follow_ups(session: Session, *, case_id: int, actor: Actor) -> list
                     kind=FollowUpKind.BEFORE_TERM_DUE,
                     due_at=visit_time(day),
                     term_id=term.id,
+                    visitor_id=visitor,
                 )
                 session.add(visit)
             if visit is not None:
                 planned.append(visit)
     session.flush()
     return sorted(planned, key=lambda v: (clock.ensure_utc(v.due_at), v.id or 0))
-
-
-def _invalid(field: str, en: str, zh: str) -> ValidationError:
-    return ValidationError(
-        f"{field}: {en}", f"{field}：{zh}", problems=[FieldProblem(field, zh, en)]
-    )
 
 
 def record_follow_up(
@@ -161,7 +165,7 @@ def record_follow_up(
             f"案件当前状态为「{case.status.zh}」，不能记录回访。",
         )
     if data.outcome == FollowUpOutcome.UNREACHABLE and data.satisfaction is not None:
-        raise _invalid(
+        raise invalid(
             "satisfaction",
             "no rating when the resident could not be reached",
             "未联系上当事人时不能填写满意度",
@@ -170,7 +174,7 @@ def record_follow_up(
     if data.follow_up_id is not None:
         visit = next((v for v in open_visits if v.id == data.follow_up_id), None)
         if visit is None:
-            raise _invalid(
+            raise invalid(
                 "follow_up_id",
                 f"no open return visit {data.follow_up_id} on this case",
                 f"本案没有待办的回访 {data.follow_up_id}",
@@ -178,7 +182,7 @@ def record_follow_up(
     elif open_visits:
         visit = open_visits[0]
     else:
-        raise _invalid(
+        raise invalid(
             "follow_up_id",
             "no return visit is open on this case; schedule one first",
             "本案没有待办的回访，请先安排回访",
@@ -294,7 +298,7 @@ def reopen_case(
             "record a new case instead",
             "本案个人信息已按保存期限匿名化，请登记新案件。",
         )
-    text = _required_text(reason, "reason", "重启原因", max_length=2000)
+    text = required_text(reason, "reason", "重启原因", max_length=2000)
     if case.status not in (S.FOLLOW_UP, S.CLOSED):
         raise InvalidTransition(
             f"cannot reopen a case that is {case.status.value}",

@@ -30,7 +30,7 @@ from sqlmodel import Session, col, select
 from models import clock, pii
 from models.access import Actor as Actor  # re-exported: services and tests name it so
 from models.case import Case
-from models.enums import TERMINAL_STATUSES, CaseStatus
+from models.enums import TERMINAL_STATUSES, CaseStatus, ReferralState
 from models.errors import ConflictError, GuardFailed, InvalidTransition
 from models.event import CaseEvent, Outbox
 
@@ -99,10 +99,32 @@ def _resolution_if_direct(case: Case, _actor: Actor, data: dict[str, Any]) -> st
     return None
 
 
+def _referral_done(case: Case, _actor: Actor, _data: dict[str, Any]) -> str | None:
+    # A referral is a loop: the receiving unit signs for it and records its outcome first.
+    if case.status == S.REFERRED and case.referral_state in (
+        ReferralState.PENDING,
+        ReferralState.SIGNED,
+    ):
+        return "the receiving unit has not recorded what it did with the referral"
+    return None
+
+
+def _referral_in_hand(case: Case, _actor: Actor, _data: dict[str, Any]) -> str | None:
+    return None if case.referral_state == ReferralState.SIGNED else "the referral is not signed for"
+
+
+def _referral_awaits(case: Case, _actor: Actor, _data: dict[str, Any]) -> str | None:
+    if case.referral_state != ReferralState.PENDING:
+        return "the referral is not waiting for the receiving unit"
+    return None
+
+
 # --- the table of transitions ----------------------------------------------------
 
 OPEN_WORKING = frozenset({S.TRIAGED, S.ASSIGNED, S.IN_MEDIATION, S.ESCALATED, S.REOPENED})
 ALL_OPEN = frozenset(s for s in CaseStatus if s not in TERMINAL_STATUSES)
+# Where the handling limit (not the mediation limit) runs: an extension is of this one.
+HANDLING = frozenset({S.TRIAGED, S.ASSIGNED, S.ESCALATED, S.REFERRED})
 STAFF = frozenset({"staff"})
 STAFF_OR_SYSTEM = frozenset({"staff", "system"})
 
@@ -110,7 +132,11 @@ TRANSITIONS: dict[str, Transition] = {
     t.verb: t
     for t in (
         Transition(
-            "triaged", frozenset({S.SUBMITTED, S.REOPENED}), S.TRIAGED, (_has_deadlines,), zh="分拣"
+            "triaged",
+            frozenset({S.SUBMITTED, S.REOPENED}),
+            S.TRIAGED,
+            (_has_deadlines,),
+            zh="研判分流",
         ),
         Transition(
             "assigned",
@@ -141,13 +167,13 @@ TRANSITIONS: dict[str, Transition] = {
             S.MEDIATION_FAILED,
             (_needs("reason"),),
             STAFF,
-            zh="调解未成",
+            zh="调解不成（终止调解）",
         ),
         Transition(
             "follow_up_due",
             frozenset({S.AGREEMENT, S.MEDIATION_FAILED, S.REFERRED, S.ASSIGNED}),
             S.FOLLOW_UP,
-            (_resolution_if_direct,),
+            (_resolution_if_direct, _referral_done),
             zh="转入回访",
         ),
         Transition(
@@ -159,7 +185,12 @@ TRANSITIONS: dict[str, Transition] = {
             zh="办结",
         ),
         Transition(
-            "escalated", OPEN_WORKING, S.ESCALATED, (_needs("to_unit"),), STAFF_OR_SYSTEM, zh="上报"
+            "escalated",
+            OPEN_WORKING,
+            S.ESCALATED,
+            (_needs("to_unit"),),
+            STAFF_OR_SYSTEM,
+            zh="提级督办",
         ),
         Transition(
             "referred",
@@ -191,9 +222,69 @@ TRANSITIONS: dict[str, Transition] = {
             S.REOPENED,
             (_needs("reason"),),
             STAFF_OR_SYSTEM,
-            zh="重启",
+            zh="重新办理",
+        ),
+        # The referral loop (签收/退单/反馈) and the send-back of a wrong assignment (退单).
+        Transition(
+            "referral_returned",
+            frozenset({S.REFERRED}),
+            S.ASSIGNED,
+            (_referral_awaits, _needs("reason", "to_unit"), _has_assignee),
+            STAFF,
+            zh="退单（退回移交单位）",
+        ),
+        Transition(
+            "assignment_returned",
+            frozenset({S.ASSIGNED}),
+            S.TRIAGED,
+            (_needs("reason", "to_unit"), _has_deadlines),
+            STAFF,
+            zh="退单（退回派单单位）",
         ),
         # Annotations: recorded on the timeline, the status stays.
+        Transition(
+            "referral_signed",
+            frozenset({S.REFERRED}),
+            None,
+            (_needs("referral_id"),),
+            STAFF,
+            zh="签收",
+        ),
+        Transition(
+            "referral_concluded",
+            frozenset({S.REFERRED}),
+            None,
+            (_referral_in_hand, _needs("referral_id", "outcome")),
+            STAFF,
+            zh="反馈办理结果",
+        ),
+        Transition(
+            "extension_requested",
+            HANDLING,
+            None,
+            (_needs("extension_id", "until"),),
+            STAFF,
+            zh="申请延期",
+        ),
+        Transition(
+            "extension_decided",
+            HANDLING,
+            None,
+            (_needs("extension_id", "decision"),),
+            STAFF,
+            zh="延期审批",
+        ),
+        Transition(
+            "helper_added", ALL_OPEN, None, (_needs("helper_id"),), STAFF, zh="增加协办人员"
+        ),
+        Transition(
+            "helper_task_recorded",
+            ALL_OPEN,
+            None,
+            (_needs("task_id"),),
+            STAFF,
+            zh="记录协办任务",
+        ),
         Transition("consent_recorded", frozenset({S.ASSIGNED}), None, zh="记录调解同意"),
         Transition(
             "session_recorded",
@@ -263,6 +354,9 @@ NEXT_STEP: dict[str, str | None] = {
     "referred": "follow_up",
     "follow_up_recorded": "follow_up",
     "reminded": "notify",
+    "referral_returned": "notify",
+    "referral_concluded": "follow_up",
+    "assignment_returned": "assignment",
 }
 
 

@@ -21,11 +21,11 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from models import clock, lifecycle, pii, workdays
+from models import clock, lifecycle, referrals, workdays
 from models.access import Actor
 from models.case import Case
-from models.cases import get_case
-from models.enums import CaseStatus, ReferralTarget
+from models.cases import get_case, parties_of
+from models.enums import CaseStatus, ReferralReason, ReferralTarget
 from models.errors import (
     FieldProblem,
     GuardFailed,
@@ -33,6 +33,8 @@ from models.errors import (
     NotFound,
     ValidationError,
 )
+from models.follow_ups import schedule_follow_ups
+from models.guards import event_text, invalid, required_text
 from models.mediation import (
     Agreement,
     AgreementCreate,
@@ -40,39 +42,17 @@ from models.mediation import (
     MediationSession,
     SessionCreate,
 )
-from models.party import Party
+from models.routing import paired_agency
+from models.unit import Unit
 
 S = CaseStatus
 COURT_CONFIRMATION_DAYS = 30
 MEDIATION_MONTHS = 1
-EVENT_TEXT_MAX = 500
 # A moment typed by a person may be a little ahead of the server's clock.
 CLOCK_TOLERANCE = timedelta(minutes=10)
 
 
 # --- helpers ---------------------------------------------------------------------------
-
-
-def _invalid(field: str, en: str, zh: str) -> ValidationError:
-    return ValidationError(
-        f"{field}: {en}", f"{field}：{zh}", problems=[FieldProblem(field, zh, en)]
-    )
-
-
-def _required_text(value: str | None, field: str, zh_name: str, *, max_length: int) -> str:
-    text = (value or "").strip()
-    if not text:
-        raise _invalid(field, "must not be empty", f"请填写{zh_name}")
-    if len(text) > max_length:
-        raise _invalid(
-            field, f"at most {max_length} characters", f"{zh_name}不能超过 {max_length} 字"
-        )
-    return text
-
-
-def event_text(text: str) -> str:
-    """Free text as it may appear in an event: phones and ID numbers masked, bounded."""
-    return pii.scrub_text(text)[:EVENT_TEXT_MAX]
 
 
 def add_months(day: date, months: int) -> date:
@@ -111,21 +91,15 @@ def _check_moment(
 ) -> datetime:
     moment = clock.ensure_utc(value)
     if moment > clock.now() + CLOCK_TOLERANCE:
-        raise _invalid(field, "must not be in the future", "不能晚于当前时间")
+        raise invalid(field, "must not be in the future", "不能晚于当前时间")
     earliest = clock.ensure_utc(not_before or case.created_at)
     if moment < earliest:
-        raise _invalid(
+        raise invalid(
             field,
             f"must not be before {clock.format_local(earliest)}",
             f"不能早于 {clock.format_local(earliest)}",
         )
     return moment
-
-
-def parties_of(session: Session, *, case_id: int) -> list[Party]:
-    return list(
-        session.exec(select(Party).where(Party.case_id == case_id).order_by(col(Party.id))).all()
-    )
 
 
 # --- consent and the start of mediation --------------------------------------------------
@@ -146,7 +120,7 @@ def record_consent(
     _require_status(case, {S.ASSIGNED}, "record consent for", "记录调解同意")
     parties = parties_of(session, case_id=case_id)
     if not parties:
-        raise _invalid(
+        raise invalid(
             "party_ids",
             "the case has no parties recorded; add them before recording consent",
             "案件尚未登记当事人，请先登记当事人再记录调解同意",
@@ -154,10 +128,10 @@ def record_consent(
     by_id = {p.id: p for p in parties}
     chosen = list(by_id) if party_ids is None else list(dict.fromkeys(party_ids))
     if not chosen:
-        raise _invalid("party_ids", "name at least one party", "请至少选择一位当事人")
+        raise invalid("party_ids", "name at least one party", "请至少选择一位当事人")
     unknown = [pid for pid in chosen if pid not in by_id]
     if unknown:
-        raise _invalid(
+        raise invalid(
             "party_ids",
             f"not parties of this case: {unknown}",
             f"以下编号不是本案当事人：{unknown}",
@@ -228,7 +202,7 @@ def extend_mediation(
     _require_status(case, {S.IN_MEDIATION}, "extend mediation of", "延长调解期限")
     _staff_only(actor, "extending mediation", "延长调解期限")
     if not both_parties_consent:
-        raise _invalid(
+        raise invalid(
             "both_parties_consent",
             "mediation may be extended only when both parties agree",
             "须双方当事人同意才能延长调解期限",
@@ -244,7 +218,7 @@ def extend_mediation(
     new_due = end_of_local_day(until)
     floor = clock.ensure_utc(current) if current is not None else now
     if new_due <= floor:
-        raise _invalid(
+        raise invalid(
             "until",
             f"must be later than the current limit {clock.format_local(floor)}",
             f"应晚于当前期限 {clock.format_local(floor)}",
@@ -318,7 +292,7 @@ def sign_agreement(
     _require_status(case, {S.IN_MEDIATION}, "sign an agreement for", "达成协议")
     _staff_only(actor, "signing an agreement", "达成协议")
     if not data.terms:
-        raise _invalid(
+        raise invalid(
             "terms",
             "an agreement needs at least one term with its due date",
             "调解协议至少应有一项履行条款及其期限",
@@ -387,7 +361,7 @@ def fail_mediation(
     lifecycle.check_version(case, expected_version)
     _require_status(case, {S.IN_MEDIATION}, "record a failed mediation for", "记录调解未成")
     _staff_only(actor, "recording a failed mediation", "记录调解未成")
-    text = _required_text(reason, "reason", "调解未成的原因", max_length=2000)
+    text = required_text(reason, "reason", "调解未成的原因", max_length=2000)
     case.outcome_note = text
     lifecycle.apply(
         session,
@@ -398,13 +372,20 @@ def fail_mediation(
         data={"reason": event_text(text), "referral": referral.value if referral else None},
     )
     if referral is not None:
-        case.referral_target = referral
-        lifecycle.apply(
+        unit = session.get(Unit, case.unit_id or case.place_unit_id or 0)
+        agency = (
+            paired_agency(session, unit=unit, category=case.category)
+            if unit is not None and referral == ReferralTarget.AGENCY
+            else None
+        )
+        referrals.refer(
             session,
             case=case,
-            verb="referred",
+            reason=ReferralReason.MEDIATION_FAILED,
+            target=referral,
+            agency=agency,
             actor=actor,
-            data={"referral_target": referral.value, "after": "mediation_failed"},
+            extra={"after": "mediation_failed"},
         )
     session.flush()
     return case
@@ -420,16 +401,6 @@ def get_agreement(session: Session, *, case_id: int) -> Agreement:
     if row is None:
         raise NotFound(f"case {case_id} has no agreement", f"案件 {case_id} 尚无调解协议")
     return row
-
-
-def terms_of(session: Session, *, agreement_id: int) -> list[AgreementTerm]:
-    return list(
-        session.exec(
-            select(AgreementTerm)
-            .where(AgreementTerm.agreement_id == agreement_id)
-            .order_by(col(AgreementTerm.due_on), col(AgreementTerm.id))
-        ).all()
-    )
 
 
 def list_sessions(session: Session, *, case_id: int) -> list[MediationSession]:
@@ -450,13 +421,11 @@ def resolve_directly(
 ) -> Case:
     """An assigned case settled without formal mediation (a consultation answered, a
     quick fix): it goes straight to follow-up, and its return visit is scheduled."""
-    from models.follow_ups import schedule_follow_ups  # follow_ups imports this module
-
     case = get_case(session, case_id=case_id)
     lifecycle.check_version(case, expected_version)
     _require_status(case, {S.ASSIGNED}, "resolve directly", "直接办结")
     _staff_only(actor, "settling a case directly", "直接办结")
-    text = _required_text(resolution, "resolution", "处理结果", max_length=2000)
+    text = required_text(resolution, "resolution", "处理结果", max_length=2000)
     now = clock.now()
     case.outcome_note = text
     _touch_response(case, now)
@@ -481,7 +450,7 @@ def withdraw_case(
     case = get_case(session, case_id=case_id)
     lifecycle.check_version(case, expected_version)
     _staff_only(actor, "withdrawing a case", "撤回")
-    text = _required_text(reason, "reason", "撤回原因", max_length=2000)
+    text = required_text(reason, "reason", "撤回原因", max_length=2000)
     case.outcome_note = text
     lifecycle.apply(
         session,
@@ -502,15 +471,15 @@ def merge_case(
     case = get_case(session, case_id=case_id)
     lifecycle.check_version(case, expected_version)
     if into_case_id == case_id:
-        raise _invalid("into_case_id", "a case cannot be merged into itself", "不能合并到本案自身")
+        raise invalid("into_case_id", "a case cannot be merged into itself", "不能合并到本案自身")
     try:
         target = get_case(session, case_id=into_case_id)
     except NotFound:
-        raise _invalid(
+        raise invalid(
             "into_case_id", f"no case {into_case_id}", f"案件 {into_case_id} 不存在"
         ) from None
     if not target.is_open or target.merged_into_id is not None:
-        raise _invalid(
+        raise invalid(
             "into_case_id",
             f"case {target.number} is {target.status.value}; merge into an open case",
             f"案件 {target.number} 当前为「{target.status.zh}」，只能合并到办理中的案件",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import date, datetime
 
 from pydantic import AwareDatetime, field_validator
@@ -10,6 +9,7 @@ from sqlmodel import Field, SQLModel
 from sqlmodel._compat import SQLModelConfig
 
 from models import pii
+from models import text as text_rules
 from models.types import UTCDateTime
 
 
@@ -51,12 +51,11 @@ class AgreementTerm(SQLModel, table=True):
 
 
 def clean_text(value: str, *, required: bool = True) -> str:
-    """Strip, refuse control characters (tabs and line breaks are kept)."""
-    value = value.strip()
+    """Strip; refuse control, bidirectional and zero-width characters (tabs and line
+    breaks are kept): the one rule of :mod:`models.text`."""
+    value = text_rules.check(value)
     if required and not value:
         raise ValueError("不能为空 / must not be empty")
-    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\r\t" for ch in value):
-        raise ValueError("文本含有控制字符 / text contains control characters")
     return value
 
 

@@ -33,13 +33,13 @@ from models import clock, workdays
 from models.case import Case
 from models.enums import CaseStatus, Category, UnitLevel
 from models.event import CaseEvent
+from models.overdue import overdue_clause
 from models.party import Party
 from models.unit import Unit
 
 S = CaseStatus
 WEIGHTS = {"response": 0.3, "resolution": 0.4, "satisfaction": 0.3}
 SATISFIED_AT_LEAST = 4
-WORKING = (S.SUBMITTED, S.TRIAGED, S.ASSIGNED, S.IN_MEDIATION, S.ESCALATED, S.REOPENED)
 
 
 @dataclass(frozen=True)
@@ -149,19 +149,6 @@ def _count(condition: ColumnElement[bool]) -> Any:
 
 def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
-
-
-def _overdue(now: datetime) -> ColumnElement[bool]:
-    """Past its limit: the mediation limit while in mediation, else the resolution limit."""
-    in_med = col(Case.status) == S.IN_MEDIATION
-    has_med_due = col(Case.mediation_due_at).is_not(None)
-    return and_(
-        col(Case.status).in_(WORKING),
-        or_(
-            and_(in_med, has_med_due, col(Case.mediation_due_at) < now),
-            and_(or_(~in_med, ~has_med_due), col(Case.resolution_due_at) < now),
-        ),
-    )
 
 
 def composite_score(
@@ -297,13 +284,13 @@ def unit_rates(
 def overdue_by_level(
     session: Session, *, now: datetime, within_path: str | None = None
 ) -> list[LevelCount]:
-    """Open cases past their limit, counted by the level of the unit handling them
-    (bottom of the tree first, agencies last)."""
+    """Overdue cases (``models.overdue``), counted by the level of the unit handling
+    them (bottom of the tree first, agencies last)."""
     stmt = (
         select(col(Unit.level), func.count(col(Case.id)))
         .select_from(Case)
         .join(Unit, col(Unit.id) == col(Case.unit_id))
-        .where(_overdue(clock.ensure_utc(now)), *_cases_within(within_path))
+        .where(overdue_clause(now), *_cases_within(within_path))
         .group_by(col(Unit.level))
     )
     counts = {UnitLevel(level): int(n) for level, n in session.exec(stmt).all()}
@@ -326,7 +313,7 @@ def backlog_by_unit(
             func.count(col(Case.id)),
             _count(col(Case.status) == S.IN_MEDIATION),
             _count(col(Case.status) == S.FOLLOW_UP),
-            _count(_overdue(moment)),
+            _count(overdue_clause(moment)),
         )
         .where(
             col(Case.is_open).is_(True),

@@ -3,12 +3,11 @@ look-ups and a masked copy for display; the clear value never touches the table.
 
 from __future__ import annotations
 
-import unicodedata
-
 from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 from sqlmodel._compat import SQLModelConfig
 
+from models import text as text_rules
 from models.enums import PartyKind, PartySide
 from models.errors import ValidationError
 from models.pii import normalise_id_number, normalise_phone
@@ -51,13 +50,16 @@ class PartyCreate(SQLModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        value = value.strip()
-        if not value or any(unicodedata.category(ch).startswith("C") for ch in value):
-            raise ValueError(
-                "姓名/名称不能为空或含控制字符 / name must not be empty or "
-                "contain control characters"
-            )
+        value = text_rules.check(value, multiline=False)
+        if not value:
+            raise ValueError("姓名/名称不能为空 / name must not be empty")
         return value
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        """One line, no NUL or invisible characters (it is stored encrypted, unseen)."""
+        return None if value is None else (text_rules.check(value, multiline=False) or None)
 
     @field_validator("phone")
     @classmethod

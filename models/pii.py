@@ -2,25 +2,26 @@
 
 Phones are mainland mobile numbers (11 digits, 1[3-9]xxxxxxxxx); resident ID numbers
 are 18 characters with a GB 11643 check digit (which may be ``X``). Clear values are
-encrypted (Fernet, key derived from ``TIAOJIE_SECRET_KEY``) before they reach a table,
-and looked up through an HMAC so that a dump of the database shows neither.
+encrypted (Fernet, under the field key of :mod:`models.keys`, tagged with its key id)
+before they reach a table, and looked up through an HMAC (the look-up key) so that a
+dump of the database shows neither.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import re
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from models import keys
 from models.errors import FieldProblem, InvalidIdNumber, InvalidPhone
-from models.settings import get_settings
 
 _PHONE = re.compile(r"^1[3-9]\d{9}$")
 _ID = re.compile(r"^\d{17}[\dX]$")
@@ -28,10 +29,6 @@ _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 # Digits and separators as people type them; full-width forms are refused, not guessed.
 _PHONE_SEPARATORS = re.compile(r"[\s\-]")
-_PHONE_IN_TEXT = re.compile(r"(?<!\d)(?:\+?86[\s\-]?)?1[3-9]\d(?:[\s\-]?\d){8}(?!\d)")
-_ID_IN_TEXT = re.compile(
-    r"(?<![\dA-Za-z])\d{6}(?:19|20)\d{2}[01]\d[0-3]\d\d{3}[\dXx](?![\dA-Za-z])"
-)
 
 
 def _has_fullwidth(value: str) -> bool:
@@ -110,10 +107,129 @@ def mask_name(name: str) -> str:
     return name[0] + "*" * (len(name) - 1)
 
 
+# --- numbers in free text ---------------------------------------------------------------
+
+# Digits as people write them: ASCII, full-width (folded by NFKC) and the Chinese words
+# read out digit by digit (幺三八…). 十/百 are positional, never a digit of a number.
+_DIGIT_WORDS = dict(zip("零〇○洞幺一二两三四五六七八九", "001011223456789", strict=True))
+# What may stand between the digits of one number (at most _MAX_GAP of them in a row).
+_SEPARATORS = frozenset(" \t\u00a0\u3000.-_/\\·•,，、．—–~～()（）[]【】:：|")
+_MAX_GAP = 3
+_PLAUSIBLE_ID = re.compile(
+    r"^\d{6}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dX]$"
+)
+_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+
+
+@dataclass(frozen=True)
+class FoundNumber:
+    """A phone or ID number found in free text: where it was, what it is, its mask."""
+
+    start: int
+    end: int
+    kind: str  # "phone" or "id_number"
+    value: str
+    masked: str
+
+
+def _digit_of(ch: str) -> str | None:
+    if ch in _DIGIT_WORDS:
+        return _DIGIT_WORDS[ch]
+    folded = unicodedata.normalize("NFKC", ch)
+    if len(folded) == 1 and folded.isascii() and folded.isdigit():
+        return folded
+    return None
+
+
+def _runs(text: str) -> list[list[tuple[int, str]]]:
+    """Runs of digits (with their positions) joined by at most _MAX_GAP separators; an
+    ``X`` right after a digit ends a run (the check character of an ID number)."""
+    runs: list[list[tuple[int, str]]] = []
+    run: list[tuple[int, str]] = []
+    gap = 0
+    for i, ch in enumerate(text):
+        digit = _digit_of(ch)
+        if digit is not None:
+            run.append((i, digit))
+            gap = 0
+            continue
+        if run and gap == 0 and unicodedata.normalize("NFKC", ch) in ("X", "x"):
+            run.append((i, "X"))
+            runs.append(run)
+            run, gap = [], 0
+            continue
+        if run and ch in _SEPARATORS and gap < _MAX_GAP:
+            gap += 1
+            continue
+        if len(run) >= 11:
+            runs.append(run)
+        run, gap = [], 0
+    if len(run) >= 11:
+        runs.append(run)
+    return runs
+
+
+def _boundaries(run: list[tuple[int, str]]) -> set[int]:
+    """Where a number may start or end in a run: its ends, and wherever the writer put
+    a separator (so a number inside a longer digit string, such as an order number, is
+    left alone)."""
+    cuts = {0, len(run)}
+    cuts.update(j for j in range(1, len(run)) if run[j][0] > run[j - 1][0] + 1)
+    if run and run[-1][1] == "X":
+        cuts.add(len(run) - 1)  # "…8000x": a phone followed by a letter
+    return cuts
+
+
+def _match_at(digits: str, i: int, cuts: set[int]) -> tuple[int, int, str] | None:
+    """(start, end, kind) of a number starting at digit ``i``, if one does."""
+    if i + 18 in cuts and _PLAUSIBLE_ID.match(digits[i : i + 18]):
+        return i, i + 18, "id_number"
+    if i + 11 in cuts and _MOBILE.match(digits[i : i + 11]):
+        return i, i + 11, "phone"
+    if digits.startswith("86", i) and i + 13 in cuts and _MOBILE.match(digits[i + 2 : i + 13]):
+        return i, i + 13, "phone"
+    return None
+
+
+def find_numbers(text: str) -> list[FoundNumber]:
+    """Every mobile phone and resident ID number in ``text``, however typed: any
+    separators, full-width digits, Chinese digit words, a +86 prefix."""
+    found: list[FoundNumber] = []
+    for run in _runs(text):
+        digits = "".join(d for _i, d in run)
+        cuts = _boundaries(run)
+        i = 0
+        while i < len(run):
+            match = _match_at(digits, i, cuts)
+            if match is None:
+                i = min(c for c in cuts if c > i)
+                continue
+            start, end, kind = match
+            value = digits[start:end][-11:] if kind == "phone" else digits[start:end]
+            masked = mask_phone(value) if kind == "phone" else mask_id_number(value)
+            begin = run[start][0]
+            if begin > 0 and text[begin - 1] in "+＋":
+                begin -= 1
+            found.append(FoundNumber(begin, run[end - 1][0] + 1, kind, value, masked))
+            i = end
+    return found
+
+
 def scrub_text(text: str) -> str:
-    """Mask phone and ID numbers typed into free text (for anything shown publicly)."""
-    text = _ID_IN_TEXT.sub(lambda m: mask_id_number(m.group(0)), text)
-    return _PHONE_IN_TEXT.sub(lambda m: mask_phone(re.sub(r"\D", "", m.group(0))[-11:]), text)
+    """Phone and ID numbers in free text replaced by their masks (however typed)."""
+    if not text:
+        return text
+    found = find_numbers(text)
+    if not found:
+        return text
+    parts: list[str] = []
+    last = 0
+    for item in found:
+        parts.append(text[last : item.start])
+        parts.append(item.masked)
+        last = item.end
+    parts.append(text[last:])
+    return "".join(parts)
 
 
 def scrub_names(text: str, names: Iterable[str], *, replacement: str | None = None) -> str:
@@ -126,33 +242,46 @@ def scrub_names(text: str, names: Iterable[str], *, replacement: str | None = No
     return text
 
 
-@lru_cache(maxsize=4)
-def _fernet(secret: str) -> Fernet:
-    key = hashlib.sha256(b"tiaojie-field-encryption:" + secret.encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(key))
-
-
-def _secret() -> str:
-    return get_settings().secret_key.get_secret_value()
+@lru_cache(maxsize=16)
+def _fernet(key: bytes) -> Fernet:
+    return Fernet(key)
 
 
 def encrypt(value: str) -> str:
-    return _fernet(_secret()).encrypt(value.encode("utf-8")).decode("ascii")
+    """``<key id>$<Fernet token>`` under the current field key."""
+    ring = keys.keyring()
+    fernet_key = ring.fernet_key(ring.current)
+    assert fernet_key is not None
+    token = _fernet(fernet_key).encrypt(value.encode("utf-8")).decode("ascii")
+    return f"{ring.current}${token}"
+
+
+def key_id_of(token: str) -> str:
+    """The id of the key a stored value was encrypted with."""
+    head, sep, _rest = token.partition("$")
+    return head if sep else keys.LEGACY_KEY_ID
 
 
 def decrypt(token: str) -> str:
+    key_id = key_id_of(token)
+    body = token.partition("$")[2] if "$" in token else token
+    fernet_key = keys.keyring().fernet_key(key_id)
+    if fernet_key is None:
+        # A key added by a rotation in another process since our last look.
+        keys.forget_cached_keys()
+        fernet_key = keys.keyring().fernet_key(key_id)
+    if fernet_key is None:
+        return UNDECRYPTABLE
     try:
-        return _fernet(_secret()).decrypt(token.encode("ascii")).decode("utf-8")
+        return _fernet(fernet_key).decrypt(body.encode("ascii")).decode("utf-8")
     except InvalidToken:
-        return "[无法解密 undecryptable]"
+        return UNDECRYPTABLE
 
 
-@lru_cache(maxsize=4)
-def _lookup_key(secret: str) -> bytes:
-    return hashlib.sha256(b"tiaojie-lookup:" + secret.encode()).digest()
+UNDECRYPTABLE = "[无法解密 undecryptable]"
 
 
 def lookup_hash(value: str) -> str:
     """Keyed hash for equality look-ups (same phone, same ID, same respondent)."""
-    key = _lookup_key(_secret())
+    key = keys.key("lookup")
     return hmac.new(key, value.strip().lower().encode("utf-8"), hashlib.sha256).hexdigest()

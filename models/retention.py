@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlmodel import Session, col, or_, select
 
 from models import clock, pii
@@ -30,6 +30,7 @@ from models.errors import FieldProblem, ValidationError
 from models.follow_up import FollowUp
 from models.mediation import Agreement, AgreementTerm, MediationSession
 from models.party import Party
+from models.text_numbers import CaseTextNumber
 
 ANONYMISED = "已匿名"
 S = CaseStatus
@@ -111,6 +112,12 @@ def _anonymise_batch(session: Session, ids: list[int], now: datetime) -> None:
     for visit in session.exec(select(FollowUp).where(col(FollowUp.case_id).in_(ids))).all():
         visit.notes = None if visit.notes is None else scrub(visit.case_id, visit.notes)
         session.add(visit)
+    # Numbers once typed into the text: only their masks stay.
+    session.connection().execute(
+        update(CaseTextNumber)
+        .where(col(CaseTextNumber.case_id).in_(ids))
+        .values(value_enc=None, value_hash=None)
+    )
     for case in session.exec(select(Case).where(col(Case.id).in_(ids))).all():
         assert case.id is not None
         case.description = scrub(case.id, case.description)

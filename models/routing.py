@@ -4,9 +4,11 @@
   compound, else its address, else its coordinates, else the district intake desk);
 * :func:`handling_unit_for` climbs from the place to the lowest unit with somebody able
   to handle the category;
-* :func:`pick_assignee` chooses a person there by skill, availability and load;
+* :func:`models.staffing.pick_assignee` chooses a person there by skill, availability
+  and load;
 * :func:`assign_case`, :func:`reassign_case` and :func:`refer_case` move the case through
-  the state machine (:mod:`models.lifecycle`).
+  the state machine (:mod:`models.lifecycle`); a case is referred at assignment only
+  for a legal reason (:mod:`models.referrals`).
 
 The unit tree, the staff able to handle cases and the pairings are read through a
 :class:`Directory`: a few rows along one branch for a single case, or the whole tree once
@@ -22,39 +24,33 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from models import lifecycle, pii
+from models import lifecycle, pii, referrals
 from models.access import Actor
 from models.case import Case
 from models.cases import get_case
 from models.deadlines import pick_policy
-from models.enums import CaseStatus, Category, Priority, ReferralTarget, StaffRole, UnitLevel
+from models.enums import (
+    CaseStatus,
+    Category,
+    Priority,
+    ReferralReason,
+    ReferralTarget,
+    StaffRole,
+    UnitLevel,
+)
 from models.errors import GuardFailed, NotFound, ValidationError
 from models.policy import TimeLimitPolicy
 from models.staff import Staff
+from models.staffing import can_handle, pick_assignee
 from models.unit import Pairing, Unit
 
-# Who takes cases: mediators, community workers and grid workers (DOMAIN.md).
-HANDLER_ROLES = frozenset({StaffRole.MEDIATOR, StaffRole.COMMUNITY_WORKER, StaffRole.GRID_WORKER})
 # Coordinates further than this from every building/compound do not decide the place.
 NEAREST_RADIUS_M = 500.0
 ASSIGNABLE = frozenset({CaseStatus.TRIAGED, CaseStatus.ESCALATED, CaseStatus.REOPENED})
 
 PlaceMethod = Literal["place", "address", "coordinates", "intake_desk"]
-
-
-def can_handle(staff: Staff, category: Category) -> bool:
-    """Active, present, a case-handling role, room for work, and the skill (or none
-    listed: a generalist)."""
-    return (
-        staff.active
-        and not staff.away
-        and staff.role in HANDLER_ROLES
-        and staff.capacity > 0
-        and (not staff.skills or category.value in staff.skills)
-    )
 
 
 def path_codes(path: str) -> list[str]:
@@ -156,10 +152,14 @@ class Directory:
     def able(self, unit: Unit, category: Category) -> list[Staff]:
         return [s for s in self.handlers.get(unit.id or 0, []) if can_handle(s, category)]
 
-    def handling_unit_for(self, place: Unit, category: Category) -> Unit:
+    def handling_unit_for(self, place: Unit, category: Category, *, group: bool = False) -> Unit:
+        """The lowest unit at or above ``place`` with someone able to handle ``category``;
+        a ``group`` case (群体性) no lower than the community: its mediation committee."""
         if place.level == UnitLevel.AGENCY:
             return place
         chain = self.chain(place)
+        if group:
+            chain = [u for u in chain if u.level.rank >= UnitLevel.COMMUNITY.rank] or chain
         for unit in chain:
             if self.able(unit, category):
                 return unit
@@ -327,44 +327,6 @@ def paired_agency(session: Session, *, unit: Unit, category: Category) -> Unit |
     return Directory.load_branch(session, unit).paired_agency(unit, category)
 
 
-# --- people --------------------------------------------------------------------
-
-
-def open_loads(session: Session, staff_ids: Sequence[int]) -> dict[int, int]:
-    """Open cases assigned to each person."""
-    if not staff_ids:
-        return {}
-    rows = session.exec(
-        select(Case.assignee_id, func.count())
-        .where(col(Case.assignee_id).in_(staff_ids), col(Case.is_open))
-        .group_by(col(Case.assignee_id))
-    ).all()
-    return {int(sid): int(n) for sid, n in rows if sid is not None}
-
-
-def choose(candidates: Sequence[Staff], loads: dict[int, int]) -> Staff | None:
-    """Someone with room first, then the lowest load relative to capacity, then id."""
-
-    def key(staff: Staff) -> tuple[int, float, int]:
-        load = loads.get(staff.id or 0, 0)
-        room = 0 if load < staff.capacity else 1
-        return (room, load / max(staff.capacity, 1), staff.id or 0)
-
-    return min(candidates, key=key, default=None)
-
-
-def pick_assignee(session: Session, *, unit: Unit, category: Category) -> Staff | None:
-    """The person in ``unit`` to take a ``category`` case: able (skill, active, present),
-    lowest current load relative to capacity, ties broken by id; never someone over
-    capacity while a colleague has room."""
-    staff = session.exec(
-        select(Staff).where(Staff.unit_id == unit.id, col(Staff.active), col(Staff.away).is_(False))
-    ).all()
-    candidates = [s for s in staff if can_handle(s, category)]
-    loads = open_loads(session, [s.id for s in candidates if s.id is not None])
-    return choose(candidates, loads)
-
-
 # --- moving cases -----------------------------------------------------------------
 
 
@@ -378,37 +340,40 @@ class AssignmentResult:
     agency_code: str | None = None
 
 
-def _refer_to_agency(
-    session: Session,
-    *,
-    case: Case,
-    agency: Unit,
-    actor: Actor,
-    reason: str,
-    expected_version: int | None = None,
-) -> None:
-    case.unit_id = agency.id
-    case.unit_path = agency.path
-    case.referral_target = ReferralTarget.AGENCY
-    case.assignee_id = None
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="referred",
-        actor=actor,
-        expected_version=expected_version,
-        data={"target": ReferralTarget.AGENCY.value, "agency_code": agency.code, "reason": reason},
-    )
+def _grounds_at_assignment(case: Case) -> tuple[ReferralReason, str] | None:
+    """The legal reason to refer a case before anyone works it: the one a person recorded
+    at intake, else the one a named rule finds in the complaint; None: it is worked here."""
+    if case.referral_reason is not None and case.referral_reason.at_assignment:
+        return case.referral_reason, "staff"
+    rule = referrals.legal_reason_by_rule(case.description)
+    return (rule.reason, f"rule:{rule.name}") if rule else None
+
+
+def _liaison_for(directory: Directory, case: Case, unit: Unit, staff: Staff) -> int | None:
+    """The grid worker of the case's compound stays on a case taken by someone above him
+    (the community's mediation committee): he knows the residents (联络人)."""
+    if staff.role in (StaffRole.GRID_WORKER,):
+        return case.liaison_id
+    place = directory.units.get(case.place_unit_id or 0)
+    compound = directory.ancestor_at(place, UnitLevel.COMPOUND) if place else None
+    if compound is None or compound.id == unit.id:
+        return case.liaison_id
+    grid = [
+        s
+        for s in directory.handlers.get(compound.id or 0, [])
+        if s.role == StaffRole.GRID_WORKER and s.active
+    ]
+    return grid[0].id if grid else case.liaison_id
 
 
 def assign_case(session: Session, *, case_id: int, actor: Actor) -> AssignmentResult:
-    """Give a triaged, escalated or reopened case to a person in its unit, or refer it
-    to the paired agency (the unit is an agency, or the time-limit policy for the
-    category at this level says ``refer_to_agency``). Idempotent: a case already
-    assigned, or no longer waiting for assignment, is left ``unchanged``. When nobody is
-    available at the unit, the case moves to the lowest unit above it with someone
-    available; with nobody anywhere it stays ``unchanged`` (unassigned) and is
-    escalated at its deadline."""
+    """Give a triaged, escalated or reopened case to a person in its unit. A case leaves
+    people's mediation here only for a legal reason (:mod:`models.referrals`): recorded by
+    the worker at intake or named by a rule. A group case goes straight to the
+    community's mediation committee. Idempotent: a case already assigned, or no longer
+    waiting for assignment, is left ``unchanged``. When nobody is available at the unit,
+    the case moves to the lowest unit above it with someone available; with nobody
+    anywhere it stays ``unchanged`` (unassigned) and is escalated at its deadline."""
     case = get_case(session, case_id=case_id)
     assert case.id is not None
     current_unit = session.get(Unit, case.unit_id) if case.unit_id else None
@@ -430,35 +395,46 @@ def assign_case(session: Session, *, case_id: int, actor: Actor) -> AssignmentRe
     if current_unit is None:
         raise GuardFailed(
             f"case {case.number} has no handling unit yet; triage it first",
-            f"案件 {case.number} 尚未确定承办单位，请先分拣。",
+            f"案件 {case.number} 尚未确定承办单位，请先研判分流。",
         )
     directory = Directory.load_branch(session, current_unit)
-    if current_unit.level == UnitLevel.AGENCY:
-        _refer_to_agency(
-            session, case=case, agency=current_unit, actor=actor, reason="escalated to agency"
-        )
-        return result("referred")
-    policy = directory.policy(
-        category=case.category, priority=case.priority, level=current_unit.level
-    )
-    agency = directory.paired_agency(current_unit, case.category)
-    if policy.refer_to_agency and agency is not None:
-        _refer_to_agency(session, case=case, agency=agency, actor=actor, reason="policy")
-        return result("referred")
+    if case.place_unit_id and case.place_unit_id not in directory.units:
+        place = session.get(Unit, case.place_unit_id)
+        if place is not None:
+            directory.extend_branch(session, place)
+    grounds = _grounds_at_assignment(case) if case.status != CaseStatus.REOPENED else None
+    if grounds is not None:
+        reason, decided_by = grounds
+        agency = directory.paired_agency(current_unit, case.category)
+        if reason.target != ReferralTarget.AGENCY or agency is not None:
+            referrals.refer(
+                session, case=case, reason=reason, actor=actor, agency=agency, decided_by=decided_by
+            )
+            return result("referred")
 
-    unit = directory.handling_unit_for(current_unit, case.category)
-    staff = pick_assignee(session, unit=unit, category=case.category)
+    unit = directory.handling_unit_for(current_unit, case.category, group=case.is_group)
+    # A group dispute is the community mediation committee's from the start.
+    committee = case.is_group and unit.level == UnitLevel.COMMUNITY
+    staff = pick_assignee(session, unit=unit, category=case.category, mediators_only=committee)
+    if staff is None and committee:
+        staff = pick_assignee(session, unit=unit, category=case.category)
     if staff is None:
         return result("unchanged")
     case.unit_id = unit.id
     case.unit_path = unit.path
     case.assignee_id = staff.id
+    case.liaison_id = _liaison_for(directory, case, unit, staff)
     lifecycle.apply(
         session,
         case=case,
         verb="assigned",
         actor=actor,
-        data={"assignee_id": staff.id, "unit": unit.code},
+        data={
+            "assignee_id": staff.id,
+            "unit": unit.code,
+            "unit_name": unit.name_zh,
+            "liaison_id": case.liaison_id,
+        },
     )
     session.flush()
     return result("assigned")
@@ -488,6 +464,10 @@ def reassign_case(
             f"{staff.username} does not work in the case's unit or below it",
             f"{staff.display_name} 不在本案承办单位及其下级单位，不能派给其办理。",
         )
+    if case.unit_path != unit.path:
+        # Routed by hand to a unit below: that unit handles it now (and answers for it).
+        case.unit_id = unit.id
+        case.unit_path = unit.path
     case.assignee_id = staff.id
     lifecycle.apply(
         session,
@@ -495,7 +475,12 @@ def reassign_case(
         verb="assigned",
         actor=actor,
         expected_version=expected_version,
-        data={"assignee_id": staff.id, "unit": unit.code, "by_hand": True},
+        data={
+            "assignee_id": staff.id,
+            "unit": unit.code,
+            "unit_name": unit.name_zh,
+            "by_hand": True,
+        },
     )
     session.flush()
     return case
@@ -510,23 +495,25 @@ def refer_case(
     reason: str,
     actor: Actor,
     expected_version: int,
+    grounds: ReferralReason | None = None,
 ) -> Case:
-    """Refer a case to arbitration, a court, or an agency (the named one, else the agency
-    paired with the case's community for its category)."""
+    """Refer a case by hand to the police, a court, arbitration or an agency (the named
+    one, else the agency paired with the case's community for its category), on
+    ``grounds`` (else the grounds the target implies); ``reason`` says why in words."""
     case = get_case(session, case_id=case_id)
     lifecycle.check_version(case, expected_version)
-    reason = (reason or "").strip()
-    if not reason:
+    note = pii.scrub_text((reason or "").strip())[:500]
+    if not note:
         raise ValidationError("reason: required", "reason：请填写移交原因")
-    reason = pii.scrub_text(reason)[:500]
+    grounds = grounds or _implied_grounds(case, target)
+    agency: Unit | None = None
     if target == ReferralTarget.AGENCY:
-        agency: Unit | None
         if agency_code:
             agency = session.exec(select(Unit).where(Unit.code == agency_code)).first()
             if agency is None or agency.level != UnitLevel.AGENCY:
                 raise ValidationError(
                     f"agency_code: no agency with code {agency_code!r}",
-                    f"agency_code：没有编码为 {agency_code} 的职能部门",
+                    f"agency_code：没有编码为 {agency_code} 的部门",
                 )
         else:
             unit = session.get(Unit, case.unit_id or case.place_unit_id or 0)
@@ -537,23 +524,25 @@ def refer_case(
                     f"{case.category.en}",
                     f"agency_code：本社区没有「{case.category.zh}」类的结对部门，请指定部门",
                 )
-        _refer_to_agency(
-            session,
-            case=case,
-            agency=agency,
-            actor=actor,
-            reason=reason,
-            expected_version=expected_version,
-        )
-    else:
-        case.referral_target = target
-        lifecycle.apply(
-            session,
-            case=case,
-            verb="referred",
-            actor=actor,
-            expected_version=expected_version,
-            data={"target": target.value, "reason": reason},
-        )
+    referrals.refer(
+        session,
+        case=case,
+        reason=grounds,
+        target=target,
+        agency=agency,
+        note=note,
+        actor=actor,
+        expected_version=expected_version,
+    )
     session.flush()
     return case
+
+
+def _implied_grounds(case: Case, target: ReferralTarget) -> ReferralReason:
+    if case.status in (CaseStatus.IN_MEDIATION, CaseStatus.MEDIATION_FAILED):
+        return ReferralReason.MEDIATION_FAILED
+    return {
+        ReferralTarget.POLICE: ReferralReason.CRIMINAL,
+        ReferralTarget.COURT: ReferralReason.IN_COURT,
+        ReferralTarget.ARBITRATION: ReferralReason.IN_ARBITRATION,
+    }.get(target, ReferralReason.ADMINISTRATIVE)

@@ -22,10 +22,17 @@ class Settings(BaseSettings):
         default=None,
         description="SQLAlchemy URL of the case database; default: SQLite file under home.",
     )
-    secret_key: SecretStr = Field(
-        default=SecretStr("tiaojie-dev-secret-change-me-in-production-0000"),
-        description="Key material for field encryption, look-up hashes and tokens.",
+    # Keys (see models/keys.py): each from its own variable, else its file under
+    # home/keys (written by `tiaojie init`), else derived from secret_key.
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="One shared secret from which every key is derived when it has no "
+        "variable or file of its own.",
     )
+    token_key: SecretStr | None = Field(default=None, description="Signs bearer tokens.")
+    session_key: SecretStr | None = Field(default=None, description="Signs session cookies.")
+    field_key: SecretStr | None = Field(default=None, description="Encrypts personal fields.")
+    lookup_key: SecretStr | None = Field(default=None, description="Keys look-up hashes.")
     timezone: str = "Asia/Shanghai"
     case_number_prefix: str = "JX"
 
@@ -44,7 +51,7 @@ class Settings(BaseSettings):
     executor_concurrency: int = 8
     # Runs of a batchable step (intake) in flight at once: cases that arrive while they
     # run share the next run, up to relay_batch_max cases (adaptive batching, see
-    # flows/relay.py). Default: 1 in process (the bench measured one lane best against
+    # flows/batching.py). Default: 1 in process (the bench measured one lane best against
     # a Prefect server on SQLite), executor_concurrency on a work pool.
     relay_batch_lane: int | None = None
     relay_batch_max: int = 50
@@ -63,6 +70,11 @@ class Settings(BaseSettings):
     dedup_window_days: int = 30
     cluster_warning_threshold: int = 5
     group_case_threshold: int = 5
+    # Distinct complainants about one respondent or place within the dedup window that
+    # make a group case (群体性) even when each complaint names one person.
+    group_distinct_complainants: int = 3
+    # How far back a worker may say a complaint was received (a walk-in written up later).
+    received_max_age_days: int = 30
 
     # HTTP
     api_host: str = "127.0.0.1"
@@ -70,10 +82,21 @@ class Settings(BaseSettings):
     token_ttl_s: int = 8 * 3600
     max_body_bytes: int = 256 * 1024
     open311_rate_limit_per_min: int = 60
+    signin_per_minute: int = Field(
+        default=10,
+        description="Password checks a minute per user name and per client address "
+        "(both sign-in paths; see models/login.py).",
+    )
     ready_file: Path | None = Field(
         default=None,
         description="Set by `tiaojie up`: /healthz answers 503 until this file exists.",
     )
+    public_url: str | None = Field(
+        default=None,
+        description="Address staff use to reach the web pages (for one-time sign-in links); "
+        "default: http://api_host:api_port.",
+    )
+    sign_in_link_days: int = Field(default=7, description="How long a one-time sign-in link works.")
     prefect_ui_url: str = Field(
         default="http://127.0.0.1:4200",
         description="Base URL of the Prefect UI; case pages link to their flow runs there.",
@@ -81,6 +104,10 @@ class Settings(BaseSettings):
 
     # Personal data
     retention_days: int = 3 * 365
+
+    @property
+    def web_base_url(self) -> str:
+        return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
 
     @property
     def resolved_database_url(self) -> str:

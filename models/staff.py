@@ -17,8 +17,14 @@ class StaffBase(SQLModel):
     capacity: int = Field(default=10, ge=0)
     active: bool = True
     away: bool = False
+    # In-service Party members (在职党员到社区报到) register with a community (``unit_id``)
+    # and keep their home unit: the employer they work for.
+    employer: str | None = Field(default=None, max_length=100)
 
 
 class Staff(StaffBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     password_hash: str | None = Field(default=None, max_length=255)
+    # A work mobile, encrypted like a party's (models.pii); shown masked.
+    phone_enc: str | None = None
+    phone_masked: str | None = Field(default=None, max_length=32)

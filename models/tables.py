@@ -4,33 +4,49 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
+from models.admin_log import AdminEvent
 from models.case import Case, CaseLink, CaseNumberCounter
 from models.event import CaseEvent, Outbox
+from models.extension import Extension
 from models.follow_up import FollowUp
+from models.helper import CaseHelper, HelperTask
 from models.idempotency import IdempotencyRecord
+from models.login import SignInAttempt
 from models.mediation import Agreement, AgreementTerm, MediationSession
 from models.notification import Notification
 from models.party import Party
-from models.policy import TimeLimitPolicy
+from models.policy import PolicySet, TimeLimitPolicy
+from models.referral import Referral
+from models.sign_in import SignInLink
 from models.staff import Staff
+from models.text_numbers import CaseTextNumber
 from models.unit import Pairing, Unit
 
 metadata = SQLModel.metadata
 
 __all__ = [
+    "AdminEvent",
     "Agreement",
     "AgreementTerm",
     "Case",
     "CaseEvent",
+    "CaseHelper",
     "CaseLink",
     "CaseNumberCounter",
+    "CaseTextNumber",
+    "Extension",
     "FollowUp",
+    "HelperTask",
     "IdempotencyRecord",
     "MediationSession",
     "Notification",
     "Outbox",
     "Pairing",
     "Party",
+    "PolicySet",
+    "Referral",
+    "SignInAttempt",
+    "SignInLink",
     "Staff",
     "TimeLimitPolicy",
     "Unit",

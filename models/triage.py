@@ -276,6 +276,14 @@ def _current_result(session: Session, case: Case) -> TriageResult:
     )
 
 
+def _limits_start(case: Case, now: datetime) -> datetime:
+    """Limits run from when the complaint was received (waiting for triage counts against
+    the unit); a reopened case starts afresh when it is reopened."""
+    if case.status == CaseStatus.REOPENED:
+        return now
+    return clock.ensure_utc(case.received_at or case.created_at)
+
+
 def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult:
     """Classify, link duplicates and clusters, route and set the time limits of a
     submitted (or reopened) case, then move it to ``triaged``. Called again on a case
@@ -396,9 +404,9 @@ def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult
 
     # 4. Handling unit and time limits at its level.
     directory = Directory.load_branch(session, place)
-    unit = directory.handling_unit_for(place, case.category)
+    unit = directory.handling_unit_for(place, case.category, group=case.is_group)
     policy = directory.policy(category=case.category, priority=case.priority, level=unit.level)
-    deadlines = compute_deadlines(policy, start=now)
+    deadlines = compute_deadlines(policy, start=_limits_start(case, now))
     case.unit_id = unit.id
     case.unit_path = unit.path
     case.response_due_at = deadlines.response_due_at

@@ -3,8 +3,10 @@ the paired agencies of communities."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlmodel import JSON, Column, Field, SQLModel
 
 from models.enums import Category, UnitLevel
 from models.types import enum_type
@@ -25,6 +27,10 @@ class Unit(UnitBase, table=True):
     parent_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
     # Materialised path of codes ("/C/D1/S1/CM01/"), so a subtree is one LIKE prefix.
     path: str = Field(max_length=255, index=True)
+    # GeoJSON Polygon or MultiPolygon of the unit's area, when the district has one.
+    boundary: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
 
 
 class UnitPublic(SQLModel):

@@ -416,8 +416,8 @@ def _rows_by_key(session: Session, keys: Sequence[str]) -> dict[str, Notificatio
 
 
 def follow_up_messages(session: Session, *, case_ids: list[int], now: datetime) -> list[Message]:
-    """A reminder to the assignee for each return visit now due and not yet done (one per
-    visit: the key names the visit)."""
+    """A reminder to the named visitor (else the assignee, else the liaison) for each
+    return visit now due and not yet done (one per visit: the key names the visit)."""
     from models.follow_up import FollowUp
 
     if not case_ids:
@@ -443,7 +443,7 @@ def follow_up_messages(session: Session, *, case_ids: list[int], now: datetime) 
                 case_id=case.id,
                 case_number=case.number,
                 kind="follow_up_due",
-                recipient_id=case.assignee_id,
+                recipient_id=visit.visitor_id or case.assignee_id or case.liaison_id,
                 unit_code=None,
                 text=(
                     f"【回访】案件 {case.number}（{case.category.zh}）的{visit.kind.zh}已到期"

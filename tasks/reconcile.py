@@ -20,12 +20,12 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import StateType
 from sqlmodel import col, func, select
 
-from flows.relay import parse_run_key, redrive
 from models import clock
 from models.case import Case
 from models.db import read_session
 from models.enums import CaseStatus, OutboxState
 from models.event import Outbox
+from models.outbox import parse_run_key, redrive
 
 # Statuses where the system, not a person, owes the next move.
 SYSTEM_OWES = (CaseStatus.SUBMITTED, CaseStatus.TRIAGED, CaseStatus.ESCALATED, CaseStatus.REOPENED)

@@ -21,7 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
-from models import follow_ups, mediating, routing, triage
+from models import follow_ups, mediating, referrals, routing, triage
 from models.access import Actor
 from models.case import Case
 from models.db import read_session, write_session
@@ -198,7 +198,7 @@ async def check_mediation(case_id: int) -> MediationState:
 @dataclass(frozen=True)
 class FollowUpPlan:
     case_id: int
-    action: str  # "schedule" | "settle" | "nothing"
+    action: str  # "schedule" | "settle" | "await_receiver" | "nothing"
     status: str
 
 
@@ -209,6 +209,9 @@ async def plan_follow_up(case_id: int) -> FollowUpPlan:
             case = session.get(Case, case_id)
             if case is None or not case.is_open:
                 return FollowUpPlan(case_id, "nothing", case.status.value if case else "missing")
+            if case.status == CaseStatus.REFERRED and referrals.awaits_receiver(case):
+                # The receiving unit signs for it first; its outcome brings us back here.
+                return FollowUpPlan(case_id, "await_receiver", case.status.value)
             if case.status in (
                 CaseStatus.AGREEMENT,
                 CaseStatus.MEDIATION_FAILED,

@@ -20,6 +20,7 @@ def verify() -> None:
 
     校验每个案件的事件哈希链；发现被篡改或缺失的事件时以状态码 1 退出。
     """
+    from models.admin_log import verify_log
     from models.audit import describe, verify_all
     from models.db import get_engine, read_session
 
@@ -39,8 +40,16 @@ def verify() -> None:
 
             problems = verify_all(session, progress=step)
         findings = describe(session, problems)
+        broken_log = verify_log(session)
+    for entry in broken_log:
+        console.print(f"[red]PROBLEM[/] administration log entry {entry} 系统管理日志被修改或删除")
+    if broken_log and not findings:
+        raise typer.Exit(code=1)
     if not findings:
-        console.print("[green]OK[/] all case event chains intact 所有案件事件链完整")
+        console.print(
+            "[green]OK[/] all case event chains and the administration log intact "
+            "所有案件事件链与系统管理日志完整"
+        )
         return
     for finding in findings:
         p = finding.problem

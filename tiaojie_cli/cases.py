@@ -15,19 +15,22 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+if TYPE_CHECKING:
+    import httpx
+
 app = typer.Typer(help="Cases through the API. 案件登记与查询。", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
 
-TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+# httpx is imported when a command runs: `tiaojie --help` stays fast.
+TIMEOUT_S, CONNECT_TIMEOUT_S = 30.0, 5.0
 ApiOpt = typer.Option(
     "http://127.0.0.1:8000", "--api", envvar="TIAOJIE_API_URL", help="API base URL"
 )
@@ -56,15 +59,19 @@ class ApiError(Exception):
 
 @contextmanager
 def client(api: str, token: str) -> Iterator[httpx.Client]:
+    import httpx
+
     with httpx.Client(
         base_url=api.rstrip("/"),
         headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-        timeout=TIMEOUT,
+        timeout=httpx.Timeout(TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
     ) as c:
         yield c
 
 
 def call(c: httpx.Client, method: str, url: str, **kw: Any) -> Any:
+    import httpx
+
     try:
         r = c.request(method, url, **kw)
     except httpx.TimeoutException:
@@ -201,19 +208,40 @@ def list_cases(
     if as_json:
         print(json.dumps(answer, ensure_ascii=False, indent=2))
         return
-    table = Table(title=f"案件 Cases ({answer['total']})")
-    for column in ("number", "category", "status", "unit", "due", "description"):
-        table.add_column(column)
-    for case in answer["items"]:
-        table.add_row(
+    console.print(case_table(answer["items"], answer["total"], width=console.width))
+
+
+def case_table(items: list[dict[str, Any]], total: int, *, width: int) -> Table:
+    """Case numbers, codes and dates are never wrapped or cut (a case number is how a
+    case is found again); only the description gives way on a narrow terminal."""
+    rows = [
+        (
             case["number"],
             case["category"],
             case["status"],
             case.get("unit_code") or "-",
-            (case.get("resolution_due_at") or "-")[:16],
-            case["description"][:30],
+            (case.get("resolution_due_at") or "-")[:10],
+            case["description"][:60],
         )
-    console.print(table)
+        for case in items
+    ]
+    table = Table(
+        title=f"案件 Cases ({total})",
+        box=None,  # no rules: at 80 columns every character goes to the cells
+        header_style="bold underline",
+        pad_edge=False,
+        padding=(0, 1, 0, 0),
+    )
+    used = 0
+    for i, column in enumerate(("number", "category", "status", "unit", "due")):
+        cells = max([len(column), *(len(row[i]) for row in rows)])
+        table.add_column(column, no_wrap=True, min_width=cells)
+        used += cells + 1
+    rest = max(6, width - used)
+    table.add_column("description", no_wrap=True, overflow="ellipsis", max_width=rest)
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 @app.command("show")
@@ -256,12 +284,17 @@ def import_csv(
     respondent_name, respondent_kind). Re-running creates nothing twice.
 
     从 CSV 批量导入案件；重复导入不会重复登记。"""
+    import httpx
+
+    from models.tabular import ImportRefused, decode
+
     raw = file.read_bytes()
     file_key = hashlib.sha256(raw).hexdigest()[:16]
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        err.print("[red]✗[/] 文件不是 UTF-8 编码 the file is not UTF-8")
+        text = decode(raw, file.name)  # a GBK file is refused with how to save UTF-8
+    except ImportRefused as refused:
+        for problem in refused.file_problems:
+            err.print(f"[red]✗[/] {problem}")
         raise typer.Exit(2) from None
     rows = list(csv.DictReader(text.splitlines()))
     if not rows or "description" not in rows[0] or "category" not in rows[0]:

@@ -6,10 +6,10 @@ Subcommands that read or change cases talk to the HTTP API with httpx; ``init`` 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
-
-from models.settings import get_settings
 
 app = typer.Typer(
     name="tiaojie",
@@ -23,19 +23,40 @@ console = Console()
 @app.command()
 def init(
     demo: bool = typer.Option(False, "--demo", help="Load the demo city (idempotent)."),
+    district: Path | None = typer.Option(
+        None,
+        "--district",
+        exists=True,
+        file_okay=False,
+        help="Import a district's folder: units.csv (or units.geojson), staff.csv, "
+        "pairings.csv, policies.toml (see docs/templates/).",
+    ),
 ) -> None:
-    """Create or migrate the database and optionally load the demo city. Safe to repeat.
+    """Generate the keys, create or migrate the database; optionally load the demo city
+    or import your district's files. Safe to repeat (existing keys are never replaced).
 
-    创建或升级数据库，可选载入演示城市；重复执行不会产生重复数据。
+    生成密钥、创建或升级数据库；可选载入演示城市，或导入本辖区的单位、人员、结对与时限文件；
+    重复执行不会覆盖已有密钥，也不会产生重复数据。
     """
     from models.db import get_engine
     from models.migrate import upgrade
+    from tiaojie_cli.keys import ensure_keys
 
-    settings = get_settings()
-    settings.home.mkdir(parents=True, exist_ok=True)
+    ensure_keys(console)
     engine = get_engine()
     upgrade(engine)
     console.print(f"[green]✓[/] database ready 数据库已就绪: {engine.url.render_as_string()}")
+    if district is not None:
+        from models.district import load_district
+        from tiaojie_cli.district import actor, run_in_transaction, show_links
+
+        folder = district
+        summaries, links = run_in_transaction(
+            lambda session: load_district(session, folder, actor=actor()), dry_run=False
+        )
+        for line in summaries:
+            console.print(f"[green]✓[/] {line}")
+        show_links(links)
     if demo:
         from models.db import write_session
         from models.demo import load_demo_city
@@ -45,9 +66,31 @@ def init(
         console.print(f"[green]✓[/] demo city 演示城市: {report}")
 
 
-from tiaojie_cli.up import up_command  # noqa: E402
+@app.command(name="up")
+def up_command(
+    port: int = typer.Option(8000, "--port", help="HTTP app port 网页与接口端口."),
+    prefect_port: int = typer.Option(4200, "--prefect-port", help="Prefect server port."),
+    demo: bool = typer.Option(False, "--demo", help="Load the demo city and feed complaints."),
+    demo_pace: float = typer.Option(
+        6.0, "--demo-pace", help="Seconds between demo complaints 演示投诉间隔（秒）."
+    ),
+    max_restarts: int = typer.Option(5, "--max-restarts", help="Restarts per child."),
+) -> None:
+    """Start everything on 127.0.0.1 and supervise it (Ctrl-C stops).
 
-app.command(name="up")(up_command)
+    启动全部组件（编排服务、工作进程、网页与接口）并守护运行；按 Ctrl-C 停止。
+    """
+    from tiaojie_cli.up import run_up  # here, not at the top: `tiaojie --help` stays fast
+
+    raise typer.Exit(
+        run_up(
+            port=port,
+            prefect_port=prefect_port,
+            demo=demo,
+            demo_pace_s=demo_pace,
+            max_restarts=max_restarts,
+        )
+    )
 
 
 from tiaojie_cli.audit import app as audit_app  # noqa: E402
@@ -55,10 +98,21 @@ from tiaojie_cli.audit import app as audit_app  # noqa: E402
 app.add_typer(audit_app, name="audit")
 
 from tiaojie_cli.cases import app as case_app  # noqa: E402
+from tiaojie_cli.keys import app as keys_app  # noqa: E402
 from tiaojie_cli.tokens import app as token_app  # noqa: E402
 
 app.add_typer(case_app, name="case")
 app.add_typer(token_app, name="token")
+app.add_typer(keys_app, name="keys")
+
+from tiaojie_cli.backup import backup_command, restore_command  # noqa: E402
+from tiaojie_cli.district import import_app, policies_app  # noqa: E402
+
+app.command(name="backup")(backup_command)
+app.command(name="restore")(restore_command)
+
+app.add_typer(import_app, name="import")
+app.add_typer(policies_app, name="policies")
 
 
 @app.command()

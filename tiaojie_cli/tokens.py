@@ -12,7 +12,6 @@ from datetime import timedelta
 
 import typer
 from rich.console import Console
-from sqlmodel import select
 
 from models.enums import StaffRole
 
@@ -32,6 +31,8 @@ def create(
     client: str = typer.Option("open311", "--client", help="Name of the Open311 client app."),
 ) -> None:
     """Print a token (last line). 生成令牌（最后一行即令牌）。"""
+    from sqlmodel import select
+
     from api.security import create_open311_key, create_token
     from models.db import get_engine, write_session
     from models.migrate import upgrade

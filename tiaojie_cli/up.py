@@ -35,7 +35,6 @@ from typing import Any
 
 import httpx
 import psutil
-import typer
 from rich.console import Console
 from rich.panel import Panel
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -311,7 +310,29 @@ class Up:
             progress.update(task)
             time.sleep(0.5)
 
+    def _check_keys(self) -> None:
+        """Never serve on the public development key (anyone could forge a sign-in or
+        read a copied database); the demo makes its own keys."""
+        from models import keys
+        from tiaojie_cli.keys import private_home
+
+        private_home()
+        if self.demo:
+            keys.init_keys()
+        weak = keys.default_sources()
+        if weak:
+            raise UpError(
+                f"密钥 {', '.join(weak)} 使用的是公开的开发密钥，拒绝启动。"
+                "请先运行 `tiaojie init` 生成密钥（或设置 TIAOJIE_*_KEY 环境变量）；"
+                "仅作演示时可用 `tiaojie up --demo`。",
+                f"the {', '.join(weak)} key(s) would be the public development key; refusing "
+                "to start. Run `tiaojie init` to generate keys into "
+                f"{keys.keys_dir()} (or set the TIAOJIE_*_KEY variables); for a "
+                "demonstration only, `tiaojie up --demo`.",
+            )
+
     def start(self) -> None:
+        self._check_keys()
         self.layout.make()
         _claim_home(self.layout)
         with contextlib.suppress(FileNotFoundError):
@@ -496,27 +517,3 @@ def run_up(
     finally:
         up.stop()
     return code
-
-
-def up_command(
-    port: int = typer.Option(8000, "--port", help="HTTP app port 网页与接口端口."),
-    prefect_port: int = typer.Option(4200, "--prefect-port", help="Prefect server port."),
-    demo: bool = typer.Option(False, "--demo", help="Load the demo city and feed complaints."),
-    demo_pace: float = typer.Option(
-        6.0, "--demo-pace", help="Seconds between demo complaints 演示投诉间隔（秒）."
-    ),
-    max_restarts: int = typer.Option(5, "--max-restarts", help="Restarts per child."),
-) -> None:
-    """Start everything on 127.0.0.1 and supervise it (Ctrl-C stops).
-
-    启动全部组件（编排服务、工作进程、网页与接口）并守护运行；按 Ctrl-C 停止。
-    """
-    raise typer.Exit(
-        run_up(
-            port=port,
-            prefect_port=prefect_port,
-            demo=demo,
-            demo_pace_s=demo_pace,
-            max_restarts=max_restarts,
-        )
-    )

@@ -5,16 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import DBRead
-from api.ratelimit import RateLimiter
-from api.security import AuthError, create_token, find_staff, principal_for_staff
-from models.passwords import verify_password
+from api.deps import DBRead, engine_of
+from api.ratelimit import RateLimited
+from api.security import AuthError, create_token, principal_for_staff
+from models.login import sign_in
 from models.settings import get_settings
 
 router = APIRouter(prefix="/auth", tags=["auth 登录"])
-
-# Guessing passwords: at most 10 attempts a minute per account and per client address.
-_attempts = RateLimiter(10)
 
 
 class Credentials(BaseModel):
@@ -36,19 +33,30 @@ class TokenAnswer(BaseModel):
     "/token",
     response_model=TokenAnswer,
     summary="登录取令牌 Exchange a username and password for a bearer token",
-    responses={401: {"description": "Wrong username or password"}},
+    responses={
+        401: {"description": "Wrong username or password"},
+        429: {"description": "Too many attempts for this name or address; see Retry-After"},
+    },
 )
 def issue_token(request: Request, data: Credentials, session: DBRead) -> TokenAnswer:
-    client = request.client.host if request.client else "?"
-    _attempts.hit(f"user:{data.username.lower()}")
-    _attempts.hit(f"ip:{client}")
-    staff = find_staff(session, data.username)
-    ok = verify_password(data.password, staff.password_hash if staff else None)
-    if staff is None or not ok or not staff.active:
+    # The rules (limit, back-off, constant time, audit) are the sign-in service's.
+    attempt = sign_in(
+        engine_of(request),
+        username=data.username,
+        password=data.password,
+        address=request.client.host if request.client else "?",
+        channel="api",
+        per_minute=request.app.state.settings.signin_per_minute,
+    )
+    if attempt.retry_after_s is not None:
+        raise RateLimited(attempt.retry_after_s)
+    if attempt.staff is None:
         raise AuthError("wrong username or password", "用户名或密码错误")
-    principal = principal_for_staff(session, staff)
+    principal = principal_for_staff(session, attempt.staff)
     ttl = get_settings().token_ttl_s
-    token = create_token(subject=str(staff.id), role=staff.role.value, unit=principal.unit_code)
+    token = create_token(
+        subject=str(principal.staff_id), role=attempt.staff.role.value, unit=principal.unit_code
+    )
     return TokenAnswer(
         access_token=token, expires_in=ttl, role=principal.role, unit=principal.unit_code
     )

@@ -8,13 +8,13 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from api.deps import DBRead, Staff, Writer
 from api.v1.common import cached_units, case_public, load_case, run_write_async, unit_cache_of
-from models import clock, pii
+from models import clock, pii, text_numbers
 from models.access import (
     Principal,
     may_see_personal_data,
@@ -36,6 +36,7 @@ from models.mediation import (
     MediationSession,
     SessionPublic,
 )
+from models.overdue import overdue_clause
 from models.party import Party, PartyPublic
 from models.settings import get_settings
 from models.staff import Staff as StaffRow
@@ -81,6 +82,11 @@ class CaseDetail(BaseModel):
     follow_ups: list[FollowUpPublic]
     allowed_actions: list[str]
     prefect_runs_url: str
+    text_numbers: list[dict[str, str]] = Field(
+        default_factory=list,
+        description="Phone and ID numbers typed into the case's free text (stored "
+        "encrypted; the text keeps their masks): clear only with personal_data_visible.",
+    )
 
 
 def _scrub(value: Any) -> Any:
@@ -162,6 +168,7 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
         allowed_actions=allowed_names(principal, case),
         # By tag: batch runs carry every case's tag, not every case's number in the name.
         prefect_runs_url=f"{ui}/runs?tag={quote('case:' + case.number, safe='')}",
+        text_numbers=text_numbers.numbers_of(session, case_id=case.id or 0, reveal=reveal),
     )
 
 
@@ -250,8 +257,8 @@ def list_cases(
         else:
             stmt = stmt.where(col(Case.assignee_id) == int(assignee))
     if overdue is not None:
-        late = (col(Case.is_open).is_(True)) & (col(Case.resolution_due_at) < clock.now())
-        stmt = stmt.where(late if overdue else ~late | col(Case.resolution_due_at).is_(None))
+        late = overdue_clause(clock.now())
+        stmt = stmt.where(late if overdue else ~late)
     if q:
         text = q.strip()
         stmt = stmt.where(

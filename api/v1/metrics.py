@@ -8,8 +8,8 @@ from datetime import date, datetime, time, timedelta
 from fastapi import APIRouter
 
 from api.deps import DBRead, Staff
-from api.security import Principal
 from models import clock, metrics
+from models.access import Principal
 from models.enums import UnitLevel
 from models.errors import ValidationError
 

@@ -1,2 +1,20 @@
-"""The web pages (HTML) of Tiaojie. ``api.web.routes.mount(app)`` adds the pages and the
-static files they use (served by the app itself, no CDN)."""
+"""The web pages (HTML) of Tiaojie. :func:`mount` adds the pages and the static files
+they use (served by the app itself, no CDN)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+
+def mount(app: FastAPI) -> None:
+    """Add the pages and their static files (stylesheet, script, icon) to the app."""
+    from api.web import case_list, routes, welcome
+
+    # The list before the case page, whose /web/cases/{number} would otherwise match.
+    app.include_router(case_list.router)
+    app.include_router(routes.router)
+    app.include_router(welcome.router)
+    app.mount("/static", StaticFiles(directory=str(routes.STATIC_DIR)), name="static")
+    for name in routes.templates.env.list_templates():  # compile once, not on a request
+        routes.templates.env.get_template(name)

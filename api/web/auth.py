@@ -1,7 +1,7 @@
 """Sign-in for the web pages: a password form, a signed session cookie and CSRF tokens.
 
-The session cookie (``tj_session``) is a JWT (HS256, pinned) signed with a key derived
-from ``settings.secret_key`` for this one purpose, carrying the staff id, a random
+The session cookie (``tj_session``) is a JWT (HS256, pinned) signed with the session key
+of :mod:`models.keys` (used for nothing else), carrying the staff id, a random
 session id, the CSRF token of the session and an expiry (``settings.token_ttl_s``). It
 is ``HttpOnly``, ``SameSite=Lax`` and ``Secure`` whenever the request came over https
 (directly or through a proxy that says so in ``X-Forwarded-Proto``).
@@ -13,7 +13,6 @@ of the ``tj_csrf`` cookie (double submit). Both comparisons are constant-time.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import time
@@ -23,6 +22,7 @@ import jwt
 from fastapi import Request, Response
 from sqlmodel import Session
 
+from models import keys
 from models.access import Principal, principal_for_staff
 from models.settings import get_settings
 from models.staff import Staff
@@ -34,8 +34,7 @@ ALGORITHM = "HS256"
 
 
 def _key() -> bytes:
-    secret = get_settings().secret_key.get_secret_value()
-    return hashlib.sha256(b"tiaojie-web-session:" + secret.encode("utf-8")).digest()
+    return keys.key("session")
 
 
 def is_https(request: Request) -> bool:
@@ -113,27 +112,6 @@ def session_csrf(request: Request) -> str:
     """The CSRF token of the signed-in session ("" without one)."""
     claims = read_session(request.cookies.get(SESSION_COOKIE))
     return str(claims["csrf"]) if claims else ""
-
-
-def check_password(session: Session, *, username: str, password: str) -> Staff | None:
-    """The active staff member with this username and password, else None.
-
-    A missing user costs the same hash verification as a wrong password, so the time
-    taken does not tell which usernames exist."""
-    from sqlmodel import select
-
-    from models.passwords import hash_password, verify_password
-
-    staff = session.exec(select(Staff).where(Staff.username == username.strip())).first()
-    if staff is None or not staff.password_hash or not staff.active:
-        if not _DUMMY:
-            _DUMMY.append(hash_password(secrets.token_urlsafe(16)))
-        verify_password(password or "-", _DUMMY[0])
-        return None
-    return staff if verify_password(password, staff.password_hash) else None
-
-
-_DUMMY: list[str] = []
 
 
 # --- CSRF -----------------------------------------------------------------------

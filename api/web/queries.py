@@ -12,9 +12,10 @@ from datetime import datetime
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from models import clock, workdays
+from models import clock, overdue, workdays
 from models.access import Principal, find_case, reach_clause, staff_id_of
 from models.case import Case
+from models.enums import CaseStatus
 from models.errors import NotFound
 from models.event import CaseEvent
 from models.follow_up import FollowUp
@@ -56,13 +57,22 @@ def countdown(due_at: datetime | None, *, now: datetime) -> Countdown | None:
     due_at = clock.ensure_utc(due_at)
     today = workdays.local_date(now)
     due_day = workdays.local_date(due_at)
-    if due_at < now:
+    if overdue.is_past(due_at, now):
         return Countdown(
             due_at, clock.format_local(due_at), True, workdays.working_days_between(due_day, today)
         )
     return Countdown(
         due_at, clock.format_local(due_at), False, workdays.working_days_between(today, due_day)
     )
+
+
+def case_countdown(
+    case: Case, follow_ups: Sequence[FollowUp], *, now: datetime
+) -> Countdown | None:
+    """The countdown to the deadline that counts for the case now (``models.overdue``)."""
+    open_visits = [clock.ensure_utc(f.due_at) for f in follow_ups if f.done_at is None]
+    next_visit = min(open_visits) if open_visits else None
+    return countdown(overdue.deadline_of(case, next_visit=next_visit), now=now)
 
 
 @dataclass(frozen=True)
@@ -76,15 +86,21 @@ class CaseRow:
 def _rows(session: Session, cases: Sequence[Case], *, now: datetime) -> list[CaseRow]:
     ids = {c.unit_id for c in cases} | {c.place_unit_id for c in cases}
     units = load_units(session, ids)
+    visits = overdue.next_visits(session, (c.id for c in cases if c.status == CaseStatus.FOLLOW_UP))
     return [
         CaseRow(
             case=c,
             unit=units.get(c.unit_id) if c.unit_id else None,
             place=units.get(c.place_unit_id) if c.place_unit_id else None,
-            countdown=countdown(c.resolution_due_at, now=now),
+            countdown=countdown(overdue.deadline_of(c, next_visit=visits.get(c.id or 0)), now=now),
         )
         for c in cases
     ]
+
+
+def case_rows(session: Session, cases: Sequence[Case], *, now: datetime) -> list[CaseRow]:
+    """Cases as the list tables show them (unit, place, countdown)."""
+    return _rows(session, cases, now=now)
 
 
 def load_units(session: Session, ids: Iterable[int | None]) -> dict[int, Unit]:
@@ -122,28 +138,27 @@ def inbox(session: Session, *, user: Principal, now: datetime, limit: int = 50) 
     base = select(Case).where(col(Case.is_open).is_(True))
     if cond is not None:
         base = base.where(cond)
+    deadline = overdue.deadline_column()
     due_q = (
-        base.where(col(Case.resolution_due_at) >= now)
-        .where(col(Case.resolution_due_at) < end_of_today)
-        .order_by(col(Case.resolution_due_at))
+        base.where(deadline >= now)
+        .where(deadline < end_of_today)
+        .order_by(deadline, col(Case.id))
         .limit(limit)
     )
     overdue_q = (
-        base.where(col(Case.resolution_due_at) < now)
-        .order_by(col(Case.resolution_due_at))
-        .limit(limit)
+        base.where(overdue.overdue_clause(now)).order_by(deadline, col(Case.id)).limit(limit)
     )
     recent_q = base.order_by(col(Case.created_at).desc()).limit(20)
     mine = session.exec(mine_q).all()
     due = session.exec(due_q).all()
-    overdue = session.exec(overdue_q).all()
+    late = session.exec(overdue_q).all()
     recent = session.exec(recent_q).all()
-    every = list({c.id: c for c in [*mine, *due, *overdue, *recent]}.values())
+    every = list({c.id: c for c in [*mine, *due, *late, *recent]}.values())
     rows = {r.case.id: r for r in _rows(session, every, now=now)}
     return Inbox(
         mine=[rows[c.id] for c in mine],
         due_today=[rows[c.id] for c in due],
-        overdue=[rows[c.id] for c in overdue],
+        overdue=[rows[c.id] for c in late],
         unit_open=[rows[c.id] for c in recent],
     )
 
@@ -151,12 +166,11 @@ def inbox(session: Session, *, user: Principal, now: datetime, limit: int = 50) 
 def overdue_cases(
     session: Session, *, user: Principal, now: datetime, limit: int = 100
 ) -> list[CaseRow]:
-    """Open cases past their resolution deadline, oldest deadline first."""
+    """Overdue cases (``models.overdue``), oldest deadline first."""
     q = (
         select(Case)
-        .where(col(Case.is_open).is_(True))
-        .where(col(Case.resolution_due_at) < now)
-        .order_by(col(Case.resolution_due_at))
+        .where(overdue.overdue_clause(now))
+        .order_by(overdue.deadline_column(), col(Case.id))
         .limit(limit)
     )
     cond = reach_clause(user)

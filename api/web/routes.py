@@ -18,13 +18,13 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pydantic
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.web import auth, forms, queries
 from api.web.charts import RateRow, rates_chart
@@ -44,6 +44,7 @@ from models.enums import (
     UnitLevel,
 )
 from models.errors import NotFound, TiaojieError, ValidationError
+from models.login import sign_in
 from models.settings import get_settings
 
 HERE = Path(__file__).parent
@@ -70,14 +71,6 @@ class TimedRoute(APIRoute):
 router = APIRouter(route_class=TimedRoute, include_in_schema=False)
 
 
-def mount(app: FastAPI) -> None:
-    """Add the pages and their static files (stylesheet, script, icon) to the app."""
-    app.include_router(router)
-    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
-    for name in templates.env.list_templates():  # compile once, not on a user's request
-        templates.env.get_template(name)
-
-
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals["static_version"] = "1"
 # Phone and ID numbers typed into free text are masked unless the reader is entitled.
@@ -91,6 +84,12 @@ templates.env.globals["staff_id_of"] = access.staff_id_of
 def _engine(request: Request) -> Engine | None:
     """The app's engine (``create_app`` keeps it on ``app.state``), else the default."""
     return getattr(request.app.state, "engine", None)
+
+
+def _signin_limit(request: Request) -> int | None:
+    """The app's own sign-in limit (``create_app`` keeps its settings), else the default."""
+    settings = getattr(request.app.state, "settings", None)
+    return settings.signin_per_minute if settings is not None else None
 
 
 def read_session(request: Request) -> AbstractContextManager[Session]:
@@ -194,15 +193,33 @@ async def login_submit(request: Request) -> Response:
     target = _safe_next(str(form.get("next", "")))
     t = Translator(pick_lang(request))
     error: str | None
+    staff = None
+    headers: dict[str, str] = {}
     if not auth.csrf_ok(request.cookies.get(auth.CSRF_COOKIE), str(form.get("csrf_token", ""))):
         error = t("表单已过期，请重新提交。", "The form expired; please submit it again.")
         status = 403
-        staff = None
     else:
-        with read_session(request) as session:
-            staff = auth.check_password(session, username=username, password=password)
-        error = None if staff else t("用户名或密码不正确。", "Wrong username or password.")
-        status = 200 if staff else 401
+        # The rules (limit, back-off, constant time, audit) are the sign-in service's.
+        attempt = await run_in_threadpool(
+            sign_in,
+            _engine(request),
+            username=username,
+            password=password,
+            address=request.client.host if request.client else "?",
+            channel="web",
+            per_minute=_signin_limit(request),
+        )
+        staff = attempt.staff
+        error, status = None, 200
+        if attempt.retry_after_s is not None:
+            wait = attempt.retry_after_s
+            error = t(
+                f"尝试次数过多，请 {wait} 秒后再试。", f"Too many attempts; try again in {wait} s."
+            )
+            status, headers = 429, {"Retry-After": str(wait)}
+        elif staff is None:
+            error = t("用户名或密码不正确。", "Wrong username or password.")
+            status = 401
     if staff is None or staff.id is None:
         token = auth.login_csrf(request)
         response = render(
@@ -212,6 +229,7 @@ async def login_submit(request: Request) -> Response:
             user=None,
             status_code=status,
         )
+        response.headers.update(headers)
         auth.set_login_csrf_cookie(response, request, token)
         return response
     session_token, _csrf = auth.issue_session(staff.id)
@@ -293,7 +311,8 @@ def intake_form(request: Request) -> Response:
             "priority": Priority.NORMAL.value,
             "channel": Channel.WALK_IN.value,
             "people_affected": "1",
-            "respondent_kind": PartyKind.FIRM.value,
+            # A person unless the worker says otherwise: a name is personal data.
+            "respondent_kind": PartyKind.PERSON.value,
         }
         ctx = _intake_context(session, user, values)
     return render(request, "intake.html", {**ctx, "errors": {}, "form_error": None}, user=user)
@@ -338,7 +357,7 @@ def _intake_data(form: Mapping[str, str], user: Principal) -> dict[str, Any]:
         parties.append(
             {
                 "side": PartySide.RESPONDENT,
-                "kind": form.get("respondent_kind") or PartyKind.FIRM,
+                "kind": form.get("respondent_kind") or PartyKind.PERSON,
                 "name": respondent,
             }
         )
@@ -481,7 +500,7 @@ def _case_context(session: Session, user: Principal, case: Case) -> dict[str, An
         "revealed": reveal,
         "actions": [a.verb for a in actions.allowed(user, case)],
         "action_fields": {a.verb: forms.fields_of(a) for a in actions.ACTIONS.values()},
-        "countdown": queries.countdown(case.resolution_due_at, now=now),
+        "countdown": queries.case_countdown(case, detail.follow_ups, now=now),
         "prefect_url": prefect_runs_url(case),
         "outcomes": list(FollowUpOutcome),
         "referrals": list(ReferralTarget),

@@ -16,9 +16,9 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlmodel import Session, func, select
 
-from api.web import auth
+from api.web import auth, mount
 from api.web.charts import RateRow, rates_chart
-from api.web.routes import _safe_next, mount
+from api.web.routes import _safe_next
 from models.case import Case
 from models.db import build_engine
 from models.migrate import upgrade

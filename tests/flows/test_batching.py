@@ -14,11 +14,13 @@ from sqlalchemy import Engine
 from sqlmodel import col, func, select
 
 from deployments.definitions import BATCH_FLOWS, STEP_FLOWS
-from flows.relay import InProcessExecutor, Job, Relay, batch_spec, plan_runs
+from flows.batching import plan_runs
+from flows.relay import InProcessExecutor, Relay
 from models.case import Case
 from models.db import read_session, write_session
 from models.enums import OutboxState
 from models.event import CaseEvent, Outbox
+from models.outbox import Job, batch_spec
 from tests.factories import City, make_case
 from tests.flows.conftest import Receiver
 from tests.flows.helpers import runs_of

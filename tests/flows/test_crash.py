@@ -25,7 +25,6 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from flows.reconcile import reconcile
-from flows.relay import CHAIN_GRACE_S
 from models.case import Case
 from models.clock import VirtualClock
 from models.db import read_session, write_session
@@ -33,6 +32,7 @@ from models.enums import OutboxState
 from models.event import CaseEvent, Outbox
 from models.lifecycle import Actor
 from models.mediating import record_consent
+from models.outbox import CHAIN_GRACE_S
 from models.settings import reset_settings
 from models.staff import Staff
 from models.triage import triage_case

@@ -20,10 +20,11 @@ from deployments.definitions import (
 )
 from deployments.deploy import deploy_all
 from deployments.serve import run_worker
-from flows.relay import DeploymentDispatcher, Job
+from flows.relay import DeploymentDispatcher
 from models.case import Case
 from models.db import read_session, write_session
 from models.lifecycle import NEXT_STEP
+from models.outbox import Job
 from tests.factories import City, make_case
 from tests.flows.conftest import Receiver
 

@@ -45,7 +45,8 @@ def test_untouched_case_is_reminded_then_escalated_once_per_level(
     case_db: Engine, city: City, receiver: Receiver, vclock: VirtualClock, aloop: Any
 ) -> None:
     with write_session(case_db) as s:
-        case_id = make_case(s).id  # a labour case in building A1; community A is paired
+        # A labour case of one worker in building A1 (community A is paired with AG-LAB).
+        case_id = make_case(s, people_affected=1).id
     assert case_id is not None
     drive(aloop, case_db)
 
@@ -54,8 +55,10 @@ def test_untouched_case_is_reminded_then_escalated_once_per_level(
         case, unit = _case(case_db, case_id)
         path.append(unit.code)
         if unit.level.value == "agency":
-            # Referred to the paired agency, which gets the case and its return visit.
-            assert case.status.value in ("referred", "follow_up")
+            # Referred to the paired agency when the district's time ran out: it is the
+            # agency's to sign for within a working day (the return visit waits for it).
+            assert case.status.value == "referred"
+            assert case.referral_state is not None and case.referral_state.value == "pending"
             break
         assert case.status.value == "assigned"
         assert case.next_reminder_at is not None and case.resolution_due_at is not None
@@ -85,7 +88,8 @@ def test_untouched_case_is_reminded_then_escalated_once_per_level(
             select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(col(CaseEvent.seq))
         ).all()
     reminded = [e for e in events if e.verb == "reminded"]
-    escalated = [e for e in events if e.verb == "escalated"]
+    # Up the tree three times (提级督办), then to the agency (转结对部门).
+    escalated = [e for e in events if e.verb in ("escalated", "referred")]
     assert [e.data["level"] for e in escalated] == [1, 2, 3, 4]
     assert len(reminded) == 4  # one per level, before each escalation
     assert len({e.data["level"] for e in reminded}) == 4
@@ -93,6 +97,7 @@ def test_untouched_case_is_reminded_then_escalated_once_per_level(
         assert rem.seq < esc.seq and rem.at < esc.at
     timeline = [e.verb for e in events]
     assert timeline.count("assigned") == 4 and timeline.count("referred") == 1
+    assert escalated[-1].verb == "referred" and escalated[-1].data["reason"] == "limit_passed"
     # Each reminder and escalation notified once.
     assert len(receiver.keys) == len(set(receiver.keys))
     for e in reminded + escalated:

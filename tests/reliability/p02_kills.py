@@ -37,11 +37,11 @@ from typing import Any
 import httpx
 from sqlmodel import Session, col, select
 
-from flows.relay import LEASE_S
 from models.case import Case
 from models.enums import OutboxState
 from models.event import CaseEvent, Outbox
 from models.notification import Notification
+from models.outbox import LEASE_S
 from tests.reliability.common import (
     ROOT,
     App,

@@ -12,7 +12,7 @@ from sqlmodel import Session
 from models.clock import SHANGHAI, ensure_utc
 from models.deadlines import DEFAULT_POLICY, compute_deadlines, find_policy
 from models.demo import demo_policies
-from models.enums import Category, Priority, UnitLevel
+from models.enums import Category, ExpiryAction, Priority, UnitLevel
 from models.policy import LimitUnit, TimeLimitPolicy
 
 # Monday 30 Nov 2026, 10:00 in Shanghai, far from holidays.
@@ -95,9 +95,11 @@ def demo(session: Session) -> Session:
         (Category.NEIGHBOUR, Priority.NORMAL, UnitLevel.COMMUNITY, (2026, 12, 14, 18), False),
         (Category.NEIGHBOUR, Priority.NORMAL, UnitLevel.STREET, (2026, 12, 17, 18), False),
         (Category.NEIGHBOUR, Priority.NORMAL, UnitLevel.DISTRICT, (2026, 12, 21, 18), False),
-        # Wages and pollution go to the paired agency from the community.
-        (Category.LABOUR, Priority.NORMAL, UnitLevel.COMMUNITY, (2026, 12, 9, 18), True),
+        # Wages and pollution go to the paired agency when the community's time is up;
+        # relocation goes up to the street first, then to the housing office.
+        (Category.LABOUR, Priority.NORMAL, UnitLevel.COMMUNITY, (2026, 12, 14, 18), True),
         (Category.ENVIRONMENT, Priority.NORMAL, UnitLevel.COMMUNITY, (2026, 12, 9, 18), True),
+        (Category.RELOCATION, Priority.NORMAL, UnitLevel.COMMUNITY, (2026, 12, 14, 18), False),
         (Category.RELOCATION, Priority.NORMAL, UnitLevel.STREET, (2026, 12, 17, 18), True),
         # The city level has no row of its own: the 13-working-day complaint limit.
         (Category.PROPERTY, Priority.NORMAL, UnitLevel.CITY, (2026, 12, 17, 18), False),
@@ -114,7 +116,7 @@ def test_demo_policies_give_the_domain_limits(
     policy = find_policy(demo, category=category, priority=priority, level=level)
     deadlines = compute_deadlines(policy, start=START)
     assert local(deadlines.resolution_due_at) == datetime(*resolution, tzinfo=SHANGHAI)
-    assert deadlines.refer_to_agency is refer
+    assert (deadlines.on_expiry == ExpiryAction.REFER) is refer
     assert START < deadlines.response_due_at <= deadlines.resolution_due_at
     assert START <= deadlines.next_reminder_at <= deadlines.resolution_due_at
     assert deadlines.policy_name == policy.name

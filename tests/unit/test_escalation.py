@@ -16,7 +16,14 @@ from models import workdays
 from models.case import Case
 from models.clock import VirtualClock
 from models.db import build_engine, write_session
-from models.enums import CaseStatus, Category, UnitLevel
+from models.enums import (
+    CaseStatus,
+    Category,
+    ExpiryAction,
+    ReferralReason,
+    ReferralState,
+    UnitLevel,
+)
 from models.errors import ConflictError, GuardFailed, ValidationError
 from models.escalation import (
     due_escalations_query,
@@ -155,31 +162,40 @@ def test_labour_case_goes_to_the_paired_agency_after_the_district(
         path.append(result.to_unit)
     assert path == ["CMA", "S1", "D1", "AG-LAB"]
     assert case.unit_path == "/C/D1/AG-LAB/"
-    # The assignment step then refers it to the agency.
-    assert assign_case(session, case_id=case.id or 0, actor=SYSTEM).outcome == "referred"
+    # At the district's limit the case is referred to the agency, which signs for it.
     assert case.status == CaseStatus.REFERRED
+    assert case.referral_reason == ReferralReason.LIMIT_PASSED
+    assert case.referral_state == ReferralState.PENDING
+    assert case.referred_from_path == "/C/D1/"
 
 
-def test_policy_can_send_a_level_to_the_paired_agency(
+def test_policy_refers_to_the_paired_agency_when_the_limit_passes_not_before(
     session: Session, vclock: VirtualClock
 ) -> None:
     build_city(session)
     session.add(
         TimeLimitPolicy(
-            name="labour at compound: agency",
+            name="labour at compound: 5 days, then the agency",
             category=Category.LABOUR,
             level=UnitLevel.COMPOUND,
             resolution_value=5,
-            refer_to_agency=True,
+            on_expiry=ExpiryAction.REFER,
         )
     )
     session.flush()
     case = make_case(session, people_affected=1)
     triage_case(session, case_id=case.id or 0, actor=SYSTEM)
-    # At the compound's deadline the policy sends it to the agency, not up the tree.
+    # At assignment the compound works the case: the policy is about the limit passing.
+    assert assign_case(session, case_id=case.id or 0, actor=SYSTEM).outcome == "assigned"
+    assert case.status == CaseStatus.ASSIGNED and case.unit_path == "/C/D1/S1/CMA/CPA/"
     assert case.resolution_due_at is not None
+    early = case.resolution_due_at - timedelta(minutes=1)
+    assert escalate_case(session, case_id=case.id or 0, now=early, actor=SYSTEM) is None
+    # At the compound's deadline the policy sends it to the agency, not up the tree.
     result = escalate_case(session, case_id=case.id or 0, now=case.resolution_due_at, actor=SYSTEM)
     assert result is not None and (result.from_unit, result.to_unit) == ("CPA", "AG-LAB")
+    assert case.status == CaseStatus.REFERRED
+    assert case.referral_reason == ReferralReason.LIMIT_PASSED
 
 
 def test_sweep_twice_at_the_same_moment_acts_once(engine: Engine, vclock: VirtualClock) -> None:

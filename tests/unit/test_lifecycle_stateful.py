@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from models import clock
 from models.db import build_engine
-from models.enums import TERMINAL_STATUSES, CaseStatus, ReferralTarget, StaffRole
+from models.enums import TERMINAL_STATUSES, CaseStatus, ReferralState, ReferralTarget, StaffRole
 from models.errors import ConflictError, GuardFailed, InvalidTransition
 from models.event import CaseEvent, Outbox
 from models.lifecycle import STAMP, TRANSITIONS, Actor, verify_chain
@@ -40,6 +40,12 @@ DATA_KEYS = (
     "notification",
     "until",
     "unreachable",
+    "referral_id",
+    "outcome",
+    "extension_id",
+    "decision",
+    "helper_id",
+    "task_id",
 )
 
 # What each verb needs recorded, written independently of models.lifecycle: case fields
@@ -50,6 +56,8 @@ NEEDS_FIELDS: dict[str, tuple[str, ...]] = {
     "mediation_started": ("consent",),
     "referred": ("referral",),
     "merged": ("merge",),
+    "referral_returned": ("assignee",),
+    "assignment_returned": ("unit", "deadline"),
 }
 NEEDS_DATA: dict[str, tuple[str, ...]] = {
     "agreement_signed": ("agreement_id",),
@@ -63,6 +71,19 @@ NEEDS_DATA: dict[str, tuple[str, ...]] = {
     "follow_up_recorded": ("follow_up_id",),
     "notified": ("notification",),
     "mediation_extended": ("until",),
+    "referral_returned": ("reason", "to_unit"),
+    "assignment_returned": ("reason", "to_unit"),
+    "referral_signed": ("referral_id",),
+    "referral_concluded": ("referral_id", "outcome"),
+    "extension_requested": ("extension_id", "until"),
+    "extension_decided": ("extension_id", "decision"),
+    "helper_added": ("helper_id",),
+    "helper_task_recorded": ("task_id",),
+}
+# The referral loop: the state the receiving unit's answer needs.
+NEEDS_REFERRAL_STATE: dict[str, ReferralState] = {
+    "referral_returned": ReferralState.PENDING,
+    "referral_concluded": ReferralState.SIGNED,
 }
 
 actors = st.sampled_from(
@@ -146,6 +167,15 @@ class CaseLifecycle(RuleBasedStateMachine):
             return False, GuardFailed
         if not all(_filled(data.get(k)) for k in NEEDS_DATA.get(verb, ())):
             return False, GuardFailed
+        wanted = NEEDS_REFERRAL_STATE.get(verb)
+        if wanted is not None and self.case.referral_state != wanted:
+            return False, GuardFailed
+        if (
+            verb == "follow_up_due"
+            and self.case.status == S.REFERRED
+            and self.case.referral_state in (ReferralState.PENDING, ReferralState.SIGNED)
+        ):
+            return False, GuardFailed
         if verb == "closed" and not (self._field_set("satisfaction") or data.get("unreachable")):
             return False, GuardFailed
         if (
@@ -187,6 +217,12 @@ class CaseLifecycle(RuleBasedStateMachine):
             case "satisfaction":
                 c.satisfaction = 4 if present else None
         self.session.add(c)
+        self.session.flush()
+
+    @rule(state=st.sampled_from([None, *ReferralState]))
+    def set_referral_state(self, state: ReferralState | None) -> None:
+        self.case.referral_state = state
+        self.session.add(self.case)
         self.session.flush()
 
     @rule(

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError as SchemaError
 from sqlmodel import Session, col, select
 
-from models import clock, lifecycle
+from models import clock, lifecycle, text_numbers
 from models.case import Case
 from models.enums import CaseStatus, FollowUpOutcome, ReferralTarget
 from models.errors import ConflictError, GuardFailed, InvalidTransition, ValidationError
@@ -359,7 +359,13 @@ def test_sessions_only_during_mediation_and_minutes_are_masked_when_shown(
     shown = SessionPublic.of(row)
     assert PHONE not in shown.minutes and ID_NUMBER not in shown.minutes
     assert "138****8000" in shown.minutes
-    assert PHONE in SessionPublic.of(row, reveal=True).minutes
+    # Stored masked; the numbers were moved to the case's encrypted rows.
+    assert PHONE not in SessionPublic.of(row, reveal=True).minutes
+    taken = text_numbers.numbers_of(session, case_id=case.id, reveal=True)
+    assert {n["value"] for n in taken if n["field"] == "mediation_session.minutes"} == {
+        PHONE,
+        ID_NUMBER,
+    }
     event = session.exec(select(CaseEvent).where(CaseEvent.verb == "session_recorded")).one()
     assert event.data == {"session_id": row.id}
     with pytest.raises(SchemaError):
@@ -398,7 +404,8 @@ def test_failure_with_referral_keeps_the_road_to_arbitration_open(
     assert failed.data["referral"] == "arbitration"
     assert PHONE not in str([e.data for e in events])  # events reach Prefect: masked
     referred = next(e for e in events if e.verb == "referred")
-    assert referred.data["referral_target"] == "arbitration"
+    assert referred.data["target"] == "arbitration"
+    assert referred.data["reason"] == "mediation_failed"
 
 
 def test_failure_without_referral_goes_to_follow_up(

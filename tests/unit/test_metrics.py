@@ -169,13 +169,15 @@ def test_composite_rescales_when_nothing_was_rated() -> None:
 
 
 def test_overdue_and_backlog(session: Session, small_set: City) -> None:
-    # Untouched: the early case (13 working days from 30 Nov: 17 Dec 18:00) and a3
-    # (from 1 Dec: 18 Dec 18:00). Referred a2 awaits its return visit: not overdue.
+    # Never contacted, so their response limit counts (models.overdue): the early case
+    # (1 working day from 30 Nov: 1 Dec 18:00) and a3 (from 1 Dec: 2 Dec 18:00).
+    # Referred a2 awaits its return visit: not overdue.
     def overdue_at(moment: datetime) -> dict[UnitLevel, int]:
         return {c.level: c.overdue for c in overdue_by_level(session, now=moment)}
 
-    assert overdue_at(local(2026, 12, 17, 17))[UnitLevel.COMMUNITY] == 0
-    assert overdue_at(local(2026, 12, 18, 17))[UnitLevel.COMMUNITY] == 1
+    assert overdue_at(local(2026, 12, 1, 17))[UnitLevel.COMMUNITY] == 0
+    assert overdue_at(local(2026, 12, 2, 17))[UnitLevel.COMMUNITY] == 1
+    assert overdue_at(local(2026, 12, 2, 19))[UnitLevel.COMMUNITY] == 2
     after = overdue_at(local(2026, 12, 21))
     assert after[UnitLevel.COMMUNITY] == 2 and sum(after.values()) == 2
     assert (

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from models import clock, lifecycle
+from models import clock, lifecycle, text_numbers
 from models.case import Case
 from models.db import build_engine
 from models.enums import CaseStatus, FollowUpOutcome
@@ -113,7 +113,12 @@ def test_only_cases_ended_before_the_period_are_anonymised(
     assert PHONE not in (cases["old"].outcome_note or "")
     for key in ("open", "recent"):
         assert blobs(session, cases[key]) == before[key]
-        assert cases[key].anonymised_at is None and PHONE in cases[key].description
+        assert cases[key].anonymised_at is None and PHONE not in cases[key].description
+        kept = text_numbers.numbers_of(session, case_id=cases[key].id or 0, reveal=True)
+        assert PHONE in {n["value"] for n in kept}  # moved out of the text, encrypted
+    for key in ("old", "withdrawn"):
+        gone = text_numbers.numbers_of(session, case_id=cases[key].id or 0, reveal=True)
+        assert gone and PHONE not in str(gone)  # only the masks are left
 
     # Events untouched, still verifiable, and free of the planted data.
     events = session.exec(select(CaseEvent)).all()

@@ -6,26 +6,37 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError as PydanticValidationError
 from sqlmodel import Session, select
 
 from models.case import Case
 from models.clock import VirtualClock
-from models.enums import CaseStatus, Category, ReferralTarget, StaffRole, UnitLevel
+from models.enums import (
+    CaseStatus,
+    Category,
+    ExpiryAction,
+    ReferralReason,
+    ReferralState,
+    ReferralTarget,
+    StaffRole,
+    UnitLevel,
+)
 from models.errors import ConflictError, GuardFailed, ValidationError
 from models.event import CaseEvent
 from models.lifecycle import Actor
 from models.policy import TimeLimitPolicy
+from models.referral import Referral
 from models.routing import (
     assign_case,
     handling_unit_for,
     paired_agency,
-    pick_assignee,
     reassign_case,
     refer_case,
     resolve_place,
 )
+from models.staffing import pick_assignee
 from models.triage import triage_case
-from tests.factories import add_staff, add_unit, build_city, make_case
+from tests.factories import add_staff, add_unit, build_city, case_data, make_case
 
 SYSTEM = Actor.system()
 SUPERVISOR = Actor(kind="staff", staff_id=1, role=StaffRole.SUPERVISOR)
@@ -147,7 +158,7 @@ def test_nobody_available_moves_up_or_stays_unassigned(
     assert other.status == CaseStatus.TRIAGED
 
 
-def test_paired_category_is_referred_to_the_agency_when_policy_says(
+def test_a_policy_that_refers_on_expiry_does_not_refer_at_assignment(
     session: Session, vclock: VirtualClock
 ) -> None:
     city = build_city(session)
@@ -158,27 +169,67 @@ def test_paired_category_is_referred_to_the_agency_when_policy_says(
     assert paired_agency(session, unit=city.unit("S1"), category=Category.LABOUR) is None
     session.add(
         TimeLimitPolicy(
-            name="labour cases at a compound go to the paired agency",
+            name="labour cases at a compound go to the paired agency when the limit passes",
             category=Category.LABOUR,
             level=UnitLevel.COMPOUND,
-            refer_to_agency=True,
+            on_expiry=ExpiryAction.REFER,
         )
     )
     session.flush()
     labour = make_case(session, people_affected=1)
     triage_case(session, case_id=labour.id or 0, actor=SYSTEM)
     result = assign_case(session, case_id=labour.id or 0, actor=SYSTEM)
-    assert (result.outcome, result.agency_code, result.unit_code) == (
-        "referred",
-        "AG-LAB",
-        "AG-LAB",
-    )
-    assert labour.status == CaseStatus.REFERRED
-    assert labour.referral_target == ReferralTarget.AGENCY
-    # Community B has no pairing: the same kind of case is assigned there.
-    other = make_case(session, people_affected=1, place_code="BB1")
-    triage_case(session, case_id=other.id or 0, actor=SYSTEM)
-    assert assign_case(session, case_id=other.id or 0, actor=SYSTEM).outcome == "assigned"
+    assert (result.outcome, result.agency_code, result.unit_code) == ("assigned", None, "CPA")
+    assert labour.status == CaseStatus.ASSIGNED and labour.referral_target is None
+    assert session.exec(select(Referral)).all() == []
+
+
+@pytest.mark.parametrize(
+    ("text", "reason", "target"),
+    [
+        (
+            "公司拖欠工资三个月，我们已申请劳动仲裁，仲裁委已受理。",
+            ReferralReason.IN_ARBITRATION,
+            ReferralTarget.ARBITRATION,
+        ),
+        ("邻居装修纠纷，法院已立案，下周开庭。", ReferralReason.IN_COURT, ReferralTarget.COURT),
+        ("楼下商户持刀伤人，已报警立案。", ReferralReason.CRIMINAL, ReferralTarget.POLICE),
+    ],
+)
+def test_a_rule_refers_at_assignment_only_for_the_legal_reason_it_names(
+    session: Session,
+    vclock: VirtualClock,
+    text: str,
+    reason: ReferralReason,
+    target: ReferralTarget,
+) -> None:
+    build_city(session)
+    case = make_case(session, description=text, people_affected=1)
+    triage_case(session, case_id=case.id or 0, actor=SYSTEM)
+    assert assign_case(session, case_id=case.id or 0, actor=SYSTEM).outcome == "referred"
+    assert case.status == CaseStatus.REFERRED
+    assert (case.referral_reason, case.referral_target) == (reason, target)
+    row = session.exec(select(Referral).where(Referral.case_id == case.id)).one()
+    assert row.decided_by.startswith("rule:") and row.reason == reason
+    # A wish is not a fact: "I want to sue" is worked at the grassroots.
+    wish = make_case(session, description="公司拖欠工资，我想去法院起诉。", people_affected=1)
+    triage_case(session, case_id=wish.id or 0, actor=SYSTEM)
+    assert assign_case(session, case_id=wish.id or 0, actor=SYSTEM).outcome == "assigned"
+
+
+def test_a_worker_records_the_legal_reason_at_intake(
+    session: Session, vclock: VirtualClock
+) -> None:
+    build_city(session)
+    case = make_case(session, referral_reason=ReferralReason.ADMINISTRATIVE, people_affected=1)
+    triage_case(session, case_id=case.id or 0, actor=SYSTEM)
+    result = assign_case(session, case_id=case.id or 0, actor=SYSTEM)
+    assert (result.outcome, result.agency_code) == ("referred", "AG-LAB")
+    assert case.referral_state == ReferralState.PENDING
+    assert case.referred_from_path == "/C/D1/S1/CMA/CPA/"
+    # Only a legal reason may be given at intake.
+    with pytest.raises(PydanticValidationError):
+        case_data(referral_reason=ReferralReason.LIMIT_PASSED)
 
 
 def test_reassign_within_the_unit_subtree_only(session: Session, vclock: VirtualClock) -> None:

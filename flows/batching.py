@@ -1,0 +1,35 @@
+"""Adaptive batching: how many runs the cases waiting for a batchable step get.
+
+A step with a batch flow (``intake`` → ``intake-batch``) has a lane of
+``settings.relay_batch_lane`` runs in flight. While the lane has room each case gets a
+run of its own; cases that arrive while it is full wait in the outbox and share the
+next free run, up to ``settings.relay_batch_max`` cases. Batch size so follows the
+arrival rate with nothing to tune. Plain Python, used by the relay's loop.
+"""
+
+from __future__ import annotations
+
+from models.outbox import Job
+
+
+def plan_runs(
+    jobs: list[Job], *, free_slots: int, batch_max: int
+) -> tuple[list[list[Job]], list[Job]]:
+    """Adaptive batching: at most ``free_slots`` runs for these waiting cases (oldest
+    first), each case its own run while there are enough free slots (the quiet case: a
+    run per case, named by its number); beyond that, the cases share the free runs
+    evenly, at most ``batch_max`` a run, and the rest wait for the next free slot.
+    Returns the runs and the cases left waiting. Under load the slots stay busy while
+    cases gather, so batches grow with the arrival rate and shrink again when it falls."""
+    if not jobs or free_slots <= 0:
+        return [], list(jobs)
+    runs = min(free_slots, len(jobs))
+    taken = jobs[: runs * max(1, batch_max)]
+    size, extra = divmod(len(taken), runs)
+    out: list[list[Job]] = []
+    start = 0
+    for i in range(runs):
+        end = start + size + (1 if i < extra else 0)
+        out.append(taken[start:end])
+        start = end
+    return out, jobs[len(taken) :]

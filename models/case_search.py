@@ -1,0 +1,191 @@
+"""Finding cases: the filters of the case list and its exports, sorting, and keyset
+pagination (a page starts after the last row of the one before, so page 200 costs what
+page 1 costs and a case recorded meanwhile neither repeats nor skips a row).
+
+The caller passes the reach clause of the person asking (who may see which case is not
+decided here) and the one overdue rule is :func:`models.overdue.overdue_clause`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, literal, or_
+from sqlmodel import Session, col, select
+
+from models import clock, workdays
+from models.case import Case
+from models.enums import CaseStatus, Category, Priority
+from models.overdue import overdue_clause
+from models.types import UTCDateTime
+from models.unit import Unit
+
+# Cases without a deadline sort after every dated one.
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    """Every field optional; set fields all apply (AND)."""
+
+    status: CaseStatus | None = None
+    category: Category | None = None
+    priority: Priority | None = None
+    unit_path: str | None = None  # the handling unit's subtree
+    assignee_id: int | None = None
+    created_from: date | None = None  # local (Asia/Shanghai) dates, both ends included
+    created_to: date | None = None
+    overdue: bool | None = None
+    group: bool | None = None
+    text: str | None = None  # a case number, or words of the description
+
+
+@dataclass(frozen=True)
+class Sort:
+    key: str
+    descending: bool
+
+    def column(self) -> Any:
+        if self.key == "due":
+            return func.coalesce(col(Case.resolution_due_at), literal(FAR_FUTURE, UTCDateTime()))
+        if self.key == "number":
+            return col(Case.number)
+        return col(Case.created_at)
+
+
+SORTS = {
+    "newest": Sort("created", True),
+    "oldest": Sort("created", False),
+    "due": Sort("due", False),
+    "number": Sort("number", False),
+}
+
+
+@dataclass
+class Page:
+    cases: list[Case]
+    total: int
+    next_cursor: str | None
+    sort: str = "newest"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def clauses(f: CaseFilter, *, now: datetime) -> list[ColumnElement[bool]]:
+    out: list[ColumnElement[bool]] = []
+    if f.status is not None:
+        out.append(col(Case.status) == f.status)
+    if f.category is not None:
+        out.append(col(Case.category) == f.category)
+    if f.priority is not None:
+        out.append(col(Case.priority) == f.priority)
+    if f.unit_path is not None:
+        out.append(col(Case.unit_path).startswith(f.unit_path, autoescape=True))
+    if f.assignee_id is not None:
+        out.append(col(Case.assignee_id) == f.assignee_id)
+    if f.created_from is not None:
+        out.append(col(Case.created_at) >= workdays.at_local(f.created_from, time(0, 0)))
+    if f.created_to is not None:
+        end = workdays.at_local(f.created_to + timedelta(days=1), time(0, 0))
+        out.append(col(Case.created_at) < end)
+    if f.overdue is not None:
+        late = overdue_clause(now)
+        out.append(late if f.overdue else ~late)
+    if f.group is not None:
+        out.append(col(Case.is_group) == f.group)
+    if f.text:
+        text = f.text.strip()
+        out.append(
+            or_(col(Case.number) == text, col(Case.description).contains(text, autoescape=True))
+        )
+    return out
+
+
+def _encode(value: Any, case_id: int) -> str:
+    raw = value.isoformat() if isinstance(value, datetime) else value
+    return base64.urlsafe_b64encode(json.dumps([raw, case_id]).encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str, sort: Sort) -> tuple[Any, int] | None:
+    try:
+        raw, case_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        value: Any = raw if sort.key == "number" else clock.ensure_utc(datetime.fromisoformat(raw))
+        return value, int(case_id)
+    except (ValueError, TypeError, json.JSONDecodeError):
+        return None  # a spoiled cursor starts from the first page
+
+
+def _sort_value(case: Case, sort: Sort) -> Any:
+    if sort.key == "due":
+        return case.resolution_due_at or FAR_FUTURE
+    if sort.key == "number":
+        return case.number
+    return case.created_at
+
+
+def _after(sort: Sort, value: Any, case_id: int) -> ColumnElement[bool]:
+    column = sort.column()
+    if sort.descending:
+        return or_(column < value, and_(column == value, col(Case.id) < case_id))
+    return or_(column > value, and_(column == value, col(Case.id) > case_id))
+
+
+def _ordered(sort: Sort) -> list[Any]:
+    column = sort.column()
+    if sort.descending:
+        return [column.desc(), col(Case.id).desc()]
+    return [column.asc(), col(Case.id).asc()]
+
+
+def search(
+    session: Session,
+    f: CaseFilter,
+    *,
+    reach: ColumnElement[bool] | None,
+    now: datetime,
+    sort: str = "newest",
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page:
+    """One page of the cases matching ``f`` within ``reach``, and how many match."""
+    chosen = SORTS.get(sort, SORTS["newest"])
+    where = clauses(f, now=now) + ([reach] if reach is not None else [])
+    total = int(session.exec(select(func.count(col(Case.id))).where(*where)).one())
+    stmt = select(Case).where(*where)
+    start = _decode(cursor, chosen) if cursor else None
+    if start is not None:
+        stmt = stmt.where(_after(chosen, *start))
+    rows = list(session.exec(stmt.order_by(*_ordered(chosen)).limit(limit + 1)).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if rows and more else None
+    next_cursor = _encode(_sort_value(last, chosen), last.id or 0) if last is not None else None
+    return Page(rows, total, next_cursor, sort if sort in SORTS else "newest")
+
+
+def every(
+    session: Session,
+    f: CaseFilter,
+    *,
+    reach: ColumnElement[bool] | None,
+    now: datetime,
+    sort: str = "newest",
+    batch: int = 1000,
+) -> Iterator[Case]:
+    """All matching cases in order, read a batch at a time (for exports)."""
+    cursor: str | None = None
+    while True:
+        page = search(session, f, reach=reach, now=now, sort=sort, cursor=cursor, limit=batch)
+        yield from page.cases
+        session.expunge_all()  # keep memory flat over 10,000s of rows
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+def unit_for(session: Session, code: str) -> Unit | None:
+    return session.exec(select(Unit).where(Unit.code == code)).first()

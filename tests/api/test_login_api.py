@@ -1,0 +1,119 @@
+"""Both sign-in paths, the REST token endpoint and the web form, answer under the same
+rules: the 11th wrong password within a minute is refused, and an unknown user name is
+answered in the same time as a wrong password."""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlmodel import Session, col, select
+
+from api.app import create_app
+from models import clock
+from models.db import build_engine
+from models.login import SignInAttempt
+from models.migrate import upgrade
+from models.passwords import hash_password
+from models.settings import Settings
+from tests.api.conftest import SyncASGITransport
+from tests.factories import build_city
+
+PASSWORD = "pw-mediatorA"
+
+Try = Callable[[str, str], httpx.Response]
+
+
+@pytest.fixture
+def both(tmp_path: Path, vclock: clock.VirtualClock) -> Iterator[tuple[Try, Try, object]]:
+    """``(rest, web, engine)``: one sign-in attempt on each path."""
+    url = f"sqlite:///{tmp_path / 'signin.db'}"
+    engine = build_engine(url)
+    upgrade(engine)
+    with Session(engine) as session:
+        city = build_city(session)
+        city.staff["mediatorA"].password_hash = hash_password(PASSWORD)
+        session.commit()
+    app: FastAPI = create_app(Settings(database_url=url))
+    app.state.engine = engine
+    with (
+        anyio.from_thread.start_blocking_portal() as portal,
+        httpx.Client(
+            transport=SyncASGITransport(app, portal), base_url="https://testserver", timeout=60
+        ) as client,
+    ):
+        form = client.get("/web/login")
+        marker = 'name="csrf_token" value="'
+        start = form.text.index(marker) + len(marker)
+        csrf = form.text[start : form.text.index('"', start)]
+
+        def rest(name: str, password: str) -> httpx.Response:
+            return client.post("/api/v1/auth/token", json={"username": name, "password": password})
+
+        def web(name: str, password: str) -> httpx.Response:
+            data = {"username": name, "password": password, "csrf_token": csrf}
+            return client.post("/web/login", data=data, follow_redirects=False)
+
+        yield rest, web, engine
+    engine.dispose()
+
+
+@pytest.mark.parametrize("path", ["rest", "web"])
+def test_the_eleventh_wrong_password_within_a_minute_is_refused(
+    both: tuple[Try, Try, object], path: str
+) -> None:
+    rest, web, _ = both
+    attempt = rest if path == "rest" else web
+    for _ in range(10):
+        assert attempt("mediatorA", "guess").status_code == 401
+    refused = attempt("mediatorA", "guess")
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    # Refused before the password is looked at: the right one is refused too.
+    assert attempt("mediatorA", PASSWORD).status_code == 429
+
+
+def test_the_two_paths_share_one_count(both: tuple[Try, Try, object]) -> None:
+    rest, web, _ = both
+    for i in range(10):
+        assert (rest if i % 2 else web)("mediatorA", "guess").status_code == 401
+    assert rest("mediatorA", "guess").status_code == 429
+    assert web("mediatorA", "guess").status_code == 429
+
+
+def test_unknown_user_and_wrong_password_take_the_same_time(
+    both: tuple[Try, Try, object], vclock: clock.VirtualClock
+) -> None:
+    """50 tries of each, interleaved in a shuffled order on both paths, so that a slow
+    moment of the machine falls on both kinds alike; their medians within 20%."""
+    rest, web, engine = both
+    for warm in ("nobody", "mediatorA"):  # first calls pay for imports and caches
+        rest(warm, "guess")
+        web(warm, "guess")
+    times: dict[str, list[float]] = {"unknown": [], "wrong": []}
+    order = [(kind, i) for i in range(50) for kind in ("unknown", "wrong")]
+    random.Random(12).shuffle(order)
+    for kind, i in order:
+        vclock.advance(timedelta(days=2))  # no limit or back-off in the way of the timing
+        name = f"nobody{i}" if kind == "unknown" else "mediatorA"
+        path = rest if i % 2 else web
+        started = time.perf_counter()
+        answer = path(name, "guess")
+        times[kind].append(time.perf_counter() - started)
+        assert answer.status_code == 401
+    unknown, wrong = statistics.median(times["unknown"]), statistics.median(times["wrong"])
+    print(
+        f"sign-in medians: unknown user {unknown * 1000:.1f} ms, wrong password {wrong * 1000:.1f} ms"
+    )
+    assert abs(unknown - wrong) <= 0.2 * min(unknown, wrong), (unknown, wrong)
+    with Session(engine) as session:  # type: ignore[call-overload]
+        outcomes = session.exec(select(SignInAttempt.outcome).order_by(col(SignInAttempt.id))).all()
+    assert outcomes.count("unknown_user") == 52 and outcomes.count("wrong_password") == 52

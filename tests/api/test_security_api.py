@@ -1,0 +1,172 @@
+"""The security test's findings 2 to 4, replayed against the app: numbers recovered by
+search, masking bypassed by separators, and what the public may see."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from typing import Any
+from xml.etree import ElementTree as ET
+
+import pytest
+from sqlmodel import Session, select
+
+from api.security import create_open311_key
+from models import pii
+from models.case import Case
+from models.party import Party
+from tests.api.conftest import Api
+from tests.factories import case_data
+
+BASE = "/open311/v2"
+PHONE = "13800138000"
+PHONE_2 = "13900139000"
+ID_NUMBER = "36990119850101002X"
+# How finding 3 typed them: separators, spaces, full-width digits, Chinese digit words.
+VARIANTS = [
+    "138.0013.8000",
+    "1 3 9 0 0 1 3 9 0 0 0",
+    "3699 0119 8501 0100 2X",
+    "１３８００１３８０００",
+    "幺三九零零幺三九零零零",
+    "+86 138-0013-8000",
+]
+CLEAR = [PHONE, PHONE_2, ID_NUMBER]
+
+
+def digits_of(text: str) -> str:
+    return re.sub(r"[^0-9X]", "", text)
+
+
+def leaks(text: str) -> list[str]:
+    """Which clear numbers a text gives away, in any of the ways they were typed."""
+    squeezed = digits_of(text)
+    found = [n for n in CLEAR if n in squeezed]
+    found += [v for v in VARIANTS if v in text]
+    return found
+
+
+def db_dump(api: Api) -> str:
+    path = str(api.engine.url.database)
+    with sqlite3.connect(path) as conn:
+        return "\n".join(conn.iterdump())
+
+
+@pytest.fixture
+def key() -> str:
+    return create_open311_key(client="security-test")
+
+
+def open311_form(key: str, **extra: str) -> dict[str, str]:
+    return {
+        "api_key": key,
+        "service_code": "environment",
+        "lat": "30.123456",
+        "long": "120.654321",
+        "description": "夜间施工扰民。联系 " + "；".join(VARIANTS),
+        **extra,
+    }
+
+
+def test_separator_variants_are_masked_in_json_xml_and_the_database(api: Api, key: str) -> None:
+    filed = api.client.post(f"{BASE}/requests.json", data=open311_form(key))
+    assert filed.status_code == 200, filed.text
+    number = filed.json()[0]["service_request_id"]
+    as_json = api.client.get(f"{BASE}/requests/{number}.json")
+    as_xml = api.client.get(f"{BASE}/requests/{number}.xml")
+    description = as_json.json()[0]["description"]
+    assert leaks(description) == [] and leaks(as_xml.text) == []
+    assert "138****8000" in description and "139****9000" in description
+    assert "369901********002X" in (ET.fromstring(as_xml.content).findtext(".//description") or "")
+    assert leaks(db_dump(api)) == []
+    from models.text_numbers import CaseTextNumber
+
+    with Session(api.engine) as session:
+        kept = session.exec(select(CaseTextNumber)).all()
+        assert sorted(pii.decrypt(row.value_enc or "") for row in kept) == sorted(
+            [PHONE, PHONE_2, ID_NUMBER, PHONE, PHONE_2, PHONE]
+        )
+
+
+def test_digit_by_digit_search_recovers_nothing(api: Api) -> None:
+    """Finding 2: grow a query one digit at a time while the search still finds the case."""
+    body = case_data(
+        description=f"邻居噪音纠纷，申请人电话 {PHONE}，身份证 {ID_NUMBER}。"
+    ).model_dump(mode="json")
+    created = api.as_("workerA").post("/api/v1/cases", json=body)
+    assert created.status_code == 201, created.text
+    attacker = api.as_("supervisor")  # reaches the case, may not see personal data
+    queries = 0
+
+    def hits(q: str) -> bool:
+        nonlocal queries
+        queries += 1
+        answer = attacker.get("/api/v1/cases", params={"q": q})
+        assert answer.status_code == 200
+        return int(answer.json()["total"]) > 0
+
+    def grow(prefix: str, length: int, alphabet: str) -> str:
+        while len(prefix) < length:
+            for ch in alphabet:
+                if hits(prefix + ch):
+                    prefix += ch
+                    break
+            else:
+                return prefix
+        return prefix
+
+    phone = grow("138", 11, "0123456789")
+    id_number = grow("369901", 18, "0123456789X")
+    # Nothing beyond what the mask itself shows (138****8000, 369901********002X).
+    assert phone == "138" and id_number == "369901"
+    assert queries <= 2 * 11
+    assert leaks(str(attacker.get("/api/v1/cases", params={"q": "138"}).json())) == []
+    # The numbers are kept (encrypted) for those who may see them.
+    case_id = created.json()["case"]["id"]
+    masked = attacker.get(f"/api/v1/cases/{case_id}").json()["text_numbers"]
+    assert [n["value"] for n in masked] == ["138****8000", "369901********002X"]
+
+
+def test_staff_cannot_choose_the_public_channel(api: Api) -> None:
+    body = case_data().model_dump(mode="json") | {"channel": "open311"}
+    answer = api.as_("workerA").post("/api/v1/cases", json=body)
+    assert answer.status_code in (400, 422), answer.text
+    assert "open311" in answer.text
+    with Session(api.engine) as session:
+        assert session.exec(select(Case)).first() is None
+
+
+def test_a_person_named_as_respondent_is_personal_data(api: Api, key: str) -> None:
+    filed = api.client.post(
+        f"{BASE}/requests.json",
+        data=open311_form(
+            key,
+            description="丈夫张伟经常打人，张伟不让我出门",
+            **{"attribute[respondent]": "张伟"},
+        ),
+    )
+    assert filed.status_code == 200, filed.text
+    shown = api.client.get(f"{BASE}/requests.json").json()[0]["description"]
+    assert "张伟" not in shown and "张*" in shown
+    with Session(api.engine) as session:
+        party = session.exec(select(Party)).one()
+        assert party.org_name is None and party.name_masked == "张*"
+    admin = api.as_("admin")  # reaches every case, may not see personal data
+    listed: Any = admin.get("/api/v1/cases").json()["items"]
+    detail = admin.get(f"/api/v1/cases/{listed[0]['id']}").json()
+    assert "张伟" not in str(listed) + str(detail) and "张*" in str(detail)
+    firm = api.client.post(
+        f"{BASE}/requests.json",
+        data=open311_form(
+            key,
+            **{"attribute[respondent]": "某建筑公司", "attribute[respondent_type]": "firm"},
+        ),
+    )
+    assert firm.status_code == 200, firm.text
+
+
+def test_public_coordinates_are_rounded_to_the_compound(api: Api, key: str) -> None:
+    filed = api.client.post(f"{BASE}/requests.json", data=open311_form(key))
+    number = filed.json()[0]["service_request_id"]
+    row = api.client.get(f"{BASE}/requests/{number}.json").json()[0]
+    assert (row["lat"], row["long"]) == (30.123, 120.654)

@@ -1,0 +1,57 @@
+"""First-week friction: `tiaojie --help` loads no heavy library, `case list` never cuts a
+case number at 80 columns, and the worker's log is not flooded by HTTP request lines."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+from rich.console import Console
+
+from deployments.serve import QUIET_LOGGERS, configure_logging
+from tiaojie_cli.cases import case_table
+
+
+def test_help_imports_no_database_http_or_prefect_library() -> None:
+    probe = (
+        "import sys; from tiaojie_cli.main import app; "
+        "print(sorted(m for m in ('httpx', 'sqlalchemy', 'sqlmodel', 'pydantic', 'prefect', "
+        "'psutil', 'fastapi') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_case_list_keeps_case_numbers_whole_at_80_columns() -> None:
+    items = [
+        {
+            "number": f"JX-2026-{n:06d}",
+            "category": "environment",
+            "status": "mediation_failed",
+            "unit_code": "D01-S01-C01-P01",
+            "resolution_due_at": "2026-12-14T09:00:00+00:00",
+            "description": "楼上卫生间漏水，多次协商未果，要求赔偿装修损失并维修管道" * 2,
+        }
+        for n in (1, 123456)
+    ]
+    console = Console(width=80, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(case_table(items, 2, width=console.width))
+    text = console.export_text()
+    console.file.close()
+    assert "JX-2026-000001" in text and "JX-2026-123456" in text
+    assert "D01-S01-C01-P01" in text and "2026-12-14" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_the_worker_log_leaves_out_each_http_request() -> None:
+    before = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+    try:
+        configure_logging()
+        assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
+        assert logging.getLogger("httpx").isEnabledFor(logging.WARNING)
+    finally:
+        for name, level in before.items():
+            logging.getLogger(name).setLevel(level)

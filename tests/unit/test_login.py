@@ -1,0 +1,109 @@
+"""The sign-in service: the limit per name and per address, the back-off after a run of
+failures, and an audit record of every attempt that holds no password."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from models import clock
+from models.login import BACKOFF_AFTER, SignInAttempt, sign_in
+from models.passwords import hash_password
+from tests.factories import build_city
+
+PASSWORD = "correct horse 马"
+
+
+@pytest.fixture
+def city_engine(engine: Engine, vclock: clock.VirtualClock) -> Engine:
+    with Session(engine) as session:
+        city = build_city(session)
+        city.staff["workerA"].password_hash = hash_password(PASSWORD)
+        city.staff["workerB"].password_hash = hash_password(PASSWORD)
+        city.staff["workerB"].active = False
+        session.commit()
+    return engine
+
+
+def _try(engine: Engine, name: str, password: str, address: str = "10.0.0.1") -> str:
+    return sign_in(engine, username=name, password=password, address=address, channel="api").outcome
+
+
+def test_the_eleventh_check_within_a_minute_is_refused_per_name(
+    city_engine: Engine, vclock: clock.VirtualClock
+) -> None:
+    # Ten wrong passwords from ten addresses: each is checked and refused.
+    assert {_try(city_engine, "workerA", "guess", f"10.0.1.{i}") for i in range(10)} == {
+        "wrong_password"
+    }
+    # The 11th within the minute is not even checked, the right password included.
+    answer = sign_in(
+        city_engine, username=" WorkerA ", password=PASSWORD, address="10.0.2.1", channel="web"
+    )
+    assert answer.outcome == "rate_limited" and answer.staff is None
+    assert answer.retry_after_s is not None and 1 <= answer.retry_after_s <= 60
+    # Ten failures in a row also start the back-off (2 minutes from the last one).
+    vclock.advance(timedelta(seconds=121))
+    assert _try(city_engine, "workerA", PASSWORD, "10.0.2.1") == "ok"
+
+
+def test_the_eleventh_check_within_a_minute_is_refused_per_address(
+    city_engine: Engine, vclock: clock.VirtualClock
+) -> None:
+    outcomes = [_try(city_engine, f"nobody{i}", "guess") for i in range(10)]
+    assert outcomes == ["unknown_user"] * 10
+    assert _try(city_engine, "workerA", PASSWORD) == "rate_limited"
+    assert _try(city_engine, "workerA", PASSWORD, "10.9.9.9") == "ok"  # another address
+
+
+def test_back_off_grows_after_a_run_of_failures_and_a_success_clears_it(
+    city_engine: Engine, vclock: clock.VirtualClock
+) -> None:
+    for i in range(BACKOFF_AFTER):
+        assert _try(city_engine, "workerA", "guess", f"10.0.3.{i}") == "wrong_password"
+    vclock.advance(timedelta(seconds=61))  # out of the minute, still within the back-off
+    refused = sign_in(
+        city_engine, username="workerA", password=PASSWORD, address="a", channel="api"
+    )
+    assert refused.outcome == "backoff" and refused.retry_after_s is not None
+    vclock.advance(timedelta(seconds=refused.retry_after_s))
+    assert _try(city_engine, "workerA", "guess", "b") == "wrong_password"  # 11 in a row
+    vclock.advance(timedelta(seconds=200))
+    # The wait doubled: 240 s after the last failure.
+    assert _try(city_engine, "workerA", PASSWORD, "c") == "backoff"
+    vclock.advance(timedelta(seconds=40))
+    assert _try(city_engine, "workerA", PASSWORD, "d") == "ok"
+    assert _try(city_engine, "workerA", "guess", "e") == "wrong_password"
+    assert _try(city_engine, "workerA", PASSWORD, "f") == "ok"  # the run was cleared
+
+
+def test_unknown_inactive_and_wrong_are_refused_alike(city_engine: Engine) -> None:
+    assert _try(city_engine, "nobody", PASSWORD) == "unknown_user"
+    assert _try(city_engine, "workerB", PASSWORD) == "inactive"
+    assert _try(city_engine, "mediatorA", PASSWORD) == "unknown_user"  # no password set
+    for name in ("nobody", "workerB", "mediatorA"):
+        answer = sign_in(city_engine, username=name, password=PASSWORD, address="x", channel="web")
+        assert answer.staff is None and answer.retry_after_s is None
+
+
+def test_every_attempt_is_audited_without_the_password_or_the_name_typed(
+    city_engine: Engine,
+) -> None:
+    typed = "13912345678-秘密"  # a password typed into the name field
+    _try(city_engine, typed, PASSWORD)
+    _try(city_engine, "workerA", "wrong-秘密")
+    _try(city_engine, "workerA", PASSWORD)
+    with Session(city_engine) as session:
+        rows = session.exec(select(SignInAttempt).order_by(col(SignInAttempt.id))).all()
+        worker_a = session.exec(
+            select(SignInAttempt.staff_id).where(col(SignInAttempt.outcome) == "ok")
+        ).one()
+    assert [r.outcome for r in rows] == ["unknown_user", "wrong_password", "ok"]
+    assert [r.staff_id is None for r in rows] == [True, False, False] and worker_a
+    assert rows[1].name_key == rows[2].name_key != rows[0].name_key
+    text = " ".join(str(r.model_dump()) for r in rows)
+    for secret in (typed, PASSWORD, "wrong-秘密", "秘密", "13912345678"):
+        assert secret not in text
