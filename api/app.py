@@ -6,13 +6,18 @@ Serve it with ``uvicorn api.app:app`` (or ``tiaojie up``)."""
 from __future__ import annotations
 
 import importlib
+import importlib.resources
 import logging
+from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 from api.errors import install_error_handlers
+from api.headers import SecurityHeaders
 from api.middleware import BodyGuard
 from api.ratelimit import RateLimiter
 from models.db import get_engine
@@ -38,7 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0",
         description=DESCRIPTION,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        # Served below from the installed package's files: no CDN.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.settings = settings
@@ -81,9 +87,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"status": "ok"})
 
     _include_web(app)
-    # Outermost: the body limit and content-type checks run before anything is parsed.
+    _include_docs(app)
+    # The body limit and content-type checks run before anything is parsed; outermost,
+    # the security headers go on every answer (the guard's refusals included).
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     return app
+
+
+def _include_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs and ReDoc at /redoc, their scripts and styles from the
+    ``fastapi-offline`` package's files (MIT; Swagger UI and ReDoc are themselves MIT
+    and Apache-2.0 licensed) mounted at /docs-assets."""
+    assets = Path(str(importlib.resources.files("fastapi_offline") / "static"))
+    app.mount("/docs-assets", StaticFiles(directory=str(assets)), name="docs-assets")
+    title = app.title
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{title} — Swagger UI",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+            oauth2_redirect_url=None,
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title=f"{title} — ReDoc",
+            redoc_js_url="/docs-assets/redoc.standalone.js",
+            redoc_favicon_url="/docs-assets/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 def _include_web(app: FastAPI) -> None:

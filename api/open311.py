@@ -38,6 +38,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError as PydanticValidationError
 from sqlmodel import Session, col, select
 
+from api.client import client_address
 from api.deps import engine_of
 from api.errors import validation_fields
 from api.security import OPEN311_ROLE, AuthError, verify_token
@@ -88,7 +89,7 @@ class BadRequest(ValidationError):
 
 
 def _limit_ip(request: Request) -> None:
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request)
     request.app.state.open311_ip_limiter.hit(f"ip:{client}")
 
 

@@ -62,7 +62,7 @@ def build_city(
 ) -> GenCity:
     """A city of ``districts x streets x communities`` communities, each with two
     compounds, a mediator and a community worker; mediators in every street and
-    district, a supervisor per district, paired agencies, the DOMAIN.md time limits."""
+    district, a supervisor per district, paired agencies, the time limits of docs/DOMAIN.md."""
     gen = GenCity()
 
     def unit(code: str, level: UnitLevel, parent: Unit | None, name: str) -> Unit:

@@ -5,7 +5,8 @@
   maps event verbs to steps), either in the serve process (executor ``inprocess``) or
   from these deployments on a work pool (executor ``deployment``).
 * Scheduled flows: ``escalation`` every ``settings.escalation_interval_s``, ``reconcile``
-  every ``settings.reconcile_interval_s``, ``reports`` on ``settings.reports_cron``
+  every ``settings.reconcile_interval_s``, ``reports`` on ``settings.reports_cron``,
+  ``monthly_report`` on ``settings.monthly_report_cron``
   (Asia/Shanghai).
 * The zombie-detection automation: a flow run that stops sending heartbeats is marked
   Crashed, and the reconciler re-drives its case.
@@ -35,6 +36,7 @@ from flows.escalation import escalation
 from flows.follow_up import follow_up
 from flows.intake import intake, intake_batch
 from flows.mediation import mediation
+from flows.monthly_report import monthly_report
 from flows.notify import notify
 from flows.reconcile import reconcile
 from flows.relay import DeploymentDispatcher, Dispatcher, InProcessExecutor
@@ -73,11 +75,11 @@ class Definition:
 def definitions() -> list[Definition]:
     settings = get_settings()
     return [
-        Definition(intake, "flows.intake.intake", "受理分拣 / Intake and triage"),
+        Definition(intake, "flows.intake.intake", "受理研判分流 / Intake and triage"),
         Definition(
             intake_batch,
             "flows.intake.intake_batch",
-            "批量受理分拣 / Intake and triage of several cases in one run (under load)",
+            "批量受理研判分流 / Intake and triage of several cases in one run (under load)",
         ),
         Definition(assignment, "flows.assignment.assignment", "派单 / Assignment"),
         Definition(notify, "flows.notify.notify", "通知 / Notify the people concerned"),
@@ -86,7 +88,7 @@ def definitions() -> list[Definition]:
         Definition(
             escalation,
             "flows.escalation.escalation",
-            "督办：催办与逐级上报 / Reminders and escalation",
+            "督办：催办与提级督办 / Reminders and escalation",
             [Interval(timedelta(seconds=settings.escalation_interval_s))],
         ),
         Definition(
@@ -100,6 +102,12 @@ def definitions() -> list[Definition]:
             "flows.reports.reports",
             "三率与排名报表 / Daily rates, ranking and clusters",
             [Cron(settings.reports_cron, timezone=settings.timezone)],
+        ),
+        Definition(
+            monthly_report,
+            "flows.monthly_report.monthly_report",
+            "月报（每月1日）/ Monthly report (.xlsx) on the 1st of each month",
+            [Cron(settings.monthly_report_cron, timezone=settings.timezone)],
         ),
     ]
 

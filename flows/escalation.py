@@ -31,7 +31,7 @@ async def escalation(batch_size: int = 500) -> dict[str, int]:
     rows = report.as_rows()
     summary = (
         f"督办扫描 {clock.format_local(started)}：催办 {len(report.reminded)} 件，"
-        f"上报 {len(report.escalated)} 件，跳过 {report.skipped} 件，"
+        f"提级督办 {len(report.escalated)} 件，跳过 {report.skipped} 件，"
         f"通知 {notified['sent']} 条（失败 {notified['failed']}），回访提醒 {visits} 条，"
         f"用时 {report.seconds:.2f} 秒。"
         f" / Sweep at {clock.format_local(started)}: reminded {len(report.reminded)}, "

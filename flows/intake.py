@@ -36,7 +36,7 @@ def report_triage(result: TriageResult) -> None:
     """The run's log line for a triaged case, and the early warning of a cluster."""
     logger = get_run_logger()
     logger.info(
-        "%s 分拣完成 triaged: category=%s priority=%s unit=%s group=%s",
+        "%s 研判分流完成 triaged: category=%s priority=%s unit=%s group=%s",
         result.number,
         result.category,
         result.priority,
@@ -130,5 +130,5 @@ async def _table(
         if cid not in seen
     )
     await acreate_table_artifact(
-        table=rows, description=f"受理分拣 intake: {len(rows)} cases in this run"
+        table=rows, description=f"受理研判 intake: {len(rows)} cases in this run"
     )

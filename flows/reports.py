@@ -2,7 +2,8 @@
 recurring clusters and the problem of the month, as Prefect artifacts.
 
 Every figure is an aggregate over unit codes, categories and case numbers; respondents
-that are people are masked by the metrics layer, firms are named.
+that are people are masked by the metrics layer, firms are named. Every text put into a
+Markdown artifact is escaped (a firm's name typed by the public cannot become a link).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
 from models import clock
+from models.text import markdown_escape as md
 from tasks.reports import (
     read_clusters,
     read_overdue_by_level,
@@ -36,7 +38,8 @@ def rates_markdown(rows: list[dict[str, Any]], *, since: datetime, until: dateti
     ]
     for row in sorted(rows, key=lambda r: r.get("rank") or 0):
         lines.append(
-            f"| {row.get('rank', '')} | {row.get('unit_name', '')} {row.get('unit_code', '')} "
+            f"| {md(row.get('rank', ''))} | {md(row.get('unit_name', ''))} "
+            f"{md(row.get('unit_code', ''))} "
             f"| {row.get('cases', 0)} | {_pct(row.get('response_rate'))} "
             f"| {_pct(row.get('resolution_rate'))} | {_pct(row.get('satisfaction_rate'))} |"
         )
@@ -77,7 +80,7 @@ async def reports(days: int = 30) -> dict[str, int]:
         description="同源聚集 / Recurring clusters",
     )
     problem_md = "# 本月突出问题 Problem of the month\n\n" + (
-        "\n".join(f"- **{k}**: {v}" for k, v in problem.items())
+        "\n".join(f"- **{md(k)}**: {md(v)}" for k, v in problem.items())
         if problem
         else "本月暂无突出问题 / nothing recurring this month"
     )

@@ -31,8 +31,8 @@ mediates). Return visits need the contact, so the same rule says who records the
 volunteers, administrators) sees masked values: administrators administer, they do not
 read residents' ID numbers.
 
-**Read-only roles** (:data:`READ_ONLY_ROLES`): instructors and volunteers read what they
-reach and record nothing.
+**Read-only roles** (:data:`READ_ONLY_ROLES`): instructors, volunteers and in-service Party
+members registered with a community read what they reach and record nothing.
 
 **Places** (:func:`place_for_filing`): a case happens in a community, compound or
 building (:data:`PLACE_LEVELS`). A staff member files a case only at a place in their
@@ -56,7 +56,7 @@ from models.unit import Unit
 
 Kind = Literal["staff", "system", "open311"]
 
-READ_ONLY_ROLES = frozenset({StaffRole.INSTRUCTOR, StaffRole.VOLUNTEER})
+READ_ONLY_ROLES = frozenset({StaffRole.INSTRUCTOR, StaffRole.VOLUNTEER, StaffRole.PARTY_MEMBER})
 PLACE_LEVELS = frozenset({UnitLevel.COMMUNITY, UnitLevel.COMPOUND, UnitLevel.BUILDING})
 STAFF_PREFIX = "staff:"
 
@@ -102,6 +102,10 @@ class Principal:
     def can_write(self) -> bool:
         """Staff who may record things on cases (not instructors or volunteers)."""
         return self.is_staff and self.role is not None and self.role not in READ_ONLY_ROLES
+
+    @property
+    def is_supervisor(self) -> bool:
+        return self.is_staff and self.role in (StaffRole.SUPERVISOR, StaffRole.ADMIN)
 
     @property
     def reach_path(self) -> str | None:

@@ -45,6 +45,7 @@ from sqlmodel import Session
 
 from models import clock, escalation, follow_ups, mediating, routing
 from models.access import (
+    READ_ONLY_ROLES,
     Principal,
     find_case,
     may_see_personal_data,
@@ -180,7 +181,7 @@ Who = Callable[[Principal, Case], bool]
 Guard = Callable[[Case], str | None]
 Perform = Callable[[Session, Principal, Case, Any], int | None]
 
-WRITERS = frozenset(StaffRole) - {StaffRole.INSTRUCTOR, StaffRole.VOLUNTEER}
+WRITERS = frozenset(StaffRole) - READ_ONLY_ROLES
 MEDIATION = frozenset({StaffRole.MEDIATOR, StaffRole.SUPERVISOR, StaffRole.ADMIN})
 
 
@@ -415,7 +416,7 @@ ACTIONS: dict[str, Action] = {
         ),
         Action(
             "failure", "mediation_failed", FailureIn, _failure,
-            "调解未成 Record a failed mediation", "failure",
+            "调解不成（终止调解） Record a failed mediation", "failure",
             {"version": 6, "reason": "厂方拒绝支付", "referral": "arbitration"},
             who=by_role(MEDIATION, or_assignee=True),
         ),
@@ -442,7 +443,7 @@ ACTIONS: dict[str, Action] = {
             _REASON,
         ),
         Action(
-            "reopen", "reopened", ReasonIn, _reopen, "重启 Reopen", "reopen",
+            "reopen", "reopened", ReasonIn, _reopen, "重新办理 Reopen", "reopen",
             {"version": 9, "reason": "回访时当事人表示协议未履行"},
         ),
         Action(

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, event
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
@@ -151,10 +150,6 @@ def read_session(engine: Engine | None = None) -> Iterator[Session]:
     engine = engine or get_engine()
     with Session(engine, expire_on_commit=False) as session:
         yield session
-
-
-def is_locked_error(exc: BaseException) -> bool:
-    return isinstance(exc, OperationalError) and "locked" in str(exc).lower()
 
 
 # Free text is masked on every flush (numbers moved to encrypted rows): registered with

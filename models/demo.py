@@ -170,11 +170,6 @@ def _city_plan() -> _Plan:
     return plan
 
 
-def demo_units() -> list[UnitSpec]:
-    """The unit tree, parents before children (``demo_data/jiangxin/units.csv``)."""
-    return list(_city_plan().units)
-
-
 @lru_cache(maxsize=1)
 def _staff_plan() -> tuple[StaffSpec, ...]:
     rows = read_csv(DISTRICT / "staff.csv", required=STAFF_COLUMNS, optional=STAFF_OPTIONAL)
@@ -263,6 +258,10 @@ def _weighted(rng: random.Random, weights: dict[str, int]) -> str:
     return rng.choices(keys, weights=[weights[k] for k in keys])[0]
 
 
+# Night hours as residents say them (never 「凌晨22点」: 22:00 is 晚上10点).
+_LATE_HOURS = {22: "晚上10点", 23: "晚上11点", 0: "半夜12点", 1: "凌晨1点", 2: "凌晨2点"}
+
+
 def _slots(rng: random.Random, *, firm: str, building: str) -> dict[str, Any]:
     months = rng.randint(2, 6)
     area = rng.randint(38, 96)
@@ -275,7 +274,7 @@ def _slots(rng: random.Random, *, firm: str, building: str) -> dict[str, Any]:
         "n": rng.randint(3, 12),
         "days": rng.randint(2, 5),
         "years": rng.randint(8, 26),
-        "hour": rng.choice((22, 23, 0, 1, 2)),
+        "late": _LATE_HOURS[rng.choice((22, 23, 0, 1, 2))],
         "weeks": rng.randint(2, 6),
         "floor": rng.randint(2, 18),
         "area": area,
@@ -476,22 +475,29 @@ def load_demo_city(session: Session) -> str:
     if is_loaded(session):
         return "already loaded, nothing added 已载入，未重复添加: " + _summary(session)
     load_district(session, DISTRICT, actor="demo", password_hash=hash_password(DEMO_PASSWORD))
-    staff_by_unit: dict[str, list[Staff]] = {}
-    codes = {u.id: u.code for u in session.exec(select(Unit)).all()}
-    for member in session.exec(select(Staff).order_by(col(Staff.id))).all():
-        staff_by_unit.setdefault(codes.get(member.unit_id, ""), []).append(member)
-    complaints = demo_complaints()[:FIRST_BATCH]
-    times = submission_times(len(complaints), now=clock.now())
-    for data, at in zip(complaints, times, strict=True):
-        actor, recorder = _recorder(data, staff_by_unit)
+    for at, data, actor, recorder in demo_arrivals(session, now=clock.now()):
         create_case(session, data=data, actor=actor, created_by_id=recorder, at=at)
     session.flush()
     return _summary(session)
 
 
-def _id(unit: Unit) -> int:
-    assert unit.id is not None, "flushed above"
-    return unit.id
+def demo_arrivals(
+    session: Session, *, now: datetime, count: int = FIRST_BATCH
+) -> list[tuple[datetime, CaseCreate, Actor, int | None]]:
+    """The first ``count`` sample complaints with the moment each arrives (over the
+    :data:`HISTORY_DAYS` before ``now``) and who records it; the district must be
+    loaded (replays feed these in at their times, ``load_demo_city`` all at once)."""
+    staff_by_unit: dict[str, list[Staff]] = {}
+    codes = {u.id: u.code for u in session.exec(select(Unit)).all()}
+    for member in session.exec(select(Staff).order_by(col(Staff.id))).all():
+        staff_by_unit.setdefault(codes.get(member.unit_id, ""), []).append(member)
+    complaints = demo_complaints()[:count]
+    times = submission_times(len(complaints), now=now)
+    out: list[tuple[datetime, CaseCreate, Actor, int | None]] = []
+    for data, at in zip(complaints, times, strict=True):
+        actor, recorder = _recorder(data, staff_by_unit)
+        out.append((at, data, actor, recorder))
+    return out
 
 
 def _recorder(data: CaseCreate, staff_by_unit: dict[str, list[Staff]]) -> tuple[Actor, int | None]:

@@ -37,7 +37,7 @@ from models.unit import Pairing, Unit
 
 UNIT_COLUMNS = ("code", "name", "name_en", "level", "parent_code", "address", "lat", "lon")
 STAFF_COLUMNS = ("username", "name", "role", "unit_code", "skills", "phone", "active")
-STAFF_OPTIONAL = ("capacity", "away")
+STAFF_OPTIONAL = ("capacity", "away", "employer")
 PAIRING_COLUMNS = ("community_code", "category", "agency_code")
 
 # Which level a unit's parent must have. A district may be the top of an installation.
@@ -213,6 +213,8 @@ class StaffRow(_Row):
     active: bool = True
     capacity: int | None = None
     away: bool | None = None
+    # In-service Party members (在职党员) registered with a community: their home unit.
+    employer: str | None = None
 
     @field_validator("username", mode="before")
     @classmethod
@@ -404,7 +406,13 @@ def _check_units(
 
 
 def import_units(
-    session: Session, rows: list[Row], *, file: str, actor: str, digest: str = ""
+    session: Session,
+    rows: list[Row],
+    *,
+    file: str,
+    actor: str,
+    digest: str = "",
+    action: str | None = None,
 ) -> ImportReport:
     """Add and update units from ``rows``; a changed parent moves the unit (and its
     subtree, and the cases filed there) without touching any case's history."""
@@ -454,7 +462,7 @@ def import_units(
             report.unchanged.append(spec.code)
     session.flush()
     report.not_in_file = sorted(set(existing) - set(in_file))
-    log_import(session, report, actor=actor, file=file, digest=digest)
+    log_import(session, report, actor=actor, file=file, digest=digest, action=action)
     return report
 
 
@@ -516,6 +524,8 @@ def _staff_fields(spec: StaffRow, unit_id: int | None) -> dict[str, Any]:
         fields["capacity"] = spec.capacity
     if spec.away is not None:
         fields["away"] = spec.away
+    if spec.employer:
+        fields["employer"] = spec.employer.strip()[:100]
     return fields
 
 
@@ -536,6 +546,7 @@ def import_staff(
     actor: str,
     digest: str = "",
     password_hash: str | None = None,
+    action: str | None = None,
 ) -> ImportReport:
     """Add and update staff accounts. A new account gets a one-time sign-in link (in the
     report, shown once) unless ``password_hash`` is given (the demo city's documented
@@ -607,7 +618,7 @@ def import_staff(
             report.unchanged.append(spec.username)
     session.flush()
     report.not_in_file = sorted(set(existing) - set(seen))
-    log_import(session, report, actor=actor, file=file, digest=digest)
+    log_import(session, report, actor=actor, file=file, digest=digest, action=action)
     return report
 
 
@@ -686,7 +697,13 @@ def import_pairings(
 
 
 def log_import(
-    session: Session, report: ImportReport, *, actor: str, file: str, digest: str
+    session: Session,
+    report: ImportReport,
+    *,
+    actor: str,
+    file: str,
+    digest: str,
+    action: str | None = None,
 ) -> None:
     """One administration-log entry for an import that changed something."""
     if not report.touched:
@@ -694,13 +711,15 @@ def log_import(
     record(
         session,
         actor=actor,
-        action=f"import.{report.kind.split()[0]}",
+        action=action or f"import.{report.kind.split()[0]}",
         target=file,
         detail={
             "sha256": digest,
             "added": len(report.added),
             "changed": len(report.changed),
             "unchanged": len(report.unchanged),
+            # Codes and field names, never values: a phone number stays out of the log.
+            "items": [*report.added, *(f"{k}: {', '.join(f)}" for k, f in report.changed)][:50],
         },
     )
 

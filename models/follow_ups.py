@@ -289,7 +289,7 @@ def settle_after_follow_up(session: Session, *, case_id: int, actor: Actor) -> S
 def reopen_case(
     session: Session, *, case_id: int, reason: str, actor: Actor, expected_version: int | None
 ) -> Case:
-    """Reopen a case in follow-up or closed, at the resident's request (重启)."""
+    """Reopen a case in follow-up or closed, at the resident's request (重新办理)."""
     case = get_case(session, case_id=case_id)
     lifecycle.check_version(case, expected_version)
     if case.anonymised_at is not None:
@@ -298,11 +298,11 @@ def reopen_case(
             "record a new case instead",
             "本案个人信息已按保存期限匿名化，请登记新案件。",
         )
-    text = required_text(reason, "reason", "重启原因", max_length=2000)
+    text = required_text(reason, "reason", "重新办理的原因", max_length=2000)
     if case.status not in (S.FOLLOW_UP, S.CLOSED):
         raise InvalidTransition(
             f"cannot reopen a case that is {case.status.value}",
-            f"案件当前状态为「{case.status.zh}」，不能重启。",
+            f"案件当前状态为「{case.status.zh}」，不能重新办理。",
         )
     _start_over(session, case)
     lifecycle.apply(

@@ -274,16 +274,25 @@ def init_keys() -> list[str]:
     if not _env_key("field") and not (folder / FIELD_FILE).exists():
         write_keyring("1", {"1": new_key()})
         written.append(FIELD_FILE)
-    auth = folder / PREFECT_AUTH_FILE
-    if not auth.exists():
-        write_private(auth, f"tiaojie:{secrets.token_urlsafe(24)}\n")
-        written.append(auth.name)
+    if ensure_prefect_auth():
+        written.append(PREFECT_AUTH_FILE)
     forget_cached_keys()
     return written
 
 
+def ensure_prefect_auth() -> bool:
+    """Generate the Prefect server's ``user:password`` unless there is one (True if
+    written)."""
+    auth = keys_dir() / PREFECT_AUTH_FILE
+    if auth.exists():
+        return False
+    write_private(auth, f"tiaojie:{secrets.token_urlsafe(24)}\n")
+    return True
+
+
 def prefect_auth_string() -> str | None:
-    """``user:password`` for the Prefect server's basic auth, when one was generated."""
+    """``user:password`` for the Prefect server's basic auth: ``PREFECT_API_AUTH_STRING``
+    when set, else the generated file, if any."""
     env = os.environ.get("PREFECT_API_AUTH_STRING", "").strip()
     if env:
         return env

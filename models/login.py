@@ -203,3 +203,39 @@ def sign_in(
             )
         )
     return result
+
+
+# --- reading the audit ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    """One audited attempt as an administrator reads it: the account when the name was
+    known (the name typed is never kept), the front end, the address and the outcome."""
+
+    at: datetime
+    channel: str
+    username: str | None
+    address: str
+    outcome: str
+
+
+def recent_attempts(
+    session: Session, *, since: datetime, failed_only: bool = False, limit: int = 200
+) -> list[AttemptRow]:
+    """Sign-in attempts since ``since``, newest first (refusals by the limit or the
+    back-off count as failed)."""
+    query = (
+        select(SignInAttempt, col(Staff.username))
+        .outerjoin(Staff, col(Staff.id) == col(SignInAttempt.staff_id))
+        .where(col(SignInAttempt.at) >= clock.ensure_utc(since))
+    )
+    if failed_only:
+        query = query.where(col(SignInAttempt.outcome) != "ok")
+    rows = session.exec(
+        query.order_by(col(SignInAttempt.at).desc(), col(SignInAttempt.id).desc()).limit(limit)
+    ).all()
+    return [
+        AttemptRow(clock.ensure_utc(a.at), a.channel, name, a.address, a.outcome)
+        for a, name in rows
+    ]

@@ -359,9 +359,9 @@ def fail_mediation(
     arbitration, court or an agency in the same transaction."""
     case = get_case(session, case_id=case_id)
     lifecycle.check_version(case, expected_version)
-    _require_status(case, {S.IN_MEDIATION}, "record a failed mediation for", "记录调解未成")
-    _staff_only(actor, "recording a failed mediation", "记录调解未成")
-    text = required_text(reason, "reason", "调解未成的原因", max_length=2000)
+    _require_status(case, {S.IN_MEDIATION}, "record a failed mediation for", "记录调解不成")
+    _staff_only(actor, "recording a failed mediation", "记录调解不成")
+    text = required_text(reason, "reason", "调解不成的原因", max_length=2000)
     case.outcome_note = text
     lifecycle.apply(
         session,
@@ -389,18 +389,6 @@ def fail_mediation(
         )
     session.flush()
     return case
-
-
-def get_agreement(session: Session, *, case_id: int) -> Agreement:
-    """The case's latest agreement (a reopened case may have been settled again)."""
-    row = session.exec(
-        select(Agreement)
-        .where(Agreement.case_id == case_id)
-        .order_by(col(Agreement.signed_at).desc(), col(Agreement.id).desc())
-    ).first()
-    if row is None:
-        raise NotFound(f"case {case_id} has no agreement", f"案件 {case_id} 尚无调解协议")
-    return row
 
 
 def list_sessions(session: Session, *, case_id: int) -> list[MediationSession]:

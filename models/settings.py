@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     work_pool: str = "tiaojie"
     outbox_max_attempts: int = 10
     reports_cron: str = "30 0 * * *"
+    # The monthly report (月报) of the month before, at 01:00 on the 1st (Asia/Shanghai).
+    monthly_report_cron: str = "0 1 1 * *"
 
     # Notifications
     notifier_url: str | None = Field(default=None, description="Webhook URL; unset logs instead.")
@@ -82,6 +84,11 @@ class Settings(BaseSettings):
     token_ttl_s: int = 8 * 3600
     max_body_bytes: int = 256 * 1024
     open311_rate_limit_per_min: int = 60
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses of reverse proxies whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed (default none).",
+    )
     signin_per_minute: int = Field(
         default=10,
         description="Password checks a minute per user name and per client address "

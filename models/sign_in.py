@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Field, Session, SQLModel, col, select, update
 
-from models import clock
+from models import clock, web_sessions
 from models.errors import ValidationError
 from models.passwords import hash_password
 from models.settings import get_settings
@@ -96,6 +96,9 @@ def redeem(session: Session, token: str, *, password: str, repeat: str) -> Staff
         )
     check_new_password(password, repeat)
     staff.password_hash = hash_password(password)
+    assert staff.id is not None
+    # A new password ends every session signed in with the old one.
+    web_sessions.revoke_sessions(session, staff.id, why="password")
     session.exec(
         update(SignInLink)
         .where(SignInLink.token_hash == _digest(token))  # type: ignore[arg-type]

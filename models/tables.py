@@ -21,6 +21,7 @@ from models.sign_in import SignInLink
 from models.staff import Staff
 from models.text_numbers import CaseTextNumber
 from models.unit import Pairing, Unit
+from models.web_sessions import WebSession
 
 metadata = SQLModel.metadata
 
@@ -50,5 +51,6 @@ __all__ = [
     "Staff",
     "TimeLimitPolicy",
     "Unit",
+    "WebSession",
     "metadata",
 ]

@@ -1,4 +1,4 @@
-"""Triage (分拣): classify a complaint, link duplicates and clusters, route it and set its
+"""Triage (研判分流): classify a complaint, link duplicates and clusters, route it and set its
 time limits.
 
 Classification is rules and weighted keywords over the Chinese text (substring
@@ -17,12 +17,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
-from models import clock, lifecycle, pii
+from models import clock, groups, lifecycle, pii
 from models.access import Actor
 from models.case import Case, CaseLink
 from models.cases import get_case, normalise_org_name
 from models.deadlines import compute_deadlines
-from models.enums import CaseStatus, Category, LinkKind, Priority
+from models.enums import CaseStatus, Category, LinkKind, Priority, UnitLevel
 from models.routing import Directory, locate
 from models.settings import get_settings
 from models.unit import Unit
@@ -140,7 +140,6 @@ DUPLICATE_THRESHOLD = 0.5  # same respondent or place, and this similar: the sam
 RELATED_THRESHOLD = 0.2  # same place and this similar: about the same thing
 MAX_LINKS = 10
 MAX_CANDIDATES = 300
-GROUP_MIN_OPEN_CASES = 3  # open cases against one respondent that make a group case
 
 
 def bigrams(text: str) -> frozenset[str]:
@@ -288,7 +287,6 @@ def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult
     """Classify, link duplicates and clusters, route and set the time limits of a
     submitted (or reopened) case, then move it to ``triaged``. Called again on a case
     already past triage, it changes nothing and returns the current result."""
-    settings = get_settings()
     case = get_case(session, case_id=case_id)
     assert case.id is not None
     if case.status not in (CaseStatus.SUBMITTED, CaseStatus.REOPENED):
@@ -378,18 +376,13 @@ def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult
         )
 
     case.cluster_key = cluster_key_for(case, place)
-    open_same_respondent = [
-        c
-        for c in candidates
-        if c.same_respondent and c.case.is_open and c.case.duplicate_of_id is None
-    ]
-    complainants = case.people_affected + sum(c.case.people_affected for c in open_same_respondent)
-    case.is_group = case.people_affected >= settings.group_case_threshold or (
-        bool(case.respondent_key)
-        and (
-            len(open_same_respondent) + 1 >= GROUP_MIN_OPEN_CASES
-            or complainants >= settings.group_case_threshold
-        )
+    directory = Directory.load_branch(session, place)
+    community = directory.ancestor_at(place, UnitLevel.COMMUNITY)
+    case.is_group = groups.is_group_case(
+        session,
+        case=case,
+        nearby=[(c.case, c.score) for c in candidates],
+        community_path=community.path if community else None,
     )
     if (
         case.is_group
@@ -403,7 +396,6 @@ def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult
         case.priority = Priority.HIGH
 
     # 4. Handling unit and time limits at its level.
-    directory = Directory.load_branch(session, place)
     unit = directory.handling_unit_for(place, case.category, group=case.is_group)
     policy = directory.policy(category=case.category, priority=case.priority, level=unit.level)
     deadlines = compute_deadlines(policy, start=_limits_start(case, now))

@@ -92,14 +92,6 @@ def shared_client() -> httpx.Client:
         return _shared_client
 
 
-def close_shared_client() -> None:
-    global _shared_client
-    with _client_lock:
-        if _shared_client is not None:
-            _shared_client.close()
-            _shared_client = None
-
-
 def _retry_after_s(response: httpx.Response) -> float | None:
     value = response.headers.get("Retry-After")
     if not value:
@@ -244,7 +236,8 @@ def compose(session: Session, *, case: Case, event: CaseEvent) -> Message | None
         recipient = None
         level = data.get("level", case.escalation_level)
         text = (
-            f"【上报】案件 {number}（{cat.zh}）逾期未办结，已上报至 {unit_zh}（第 {level} 级），"
+            f"【提级督办】案件 {number}（{cat.zh}）逾期未办结，"
+            f"已提级至 {unit_zh}（第 {level} 级），"
             f"新时限 {due}。 / Case {number} ({cat.en}) is overdue and escalated to "
             f"{unit_en} (level {level}); new limit {due}."
         )
@@ -310,6 +303,18 @@ def pending_messages(session: Session, *, case_id: int) -> list[Message]:
 # --- delivering once ------------------------------------------------------------------
 
 
+def _new_row(message: Message) -> Notification:
+    """The record of a message about to be sent for the first time."""
+    return Notification(
+        case_id=message.case_id,
+        idempotency_key=message.key,
+        recipient_id=message.recipient_id,
+        kind=message.kind,
+        text=message.text,
+        created_at=clock.now(),
+    )
+
+
 def deliver(message: Message, *, notifier: Notifier | None = None) -> str:
     """Record, send and mark sent. Returns ``"sent"`` or ``"already_sent"``."""
     notifier = notifier or get_notifier()
@@ -320,14 +325,7 @@ def deliver(message: Message, *, notifier: Notifier | None = None) -> str:
         if row is not None and row.sent_at is not None:
             return "already_sent"
         if row is None:
-            row = Notification(
-                case_id=message.case_id,
-                idempotency_key=message.key,
-                recipient_id=message.recipient_id,
-                kind=message.kind,
-                text=message.text,
-                created_at=clock.now(),
-            )
+            row = _new_row(message)
         row.attempts += 1
         session.add(row)
     try:
@@ -369,14 +367,7 @@ def deliver_many(
                 counts["already_sent"] += 1
                 continue
             if row is None:
-                row = Notification(
-                    case_id=message.case_id,
-                    idempotency_key=key,
-                    recipient_id=message.recipient_id,
-                    kind=message.kind,
-                    text=message.text,
-                    created_at=clock.now(),
-                )
+                row = _new_row(message)
             row.attempts += 1
             session.add(row)
             todo.append(message)

@@ -81,3 +81,17 @@ async def read_problem_of_the_month(month_start: date) -> dict[str, Any] | None:
             return as_row(found)
 
     return await asyncio.to_thread(run)
+
+
+@task(name="write_monthly_report", persist_result=False, cache_policy=NO_CACHE, retries=2)
+async def write_monthly_report(month: str) -> str:
+    """Build the city-wide monthly report of ``month`` (YYYY-MM) and keep it; answers the
+    file's name (no personal data anywhere in it)."""
+    from models import clock, monthly_report
+
+    def run() -> str:
+        with read_session() as session:
+            report = monthly_report.build(session, monthly_report.month_of(month), now=clock.now())
+        return monthly_report.store(monthly_report.to_xlsx(report), month).name
+
+    return await asyncio.to_thread(run)

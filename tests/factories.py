@@ -1,6 +1,6 @@
 """Test data builders. A small city: 1 district, 1 street, 2 communities (A and B),
 a compound and two buildings each, a labour agency paired with community A, staff in
-every unit, and the DOMAIN.md time limits."""
+every unit, and the time limits of docs/DOMAIN.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""``tiaojie audit``: check the integrity of the case timeline (审计)."""
+"""``tiaojie audit``: check the integrity of the case timeline and read the sign-in
+audit (审计)."""
 
 from __future__ import annotations
 
@@ -60,3 +61,41 @@ def verify() -> None:
         )
     console.print(f"[red]{len(findings)} problem(s) 处问题[/]")
     raise typer.Exit(code=1)
+
+
+@app.command("sign-ins")
+def sign_ins(
+    hours: int = typer.Option(24, "--hours", min=1, max=24 * 366, help="How far back."),
+    failed: bool = typer.Option(False, "--failed", help="Only refused attempts."),
+    limit: int = typer.Option(200, "--limit", min=1, max=10_000, help="At most this many."),
+) -> None:
+    """List sign-in attempts on both paths (token and web form), newest first: when,
+    where from, which account, and the outcome. No password or token is ever recorded.
+
+    列出登录尝试（令牌与网页两种方式），最新的在前：时间、来源地址、账号与结果。
+    """
+    from datetime import timedelta
+
+    from rich.table import Table
+
+    from models import clock
+    from models.db import get_engine, read_session
+    from models.login import recent_attempts
+
+    since = clock.now() - timedelta(hours=hours)
+    with read_session(get_engine()) as session:
+        rows = recent_attempts(session, since=since, failed_only=failed, limit=limit)
+    if not rows:
+        console.print(f"no sign-in attempts in the last {hours} h 最近 {hours} 小时无登录尝试")
+        return
+    table = Table("time 时间", "via 方式", "account 账号", "address 地址", "outcome 结果")
+    for row in rows:
+        style = "" if row.outcome == "ok" else "red"
+        table.add_row(
+            clock.format_local(row.at),
+            row.channel,
+            row.username or "(unknown name 未知用户名)",
+            row.address,
+            f"[{style}]{row.outcome}[/]" if style else row.outcome,
+        )
+    console.print(table)

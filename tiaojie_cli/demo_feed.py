@@ -181,12 +181,12 @@ def _step(session: Session, case: Case, actor: Actor) -> str | None:
             mediating.fail_mediation(
                 session,
                 case_id=case.id,
-                reason=f"{SIMULATED} 双方分歧较大，调解未成，建议申请仲裁。",
+                reason=f"{SIMULATED} 双方分歧较大，调解不成，终止调解，告知可申请仲裁。",
                 referral=ReferralTarget.ARBITRATION,
                 actor=actor,
                 expected_version=case.version,
             )
-            return "mediation failed, referred to arbitration 调解未成，移交仲裁"
+            return "mediation failed, referred to arbitration 调解不成，移交劳动人事争议仲裁"
         today = clock.to_local(now).date()
         mediating.sign_agreement(
             session,

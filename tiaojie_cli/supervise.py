@@ -176,9 +176,6 @@ class Supervisor:
             return False
         return child.spec.health() if child.spec.health else True
 
-    def all_healthy(self) -> bool:
-        return all(self.healthy(name) for name in self.children)
-
     def check(self) -> list[Death]:
         """Reap dead children and restart them (bounded). Call it every second or so."""
         deaths: list[Death] = []
@@ -215,17 +212,6 @@ class Supervisor:
                     )
                 )
         return deaths
-
-    def all_pids(self) -> set[int]:
-        """Every process the supervisor is responsible for, children and descendants."""
-        pids: set[int] = set()
-        with self._lock:
-            for child in self.children.values():
-                if child.process is not None and child.alive():
-                    pids.add(child.process.pid)
-                    pids |= _descendants(child.process.pid)
-                pids |= child.known_descendants
-        return living(pids)
 
     # -- stop --------------------------------------------------------------------
 

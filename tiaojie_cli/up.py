@@ -99,12 +99,18 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-def prefect_deployments_ready(api_url: str) -> Callable[[], bool]:
+def prefect_deployments_ready(api_url: str, auth: str | None = None) -> Callable[[], bool]:
     """Healthy when the Prefect server sees at least one deployment being polled."""
+    basic = tuple(auth.split(":", 1)) if auth and ":" in auth else None
 
     def check() -> bool:
         try:
-            response = httpx.post(f"{api_url}/deployments/filter", json={"limit": 200}, timeout=5)
+            response = httpx.post(
+                f"{api_url}/deployments/filter",
+                json={"limit": 200},
+                timeout=5,
+                auth=basic,  # type: ignore[arg-type]
+            )
         except httpx.HTTPError:
             return False
         if response.status_code != 200:
@@ -196,6 +202,7 @@ class Up:
         self.api_url = attach.rstrip("/") if attach else f"http://127.0.0.1:{prefect_port}/api"
         self.ui_url = self.api_url.removesuffix("/api")
         self.app_url = f"http://127.0.0.1:{port}"
+        self.prefect_auth: str | None = None  # set by _check_keys
 
     # -- environment ---------------------------------------------------------------
 
@@ -211,6 +218,9 @@ class Up:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if self.prefect_auth:
+            # The worker, its flow runs and the `prefect` CLI sign in to the server.
+            env["PREFECT_API_AUTH_STRING"] = self.prefect_auth
         env.update(extra)
         return env
 
@@ -219,6 +229,16 @@ class Up:
         return str(candidate) if candidate.exists() else name
 
     # -- children ------------------------------------------------------------------
+
+    def server_security(self) -> dict[str, str]:
+        """The embedded server asks who is calling (HTTP basic auth; its UI shows a
+        sign-in page) and answers cross-origin requests only from its own UI and the app."""
+        settings = {
+            "PREFECT_SERVER_CORS_ALLOWED_ORIGINS": f"{self.ui_url},{self.app_url}",
+        }
+        if self.prefect_auth:
+            settings["PREFECT_SERVER_API_AUTH_STRING"] = self.prefect_auth
+        return settings
 
     def server_spec(self) -> ChildSpec:
         return ChildSpec(
@@ -234,6 +254,7 @@ class Up:
                 str(self.prefect_port),
             ],
             env=self.child_env(
+                **self.server_security(),
                 PREFECT_UI_ENABLED="true",
                 PREFECT_UI_API_URL=self.api_url,
                 PREFECT_SERVER_API_HOST="127.0.0.1",
@@ -253,10 +274,19 @@ class Up:
             argv=[sys.executable, "-m", "deployments.serve"],
             env=self.child_env(),
             log_path=self.layout.logs / "worker.log",
-            health=prefect_deployments_ready(self.api_url),
+            health=prefect_deployments_ready(self.api_url, self.prefect_auth),
             cwd=Path.cwd(),
             max_restarts=self.max_restarts,
         )
+
+    def proxy_args(self) -> list[str]:
+        """uvicorn believes X-Forwarded-For only from the proxies named in
+        TIAOJIE_TRUSTED_PROXIES (its own default would trust 127.0.0.1, that is any
+        local process)."""
+        proxies = self.settings.trusted_proxies.strip()
+        if not proxies:
+            return ["--no-proxy-headers"]
+        return ["--proxy-headers", "--forwarded-allow-ips", proxies]
 
     def app_spec(self) -> ChildSpec:
         return ChildSpec(
@@ -272,6 +302,7 @@ class Up:
                 "--port",
                 str(self.port),
                 "--no-access-log",
+                *self.proxy_args(),
             ],
             env=self.child_env(TIAOJIE_READY_FILE=str(self.layout.ready_file)),
             log_path=self.layout.logs / "app.log",
@@ -319,6 +350,9 @@ class Up:
         private_home()
         if self.demo:
             keys.init_keys()
+        if not self.attached:
+            keys.ensure_prefect_auth()
+        self.prefect_auth = keys.prefect_auth_string()
         weak = keys.default_sources()
         if weak:
             raise UpError(
@@ -375,10 +409,17 @@ class Up:
                 self._wait(progress, task, spec.health, spec.name)
                 progress.update(task, description=f"{spec.label}: running 运行中", completed=1)
 
-            ready_task = progress.add_task("Ready check 就绪检查 /healthz", total=1)
-            self.layout.ready_file.write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-            self._wait(progress, ready_task, http_ok(f"{self.app_url}/healthz"), "app")
-            progress.update(ready_task, completed=1)
+    def mark_ready(self) -> None:
+        """Set the ready flag (``/healthz`` answers 200 from then on) once the ready
+        screen is out: whoever waits for 200 may read the screen at once."""
+        console.file.flush()
+        self.layout.ready_file.write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        check = http_ok(f"{self.app_url}/healthz")
+        while not self.stop_event.is_set() and not check():
+            if time.monotonic() > deadline:
+                raise UpError("就绪检查超时", "/healthz did not answer 200 in time")
+            time.sleep(0.2)
 
     # -- the ready screen ------------------------------------------------------------
 
@@ -389,6 +430,13 @@ class Up:
         urls.add_row("Open311 公众接口", f"{self.app_url}/open311/v2/services.json")
         urls.add_row("Health 健康检查", f"{self.app_url}/healthz")
         urls.add_row("Prefect UI 编排界面", f"{self.ui_url}/")
+        if self.prefect_auth and not self.attached:
+            from models.keys import PREFECT_AUTH_FILE, keys_dir
+
+            urls.add_row(
+                "Prefect sign-in 登录",
+                f"user:password 用户名:密码 in {keys_dir() / PREFECT_AUTH_FILE}",
+            )
         console.print(Panel(urls, title="Tiaojie 调解 is ready 已就绪", border_style="green"))
 
         where = Table.grid(padding=(0, 2))
@@ -420,7 +468,7 @@ class Up:
                 "「演示模拟」 on each case's timeline. Demo clock 演示时钟: real time 与真实时间"
                 "一致; the demo backlog was submitted over the past weeks, so reminders "
                 "and escalations of overdue cases appear within minutes "
-                "（积压案件已超期，几分钟内即可看到催办与上报）."
+                "（积压案件已超期，几分钟内即可看到催办与提级督办）."
             )
         console.print("Press Ctrl-C to stop 按 Ctrl-C 停止。")
 
@@ -508,6 +556,7 @@ def run_up(
         up.start()
         if not up.stop_event.is_set():
             up.print_ready()
+            up.mark_ready()
             if demo:
                 up.start_demo_feed()
             up.supervise()

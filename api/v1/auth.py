@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.client import client_address
 from api.deps import DBRead, engine_of
 from api.ratelimit import RateLimited
 from api.security import AuthError, create_token, principal_for_staff
@@ -44,7 +45,7 @@ def issue_token(request: Request, data: Credentials, session: DBRead) -> TokenAn
         engine_of(request),
         username=data.username,
         password=data.password,
-        address=request.client.host if request.client else "?",
+        address=client_address(request),
         channel="api",
         per_minute=request.app.state.settings.signin_per_minute,
     )

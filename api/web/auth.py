@@ -16,13 +16,15 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
+from datetime import timedelta
 from typing import Any
 
 import jwt
 from fastapi import Request, Response
 from sqlmodel import Session
 
-from models import keys
+from api.client import is_https
+from models import keys, web_sessions
 from models.access import Principal, principal_for_staff
 from models.settings import get_settings
 from models.staff import Staff
@@ -37,22 +39,21 @@ def _key() -> bytes:
     return keys.key("session")
 
 
-def is_https(request: Request) -> bool:
-    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
-    return request.url.scheme == "https" or forwarded == "https"
-
-
-def issue_session(staff_id: int) -> tuple[str, str]:
-    """A new signed session token and its CSRF token."""
+def issue_session(session: Session, staff_id: int) -> tuple[str, str]:
+    """A new session, recorded server-side (:mod:`models.web_sessions`): the signed
+    cookie value and its CSRF token."""
     settings = get_settings()
     now = int(time.time())
     csrf = secrets.token_urlsafe(32)
+    sid = web_sessions.start_session(
+        session, staff_id=staff_id, ttl=timedelta(seconds=settings.token_ttl_s)
+    )
     claims: dict[str, Any] = {
         "sub": str(staff_id),
         "aud": AUDIENCE,
         "iat": now,
         "exp": now + settings.token_ttl_s,
-        "sid": secrets.token_urlsafe(16),
+        "sid": sid,
         "csrf": csrf,
     }
     return jwt.encode(claims, _key(), algorithm=ALGORITHM), csrf
@@ -68,7 +69,7 @@ def read_session(token: str | None) -> dict[str, Any] | None:
             _key(),
             algorithms=[ALGORITHM],
             audience=AUDIENCE,
-            options={"require": ["exp", "sub", "aud", "csrf"]},
+            options={"require": ["exp", "sub", "aud", "csrf", "sid"]},
         )
     except jwt.PyJWTError:
         return None
@@ -85,6 +86,13 @@ def set_session_cookie(response: Response, request: Request, token: str) -> None
         secure=is_https(request),
         path="/",
     )
+
+
+def end_session(request: Request, session: Session) -> None:
+    """Revoke the session of this request's cookie (signing out)."""
+    claims = read_session(request.cookies.get(SESSION_COOKIE))
+    if claims is not None:
+        web_sessions.revoke_session(session, sid=str(claims["sid"]), why="logout")
 
 
 def clear_session_cookie(response: Response, request: Request) -> None:
@@ -105,6 +113,8 @@ def current_user(request: Request, session: Session) -> Principal | None:
     staff = session.get(Staff, staff_id)
     if staff is None or not staff.active:
         return None
+    if not web_sessions.session_alive(session, sid=str(claims["sid"]), staff_id=staff_id):
+        return None  # signed out, revoked, or expired
     return principal_for_staff(session, staff)
 
 

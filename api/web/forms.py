@@ -110,6 +110,8 @@ def _generic(form: Mapping[str, str], action: Action) -> dict[str, Any]:
         raw = form.get(field.name, "")
         if field.kind == "checkbox":
             data[field.name] = raw.strip().lower() in TRUE
+        elif field.kind == "number":
+            data[field.name] = _number(raw, field.name)
         elif raw.strip():
             data[field.name] = raw.strip() if field.kind != "textarea" else raw
     return data
@@ -137,8 +139,26 @@ def local_datetime(value: str, field: str) -> datetime:
     return moment
 
 
+def _not_a_number(field: str) -> ValidationError:
+    return ValidationError(
+        f"{field}: must be a number",
+        f"{field}：应为数字",
+        problems=[FieldProblem(field, "应为数字", "must be a number")],
+    )
+
+
+def _number(text: str, field: str) -> int | None:
+    """A plain ASCII number typed into a form ("" is None; ``abc`` or ``²`` is a 422)."""
+    text = text.strip()
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit() and len(text) <= 12):
+        raise _not_a_number(field)
+    return int(text)
+
+
 def _consent(form: Mapping[str, str], _action: Action) -> dict[str, Any]:
-    ids = [int(x) for x in form.get("party_ids", "").split(",") if x.strip().isdigit()]
+    ids = [_number(x, "party_ids") for x in form.get("party_ids", "").split(",") if x.strip()]
     return {"party_ids": ids or None}
 
 
@@ -176,8 +196,7 @@ def read_form(action: Action, form: Mapping[str, str]) -> pydantic.BaseModel:
     """The posted form as ``action``'s body, or a :class:`ValidationError` naming the
     inputs that are wrong."""
     data = READERS.get(action.name, _generic)(form, action)
-    version = form.get("version", "").strip()
-    data["version"] = int(version) if version.isdigit() and len(version) <= 9 else None
+    data["version"] = _number(form.get("version", ""), "version")
     try:
         return action.body.model_validate(data)
     except pydantic.ValidationError as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -16,18 +15,18 @@ LANGS = ("zh", "en")
 # Event verbs as they appear on a timeline (the state machine's own zh labels first).
 VERB_LABELS: dict[str, tuple[str, str]] = {
     "submitted": ("登记受理", "Submitted"),
-    "triaged": ("分拣", "Triaged"),
+    "triaged": ("研判分流", "Triaged"),
     "assigned": ("派单", "Assigned"),
     "mediation_started": ("开始调解", "Mediation started"),
     "agreement_signed": ("达成协议", "Agreement signed"),
-    "mediation_failed": ("调解未成", "Mediation failed"),
+    "mediation_failed": ("调解不成（终止调解）", "Mediation failed"),
     "follow_up_due": ("转入回访", "Follow-up due"),
     "closed": ("办结", "Closed"),
-    "escalated": ("上报", "Escalated"),
+    "escalated": ("提级督办", "Escalated"),
     "referred": ("移交", "Referred"),
     "merged": ("合并", "Merged"),
     "withdrawn": ("撤回", "Withdrawn"),
-    "reopened": ("重启", "Reopened"),
+    "reopened": ("重新办理", "Reopened"),
     "consent_recorded": ("记录调解同意", "Consent recorded"),
     "session_recorded": ("记录调解笔录", "Session recorded"),
     "reminded": ("催办", "Reminder sent"),
@@ -75,7 +74,3 @@ class Translator:
     def both(self, zh: str, en: str) -> str:
         """Chinese with English beside (validation messages)."""
         return f"{zh} / {en}" if zh != en else zh
-
-
-def translator_for(request: Request) -> Callable[[str, str], str]:
-    return Translator(pick_lang(request))

@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from api.client import client_address
 from api.web import auth, forms, queries
 from api.web.charts import RateRow, rates_chart
 from api.web.i18n import Translator, pick_lang, remember_lang
@@ -128,13 +129,7 @@ def render(
         **context,
     }
     response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "frame-ancestors 'none'; form-action 'self'"
-    )
+    # Cache-Control, CSP, framing and referrer: api.headers, on every answer.
     remember_lang(request, response)
     return response
 
@@ -205,7 +200,7 @@ async def login_submit(request: Request) -> Response:
             _engine(request),
             username=username,
             password=password,
-            address=request.client.host if request.client else "?",
+            address=client_address(request),
             channel="web",
             per_minute=_signin_limit(request),
         )
@@ -232,7 +227,8 @@ async def login_submit(request: Request) -> Response:
         response.headers.update(headers)
         auth.set_login_csrf_cookie(response, request, token)
         return response
-    session_token, _csrf = auth.issue_session(staff.id)
+    with write_session(request) as session:
+        session_token, _csrf = auth.issue_session(session, staff.id)
     redirect = RedirectResponse(target, status_code=303)
     auth.set_session_cookie(redirect, request, session_token)
     redirect.delete_cookie(auth.CSRF_COOKIE, path="/")
@@ -242,13 +238,14 @@ async def login_submit(request: Request) -> Response:
 @router.post(f"{PREFIX}/logout")
 async def logout(request: Request) -> Response:
     form = await request.form()
-    with read_session(request) as session:
-        user = auth.current_user(request, session)
     redirect = RedirectResponse(f"{PREFIX}/login", status_code=303)
-    if user is not None and auth.csrf_ok(
-        auth.session_csrf(request), str(form.get("csrf_token", ""))
-    ):
-        auth.clear_session_cookie(redirect, request)
+    with write_session(request) as session:
+        user = auth.current_user(request, session)
+        if user is not None and auth.csrf_ok(
+            auth.session_csrf(request), str(form.get("csrf_token", ""))
+        ):
+            auth.end_session(request, session)  # the cookie stops working everywhere
+            auth.clear_session_cookie(redirect, request)
     return redirect
 
 
@@ -617,6 +614,7 @@ DASHBOARD_LEVELS = (UnitLevel.STREET, UnitLevel.COMMUNITY, UnitLevel.COMPOUND)
 @router.get(f"{PREFIX}/dashboard", response_class=HTMLResponse)
 def dashboard(request: Request, level: str | None = None, days: int = 30) -> Response:
     from models import metrics
+    from models.monthly_report import previous_month
 
     with read_session(request) as session:
         user = auth.current_user(request, session)
@@ -669,6 +667,7 @@ def dashboard(request: Request, level: str | None = None, days: int = 30) -> Res
         "dashboard.html",
         {
             "rates": rates,
+            "last_month": f"{previous_month(clock.to_local(now).date()):%Y-%m}",
             "chart": chart,
             "backlog": backlog,
             "overdue_levels": overdue_levels,

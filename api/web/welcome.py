@@ -58,13 +58,13 @@ async def welcome_submit(request: Request, token: str) -> Response:
                 repeat=str(form.get("repeat", ""))[:256],
             )
             staff_id = staff.id
+            assert staff_id is not None
+            session_token, _csrf = auth.issue_session(session, staff_id)
     except ValidationError as exc:
         with read_session(request) as session:
             still = staff_for(session, token[:64])
         message = t(exc.message_zh, exc.message_en)
         return _form(request, token, username=still.username if still else None, error=message)
-    assert staff_id is not None
-    session_token, _csrf = auth.issue_session(staff_id)
     redirect = RedirectResponse(f"{PREFIX}/inbox", status_code=303)
     auth.set_session_cookie(redirect, request, session_token)
     redirect.delete_cookie(auth.CSRF_COOKIE, path="/")

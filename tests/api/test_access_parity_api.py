@@ -217,7 +217,8 @@ def world() -> Iterator[World]:
     """Built once for the module: the tests here only read, or are refused."""
     for api in make_api():
         cases = build_world(api)
-        cookies = {name: issue_session(_staff(api, name)) for name in USERS}
+        with write_session(api.engine) as s:
+            cookies = {name: issue_session(s, _staff(api, name)) for name in USERS}
         yield World(api, cases, cookies)
 
 

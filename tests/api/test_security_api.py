@@ -170,3 +170,37 @@ def test_public_coordinates_are_rounded_to_the_compound(api: Api, key: str) -> N
     number = filed.json()[0]["service_request_id"]
     row = api.client.get(f"{BASE}/requests/{number}.json").json()[0]
     assert (row["lat"], row["long"]) == (30.123, 120.654)
+
+
+@pytest.mark.parametrize(
+    ("path", "csp_has"),
+    [
+        ("/healthz", "default-src 'none'"),
+        ("/api/v1/cases", "default-src 'none'"),
+        ("/open311/v2/services.xml", "default-src 'none'"),
+        ("/web/login", "script-src 'self';"),
+        ("/docs", "script-src 'self' 'unsafe-inline'"),
+        ("/no-such-page", "default-src 'none'"),
+    ],
+)
+def test_security_headers_on_every_answer(api: Api, path: str, csp_has: str) -> None:
+    answer = api.client.get(path)
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers["referrer-policy"] == "no-referrer"
+    assert csp_has in answer.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    if path.startswith(("/api/", "/web")):
+        assert answer.headers["cache-control"] == "no-store"
+
+
+def test_api_docs_are_served_from_the_package_not_a_cdn(api: Api) -> None:
+    for page in ("/docs", "/redoc"):
+        html = api.client.get(page)
+        assert html.status_code == 200
+        sources = re.findall(r'(?:src|href)="([^"]+)"', html.text)
+        assert sources and all(s.startswith("/") for s in sources), sources
+        for source in sources:
+            if source.startswith("/docs-assets/"):
+                assert api.client.get(source).status_code == 200, source
+    assert "cdn" not in api.client.get("/docs").text.lower()

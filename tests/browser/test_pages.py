@@ -140,7 +140,7 @@ def test_worker_records_a_case_and_a_mediation_session(site: Site, new_page: Any
     sessions = page.locator("#sessions").inner_text()
     assert "桂花社区人民调解室" in sessions and "分两期支付" in sessions
     timeline = page.locator("#timeline").inner_text()
-    for label in ("登记受理", "分拣", "派单", "记录调解同意", "开始调解", "记录调解笔录"):
+    for label in ("登记受理", "研判分流", "派单", "记录调解同意", "开始调解", "记录调解笔录"):
         assert label in timeline
     link = page.locator("a", has_text="查看流程运行").get_attribute("href")
     assert link is not None and link.endswith(f"/runs?tag=case%3A{number}")

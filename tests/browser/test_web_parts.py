@@ -53,10 +53,12 @@ def test_chart_draws_three_bars_per_unit_with_escaped_chinese_labels() -> None:
     assert "Response" in english and "chart-narrow" in english
 
 
-def test_session_cookie_is_signed_and_expires() -> None:
-    token, csrf = auth.issue_session(7)
+def test_session_cookie_is_signed_and_expires(session: Session) -> None:
+    staff_id = build_city(session).staff["workerA"].id
+    assert staff_id is not None
+    token, csrf = auth.issue_session(session, staff_id)
     claims = auth.read_session(token)
-    assert claims is not None and claims["sub"] == "7" and claims["csrf"] == csrf
+    assert claims is not None and claims["sub"] == str(staff_id) and claims["csrf"] == csrf
     header, body, signature = token.split(".")
     assert auth.read_session(f"{header}.{body}.{signature[::-1]}") is None
     forged = jwt.encode(
@@ -69,7 +71,9 @@ def test_session_cookie_is_signed_and_expires() -> None:
     )
     assert auth.read_session(unsigned) is None
     expired = jwt.encode(
-        {"sub": "7", "aud": auth.AUDIENCE, "exp": 1, "csrf": "x"}, auth._key(), algorithm="HS256"
+        {"sub": str(staff_id), "aud": auth.AUDIENCE, "exp": 1, "csrf": "x", "sid": claims["sid"]},
+        auth._key(),
+        algorithm="HS256",
     )
     assert auth.read_session(expired) is None
     assert auth.csrf_ok(csrf, csrf) and not auth.csrf_ok(csrf, csrf[:-1] + "x")

@@ -76,7 +76,7 @@ def env(home: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def up(env: dict[str, str], home: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
+def up(env: dict[str, str], home: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path, int]]:
     port = free_port()
     prefect_port = free_port()
     out = home / "up.out"
@@ -99,7 +99,7 @@ def up(env: dict[str, str], home: Path) -> Iterator[tuple[subprocess.Popen[bytes
             start_new_session=True,
         )
     try:
-        yield proc, port, out
+        yield proc, port, out, prefect_port
     finally:
         if proc.poll() is None:  # the test failed before stopping it: clean up anyway
             pids = family(proc.pid)
@@ -111,10 +111,55 @@ def up(env: dict[str, str], home: Path) -> Iterator[tuple[subprocess.Popen[bytes
                     os.kill(pid, signal.SIGKILL)
 
 
+def check_prefect_asks_who_is_calling(prefect_port: int, home: Path, env: dict[str, str]) -> None:
+    """Finding 5: no anonymous calls, no cross-origin callers; the CLI with the auth
+    string (generated into TIAOJIE_HOME/keys) still works."""
+    api = f"http://127.0.0.1:{prefect_port}/api"
+    auth_file = home / "keys" / "prefect-auth"
+    assert oct(auth_file.stat().st_mode & 0o777) == "0o600"
+    auth = auth_file.read_text().strip()
+    user, password = auth.split(":", 1)
+    anonymous = httpx.post(f"{api}/deployments/filter", json={}, timeout=10)
+    assert anonymous.status_code == 401
+    evil = {"Origin": "http://evil.example", "Content-Type": "text/plain"}
+    forged = httpx.post(f"{api}/flow_runs/", headers=evil, content=b"{}", timeout=10)
+    assert forged.status_code == 401
+    assert forged.headers.get("access-control-allow-origin") is None
+    preflight = httpx.options(
+        f"{api}/deployments/filter",
+        headers={**evil, "Access-Control-Request-Method": "POST"},
+        timeout=10,
+    )
+    assert preflight.status_code >= 400
+    assert preflight.headers.get("access-control-allow-origin") in (None, "")
+    signed = httpx.post(f"{api}/deployments/filter", json={}, auth=(user, password), timeout=10)
+    assert signed.status_code == 200 and signed.json()
+    cli_env = {**env, "PREFECT_API_URL": api, "PREFECT_API_AUTH_STRING": auth}
+    listed = subprocess.run(
+        [str(Path(sys.executable).parent / "prefect"), "deployment", "ls"],
+        env=cli_env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "tiaojie" in listed.stdout
+    refused = subprocess.run(
+        [str(Path(sys.executable).parent / "prefect"), "deployment", "ls"],
+        env={**cli_env, "PREFECT_API_AUTH_STRING": "tiaojie:wrong"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode != 0
+
+
 def test_up_serves_assigns_and_stops_cleanly(
-    up: tuple[subprocess.Popen[bytes], int, Path], env: dict[str, str]
+    up: tuple[subprocess.Popen[bytes], int, Path, int], env: dict[str, str]
 ) -> None:
-    proc, port, out = up
+    proc, port, out, prefect_port = up
     base = f"http://127.0.0.1:{port}"
     seen: set[int] = set()
 
@@ -132,8 +177,15 @@ def test_up_serves_assigns_and_stops_cleanly(
             break
         time.sleep(1)
     assert status == 200, out.read_text(errors="replace")
+    # The ready screen is flushed before the flag is set; still, read until it is there.
+    deadline = time.monotonic() + 30
     screen = out.read_text(errors="replace")
+    while "ready" not in screen and time.monotonic() < deadline:
+        time.sleep(0.2)
+        screen = out.read_text(errors="replace")
     assert "ready" in screen and f"{base}/docs" in screen
+
+    check_prefect_asks_who_is_calling(prefect_port, Path(env["TIAOJIE_HOME"]), env)
 
     # 2. A token from the CLI, a case over HTTP.
     token = (

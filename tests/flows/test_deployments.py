@@ -36,13 +36,13 @@ def test_every_step_has_a_flow_and_a_deployment() -> None:
     assert steps <= set(STEP_FLOWS)
     names = {d.flow.name for d in definitions()}
     assert set(STEP_FLOWS) <= names
-    assert {"escalation", "reconcile", "reports"} <= names
+    assert {"escalation", "reconcile", "reports", "monthly_report"} <= names
 
 
 def test_deploy_twice_and_create_runs_from_deployments(aloop: Any) -> None:
     first = aloop.run(deploy_all("tiaojie-test"))
     second = aloop.run(deploy_all("tiaojie-test"))
-    assert first == second and len(first) == 9
+    assert first == second and len(first) == 10
 
     async def automations() -> list[Any]:
         await install_automations()

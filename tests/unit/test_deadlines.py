@@ -1,6 +1,6 @@
 """Time-limit policies: the most specific matching row wins (category, priority, level;
 NULL matches anything), ties go to the older row; and the demo city's policies give
-the limits DOMAIN.md names."""
+the limits docs/DOMAIN.md names."""
 
 from __future__ import annotations
 

@@ -4,15 +4,21 @@ failures, and an audit record of every attempt that holds no password."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
+from typer.testing import CliRunner
 
 from models import clock
-from models.login import BACKOFF_AFTER, SignInAttempt, sign_in
+from models.db import get_engine, reset_engines
+from models.login import BACKOFF_AFTER, SignInAttempt, recent_attempts, sign_in
 from models.passwords import hash_password
+from models.settings import reset_settings
+from models.tables import metadata
 from tests.factories import build_city
+from tiaojie_cli.main import app as cli
 
 PASSWORD = "correct horse 马"
 
@@ -107,3 +113,32 @@ def test_every_attempt_is_audited_without_the_password_or_the_name_typed(
     text = " ".join(str(r.model_dump()) for r in rows)
     for secret in (typed, PASSWORD, "wrong-秘密", "秘密", "13912345678"):
         assert secret not in text
+
+
+def test_the_audit_reads_back_accounts_and_outcomes_on_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, vclock: clock.VirtualClock
+) -> None:
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    monkeypatch.setenv("TIAOJIE_DATABASE_URL", url)
+    reset_settings()
+    reset_engines()
+    engine = get_engine(url)
+    metadata.create_all(engine)
+    with Session(engine) as session:
+        city = build_city(session)
+        city.staff["workerA"].password_hash = hash_password(PASSWORD)
+        session.commit()
+    _try(engine, "workerA", PASSWORD, "10.1.1.1")
+    _try(engine, "workerA", "guess", "10.1.1.2")
+    _try(engine, "13912345678", "guess", "10.1.1.3")
+    with Session(engine) as session:
+        failed = recent_attempts(session, since=clock.now() - timedelta(hours=1), failed_only=True)
+    assert [(r.username, r.outcome) for r in failed] == [
+        (None, "unknown_user"),
+        ("workerA", "wrong_password"),
+    ]
+    shown = CliRunner().invoke(cli, ["audit", "sign-ins", "--hours", "1"])
+    assert shown.exit_code == 0, shown.output
+    assert "workerA" in shown.output and "10.1.1.3" in shown.output
+    assert "unknown_user" in shown.output and "13912345678" not in shown.output
+    reset_engines()

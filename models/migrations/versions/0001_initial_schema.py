@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 14:33:45.428547
+Create Date: 2026-11-30 14:49:57.936642
 """
 
 from collections.abc import Sequence
@@ -259,6 +259,21 @@ def upgrade() -> None:
     with op.batch_alter_table('sign_in_link', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sign_in_link_staff_id'), ['staff_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_sign_in_link_token_hash'), ['token_hash'], unique=True)
+
+    op.create_table('web_session',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('sid_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('staff_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('revoked_why', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('sid_hash')
+    )
+    with op.batch_alter_table('web_session', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_web_session_staff_id'), ['staff_id'], unique=False)
 
     op.create_table('agreement',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -618,6 +633,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_agreement_case_id'))
 
     op.drop_table('agreement')
+    with op.batch_alter_table('web_session', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_web_session_staff_id'))
+
+    op.drop_table('web_session')
     with op.batch_alter_table('sign_in_link', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_sign_in_link_token_hash'))
         batch_op.drop_index(batch_op.f('ix_sign_in_link_staff_id'))

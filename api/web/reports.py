@@ -1,0 +1,52 @@
+"""The monthly report (月报) for supervisors: ``/web/reports/monthly/YYYY-MM.xlsx``.
+
+An administrator (whole city) gets the copy the scheduled flow kept, or a fresh one if
+there is none yet; a supervisor gets the report of their own subtree, made on request
+from the same metrics."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from api.web import auth
+from api.web.routes import PREFIX, TimedRoute, read_session, render, to_login
+from models import clock, monthly_report
+
+router = APIRouter(route_class=TimedRoute, include_in_schema=False)
+MONTH = re.compile(r"^\d{4}-\d{2}$")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@router.get(f"{PREFIX}/reports/monthly/{{month}}.xlsx")
+def monthly(request: Request, month: str) -> Response:
+    with read_session(request) as session:
+        user = auth.current_user(request, session)
+        if user is None:
+            return to_login(request)
+        if not user.is_supervisor:
+            return render(request, "error.html", {"status": 403}, user=user, status_code=403)
+        try:
+            first = monthly_report.month_of(month) if MONTH.match(month) else None
+        except ValueError:
+            first = None
+        if first is None:
+            return render(request, "error.html", {"status": 404}, user=user, status_code=404)
+        kept = monthly_report.stored_path(month)
+        if user.reach_path is None and kept.exists():
+            body = kept.read_bytes()
+        else:
+            report = monthly_report.build(
+                session, first, now=clock.now(), within_path=user.reach_path
+            )
+            body = monthly_report.to_xlsx(report)
+    return Response(
+        body,
+        media_type=XLSX,
+        headers={
+            "Content-Disposition": f'attachment; filename="monthly-report-{month}.xlsx"',
+            "Cache-Control": "no-store",
+        },
+    )

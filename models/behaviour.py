@@ -1,0 +1,549 @@
+"""A seeded model of how people at the grassroots work cases, and a replay that drives
+the domain with it on the virtual clock.
+
+:class:`BehaviourModel` says how long staff take and how often things go each way: the
+grid or community worker's first contact, settling a small matter directly or handing
+the case to the mediation committee, the parties' consent, the mediation's length and
+success per category, the agency's signature and outcome, the return visit. The figures
+are assumptions of the kind a street's mediation centre would give (every one is a
+field, so that a policy simulation can vary them), not measurements.
+
+:class:`Replay` feeds complaints in at their arrival times and, tick by tick, does what
+the flows and the people would do: triage, assignment, the escalation sweep, and each
+person's next step, all through the same domain services the web pages and flows call
+(:mod:`models.triage`, :mod:`models.routing`, :mod:`models.handover`,
+:mod:`models.mediating`, :mod:`models.referrals`, :mod:`models.follow_ups`,
+:mod:`models.escalation`). Nothing here writes a case directly.
+
+It is plain Python over one SQLModel session: the replay test runs it on in-memory
+SQLite, and a policy simulator can run it against other time-limit tables.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from models import clock, escalation, follow_ups, handover, mediating, referrals, routing, triage
+from models.case import Case, CaseCreate
+from models.cases import create_case
+from models.enums import (
+    CaseStatus,
+    Category,
+    FollowUpOutcome,
+    Priority,
+    ReferralOutcome,
+    ReferralState,
+    ReferralTarget,
+    StaffRole,
+)
+from models.errors import TiaojieError
+from models.follow_up import FollowUp, FollowUpRecord
+from models.lifecycle import Actor
+from models.mediation import AgreementCreate, SessionCreate, TermCreate
+from models.referral import Referral
+from models.staff import Staff
+from models.unit import Unit
+
+S = CaseStatus
+FIRST_CONTACT = frozenset({StaffRole.GRID_WORKER, StaffRole.COMMUNITY_WORKER})
+
+
+@dataclass(frozen=True)
+class CategoryRates:
+    """How cases of one category tend to go at the grassroots."""
+
+    settle_directly: float  # the first-contact worker settles it without mediation
+    consent: float  # the parties agree to mediation
+    success: float  # a mediation ends in a signed agreement
+    mediation_days: tuple[float, float]  # working days from the start to the outcome
+
+
+EVERYDAY = CategoryRates(settle_directly=0.45, consent=0.92, success=0.85, mediation_days=(1, 6))
+DEFAULT_RATES: dict[Category, CategoryRates] = {
+    Category.NEIGHBOUR: EVERYDAY,
+    Category.FAMILY: CategoryRates(0.35, 0.9, 0.8, (1, 7)),
+    Category.PROPERTY: CategoryRates(0.4, 0.9, 0.78, (1, 7)),
+    Category.TENANCY: CategoryRates(0.4, 0.9, 0.8, (1, 6)),
+    Category.OTHER: EVERYDAY,
+    Category.LABOUR: CategoryRates(0.1, 0.85, 0.68, (2, 8)),
+    Category.ENVIRONMENT: CategoryRates(0.15, 0.85, 0.65, (2, 6)),
+    Category.RELOCATION: CategoryRates(0.05, 0.8, 0.6, (3, 9)),
+}
+
+
+@dataclass(frozen=True)
+class BehaviourModel:
+    """Delays (in working hours or days) and chances; see the module docstring."""
+
+    seed: int = 2026
+    rates: dict[Category, CategoryRates] = field(default_factory=lambda: dict(DEFAULT_RATES))
+    contact_hours: tuple[float, float] = (0.5, 6.0)
+    settle_days: tuple[float, float] = (0.2, 2.0)
+    consultation_settles: float = 0.9
+    sign_hours: tuple[float, float] = (0.5, 6.0)
+    agency_returns: float = 0.08  # an agency sends a referral back (退单)
+    agency_days: tuple[float, float] = (2.0, 8.0)
+    refer_after_failure: float = 0.5  # a failed mediation is referred on (else closed)
+    visit_hours: tuple[float, float] = (0.5, 8.0)
+    satisfied: float = 0.88
+
+    def rate(self, category: Category) -> CategoryRates:
+        return self.rates.get(category, EVERYDAY)
+
+
+@dataclass
+class ReplayReport:
+    """What happened, counted by the replay."""
+
+    submitted: int = 0
+    actions: dict[str, int] = field(default_factory=dict)
+    refused: dict[str, int] = field(default_factory=dict)
+    reminded: int = 0
+    escalated: int = 0
+
+    def count(self, what: str) -> None:
+        self.actions[what] = self.actions.get(what, 0) + 1
+
+
+# A working day here is 8 working hours: delays are spread over office time by
+# :func:`models.workdays` through the deadlines; the replay only needs a scale.
+HOUR = timedelta(hours=1)
+OFFICE = (8, 21)  # local hours in which the replay's people act
+
+
+class Replay:
+    """Drive cases through the domain with a :class:`BehaviourModel` on the virtual
+    clock (``clock.VirtualClock``), one tick at a time."""
+
+    def __init__(self, session: Session, model: BehaviourModel, vclock: clock.VirtualClock) -> None:
+        self.session = session
+        self.model = model
+        self.clock = vclock
+        self.rng = random.Random(model.seed)
+        self.report = ReplayReport()
+        self.plans: dict[int, tuple[datetime, str, int]] = {}  # case -> (when, step, version)
+        self.arrivals: list[tuple[datetime, CaseCreate, Actor, int | None]] = []
+        self._staff: dict[int, Staff] = {}
+
+    # --- input ----------------------------------------------------------------------
+
+    def schedule(
+        self, data: CaseCreate, *, at: datetime, actor: Actor, recorder: int | None
+    ) -> None:
+        """A complaint that arrives at ``at`` (recorded by ``recorder``)."""
+        self.arrivals.append((clock.ensure_utc(at), data, actor, recorder))
+        self.arrivals.sort(key=lambda a: a[0])
+
+    # --- running --------------------------------------------------------------------
+
+    def run(self, *, until: datetime, tick: timedelta = 3 * HOUR) -> ReplayReport:
+        """Tick until ``until``; at night nobody works (the clock jumps to the morning,
+        and the arrivals of the night are recorded then with their own times)."""
+        until = clock.ensure_utc(until)
+        while self.clock.now() < until:
+            moment = min(self.clock.now() + tick, until)
+            local = clock.to_local(moment)
+            if not OFFICE[0] <= local.hour < OFFICE[1] and moment < until:
+                self.clock.set(moment)
+                continue
+            self.clock.set(moment)
+            self.step()
+        return self.report
+
+    def step(self) -> None:
+        """One tick: arrivals, the system's steps, the sweep, then people's steps."""
+        now = self.clock.now()
+        while self.arrivals and self.arrivals[0][0] <= now:
+            at, data, actor, recorder = self.arrivals.pop(0)
+            create_case(self.session, data=data, actor=actor, created_by_id=recorder, at=at)
+            self.report.submitted += 1
+        self._system_steps()
+        sweep = escalation.sweep(self._sessions, now=now, actor=Actor.system())
+        self.report.reminded += len(sweep.reminded)
+        self.report.escalated += len(sweep.escalated)
+        self._people_steps(now)
+        self.session.commit()
+
+    @contextmanager
+    def _sessions(self) -> Iterator[Session]:
+        yield self.session
+
+    def _open(self, statuses: Sequence[CaseStatus]) -> list[Case]:
+        return list(
+            self.session.exec(
+                select(Case).where(col(Case.status).in_(statuses)).order_by(col(Case.id))
+            ).all()
+        )
+
+    def _system_steps(self) -> None:
+        """What the intake, assignment and follow-up flows do."""
+        system = Actor.system()
+        for case in self._open([S.SUBMITTED, S.REOPENED]):
+            self._try(
+                "triage",
+                lambda c=case: triage.triage_case(self.session, case_id=_id(c), actor=system),
+            )
+        for case in self._open([S.TRIAGED, S.ESCALATED]):
+            self._try(
+                "assign",
+                lambda c=case: routing.assign_case(self.session, case_id=_id(c), actor=system),
+            )
+        for case in self._open([S.AGREEMENT, S.MEDIATION_FAILED, S.REFERRED]):
+            if case.status == S.REFERRED and referrals.awaits_receiver(case):
+                continue
+            self._try(
+                "schedule_visits",
+                lambda c=case: follow_ups.schedule_follow_ups(
+                    self.session, case_id=_id(c), actor=system
+                ),
+            )
+
+    def _try(self, what: str, action: object) -> bool:
+        """Do one step in a savepoint; a refusal (a guard, a conflict) is counted, not
+        raised: people meet refusals too, and try something else."""
+        assert callable(action)
+        try:
+            with self.session.begin_nested():
+                action()
+        except TiaojieError as exc:
+            key = f"{what}: {type(exc).__name__}"
+            self.report.refused[key] = self.report.refused.get(key, 0) + 1
+            return False
+        self.report.count(what)
+        return True
+
+    # --- people ---------------------------------------------------------------------
+
+    def _later(self, hours: tuple[float, float]) -> datetime:
+        return self.clock.now() + self.rng.uniform(*hours) * HOUR
+
+    def _later_days(self, days: tuple[float, float]) -> datetime:
+        # Working days: weekends and holidays pass without work.
+        from models import workdays
+
+        start = self.clock.now()
+        whole = self.rng.uniform(*days)
+        moment = workdays.add_working_days(start, int(whole))
+        return moment + (whole - int(whole)) * 8 * HOUR
+
+    def _plan(self, case: Case, step: str, when: datetime) -> None:
+        self.plans[_id(case)] = (when, step, case.version)
+
+    def _due(self, case: Case, now: datetime) -> str | None:
+        """The step planned for a case, when it is due and the case has not moved since
+        it was planned (else None, and a new plan is made)."""
+        plan = self.plans.get(_id(case))
+        if plan is None or plan[2] != case.version:
+            self.plans.pop(_id(case), None)
+            self._make_plan(case)
+            return None
+        when, step, _version = plan
+        return step if when <= now else None
+
+    def _people_steps(self, now: datetime) -> None:
+        working = [S.ASSIGNED, S.IN_MEDIATION, S.REFERRED, S.FOLLOW_UP]
+        for case in self._open(working):
+            step = self._due(case, now)
+            if step is not None:
+                self.plans.pop(_id(case), None)
+                self._act(case, step)
+
+    def _member(self, staff_id: int | None) -> Staff | None:
+        if staff_id is None:
+            return None
+        if staff_id not in self._staff:
+            staff = self.session.get(Staff, staff_id)
+            if staff is None:
+                return None
+            self._staff[staff_id] = staff
+        return self._staff[staff_id]
+
+    def _actor(self, staff_id: int | None) -> Actor:
+        staff = self._member(staff_id)
+        if staff is None:
+            return Actor.system()
+        unit = self.session.get(Unit, staff.unit_id) if staff.unit_id else None
+        return Actor(
+            kind="staff", staff_id=staff.id, role=staff.role, unit_path=unit.path if unit else None
+        )
+
+    def _make_plan(self, case: Case) -> None:
+        m, rate = self.model, self.model.rate(case.category)
+        holder = self._member(case.assignee_id)
+        match case.status:
+            case S.ASSIGNED if holder is not None and holder.role in FIRST_CONTACT:
+                quick = (
+                    m.consultation_settles
+                    if case.priority == Priority.CONSULTATION
+                    else rate.settle_directly
+                )
+                if self.rng.random() < quick and not case.is_group:
+                    self._plan(case, "settle", self._later_days(m.settle_days))
+                else:
+                    self._plan(case, "to_committee", self._later(m.contact_hours))
+            case S.ASSIGNED if holder is not None:
+                if case.consent_at is not None:
+                    self._plan(case, "start", self._later(m.contact_hours))
+                elif self.rng.random() < rate.consent:
+                    self._plan(case, "consent", self._later(m.contact_hours))
+                else:
+                    self._plan(case, "no_consent", self._later_days(m.settle_days))
+            case S.IN_MEDIATION:
+                self._plan(case, "conclude", self._later_days(rate.mediation_days))
+            case S.REFERRED if case.referral_state == ReferralState.PENDING:
+                returns = self.rng.random() < m.agency_returns
+                self._plan(case, "return" if returns else "sign", self._later(m.sign_hours))
+            case S.REFERRED if case.referral_state == ReferralState.SIGNED:
+                self._plan(case, "agency_outcome", self._later_days(m.agency_days))
+            case S.FOLLOW_UP:
+                self._plan(case, "visit", self._later(m.visit_hours))
+            case _:
+                pass
+
+    def _act(self, case: Case, step: str) -> None:
+        cid = _id(case)
+        who = self._actor(case.assignee_id)
+        s = self.session
+        match step:
+            case "settle":
+                self._try(
+                    step,
+                    lambda: mediating.resolve_directly(
+                        s,
+                        case_id=cid,
+                        resolution="网格员上门沟通，当场说明情况，双方达成谅解。",
+                        actor=who,
+                        expected_version=case.version,
+                    ),
+                )
+            case "to_committee":
+                self._try(
+                    step,
+                    lambda: handover.hand_to_committee(
+                        s, case_id=cid, actor=who, expected_version=case.version
+                    ),
+                )
+            case "consent":
+                self._try(
+                    step,
+                    lambda: mediating.record_consent(
+                        s, case_id=cid, party_ids=None, actor=who, expected_version=case.version
+                    ),
+                )
+            case "start":
+                self._try(
+                    step,
+                    lambda: mediating.start_mediation(
+                        s, case_id=cid, actor=who, expected_version=case.version
+                    ),
+                )
+            case "no_consent":
+                self._try(
+                    step,
+                    lambda: mediating.resolve_directly(
+                        s,
+                        case_id=cid,
+                        resolution="当事人不同意调解，已告知仲裁、诉讼等其他途径。",
+                        actor=who,
+                        expected_version=case.version,
+                    ),
+                )
+            case "conclude":
+                self._conclude(case, who)
+            case "sign":
+                self._try(
+                    step,
+                    lambda: referrals.sign_referral(
+                        s, case_id=cid, actor=self._receiver(case), expected_version=case.version
+                    ),
+                )
+            case "return":
+                self._try(
+                    step,
+                    lambda: referrals.return_referral(
+                        s,
+                        case_id=cid,
+                        reason="经核查不属本部门职责，请社区继续调处。",
+                        actor=self._receiver(case),
+                        expected_version=case.version,
+                    ),
+                )
+            case "agency_outcome":
+                outcome = (
+                    ReferralOutcome.RESOLVED if self.rng.random() < 0.7 else ReferralOutcome.PARTLY
+                )
+                self._try(
+                    step,
+                    lambda: referrals.record_referral_outcome(
+                        s,
+                        case_id=cid,
+                        action_taken="部门依职权核查处理，已书面答复当事人。",
+                        outcome=outcome,
+                        actor=who,
+                        expected_version=case.version,
+                    ),
+                )
+            case "visit":
+                self._visit(case)
+            case _:
+                raise ValueError(step)
+
+    def _receiver(self, case: Case) -> Actor:
+        staff = self.session.exec(
+            select(Staff)
+            .where(Staff.unit_id == case.unit_id, col(Staff.active))
+            .order_by(col(Staff.id))
+        ).first()
+        return self._actor(staff.id if staff else None)
+
+    def _conclude(self, case: Case, who: Actor) -> None:
+        cid, rate, now = _id(case), self.model.rate(case.category), self.clock.now()
+        held = SessionCreate(
+            held_at=now - HOUR,
+            place="社区人民调解室",
+            participants="双方当事人、调解员",
+            minutes="双方陈述事实，调解员释法说理，提出调解方案。",
+        )
+        self._try(
+            "session",
+            lambda: mediating.record_session(
+                self.session, case_id=cid, data=held, actor=who, expected_version=None
+            ),
+        )
+        if self.rng.random() < rate.success:
+            terms = [
+                TermCreate(
+                    text="被申请人按约履行，申请人不再追究。",
+                    due_on=clock.to_local(now + timedelta(days=10)).date(),
+                )
+            ]
+            agreement = AgreementCreate(summary="经调解，双方自愿达成如下协议。", terms=terms)
+            self._try(
+                "agreement",
+                lambda: mediating.sign_agreement(
+                    self.session, case_id=cid, data=agreement, actor=who, expected_version=None
+                ),
+            )
+            return
+        refer = self.rng.random() < self.model.refer_after_failure
+        target = (
+            ReferralTarget.ARBITRATION if case.category == Category.LABOUR else ReferralTarget.COURT
+        )
+        self._try(
+            "failure",
+            lambda: mediating.fail_mediation(
+                self.session,
+                case_id=cid,
+                reason="双方分歧较大，调解不成，终止调解，已告知其他途径。",
+                referral=target if refer else None,
+                actor=who,
+                expected_version=None,
+            ),
+        )
+
+    def _visit(self, case: Case) -> None:
+        cid = _id(case)
+        visits = self.session.exec(
+            select(FollowUp)
+            .where(FollowUp.case_id == cid, col(FollowUp.done_at).is_(None))
+            .order_by(col(FollowUp.due_at))
+        ).all()
+        if not visits:
+            self._try(
+                "settle_visit",
+                lambda: follow_ups.settle_after_follow_up(
+                    self.session, case_id=cid, actor=Actor.system()
+                ),
+            )
+            return
+        visit = visits[0]
+        if clock.ensure_utc(visit.due_at) > self.clock.now():
+            self._plan(
+                case,
+                "visit",
+                clock.ensure_utc(visit.due_at) + self.rng.uniform(*self.model.visit_hours) * HOUR,
+            )
+            return
+        happy = self.rng.random() < self.model.satisfied
+        record = FollowUpRecord(
+            outcome=FollowUpOutcome.CARRIED_OUT if happy else FollowUpOutcome.PARTLY,
+            satisfaction=5 if happy else 2,
+            notes="电话回访，当事人表示情况属实。",
+            follow_up_id=visit.id,
+        )
+        visitor = self._actor(visit.visitor_id or case.liaison_id or case.assignee_id)
+        done = self._try(
+            "visit",
+            lambda: follow_ups.record_follow_up(
+                self.session, case_id=cid, data=record, actor=visitor, expected_version=None
+            ),
+        )
+        if done:
+            self._try(
+                "settle_visit",
+                lambda: follow_ups.settle_after_follow_up(
+                    self.session, case_id=cid, actor=Actor.system()
+                ),
+            )
+
+
+def _id(case: Case) -> int:
+    assert case.id is not None
+    return case.id
+
+
+# --- what a replay shows ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shares:
+    """Per category: cases, and those settled at community level or below (an agreement
+    or a direct settlement at a building, compound or community, never referred)."""
+
+    cases: dict[Category, int]
+    settled_low: dict[Category, int]
+
+    def share(self, categories: Sequence[Category]) -> float:
+        total = sum(self.cases.get(c, 0) for c in categories)
+        low = sum(self.settled_low.get(c, 0) for c in categories)
+        return low / total if total else 0.0
+
+
+def settled_shares(session: Session) -> Shares:
+    from models.enums import UnitLevel
+    from models.event import CaseEvent
+
+    units = {u.id: u for u in session.exec(select(Unit)).all()}
+    referred = set(session.exec(select(Referral.case_id)).all())
+    settled_events = session.exec(
+        select(CaseEvent.case_id, CaseEvent.verb, CaseEvent.data).where(
+            col(CaseEvent.verb).in_(["agreement_signed", "follow_up_due"])
+        )
+    ).all()
+    settled = {
+        cid
+        for cid, verb, data in settled_events
+        if verb == "agreement_signed" or (data or {}).get("resolution")
+    }
+    cases: dict[Category, int] = {}
+    low: dict[Category, int] = {}
+    for case in session.exec(
+        select(Case).where(col(Case.status).not_in([S.MERGED, S.WITHDRAWN]))
+    ).all():
+        cases[case.category] = cases.get(case.category, 0) + 1
+        unit = units.get(case.unit_id)
+        if (
+            case.id in settled
+            and case.id not in referred
+            and unit is not None
+            and unit.level != UnitLevel.AGENCY
+            and unit.level.rank <= UnitLevel.COMMUNITY.rank
+        ):
+            low[case.category] = low.get(case.category, 0) + 1
+    return Shares(cases, low)

@@ -1,0 +1,92 @@
+"""Server-side records of the web pages' sessions, so that a session can end for real.
+
+The session cookie (``api.web.auth``) is signed and carries a random session id; this
+table holds a keyed hash of that id (a copy of the table lets nobody forge or reuse a
+cookie), the staff member, when it started and expires, and when it was revoked and
+why. A cookie opens pages only while its record is alive, so:
+
+- signing out revokes that one session (the cookie no longer works, even if copied);
+- :func:`revoke_sessions` ends every session of a staff member: called when an account
+  is deactivated and when its password is set or changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import update
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from models import keys
+from models.types import UTCDateTime
+
+
+class WebSession(SQLModel, table=True):
+    __tablename__ = "web_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    sid_hash: str = Field(max_length=64, unique=True)
+    staff_id: int = Field(foreign_key="staff.id", index=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_why: str | None = Field(default=None, max_length=32)
+
+
+def _wall_now() -> datetime:
+    # Wall-clock time, as for token expiry: never the virtual clock of tests and the
+    # policy simulator.
+    return datetime.now(UTC)
+
+
+def _hash(sid: str) -> str:
+    return hmac.new(keys.key("session"), sid.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def start_session(session: Session, *, staff_id: int, ttl: timedelta) -> str:
+    """Record a new session; answers its random id (for the signed cookie only)."""
+    sid = secrets.token_urlsafe(24)
+    now = _wall_now()
+    session.add(
+        WebSession(sid_hash=_hash(sid), staff_id=staff_id, created_at=now, expires_at=now + ttl)
+    )
+    session.flush()
+    return sid
+
+
+def session_alive(session: Session, *, sid: str, staff_id: int) -> bool:
+    """Whether this session id is a live session of this staff member."""
+    row = session.exec(select(WebSession).where(WebSession.sid_hash == _hash(sid))).first()
+    return (
+        row is not None
+        and row.staff_id == staff_id
+        and row.revoked_at is None
+        and row.expires_at > _wall_now()
+    )
+
+
+def revoke_session(session: Session, *, sid: str, why: str = "logout") -> bool:
+    """End one session (signing out). True if it was alive."""
+    result = session.connection().execute(
+        update(WebSession)
+        .where(col(WebSession.sid_hash) == _hash(sid), col(WebSession.revoked_at).is_(None))
+        .values(revoked_at=_wall_now(), revoked_why=why)
+    )
+    return bool(result.rowcount)
+
+
+def revoke_sessions(session: Session, staff_id: int, *, why: str = "revoked") -> int:
+    """End every live session of a staff member (deactivation, password set or changed).
+    Answers how many were ended."""
+    result = session.connection().execute(
+        update(WebSession)
+        .where(col(WebSession.staff_id) == staff_id, col(WebSession.revoked_at).is_(None))
+        .values(revoked_at=_wall_now(), revoked_why=why[:32])
+    )
+    return int(result.rowcount)
+
+
+__all__ = ["WebSession", "revoke_session", "revoke_sessions", "session_alive", "start_session"]

@@ -1,0 +1,87 @@
+"""The monthly report's numbers are the dashboard's: the same month through the metrics
+API (the figures the dashboard draws) and through the .xlsx, sheet by sheet."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from typing import Any
+
+import openpyxl
+
+from api.web.auth import issue_session
+from models import clock, lifecycle
+from models.db import write_session
+from models.lifecycle import Actor
+from tests.api.conftest import Api
+from tests.conftest import T0
+from tests.factories import advance_to_assigned, make_case
+
+
+def _month_of_cases(api: Api) -> None:
+    with write_session(api.engine) as session:
+        for n in range(6):
+            at = T0 - timedelta(days=3 + 3 * n)  # all in November, some past their limits
+            case = make_case(session, place_code="BA1" if n % 2 else "BB1", at=at)
+            unit, who = ("CMA", "mediatorA") if n % 2 else ("CMB", "mediatorB")
+            advance_to_assigned(session, case, api.city, unit=unit, assignee=who)
+            if n % 3 == 0:
+                case.first_response_at = at + timedelta(hours=1)
+                session.add(case)
+        late = make_case(session, place_code="BA2", at=T0 - timedelta(days=25))
+        advance_to_assigned(session, late, api.city)
+        lifecycle.apply(
+            session,
+            case=late,
+            verb="escalated",
+            actor=Actor.system(),
+            data={"from_unit": "CMA", "to_unit": "S1", "level": 1},
+        )
+
+
+def _sheet(book: Any, prefix: str) -> list[tuple[Any, ...]]:
+    sheet = next(ws for ws in book.worksheets if ws.title.startswith(prefix))
+    return list(sheet.iter_rows(values_only=True))[1:]
+
+
+def test_the_monthly_report_equals_the_dashboards_figures(
+    api: Api, vclock: clock.VirtualClock
+) -> None:
+    _month_of_cases(api)
+    supervisor = api.as_("supervisor")
+    params = {"since": "2026-11-01", "until": "2026-11-30"}
+    api.client.cookies.set("tj_session", issue_session(api.city.staff["supervisor"].id or 0)[0])
+    answer = api.client.get("/web/reports/monthly/2026-11.xlsx")
+    assert answer.status_code == 200
+    book = openpyxl.load_workbook(io.BytesIO(answer.content), read_only=True)
+
+    for level, prefix in (("community", "社区"), ("street", "街道")):
+        expected = supervisor.get("/api/v1/metrics/rates", params={**params, "level": level}).json()
+        shown = {row[1]: row for row in _sheet(book, prefix)}
+        assert set(shown) == {r["unit_code"] for r in expected}
+        for r in expected:
+            row = shown[r["unit_code"]]
+            assert (row[0], row[3], row[4], row[6], row[8], row[9]) == (
+                r["rank"],
+                r["cases"],
+                r["responded_in_time"],
+                r["resolved"],
+                r["rated"],
+                r["satisfied"],
+            )
+            for got, want in ((row[5], r["response_rate"]), (row[7], r["resolution_rate"])):
+                assert got == want or abs(got - want) < 1e-9
+    assert sum(r[3] for r in _sheet(book, "社区")) == 7
+
+    overdue = {r["level"]: r["overdue"] for r in supervisor.get("/api/v1/metrics/overdue").json()}
+    shown_overdue = {row[0].split()[-1].lower(): row[1] for row in _sheet(book, "逾期")}
+    assert overdue == {k: shown_overdue[k] for k in overdue} and sum(overdue.values()) > 0
+    escalations = dict(_sheet(book, "提级"))
+    assert escalations["街道 Street"] == 1 and sum(escalations.values()) == 1
+    book.close()
+
+    api.client.cookies.set("tj_session", issue_session(api.city.staff["workerA"].id or 0)[0])
+    worker = api.client.get("/web/reports/monthly/2026-11.xlsx")
+    assert worker.status_code == 403
+    api.client.cookies.set("tj_session", issue_session(api.city.staff["supervisor"].id or 0)[0])
+    assert api.client.get("/web/reports/monthly/2026-13.xlsx").status_code == 404
