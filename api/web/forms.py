@@ -37,6 +37,7 @@ PYDANTIC_ZH = {
     "date_from_datetime_parsing": "日期格式不正确",
 }
 TRUE = frozenset({"1", "on", "true", "yes"})
+NUMBER_FIELDS = ("version", "satisfaction", "party_ids", "assignee_id")
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,9 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
 def read_form(action: Action, form: Mapping[str, str]) -> pydantic.BaseModel:
     """The posted form as ``action``'s body, or a :class:`ValidationError` naming the
     inputs that are wrong."""
+    for name in NUMBER_FIELDS:  # whichever form they come with: never a 500, never ignored
+        for part in form.get(name, "").split(","):
+            _number(part, name)
     data = READERS.get(action.name, _generic)(form, action)
     data["version"] = _number(form.get("version", ""), "version")
     try:

@@ -170,7 +170,7 @@ def test_rules_are_written_once() -> None:
         str(path.relative_to(ROOT))
         for top in PRODUCTION
         for path in sorted((ROOT / top).rglob("*.py"))
-        if "!= case.version" in path.read_text(encoding="utf-8")
+        if "expected_version != case.version" in path.read_text(encoding="utf-8")
     ]
     assert inline == ["models/lifecycle.py"], inline
 
