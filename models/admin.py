@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from models import pii
+from models import pii, web_sessions
 from models.admin_log import record
 from models.district_import import ImportReport, import_staff, import_units
 from models.errors import NotFound, ValidationError
@@ -67,6 +67,7 @@ def reset_password(session: Session, username: str, *, actor: str) -> str:
     assert staff.id is not None
     staff.password_hash = None
     session.add(staff)
+    web_sessions.revoke_sessions(session, staff.id, why="password reset")
     token = issue_link(session, staff.id)
     record(session, actor=actor, action="staff.reset_password", target=username)
     return link_url(token)

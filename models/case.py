@@ -98,6 +98,8 @@ class Case(CaseBase, table=True):
     referral_state: ReferralState | None = Field(default=None, sa_type=enum_type(ReferralState))
     # While a referral waits for the receiving unit: sign for it (or send it back) by then.
     referral_due_at: datetime | None = _ts()
+    # An extension (延期) asked for and not yet decided: the date asked for.
+    extension_asked_until: datetime | None = _ts()
     # The unit that referred the case keeps it in view (its lists reach this path too).
     referred_from_path: str | None = Field(default=None, max_length=255, index=True)
     outcome_note: str | None = Field(default=None, max_length=2000)

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from sqlalchemy import func, literal, update
 from sqlmodel import Session, col, select
 
-from models import pii
+from models import pii, web_sessions
 from models.admin_log import record
 from models.case import Case
 from models.enums import Category, Labelled, StaffRole, UnitLevel
@@ -614,6 +614,10 @@ def import_staff(
         if changed:
             session.add(member)
             report.changed.append((spec.username, changed))
+            if "active" in changed and not member.active:
+                assert member.id is not None
+                # Signed-in pages end now; API tokens within the principal cache's 5 s.
+                web_sessions.revoke_sessions(session, member.id, why="deactivated")
         else:
             report.unchanged.append(spec.username)
     session.flush()

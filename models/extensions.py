@@ -100,6 +100,7 @@ def request_extension(
     )
     session.add(row)
     session.flush()
+    case.extension_asked_until = moment
     lifecycle.apply(
         session,
         case=case,
@@ -158,6 +159,7 @@ def decide_extension(
     row.decided_at = now
     row.decision_note = text
     session.add(row)
+    case.extension_asked_until = None
     if grant and case.status in HANDLING:
         until = clock.ensure_utc(row.until)
         case.resolution_due_at = until

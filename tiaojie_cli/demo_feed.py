@@ -28,7 +28,13 @@ from models.access import Actor, principal_for_staff
 from models.case import Case
 from models.cases import create_case
 from models.db import write_session
-from models.enums import CaseStatus, FollowUpOutcome, ReferralTarget
+from models.enums import (
+    CaseStatus,
+    FollowUpOutcome,
+    ReferralOutcome,
+    ReferralState,
+    ReferralTarget,
+)
 from models.errors import TiaojieError
 from models.follow_up import FollowUpRecord
 from models.mediation import AgreementCreate, SessionCreate, TermCreate
@@ -114,8 +120,10 @@ class DemoFeeder:
         statuses = (CaseStatus.ASSIGNED, CaseStatus.IN_MEDIATION, CaseStatus.FOLLOW_UP)
         rows = session.exec(
             select(Case)
-            .where(col(Case.status).in_(statuses))
-            .where(col(Case.assignee_id).is_not(None))
+            .where(
+                (col(Case.status).in_(statuses) & col(Case.assignee_id).is_not(None))
+                | (col(Case.status) == CaseStatus.REFERRED)
+            )
             .where(col(Case.updated_at) <= waited)
             .order_by(col(Case.updated_at))
             .limit(50)
@@ -141,7 +149,13 @@ class DemoFeeder:
 
 
 def _assignee_actor(session: Session, case: Case) -> Actor | None:
+    """The assignee; for a referral waiting to be signed for, a person of the receiving
+    unit (the agency signs for it, then records its outcome)."""
     staff = session.get(Staff, case.assignee_id) if case.assignee_id else None
+    if staff is None and case.status == CaseStatus.REFERRED and case.unit_id is not None:
+        staff = session.exec(
+            select(Staff).where(Staff.unit_id == case.unit_id, col(Staff.active))
+        ).first()
     if staff is None:
         return None
     return principal_for_staff(session, staff)
@@ -201,6 +215,8 @@ def _step(session: Session, case: Case, actor: Actor) -> str | None:
             expected_version=case.version,
         )
         return "agreement signed 达成协议"
+    if case.status == CaseStatus.REFERRED:
+        return _referral_step(session, case, actor)
     if case.status == CaseStatus.FOLLOW_UP:
         open_visits = [
             v for v in follow_ups.list_follow_ups(session, case_id=case.id) if v.done_at is None
@@ -222,6 +238,29 @@ def _step(session: Session, case: Case, actor: Actor) -> str | None:
             expected_version=case.version,
         )
         return "return visit recorded 记录回访"
+    return None
+
+
+def _referral_step(session: Session, case: Case, actor: Actor) -> str | None:
+    """The agency answers a referral: it signs for it (签收), then records what it did."""
+    from models import referrals
+
+    assert case.id is not None
+    if case.referral_state == ReferralState.PENDING:
+        referrals.sign_referral(
+            session, case_id=case.id, actor=actor, expected_version=case.version
+        )
+        return "referral signed for 签收"
+    if case.referral_state == ReferralState.SIGNED:
+        referrals.record_referral_outcome(
+            session,
+            case_id=case.id,
+            action_taken=f"{SIMULATED} 部门依职权核查处理，已书面答复当事人。",
+            outcome=ReferralOutcome.RESOLVED,
+            actor=actor,
+            expected_version=case.version,
+        )
+        return "referral outcome recorded 反馈办理结果"
     return None
 
 

@@ -20,6 +20,7 @@ from models.enums import Category, StaffRole, UnitLevel
 from models.errors import NotFound, ValidationError
 from models.policy import PolicySet, TimeLimitPolicy
 from models.policy_load import format_limit
+from models.settings import get_settings
 from models.staff import Staff
 from models.tabular import ImportRefused
 from models.unit import Unit
@@ -37,6 +38,15 @@ def _admin(request: Request, session: Session) -> Principal | Response:
     if user.role != StaffRole.ADMIN:
         return render(request, "error.html", {"status": 403}, user=user, status_code=403)
     return user
+
+
+def _public(request: Request, url: str) -> str:
+    """A sign-in link on the address the administrator is using, unless the installation
+    names its public address (``TIAOJIE_PUBLIC_URL``)."""
+    settings = get_settings()
+    if settings.public_url:
+        return url
+    return str(request.base_url).rstrip("/") + url.removeprefix(settings.web_base_url)
 
 
 def _messages(exc: Exception, t: Translator) -> list[str]:
@@ -156,7 +166,11 @@ async def staff_add(request: Request) -> Response:
         lambda s: admin.save_staff(s, cells, actor=user.username, action="staff.add", new=True),
         page=lambda errors: _staff_page(request, user, errors=errors, values=cells, status=400),
         done=lambda report: _staff_page(
-            request, user, link=report.sign_in_links[0] if report.sign_in_links else None
+            request,
+            user,
+            link=(report.sign_in_links[0][0], _public(request, report.sign_in_links[0][1]))
+            if report.sign_in_links
+            else None,
         ),
     )
 
@@ -222,7 +236,7 @@ async def staff_update(request: Request, username: str) -> Response:
             user,
             lambda s: admin.reset_password(s, username, actor=user.username),
             page=lambda errors: _edit_page(request, user, username, errors=errors, status=400),
-            done=lambda url: _edit_page(request, user, username, link=url),
+            done=lambda url: _edit_page(request, user, username, link=_public(request, url)),
         )
     if do in ("deactivate", "activate") and username == user.username:
         t = Translator(pick_lang(request))

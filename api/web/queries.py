@@ -12,15 +12,18 @@ from datetime import datetime
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from models import clock, overdue, workdays
+from models import clock, extensions, helping, overdue, referrals, workdays
 from models.access import Principal, find_case, reach_clause, staff_id_of
 from models.case import Case
 from models.enums import CaseStatus
 from models.errors import NotFound
 from models.event import CaseEvent
+from models.extension import Extension
 from models.follow_up import FollowUp
+from models.helper import CaseHelper, HelperTask
 from models.mediation import Agreement, AgreementTerm, MediationSession
 from models.party import Party
+from models.referral import Referral
 from models.staff import Staff
 from models.unit import Unit
 
@@ -192,6 +195,11 @@ class CaseDetail:
     terms: list[AgreementTerm]
     follow_ups: list[FollowUp]
     staff_names: dict[int, str]
+    referrals: list[Referral] = field(default_factory=list)
+    extensions: list[Extension] = field(default_factory=list)
+    helpers: list[CaseHelper] = field(default_factory=list)
+    helper_tasks: list[HelperTask] = field(default_factory=list)
+    unit_names: dict[int, str] = field(default_factory=dict)
 
 
 def case_detail(session: Session, *, case: Case) -> CaseDetail:
@@ -234,7 +242,18 @@ def case_detail(session: Session, *, case: Case) -> CaseDetail:
             select(FollowUp).where(FollowUp.case_id == case.id).order_by(col(FollowUp.due_at))
         )
     )
+    refs = referrals.referrals_of(session, case_id=case.id)
+    exts = extensions.extensions_of(session, case_id=case.id)
+    helpers = helping.helpers_of(session, case_id=case.id)
+    tasks = helping.tasks_of(session, case_id=case.id)
     staff_ids: set[int] = {s.recorded_by_id for s in sessions if s.recorded_by_id}
+    staff_ids |= {h.staff_id for h in helpers} | {t.staff_id for t in tasks}
+    staff_ids |= {i for r in refs for i in (r.referred_by_id, r.signed_by_id) if i}
+    staff_ids |= {i for x in exts for i in (x.requested_by_id, x.decided_by_id) if i}
+    staff_ids |= {f.visitor_id for f in follow_ups if f.visitor_id}
+    if case.liaison_id:
+        staff_ids.add(case.liaison_id)
+    ref_units = load_units(session, [i for r in refs for i in (r.from_unit_id, r.to_unit_id)])
     staff_ids |= {f.recorded_by_id for f in follow_ups if f.recorded_by_id}
     staff_ids |= {i for e in events if (i := staff_id_of(e.actor)) is not None}
     if case.assignee_id:
@@ -260,4 +279,9 @@ def case_detail(session: Session, *, case: Case) -> CaseDetail:
         terms=terms,
         follow_ups=follow_ups,
         staff_names={i: s.display_name for i, s in staff.items()},
+        referrals=refs,
+        extensions=exts,
+        helpers=helpers,
+        helper_tasks=tasks,
+        unit_names={i: u.name_zh for i, u in ref_units.items()},
     )

@@ -112,3 +112,11 @@ def make_api(**settings: Any) -> Iterator[Api]:
 @pytest.fixture
 def api() -> Iterator[Api]:
     yield from make_api()
+
+
+def web_cookie(api: Api, staff_id: int) -> str:
+    """A signed-in page session for ``staff_id`` (recorded server-side, as at sign-in)."""
+    from api.web.auth import issue_session
+
+    with write_session(api.engine) as session:
+        return issue_session(session, staff_id)[0]

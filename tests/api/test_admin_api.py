@@ -8,18 +8,17 @@ import re
 
 from sqlmodel import Session, col, select
 
-from api.web.auth import issue_session
 from models.admin_log import AdminEvent, verify_log
 from models.staff import Staff
 from models.unit import Unit
-from tests.api.conftest import Api
+from tests.api.conftest import Api, web_cookie
 
 
 def _as(api: Api, username: str) -> str:
     staff_id = api.city.staff[username].id
     assert staff_id is not None
     api.client.cookies.clear()
-    api.client.cookies.set("tj_session", issue_session(staff_id)[0])
+    api.client.cookies.set("tj_session", web_cookie(api, staff_id))
     page = api.client.get("/web/admin/staff")
     match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     return match.group(1) if match else ""

@@ -8,17 +8,16 @@ import io
 import openpyxl
 from sqlmodel import Session, select
 
-from api.web.auth import issue_session
 from models.admin_log import AdminEvent
 from models.db import write_session
-from tests.api.conftest import Api
+from tests.api.conftest import Api, web_cookie
 from tests.factories import PHONE, advance_to_assigned, make_case
 
 
 def _sign_in(api: Api, username: str) -> None:
     staff_id = api.city.staff[username].id
     assert staff_id is not None
-    api.client.cookies.set("tj_session", issue_session(staff_id)[0])
+    api.client.cookies.set("tj_session", web_cookie(api, staff_id))
 
 
 def _cases(api: Api) -> tuple[str, str, str]:

@@ -9,11 +9,10 @@ from typing import Any
 
 import openpyxl
 
-from api.web.auth import issue_session
 from models import clock, lifecycle
 from models.db import write_session
 from models.lifecycle import Actor
-from tests.api.conftest import Api
+from tests.api.conftest import Api, web_cookie
 from tests.conftest import T0
 from tests.factories import advance_to_assigned, make_case
 
@@ -50,7 +49,7 @@ def test_the_monthly_report_equals_the_dashboards_figures(
     _month_of_cases(api)
     supervisor = api.as_("supervisor")
     params = {"since": "2026-11-01", "until": "2026-11-30"}
-    api.client.cookies.set("tj_session", issue_session(api.city.staff["supervisor"].id or 0)[0])
+    api.client.cookies.set("tj_session", web_cookie(api, api.city.staff["supervisor"].id or 0))
     answer = api.client.get("/web/reports/monthly/2026-11.xlsx")
     assert answer.status_code == 200
     book = openpyxl.load_workbook(io.BytesIO(answer.content), read_only=True)
@@ -80,8 +79,8 @@ def test_the_monthly_report_equals_the_dashboards_figures(
     assert escalations["街道 Street"] == 1 and sum(escalations.values()) == 1
     book.close()
 
-    api.client.cookies.set("tj_session", issue_session(api.city.staff["workerA"].id or 0)[0])
+    api.client.cookies.set("tj_session", web_cookie(api, api.city.staff["workerA"].id or 0))
     worker = api.client.get("/web/reports/monthly/2026-11.xlsx")
     assert worker.status_code == 403
-    api.client.cookies.set("tj_session", issue_session(api.city.staff["supervisor"].id or 0)[0])
+    api.client.cookies.set("tj_session", web_cookie(api, api.city.staff["supervisor"].id or 0))
     assert api.client.get("/web/reports/monthly/2026-13.xlsx").status_code == 404

@@ -98,7 +98,7 @@ def _seed(database_url: str) -> dict[str, str]:
     numbers: dict[str, str] = {}
     with write_session(engine) as session:
         city = build_city(session)
-        for name in ("workerA", "workerB", "mediatorA", "supervisor"):
+        for name in ("workerA", "workerB", "mediatorA", "supervisor", "admin"):
             staff = city.staff[name]
             staff.password_hash = hash_password(PASSWORD)
             staff.display_name = {
@@ -106,6 +106,7 @@ def _seed(database_url: str) -> dict[str, str]:
                 "workerB": "赵竹青",
                 "mediatorA": "陈调解",
                 "supervisor": "周督办",
+                "admin": "王管理",
             }[name]
             session.add(staff)
         session.flush()

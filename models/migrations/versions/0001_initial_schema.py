@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 14:49:57.936642
+Create Date: 2026-11-30 14:58:09.695820
 """
 
 from collections.abc import Sequence
@@ -183,6 +183,7 @@ def upgrade() -> None:
     sa.Column('referral_reason', sa.Enum('criminal', 'in_court', 'in_arbitration', 'administrative', 'limit_passed', 'mediation_failed', name='referralreason', native_enum=False, length=32), nullable=True),
     sa.Column('referral_state', sa.Enum('pending', 'signed', 'returned', 'concluded', name='referralstate', native_enum=False, length=32), nullable=True),
     sa.Column('referral_due_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('extension_asked_until', models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('referred_from_path', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
     sa.Column('outcome_note', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
     sa.Column('satisfaction', sa.Integer(), nullable=True),
