@@ -1,5 +1,7 @@
-"""reports (daily): the three rates per unit and their ranking, overdue cases per level,
-recurring clusters and the problem of the month, as Prefect artifacts.
+"""reports (daily): the month's ranking of communities and paired agencies on the three
+rates (each with the number of cases it counts), overdue cases per level, recurring
+clusters and the problem of the month, as Prefect artifacts. The figures are the
+dashboard's (:mod:`models.metrics`).
 
 Every figure is an aggregate over unit codes, categories and case numbers; respondents
 that are people are masked by the metrics layer, firms are named. Every text put into a
@@ -8,7 +10,7 @@ Markdown artifact is escaped (a firm's name typed by the public cannot become a 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -18,9 +20,9 @@ from models import clock
 from models.text import markdown_escape as md
 from tasks.reports import (
     read_clusters,
+    read_monthly_ranking,
     read_overdue_by_level,
     read_problem_of_the_month,
-    read_unit_rates,
 )
 
 
@@ -28,23 +30,34 @@ def _pct(value: Any) -> str:
     return f"{float(value) * 100:.1f}%" if isinstance(value, int | float) else "—"
 
 
-def rates_markdown(rows: list[dict[str, Any]], *, since: datetime, until: datetime) -> str:
+def _share(row: dict[str, Any], rate: str, part: str, whole: str) -> str:
+    return f"{_pct(row.get(rate))} ({row.get(part, 0)}/{row.get(whole, 0)})"
+
+
+def rates_markdown(rows: list[dict[str, Any]], *, month: str) -> str:
     lines = [
-        f"# 三率排名 Unit ranking ({clock.format_local(since)} – {clock.format_local(until)})",
+        f"# 月度排名 Monthly ranking {month}",
         "",
-        "| 名次 Rank | 单位 Unit | 案件 Cases | 响应率 Response | 化解率 Resolution "
-        "| 满意率 Satisfaction |",
-        "|---:|---|---:|---:|---:|---:|",
+        "响应率：首次联系在时限内；解决率、满意率：当事人在独立回访中的回答；括号内为件数。 "
+        "Response: first contact within the limit; resolution and satisfaction: the "
+        "complainant's answers at an independent return visit; cases in brackets.",
+        "",
+        "| 名次 Rank | 单位 Unit | 案件 Cases | 响应率 Response | 解决率 Resolution "
+        "| 满意率 Satisfaction | 得分 Score |",
+        "|---:|---|---:|---:|---:|---:|---:|",
     ]
-    for row in sorted(rows, key=lambda r: r.get("rank") or 0):
+    for row in sorted(rows, key=lambda r: (r.get("rank") is None, r.get("rank") or 0)):
         lines.append(
-            f"| {md(row.get('rank', ''))} | {md(row.get('unit_name', ''))} "
+            f"| {md(row.get('rank') or '—')} | {md(row.get('unit_name', ''))} "
             f"{md(row.get('unit_code', ''))} "
-            f"| {row.get('cases', 0)} | {_pct(row.get('response_rate'))} "
-            f"| {_pct(row.get('resolution_rate'))} | {_pct(row.get('satisfaction_rate'))} |"
+            f"| {row.get('cases', 0)} "
+            f"| {_share(row, 'response_rate', 'responded_in_time', 'response_cases')} "
+            f"| {_share(row, 'resolution_rate', 'resolved', 'resolution_cases')} "
+            f"| {_share(row, 'satisfaction_rate', 'satisfied', 'rated')} "
+            f"| {_pct(row.get('score'))} |"
         )
     if not rows:
-        lines.append("| — | 本期无案件 no cases in this period | 0 | — | — | — |")
+        lines.append("| — | 本月无案件 no cases this month | 0 | — | — | — | — |")
     return "\n".join(lines)
 
 
@@ -54,14 +67,14 @@ async def reports(days: int = 30) -> dict[str, int]:
     since = now - timedelta(days=days)
     local = clock.to_local(now)
     month_start = local.date().replace(day=1)
-    rates = await read_unit_rates(since, now)
+    rates = await read_monthly_ranking(month_start)
     overdue = await read_overdue_by_level(now)
     clusters = await read_clusters(since)
     problem = await read_problem_of_the_month(month_start)
 
     await acreate_markdown_artifact(
         key="tiaojie-unit-ranking",
-        markdown=rates_markdown(rates, since=since, until=now),
+        markdown=rates_markdown(rates, month=f"{month_start:%Y-%m}"),
         description="三率（响应率、化解率、满意率）与排名 / The three rates and ranking",
     )
     await acreate_table_artifact(

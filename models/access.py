@@ -25,11 +25,12 @@ case that does not exist (:func:`not_found`, 404), never 403.
 **Personal data** (:func:`may_see_personal_data`): names, phone numbers and ID numbers
 are shown in clear to the people whose work is to contact the parties: the case's
 assignee, the staff member who recorded the complaint (they typed it; they make the
-first contact), and the mediators of the unit handling the case (the committee that
-mediates). Return visits need the contact, so the same rule says who records them
-(:mod:`models.actions`). Everyone else (other workers, supervisors, instructors,
-volunteers, administrators) sees masked values: administrators administer, they do not
-read residents' ID numbers.
+first contact), the mediators of the unit handling the case (the committee that
+mediates) and return visitors (回访员: the independent return visit is a call to the
+complainant; they do nothing else to a case). Return visits need the contact, so the
+same rule says who records them (:mod:`models.actions`). Everyone else (other workers,
+supervisors, instructors, volunteers, administrators) sees masked values: administrators
+administer, they do not read residents' ID numbers.
 
 **Read-only roles** (:data:`READ_ONLY_ROLES`): instructors, volunteers and in-service Party
 members registered with a community read what they reach and record nothing.
@@ -222,6 +223,8 @@ def may_see_personal_data(principal: Principal, case: Case) -> bool:
         return False
     if principal.staff_id in (case.assignee_id, case.created_by_id):
         return True
+    if principal.role == StaffRole.RETURN_VISITOR:
+        return True  # the return visit is a call to the complainant (cases in reach only)
     return (
         principal.role == StaffRole.MEDIATOR
         and case.unit_id is not None

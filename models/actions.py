@@ -54,6 +54,7 @@ from models.access import (
     reaches,
 )
 from models.case import Case
+from models.contact import ContactCreate, record_contact
 from models.enums import CaseStatus, ReferralReason, ReferralTarget, StaffRole
 from models.errors import GuardFailed, InvalidTransition, PermissionDenied, ValidationError
 from models.follow_up import FollowUpRecord
@@ -116,6 +117,10 @@ class FailureIn(ActionBody):
 
 
 class FollowUpIn(FollowUpRecord):
+    version: Version = None
+
+
+class ContactIn(ContactCreate):
     version: Version = None
 
 
@@ -203,12 +208,18 @@ ANY_WRITER: Who = by_role(WRITERS)
 
 def contacts_parties(principal: Principal, case: Case) -> bool:
     """Those whose work is to contact the parties (they see the contact):
-    :func:`models.access.may_see_personal_data`."""
+    :func:`models.access.may_see_personal_data` (return visitors included; a return
+    visitor does nothing else, :func:`refusal`)."""
     return may_see_personal_data(principal, case)
 
 
 def _consent_pending(case: Case) -> str | None:
     return "every party has consented already" if case.consent_at is not None else None
+
+
+def _not_contacted(case: Case) -> str | None:
+    # Later calls go into the session minutes; the first contact is what the rate counts.
+    return "the first contact is recorded already" if case.first_response_at is not None else None
 
 
 def _not_mediated(case: Case) -> str | None:
@@ -299,6 +310,12 @@ def _follow_up(s: Session, p: Principal, case: Case, body: FollowUpIn) -> int | 
     row = follow_ups.record_follow_up(
         s, case_id=_id(case), data=data, actor=p, expected_version=body.version
     )
+    return row.id
+
+
+def _contact(s: Session, p: Principal, case: Case, body: ContactIn) -> int | None:
+    data = ContactCreate.model_validate(body.model_dump(exclude={"version"}))
+    row = record_contact(s, case_id=_id(case), data=data, actor=p, expected_version=body.version)
     return row.id
 
 
@@ -423,8 +440,21 @@ ACTIONS: dict[str, Action] = {
         Action(
             "follow-ups", "follow_up_recorded", FollowUpIn, _follow_up,
             "记录回访 Record a return visit", "follow_up",
-            {"version": 8, "outcome": "carried_out", "satisfaction": 5},
+            {
+                "version": 8,
+                "outcome": "carried_out",
+                "resolved": "resolved",
+                "satisfied": "satisfied",
+                "channel": "phone",
+                "notes": "电话回访申请人，工资已按协议支付",
+            },
             who=contacts_parties,
+        ),
+        Action(
+            "contact", "contacted", ContactIn, _contact,
+            "首次联系 Record contact with the complainant", "contact",
+            {"version": 3, "method": "phone", "note": "电话联系申请人，约定周三上门"},
+            who=contacts_parties, guard=_not_contacted,
         ),
         Action(
             "reassign", "assigned", ReassignIn, _reassign, "改派 Reassign", "reassign",
@@ -469,7 +499,8 @@ def refusal(principal: Principal, case: Case, action: Action) -> Exception | Non
     """Why ``principal`` may not do ``action`` on ``case`` now (None: they may). Reach is
     the caller's to check first."""
     transition = TRANSITIONS[action.verb]
-    if not principal.can_write or not action.who(principal, case):
+    visitor_only = principal.role == StaffRole.RETURN_VISITOR and action.name != "follow-ups"
+    if not principal.can_write or visitor_only or not action.who(principal, case):
         role = principal.role.value if principal.role else principal.kind
         return PermissionDenied(
             f"the {role} role may not {action.name} this case",

@@ -152,17 +152,7 @@ def restore(engine: Engine, folder: Path) -> dict[str, Any]:
                 "这是 PostgreSQL 备份，目标是 SQLite", "a PostgreSQL backup, a SQLite target"
             )
         engine.dispose()
-        _run(
-            [
-                "pg_restore",
-                "--clean",
-                "--if-exists",
-                "--no-owner",
-                "--dbname",
-                _pg_dsn(engine),
-                str(copy),
-            ]
-        )
+        _pg_restore(copy, _pg_dsn(engine), folder / "restore.list")
     return manifest
 
 
@@ -204,7 +194,33 @@ def _pg_dsn(engine: Engine) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def _run(command: list[str]) -> None:
+def _pg_restore(copy: Path, dsn: str, listing: Path) -> None:
+    """Everything but the extensions: those (pg_trgm) belong to the database's owner,
+    who creates them before a restore (see the run-book)."""
+    entries = _run(["pg_restore", "--list", str(copy)]).splitlines()
+    listing.write_text(
+        "\n".join(e for e in entries if " EXTENSION " not in e) + "\n", encoding="utf-8"
+    )
+    try:
+        _run(
+            [
+                "pg_restore",
+                "--clean",
+                "--if-exists",
+                "--no-owner",
+                "--exit-on-error",
+                "--use-list",
+                str(listing),
+                "--dbname",
+                dsn,
+                str(copy),
+            ]
+        )
+    finally:
+        listing.unlink(missing_ok=True)
+
+
+def _run(command: list[str]) -> str:
     if shutil.which(command[0]) is None:
         raise BackupError(
             f"找不到 {command[0]}，请安装 PostgreSQL 客户端", f"{command[0]} not found"
@@ -214,3 +230,4 @@ def _run(command: list[str]) -> None:
         raise BackupError(
             f"{command[0]} 失败", f"{command[0]} failed: {done.stderr.strip()[-500:]}"
         )
+    return done.stdout

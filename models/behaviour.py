@@ -29,17 +29,30 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from models import clock, escalation, follow_ups, handover, mediating, referrals, routing, triage
+from models import (
+    clock,
+    contact,
+    escalation,
+    follow_ups,
+    handover,
+    mediating,
+    referrals,
+    routing,
+    triage,
+)
 from models.case import Case, CaseCreate
 from models.cases import create_case
 from models.enums import (
     CaseStatus,
     Category,
+    ContactMethod,
     FollowUpOutcome,
     Priority,
     ReferralOutcome,
     ReferralState,
     ReferralTarget,
+    ResolvedAnswer,
+    SatisfiedAnswer,
     StaffRole,
 )
 from models.errors import TiaojieError
@@ -323,6 +336,17 @@ class Replay:
                     ),
                 )
             case "to_committee":
+                # The grid or community worker first reaches the complainant (首次联系).
+                self._try(
+                    "contact",
+                    lambda: contact.record_contact(
+                        s,
+                        case_id=cid,
+                        data=contact.ContactCreate(method=ContactMethod.VISIT),
+                        actor=who,
+                        expected_version=None,
+                    ),
+                )
                 self._try(
                     step,
                     lambda: handover.hand_to_committee(
@@ -473,7 +497,8 @@ class Replay:
         happy = self.rng.random() < self.model.satisfied
         record = FollowUpRecord(
             outcome=FollowUpOutcome.CARRIED_OUT if happy else FollowUpOutcome.PARTLY,
-            satisfaction=5 if happy else 2,
+            resolved=ResolvedAnswer.RESOLVED if happy else ResolvedAnswer.UNRESOLVED,
+            satisfied=SatisfiedAnswer.SATISFIED if happy else SatisfiedAnswer.DISSATISFIED,
             notes="电话回访，当事人表示情况属实。",
             follow_up_id=visit.id,
         )

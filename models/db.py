@@ -58,6 +58,17 @@ def build_engine(url: str, *, echo: bool = False) -> Engine:
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+def _private_sqlite_file(path: Any) -> None:
+    """Create the database file readable by its owner only (SQLite gives its -wal and
+    -shm files the same mode), whatever the process's umask."""
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    path.chmod(0o600)
+
+
 def get_engine(url: str | None = None) -> Engine:
     url = url or get_settings().resolved_database_url
     with _lock:
@@ -66,7 +77,7 @@ def get_engine(url: str | None = None) -> Engine:
             if url.startswith("sqlite:///") and ":memory:" not in url:
                 from pathlib import Path
 
-                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+                _private_sqlite_file(Path(url.removeprefix("sqlite:///")))
             engine = build_engine(url)
             _engines[url] = engine
         return engine

@@ -97,6 +97,7 @@ class StaffRole(Labelled):
     SUPERVISOR = "supervisor"
     ADMIN = "admin"
     VOLUNTEER = "volunteer"
+    RETURN_VISITOR = "return_visitor"
     PARTY_MEMBER = "party_member"  # in-service Party member registered with a community
 
 
@@ -139,6 +140,41 @@ class FollowUpOutcome(Labelled):
     PARTLY = "partly"
     NOT_CARRIED_OUT = "not_carried_out"
     UNREACHABLE = "unreachable"
+
+
+class ContactMethod(Labelled):
+    """How the handler first reached the complainant (an automatic assignment is not
+    a contact)."""
+
+    PHONE = "phone"
+    VISIT = "visit"
+    IN_PERSON = "in_person"
+    MESSAGE = "message"
+
+
+class VisitChannel(Labelled):
+    """How a return visit's answers were given."""
+
+    PHONE = "phone"
+    IN_PERSON = "in_person"
+    RESIDENT_LINK = "resident_link"
+
+
+class ResolvedAnswer(Labelled):
+    RESOLVED = "resolved"
+    BASICALLY = "basically"
+    UNRESOLVED = "unresolved"
+
+
+class SatisfiedAnswer(Labelled):
+    SATISFIED = "satisfied"
+    BASICALLY = "basically"
+    DISSATISFIED = "dissatisfied"
+
+
+class BreachKind(Labelled):
+    RESPONSE = "response"
+    RESOLUTION = "resolution"
 
 
 class ReferralTarget(Labelled):
@@ -274,6 +310,7 @@ _LABELS: dict[StrEnum, tuple[str, str]] = {
     StaffRole.SUPERVISOR: ("督办人员", "Supervisor"),
     StaffRole.ADMIN: ("系统管理员", "Administrator"),
     StaffRole.VOLUNTEER: ("志愿者", "Volunteer"),
+    StaffRole.RETURN_VISITOR: ("回访员", "Return visitor"),
     StaffRole.PARTY_MEMBER: ("在职党员", "In-service Party member"),
     PartyKind.PERSON: ("个人", "Person"),
     PartyKind.HOUSEHOLD: ("家庭", "Household"),
@@ -298,6 +335,21 @@ _LABELS: dict[StrEnum, tuple[str, str]] = {
     FollowUpOutcome.PARTLY: ("部分履行", "Partly carried out"),
     FollowUpOutcome.NOT_CARRIED_OUT: ("未履行", "Not carried out"),
     FollowUpOutcome.UNREACHABLE: ("未联系上", "Unreachable"),
+    ContactMethod.PHONE: ("电话联系", "Phone call"),
+    ContactMethod.VISIT: ("上门走访", "Home visit"),
+    ContactMethod.IN_PERSON: ("当面接谈", "In person"),
+    ContactMethod.MESSAGE: ("短信/微信联系", "Text message"),
+    VisitChannel.PHONE: ("电话回访", "Phone call"),
+    VisitChannel.IN_PERSON: ("上门回访", "In person"),
+    VisitChannel.RESIDENT_LINK: ("居民自评链接", "Resident's own link"),
+    ResolvedAnswer.RESOLVED: ("已解决", "Resolved"),
+    ResolvedAnswer.BASICALLY: ("基本解决", "Basically resolved"),
+    ResolvedAnswer.UNRESOLVED: ("未解决", "Not resolved"),
+    SatisfiedAnswer.SATISFIED: ("满意", "Satisfied"),
+    SatisfiedAnswer.BASICALLY: ("基本满意", "Basically satisfied"),
+    SatisfiedAnswer.DISSATISFIED: ("不满意", "Dissatisfied"),
+    BreachKind.RESPONSE: ("响应超时", "Response limit passed"),
+    BreachKind.RESOLUTION: ("办理超期", "Resolution limit passed"),
     ReferralTarget.ARBITRATION: ("劳动人事争议仲裁", "Labour and personnel arbitration"),
     ReferralTarget.COURT: ("法院", "Court"),
     ReferralTarget.AGENCY: ("结对部门", "Paired agency"),

@@ -40,7 +40,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from models import clock, lifecycle, overdue, pii, referrals
+from models import breaches, clock, lifecycle, overdue, pii, referrals
 from models.access import Actor
 from models.case import Case
 from models.cases import get_case
@@ -247,6 +247,9 @@ def escalate_case(
         raise GuardFailed(
             f"case {case.number} has no handling unit", f"案件 {case.number} 尚无承办单位"
         )
+    if not by_hand:
+        # The limit passed at this unit: keep that on record before the case moves on.
+        breaches.record_breaches(session, now=now, case_ids=[case.id])
     if directory is None or case.unit_id not in directory.units:
         current = session.get(Unit, case.unit_id)
         if current is None:
@@ -526,6 +529,9 @@ def sweep(
     started = time.perf_counter()
     now = clock.ensure_utc(now)
     read, write = _factories(engine_or_session_factory)
+    with write() as session:
+        # Every limit that has passed is recorded where it passed, before anything moves.
+        breaches.record_breaches(session, now=now, limit=limit)
     with read() as session:
         due = find_due(session, now=now, limit=limit)
         if not (due.remind_ids or due.escalate_ids):

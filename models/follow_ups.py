@@ -27,12 +27,14 @@ from models import clock, lifecycle, workdays
 from models.access import Actor
 from models.case import Case
 from models.cases import get_case, parties_of, terms_of
-from models.enums import CaseStatus, FollowUpKind, FollowUpOutcome
+from models.enums import CaseStatus, FollowUpKind, FollowUpOutcome, StaffRole, VisitChannel
 from models.errors import GuardFailed, InvalidTransition
 from models.follow_up import FollowUp, FollowUpRecord
 from models.guards import event_text, invalid, required_text
 from models.mediation import Agreement, AgreementTerm
 from models.referrals import referrals_of
+from models.staff import Staff
+from models.unit import Unit
 
 S = CaseStatus
 Settlement = Literal["closed", "reopened", "waiting"]
@@ -80,14 +82,34 @@ def list_follow_ups(session: Session, *, case_id: int) -> list[FollowUp]:
 
 def pick_visitor(session: Session, *, case: Case) -> int | None:
     """Who makes a case's return visits. A referred case is visited by the community that
-    referred it (it keeps the case in view): the person who referred it, else the
-    liaison; any other case by its liaison, else its handler."""
+    referred it (it keeps the case in view): the person who referred it; any other case
+    by the return visitor above its unit (an independent visit), else its liaison, else
+    its handler."""
     assert case.id is not None
     if case.referral_target is not None:
         for referral in reversed(referrals_of(session, case_id=case.id)):
             if referral.referred_by_id is not None:
                 return referral.referred_by_id
+    visitor = return_visitor_for(session, case=case)
+    if visitor is not None:
+        return visitor.id
     return case.liaison_id or case.assignee_id
+
+
+def return_visitor_for(session: Session, *, case: Case) -> Staff | None:
+    """The return visitor (回访员) nearest above the handling unit (its street, else its
+    district): neither the handler nor of the handling unit, so the answers count for
+    the rates (:func:`is_independent`)."""
+    handling = case.unit_path or ""
+    rows = session.exec(
+        select(Staff, Unit)
+        .join(Unit, col(Unit.id) == col(Staff.unit_id))
+        .where(col(Staff.role) == StaffRole.RETURN_VISITOR, col(Staff.active).is_(True))
+    ).all()
+    above = [(u.path, s) for s, u in rows if handling.startswith(u.path) and u.path != handling]
+    if not above:
+        return None
+    return max(above, key=lambda pair: (len(pair[0]), -(pair[1].id or 0)))[1]
 
 
 def schedule_follow_ups(session: Session, *, case_id: int, actor: Actor) -> list[FollowUp]:
@@ -147,6 +169,18 @@ def schedule_follow_ups(session: Session, *, case_id: int, actor: Actor) -> list
     return sorted(planned, key=lambda v: (clock.ensure_utc(v.due_at), v.id or 0))
 
 
+def is_independent(case: Case, actor: Actor) -> bool:
+    """A visit judges the handling unit only when the visitor is neither the case's
+    handler nor of the handling unit (nor of a unit inside it); the complainant's own
+    answers through their link are independent by nature."""
+    if actor.kind != "staff":
+        return True
+    if actor.staff_id is not None and actor.staff_id == case.assignee_id:
+        return False
+    handling, own = case.unit_path or "", actor.unit_path or ""
+    return bool(handling) and not own.startswith(handling)
+
+
 def record_follow_up(
     session: Session,
     *,
@@ -164,11 +198,11 @@ def record_follow_up(
             f"cannot record a return visit for a case that is {case.status.value}",
             f"案件当前状态为「{case.status.zh}」，不能记录回访。",
         )
-    if data.outcome == FollowUpOutcome.UNREACHABLE and data.satisfaction is not None:
+    if data.channel == VisitChannel.RESIDENT_LINK and actor.kind == "staff":
         raise invalid(
-            "satisfaction",
-            "no rating when the resident could not be reached",
-            "未联系上当事人时不能填写满意度",
+            "channel",
+            "answers through the resident's link are given by the resident, not by staff",
+            "「居民自评链接」的回答只能由居民本人提交",
         )
     open_visits = [v for v in list_follow_ups(session, case_id=case_id) if v.done_at is None]
     if data.follow_up_id is not None:
@@ -194,6 +228,12 @@ def record_follow_up(
     visit.unit_at_fault = data.unit_at_fault
     visit.notes = data.notes
     visit.recorded_by_id = actor.staff_id
+    visit.channel = data.channel
+    visit.resolved = data.resolved
+    visit.satisfied = data.satisfied
+    visit.independent = is_independent(case, actor)
+    visit.judged_unit_id = case.unit_id
+    visit.judged_unit_path = case.unit_path
     session.add(visit)
     if visit.term_id is not None and data.outcome == FollowUpOutcome.CARRIED_OUT:
         term = session.get(AgreementTerm, visit.term_id)
@@ -214,6 +254,10 @@ def record_follow_up(
             "kind": visit.kind.value,
             "outcome": data.outcome.value,
             "satisfaction": data.satisfaction,
+            "resolved": data.resolved.value if data.resolved else None,
+            "satisfied": data.satisfied.value if data.satisfied else None,
+            "channel": data.channel.value,
+            "independent": visit.independent,
             "unit_at_fault": data.unit_at_fault,
         },
     )

@@ -6,11 +6,15 @@ for an event is masked here.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from models import pii
 from models import text as text_rules
 from models.errors import FieldProblem, ValidationError
 
 EVENT_TEXT_MAX = 500
+# A moment typed by a person may be a little ahead of the server's clock.
+CLOCK_TOLERANCE = timedelta(minutes=10)
 
 
 def invalid(field: str, en: str, zh: str) -> ValidationError:

@@ -81,7 +81,7 @@ def hand_to_committee(
     lifecycle.apply(
         session,
         case=case,
-        verb="assigned",
+        verb="handed_to_committee",
         actor=actor,
         expected_version=expected_version,
         data={
@@ -89,7 +89,6 @@ def hand_to_committee(
             "unit": community.code,
             "unit_name": community.name_zh,
             "liaison_id": liaison,
-            "to_committee": True,
         },
     )
     session.flush()

@@ -224,6 +224,14 @@ TRANSITIONS: dict[str, Transition] = {
             STAFF_OR_SYSTEM,
             zh="重新办理",
         ),
+        Transition(
+            "handed_to_committee",
+            frozenset({S.ASSIGNED}),
+            S.ASSIGNED,
+            (_has_assignee,),
+            STAFF,
+            zh="转人民调解委员会",
+        ),
         # The referral loop (签收/退单/反馈) and the send-back of a wrong assignment (退单).
         Transition(
             "referral_returned",
@@ -295,6 +303,14 @@ TRANSITIONS: dict[str, Transition] = {
             zh="记录调解笔录",
         ),
         Transition("reminded", OPEN_WORKING, None, (_needs("level"),), zh="催办"),
+        Transition(
+            "contacted",
+            OPEN_WORKING | {S.REFERRED},
+            None,
+            (_needs("contact_id", "method"),),
+            STAFF,
+            zh="首次联系",
+        ),
         Transition("duplicate_linked", ALL_OPEN, None, (_needs("other_case_id"),), zh="关联重复件"),
         Transition(
             "follow_up_recorded",
@@ -355,6 +371,7 @@ NEXT_STEP: dict[str, str | None] = {
     "follow_up_recorded": "follow_up",
     "reminded": "notify",
     "referral_returned": "notify",
+    "handed_to_committee": "notify",
     "referral_concluded": "follow_up",
     "assignment_returned": "assignment",
 }

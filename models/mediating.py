@@ -34,7 +34,7 @@ from models.errors import (
     ValidationError,
 )
 from models.follow_ups import schedule_follow_ups
-from models.guards import event_text, invalid, required_text
+from models.guards import CLOCK_TOLERANCE, event_text, invalid, required_text
 from models.mediation import (
     Agreement,
     AgreementCreate,
@@ -48,8 +48,6 @@ from models.unit import Unit
 S = CaseStatus
 COURT_CONFIRMATION_DAYS = 30
 MEDIATION_MONTHS = 1
-# A moment typed by a person may be a little ahead of the server's clock.
-CLOCK_TOLERANCE = timedelta(minutes=10)
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -67,10 +65,12 @@ def end_of_local_day(day: date) -> datetime:
     return workdays.end_of_day(workdays.at_local(day, time(12, 0)))
 
 
-def _touch_response(case: Case, at: datetime) -> None:
-    """The first staff action on a case counts as the response (for the response rate)."""
-    if case.first_response_at is None:
-        case.first_response_at = at
+def _touch_response(session: Session, case: Case, actor: Actor, at: datetime, verb: str) -> None:
+    """Consent and a direct settlement need the complainant in the room: when no first
+    contact was recorded before, the action is one (for the response rate)."""
+    from models.contact import note_contact  # contact imports this module
+
+    note_contact(session, case=case, actor=actor, at=at, verb=verb)
 
 
 def _staff_only(actor: Actor, what_en: str, what_zh: str) -> None:
@@ -144,7 +144,7 @@ def record_consent(
     all_consented = all(p.consented for p in parties)
     if all_consented and case.consent_at is None:
         case.consent_at = now
-    _touch_response(case, now)
+    _touch_response(session, case, actor, now, "consent_recorded")
     lifecycle.apply(
         session,
         case=case,
@@ -172,8 +172,7 @@ def start_mediation(
     now = clock.now()
     due_day = add_months(workdays.local_date(now), MEDIATION_MONTHS)
     case.mediation_due_at = end_of_local_day(due_day)
-    if actor.kind == "staff":
-        _touch_response(case, now)
+    _touch_response(session, case, actor, now, "mediation_started")
     lifecycle.apply(
         session,
         case=case,
@@ -416,7 +415,7 @@ def resolve_directly(
     text = required_text(resolution, "resolution", "处理结果", max_length=2000)
     now = clock.now()
     case.outcome_note = text
-    _touch_response(case, now)
+    _touch_response(session, case, actor, now, "follow_up_due")
     lifecycle.apply(
         session,
         case=case,

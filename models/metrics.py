@@ -1,55 +1,96 @@
-"""Supervisor figures: the three rates (三率) per unit and their ranking, overdue cases
-per level, backlog per unit, recent escalations, respondent clusters and the problem of
-the month. Every figure is an SQL aggregate (one scan of the cases, grouped by their
-handling-unit path, rolled up into the units at the asked level whose materialised path
-is a prefix of it), and no output carries personal data:
-units, case numbers, categories, counts, firms' names and masked person names only.
+"""Supervisor figures: the three rates (三率) per unit and their monthly ranking, overdue
+cases per level, backlog per unit, recent escalations, respondent clusters and the
+problem of the month. Every figure is an SQL aggregate (grouped by unit path, rolled up
+into the units at the asked level whose materialised path is a prefix of it), and no
+output carries personal data: units, case numbers, categories, counts, firms' names and
+masked person names only.
 
-Definitions (cases created in ``[since, until)``, merged duplicates left out):
+The three rates, as hotline practice counts them (merged duplicates left out). Each
+case is judged once per rate, at its **deciding moment**, and counts for the unit that
+held it then, in the period in which that moment fell:
 
-* **response rate** = cases first answered by staff (``first_response_at``, else the
-  assignment time) no later than ``response_due_at``, over cases;
-* **resolution rate** = cases closed with an agreement or settled without mediation,
-  or referred to arbitration, court or an agency, over cases;
-* **satisfaction rate** = return-visit ratings of 4 or 5, over rated cases.
+* **response rate (响应率)** = cases whose first human contact with the complainant came
+  within the response limit, over cases decided. The deciding moment is the first
+  contact (:mod:`models.contact`; an automatic assignment is not one) or, if the
+  response limit passed first, that limit (a ``response`` breach, :mod:`models.breaches`),
+  which counts as late for the unit that held the case when it passed;
+* **resolution rate (解决率)** = cases the complainant called resolved or basically
+  resolved (已解决 / 基本解决) at an independent return visit, over cases decided. The
+  deciding moment is that answer or, if the resolution limit passed first, that limit
+  (unresolved, for the unit that held the case then). A referred case is resolved
+  only when its outcome is: the receiving unit recorded it resolved (or partly) and the
+  complainant says so; the referral itself decides nothing;
+* **satisfaction rate (满意率)** = cases the complainant called satisfied or basically
+  satisfied (满意 / 基本满意) at an independent return visit, over cases answered.
 
-**Ranking**: units are ranked by the composite score
-``0.3 × response + 0.4 × resolution + 0.3 × satisfaction`` (resolution weighs most: it
-is what the resident came for). A rate with nothing to count (no rated case) is left out
-and the remaining weights are scaled up to 1. Equal scores share a rank; units with no
-case in the period are listed last, unranked.
+Only independent return visits count (:mod:`models.follow_up`): a visitor who is
+neither the handler nor of the handling unit, or the complainant's own link.
+
+**Ranking (月度排名)**: units are ranked by the composite score
+``w_response × response + w_resolution × resolution + w_satisfaction × satisfaction``,
+weights from the settings (10% / 45% / 45% by default). A rate with nothing decided is
+left out and the remaining weights are scaled up to 1. Equal scores share a rank; units
+with no case decided in the period are listed last, unranked.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, union_all
 from sqlmodel import Session, col, select
 
 from models import clock, workdays
+from models.breaches import LimitBreach
 from models.case import Case
-from models.enums import CaseStatus, Category, UnitLevel
+from models.contact import CaseContact
+from models.enums import (
+    BreachKind,
+    CaseStatus,
+    Category,
+    ReferralOutcome,
+    ResolvedAnswer,
+    SatisfiedAnswer,
+    UnitLevel,
+)
 from models.event import CaseEvent
+from models.follow_up import FollowUp
 from models.overdue import overdue_clause
 from models.party import Party
+from models.referral import Referral
+from models.settings import get_settings
 from models.unit import Unit
 
 S = CaseStatus
-WEIGHTS = {"response": 0.3, "resolution": 0.4, "satisfaction": 0.3}
-SATISFIED_AT_LEAST = 4
+RESOLVED = (ResolvedAnswer.RESOLVED, ResolvedAnswer.BASICALLY)
+SATISFIED = (SatisfiedAnswer.SATISFIED, SatisfiedAnswer.BASICALLY)
+
+
+def weights() -> dict[str, float]:
+    settings = get_settings()
+    return {
+        "response": settings.rate_weight_response,
+        "resolution": settings.rate_weight_resolution,
+        "satisfaction": settings.rate_weight_satisfaction,
+    }
 
 
 @dataclass(frozen=True)
 class UnitRates:
+    """One unit's three rates, each with the number of cases it was worked out from."""
+
     unit_code: str
     unit_name: str
     unit_name_en: str
-    cases: int
+    level: UnitLevel
+    cases: int  # distinct cases decided for this unit in the period, any rate
+    response_cases: int
     responded_in_time: int
     response_rate: float | None
+    resolution_cases: int
     resolved: int
     resolution_rate: float | None
     rated: int
@@ -61,10 +102,14 @@ class UnitRates:
 
 @dataclass(frozen=True)
 class LevelCount:
+    """Open cases whose limit passed at this level (``overdue``), and the limits that
+    passed at this level in the period asked (``breaches``, closed cases included)."""
+
     level: UnitLevel
     level_zh: str
     level_en: str
     overdue: int
+    breaches: int = 0
 
 
 @dataclass(frozen=True)
@@ -154,10 +199,11 @@ def _rate(part: int, whole: int) -> float | None:
 def composite_score(
     response: float | None, resolution: float | None, satisfaction: float | None
 ) -> float | None:
+    w = weights()
     parts = [
-        (WEIGHTS["response"], response),
-        (WEIGHTS["resolution"], resolution),
-        (WEIGHTS["satisfaction"], satisfaction),
+        (w["response"], response),
+        (w["resolution"], resolution),
+        (w["satisfaction"], satisfaction),
     ]
     present = [(w, r) for w, r in parts if r is not None]
     total = sum(w for w, _ in present)
@@ -197,6 +243,114 @@ def _roll_up(units: list[Unit], grouped: list[tuple[Any, ...]], width: int) -> d
     return totals
 
 
+def _decisions(sources: list[Any]) -> Any:
+    """The first of each case's deciding rows (``case_id, at, good, unit_path``): the
+    earliest moment wins, a good one first on a tie (a contact exactly at the limit
+    is in time)."""
+    rows = union_all(*sources).subquery()
+    ranked = select(  # type: ignore[call-overload]
+        rows.c.case_id,
+        rows.c.at,
+        rows.c.good,
+        rows.c.unit_path,
+        func.row_number()
+        .over(partition_by=rows.c.case_id, order_by=(rows.c.at, rows.c.good.desc()))
+        .label("rn"),
+    ).subquery()
+    return ranked
+
+
+def _response_sources() -> list[Any]:
+    contact: Any = select(
+        col(CaseContact.case_id).label("case_id"),
+        col(CaseContact.at).label("at"),
+        case((col(CaseContact.in_time).is_(True), 1), else_=0).label("good"),
+        col(CaseContact.unit_path).label("unit_path"),
+    )
+    late: Any = select(
+        col(LimitBreach.case_id),
+        col(LimitBreach.due_at),
+        literal(0),
+        col(LimitBreach.unit_path),
+    ).where(col(LimitBreach.kind) == BreachKind.RESPONSE)
+    return [contact, late]
+
+
+def _referral_unresolved() -> ColumnElement[bool]:
+    """The visited case was referred to a unit that has not recorded a resolved outcome
+    (none yet, or 未解决) before the visit: the referral's outcome decides first."""
+    return exists().where(
+        col(Referral.case_id) == col(FollowUp.case_id),
+        col(Referral.to_unit_id).is_not(None),
+        col(Referral.referred_at) <= col(FollowUp.done_at),
+        or_(
+            col(Referral.outcome).is_(None),
+            col(Referral.outcome) == ReferralOutcome.NOT_RESOLVED,
+        ),
+    )
+
+
+def _visit_sources(answer: Any, good: tuple[Any, ...], resolution: bool) -> list[Any]:
+    said_good = answer.in_(good)
+    if resolution:
+        said_good = and_(said_good, ~_referral_unresolved())
+    visit: Any = select(
+        col(FollowUp.case_id).label("case_id"),
+        col(FollowUp.done_at).label("at"),
+        case((said_good, 1), else_=0).label("good"),
+        col(FollowUp.judged_unit_path).label("unit_path"),
+    ).where(
+        col(FollowUp.independent).is_(True),
+        col(FollowUp.done_at).is_not(None),
+        answer.is_not(None),
+    )
+    if not resolution:
+        return [visit]
+    overdue: Any = select(
+        col(LimitBreach.case_id),
+        col(LimitBreach.due_at),
+        literal(0),
+        col(LimitBreach.unit_path),
+    ).where(col(LimitBreach.kind) == BreachKind.RESOLUTION)
+    return [visit, overdue]
+
+
+def _decided(sources: list[Any], since: datetime, until: datetime, within: str | None) -> Any:
+    """Each case's deciding row in the period: ``case_id, unit_path, good``."""
+    ranked = _decisions(sources)
+    conditions = [
+        ranked.c.rn == 1,
+        ranked.c.at >= clock.ensure_utc(since),
+        ranked.c.at < clock.ensure_utc(until),
+        ranked.c.unit_path.is_not(None),
+        col(Case.status) != S.MERGED,
+    ]
+    if within:
+        conditions.append(_under(ranked.c.unit_path, literal(within)))
+    return (
+        select(ranked.c.case_id, ranked.c.unit_path, ranked.c.good)
+        .join(Case, col(Case.id) == ranked.c.case_id)
+        .where(*conditions)
+    )
+
+
+def _per_path(session: Session, decided: Any) -> list[tuple[Any, ...]]:
+    sub = decided.subquery()
+    stmt = select(sub.c.unit_path, func.count(), func.coalesce(func.sum(sub.c.good), 0)).group_by(
+        sub.c.unit_path
+    )
+    return list(session.exec(stmt).all())
+
+
+def _distinct_cases(session: Session, decided: list[Any]) -> list[tuple[Any, ...]]:
+    parts = [d.subquery() for d in decided]
+    rows = union_all(*(select(p.c.case_id, p.c.unit_path) for p in parts)).subquery()
+    both = select(rows.c.case_id, rows.c.unit_path).distinct().subquery()
+    return list(
+        session.exec(select(both.c.unit_path, func.count()).group_by(both.c.unit_path)).all()
+    )
+
+
 def unit_rates(
     session: Session,
     *,
@@ -205,97 +359,154 @@ def unit_rates(
     level: UnitLevel = UnitLevel.COMMUNITY,
     within_path: str | None = None,
 ) -> list[UnitRates]:
-    """The three rates of every unit at ``level`` for cases created in the period,
-    ranked (see the module docstring for definitions and the composite)."""
-    responded = func.coalesce(col(Case.first_response_at), col(Case.assigned_at))
-    in_time = and_(
-        responded.is_not(None),
-        col(Case.response_due_at).is_not(None),
-        responded <= col(Case.response_due_at),
+    """The three rates of every unit at ``level`` for cases decided in ``[since,
+    until)``, ranked (see the module docstring for the definitions and the composite)."""
+    response = _decided(_response_sources(), since, until, within_path)
+    resolution = _decided(
+        _visit_sources(col(FollowUp.resolved), RESOLVED, True), since, until, within_path
     )
-    resolved = or_(
-        and_(
-            col(Case.status) == S.CLOSED,
-            or_(col(Case.agreement_at).is_not(None), col(Case.in_mediation_at).is_(None)),
-        ),
-        col(Case.referred_at).is_not(None),
-    )
-    stmt = (
-        select(  # type: ignore[call-overload]
-            col(Case.unit_path),
-            func.count(col(Case.id)),
-            _count(in_time),
-            _count(resolved),
-            func.count(col(Case.satisfaction)),
-            _count(col(Case.satisfaction) >= SATISFIED_AT_LEAST),
-        )
-        .where(
-            col(Case.created_at) >= clock.ensure_utc(since),
-            col(Case.created_at) < clock.ensure_utc(until),
-            col(Case.status) != S.MERGED,
-            col(Case.unit_path).is_not(None),
-            *_cases_within(within_path),
-        )
-        .group_by(col(Case.unit_path))
+    satisfaction = _decided(
+        _visit_sources(col(FollowUp.satisfied), SATISFIED, False), since, until, within_path
     )
     units = _level_units(session, level, within_path)
-    totals = _roll_up(units, list(session.exec(stmt).all()), 5)
-    rows = []
+    figures = [
+        _roll_up(units, _per_path(session, decided), 2)
+        for decided in (response, resolution, satisfaction)
+    ]
+    distinct = _roll_up(units, _distinct_cases(session, [response, resolution, satisfaction]), 1)
+    result: list[UnitRates] = []
     for unit in units:
-        cases, in_time_n, resolved_n, rated, satisfied = totals[unit.code]
-        response_rate = _rate(in_time_n, cases)
-        resolution_rate = _rate(resolved_n, cases)
-        satisfaction_rate = _rate(satisfied, rated)
-        score = (
-            composite_score(response_rate, resolution_rate, satisfaction_rate) if cases else None
-        )
-        rows.append(
-            (
-                unit.code,
-                unit.name_zh,
-                unit.name_en,
-                cases,
-                in_time_n,
-                response_rate,
-                resolved_n,
-                resolution_rate,
-                rated,
-                satisfied,
-                satisfaction_rate,
-                score,
+        (resp_n, in_time), (res_n, resolved), (rated, satisfied) = (f[unit.code] for f in figures)
+        cases = distinct[unit.code][0]
+        result.append(
+            UnitRates(
+                unit_code=unit.code,
+                unit_name=unit.name_zh,
+                unit_name_en=unit.name_en,
+                level=unit.level,
+                cases=cases,
+                response_cases=resp_n,
+                responded_in_time=in_time,
+                response_rate=_rate(in_time, resp_n),
+                resolution_cases=res_n,
+                resolved=resolved,
+                resolution_rate=_rate(resolved, res_n),
+                rated=rated,
+                satisfied=satisfied,
+                satisfaction_rate=_rate(satisfied, rated),
+                rank=None,
             )
         )
-    rows.sort(key=lambda r: (r[11] is None, -(r[11] or 0.0), r[0]))
-    result: list[UnitRates] = []
+    return _ranked(result)
+
+
+def _ranked(rows: list[UnitRates]) -> list[UnitRates]:
+    """Score and rank: equal scores share a rank; units with nothing decided last."""
+    scored = [
+        dataclasses.replace(
+            r,
+            score=composite_score(r.response_rate, r.resolution_rate, r.satisfaction_rate)
+            if r.cases
+            else None,
+        )
+        for r in rows
+    ]
+    scored.sort(key=lambda r: (r.score is None, -(r.score or 0.0), r.unit_code))
+    ranked: list[UnitRates] = []
     previous: float | None = None
     rank = 0
-    for position, r in enumerate(rows, start=1):
-        score = r[11]
-        if score is not None and score != previous:
-            rank = position
-            previous = score
-        result.append(UnitRates(*r[:11], rank=rank if score is not None else None, score=score))
-    return result
+    for position, r in enumerate(scored, start=1):
+        if r.score is not None and r.score != previous:
+            rank, previous = position, r.score
+        ranked.append(dataclasses.replace(r, rank=rank if r.score is not None else None))
+    return ranked
+
+
+def month_range(month: date) -> tuple[datetime, datetime]:
+    """The calendar month (Asia/Shanghai) holding ``month``, as ``[since, until)``."""
+    _first, start, end = _month_bounds(month)
+    return start, end
+
+
+def monthly_ranking(
+    session: Session,
+    *,
+    month: date,
+    levels: tuple[UnitLevel, ...] = (UnitLevel.COMMUNITY, UnitLevel.AGENCY),
+    within_path: str | None = None,
+) -> list[UnitRates]:
+    """月度排名: the units of ``levels`` (communities and paired agencies by default)
+    ranked together on the composite score of the calendar month."""
+    since, until = month_range(month)
+    rows = [
+        r
+        for lv in levels
+        for r in unit_rates(session, since=since, until=until, level=lv, within_path=within_path)
+    ]
+    return _ranked(rows)
 
 
 # --- overdue, backlog, escalations ---------------------------------------------------------
 
 
 def overdue_by_level(
-    session: Session, *, now: datetime, within_path: str | None = None
+    session: Session,
+    *,
+    now: datetime,
+    within_path: str | None = None,
+    since: datetime | None = None,
 ) -> list[LevelCount]:
-    """Overdue cases (``models.overdue``), counted by the level of the unit handling
-    them (bottom of the tree first, agencies last)."""
-    stmt = (
-        select(col(Unit.level), func.count(col(Case.id)))
-        .select_from(Case)
+    """Open cases whose limit passed at each level (bottom of the tree first, agencies
+    last): every recorded breach (escalation does not wipe it) and, for a case overdue
+    now whose breach the sweep has not recorded yet, its current level. A case counts
+    once per level. ``breaches`` counts the limits that passed at the level since
+    ``since`` (default: the last 30 days), closed cases included."""
+    now = clock.ensure_utc(now)
+    recorded: Any = (
+        select(col(LimitBreach.case_id).label("case_id"), col(LimitBreach.unit_level).label("lv"))
+        .join(Case, col(Case.id) == col(LimitBreach.case_id))
+        .where(
+            col(Case.is_open).is_(True),
+            col(Case.status) != S.MERGED,
+            col(LimitBreach.unit_path).is_not(None),
+            *([_under(col(LimitBreach.unit_path), literal(within_path))] if within_path else []),
+        )
+    )
+    current = (
+        select(col(Case.id), col(Unit.level))
         .join(Unit, col(Unit.id) == col(Case.unit_id))
         .where(overdue_clause(now), *_cases_within(within_path))
-        .group_by(col(Unit.level))
     )
-    counts = {UnitLevel(level): int(n) for level, n in session.exec(stmt).all()}
+    both = union_all(recorded, current).subquery()
+    distinct = select(both.c.case_id, both.c.lv).distinct().subquery()
+    counts = {
+        UnitLevel(str(lv)): int(n)
+        for lv, n in session.exec(
+            select(distinct.c.lv, func.count())
+            .where(distinct.c.lv.is_not(None))
+            .group_by(distinct.c.lv)
+        ).all()
+    }
+    start = clock.ensure_utc(since) if since else now - timedelta(days=30)
+    passed = {
+        UnitLevel(str(lv)): int(n)
+        for lv, n in session.exec(
+            select(col(LimitBreach.unit_level), func.count(col(LimitBreach.id)))
+            .where(
+                col(LimitBreach.unit_level).is_not(None),
+                col(LimitBreach.due_at) >= start,
+                col(LimitBreach.due_at) < now,
+                *(
+                    [_under(col(LimitBreach.unit_path), literal(within_path))]
+                    if within_path
+                    else []
+                ),
+            )
+            .group_by(col(LimitBreach.unit_level))
+        ).all()
+    }
     order = sorted(UnitLevel, key=lambda lv: (lv == UnitLevel.AGENCY, lv.rank))
-    return [LevelCount(lv, lv.zh, lv.en, counts.get(lv, 0)) for lv in order]
+    return [LevelCount(lv, lv.zh, lv.en, counts.get(lv, 0), passed.get(lv, 0)) for lv in order]
 
 
 def backlog_by_unit(

@@ -12,31 +12,47 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from sqlmodel import Session, col, select
 
-from models import clock, metrics, workdays
+from models import clock, metrics
 from models.enums import UnitLevel
+from models.month_problem import MonthProblemPublic, get_month_problem
 from models.settings import get_settings
 from models.spreadsheet import Cell, add_sheet, new_book, to_bytes
 from models.unit import Unit
 
-RATE_LEVELS = (UnitLevel.COMMUNITY, UnitLevel.STREET)
+RATE_LEVELS = (UnitLevel.COMMUNITY, UnitLevel.STREET, UnitLevel.AGENCY)
 RATE_HEADER = (
     "名次 Rank",
     "单位编码 Code",
     "单位 Unit",
     "案件数 Cases",
+    "响应考核件 Response cases",
     "按时响应 Responded in time",
     "响应率 Response rate",
-    "化解数 Resolved",
-    "化解率 Resolution rate",
+    "解决考核件 Resolution cases",
+    "解决数 Resolved",
+    "解决率 Resolution rate",
     "评价数 Rated",
     "满意数 Satisfied",
     "满意率 Satisfaction rate",
     "综合得分 Score",
+)
+NOTE = (
+    "每件按决定时刻计入当时负责的单位。响应率=首次联系在响应时限内的件数/响应考核件"
+    "（自动派单不算联系，时限先到即计为超时）；解决率=独立回访中当事人答“已解决/基本解决”的件数"
+    "/解决考核件（办理时限先到即计为未解决；移交件须接收单位反馈已解决）；满意率=答“满意/基本满意”"
+    "的件数/评价数。综合得分=响应{r:.0%}+解决{s:.0%}+满意{t:.0%}。"
+    " / Each case counts for the unit responsible at its deciding moment. Response = first "
+    "contact within the response limit ÷ response cases (an automatic assignment is not a "
+    "contact; a limit passed first is late); resolution = resolved or basically resolved at "
+    "an independent return visit ÷ resolution cases (a limit passed first is unresolved; a "
+    "referral needs the receiving unit's resolved outcome); satisfaction = satisfied or "
+    "basically satisfied ÷ rated. Score = response {r:.0%} + resolution {s:.0%} + "
+    "satisfaction {t:.0%}."
 )
 
 
@@ -50,6 +66,7 @@ class MonthlyReport:
     overdue: list[metrics.LevelCount]
     escalations: list[tuple[UnitLevel, int]]
     problem: metrics.ProblemOfTheMonth | None
+    decided: MonthProblemPublic | None = None
 
 
 def month_of(value: str) -> date:
@@ -65,15 +82,10 @@ def previous_month(today: date) -> date:
     return date(first.year - (first.month == 1), (first.month - 2) % 12 + 1, 1)
 
 
-def bounds(first: date) -> tuple[datetime, datetime]:
-    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
-    return workdays.at_local(first, time(0, 0)), workdays.at_local(following, time(0, 0))
-
-
 def build(
     session: Session, first: date, *, now: datetime, within_path: str | None = None
 ) -> MonthlyReport:
-    start, end = bounds(first)
+    start, end = metrics.month_range(first)
     as_of = min(now, end)
     rates = {
         level: metrics.unit_rates(
@@ -81,7 +93,7 @@ def build(
         )
         for level in RATE_LEVELS
     }
-    overdue = metrics.overdue_by_level(session, now=as_of, within_path=within_path)
+    overdue = metrics.overdue_by_level(session, now=as_of, within_path=within_path, since=start)
     escalated = [
         row
         for row in metrics.recent_escalations(
@@ -97,7 +109,9 @@ def build(
     order = sorted(UnitLevel, key=lambda lv: (lv == UnitLevel.AGENCY, lv.rank))
     escalations = [(lv, per_level.get(lv, 0)) for lv in order]
     problem = metrics.problem_of_the_month(session, month_start=first, within_path=within_path)
-    return MonthlyReport(f"{first:%Y-%m}", start, end, as_of, rates, overdue, escalations, problem)
+    month = f"{first:%Y-%m}"
+    decided = get_month_problem(session, month=month)
+    return MonthlyReport(month, start, end, as_of, rates, overdue, escalations, problem, decided)
 
 
 def _rate_rows(rows: list[metrics.UnitRates]) -> list[tuple[Cell, ...]]:
@@ -107,8 +121,10 @@ def _rate_rows(rows: list[metrics.UnitRates]) -> list[tuple[Cell, ...]]:
             r.unit_code,
             r.unit_name,
             r.cases,
+            r.response_cases,
             r.responded_in_time,
             r.response_rate,
+            r.resolution_cases,
             r.resolved,
             r.resolution_rate,
             r.rated,
@@ -135,12 +151,7 @@ def to_xlsx(report: MonthlyReport) -> bytes:
             ),
             ("逾期统计时点 Overdue as of", report.as_of),
             ("生成时间 Made at", clock.now()),
-            (
-                "说明 Note",
-                "响应率=按时响应/案件数；化解率=化解数/案件数；满意率=满意数/评价数（4–5分为满意）"
-                " / Response = in time ÷ cases; resolution = resolved ÷ cases; satisfaction = "
-                "satisfied (4-5) ÷ rated",
-            ),
+            ("说明 Note", _note()),
         ],
     )
     for level in RATE_LEVELS:
@@ -148,8 +159,8 @@ def to_xlsx(report: MonthlyReport) -> bytes:
     add_sheet(
         book,
         "逾期 Overdue",
-        ("层级 Level", "逾期案件 Overdue cases"),
-        [(f"{c.level_zh} {c.level_en}", c.overdue) for c in report.overdue],
+        ("层级 Level", "在办超期案件 Open cases overdue here", "本月到期未办 Limits passed"),
+        [(f"{c.level_zh} {c.level_en}", c.overdue, c.breaches) for c in report.overdue],
     )
     add_sheet(
         book,
@@ -174,7 +185,21 @@ def to_xlsx(report: MonthlyReport) -> bytes:
         if p
         else [("本月暂无突出问题 nothing recurring this month", None, None, 0, None)],
     )
+    d = report.decided
+    add_sheet(
+        book,
+        "每月一题 Decision",
+        ("题目 Problem", "类别 Category", "牵头单位 Lead unit", "工作方案 Plan", "确定时间 Set at"),
+        [(d.title, f"{d.category_zh}", d.lead_unit_name, d.plan, d.set_at)]
+        if d
+        else [("尚未确定 not set yet", None, None, None, None)],
+    )
     return to_bytes(book)
+
+
+def _note() -> str:
+    w = metrics.weights()
+    return NOTE.format(r=w["response"], s=w["resolution"], t=w["satisfaction"])
 
 
 def reports_dir() -> Path:

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     # How far back a worker may say a complaint was received (a walk-in written up later).
     received_max_age_days: int = 30
 
+    # The three rates (三率): weights of the composite score used for the monthly ranking
+    # (the weights commonly reported for Beijing's 接诉即办 assessment).
+    rate_weight_response: float = Field(default=0.10, ge=0, le=1)
+    rate_weight_resolution: float = Field(default=0.45, ge=0, le=1)
+    rate_weight_satisfaction: float = Field(default=0.45, ge=0, le=1)
+
     # HTTP
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -5,7 +5,9 @@ from __future__ import annotations
 from sqlmodel import SQLModel
 
 from models.admin_log import AdminEvent
+from models.breaches import LimitBreach
 from models.case import Case, CaseLink, CaseNumberCounter
+from models.contact import CaseContact
 from models.event import CaseEvent, Outbox
 from models.extension import Extension
 from models.follow_up import FollowUp
@@ -13,6 +15,7 @@ from models.helper import CaseHelper, HelperTask
 from models.idempotency import IdempotencyRecord
 from models.login import SignInAttempt
 from models.mediation import Agreement, AgreementTerm, MediationSession
+from models.month_problem import MonthProblem
 from models.notification import Notification
 from models.party import Party
 from models.policy import PolicySet, TimeLimitPolicy
@@ -30,6 +33,7 @@ __all__ = [
     "Agreement",
     "AgreementTerm",
     "Case",
+    "CaseContact",
     "CaseEvent",
     "CaseHelper",
     "CaseLink",
@@ -39,7 +43,9 @@ __all__ = [
     "FollowUp",
     "HelperTask",
     "IdempotencyRecord",
+    "LimitBreach",
     "MediationSession",
+    "MonthProblem",
     "Notification",
     "Outbox",
     "Pairing",

@@ -33,7 +33,13 @@ PROTECTED: dict[str, tuple[str, ...]] = {
     "agreement": ("summary",),
     "agreement_term": ("text",),
     "follow_up": ("notes",),
+    "extension": ("reason", "decision_note"),
+    "referral": ("note", "return_reason", "action_taken"),
+    "helper_task": ("note",),
 }
+# Long text columns that are not a case's free text (checked by a test: every other long
+# text column of a case's table must be in PROTECTED).
+NOT_FREE_TEXT = frozenset({"notification.text", "notification.last_error", "outbox.last_error"})
 _PENDING = "tiaojie_text_numbers"
 
 

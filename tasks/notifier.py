@@ -44,7 +44,15 @@ log = logging.getLogger("tiaojie.notify")
 
 # Event verbs that someone must hear about, and who.
 NOTIFY_VERBS: frozenset[str] = frozenset(
-    {"assigned", "reminded", "escalated", "referred", "mediation_started"}
+    {
+        "assigned",
+        "reminded",
+        "escalated",
+        "referred",
+        "mediation_started",
+        "handed_to_committee",
+        "referral_returned",
+    }
 )
 
 
@@ -217,13 +225,14 @@ def compose(session: Session, *, case: Case, event: CaseEvent) -> Message | None
     due = _due_text(case.resolution_due_at)
     recipient: int | None = case.assignee_id
     data = event.data or {}
-    if verb == "assigned":
+    if verb in ("assigned", "handed_to_committee", "referral_returned"):
         if case.assignee_id is None:
             return None
         staff = session.get(Staff, case.assignee_id)
         who = staff.display_name if staff else str(case.assignee_id)
+        tag = {"assigned": "派单", "handed_to_committee": "转调委会", "referral_returned": "退单"}
         text = (
-            f"【派单】案件 {number}（{cat.zh}）已派给 {unit_zh} {who}，请于 {due} 前办结。"
+            f"【{tag[verb]}】案件 {number}（{cat.zh}）已派给 {unit_zh} {who}，请于 {due} 前办结。"
             f" / Case {number} ({cat.en}) is assigned to {who} at {unit_en}; "
             f"resolve by {due}."
         )

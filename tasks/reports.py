@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from models import metrics
 from models.db import read_session
-from models.enums import UnitLevel
+from models.month_problem import get_month_problem
 
 
 def as_row(item: Any) -> dict[str, Any]:
@@ -41,12 +41,13 @@ def as_row(item: Any) -> dict[str, Any]:
     return row
 
 
-@task(name="read_unit_rates", persist_result=False, cache_policy=NO_CACHE)
-async def read_unit_rates(since: datetime, until: datetime) -> list[dict[str, Any]]:
+@task(name="read_monthly_ranking", persist_result=False, cache_policy=NO_CACHE)
+async def read_monthly_ranking(month_start: date) -> list[dict[str, Any]]:
+    """月度排名: communities and paired agencies of the calendar month, ranked."""
+
     def run() -> list[dict[str, Any]]:
         with read_session() as session:
-            rates = metrics.unit_rates(session, since=since, until=until, level=UnitLevel.COMMUNITY)
-            return [as_row(r) for r in rates]
+            return [as_row(r) for r in metrics.monthly_ranking(session, month=month_start)]
 
     return await asyncio.to_thread(run)
 
@@ -74,11 +75,15 @@ async def read_problem_of_the_month(month_start: date) -> dict[str, Any] | None:
     def run() -> dict[str, Any] | None:
         with read_session() as session:
             found = metrics.problem_of_the_month(session, month_start=month_start)
-            if found is None:
-                return None
-            if isinstance(found, list):
-                return as_row(found[0]) if found else None
-            return as_row(found)
+            decided = get_month_problem(session, month=f"{month_start:%Y-%m}")
+            row: dict[str, Any] = as_row(found) if found is not None else {}
+            if decided is not None:
+                row |= {
+                    "decided_title": decided.title,
+                    "lead_unit": decided.lead_unit_name,
+                    "plan": decided.plan,
+                }
+            return row or None
 
     return await asyncio.to_thread(run)
 

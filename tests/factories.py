@@ -186,3 +186,17 @@ def advance_to_assigned(
     lifecycle.apply(session, case=case, verb="assigned", actor=Actor.system())
     session.flush()
     return case
+
+
+def visit_answers(rating: int | None) -> dict[str, Any]:
+    """The resident's answers at a return visit for a 1-5 rating (none: unreachable):
+    5 resolved and satisfied, 3-4 basically, 1-2 not."""
+    from models.enums import ResolvedAnswer, SatisfiedAnswer
+
+    if rating is None:
+        return {}
+    if rating >= 5:
+        return {"resolved": ResolvedAnswer.RESOLVED, "satisfied": SatisfiedAnswer.SATISFIED}
+    if rating >= 3:
+        return {"resolved": ResolvedAnswer.BASICALLY, "satisfied": SatisfiedAnswer.BASICALLY}
+    return {"resolved": ResolvedAnswer.UNRESOLVED, "satisfied": SatisfiedAnswer.DISSATISFIED}

@@ -34,6 +34,8 @@ from models.enums import (
     ReferralOutcome,
     ReferralState,
     ReferralTarget,
+    ResolvedAnswer,
+    SatisfiedAnswer,
 )
 from models.errors import TiaojieError
 from models.follow_up import FollowUpRecord
@@ -161,6 +163,14 @@ def _assignee_actor(session: Session, case: Case) -> Actor | None:
     return principal_for_staff(session, staff)
 
 
+def _visitor_actor(session: Session, case: Case, visitor_id: int | None) -> Actor | None:
+    """The visitor named on the return visit (a return visitor above the unit)."""
+    staff = session.get(Staff, visitor_id) if visitor_id else None
+    if staff is None:
+        return None
+    return principal_for_staff(session, staff)
+
+
 def _step(session: Session, case: Case, actor: Actor) -> str | None:
     from models import follow_ups, mediating
 
@@ -224,17 +234,19 @@ def _step(session: Session, case: Case, actor: Actor) -> str | None:
         if not open_visits:
             return None  # the follow-up step has not scheduled the visits yet
         satisfied = case.id % 7 != 2
+        visitor = _visitor_actor(session, case, open_visits[0].visitor_id) or actor
         follow_ups.record_follow_up(
             session,
             case_id=case.id,
             data=FollowUpRecord(
                 outcome=FollowUpOutcome.CARRIED_OUT if satisfied else FollowUpOutcome.PARTLY,
-                satisfaction=5 if satisfied else 2,
+                resolved=ResolvedAnswer.RESOLVED if satisfied else ResolvedAnswer.UNRESOLVED,
+                satisfied=SatisfiedAnswer.SATISFIED if satisfied else SatisfiedAnswer.DISSATISFIED,
                 unit_at_fault=not satisfied,
                 notes=f"{SIMULATED} 回访当事人。",
                 follow_up_id=open_visits[0].id,
             ),
-            actor=actor,
+            actor=visitor,
             expected_version=case.version,
         )
         return "return visit recorded 记录回访"

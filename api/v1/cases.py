@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
@@ -13,8 +12,9 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from api.deps import DBRead, Staff, Writer
+from api.prefect_links import prefect_runs_url
 from api.v1.common import cached_units, case_public, load_case, run_write_async, unit_cache_of
-from models import clock, pii, text_numbers
+from models import case_search, clock, pii, text_numbers
 from models.access import (
     Principal,
     may_see_personal_data,
@@ -24,6 +24,7 @@ from models.access import (
 )
 from models.actions import allowed_names
 from models.case import Case, CaseCreate, CasePublic
+from models.case_search import CaseFilter
 from models.cases import create_case_with_parties, show_party
 from models.enums import CaseStatus, Category
 from models.errors import FieldProblem, ValidationError
@@ -36,9 +37,7 @@ from models.mediation import (
     MediationSession,
     SessionPublic,
 )
-from models.overdue import overdue_clause
 from models.party import Party, PartyPublic
-from models.settings import get_settings
 from models.staff import Staff as StaffRow
 from models.unit import Unit
 
@@ -155,7 +154,6 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
     follow_ups = session.exec(
         select(FollowUp).where(FollowUp.case_id == case.id).order_by(col(FollowUp.due_at))
     ).all()
-    ui = get_settings().prefect_ui_url.rstrip("/")
     return CaseDetail(
         case=case_public(session, case, reveal=reveal),
         status_label=case.status.label,
@@ -166,8 +164,8 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
         agreements=agreement_views,
         follow_ups=[FollowUpPublic.of(f, reveal=reveal) for f in follow_ups],
         allowed_actions=allowed_names(principal, case),
-        # By tag: batch runs carry every case's tag, not every case's number in the name.
-        prefect_runs_url=f"{ui}/runs?tag={quote('case:' + case.number, safe='')}",
+        # By tag (batch runs carry every case's tag), over the case's whole life.
+        prefect_runs_url=prefect_runs_url(case),
         text_numbers=text_numbers.numbers_of(session, case_id=case.id or 0, reveal=reveal),
     )
 
@@ -234,14 +232,7 @@ def list_cases(
     page: Annotated[int, Query(ge=1, le=100000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> CaseList:
-    stmt = select(Case)
-    reach = reach_clause(principal)
-    if reach is not None:
-        stmt = stmt.where(reach)
-    if status is not None:
-        stmt = stmt.where(Case.status == status)
-    if category is not None:
-        stmt = stmt.where(Case.category == category)
+    unit_path = None
     if unit is not None:
         found = session.exec(select(Unit).where(Unit.code == unit)).first()
         if found is None:
@@ -250,20 +241,24 @@ def list_cases(
                 f"unit：没有编码为 {unit} 的单位",
                 problems=[FieldProblem("unit", "单位编码不存在", "no such unit code")],
             )
-        stmt = stmt.where(col(Case.unit_path).startswith(found.path, autoescape=True))
-    if assignee is not None:
-        if assignee == "me":
-            stmt = stmt.where(col(Case.assignee_id) == principal.staff_id)
-        else:
-            stmt = stmt.where(col(Case.assignee_id) == int(assignee))
-    if overdue is not None:
-        late = overdue_clause(clock.now())
-        stmt = stmt.where(late if overdue else ~late)
-    if q:
-        text = q.strip()
-        stmt = stmt.where(
-            (col(Case.number) == text) | col(Case.description).contains(text, autoescape=True)
-        )
+        unit_path = found.path
+    wanted = CaseFilter(
+        status=status,
+        category=category,
+        unit_path=unit_path,
+        assignee_id=None
+        if assignee is None
+        else int(assignee)
+        if assignee != "me"
+        else (principal.staff_id if principal.staff_id is not None else -1),
+        overdue=overdue,
+        text=q,
+    )
+    # The same filters as the web list and its exports (models.case_search).
+    stmt = select(Case).where(*case_search.clauses(wanted, now=clock.now()))
+    reach = reach_clause(principal)
+    if reach is not None:
+        stmt = stmt.where(reach)
     total = session.exec(select(func.count()).select_from(stmt.subquery())).one()
     rows = session.exec(
         stmt.order_by(col(Case.created_at).desc(), col(Case.id).desc())

@@ -31,8 +31,10 @@ STAFF_FIELDS = ("username", "name", "role", "unit_code", "phone")
 UNIT_FIELDS = ("code", "name", "name_en", "level", "parent_code", "address")
 
 
-def _admin(request: Request, session: Session) -> Principal | Response:
-    user = auth.current_user(request, session)
+def _admin(request: Request) -> Principal | Response:
+    """The signed-in administrator, or the answer for anyone else."""
+    with read_session(request) as session:
+        user = auth.current_user(request, session)
     if user is None:
         return to_login(request)
     if user.role != StaffRole.ADMIN:
@@ -62,16 +64,20 @@ def _messages(exc: Exception, t: Translator) -> list[str]:
     raise exc
 
 
-async def _form(request: Request, user: Principal) -> dict[str, str] | None:
-    """The posted form as text fields, or None when its CSRF token is wrong."""
+async def _posted(request: Request) -> tuple[Principal, dict[str, str]] | Response:
+    """The administrator and the posted form as text fields, or the answer for anyone
+    else or for a form whose CSRF token is wrong."""
+    user = _admin(request)
+    if isinstance(user, Response):
+        return user
     form = await request.form()
     if not auth.csrf_ok(auth.session_csrf(request), str(form.get("csrf_token", ""))):
-        return None
+        return render(request, "error.html", {"status": 403}, user=user, status_code=403)
     fields: dict[str, str] = {}
     for key in form:
         values = [str(v)[:500] for v in form.getlist(key)]
         fields[key] = ";".join(values) if key == "skills" else values[-1]
-    return fields
+    return user, fields
 
 
 def _change(
@@ -143,8 +149,7 @@ def admin_home(request: Request) -> Response:
 
 @router.get(f"{ADMIN}/staff")
 def staff_list(request: Request) -> Response:
-    with read_session(request) as session:
-        user = _admin(request, session)
+    user = _admin(request)
     if isinstance(user, Response):
         return user
     return _staff_page(request, user)
@@ -152,13 +157,10 @@ def staff_list(request: Request) -> Response:
 
 @router.post(f"{ADMIN}/staff")
 async def staff_add(request: Request) -> Response:
-    with read_session(request) as session:
-        user = _admin(request, session)
-    if isinstance(user, Response):
-        return user
-    fields = await _form(request, user)
-    if fields is None:
-        return render(request, "error.html", {"status": 403}, user=user, status_code=403)
+    posted = await _posted(request)
+    if isinstance(posted, Response):
+        return posted
+    user, fields = posted
     cells = {k: fields.get(k, "") for k in (*STAFF_FIELDS, "skills")} | {"active": "yes"}
     return _change(
         request,
@@ -210,8 +212,7 @@ def _edit_page(
 
 @router.get(f"{ADMIN}/staff/{{username}}")
 def staff_edit(request: Request, username: str) -> Response:
-    with read_session(request) as session:
-        user = _admin(request, session)
+    user = _admin(request)
     if isinstance(user, Response):
         return user
     return _edit_page(request, user, username[:64])
@@ -222,13 +223,10 @@ async def staff_update(request: Request, username: str) -> Response:
     """Change role, unit and skills, or (``do=deactivate|activate|reset``) lock the
     account, let it back in, or send a fresh sign-in link."""
     username = username[:64]
-    with read_session(request) as session:
-        user = _admin(request, session)
-    if isinstance(user, Response):
-        return user
-    fields = await _form(request, user)
-    if fields is None:
-        return render(request, "error.html", {"status": 403}, user=user, status_code=403)
+    posted = await _posted(request)
+    if isinstance(posted, Response):
+        return posted
+    user, fields = posted
     do = fields.get("do", "save")
     if do == "reset":
         return _change(
@@ -295,8 +293,7 @@ def _units_page(
 
 @router.get(f"{ADMIN}/units")
 def units_list(request: Request) -> Response:
-    with read_session(request) as session:
-        user = _admin(request, session)
+    user = _admin(request)
     if isinstance(user, Response):
         return user
     return _units_page(request, user)
@@ -305,13 +302,10 @@ def units_list(request: Request) -> Response:
 @router.post(f"{ADMIN}/units")
 async def units_save(request: Request) -> Response:
     """Add a unit, or (``existing`` set) rename or move one."""
-    with read_session(request) as session:
-        user = _admin(request, session)
-    if isinstance(user, Response):
-        return user
-    fields = await _form(request, user)
-    if fields is None:
-        return render(request, "error.html", {"status": 403}, user=user, status_code=403)
+    posted = await _posted(request)
+    if isinstance(posted, Response):
+        return posted
+    user, fields = posted
     existing = fields.get("existing", "").strip()[:32]
 
     def work(session: Session) -> Any:
@@ -340,10 +334,10 @@ async def units_save(request: Request) -> Response:
 
 @router.get(f"{ADMIN}/policies")
 def policies(request: Request) -> Response:
+    user = _admin(request)
+    if isinstance(user, Response):
+        return user
     with read_session(request) as session:
-        user = _admin(request, session)
-        if isinstance(user, Response):
-            return user
         rows = list(session.exec(select(TimeLimitPolicy).order_by(col(TimeLimitPolicy.id))).all())
         sets = list(session.exec(select(PolicySet).order_by(col(PolicySet.id).desc())).all())
     return render(

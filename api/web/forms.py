@@ -182,8 +182,22 @@ def _agreement(form: Mapping[str, str], _action: Action) -> dict[str, Any]:
     return {"summary": form.get("summary", ""), "signed_at": None, "terms": terms}
 
 
+def _contact(form: Mapping[str, str], _action: Action) -> dict[str, Any]:
+    at = form.get("at", "").strip()
+    return {
+        "method": form.get("method") or None,
+        "at": local_datetime(at, "at") if at else None,
+        "note": form.get("note", "").strip() or None,
+    }
+
+
 Reader = Callable[[Mapping[str, str], Action], dict[str, Any]]
-READERS: dict[str, Reader] = {"consent": _consent, "sessions": _session, "agreement": _agreement}
+READERS: dict[str, Reader] = {
+    "consent": _consent,
+    "sessions": _session,
+    "agreement": _agreement,
+    "contact": _contact,
+}
 
 
 def _field_name(loc: tuple[int | str, ...]) -> str:

@@ -34,6 +34,7 @@ VERB_LABELS: dict[str, tuple[str, str]] = {
     "follow_up_recorded": ("记录回访", "Follow-up recorded"),
     "notified": ("已通知", "Notified"),
     "mediation_extended": ("延长调解期限", "Mediation extended"),
+    "contacted": ("首次联系群众", "First contact"),
 }
 
 

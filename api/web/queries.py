@@ -15,7 +15,13 @@ from sqlmodel import Session, col, select
 from models import clock, extensions, helping, overdue, referrals, workdays
 from models.access import Principal, find_case, reach_clause, staff_id_of
 from models.case import Case
-from models.enums import CaseStatus
+from models.enums import (
+    CaseStatus,
+    ContactMethod,
+    ReferralTarget,
+    ResolvedAnswer,
+    SatisfiedAnswer,
+)
 from models.errors import NotFound
 from models.event import CaseEvent
 from models.extension import Extension
@@ -119,6 +125,8 @@ class Inbox:
     due_today: list[CaseRow] = field(default_factory=list)
     overdue: list[CaseRow] = field(default_factory=list)
     unit_open: list[CaseRow] = field(default_factory=list)
+    referred_out: list[CaseRow] = field(default_factory=list)
+    workload: helping.Workload | None = None
 
 
 def inbox(session: Session, *, user: Principal, now: datetime, limit: int = 50) -> Inbox:
@@ -132,7 +140,11 @@ def inbox(session: Session, *, user: Principal, now: datetime, limit: int = 50) 
         .where(
             or_(
                 col(Case.assignee_id) == user.staff_id,
-                (col(Case.created_by_id) == user.staff_id),
+                col(Case.created_by_id) == user.staff_id,
+                col(Case.liaison_id) == user.staff_id,
+                col(Case.id).in_(
+                    select(CaseHelper.case_id).where(CaseHelper.staff_id == user.staff_id)
+                ),
             )
         )
         .order_by(col(Case.resolution_due_at).is_(None), col(Case.resolution_due_at))
@@ -152,17 +164,29 @@ def inbox(session: Session, *, user: Principal, now: datetime, limit: int = 50) 
         base.where(overdue.overdue_clause(now)).order_by(deadline, col(Case.id)).limit(limit)
     )
     recent_q = base.order_by(col(Case.created_at).desc()).limit(20)
+    # Referred out of my area and not back yet: a referral is not an exit.
+    referred: Sequence[Case] = []
+    if user.reach_path:
+        referred = session.exec(
+            select(Case)
+            .where(col(Case.is_open).is_(True), col(Case.status) == CaseStatus.REFERRED)
+            .where(col(Case.referred_from_path).startswith(user.reach_path, autoescape=True))
+            .order_by(col(Case.referred_at))
+            .limit(limit)
+        ).all()
     mine = session.exec(mine_q).all()
     due = session.exec(due_q).all()
     late = session.exec(overdue_q).all()
     recent = session.exec(recent_q).all()
-    every = list({c.id: c for c in [*mine, *due, *late, *recent]}.values())
+    every = list({c.id: c for c in [*mine, *due, *late, *recent, *referred]}.values())
     rows = {r.case.id: r for r in _rows(session, every, now=now)}
     return Inbox(
         mine=[rows[c.id] for c in mine],
         due_today=[rows[c.id] for c in due],
         overdue=[rows[c.id] for c in late],
         unit_open=[rows[c.id] for c in recent],
+        referred_out=[rows[c.id] for c in referred],
+        workload=helping.workload(session, staff_id=user.staff_id) if user.staff_id else None,
     )
 
 
@@ -200,6 +224,8 @@ class CaseDetail:
     helpers: list[CaseHelper] = field(default_factory=list)
     helper_tasks: list[HelperTask] = field(default_factory=list)
     unit_names: dict[int, str] = field(default_factory=dict)
+    # Per event id: where the case went, to whom, which case it was linked to (zh, en).
+    event_notes: dict[int, tuple[str, str]] = field(default_factory=dict)
 
 
 def case_detail(session: Session, *, case: Case) -> CaseDetail:
@@ -284,4 +310,96 @@ def case_detail(session: Session, *, case: Case) -> CaseDetail:
         helpers=helpers,
         helper_tasks=tasks,
         unit_names={i: u.name_zh for i, u in ref_units.items()},
+        event_notes=event_notes(session, events, {i: s.display_name for i, s in staff.items()}),
     )
+
+
+def _unit_names(session: Session, codes: set[str]) -> dict[str, Unit]:
+    if not codes:
+        return {}
+    return {u.code: u for u in session.exec(select(Unit).where(col(Unit.code).in_(codes)))}
+
+
+def event_notes(
+    session: Session, events: list[CaseEvent], staff_names: dict[int, str]
+) -> dict[int, tuple[str, str]]:
+    """What the timeline says beside each move: the unit or person a case went to, the
+    referral's target, the case it was linked to or merged into, how contact was made
+    and what the complainant answered at a return visit. Names only, no personal data."""
+    codes = {
+        str(e.data[k])
+        for e in events
+        for k in ("to_unit", "from_unit", "agency_code", "unit")
+        if isinstance(e.data.get(k), str) and not str(e.data[k]).startswith("/")
+    }
+    units = _unit_names(session, codes)
+    staff_ids = {
+        int(e.data["assignee_id"]) for e in events if isinstance(e.data.get("assignee_id"), int)
+    }
+    missing = staff_ids - set(staff_names)
+    names = dict(staff_names)
+    if missing:
+        names |= {
+            s.id: s.display_name
+            for s in session.exec(select(Staff).where(col(Staff.id).in_(sorted(missing))))
+            if s.id
+        }
+    notes: dict[int, tuple[str, str]] = {}
+    for e in events:
+        note = _event_note(e, units, names)
+        if note and e.id is not None:
+            notes[e.id] = note
+    return notes
+
+
+def _unit_label(units: dict[str, Unit], code: object) -> tuple[str, str]:
+    unit = units.get(str(code)) if code else None
+    return (unit.name_zh, unit.name_en) if unit else (str(code or "—"), str(code or "—"))
+
+
+def _event_note(
+    e: CaseEvent, units: dict[str, Unit], names: dict[int, str]
+) -> tuple[str, str] | None:
+    d = e.data
+    if e.verb == "escalated":
+        (fz, fe), (tz, te) = (
+            _unit_label(units, d.get("from_unit")),
+            _unit_label(units, d.get("to_unit")),
+        )
+        return f"{fz} → {tz}", f"{fe} → {te}"
+    if e.verb == "assigned":
+        who = names.get(int(d.get("assignee_id") or 0), "—")
+        uz, ue = _unit_label(units, d.get("unit"))
+        return f"派给 {uz} · {who}", f"to {ue} · {who}"
+    if e.verb == "referred":
+        target = d.get("target") or d.get("referral_target")
+        if d.get("agency_code"):
+            az, ae = _unit_label(units, d.get("agency_code"))
+            return f"移交 {az}", f"referred to {ae}"
+        if target:
+            label = ReferralTarget(str(target))
+            return f"移交 {label.zh}", f"referred to {label.en}"
+        return None
+    if e.verb in ("merged", "duplicate_linked"):
+        number = d.get("into_number") or d.get("other_number")
+        if not number:
+            return None
+        others = [str(link.get("other_number")) for link in d.get("links") or [] if link]
+        numbers = "、".join(dict.fromkeys([str(number), *others]))
+        if e.verb == "merged":
+            return f"并入 {number}", f"merged into {number}"
+        return f"关联 {numbers}", f"linked to {numbers}"
+    if e.verb == "contacted" and d.get("method"):
+        method = ContactMethod(str(d["method"]))
+        late = "" if d.get("in_time") else "（超时）"
+        return f"{method.zh}{late}", method.en + ("" if d.get("in_time") else " (late)")
+    if e.verb == "follow_up_recorded" and d.get("resolved"):
+        res, sat = ResolvedAnswer(str(d["resolved"])), SatisfiedAnswer(str(d["satisfied"]))
+        own = "" if d.get("independent") else "（非独立回访，不计入三率）"
+        own_en = "" if d.get("independent") else " (not independent: not counted)"
+        return f"{res.zh} · {sat.zh}{own}", f"{res.en} · {sat.en}{own_en}"
+    return None
+
+
+def unit_by_code(session: Session, code: str) -> Unit | None:
+    return session.exec(select(Unit).where(Unit.code == code)).first()

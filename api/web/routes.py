@@ -27,26 +27,30 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.client import client_address
+from api.prefect_links import prefect_runs_url
 from api.web import auth, forms, queries
 from api.web.charts import RateRow, rates_chart
 from api.web.i18n import Translator, pick_lang, remember_lang
-from models import access, actions, clock, db, pii
+from models import access, actions, clock, db, pii, text_numbers
 from models.access import Principal
 from models.case import Case, CaseCreate
 from models.cases import show_party
 from models.enums import (
     Category,
     Channel,
+    ContactMethod,
     FollowUpOutcome,
     PartyKind,
     PartySide,
     Priority,
     ReferralTarget,
+    ResolvedAnswer,
+    SatisfiedAnswer,
     UnitLevel,
+    VisitChannel,
 )
 from models.errors import NotFound, TiaojieError, ValidationError
 from models.login import sign_in
-from models.settings import get_settings
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -477,14 +481,6 @@ def duplicate_suggestions(
 # --- case page -----------------------------------------------------------------------
 
 
-def prefect_runs_url(case: Case) -> str:
-    """The case's runs in the Prefect UI, found by their tag: a run of its own and the
-    batch runs it shared under load carry ``case:<number>`` alike (a name search would
-    miss a case in the middle of a batch)."""
-    base = get_settings().prefect_ui_url.rstrip("/")
-    return f"{base}/runs?{urlencode({'tag': f'case:{case.number}'})}"
-
-
 def _case_context(session: Session, user: Principal, case: Case) -> dict[str, Any]:
     detail = queries.case_detail(session, case=case)
     reveal = access.may_see_personal_data(user, case)
@@ -495,11 +491,19 @@ def _case_context(session: Session, user: Principal, case: Case) -> dict[str, An
         "detail": detail,
         "parties": parties,
         "revealed": reveal,
+        # Numbers typed into the case's text: clear for entitled readers only.
+        "text_numbers": text_numbers.numbers_of(session, case_id=case.id or 0, reveal=reveal)
+        if reveal
+        else [],
         "actions": [a.verb for a in actions.allowed(user, case)],
         "action_fields": {a.verb: forms.fields_of(a) for a in actions.ACTIONS.values()},
         "countdown": queries.case_countdown(case, detail.follow_ups, now=now),
         "prefect_url": prefect_runs_url(case),
         "outcomes": list(FollowUpOutcome),
+        "resolved_answers": list(ResolvedAnswer),
+        "satisfied_answers": list(SatisfiedAnswer),
+        "visit_channels": [c for c in VisitChannel if c != VisitChannel.RESIDENT_LINK],
+        "contact_methods": list(ContactMethod),
         "referrals": list(ReferralTarget),
         "today": clock.to_local(now).date().isoformat(),
         "now_local": clock.to_local(now).strftime("%Y-%m-%dT%H:%M"),

@@ -41,6 +41,7 @@ WEB_TO_REST: dict[str, str] = {
     "reopened": "reopen",
     "follow_up_due": "resolve",
     "merged": "merge",
+    "contacted": "contact",
 }
 REST_TO_WEB = {rest: web for web, rest in WEB_TO_REST.items()}
 
@@ -52,7 +53,8 @@ BODIES: dict[str, dict[str, Any]] = {
     "sessions": {"place": "调解室", "participants": "双方", "minutes": "笔录"},
     "agreement": {"summary": "协议", "terms": [{"text": "付款", "due_on": "2027-03-31"}]},
     "failure": {"reason": "未成"},
-    "follow-ups": {"outcome": "carried_out", "satisfaction": 5},
+    "follow-ups": {"outcome": "carried_out", "resolved": "resolved", "notes": "回访"},
+    "contact": {"method": "phone"},
     "reassign": {"assignee_id": 0},  # filled in with gridA's id
     "escalate": {"reason": "上报"},
     "refer": {"target": "court", "reason": "移交"},

@@ -35,7 +35,12 @@ ACTIONS: dict[str, dict[str, Any]] = {
     },
     "agreement": {"summary": "s", "terms": [{"text": "t", "due_on": "2026-12-31"}]},
     "failure": {"reason": "r"},
-    "follow-ups": {"outcome": "carried_out", "satisfaction": 5},
+    "follow-ups": {
+        "outcome": "carried_out",
+        "resolved": "resolved",
+        "satisfied": "satisfied",
+        "notes": "电话回访",
+    },
     "reassign": {"assignee_id": 1},
     "escalate": {"reason": "r"},
     "refer": {"target": "court", "reason": "r"},

@@ -83,7 +83,17 @@ def test_full_life_agreement_follow_up_closed(api: Api, vclock: VirtualClock) ->
     assert out["case"]["status"] == "agreement"
     step(api, follow_ups.schedule_follow_ups, case_id)
     vclock.advance(timedelta(days=1))
-    out = act(handler, case_id, "follow-ups", {"outcome": "carried_out", "satisfaction": 5})
+    out = act(
+        handler,
+        case_id,
+        "follow-ups",
+        {
+            "outcome": "carried_out",
+            "resolved": "resolved",
+            "satisfied": "satisfied",
+            "notes": "电话回访",
+        },
+    )
     step(api, follow_ups.settle_after_follow_up, case_id)
 
     detail = handler.get(f"/api/v1/cases/{case_id}").json()
@@ -104,7 +114,9 @@ def test_full_life_agreement_follow_up_closed(api: Api, vclock: VirtualClock) ->
     assert detail["agreements"][0]["terms"][0]["text"] == "支付第一期工资"
     assert detail["follow_ups"]
     assert detail["prefect_runs_url"].startswith("http")
-    assert detail["prefect_runs_url"].endswith(f"/runs?tag=case%3A{detail['case']['number']}")
+    url = detail["prefect_runs_url"]
+    assert f"/runs?tag=case%3A{detail['case']['number']}&type=range&startDate=" in url
+    assert "&endDate=" in url  # the UI shows 7 days unless the link names a range
     assert detail["case"]["status"] in ("closed", "follow_up")
 
     # The handler (assignee) and the worker who recorded the complaint (they typed it and
@@ -163,7 +175,13 @@ def test_withdraw_reopen_refer_escalate_resolve(api: Api) -> None:
         handler2,
         case2,
         "follow-ups",
-        {"outcome": "carried_out", "satisfaction": 2, "unit_at_fault": True},
+        {
+            "outcome": "carried_out",
+            "resolved": "unresolved",
+            "satisfied": "dissatisfied",
+            "notes": "居民称问题仍未解决",
+            "unit_at_fault": True,
+        },
     )
     out = act(handler2, case2, "reopen", {"reason": "居民不满意"})
     assert out["case"]["status"] == "reopened"

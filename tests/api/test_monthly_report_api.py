@@ -10,11 +10,14 @@ from typing import Any
 import openpyxl
 
 from models import clock, lifecycle
+from models.breaches import record_breaches
+from models.contact import ContactCreate, record_contact
 from models.db import write_session
+from models.enums import ContactMethod
 from models.lifecycle import Actor
 from tests.api.conftest import Api, web_cookie
 from tests.conftest import T0
-from tests.factories import advance_to_assigned, make_case
+from tests.factories import advance_to_assigned, make_case, staff_actor
 
 
 def _month_of_cases(api: Api) -> None:
@@ -24,9 +27,14 @@ def _month_of_cases(api: Api) -> None:
             case = make_case(session, place_code="BA1" if n % 2 else "BB1", at=at)
             unit, who = ("CMA", "mediatorA") if n % 2 else ("CMB", "mediatorB")
             advance_to_assigned(session, case, api.city, unit=unit, assignee=who)
-            if n % 3 == 0:
-                case.first_response_at = at + timedelta(hours=1)
-                session.add(case)
+            if n % 3 == 0:  # phoned within the hour: responded in time
+                record_contact(
+                    session,
+                    case_id=case.id or 0,
+                    data=ContactCreate(method=ContactMethod.PHONE, at=at + timedelta(hours=1)),
+                    actor=staff_actor(api.city, who),
+                    expected_version=None,
+                )
         late = make_case(session, place_code="BA2", at=T0 - timedelta(days=25))
         advance_to_assigned(session, late, api.city)
         lifecycle.apply(
@@ -36,6 +44,8 @@ def _month_of_cases(api: Api) -> None:
             actor=Actor.system(),
             data={"from_unit": "CMA", "to_unit": "S1", "level": 1},
         )
+        # What the escalation sweep writes first: every limit that has passed, where.
+        record_breaches(session, now=T0)
 
 
 def _sheet(book: Any, prefix: str) -> list[tuple[Any, ...]]:
@@ -60,15 +70,17 @@ def test_the_monthly_report_equals_the_dashboards_figures(
         assert set(shown) == {r["unit_code"] for r in expected}
         for r in expected:
             row = shown[r["unit_code"]]
-            assert (row[0], row[3], row[4], row[6], row[8], row[9]) == (
+            assert (row[0], row[3], row[4], row[5], row[7], row[8], row[10], row[11]) == (
                 r["rank"],
                 r["cases"],
+                r["response_cases"],
                 r["responded_in_time"],
+                r["resolution_cases"],
                 r["resolved"],
                 r["rated"],
                 r["satisfied"],
             )
-            for got, want in ((row[5], r["response_rate"]), (row[7], r["resolution_rate"])):
+            for got, want in ((row[6], r["response_rate"]), (row[9], r["resolution_rate"])):
                 assert got == want or abs(got - want) < 1e-9
     assert sum(r[3] for r in _sheet(book, "社区")) == 7
 

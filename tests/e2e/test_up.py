@@ -186,6 +186,9 @@ def test_up_serves_assigns_and_stops_cleanly(
     assert "ready" in screen and f"{base}/docs" in screen
 
     check_prefect_asks_who_is_calling(prefect_port, Path(env["TIAOJIE_HOME"]), env)
+    home = Path(env["TIAOJIE_HOME"])
+    for private in (home / "logs" / "app.log", home / "logs" / "worker.log", home / "tiaojie.db"):
+        assert private.stat().st_mode & 0o077 == 0, private  # owner only
 
     # 2. A token from the CLI, a case over HTTP.
     token = (

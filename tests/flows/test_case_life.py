@@ -16,7 +16,15 @@ from models import workdays
 from models.case import Case
 from models.clock import VirtualClock
 from models.db import read_session, write_session
-from models.enums import Category, FollowUpOutcome, OutboxState, PartyKind, PartySide
+from models.enums import (
+    Category,
+    FollowUpOutcome,
+    OutboxState,
+    PartyKind,
+    PartySide,
+    ResolvedAnswer,
+    SatisfiedAnswer,
+)
 from models.event import Outbox
 from models.follow_up import FollowUp, FollowUpRecord
 from models.follow_ups import record_follow_up
@@ -199,7 +207,12 @@ def test_case_from_submission_to_closure(
             record_follow_up(
                 s,
                 case_id=case_id,
-                data=FollowUpRecord(outcome=FollowUpOutcome.CARRIED_OUT, satisfaction=5),
+                data=FollowUpRecord(
+                    outcome=FollowUpOutcome.CARRIED_OUT,
+                    resolved=ResolvedAnswer.RESOLVED,
+                    satisfied=SatisfiedAnswer.SATISFIED,
+                    notes="电话回访",
+                ),
                 actor=mediator,
                 expected_version=c.version,
             )

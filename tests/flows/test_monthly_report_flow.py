@@ -35,9 +35,11 @@ def test_the_monthly_report_is_kept_and_linked(
         "月报",
         "社区",
         "街道",
+        "结对",
         "逾期",
         "提级",
         "突出",
+        "每月",
     ]
     book.close()
 

@@ -30,7 +30,14 @@ from models import pii
 from models.case import Case
 from models.clock import VirtualClock
 from models.db import read_session, write_session
-from models.enums import Category, FollowUpOutcome, PartyKind, PartySide
+from models.enums import (
+    Category,
+    FollowUpOutcome,
+    PartyKind,
+    PartySide,
+    ResolvedAnswer,
+    SatisfiedAnswer,
+)
 from models.follow_up import FollowUp, FollowUpRecord
 from models.follow_ups import record_follow_up
 from models.mediating import record_consent, record_session, sign_agreement
@@ -177,7 +184,8 @@ def test_planted_personal_data_never_reaches_prefect(
             record_follow_up,
             data=FollowUpRecord(
                 outcome=FollowUpOutcome.CARRIED_OUT,
-                satisfaction=5,
+                resolved=ResolvedAnswer.RESOLVED,
+                satisfied=SatisfiedAnswer.SATISFIED,
                 notes=f"回访{NAME}，电话{PHONE}，满意。",
             ),
         )

@@ -31,6 +31,7 @@ __all__ = [
     "run_9",
     "run_10",
     "run_11",
+    "run_12",
 ]
 
 # Promise number -> module holding its ``run(scale)``.
@@ -46,6 +47,7 @@ MODULES: dict[int, str] = {
     9: "p09_personal_data",
     10: "p10_bad_input",
     11: "p11_load",
+    12: "p12_attacks",
 }
 
 
@@ -116,3 +118,8 @@ def run_10(scale: Scale) -> PromiseResult:
 def run_11(scale: Scale) -> PromiseResult:
     """Promise 11: Load."""
     return PROMISES[11](scale)
+
+
+def run_12(scale: Scale) -> PromiseResult:
+    """Promise 12: Security attacks."""
+    return PROMISES[12](scale)

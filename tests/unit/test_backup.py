@@ -106,4 +106,6 @@ def test_restore_refuses_a_running_system_and_a_damaged_backup(
     (tmp_path / "bk" / "tiaojie.db").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
     damaged = runner.invoke(app, ["restore", str(tmp_path / "bk")])
     assert damaged.exit_code == 1 and "SHA-256" in damaged.output
-    assert not (new / "tiaojie.db").exists()
+    untouched = sqlite3.connect(new / "tiaojie.db")  # nothing was put in place
+    assert untouched.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+    untouched.close()

@@ -27,7 +27,14 @@ from models.follow_ups import (
 from models.mediating import record_consent, sign_agreement, start_mediation
 from models.mediation import AgreementCreate
 from models.party import Party
-from tests.factories import PHONE, advance_to_assigned, build_city, make_case, staff_actor
+from tests.factories import (
+    PHONE,
+    advance_to_assigned,
+    build_city,
+    make_case,
+    staff_actor,
+    visit_answers,
+)
 
 SH = clock.SHANGHAI
 SYSTEM = lifecycle.Actor.system()
@@ -78,7 +85,9 @@ def record(
     return record_follow_up(
         session,
         case_id=case.id or 0,
-        data=FollowUpRecord(outcome=outcome, satisfaction=rating, unit_at_fault=fault),
+        data=FollowUpRecord(
+            outcome=outcome, unit_at_fault=fault, notes="电话回访", **visit_answers(rating)
+        ),
         actor=actor,
         expected_version=case.version,
     )
@@ -184,7 +193,7 @@ def test_an_unreachable_resident_still_lets_the_case_close(
     schedule_follow_ups(session, case_id=case.id or 0, actor=SYSTEM)
     vclock.set(local(2026, 10, 8, 10))
     with pytest.raises(SchemaError):
-        FollowUpRecord(outcome=FollowUpOutcome.UNREACHABLE, satisfaction=3)
+        FollowUpRecord(outcome=FollowUpOutcome.UNREACHABLE, notes="无人接听", **visit_answers(3))
     record(session, case, actor, None, outcome=FollowUpOutcome.UNREACHABLE)
     assert settle_after_follow_up(session, case_id=case.id or 0, actor=SYSTEM) == "closed"
     closed = session.exec(select(CaseEvent).where(CaseEvent.verb == "closed")).one()
@@ -202,7 +211,12 @@ def test_recording_checks_the_visit_and_the_state(
         record_follow_up(
             session,
             case_id=case.id or 0,
-            data=FollowUpRecord(outcome=FollowUpOutcome.CARRIED_OUT, follow_up_id=9999),
+            data=FollowUpRecord(
+                outcome=FollowUpOutcome.CARRIED_OUT,
+                follow_up_id=9999,
+                notes="电话回访",
+                **visit_answers(5),
+            ),
             actor=actor,
             expected_version=None,
         )
@@ -213,8 +227,8 @@ def test_recording_checks_the_visit_and_the_state(
         case_id=case.id or 0,
         data=FollowUpRecord(
             outcome=FollowUpOutcome.CARRIED_OUT,
-            satisfaction=5,
             follow_up_id=term_visit.id,
+            **visit_answers(5),
             notes=f"已回拨 {PHONE}",
         ),
         actor=actor,

@@ -130,3 +130,19 @@ def test_up_refuses_the_public_default_and_says_how_to_fix_it(
     assert not (fresh_home / "run" / "up.pid").exists()
     # Nothing was created besides the (private) home itself.
     assert stat.S_IMODE(fresh_home.stat().st_mode) == 0o700
+
+
+def test_the_database_and_its_journal_are_owner_only(fresh_home: Path) -> None:
+    from sqlalchemy import text
+
+    from models.db import get_engine, reset_engines
+
+    engine = get_engine()
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+    files = sorted(fresh_home.glob("tiaojie.db*"))
+    assert files and any(f.name.endswith("-wal") for f in files)
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+    reset_engines()

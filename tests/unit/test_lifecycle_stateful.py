@@ -40,6 +40,8 @@ DATA_KEYS = (
     "notification",
     "until",
     "unreachable",
+    "contact_id",
+    "method",
     "referral_id",
     "outcome",
     "extension_id",
@@ -57,6 +59,7 @@ NEEDS_FIELDS: dict[str, tuple[str, ...]] = {
     "referred": ("referral",),
     "merged": ("merge",),
     "referral_returned": ("assignee",),
+    "handed_to_committee": ("assignee",),
     "assignment_returned": ("unit", "deadline"),
 }
 NEEDS_DATA: dict[str, tuple[str, ...]] = {
@@ -71,6 +74,7 @@ NEEDS_DATA: dict[str, tuple[str, ...]] = {
     "follow_up_recorded": ("follow_up_id",),
     "notified": ("notification",),
     "mediation_extended": ("until",),
+    "contacted": ("contact_id", "method"),
     "referral_returned": ("reason", "to_unit"),
     "assignment_returned": ("reason", "to_unit"),
     "referral_signed": ("referral_id",),

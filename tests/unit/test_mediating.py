@@ -39,6 +39,7 @@ from tests.factories import (
     build_city,
     make_case,
     staff_actor,
+    visit_answers,
 )
 
 SH = clock.SHANGHAI
@@ -126,7 +127,10 @@ def test_full_life_from_submission_to_closure_stamps_every_state(
             session,
             case_id=cid,
             data=FollowUpRecord(
-                outcome=FollowUpOutcome.CARRIED_OUT, satisfaction=5, follow_up_id=visit.id
+                outcome=FollowUpOutcome.CARRIED_OUT,
+                follow_up_id=visit.id,
+                notes="电话回访",
+                **visit_answers(5),
             ),
             actor=worker,
             expected_version=case.version,

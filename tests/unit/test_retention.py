@@ -22,7 +22,15 @@ from models.mediating import resolve_directly, withdraw_case
 from models.party import Party
 from models.retention import ANONYMISED, anonymise_closed_cases, purge_sqlite_leftovers
 from models.tables import metadata
-from tests.factories import ID_NUMBER, PHONE, City, advance_to_assigned, build_city, make_case
+from tests.factories import (
+    ID_NUMBER,
+    PHONE,
+    City,
+    advance_to_assigned,
+    build_city,
+    make_case,
+    visit_answers,
+)
 from tests.factories import staff_actor as actor_of
 
 SH = clock.SHANGHAI
@@ -45,7 +53,7 @@ def closed_case(session: Session, city: City) -> Case:
         session,
         case_id=case.id,
         data=FollowUpRecord(
-            outcome=FollowUpOutcome.CARRIED_OUT, satisfaction=4, notes=f"回拨 {PHONE}"
+            outcome=FollowUpOutcome.CARRIED_OUT, notes=f"回拨 {PHONE}", **visit_answers(4)
         ),
         actor=actor,
         expected_version=None,

@@ -80,8 +80,6 @@ def test_markdown_escape_never_makes_a_link_or_html(attack: str) -> None:
 
 def test_the_ranking_artifact_escapes_unit_names() -> None:
     rows = [{"rank": 1, "unit_name": ATTACKS[0], "unit_code": "CMA", "cases": 3}]
-    markdown = rates_markdown(
-        rows, since=datetime(2026, 11, 1, tzinfo=UTC), until=datetime.now(UTC)
-    )
+    markdown = rates_markdown(rows, month="2026-11")
     html = render(markdown)
     assert "<table>" in html and "<a " not in html

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 14:58:09.695820
+Create Date: 2026-11-30 15:05:52.452213
 """
 
 from collections.abc import Sequence
@@ -124,7 +124,7 @@ def upgrade() -> None:
     op.create_table('staff',
     sa.Column('username', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('display_name', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('role', sa.Enum('community_worker', 'grid_worker', 'mediator', 'instructor', 'supervisor', 'admin', 'volunteer', 'party_member', name='staffrole', native_enum=False, length=32), nullable=False),
+    sa.Column('role', sa.Enum('community_worker', 'grid_worker', 'mediator', 'instructor', 'supervisor', 'admin', 'volunteer', 'return_visitor', 'party_member', name='staffrole', native_enum=False, length=32), nullable=False),
     sa.Column('unit_id', sa.Integer(), nullable=True),
     sa.Column('skills', sa.JSON(), nullable=False),
     sa.Column('capacity', sa.Integer(), nullable=False),
@@ -230,6 +230,23 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_cases_unit_id'), ['unit_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_unit_path'), ['unit_path'], unique=False)
 
+    op.create_table('month_problem',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('month', sqlmodel.sql.sqltypes.AutoString(length=7), nullable=False),
+    sa.Column('category', sa.Enum('relocation', 'labour', 'environment', 'neighbour', 'property', 'family', 'tenancy', 'other', name='category', native_enum=False, length=32), nullable=False),
+    sa.Column('title', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('lead_unit_id', sa.Integer(), nullable=False),
+    sa.Column('plan', sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=False),
+    sa.Column('case_count', sa.Integer(), nullable=False),
+    sa.Column('set_by_id', sa.Integer(), nullable=True),
+    sa.Column('set_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['lead_unit_id'], ['unit.id'], ),
+    sa.ForeignKeyConstraint(['set_by_id'], ['staff.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('month_problem', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_month_problem_month'), ['month'], unique=True)
+
     op.create_table('sign_in_attempt',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('at', models.types.UTCDateTime(timezone=True), nullable=False),
@@ -288,6 +305,27 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('agreement', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_agreement_case_id'), ['case_id'], unique=False)
+
+    op.create_table('case_contact',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('method', sa.Enum('phone', 'visit', 'in_person', 'message', name='contactmethod', native_enum=False, length=32), nullable=False),
+    sa.Column('staff_id', sa.Integer(), nullable=True),
+    sa.Column('unit_id', sa.Integer(), nullable=True),
+    sa.Column('unit_path', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
+    sa.Column('due_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('in_time', sa.Boolean(), nullable=False),
+    sa.Column('implied_by', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], ),
+    sa.ForeignKeyConstraint(['unit_id'], ['unit.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('case_contact', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_case_contact_at'), ['at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_case_contact_case_id'), ['case_id'], unique=False)
 
     op.create_table('case_event',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -379,6 +417,26 @@ def upgrade() -> None:
     with op.batch_alter_table('extension', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_extension_case_id'), ['case_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_extension_state'), ['state'], unique=False)
+
+    op.create_table('limit_breach',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.Enum('response', 'resolution', name='breachkind', native_enum=False, length=32), nullable=False),
+    sa.Column('due_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('recorded_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('unit_id', sa.Integer(), nullable=True),
+    sa.Column('unit_path', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
+    sa.Column('unit_level', sa.Enum('city', 'district', 'street', 'community', 'compound', 'building', 'agency', name='unitlevel', native_enum=False, length=32), nullable=True),
+    sa.Column('escalation_level', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['unit_id'], ['unit.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('case_id', 'kind', 'due_at')
+    )
+    with op.batch_alter_table('limit_breach', schema=None) as batch_op:
+        batch_op.create_index('ix_limit_breach_at', ['recorded_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_limit_breach_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_limit_breach_unit_id'), ['unit_id'], unique=False)
 
     op.create_table('mediation_session',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -546,7 +604,14 @@ def upgrade() -> None:
     sa.Column('notes', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
     sa.Column('recorded_by_id', sa.Integer(), nullable=True),
     sa.Column('visitor_id', sa.Integer(), nullable=True),
+    sa.Column('channel', sa.Enum('phone', 'in_person', 'resident_link', name='visitchannel', native_enum=False, length=32), nullable=True),
+    sa.Column('resolved', sa.Enum('resolved', 'basically', 'unresolved', name='resolvedanswer', native_enum=False, length=32), nullable=True),
+    sa.Column('satisfied', sa.Enum('satisfied', 'basically', 'dissatisfied', name='satisfiedanswer', native_enum=False, length=32), nullable=True),
+    sa.Column('independent', sa.Boolean(), nullable=False),
+    sa.Column('judged_unit_id', sa.Integer(), nullable=True),
+    sa.Column('judged_unit_path', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['judged_unit_id'], ['unit.id'], ),
     sa.ForeignKeyConstraint(['recorded_by_id'], ['staff.id'], ),
     sa.ForeignKeyConstraint(['term_id'], ['agreement_term.id'], ),
     sa.ForeignKeyConstraint(['visitor_id'], ['staff.id'], ),
@@ -604,6 +669,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_mediation_session_case_id'))
 
     op.drop_table('mediation_session')
+    with op.batch_alter_table('limit_breach', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_limit_breach_unit_id'))
+        batch_op.drop_index(batch_op.f('ix_limit_breach_case_id'))
+        batch_op.drop_index('ix_limit_breach_at')
+
+    op.drop_table('limit_breach')
     with op.batch_alter_table('extension', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_extension_state'))
         batch_op.drop_index(batch_op.f('ix_extension_case_id'))
@@ -630,6 +701,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_case_event_at'))
 
     op.drop_table('case_event')
+    with op.batch_alter_table('case_contact', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_case_contact_case_id'))
+        batch_op.drop_index(batch_op.f('ix_case_contact_at'))
+
+    op.drop_table('case_contact')
     with op.batch_alter_table('agreement', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_agreement_case_id'))
 
@@ -650,6 +726,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_sign_in_address_at')
 
     op.drop_table('sign_in_attempt')
+    with op.batch_alter_table('month_problem', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_month_problem_month'))
+
+    op.drop_table('month_problem')
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_cases_unit_path'))
         batch_op.drop_index(batch_op.f('ix_cases_unit_id'))
