@@ -53,7 +53,12 @@ BODIES: dict[str, dict[str, Any]] = {
     "sessions": {"place": "调解室", "participants": "双方", "minutes": "笔录"},
     "agreement": {"summary": "协议", "terms": [{"text": "付款", "due_on": "2027-03-31"}]},
     "failure": {"reason": "未成"},
-    "follow-ups": {"outcome": "carried_out", "resolved": "resolved", "notes": "回访"},
+    "follow-ups": {
+        "outcome": "carried_out",
+        "resolved": "resolved",
+        "satisfied": "satisfied",
+        "notes": "回访",
+    },
     "contact": {"method": "phone"},
     "reassign": {"assignee_id": 0},  # filled in with gridA's id
     "escalate": {"reason": "上报"},
