@@ -232,7 +232,34 @@ async def unexpected_error_handler(request: Request, exc: Exception) -> Response
     return JSONResponse(body, status_code=500)
 
 
+class NoInputInTracebacks(logging.Filter):
+    """The server's own report of an unexpected error (Starlette re-raises it to uvicorn,
+    which logs it with its traceback) without the exception's message and locals, which
+    may carry what a resident typed: the type and the frames only. The app's handler has
+    already logged the error id, the frames and the route."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            frames = traceback.extract_tb(exc.__traceback__)
+            where = "; ".join(
+                f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in frames[-6:]
+            )
+            record.msg = f"{str(record.msg).strip()} {type(exc).__name__} at {where}"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+_QUIET = NoInputInTracebacks()
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    # Idempotent: one filter however many apps are created in a process.
+    for name in ("uvicorn.error", "uvicorn"):
+        if _QUIET not in logging.getLogger(name).filters:
+            logging.getLogger(name).addFilter(_QUIET)
     app.add_exception_handler(TiaojieError, tiaojie_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)

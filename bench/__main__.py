@@ -30,6 +30,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "end_to_end": ("cases_per_s", "p50_s", "p95_s", "naive_cases_per_s", "ratio"),
     "escalation": ("open_cases", "due_cases", "due_query_ms", "sweep_s", "naive_sweep_s", "ratio"),
     "memory": ("idle_rss_mb", "loaded_rss_mb"),
+    "export": ("cases", "xlsx_s", "csv_s", "baseline_xlsx_s", "ratio"),
     "scale_out": (
         "workers_1_cases_per_s",
         "workers_2_cases_per_s",
@@ -42,7 +43,7 @@ KEYS: dict[str, tuple[str, ...]] = {
 # Intake first, on a quiet machine; then tiaojie up starts while the escalation data
 # is generated, and the end-to-end run uses it.
 # Scale-out (full run only) last: it starts a PostgreSQL stack of its own.
-SECTIONS = ("intake_api", "escalation", "end_to_end", "scale_out")
+SECTIONS = ("intake_api", "escalation", "end_to_end", "export", "scale_out")
 
 console = Console(stderr=True)
 
@@ -93,12 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     out_path = args.out or HERE / ("results.json" if sizes is FULL else "results-quick.json")
     wanted = args.only or list(SECTIONS)
 
-    from bench import e2e, escalation, intake, scale_out
+    from bench import e2e, escalation, export, intake, scale_out
 
     runners: dict[str, Callable[[Workspace, Sizes, Console], dict[str, Any]]] = {
         "escalation": escalation.run,
         "intake_api": intake.run,
         "end_to_end": e2e.run,
+        "export": export.run,
         "scale_out": scale_out.run,
     }
     import psutil
@@ -245,6 +247,13 @@ def _print_table(results: dict[str, Any]) -> None:
         ),
         ("内存 up idle MB", m["idle_rss_mb"], None, None, "<1536"),
         ("内存 up loaded MB", m["loaded_rss_mb"], None, None, ""),
+        (
+            f"导出 export .xlsx CPU s ({_fmt(results['export']['cases'])} cases)",
+            results["export"]["xlsx_s"],
+            results["export"]["baseline_xlsx_s"],
+            results["export"]["ratio"],
+            "",
+        ),
     ]
     if so.get("cases") is not None or so.get("error"):  # not when skipped or not run
         rows += [

@@ -29,6 +29,8 @@ class Sizes:
     naive_cases: int
     # Memory
     idle_settle_s: float
+    # Case export (.xlsx and CSV of the whole list)
+    export_cases: int = 2_000
     start_stack_first: bool = False
     # Scale-out (PostgreSQL, process work pool, one then two workers): full run only
     scale_out: bool = False
@@ -77,5 +79,6 @@ FULL = Sizes(
     e2e_drain_s=60.0,
     naive_cases=20,
     idle_settle_s=15.0,
+    export_cases=10_000,
     scale_out=True,
 )

@@ -118,9 +118,11 @@ def _run_phase(
     return out
 
 
-def _naive(ws: Workspace, sizes: Sizes, console: Console, api_url: str) -> dict[str, Any]:
+def _naive(
+    ws: Workspace, sizes: Sizes, console: Console, prefect_env: dict[str, str]
+) -> dict[str, Any]:
     home = home_mod.prepare(ws, "e2e-naive")
-    env = {**home.env, "PREFECT_API_URL": api_url, "PREFECT_LOGGING_LEVEL": "WARNING"}
+    env = {**home.env, **prefect_env, "PREFECT_LOGGING_LEVEL": "WARNING"}
     console.print(f"naive baseline: {sizes.naive_cases} cases, one synchronous flow run each…")
     proc = subprocess.run(
         [PYTHON, "-m", "bench.naive", "e2e", "--count", str(sizes.naive_cases)],
@@ -158,7 +160,7 @@ def run(ws: Workspace, sizes: Sizes, console: Console) -> dict[str, Any]:
     try:
         # The baseline first, on the same (idle) Prefect server: measured after the
         # overload phases it would wait behind Tiaojie's backlog on the server.
-        naive = _naive(ws, sizes, console, stack.prefect_api)
+        naive = _naive(ws, sizes, console, stack.prefect_env)
         with PeakRss([stack.proc.pid], interval=0.5) as peak:
             for rate, seconds in [(sizes.e2e_rate, sizes.e2e_seconds)] + [
                 (r, sizes.e2e_burst_seconds) for r in sizes.e2e_burst_rates

@@ -129,7 +129,7 @@ def run(ws: Workspace, sizes: Sizes, console: Console) -> dict[str, Any]:
     # Baseline: the same work, one flow run per due case, on a small database made by the
     # same generator (so the sample cases are really due), extrapolated to the due count.
     if stack_error is None:
-        naive = _naive(ws, sizes, console, server_url=stack.prefect_api)
+        naive = _naive(ws, sizes, console, prefect_env=stack.prefect_env)
     else:
         naive = {"error": f"no Prefect server: {stack_error}"}
     per_run = naive.get("per_run_s")
@@ -170,7 +170,9 @@ def _explain(session: Session, now: datetime) -> list[str]:
     return lines
 
 
-def _naive(ws: Workspace, sizes: Sizes, console: Console, *, server_url: str) -> dict[str, Any]:
+def _naive(
+    ws: Workspace, sizes: Sizes, console: Console, *, prefect_env: dict[str, str]
+) -> dict[str, Any]:
     """A small database with the same generator; time N flow runs, one per due case."""
     root = ws.dir("escalation-naive")
     db_file = root / "tiaojie.db"
@@ -191,7 +193,7 @@ def _naive(ws: Workspace, sizes: Sizes, console: Console, *, server_url: str) ->
     engine.dispose()
     ids = list(dict.fromkeys([*due.escalate_ids[: n // 2], *due.remind_ids]))[:n]
     env = ws.base_env(
-        PREFECT_API_URL=server_url,
+        **prefect_env,
         TIAOJIE_HOME=str(root),
         TIAOJIE_DATABASE_URL=f"sqlite:///{db_file}",
         TIAOJIE_SECRET_KEY=SECRET,

@@ -77,6 +77,17 @@ def table(r: dict[str, Any]) -> str:
         ("Memory: `tiaojie up` idle MB 内存", _f(m["idle_rss_mb"]), "", "", "< 1,536"),
         ("Memory: `tiaojie up` after the end-to-end run MB", _f(m["loaded_rss_mb"]), "", "", ""),
     ]
+    ex = r.get("export") or {}
+    if ex.get("cases") is not None:
+        rows.append(
+            (
+                f"Export: {_f(ex['cases'])} cases to .xlsx, CPU s 导出",
+                _f(ex.get("xlsx_s")),
+                _f(ex.get("baseline_xlsx_s")) + " (openpyxl, one SELECT)",
+                _f(ex.get("ratio"), "×"),
+                "",
+            )
+        )
     if so.get("cases") is not None or so.get("error"):  # not when skipped or not run
         rows += [
             (

@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,6 +37,16 @@ class UpStack:
     @property
     def prefect_api(self) -> str:
         return f"http://127.0.0.1:{self.prefect_port}/api"
+
+    @property
+    def prefect_env(self) -> dict[str, str]:
+        """What a client of this stack's Prefect server needs: its URL and the auth string
+        `tiaojie up` generated."""
+        auth = Path(self.home.env["TIAOJIE_HOME"]) / "keys" / "prefect-auth"
+        return {
+            "PREFECT_API_URL": self.prefect_api,
+            "PREFECT_API_AUTH_STRING": auth.read_text(encoding="utf-8").strip(),
+        }
 
     def wait_ready(self, timeout: float = 240) -> None:
         """Until ``/healthz`` answers 200 (server, worker and app up); then sample the

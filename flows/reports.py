@@ -75,7 +75,7 @@ async def reports(days: int = 30) -> dict[str, int]:
     await acreate_markdown_artifact(
         key="tiaojie-unit-ranking",
         markdown=rates_markdown(rates, month=f"{month_start:%Y-%m}"),
-        description="三率（响应率、化解率、满意率）与排名 / The three rates and ranking",
+        description="月度排名：三率（响应率、解决率、满意率） / Monthly ranking, three rates",
     )
     await acreate_table_artifact(
         key="tiaojie-unit-rates",

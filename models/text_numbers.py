@@ -36,6 +36,7 @@ PROTECTED: dict[str, tuple[str, ...]] = {
     "extension": ("reason", "decision_note"),
     "referral": ("note", "return_reason", "action_taken"),
     "helper_task": ("note",),
+    "case_contact": ("note",),
 }
 # Long text columns that are not a case's free text (checked by a test: every other long
 # text column of a case's table must be in PROTECTED).

@@ -39,6 +39,7 @@ from models.mediation import (
 )
 from models.party import Party, PartyPublic
 from models.staff import Staff as StaffRow
+from models.timeline import event_notes
 from models.unit import Unit
 
 router = APIRouter(prefix="/cases", tags=["cases 案件"])
@@ -68,6 +69,9 @@ class TimelineEntry(BaseModel):
     actor_name: str | None
     at: datetime
     data: dict[str, Any]
+    # Where the case went, to whom, which case it was linked to (models.timeline).
+    note: str | None = None
+    note_en: str | None = None
 
 
 class CaseDetail(BaseModel):
@@ -115,9 +119,11 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
         s.id: s.display_name
         for s in session.exec(select(StaffRow).where(col(StaffRow.id).in_(staff_ids))).all()
     }
+    notes = event_notes(session, events, {i: n for i, n in names.items() if i is not None})
     timeline = []
     for e in events:
         t = TRANSITIONS.get(e.verb)
+        note = notes.get(e.id or 0)
         actor_name = None
         if (staff_id := staff_id_of(e.actor)) is not None:
             actor_name = names.get(staff_id)
@@ -137,6 +143,8 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
                 actor_name=actor_name,
                 at=e.at,
                 data=e.data if reveal else _scrub(e.data),
+                note=note[0] if note else None,
+                note_en=note[1] if note else None,
             )
         )
     sessions = session.exec(

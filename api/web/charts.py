@@ -14,7 +14,7 @@ from html import escape
 FONT = "'WenQuanYi Micro Hei','Noto Sans CJK SC','Microsoft YaHei','PingFang SC',sans-serif"
 SERIES: tuple[tuple[str, str, str], ...] = (
     ("响应率", "Response", "#2b6cb0"),
-    ("化解率", "Resolution", "#2f855a"),
+    ("解决率", "Resolution", "#2f855a"),
     ("满意率", "Satisfaction", "#c05621"),
 )
 

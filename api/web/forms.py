@@ -207,7 +207,7 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in loc) or "form"
 
 
-def read_form(action: Action, form: Mapping[str, str]) -> pydantic.BaseModel:
+def read_form(action: Action, form: Mapping[str, str]) -> Any:
     """The posted form as ``action``'s body, or a :class:`ValidationError` naming the
     inputs that are wrong."""
     for name in NUMBER_FIELDS:  # whichever form they come with: never a 500, never ignored
@@ -215,8 +215,13 @@ def read_form(action: Action, form: Mapping[str, str]) -> pydantic.BaseModel:
             _number(part, name)
     data = READERS.get(action.name, _generic)(form, action)
     data["version"] = _number(form.get("version", ""), "version")
+    return validated(action.body, data)
+
+
+def validated(model: type[pydantic.BaseModel], data: Mapping[str, Any]) -> Any:
+    """``data`` parsed by ``model``, or a :class:`ValidationError` (422) naming the inputs."""
     try:
-        return action.body.model_validate(data)
+        return model.model_validate(data)
     except pydantic.ValidationError as exc:
         problems = [
             FieldProblem(

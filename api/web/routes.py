@@ -9,10 +9,11 @@ exactly like a case that does not exist.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from contextlib import AbstractContextManager
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -612,12 +613,26 @@ async def case_action(request: Request, number: str, verb: str) -> Response:
 
 # --- dashboard -----------------------------------------------------------------------
 
-DASHBOARD_LEVELS = (UnitLevel.STREET, UnitLevel.COMMUNITY, UnitLevel.COMPOUND)
+# "ranking": communities and paired agencies ranked together (月度排名); the others one level.
+DASHBOARD_LEVELS = (UnitLevel.STREET, UnitLevel.COMMUNITY, UnitLevel.COMPOUND, UnitLevel.AGENCY)
+MONTH_PARAM = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def _dashboard_month(month: str | None, now: datetime) -> date:
+    if month and MONTH_PARAM.match(month):
+        return date(int(month[:4]), int(month[5:]), 1)
+    return clock.to_local(now).date().replace(day=1)
+
+
+def _shift_month(first: date, months: int) -> str:
+    index = first.year * 12 + first.month - 1 + months
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
 @router.get(f"{PREFIX}/dashboard", response_class=HTMLResponse)
-def dashboard(request: Request, level: str | None = None, days: int = 30) -> Response:
+def dashboard(request: Request, level: str | None = None, month: str | None = None) -> Response:
     from models import metrics
+    from models.month_problem import get_month_problem
     from models.monthly_report import previous_month
 
     with read_session(request) as session:
@@ -627,28 +642,30 @@ def dashboard(request: Request, level: str | None = None, days: int = 30) -> Res
         lang = pick_lang(request)
         t = Translator(lang)
         chosen = UnitLevel(level) if level in {lv.value for lv in DASHBOARD_LEVELS} else None
-        chosen = chosen or UnitLevel.COMMUNITY
-        days = max(1, min(days, 366))
         now = clock.now()
+        first = _dashboard_month(month, now)
+        since, until = metrics.month_range(first)
         reach = user.reach_path
-        rates = list(
-            metrics.unit_rates(
-                session,
-                since=now - timedelta(days=days),
-                until=now,
-                level=chosen,
-                within_path=reach,
+        if chosen is None:
+            rates = metrics.monthly_ranking(session, month=first, within_path=reach)
+        else:
+            rates = metrics.unit_rates(
+                session, since=since, until=until, level=chosen, within_path=reach
             )
+        backlog_level = chosen if chosen not in (None, UnitLevel.AGENCY) else UnitLevel.COMMUNITY
+        backlog = list(metrics.backlog_by_unit(session, within_path=reach, level=backlog_level))
+        overdue_levels = list(
+            metrics.overdue_by_level(session, now=now, within_path=reach, since=since)
         )
-        backlog = list(metrics.backlog_by_unit(session, within_path=reach, level=chosen))
-        overdue_levels = list(metrics.overdue_by_level(session, now=now, within_path=reach))
         escalations = list(
             metrics.recent_escalations(session, since=now - timedelta(days=1), within_path=reach)
         )
-        clusters = list(
-            metrics.clusters(session, since=now - timedelta(days=days), within_path=reach)
-        )
+        clusters = list(metrics.clusters(session, since=since, within_path=reach))
+        candidate = metrics.problem_of_the_month(session, month_start=first, within_path=reach)
+        decided = get_month_problem(session, month=f"{first:%Y-%m}")
+        lead_units = queries.units_in_reach(session, user=user, levels=PROBLEM_LEAD_LEVELS)
         overdue = queries.overdue_cases(session, user=user, now=now, limit=50)
+    runs = {row.case.number: prefect_runs_url(row.case, now=now) for row in overdue}
     rows = [
         RateRow(
             label=(r.unit_name_en if lang == "en" else r.unit_name),
@@ -659,9 +676,12 @@ def dashboard(request: Request, level: str | None = None, days: int = 30) -> Res
         )
         for r in rates
     ]
-    title = t(
-        f"近{days}天各{chosen.zh}三率", f"Three rates by {chosen.en.lower()}, last {days} days"
+    which = (
+        t("各社区和结对部门", "communities and paired agencies")
+        if chosen is None
+        else t(f"各{chosen.zh}", f"by {chosen.en.lower()}")
     )
+    title = t(f"{first:%Y-%m} {which}三率", f"Three rates {which}, {first:%Y-%m}")
     # Two drawings of the same figures: the stylesheet shows the one that fits the screen.
     chart = rates_chart(rows, lang=lang, title=title) + rates_chart(
         rows, lang=lang, title=title, width=360
@@ -671,17 +691,60 @@ def dashboard(request: Request, level: str | None = None, days: int = 30) -> Res
         "dashboard.html",
         {
             "rates": rates,
+            "weights": metrics.weights(),
             "last_month": f"{previous_month(clock.to_local(now).date()):%Y-%m}",
+            "month": f"{first:%Y-%m}",
+            "prev_month": _shift_month(first, -1),
+            "next_month": _shift_month(first, 1),
+            "this_month": f"{clock.to_local(now):%Y-%m}",
             "chart": chart,
             "backlog": backlog,
             "overdue_levels": overdue_levels,
             "escalations": escalations,
             "clusters": clusters,
+            "candidate": candidate,
+            "decided": decided,
+            "lead_units": lead_units,
+            "categories": list(Category),
             "overdue": overdue,
+            "runs": runs,
             "level": chosen,
+            "backlog_level": backlog_level,
             "levels": DASHBOARD_LEVELS,
-            "days": days,
             "now": now,
+            "error": request.query_params.get("problem_error"),
         },
         user=user,
     )
+
+
+PROBLEM_LEAD_LEVELS = (UnitLevel.STREET, UnitLevel.COMMUNITY, UnitLevel.AGENCY, UnitLevel.DISTRICT)
+
+
+@router.post(f"{PREFIX}/dashboard/problem", response_class=HTMLResponse)
+async def set_problem(request: Request) -> Response:
+    """每月一题: a supervisor names the month's problem, its lead unit and the plan."""
+    from models.month_problem import MonthProblemSet, set_month_problem
+
+    raw = await request.form()
+    form = {
+        k: str(raw.get(k) or "")
+        for k in ("csrf_token", "month", "category", "title", "lead_unit_code", "plan")
+    }
+    with read_session(request) as session:
+        user = auth.current_user(request, session)
+    if user is None:
+        return to_login(request)
+    month = form["month"] if MONTH_PARAM.match(form["month"]) else ""
+    back = f"{PREFIX}/dashboard?{urlencode({'month': month})}" if month else f"{PREFIX}/dashboard"
+    if not auth.csrf_ok(auth.session_csrf(request), form["csrf_token"]):
+        return RedirectResponse(back + "&problem_error=csrf#problem", status_code=303)
+    try:
+        fields = {k: v for k, v in form.items() if k != "csrf_token"}
+        data = forms.validated(MonthProblemSet, fields)
+        with write_session(request) as session:
+            set_month_problem(session, data=data, actor=user)
+    except TiaojieError as exc:
+        query = urlencode({"month": month, "problem_error": f"{exc.message_zh} / {exc.message_en}"})
+        return RedirectResponse(f"{PREFIX}/dashboard?{query}#problem", status_code=303)
+    return RedirectResponse(back + "#problem", status_code=303)

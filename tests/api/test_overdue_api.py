@@ -97,7 +97,10 @@ def test_dashboard_list_and_count_agree(site: tuple[httpx.Client, dict[str, str]
     html = client.get("/web/dashboard").text
     listed = set(re.findall(r'href="/web/cases/([^"]+)"', _section(html, "overdue-list")))
     counted = sum(
-        int(n) for n in re.findall(r'class="num">(\d+)<', _section(html, "overdue-levels"))
+        int(n)
+        for n in re.findall(
+            r'class="num overdue-count[^"]*">(\d+)<', _section(html, "overdue-levels")
+        )
     )
     assert listed == {numbers["handling"], numbers["visit_late"]}
     assert counted == len(listed)

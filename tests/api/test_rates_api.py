@@ -5,15 +5,16 @@ monthly ranking, the problem of the month, and the Prefect link's time range."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from models import clock
 from models.db import write_session
 from models.enums import StaffRole
+from models.escalation import escalate_case
 from models.follow_up import FollowUp
-from models.mediating import resolve_directly
+from models.mediating import merge_case, resolve_directly
 from models.month_problem import MonthProblem
 from tests.api.conftest import Api, web_cookie
 from tests.factories import add_staff, advance_to_assigned, make_case, staff_actor
@@ -148,3 +149,79 @@ def test_the_prefect_link_covers_the_whole_life_of_the_case(api: Api) -> None:
     start = datetime.fromisoformat(query["startDate"][0].replace("Z", "+00:00"))
     end = datetime.fromisoformat(query["endDate"][0].replace("Z", "+00:00"))
     assert start < created < clock.now() < end
+
+
+def test_the_dashboard_ranks_agencies_explains_the_rates_and_takes_the_problem(
+    api: Api, vclock: clock.VirtualClock
+) -> None:
+    case_id, number = _assigned_case(api, settled=False)
+    vclock.advance(timedelta(days=30))  # long past its limits: on the overdue list
+    cookie = {"Cookie": f"tj_session={web_cookie(api, api.city.staff['supervisor'].id or 0)}"}
+    page = api.client.get("/web/dashboard", headers=cookie)
+    assert page.status_code == 200
+    html = page.text
+    assert "区人社局" in html and "结对部门" in html  # agencies are ranked too
+    assert "三率怎么算" in html and "自动派单不算联系" in html
+    runs = re.search(rf'href="([^"]*runs\?tag=case%3A{number}[^"]*)"', html)
+    assert runs and "type=range" in runs.group(1) and "startDate=" in runs.group(1)
+
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert csrf and 'action="/web/dashboard/problem"' in html
+    month = clock.to_local(clock.now()).strftime("%Y-%m")
+    form = {
+        "csrf_token": csrf.group(1),
+        "month": month,
+        "category": "labour",
+        "title": "电子厂欠薪",
+        "lead_unit_code": "AG-LAB",
+        "plan": "",
+    }
+    refused = api.client.post("/web/dashboard/problem", data=form, headers=cookie)
+    assert refused.status_code == 303 and "problem_error" in refused.headers["location"]
+    assert api.count(MonthProblem) == 0
+    form["plan"] = "区人社局牵头，联合社区排查欠薪线索。"
+    saved = api.client.post("/web/dashboard/problem", data=form, headers=cookie)
+    assert saved.status_code == 303 and "problem_error" not in saved.headers["location"]
+    shown = api.client.get(f"/web/dashboard?month={month}", headers=cookie).text
+    assert "联合社区排查欠薪线索" in shown and "牵头单位" in shown
+    worker = {"Cookie": f"tj_session={web_cookie(api, api.city.staff['workerA'].id or 0)}"}
+    assert (
+        'action="/web/dashboard/problem"'
+        not in api.client.get("/web/dashboard", headers=worker).text
+    )
+    assert case_id
+
+
+def test_a_return_visitor_only_hears_the_answers(api: Api) -> None:
+    case_id, _ = _assigned_case(api, settled=False)
+    visitor = api.as_("visitor")
+    body = {"version": _version(api, "visitor", case_id), "method": "phone"}
+    assert visitor.post(f"/api/v1/cases/{case_id}/contact", json=body).status_code == 403
+    detail = visitor.get(f"/api/v1/cases/{case_id}").json()
+    assert detail["allowed_actions"] == []  # nothing to do until the case is in follow-up
+
+
+def test_the_timeline_names_where_a_case_went_and_what_it_was_linked_to(api: Api) -> None:
+    kept_id, kept_number = _assigned_case(api, settled=False)
+    moved_id, _ = _assigned_case(api, settled=False)
+    with write_session(api.engine) as session:
+        escalate_case(
+            session,
+            case_id=moved_id,
+            now=clock.now(),
+            actor=staff_actor(api.city, "supervisor"),
+            by_hand=True,
+            reason="社区调解无果，提请街道调解",
+        )
+        merge_case(
+            session,
+            case_id=moved_id,
+            into_case_id=kept_id,
+            actor=staff_actor(api.city, "supervisor"),
+            expected_version=None,
+        )
+    timeline = api.as_("supervisor").get(f"/api/v1/cases/{moved_id}").json()["timeline"]
+    notes = {e["verb"]: (e["note"], e["note_en"]) for e in timeline}
+    assert notes["escalated"] == ("桂花社区 → 柳河街道", "CMA → S1")
+    assert notes["merged"] == (f"并入 {kept_number}", f"merged into {kept_number}")
+    assert notes["assigned"] == (None, None)  # assigned by hand in the fixture: nobody named

@@ -204,3 +204,18 @@ def test_api_docs_are_served_from_the_package_not_a_cdn(api: Api) -> None:
             if source.startswith("/docs-assets/"):
                 assert api.client.get(source).status_code == 200, source
     assert "cdn" not in api.client.get("/docs").text.lower()
+
+
+def test_the_servers_report_of_an_error_carries_no_input(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Finding 7: uvicorn logs what Starlette re-raises; the message (which may hold
+    what was typed) stays out, the frames stay in."""
+    import logging
+
+    try:
+        int("13800138000-abc")
+    except ValueError as exc:
+        logging.getLogger("uvicorn.error").error("Exception in ASGI application\n", exc_info=exc)
+    assert "ValueError at" in caplog.text and "test_security_api.py" in caplog.text
+    assert "13800138000" not in caplog.text

@@ -178,8 +178,119 @@ def _seed(database_url: str) -> dict[str, str]:
             assert tenancy.id is not None
             triage_case(session, case_id=tenancy.id, actor=system)
             assign_case(session, case_id=tenancy.id, actor=system)
+    _seed_rates(engine, city)
     engine.dispose()
     return numbers
+
+
+def _visit(session: Any, case_id: int, actor: Actor, resolved: Any, satisfied: Any) -> None:
+    """A return visit with the complainant's own answers, and what follows it."""
+    from models.enums import FollowUpOutcome
+    from models.follow_up import FollowUpRecord
+    from models.follow_ups import record_follow_up, settle_after_follow_up
+
+    record_follow_up(
+        session,
+        case_id=case_id,
+        data=FollowUpRecord(
+            outcome=FollowUpOutcome.CARRIED_OUT,
+            resolved=resolved,
+            satisfied=satisfied,
+            notes="电话回访申请人，如实记录其回答。",
+        ),
+        actor=actor,
+        expected_version=None,
+    )
+    settle_after_follow_up(session, case_id=case_id, actor=Actor.system())
+
+
+def _seed_rates(engine: Any, city: Any) -> None:
+    """Cases decided this month, so that the ranking has something to rank: one settled
+    in each community and heard by the street's return visitor, one referred to the
+    labour agency and concluded there; and every limit that has passed, recorded where
+    it passed (what the escalation sweep writes first)."""
+    from models import routing
+    from models.breaches import record_breaches
+    from models.contact import ContactCreate, record_contact
+    from models.enums import (
+        Category,
+        ContactMethod,
+        ReferralOutcome,
+        ReferralTarget,
+        ResolvedAnswer,
+        SatisfiedAnswer,
+        StaffRole,
+    )
+    from models.follow_ups import schedule_follow_ups
+    from models.mediating import resolve_directly
+    from models.referrals import record_referral_outcome, sign_referral
+    from tests.factories import add_staff, advance_to_assigned, staff_actor
+
+    system = Actor.system()
+    with write_session(engine) as session:
+        add_staff(session, city, "visitor", StaffRole.RETURN_VISITOR, "S1")
+        add_staff(session, city, "district_visitor", StaffRole.RETURN_VISITOR, "D1")
+        add_staff(session, city, "officer", StaffRole.MEDIATOR, "AG-LAB", [Category.LABOUR])
+        plan = (
+            ("CMA", "BA1", "mediatorA", ResolvedAnswer.RESOLVED, SatisfiedAnswer.SATISFIED),
+            ("CMB", "BB1", "mediatorB", ResolvedAnswer.BASICALLY, SatisfiedAnswer.DISSATISFIED),
+        )
+        for unit, place, who, resolved, satisfied in plan:
+            case = make_case(
+                session,
+                category="neighbour",
+                description="楼道堆放杂物堵塞消防通道，邻里多次争执。",
+                place_code=place,
+                people_affected=2,
+                parties=[{"side": "complainant", "kind": "person", "name": "刘海燕"}],
+            )
+            advance_to_assigned(session, case, city, unit=unit, assignee=who)
+            actor = staff_actor(city, who)
+            record_contact(
+                session,
+                case_id=case.id or 0,
+                data=ContactCreate(method=ContactMethod.PHONE),
+                actor=actor,
+                expected_version=None,
+            )
+            resolve_directly(
+                session,
+                case_id=case.id or 0,
+                resolution="社区上门协调，当场清理杂物。",
+                actor=actor,
+                expected_version=None,
+            )
+            _visit(session, case.id or 0, staff_actor(city, "visitor"), resolved, satisfied)
+        labour = make_case(session)
+        advance_to_assigned(session, labour, city)
+        routing.refer_case(
+            session,
+            case_id=labour.id or 0,
+            target=ReferralTarget.AGENCY,
+            agency_code="AG-LAB",
+            reason="欠薪需劳动监察依法处理",
+            actor=staff_actor(city, "supervisor"),
+            expected_version=labour.version,
+        )
+        officer = staff_actor(city, "officer")
+        sign_referral(session, case_id=labour.id or 0, actor=officer, expected_version=None)
+        record_referral_outcome(
+            session,
+            case_id=labour.id or 0,
+            action_taken="劳动监察大队责令企业十日内补发工资，已全部到账。",
+            outcome=ReferralOutcome.RESOLVED,
+            actor=officer,
+            expected_version=None,
+        )
+        schedule_follow_ups(session, case_id=labour.id or 0, actor=system)
+        _visit(
+            session,
+            labour.id or 0,
+            staff_actor(city, "district_visitor"),
+            ResolvedAnswer.RESOLVED,
+            SatisfiedAnswer.BASICALLY,
+        )
+        record_breaches(session, now=clock.now())
 
 
 @pytest.fixture(scope="session")

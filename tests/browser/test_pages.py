@@ -181,8 +181,28 @@ def test_supervisor_dashboard(site: Site, new_page: Any) -> None:
     page.wait_for_url("**/web/dashboard**")
     chart = page.locator("svg.chart-wide")
     assert chart.is_visible() and not page.locator("svg.chart-narrow").is_visible()
-    assert "各社区三率" in chart.locator("title").first.text_content()
+    assert "各社区和结对部门三率" in chart.locator("title").first.text_content()
     assert chart.locator("text", has_text="桂花社区").count() >= 1
+    # The monthly ranking: communities and the paired agency, each rate with its cases.
+    ranking = page.locator("#ranking")
+    for unit in ("桂花社区", "竹园社区", "区人社局"):
+        assert ranking.locator("tr", has_text=unit).count() == 1
+    assert "(1/1)" in ranking.locator("tr", has_text="区人社局").inner_text()
+    assert page.locator("#rates details.definitions").is_visible()
+    assert "自动派单不算联系" in page.locator("#rates details.definitions").inner_text()
+    levels = page.locator("#overdue-levels").inner_text()
+    assert "社区" in levels and "在办超期" in levels
+    runs = page.locator("#overdue-list a.runs").first.get_attribute("href")
+    assert runs is not None and "type=range" in runs and "startDate=" in runs
+    # The problem of the month: the supervisor names the lead unit and the plan.
+    page.click("#problem summary")
+    page.fill("#pm-title", "租房押金纠纷反复投诉")
+    page.select_option("#pm-category", "tenancy")
+    page.select_option("#pm-lead", "CMA")
+    page.fill("#pm-plan", "桂花社区牵头，约谈中介门店，月底前公示退押流程。")
+    page.click("#problem button[type=submit]")
+    page.wait_for_url("**/web/dashboard**#problem")
+    assert "约谈中介门店" in page.locator("#problem").inner_text()
     overdue = page.locator("#overdue-list")
     assert overdue.locator("tr", has_text=site.numbers["overdue"]).count() == 1
     assert page.locator("#escalations", has_text=site.numbers["community_b"]).count() == 1

@@ -44,7 +44,7 @@ def test_chart_draws_three_bars_per_unit_with_escaped_chinese_labels() -> None:
         for t in root.iter(f"{SVG}text")
     ]
     assert "桂花社区" in texts and "90%" in texts and "75%" in texts
-    assert {"响应率", "化解率", "满意率"} <= set(texts)
+    assert {"响应率", "解决率", "满意率"} <= set(texts)
     widths = {r.find(f"{SVG}title").text: float(r.get("width", 0)) for r in bars}  # type: ignore[union-attr]
     assert widths["桂花社区 响应率 90%"] == pytest.approx(
         0.9 * widths["<script>竹园社区</script> 响应率 100%"], abs=0.2

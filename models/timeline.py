@@ -1,0 +1,103 @@
+"""What a case's timeline says beside each event: where the case went and to whom, the
+referral's target, the case it was linked to or merged into, how the complainant was
+first contacted, what they answered at a return visit. Names of units and staff and
+case numbers only, never personal data; the page and the REST API show the same words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlmodel import Session, col, select
+
+from models.enums import ContactMethod, ReferralTarget, ResolvedAnswer, SatisfiedAnswer
+from models.event import CaseEvent
+from models.staff import Staff
+from models.unit import Unit
+
+
+def _unit_names(session: Session, codes: set[str]) -> dict[str, Unit]:
+    if not codes:
+        return {}
+    return {u.code: u for u in session.exec(select(Unit).where(col(Unit.code).in_(codes)))}
+
+
+def event_notes(
+    session: Session, events: Sequence[CaseEvent], staff_names: dict[int, str]
+) -> dict[int, tuple[str, str]]:
+    """What the timeline says beside each move: the unit or person a case went to, the
+    referral's target, the case it was linked to or merged into, how contact was made
+    and what the complainant answered at a return visit. Names only, no personal data."""
+    codes = {
+        str(e.data[k])
+        for e in events
+        for k in ("to_unit", "from_unit", "agency_code", "unit")
+        if isinstance(e.data.get(k), str) and not str(e.data[k]).startswith("/")
+    }
+    units = _unit_names(session, codes)
+    staff_ids = {
+        int(e.data["assignee_id"]) for e in events if isinstance(e.data.get("assignee_id"), int)
+    }
+    missing = staff_ids - set(staff_names)
+    names = dict(staff_names)
+    if missing:
+        names |= {
+            s.id: s.display_name
+            for s in session.exec(select(Staff).where(col(Staff.id).in_(sorted(missing))))
+            if s.id
+        }
+    notes: dict[int, tuple[str, str]] = {}
+    for e in events:
+        note = _event_note(e, units, names)
+        if note and e.id is not None:
+            notes[e.id] = note
+    return notes
+
+
+def _unit_label(units: dict[str, Unit], code: object) -> tuple[str, str]:
+    unit = units.get(str(code)) if code else None
+    return (unit.name_zh, unit.name_en) if unit else (str(code or "—"), str(code or "—"))
+
+
+def _event_note(
+    e: CaseEvent, units: dict[str, Unit], names: dict[int, str]
+) -> tuple[str, str] | None:
+    d = e.data
+    if e.verb == "escalated":
+        (fz, fe), (tz, te) = (
+            _unit_label(units, d.get("from_unit")),
+            _unit_label(units, d.get("to_unit")),
+        )
+        return f"{fz} → {tz}", f"{fe} → {te}"
+    if e.verb == "assigned" and d.get("assignee_id"):
+        who = names.get(int(d["assignee_id"]), "—")
+        uz, ue = _unit_label(units, d.get("unit"))
+        return f"派给 {uz} · {who}", f"to {ue} · {who}"
+    if e.verb == "referred":
+        target = d.get("target") or d.get("referral_target")
+        if d.get("agency_code"):
+            az, ae = _unit_label(units, d.get("agency_code"))
+            return f"移交 {az}", f"referred to {ae}"
+        if target:
+            label = ReferralTarget(str(target))
+            return f"移交 {label.zh}", f"referred to {label.en}"
+        return None
+    if e.verb in ("merged", "duplicate_linked"):
+        number = d.get("into_number") or d.get("other_number")
+        if not number:
+            return None
+        others = [str(link.get("other_number")) for link in d.get("links") or [] if link]
+        numbers = "、".join(dict.fromkeys([str(number), *others]))
+        if e.verb == "merged":
+            return f"并入 {number}", f"merged into {number}"
+        return f"关联 {numbers}", f"linked to {numbers}"
+    if e.verb == "contacted" and d.get("method"):
+        method = ContactMethod(str(d["method"]))
+        late = "" if d.get("in_time") else "（超时）"
+        return f"{method.zh}{late}", method.en + ("" if d.get("in_time") else " (late)")
+    if e.verb == "follow_up_recorded" and d.get("resolved"):
+        res, sat = ResolvedAnswer(str(d["resolved"])), SatisfiedAnswer(str(d["satisfied"]))
+        own = "" if d.get("independent") else "（非独立回访，不计入三率）"
+        own_en = "" if d.get("independent") else " (not independent: not counted)"
+        return f"{res.zh} · {sat.zh}{own}", f"{res.en} · {sat.en}{own_en}"
+    return None
