@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install up test lint typecheck unit bench bench-quick reliability schema clean
+.PHONY: install up test lint typecheck unit bench bench-quick reliability schema clean corpus model model-report
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,17 @@ bench-quick: install
 
 reliability: install
 	$(BIN)/python -m tests.reliability.long_run
+
+# Triage classifier: the corpus is generated from hand-written fragments; the model is
+# trained from it and versioned in the repository (make install never retrains).
+corpus: install
+	$(BIN)/python -m models.triage_data.make_corpus
+
+model: install
+	$(BIN)/tiaojie triage train
+
+model-report: install
+	$(BIN)/tiaojie triage evaluate
 
 # Before the first release the schema is one migration, rewritten from the tables.
 schema: install

@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.open311_key_limiter = RateLimiter(settings.open311_rate_limit_per_min)
     install_error_handlers(app)
 
-    from api.v1 import auth, case_actions, cases, metrics, units
+    from api.v1 import auth, case_actions, cases, metrics, triage, units
 
     v1 = APIRouter(prefix="/api/v1")
     v1.include_router(auth.router)
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(case_actions.router)
     v1.include_router(units.router)
     v1.include_router(metrics.router)
+    v1.include_router(triage.router)
     app.include_router(v1)
 
     from api import open311

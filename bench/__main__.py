@@ -30,6 +30,15 @@ KEYS: dict[str, tuple[str, ...]] = {
     "end_to_end": ("cases_per_s", "p50_s", "p95_s", "naive_cases_per_s", "ratio"),
     "escalation": ("open_cases", "due_cases", "due_query_ms", "sweep_s", "naive_sweep_s", "ratio"),
     "memory": ("idle_rss_mb", "loaded_rss_mb"),
+    "triage": (
+        "classifications_per_s",
+        "p99_ms",
+        "load_s",
+        "cold_start_s",
+        "accuracy",
+        "rules_accuracy",
+        "emergency_recall",
+    ),
     "export": ("cases", "xlsx_s", "csv_s", "baseline_xlsx_s", "ratio"),
     "scale_out": (
         "workers_1_cases_per_s",
@@ -43,7 +52,8 @@ KEYS: dict[str, tuple[str, ...]] = {
 # Intake first, on a quiet machine; then tiaojie up starts while the escalation data
 # is generated, and the end-to-end run uses it.
 # Scale-out (full run only) last: it starts a PostgreSQL stack of its own.
-SECTIONS = ("intake_api", "escalation", "end_to_end", "export", "scale_out")
+# The triage classifier (no servers) before them all.
+SECTIONS = ("triage", "intake_api", "escalation", "end_to_end", "export", "scale_out")
 
 console = Console(stderr=True)
 
@@ -94,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     out_path = args.out or HERE / ("results.json" if sizes is FULL else "results-quick.json")
     wanted = args.only or list(SECTIONS)
 
-    from bench import e2e, escalation, export, intake, scale_out
+    from bench import e2e, escalation, export, intake, scale_out, triage
 
     runners: dict[str, Callable[[Workspace, Sizes, Console], dict[str, Any]]] = {
         "escalation": escalation.run,
@@ -102,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         "end_to_end": e2e.run,
         "export": export.run,
         "scale_out": scale_out.run,
+        "triage": triage.run,
     }
     import psutil
 
@@ -212,6 +223,7 @@ def _print_table(results: dict[str, Any]) -> None:
     x = results["escalation"]
     m = results["memory"]
     so = results.get("scale_out") or {}
+    tr = results.get("triage") or {}
     rows: list[tuple[str, Any, Any, Any, str]] = [
         (
             "受理 intake cases/s",
@@ -245,6 +257,21 @@ def _print_table(results: dict[str, Any]) -> None:
             x["ratio"],
             "<60",
         ),
+        ("分拣 triage texts/s", tr.get("classifications_per_s"), None, None, ""),
+        (
+            "分拣 triage p99 ms / load s",
+            f"{_fmt(tr.get('p99_ms'))} / {_fmt(tr.get('load_s'))}",
+            None,
+            None,
+            "<5 / <1",
+        ),
+        (
+            "分拣 accuracy: model / keyword rules",
+            tr.get("accuracy"),
+            tr.get("rules_accuracy"),
+            None,
+            "≥0.92",
+        ),
         ("内存 up idle MB", m["idle_rss_mb"], None, None, "<1536"),
         ("内存 up loaded MB", m["loaded_rss_mb"], None, None, ""),
         (
@@ -275,7 +302,7 @@ def _print_table(results: dict[str, Any]) -> None:
     for label, ours, base, rat, target in rows:
         table.add_row(label, _fmt(ours), _fmt(base), _fmt(rat), target)
     Console().print(table)
-    for section in ("intake_api", "end_to_end", "escalation", "memory", "scale_out"):
+    for section in ("triage", "intake_api", "end_to_end", "escalation", "memory", "scale_out"):
         block = results.get(section) or {}
         for key in ("error", "skipped"):
             if block.get(key):

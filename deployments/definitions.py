@@ -8,6 +8,9 @@
   every ``settings.reconcile_interval_s``, ``reports`` on ``settings.reports_cron``,
   ``monthly_report`` on ``settings.monthly_report_cron``
   (Asia/Shanghai).
+* ``retrain-triage`` on ``settings.triage_retrain_cron``; ``risk-notice`` started by
+  the automation on the early-warning events (``tiaojie.risk.warning``,
+  ``tiaojie.cluster.warning``).
 * The zombie-detection automation: a flow run that stops sending heartbeats is marked
   Crashed, and the reconciler re-drives its case.
 
@@ -25,6 +28,7 @@ from prefect import Flow
 from prefect.automations import Automation
 from prefect.client.schemas.objects import StateType
 from prefect.deployments.runner import RunnerDeployment
+from prefect.events import DeploymentEventTrigger
 from prefect.events.actions import ChangeFlowRunState
 from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.events.schemas.events import ResourceSpecification
@@ -41,6 +45,8 @@ from flows.notify import notify
 from flows.reconcile import reconcile
 from flows.relay import DeploymentDispatcher, Dispatcher, InProcessExecutor
 from flows.reports import reports
+from flows.risk import risk_notice
+from flows.triage_learning import retrain_triage_flow
 from models.settings import get_settings
 
 DEPLOYMENT_NAME = "tiaojie"
@@ -66,6 +72,7 @@ class Definition:
     entrypoint: str  # module path, importable wherever Tiaojie is installed
     description: str
     schedules: list[Schedule] = field(default_factory=list)
+    triggers: list[DeploymentEventTrigger] = field(default_factory=list)
 
     @property
     def full_name(self) -> str:
@@ -109,7 +116,28 @@ def definitions() -> list[Definition]:
             "月报（每月1日）/ Monthly report (.xlsx) on the 1st of each month",
             [Cron(settings.monthly_report_cron, timezone=settings.timezone)],
         ),
+        Definition(
+            retrain_triage_flow,
+            "flows.triage_learning.retrain_triage_flow",
+            "分拣模型学习纠正 / Retrain the triage classifier from people's corrections",
+            [Cron(settings.triage_retrain_cron, timezone=settings.timezone)],
+        ),
+        Definition(
+            risk_notice,
+            "flows.risk.risk_notice",
+            "风险预警通知包案领导 / Tell the responsible leader of an early warning",
+            triggers=[risk_trigger()],
+        ),
     ]
+
+
+def risk_trigger() -> DeploymentEventTrigger:
+    """An early warning (from the text, or a cluster of complaints) starts risk-notice."""
+    return DeploymentEventTrigger(
+        name="tiaojie: early warning reaches its leader",
+        expect={"tiaojie.risk.warning", "tiaojie.cluster.warning"},
+        parameters={"case_id": "{{ event.payload.case_id }}"},
+    )
 
 
 def step_deployment_names() -> dict[str, str]:
@@ -146,6 +174,7 @@ async def runner_deployments() -> list[RunnerDeployment]:
         deployment = await item.flow.ato_deployment(
             name=DEPLOYMENT_NAME,
             schedules=list(item.schedules) or None,
+            triggers=list(item.triggers) or None,
             description=item.description,
             tags=TAGS,
             entrypoint_type=EntrypointType.MODULE_PATH,

@@ -53,6 +53,7 @@ async def deploy_all(work_pool: str | None = None, *, python: str | None = None)
         deployment = await item.flow.ato_deployment(
             name=DEPLOYMENT_NAME,
             schedules=list(item.schedules) or None,
+            triggers=list(item.triggers) or None,
             description=item.description,
             tags=TAGS,
             work_pool_name=pool,

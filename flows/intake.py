@@ -26,10 +26,12 @@ from prefect.events import emit_event
 from prefect.states import Completed, Failed
 
 from flows.assignment import assign_and_notify, log_assignment, owes_notification
+from models.enums import Priority
 from models.routing import AssignmentResult
 from models.triage import TriageResult
 from tasks.notify import notify_cases
 from tasks.steps import assign_cases, triage_case, triage_cases
+from tasks.triage import notify_risk
 
 
 def report_triage(result: TriageResult) -> None:
@@ -67,12 +69,28 @@ def report_triage(result: TriageResult) -> None:
         logger.warning(
             "%s 同源投诉聚集预警 cluster warning: %s cases", result.number, result.cluster_size
         )
+    if result.risk_level:
+        # The street's assessment task is open; the automation on this event starts
+        # risk-notice, which tells its responsible leader (包案领导).
+        emit_event(
+            event="tiaojie.risk.warning",
+            resource={
+                "prefect.resource.id": f"tiaojie.case.{result.case_id}",
+                "prefect.resource.name": result.number,
+            },
+            payload={"case_id": result.case_id, "level": result.risk_level},
+        )
+        logger.warning("%s 不稳定风险预警 warning: %s", result.number, result.risk_level)
+    if result.held_for_assessment:
+        logger.info("%s 待研判 waits for a person to confirm its category", result.number)
 
 
 @flow(name="intake", persist_result=False, log_prints=False)
 async def intake(case_id: int) -> str:
     result = await triage_case(case_id)
     report_triage(result)
+    if result.priority == Priority.EMERGENCY:
+        await notify_risk(case_id)  # the community leader and the supervisor, at once
     if result.unit_code is not None:
         await assign_and_notify(case_id)
     return str(result.category)
@@ -85,6 +103,8 @@ async def intake_batch(case_ids: list[int]) -> State[Any]:
     triaged = await triage_cases(case_ids)
     for result in triaged.done:
         report_triage(result)
+        if result.priority == Priority.EMERGENCY:
+            await notify_risk(result.case_id)
     routable = [r.case_id for r in triaged.done if r.unit_code is not None]
     assigned = await assign_cases(routable) if routable else None
     results = assigned.done if assigned else []

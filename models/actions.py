@@ -40,10 +40,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlmodel import Session
 
-from models import clock, escalation, follow_ups, mediating, routing
+from models import clock, escalation, follow_ups, machine_triage, mediating, routing
 from models.access import (
     READ_ONLY_ROLES,
     Principal,
@@ -55,7 +55,7 @@ from models.access import (
 )
 from models.case import Case
 from models.contact import ContactCreate, record_contact
-from models.enums import CaseStatus, ReferralReason, ReferralTarget, StaffRole
+from models.enums import CaseStatus, Category, Priority, ReferralReason, ReferralTarget, StaffRole
 from models.errors import GuardFailed, InvalidTransition, PermissionDenied, ValidationError
 from models.follow_up import FollowUpRecord
 from models.lifecycle import TRANSITIONS
@@ -122,6 +122,26 @@ class FollowUpIn(FollowUpRecord):
 
 class ContactIn(ContactCreate):
     version: Version = None
+
+
+class ClassificationIn(ActionBody):
+    category: Category | None = Field(default=None, title="类别", description="the category chosen")
+    priority: Priority | None = Field(
+        default=None, title="紧急程度", description="the priority chosen"
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> ClassificationIn:
+        if self.category is None and self.priority is None:
+            raise ValueError("请填写类别或紧急程度 / give a category or a priority")
+        return self
+
+
+class AssessmentIn(ActionBody):
+    category: Category = Field(title="研判确认的类别", description="the category confirmed")
+    priority: Priority | None = Field(
+        default=None, title="紧急程度", description="the priority, if changed"
+    )
 
 
 class ReassignIn(ActionBody):
@@ -222,6 +242,15 @@ def _not_contacted(case: Case) -> str | None:
     return "the first contact is recorded already" if case.first_response_at is not None else None
 
 
+def _held(case: Case) -> str | None:
+    return None if case.held_for_assessment else "the case is not waiting for assessment"
+
+
+def _not_held(case: Case) -> str | None:
+    # A held case is confirmed (研判, the assessment action); any other is reclassified.
+    return "the case is waiting for assessment (研判)" if case.held_for_assessment else None
+
+
 def _not_mediated(case: Case) -> str | None:
     # Entering follow-up after an agreement or a failure is the workflow's step; by hand
     # only "settled without mediation", from an assigned case.
@@ -317,6 +346,17 @@ def _contact(s: Session, p: Principal, case: Case, body: ContactIn) -> int | Non
     data = ContactCreate.model_validate(body.model_dump(exclude={"version"}))
     row = record_contact(s, case_id=_id(case), data=data, actor=p, expected_version=body.version)
     return row.id
+
+
+def _classify(s: Session, p: Principal, case: Case, body: ClassificationIn) -> None:
+    machine_triage.set_classification(
+        s,
+        case_id=_id(case),
+        actor=p,
+        category=body.category,
+        priority=body.priority,
+        expected_version=body.version,
+    )
 
 
 def _reassign(s: Session, p: Principal, case: Case, body: ReassignIn) -> None:
@@ -455,6 +495,17 @@ ACTIONS: dict[str, Action] = {
             "首次联系 Record contact with the complainant", "contact",
             {"version": 3, "method": "phone", "note": "电话联系申请人，约定周三上门"},
             who=contacts_parties, guard=_not_contacted,
+        ),
+        Action(
+            "classification", "reclassified", ClassificationIn, _classify,
+            "改类 Set category or priority (a person's choice stands)", "classification",
+            {"version": 3, "category": "labour"}, guard=_not_held,
+        ),
+        Action(
+            "assessment", "assessed", AssessmentIn, _classify,
+            "研判确认 Confirm the category of a case held for assessment; it is then routed",
+            "assessment", {"version": 2, "category": "labour", "priority": "high"},
+            guard=_held,
         ),
         Action(
             "reassign", "assigned", ReassignIn, _reassign, "改派 Reassign", "reassign",

@@ -260,12 +260,35 @@ class Replay:
         return step if when <= now else None
 
     def _people_steps(self, now: datetime) -> None:
+        for case in self._open([S.TRIAGED]):
+            if case.held_for_assessment:
+                self._try("assess", lambda c=case: self._assess(c))
         working = [S.ASSIGNED, S.IN_MEDIATION, S.REFERRED, S.FOLLOW_UP]
         for case in self._open(working):
             step = self._due(case, now)
             if step is not None:
                 self.plans.pop(_id(case), None)
                 self._act(case, step)
+
+    def _assess(self, case: Case) -> None:
+        """研判: an intake worker of the community confirms the machine's best reading
+        of a case it was unsure of, which then is routed."""
+        from models.machine_triage import set_classification
+        from models.triage_tables import TriageSuggestion
+
+        suggestion = self.session.get(TriageSuggestion, _id(case))
+        worker = self.session.exec(
+            select(Staff)
+            .where(Staff.unit_id == case.unit_id, col(Staff.role).in_(FIRST_CONTACT))
+            .order_by(col(Staff.id))
+        ).first()
+        category = suggestion.category if suggestion is not None else case.category
+        set_classification(
+            self.session,
+            case_id=_id(case),
+            actor=self._actor(worker.id if worker else None),
+            category=category,
+        )
 
     def _member(self, staff_id: int | None) -> Staff | None:
         if staff_id is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationInfo, field_validator
+from pydantic import ValidationInfo, field_validator, model_validator
 from sqlalchemy import Index, UniqueConstraint
 from sqlalchemy.orm import declared_attr
 from sqlmodel import Field, SQLModel
@@ -65,6 +65,10 @@ class Case(CaseBase, table=True):
     last_hash: str = Field(default="", max_length=64)
     category_locked: bool = False  # the worker chose the category; classification keeps it
     priority_locked: bool = False
+    # The machine was unsure of the category: the case waits for a person (研判) at its
+    # community's intake desk before it is routed.
+    held_for_assessment: bool = Field(default=False, index=True)
+    risk_level: str | None = Field(default=None, max_length=16)  # red | orange | yellow
 
     place_unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
     unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
@@ -82,6 +86,8 @@ class Case(CaseBase, table=True):
     duplicate_of_id: int | None = Field(default=None, foreign_key="cases.id")
     merged_into_id: int | None = Field(default=None, foreign_key="cases.id")
     cluster_key: str | None = Field(default=None, max_length=64, index=True)
+    # The keyed hash of the resident's tracking code (models.tracking); never the code.
+    tracking_hash: str | None = Field(default=None, max_length=64, unique=True)
 
     response_due_at: datetime | None = _ts()
     resolution_due_at: datetime | None = _ts()
@@ -147,10 +153,15 @@ class CaseNumberCounter(SQLModel, table=True):
 
 
 class CaseCreate(CaseBase):
-    """What intake takes: the complaint, its place and its parties."""
+    """What intake takes: the complaint, its place and its parties.
+
+    A category or priority given by the caller is a person's choice and stands: it is
+    locked unless the caller says otherwise (``category_locked: false``). Without a
+    category, triage classifies the text (stored as ``other`` until then)."""
 
     model_config = SQLModelConfig(extra="forbid")
 
+    category: Category = Field(default=Category.OTHER)
     description: str = Field(min_length=2, max_length=4000)
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
@@ -174,6 +185,22 @@ class CaseCreate(CaseBase):
                 "refers a case at intake"
             )
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _choices_stand(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if data.get("category") is None:
+            data.pop("category", None)
+        elif "category_locked" not in data:
+            data["category_locked"] = True
+        if data.get("priority") is None:
+            data.pop("priority", None)
+        elif "priority_locked" not in data:
+            data["priority_locked"] = True
+        return data
 
     @field_validator("description", "address_text")
     @classmethod
@@ -206,3 +233,5 @@ class CasePublic(SQLModel):
     created_at: datetime
     updated_at: datetime
     closed_at: datetime | None
+    # 查询码: what the complainant uses to follow the case at /r/{code}.
+    tracking_code: str | None = None

@@ -13,7 +13,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, col, select
 
-from models import clock, lifecycle, pii, text_numbers
+from models import clock, lifecycle, pii, text_numbers, tracking
 from models.access import Actor
 from models.case import Case, CaseCreate, CaseNumberCounter
 from models.enums import Channel, PartyKind, PartySide
@@ -251,8 +251,10 @@ def create_case_with_parties(
     if data.place_code and place_unit_id is None:
         place_unit_id = find_unit(session, code=data.place_code).id
     values = data.model_dump(exclude={"parties", "place_code"})
+    number = next_case_number(session, at=moment)
     values.update(
-        number=next_case_number(session, at=moment),
+        number=number,
+        tracking_hash=tracking.hash_for(number),
         place_unit_id=place_unit_id if data.place_code else None,
         respondent_key=respondent_key(data.parties),
         created_by_id=created_by_id,

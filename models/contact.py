@@ -20,7 +20,7 @@ from pydantic import field_validator
 from sqlmodel import Field, Session, SQLModel, col, select
 from sqlmodel._compat import SQLModelConfig
 
-from models import clock, lifecycle, pii
+from models import clock, lifecycle
 from models.case import Case
 from models.cases import get_case
 from models.enums import CaseStatus, ContactMethod
@@ -47,7 +47,7 @@ class CaseContact(SQLModel, table=True):
     due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     in_time: bool = False
     implied_by: str | None = Field(default=None, max_length=32)  # the verb, if not recorded
-    note: str | None = Field(default=None, max_length=NOTE_MAX)  # scrubbed of phones and IDs
+    note: str | None = Field(default=None, max_length=NOTE_MAX)  # free text: models.text_numbers
 
 
 class ContactCreate(SQLModel):
@@ -98,7 +98,7 @@ def _add(
         due_at=due,
         in_time=due is not None and at <= due,
         implied_by=implied_by,
-        note=pii.scrub_text(note)[:NOTE_MAX] if note else None,
+        note=note[:NOTE_MAX] if note else None,  # numbers masked on flush (text_numbers)
     )
     session.add(row)
     if case.first_response_at is None or at < clock.ensure_utc(case.first_response_at):

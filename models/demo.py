@@ -421,7 +421,10 @@ def _address(units: dict[str, UnitSpec], unit: UnitSpec) -> str:
 def demo_complaints() -> list[CaseCreate]:
     """Every sample complaint, in submission order (deterministic). ``load_demo_city``
     records the first :data:`FIRST_BATCH`; the live demo feeds the rest over time."""
-    return [CaseCreate.model_validate(spec) for spec in _complaint_specs()]
+    # The streams' categories and priorities are what the texts were written as, not a
+    # worker's choice: triage classifies them as it would any resident's words.
+    unlocked = {"category_locked": False, "priority_locked": False}
+    return [CaseCreate.model_validate({**spec, **unlocked}) for spec in _complaint_specs()]
 
 
 def submission_times(count: int, *, now: datetime) -> list[datetime]:

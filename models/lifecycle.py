@@ -304,6 +304,10 @@ TRANSITIONS: dict[str, Transition] = {
         ),
         Transition("reminded", OPEN_WORKING, None, (_needs("level"),), zh="催办"),
         Transition(
+            "assessed", frozenset({S.TRIAGED}), None, (_needs("category"),), STAFF, zh="研判确认"
+        ),
+        Transition("reclassified", ALL_OPEN, None, (_needs("category"),), STAFF, zh="改类"),
+        Transition(
             "contacted",
             OPEN_WORKING | {S.REFERRED},
             None,
@@ -370,6 +374,7 @@ NEXT_STEP: dict[str, str | None] = {
     "referred": "follow_up",
     "follow_up_recorded": "follow_up",
     "reminded": "notify",
+    "assessed": "assignment",
     "referral_returned": "notify",
     "handed_to_committee": "notify",
     "referral_concluded": "follow_up",

@@ -390,7 +390,8 @@ def assign_case(session: Session, *, case_id: int, actor: Actor) -> AssignmentRe
             agency,
         )
 
-    if case.status not in ASSIGNABLE:
+    if case.status not in ASSIGNABLE or case.held_for_assessment:
+        # A case held for assessment (研判) waits for a person before it is routed.
         return result("unchanged")
     if current_unit is None:
         raise GuardFailed(

@@ -78,6 +78,21 @@ class Settings(BaseSettings):
     # How far back a worker may say a complaint was received (a walk-in written up later).
     received_max_age_days: int = 30
 
+    # Machine triage (models/assessment.py, models/triage_learning.py)
+    triage_confidence_threshold: float = Field(
+        default=0.6,
+        ge=0.0,
+        le=1.0,
+        description="Below this category confidence a case waits for a person (研判).",
+    )
+    triage_retrain_min_corrections: int = Field(
+        default=50, ge=1, description="New corrections that make a retraining due."
+    )
+    triage_retrain_cron: str = "15 2 * * *"
+    risk_red_due_hours: int = 24  # the assessment of a red warning is due within a day
+    risk_orange_due_days: int = 3  # working days
+    risk_yellow_due_days: int = 5  # working days
+
     # The three rates (三率): weights of the composite score used for the monthly ranking
     # (the weights commonly reported for Beijing's 接诉即办 assessment).
     rate_weight_response: float = Field(default=0.10, ge=0, le=1)

@@ -23,6 +23,12 @@ from models.referral import Referral
 from models.sign_in import SignInLink
 from models.staff import Staff
 from models.text_numbers import CaseTextNumber
+from models.triage_tables import (
+    RiskWarning,
+    TriageCorrection,
+    TriageModelVersion,
+    TriageSuggestion,
+)
 from models.unit import Pairing, Unit
 from models.web_sessions import WebSession
 
@@ -52,10 +58,14 @@ __all__ = [
     "Party",
     "PolicySet",
     "Referral",
+    "RiskWarning",
     "SignInAttempt",
     "SignInLink",
     "Staff",
     "TimeLimitPolicy",
+    "TriageCorrection",
+    "TriageModelVersion",
+    "TriageSuggestion",
     "Unit",
     "WebSession",
     "metadata",

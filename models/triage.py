@@ -1,8 +1,9 @@
 """Triage (研判分流): classify a complaint, link duplicates and clusters, route it and set its
 time limits.
 
-Classification is rules and weighted keywords over the Chinese text (substring
-matching: complaints are short and their words are few and well known). Duplicate
+Classification is the trained text classifier (models.machine_triage, models.assessment);
+:func:`classify_text`, the earlier weighted keywords, stays as the baseline the
+classifier is measured against (``tiaojie triage evaluate``, ``make bench``). Duplicate
 detection compares cases about the same respondent or the same place within
 ``settings.dedup_window_days`` by the Jaccard similarity of their character bigrams.
 """
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
-from models import clock, groups, lifecycle, pii
+from models import clock, groups, lifecycle, machine_triage, pii
 from models.access import Actor
 from models.case import Case, CaseLink
 from models.cases import get_case, normalise_org_name
@@ -177,6 +178,8 @@ class TriageResult:
     cluster_size: int
     cluster_warning: bool
     is_group: bool
+    held_for_assessment: bool = False
+    risk_level: str | None = None  # red | orange | yellow when a warning is open
 
 
 @dataclass(frozen=True)
@@ -272,6 +275,8 @@ def _current_result(session: Session, case: Case) -> TriageResult:
         cluster_size=size,
         cluster_warning=size >= get_settings().cluster_warning_threshold,
         is_group=case.is_group,
+        held_for_assessment=case.held_for_assessment,
+        risk_level=case.risk_level,
     )
 
 
@@ -293,12 +298,9 @@ def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult
         return _current_result(session, case)
     now = clock.now()
 
-    # 1. Classify, keeping what the worker chose on purpose.
-    found = classify_text(case.description, people_affected=case.people_affected)
-    if not case.category_locked and found.category != Category.OTHER:
-        case.category = found.category
-    if not case.priority_locked:
-        case.priority = found.priority
+    # 1. Classify with the trained model, keeping what a person chose on purpose; an
+    # unsure reading holds the case for a person (研判, models.machine_triage).
+    found = machine_triage.classify_case(session, case=case)
 
     # 2. Place (an address or coordinates that name a building become its place).
     place, how = locate(session, case=case)
@@ -397,6 +399,8 @@ def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult
 
     # 4. Handling unit and time limits at its level.
     unit = directory.handling_unit_for(place, case.category, group=case.is_group)
+    if case.held_for_assessment:
+        unit = machine_triage.intake_desk(directory, place, unit)
     policy = directory.policy(category=case.category, priority=case.priority, level=unit.level)
     deadlines = compute_deadlines(policy, start=_limits_start(case, now))
     case.unit_id = unit.id
@@ -407,6 +411,13 @@ def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult
     case.escalation_level = 0
     case.reminded_level = None
     case.assignee_id = None
+    size = _cluster_size(session, cluster_key=case.cluster_key, since=since)
+    risk_found = machine_triage.assess_risk(
+        session,
+        case=case,
+        found=found,
+        cluster_warning=size >= get_settings().cluster_warning_threshold,
+    )
     lifecycle.apply(
         session,
         case=case,
@@ -420,6 +431,9 @@ def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult
             "policy": deadlines.policy_name,
             "is_group": case.is_group,
             "duplicate_of_id": case.duplicate_of_id,
+            "confidence": round(found.confidence, 3),
+            "held_for_assessment": case.held_for_assessment,
+            "risk": risk_found.level.value,
         },
     )
     session.flush()

@@ -454,3 +454,66 @@ def follow_up_messages(session: Session, *, case_ids: list[int], now: datetime) 
             )
         )
     return messages
+
+
+# --- danger and early warning ---------------------------------------------------------
+
+
+def risk_messages(session: Session, *, case_id: int) -> list[Message]:
+    """What a dangerous or unsettling case owes: an emergency notice to the community
+    leader and the on-duty supervisor; the early warning's assessment task to its
+    responsible leader (包案领导). Texts name the case, its category, the level and the
+    kinds of risk found, never the complaint's words."""
+    from models import risk
+    from models.enums import Priority
+    from models.triage_tables import RiskWarning
+    from models.warning import emergency_recipients
+
+    case = session.get(Case, case_id)
+    if case is None or case.id is None:
+        return []
+    out: list[Message] = []
+    unit = session.get(Unit, case.unit_id) if case.unit_id else None
+    unit_code = unit.code if unit else None
+    if case.priority == Priority.EMERGENCY:
+        # The kinds of danger only (持械, 火情...): never the complaint's own words.
+        why = "；".join(f.zh for f in risk.danger(case.description))
+        for staff in emergency_recipients(session, case):
+            out.append(
+                Message(
+                    key=f"{case.id}:emergency:{staff.id}",
+                    case_id=case.id,
+                    case_number=case.number,
+                    kind="emergency",
+                    recipient_id=staff.id,
+                    unit_code=unit_code,
+                    text=(
+                        f"【紧急】案件 {case.number}（{case.category.zh}）可能危及人身安全"
+                        f"{'：' + why if why else ''}，请立即处置，当日办结。 / EMERGENCY: case "
+                        f"{case.number} ({case.category.en}) may endanger life or safety; act "
+                        "now, resolve today."
+                    )[:1000],
+                )
+            )
+    warning = session.exec(select(RiskWarning).where(RiskWarning.case_id == case.id)).first()
+    if warning is not None and warning.leader_id is not None:
+        street = session.get(Unit, warning.street_unit_id)
+        due = _due_text(warning.due_at)
+        level = {"red": "红色", "orange": "橙色", "yellow": "黄色"}.get(warning.level, "")
+        out.append(
+            Message(
+                key=f"{case.id}:risk:{warning.id}:leader",
+                case_id=case.id,
+                case_number=case.number,
+                kind="risk_warning",
+                recipient_id=warning.leader_id,
+                unit_code=street.code if street else unit_code,
+                text=(
+                    f"【{level}预警·研判】案件 {case.number}（{case.category.zh}）存在不稳定风险，"
+                    f"请作为包案领导于 {due} 前组织研判。 / {warning.level.upper()} WARNING: "
+                    f"case {case.number} ({case.category.en}) shows a risk of unrest; as the "
+                    f"responsible leader, assess it by {due}."
+                )[:1000],
+            )
+        )
+    return out

@@ -191,6 +191,8 @@ async def redrive_stuck_cases(stuck_after_s: int, limit: int = 500) -> list[Redr
                     .where(
                         col(Case.is_open).is_(True),
                         col(Case.status).in_(SYSTEM_OWES),
+                        # Held for 研判: waiting for a person, not for the system.
+                        col(Case.held_for_assessment).is_(False),
                         col(Case.updated_at) <= cutoff,
                     )
                     .order_by(col(Case.updated_at))

@@ -148,6 +148,9 @@ def case_data(**overrides: Any) -> CaseCreate:
             },
             {"side": PartySide.RESPONDENT, "kind": PartyKind.FIRM, "name": "江心市恒达电子厂"},
         ],
+        # A starting category for the factory, not a person's choice: triage may change it.
+        "category_locked": False,
+        "priority_locked": False,
     }
     data.update(overrides)
     return CaseCreate.model_validate(data)

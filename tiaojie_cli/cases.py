@@ -107,8 +107,11 @@ def row_to_case(row: dict[str, str]) -> dict[str, Any]:
     def get(name: str) -> str:
         return (row.get(name) or "").strip()
 
-    body: dict[str, Any] = {"category": get("category"), "description": get("description")}
+    # A category or priority given is the worker's choice and stands; left empty, the
+    # classifier decides at triage.
+    body: dict[str, Any] = {"description": get("description")}
     for name, key in (
+        ("category", "category"),
         ("place_code", "place_code"),
         ("priority", "priority"),
         ("address", "address_text"),
@@ -143,7 +146,14 @@ def row_to_case(row: dict[str, str]) -> dict[str, Any]:
 
 @app.command("submit")
 def submit(
-    category: str = typer.Option(..., help="labour, relocation, environment, neighbour ..."),
+    category: str | None = typer.Option(
+        None,
+        help="labour, relocation, environment, neighbour ... (a choice that stands; "
+        "left out, the classifier decides 不填则由模型分类)",
+    ),
+    priority: str | None = typer.Option(
+        None, help="emergency, high, normal, consultation (a choice that stands)"
+    ),
     description: str = typer.Option(..., help="What happened 诉求内容"),
     place: str | None = typer.Option(None, "--place", help="Building/compound/community code"),
     complainant: str | None = typer.Option(None, help="Complainant's name 申请人"),
@@ -157,7 +167,8 @@ def submit(
     """Record one case. 登记一件案件。"""
     body = row_to_case(
         {
-            "category": category,
+            "category": category or "",
+            "priority": priority or "",
             "description": description,
             "place_code": place or "",
             "people_affected": str(people),

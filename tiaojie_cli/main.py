@@ -102,6 +102,10 @@ from tiaojie_cli.keys import app as keys_app  # noqa: E402
 from tiaojie_cli.tokens import app as token_app  # noqa: E402
 
 app.add_typer(case_app, name="case")
+
+from tiaojie_cli.triage import triage_command  # noqa: E402
+
+app.command(name="triage")(triage_command)
 app.add_typer(token_app, name="token")
 app.add_typer(keys_app, name="keys")
 

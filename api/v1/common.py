@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 
 from api.cache import TTLCache
 from api.deps import engine_of
-from models import clock, pii
+from models import clock, pii, tracking
 from models.access import Principal, find_case
 from models.case import Case, CasePublic
 from models.db import is_sqlite, read_session, write_session
@@ -115,6 +115,7 @@ def case_public(
         created_at=case.created_at,
         updated_at=case.updated_at,
         closed_at=case.closed_at,
+        tracking_code=tracking.code_for(case.number) if case.tracking_hash else None,
     )
 
 

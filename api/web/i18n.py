@@ -16,6 +16,8 @@ LANGS = ("zh", "en")
 VERB_LABELS: dict[str, tuple[str, str]] = {
     "submitted": ("登记受理", "Submitted"),
     "triaged": ("研判分流", "Triaged"),
+    "assessed": ("研判确认", "Category confirmed"),
+    "reclassified": ("改类", "Category or priority changed"),
     "assigned": ("派单", "Assigned"),
     "mediation_started": ("开始调解", "Mediation started"),
     "agreement_signed": ("达成协议", "Agreement signed"),

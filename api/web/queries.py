@@ -25,6 +25,7 @@ from models.mediation import Agreement, AgreementTerm, MediationSession
 from models.party import Party
 from models.referral import Referral
 from models.staff import Staff
+from models.triage_tables import TriageSuggestion
 from models.unit import Unit
 
 
@@ -129,6 +130,7 @@ class Inbox:
     unit_open: list[CaseRow] = field(default_factory=list)
     referred_out: list[CaseRow] = field(default_factory=list)
     workload: helping.Workload | None = None
+    assessment: list[tuple[CaseRow, TriageSuggestion | None]] = field(default_factory=list)
 
 
 def inbox(session: Session, *, user: Principal, now: datetime, limit: int = 50) -> Inbox:
@@ -183,6 +185,7 @@ def inbox(session: Session, *, user: Principal, now: datetime, limit: int = 50) 
     every = list({c.id: c for c in [*mine, *due, *late, *recent, *referred]}.values())
     rows = {r.case.id: r for r in _rows(session, every, now=now)}
     return Inbox(
+        assessment=awaiting_assessment(session, user=user, now=now, limit=limit),
         mine=[rows[c.id] for c in mine],
         due_today=[rows[c.id] for c in due],
         overdue=[rows[c.id] for c in late],
@@ -320,3 +323,22 @@ def case_detail(session: Session, *, case: Case) -> CaseDetail:
 
 def unit_by_code(session: Session, code: str) -> Unit | None:
     return session.exec(select(Unit).where(Unit.code == code)).first()
+
+
+def triage_suggestion(session: Session, *, case: Case) -> TriageSuggestion | None:
+    """What the classifier made of the case at triage (shown beside the person's choice)."""
+    return session.get(TriageSuggestion, case.id) if case.id is not None else None
+
+
+def awaiting_assessment(
+    session: Session, *, user: Principal, now: datetime, limit: int = 50
+) -> list[tuple[CaseRow, TriageSuggestion | None]]:
+    """Cases in reach held for a person to confirm their category (研判), oldest first,
+    with the classifier's top three and why."""
+    query = select(Case).where(col(Case.is_open).is_(True), col(Case.held_for_assessment))
+    cond = reach_clause(user)
+    if cond is not None:
+        query = query.where(cond)
+    cases = session.exec(query.order_by(col(Case.id)).limit(limit)).all()
+    rows = _rows(session, cases, now=now)
+    return [(row, triage_suggestion(session, case=row.case)) for row in rows]

@@ -32,7 +32,7 @@ from api.prefect_links import prefect_runs_url
 from api.web import auth, forms, queries
 from api.web.charts import RateRow, rates_chart
 from api.web.i18n import Translator, pick_lang, remember_lang
-from models import access, actions, clock, db, pii, text_numbers
+from models import access, actions, clock, db, pii, text_numbers, tracking
 from models.access import Principal
 from models.case import Case, CaseCreate
 from models.cases import show_party
@@ -52,6 +52,7 @@ from models.enums import (
 )
 from models.errors import NotFound, TiaojieError, ValidationError
 from models.login import sign_in
+from models.settings import get_settings
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -131,6 +132,7 @@ def render(
         "lang_en_url": _lang_url(request, "en"),
         "fmt": clock.format_local,
         "can_write": user is not None and user.can_write,
+        "categories_by_code": {c.value: c for c in Category},
         **context,
     }
     response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
@@ -399,8 +401,6 @@ async def intake_submit(request: Request) -> Response:
         )
         status = 403
     else:
-        if not values["category"]:
-            errors["category"] = "请选择纠纷类别 / choose a category"
         if not values["complainant_name"].strip():
             errors["complainant_name"] = "请填写申请人姓名 / the complainant's name is required"
         if values["place_code"]:
@@ -479,6 +479,29 @@ def duplicate_suggestions(
     return render(request, "fragments/duplicates.html", {"suggestions": suggestions}, user=user)
 
 
+@router.get(f"{PREFIX}/fragments/triage", response_class=HTMLResponse)
+def triage_suggestion(
+    request: Request, description: str | None = None, people_affected: int = 1
+) -> Response:
+    """The classifier's reading of the complaint being typed (an HTML fragment): the
+    suggested category and priority, the top three, the risk and the reasons. Nothing
+    is stored."""
+    with read_session(request) as session:
+        user = auth.current_user(request, session)
+        if user is None:
+            return HTMLResponse("", status_code=401)
+        text = (description or "").strip()[:4000]
+        found = None
+        if len(text) >= 6:
+            from models.assessment import assess_with
+            from models.triage_learning import active_model
+
+            found = assess_with(
+                active_model(session), text, people_affected=max(1, min(people_affected, 100000))
+            ).as_json()
+    return render(request, "fragments/triage.html", {"found": found}, user=user)
+
+
 # --- case page -----------------------------------------------------------------------
 
 
@@ -508,6 +531,11 @@ def _case_context(session: Session, user: Principal, case: Case) -> dict[str, An
         "referrals": list(ReferralTarget),
         "today": clock.to_local(now).date().isoformat(),
         "now_local": clock.to_local(now).strftime("%Y-%m-%dT%H:%M"),
+        "tracking_code": tracking.code_for(case.number) if case.tracking_hash else None,
+        "resident_url": get_settings().web_base_url + "/r/",
+        "suggestion": queries.triage_suggestion(session, case=case),
+        "categories": list(Category),
+        "priorities": list(Priority),
     }
 
 

@@ -42,6 +42,8 @@ WEB_TO_REST: dict[str, str] = {
     "follow_up_due": "resolve",
     "merged": "merge",
     "contacted": "contact",
+    "reclassified": "classification",
+    "assessed": "assessment",
 }
 REST_TO_WEB = {rest: web for web, rest in WEB_TO_REST.items()}
 
@@ -60,6 +62,8 @@ BODIES: dict[str, dict[str, Any]] = {
         "notes": "回访",
     },
     "contact": {"method": "phone"},
+    "classification": {"category": "labour"},
+    "assessment": {"category": "labour"},
     "reassign": {"assignee_id": 0},  # filled in with gridA's id
     "escalate": {"reason": "上报"},
     "refer": {"target": "court", "reason": "移交"},

@@ -119,3 +119,14 @@ def test_read_only_roles_cannot_create(api: Api) -> None:
     assert r.status_code == 403
     assert api.count(Case) == before
     assert api.count(Party) == 0 and api.count(CaseEvent) == 0
+
+
+def test_staff_get_the_tracking_code_on_creation_and_on_the_case(api: Api) -> None:
+    from models import tracking
+
+    worker = api.as_("workerA")
+    body = worker.post("/api/v1/cases", json=CASE).json()
+    code = body["case"]["tracking_code"]
+    assert code == tracking.code_for(body["case"]["number"])
+    detail = worker.get(f"/api/v1/cases/{body['case']['id']}").json()
+    assert detail["case"]["tracking_code"] == code

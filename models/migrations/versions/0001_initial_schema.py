@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 15:05:52.452213
+Create Date: 2026-11-30 15:25:50.671161
 """
 
 from collections.abc import Sequence
@@ -86,6 +86,30 @@ def upgrade() -> None:
     sa.Column('on_expiry', sa.Enum('escalate', 'refer', name='expiryaction', native_enum=False, length=32), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
+    op.create_table('triage_model_version',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('promoted', sa.Boolean(), nullable=False),
+    sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('accuracy', sa.Float(), nullable=False),
+    sa.Column('emergency_recall', sa.Float(), nullable=False),
+    sa.Column('false_emergency_rate', sa.Float(), nullable=False),
+    sa.Column('baseline_accuracy', sa.Float(), nullable=False),
+    sa.Column('baseline_emergency_recall', sa.Float(), nullable=False),
+    sa.Column('corrections', sa.Integer(), nullable=False),
+    sa.Column('last_correction_id', sa.Integer(), nullable=False),
+    sa.Column('confusion', sa.JSON(), nullable=False),
+    sa.Column('blob', sa.LargeBinary(), nullable=False),
+    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('promoted_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('retired_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('name')
+    )
+    with op.batch_alter_table('triage_model_version', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_triage_model_version_active'), ['active'], unique=False)
+
     op.create_table('unit',
     sa.Column('code', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('name_zh', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
@@ -160,6 +184,8 @@ def upgrade() -> None:
     sa.Column('last_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('category_locked', sa.Boolean(), nullable=False),
     sa.Column('priority_locked', sa.Boolean(), nullable=False),
+    sa.Column('held_for_assessment', sa.Boolean(), nullable=False),
+    sa.Column('risk_level', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
     sa.Column('place_unit_id', sa.Integer(), nullable=True),
     sa.Column('unit_id', sa.Integer(), nullable=True),
     sa.Column('unit_path', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
@@ -172,6 +198,7 @@ def upgrade() -> None:
     sa.Column('duplicate_of_id', sa.Integer(), nullable=True),
     sa.Column('merged_into_id', sa.Integer(), nullable=True),
     sa.Column('cluster_key', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('tracking_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('response_due_at', models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('resolution_due_at', models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('next_reminder_at', models.types.UTCDateTime(timezone=True), nullable=True),
@@ -211,7 +238,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['merged_into_id'], ['cases.id'], ),
     sa.ForeignKeyConstraint(['place_unit_id'], ['unit.id'], ),
     sa.ForeignKeyConstraint(['unit_id'], ['unit.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('tracking_hash')
     )
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.create_index('ix_case_open_due', ['is_open', 'resolution_due_at', 'status'], unique=False)
@@ -221,6 +249,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_cases_closed_at'), ['closed_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_cluster_key'), ['cluster_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_created_at'), ['created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_cases_held_for_assessment'), ['held_for_assessment'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_liaison_id'), ['liaison_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_number'), ['number'], unique=True)
         batch_op.create_index(batch_op.f('ix_cases_place_unit_id'), ['place_unit_id'], unique=False)
@@ -534,6 +563,60 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_referral_state'), ['state'], unique=False)
         batch_op.create_index(batch_op.f('ix_referral_to_unit_id'), ['to_unit_id'], unique=False)
 
+    op.create_table('risk_warning',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('street_unit_id', sa.Integer(), nullable=False),
+    sa.Column('level', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('score', sa.Integer(), nullable=False),
+    sa.Column('reasons', sa.JSON(), nullable=False),
+    sa.Column('leader_id', sa.Integer(), nullable=True),
+    sa.Column('due_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('notified_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('closed_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['leader_id'], ['staff.id'], ),
+    sa.ForeignKeyConstraint(['street_unit_id'], ['unit.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('risk_warning', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_risk_warning_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_risk_warning_leader_id'), ['leader_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_risk_warning_street_unit_id'), ['street_unit_id'], unique=False)
+
+    op.create_table('triage_correction',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('field', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('machine_value', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('chosen_value', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('staff_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('triage_correction', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_triage_correction_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_triage_correction_created_at'), ['created_at'], unique=False)
+
+    op.create_table('triage_suggestion',
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('category', sa.Enum('relocation', 'labour', 'environment', 'neighbour', 'property', 'family', 'tenancy', 'other', name='category', native_enum=False, length=32), nullable=False),
+    sa.Column('priority', sa.Enum('emergency', 'high', 'normal', 'consultation', name='priority', native_enum=False, length=32), nullable=False),
+    sa.Column('confidence', sa.Float(), nullable=False),
+    sa.Column('top', sa.JSON(), nullable=False),
+    sa.Column('risk', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('reasons', sa.JSON(), nullable=False),
+    sa.Column('model_version', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('disagrees', sa.Boolean(), nullable=False),
+    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.PrimaryKeyConstraint('case_id')
+    )
     op.create_table('agreement_term',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('agreement_id', sa.Integer(), nullable=False),
@@ -647,6 +730,18 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_agreement_term_agreement_id'))
 
     op.drop_table('agreement_term')
+    op.drop_table('triage_suggestion')
+    with op.batch_alter_table('triage_correction', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_triage_correction_created_at'))
+        batch_op.drop_index(batch_op.f('ix_triage_correction_case_id'))
+
+    op.drop_table('triage_correction')
+    with op.batch_alter_table('risk_warning', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_risk_warning_street_unit_id'))
+        batch_op.drop_index(batch_op.f('ix_risk_warning_leader_id'))
+        batch_op.drop_index(batch_op.f('ix_risk_warning_case_id'))
+
+    op.drop_table('risk_warning')
     with op.batch_alter_table('referral', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_referral_to_unit_id'))
         batch_op.drop_index(batch_op.f('ix_referral_state'))
@@ -739,6 +834,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_cases_place_unit_id'))
         batch_op.drop_index(batch_op.f('ix_cases_number'))
         batch_op.drop_index(batch_op.f('ix_cases_liaison_id'))
+        batch_op.drop_index(batch_op.f('ix_cases_held_for_assessment'))
         batch_op.drop_index(batch_op.f('ix_cases_created_at'))
         batch_op.drop_index(batch_op.f('ix_cases_cluster_key'))
         batch_op.drop_index(batch_op.f('ix_cases_closed_at'))
@@ -766,6 +862,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_unit_code'))
 
     op.drop_table('unit')
+    with op.batch_alter_table('triage_model_version', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_triage_model_version_active'))
+
+    op.drop_table('triage_model_version')
     op.drop_table('time_limit_policy')
     with op.batch_alter_table('policy_set', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_policy_set_loaded_at'))
