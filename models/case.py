@@ -47,6 +47,8 @@ class Case(CaseBase, table=True):
         # status last: the escalation sweep's status filter is read from the index alone.
         Index("ix_case_open_due", "is_open", "resolution_due_at", "status"),
         Index("ix_case_open_reminder", "is_open", "next_reminder_at", "status"),
+        # The sweep's breach pass: response limits passed before any contact (models.breaches).
+        Index("ix_case_open_response", "is_open", "first_response_at", "response_due_at", "status"),
     )
 
     # Optimistic concurrency: every UPDATE is checked against the version read, and the

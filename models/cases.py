@@ -201,6 +201,12 @@ def create_case(
 RECEIVED_TOLERANCE = timedelta(minutes=10)
 
 
+def _received_problem(en: str, zh: str) -> ValidationError:
+    return ValidationError(
+        f"received_at: {en}", f"received_at：{zh}", problems=[FieldProblem("received_at", zh, en)]
+    )
+
+
 def received_moment(given: datetime | None, *, recorded: datetime) -> datetime:
     """When the complaint was received: the time the worker gives for a walk-in or call
     written up later, else the moment it is recorded. Not in the future, not before
@@ -208,21 +214,18 @@ def received_moment(given: datetime | None, *, recorded: datetime) -> datetime:
     if given is None:
         return recorded
     if given.tzinfo is None:
-        raise ValidationError(
-            "received_at: give a time zone (for example +08:00)",
-            "received_at：请注明时区（例如 +08:00）",
+        raise _received_problem(
+            "give a time zone (for example +08:00)", "请注明时区（例如 +08:00）"
         )
     moment = clock.ensure_utc(given)
     if moment > recorded + RECEIVED_TOLERANCE:
-        raise ValidationError(
-            "received_at: must not be in the future", "received_at：受理时间不能晚于当前时间"
-        )
+        raise _received_problem("must not be in the future", "受理时间不能晚于当前时间")
     days = get_settings().received_max_age_days
     if moment < recorded - timedelta(days=days):
-        raise ValidationError(
-            f"received_at: more than {days} days ago; record it with today's date and say "
-            "when it was received in the description",
-            f"received_at：早于 {days} 天前，请按今天登记并在描述中说明受理时间",
+        raise _received_problem(
+            f"more than {days} days ago; record it with today's date and say when it was "
+            "received in the description",
+            f"早于 {days} 天前，请按今天登记并在描述中说明受理时间",
         )
     return min(moment, recorded)
 

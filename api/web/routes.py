@@ -280,6 +280,7 @@ INTAKE_FIELDS = (
     "address_text",
     "description",
     "people_affected",
+    "received_at",
     "complainant_name",
     "complainant_phone",
     "complainant_id",
@@ -366,7 +367,11 @@ def _intake_data(form: Mapping[str, str], user: Principal) -> dict[str, Any]:
             }
         )
     people = form.get("people_affected", "").strip() or "1"
+    received = form.get("received_at", "").strip()
+    if received and not received.endswith(("Z", "+08:00")):
+        received += "+08:00"  # typed in Beijing time
     return {
+        "received_at": received or None,
         "category": form.get("category") or None,
         "priority": form.get("priority") or Priority.NORMAL,
         "channel": form.get("channel") or Channel.WALK_IN,

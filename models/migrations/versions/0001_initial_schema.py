@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 15:25:50.671161
+Create Date: 2026-11-30 15:31:14.955916
 """
 
 from collections.abc import Sequence
@@ -244,6 +244,7 @@ def upgrade() -> None:
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.create_index('ix_case_open_due', ['is_open', 'resolution_due_at', 'status'], unique=False)
         batch_op.create_index('ix_case_open_reminder', ['is_open', 'next_reminder_at', 'status'], unique=False)
+        batch_op.create_index('ix_case_open_response', ['is_open', 'first_response_at', 'response_due_at', 'status'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_assignee_id'), ['assignee_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_category'), ['category'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_closed_at'), ['closed_at'], unique=False)
@@ -840,6 +841,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_cases_closed_at'))
         batch_op.drop_index(batch_op.f('ix_cases_category'))
         batch_op.drop_index(batch_op.f('ix_cases_assignee_id'))
+        batch_op.drop_index('ix_case_open_response')
         batch_op.drop_index('ix_case_open_reminder')
         batch_op.drop_index('ix_case_open_due')
 
