@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = get_engine(settings.resolved_database_url)
     app.state.open311_ip_limiter = RateLimiter(settings.open311_rate_limit_per_min)
     app.state.open311_key_limiter = RateLimiter(settings.open311_rate_limit_per_min)
+    app.state.resident_limiter = RateLimiter(settings.resident_per_minute)
     install_error_handlers(app)
 
     from api.v1 import auth, case_actions, cases, metrics, triage, units
@@ -91,7 +92,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _include_docs(app)
     # The body limit and content-type checks run before anything is parsed; outermost,
     # the security headers go on every answer (the guard's refusals included).
-    app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyGuard,
+        max_body_bytes=settings.max_body_bytes,
+        upload_bytes=settings.resident_photos_max * settings.resident_photo_max_bytes + 65536,
+    )
     app.add_middleware(SecurityHeaders)
     return app
 

@@ -48,9 +48,19 @@ def _content_length(scope: Scope) -> int | None:
 
 
 class BodyGuard:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, upload_bytes: int | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # A resident's photos (POST /r/{code}/info) may be larger than any other body.
+        self.upload_bytes = max(upload_bytes or 0, max_body_bytes)
+
+    def _limit(self, scope: Scope) -> int:
+        path = str(scope.get("path", ""))
+        if path.startswith("/r/") and path.endswith("/info"):
+            return self.upload_bytes
+        return self.max_body_bytes
 
     def _error(self, scope: Scope, status: int, en: str) -> Response:
         code, zh = _HTTP_ZH[status]
@@ -64,11 +74,11 @@ class BodyGuard:
             return
         path = str(scope.get("path", ""))
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_body_bytes:
+        if declared is not None and declared > self._limit(scope):
             await self._too_large(scope, receive, send)
             return
         try:
-            body = await self._read(receive)
+            body = await self._read(receive, self._limit(scope))
         except _TooLarge:
             await self._too_large(scope, receive, send)
             return
@@ -100,7 +110,7 @@ class BodyGuard:
 
         await self.app(scope, replay, send)
 
-    async def _read(self, receive: Receive) -> bytes:
+    async def _read(self, receive: Receive, limit: int) -> bytes:
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -109,7 +119,7 @@ class BodyGuard:
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
+            if size > limit:
                 raise _TooLarge
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -117,7 +127,7 @@ class BodyGuard:
         return b"".join(chunks)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limit = self.max_body_bytes
+        limit = self._limit(scope)
         response = self._error(scope, 413, f"the body is larger than {limit} bytes")
         response.headers["Connection"] = "close"
         await response(scope, receive, send)

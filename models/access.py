@@ -3,10 +3,12 @@ may file a case: the rule book of access, written once and used by every front e
 (staff REST, Open311, the web pages, the CLI) and by the domain services.
 
 **Principal.** One type for whoever acts: a staff member (``kind="staff"``, with their
-role and unit as stored now), the workflow (``Principal.system()``) or a public Open311
-client (``Principal.public()``). Domain services take it as ``actor``
-(``models.lifecycle.Actor`` is this class); the event log records :attr:`Principal.ref`
-(``"staff:12"``, ``"system"``, ``"open311"``), read back with :func:`staff_id_of`.
+role and unit as stored now), the workflow (``Principal.system()``), a public Open311
+client (``Principal.public()``) or a resident on their own case's page
+(``Principal.resident(party_id)``; they reach nothing through the staff front ends).
+Domain services take it as ``actor`` (``models.lifecycle.Actor`` is this class); the event
+log records :attr:`Principal.ref` (``"staff:12"``, ``"system"``, ``"open311"``,
+``"resident:7"``), the staff id read back with :func:`staff_id_of`.
 
 **Reach** (:func:`reaches`, and the same rule as SQL in :func:`reach_clause`; a test
 holds the two to each other). A staff member reaches a case when
@@ -55,7 +57,7 @@ from models.errors import FieldProblem, NotFound, PermissionDenied, ValidationEr
 from models.staff import Staff
 from models.unit import Unit
 
-Kind = Literal["staff", "system", "open311"]
+Kind = Literal["staff", "system", "open311", "resident"]
 
 READ_ONLY_ROLES = frozenset({StaffRole.INSTRUCTOR, StaffRole.VOLUNTEER, StaffRole.PARTY_MEMBER})
 PLACE_LEVELS = frozenset({UnitLevel.COMMUNITY, UnitLevel.COMPOUND, UnitLevel.BUILDING})
@@ -77,6 +79,7 @@ class Principal:
     unit_level: UnitLevel | None = None
     username: str = ""
     display_name: str = ""
+    party_id: int | None = None  # a resident acting on their own case (kind "resident")
 
     @classmethod
     def system(cls) -> Principal:
@@ -86,10 +89,18 @@ class Principal:
     def public(cls, client: str = "") -> Principal:
         return cls(kind="open311", username=f"open311:{client}" if client else "open311")
 
+    @classmethod
+    def resident(cls, party_id: int) -> Principal:
+        return cls(kind="resident", party_id=party_id)
+
     @property
     def ref(self) -> str:
         """How the event log and idempotency records name this principal."""
-        return f"{STAFF_PREFIX}{self.staff_id}" if self.kind == "staff" else self.kind
+        if self.kind == "staff":
+            return f"{STAFF_PREFIX}{self.staff_id}"
+        if self.kind == "resident":
+            return f"resident:{self.party_id}"
+        return self.kind
 
     @property
     def is_staff(self) -> bool:

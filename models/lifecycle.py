@@ -127,6 +127,8 @@ ALL_OPEN = frozenset(s for s in CaseStatus if s not in TERMINAL_STATUSES)
 HANDLING = frozenset({S.TRIAGED, S.ASSIGNED, S.ESCALATED, S.REFERRED})
 STAFF = frozenset({"staff"})
 STAFF_OR_SYSTEM = frozenset({"staff", "system"})
+# The complainant or respondent acting through /r/ (models/resident_actions.py).
+RESIDENT = frozenset({"resident"})
 
 TRANSITIONS: dict[str, Transition] = {
     t.verb: t
@@ -321,7 +323,7 @@ TRANSITIONS: dict[str, Transition] = {
             frozenset({S.FOLLOW_UP}),
             None,
             (_needs("follow_up_id"),),
-            STAFF_OR_SYSTEM,
+            STAFF_OR_SYSTEM | RESIDENT,
             zh="记录回访",
         ),
         Transition(
@@ -331,6 +333,30 @@ TRANSITIONS: dict[str, Transition] = {
             (_needs("notification"),),
             frozenset({"system"}),
             zh="已通知",
+        ),
+        Transition(
+            "resident_info_added",
+            ALL_OPEN,
+            None,
+            (_needs("party_id"),),
+            RESIDENT,
+            zh="当事人补充材料",
+        ),
+        Transition(
+            "resident_consent_refused",
+            frozenset({S.ASSIGNED}),
+            None,
+            (_needs("party_id"),),
+            RESIDENT,
+            zh="当事人不同意调解",
+        ),
+        Transition(
+            "resident_terms_confirmed",
+            frozenset({S.AGREEMENT, S.FOLLOW_UP}),
+            None,
+            (_needs("party_id"),),
+            RESIDENT,
+            zh="当事人确认履行情况",
         ),
         Transition(
             "mediation_extended",

@@ -130,6 +130,22 @@ class Settings(BaseSettings):
         description="Base URL of the Prefect UI; case pages link to their flow runs there.",
     )
 
+    # The resident's side (/r/{code}; models/resident.py)
+    resident_lock_tries: int = Field(
+        default=5, ge=1, description="Wrong phone checks after which a tracking code locks."
+    )
+    resident_lock_minutes: int = Field(
+        default=30, ge=1, description="How long a code stays locked."
+    )
+    resident_session_minutes: int = Field(
+        default=20, ge=1, description="How long a resident stays in after the phone check."
+    )
+    resident_per_minute: int = Field(
+        default=30, description="Requests to /r/ pages a minute per client address (0: no limit)."
+    )
+    resident_photo_max_bytes: int = Field(default=5_000_000, description="Largest photo accepted.")
+    resident_photos_max: int = Field(default=3, description="Photos at most per submission.")
+
     # Personal data
     retention_days: int = 3 * 365
 

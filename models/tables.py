@@ -20,6 +20,7 @@ from models.notification import Notification
 from models.party import Party
 from models.policy import PolicySet, TimeLimitPolicy
 from models.referral import Referral
+from models.resident_tables import ResidentLink, ResidentLock, ResidentPhoto, ResidentSession
 from models.sign_in import SignInLink
 from models.staff import Staff
 from models.text_numbers import CaseTextNumber
@@ -58,6 +59,10 @@ __all__ = [
     "Party",
     "PolicySet",
     "Referral",
+    "ResidentLink",
+    "ResidentLock",
+    "ResidentPhoto",
+    "ResidentSession",
     "RiskWarning",
     "SignInAttempt",
     "SignInLink",

@@ -100,4 +100,22 @@ def _event_note(
         own = "" if d.get("independent") else "（非独立回访，不计入三率）"
         own_en = "" if d.get("independent") else " (not independent: not counted)"
         return f"{res.zh} · {sat.zh}{own}", f"{res.en} · {sat.en}{own_en}"
+    return _resident_note(e)
+
+
+def _resident_note(e: CaseEvent) -> tuple[str, str] | None:
+    """What a resident sent from their page (their text is masked when it is stored)."""
+    d = e.data
+    if e.verb == "resident_info_added":
+        photos = len(d.get("photo_ids") or [])
+        text = str(d.get("note") or "")
+        extra_zh, extra_en = (f"（{photos} 张照片）", f" ({photos} photos)") if photos else ("", "")
+        return f"{text}{extra_zh}", f"{text}{extra_en}"
+    if e.verb == "resident_terms_confirmed":
+        done = bool(d.get("carried_out"))
+        text = f" · {d['note']}" if d.get("note") else ""
+        return (
+            ("已履行" if done else "未履行") + text,
+            ("carried out" if done else "not carried out") + text,
+        )
     return None

@@ -131,6 +131,8 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
             actor_name = "系统 system"
         elif e.actor == "open311":
             actor_name = "公众上报 Open311"
+        elif e.actor.startswith("resident:"):
+            actor_name = "当事人本人（查询页）resident"
         timeline.append(
             TimelineEntry(
                 seq=e.seq,

@@ -9,7 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 def mount(app: FastAPI) -> None:
     """Add the pages and their static files (stylesheet, script, icon) to the app."""
-    from api.web import admin, case_list, reports, routes, welcome
+    from api.web import admin, case_list, reports, resident, routes, welcome
 
     # The list before the case page, whose /web/cases/{number} would otherwise match.
     app.include_router(case_list.router)
@@ -17,6 +17,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(welcome.router)
     app.include_router(reports.router)
     app.include_router(admin.router)
+    app.include_router(resident.router)
     app.mount("/static", StaticFiles(directory=str(routes.STATIC_DIR)), name="static")
     for name in routes.templates.env.list_templates():  # compile once, not on a request
         routes.templates.env.get_template(name)

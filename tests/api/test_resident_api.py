@@ -3,9 +3,18 @@ defences, through the HTTP app."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlmodel import Session, select
+
 from models import tracking
-from tests.api.conftest import Api, web_cookie
+from models.event import CaseEvent
+from tests.api.conftest import Api, make_api, web_cookie
 from tests.api.test_cases_api import CASE
+from tests.factories import NAME, PHONE
 
 
 def _new_case(api: Api, body: dict[str, object] | None = None) -> dict[str, object]:
@@ -25,3 +34,94 @@ def test_the_case_page_shows_a_printable_receipt_after_intake(api: Api) -> None:
     assert f"/r/{code}" in page.text and "手机号的后四位" in page.text
     later = api.client.get(f"/web/cases/{case['number']}")
     assert 'id="receipt"' not in later.text and code in later.text
+
+
+# --- the phone check, the lock and what a refusal says -----------------------------------
+
+MADE_UP = "7Q2M-9KXD-4HTR-VB3N"
+
+
+def _code(case: dict[str, object]) -> str:
+    return tracking.code_for(str(case["number"]))
+
+
+def _check(api: Api, code: str, last4: str) -> httpx.Response:
+    api.client.cookies.clear()
+    answer: httpx.Response = api.client.post(f"/r/{code}", data={"last4": last4})
+    return answer
+
+
+def _open(api: Api, code: str, last4: str = PHONE[-4:]) -> httpx.Response:
+    answer = _check(api, code, last4)
+    assert answer.status_code == 303, answer.text
+    api.client.cookies.set("tj_resident", answer.cookies["tj_resident"], path="/r/")
+    page: httpx.Response = api.client.get(f"/r/{code}")
+    return page
+
+
+@pytest.fixture
+def open_api() -> Iterator[Api]:
+    yield from make_api(resident_per_minute=0)
+
+
+def test_the_last_four_digits_open_the_status_page_without_staff_or_other_parties(
+    open_api: Api,
+) -> None:
+    api = open_api
+    case = _new_case(api)
+    page = _open(api, _code(case))
+    assert page.status_code == 200
+    assert "正在研判分流" in page.text  # the next step, as the resident reads it
+    assert str(case["number"]) in page.text
+    for secret in (NAME, PHONE, "恒达电子厂", "workerA", api.city.staff["workerA"].display_name):
+        assert secret not in page.text
+    assert 'id="info"' in page.text  # the resident may add information
+
+
+def test_twenty_wrong_checks_lock_a_code_and_never_tell_whether_it_exists(
+    open_api: Api, vclock: object
+) -> None:
+    api = open_api
+    real = _code(_new_case(api))
+
+    def answers(code: str) -> list[tuple[int, str]]:
+        out = []
+        for _ in range(20):
+            r = _check(api, code, "0000")
+            assert "tj_resident" not in r.cookies
+            body = r.text.replace(code, "CODE")
+            out.append((r.status_code, body))
+        return out
+
+    for_real, for_made_up = answers(real), answers(MADE_UP)
+    assert for_real == for_made_up
+    assert {status for status, _ in for_real} == {403}
+    assert "已暂时锁定" in for_real[-1][1] and "已暂时锁定" not in for_real[0][1]
+    # Locked: even the right digits are refused, with the same answer as a made-up code.
+    right = _check(api, real, PHONE[-4:])
+    assert right.status_code == 403 and "tj_resident" not in right.cookies
+    assert right.text.replace(real, "CODE") == for_made_up[-1][1]
+    # Later the code opens again with the right digits.
+    vclock.advance(timedelta(minutes=31))  # type: ignore[attr-defined]
+    assert _check(api, real, PHONE[-4:]).status_code == 303
+
+
+def test_a_session_on_one_case_opens_no_other(open_api: Api) -> None:
+    api = open_api
+    first, second = _code(_new_case(api)), _code(_new_case(api))
+    _open(api, first)
+    other = api.client.get(f"/r/{second}")
+    assert other.status_code == 200 and 'name="last4"' in other.text
+    assert 'id="status"' not in other.text
+    acted = api.client.post(f"/r/{second}/info", data={"note": "补充一句", "csrf": "x"})
+    assert acted.status_code == 403
+    with Session(api.engine) as s:
+        assert s.exec(select(CaseEvent).where(CaseEvent.verb == "resident_info_added")).all() == []
+
+
+def test_requests_per_address_are_limited() -> None:
+    for api in make_api(resident_per_minute=3):
+        for _ in range(3):
+            assert api.client.get(f"/r/{MADE_UP}").status_code == 200
+        limited = api.client.get(f"/r/{MADE_UP}")
+        assert limited.status_code == 429 and "Retry-After" in limited.headers

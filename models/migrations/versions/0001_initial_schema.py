@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 15:31:14.955916
+Create Date: 2026-11-30 15:33:40.577718
 """
 
 from collections.abc import Sequence
@@ -73,6 +73,13 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_policy_set_active'), ['active'], unique=False)
         batch_op.create_index(batch_op.f('ix_policy_set_loaded_at'), ['loaded_at'], unique=False)
 
+    op.create_table('resident_lock',
+    sa.Column('code_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('failures', sa.Integer(), nullable=False),
+    sa.Column('locked_until', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('code_hash')
+    )
     op.create_table('time_limit_policy',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
@@ -675,6 +682,51 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_outbox_case_id'), ['case_id'], unique=False)
         batch_op.create_index('ix_outbox_pending', ['state', 'available_at'], unique=False)
 
+    op.create_table('resident_link',
+    sa.Column('token_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('party_id', sa.Integer(), nullable=False),
+    sa.Column('purpose', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('expires_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['party_id'], ['party.id'], ),
+    sa.PrimaryKeyConstraint('token_hash')
+    )
+    with op.batch_alter_table('resident_link', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_resident_link_case_id'), ['case_id'], unique=False)
+
+    op.create_table('resident_photo',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('party_id', sa.Integer(), nullable=False),
+    sa.Column('content_type', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('data', sa.LargeBinary(), nullable=False),
+    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['party_id'], ['party.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('resident_photo', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_resident_photo_case_id'), ['case_id'], unique=False)
+
+    op.create_table('resident_session',
+    sa.Column('token_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('party_id', sa.Integer(), nullable=False),
+    sa.Column('expires_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['party_id'], ['party.id'], ),
+    sa.PrimaryKeyConstraint('token_hash')
+    )
+    with op.batch_alter_table('resident_session', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_resident_session_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_resident_session_expires_at'), ['expires_at'], unique=False)
+
     op.create_table('follow_up',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
@@ -715,6 +767,19 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_follow_up_case_id'))
 
     op.drop_table('follow_up')
+    with op.batch_alter_table('resident_session', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_resident_session_expires_at'))
+        batch_op.drop_index(batch_op.f('ix_resident_session_case_id'))
+
+    op.drop_table('resident_session')
+    with op.batch_alter_table('resident_photo', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_resident_photo_case_id'))
+
+    op.drop_table('resident_photo')
+    with op.batch_alter_table('resident_link', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_resident_link_case_id'))
+
+    op.drop_table('resident_link')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_pending')
         batch_op.drop_index(batch_op.f('ix_outbox_case_id'))
@@ -869,6 +934,7 @@ def downgrade() -> None:
 
     op.drop_table('triage_model_version')
     op.drop_table('time_limit_policy')
+    op.drop_table('resident_lock')
     with op.batch_alter_table('policy_set', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_policy_set_loaded_at'))
         batch_op.drop_index(batch_op.f('ix_policy_set_active'))
