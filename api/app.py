@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.resident_limiter = RateLimiter(settings.resident_per_minute)
     install_error_handlers(app)
 
-    from api.v1 import auth, case_actions, cases, metrics, triage, units
+    from api.v1 import auth, case_actions, cases, metrics, risk, triage, units
 
     v1 = APIRouter(prefix="/api/v1")
     v1.include_router(auth.router)
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(units.router)
     v1.include_router(metrics.router)
     v1.include_router(triage.router)
+    v1.include_router(risk.router)
     app.include_router(v1)
 
     from api import open311

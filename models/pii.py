@@ -9,6 +9,7 @@ dump of the database shows neither.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import hmac
 import re
@@ -198,11 +199,12 @@ def find_numbers(text: str) -> list[FoundNumber]:
     for run in _runs(text):
         digits = "".join(d for _i, d in run)
         cuts = _boundaries(run)
-        i = 0
-        while i < len(run):
-            match = _match_at(digits, i, cuts)
+        starts = sorted(cuts)
+        k = 0
+        while k < len(starts) and starts[k] < len(run):
+            match = _match_at(digits, starts[k], cuts)
             if match is None:
-                i = min(c for c in cuts if c > i)
+                k += 1
                 continue
             start, end, kind = match
             value = digits[start:end][-11:] if kind == "phone" else digits[start:end]
@@ -211,7 +213,7 @@ def find_numbers(text: str) -> list[FoundNumber]:
             if begin > 0 and text[begin - 1] in "+＋":
                 begin -= 1
             found.append(FoundNumber(begin, run[end - 1][0] + 1, kind, value, masked))
-            i = end
+            k = bisect.bisect_left(starts, end)  # a number ends on a cut: go on from there
     return found
 
 

@@ -92,3 +92,6 @@ class RiskWarning(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
     notified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # resolved (化解稳控) | monitoring (持续关注) | escalated (提级督办)
+    conclusion: str | None = Field(default=None, max_length=16)
+    closed_by_id: int | None = Field(default=None, foreign_key="staff.id")

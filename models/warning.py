@@ -9,6 +9,9 @@
   yellow: working days from the settings). One task per case, and one per cluster: a
   case of a cluster whose task is open at the same level or higher opens none (a
   higher level opens a new one).
+* :func:`close_warning` — the responsible leader (or a supervisor over the street)
+  records the assessment's conclusion: resolved (化解稳控), monitoring (持续关注) or
+  escalated (提级督办).
 * :func:`emergency_recipients` — the community leader and the on-duty supervisor, who
   are told of an emergency at once.
 """
@@ -23,6 +26,8 @@ from sqlmodel import Session, col, func, select
 from models import clock, workdays
 from models.case import Case
 from models.enums import StaffRole, UnitLevel
+from models.errors import GuardFailed, NotFound, PermissionDenied, ValidationError
+from models.lifecycle import Actor
 from models.party import Party
 from models.risk import Warning, WarningLevel
 from models.settings import get_settings
@@ -210,3 +215,59 @@ def mark_notified(session: Session, *, case_id: int) -> None:
     ).all():
         warning.notified_at = clock.now()
         session.add(warning)
+
+
+CONCLUSIONS = {
+    "resolved": ("化解稳控", "settled and stable"),
+    "monitoring": ("持续关注", "kept under watch"),
+    "escalated": ("提级督办", "raised to a higher level"),
+}
+
+
+def warnings_within(
+    session: Session, *, path: str | None, status: str | None = "open", limit: int = 200
+) -> list[tuple[RiskWarning, Case, Unit]]:
+    """Assessment tasks of streets inside ``path`` (None: all), most urgent first."""
+    query = (
+        select(RiskWarning, Case, Unit)
+        .join(Case, col(Case.id) == RiskWarning.case_id)
+        .join(Unit, col(Unit.id) == RiskWarning.street_unit_id)
+    )
+    if path is not None:
+        query = query.where(col(Unit.path).startswith(path, autoescape=True))
+    if status is not None:
+        query = query.where(RiskWarning.status == status)
+    rows = session.exec(query.order_by(col(RiskWarning.due_at), col(RiskWarning.id)).limit(limit))
+    return [(w, c, u) for w, c, u in rows.all()]
+
+
+def close_warning(
+    session: Session, *, warning_id: int, actor: Actor, conclusion: str
+) -> RiskWarning:
+    warning = session.get(RiskWarning, warning_id)
+    street = session.get(Unit, warning.street_unit_id) if warning is not None else None
+    if warning is None or street is None:
+        raise NotFound(f"no early warning {warning_id}", f"预警 {warning_id} 不存在")
+    if conclusion not in CONCLUSIONS:
+        raise ValidationError(
+            f"conclusion: one of {', '.join(CONCLUSIONS)}",
+            "研判结论须为：化解稳控、持续关注或提级督办",
+        )
+    leader = actor.staff_id is not None and actor.staff_id == warning.leader_id
+    over_street = actor.role in (StaffRole.SUPERVISOR, StaffRole.ADMIN) and (
+        actor.role == StaffRole.ADMIN or street.path.startswith(actor.unit_path or "\0")
+    )
+    if not (leader or over_street):
+        raise PermissionDenied(
+            "only the responsible leader or a supervisor over the street closes it",
+            "只有包案领导或街道以上督办人员可以办结研判",
+        )
+    if warning.status != "open":
+        raise GuardFailed("the assessment is closed already", "该研判已办结")
+    warning.status = "closed"
+    warning.conclusion = conclusion
+    warning.closed_at = clock.now()
+    warning.closed_by_id = actor.staff_id
+    session.add(warning)
+    session.flush()
+    return warning

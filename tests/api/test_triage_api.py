@@ -120,3 +120,34 @@ def test_the_cli_choice_stands_and_triage_prints_json(
     assert out.exit_code == 0, out.output
     body = json.loads(out.output.strip().splitlines()[-1])
     assert set(body) >= KEYS and body["category"] == "neighbour"
+
+
+def test_the_leader_lists_and_closes_the_streets_assessment_task(api: Api) -> None:
+    worker = api.as_("workerA")
+    r = worker.post(
+        "/api/v1/cases",
+        json={
+            "description": "四十多个工人被拖欠半年工资，说再不给钱就去区政府门口拉横幅讨说法",
+            "place_code": "BA1",
+            "people_affected": 40,
+        },
+    )
+    case = _triage(api, r.json()["case"]["id"])
+    assert case.risk_level == "red"
+    leader = api.as_("supervisor")  # the district's supervisor: nobody supervises S1
+    listed = leader.get("/api/v1/risk-warnings").json()
+    assert [(w["case_number"], w["level"], w["street_code"]) for w in listed] == [
+        (case.number, "red", "S1")
+    ]
+    assert listed[0]["leader_id"] == api.city.staff["supervisor"].id
+    # A community worker is below the street: the street's tasks are not theirs.
+    assert worker.get("/api/v1/risk-warnings").json() == []
+    url = f"/api/v1/risk-warnings/{listed[0]['id']}/close"
+    assert worker.post(url, json={"conclusion": "resolved"}).status_code == 404
+    assert leader.post(url, json={"conclusion": "whatever"}).status_code == 422
+    done = leader.post(url, json={"conclusion": "monitoring"})
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "closed" and done.json()["conclusion"] == "monitoring"
+    assert leader.post(url, json={"conclusion": "resolved"}).status_code == 409
+    assert leader.get("/api/v1/risk-warnings").json() == []
+    assert len(leader.get("/api/v1/risk-warnings", params={"status": "all"}).json()) == 1

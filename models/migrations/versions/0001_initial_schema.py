@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 15:33:40.577718
+Create Date: 2026-11-30 15:34:59.189342
 """
 
 from collections.abc import Sequence
@@ -584,7 +584,10 @@ def upgrade() -> None:
     sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('notified_at', models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('closed_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('conclusion', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
+    sa.Column('closed_by_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['closed_by_id'], ['staff.id'], ),
     sa.ForeignKeyConstraint(['leader_id'], ['staff.id'], ),
     sa.ForeignKeyConstraint(['street_unit_id'], ['unit.id'], ),
     sa.PrimaryKeyConstraint('id')
