@@ -115,6 +115,9 @@ from tiaojie_cli.district import import_app, policies_app  # noqa: E402
 app.command(name="backup")(backup_command)
 app.command(name="restore")(restore_command)
 
+from tiaojie_cli.simulate import simulate_command  # noqa: E402
+
+app.command(name="simulate")(simulate_command)
 app.add_typer(import_app, name="import")
 app.add_typer(policies_app, name="policies")
 

@@ -1,0 +1,351 @@
+"""The policy simulator (政策模拟): run scenarios over a period in a throwaway database.
+
+For each :class:`models.scenario.Scenario` the district's units, staff, pairings and time
+limits are copied from the live database into a new in-memory SQLite database (the live
+one is only read), the scenario's policies and staffing changes are applied there, and
+the complaints of the period (replayed from history or generated) are fed through
+:class:`models.behaviour.Replay` on a virtual clock: the same triage, routing,
+escalation, mediation, referral and follow-up services production uses, on the Chinese
+working-day calendar. What is measured is :func:`models.sim_measure.measure`.
+
+Behaviour defaults are fitted from the history (:func:`fit_behaviour`) for every category
+with at least :data:`FIT_MIN_CASES` decided cases; a scenario's ``[behaviour]`` overrides
+them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel, col, func, select
+
+from models import clock, workdays
+from models.behaviour import DEFAULT_RATES, BehaviourModel, CategoryRates, Replay
+from models.case import Case, CaseCreate
+from models.db import build_engine
+from models.demo import demo_complaints
+from models.enums import Category, Channel, UnitLevel
+from models.event import CaseEvent
+from models.follow_up import FollowUp
+from models.lifecycle import Actor
+from models.policy import PolicySet, TimeLimitPolicy
+from models.policy_load import load_policies
+from models.scenario import Scenario, ScenarioError
+from models.staff import Staff
+from models.tables import metadata
+from models.unit import Pairing, Unit
+
+FIT_MIN_CASES = 30  # decided cases of a category before its chances are fitted from history
+COPIED: tuple[type[SQLModel], ...] = (Unit, Staff, Pairing, TimeLimitPolicy, PolicySet)
+
+Arrival = tuple[datetime, CaseCreate, Actor, int | None]
+
+
+@dataclass(frozen=True)
+class Period:
+    start: datetime
+    days: int
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(days=self.days)
+
+
+# --- the throwaway database -----------------------------------------------------------------
+
+
+def sandbox(live: Session) -> Session:
+    """A new in-memory database holding a copy of ``live``'s units, staff, pairings and
+    time limits (read only from ``live``)."""
+    engine = build_engine("sqlite://")
+    metadata.create_all(engine)
+    target = Session(engine, expire_on_commit=False)
+    for model in COPIED:
+        pk = model.__table__.primary_key.columns  # type: ignore[attr-defined]
+        rows = live.exec(select(model).order_by(*pk)).all()
+        target.add_all(model(**row.model_dump()) for row in rows)
+        target.flush()
+    target.commit()
+    return target
+
+
+def apply_scenario(session: Session, scenario: Scenario) -> None:
+    """The scenario's time limits and staffing changes, in the sandbox."""
+    if scenario.policy_text is not None:
+        load_policies(session, scenario.policy_text, file=scenario.source, actor="simulate")
+    for n, change in enumerate(scenario.staffing):
+        unit = session.exec(select(Unit).where(Unit.code == change.unit)).first()
+        if unit is None:
+            raise ScenarioError(
+                f"{scenario.source}: 无此单位 / no unit with code {change.unit!r} in the district"
+            )
+        if change.add >= 0:
+            for i in range(change.add):
+                session.add(
+                    Staff(
+                        username=f"sim-{scenario.key}-{n}-{i}"[:64],
+                        display_name=f"模拟{change.role.value}{i + 1}",
+                        role=change.role,
+                        unit_id=unit.id,
+                    )
+                )
+        else:
+            members = session.exec(
+                select(Staff)
+                .where(Staff.unit_id == unit.id, Staff.role == change.role, col(Staff.active))
+                .order_by(col(Staff.id).desc())
+            ).all()
+            for member in members[: -change.add]:
+                member.active = False
+                session.add(member)
+    session.commit()
+
+
+# --- behaviour fitted from history ----------------------------------------------------------
+
+
+def fit_behaviour(live: Session, *, seed: int) -> tuple[BehaviourModel, dict[str, int]]:
+    """A :class:`BehaviourModel` whose per-category chance of an agreement (of the
+    mediations concluded) and of a direct settlement come from ``live``'s history where a
+    category has at least :data:`FIT_MIN_CASES` such decisions, and whose satisfaction
+    comes from the return visits when there are that many; else the defaults. Returns the
+    model and, per category, the number of decisions it was fitted from."""
+    by_verb: dict[tuple[Category, str], int] = {}
+    rows = live.exec(
+        select(Case.category, CaseEvent.verb, func.count())
+        .join(Case, col(Case.id) == col(CaseEvent.case_id))
+        .where(col(CaseEvent.verb).in_(["agreement_signed", "mediation_failed", "follow_up_due"]))
+        .group_by(col(Case.category), col(CaseEvent.verb))
+    ).all()
+    for category, verb, n in rows:
+        by_verb[(Category(category), verb)] = int(n)
+    rates = dict(DEFAULT_RATES)
+    fitted: dict[str, int] = {}
+    for category in Category:
+        signed = by_verb.get((category, "agreement_signed"), 0)
+        failed = by_verb.get((category, "mediation_failed"), 0)
+        if signed + failed >= FIT_MIN_CASES:
+            rates[category] = dataclasses.replace(
+                rates.get(category, DEFAULT_RATES[Category.OTHER]),
+                success=round(signed / (signed + failed), 3),
+            )
+            fitted[category.value] = signed + failed
+    model = BehaviourModel(seed=seed, rates=rates)
+    visits = live.exec(
+        select(FollowUp.satisfied, func.count())
+        .where(col(FollowUp.satisfied).is_not(None))
+        .group_by(col(FollowUp.satisfied))
+    ).all()
+    total = sum(int(n) for _s, n in visits)
+    if total >= FIT_MIN_CASES:
+        happy = sum(int(n) for s, n in visits if str(s) in ("satisfied", "basically"))
+        model = dataclasses.replace(model, satisfied=round(happy / total, 3))
+        fitted["satisfaction"] = total
+    return model, fitted
+
+
+def with_overrides(model: BehaviourModel, scenario: Scenario, seed: int) -> BehaviourModel:
+    rates: dict[Category, CategoryRates] = dict(model.rates)
+    for category, override in scenario.rates.items():
+        base = rates.get(category, DEFAULT_RATES[Category.OTHER])
+        changes = {k: v for k, v in override.model_dump().items() if v is not None}
+        if "mediation_days" in changes:
+            changes["mediation_days"] = tuple(changes["mediation_days"])
+        rates[category] = dataclasses.replace(base, **changes)
+    try:
+        return dataclasses.replace(model, seed=seed, rates=rates, **scenario.behaviour)
+    except TypeError as exc:
+        raise ScenarioError(f"{scenario.source}: [behaviour] {exc}") from None
+
+
+# --- arrivals -------------------------------------------------------------------------------
+
+
+def _templates() -> dict[Category, list[CaseCreate]]:
+    """Complaint texts and parties per category (the demo city's sample complaints): a
+    simulated case needs words for triage to read, never anyone's real personal data."""
+    out: dict[Category, list[CaseCreate]] = {}
+    for data in demo_complaints():
+        out.setdefault(data.category, []).append(data)
+    return out
+
+
+def _complaint(
+    template: CaseCreate, *, category: Category, place: str | None, people: int, **extra: Any
+) -> CaseCreate:
+    data = template.model_dump()
+    data.update(
+        category=category,
+        category_locked=True,
+        place_code=place,
+        people_affected=max(1, people),
+        referral_reason=None,
+        received_at=None,
+        lat=None,
+        lon=None,
+        **extra,
+    )
+    return CaseCreate.model_validate(data)
+
+
+def _template_for(
+    templates: dict[Category, list[CaseCreate]], category: Category, n: int
+) -> CaseCreate:
+    pool = templates.get(category) or templates[Category.NEIGHBOUR]
+    return pool[n % len(pool)]
+
+
+def _submitter(data: CaseCreate) -> Actor:
+    """Open311 complaints come from the public; the rest arrive by interface."""
+    return Actor.public() if data.channel == Channel.OPEN311 else Actor.system()
+
+
+def replayed_arrivals(live: Session, period: Period) -> list[Arrival]:
+    """The history's own complaints of the period: arrival time, place, category, priority,
+    channel and group size as recorded (the words and parties are stand-ins)."""
+    codes = {u.id: u.code for u in live.exec(select(Unit)).all()}
+    cases = live.exec(
+        select(Case)
+        .where(col(Case.created_at) >= period.start, col(Case.created_at) < period.end)
+        .order_by(col(Case.created_at), col(Case.id))
+    ).all()
+    templates = _templates()
+    out: list[Arrival] = []
+    for n, case in enumerate(cases):
+        data = _complaint(
+            _template_for(templates, case.category, n),
+            category=case.category,
+            place=codes.get(case.place_unit_id),
+            people=case.people_affected,
+            priority=case.priority,
+            priority_locked=case.priority_locked,
+            channel=case.channel,
+        )
+        at = clock.ensure_utc(case.received_at or case.created_at)
+        out.append((at, data, _submitter(data), None))
+    return out
+
+
+def generated_arrivals(
+    live: Session, scenario: Scenario, period: Period, seed: int
+) -> list[Arrival]:
+    """Complaints at ``per_working_day`` (times the month's seasonality factor) on each
+    working day of the period, in office hours, of the scenario's category mix (else the
+    history's, else even), at places drawn from the history's (else every building)."""
+    spec = scenario.arrivals
+    rng = random.Random(seed * 7919 + 17)
+    mix = dict(spec.mix)
+    if not mix:
+        rows = live.exec(select(Case.category, func.count()).group_by(col(Case.category))).all()
+        mix = {Category(c): float(n) for c, n in rows} or {c: 1.0 for c in Category}
+    categories, weights = list(mix), list(mix.values())
+    places = list(
+        live.exec(
+            select(Unit.code)
+            .join(Case, col(Case.place_unit_id) == col(Unit.id))
+            .order_by(col(Case.id))
+        ).all()
+    ) or list(
+        live.exec(
+            select(Unit.code).where(Unit.level == UnitLevel.BUILDING).order_by(col(Unit.code))
+        ).all()
+    )
+    templates = _templates()
+    out: list[Arrival] = []
+    day = clock.to_local(period.start).date()
+    n = 0
+    while workdays.at_local(day, _NOON) < period.end:
+        if workdays.is_working_day(day):
+            expected = spec.per_working_day * spec.seasonality.get(day.month, 1.0)
+            count = int(expected) + (1 if rng.random() < expected - int(expected) else 0)
+            for _ in range(count):
+                category = rng.choices(categories, weights)[0]
+                at = workdays.at_local(day, _NOON) + timedelta(minutes=rng.uniform(-240, 300))
+                people = rng.randint(5, 40) if rng.random() < spec.group_share else 1
+                data = _complaint(
+                    _template_for(templates, category, n),
+                    category=category,
+                    place=rng.choice(places) if places else None,
+                    people=people,
+                )
+                out.append((at, data, _submitter(data), None))
+                n += 1
+        day += timedelta(days=1)
+    return [a for a in sorted(out, key=lambda a: a[0]) if period.start <= a[0] < period.end]
+
+
+_NOON = datetime.strptime("12:30", "%H:%M").time()
+
+
+# --- running --------------------------------------------------------------------------------
+
+
+@contextmanager
+def virtual_time(start: datetime) -> Iterator[clock.VirtualClock]:
+    previous = clock.get_clock()
+    vclock = clock.VirtualClock(start)
+    clock.set_clock(vclock)
+    try:
+        yield vclock
+    finally:
+        clock.set_clock(previous)
+
+
+Progress = Callable[[int, int], None]  # (days done, days in all)
+
+
+def run_scenario(
+    live: Session,
+    scenario: Scenario,
+    period: Period,
+    *,
+    seed: int,
+    behaviour: BehaviourModel | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Run one scenario and return what it measured (see :mod:`models.sim_measure`)."""
+    from models.sim_measure import Sampler, measure
+
+    fitted: dict[str, int] = {}
+    if behaviour is None:
+        behaviour, fitted = fit_behaviour(live, seed=seed)
+    model = with_overrides(behaviour, scenario, seed)
+    if scenario.arrivals.mode == "replay":
+        arrivals = replayed_arrivals(live, period)
+    else:
+        arrivals = generated_arrivals(live, scenario, period, seed)
+    if not arrivals:
+        raise ScenarioError(
+            f"{scenario.source}: 该时段没有案件可模拟 / no complaints to simulate in the period "
+            '(replay needs history in it; or use [arrivals] mode = "generate")'
+        )
+    session = sandbox(live)
+    try:
+        apply_scenario(session, scenario)
+        with virtual_time(period.start - timedelta(minutes=1)) as vclock:
+            replay = Replay(session, model, vclock)
+            for at, data, actor, recorder in arrivals:
+                replay.schedule(data, at=at, actor=actor, recorder=recorder)
+            sampler = Sampler()
+            for day in range(1, period.days + 1):
+                replay.run(until=period.start + timedelta(days=day))
+                sampler.sample(session, vclock.now())
+                if progress is not None:
+                    progress(day, period.days)
+            result = measure(session, period.start, period.end, sampler)
+        result["arrivals"] = len(arrivals)
+        result["fitted_from"] = fitted
+        result["name"] = scenario.name
+        return result
+    finally:
+        bind = session.get_bind()
+        session.close()
+        if isinstance(bind, Engine):
+            bind.dispose()

@@ -1,0 +1,130 @@
+"""The policy simulator (models.simulate, ``tiaojie simulate``): a scenario runs in a
+throwaway copy of the district, never in the live database, and the same scenarios and
+seed write the same summary.json byte for byte."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, func, select
+from typer.testing import CliRunner
+
+from models import clock
+from models.case import Case
+from models.db import build_engine
+from models.demo import load_demo_city
+from models.scenario import ScenarioError, parse_scenario, read_scenario
+from models.sim_output import summary_document, summary_json
+from models.simulate import Period, run_scenario
+from models.staff import Staff
+from models.tables import metadata
+
+NOW = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
+SCENARIOS = Path(__file__).parents[2] / "docs" / "scenarios"
+SMALL = """
+name = "小样本 Small"
+[arrivals]
+mode = "generate"
+per_working_day = 4
+mix = { labour = 1, neighbour = 2 }
+[[staffing]]
+unit = "D01-S01"
+role = "mediator"
+add = 2
+"""
+
+
+@pytest.fixture(scope="module")
+def live_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The demo city in a database file, as a district's live database."""
+    path = tmp_path_factory.mktemp("live") / "tiaojie.db"
+    previous = clock.get_clock()
+    clock.set_clock(clock.VirtualClock(NOW))
+    try:
+        engine = build_engine(f"sqlite:///{path}")
+        metadata.create_all(engine)
+        with Session(engine) as session:
+            load_demo_city(session)
+            session.commit()
+        engine.dispose()
+    finally:
+        clock.set_clock(previous)
+    yield path
+
+
+def _run(path: Path, text: str, seed: int) -> str:
+    engine = build_engine(f"sqlite:///{path}")
+    try:
+        with Session(engine) as live:
+            scenario = parse_scenario(text, file="small.toml")
+            result = run_scenario(live, scenario, Period(NOW - timedelta(days=8), 8), seed=seed)
+    finally:
+        engine.dispose()
+    return summary_json(summary_document({"small": result}, start="2026-11-22", days=8, seed=seed))
+
+
+def test_same_scenario_and_seed_same_bytes_and_the_live_database_is_untouched(
+    live_file: Path,
+) -> None:
+    before = hashlib.sha256(live_file.read_bytes()).hexdigest()
+    first = _run(live_file, SMALL, seed=7)
+    second = _run(live_file, SMALL, seed=7)
+    assert first == second
+    assert hashlib.sha256(live_file.read_bytes()).hexdigest() == before
+    engine = build_engine(f"sqlite:///{live_file}")
+    with Session(engine) as live:
+        assert live.exec(select(func.count()).select_from(Case)).one() == 320
+        assert live.exec(select(Staff).where(Staff.username.startswith("sim-"))).first() is None  # type: ignore[attr-defined]
+    engine.dispose()
+    assert '"composite"' in first and '"workload_p95"' in first
+    assert _run(live_file, SMALL, seed=8) != first
+
+
+def test_summary_holds_every_figure_per_scenario(live_file: Path) -> None:
+    import json
+
+    doc = json.loads(_run(live_file, SMALL, seed=3))["scenarios"]["small"]
+    for key in (
+        "rates",
+        "composite",
+        "settled_share_by_level",
+        "escalations_by_level",
+        "referrals",
+        "overdue_peak",
+        "workload_p50",
+        "workload_p95",
+    ):
+        assert key in doc, key
+    assert doc["arrivals"] > 10
+    streets = {k: v for k, v in doc["rates"].items() if v["level"] == "street"}
+    assert "D01-S01" in streets
+    assert sum(doc["settled_share_by_level"].values()) <= 1.0
+
+
+def test_scenario_files_in_docs_parse() -> None:
+    parsed = [
+        read_scenario(p) for p in sorted(SCENARIOS.glob("*.toml")) if "policies" not in p.stem
+    ]
+    assert {s.key for s in parsed} >= {"as-is", "heavy-agency-at-once", "heavy-community-7days"}
+    at_once = next(s for s in parsed if s.key == "heavy-agency-at-once")
+    assert at_once.policy_text is not None and "same_day" in at_once.policy_text
+
+
+def test_a_bad_scenario_is_refused_with_its_mistake() -> None:
+    with pytest.raises(ScenarioError, match="unknown behaviour"):
+        parse_scenario('name = "x"\n[behaviour]\nhappiness = 2\n', file="x.toml")
+    with pytest.raises(ScenarioError, match="not valid"):
+        parse_scenario('name = "x"\n[arrivals]\nmode = "dream"\n', file="x.toml")
+
+
+def test_cli_help_and_a_bad_date() -> None:
+    from tiaojie_cli.main import app
+
+    runner = CliRunner()
+    assert "--from" in runner.invoke(app, ["simulate", "--help"]).output
+    result = runner.invoke(app, ["simulate", str(SCENARIOS / "as-is.toml"), "--from", "soon"])
+    assert result.exit_code == 2
