@@ -43,7 +43,17 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlmodel import Session
 
-from models import clock, escalation, follow_ups, machine_triage, mediating, routing
+from models import (
+    acceptance,
+    clock,
+    confidentiality,
+    escalation,
+    follow_ups,
+    machine_triage,
+    mediating,
+    mediators,
+    routing,
+)
 from models.access import (
     READ_ONLY_ROLES,
     Principal,
@@ -55,7 +65,17 @@ from models.access import (
 )
 from models.case import Case
 from models.contact import ContactCreate, record_contact
-from models.enums import CaseStatus, Category, Priority, ReferralReason, ReferralTarget, StaffRole
+from models.enums import (
+    CaseStatus,
+    Category,
+    ConsentMethod,
+    NotAcceptedReason,
+    Priority,
+    ReferralReason,
+    ReferralTarget,
+    StaffRole,
+    TerminationReason,
+)
 from models.errors import GuardFailed, InvalidTransition, PermissionDenied, ValidationError
 from models.follow_up import FollowUpRecord
 from models.lifecycle import TRANSITIONS
@@ -85,9 +105,16 @@ class ConsentIn(ActionBody):
     party_ids: list[int] | None = Field(
         default=None,
         max_length=200,
-        title="同意调解的当事人",
-        description="parties who consented; all when absent",
+        title="作出答复的当事人",
+        description="parties who answered; every party whose consent is needed when absent",
     )
+    given: bool = Field(
+        default=True, title="同意调解", description="false: the parties refuse mediation"
+    )
+    how: ConsentMethod = Field(default=ConsentMethod.IN_PERSON, title="方式", description="How")
+    note: str = Field(default="", max_length=500, title="备注", description="Note")
+
+    _n = field_validator("note")(classmethod(lambda cls, v: clean_text(v, required=False)))
 
 
 class StartIn(ActionBody):
@@ -99,6 +126,10 @@ class ExtendIn(ActionBody):
     both_parties_consent: bool = Field(
         title="双方当事人同意延长", description="Both parties agree to the extension"
     )
+    how: ConsentMethod = Field(default=ConsentMethod.IN_PERSON, title="方式", description="How")
+    note: str = Field(default="", max_length=500, title="备注", description="Note")
+
+    _n = field_validator("note")(classmethod(lambda cls, v: clean_text(v, required=False)))
 
 
 class SessionIn(SessionCreate):
@@ -110,8 +141,11 @@ class AgreementIn(AgreementCreate):
 
 
 class FailureIn(ActionBody):
-    reason: str = Field(min_length=1, max_length=2000, title="未成原因", description="Reason")
+    reason: str = Field(min_length=1, max_length=1200, title="调解不成的原因", description="Reason")
     referral: ReferralTarget | None = Field(default=None, title="引导途径", description="Referral")
+    termination: TerminationReason = Field(
+        default=TerminationReason.NO_AGREEMENT, title="终止调解的情形", description="Termination"
+    )
 
     _r = field_validator("reason")(classmethod(lambda cls, v: _text(v)))
 
@@ -141,6 +175,29 @@ class AssessmentIn(ActionBody):
     category: Category = Field(title="研判确认的类别", description="the category confirmed")
     priority: Priority | None = Field(
         default=None, title="紧急程度", description="the priority, if changed"
+    )
+
+
+class AcceptanceIn(ActionBody):
+    accepted: bool = Field(title="受理", description="Accepted")
+    reason: NotAcceptedReason | None = Field(
+        default=None,
+        title="不予受理的理由",
+        description="why not accepted (before a court, arbitration ...)",
+    )
+    route: ReferralTarget | None = Field(
+        default=None,
+        title="告知当事人的途径",
+        description="the route the parties are told; default from the reason",
+    )
+    note: str = Field(default="", max_length=1000, title="备注", description="Note")
+
+    _n = field_validator("note")(classmethod(lambda cls, v: clean_text(v, required=False)))
+
+
+class MediatorsIn(ActionBody):
+    staff_ids: list[int] = Field(
+        min_length=1, max_length=3, title="调解员", description="staff ids of the mediators"
     )
 
 
@@ -224,6 +281,7 @@ def by_role(roles: frozenset[StaffRole], *, or_assignee: bool = False) -> Who:
 
 
 ANY_WRITER: Who = by_role(WRITERS)
+COMMITTEE: Who = by_role(MEDIATION, or_assignee=True)  # mediation is the committee's
 
 
 def contacts_parties(principal: Principal, case: Case) -> bool:
@@ -251,6 +309,10 @@ def _not_held(case: Case) -> str | None:
     return "the case is waiting for assessment (研判)" if case.held_for_assessment else None
 
 
+def _not_reviewed(case: Case) -> str | None:
+    return "acceptance was reviewed already" if case.accepted_at is not None else None
+
+
 def _not_mediated(case: Case) -> str | None:
     # Entering follow-up after an agreement or a failure is the workflow's step; by hand
     # only "settled without mediation", from an assigned case.
@@ -272,6 +334,7 @@ class Action:
     example: dict[str, Any]
     who: Who = ANY_WRITER
     guard: Guard | None = None
+    routed: bool = True  # False: the REST route is written by hand (see the table)
 
     @property
     def zh(self) -> str:
@@ -288,7 +351,14 @@ def _id(case: Case) -> int:
 
 def _consent(s: Session, p: Principal, case: Case, body: ConsentIn) -> None:
     mediating.record_consent(
-        s, case_id=_id(case), party_ids=body.party_ids, actor=p, expected_version=body.version
+        s,
+        case_id=_id(case),
+        party_ids=body.party_ids,
+        given=body.given,
+        how=body.how,
+        note=body.note,
+        actor=p,
+        expected_version=body.version,
     )
 
 
@@ -302,6 +372,8 @@ def _extend(s: Session, p: Principal, case: Case, body: ExtendIn) -> None:
         case_id=_id(case),
         until=body.until,
         both_parties_consent=body.both_parties_consent,
+        how=body.how,
+        note=body.note,
         actor=p,
         expected_version=body.version,
     )
@@ -329,6 +401,7 @@ def _failure(s: Session, p: Principal, case: Case, body: FailureIn) -> None:
         case_id=_id(case),
         reason=body.reason,
         referral=body.referral,
+        termination=body.termination,
         actor=p,
         expected_version=body.version,
     )
@@ -357,6 +430,31 @@ def _classify(s: Session, p: Principal, case: Case, body: ClassificationIn) -> N
         priority=body.priority,
         expected_version=body.version,
     )
+
+
+def _accept(s: Session, p: Principal, case: Case, body: AcceptanceIn) -> int | None:
+    row = acceptance.review_acceptance(
+        s,
+        case_id=_id(case),
+        accepted=body.accepted,
+        reason=body.reason,
+        route=body.route,
+        note=body.note,
+        actor=p,
+        expected_version=body.version,
+    )
+    record_id: int | None = row.id
+    return record_id
+
+
+def _name_mediators(s: Session, p: Principal, case: Case, body: MediatorsIn) -> None:
+    mediators.name_mediators(
+        s, case=case, staff_ids=body.staff_ids, actor=p, expected_version=body.version
+    )
+
+
+def _by_hand(s: Session, p: Principal, case: Case, body: ActionBody) -> None:
+    raise InvalidTransition("this action has a route of its own", "此操作另有入口")
 
 
 def _reassign(s: Session, p: Principal, case: Case, body: ReassignIn) -> None:
@@ -435,19 +533,29 @@ ACTIONS: dict[str, Action] = {
     a.name: a
     for a in (
         Action(
+            "acceptance", "acceptance_reviewed", AcceptanceIn, _accept, "受理审查 Review",
+            "review", {"version": 3, "accepted": True, "note": ""},
+            who=COMMITTEE, guard=_not_reviewed,
+        ),
+        Action(
+            "mediators", "mediators_named", MediatorsIn, _name_mediators,
+            "指定调解员 Name mediators", "name", {"version": 4, "staff_ids": [12]},
+            who=COMMITTEE,
+        ),
+        Action(
             "consent", "consent_recorded", ConsentIn, _consent, "记录调解同意 Record consent",
             "consent", {"version": 3, "party_ids": [1, 2]},
-            who=by_role(MEDIATION, or_assignee=True), guard=_consent_pending,
+            who=COMMITTEE, guard=_consent_pending,
         ),
         Action(
             "mediation/start", "mediation_started", StartIn, _start, "开始调解 Start mediation",
-            "start", {"version": 4}, who=by_role(MEDIATION, or_assignee=True),
+            "start", {"version": 4}, who=COMMITTEE,
         ),
         Action(
             "mediation/extend", "mediation_extended", ExtendIn, _extend,
             "延长调解期限 Extend mediation", "extend",
             {"version": 6, "until": "2027-01-31", "both_parties_consent": True},
-            who=by_role(MEDIATION, or_assignee=True),
+            who=COMMITTEE,
         ),
         Action(
             "sessions", "session_recorded", SessionIn, _session, "记录调解笔录 Record a session",
@@ -459,7 +567,7 @@ ACTIONS: dict[str, Action] = {
                 "participants": "双方当事人、调解员",
                 "minutes": "双方同意分三期支付拖欠工资。",
             },
-            who=by_role(MEDIATION, or_assignee=True),
+            who=COMMITTEE,
         ),
         Action(
             "agreement", "agreement_signed", AgreementIn, _agreement,
@@ -469,13 +577,13 @@ ACTIONS: dict[str, Action] = {
                 "summary": "厂方分三期支付拖欠工资",
                 "terms": [{"text": "支付第一期工资", "due_on": "2026-12-31"}],
             },
-            who=by_role(MEDIATION, or_assignee=True),
+            who=COMMITTEE,
         ),
         Action(
             "failure", "mediation_failed", FailureIn, _failure,
             "调解不成（终止调解） Record a failed mediation", "failure",
             {"version": 6, "reason": "厂方拒绝支付", "referral": "arbitration"},
-            who=by_role(MEDIATION, or_assignee=True),
+            who=COMMITTEE,
         ),
         Action(
             "follow-ups", "follow_up_recorded", FollowUpIn, _follow_up,
@@ -537,10 +645,56 @@ ACTIONS: dict[str, Action] = {
             "merge", "merged", MergeIn, _merge, "合并 Merge into another case", "merge",
             {"version": 2, "into": "JX-2026-000123"},
         ),
+        # Routes of their own (path parameters, PATCH, uploads: api/v1/mediation_actions.py,
+        # api/v1/documents.py); who may, and when, is still this table's (:func:`refusal`).
+        *(
+            Action(name, verb, ActionBody, _by_hand, zh, name, {"version": 5}, who=who,
+                   routed=False)
+            for name, verb, zh, who in (
+                ("mediators/recuse", "mediator_recused", "调解员回避", COMMITTEE),
+                ("mediators/replace", "mediator_replaced", "更换调解员", COMMITTEE),
+                ("parties", "party_added", "增加当事人", ANY_WRITER),
+                ("confidential", "marked_confidential", "设为不公开", ANY_WRITER),
+                ("court-confirmation", "court_confirmation_recorded", "记录司法确认", COMMITTEE),
+                ("attachments", "attachment_added", "上传附件", ANY_WRITER),
+            )
+        ),
     )
 }  # fmt: skip
 
 BY_VERB: dict[str, Action] = {a.verb: a for a in ACTIONS.values()}
+
+
+# --- who reads a case (rules that need the case's tables) ----------------------------
+
+
+def is_named_mediator(session: Session, principal: Principal, case: Case) -> bool:
+    assert case.id is not None
+    return principal.staff_id is not None and principal.staff_id in mediators.serving_ids(
+        session, case_id=case.id
+    )
+
+
+def details_visible(session: Session, principal: Principal, case: Case) -> bool:
+    """Whether ``principal`` reads the case's details: always, unless it is confidential
+    (不公开) and they are outside its unit and not one of its named mediators."""
+    if not case.confidential:
+        return True
+    return confidentiality.staff_may_see_details(
+        case,
+        staff_id=principal.staff_id,
+        unit_id=principal.unit_id,
+        is_named_mediator=is_named_mediator(session, principal, case),
+    )
+
+
+def personal_data_visible(session: Session, principal: Principal, case: Case) -> bool:
+    """Personal data in clear: :func:`models.access.may_see_personal_data`, and the
+    mediators named on the case (they mediate it, wherever their unit); never past
+    :func:`details_visible`."""
+    if not details_visible(session, principal, case):
+        return False
+    return may_see_personal_data(principal, case) or is_named_mediator(session, principal, case)
 
 
 # --- asking and doing -------------------------------------------------------------------
@@ -580,6 +734,19 @@ def allowed_names(principal: Principal, case: Case) -> list[str]:
     return [a.name for a in allowed(principal, case)]
 
 
+def check(session: Session, principal: Principal, case: Case, name: str) -> None:
+    """Raise what :func:`run` would before performing ``name`` (404, 403, 409): for the
+    rows whose routes are written by hand."""
+    action = ACTIONS.get(name)
+    if action is None:
+        raise not_found(f"{case.number}/{name}")
+    if not reaches(principal, case, place_path=place_path_of(session, case)):
+        raise not_found(case.number)
+    problem = refusal(principal, case, action)
+    if problem is not None:
+        raise problem
+
+
 def run(
     session: Session, principal: Principal, case: Case, name: str, body: BaseModel
 ) -> int | None:
@@ -587,13 +754,9 @@ def run(
     reach, 403 not for this person, 409 not now or stale; else the service's record id.
     Flushes; the caller commits."""
     action = ACTIONS.get(name)
-    if action is None or not isinstance(body, action.body):
+    if action is None or not action.routed or not isinstance(body, action.body):
         raise not_found(f"{case.number}/{name}")
-    if not reaches(principal, case, place_path=place_path_of(session, case)):
-        raise not_found(case.number)
-    problem = refusal(principal, case, action)
-    if problem is not None:
-        raise problem
+    check(session, principal, case, name)
     record_id = action.perform(session, principal, case, body)
     session.flush()
     return record_id

@@ -5,7 +5,9 @@
     TiaojieError
     ├── ValidationError          bad input; carries field-level messages (zh-CN, en)
     │   ├── InvalidPhone
-    │   └── InvalidIdNumber
+    │   ├── InvalidIdNumber
+    │   ├── PayloadTooLarge      an upload over the size limit (413)
+    │   └── UnsupportedType      an upload that is not a PDF, JPEG or PNG (415)
     ├── NotFound                 no such object, or out of the caller's reach (one answer)
     ├── PermissionDenied         within reach, but this principal may not do this (403)
     ├── StateError
@@ -119,6 +121,16 @@ class NotificationRejected(NotificationError):
     code = "notification_rejected"
 
 
+class PayloadTooLarge(ValidationError):
+    code = "payload_too_large"
+    http_status = 413
+
+
+class UnsupportedType(ValidationError):
+    code = "unsupported_media_type"
+    http_status = 415
+
+
 __all__ = [
     "CalendarError",
     "ConflictError",
@@ -130,8 +142,10 @@ __all__ = [
     "NotFound",
     "NotificationError",
     "NotificationRejected",
+    "PayloadTooLarge",
     "PermissionDenied",
     "StateError",
     "TiaojieError",
+    "UnsupportedType",
     "ValidationError",
 ]

@@ -127,6 +127,8 @@ ALL_OPEN = frozenset(s for s in CaseStatus if s not in TERMINAL_STATUSES)
 HANDLING = frozenset({S.TRIAGED, S.ASSIGNED, S.ESCALATED, S.REFERRED})
 STAFF = frozenset({"staff"})
 STAFF_OR_SYSTEM = frozenset({"staff", "system"})
+REVIEWABLE = frozenset({S.TRIAGED, S.ASSIGNED})
+MEDIATOR_CHANGEABLE = frozenset({S.TRIAGED, S.ASSIGNED, S.IN_MEDIATION})
 # The complainant or respondent acting through /r/ (models/resident_actions.py).
 RESIDENT = frozenset({"resident"})
 
@@ -366,6 +368,87 @@ TRANSITIONS: dict[str, Transition] = {
             STAFF,
             zh="延长调解期限",
         ),
+        # People's Mediation Law: acceptance review, consent, mediators, confidentiality,
+        # attachments and the court confirmation of an agreement (models.acceptance,
+        # models.mediating, models.mediators, models.confidentiality, models.attachments,
+        # models.confirmation).
+        Transition(
+            "acceptance_reviewed",
+            REVIEWABLE,
+            None,
+            (_needs("review_id"),),
+            STAFF,
+            zh="受理审查：予以受理",
+        ),
+        Transition(
+            "not_accepted",
+            REVIEWABLE,
+            S.REFERRED,
+            (_needs("reason", "route"), _has_referral),
+            STAFF,
+            zh="受理审查：不予受理",
+        ),
+        Transition(
+            "mediation_refused",
+            frozenset({S.ASSIGNED}),
+            S.MEDIATION_FAILED,
+            (_needs("party_ids", "route"),),
+            STAFF,
+            zh="当事人拒绝调解",
+        ),
+        Transition(
+            "mediators_named",
+            MEDIATOR_CHANGEABLE,
+            None,
+            (_needs("staff_ids"),),
+            STAFF,
+            zh="指定调解员",
+        ),
+        Transition(
+            "mediator_recused",
+            MEDIATOR_CHANGEABLE,
+            None,
+            (_needs("staff_id", "note"),),
+            STAFF,
+            zh="调解员回避",
+        ),
+        Transition(
+            "mediator_replaced",
+            MEDIATOR_CHANGEABLE,
+            None,
+            (_needs("staff_id", "note"),),
+            STAFF,
+            zh="更换调解员",
+        ),
+        Transition("party_added", ALL_OPEN, None, (_needs("party_id"),), STAFF, zh="增加当事人"),
+        Transition("party_edited", ALL_OPEN, None, (_needs("party_id"),), STAFF, zh="修改当事人"),
+        Transition(
+            "marked_confidential", ALL_OPEN, None, (_needs("reason"),), STAFF, zh="设为不公开"
+        ),
+        Transition(
+            "attachment_added",
+            ALL_OPEN | TERMINAL_STATUSES,
+            None,
+            (_needs("attachment_id"),),
+            STAFF,
+            zh="上传附件",
+        ),
+        Transition(
+            "court_confirmation_recorded",
+            ALL_OPEN | TERMINAL_STATUSES,
+            None,
+            (_needs("agreement_id", "status"),),
+            STAFF,
+            zh="记录司法确认",
+        ),
+        Transition(
+            "court_confirmation_reminded",
+            ALL_OPEN | TERMINAL_STATUSES,
+            None,
+            (_needs("agreement_id", "day"),),
+            frozenset({"system"}),
+            zh="司法确认提醒",
+        ),
     )
 }
 
@@ -394,6 +477,11 @@ NEXT_STEP: dict[str, str | None] = {
     "reopened": "intake",
     "assigned": "notify",
     "consent_recorded": "mediation",
+    "acceptance_reviewed": "mediation",
+    "mediators_named": "mediation",
+    "not_accepted": "follow_up",
+    "mediation_refused": "follow_up",
+    "court_confirmation_reminded": "notify",
     "mediation_started": "notify",
     "agreement_signed": "follow_up",
     "mediation_failed": "follow_up",

@@ -130,6 +130,21 @@ class Settings(BaseSettings):
         description="Base URL of the Prefect UI; case pages link to their flow runs there.",
     )
 
+    # Mediation (人民调解法): the mediation limit and its reminder, attachments
+    mediation_limit_months: int = Field(
+        default=1, ge=1, le=12, description="Mediation limit (about one month)."
+    )
+    mediation_reminder_days: int = Field(
+        default=3, ge=0, le=30, description="Days before the mediation limit to remind."
+    )
+    committee_name: str | None = Field(
+        default=None,
+        description="Committee name on documents; default: the unit's name + 人民调解委员会.",
+    )
+    attachment_max_bytes: int = Field(
+        default=10 * 1024 * 1024, description="Largest scan or photo accepted on a case."
+    )
+
     # The resident's side (/r/{code}; models/resident.py)
     resident_lock_tries: int = Field(
         default=5, ge=1, description="Wrong phone checks after which a tracking code locks."

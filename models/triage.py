@@ -22,6 +22,7 @@ from models import clock, groups, lifecycle, machine_triage, pii
 from models.access import Actor
 from models.case import Case, CaseLink
 from models.cases import get_case, normalise_org_name
+from models.confidentiality import confidential_by_default
 from models.deadlines import compute_deadlines
 from models.enums import CaseStatus, Category, LinkKind, Priority, UnitLevel
 from models.routing import Directory, locate
@@ -301,6 +302,8 @@ def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult
     # 1. Classify with the trained model, keeping what a person chose on purpose; an
     # unsure reading holds the case for a person (研判, models.machine_triage).
     found = machine_triage.classify_case(session, case=case)
+    # Family and marriage disputes are confidential (不公开) from the moment they are known.
+    case.confidential = case.confidential or confidential_by_default(case.category)
 
     # 2. Place (an address or coordinates that name a building become its place).
     place, how = locate(session, case=case)

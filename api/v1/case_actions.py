@@ -10,6 +10,7 @@ fields (status, unit, assignee, number, created_at ...) answer 422. Actions hono
 # No ``from __future__ import annotations``: each route's body type is a value of the
 # loop below, and FastAPI must see it as a type, not as a name to look up.
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Path, Request
@@ -21,7 +22,7 @@ from api.deps import Staff as StaffP
 from api.v1.common import case_public, expected_version, load_case, run_write
 from models import actions
 from models.access import Principal
-from models.case import CasePublic
+from models.case import Case, CasePublic
 
 router = APIRouter(prefix="/cases/{case_ref}", tags=["case actions 办理"])
 
@@ -92,4 +93,31 @@ def _add_route(action: actions.Action) -> None:
 
 
 for _action in actions.ACTIONS.values():
-    _add_route(_action)
+    if _action.routed:
+        _add_route(_action)
+
+
+# For the routes written by hand (path parameters): the same checks, then their service.
+Version = actions.Version
+_Body = actions.ActionBody
+Act = Callable[[Session, Case, int], int | None]
+
+
+def _act(
+    request: Request, principal: Principal, case_ref: str, body: BaseModel, name: str, act: Act
+) -> JSONResponse:
+    version = expected_version(request, getattr(body, "version", None))
+
+    def produce(session: Session) -> tuple[int, Any]:
+        case = load_case(session, principal, case_ref)
+        actions.check(session, principal, case, name)
+        record_id = act(session, case, version)
+        session.flush()
+        answer = ActionAnswer(
+            case=case_public(session, case),
+            allowed_actions=actions.allowed_names(principal, case),
+            record_id=record_id,
+        )
+        return 200, answer.model_dump(mode="json")
+
+    return run_write(request, principal, body, produce)

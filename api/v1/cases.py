@@ -14,10 +14,9 @@ from sqlmodel import Session, col, select
 from api.deps import DBRead, Staff, Writer
 from api.prefect_links import prefect_runs_url
 from api.v1.common import cached_units, case_public, load_case, run_write_async, unit_cache_of
-from models import case_search, clock, pii, text_numbers
+from models import actions, case_search, clock, pii, text_numbers
 from models.access import (
     Principal,
-    may_see_personal_data,
     place_for_filing,
     reach_clause,
     staff_id_of,
@@ -74,11 +73,68 @@ class TimelineEntry(BaseModel):
     note_en: str | None = None
 
 
+class MediatorView(BaseModel):
+    staff_id: int
+    name: str
+    named_at: datetime
+    ended_at: datetime | None
+    end_reason: str | None
+
+
+class MediationView(BaseModel):
+    """受理审查, the named mediators and the guidance the parties were given."""
+
+    accepted: bool | None
+    acceptance_reason: str | None
+    legal_basis: str | None
+    guidance: str | None
+    mediators: list[MediatorView]
+    mediation_due_at: datetime | None
+
+
+def mediation_view(session: Session, case: Case) -> MediationView:
+    from models.acceptance import latest_review
+    from models.mediators import mediators_of
+
+    assert case.id is not None
+    review = latest_review(session, case_id=case.id)
+    rows = mediators_of(session, case_id=case.id, serving=False)
+    names = {
+        s.id: s.display_name
+        for s in session.exec(
+            select(StaffRow).where(col(StaffRow.id).in_([m.staff_id for m in rows]))
+        ).all()
+    }
+    guidance = review.guidance if review is not None and not review.accepted else None
+    if guidance is None and case.status in (CaseStatus.MEDIATION_FAILED, CaseStatus.REFERRED):
+        guidance = case.outcome_note
+    return MediationView(
+        accepted=review.accepted if review else None,
+        acceptance_reason=review.reason.label if review and review.reason else None,
+        legal_basis=review.legal_basis if review else None,
+        guidance=guidance,
+        mediators=[
+            MediatorView(
+                staff_id=m.staff_id,
+                name=names.get(m.staff_id, str(m.staff_id)),
+                named_at=m.named_at,
+                ended_at=m.ended_at,
+                end_reason=m.end_reason.label if m.end_reason else None,
+            )
+            for m in rows
+        ],
+        mediation_due_at=case.mediation_due_at,
+    )
+
+
 class CaseDetail(BaseModel):
     case: CasePublic
     status_label: str
     parties: list[PartyPublic]
     personal_data_visible: bool
+    confidential: bool = False
+    details_visible: bool = True
+    mediation: MediationView | None = None
     timeline: list[TimelineEntry]
     sessions: list[SessionPublic]
     agreements: list[AgreementPublic]
@@ -110,7 +166,8 @@ def _parties(session: Session, case: Case, *, reveal: bool) -> list[PartyPublic]
 def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetail:
     from models.lifecycle import TRANSITIONS
 
-    reveal = may_see_personal_data(principal, case)
+    details = actions.details_visible(session, principal, case)
+    reveal = actions.personal_data_visible(session, principal, case)
     events = session.exec(
         select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(col(CaseEvent.seq))
     ).all()
@@ -144,9 +201,9 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
                 actor=e.actor,
                 actor_name=actor_name,
                 at=e.at,
-                data=e.data if reveal else _scrub(e.data),
-                note=note[0] if note else None,
-                note_en=note[1] if note else None,
+                data=(e.data if reveal else _scrub(e.data)) if details else {},
+                note=note[0] if note and details else None,
+                note_en=note[1] if note and details else None,
             )
         )
     sessions = session.exec(
@@ -165,13 +222,16 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
         select(FollowUp).where(FollowUp.case_id == case.id).order_by(col(FollowUp.due_at))
     ).all()
     return CaseDetail(
-        case=case_public(session, case, reveal=reveal),
+        case=case_public(session, case, reveal=reveal, details=details),
         status_label=case.status.label,
-        parties=_parties(session, case, reveal=reveal),
+        parties=_parties(session, case, reveal=reveal) if details else [],
         personal_data_visible=reveal,
+        confidential=case.confidential,
+        details_visible=details,
+        mediation=mediation_view(session, case) if details else None,
         timeline=timeline,
-        sessions=[SessionPublic.of(s, reveal=reveal) for s in sessions],
-        agreements=agreement_views,
+        sessions=[SessionPublic.of(s, reveal=reveal) for s in sessions] if details else [],
+        agreements=agreement_views if details else [],
         follow_ups=[FollowUpPublic.of(f, reveal=reveal) for f in follow_ups],
         allowed_actions=allowed_names(principal, case),
         # By tag (batch runs carry every case's tag), over the case's whole life.
@@ -263,6 +323,7 @@ def list_cases(
         else (principal.staff_id if principal.staff_id is not None else -1),
         overdue=overdue,
         text=q,
+        reader_unit_id=principal.unit_id,
     )
     # The same filters as the web list and its exports (models.case_search).
     stmt = select(Case).where(*case_search.clauses(wanted, now=clock.now()))
@@ -276,7 +337,10 @@ def list_cases(
         .limit(page_size)
     ).all()
     return CaseList(
-        items=[case_public(session, c) for c in rows],
+        items=[
+            case_public(session, c, details=actions.details_visible(session, principal, c))
+            for c in rows
+        ],
         total=int(total),
         page=page,
         page_size=page_size,

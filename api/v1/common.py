@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 
 from api.cache import TTLCache
 from api.deps import engine_of
-from models import clock, pii, tracking
+from models import actions, clock, confidentiality, pii, tracking
 from models.access import Principal, find_case
 from models.case import Case, CasePublic
 from models.db import is_sqlite, read_session, write_session
@@ -79,12 +79,16 @@ def case_public(
     *,
     reveal: bool = False,
     unit_codes: Mapping[int, str] | None = None,
+    details: bool = True,
 ) -> CasePublic:
     """A case for staff; phone and ID numbers typed into its free text are masked unless
     ``reveal`` (the reader may see the case's personal data). ``unit_codes``: codes of
-    units the caller already knows by id (looked up otherwise)."""
+    units the caller already knows by id (looked up otherwise). ``details`` False (a
+    confidential case read from outside its unit): no description, no address."""
     assert case.id is not None
     shown = (lambda text: text) if reveal else pii.scrub_text
+    if not details:
+        shown = lambda _text: confidentiality.HIDDEN  # noqa: E731
 
     def code_of(unit_id: int | None) -> str | None:
         if unit_id is None:
@@ -117,6 +121,11 @@ def case_public(
         closed_at=case.closed_at,
         tracking_code=tracking.code_for(case.number) if case.tracking_hash else None,
     )
+
+
+# One rule each, in the domain (the web pages use the same).
+details_visible = actions.details_visible
+personal_data_visible = actions.personal_data_visible
 
 
 def expected_version(request: Request, body_version: int | None) -> int:

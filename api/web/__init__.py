@@ -9,11 +9,12 @@ from fastapi.staticfiles import StaticFiles
 
 def mount(app: FastAPI) -> None:
     """Add the pages and their static files (stylesheet, script, icon) to the app."""
-    from api.web import admin, case_list, reports, resident, routes, welcome
+    from api.web import admin, case_files, case_list, reports, resident, routes, welcome
 
     # The list before the case page, whose /web/cases/{number} would otherwise match.
     app.include_router(case_list.router)
     app.include_router(routes.router)
+    app.include_router(case_files.router)
     app.include_router(welcome.router)
     app.include_router(reports.router)
     app.include_router(admin.router)

@@ -18,7 +18,7 @@ from sqlmodel import select
 from api.web import auth, queries
 from api.web.i18n import Translator, pick_lang
 from api.web.routes import PREFIX, TimedRoute, read_session, render, to_login, write_session
-from models import access, admin_log, case_export, clock
+from models import access, actions, admin_log, case_export, clock
 from models.access import Principal
 from models.case_search import SORTS, CaseFilter, search, unit_for
 from models.enums import CaseStatus, Category, Priority, StaffRole
@@ -96,6 +96,7 @@ def parse_filter(
         overdue=_yes_no(params.get("overdue", "")),
         group=_yes_no(params.get("group", "")),
         text=params.get("q", "").strip()[:100] or None,
+        reader_unit_id=user.unit_id,
     )
     return f, problems
 
@@ -163,7 +164,7 @@ def _export(request: Request, kind: str) -> Response:
             session,
             f,
             reach=access.reach_clause(user),
-            reveal=lambda case: access.may_see_personal_data(user, case),
+            reveal=lambda case: actions.personal_data_visible(session, user, case),
             now=now,
             sort=params.get("sort", "newest"),
         )

@@ -37,7 +37,7 @@ PYDANTIC_ZH = {
     "date_from_datetime_parsing": "日期格式不正确",
 }
 TRUE = frozenset({"1", "on", "true", "yes"})
-NUMBER_FIELDS = ("version", "satisfaction", "party_ids", "assignee_id")
+NUMBER_FIELDS = ("version", "satisfaction", "party_ids", "assignee_id", "staff_ids")
 
 
 @dataclass(frozen=True)
@@ -191,12 +191,32 @@ def _contact(form: Mapping[str, str], _action: Action) -> dict[str, Any]:
     }
 
 
+def _acceptance(form: Mapping[str, str], _action: Action) -> dict[str, Any]:
+    accepted = form.get("decision") != "not_accepted"
+    return {
+        "accepted": accepted,
+        "reason": None if accepted else form.get("not_accepted_reason") or None,
+        "route": None if accepted else form.get("route") or None,
+        "note": form.get("note", ""),
+    }
+
+
+def _mediators(form: Mapping[str, str], _action: Action) -> dict[str, Any]:
+    return {
+        "staff_ids": [
+            _number(x, "staff_ids") for x in form.get("staff_ids", "").split(",") if x.strip()
+        ]
+    }
+
+
 Reader = Callable[[Mapping[str, str], Action], dict[str, Any]]
 READERS: dict[str, Reader] = {
     "consent": _consent,
     "sessions": _session,
     "agreement": _agreement,
     "contact": _contact,
+    "acceptance": _acceptance,
+    "mediators": _mediators,
 }
 
 

@@ -36,6 +36,18 @@ VERB_LABELS: dict[str, tuple[str, str]] = {
     "follow_up_recorded": ("记录回访", "Follow-up recorded"),
     "notified": ("已通知", "Notified"),
     "mediation_extended": ("延长调解期限", "Mediation extended"),
+    "acceptance_reviewed": ("受理审查", "Acceptance review"),
+    "not_accepted": ("不予受理", "Not accepted"),
+    "mediation_refused": ("当事人拒绝调解", "A party refused mediation"),
+    "mediators_named": ("指定调解员", "Mediators named"),
+    "mediator_recused": ("调解员回避", "Mediator recused"),
+    "mediator_replaced": ("更换调解员", "Mediator replaced"),
+    "party_added": ("增加当事人", "Party added"),
+    "party_edited": ("修改当事人", "Party edited"),
+    "marked_confidential": ("设为不公开", "Marked confidential"),
+    "attachment_added": ("上传附件", "Attachment added"),
+    "court_confirmation_recorded": ("记录司法确认", "Court confirmation recorded"),
+    "court_confirmation_reminded": ("司法确认提醒", "Court confirmation reminder"),
     "contacted": ("首次联系群众", "First contact"),
 }
 

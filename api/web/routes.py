@@ -29,7 +29,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.client import client_address
 from api.prefect_links import prefect_runs_url
-from api.web import auth, forms, queries
+from api.web import auth, forms, mediation, queries
 from api.web.charts import RateRow, rates_chart
 from api.web.i18n import Translator, pick_lang, remember_lang
 from models import access, actions, clock, db, pii, text_numbers, tracking
@@ -512,7 +512,7 @@ def triage_suggestion(
 
 def _case_context(session: Session, user: Principal, case: Case) -> dict[str, Any]:
     detail = queries.case_detail(session, case=case)
-    reveal = access.may_see_personal_data(user, case)
+    reveal = mediation.entitled(session, user, case)
     parties = [show_party(p, reveal=reveal) for p in detail.parties]
     now = clock.now()
     return {
@@ -541,6 +541,7 @@ def _case_context(session: Session, user: Principal, case: Case) -> dict[str, An
         "suggestion": queries.triage_suggestion(session, case=case),
         "categories": list(Category),
         "priorities": list(Priority),
+        **mediation.mediation_context(session, user, case),
     }
 
 
@@ -558,12 +559,21 @@ def case_page(request: Request, number: str) -> Response:
     t = Translator(pick_lang(request))
     if request.query_params.get("created"):
         flash = t(f"案件 {case.number} 已登记。", f"Case {case.number} recorded.")
-    elif (done := request.query_params.get("done")) in actions.BY_VERB:
+    elif (done := request.query_params.get("done")) in (*actions.BY_VERB, "attachment_added"):
         flash = t(f"已保存：{t.verb(done)}。", f"Saved: {t.verb(done)}.")
+    upload_error = request.query_params.get("upload_error")
     return render(
         request,
         "case.html",
-        {**ctx, "flash": flash, "error": None, "errors": {}, "open_action": None},
+        {
+            **ctx,
+            "flash": flash,
+            "error": t(f"上传失败：{upload_error[:200]}", f"Upload refused: {upload_error[:200]}")
+            if upload_error
+            else None,
+            "errors": {},
+            "open_action": None,
+        },
         user=user,
     )
 

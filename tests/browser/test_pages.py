@@ -114,13 +114,24 @@ def test_worker_records_a_case_and_a_mediation_session(site: Site, new_page: Any
     row.locator("a", has_text=number).click()
     page.wait_for_url(f"**/web/cases/{number}")
     assert "已派单" in page.locator("h1 .status").inner_text()
-    assert page.locator("#action-consent_recorded").count() == 0
+    for committee in ("consent_recorded", "acceptance_reviewed", "mediators_named"):
+        assert page.locator(f"#action-{committee}").count() == 0
     assert page.locator("#action-follow_up_due").count() == 1  # settled directly: theirs too
 
-    # The community's mediator records consent, starts mediation and records a session.
+    # The community's mediator reviews acceptance, is named, records consent, starts
+    # mediation and records a session, all through the forms.
     page = new_page()
     sign_in(page, site, "mediatorA")
     page.goto(site.url(f"/web/cases/{number}"))
+    page.click("#action-acceptance_reviewed summary")
+    page.click("#action-acceptance_reviewed button:has-text('确认')")
+    page.wait_for_url("**done=acceptance_reviewed**")
+    assert "予以受理" in page.locator("#mediation").inner_text()
+    page.click("#action-mediators_named summary")
+    page.locator("#action-mediators_named label", has_text="陈调解").locator("input").check()
+    page.click("#action-mediators_named button:has-text('确认')")
+    page.wait_for_url("**done=mediators_named**")
+    assert "陈调解" in page.locator("#mediation").inner_text()
     page.click("#action-consent_recorded summary")
     for box in page.locator("#action-consent_recorded input[name=party_ids]").all():
         box.check()
@@ -131,6 +142,9 @@ def test_worker_records_a_case_and_a_mediation_session(site: Site, new_page: Any
     page.wait_for_url("**done=mediation_started**")
     assert "调解中" in page.locator("h1 .status").inner_text()
 
+    # Only the named mediator records the minutes.
+    sign_in(page, site, "mediatorA")
+    page.goto(site.url(f"/web/cases/{number}"))
     page.click("#action-session_recorded summary")
     page.fill("#session-place", "桂花社区人民调解室")
     page.fill("#participants", "工人代表三名、厂方负责人、社区调解员")
@@ -140,7 +154,10 @@ def test_worker_records_a_case_and_a_mediation_session(site: Site, new_page: Any
     sessions = page.locator("#sessions").inner_text()
     assert "桂花社区人民调解室" in sessions and "分两期支付" in sessions
     timeline = page.locator("#timeline").inner_text()
-    for label in ("登记受理", "研判分流", "派单", "记录调解同意", "开始调解", "记录调解笔录"):
+    for label in (
+        "登记受理", "研判分流", "派单", "受理审查", "指定调解员", "记录调解同意", "开始调解",
+        "记录调解笔录",
+    ):  # fmt: skip
         assert label in timeline
     link = page.locator("a", has_text="查看流程运行").get_attribute("href")
     assert link is not None and f"/runs?tag=case%3A{number}&type=range&startDate=" in link
