@@ -524,7 +524,8 @@ def _case_context(session: Session, user: Principal, case: Case) -> dict[str, An
         "text_numbers": text_numbers.numbers_of(session, case_id=case.id or 0, reveal=reveal)
         if reveal
         else [],
-        "actions": [a.verb for a in actions.allowed(user, case)],
+        # Rows with routes of their own (path parameters, uploads) have forms elsewhere.
+        "actions": [a.verb for a in actions.allowed(user, case) if a.routed],
         "action_fields": {a.verb: forms.fields_of(a) for a in actions.ACTIONS.values()},
         "countdown": queries.case_countdown(case, detail.follow_ups, now=now),
         "prefect_url": prefect_runs_url(case),

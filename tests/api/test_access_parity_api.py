@@ -15,7 +15,18 @@ from sqlmodel import Session
 
 from api.security import create_open311_key
 from api.web.auth import issue_session
-from models import clock, escalation, follow_ups, lifecycle, mediating, routing, triage
+from models import (
+    acceptance,
+    clock,
+    escalation,
+    follow_ups,
+    lifecycle,
+    mediating,
+    mediators,
+    routing,
+    triage,
+)
+from models.actions import ACTIONS
 from models.case import Case
 from models.cases import create_case
 from models.db import write_session
@@ -44,6 +55,8 @@ WEB_TO_REST: dict[str, str] = {
     "contacted": "contact",
     "reclassified": "classification",
     "assessed": "assessment",
+    "acceptance_reviewed": "acceptance",
+    "mediators_named": "mediators",
 }
 REST_TO_WEB = {rest: web for web, rest in WEB_TO_REST.items()}
 
@@ -64,6 +77,8 @@ BODIES: dict[str, dict[str, Any]] = {
     "contact": {"method": "phone"},
     "classification": {"category": "labour"},
     "assessment": {"category": "labour"},
+    "acceptance": {"accepted": True},
+    "mediators": {"staff_ids": [0]},  # filled in with mediatorA's id
     "reassign": {"assignee_id": 0},  # filled in with gridA's id
     "escalate": {"reason": "上报"},
     "refer": {"target": "court", "reason": "移交"},
@@ -118,6 +133,23 @@ def _assigned(s: Session, api: Api, *, place: str = "BA1") -> Case:
 def _in_mediation(s: Session, api: Api) -> Case:
     case = _assigned(s, api)
     assert case.id is not None
+    acceptance.review_acceptance(
+        s,
+        case_id=case.id,
+        accepted=True,
+        reason=None,
+        route=None,
+        note="",
+        actor=staff_actor(api.city, "mediatorA"),
+        expected_version=None,
+    )
+    mediators.name_mediators(
+        s,
+        case=case,
+        staff_ids=[_staff(api, "mediatorA")],
+        actor=staff_actor(api.city, "mediatorA"),
+        expected_version=None,
+    )
     mediating.record_consent(
         s, case_id=case.id, party_ids=None, actor=Actor.system(), expected_version=None
     )
@@ -234,8 +266,12 @@ def world() -> Iterator[World]:
 
 
 def rest_view(w: World, user: str, case: Case) -> tuple[int, set[str]]:
+    """Reach and the actions offered, leaving out those whose REST routes take path
+    parameters or uploads (the page has their forms elsewhere; same table rule)."""
     r = w.api.as_(user).get(f"/api/v1/cases/{case.id}")
-    return r.status_code, set(r.json()["allowed_actions"]) if r.status_code == 200 else set()
+    if r.status_code != 200:
+        return r.status_code, set()
+    return r.status_code, {a for a in r.json()["allowed_actions"] if ACTIONS[a].routed}
 
 
 def web_view(w: World, user: str, case: Case) -> tuple[int, set[str]]:
@@ -250,6 +286,8 @@ def _body(w: World, action: str, case: Case) -> dict[str, Any]:
     body = dict(BODIES[action])
     if action == "sessions":
         body["held_at"] = clock.now().isoformat()
+    if action == "mediators":
+        body["staff_ids"] = [_staff(w.api, "mediatorA")]
     if action == "reassign":
         body["assignee_id"] = _staff(w.api, "gridA")
     if action == "merge":
@@ -260,7 +298,11 @@ def _body(w: World, action: str, case: Case) -> dict[str, Any]:
 def _form(body: dict[str, Any]) -> dict[str, str]:
     form: dict[str, str] = {}
     for key, value in body.items():
-        if key == "terms":
+        if key == "accepted":
+            form["decision"] = "accept" if value else "not_accepted"
+        elif key == "staff_ids":
+            form[key] = ",".join(str(v) for v in value)
+        elif key == "terms":
             form["term_1"], form["term_1_due"] = value[0]["text"], value[0]["due_on"]
         elif isinstance(value, bool):
             if value:
