@@ -136,6 +136,12 @@ def classify_text(text: str, *, people_affected: int = 1) -> Classification:
     return Classification(category, priority, confidence, tuple(matched))
 
 
+def keyword_category(text: str) -> str:
+    """The keyword rules' category code for ``text``: the baseline the trained model is
+    measured against (``make model-report``, ``bench triage``)."""
+    return classify_text(text).category.value
+
+
 # --- similarity -----------------------------------------------------------------------
 
 DUPLICATE_THRESHOLD = 0.5  # same respondent or place, and this similar: the same complaint

@@ -52,6 +52,7 @@ from models.enums import (
 )
 from models.errors import NotFound, TiaojieError, ValidationError
 from models.login import sign_in
+from models.resident_tables import ResidentPhoto
 from models.settings import get_settings
 
 HERE = Path(__file__).parent
@@ -577,6 +578,30 @@ def case_page(request: Request, number: str) -> Response:
         },
         user=user,
     )
+
+
+@router.get(f"{PREFIX}/cases/{{number}}/photos/{{photo_id}}")
+def resident_photo(request: Request, number: str, photo_id: int) -> Response:
+    """A photo the resident sent: for the readers who may see the case's personal data
+    (a photo may show people); a plain 404 for everyone else."""
+    with read_session(request) as session:
+        user = auth.current_user(request, session)
+        if user is None:
+            return to_login(request)
+        case = queries.find_visible_case(session, user=user, number=number[:32])
+        photo = session.get(ResidentPhoto, photo_id)
+        if (
+            case is None
+            or photo is None
+            or photo.case_id != case.id
+            or not actions.personal_data_visible(session, user, case)
+        ):
+            return not_found(request, user)
+        return Response(
+            photo.data,
+            media_type=photo.content_type,
+            headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"},
+        )
 
 
 MAX_FORM_FIELDS = 40
