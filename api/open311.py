@@ -45,14 +45,14 @@ from api.deps import engine_of
 from api.errors import validation_fields
 from api.security import OPEN311_ROLE, AuthError, verify_token
 from models import clock, keys, pii
+from models.access import PLACE_LEVELS, Principal, place_for_filing
 from models.case import Case, CaseCreate
-from models.cases import create_case, find_unit
+from models.cases import create_case
 from models.confidentiality import public_may_see_details
 from models.db import read_session, write_session
-from models.enums import CaseStatus, Category, Channel, PartyKind, PartySide, Priority, UnitLevel
+from models.enums import CaseStatus, Category, Channel, PartyKind, PartySide, Priority
 from models.errors import FieldProblem, NotFound, PermissionDenied, ValidationError
 from models.event import CaseEvent
-from models.lifecycle import Actor
 from models.party import Party
 from models.unit import Unit
 
@@ -60,7 +60,6 @@ PREFIX = "/open311/v2"
 Fmt = Literal["json", "xml"]
 MAX_RANGE = timedelta(days=90)
 LIST_LIMIT = 200
-PLACE_LEVELS = frozenset({UnitLevel.BUILDING, UnitLevel.COMPOUND, UnitLevel.COMMUNITY})
 _EMAIL = re.compile(r"^[^@\s<>]{1,64}@[^@\s<>]{1,190}\.[A-Za-z]{2,24}$")
 
 URGENCY = {
@@ -411,18 +410,13 @@ def _file(request: Request, form: dict[str, list[str]]) -> dict[str, Any]:
     with write_session(engine_of(request)) as session:
         if address_id is not None:
             try:
-                unit = find_unit(session, code=address_id)
+                place_for_filing(session, Principal.public(client), address_id)
             except ValidationError:
                 raise BadRequest(
-                    f"address_id {address_id} is not a known building or compound",
-                    f"address_id {address_id} 不是已知的楼幢或小区编码",
+                    "address_id must be the code of a building, compound or community",
+                    "address_id 应为已知的楼幢、小区或社区编码",
                 ) from None
-            if unit.level not in PLACE_LEVELS:
-                raise BadRequest(
-                    "address_id must be a building, compound or community code",
-                    "address_id 应为楼幢、小区或社区编码",
-                )
-        case = create_case(session, data=data, actor=Actor.public())
+        case = create_case(session, data=data, actor=Principal.public(client))
         assert case.id is not None
         return {
             "service_request_id": case.number,

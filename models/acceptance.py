@@ -135,11 +135,7 @@ def review_acceptance(
     from models.cases import get_case  # models.cases imports the tables
 
     case = get_case(session, case_id=case_id)
-    if expected_version is not None and expected_version != case.version:
-        raise ConflictError(
-            f"case {case.number} is at version {case.version}, not {expected_version}",
-            f"案件 {case.number} 已被修改（版本 {case.version}），请刷新后重试。",
-        )
+    lifecycle.check_version(case, expected_version)
     if actor.kind != "staff" or actor.staff_id is None:
         raise GuardFailed(
             "the acceptance review is decided by a person", "受理审查须由工作人员决定。"

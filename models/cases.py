@@ -14,11 +14,11 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, col, select
 
 from models import clock, lifecycle, pii, text_numbers, tracking
+from models.access import Actor
 from models.case import Case, CaseCreate, CaseNumberCounter
 from models.confidentiality import confidential_by_default
 from models.enums import Channel, PartyKind, PartySide
 from models.errors import FieldProblem, NotFound, ValidationError
-from models.lifecycle import Actor
 from models.mediation import AgreementTerm
 from models.party import Party, PartyCreate, PartyPublic
 from models.settings import get_settings

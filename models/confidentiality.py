@@ -67,11 +67,7 @@ def mark_confidential(
     case = session.get(Case, case_id)
     if case is None:
         raise NotFound(f"no case {case_id}", f"案件 {case_id} 不存在")
-    if expected_version is not None and expected_version != case.version:
-        raise ConflictError(
-            f"case {case.number} is at version {case.version}, not {expected_version}",
-            f"案件 {case.number} 已被修改（版本 {case.version}），请刷新后重试。",
-        )
+    lifecycle.check_version(case, expected_version)
     if actor.kind != "staff":
         raise GuardFailed("marking a case confidential is staff's", "「不公开」须由工作人员设置。")
     text = (reason or "").strip()

@@ -138,11 +138,7 @@ def record_outcome(
     expected_version: int | None,
 ) -> Agreement:
     """Record the parties' application to the court, or the court's decision."""
-    if expected_version is not None and expected_version != case.version:
-        raise ConflictError(
-            f"case {case.number} is at version {case.version}, not {expected_version}",
-            f"案件 {case.number} 已被修改（版本 {case.version}），请刷新后重试。",
-        )
+    lifecycle.check_version(case, expected_version)
     if actor.kind != "staff":
         raise GuardFailed("recorded by staff", "须由工作人员记录。")
     assert case.id is not None

@@ -8,8 +8,8 @@
     │   ├── InvalidIdNumber
     │   ├── PayloadTooLarge      an upload over the size limit (413)
     │   └── UnsupportedType      an upload that is not a PDF, JPEG or PNG (415)
-    ├── NotFound                 no such object (or out of the caller's reach)
-    ├── PermissionDenied         the actor may not do this
+    ├── NotFound                 no such object, or out of the caller's reach (one answer)
+    ├── PermissionDenied         within reach, but this principal may not do this (403)
     ├── StateError
     │   ├── InvalidTransition    the state machine has no such edge
     │   └── GuardFailed          the edge exists but its guard refused
@@ -83,7 +83,9 @@ class NotFound(TiaojieError):
 
 
 class PermissionDenied(TiaojieError):
-    code = "permission_denied"
+    # The one 403 of every front end (staff REST, Open311, web pages): the same code as
+    # a bare HTTP 403, so a client needs to know one.
+    code = "forbidden"
     http_status = 403
 
 

@@ -42,13 +42,13 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from models import breaches, clock, lifecycle, overdue, pii, referrals
+from models.access import Actor
 from models.case import Case
 from models.cases import get_case
 from models.db import write_session
 from models.deadlines import compute_deadlines
 from models.enums import CaseStatus, ExpiryAction, ReferralReason, UnitLevel
 from models.errors import ConflictError, GuardFailed, NotFound, ValidationError
-from models.lifecycle import Actor
 from models.routing import Directory
 from models.unit import Unit
 
@@ -229,12 +229,7 @@ def escalate_case(
     now = clock.ensure_utc(now)
     case = case if case is not None else _fresh(session, case_id)
     assert case.id is not None
-    if expected_version is not None and expected_version != case.version:
-        raise ConflictError(
-            f"case {case.number} is at version {case.version}, not {expected_version}; "
-            "reload and try again",
-            f"案件 {case.number} 已被修改（版本 {case.version}），请刷新后重试。",
-        )
+    lifecycle.check_version(case, expected_version)
     note: str | None = None
     if by_hand:
         note = pii.scrub_text((reason or "").strip())[:500]

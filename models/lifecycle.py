@@ -28,45 +28,15 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from models import clock, pii
+from models.access import Actor as Actor  # re-exported: services and tests name it so
 from models.case import Case
-from models.enums import TERMINAL_STATUSES, CaseStatus, ReferralState, StaffRole
+from models.enums import TERMINAL_STATUSES, CaseStatus, ReferralState
 from models.errors import ConflictError, GuardFailed, InvalidTransition
 from models.event import CaseEvent, Outbox
 
 S = CaseStatus
 GENESIS_HASH = "0" * 64
 EVENT_PREFIX = "tiaojie.case."
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who is acting: a staff member, the system (flows), or a public client."""
-
-    kind: str  # "staff" | "system" | "open311"
-    staff_id: int | None = None
-    role: StaffRole | None = None
-    unit_path: str | None = None
-    party_id: int | None = None  # a resident acting on their own case
-
-    @property
-    def ref(self) -> str:
-        if self.kind == "staff":
-            return f"staff:{self.staff_id}"
-        if self.kind == "resident":
-            return f"resident:{self.party_id}"
-        return self.kind
-
-    @classmethod
-    def system(cls) -> Actor:
-        return cls(kind="system")
-
-    @classmethod
-    def public(cls) -> Actor:
-        return cls(kind="open311")
-
-    @classmethod
-    def resident(cls, party_id: int) -> Actor:
-        return cls(kind="resident", party_id=party_id)
 
 
 Guard = Callable[[Case, Actor, dict[str, Any]], str | None]
@@ -641,12 +611,7 @@ def apply(
     transition = TRANSITIONS.get(verb)
     if transition is None:
         raise InvalidTransition(f"unknown transition {verb!r}", f"未知的操作：{verb}")
-    if expected_version is not None and expected_version != case.version:
-        raise ConflictError(
-            f"case {case.number} is at version {case.version}, not {expected_version}; "
-            "reload and try again",
-            f"案件 {case.number} 已被修改（版本 {case.version}），请刷新后重试。",
-        )
+    check_version(case, expected_version)
     if case.status not in transition.sources:
         raise InvalidTransition(
             f"cannot {verb} a case that is {case.status.value}",

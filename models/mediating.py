@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 
 from models import clock, lifecycle, referrals, workdays
 from models.acceptance import route_guidance
+from models.access import Actor
 from models.case import Case
 from models.cases import get_case, parties_of
 from models.enums import (
@@ -33,7 +34,6 @@ from models.enums import (
     TerminationReason,
 )
 from models.errors import (
-    ConflictError,
     FieldProblem,
     GuardFailed,
     InvalidTransition,
@@ -42,7 +42,6 @@ from models.errors import (
 )
 from models.follow_ups import schedule_follow_ups
 from models.guards import CLOCK_TOLERANCE, event_text, invalid, required_text
-from models.lifecycle import Actor
 from models.mediation import (
     Agreement,
     AgreementCreate,
@@ -96,16 +95,6 @@ def _require_status(case: Case, allowed: set[CaseStatus], what_en: str, what_zh:
         )
 
 
-def _check_version(case: Case, expected_version: int | None) -> None:
-    # lifecycle.apply checks it too; checking first means nothing is written on conflict.
-    if expected_version is not None and expected_version != case.version:
-        raise ConflictError(
-            f"case {case.number} is at version {case.version}, not {expected_version}; "
-            "reload and try again",
-            f"案件 {case.number} 已被修改（版本 {case.version}），请刷新后重试。",
-        )
-
-
 def _check_moment(
     case: Case, value: datetime, field: str, *, not_before: datetime | None = None
 ) -> datetime:
@@ -141,7 +130,7 @@ def record_consent(
     set and mediation may start. A refusal (``given=False``) ends it: no mediation
     against a party's will (人民调解法 第十七条); the parties are told their routes."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     _require_status(case, {S.ASSIGNED}, "record consent for", "记录调解同意")
     parties = parties_of(session, case_id=case_id)
     chosen = _chosen_parties(parties, party_ids)
@@ -273,7 +262,7 @@ def start_mediation(
     """Open mediation once the dispute is accepted, a mediator is named and every party
     whose consent is needed has consented; it is due one month later (setting)."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     _require_status(case, {S.ASSIGNED}, "start mediation on", "开始调解")
     if case.accepted_at is None:
         raise GuardFailed(
@@ -321,7 +310,7 @@ def extend_mediation(
     they said so is recorded), and the extension must be asked for before the current
     limit passes. The new limit is reminded and escalated like the first."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     _require_status(case, {S.IN_MEDIATION}, "extend mediation of", "延长调解期限")
     _staff_only(actor, "extending mediation", "延长调解期限")
     if not both_parties_consent:
@@ -377,7 +366,7 @@ def record_session(
 ) -> MediationSession:
     """Record one mediation session with its minutes (调解笔录)."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     _require_status(case, {S.IN_MEDIATION}, "record a session for", "记录调解笔录")
     _staff_only(actor, "recording a session", "记录调解笔录")
     require_serving(session, case=case, actor=actor, what_zh="记录调解笔录")
@@ -417,7 +406,7 @@ def sign_agreement(
     """Record the signed agreement with its terms; the court-confirmation window closes
     30 days after the signing date."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     _require_status(case, {S.IN_MEDIATION}, "sign an agreement for", "达成协议")
     _staff_only(actor, "signing an agreement", "达成协议")
     require_serving(session, case=case, actor=actor, what_zh="签署调解协议")
@@ -502,7 +491,7 @@ def fail_mediation(
     why, and the route the parties are told about; with ``referral`` the case is also
     referred to arbitration, court or an agency in the same transaction."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     _require_status(case, {S.IN_MEDIATION}, "record a failed mediation for", "记录调解不成")
     _staff_only(actor, "recording a failed mediation", "记录调解不成")
     text = required_text(reason, "reason", "调解不成的原因", max_length=1200)
@@ -563,7 +552,7 @@ def resolve_directly(
     """An assigned case settled without formal mediation (a consultation answered, a
     quick fix): it goes straight to follow-up, and its return visit is scheduled."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     _require_status(case, {S.ASSIGNED}, "resolve directly", "直接办结")
     _staff_only(actor, "settling a case directly", "直接办结")
     text = required_text(resolution, "resolution", "处理结果", max_length=2000)
@@ -589,7 +578,7 @@ def withdraw_case(
 ) -> Case:
     """The complainant withdraws (撤回); the reason is recorded."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     _staff_only(actor, "withdrawing a case", "撤回")
     text = required_text(reason, "reason", "撤回原因", max_length=2000)
     case.outcome_note = text
@@ -610,7 +599,7 @@ def merge_case(
 ) -> Case:
     """Merge a case into another open case about the same matter (合并)."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     if into_case_id == case_id:
         raise invalid("into_case_id", "a case cannot be merged into itself", "不能合并到本案自身")
     try:

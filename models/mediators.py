@@ -66,11 +66,7 @@ def require_serving(session: Session, *, case: Case, actor: Actor, what_zh: str)
 
 
 def _check_case(case: Case, expected_version: int | None, actor: Actor) -> None:
-    if expected_version is not None and expected_version != case.version:
-        raise ConflictError(
-            f"case {case.number} is at version {case.version}, not {expected_version}",
-            f"案件 {case.number} 已被修改（版本 {case.version}），请刷新后重试。",
-        )
+    lifecycle.check_version(case, expected_version)
     if actor.kind != "staff":
         raise GuardFailed("mediators are named by staff", "调解员须由工作人员指定。")
     if case.status not in CHANGEABLE:

@@ -56,11 +56,7 @@ class PartyUpdate(SQLModel):
 
 
 def _check(case: Case, actor: Actor, expected_version: int | None) -> None:
-    if expected_version is not None and expected_version != case.version:
-        raise ConflictError(
-            f"case {case.number} is at version {case.version}, not {expected_version}",
-            f"案件 {case.number} 已被修改（版本 {case.version}），请刷新后重试。",
-        )
+    lifecycle.check_version(case, expected_version)
     if actor.kind != "staff":
         raise GuardFailed("parties are recorded by staff", "当事人须由工作人员登记。")
     if not case.is_open:

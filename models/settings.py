@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     notifier_url: str | None = Field(default=None, description="Webhook URL; unset logs instead.")
     notifier_timeout_s: float = 5.0
     notifier_max_retries: int = 5
+    # The SMS gateway (tasks/sms.py): the complainant's receipt. Unset: the receipt is
+    # logged (masked) instead. `python -m api.fake_sms` is a local receiver to try it.
+    sms_url: str | None = Field(default=None, description="SMS gateway URL (POST, JSON).")
+    sms_key: SecretStr | None = Field(default=None, description="The gateway's API key.")
+    sms_receipt_template: str = Field(
+        default="TJ_RECEIPT", description="The gateway's template id for the receipt."
+    )
 
     # Duplicate and cluster detection
     dedup_window_days: int = 30

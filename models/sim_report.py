@@ -8,6 +8,7 @@ carries no date, and text is kept as text (the reader's Chinese font draws it).
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,13 @@ import matplotlib.pyplot as plt
 from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
 
+# Text stays text in the SVG, so a missing font only changes the layout's estimate.
+logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 plt.rcParams.update(
     {
         "svg.hashsalt": "tiaojie-simulate",
         "svg.fonttype": "none",
-        "font.family": ["WenQuanYi Micro Hei", "Noto Sans CJK SC", "sans-serif"],
+        "font.family": ["WenQuanYi Micro Hei", "DejaVu Sans"],
         "axes.spines.top": False,
         "axes.spines.right": False,
         "font.size": 9,
@@ -112,6 +115,49 @@ def charts(summary: dict[str, Any]) -> dict[str, Markup]:
         first, {k: scenarios[k]["backlog"]["overdue"] for k in keys}, title="超期案件 Overdue cases"
     )
     return out
+
+
+def heavy_cases_chart(summary: dict[str, Any], keys: tuple[str, ...]) -> str:
+    """The README's question: per scenario, the share of labour, environment and
+    relocation cases settled at community level or below, and the cases the paired
+    agencies received."""
+    with plt.rc_context({"svg.fonttype": "path"}):  # a stand-alone image: glyphs drawn
+        return _heavy_cases_chart(summary, keys)
+
+
+def _heavy_cases_chart(summary: dict[str, Any], keys: tuple[str, ...]) -> str:
+    heavy = ("labour", "environment", "relocation")
+    scenarios = summary["scenarios"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.0))
+    for ax, title, values in (
+        (
+            left,
+            "劳资·环境·动迁 社区及以下化解占比 (%)\nSettled at community or below",
+            [100 * share_of(scenarios[k]["by_category"], heavy) for k in keys],
+        ),
+        (
+            right,
+            "结对部门收案 Cases the agencies received",
+            [float(sum(scenarios[k]["referrals"]["by_agency"].values())) for k in keys],
+        ),
+    ):
+        bars = ax.bar(range(len(keys)), values, color=["#c0392b", "#2e86c1"][: len(keys)])
+        ax.bar_label(bars, fmt="%.1f" if "%" in title else "%.0f")
+        ax.set_xticks(range(len(keys)), [_wrap(scenarios[k]["name"]) for k in keys])
+        ax.set_title(title, fontsize=9)
+    return str(_svg(fig))
+
+
+def _wrap(name: str) -> str:
+    """Chinese name above, English below, each cut to fit under a bar."""
+    zh, _, en = name.partition(" ")
+    return f"{zh[:10]}\n{en[:24]}"
+
+
+def share_of(by_category: dict[str, dict[str, int]], categories: tuple[str, ...]) -> float:
+    cases = sum(by_category.get(c, {}).get("cases", 0) for c in categories)
+    low = sum(by_category.get(c, {}).get("settled_low", 0) for c in categories)
+    return low / cases if cases else 0.0
 
 
 PAGE = Path(__file__).with_name("sim_report.html")

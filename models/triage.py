@@ -19,12 +19,12 @@ from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from models import clock, groups, lifecycle, machine_triage, pii
+from models.access import Actor
 from models.case import Case, CaseLink
 from models.cases import get_case, normalise_org_name
 from models.confidentiality import confidential_by_default
 from models.deadlines import compute_deadlines
 from models.enums import CaseStatus, Category, LinkKind, Priority, UnitLevel
-from models.lifecycle import Actor
 from models.routing import Directory, locate
 from models.settings import get_settings
 from models.unit import Unit

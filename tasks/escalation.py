@@ -9,9 +9,9 @@ from prefect.cache_policies import NO_CACHE
 from sqlmodel import col, select
 
 from models import clock, confirmation, escalation
+from models.access import Actor
 from models.case import Case
 from models.db import get_engine, read_session, write_session
-from models.lifecycle import Actor
 
 
 @task(

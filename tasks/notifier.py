@@ -65,7 +65,7 @@ class Message:
     kind: str
     recipient_id: int | None
     unit_code: str | None
-    text: str
+    text: str  # masked: this is what the Notification row keeps
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -150,15 +150,19 @@ class WebhookNotifier:
             delay = base / 2 + random.uniform(0, base / 2)  # jitter
         self._sleep(delay)
 
+    def payload(self, message: Message) -> dict[str, Any]:
+        return message.as_json()
+
+    def headers(self, message: Message) -> dict[str, str]:
+        return {"Idempotency-Key": message.key}
+
     def send(self, message: Message) -> None:
         problem = "no attempt made"
         for attempt in range(self.max_retries + 1):
             hint: float | None = None
             try:
                 response = self.client.post(
-                    self.url,
-                    json=message.as_json(),
-                    headers={"Idempotency-Key": message.key},
+                    self.url, json=self.payload(message), headers=self.headers(message)
                 )
             except httpx.TimeoutException as exc:
                 problem = f"timeout: {type(exc).__name__}"

@@ -22,12 +22,12 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from models import follow_ups, mediating, referrals, routing, triage
+from models.access import Actor
 from models.case import Case
 from models.db import read_session, write_session
 from models.enums import CaseStatus
 from models.errors import ConflictError, TiaojieError
 from models.follow_up import FollowUp
-from models.lifecycle import Actor
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -24,6 +24,7 @@ from pathlib import Path
 from sqlmodel import Session, col, select
 
 from models import clock
+from models.access import Actor, principal_for_staff
 from models.case import Case
 from models.cases import create_case
 from models.db import write_session
@@ -39,10 +40,8 @@ from models.enums import (
 )
 from models.errors import TiaojieError
 from models.follow_up import FollowUpRecord
-from models.lifecycle import Actor
 from models.mediation import AgreementCreate, SessionCreate, TermCreate
 from models.staff import Staff
-from models.unit import Unit
 
 SIMULATED = "【演示模拟 simulated by the demo】"
 LEAVE_ALONE_EVERY = 3  # case ids divisible by this are left to run late and escalate
@@ -162,10 +161,7 @@ def _assignee_actor(session: Session, case: Case) -> Actor | None:
         ).first()
     if staff is None:
         return None
-    unit = session.get(Unit, staff.unit_id) if staff.unit_id else None
-    return Actor(
-        kind="staff", staff_id=staff.id, role=staff.role, unit_path=unit.path if unit else None
-    )
+    return principal_for_staff(session, staff)
 
 
 def _visitor_actor(session: Session, case: Case, visitor_id: int | None) -> Actor | None:
@@ -173,10 +169,7 @@ def _visitor_actor(session: Session, case: Case, visitor_id: int | None) -> Acto
     staff = session.get(Staff, visitor_id) if visitor_id else None
     if staff is None:
         return None
-    unit = session.get(Unit, staff.unit_id) if staff.unit_id else None
-    return Actor(
-        kind="staff", staff_id=staff.id, role=staff.role, unit_path=unit.path if unit else None
-    )
+    return principal_for_staff(session, staff)
 
 
 def _committee_step(session: Session, case: Case, actor: Actor) -> str | None:
@@ -222,10 +215,7 @@ def _mediator_actor(session: Session, case: Case) -> Actor | None:
     staff = session.get(Staff, ids[0]) if ids else None
     if staff is None:
         return None
-    unit = session.get(Unit, staff.unit_id) if staff.unit_id else None
-    return Actor(
-        kind="staff", staff_id=staff.id, role=staff.role, unit_path=unit.path if unit else None
-    )
+    return principal_for_staff(session, staff)
 
 
 def _step(session: Session, case: Case, actor: Actor) -> str | None:

@@ -14,21 +14,19 @@ import anyio.to_thread
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Engine, or_
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from api.cache import TTLCache
 from api.deps import engine_of
-from api.security import Principal
-from models import clock, confidentiality, pii, tracking
+from models import actions, clock, confidentiality, pii, tracking
+from models.access import Principal, find_case
 from models.case import Case, CasePublic
-from models.cases import find_unit, get_case, get_case_by_number
 from models.db import is_sqlite, read_session, write_session
 from models.enums import UnitLevel
-from models.errors import ConflictError, NotFound, ValidationError
+from models.errors import ConflictError, ValidationError
 from models.idempotency import find_record, request_hash, save_record
-from models.mediators import serving_ids
 from models.unit import Unit
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
@@ -54,62 +52,25 @@ def unit_cache_of(request: Request) -> TTLCache[str, UnitRef]:
     return cache
 
 
-def unit_by_code(session: Session, cache: TTLCache[str, UnitRef], code: str) -> UnitRef:
-    """The unit with this code (cached a few seconds), or the place_code ValidationError."""
-    ref = cache.get(code)
-    if ref is None:
-        unit = find_unit(session, code=code)
-        assert unit.id is not None
-        ref = UnitRef(id=unit.id, code=unit.code, level=unit.level, path=unit.path)
-        cache.put(code, ref)
-    return ref
+def cached_units(cache: TTLCache[str, UnitRef]) -> Callable[[Session, str], UnitRef | None]:
+    """A look-up of units by code that keeps what it found a few seconds."""
 
+    def lookup(session: Session, code: str) -> UnitRef | None:
+        ref = cache.get(code)
+        if ref is None:
+            unit = session.exec(select(Unit).where(Unit.code == code)).first()
+            if unit is None or unit.id is None:
+                return None
+            ref = UnitRef(id=unit.id, code=unit.code, level=unit.level, path=unit.path)
+            cache.put(code, ref)
+        return ref
 
-def not_found(ref: object) -> NotFound:
-    # The same answer whether the case does not exist or is out of the caller's reach.
-    return NotFound(f"no case {ref}", f"案件 {ref} 不存在或无权查看")
-
-
-def unit_path_of(session: Session, unit_id: int | None) -> str | None:
-    if unit_id is None:
-        return None
-    unit = session.get(Unit, unit_id)
-    return unit.path if unit else None
+    return lookup
 
 
 def load_case(session: Session, principal: Principal, ref: str) -> Case:
     """A case by id or number, if within the caller's reach; otherwise 404."""
-    ref = ref.strip()
-    try:
-        if ref.isascii() and ref.isdigit() and len(ref) <= 12:
-            case = get_case(session, case_id=int(ref))
-        elif 0 < len(ref) <= 32:
-            case = get_case_by_number(session, number=ref)
-        else:
-            raise not_found(ref[:32])
-    except NotFound:
-        raise not_found(ref[:32]) from None
-    if not principal.reaches(case, place_path=unit_path_of(session, case.place_unit_id)):
-        raise not_found(ref[:32])
-    return case
-
-
-def reach_clause(principal: Principal) -> ColumnElement[bool] | None:
-    """SQL form of :meth:`Principal.reaches` (None: no restriction)."""
-    if principal.is_admin:
-        return None
-    clauses: list[ColumnElement[bool]] = []
-    if principal.unit_path:
-        prefix = principal.unit_path
-        places = select(Unit.id).where(col(Unit.path).startswith(prefix, autoescape=True))
-        clauses.append(col(Case.unit_path).startswith(prefix, autoescape=True))
-        clauses.append(col(Case.place_unit_id).in_(places))
-    if principal.staff_id is not None:
-        clauses.append(col(Case.created_by_id) == principal.staff_id)
-        clauses.append(col(Case.assignee_id) == principal.staff_id)
-    if not clauses:
-        return col(Case.id) < 0
-    return or_(*clauses)
+    return find_case(session, principal, ref)
 
 
 def case_public(
@@ -162,32 +123,9 @@ def case_public(
     )
 
 
-def _named_mediator(session: Session, principal: Principal, case: Case) -> bool:
-    assert case.id is not None
-    return principal.staff_id is not None and principal.staff_id in serving_ids(
-        session, case_id=case.id
-    )
-
-
-def details_visible(session: Session, principal: Principal, case: Case) -> bool:
-    """Whether the caller reads the case's details (always, unless it is confidential
-    and the caller is outside its unit and not one of its named mediators)."""
-    if not case.confidential:
-        return True
-    return confidentiality.staff_may_see_details(
-        case,
-        staff_id=principal.staff_id,
-        unit_id=principal.unit_id,
-        is_named_mediator=_named_mediator(session, principal, case),
-    )
-
-
-def personal_data_visible(session: Session, principal: Principal, case: Case) -> bool:
-    """Who reads personal data in clear: the reader :meth:`Principal.may_see_personal_data`
-    names, and the mediators named on the case (they mediate it, wherever their unit)."""
-    if not details_visible(session, principal, case):
-        return False
-    return principal.may_see_personal_data(case) or _named_mediator(session, principal, case)
+# One rule each, in the domain (the web pages use the same).
+details_visible = actions.details_visible
+personal_data_visible = actions.personal_data_visible
 
 
 def expected_version(request: Request, body_version: int | None) -> int:

@@ -24,8 +24,8 @@ from pydantic import BaseModel
 from sqlmodel import Session
 
 from api.deps import DBRead, Staff
-from api.security import Principal
-from api.v1.common import case_public, load_case, not_found, personal_data_visible, run_write
+from api.v1.common import case_public, load_case, personal_data_visible, run_write
+from models.access import Principal, not_found
 from models.attachments import (
     Attachment,
     add_attachment,
@@ -162,7 +162,7 @@ async def upload(
         if not principal.can_write:
             raise not_found(case_ref[:32])
         row = add_attachment(
-            session, case=case, filename=name, content=content, kind=kind, actor=principal.actor
+            session, case=case, filename=name, content=content, kind=kind, actor=principal
         )
         return 201, attachment_info(row).model_dump(mode="json") | {
             "case": case_public(session, case).model_dump(mode="json")

@@ -1,7 +1,7 @@
 """Staff REST: the People's Mediation Law steps on a case (``POST /api/v1/cases/{case}/…``).
 
-受理审查 ``acceptance``; 当事人 ``parties`` (add) and ``parties/{id}`` (PATCH, edit);
-调解员 ``mediators`` (name), ``mediators/{staff_id}/recuse`` (回避) and
+当事人 ``parties`` (add) and ``parties/{id}`` (PATCH, edit);
+调解员 ``mediators/{staff_id}/recuse`` (回避) and
 ``mediators/{staff_id}/replace``; 不公开 ``confidential``; 司法确认
 ``court-confirmation``. Each takes the case ``version`` the caller last saw (body or
 ``If-Match``) and honours ``Idempotency-Key``, like every action (see
@@ -21,9 +21,9 @@ from sqlmodel import Session
 from api.deps import Staff as StaffP
 from api.v1.case_actions import RESPONSES, ActionAnswer, CaseRef, IdemKey, IfMatch, Version, _act
 from api.v1.case_actions import _Body as Body
-from models import acceptance, confidentiality, confirmation, mediators, parties
+from models import confidentiality, confirmation, mediators, parties
 from models.case import Case
-from models.enums import ConfirmationStatus, MediatorEnd, NotAcceptedReason, ReferralTarget
+from models.enums import ConfirmationStatus, MediatorEnd
 from models.mediation import clean_text
 from models.party import PartyCreate
 
@@ -32,29 +32,12 @@ router = APIRouter(prefix="/cases/{case_ref}", tags=["case actions 办理"])
 StaffId = Annotated[int, Path(ge=1, le=2_000_000_000)]
 
 
-class AcceptanceIn(Body):
-    accepted: bool
-    reason: NotAcceptedReason | None = Field(
-        default=None, description="why not accepted (before a court, arbitration ...)"
-    )
-    route: ReferralTarget | None = Field(
-        default=None, description="the route the parties are told; default from the reason"
-    )
-    note: str = Field(default="", max_length=1000)
-
-    _n = field_validator("note")(classmethod(lambda cls, v: clean_text(v, required=False)))
-
-
 class PartyIn(PartyCreate):
     version: Version = None
 
 
 class PartyPatch(parties.PartyUpdate):
     version: Version = None
-
-
-class MediatorsIn(Body):
-    staff_ids: list[int] = Field(min_length=1, max_length=3)
 
 
 class MediatorLeaves(Body):
@@ -93,33 +76,6 @@ def _cid(case: Case) -> int:
 
 
 @router.post(
-    "/acceptance", response_model=ActionAnswer, responses=RESPONSES, summary="受理审查 Review"
-)
-def review(
-    request: Request,
-    case_ref: CaseRef,
-    body: AcceptanceIn,
-    principal: StaffP,
-    idempotency_key: IdemKey = None,
-    if_match: IfMatch = None,
-) -> JSONResponse:
-    def act(session: Session, case: Case, version: int) -> int | None:
-        row = acceptance.review_acceptance(
-            session,
-            case_id=_cid(case),
-            accepted=body.accepted,
-            reason=body.reason,
-            route=body.route,
-            note=body.note,
-            actor=principal.actor,
-            expected_version=version,
-        )
-        return row.id
-
-    return _act(request, principal, case_ref, body, "acceptance", act)
-
-
-@router.post(
     "/parties", response_model=ActionAnswer, responses=RESPONSES, summary="增加当事人 Add a party"
 )
 def add_party(
@@ -133,7 +89,7 @@ def add_party(
     def act(session: Session, case: Case, version: int) -> int | None:
         data = PartyCreate.model_validate(body.model_dump(exclude={"version"}))
         row = parties.add_party(
-            session, case=case, data=data, actor=principal.actor, expected_version=version
+            session, case=case, data=data, actor=principal, expected_version=version
         )
         return row.id
 
@@ -164,38 +120,12 @@ def edit_party(
             case=case,
             party_id=party_id,
             changes=changes,
-            actor=principal.actor,
+            actor=principal,
             expected_version=version,
         )
         return row.id
 
     return _act(request, principal, case_ref, body, "parties", act)
-
-
-@router.post(
-    "/mediators",
-    response_model=ActionAnswer,
-    responses=RESPONSES,
-    summary="指定调解员 Name mediators",
-)
-def name(
-    request: Request,
-    case_ref: CaseRef,
-    body: MediatorsIn,
-    principal: StaffP,
-    idempotency_key: IdemKey = None,
-    if_match: IfMatch = None,
-) -> JSONResponse:
-    def act(session: Session, case: Case, version: int) -> None:
-        mediators.name_mediators(
-            session,
-            case=case,
-            staff_ids=body.staff_ids,
-            actor=principal.actor,
-            expected_version=version,
-        )
-
-    return _act(request, principal, case_ref, body, "mediators", act)
 
 
 def _leave(
@@ -215,7 +145,7 @@ def _leave(
             why=why,
             note=body.note,
             replacement_id=body.replacement_id,
-            actor=principal.actor,
+            actor=principal,
             expected_version=version,
         )
 
@@ -280,7 +210,7 @@ def mark_confidential(
             session,
             case_id=_cid(case),
             reason=body.reason,
-            actor=principal.actor,
+            actor=principal,
             expected_version=version,
         )
 
@@ -309,7 +239,7 @@ def court_confirmation(
             on=body.on,
             court_name=body.court_name,
             court_reference=body.court_reference,
-            actor=principal.actor,
+            actor=principal,
             expected_version=version,
         )
         return row.id

@@ -15,6 +15,7 @@ from starlette.datastructures import UploadFile
 from api.web import auth, queries
 from api.web.mediation import entitled
 from api.web.routes import PREFIX, TimedRoute, not_found, to_login, write_session
+from models.access import Principal
 from models.attachments import add_attachment, get_attachment, path_of
 from models.case import Case
 from models.documents import render
@@ -29,7 +30,7 @@ def _disposition(name: str) -> str:
     return f"attachment; filename*=UTF-8''{quote(name, safe='')}"
 
 
-def _entitled_case(session: Session, user: auth.WebUser, number: str) -> Case:
+def _entitled_case(session: Session, user: Principal, number: str) -> Case:
     case = queries.find_visible_case(session, user=user, number=number[:32])
     if case is None or not entitled(session, user, case):
         raise NotFound(f"no case {number[:32]}", f"案件 {number[:32]} 不存在或无权查看")
@@ -97,7 +98,7 @@ async def web_upload(request: Request, number: str) -> Response:
         user = auth.current_user(request, session)
         if user is None:
             return to_login(request)
-        if not auth.csrf_ok(user.csrf, str(form.get("csrf_token", ""))):
+        if not auth.csrf_ok(auth.session_csrf(request), str(form.get("csrf_token", ""))):
             return not_found(request, user)
         try:
             case = _entitled_case(session, user, number)
@@ -112,7 +113,7 @@ async def web_upload(request: Request, number: str) -> Response:
                     filename=filename,
                     content=content,
                     kind=kind,
-                    actor=user.actor,
+                    actor=user,
                 )
         except TiaojieError as exc:
             return RedirectResponse(

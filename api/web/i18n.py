@@ -49,6 +49,15 @@ VERB_LABELS: dict[str, tuple[str, str]] = {
     "court_confirmation_recorded": ("记录司法确认", "Court confirmation recorded"),
     "court_confirmation_reminded": ("司法确认提醒", "Court confirmation reminder"),
     "contacted": ("首次联系群众", "First contact"),
+    "handed_to_committee": ("转人民调解委员会", "Handed to the mediation committee"),
+    "assignment_returned": ("退单（退回派单单位）", "Sent back to the routing unit"),
+    "referral_signed": ("签收", "Referral signed for"),
+    "referral_returned": ("退单（退回移交单位）", "Referral sent back"),
+    "referral_concluded": ("反馈办理结果", "Referral outcome recorded"),
+    "extension_requested": ("申请延期", "Extension asked for"),
+    "extension_decided": ("延期审批", "Extension decided"),
+    "helper_added": ("增加协办人员", "Helper added"),
+    "helper_task_recorded": ("记录协办任务", "Helper task recorded"),
 }
 
 

@@ -10,40 +10,27 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from api.web import auth, queries
-from models import confidentiality
+from models import actions
 from models.acceptance import ROUTE_NAMES, latest_review
+from models.access import Principal
 from models.attachments import KINDS as ATTACHMENT_KINDS
 from models.case import Case
 from models.documents import render
 from models.documents.context import load
 from models.enums import NotAcceptedReason, StaffRole
-from models.mediators import mediators_of, serving_ids
+from models.mediators import mediators_of
 from models.settings import get_settings
 from models.staff import Staff
 from models.unit import Unit
 
 
-def is_named(session: Session, user: auth.WebUser, case: Case) -> bool:
-    assert case.id is not None
-    return user.staff_id in serving_ids(session, case_id=case.id)
+def is_named(session: Session, user: Principal, case: Case) -> bool:
+    return actions.is_named_mediator(session, user, case)
 
 
-def details_visible(session: Session, user: auth.WebUser, case: Case) -> bool:
-    return confidentiality.staff_may_see_details(
-        case,
-        staff_id=user.staff_id,
-        unit_id=user.unit_id,
-        is_named_mediator=case.confidential and is_named(session, user, case),
-    )
-
-
-def entitled(session: Session, user: auth.WebUser, case: Case) -> bool:
-    """Clear personal data (and so documents): as :func:`queries.may_see_personal_data`
-    says, and the mediators named on the case."""
-    if not details_visible(session, user, case):
-        return False
-    return queries.may_see_personal_data(user, case) or is_named(session, user, case)
+# One rule each, in the domain (the REST answers use the same).
+details_visible = actions.details_visible
+entitled = actions.personal_data_visible
 
 
 def _candidates(session: Session, case: Case) -> list[Staff]:
@@ -60,7 +47,7 @@ def _candidates(session: Session, case: Case) -> list[Staff]:
     ]
 
 
-def mediation_context(session: Session, user: auth.WebUser, case: Case) -> dict[str, Any]:
+def mediation_context(session: Session, user: Principal, case: Case) -> dict[str, Any]:
     assert case.id is not None
     review = latest_review(session, case_id=case.id)
     rows = mediators_of(session, case_id=case.id, serving=False)

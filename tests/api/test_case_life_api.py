@@ -129,13 +129,17 @@ def test_full_life_agreement_follow_up_closed(api: Api, vclock: VirtualClock) ->
     assert "&endDate=" in url  # the UI shows 7 days unless the link names a range
     assert detail["case"]["status"] in ("closed", "follow_up")
 
-    # The handler (assignee) sees personal data in clear; the intake worker does not.
+    # The handler (assignee) and the worker who recorded the complaint (they typed it and
+    # make the first contact) see personal data in clear; a supervisor does not.
     assert detail["personal_data_visible"] is True
     assert PHONE in str(detail["parties"])
-    worker_view = api.as_("workerA").get(f"/api/v1/cases/{case_id}").json()
-    assert worker_view["personal_data_visible"] is False
-    assert PHONE not in str(worker_view) and ID_NUMBER not in str(worker_view)
-    assert "138****8000" in str(worker_view["parties"])
+    recorder_view = api.as_("workerA").get(f"/api/v1/cases/{case_id}").json()
+    assert recorder_view["personal_data_visible"] is True
+    assert PHONE in str(recorder_view["parties"])
+    boss_view = api.as_("supervisor").get(f"/api/v1/cases/{case_id}").json()
+    assert boss_view["personal_data_visible"] is False
+    assert PHONE not in str(boss_view) and ID_NUMBER not in str(boss_view)
+    assert "138****8000" in str(boss_view["parties"])
 
 
 def test_stale_version_is_refused_and_changes_nothing(api: Api) -> None:

@@ -457,3 +457,14 @@ def test_the_named_mediators_and_events_carry_no_clear_personal_data(
     case, _city = _in_mediation(session)
     events = session.exec(select(CaseEvent).where(CaseEvent.case_id == case.id)).all()
     assert events and all(PHONE not in str(e.data) for e in events)
+
+
+def test_a_confidential_description_is_exported_only_to_readers_entitled_to_it(
+    session: Session, vclock: clock.VirtualClock
+) -> None:
+    from models.case_export import description_for_export
+
+    build_city(session)
+    family = make_case(session, category=Category.FAMILY, description="夫妻因抚养费发生争执。")
+    assert description_for_export(family, clear=False) == "（不公开） (confidential)"
+    assert description_for_export(family, clear=True) == "夫妻因抚养费发生争执。"

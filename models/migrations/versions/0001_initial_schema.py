@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 15:39:31.503473
+Create Date: 2026-11-30 15:47:07.188149
 """
 
 from collections.abc import Sequence
