@@ -33,6 +33,7 @@ from models.guards import event_text, invalid, required_text
 from models.lifecycle import Actor
 from models.mediation import Agreement, AgreementTerm
 from models.referrals import referrals_of
+from models.rows import rows_of
 from models.staff import Staff
 from models.unit import Unit
 
@@ -71,13 +72,7 @@ def current_agreement(session: Session, *, case: Case) -> Agreement | None:
 
 
 def list_follow_ups(session: Session, *, case_id: int) -> list[FollowUp]:
-    return list(
-        session.exec(
-            select(FollowUp)
-            .where(FollowUp.case_id == case_id)
-            .order_by(col(FollowUp.due_at), col(FollowUp.id))
-        ).all()
-    )
+    return rows_of(session, FollowUp, FollowUp.case_id == case_id, FollowUp.due_at, FollowUp.id)
 
 
 def pick_visitor(session: Session, *, case: Case) -> int | None:
