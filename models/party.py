@@ -3,6 +3,8 @@ look-ups and a masked copy for display; the clear value never touches the table.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 from sqlmodel._compat import SQLModelConfig
@@ -32,6 +34,17 @@ class Party(SQLModel, table=True):
     id_number_masked: str | None = Field(default=None, max_length=32)
     address_enc: str | None = None
     consented: bool = False
+
+
+def _normalised(value: str | None, normalise: Callable[[str], str]) -> str | None:
+    """A number given (blank is none) in its one stored form; a wrong one is refused with
+    the message in both languages."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return normalise(value)
+    except ValidationError as exc:
+        raise ValueError(f"{exc.message_zh} / {exc.message_en}") from None
 
 
 class PartyCreate(SQLModel):
@@ -64,22 +77,12 @@ class PartyCreate(SQLModel):
     @field_validator("phone")
     @classmethod
     def _phone(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        try:
-            return normalise_phone(value)
-        except ValidationError as exc:
-            raise ValueError(f"{exc.message_zh} / {exc.message_en}") from None
+        return _normalised(value, normalise_phone)
 
     @field_validator("id_number")
     @classmethod
     def _id_number(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        try:
-            return normalise_id_number(value)
-        except ValidationError as exc:
-            raise ValueError(f"{exc.message_zh} / {exc.message_en}") from None
+        return _normalised(value, normalise_id_number)
 
 
 class PartyPublic(SQLModel):
