@@ -54,10 +54,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.resident_limiter = RateLimiter(settings.resident_per_minute)
     install_error_handlers(app)
 
-    from api.v1 import auth, case_actions, cases, metrics, risk, triage, units
+    from api.v1 import (
+        auth,
+        case_actions,
+        cases,
+        documents,
+        mediation_actions,
+        metrics,
+        risk,
+        triage,
+        units,
+    )
 
     v1 = APIRouter(prefix="/api/v1")
-    for module in (auth, cases, case_actions, units, metrics, triage, risk):
+    for module in (
+        auth,
+        cases,
+        case_actions,
+        mediation_actions,
+        documents,
+        units,
+        metrics,
+        triage,
+        risk,
+    ):
         v1.include_router(module.router)
     app.include_router(v1)
 
@@ -86,12 +106,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     _include_web(app)
     _include_docs(app)
-    # The body limit and content-type checks run before anything is parsed; outermost,
-    # the security headers go on every answer (the guard's refusals included).
+    # The body limit and content-type checks run before anything is parsed (a resident's
+    # photos and the scans attached to a case have their own limits); outermost, the
+    # security headers go on every answer (the guard's refusals included).
     app.add_middleware(
         BodyGuard,
         max_body_bytes=settings.max_body_bytes,
         upload_bytes=settings.resident_photos_max * settings.resident_photo_max_bytes + 65536,
+        max_upload_bytes=settings.attachment_max_bytes,
     )
     app.add_middleware(SecurityHeaders)
     return app

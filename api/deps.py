@@ -1,7 +1,7 @@
 """FastAPI dependencies: the database engine, sessions and the calling principal.
 
 ``current_principal`` reads a bearer token (``Authorization: Bearer …``). The web pages
-resolve their session cookie to the same :class:`api.security.Principal` with
+resolve their session cookie to the same :class:`models.access.Principal` with
 :func:`api.security.authenticate` and can reuse ``engine_of``/``staff_principal``.
 
 A token already resolved is answered from the app's principal cache
@@ -27,12 +27,12 @@ from api.cache import TTLCache
 from api.security import (
     PRINCIPAL_CACHE_TTL_S,
     AuthError,
-    Forbidden,
-    Principal,
     principal_from_claims,
     verify_token,
 )
+from models.access import Principal, require_writer
 from models.db import read_session
+from models.errors import PermissionDenied
 
 bearer = HTTPBearer(auto_error=False, description="Staff token: POST /api/v1/auth/token")
 
@@ -86,7 +86,7 @@ def _unauthorized(exc: AuthError) -> AuthError:
 
 def _require_staff(principal: Principal) -> Principal:
     if not principal.is_staff:
-        raise Forbidden(
+        raise PermissionDenied(
             "an Open311 api_key reaches only /open311/v2", "公众上报密钥只能用于 /open311/v2"
         )
     return principal
@@ -102,12 +102,7 @@ async def writer_principal(
     principal: Annotated[Principal, Depends(current_principal)],
 ) -> Principal:
     # Directly on current_principal (one dependency level less per write request).
-    _require_staff(principal)
-    if not principal.can_write:
-        raise Forbidden(
-            f"the {principal.role} role may read but not change cases",
-            "当前角色只能查看，不能办理案件",
-        )
+    require_writer(principal)
     return principal
 
 

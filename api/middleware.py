@@ -3,6 +3,9 @@
 The whole body is read (up to ``max_body_bytes``) before the app sees it, so that a
 chunked body without ``Content-Length`` is limited too, and an oversized one is refused
 with 413 before anything is parsed or stored.
+
+Uploads of scans and photos (``POST …/attachments``, multipart only) have their own,
+larger limit (``attachment_max_bytes`` plus room for the form's own parts).
 """
 
 from __future__ import annotations
@@ -26,8 +29,15 @@ JSON_TYPES = ("application/json",)
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
+UPLOAD_OVERHEAD = 64 * 1024
+
+
 class _TooLarge(Exception):
     pass
+
+
+def is_upload(scope: Scope) -> bool:
+    return scope["method"] == "POST" and str(scope.get("path", "")).endswith("/attachments")
 
 
 def _media_type(scope: Scope) -> str | None:
@@ -49,17 +59,26 @@ def _content_length(scope: Scope) -> int | None:
 
 class BodyGuard:
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, upload_bytes: int | None = None
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        upload_bytes: int | None = None,
+        max_upload_bytes: int = 0,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         # A resident's photos (POST /r/{code}/info) may be larger than any other body.
         self.upload_bytes = max(upload_bytes or 0, max_body_bytes)
+        # Scans and photos attached to a case by staff (POST …/attachments).
+        self.max_upload_bytes = max(max_upload_bytes + UPLOAD_OVERHEAD, max_body_bytes)
 
     def _limit(self, scope: Scope) -> int:
         path = str(scope.get("path", ""))
         if path.startswith("/r/") and path.endswith("/info"):
             return self.upload_bytes
+        if is_upload(scope):
+            return self.max_upload_bytes
         return self.max_body_bytes
 
     def _error(self, scope: Scope, status: int, en: str) -> Response:
@@ -73,6 +92,7 @@ class BodyGuard:
             await self.app(scope, receive, send)
             return
         path = str(scope.get("path", ""))
+        upload = is_upload(scope)
         declared = _content_length(scope)
         if declared is not None and declared > self._limit(scope):
             await self._too_large(scope, receive, send)
@@ -83,7 +103,12 @@ class BodyGuard:
             await self._too_large(scope, receive, send)
             return
         media = _media_type(scope)
-        if path.startswith("/api/") and (body or media is not None):
+        if upload and media != "multipart/form-data":
+            await self._error(scope, 415, "send the file as multipart/form-data")(
+                scope, receive, send
+            )
+            return
+        if not upload and path.startswith("/api/") and (body or media is not None):
             if media not in JSON_TYPES:
                 await self._error(scope, 415, "send the body as application/json")(
                     scope, receive, send

@@ -16,7 +16,9 @@
   cases filed through Open311 (staff cannot choose that channel), with phone and ID
   numbers in the description masked (they are stored masked), people's names masked,
   the place shown as the unit's name, coordinates rounded to about 100 m, and never the
-  parties.
+  parties. A confidential case (不公开:
+  family disputes, or at a party's request) is in no listing and no update feed; asked
+  for by its id it shows its category and status only.
 - Errors: ``[{"code", "description"}]`` / ``<errors><error>``; 400 bad request, 403 bad
   ``api_key``, 404 unknown service or request, 413 too large, 415 not a form, 429 rate
   limited (with ``Retry-After``).
@@ -43,13 +45,14 @@ from api.deps import engine_of
 from api.errors import validation_fields
 from api.security import OPEN311_ROLE, AuthError, verify_token
 from models import clock, keys, pii
+from models.access import PLACE_LEVELS, Principal, place_for_filing
 from models.case import Case, CaseCreate
-from models.cases import create_case, find_unit
+from models.cases import create_case
+from models.confidentiality import public_may_see_details
 from models.db import read_session, write_session
-from models.enums import CaseStatus, Category, Channel, PartyKind, PartySide, Priority, UnitLevel
+from models.enums import CaseStatus, Category, Channel, PartyKind, PartySide, Priority
 from models.errors import FieldProblem, NotFound, PermissionDenied, ValidationError
 from models.event import CaseEvent
-from models.lifecycle import Actor
 from models.party import Party
 from models.unit import Unit
 
@@ -57,7 +60,6 @@ PREFIX = "/open311/v2"
 Fmt = Literal["json", "xml"]
 MAX_RANGE = timedelta(days=90)
 LIST_LIMIT = 200
-PLACE_LEVELS = frozenset({UnitLevel.BUILDING, UnitLevel.COMPOUND, UnitLevel.COMMUNITY})
 _EMAIL = re.compile(r"^[^@\s<>]{1,64}@[^@\s<>]{1,190}\.[A-Za-z]{2,24}$")
 
 URGENCY = {
@@ -408,18 +410,13 @@ def _file(request: Request, form: dict[str, list[str]]) -> dict[str, Any]:
     with write_session(engine_of(request)) as session:
         if address_id is not None:
             try:
-                unit = find_unit(session, code=address_id)
+                place_for_filing(session, Principal.public(client), address_id)
             except ValidationError:
                 raise BadRequest(
-                    f"address_id {address_id} is not a known building or compound",
-                    f"address_id {address_id} 不是已知的楼幢或小区编码",
+                    "address_id must be the code of a building, compound or community",
+                    "address_id 应为已知的楼幢、小区或社区编码",
                 ) from None
-            if unit.level not in PLACE_LEVELS:
-                raise BadRequest(
-                    "address_id must be a building, compound or community code",
-                    "address_id 应为楼幢、小区或社区编码",
-                )
-        case = create_case(session, data=data, actor=Actor.public())
+        case = create_case(session, data=data, actor=Principal.public(client))
         assert case.id is not None
         return {
             "service_request_id": case.number,
@@ -522,6 +519,18 @@ def public_text(session: Session, case: Case) -> str:
     return pii.scrub_names(pii.scrub_text(case.description), names)
 
 
+def confidential_row(case: Case) -> dict[str, Any]:
+    """All the public sees of a confidential case: category and status."""
+    return {
+        "service_request_id": case.number,
+        "status": "open" if case.is_open else "closed",
+        "status_notes": f"{case.status.zh} {case.status.en}",
+        "service_name": f"{case.category.zh} {case.category.en}",
+        "service_code": case.category.value,
+        "description": None,
+    }
+
+
 def public_coordinate(value: float | None) -> float | None:
     """Rounded to three decimals (about 100 m: the compound, never the filer's door)."""
     return None if value is None else round(value, 3)
@@ -529,6 +538,8 @@ def public_coordinate(value: float | None) -> float | None:
 
 def request_row(session: Session, case: Case) -> dict[str, Any]:
     assert case.id is not None
+    if not public_may_see_details(case):
+        return confidential_row(case)
     place = session.get(Unit, case.place_unit_id) if case.place_unit_id else None
     unit = session.get(Unit, case.unit_id) if case.unit_id else None
     return {
@@ -552,8 +563,10 @@ def request_row(session: Session, case: Case) -> dict[str, Any]:
     }
 
 
-def _public_cases(session: Session) -> Any:
-    return select(Case).where(Case.channel == Channel.OPEN311)
+def _public_cases(session: Session, *, listed: bool = True) -> Any:
+    stmt = select(Case).where(Case.channel == Channel.OPEN311)
+    # A confidential case is never listed; its own page shows category and status only.
+    return stmt.where(col(Case.confidential).is_(False)) if listed else stmt
 
 
 @router.get("/requests.{fmt}", summary="Service requests (filed through Open311)")
@@ -598,7 +611,9 @@ def get_request(
     fmt: FmtPath,
 ) -> Response:
     with read_session(engine_of(request)) as session:
-        case = session.exec(_public_cases(session).where(Case.number == service_request_id)).first()
+        case = session.exec(
+            _public_cases(session, listed=False).where(Case.number == service_request_id)
+        ).first()
         if case is None:
             raise NotFound(
                 f"service_request_id {service_request_id} not found",
@@ -638,6 +653,7 @@ def request_updates(
             .join(Case, col(Case.id) == col(CaseEvent.case_id))
             .where(
                 Case.channel == Channel.OPEN311,
+                col(Case.confidential).is_(False),
                 col(CaseEvent.at) >= since,
                 col(CaseEvent.at) <= until,
                 col(CaseEvent.from_status).is_not(None),

@@ -10,16 +10,13 @@ role ``open311`` and a long expiry; they reach only the public endpoint.
 The web pages reuse :func:`create_token`, :func:`verify_token` and
 :func:`principal_for_staff`; FastAPI dependencies live in :mod:`api.deps`.
 
-Who sees personal data in clear (the rule, also in the README): the case's assignee,
-and mediators of the unit handling the case. Everyone else (workers, supervisors,
-instructors, volunteers, admins) sees masked values; admins administer, they do not
-read residents' ID numbers.
+Who the caller is, what they reach and whose personal data they see is decided in
+:mod:`models.access`; this module only turns a token into that principal.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,13 +24,11 @@ import jwt
 from sqlmodel import Session
 
 from models import keys
-from models.case import Case
+from models.access import Principal, principal_for_staff
 from models.enums import StaffRole
 from models.errors import TiaojieError
-from models.lifecycle import Actor
 from models.settings import get_settings
 from models.staff import Staff
-from models.unit import Unit
 
 ALGORITHM = "HS256"
 AUDIENCE = "tiaojie"
@@ -41,85 +36,12 @@ ISSUER = "tiaojie"
 OPEN311_ROLE = "open311"
 OPEN311_KEY_TTL = timedelta(days=365)
 
-# Roles that may only read (and record nothing on a case).
-READ_ONLY_ROLES = frozenset({StaffRole.INSTRUCTOR, StaffRole.VOLUNTEER, StaffRole.PARTY_MEMBER})
-
 
 class AuthError(TiaojieError):
     """Missing, malformed, forged, expired or revoked credentials."""
 
     code = "unauthorized"
     http_status = 401
-
-
-class Forbidden(TiaojieError):
-    """Signed in, but this role may not do this (on something within reach)."""
-
-    code = "forbidden"
-    http_status = 403
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The caller: a staff member (or service account) or a public Open311 client."""
-
-    staff_id: int | None
-    username: str
-    role: str  # a StaffRole value, or "open311"
-    unit_id: int | None
-    unit_code: str | None
-    unit_path: str | None
-    actor: Actor
-
-    @property
-    def ref(self) -> str:
-        """Stable identity for idempotency records and rate limits."""
-        return f"staff:{self.staff_id}" if self.staff_id is not None else self.username
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == StaffRole.ADMIN.value
-
-    @property
-    def is_staff(self) -> bool:
-        return self.role != OPEN311_ROLE
-
-    @property
-    def can_write(self) -> bool:
-        return self.is_staff and self.role not in {r.value for r in READ_ONLY_ROLES}
-
-    def reaches_path(self, path: str | None) -> bool:
-        """Whether a unit path is inside the caller's subtree."""
-        if self.is_admin:
-            return True
-        if not self.unit_path or not path:
-            return False
-        return path.startswith(self.unit_path)
-
-    def reaches(self, case: Case, *, place_path: str | None = None) -> bool:
-        """Staff reach a case handled in their subtree or happening in it (its place), a
-        case assigned to them, and a case they recorded. Admins reach every case."""
-        if not self.is_staff:
-            return False
-        if self.is_admin:
-            return True
-        if self.reaches_path(case.unit_path) or self.reaches_path(place_path):
-            return True
-        return self.staff_id is not None and self.staff_id in (
-            case.assignee_id,
-            case.created_by_id,
-        )
-
-    def may_see_personal_data(self, case: Case) -> bool:
-        if not self.is_staff or self.staff_id is None:
-            return False
-        if case.assignee_id is not None and case.assignee_id == self.staff_id:
-            return True
-        return (
-            self.role == StaffRole.MEDIATOR.value
-            and case.unit_id is not None
-            and case.unit_id == self.unit_id
-        )
 
 
 def _signing_key() -> bytes:
@@ -181,38 +103,10 @@ def verify_token(token: str) -> dict[str, Any]:
     return claims
 
 
-def staff_actor(staff: Staff, unit: Unit | None) -> Actor:
-    return Actor(
-        kind="staff", staff_id=staff.id, role=staff.role, unit_path=unit.path if unit else None
-    )
-
-
-def principal_for_staff(session: Session, staff: Staff) -> Principal:
-    """The principal of a staff member as stored now (role and unit from the database)."""
-    unit = session.get(Unit, staff.unit_id) if staff.unit_id is not None else None
-    return Principal(
-        staff_id=staff.id,
-        username=staff.username,
-        role=staff.role.value,
-        unit_id=unit.id if unit else None,
-        unit_code=unit.code if unit else None,
-        unit_path=unit.path if unit else None,
-        actor=staff_actor(staff, unit),
-    )
-
-
 def principal_from_claims(session: Session, claims: dict[str, Any]) -> Principal:
     role = claims["role"]
     if role == OPEN311_ROLE:
-        return Principal(
-            staff_id=None,
-            username=f"open311:{claims['sub']}",
-            role=OPEN311_ROLE,
-            unit_id=None,
-            unit_code=None,
-            unit_path=None,
-            actor=Actor.public(),
-        )
+        return Principal.public(str(claims["sub"]))
     try:
         staff_id = int(claims["sub"])
     except ValueError:
@@ -220,10 +114,10 @@ def principal_from_claims(session: Session, claims: dict[str, Any]) -> Principal
     staff = session.get(Staff, staff_id)
     if staff is None or not staff.active:
         raise AuthError("the account is unknown or disabled", "账号不存在或已停用")
-    if staff.role.value != role:
+    if staff.role != role:
         raise AuthError("the account's role changed; sign in again", "账号角色已变更，请重新登录")
     principal = principal_for_staff(session, staff)
-    if role != StaffRole.ADMIN.value and principal.unit_path is None:
+    if staff.role != StaffRole.ADMIN and principal.unit_path is None:
         raise AuthError("the account has no unit", "账号未归属任何单位")
     return principal
 
@@ -243,7 +137,6 @@ __all__ = [
     "ISSUER",
     "OPEN311_ROLE",
     "AuthError",
-    "Forbidden",
     "Principal",
     "authenticate",
     "create_open311_key",

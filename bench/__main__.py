@@ -30,6 +30,14 @@ KEYS: dict[str, tuple[str, ...]] = {
     "end_to_end": ("cases_per_s", "p50_s", "p95_s", "naive_cases_per_s", "ratio"),
     "escalation": ("open_cases", "due_cases", "due_query_ms", "sweep_s", "naive_sweep_s", "ratio"),
     "memory": ("idle_rss_mb", "loaded_rss_mb"),
+    "documents": (
+        "sessions",
+        "agreement_pdf_p50_ms",
+        "agreement_pdf_p95_ms",
+        "archive_pdf_p50_ms",
+        "archive_pdf_p95_ms",
+        "archive_pages",
+    ),
     "triage": (
         "classifications_per_s",
         "p99_ms",
@@ -52,8 +60,16 @@ KEYS: dict[str, tuple[str, ...]] = {
 # Intake first, on a quiet machine; then tiaojie up starts while the escalation data
 # is generated, and the end-to-end run uses it.
 # Scale-out (full run only) last: it starts a PostgreSQL stack of its own.
-# The triage classifier (no servers) before them all.
-SECTIONS = ("triage", "intake_api", "escalation", "end_to_end", "export", "scale_out")
+# The triage classifier (no servers) before them all; the documents need no servers either.
+SECTIONS = (
+    "triage",
+    "intake_api",
+    "escalation",
+    "end_to_end",
+    "export",
+    "documents",
+    "scale_out",
+)
 
 console = Console(stderr=True)
 
@@ -104,12 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     out_path = args.out or HERE / ("results.json" if sizes is FULL else "results-quick.json")
     wanted = args.only or list(SECTIONS)
 
-    from bench import e2e, escalation, export, intake, scale_out, triage
+    from bench import documents, e2e, escalation, export, intake, scale_out, triage
 
     runners: dict[str, Callable[[Workspace, Sizes, Console], dict[str, Any]]] = {
         "escalation": escalation.run,
         "intake_api": intake.run,
         "end_to_end": e2e.run,
+        "documents": documents.run,
         "export": export.run,
         "scale_out": scale_out.run,
         "triage": triage.run,

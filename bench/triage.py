@@ -53,6 +53,7 @@ def run(ws: Workspace, sizes: Sizes, console: Console) -> dict[str, Any]:
     from models.assessment import assess
     from models.classifier import MODEL_FILE, shipped_model
     from models.classifier_train import evaluate, load_corpus, split
+    from models.triage import keyword_category
 
     test = split(load_corpus(), "test")
     texts = [e.text for e in test]
@@ -72,7 +73,7 @@ def run(ws: Workspace, sizes: Sizes, console: Console) -> dict[str, Any]:
     elapsed = time.perf_counter() - start
     times.sort()
     cpu.sort()
-    report = evaluate(model, test)
+    report = evaluate(model, test, rules=keyword_category)
     load, cold = _load_s()
     console.print(
         f"triage: {len(times) / elapsed:,.0f} texts/s, p99 {times[int(len(times) * 0.99)] * 1e3:.2f}"

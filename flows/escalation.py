@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_table_artifact
 
 from models import clock
-from tasks.escalation import find_case_ids, sweep_due_cases
+from tasks.escalation import find_case_ids, remind_court_confirmations, sweep_due_cases
 from tasks.notify import notify_cases, remind_due_follow_ups
 
 ARTIFACT_KEY = "tiaojie-escalation-sweep"
@@ -24,8 +24,10 @@ async def escalation(batch_size: int = 500) -> dict[str, int]:
     report = await sweep_due_cases(batch_size)
     numbers = [row[0] for row in report.reminded] + [row[0] for row in report.escalated]
     notified = {"sent": 0, "failed": 0}
-    if numbers:
-        case_ids = await find_case_ids(numbers)
+    case_ids = await find_case_ids(numbers) if numbers else []
+    confirmations = await remind_court_confirmations()
+    case_ids = list(dict.fromkeys([*case_ids, *confirmations]))
+    if case_ids:
         notified = await notify_cases(case_ids)
     visits = await remind_due_follow_ups()
     rows = report.as_rows()
@@ -52,4 +54,5 @@ async def escalation(batch_size: int = 500) -> dict[str, int]:
         "skipped": report.skipped,
         "notified": notified["sent"],
         "visit_reminders": visits,
+        "court_confirmation_reminders": len(confirmations),
     }

@@ -30,6 +30,7 @@ from models.enums import Priority
 from models.routing import AssignmentResult
 from models.triage import TriageResult
 from tasks.notify import notify_cases
+from tasks.sms import send_receipts
 from tasks.steps import assign_cases, triage_case, triage_cases
 from tasks.triage import notify_risk
 
@@ -93,6 +94,8 @@ async def intake(case_id: int) -> str:
         await notify_risk(case_id)  # the community leader and the supervisor, at once
     if result.unit_code is not None:
         await assign_and_notify(case_id)
+    # Last: a gateway that is down delays nothing else (the row keeps the error).
+    await send_receipts([case_id])
     return str(result.category)
 
 
@@ -114,6 +117,7 @@ async def intake_batch(case_ids: list[int]) -> State[Any]:
     if owed:
         counts = await notify_cases(owed)
         logger.info("通知已发送 notifications sent: %s", counts.get("sent", 0))
+    await send_receipts(case_ids)
     failed = {**triaged.failed, **(assigned.failed if assigned else {})}
     await _table(triaged.done, results, failed)
     for case_id, error in failed.items():

@@ -12,8 +12,9 @@ field, so that a policy simulation can vary them), not measurements.
 the flows and the people would do: triage, assignment, the escalation sweep, and each
 person's next step, all through the same domain services the web pages and flows call
 (:mod:`models.triage`, :mod:`models.routing`, :mod:`models.handover`,
-:mod:`models.mediating`, :mod:`models.referrals`, :mod:`models.follow_ups`,
-:mod:`models.escalation`). Nothing here writes a case directly.
+:mod:`models.acceptance`, :mod:`models.mediators`, :mod:`models.mediating`,
+:mod:`models.referrals`, :mod:`models.follow_ups`, :mod:`models.escalation`). Nothing
+here writes a case directly.
 
 It is plain Python over one SQLModel session: the replay test runs it on in-memory
 SQLite, and a policy simulator can run it against other time-limit tables.
@@ -30,12 +31,14 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from models import (
+    acceptance,
     clock,
     contact,
     escalation,
     follow_ups,
     handover,
     mediating,
+    mediators,
     referrals,
     routing,
     triage,
@@ -324,7 +327,11 @@ class Replay:
                 else:
                     self._plan(case, "to_committee", self._later(m.contact_hours))
             case S.ASSIGNED if holder is not None:
-                if case.consent_at is not None:
+                if case.accepted_at is None or not mediators.serving_ids(
+                    self.session, case_id=_id(case)
+                ):
+                    self._plan(case, "committee", self._later(m.contact_hours))
+                elif case.consent_at is not None:
                     self._plan(case, "start", self._later(m.contact_hours))
                 elif self.rng.random() < rate.consent:
                     self._plan(case, "consent", self._later(m.contact_hours))
@@ -376,6 +383,8 @@ class Replay:
                         s, case_id=cid, actor=who, expected_version=case.version
                     ),
                 )
+            case "committee":
+                self._try(step, lambda: self._committee(case, who))
             case "consent":
                 self._try(
                     step,
@@ -440,6 +449,20 @@ class Replay:
                 self._visit(case)
             case _:
                 raise ValueError(step)
+
+    def _committee(self, case: Case, who: Actor) -> None:
+        """受理审查 and the mediator named: the committee's mediator who holds the case."""
+        cid = _id(case)
+        if case.accepted_at is None:
+            acceptance.review_acceptance(
+                self.session, case_id=cid, accepted=True, reason=None, route=None, note="",
+                actor=who, expected_version=case.version,
+            )  # fmt: skip
+        if not mediators.serving_ids(self.session, case_id=cid) and who.staff_id is not None:
+            mediators.name_mediators(
+                self.session, case=case, staff_ids=[who.staff_id], actor=who,
+                expected_version=case.version,
+            )  # fmt: skip
 
     def _receiver(self, case: Case) -> Actor:
         staff = self.session.exec(

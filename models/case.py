@@ -99,6 +99,10 @@ class Case(CaseBase, table=True):
     consent_at: datetime | None = _ts()
     reminded_level: int | None = None  # escalation level at which the reminder went out
 
+    # Acceptance review (受理审查): set when the committee accepts the dispute for mediation.
+    accepted_at: datetime | None = _ts()
+    # 不公开: description, parties and minutes stay inside the handling unit.
+    confidential: bool = Field(default=False, index=True)
     referral_target: ReferralTarget | None = Field(default=None, sa_type=enum_type(ReferralTarget))
     # Why the case left (or is to leave) people's mediation; set by a person at intake or
     # by a named rule, and required for any referral (models.referrals).
@@ -171,6 +175,9 @@ class CaseCreate(CaseBase):
     parties: list[PartyCreate] = Field(default_factory=list, max_length=200)
     category_locked: bool = False
     priority_locked: bool = False
+    confidential: bool = Field(
+        default=False, description="不公开: family and marriage disputes are so by default"
+    )
     # A walk-in or call written up later: when it was received (limits run from it).
     received_at: datetime | None = None
     # A legal reason to refer the case at once (a crime, a matter before a court or

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, select
 
-from models import pii
+from models import confidentiality, pii
 from models.case import Case
 from models.case_search import CaseFilter, search
 from models.cases import show_party
@@ -104,8 +104,15 @@ def _row(
         "是 yes" if case.is_group else "",
         shown.name if shown else "",
         (shown.phone or "") if shown else "",
-        case.description if clear else pii.scrub_text(case.description),
+        description_for_export(case, clear=clear),
     )
+
+
+def description_for_export(case: Case, *, clear: bool) -> str:
+    """A confidential case's description leaves only for a reader entitled to it."""
+    if case.confidential and not clear:
+        return confidentiality.HIDDEN
+    return case.description if clear else pii.scrub_text(case.description)
 
 
 def to_xlsx(data: Iterator[tuple[Cell, ...]]) -> tuple[bytes, int]:

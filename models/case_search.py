@@ -43,6 +43,8 @@ class CaseFilter:
     overdue: bool | None = None
     group: bool | None = None
     text: str | None = None  # a case number, or words of the description
+    # The reader's unit: a confidential case's words are searched only within its unit.
+    reader_unit_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -99,9 +101,9 @@ def clauses(f: CaseFilter, *, now: datetime) -> list[ColumnElement[bool]]:
         out.append(col(Case.is_group) == f.group)
     if f.text:
         text = f.text.strip()
-        out.append(
-            or_(col(Case.number) == text, col(Case.description).contains(text, autoescape=True))
-        )
+        searchable = or_(col(Case.confidential).is_(False), col(Case.unit_id) == f.reader_unit_id)
+        words = and_(searchable, col(Case.description).contains(text, autoescape=True))
+        out.append(or_(col(Case.number) == text, words))
     return out
 
 

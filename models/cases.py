@@ -14,10 +14,11 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, select
 
 from models import clock, lifecycle, pii, text_numbers, tracking
+from models.access import Actor
 from models.case import Case, CaseCreate, CaseNumberCounter
+from models.confidentiality import confidential_by_default
 from models.enums import Channel, PartyKind, PartySide
 from models.errors import FieldProblem, NotFound, ValidationError
-from models.lifecycle import Actor
 from models.mediation import AgreementTerm
 from models.party import Party, PartyCreate, PartyPublic
 from models.rows import rows_of
@@ -92,7 +93,14 @@ def party_values(*, case_id: int, data: PartyCreate) -> dict[str, Any]:
     """The stored columns of a party: personal fields encrypted, hashed and masked."""
     personal = data.kind in (PartyKind.PERSON, PartyKind.HOUSEHOLD)
     row: dict[str, Any] = dict.fromkeys(_PARTY_FIELDS)
-    row.update(case_id=case_id, side=data.side, kind=data.kind, consented=False)
+    row.update(
+        case_id=case_id,
+        side=data.side,
+        kind=data.kind,
+        consented=False,
+        refused=False,
+        consent_required=data.needs_consent,
+    )
     if personal:
         row["name_enc"] = pii.encrypt(data.name)
         row["name_hash"] = pii.lookup_hash(data.name)
@@ -109,6 +117,12 @@ def party_values(*, case_id: int, data: PartyCreate) -> dict[str, Any]:
         row["id_number_masked"] = pii.mask_id_number(data.id_number)
     if data.address:
         row["address_enc"] = pii.encrypt(data.address)
+    if data.agent_name:
+        row["agent_name_enc"] = pii.encrypt(data.agent_name)
+        row["agent_name_masked"] = pii.mask_name(data.agent_name)
+    if data.agent_phone:
+        row["agent_phone_enc"] = pii.encrypt(data.agent_phone)
+        row["agent_phone_masked"] = pii.mask_phone(data.agent_phone)
     return row
 
 
@@ -137,6 +151,8 @@ def show_party(party: Party, *, reveal: bool) -> PartyPublic:
         if reveal and party.id_number_enc
         else party.id_number_masked
     )
+    agent = pii.decrypt(party.agent_name_enc) if reveal and party.agent_name_enc else None
+    agent_phone = pii.decrypt(party.agent_phone_enc) if reveal and party.agent_phone_enc else None
     return PartyPublic(
         id=party.id,
         side=party.side,
@@ -144,7 +160,11 @@ def show_party(party: Party, *, reveal: bool) -> PartyPublic:
         name=name,
         phone=phone,
         id_number=id_number,
+        agent_name=agent or party.agent_name_masked,
+        agent_phone=agent_phone or party.agent_phone_masked,
+        consent_required=party.consent_required,
         consented=party.consented,
+        refused=party.refused,
     )
 
 
@@ -257,6 +277,7 @@ def create_case_with_parties(
     values = data.model_dump(exclude={"parties", "place_code"})
     number = next_case_number(session, at=moment)
     values.update(
+        confidential=confidential_by_default(data.category) or data.confidential,
         number=number,
         tracking_hash=tracking.hash_for(number),
         place_unit_id=place_unit_id if data.place_code else None,
@@ -288,6 +309,9 @@ def create_case_with_parties(
                 name=_shown_name(row["org_name"], row["name_masked"]),
                 phone=row["phone_masked"],
                 id_number=row["id_number_masked"],
+                agent_name=row["agent_name_masked"],
+                agent_phone=row["agent_phone_masked"],
+                consent_required=row["consent_required"],
                 consented=row["consented"],
             )
             for party_id, row in zip(ids, rows, strict=True)

@@ -29,6 +29,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from models import clock, pii
+from models.access import Actor
 from models.case import Case, CaseCreate
 from models.cases import create_case
 from models.district import load_district
@@ -48,7 +49,6 @@ from models.enums import (
     StaffRole,
     UnitLevel,
 )
-from models.lifecycle import Actor
 from models.passwords import hash_password
 from models.policy import TimeLimitPolicy
 from models.policy_load import parse_policies

@@ -5,9 +5,11 @@
     TiaojieError
     ├── ValidationError          bad input; carries field-level messages (zh-CN, en)
     │   ├── InvalidPhone
-    │   └── InvalidIdNumber
-    ├── NotFound                 no such object (or out of the caller's reach)
-    ├── PermissionDenied         the actor may not do this
+    │   ├── InvalidIdNumber
+    │   ├── PayloadTooLarge      an upload over the size limit (413)
+    │   └── UnsupportedType      an upload that is not a PDF, JPEG or PNG (415)
+    ├── NotFound                 no such object, or out of the caller's reach (one answer)
+    ├── PermissionDenied         within reach, but this principal may not do this (403)
     ├── StateError
     │   ├── InvalidTransition    the state machine has no such edge
     │   └── GuardFailed          the edge exists but its guard refused
@@ -81,7 +83,9 @@ class NotFound(TiaojieError):
 
 
 class PermissionDenied(TiaojieError):
-    code = "permission_denied"
+    # The one 403 of every front end (staff REST, Open311, web pages): the same code as
+    # a bare HTTP 403, so a client needs to know one.
+    code = "forbidden"
     http_status = 403
 
 
@@ -117,6 +121,16 @@ class NotificationRejected(NotificationError):
     code = "notification_rejected"
 
 
+class PayloadTooLarge(ValidationError):
+    code = "payload_too_large"
+    http_status = 413
+
+
+class UnsupportedType(ValidationError):
+    code = "unsupported_media_type"
+    http_status = 415
+
+
 __all__ = [
     "CalendarError",
     "ConflictError",
@@ -128,8 +142,10 @@ __all__ = [
     "NotFound",
     "NotificationError",
     "NotificationRejected",
+    "PayloadTooLarge",
     "PermissionDenied",
     "StateError",
     "TiaojieError",
+    "UnsupportedType",
     "ValidationError",
 ]

@@ -14,11 +14,12 @@ city, an agency, or a unit with nobody above able to handle the category) the ca
 only reminded again (督办), and a new limit at that level starts so that it is reminded
 again when that one passes.
 
-Which cases: only those still being worked on before mediation: ``triaged``,
-``assigned`` and ``escalated``. Not ``submitted``/``reopened`` (no limits until triage
-sets them), not ``in_mediation`` (the one-month mediation limit governs), not
-``agreement``, ``mediation_failed``, ``referred`` or ``follow_up`` (the case has been
-dealt with at its level; follow-up has its own dates).
+Which cases: those still being worked on: ``triaged``, ``assigned``, ``escalated`` and
+``in_mediation`` (whose deadline is the mediation limit, about a month, set when
+mediation starts or is extended: see :func:`models.mediating.set_mediation_limit`). Not
+``submitted``/``reopened`` (no limits until triage sets them), not ``agreement``,
+``mediation_failed``, ``referred`` or ``follow_up`` (the case has been dealt with at its
+level; follow-up has its own dates).
 
 Idempotency: per (case, level) for reminders (``reminded_level``) and per (case,
 deadline, level) for escalations: both re-read the case and check it is still due, and
@@ -41,18 +42,18 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from models import breaches, clock, lifecycle, overdue, pii, referrals
+from models.access import Actor
 from models.case import Case
 from models.cases import get_case
 from models.db import write_session
 from models.deadlines import compute_deadlines
 from models.enums import CaseStatus, ExpiryAction, ReferralReason, UnitLevel
 from models.errors import ConflictError, GuardFailed, NotFound, ValidationError
-from models.lifecycle import Actor
 from models.routing import Directory
 from models.unit import Unit
 
 S = CaseStatus
-ESCALATABLE = frozenset({S.TRIAGED, S.ASSIGNED, S.ESCALATED})
+ESCALATABLE = frozenset({S.TRIAGED, S.ASSIGNED, S.ESCALATED, S.IN_MEDIATION})
 # Written as NOT IN so that the planner keeps to the (is_open, timestamp) indexes.
 _NOT_DUE_STATUSES = sorted(s.value for s in CaseStatus if s.is_open and s not in ESCALATABLE)
 
@@ -228,18 +229,13 @@ def escalate_case(
     now = clock.ensure_utc(now)
     case = case if case is not None else _fresh(session, case_id)
     assert case.id is not None
-    if expected_version is not None and expected_version != case.version:
-        raise ConflictError(
-            f"case {case.number} is at version {case.version}, not {expected_version}; "
-            "reload and try again",
-            f"案件 {case.number} 已被修改（版本 {case.version}），请刷新后重试。",
-        )
+    lifecycle.check_version(case, expected_version)
     note: str | None = None
     if by_hand:
         note = pii.scrub_text((reason or "").strip())[:500]
         if not note:
             raise ValidationError("reason: required to escalate by hand", "reason：请填写上报原因")
-        if not case.is_open or case.status not in ESCALATABLE | {S.IN_MEDIATION}:
+        if not case.is_open or case.status not in ESCALATABLE:
             raise GuardFailed(
                 f"cannot escalate a case that is {case.status.value}",
                 f"案件当前状态为「{case.status.zh}」，不能上报。",

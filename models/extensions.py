@@ -15,7 +15,7 @@ from models import clock, lifecycle, pii, workdays
 from models.case import Case
 from models.cases import get_case
 from models.enums import ExtensionState, StaffRole
-from models.errors import ConflictError, GuardFailed, PermissionDenied, ValidationError
+from models.errors import GuardFailed, PermissionDenied, ValidationError
 from models.extension import Extension
 from models.lifecycle import HANDLING, Actor
 from models.staff import Staff
@@ -24,15 +24,6 @@ from models.unit import Unit
 # Longest an extension may add to the limit: the longest complaint limit (15 working days).
 MAX_EXTRA_WORKING_DAYS = 15
 DECIDERS = frozenset({StaffRole.SUPERVISOR, StaffRole.ADMIN})
-
-
-def _check_version(case: Case, expected_version: int | None) -> None:
-    if expected_version is not None and expected_version != case.version:
-        raise ConflictError(
-            f"case {case.number} is at version {case.version}, not {expected_version}; "
-            "reload and try again",
-            f"案件 {case.number} 已被修改（版本 {case.version}），请刷新后重试。",
-        )
 
 
 def extensions_of(session: Session, *, case_id: int) -> list[Extension]:
@@ -71,7 +62,7 @@ def request_extension(
 ) -> Extension:
     """The handler asks for more time, before the limit has passed."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     if actor.kind != "staff":
         raise PermissionDenied("only staff ask for an extension", "只有工作人员可以申请延期")
     if case.status not in HANDLING or case.resolution_due_at is None:
@@ -156,7 +147,7 @@ def decide_extension(
     """A supervisor grants (the limit moves to the date asked, a new reminder before it)
     or refuses (the limit stays; a note says why)."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     row = pending_extension(session, case_id=case_id)
     if row is None:
         raise GuardFailed("no extension is waiting for a decision", "没有待审批的延期申请")

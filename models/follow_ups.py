@@ -24,13 +24,13 @@ from typing import Any, Literal
 from sqlmodel import Session, col, select
 
 from models import clock, lifecycle, workdays
+from models.access import Actor
 from models.case import Case
 from models.cases import get_case, parties_of, terms_of
 from models.enums import CaseStatus, FollowUpKind, FollowUpOutcome, StaffRole, VisitChannel
 from models.errors import GuardFailed, InvalidTransition
 from models.follow_up import FollowUp, FollowUpRecord
 from models.guards import event_text, invalid, required_text
-from models.lifecycle import Actor
 from models.mediation import Agreement, AgreementTerm
 from models.referrals import referrals_of
 from models.rows import rows_of

@@ -14,11 +14,11 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from models import lifecycle, pii
+from models.access import Actor
 from models.case import Case
 from models.cases import get_case
 from models.enums import CaseStatus, StaffRole, UnitLevel
-from models.errors import ConflictError, GuardFailed, ValidationError
-from models.lifecycle import Actor
+from models.errors import GuardFailed, ValidationError
 from models.routing import Directory
 from models.staff import Staff
 from models.staffing import pick_assignee
@@ -26,15 +26,6 @@ from models.unit import Unit
 
 S = CaseStatus
 FIRST_CONTACT_ROLES = frozenset({StaffRole.GRID_WORKER, StaffRole.COMMUNITY_WORKER})
-
-
-def _check_version(case: Case, expected_version: int | None) -> None:
-    if expected_version is not None and expected_version != case.version:
-        raise ConflictError(
-            f"case {case.number} is at version {case.version}, not {expected_version}; "
-            "reload and try again",
-            f"案件 {case.number} 已被修改（版本 {case.version}），请刷新后重试。",
-        )
 
 
 def _directory(session: Session, case: Case) -> tuple[Directory, Unit]:
@@ -53,7 +44,7 @@ def hand_to_committee(
     """Give an assigned case to a mediator of its community's mediation committee; the
     worker who had it stays as liaison."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     if case.status != S.ASSIGNED:
         raise GuardFailed(
             f"only an assigned case goes to the mediation committee, not one that is "
@@ -110,7 +101,7 @@ def send_back_assignment(
     """Send a wrongly routed case back up (退单): to the next unit above the handling unit
     with somebody able to take it, where a person routes it again (by hand)."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     text = pii.scrub_text((reason or "").strip())[:500]
     if not text:
         raise ValidationError("reason: required", "reason：请填写退单理由")

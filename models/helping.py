@@ -17,12 +17,12 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from models import clock, lifecycle, pii
+from models.access import Actor
 from models.case import Case
 from models.cases import get_case
 from models.enums import HelperRole, HelperTaskKind, StaffRole, UnitLevel
-from models.errors import ConflictError, GuardFailed, PermissionDenied, ValidationError
+from models.errors import GuardFailed, PermissionDenied, ValidationError
 from models.helper import CaseHelper, HelperTask
-from models.lifecycle import Actor
 from models.routing import path_codes
 from models.staff import Staff
 from models.unit import Pairing, Unit
@@ -31,15 +31,6 @@ from models.unit import Pairing, Unit
 COMMUNITY_HELPER_ROLES = frozenset(
     {StaffRole.INSTRUCTOR, StaffRole.VOLUNTEER, StaffRole.PARTY_MEMBER}
 )
-
-
-def _check_version(case: Case, expected_version: int | None) -> None:
-    if expected_version is not None and expected_version != case.version:
-        raise ConflictError(
-            f"case {case.number} is at version {case.version}, not {expected_version}; "
-            "reload and try again",
-            f"案件 {case.number} 已被修改（版本 {case.version}），请刷新后重试。",
-        )
 
 
 def _community_of(session: Session, case: Case) -> Unit | None:
@@ -104,7 +95,7 @@ def add_helper(
     expected_version: int | None,
 ) -> CaseHelper:
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     if actor.kind != "staff":
         raise PermissionDenied("only staff add helpers", "只有工作人员可以增加协办人员")
     staff = session.get(Staff, staff_id)
@@ -163,7 +154,7 @@ def record_helper_task(
     """A helper's task done, with what came of it. The helper records it, or the case's
     handler on a named helper's behalf (``helper_staff_id``)."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     if actor.kind != "staff" or actor.staff_id is None:
         raise PermissionDenied("only staff record tasks", "只有工作人员可以记录协办任务")
     who = helper_staff_id or actor.staff_id

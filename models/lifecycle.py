@@ -28,45 +28,15 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from models import clock, pii
+from models.access import Actor as Actor  # re-exported: services and tests name it so
 from models.case import Case
-from models.enums import TERMINAL_STATUSES, CaseStatus, ReferralState, StaffRole
+from models.enums import TERMINAL_STATUSES, CaseStatus, ReferralState
 from models.errors import ConflictError, GuardFailed, InvalidTransition
 from models.event import CaseEvent, Outbox
 
 S = CaseStatus
 GENESIS_HASH = "0" * 64
 EVENT_PREFIX = "tiaojie.case."
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who is acting: a staff member, the system (flows), or a public client."""
-
-    kind: str  # "staff" | "system" | "open311"
-    staff_id: int | None = None
-    role: StaffRole | None = None
-    unit_path: str | None = None
-    party_id: int | None = None  # a resident acting on their own case
-
-    @property
-    def ref(self) -> str:
-        if self.kind == "staff":
-            return f"staff:{self.staff_id}"
-        if self.kind == "resident":
-            return f"resident:{self.party_id}"
-        return self.kind
-
-    @classmethod
-    def system(cls) -> Actor:
-        return cls(kind="system")
-
-    @classmethod
-    def public(cls) -> Actor:
-        return cls(kind="open311")
-
-    @classmethod
-    def resident(cls, party_id: int) -> Actor:
-        return cls(kind="resident", party_id=party_id)
 
 
 Guard = Callable[[Case, Actor, dict[str, Any]], str | None]
@@ -157,6 +127,8 @@ ALL_OPEN = frozenset(s for s in CaseStatus if s not in TERMINAL_STATUSES)
 HANDLING = frozenset({S.TRIAGED, S.ASSIGNED, S.ESCALATED, S.REFERRED})
 STAFF = frozenset({"staff"})
 STAFF_OR_SYSTEM = frozenset({"staff", "system"})
+REVIEWABLE = frozenset({S.TRIAGED, S.ASSIGNED})
+MEDIATOR_CHANGEABLE = frozenset({S.TRIAGED, S.ASSIGNED, S.IN_MEDIATION})
 # The complainant or respondent acting through /r/ (models/resident_actions.py).
 RESIDENT = frozenset({"resident"})
 
@@ -396,6 +368,87 @@ TRANSITIONS: dict[str, Transition] = {
             STAFF,
             zh="延长调解期限",
         ),
+        # People's Mediation Law: acceptance review, consent, mediators, confidentiality,
+        # attachments and the court confirmation of an agreement (models.acceptance,
+        # models.mediating, models.mediators, models.confidentiality, models.attachments,
+        # models.confirmation).
+        Transition(
+            "acceptance_reviewed",
+            REVIEWABLE,
+            None,
+            (_needs("review_id"),),
+            STAFF,
+            zh="受理审查：予以受理",
+        ),
+        Transition(
+            "not_accepted",
+            REVIEWABLE,
+            S.REFERRED,
+            (_needs("reason", "route"), _has_referral),
+            STAFF,
+            zh="受理审查：不予受理",
+        ),
+        Transition(
+            "mediation_refused",
+            frozenset({S.ASSIGNED}),
+            S.MEDIATION_FAILED,
+            (_needs("party_ids", "route"),),
+            STAFF,
+            zh="当事人拒绝调解",
+        ),
+        Transition(
+            "mediators_named",
+            MEDIATOR_CHANGEABLE,
+            None,
+            (_needs("staff_ids"),),
+            STAFF,
+            zh="指定调解员",
+        ),
+        Transition(
+            "mediator_recused",
+            MEDIATOR_CHANGEABLE,
+            None,
+            (_needs("staff_id", "note"),),
+            STAFF,
+            zh="调解员回避",
+        ),
+        Transition(
+            "mediator_replaced",
+            MEDIATOR_CHANGEABLE,
+            None,
+            (_needs("staff_id", "note"),),
+            STAFF,
+            zh="更换调解员",
+        ),
+        Transition("party_added", ALL_OPEN, None, (_needs("party_id"),), STAFF, zh="增加当事人"),
+        Transition("party_edited", ALL_OPEN, None, (_needs("party_id"),), STAFF, zh="修改当事人"),
+        Transition(
+            "marked_confidential", ALL_OPEN, None, (_needs("reason"),), STAFF, zh="设为不公开"
+        ),
+        Transition(
+            "attachment_added",
+            ALL_OPEN | TERMINAL_STATUSES,
+            None,
+            (_needs("attachment_id"),),
+            STAFF,
+            zh="上传附件",
+        ),
+        Transition(
+            "court_confirmation_recorded",
+            ALL_OPEN | TERMINAL_STATUSES,
+            None,
+            (_needs("agreement_id", "status"),),
+            STAFF,
+            zh="记录司法确认",
+        ),
+        Transition(
+            "court_confirmation_reminded",
+            ALL_OPEN | TERMINAL_STATUSES,
+            None,
+            (_needs("agreement_id", "day"),),
+            frozenset({"system"}),
+            zh="司法确认提醒",
+        ),
     )
 }
 
@@ -424,6 +477,11 @@ NEXT_STEP: dict[str, str | None] = {
     "reopened": "intake",
     "assigned": "notify",
     "consent_recorded": "mediation",
+    "acceptance_reviewed": "mediation",
+    "mediators_named": "mediation",
+    "not_accepted": "follow_up",
+    "mediation_refused": "follow_up",
+    "court_confirmation_reminded": "notify",
     "mediation_started": "notify",
     "agreement_signed": "follow_up",
     "mediation_failed": "follow_up",
@@ -553,12 +611,7 @@ def apply(
     transition = TRANSITIONS.get(verb)
     if transition is None:
         raise InvalidTransition(f"unknown transition {verb!r}", f"未知的操作：{verb}")
-    if expected_version is not None and expected_version != case.version:
-        raise ConflictError(
-            f"case {case.number} is at version {case.version}, not {expected_version}; "
-            "reload and try again",
-            f"案件 {case.number} 已被修改（版本 {case.version}），请刷新后重试。",
-        )
+    check_version(case, expected_version)
     if case.status not in transition.sources:
         raise InvalidTransition(
             f"cannot {verb} a case that is {case.status.value}",

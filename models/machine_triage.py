@@ -26,7 +26,7 @@ from models.case import Case
 from models.cases import get_case
 from models.deadlines import compute_deadlines
 from models.enums import Category, Channel, Priority, UnitLevel
-from models.errors import ConflictError, GuardFailed
+from models.errors import GuardFailed
 from models.lifecycle import Actor
 from models.routing import Directory
 from models.settings import get_settings
@@ -141,11 +141,7 @@ def set_classification(
     held for assessment is released: routed again for its category, then assigned."""
     case = get_case(session, case_id=case_id)
     assert case.id is not None
-    if expected_version is not None and case.version != expected_version:
-        raise ConflictError(
-            f"case {case.number} changed (version {case.version}, not {expected_version})",
-            f"案件 {case.number} 已被他人修改，请刷新后重试",
-        )
+    lifecycle.check_version(case, expected_version)
     if category is None and priority is None and not case.held_for_assessment:
         raise GuardFailed("nothing to change", "没有需要修改的内容")
     if not case.is_open:

@@ -22,11 +22,18 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from models import clock, lifecycle, referrals, workdays
+from models.acceptance import route_guidance
+from models.access import Actor
 from models.case import Case
 from models.cases import get_case, parties_of
-from models.enums import CaseStatus, ReferralReason, ReferralTarget
+from models.enums import (
+    CaseStatus,
+    ConsentMethod,
+    ReferralReason,
+    ReferralTarget,
+    TerminationReason,
+)
 from models.errors import (
-    ConflictError,
     FieldProblem,
     GuardFailed,
     InvalidTransition,
@@ -35,7 +42,6 @@ from models.errors import (
 )
 from models.follow_ups import schedule_follow_ups
 from models.guards import CLOCK_TOLERANCE, event_text, invalid, required_text
-from models.lifecycle import Actor
 from models.mediation import (
     Agreement,
     AgreementCreate,
@@ -43,12 +49,14 @@ from models.mediation import (
     MediationSession,
     SessionCreate,
 )
+from models.mediators import require_serving, serving_ids
+from models.party import Party, PartyConsent
 from models.routing import paired_agency
+from models.settings import get_settings
 from models.unit import Unit
 
 S = CaseStatus
 COURT_CONFIRMATION_DAYS = 30
-MEDIATION_MONTHS = 1
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -87,16 +95,6 @@ def _require_status(case: Case, allowed: set[CaseStatus], what_en: str, what_zh:
         )
 
 
-def _check_version(case: Case, expected_version: int | None) -> None:
-    # lifecycle.apply checks it too; checking first means nothing is written on conflict.
-    if expected_version is not None and expected_version != case.version:
-        raise ConflictError(
-            f"case {case.number} is at version {case.version}, not {expected_version}; "
-            "reload and try again",
-            f"案件 {case.number} 已被修改（版本 {case.version}），请刷新后重试。",
-        )
-
-
 def _check_moment(
     case: Case, value: datetime, field: str, *, not_before: datetime | None = None
 ) -> datetime:
@@ -123,13 +121,58 @@ def record_consent(
     party_ids: list[int] | None,
     actor: Actor,
     expected_version: int | None,
+    given: bool = True,
+    how: ConsentMethod = ConsentMethod.IN_PERSON,
+    note: str = "",
 ) -> Case:
-    """Record that parties agree to mediation (``None``: all of them). When every party
-    has consented, ``case.consent_at`` is set and mediation may start."""
+    """Record that parties agree to mediation (``None``: all of them), and how they said
+    so. When every party whose consent is needed has consented, ``case.consent_at`` is
+    set and mediation may start. A refusal (``given=False``) ends it: no mediation
+    against a party's will (人民调解法 第十七条); the parties are told their routes."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     _require_status(case, {S.ASSIGNED}, "record consent for", "记录调解同意")
     parties = parties_of(session, case_id=case_id)
+    chosen = _chosen_parties(parties, party_ids)
+    text = (note or "").strip()[:500]
+    now = clock.now()
+    for party in chosen:
+        party.consented = given
+        party.refused = not given
+        session.add(party)
+        session.add(
+            PartyConsent(
+                case_id=case_id,
+                party_id=party.id or 0,
+                given=given,
+                how=how,
+                note=text,
+                recorded_by_id=actor.staff_id,
+                recorded_at=now,
+            )
+        )
+    _touch_response(session, case, actor, now, "consent_recorded")
+    ids = sorted(int(p.id) for p in chosen if p.id)
+    if not given:
+        return _refused(
+            session, case=case, party_ids=ids, how=how, actor=actor, version=expected_version
+        )
+    all_consented = all(p.consented for p in parties if p.consent_required)
+    if all_consented and case.consent_at is None:
+        case.consent_at = now
+    lifecycle.apply(
+        session,
+        case=case,
+        verb="consent_recorded",
+        actor=actor,
+        expected_version=expected_version,
+        data={"party_ids": ids, "all_consented": all_consented, "how": how.value},
+    )
+    session.flush()
+    return case
+
+
+def _chosen_parties(parties: list[Party], party_ids: list[int] | None) -> list[Party]:
     if not parties:
         raise invalid(
             "party_ids",
@@ -137,60 +180,116 @@ def record_consent(
             "案件尚未登记当事人，请先登记当事人再记录调解同意",
         )
     by_id = {p.id: p for p in parties}
-    chosen = list(by_id) if party_ids is None else list(dict.fromkeys(party_ids))
-    if not chosen:
-        raise invalid("party_ids", "name at least one party", "请至少选择一位当事人")
-    unknown = [pid for pid in chosen if pid not in by_id]
-    if unknown:
-        raise invalid(
-            "party_ids",
-            f"not parties of this case: {unknown}",
-            f"以下编号不是本案当事人：{unknown}",
-        )
-    for pid in chosen:
-        party = by_id[pid]
-        party.consented = True
-        session.add(party)
-    now = clock.now()
-    all_consented = all(p.consented for p in parties)
-    if all_consented and case.consent_at is None:
-        case.consent_at = now
-    _touch_response(session, case, actor, now, "consent_recorded")
+    chosen = [p for p in parties if p.consent_required] if party_ids is None else None
+    if chosen is None:
+        wanted = list(dict.fromkeys(party_ids or []))
+        if not wanted:
+            raise invalid("party_ids", "name at least one party", "请至少选择一位当事人")
+        unknown = [pid for pid in wanted if pid not in by_id]
+        if unknown:
+            raise invalid(
+                "party_ids",
+                f"not parties of this case: {unknown}",
+                f"以下编号不是本案当事人：{unknown}",
+            )
+        chosen = [by_id[pid] for pid in wanted]
+    return chosen
+
+
+def _refused(
+    session: Session,
+    *,
+    case: Case,
+    party_ids: list[int],
+    how: ConsentMethod,
+    actor: Actor,
+    version: int | None,
+) -> Case:
+    route = ReferralTarget.COURT
+    case.consent_at = None
+    case.referral_target = route
+    case.outcome_note = (
+        f"{TerminationReason.PARTY_REFUSES.zh}，依法不予调解（人民调解法第十七条）。"
+        f"{route_guidance(route)}"
+    )
     lifecycle.apply(
         session,
         case=case,
-        verb="consent_recorded",
+        verb="mediation_refused",
         actor=actor,
-        expected_version=expected_version,
-        data={"party_ids": sorted(int(p) for p in chosen if p), "all_consented": all_consented},
+        expected_version=version,
+        data={
+            "party_ids": party_ids,
+            "how": how.value,
+            "reason": TerminationReason.PARTY_REFUSES.value,
+            "route": route.value,
+        },
     )
     session.flush()
     return case
 
 
+def ready_to_start(session: Session, *, case: Case) -> bool:
+    """Whether mediation may start now: accepted, consented, a mediator named."""
+    assert case.id is not None
+    return (
+        case.status == S.ASSIGNED
+        and case.accepted_at is not None
+        and case.consent_at is not None
+        and bool(serving_ids(session, case_id=case.id))
+    )
+
+
+def mediation_limit_due(start: datetime) -> datetime:
+    """The end of the day the mediation limit (a policy setting, about a month) passes."""
+    months = get_settings().mediation_limit_months
+    return end_of_local_day(add_months(workdays.local_date(start), months))
+
+
+def set_mediation_limit(case: Case, due: datetime) -> None:
+    """The mediation limit becomes the case's deadline: the sweep reminds before it and
+    escalates when it passes, as for any other limit."""
+    lead = timedelta(days=get_settings().mediation_reminder_days)
+    case.mediation_due_at = due
+    case.resolution_due_at = due
+    case.next_reminder_at = due - lead
+    case.reminded_level = None
+
+
 def start_mediation(
     session: Session, *, case_id: int, actor: Actor, expected_version: int | None = None
 ) -> Case:
-    """Open mediation; it is due one calendar month later, at the end of that day."""
+    """Open mediation once the dispute is accepted, a mediator is named and every party
+    whose consent is needed has consented; it is due one month later (setting)."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     _require_status(case, {S.ASSIGNED}, "start mediation on", "开始调解")
+    if case.accepted_at is None:
+        raise GuardFailed(
+            "the dispute has not been accepted for mediation (受理审查)",
+            "纠纷尚未经受理审查予以受理，不能开始调解。",
+        )
     if case.consent_at is None:
         raise GuardFailed(
             "mediation is voluntary: every party must consent before it starts",
             "调解须当事人自愿：所有当事人同意调解后才能开始。",
         )
+    assert case.id is not None
+    if not serving_ids(session, case_id=case.id):
+        raise GuardFailed(
+            "name a mediator before mediation starts", "开始调解前须由调委会指定调解员。"
+        )
     now = clock.now()
-    due_day = add_months(workdays.local_date(now), MEDIATION_MONTHS)
-    case.mediation_due_at = end_of_local_day(due_day)
+    set_mediation_limit(case, mediation_limit_due(now))
     _touch_response(session, case, actor, now, "mediation_started")
+    assert case.mediation_due_at is not None
     lifecycle.apply(
         session,
         case=case,
         verb="mediation_started",
         actor=actor,
         expected_version=expected_version,
-        data={"mediation_due_on": due_day.isoformat()},
+        data={"mediation_due_on": workdays.local_date(case.mediation_due_at).isoformat()},
     )
     session.flush()
     return case
@@ -204,11 +303,14 @@ def extend_mediation(
     both_parties_consent: bool,
     actor: Actor,
     expected_version: int | None,
+    how: ConsentMethod = ConsentMethod.IN_PERSON,
+    note: str = "",
 ) -> Case:
-    """Extend the mediation limit to the end of ``until``: both parties must agree, and
-    the extension must be asked for before the current limit passes."""
+    """Extend the mediation limit to the end of ``until``: both parties must agree (how
+    they said so is recorded), and the extension must be asked for before the current
+    limit passes. The new limit is reminded and escalated like the first."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     _require_status(case, {S.IN_MEDIATION}, "extend mediation of", "延长调解期限")
     _staff_only(actor, "extending mediation", "延长调解期限")
     if not both_parties_consent:
@@ -233,14 +335,19 @@ def extend_mediation(
             f"must be later than the current limit {clock.format_local(floor)}",
             f"应晚于当前期限 {clock.format_local(floor)}",
         )
-    case.mediation_due_at = new_due
+    set_mediation_limit(case, new_due)
     lifecycle.apply(
         session,
         case=case,
         verb="mediation_extended",
         actor=actor,
         expected_version=expected_version,
-        data={"until": until.isoformat(), "both_parties_consent": True},
+        data={
+            "until": until.isoformat(),
+            "both_parties_consent": True,
+            "how": how.value,
+            "note": event_text(note.strip()) if note.strip() else None,
+        },
     )
     session.flush()
     return case
@@ -259,9 +366,10 @@ def record_session(
 ) -> MediationSession:
     """Record one mediation session with its minutes (调解笔录)."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     _require_status(case, {S.IN_MEDIATION}, "record a session for", "记录调解笔录")
     _staff_only(actor, "recording a session", "记录调解笔录")
+    require_serving(session, case=case, actor=actor, what_zh="记录调解笔录")
     held_at = _check_moment(case, data.held_at, "held_at")
     assert case.id is not None
     row = MediationSession(
@@ -298,9 +406,10 @@ def sign_agreement(
     """Record the signed agreement with its terms; the court-confirmation window closes
     30 days after the signing date."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     _require_status(case, {S.IN_MEDIATION}, "sign an agreement for", "达成协议")
     _staff_only(actor, "signing an agreement", "达成协议")
+    require_serving(session, case=case, actor=actor, what_zh="签署调解协议")
     if not data.terms:
         raise invalid(
             "terms",
@@ -333,13 +442,25 @@ def sign_agreement(
         case_id=case.id,
         signed_at=signed_at,
         summary=data.summary,
+        facts=data.facts,
+        disputed_matters=data.disputed_matters,
+        responsibility=data.responsibility,
+        performance=data.performance,
+        signed_on_paper=data.signed_on_paper,
+        committee_sealed=data.committee_sealed,
+        mediator_ids=serving_ids(session, case_id=case.id),
+        effective_on=signed_on,
         court_confirmation_deadline=signed_on + timedelta(days=COURT_CONFIRMATION_DAYS),
     )
     session.add(agreement)
     session.flush()
     assert agreement.id is not None
     for term in data.terms:
-        session.add(AgreementTerm(agreement_id=agreement.id, text=term.text, due_on=term.due_on))
+        session.add(
+            AgreementTerm(
+                agreement_id=agreement.id, text=term.text, due_on=term.due_on, how=term.how
+            )
+        )
     lifecycle.apply(
         session,
         case=case,
@@ -364,22 +485,33 @@ def fail_mediation(
     referral: ReferralTarget | None,
     actor: Actor,
     expected_version: int | None,
+    termination: TerminationReason = TerminationReason.NO_AGREEMENT,
 ) -> Case:
-    """Record that mediation failed, and why; with ``referral`` the case is referred to
-    arbitration, court or an agency in the same transaction."""
+    """Record that mediation ended without agreement (调解不成/终止调解, 人民调解法 第二十六条),
+    why, and the route the parties are told about; with ``referral`` the case is also
+    referred to arbitration, court or an agency in the same transaction."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     _require_status(case, {S.IN_MEDIATION}, "record a failed mediation for", "记录调解不成")
     _staff_only(actor, "recording a failed mediation", "记录调解不成")
-    text = required_text(reason, "reason", "调解不成的原因", max_length=2000)
-    case.outcome_note = text
+    text = required_text(reason, "reason", "调解不成的原因", max_length=1200)
+    route = referral or ReferralTarget.COURT
+    case.outcome_note = (
+        f"{termination.zh}：{text}。调解终止，当事人可以依法通过仲裁、行政、司法等途径维护"
+        f"自己的权利（人民调解法第二十六条）。{route_guidance(route)}"
+    )
     lifecycle.apply(
         session,
         case=case,
         verb="mediation_failed",
         actor=actor,
         expected_version=expected_version,
-        data={"reason": event_text(text), "referral": referral.value if referral else None},
+        data={
+            "reason": event_text(text),
+            "termination": termination.value,
+            "referral": referral.value if referral else None,
+            "route": route.value,
+        },
     )
     if referral is not None:
         unit = session.get(Unit, case.unit_id or case.place_unit_id or 0)
@@ -420,7 +552,7 @@ def resolve_directly(
     """An assigned case settled without formal mediation (a consultation answered, a
     quick fix): it goes straight to follow-up, and its return visit is scheduled."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     _require_status(case, {S.ASSIGNED}, "resolve directly", "直接办结")
     _staff_only(actor, "settling a case directly", "直接办结")
     text = required_text(resolution, "resolution", "处理结果", max_length=2000)
@@ -446,7 +578,7 @@ def withdraw_case(
 ) -> Case:
     """The complainant withdraws (撤回); the reason is recorded."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     _staff_only(actor, "withdrawing a case", "撤回")
     text = required_text(reason, "reason", "撤回原因", max_length=2000)
     case.outcome_note = text
@@ -467,7 +599,7 @@ def merge_case(
 ) -> Case:
     """Merge a case into another open case about the same matter (合并)."""
     case = get_case(session, case_id=case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     if into_case_id == case_id:
         raise invalid("into_case_id", "a case cannot be merged into itself", "不能合并到本案自身")
     try:

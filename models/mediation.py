@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from pydantic import AwareDatetime, field_validator
-from sqlmodel import Field, SQLModel
+from sqlmodel import JSON, Column, Field, SQLModel
 from sqlmodel._compat import SQLModelConfig
 
 from models import pii
 from models import text as text_rules
-from models.types import UTCDateTime
+from models.enums import ConfirmationStatus
+from models.types import UTCDateTime, enum_type
 
 
 class MediationSession(SQLModel, table=True):
@@ -32,9 +33,31 @@ class Agreement(SQLModel, table=True):
     case_id: int = Field(foreign_key="cases.id", index=True)
     signed_at: datetime = Field(sa_type=UTCDateTime)
     summary: str = Field(max_length=4000)
-    # Parties may jointly ask a court to confirm within 30 days of signing (司法确认).
+    # What 人民调解法 第二十九条 asks the written agreement to state.
+    facts: str = Field(default="", max_length=4000)  # 纠纷主要事实
+    disputed_matters: str = Field(default="", max_length=2000)  # 争议事项
+    responsibility: str = Field(default="", max_length=2000)  # 各方当事人的责任
+    performance: str = Field(default="", max_length=2000)  # 履行方式
+    # Signed on paper by the parties and the mediators, sealed by the committee; the
+    # scan is an attachment of the case.
+    signed_on_paper: bool = False
+    committee_sealed: bool = False
+    mediator_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    scan_attachment_id: int | None = Field(default=None, foreign_key="attachment.id")
+    effective_on: date | None = None
+    # Parties may jointly ask a court to confirm within 30 days of the agreement taking
+    # effect (司法确认, 第三十三条): tracked in calendar days, reminded on days 20 and 28.
     court_confirmation_deadline: date
     court_confirmed: bool = False
+    confirmation_status: ConfirmationStatus = Field(
+        default=ConfirmationStatus.NOT_APPLIED, sa_type=enum_type(ConfirmationStatus)
+    )
+    court_name: str = Field(default="", max_length=200)
+    court_reference: str = Field(default="", max_length=100)
+    confirmation_applied_on: date | None = None
+    confirmation_decided_on: date | None = None
+    reminded_day20_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    reminded_day28_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class AgreementTerm(SQLModel, table=True):
@@ -44,6 +67,7 @@ class AgreementTerm(SQLModel, table=True):
     agreement_id: int = Field(foreign_key="agreement.id", index=True)
     text: str = Field(max_length=1000)
     due_on: date
+    how: str = Field(default="", max_length=500)  # 履行方式 of this term
     done: bool = False
 
 
@@ -82,11 +106,17 @@ class TermCreate(SQLModel):
 
     text: str = Field(min_length=1, max_length=1000)
     due_on: date
+    how: str = Field(default="", max_length=500, description="履行方式, e.g. 银行转账")
 
     @field_validator("text")
     @classmethod
     def _text(cls, value: str) -> str:
         return clean_text(value)
+
+    @field_validator("how")
+    @classmethod
+    def _how(cls, value: str) -> str:
+        return clean_text(value, required=False)
 
 
 class AgreementCreate(SQLModel):
@@ -95,6 +125,14 @@ class AgreementCreate(SQLModel):
     model_config = SQLModelConfig(extra="forbid")
 
     summary: str = Field(min_length=1, max_length=4000)
+    facts: str = Field(default="", max_length=4000, description="纠纷主要事实")
+    disputed_matters: str = Field(default="", max_length=2000, description="争议事项")
+    responsibility: str = Field(default="", max_length=2000, description="各方当事人的责任")
+    performance: str = Field(default="", max_length=2000, description="履行方式")
+    signed_on_paper: bool = Field(
+        default=False, description="the parties and mediators signed the printed agreement"
+    )
+    committee_sealed: bool = Field(default=False, description="调委会已盖章")
     signed_at: AwareDatetime | None = None
     terms: list[TermCreate] = Field(min_length=1, max_length=50)
 
@@ -102,6 +140,11 @@ class AgreementCreate(SQLModel):
     @classmethod
     def _text(cls, value: str) -> str:
         return clean_text(value)
+
+    @field_validator("facts", "disputed_matters", "responsibility", "performance")
+    @classmethod
+    def _optional(cls, value: str) -> str:
+        return clean_text(value, required=False)
 
 
 # --- what staff see -----------------------------------------------------------------

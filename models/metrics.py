@@ -24,7 +24,10 @@ held it then, in the period in which that moment fell:
   satisfied (满意 / 基本满意) at an independent return visit, over cases answered.
 
 Only independent return visits count (:mod:`models.follow_up`): a visitor who is
-neither the handler nor of the handling unit, or the complainant's own link.
+neither the handler nor of the handling unit, or the complainant's own link. Where the
+complainant answered through their own link (/r/), those answers are the case's: a
+staff visit (for residents without a phone, marked by its channel) counts only for
+cases the complainant did not answer themselves.
 
 **Ranking (月度排名)**: units are ranked by the composite score
 ``w_response × response + w_resolution × resolution + w_satisfaction × satisfaction``,
@@ -41,6 +44,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, union_all
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from models import clock, workdays
@@ -55,6 +59,7 @@ from models.enums import (
     ResolvedAnswer,
     SatisfiedAnswer,
     UnitLevel,
+    VisitChannel,
 )
 from models.event import CaseEvent
 from models.follow_up import FollowUp
@@ -299,6 +304,13 @@ def _visit_sources(answer: Any, good: tuple[Any, ...], resolution: bool) -> list
     said_good = answer.in_(good)
     if resolution:
         said_good = and_(said_good, ~_referral_unresolved())
+    own = aliased(FollowUp)
+    answered_themselves = exists().where(
+        col(own.case_id) == col(FollowUp.case_id),
+        col(own.channel) == VisitChannel.RESIDENT_LINK,
+        col(own.done_at).is_not(None),
+        getattr(own, answer.key).is_not(None),
+    )
     visit: Any = select(
         col(FollowUp.case_id).label("case_id"),
         col(FollowUp.done_at).label("at"),
@@ -308,6 +320,7 @@ def _visit_sources(answer: Any, good: tuple[Any, ...], resolution: bool) -> list
         col(FollowUp.independent).is_(True),
         col(FollowUp.done_at).is_not(None),
         answer.is_not(None),
+        or_(col(FollowUp.channel) == VisitChannel.RESIDENT_LINK, ~answered_themselves),
     )
     if not resolution:
         return [visit]

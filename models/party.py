@@ -4,16 +4,17 @@ look-ups and a masked copy for display; the clear value never touches the table.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 from sqlmodel._compat import SQLModelConfig
 
 from models import text as text_rules
-from models.enums import PartyKind, PartySide
+from models.enums import ConsentMethod, PartyKind, PartySide
 from models.errors import ValidationError
 from models.pii import normalise_id_number, normalise_phone
-from models.types import enum_type
+from models.types import UTCDateTime, enum_type
 
 
 class Party(SQLModel, table=True):
@@ -33,7 +34,30 @@ class Party(SQLModel, table=True):
     id_number_hash: str | None = Field(default=None, max_length=64, index=True)
     id_number_masked: str | None = Field(default=None, max_length=32)
     address_enc: str | None = None
+    # An agent (委托代理人) acting for the party: a person, so stored like the party's name.
+    agent_name_enc: str | None = None
+    agent_name_masked: str | None = Field(default=None, max_length=64)
+    agent_phone_enc: str | None = None
+    agent_phone_masked: str | None = Field(default=None, max_length=32)
+    # Whose consent mediation needs (申请人 and 被申请人 by default; a 第三人 when joined).
+    consent_required: bool = True
     consented: bool = False
+    refused: bool = False
+
+
+class PartyConsent(SQLModel, table=True):
+    """A party's answer to mediation (同意/拒绝调解), and how it was given."""
+
+    __tablename__ = "party_consent"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    party_id: int = Field(foreign_key="party.id", index=True)
+    given: bool
+    how: ConsentMethod = Field(sa_type=enum_type(ConsentMethod))
+    note: str = Field(default="", max_length=500)
+    recorded_by_id: int | None = Field(default=None, foreign_key="staff.id")
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
 
 
 def _normalised(value: str | None, normalise: Callable[[str], str]) -> str | None:
@@ -59,6 +83,11 @@ class PartyCreate(SQLModel):
     phone: str | None = Field(default=None, max_length=32)
     id_number: str | None = Field(default=None, max_length=32)
     address: str | None = Field(default=None, max_length=200)
+    agent_name: str | None = Field(default=None, max_length=100, description="委托代理人")
+    agent_phone: str | None = Field(default=None, max_length=32)
+    consent_required: bool | None = Field(
+        default=None, description="whose consent mediation needs; default: not for a 第三人"
+    )
 
     @field_validator("name")
     @classmethod
@@ -68,13 +97,26 @@ class PartyCreate(SQLModel):
             raise ValueError("姓名/名称不能为空 / name must not be empty")
         return value
 
+    @field_validator("agent_name")
+    @classmethod
+    def _agent_name(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return text_rules.check(value, multiline=False) or None
+
+    @property
+    def needs_consent(self) -> bool:
+        if self.consent_required is not None:
+            return self.consent_required
+        return self.side != PartySide.THIRD_PARTY
+
     @field_validator("address")
     @classmethod
     def _address(cls, value: str | None) -> str | None:
         """One line, no NUL or invisible characters (it is stored encrypted, unseen)."""
         return None if value is None else (text_rules.check(value, multiline=False) or None)
 
-    @field_validator("phone")
+    @field_validator("phone", "agent_phone")
     @classmethod
     def _phone(cls, value: str | None) -> str | None:
         return _normalised(value, normalise_phone)
@@ -94,4 +136,8 @@ class PartyPublic(SQLModel):
     name: str
     phone: str | None
     id_number: str | None
+    agent_name: str | None = None
+    agent_phone: str | None = None
+    consent_required: bool = True
     consented: bool
+    refused: bool = False

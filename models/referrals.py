@@ -20,6 +20,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from models import clock, lifecycle, pii, workdays
+from models.access import Actor
 from models.case import Case
 from models.deadlines import compute_deadlines, find_policy
 from models.enums import (
@@ -31,8 +32,7 @@ from models.enums import (
     StaffRole,
     UnitLevel,
 )
-from models.errors import ConflictError, GuardFailed, NotFound, PermissionDenied, ValidationError
-from models.lifecycle import Actor
+from models.errors import GuardFailed, NotFound, PermissionDenied, ValidationError
 from models.referral import Referral
 from models.staff import Staff
 from models.staffing import pick_assignee
@@ -139,15 +139,6 @@ def overdue_signatures(session: Session, *, now: datetime) -> list[Referral]:
     )
 
 
-def _check_version(case: Case, expected_version: int | None) -> None:
-    if expected_version is not None and expected_version != case.version:
-        raise ConflictError(
-            f"case {case.number} is at version {case.version}, not {expected_version}; "
-            "reload and try again",
-            f"案件 {case.number} 已被修改（版本 {case.version}），请刷新后重试。",
-        )
-
-
 def _text(value: str | None, field: str, zh: str, *, required: bool, limit: int) -> str | None:
     text = pii.scrub_text((value or "").strip())[:limit]
     if required and not text:
@@ -172,7 +163,7 @@ def refer(
     else to the police, a court or arbitration. The case's unit is the agency's while it
     works the case; the referring unit keeps it in view."""
     assert case.id is not None
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     # The limit passing means the grassroots had its turn, used or not.
     if (
         case.status in UNWORKED
@@ -291,7 +282,7 @@ def sign_referral(
     """The receiving unit signs for the case (签收): the signer handles it there, under
     the unit's own time limit."""
     case = _get(session, case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     referral, staff = _receiving(session, case, actor)
     if referral.state != ReferralState.PENDING:
         raise GuardFailed("the referral is signed for already", "该移交件已签收")
@@ -347,7 +338,7 @@ def return_referral(
     """The receiving unit sends the case back (退单) with a reason: it goes back to the
     unit that referred it, to a person there, with a new limit at that level."""
     case = _get(session, case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     referral, _staff = _receiving(session, case, actor)
     if referral.state != ReferralState.PENDING:
         raise GuardFailed(
@@ -407,7 +398,7 @@ def record_referral_outcome(
     """The receiving unit records what it did and the outcome (反馈办理结果); the case then
     goes to its return visit."""
     case = _get(session, case_id)
-    _check_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     referral, staff = _receiving(session, case, actor)
     if referral.state != ReferralState.SIGNED:
         raise GuardFailed("sign for the referral first", "请先签收该移交件")

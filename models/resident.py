@@ -26,7 +26,7 @@ from sqlmodel import Session, col, select
 from models import clock, keys, pii, tracking
 from models.case import Case
 from models.enums import PartySide
-from models.errors import TiaojieError
+from models.errors import PermissionDenied
 from models.lifecycle import Actor
 from models.party import Party
 from models.resident_tables import ResidentLock, ResidentSession
@@ -37,12 +37,10 @@ from models.settings import get_settings
 _DECOY: str | None = None
 
 
-class CheckRefused(TiaojieError):
+class CheckRefused(PermissionDenied):
     """The code and digits do not open a case. Worded the same for a real and a made-up
-    code; ``locked`` is also the same for both."""
-
-    code = "resident_check_refused"
-    http_status = 403
+    code; ``locked`` is also the same for both. The one 403 (``forbidden``) of every
+    front end."""
 
     def __init__(self, *, locked: bool) -> None:
         if locked:

@@ -30,8 +30,8 @@ from models.enums import (
 )
 from models.errors import FieldProblem, InvalidTransition, ValidationError
 from models.event import CaseEvent
-from models.follow_up import FollowUpRecord
-from models.follow_ups import current_agreement, record_follow_up
+from models.follow_up import FollowUp, FollowUpRecord
+from models.follow_ups import current_agreement, list_follow_ups, record_follow_up
 from models.mediating import record_consent
 from models.resident import resident_actor
 from models.resident_tables import ResidentPhoto, ResidentSession
@@ -270,6 +270,17 @@ def confirm_terms(
     )
 
 
+def _visit_open_for_the_resident(session: Session, case: Case) -> None:
+    """The resident may answer while the case is at its return visit even when staff
+    already made the planned visits (their own answers then decide the rates)."""
+    if case.status != S.FOLLOW_UP:
+        return  # record_follow_up refuses, with its own message
+    visits = list_follow_ups(session, case_id=case.id or 0)
+    if visits and all(v.done_at is not None for v in visits):
+        session.add(FollowUp(case_id=case.id or 0, kind=visits[-1].kind, due_at=clock.now()))
+        session.flush()
+
+
 _OUTCOME = {
     ResolvedAnswer.RESOLVED: FollowUpOutcome.CARRIED_OUT,
     ResolvedAnswer.BASICALLY: FollowUpOutcome.PARTLY,
@@ -289,6 +300,7 @@ def answer_visit(
     resident's link (independent by nature), which the three rates count."""
     case = get_case(session, case_id=who.case_id)
     text = clean_note(session, case, comment, required=False)
+    _visit_open_for_the_resident(session, case)
     record = FollowUpRecord(
         outcome=_OUTCOME[resolved],
         resolved=resolved,

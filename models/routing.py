@@ -27,6 +27,7 @@ from typing import Literal
 from sqlmodel import Session, col, select
 
 from models import lifecycle, pii, referrals
+from models.access import Actor
 from models.case import Case
 from models.cases import get_case
 from models.deadlines import pick_policy
@@ -39,8 +40,7 @@ from models.enums import (
     StaffRole,
     UnitLevel,
 )
-from models.errors import ConflictError, GuardFailed, NotFound, ValidationError
-from models.lifecycle import Actor
+from models.errors import GuardFailed, NotFound, ValidationError
 from models.policy import TimeLimitPolicy
 from models.staff import Staff
 from models.staffing import can_handle, pick_assignee
@@ -447,7 +447,7 @@ def reassign_case(
     """Give a case to a named person (a supervisor's or mediator's choice). The person
     must be active and work in the case's unit or below it."""
     case = get_case(session, case_id=case_id)
-    _ensure_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     staff = session.get(Staff, assignee_id)
     if staff is None:
         raise ValidationError(
@@ -487,15 +487,6 @@ def reassign_case(
     return case
 
 
-def _ensure_version(case: Case, expected_version: int | None) -> None:
-    if expected_version is not None and expected_version != case.version:
-        raise ConflictError(
-            f"case {case.number} is at version {case.version}, not {expected_version}; "
-            "reload and try again",
-            f"案件 {case.number} 已被修改（版本 {case.version}），请刷新后重试。",
-        )
-
-
 def refer_case(
     session: Session,
     *,
@@ -511,7 +502,7 @@ def refer_case(
     one, else the agency paired with the case's community for its category), on
     ``grounds`` (else the grounds the target implies); ``reason`` says why in words."""
     case = get_case(session, case_id=case_id)
-    _ensure_version(case, expected_version)
+    lifecycle.check_version(case, expected_version)
     note = pii.scrub_text((reason or "").strip())[:500]
     if not note:
         raise ValidationError("reason: required", "reason：请填写移交原因")

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     reminder_lead_working_hours: int = 8
     relay_batch_size: int = 200
     relay_poll_s: float = 0.5
+    # Fresh work ahead of a backlog (models/outbox.py, claim_jobs): rows younger than
+    # this go before older ones; this share of every batch is kept for the oldest rows.
+    relay_fresh_s: float = 60.0
+    relay_backlog_share: float = Field(default=0.25, gt=0, le=1)
     executor: Literal["inprocess", "deployment"] = Field(
         default="inprocess",
         description="inprocess: steps run in the serve process; deployment: on a work pool.",
@@ -67,6 +71,13 @@ class Settings(BaseSettings):
     notifier_url: str | None = Field(default=None, description="Webhook URL; unset logs instead.")
     notifier_timeout_s: float = 5.0
     notifier_max_retries: int = 5
+    # The SMS gateway (tasks/sms.py): the complainant's receipt. Unset: the receipt is
+    # logged (masked) instead. `python -m api.fake_sms` is a local receiver to try it.
+    sms_url: str | None = Field(default=None, description="SMS gateway URL (POST, JSON).")
+    sms_key: SecretStr | None = Field(default=None, description="The gateway's API key.")
+    sms_receipt_template: str = Field(
+        default="TJ_RECEIPT", description="The gateway's template id for the receipt."
+    )
 
     # Duplicate and cluster detection
     dedup_window_days: int = 30
@@ -128,6 +139,21 @@ class Settings(BaseSettings):
     prefect_ui_url: str = Field(
         default="http://127.0.0.1:4200",
         description="Base URL of the Prefect UI; case pages link to their flow runs there.",
+    )
+
+    # Mediation (人民调解法): the mediation limit and its reminder, attachments
+    mediation_limit_months: int = Field(
+        default=1, ge=1, le=12, description="Mediation limit (about one month)."
+    )
+    mediation_reminder_days: int = Field(
+        default=3, ge=0, le=30, description="Days before the mediation limit to remind."
+    )
+    committee_name: str | None = Field(
+        default=None,
+        description="Committee name on documents; default: the unit's name + 人民调解委员会.",
+    )
+    attachment_max_bytes: int = Field(
+        default=10 * 1024 * 1024, description="Largest scan or photo accepted on a case."
     )
 
     # The resident's side (/r/{code}; models/resident.py)

@@ -17,6 +17,7 @@ from typing import Any
 from sqlmodel import Session, col, func, select
 
 from models import clock, metrics
+from models.behaviour import settled_shares
 from models.breaches import LimitBreach
 from models.case import Case
 from models.enums import BreachKind, CaseStatus, UnitLevel
@@ -172,8 +173,13 @@ def measure(session: Session, start: datetime, end: datetime, sampler: Sampler) 
         clock.to_local(start).date(), clock.to_local(end).date()
     )
     p50, p95, agencies = _workload(session, working)
+    shares = settled_shares(session)
     return {
         "cases": total,
+        "by_category": {
+            c.value: {"cases": n, "settled_low": shares.settled_low.get(c, 0)}
+            for c, n in sorted(shares.cases.items(), key=lambda kv: kv[0].value)
+        },
         "rates": rates,
         "monthly": monthly,
         **_overall(rates),

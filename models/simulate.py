@@ -349,3 +349,53 @@ def run_scenario(
         session.close()
         if isinstance(bind, Engine):
             bind.dispose()
+
+
+# --- back-test ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreetFit:
+    code: str
+    cases: int
+    observed: tuple[float | None, float | None, float | None]
+    simulated: tuple[float | None, float | None, float | None]
+
+    @property
+    def worst_gap(self) -> float:
+        """The largest gap of the three rates, in percentage points."""
+        gaps = [
+            abs(o - s) * 100
+            for o, s in zip(self.observed, self.simulated, strict=True)
+            if o is not None and s is not None
+        ]
+        return max(gaps, default=0.0)
+
+
+def backtest(live: Session, period: Period, *, seed: int) -> list[StreetFit]:
+    """Replay ``live``'s own complaints of the period with its own limits and the
+    behaviour fitted from it, and set each street's three rates beside the observed."""
+    from models import metrics
+    from models.scenario import parse_scenario
+
+    observed = {
+        r.unit_code: r
+        for r in metrics.unit_rates(
+            live, since=period.start, until=period.end, level=UnitLevel.STREET
+        )
+    }
+    result = run_scenario(
+        live, parse_scenario('name = "as-is"\n', file="as-is.toml"), period, seed=seed
+    )
+    fits: list[StreetFit] = []
+    for code, row in sorted(observed.items()):
+        sim = result["rates"].get(code, {})
+        fits.append(
+            StreetFit(
+                code=code,
+                cases=row.cases,
+                observed=(row.response_rate, row.resolution_rate, row.satisfaction_rate),
+                simulated=(sim.get("response"), sim.get("resolution"), sim.get("satisfaction")),
+            )
+        )
+    return fits

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
+from models.acceptance import AcceptanceReview
 from models.admin_log import AdminEvent
+from models.attachments import Attachment
 from models.breaches import LimitBreach
 from models.case import Case, CaseLink, CaseNumberCounter
 from models.contact import CaseContact
+from models.documents.audit import DocumentDownload
 from models.event import CaseEvent, Outbox
 from models.extension import Extension
 from models.follow_up import FollowUp
@@ -15,9 +18,10 @@ from models.helper import CaseHelper, HelperTask
 from models.idempotency import IdempotencyRecord
 from models.login import SignInAttempt
 from models.mediation import Agreement, AgreementTerm, MediationSession
+from models.mediators import CaseMediator
 from models.month_problem import MonthProblem
 from models.notification import Notification
-from models.party import Party
+from models.party import Party, PartyConsent
 from models.policy import PolicySet, TimeLimitPolicy
 from models.referral import Referral
 from models.resident_tables import ResidentLink, ResidentLock, ResidentPhoto, ResidentSession
@@ -36,16 +40,20 @@ from models.web_sessions import WebSession
 metadata = SQLModel.metadata
 
 __all__ = [
+    "AcceptanceReview",
     "AdminEvent",
     "Agreement",
     "AgreementTerm",
+    "Attachment",
     "Case",
     "CaseContact",
     "CaseEvent",
     "CaseHelper",
     "CaseLink",
+    "CaseMediator",
     "CaseNumberCounter",
     "CaseTextNumber",
+    "DocumentDownload",
     "Extension",
     "FollowUp",
     "HelperTask",
@@ -57,6 +65,7 @@ __all__ = [
     "Outbox",
     "Pairing",
     "Party",
+    "PartyConsent",
     "PolicySet",
     "Referral",
     "ResidentLink",

@@ -30,17 +30,29 @@ from models.types import UTCDateTime
 PROTECTED: dict[str, tuple[str, ...]] = {
     "cases": ("description", "address_text", "outcome_note"),
     "mediation_session": ("place", "participants", "minutes"),
-    "agreement": ("summary",),
+    "agreement": ("summary", "facts", "disputed_matters", "responsibility", "performance"),
     "agreement_term": ("text",),
     "follow_up": ("notes",),
     "extension": ("reason", "decision_note"),
     "referral": ("note", "return_reason", "action_taken"),
     "helper_task": ("note",),
+    "acceptance_review": ("note",),
+    "case_mediator": ("end_note",),
+    "party_consent": ("note",),
     "case_contact": ("note",),
 }
 # Long text columns that are not a case's free text (checked by a test: every other long
 # text column of a case's table must be in PROTECTED).
-NOT_FREE_TEXT = frozenset({"notification.text", "notification.last_error", "outbox.last_error"})
+NOT_FREE_TEXT = frozenset(
+    {
+        "notification.text",
+        "notification.last_error",
+        "outbox.last_error",
+        # Written by the system from the law's text (models.acceptance), never typed.
+        "acceptance_review.legal_basis",
+        "acceptance_review.guidance",
+    }
+)
 _PENDING = "tiaojie_text_numbers"
 
 

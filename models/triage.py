@@ -19,11 +19,12 @@ from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from models import clock, groups, lifecycle, machine_triage, pii
+from models.access import Actor
 from models.case import Case, CaseLink
 from models.cases import get_case, normalise_org_name
+from models.confidentiality import confidential_by_default
 from models.deadlines import compute_deadlines
 from models.enums import CaseStatus, Category, LinkKind, Priority, UnitLevel
-from models.lifecycle import Actor
 from models.routing import Directory, locate
 from models.settings import get_settings
 from models.unit import Unit
@@ -133,6 +134,12 @@ def classify_text(text: str, *, people_affected: int = 1) -> Classification:
     else:
         priority = Priority.NORMAL
     return Classification(category, priority, confidence, tuple(matched))
+
+
+def keyword_category(text: str) -> str:
+    """The keyword rules' category code for ``text``: the baseline the trained model is
+    measured against (``make model-report``, ``bench triage``)."""
+    return classify_text(text).category.value
 
 
 # --- similarity -----------------------------------------------------------------------
@@ -301,6 +308,8 @@ def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult
     # 1. Classify with the trained model, keeping what a person chose on purpose; an
     # unsure reading holds the case for a person (研判, models.machine_triage).
     found = machine_triage.classify_case(session, case=case)
+    # Family and marriage disputes are confidential (不公开) from the moment they are known.
+    case.confidential = case.confidential or confidential_by_default(case.category)
 
     # 2. Place (an address or coordinates that name a building become its place).
     place, how = locate(session, case=case)

@@ -169,8 +169,8 @@ def retrain_if_due(
     training = split(examples, "train") + corrected * CORRECTION_WEIGHT
     held = split(examples, "valid") + corrected
     model = trainer(training)
-    report = evaluate(model, held, with_rules=False)
-    baseline = evaluate(active_model(session), held, with_rules=False)
+    report = evaluate(model, held)
+    baseline = evaluate(active_model(session), held)
     better = (
         report.accuracy >= baseline.accuracy
         and report.emergency_recall >= baseline.emergency_recall

@@ -8,10 +8,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import col, select
 
-from models import clock, escalation
+from models import clock, confirmation, escalation
+from models.access import Actor
 from models.case import Case
-from models.db import get_engine, read_session
-from models.lifecycle import Actor
+from models.db import get_engine, read_session, write_session
 
 
 @task(
@@ -28,6 +28,25 @@ async def sweep_due_cases(batch_size: int = 500) -> escalation.SweepReport:
     return await asyncio.to_thread(
         lambda: escalation.sweep(get_engine(), now=now, batch_size=batch_size, actor=Actor.system())
     )
+
+
+@task(
+    name="remind_court_confirmations",
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    persist_result=False,
+    cache_policy=NO_CACHE,
+)
+async def remind_court_confirmations() -> list[int]:
+    """Day-20 and day-28 reminders of the 30-day court-confirmation window (each sent
+    once: the domain stamps it with the timeline event)."""
+    now = clock.now()
+
+    def run() -> list[int]:
+        with write_session() as session:
+            return confirmation.sweep_reminders(session, now=now, actor=Actor.system())
+
+    return await asyncio.to_thread(run)
 
 
 @task(name="find_case_ids", persist_result=False, cache_policy=NO_CACHE)

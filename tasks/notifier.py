@@ -50,6 +50,7 @@ NOTIFY_VERBS: frozenset[str] = frozenset(
         "escalated",
         "referred",
         "mediation_started",
+        "court_confirmation_reminded",
         "handed_to_committee",
         "referral_returned",
     }
@@ -64,7 +65,7 @@ class Message:
     kind: str
     recipient_id: int | None
     unit_code: str | None
-    text: str
+    text: str  # masked: this is what the Notification row keeps
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -166,15 +167,19 @@ class WebhookNotifier:
             delay = base / 2 + random.uniform(0, base / 2)  # jitter
         self._sleep(delay)
 
+    def payload(self, message: Message) -> dict[str, Any]:
+        return message.as_json()
+
+    def headers(self, message: Message) -> dict[str, str]:
+        return {"Idempotency-Key": message.key}
+
     def send(self, message: Message) -> None:
         problem = "no attempt made"
         for attempt in range(self.max_retries + 1):
             hint: float | None = None
             try:
                 response = self.client.post(
-                    self.url,
-                    json=message.as_json(),
-                    headers={"Idempotency-Key": message.key},
+                    self.url, json=self.payload(message), headers=self.headers(message)
                 )
             except httpx.TimeoutException as exc:
                 problem = f"timeout: {type(exc).__name__}"
@@ -274,6 +279,15 @@ def compose(session: Session, *, case: Case, event: CaseEvent) -> Message | None
         text = (
             f"【移交】案件 {number}（{cat.zh}）已移交 {target_zh} {unit_zh}。"
             f" / Case {number} ({cat.en}) is referred to {target_en} {unit_en}."
+        )
+    elif verb == "court_confirmation_reminded":
+        mediators = data.get("mediator_ids") or []
+        recipient = int(mediators[0]) if mediators else case.assignee_id
+        day, deadline = data.get("day"), data.get("deadline")
+        text = (
+            f"【司法确认】案件 {number} 的调解协议生效已满 {day} 日，双方可于 {deadline} 前共同"
+            f"申请司法确认。 / Case {number}: day {day} of the 30-day window for court "
+            f"confirmation of its agreement; the parties may apply until {deadline}."
         )
     else:  # mediation_started
         mdue = _due_text(case.mediation_due_at)

@@ -22,12 +22,12 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from models import follow_ups, mediating, referrals, routing, triage
+from models.access import Actor
 from models.case import Case
 from models.db import read_session, write_session
 from models.enums import CaseStatus
 from models.errors import ConflictError, TiaojieError
 from models.follow_up import FollowUp
-from models.lifecycle import Actor
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -180,14 +180,15 @@ class MediationState:
 
 @step_task("check_mediation")
 async def check_mediation(case_id: int) -> MediationState:
-    """Where mediation stands. Starts it when every party has consented and nobody
-    has started it yet; otherwise only reports."""
+    """Where mediation stands. Starts it when the dispute is accepted, a mediator is
+    named and every party has consented, and nobody has started it yet; otherwise only
+    reports."""
 
     def run(session: Session) -> MediationState:
         case = session.get(Case, case_id)
         if case is None:
             return MediationState(case_id, "", "missing", None)
-        if case.status == CaseStatus.ASSIGNED and case.consent_at is not None:
+        if mediating.ready_to_start(session, case=case):
             case = mediating.start_mediation(session, case_id=case_id, actor=SYSTEM)
         due = case.mediation_due_at.isoformat() if case.mediation_due_at else None
         return MediationState(case_id, case.number, case.status.value, due)

@@ -191,6 +191,36 @@ def advance_to_assigned(
     return case
 
 
+def accept_for_mediation(
+    session: Session, case: Case, city: City, *, mediator: str = "mediatorA"
+) -> Case:
+    """The committee's steps before consent: accept the dispute (受理审查) and name the
+    mediator (who decides both here)."""
+    from models.acceptance import review_acceptance
+    from models.mediators import name_mediators
+
+    actor = staff_actor(city, mediator)
+    assert case.id is not None
+    review_acceptance(
+        session,
+        case_id=case.id,
+        accepted=True,
+        reason=None,
+        route=None,
+        note="",
+        actor=actor,
+        expected_version=case.version,
+    )
+    name_mediators(
+        session,
+        case=case,
+        staff_ids=[city.staff[mediator].id or 0],
+        actor=actor,
+        expected_version=case.version,
+    )
+    return case
+
+
 def visit_answers(rating: int | None) -> dict[str, Any]:
     """The resident's answers at a return visit for a 1-5 rating (none: unreachable):
     5 resolved and satisfied, 3-4 basically, 1-2 not."""

@@ -24,6 +24,7 @@ from pathlib import Path
 from sqlmodel import Session, col, select
 
 from models import clock
+from models.access import Actor, principal_for_staff
 from models.case import Case
 from models.cases import create_case
 from models.db import write_session
@@ -35,13 +36,12 @@ from models.enums import (
     ReferralTarget,
     ResolvedAnswer,
     SatisfiedAnswer,
+    StaffRole,
 )
 from models.errors import TiaojieError
 from models.follow_up import FollowUpRecord
-from models.lifecycle import Actor
 from models.mediation import AgreementCreate, SessionCreate, TermCreate
 from models.staff import Staff
-from models.unit import Unit
 
 SIMULATED = "【演示模拟 simulated by the demo】"
 LEAVE_ALONE_EVERY = 3  # case ids divisible by this are left to run late and escalate
@@ -161,10 +161,7 @@ def _assignee_actor(session: Session, case: Case) -> Actor | None:
         ).first()
     if staff is None:
         return None
-    unit = session.get(Unit, staff.unit_id) if staff.unit_id else None
-    return Actor(
-        kind="staff", staff_id=staff.id, role=staff.role, unit_path=unit.path if unit else None
-    )
+    return principal_for_staff(session, staff)
 
 
 def _visitor_actor(session: Session, case: Case, visitor_id: int | None) -> Actor | None:
@@ -172,10 +169,53 @@ def _visitor_actor(session: Session, case: Case, visitor_id: int | None) -> Acto
     staff = session.get(Staff, visitor_id) if visitor_id else None
     if staff is None:
         return None
-    unit = session.get(Unit, staff.unit_id) if staff.unit_id else None
-    return Actor(
-        kind="staff", staff_id=staff.id, role=staff.role, unit_path=unit.path if unit else None
+    return principal_for_staff(session, staff)
+
+
+def _committee_step(session: Session, case: Case, actor: Actor) -> str | None:
+    """Acceptance review, then a mediator named (the assignee when a mediator, else a
+    mediator of the handling unit), as a committee would before consent."""
+    from models import acceptance, mediators
+
+    assert case.id is not None
+    if case.accepted_at is None:
+        acceptance.review_acceptance(
+            session, case_id=case.id, accepted=True, reason=None, route=None,
+            note=f"{SIMULATED} 属于人民调解受理范围", actor=actor,
+            expected_version=case.version,
+        )  # fmt: skip
+        return "accepted 受理审查：予以受理"
+    if mediators.serving_ids(session, case_id=case.id):
+        return None
+    chosen = session.exec(
+        select(Staff.id)
+        .where(
+            Staff.unit_id == case.unit_id,
+            Staff.role == StaffRole.MEDIATOR,
+            col(Staff.active).is_(True),
+        )
+        .order_by(col(Staff.id))
+    ).first()
+    assignee = session.get(Staff, case.assignee_id) if case.assignee_id else None
+    if assignee is not None and assignee.role == StaffRole.MEDIATOR:
+        chosen = assignee.id
+    if chosen is None:
+        return None
+    mediators.name_mediators(
+        session, case=case, staff_ids=[chosen], actor=actor, expected_version=case.version
     )
+    return "mediator named 指定调解员"
+
+
+def _mediator_actor(session: Session, case: Case) -> Actor | None:
+    from models.mediators import serving_ids
+
+    assert case.id is not None
+    ids = serving_ids(session, case_id=case.id)
+    staff = session.get(Staff, ids[0]) if ids else None
+    if staff is None:
+        return None
+    return principal_for_staff(session, staff)
 
 
 def _step(session: Session, case: Case, actor: Actor) -> str | None:
@@ -184,6 +224,9 @@ def _step(session: Session, case: Case, actor: Actor) -> str | None:
     assert case.id is not None
     now = clock.now()
     if case.status == CaseStatus.ASSIGNED:
+        before = _committee_step(session, case, actor)
+        if before is not None:
+            return before
         if case.consent_at is None:
             mediating.record_consent(
                 session, case_id=case.id, party_ids=None, actor=actor, expected_version=case.version
@@ -194,6 +237,7 @@ def _step(session: Session, case: Case, actor: Actor) -> str | None:
         )
         return "mediation started 开始调解"
     if case.status == CaseStatus.IN_MEDIATION:
+        actor = _mediator_actor(session, case) or actor
         if not mediating.list_sessions(session, case_id=case.id):
             mediating.record_session(
                 session,

@@ -45,6 +45,7 @@ def simulate_command(
     from models.db import get_engine, read_session
     from models.scenario import ScenarioError, read_scenario
     from models.sim_output import summary_document, write_summary
+    from models.sim_report import write_report
     from models.simulate import Period, run_scenario
 
     try:
@@ -78,9 +79,10 @@ def simulate_command(
                 raise typer.Exit(2) from None
     document = summary_document(results, start=first.isoformat(), days=days, seed=seed)
     path = write_summary(out, document)
+    report = write_report(out, document)
     for key, result in results.items():
         console.print(
             f"[green]✓[/] {key}: {result['arrivals']} cases, composite {result['composite']}, "
             f"referrals {result['referrals']['total']}, overdue peak {result['overdue_peak']}"
         )
-    console.print(f"summary 汇总: {path}")
+    console.print(f"summary 汇总: {path}\nreport 报告: {report}")

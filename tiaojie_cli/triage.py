@@ -87,19 +87,21 @@ def _show(found: dict[str, Any]) -> None:
 def _train() -> None:
     from models.classifier import MODEL_FILE
     from models.classifier_train import describe, load_corpus, train_from_corpus
+    from models.triage import keyword_category
 
     console.print("训练中 training on the corpus ...")
     model = train_from_corpus()
     MODEL_FILE.write_bytes(model.to_bytes())
     console.print(f"[green]✓[/] wrote {MODEL_FILE.name} ({MODEL_FILE.stat().st_size:,} bytes)")
-    print(describe(model, load_corpus()))
+    print(describe(model, load_corpus(), rules=keyword_category))
 
 
 def _evaluate() -> None:
     from models.classifier import shipped_model
     from models.classifier_train import describe, load_corpus
+    from models.triage import keyword_category
 
-    print(describe(shipped_model(), load_corpus()))
+    print(describe(shipped_model(), load_corpus(), rules=keyword_category))
 
 
 def _versions() -> None:

@@ -11,25 +11,21 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from api.cache import TTLCache
 from api.deps import DBRead, Staff, Writer
 from api.prefect_links import prefect_runs_url
-from api.security import Principal
-from api.v1.actions import allowed_actions
-from api.v1.common import (
-    UnitRef,
-    case_public,
-    load_case,
+from api.v1.common import cached_units, case_public, load_case, run_write_async, unit_cache_of
+from models import actions, case_search, clock, pii, text_numbers
+from models.access import (
+    Principal,
+    place_for_filing,
     reach_clause,
-    run_write_async,
-    unit_by_code,
-    unit_cache_of,
+    staff_id_of,
 )
-from models import case_search, clock, pii, text_numbers
+from models.actions import allowed_names
 from models.case import Case, CaseCreate, CasePublic
 from models.case_search import CaseFilter
 from models.cases import create_case_with_parties, show_party
-from models.enums import CaseStatus, Category, UnitLevel
+from models.enums import CaseStatus, Category
 from models.errors import FieldProblem, ValidationError
 from models.event import CaseEvent
 from models.follow_up import FollowUp, FollowUpPublic
@@ -46,8 +42,6 @@ from models.timeline import event_notes
 from models.unit import Unit
 
 router = APIRouter(prefix="/cases", tags=["cases 案件"])
-
-PLACE_LEVELS = frozenset({UnitLevel.BUILDING, UnitLevel.COMPOUND, UnitLevel.COMMUNITY})
 
 
 class CaseCreated(BaseModel):
@@ -79,11 +73,68 @@ class TimelineEntry(BaseModel):
     note_en: str | None = None
 
 
+class MediatorView(BaseModel):
+    staff_id: int
+    name: str
+    named_at: datetime
+    ended_at: datetime | None
+    end_reason: str | None
+
+
+class MediationView(BaseModel):
+    """受理审查, the named mediators and the guidance the parties were given."""
+
+    accepted: bool | None
+    acceptance_reason: str | None
+    legal_basis: str | None
+    guidance: str | None
+    mediators: list[MediatorView]
+    mediation_due_at: datetime | None
+
+
+def mediation_view(session: Session, case: Case) -> MediationView:
+    from models.acceptance import latest_review
+    from models.mediators import mediators_of
+
+    assert case.id is not None
+    review = latest_review(session, case_id=case.id)
+    rows = mediators_of(session, case_id=case.id, serving=False)
+    names = {
+        s.id: s.display_name
+        for s in session.exec(
+            select(StaffRow).where(col(StaffRow.id).in_([m.staff_id for m in rows]))
+        ).all()
+    }
+    guidance = review.guidance if review is not None and not review.accepted else None
+    if guidance is None and case.status in (CaseStatus.MEDIATION_FAILED, CaseStatus.REFERRED):
+        guidance = case.outcome_note
+    return MediationView(
+        accepted=review.accepted if review else None,
+        acceptance_reason=review.reason.label if review and review.reason else None,
+        legal_basis=review.legal_basis if review else None,
+        guidance=guidance,
+        mediators=[
+            MediatorView(
+                staff_id=m.staff_id,
+                name=names.get(m.staff_id, str(m.staff_id)),
+                named_at=m.named_at,
+                ended_at=m.ended_at,
+                end_reason=m.end_reason.label if m.end_reason else None,
+            )
+            for m in rows
+        ],
+        mediation_due_at=case.mediation_due_at,
+    )
+
+
 class CaseDetail(BaseModel):
     case: CasePublic
     status_label: str
     parties: list[PartyPublic]
     personal_data_visible: bool
+    confidential: bool = False
+    details_visible: bool = True
+    mediation: MediationView | None = None
     timeline: list[TimelineEntry]
     sessions: list[SessionPublic]
     agreements: list[AgreementPublic]
@@ -95,28 +146,6 @@ class CaseDetail(BaseModel):
         description="Phone and ID numbers typed into the case's free text (stored "
         "encrypted; the text keeps their masks): clear only with personal_data_visible.",
     )
-
-
-def _check_place(
-    session: Session, code: str | None, units: TTLCache[str, UnitRef] | None = None
-) -> UnitRef | None:
-    """The place of a new case: a building, compound or community (else 422)."""
-    if code is None:
-        return None
-    unit = unit_by_code(session, units if units is not None else TTLCache(0), code)
-    if unit.level not in PLACE_LEVELS:
-        raise ValidationError(
-            f"place_code: {code} is a {unit.level.value}; give a building, compound or community",
-            f"place_code：{code} 是「{unit.level.zh}」，请选择楼幢、小区或社区",
-            problems=[
-                FieldProblem(
-                    "place_code",
-                    "应为楼幢、小区或社区编码",
-                    "must be the code of a building, compound or community",
-                )
-            ],
-        )
-    return unit
 
 
 def _scrub(value: Any) -> Any:
@@ -137,11 +166,12 @@ def _parties(session: Session, case: Case, *, reveal: bool) -> list[PartyPublic]
 def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetail:
     from models.lifecycle import TRANSITIONS
 
-    reveal = principal.may_see_personal_data(case)
+    details = actions.details_visible(session, principal, case)
+    reveal = actions.personal_data_visible(session, principal, case)
     events = session.exec(
         select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(col(CaseEvent.seq))
     ).all()
-    staff_ids = {int(e.actor.split(":", 1)[1]) for e in events if e.actor.startswith("staff:")}
+    staff_ids = {i for e in events if (i := staff_id_of(e.actor)) is not None}
     names = {
         s.id: s.display_name
         for s in session.exec(select(StaffRow).where(col(StaffRow.id).in_(staff_ids))).all()
@@ -152,8 +182,8 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
         t = TRANSITIONS.get(e.verb)
         note = notes.get(e.id or 0)
         actor_name = None
-        if e.actor.startswith("staff:"):
-            actor_name = names.get(int(e.actor.split(":", 1)[1]))
+        if (staff_id := staff_id_of(e.actor)) is not None:
+            actor_name = names.get(staff_id)
         elif e.actor == "system":
             actor_name = "系统 system"
         elif e.actor == "open311":
@@ -171,9 +201,9 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
                 actor=e.actor,
                 actor_name=actor_name,
                 at=e.at,
-                data=e.data if reveal else _scrub(e.data),
-                note=note[0] if note else None,
-                note_en=note[1] if note else None,
+                data=(e.data if reveal else _scrub(e.data)) if details else {},
+                note=note[0] if note and details else None,
+                note_en=note[1] if note and details else None,
             )
         )
     sessions = session.exec(
@@ -192,15 +222,18 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
         select(FollowUp).where(FollowUp.case_id == case.id).order_by(col(FollowUp.due_at))
     ).all()
     return CaseDetail(
-        case=case_public(session, case, reveal=reveal),
+        case=case_public(session, case, reveal=reveal, details=details),
         status_label=case.status.label,
-        parties=_parties(session, case, reveal=reveal),
+        parties=_parties(session, case, reveal=reveal) if details else [],
         personal_data_visible=reveal,
+        confidential=case.confidential,
+        details_visible=details,
+        mediation=mediation_view(session, case) if details else None,
         timeline=timeline,
-        sessions=[SessionPublic.of(s, reveal=reveal) for s in sessions],
-        agreements=agreement_views,
+        sessions=[SessionPublic.of(s, reveal=reveal) for s in sessions] if details else [],
+        agreements=agreement_views if details else [],
         follow_ups=[FollowUpPublic.of(f, reveal=reveal) for f in follow_ups],
-        allowed_actions=allowed_actions(case, principal),
+        allowed_actions=allowed_names(principal, case),
         # By tag (batch runs carry every case's tag), over the case's whole life.
         prefect_runs_url=prefect_runs_url(case),
         text_numbers=text_numbers.numbers_of(session, case_id=case.id or 0, reveal=reveal),
@@ -227,23 +260,27 @@ async def post_case(
         ),
     ] = None,
 ) -> JSONResponse:
-    units = unit_cache_of(request)
+    lookup = cached_units(unit_cache_of(request))
 
     def produce(session: Session) -> tuple[int, Any]:
-        place = _check_place(session, data.place_code, units)
+        place = None
+        if data.place_code:
+            place = place_for_filing(session, principal, data.place_code, lookup=lookup)
         case, parties = create_case_with_parties(
             session,
             data=data,
-            actor=principal.actor,
+            actor=principal,
             created_by_id=principal.staff_id,
             place_unit_id=place.id if place else None,
         )
         # The answer is built from the rows just written (no read-back). It never shows
         # personal data in clear (it is also kept as the idempotent replay).
         answer = CaseCreated(
-            case=case_public(session, case, unit_codes={place.id: place.code} if place else None),
+            case=case_public(
+                session, case, unit_codes={place.id: place.code} if place and place.id else None
+            ),
             parties=parties,
-            allowed_actions=allowed_actions(case, principal),
+            allowed_actions=allowed_names(principal, case),
         )
         return 201, answer.model_dump(mode="json")
 
@@ -286,6 +323,7 @@ def list_cases(
         else (principal.staff_id if principal.staff_id is not None else -1),
         overdue=overdue,
         text=q,
+        reader_unit_id=principal.unit_id,
     )
     # The same filters as the web list and its exports (models.case_search).
     stmt = select(Case).where(*case_search.clauses(wanted, now=clock.now()))
@@ -299,7 +337,10 @@ def list_cases(
         .limit(page_size)
     ).all()
     return CaseList(
-        items=[case_public(session, c) for c in rows],
+        items=[
+            case_public(session, c, details=actions.details_visible(session, principal, c))
+            for c in rows
+        ],
         total=int(total),
         page=page,
         page_size=page_size,

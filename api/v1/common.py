@@ -14,19 +14,18 @@ import anyio.to_thread
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Engine, or_
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from api.cache import TTLCache
 from api.deps import engine_of
-from api.security import Principal
-from models import clock, pii, tracking
+from models import actions, clock, confidentiality, pii, tracking
+from models.access import Principal, find_case
 from models.case import Case, CasePublic
-from models.cases import find_unit, get_case, get_case_by_number
 from models.db import is_sqlite, read_session, write_session
 from models.enums import UnitLevel
-from models.errors import ConflictError, NotFound, ValidationError
+from models.errors import ConflictError, ValidationError
 from models.idempotency import find_record, request_hash, save_record
 from models.unit import Unit
 
@@ -53,62 +52,25 @@ def unit_cache_of(request: Request) -> TTLCache[str, UnitRef]:
     return cache
 
 
-def unit_by_code(session: Session, cache: TTLCache[str, UnitRef], code: str) -> UnitRef:
-    """The unit with this code (cached a few seconds), or the place_code ValidationError."""
-    ref = cache.get(code)
-    if ref is None:
-        unit = find_unit(session, code=code)
-        assert unit.id is not None
-        ref = UnitRef(id=unit.id, code=unit.code, level=unit.level, path=unit.path)
-        cache.put(code, ref)
-    return ref
+def cached_units(cache: TTLCache[str, UnitRef]) -> Callable[[Session, str], UnitRef | None]:
+    """A look-up of units by code that keeps what it found a few seconds."""
 
+    def lookup(session: Session, code: str) -> UnitRef | None:
+        ref = cache.get(code)
+        if ref is None:
+            unit = session.exec(select(Unit).where(Unit.code == code)).first()
+            if unit is None or unit.id is None:
+                return None
+            ref = UnitRef(id=unit.id, code=unit.code, level=unit.level, path=unit.path)
+            cache.put(code, ref)
+        return ref
 
-def not_found(ref: object) -> NotFound:
-    # The same answer whether the case does not exist or is out of the caller's reach.
-    return NotFound(f"no case {ref}", f"案件 {ref} 不存在或无权查看")
-
-
-def unit_path_of(session: Session, unit_id: int | None) -> str | None:
-    if unit_id is None:
-        return None
-    unit = session.get(Unit, unit_id)
-    return unit.path if unit else None
+    return lookup
 
 
 def load_case(session: Session, principal: Principal, ref: str) -> Case:
     """A case by id or number, if within the caller's reach; otherwise 404."""
-    ref = ref.strip()
-    try:
-        if ref.isascii() and ref.isdigit() and len(ref) <= 12:
-            case = get_case(session, case_id=int(ref))
-        elif 0 < len(ref) <= 32:
-            case = get_case_by_number(session, number=ref)
-        else:
-            raise not_found(ref[:32])
-    except NotFound:
-        raise not_found(ref[:32]) from None
-    if not principal.reaches(case, place_path=unit_path_of(session, case.place_unit_id)):
-        raise not_found(ref[:32])
-    return case
-
-
-def reach_clause(principal: Principal) -> ColumnElement[bool] | None:
-    """SQL form of :meth:`Principal.reaches` (None: no restriction)."""
-    if principal.is_admin:
-        return None
-    clauses: list[ColumnElement[bool]] = []
-    if principal.unit_path:
-        prefix = principal.unit_path
-        places = select(Unit.id).where(col(Unit.path).startswith(prefix, autoescape=True))
-        clauses.append(col(Case.unit_path).startswith(prefix, autoescape=True))
-        clauses.append(col(Case.place_unit_id).in_(places))
-    if principal.staff_id is not None:
-        clauses.append(col(Case.created_by_id) == principal.staff_id)
-        clauses.append(col(Case.assignee_id) == principal.staff_id)
-    if not clauses:
-        return col(Case.id) < 0
-    return or_(*clauses)
+    return find_case(session, principal, ref)
 
 
 def case_public(
@@ -117,12 +79,16 @@ def case_public(
     *,
     reveal: bool = False,
     unit_codes: Mapping[int, str] | None = None,
+    details: bool = True,
 ) -> CasePublic:
     """A case for staff; phone and ID numbers typed into its free text are masked unless
     ``reveal`` (the reader may see the case's personal data). ``unit_codes``: codes of
-    units the caller already knows by id (looked up otherwise)."""
+    units the caller already knows by id (looked up otherwise). ``details`` False (a
+    confidential case read from outside its unit): no description, no address."""
     assert case.id is not None
     shown = (lambda text: text) if reveal else pii.scrub_text
+    if not details:
+        shown = lambda _text: confidentiality.HIDDEN  # noqa: E731
 
     def code_of(unit_id: int | None) -> str | None:
         if unit_id is None:
@@ -155,6 +121,11 @@ def case_public(
         closed_at=case.closed_at,
         tracking_code=tracking.code_for(case.number) if case.tracking_hash else None,
     )
+
+
+# One rule each, in the domain (the web pages use the same).
+details_visible = actions.details_visible
+personal_data_visible = actions.personal_data_visible
 
 
 def expected_version(request: Request, body_version: int | None) -> int:

@@ -13,9 +13,9 @@ from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
 from api.deps import DBRead, Staff, Writer
-from api.security import Principal
 from api.v1.common import run_write
 from models import clock, metrics, month_problem
+from models.access import Principal
 from models.enums import UnitLevel
 from models.errors import ValidationError
 
@@ -170,9 +170,7 @@ def set_problem_of_the_month(
             session, month_start=_month(body.month), within_path=_within(principal)
         )
         count = candidate.count if candidate and candidate.category == body.category else 0
-        row = month_problem.set_month_problem(
-            session, data=body, actor=principal.actor, case_count=count
-        )
+        row = month_problem.set_month_problem(session, data=body, actor=principal, case_count=count)
         return 200, row.model_dump(mode="json")
 
     return run_write(request, principal, body, produce)

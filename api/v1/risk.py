@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict
 from sqlmodel import Session
 
 from api.deps import DBRead, Staff
-from api.security import Principal
 from api.v1.common import run_write
 from models import clock
+from models.access import Principal
 from models.case import Case
 from models.errors import NotFound
 from models.triage_tables import RiskWarning
@@ -99,7 +99,7 @@ def close(
         if warning_id not in found:
             raise NotFound(f"no early warning {warning_id}", f"预警 {warning_id} 不存在")
         warning = close_warning(
-            session, warning_id=warning_id, actor=principal.actor, conclusion=body.conclusion
+            session, warning_id=warning_id, actor=principal, conclusion=body.conclusion
         )
         _, case, street = found[warning_id]
         return 200, _out(warning, case, street)

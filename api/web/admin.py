@@ -15,6 +15,7 @@ from api.web import auth
 from api.web.i18n import Translator, pick_lang
 from api.web.routes import PREFIX, TimedRoute, read_session, render, to_login, write_session
 from models import admin
+from models.access import Principal
 from models.enums import Category, StaffRole, UnitLevel
 from models.errors import NotFound, ValidationError
 from models.policy import PolicySet, TimeLimitPolicy
@@ -30,7 +31,7 @@ STAFF_FIELDS = ("username", "name", "role", "unit_code", "phone")
 UNIT_FIELDS = ("code", "name", "name_en", "level", "parent_code", "address")
 
 
-def _admin(request: Request) -> auth.WebUser | Response:
+def _admin(request: Request) -> Principal | Response:
     """The signed-in administrator, or the answer for anyone else."""
     with read_session(request) as session:
         user = auth.current_user(request, session)
@@ -41,7 +42,7 @@ def _admin(request: Request) -> auth.WebUser | Response:
     return user
 
 
-def _as_admin(request: Request, page: Callable[[auth.WebUser], Response]) -> Response:
+def _as_admin(request: Request, page: Callable[[Principal], Response]) -> Response:
     """``page`` for an administrator; anyone else gets :func:`_admin`'s answer."""
     user = _admin(request)
     return user if isinstance(user, Response) else page(user)
@@ -69,14 +70,14 @@ def _messages(exc: Exception, t: Translator) -> list[str]:
     raise exc
 
 
-async def _posted(request: Request) -> tuple[auth.WebUser, dict[str, str]] | Response:
+async def _posted(request: Request) -> tuple[Principal, dict[str, str]] | Response:
     """The administrator and the posted form as text fields, or the answer for anyone
     else or for a form whose CSRF token is wrong."""
     user = _admin(request)
     if isinstance(user, Response):
         return user
     form = await request.form()
-    if not auth.csrf_ok(user.csrf, str(form.get("csrf_token", ""))):
+    if not auth.csrf_ok(auth.session_csrf(request), str(form.get("csrf_token", ""))):
         return render(request, "error.html", {"status": 403}, user=user, status_code=403)
     fields: dict[str, str] = {}
     for key in form:
@@ -87,7 +88,7 @@ async def _posted(request: Request) -> tuple[auth.WebUser, dict[str, str]] | Res
 
 def _change(
     request: Request,
-    user: auth.WebUser,
+    user: Principal,
     work: Callable[[Session], Any],
     *,
     page: Callable[[list[str]], Response],
@@ -107,7 +108,7 @@ def _change(
 
 def _staff_page(
     request: Request,
-    user: auth.WebUser,
+    user: Principal,
     *,
     errors: list[str] | None = None,
     values: Mapping[str, str] | None = None,
@@ -181,7 +182,7 @@ async def staff_add(request: Request) -> Response:
 
 def _edit_page(
     request: Request,
-    user: auth.WebUser,
+    user: Principal,
     username: str,
     *,
     errors: list[str] | None = None,
@@ -264,7 +265,7 @@ async def staff_update(request: Request, username: str) -> Response:
 
 def _units_page(
     request: Request,
-    user: auth.WebUser,
+    user: Principal,
     *,
     errors: list[str] | None = None,
     values: Mapping[str, str] | None = None,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -26,11 +25,9 @@ from sqlmodel import Session
 
 from api.client import is_https
 from models import keys, web_sessions
-from models.enums import StaffRole, UnitLevel
-from models.lifecycle import Actor
+from models.access import Principal, principal_for_staff
 from models.settings import get_settings
 from models.staff import Staff
-from models.unit import Unit
 
 SESSION_COOKIE = "tj_session"
 CSRF_COOKIE = "tj_csrf"
@@ -40,37 +37,6 @@ ALGORITHM = "HS256"
 
 def _key() -> bytes:
     return keys.key("session")
-
-
-@dataclass(frozen=True)
-class WebUser:
-    """The signed-in staff member, as the pages need them (no personal data)."""
-
-    staff_id: int
-    username: str
-    display_name: str
-    role: StaffRole
-    unit_id: int | None
-    unit_code: str | None
-    unit_name: str
-    unit_level: UnitLevel | None
-    unit_path: str | None
-    csrf: str
-
-    @property
-    def actor(self) -> Actor:
-        return Actor(kind="staff", staff_id=self.staff_id, role=self.role, unit_path=self.unit_path)
-
-    @property
-    def reach_path(self) -> str | None:
-        """Subtree of cases this user may see; None for administrators (everything)."""
-        if self.role == StaffRole.ADMIN:
-            return None
-        return self.unit_path or "/__nowhere__/"
-
-    @property
-    def is_supervisor(self) -> bool:
-        return self.role in (StaffRole.SUPERVISOR, StaffRole.ADMIN)
 
 
 def issue_session(session: Session, staff_id: int) -> tuple[str, str]:
@@ -135,7 +101,7 @@ def clear_session_cookie(response: Response, request: Request) -> None:
     )
 
 
-def current_user(request: Request, session: Session) -> WebUser | None:
+def current_user(request: Request, session: Session) -> Principal | None:
     """The signed-in, still active staff member, or None (then the page redirects)."""
     claims = read_session(request.cookies.get(SESSION_COOKIE))
     if claims is None:
@@ -149,19 +115,13 @@ def current_user(request: Request, session: Session) -> WebUser | None:
         return None
     if not web_sessions.session_alive(session, sid=str(claims["sid"]), staff_id=staff_id):
         return None  # signed out, revoked, or expired
-    unit = session.get(Unit, staff.unit_id) if staff.unit_id else None
-    return WebUser(
-        staff_id=staff_id,
-        username=staff.username,
-        display_name=staff.display_name,
-        role=staff.role,
-        unit_id=staff.unit_id,
-        unit_code=unit.code if unit else None,
-        unit_name=unit.name_zh if unit else "",
-        unit_level=unit.level if unit else None,
-        unit_path=unit.path if unit else None,
-        csrf=str(claims["csrf"]),
-    )
+    return principal_for_staff(session, staff)
+
+
+def session_csrf(request: Request) -> str:
+    """The CSRF token of the signed-in session ("" without one)."""
+    claims = read_session(request.cookies.get(SESSION_COOKIE))
+    return str(claims["csrf"]) if claims else ""
 
 
 # --- CSRF -----------------------------------------------------------------------

@@ -18,7 +18,8 @@ from sqlmodel import select
 from api.web import auth, queries
 from api.web.i18n import Translator, pick_lang
 from api.web.routes import PREFIX, TimedRoute, read_session, render, to_login, write_session
-from models import admin_log, case_export, clock
+from models import access, actions, admin_log, case_export, clock
+from models.access import Principal
 from models.case_search import SORTS, CaseFilter, search, unit_for
 from models.enums import CaseStatus, Category, Priority, StaffRole
 from models.staff import Staff
@@ -66,7 +67,7 @@ def _yes_no(raw: str) -> bool | None:
 
 
 def parse_filter(
-    session: Any, params: Mapping[str, str], user: auth.WebUser, t: Translator
+    session: Any, params: Mapping[str, str], user: Principal, t: Translator
 ) -> tuple[CaseFilter, list[str]]:
     """The filter of the query string; unknown values are reported, never guessed."""
     problems: list[str] = []
@@ -95,6 +96,7 @@ def parse_filter(
         overdue=_yes_no(params.get("overdue", "")),
         group=_yes_no(params.get("group", "")),
         text=params.get("q", "").strip()[:100] or None,
+        reader_unit_id=user.unit_id,
     )
     return f, problems
 
@@ -118,7 +120,7 @@ def case_list(request: Request) -> Response:
         page = search(
             session,
             f,
-            reach=queries.visible(user),
+            reach=access.reach_clause(user),
             now=now,
             sort=params.get("sort", "newest"),
             cursor=params.get("after") or None,
@@ -161,8 +163,8 @@ def _export(request: Request, kind: str) -> Response:
         data = case_export.rows(
             session,
             f,
-            reach=queries.visible(user),
-            reveal=lambda case: queries.may_see_personal_data(user, case),
+            reach=access.reach_clause(user),
+            reveal=lambda case: actions.personal_data_visible(session, user, case),
             now=now,
             sort=params.get("sort", "newest"),
         )

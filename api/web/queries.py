@@ -9,17 +9,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, or_
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from api.web.auth import WebUser
 from models import clock, extensions, helping, overdue, referrals, timeline, workdays
+from models.access import Principal, find_case, reach_clause, staff_id_of
 from models.case import Case
-from models.enums import (
-    CaseStatus,
-    StaffRole,
-    UnitLevel,
-)
+from models.enums import CaseStatus, UnitLevel
+from models.errors import NotFound
 from models.event import CaseEvent
 from models.extension import Extension
 from models.follow_up import FollowUp
@@ -32,42 +29,20 @@ from models.triage_tables import TriageSuggestion
 from models.unit import Unit
 
 
-def _like_prefix(path: str) -> str:
-    return path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def visible(user: WebUser) -> ColumnElement[bool] | None:
-    """The condition for cases within the user's reach (None: administrators see all).
-
-    A case is within reach when its handling unit is in the user's subtree; before
-    triage (no handling unit yet) when its place is in the subtree; and always for the
-    staff member who recorded it."""
-    reach = user.reach_path
-    if reach is None:
+def find_visible_case(session: Session, *, user: Principal, number: str) -> Case | None:
+    """The case with this number if the user reaches it (:mod:`models.access`)."""
+    try:
+        return find_case(session, user, number)
+    except NotFound:
         return None
-    pattern = _like_prefix(reach)
-    places = select(Unit.id).where(col(Unit.path).like(pattern, escape="\\"))
-    return or_(
-        col(Case.unit_path).like(pattern, escape="\\"),
-        (col(Case.unit_path).is_(None)) & (col(Case.place_unit_id).in_(places)),
-        col(Case.created_by_id) == user.staff_id,
-    )
 
 
-def units_in_reach(session: Session, *, user: WebUser, levels: Sequence[UnitLevel]) -> list[Unit]:
+def units_in_reach(session: Session, *, user: Principal, levels: Sequence[UnitLevel]) -> list[Unit]:
     """Units of ``levels`` in the user's subtree (all for administrators), by code."""
     q = select(Unit).where(col(Unit.level).in_(list(levels))).order_by(col(Unit.code))
     if user.reach_path is not None:
-        q = q.where(col(Unit.path).like(_like_prefix(user.reach_path), escape="\\"))
+        q = q.where(col(Unit.path).startswith(user.reach_path, autoescape=True))
     return list(session.exec(q).all())
-
-
-def find_visible_case(session: Session, *, user: WebUser, number: str) -> Case | None:
-    query = select(Case).where(Case.number == number)
-    cond = visible(user)
-    if cond is not None:
-        query = query.where(cond)
-    return session.exec(query).first()
 
 
 @dataclass(frozen=True)
@@ -158,9 +133,9 @@ class Inbox:
     assessment: list[tuple[CaseRow, TriageSuggestion | None]] = field(default_factory=list)
 
 
-def inbox(session: Session, *, user: WebUser, now: datetime, limit: int = 50) -> Inbox:
+def inbox(session: Session, *, user: Principal, now: datetime, limit: int = 50) -> Inbox:
     """My open cases; cases in my reach due today or overdue; the newest open ones."""
-    cond = visible(user)
+    cond = reach_clause(user)
 
     end_of_today = workdays.end_of_day(now)
     mine_q = (
@@ -221,7 +196,7 @@ def inbox(session: Session, *, user: WebUser, now: datetime, limit: int = 50) ->
 
 
 def overdue_cases(
-    session: Session, *, user: WebUser, now: datetime, limit: int = 100
+    session: Session, *, user: Principal, now: datetime, limit: int = 100
 ) -> list[CaseRow]:
     """Overdue cases (``models.overdue``), oldest deadline first."""
     q = (
@@ -230,7 +205,7 @@ def overdue_cases(
         .order_by(overdue.deadline_column(), col(Case.id))
         .limit(limit)
     )
-    cond = visible(user)
+    cond = reach_clause(user)
     if cond is not None:
         q = q.where(cond)
     return _rows(session, session.exec(q).all(), now=now)
@@ -311,9 +286,7 @@ def case_detail(session: Session, *, case: Case) -> CaseDetail:
         staff_ids.add(case.liaison_id)
     ref_units = load_units(session, [i for r in refs for i in (r.from_unit_id, r.to_unit_id)])
     staff_ids |= {f.recorded_by_id for f in follow_ups if f.recorded_by_id}
-    for e in events:
-        if e.actor.startswith("staff:") and e.actor[6:].isdigit():
-            staff_ids.add(int(e.actor[6:]))
+    staff_ids |= {i for e in events if (i := staff_id_of(e.actor)) is not None}
     if case.assignee_id:
         staff_ids.add(case.assignee_id)
     staff = (
@@ -348,30 +321,6 @@ def case_detail(session: Session, *, case: Case) -> CaseDetail:
     )
 
 
-def may_see_personal_data(user: WebUser, case: Case) -> bool:
-    """Clear names, phones and ID numbers: the case's assignee, and mediators of the
-    unit handling it. Everyone else sees masked values (``138****8000``)."""
-    if case.assignee_id is not None and case.assignee_id == user.staff_id:
-        return True
-    return (
-        user.role == StaffRole.MEDIATOR
-        and case.unit_id is not None
-        and case.unit_id == user.unit_id
-    )
-
-
-def places_for(session: Session, *, user: WebUser) -> list[Unit]:
-    """Units a case can be placed in (community, compound, building) under the user's
-    reach, in tree order."""
-    q = select(Unit).where(
-        col(Unit.level).in_([UnitLevel.COMMUNITY, UnitLevel.COMPOUND, UnitLevel.BUILDING])
-    )
-    reach = user.reach_path
-    if reach is not None:
-        q = q.where(col(Unit.path).like(_like_prefix(reach), escape="\\"))
-    return list(session.exec(q.order_by(col(Unit.path)).limit(2000)))
-
-
 def unit_by_code(session: Session, code: str) -> Unit | None:
     return session.exec(select(Unit).where(Unit.code == code)).first()
 
@@ -382,12 +331,12 @@ def triage_suggestion(session: Session, *, case: Case) -> TriageSuggestion | Non
 
 
 def awaiting_assessment(
-    session: Session, *, user: WebUser, now: datetime, limit: int = 50
+    session: Session, *, user: Principal, now: datetime, limit: int = 50
 ) -> list[tuple[CaseRow, TriageSuggestion | None]]:
     """Cases in reach held for a person to confirm their category (研判), oldest first,
     with the classifier's top three and why."""
     query = select(Case).where(col(Case.is_open).is_(True), col(Case.held_for_assessment))
-    cond = visible(user)
+    cond = reach_clause(user)
     if cond is not None:
         query = query.where(cond)
     cases = session.exec(query.order_by(col(Case.id)).limit(limit)).all()

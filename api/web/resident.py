@@ -165,7 +165,9 @@ async def _photos(values: list[Any], limit: int) -> list[bytes]:
     return photos
 
 
-def _do(verb: str, session: Any, who: ResidentSession, form: Any, photos: list[bytes]) -> None:
+def _do(
+    verb: str, session: Any, who: ResidentSession, form: dict[str, str], photos: list[bytes]
+) -> None:
     if verb == "info":
         actions.add_information(session, who=who, note=str(form.get("note", "")), photos=photos)
     elif verb == "consent":
@@ -201,21 +203,22 @@ async def resident_action(request: Request, code: str, verb: str) -> Response:
     if verb not in ACTIONS:
         return _page(request, code=code, ctx={"error": "没有这项操作。"}, status=404)
     settings = get_settings()
-    form = await request.form(max_files=settings.resident_photos_max + 1, max_fields=20)
+    async with request.form(max_files=settings.resident_photos_max + 1, max_fields=20) as form:
+        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+        photos = await _photos(form.getlist("photos"), settings.resident_photo_max_bytes)
     token = request.cookies.get(COOKIE, "")
     who = _who(request, code)
-    if who is None or not csrf_ok(resident_service.csrf_for(token), str(form.get("csrf", ""))):
+    if who is None or not csrf_ok(resident_service.csrf_for(token), fields.get("csrf", "")):
         return _page(
             request,
             code=code,
             ctx={"error": "请先输入手机号后四位（页面已过期）。"},
             status=403,
         )
-    photos = await _photos(form.getlist("photos"), settings.resident_photo_max_bytes)
     error: TiaojieError | None = None
     try:
         with write_session(request) as session:
-            _do(verb, session, who, form, photos)
+            _do(verb, session, who, fields, photos)
     except TiaojieError as exc:
         error = exc
     if error is not None:

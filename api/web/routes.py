@@ -9,15 +9,13 @@ exactly like a case that does not exist.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from contextlib import AbstractContextManager
-from datetime import UTC, date, datetime, timedelta
-from enum import Enum
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import pydantic
@@ -31,14 +29,14 @@ from starlette.concurrency import run_in_threadpool
 
 from api.client import client_address
 from api.prefect_links import prefect_runs_url
-from api.web import auth, queries
+from api.web import auth, forms, mediation, queries
 from api.web.charts import RateRow, rates_chart
 from api.web.i18n import Translator, pick_lang, remember_lang
-from models import clock, db, lifecycle, pii, text_numbers, tracking
+from models import access, actions, clock, db, pii, text_numbers, tracking
+from models.access import Principal
 from models.case import Case, CaseCreate
 from models.cases import show_party
 from models.enums import (
-    CaseStatus,
     Category,
     Channel,
     ContactMethod,
@@ -49,18 +47,17 @@ from models.enums import (
     ReferralTarget,
     ResolvedAnswer,
     SatisfiedAnswer,
-    StaffRole,
     UnitLevel,
     VisitChannel,
 )
-from models.errors import FieldProblem, NotFound, TiaojieError, ValidationError
+from models.errors import NotFound, TiaojieError, ValidationError
 from models.login import sign_in
+from models.resident_tables import ResidentPhoto
 from models.settings import get_settings
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 PREFIX = "/web"
-READ_ONLY_ROLES = frozenset({StaffRole.INSTRUCTOR, StaffRole.VOLUNTEER, StaffRole.PARTY_MEMBER})
 
 
 class TimedRoute(APIRoute):
@@ -86,6 +83,7 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals["static_version"] = "1"
 # Phone and ID numbers typed into free text are masked unless the reader is entitled.
 templates.env.filters["scrub"] = pii.scrub_text
+templates.env.globals["staff_id_of"] = access.staff_id_of
 
 
 # --- sessions and rendering helpers -------------------------------------------------
@@ -121,7 +119,7 @@ def render(
     name: str,
     context: Mapping[str, Any],
     *,
-    user: auth.WebUser | None,
+    user: Principal | None,
     status_code: int = 200,
 ) -> HTMLResponse:
     lang = pick_lang(request)
@@ -129,12 +127,12 @@ def render(
         "t": Translator(lang),
         "lang": lang,
         "user": user,
-        "csrf": user.csrf if user else "",
+        "csrf": auth.session_csrf(request) if user else "",
         "prefix": PREFIX,
         "lang_zh_url": _lang_url(request, "zh"),
         "lang_en_url": _lang_url(request, "en"),
         "fmt": clock.format_local,
-        "can_write": user is not None and user.role not in READ_ONLY_ROLES,
+        "can_write": user is not None and user.can_write,
         "categories_by_code": {c.value: c for c in Category},
         **context,
     }
@@ -149,8 +147,12 @@ def to_login(request: Request) -> RedirectResponse:
     return RedirectResponse(f"{PREFIX}/login?next={quote(target, safe='')}", status_code=303)
 
 
-def not_found(request: Request, user: auth.WebUser | None) -> HTMLResponse:
+def not_found(request: Request, user: Principal | None) -> HTMLResponse:
     return render(request, "error.html", {"status": 404}, user=user, status_code=404)
+
+
+def forbidden(request: Request, user: Principal | None) -> HTMLResponse:
+    return render(request, "error.html", {"status": 403}, user=user, status_code=403)
 
 
 def _safe_next(target: str | None) -> str:
@@ -247,7 +249,9 @@ async def logout(request: Request) -> Response:
     redirect = RedirectResponse(f"{PREFIX}/login", status_code=303)
     with write_session(request) as session:
         user = auth.current_user(request, session)
-        if user is not None and auth.csrf_ok(user.csrf, str(form.get("csrf_token", ""))):
+        if user is not None and auth.csrf_ok(
+            auth.session_csrf(request), str(form.get("csrf_token", ""))
+        ):
             auth.end_session(request, session)  # the cookie stops working everywhere
             auth.clear_session_cookie(redirect, request)
     return redirect
@@ -290,8 +294,8 @@ _PARTY_FIELDS = {
 }
 
 
-def _intake_context(session: Session, user: auth.WebUser, values: dict[str, str]) -> dict[str, Any]:
-    places = queries.places_for(session, user=user)
+def _intake_context(session: Session, user: Principal, values: dict[str, str]) -> dict[str, Any]:
+    places = access.places_for(session, user)
     top = min((u.path.count("/") for u in places), default=0)
     return {
         "values": values,
@@ -328,17 +332,6 @@ def _field_for(loc: tuple[int | str, ...]) -> str:
     return str(loc[0]) if loc else "form"
 
 
-_PYDANTIC_ZH = {
-    "missing": "必填",
-    "string_too_short": "内容太短",
-    "string_too_long": "内容太长",
-    "int_parsing": "请填写整数",
-    "greater_than_equal": "数值太小",
-    "less_than_equal": "数值太大",
-    "enum": "请选择有效的选项",
-}
-
-
 def _problems_from_pydantic(exc: pydantic.ValidationError) -> dict[str, str]:
     errors: dict[str, str] = {}
     for err in exc.errors():
@@ -347,13 +340,13 @@ def _problems_from_pydantic(exc: pydantic.ValidationError) -> dict[str, str]:
         if err["type"] == "value_error":
             text = message.removeprefix("Value error, ")
         else:
-            zh = _PYDANTIC_ZH.get(err["type"], "输入有误")
+            zh = forms.PYDANTIC_ZH.get(err["type"], "输入有误")
             text = f"{zh} / {message}"
         errors.setdefault(field, text)
     return errors
 
 
-def _intake_data(form: Mapping[str, str], user: auth.WebUser) -> dict[str, Any]:
+def _intake_data(form: Mapping[str, str], user: Principal) -> dict[str, Any]:
     parties: list[dict[str, Any]] = []
     name = form.get("complainant_name", "").strip()
     parties.append(
@@ -402,14 +395,13 @@ async def intake_submit(request: Request) -> Response:
         user = auth.current_user(request, session)
         if user is None:
             return to_login(request)
-        if user.role in READ_ONLY_ROLES:
-            return not_found(request, user)
-        allowed_places = {u.code for u in queries.places_for(session, user=user)}
+        if not user.can_write:
+            return forbidden(request, user)
     t = Translator(pick_lang(request))
     errors: dict[str, str] = {}
     form_error: str | None = None
     status = 422
-    if not auth.csrf_ok(user.csrf, form["csrf_token"]):
+    if not auth.csrf_ok(auth.session_csrf(request), form["csrf_token"]):
         form_error = t(
             "表单已过期，请刷新页面后重新提交。", "The form expired; reload and submit again."
         )
@@ -417,8 +409,12 @@ async def intake_submit(request: Request) -> Response:
     else:
         if not values["complainant_name"].strip():
             errors["complainant_name"] = "请填写申请人姓名 / the complainant's name is required"
-        if values["place_code"] and values["place_code"] not in allowed_places:
-            errors["place_code"] = "请在您负责的范围内选择地点 / choose a place within your area"
+        if values["place_code"]:
+            with read_session(request) as session:
+                try:
+                    access.place_for_filing(session, user, values["place_code"])
+                except ValidationError as exc:
+                    errors["place_code"] = f"{exc.message_zh} / {exc.message_en}"
         if not values["place_code"] and not values["address_text"].strip():
             errors["place_code"] = "请选择地点或填写地址 / pick a place or type an address"
         data: CaseCreate | None = None
@@ -432,9 +428,7 @@ async def intake_submit(request: Request) -> Response:
                 with write_session(request) as session:
                     from models.cases import create_case
 
-                    case = create_case(
-                        session, data=data, actor=user.actor, created_by_id=user.staff_id
-                    )
+                    case = create_case(session, data=data, actor=user, created_by_id=user.staff_id)
                     number = case.number
                 return RedirectResponse(
                     f"{PREFIX}/cases/{quote(number)}?created=1", status_code=303
@@ -516,62 +510,10 @@ def triage_suggestion(
 
 # --- case page -----------------------------------------------------------------------
 
-# Actions a person takes on the page: verb -> (service module, template of its form).
-ACTIONS: dict[str, str] = {
-    "consent_recorded": "models.mediating",
-    "mediation_started": "models.mediating",
-    "session_recorded": "models.mediating",
-    "agreement_signed": "models.mediating",
-    "mediation_failed": "models.mediating",
-    "follow_up_due": "models.mediating",
-    "follow_up_recorded": "models.follow_ups",
-    "contacted": "models.contact",
-    "escalated": "models.escalation",
-    "withdrawn": "models.mediating",
-    "reopened": "models.follow_ups",
-    "assessed": "models.machine_triage",
-    "reclassified": "models.machine_triage",
-}
 
-
-def _service_ready(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def page_actions(case: Case, user: auth.WebUser) -> list[str]:
-    """What the state machine allows now and a person can do from the page."""
-    if user.role in READ_ONLY_ROLES:
-        return []
-    verbs = []
-    for verb in lifecycle.allowed_verbs(case):
-        transition = lifecycle.TRANSITIONS[verb]
-        if transition.roles and "staff" not in transition.roles:
-            continue
-        if verb not in ACTIONS or not _service_ready(ACTIONS[verb]):
-            continue
-        if verb == "follow_up_due" and case.status != CaseStatus.ASSIGNED:
-            continue  # the workflow schedules return visits; by hand only "settled directly"
-        if verb == "consent_recorded" and case.consent_at is not None:
-            continue
-        if verb == "contacted" and case.first_response_at is not None:
-            continue  # the first contact is made; later calls go into the session minutes
-        if user.role == StaffRole.RETURN_VISITOR and verb != "follow_up_recorded":
-            continue  # a return visitor only hears the complainant's answers
-        if (verb == "assessed") != case.held_for_assessment and verb in (
-            "assessed",
-            "reclassified",
-        ):
-            continue  # a held case is confirmed (研判); any other is reclassified
-        verbs.append(verb)
-    return verbs
-
-
-def _case_context(session: Session, user: auth.WebUser, case: Case) -> dict[str, Any]:
+def _case_context(session: Session, user: Principal, case: Case) -> dict[str, Any]:
     detail = queries.case_detail(session, case=case)
-    reveal = queries.may_see_personal_data(user, case)
+    reveal = mediation.entitled(session, user, case)
     parties = [show_party(p, reveal=reveal) for p in detail.parties]
     now = clock.now()
     return {
@@ -583,7 +525,9 @@ def _case_context(session: Session, user: auth.WebUser, case: Case) -> dict[str,
         "text_numbers": text_numbers.numbers_of(session, case_id=case.id or 0, reveal=reveal)
         if reveal
         else [],
-        "actions": page_actions(case, user),
+        # Rows with routes of their own (path parameters, uploads) have forms elsewhere.
+        "actions": [a.verb for a in actions.allowed(user, case) if a.routed],
+        "action_fields": {a.verb: forms.fields_of(a) for a in actions.ACTIONS.values()},
         "countdown": queries.case_countdown(case, detail.follow_ups, now=now),
         "prefect_url": prefect_runs_url(case),
         "outcomes": list(FollowUpOutcome),
@@ -599,6 +543,7 @@ def _case_context(session: Session, user: auth.WebUser, case: Case) -> dict[str,
         "suggestion": queries.triage_suggestion(session, case=case),
         "categories": list(Category),
         "priorities": list(Priority),
+        **mediation.mediation_context(session, user, case),
     }
 
 
@@ -616,258 +561,77 @@ def case_page(request: Request, number: str) -> Response:
     t = Translator(pick_lang(request))
     if request.query_params.get("created"):
         flash = t(f"案件 {case.number} 已登记。", f"Case {case.number} recorded.")
-    elif (done := request.query_params.get("done")) in ACTIONS:
+    elif (done := request.query_params.get("done")) in (*actions.BY_VERB, "attachment_added"):
         flash = t(f"已保存：{t.verb(done)}。", f"Saved: {t.verb(done)}.")
+    upload_error = request.query_params.get("upload_error")
     return render(
         request,
         "case.html",
-        {**ctx, "flash": flash, "error": None, "errors": {}, "open_action": None},
+        {
+            **ctx,
+            "flash": flash,
+            "error": t(f"上传失败：{upload_error[:200]}", f"Upload refused: {upload_error[:200]}")
+            if upload_error
+            else None,
+            "errors": {},
+            "open_action": None,
+        },
         user=user,
     )
 
 
-def _local_datetime(value: str, field: str) -> datetime:
-    """A ``datetime-local`` value typed in Beijing time, as aware UTC. Blank, or the
-    current minute, means now (the form's precision is one minute)."""
-    now = clock.now()
-    if not value.strip():
-        return now
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise ValidationError(
-            f"{field}: not a date and time",
-            f"{field}：日期时间格式不正确",
-            problems=[FieldProblem(field, "日期时间格式不正确", "not a date and time")],
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=clock.SHANGHAI)
-    moment = moment.astimezone(UTC)
-    if moment <= now < moment + timedelta(minutes=1):
-        return now
-    return moment
+@router.get(f"{PREFIX}/cases/{{number}}/photos/{{photo_id}}")
+def resident_photo(request: Request, number: str, photo_id: int) -> Response:
+    """A photo the resident sent: for the readers who may see the case's personal data
+    (a photo may show people); a plain 404 for everyone else."""
+    with read_session(request) as session:
+        user = auth.current_user(request, session)
+        if user is None:
+            return to_login(request)
+        case = queries.find_visible_case(session, user=user, number=number[:32])
+        photo = session.get(ResidentPhoto, photo_id)
+        if (
+            case is None
+            or photo is None
+            or photo.case_id != case.id
+            or not actions.personal_data_visible(session, user, case)
+        ):
+            return not_found(request, user)
+        return Response(
+            photo.data,
+            media_type=photo.content_type,
+            headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"},
+        )
 
 
-def _date(value: str, field: str) -> date:
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        raise ValidationError(
-            f"{field}: not a date",
-            f"{field}：日期格式不正确",
-            problems=[FieldProblem(field, "日期格式不正确", "not a date (YYYY-MM-DD)")],
-        ) from None
+MAX_FORM_FIELDS = 40
 
 
-def _model(module: Any, name: str, data: dict[str, Any]) -> Any:
-    return _validated(getattr(module, name), data)
+def _action_form(raw: Any) -> dict[str, str]:
+    """The posted fields, each cut to a sane length (a list of ticks joined by commas)."""
+    form: dict[str, str] = {}
+    for key in list(raw.keys())[:MAX_FORM_FIELDS]:
+        values = raw.getlist(key)
+        form[str(key)[:64]] = ",".join(str(v)[:8000] for v in values)[:8000]
+    return form
 
 
-def _validated(model: type[pydantic.BaseModel], data: dict[str, Any]) -> Any:
-    """The form data parsed by a typed model, or a :class:`ValidationError` (422)."""
-    try:
-        return model.model_validate(data)
-    except pydantic.ValidationError as exc:
-        problems = [
-            FieldProblem(
-                ".".join(str(p) for p in e["loc"]) or "form",
-                _PYDANTIC_ZH.get(e["type"], "输入有误"),
-                str(e.get("msg", "")).removeprefix("Value error, "),
-            )
-            for e in exc.errors()
-        ]
-        raise ValidationError("the form has errors", "表单有误", problems=problems) from None
-
-
-E = TypeVar("E", bound=Enum)
-
-
-def _enum(kind: type[E], value: str, field: str) -> E | None:
-    """A form's choice of an enumeration (None when left empty)."""
-    if not value:
-        return None
-    try:
-        return kind(value)
-    except ValueError:
-        raise ValidationError(
-            f"{field}: not one of the choices", f"{field}：不在可选范围内"
-        ) from None
-
-
-class ActionNumbers(pydantic.BaseModel):
-    """The numbers of a page action's form, parsed before anything else: a value that is
-    not a plain number (``abc``, ``²``) is a 422 naming the field, never a 500."""
-
-    model_config = pydantic.ConfigDict(extra="ignore")
-
-    version: int | None = pydantic.Field(default=None, ge=1, le=10**9)
-    party_ids: list[int] = pydantic.Field(default_factory=list, max_length=200)
-
-    @pydantic.field_validator("version", mode="before")
-    @classmethod
-    def _number(cls, value: object) -> object:
-        text = str(value or "").strip()
-        if not text:
-            return None
-        if not (text.isascii() and text.isdigit()):
-            raise ValueError("应为数字 / must be a number")
-        return text
-
-    @pydantic.field_validator("party_ids", mode="before")
-    @classmethod
-    def _ids(cls, value: object) -> object:
-        parts = [p.strip() for p in str(value or "").split(",") if p.strip()]
-        if not all(p.isascii() and p.isdigit() and len(p) <= 12 for p in parts):
-            raise ValueError("应为当事人编号 / must be party ids")
-        return parts
-
-
-def run_action(
-    session: Session,
-    *,
-    verb: str,
-    case: Case,
-    form: Mapping[str, str],
-    numbers: ActionNumbers,
-    user: auth.WebUser,
+def _perform(
+    request: Request, user: Principal, number: str, verb: str, form: dict[str, str]
 ) -> None:
-    """Call the domain service behind one page action (all validation is the domain's)."""
-    assert case.id is not None
-    common: dict[str, Any] = {
-        "case_id": case.id,
-        "actor": user.actor,
-        "expected_version": numbers.version,
-    }
-    if verb in ("assessed", "reclassified"):
-        from models import machine_triage
-
-        machine_triage.set_classification(
-            session,
-            category=_enum(Category, form.get("category", ""), "category"),
-            priority=_enum(Priority, form.get("priority", ""), "priority"),
-            **common,
-        )
-        return
-    if verb in (
-        "mediation_started",
-        "consent_recorded",
-        "session_recorded",
-        "agreement_signed",
-        "mediation_failed",
-        "follow_up_due",
-        "withdrawn",
-    ):
-        from models import mediating
-
-        if verb == "consent_recorded":
-            mediating.record_consent(session, party_ids=numbers.party_ids or None, **common)
-        elif verb == "mediation_started":
-            mediating.start_mediation(session, **common)
-        elif verb == "session_recorded":
-            from models import mediation
-
-            data = _model(
-                mediation,
-                "SessionCreate",
-                {
-                    "held_at": _local_datetime(form.get("held_at", ""), "held_at"),
-                    "place": form.get("place", ""),
-                    "participants": form.get("participants", ""),
-                    "minutes": form.get("minutes", ""),
-                },
-            )
-            mediating.record_session(session, data=data, **common)
-        elif verb == "agreement_signed":
-            from models import mediation
-
-            terms = []
-            for i in (1, 2, 3):
-                text = form.get(f"term_{i}", "").strip()
-                due = form.get(f"term_{i}_due", "").strip()
-                if text or due:
-                    terms.append({"text": text, "due_on": _date(due, f"term_{i}_due")})
-            data = _model(
-                mediation,
-                "AgreementCreate",
-                {"summary": form.get("summary", ""), "signed_at": None, "terms": terms},
-            )
-            mediating.sign_agreement(session, data=data, **common)
-        elif verb == "mediation_failed":
-            referral = form.get("referral") or None
-            mediating.fail_mediation(
-                session,
-                reason=form.get("reason", "").strip(),
-                referral=ReferralTarget(referral) if referral else None,
-                **common,
-            )
-        elif verb == "follow_up_due":
-            mediating.resolve_directly(
-                session, resolution=form.get("resolution", "").strip(), **common
-            )
-        elif verb == "withdrawn":
-            mediating.withdraw_case(session, reason=form.get("reason", "").strip(), **common)
-    elif verb in ("follow_up_recorded", "reopened"):
-        from models import follow_up, follow_ups
-
-        if verb == "reopened":
-            follow_ups.reopen_case(session, reason=form.get("reason", "").strip(), **common)
-        else:
-            data = _model(
-                follow_up,
-                "FollowUpRecord",
-                {
-                    "outcome": form.get("outcome") or None,
-                    "resolved": form.get("resolved") or None,
-                    "satisfied": form.get("satisfied") or None,
-                    "channel": form.get("channel") or "phone",
-                    "unit_at_fault": form.get("unit_at_fault") == "1",
-                    "notes": form.get("notes", "").strip(),
-                },
-            )
-            follow_ups.record_follow_up(session, data=data, **common)
-    elif verb == "contacted":
-        from models import contact
-
-        at = form.get("at", "").strip()
-        data = _model(
-            contact,
-            "ContactCreate",
-            {
-                "method": form.get("method") or None,
-                "at": _local_datetime(at, "at") if at else None,
-                "note": form.get("note", "").strip() or None,
-            },
-        )
-        contact.record_contact(session, data=data, **common)
-    elif verb == "escalated":
-        from models import escalation
-
-        escalation.escalate_case(
-            session,
-            now=clock.now(),
-            by_hand=True,
-            reason=form.get("reason", "").strip(),
-            **common,
-        )
-    else:
-        raise NotFound(f"no page action {verb!r}", f"没有这个操作：{verb}")
-
-
-ACTION_FIELDS = (
-    "version", "csrf_token", "party_ids", "held_at", "place", "participants", "minutes",
-    "summary", "term_1", "term_1_due", "term_2", "term_2_due", "term_3", "term_3_due",
-    "reason", "referral", "resolution", "outcome", "resolved", "satisfied", "channel",
-    "unit_at_fault", "notes", "method", "at", "note",
-    "category", "priority",
-)  # fmt: skip
+    """Run the page's action through the table (:func:`models.actions.run`)."""
+    action = actions.BY_VERB.get(verb)
+    if action is None:
+        raise access.not_found(f"{number}/{verb}")
+    body = forms.read_form(action, form)
+    with write_session(request) as session:
+        case = access.find_case(session, user, number)
+        actions.run(session, user, case, action.name, body)
 
 
 @router.post(f"{PREFIX}/cases/{{number}}/actions/{{verb}}", response_class=HTMLResponse)
 async def case_action(request: Request, number: str, verb: str) -> Response:
-    raw = await request.form()
-    form = {k: str(raw.get(k, ""))[:8000] for k in ACTION_FIELDS}
-    if "party_ids" in raw:
-        form["party_ids"] = ",".join(str(v) for v in raw.getlist("party_ids"))
+    form = _action_form(await request.form())
     with read_session(request) as session:
         user = auth.current_user(request, session)
         if user is None:
@@ -875,54 +639,31 @@ async def case_action(request: Request, number: str, verb: str) -> Response:
         case = queries.find_visible_case(session, user=user, number=number[:32])
         if case is None:
             return not_found(request, user)
-        allowed = page_actions(case, user)
     t = Translator(pick_lang(request))
-    error: str | None = None
     errors: dict[str, str] = {}
-    status = 200
-    numbers: ActionNumbers | None = None
-    bad_numbers = ValidationError("the form has errors", "表单有误")
-    try:
-        numbers = _validated(ActionNumbers, form)
-    except ValidationError as exc:
-        bad_numbers = exc
-    if not auth.csrf_ok(user.csrf, form["csrf_token"]):
+    if not auth.csrf_ok(auth.session_csrf(request), form.get("csrf_token")):
         error, status = (
             t("表单已过期，请刷新页面后重试。", "The form expired; reload and retry."),
             403,
         )
-    elif numbers is None:
-        status, error = 422, f"{bad_numbers.message_zh} / {bad_numbers.message_en}"
-        for p in bad_numbers.problems:
-            errors.setdefault(p.field, f"{p.message_zh} / {p.message_en}")
-    elif verb not in allowed:
-        error, status = (
-            t("当前状态下不能执行此操作。", "This action is not possible in the case's state."),
-            409,
-        )
     else:
         try:
-            with write_session(request) as session:
-                fresh = queries.find_visible_case(session, user=user, number=case.number)
-                if fresh is None:
-                    return not_found(request, user)
-                run_action(session, verb=verb, case=fresh, form=form, numbers=numbers, user=user)
+            _perform(request, user, case.number, verb, form)
             return RedirectResponse(
                 f"{PREFIX}/cases/{quote(case.number)}?done={verb}#timeline", status_code=303
             )
-        except ValidationError as exc:
-            status = 422
-            error = f"{exc.message_zh} / {exc.message_en}"
-            for p in exc.problems:
-                errors.setdefault(p.field.split(".")[-1], f"{p.message_zh} / {p.message_en}")
+        except NotFound:
+            return not_found(request, user)
         except TiaojieError as exc:
             status = exc.http_status if 400 <= exc.http_status < 500 else 409
             error = f"{exc.message_zh} / {exc.message_en}"
+            for p in getattr(exc, "problems", []):
+                errors.setdefault(p.field, f"{p.message_zh} / {p.message_en}")
     with read_session(request) as session:
-        case = queries.find_visible_case(session, user=user, number=case.number)
-        if case is None:
+        found = queries.find_visible_case(session, user=user, number=case.number)
+        if found is None:
             return not_found(request, user)
-        ctx = _case_context(session, user, case)
+        ctx = _case_context(session, user, found)
     return render(
         request,
         "case.html",
@@ -1065,12 +806,13 @@ async def set_problem(request: Request) -> Response:
         return to_login(request)
     month = form["month"] if MONTH_PARAM.match(form["month"]) else ""
     back = f"{PREFIX}/dashboard?{urlencode({'month': month})}" if month else f"{PREFIX}/dashboard"
-    if not auth.csrf_ok(user.csrf, form["csrf_token"]):
+    if not auth.csrf_ok(auth.session_csrf(request), form["csrf_token"]):
         return RedirectResponse(back + "&problem_error=csrf#problem", status_code=303)
     try:
-        data = _validated(MonthProblemSet, {k: v for k, v in form.items() if k != "csrf_token"})
+        fields = {k: v for k, v in form.items() if k != "csrf_token"}
+        data = forms.validated(MonthProblemSet, fields)
         with write_session(request) as session:
-            set_month_problem(session, data=data, actor=user.actor)
+            set_month_problem(session, data=data, actor=user)
     except TiaojieError as exc:
         query = urlencode({"month": month, "problem_error": f"{exc.message_zh} / {exc.message_en}"})
         return RedirectResponse(f"{PREFIX}/dashboard?{query}#problem", status_code=303)

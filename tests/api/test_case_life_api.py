@@ -40,6 +40,13 @@ def created_and_assigned(api: Api) -> tuple[int, AsUser]:
     return case_id, api.as_(assignee)
 
 
+def committee(api: Api, case_id: int, handler: AsUser) -> AsUser:
+    """受理审查 and a named mediator (the community's), through the API."""
+    act(handler, case_id, "acceptance", {"accepted": True, "note": "属于人民调解受理范围"})
+    act(handler, case_id, "mediators", {"staff_ids": [api.city.staff["mediatorA"].id]})
+    return api.as_("mediatorA")
+
+
 def act(
     user: AsUser, case_id: int, action: str, body: dict[str, Any], *, status: int = 200
 ) -> dict[str, Any]:
@@ -55,12 +62,13 @@ def test_full_life_agreement_follow_up_closed(api: Api, vclock: VirtualClock) ->
     assert "consent" in detail["allowed_actions"]
     parties = [p["id"] for p in detail["parties"]]
 
-    act(handler, case_id, "consent", {"party_ids": parties})
+    mediator = committee(api, case_id, handler)
+    act(handler, case_id, "consent", {"party_ids": parties, "how": "phone"})
     out = act(handler, case_id, "mediation/start", {})
     assert out["case"]["status"] == "in_mediation"
     vclock.advance(timedelta(hours=2))
     out = act(
-        handler,
+        mediator,
         case_id,
         "sessions",
         {
@@ -72,7 +80,7 @@ def test_full_life_agreement_follow_up_closed(api: Api, vclock: VirtualClock) ->
     )
     assert out["record_id"]
     out = act(
-        handler,
+        mediator,
         case_id,
         "agreement",
         {
@@ -102,6 +110,8 @@ def test_full_life_agreement_follow_up_closed(api: Api, vclock: VirtualClock) ->
         "submitted",
         "triaged",
         "assigned",
+        "acceptance_reviewed",
+        "mediators_named",
         "consent_recorded",
         "mediation_started",
         "session_recorded",
@@ -119,17 +129,22 @@ def test_full_life_agreement_follow_up_closed(api: Api, vclock: VirtualClock) ->
     assert "&endDate=" in url  # the UI shows 7 days unless the link names a range
     assert detail["case"]["status"] in ("closed", "follow_up")
 
-    # The handler (assignee) sees personal data in clear; the intake worker does not.
+    # The handler (assignee) and the worker who recorded the complaint (they typed it and
+    # make the first contact) see personal data in clear; a supervisor does not.
     assert detail["personal_data_visible"] is True
     assert PHONE in str(detail["parties"])
-    worker_view = api.as_("workerA").get(f"/api/v1/cases/{case_id}").json()
-    assert worker_view["personal_data_visible"] is False
-    assert PHONE not in str(worker_view) and ID_NUMBER not in str(worker_view)
-    assert "138****8000" in str(worker_view["parties"])
+    recorder_view = api.as_("workerA").get(f"/api/v1/cases/{case_id}").json()
+    assert recorder_view["personal_data_visible"] is True
+    assert PHONE in str(recorder_view["parties"])
+    boss_view = api.as_("supervisor").get(f"/api/v1/cases/{case_id}").json()
+    assert boss_view["personal_data_visible"] is False
+    assert PHONE not in str(boss_view) and ID_NUMBER not in str(boss_view)
+    assert "138****8000" in str(boss_view["parties"])
 
 
 def test_stale_version_is_refused_and_changes_nothing(api: Api) -> None:
     case_id, handler = created_and_assigned(api)
+    committee(api, case_id, handler)
     version = handler.get(f"/api/v1/cases/{case_id}").json()["case"]["version"]
     ok = handler.post(f"/api/v1/cases/{case_id}/consent", json={"version": version})
     assert ok.status_code == 200, ok.text

@@ -32,7 +32,7 @@ def test_healthz_and_openapi(api: Api) -> None:
     assert "/api/v1/cases" in schema["paths"]
 
 
-def test_worker_records_a_case_and_reads_it_masked(api: Api) -> None:
+def test_worker_records_a_case_others_read_it_masked(api: Api) -> None:
     worker = api.as_("workerA")
     r = worker.post("/api/v1/cases", json=CASE)
     assert r.status_code == 201, r.text
@@ -47,7 +47,12 @@ def test_worker_records_a_case_and_reads_it_masked(api: Api) -> None:
 
     detail = worker.get(f"/api/v1/cases/{body['case']['id']}").json()
     assert [e["verb"] for e in detail["timeline"]] == ["submitted"]
-    assert detail["personal_data_visible"] is False
+    # The worker who typed the contact sees it (they make the first contact); a grid
+    # worker of the same compound, who neither recorded nor handles it, does not.
+    assert detail["personal_data_visible"] is True
+    other = api.as_("gridA").get(f"/api/v1/cases/{body['case']['id']}")
+    assert other.json()["personal_data_visible"] is False
+    assert PHONE not in other.text and ID_NUMBER not in other.text
     by_number = worker.get(f"/api/v1/cases/{body['case']['number']}")
     assert by_number.json()["case"]["id"] == body["case"]["id"]
 

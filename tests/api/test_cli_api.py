@@ -77,11 +77,16 @@ def test_token_submit_list_show(served: str, api: Api, monkeypatch: pytest.Monke
     assert listed.exit_code == 0 and number in listed.output
     shown = runner.invoke(cli, ["case", "show", number])
     assert shown.exit_code == 0, shown.output
+    assert number in shown.output and "13800138000" in shown.output  # who typed it sees it
+    monkeypatch.setenv("TIAOJIE_TOKEN", token_for("supervisor", "D1"))
+    shown = runner.invoke(cli, ["case", "show", number])
+    assert shown.exit_code == 0, shown.output
     assert (
         number in shown.output
         and "138****8000" in shown.output
         and "13800138000" not in shown.output
     )
+    monkeypatch.setenv("TIAOJIE_TOKEN", token_for("community_worker", "CMA"))
 
     # Errors are readable in both languages and exit non-zero.
     bad = runner.invoke(

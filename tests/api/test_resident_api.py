@@ -3,6 +3,7 @@ defences, through the HTTP app."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -15,6 +16,7 @@ from models.event import CaseEvent
 from tests.api.conftest import Api, make_api, web_cookie
 from tests.api.test_cases_api import CASE
 from tests.factories import NAME, PHONE
+from tests.unit.test_resident import png
 
 
 def _new_case(api: Api, body: dict[str, object] | None = None) -> dict[str, object]:
@@ -125,3 +127,76 @@ def test_requests_per_address_are_limited() -> None:
             assert api.client.get(f"/r/{MADE_UP}").status_code == 200
         limited = api.client.get(f"/r/{MADE_UP}")
         assert limited.status_code == 429 and "Retry-After" in limited.headers
+
+
+# --- the resident's actions through the page, and what staff see of them ------------------
+
+
+def _assigned(api: Api) -> dict[str, object]:
+    from models.case import Case
+    from models.db import write_session
+    from tests.factories import advance_to_assigned
+
+    case = _new_case(api)
+    with write_session(api.engine) as session:
+        row = session.get(Case, case["id"])
+        assert row is not None
+        advance_to_assigned(session, row, api.city)
+    return case
+
+
+def _csrf(page: httpx.Response) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+    assert found, page.text
+    return found.group(1)
+
+
+def test_a_resident_adds_a_photo_and_consents_and_staff_see_both(open_api: Api) -> None:
+    api = open_api
+    case = _assigned(api)
+    code = _code(case)
+    page = _open(api, code)
+    assert 'id="consent"' in page.text
+    sent = api.client.post(
+        f"/r/{code}/info",
+        data={"note": "厂门口又贴了停工通知", "csrf": _csrf(page)},
+        files=[("photos", ("notice.png", png(), "image/png"))],
+    )
+    assert sent.status_code == 303, sent.text
+    page = api.client.get(sent.headers["location"])
+    assert "已提交" in page.text
+    consent = api.client.post(f"/r/{code}/consent", data={"agree": "yes", "csrf": _csrf(page)})
+    assert consent.status_code == 303
+    page = api.client.get(f"/r/{code}")
+    assert "您已同意调解" in page.text and 'id="consent"' not in page.text
+
+    api.client.cookies.clear()
+    mediator = api.city.staff["mediatorA"].id or 0
+    api.client.cookies.set("tj_session", web_cookie(api, mediator))
+    staff_page = api.client.get(f"/web/cases/{case['number']}").text
+    for seen in ("当事人补充材料", "厂门口又贴了停工通知", "记录调解同意", "当事人本人（查询页）"):
+        assert seen in staff_page
+    link = re.search(r'href="(/web/cases/[^"]+/photos/\d+)"', staff_page)
+    assert link is not None
+    photo = api.client.get(link.group(1))
+    assert photo.status_code == 200 and photo.content == png()
+    assert photo.headers["content-type"] == "image/png"
+    api.client.cookies.set("tj_session", web_cookie(api, api.city.staff["workerB"].id or 0))
+    assert api.client.get(link.group(1)).status_code == 404
+
+
+def test_a_page_left_open_expires_and_a_forged_form_is_refused(
+    open_api: Api, vclock: object
+) -> None:
+    api = open_api
+    case = _assigned(api)
+    code = _code(case)
+    page = _open(api, code)
+    forged = api.client.post(f"/r/{code}/consent", data={"agree": "yes", "csrf": "0" * 32})
+    assert forged.status_code == 403
+    vclock.advance(timedelta(minutes=21))  # type: ignore[attr-defined]
+    late = api.client.post(f"/r/{code}/consent", data={"agree": "yes", "csrf": _csrf(page)})
+    assert late.status_code == 403 and "手机号后四位" in late.text
+    with Session(api.engine) as s:
+        verbs = s.exec(select(CaseEvent.verb).where(CaseEvent.case_id == case["id"])).all()
+    assert "consent_recorded" not in verbs

@@ -153,15 +153,16 @@ def test_the_case_page_shows_numbers_from_the_text_to_entitled_readers_only(api:
     from models.case import Case
 
     body = case_data(description="申请人电话 138 0013 8000，请回电。").model_dump(mode="json")
+    # Recorded by workerA (who sees it); gridA reaches it but is not entitled until assigned.
     created = api.as_("workerA").post("/api/v1/cases", json=body).json()["case"]
-    cookie = sign_in(api, "workerA")
+    cookie = sign_in(api, "gridA")
     page = api.client.get(f"/web/cases/{created['number']}", headers=cookie).text
     assert "138****8000" in page and "13800138000" not in page
     with write_session(api.engine) as session:
         session.connection().execute(
             update(Case)
             .where(Case.id == created["id"])  # type: ignore[arg-type]
-            .values(assignee_id=api.city.staff["workerA"].id)
+            .values(assignee_id=api.city.staff["gridA"].id)
         )
     page = api.client.get(f"/web/cases/{created['number']}", headers=cookie).text
     assert "13800138000" in page  # the assignee may see it

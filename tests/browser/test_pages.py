@@ -16,6 +16,7 @@ from models.db import build_engine, write_session
 from models.lifecycle import Actor
 from models.mediation import MediationSession
 from models.routing import assign_case
+from models.staff import Staff
 from models.triage import triage_case
 from tests.browser.conftest import Site, shoot, sign_in
 from tests.factories import ID_NUMBER, PHONE
@@ -38,8 +39,9 @@ def _fill_intake(page: Any, *, name: str, phone: str, id_number: str) -> None:
     page.fill("#respondent_name", RESPONDENT)
 
 
-def _move_like_the_workflow(site: Site, number: str) -> None:
-    """Triage and assignment, as the intake and assignment flows would run them."""
+def _move_like_the_workflow(site: Site, number: str) -> str:
+    """Triage and assignment, as the intake and assignment flows would run them; answers
+    the assignee's username."""
     engine = build_engine(site.database_url)
     try:
         with write_session(engine) as session:
@@ -47,6 +49,9 @@ def _move_like_the_workflow(site: Site, number: str) -> None:
             assert case.id is not None
             triage_case(session, case_id=case.id, actor=Actor.system())
             assign_case(session, case_id=case.id, actor=Actor.system())
+            assignee = session.get(Staff, case.assignee_id)
+            assert assignee is not None
+            return assignee.username
     finally:
         engine.dispose()
 
@@ -78,12 +83,13 @@ def test_worker_records_a_case_and_a_mediation_session(site: Site, new_page: Any
     page.wait_for_url(re.compile(r".*/web/cases/JX-\d{4}-\d{6}\?created=1"))
     number = page.locator("h1").inner_text().split()[0]
     assert "已登记" in page.locator(".alert.ok").inner_text()
-    # A community worker is not entitled to residents' personal data: masked.
+    # The worker who recorded the complaint sees the contact they typed (they make the
+    # first contact and the return visit).
     party_text = page.locator("#parties").inner_text()
-    assert "王**" in party_text and "138****8000" in party_text
-    assert PHONE not in page.content() and ID_NUMBER not in page.content()
+    assert "王小明" in party_text and PHONE in party_text and ID_NUMBER in party_text
 
-    _move_like_the_workflow(site, number)
+    assignee = _move_like_the_workflow(site, number)
+    assert assignee != "workerA"
 
     # The same complaint again: the earlier case is suggested while typing.
     page.goto(site.url("/web/cases/new"))
@@ -103,10 +109,29 @@ def test_worker_records_a_case_and_a_mediation_session(site: Site, new_page: Any
     assert page.locator("#overdue tr", has_text=site.numbers["overdue"]).count() == 1
     shoot(page, "04-inbox")
 
-    # Its page: consent, start mediation, then record a session, all through the forms.
+    # Its page: the worker who recorded it is not offered the mediation (that is the
+    # assignee's and the mediators'; REST refuses it to them too).
     row.locator("a", has_text=number).click()
     page.wait_for_url(f"**/web/cases/{number}")
     assert "已派单" in page.locator("h1 .status").inner_text()
+    for committee in ("consent_recorded", "acceptance_reviewed", "mediators_named"):
+        assert page.locator(f"#action-{committee}").count() == 0
+    assert page.locator("#action-follow_up_due").count() == 1  # settled directly: theirs too
+
+    # The community's mediator reviews acceptance, is named, records consent, starts
+    # mediation and records a session, all through the forms.
+    page = new_page()
+    sign_in(page, site, "mediatorA")
+    page.goto(site.url(f"/web/cases/{number}"))
+    page.click("#action-acceptance_reviewed summary")
+    page.click("#action-acceptance_reviewed button:has-text('确认')")
+    page.wait_for_url("**done=acceptance_reviewed**")
+    assert "予以受理" in page.locator("#mediation").inner_text()
+    page.click("#action-mediators_named summary")
+    page.locator("#action-mediators_named label", has_text="陈调解").locator("input").check()
+    page.click("#action-mediators_named button:has-text('确认')")
+    page.wait_for_url("**done=mediators_named**")
+    assert "陈调解" in page.locator("#mediation").inner_text()
     page.click("#action-consent_recorded summary")
     for box in page.locator("#action-consent_recorded input[name=party_ids]").all():
         box.check()
@@ -117,6 +142,9 @@ def test_worker_records_a_case_and_a_mediation_session(site: Site, new_page: Any
     page.wait_for_url("**done=mediation_started**")
     assert "调解中" in page.locator("h1 .status").inner_text()
 
+    # Only the named mediator records the minutes.
+    sign_in(page, site, "mediatorA")
+    page.goto(site.url(f"/web/cases/{number}"))
     page.click("#action-session_recorded summary")
     page.fill("#session-place", "桂花社区人民调解室")
     page.fill("#participants", "工人代表三名、厂方负责人、社区调解员")
@@ -126,7 +154,10 @@ def test_worker_records_a_case_and_a_mediation_session(site: Site, new_page: Any
     sessions = page.locator("#sessions").inner_text()
     assert "桂花社区人民调解室" in sessions and "分两期支付" in sessions
     timeline = page.locator("#timeline").inner_text()
-    for label in ("登记受理", "研判分流", "派单", "记录调解同意", "开始调解", "记录调解笔录"):
+    for label in (
+        "登记受理", "研判分流", "派单", "受理审查", "指定调解员", "记录调解同意", "开始调解",
+        "记录调解笔录",
+    ):  # fmt: skip
         assert label in timeline
     link = page.locator("a", has_text="查看流程运行").get_attribute("href")
     assert link is not None and f"/runs?tag=case%3A{number}&type=range&startDate=" in link

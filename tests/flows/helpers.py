@@ -13,7 +13,8 @@ from sqlmodel import col, select
 
 from deployments.definitions import STEP_FLOWS
 from flows.relay import InProcessExecutor, Relay
-from models.db import read_session
+from models.case import Case
+from models.db import read_session, write_session
 from models.event import CaseEvent
 from models.lifecycle import Actor
 from models.staff import Staff
@@ -62,3 +63,23 @@ async def events_of(case_id: int) -> list[Any]:
             limit=50,
         )
         return list(page.events)
+
+
+def accept_and_name(engine: Engine, city: City, case_id: int, mediator: str) -> Actor:
+    """The committee's steps before consent (受理审查, a mediator named), as the API
+    records them; answers the mediator's actor."""
+    from models.acceptance import review_acceptance
+    from models.mediators import name_mediators
+
+    actor = staff_actor(engine, city, mediator)
+    with write_session(engine) as s:
+        c = s.get(Case, case_id)
+        assert c is not None
+        review_acceptance(
+            s, case_id=case_id, accepted=True, reason=None, route=None, note="",
+            actor=actor, expected_version=c.version,
+        )  # fmt: skip
+        name_mediators(
+            s, case=c, staff_ids=[actor.staff_id or 0], actor=actor, expected_version=c.version
+        )
+    return actor

@@ -34,7 +34,7 @@ from models.notification import Notification
 from models.unit import Unit
 from tests.factories import City, make_case
 from tests.flows.conftest import Receiver
-from tests.flows.helpers import drive, events_of, runs_of, staff_actor, verbs
+from tests.flows.helpers import accept_and_name, drive, events_of, runs_of, verbs
 
 pytestmark = pytest.mark.prefect
 
@@ -133,8 +133,9 @@ def test_case_from_submission_to_closure(
     assert rows["submitted"].last_error is None
 
     # The parties consent (as the API records it): the mediation flow starts mediation.
-    mediator = staff_actor(case_db, city, "gridA" if unit.code == "CPA" else "gridB")
     vclock.advance(timedelta(hours=2))
+    committee = "mediatorA" if unit.code == "CPA" else "mediatorB"
+    mediator = accept_and_name(case_db, city, case_id, committee)
     with write_session(case_db) as s:
         c = s.get(Case, case_id)
         assert c is not None

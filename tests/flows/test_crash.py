@@ -34,13 +34,11 @@ from models.lifecycle import Actor
 from models.mediating import record_consent
 from models.outbox import CHAIN_GRACE_S
 from models.settings import reset_settings
-from models.staff import Staff
 from models.triage import triage_case
-from models.unit import Unit
 from tasks.steps import PAUSE_ENV
 from tests.factories import City, make_case
 from tests.flows.conftest import Receiver
-from tests.flows.helpers import drive, runs_of
+from tests.flows.helpers import accept_and_name, drive, runs_of
 
 pytestmark = pytest.mark.prefect
 
@@ -176,14 +174,10 @@ def test_a_crashed_step_run_is_redriven_without_a_second_notification(
     assert _status(case_db, case_id) == "assigned"
     assert receiver.keys == [f"{case_id}:3:assigned"]
     # The parties consent: mediation starts, and its notice is a notify run of its own.
+    actor = accept_and_name(case_db, city, case_id, "mediatorA")
     with write_session(case_db) as s:
         c = s.get(Case, case_id)
         assert c is not None
-        mediator = s.get(Staff, c.assignee_id)
-        assert mediator is not None
-        unit = s.get(Unit, mediator.unit_id)
-        assert unit is not None
-        actor = Actor(kind="staff", staff_id=mediator.id, role=mediator.role, unit_path=unit.path)
         record_consent(s, case_id=case_id, party_ids=None, actor=actor, expected_version=c.version)
     drive(aloop, case_db)
     assert _status(case_db, case_id) == "in_mediation"

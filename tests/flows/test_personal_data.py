@@ -46,7 +46,7 @@ from models.notification import Notification
 from models.workdays import local_date
 from tests.factories import City, make_case
 from tests.flows.conftest import Receiver
-from tests.flows.helpers import drive, staff_actor
+from tests.flows.helpers import accept_and_name, drive
 
 pytestmark = pytest.mark.prefect
 
@@ -139,7 +139,7 @@ def test_planted_personal_data_never_reaches_prefect(
         case_id, number = case.id, case.number
     assert case_id is not None
     drive(aloop, case_db)
-    mediator = staff_actor(case_db, city, "gridA")
+    mediator = accept_and_name(case_db, city, case_id, "mediatorA")
 
     def act(fn: Any, **kwargs: Any) -> None:
         with write_session(case_db) as s:

@@ -195,7 +195,7 @@ def run_here(scale: Scale) -> PromiseResult:
         worker = Child([sys.executable, "-c", WORKER], env, None)
         marker = Path(tempfile.mkdtemp(prefix="tiaojie-rel-pause-")) / "paused"
         helper = App(app=None, client=httpx.Client(), database=database)
-        headers = helper.auth("workerA")
+        headers = helper.auth("street_mediator")  # files in both communities
         helper.client.close()
         try:
             api.start()

@@ -126,7 +126,8 @@ def load(database: Database, base: str, rate: float, seconds: float) -> dict[str
                     json={
                         "category": "environment",
                         "description": f"饭店油烟扰民，请处理。编号 {marker}",
-                        "place_code": ("BA1", "BA2", "BB1", "BB2")[i % 4],
+                        # Each writer files in their own area (tokens above).
+                        "place_code": ("BA1", "BB1", "BA2", "BB2")[i % 4],
                         "people_affected": 2,
                     },
                     headers={**tokens[i % len(tokens)], "Idempotency-Key": f"load-{marker}"},

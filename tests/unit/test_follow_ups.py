@@ -29,6 +29,7 @@ from models.mediation import AgreementCreate
 from models.party import Party
 from tests.factories import (
     PHONE,
+    accept_for_mediation,
     advance_to_assigned,
     build_city,
     make_case,
@@ -53,6 +54,7 @@ def agreed_before_national_day(
     city = build_city(session)
     case = make_case(session)
     advance_to_assigned(session, case, city)
+    accept_for_mediation(session, case, city)
     actor = staff_actor(city, "mediatorA")
     assert case.id is not None
     record_consent(session, case_id=case.id, party_ids=None, actor=actor, expected_version=None)

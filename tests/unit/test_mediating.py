@@ -35,6 +35,7 @@ from models.party import Party
 from tests.factories import (
     ID_NUMBER,
     PHONE,
+    accept_for_mediation,
     advance_to_assigned,
     build_city,
     make_case,
@@ -53,6 +54,7 @@ def assigned_case(session: Session) -> tuple[Case, lifecycle.Actor]:
     city = build_city(session)
     case = make_case(session)
     advance_to_assigned(session, case, city)
+    accept_for_mediation(session, case, city)
     return case, staff_actor(city, "mediatorA")
 
 
@@ -100,9 +102,10 @@ def test_full_life_from_submission_to_closure_stamps_every_state(
     vclock.advance(timedelta(hours=1))
     advance_to_assigned(session, case, city)
     vclock.advance(timedelta(hours=2))
-    record_consent(session, case_id=cid, party_ids=None, actor=worker, expected_version=3)
+    accept_for_mediation(session, case, city)
+    record_consent(session, case_id=cid, party_ids=None, actor=worker, expected_version=5)
     vclock.advance(timedelta(hours=1))
-    start_mediation(session, case_id=cid, actor=mediator, expected_version=4)
+    start_mediation(session, case_id=cid, actor=mediator, expected_version=6)
     vclock.set(local(2026, 12, 2, 14))
     record_session(
         session,
@@ -114,11 +117,11 @@ def test_full_life_from_submission_to_closure_stamps_every_state(
             minutes="双方同意分期支付。",
         ),
         actor=mediator,
-        expected_version=5,
+        expected_version=7,
     )
     vclock.set(local(2026, 12, 3, 16))
     agreement = sign_agreement(
-        session, case_id=cid, data=agreement_data(), actor=mediator, expected_version=6
+        session, case_id=cid, data=agreement_data(), actor=mediator, expected_version=8
     )
     visits = schedule_follow_ups(session, case_id=cid, actor=lifecycle.Actor.system())
     vclock.set(local(2026, 12, 4, 10))
@@ -155,13 +158,15 @@ def test_full_life_from_submission_to_closure_stamps_every_state(
     assert stamps == sorted(stamps)  # type: ignore[type-var]
     assert case.in_mediation_at == local(2026, 11, 30, 13)
     assert case.agreement_at == local(2026, 12, 3, 16)
-    assert case.first_response_at == local(2026, 11, 30, 12)  # consent: first staff action
+    assert case.first_response_at == local(2026, 11, 30, 12)  # acceptance: first staff action
     assert case.satisfaction == 5
     assert agreement.court_confirmation_deadline == date(2027, 1, 2)
     assert verbs(session, cid) == [
         "submitted",
         "triaged",
         "assigned",
+        "acceptance_reviewed",
+        "mediators_named",
         "consent_recorded",
         "mediation_started",
         "session_recorded",

@@ -34,6 +34,7 @@ from tests.factories import (
     NAME,
     PHONE,
     City,
+    accept_for_mediation,
     advance_to_assigned,
     build_city,
     make_case,
@@ -108,6 +109,7 @@ def small_set(session: Session, vclock: clock.VirtualClock) -> City:
     )
     # a2: first touched on Friday (late); mediation fails and goes to arbitration.
     vclock.set(local(2026, 12, 4))
+    accept_for_mediation(session, a[2], city)
     record_consent(session, case_id=ids[2], party_ids=None, actor=mediator_a, expected_version=None)
     start_mediation(session, case_id=ids[2], actor=mediator_a)
     fail_mediation(
@@ -237,6 +239,7 @@ def test_a_case_in_mediation_is_held_to_its_mediation_limit(
     city = build_city(session)
     case = make_case(session)  # Mon 30 Nov: resolution limit 17 Dec, mediation 30 Dec
     advance_to_assigned(session, case, city)
+    accept_for_mediation(session, case, city)
     actor = staff_actor(city, "mediatorA")
     record_consent(
         session, case_id=case.id or 0, party_ids=None, actor=actor, expected_version=None

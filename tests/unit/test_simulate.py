@@ -128,3 +128,34 @@ def test_cli_help_and_a_bad_date() -> None:
     assert "--from" in runner.invoke(app, ["simulate", "--help"]).output
     result = runner.invoke(app, ["simulate", str(SCENARIOS / "as-is.toml"), "--from", "soon"])
     assert result.exit_code == 2
+
+
+def test_cli_writes_summary_and_report_twice_the_same(
+    live_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models.db import reset_engines
+    from models.settings import reset_settings
+    from tiaojie_cli.main import app
+
+    scenario = tmp_path / "small.toml"
+    scenario.write_text(SMALL, encoding="utf-8")
+    monkeypatch.setenv("TIAOJIE_DATABASE_URL", f"sqlite:///{live_file}")
+    reset_settings()
+    reset_engines()
+    try:
+        outputs = []
+        for n in (1, 2):
+            out = tmp_path / f"out{n}"
+            args = ["simulate", str(scenario), "--from", "2026-11-20", "--days", "5"]
+            result = CliRunner().invoke(app, [*args, "--seed", "5", "--out", str(out)])
+            assert result.exit_code == 0, result.output
+            outputs.append(
+                ((out / "summary.json").read_bytes(), (out / "report.html").read_bytes())
+            )
+    finally:
+        reset_settings()
+        reset_engines()
+    assert outputs[0] == outputs[1]
+    html = outputs[0][1].decode()
+    assert html.count("<svg") == 5 and "<script" not in html and 'src="http' not in html
+    assert "政策模拟报告" in html and "small" in html

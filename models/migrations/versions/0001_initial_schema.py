@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 15:34:59.189342
+Create Date: 2026-11-30 15:47:07.188149
 """
 
 from collections.abc import Sequence
@@ -213,7 +213,9 @@ def upgrade() -> None:
     sa.Column('first_response_at', models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('consent_at', models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('reminded_level', sa.Integer(), nullable=True),
-    sa.Column('referral_target', sa.Enum('arbitration', 'court', 'agency', 'police', name='referraltarget', native_enum=False, length=32), nullable=True),
+    sa.Column('accepted_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('confidential', sa.Boolean(), nullable=False),
+    sa.Column('referral_target', sa.Enum('arbitration', 'court', 'agency', 'admin_review', 'police', name='referraltarget', native_enum=False, length=32), nullable=True),
     sa.Column('referral_reason', sa.Enum('criminal', 'in_court', 'in_arbitration', 'administrative', 'limit_passed', 'mediation_failed', name='referralreason', native_enum=False, length=32), nullable=True),
     sa.Column('referral_state', sa.Enum('pending', 'signed', 'returned', 'concluded', name='referralstate', native_enum=False, length=32), nullable=True),
     sa.Column('referral_due_at', models.types.UTCDateTime(timezone=True), nullable=True),
@@ -256,6 +258,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_cases_category'), ['category'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_closed_at'), ['closed_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_cluster_key'), ['cluster_key'], unique=False)
+        batch_op.create_index(batch_op.f('ix_cases_confidential'), ['confidential'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_held_for_assessment'), ['held_for_assessment'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_liaison_id'), ['liaison_id'], unique=False)
@@ -330,18 +333,41 @@ def upgrade() -> None:
     with op.batch_alter_table('web_session', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_web_session_staff_id'), ['staff_id'], unique=False)
 
-    op.create_table('agreement',
+    op.create_table('acceptance_review',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
-    sa.Column('signed_at', models.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('summary', sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=False),
-    sa.Column('court_confirmation_deadline', sa.Date(), nullable=False),
-    sa.Column('court_confirmed', sa.Boolean(), nullable=False),
+    sa.Column('accepted', sa.Boolean(), nullable=False),
+    sa.Column('reason', sa.Enum('before_court', 'before_arbitration', 'before_administration', 'criminal', 'party_refuses', name='notacceptedreason', native_enum=False, length=32), nullable=True),
+    sa.Column('legal_basis', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+    sa.Column('route', sa.Enum('arbitration', 'court', 'agency', 'admin_review', 'police', name='referraltarget', native_enum=False, length=32), nullable=True),
+    sa.Column('guidance', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+    sa.Column('decided_by_id', sa.Integer(), nullable=True),
+    sa.Column('decided_at', models.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['decided_by_id'], ['staff.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
-    with op.batch_alter_table('agreement', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_agreement_case_id'), ['case_id'], unique=False)
+    with op.batch_alter_table('acceptance_review', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_acceptance_review_case_id'), ['case_id'], unique=False)
+
+    op.create_table('attachment',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('content_type', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('title', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('uploaded_by_id', sa.Integer(), nullable=True),
+    sa.Column('uploaded_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['uploaded_by_id'], ['staff.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('attachment', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_attachment_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_attachment_sha256'), ['sha256'], unique=False)
 
     op.create_table('case_contact',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -417,6 +443,24 @@ def upgrade() -> None:
     with op.batch_alter_table('case_link', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_case_link_case_id'), ['case_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_case_link_other_case_id'), ['other_case_id'], unique=False)
+
+    op.create_table('case_mediator',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('staff_id', sa.Integer(), nullable=False),
+    sa.Column('named_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('named_by_id', sa.Integer(), nullable=True),
+    sa.Column('ended_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('end_reason', sa.Enum('recused', 'party_request', 'replaced', name='mediatorend', native_enum=False, length=32), nullable=True),
+    sa.Column('end_note', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['named_by_id'], ['staff.id'], ),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('case_mediator', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_case_mediator_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_case_mediator_staff_id'), ['staff_id'], unique=False)
 
     op.create_table('case_text_number',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -513,7 +557,7 @@ def upgrade() -> None:
     op.create_table('party',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
-    sa.Column('side', sa.Enum('complainant', 'respondent', name='partyside', native_enum=False, length=32), nullable=False),
+    sa.Column('side', sa.Enum('complainant', 'respondent', 'third_party', name='partyside', native_enum=False, length=32), nullable=False),
     sa.Column('kind', sa.Enum('person', 'household', 'firm', 'agency', name='partykind', native_enum=False, length=32), nullable=False),
     sa.Column('org_name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
     sa.Column('name_enc', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
@@ -526,7 +570,13 @@ def upgrade() -> None:
     sa.Column('id_number_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('id_number_masked', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
     sa.Column('address_enc', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('agent_name_enc', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('agent_name_masked', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('agent_phone_enc', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('agent_phone_masked', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+    sa.Column('consent_required', sa.Boolean(), nullable=False),
     sa.Column('consented', sa.Boolean(), nullable=False),
+    sa.Column('refused', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -539,7 +589,7 @@ def upgrade() -> None:
     op.create_table('referral',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
-    sa.Column('target', sa.Enum('arbitration', 'court', 'agency', 'police', name='referraltarget', native_enum=False, length=32), nullable=False),
+    sa.Column('target', sa.Enum('arbitration', 'court', 'agency', 'admin_review', 'police', name='referraltarget', native_enum=False, length=32), nullable=False),
     sa.Column('reason', sa.Enum('criminal', 'in_court', 'in_arbitration', 'administrative', 'limit_passed', 'mediation_failed', name='referralreason', native_enum=False, length=32), nullable=False),
     sa.Column('decided_by', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
     sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
@@ -628,17 +678,53 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
     sa.PrimaryKeyConstraint('case_id')
     )
-    op.create_table('agreement_term',
+    op.create_table('agreement',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('agreement_id', sa.Integer(), nullable=False),
-    sa.Column('text', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
-    sa.Column('due_on', sa.Date(), nullable=False),
-    sa.Column('done', sa.Boolean(), nullable=False),
-    sa.ForeignKeyConstraint(['agreement_id'], ['agreement.id'], ),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('signed_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('summary', sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=False),
+    sa.Column('facts', sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=False),
+    sa.Column('disputed_matters', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('responsibility', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('performance', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('signed_on_paper', sa.Boolean(), nullable=False),
+    sa.Column('committee_sealed', sa.Boolean(), nullable=False),
+    sa.Column('mediator_ids', sa.JSON(), nullable=False),
+    sa.Column('scan_attachment_id', sa.Integer(), nullable=True),
+    sa.Column('effective_on', sa.Date(), nullable=True),
+    sa.Column('court_confirmation_deadline', sa.Date(), nullable=False),
+    sa.Column('court_confirmed', sa.Boolean(), nullable=False),
+    sa.Column('confirmation_status', sa.Enum('not_applied', 'applied', 'confirmed', 'refused', name='confirmationstatus', native_enum=False, length=32), nullable=False),
+    sa.Column('court_name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('court_reference', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('confirmation_applied_on', sa.Date(), nullable=True),
+    sa.Column('confirmation_decided_on', sa.Date(), nullable=True),
+    sa.Column('reminded_day20_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('reminded_day28_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['scan_attachment_id'], ['attachment.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
-    with op.batch_alter_table('agreement_term', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_agreement_term_agreement_id'), ['agreement_id'], unique=False)
+    with op.batch_alter_table('agreement', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_agreement_case_id'), ['case_id'], unique=False)
+
+    op.create_table('document_download',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('staff_id', sa.Integer(), nullable=True),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('fmt', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+    sa.Column('attachment_id', sa.Integer(), nullable=True),
+    sa.Column('at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['attachment_id'], ['attachment.id'], ),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('document_download', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_document_download_at'), ['at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_document_download_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_document_download_staff_id'), ['staff_id'], unique=False)
 
     op.create_table('helper_task',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -685,6 +771,24 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_outbox_case_id'), ['case_id'], unique=False)
         batch_op.create_index('ix_outbox_pending', ['state', 'available_at'], unique=False)
 
+    op.create_table('party_consent',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('party_id', sa.Integer(), nullable=False),
+    sa.Column('given', sa.Boolean(), nullable=False),
+    sa.Column('how', sa.Enum('in_person', 'phone', 'resident_link', name='consentmethod', native_enum=False, length=32), nullable=False),
+    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+    sa.Column('recorded_by_id', sa.Integer(), nullable=True),
+    sa.Column('recorded_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['party_id'], ['party.id'], ),
+    sa.ForeignKeyConstraint(['recorded_by_id'], ['staff.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('party_consent', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_party_consent_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_party_consent_party_id'), ['party_id'], unique=False)
+
     op.create_table('resident_link',
     sa.Column('token_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
@@ -730,6 +834,19 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_resident_session_case_id'), ['case_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_resident_session_expires_at'), ['expires_at'], unique=False)
 
+    op.create_table('agreement_term',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('agreement_id', sa.Integer(), nullable=False),
+    sa.Column('text', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+    sa.Column('due_on', sa.Date(), nullable=False),
+    sa.Column('how', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+    sa.Column('done', sa.Boolean(), nullable=False),
+    sa.ForeignKeyConstraint(['agreement_id'], ['agreement.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('agreement_term', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_agreement_term_agreement_id'), ['agreement_id'], unique=False)
+
     op.create_table('follow_up',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
@@ -770,6 +887,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_follow_up_case_id'))
 
     op.drop_table('follow_up')
+    with op.batch_alter_table('agreement_term', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_agreement_term_agreement_id'))
+
+    op.drop_table('agreement_term')
     with op.batch_alter_table('resident_session', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_resident_session_expires_at'))
         batch_op.drop_index(batch_op.f('ix_resident_session_case_id'))
@@ -783,6 +904,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_resident_link_case_id'))
 
     op.drop_table('resident_link')
+    with op.batch_alter_table('party_consent', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_party_consent_party_id'))
+        batch_op.drop_index(batch_op.f('ix_party_consent_case_id'))
+
+    op.drop_table('party_consent')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_pending')
         batch_op.drop_index(batch_op.f('ix_outbox_case_id'))
@@ -795,10 +921,16 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_helper_task_case_id'))
 
     op.drop_table('helper_task')
-    with op.batch_alter_table('agreement_term', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_agreement_term_agreement_id'))
+    with op.batch_alter_table('document_download', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_document_download_staff_id'))
+        batch_op.drop_index(batch_op.f('ix_document_download_case_id'))
+        batch_op.drop_index(batch_op.f('ix_document_download_at'))
 
-    op.drop_table('agreement_term')
+    op.drop_table('document_download')
+    with op.batch_alter_table('agreement', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_agreement_case_id'))
+
+    op.drop_table('agreement')
     op.drop_table('triage_suggestion')
     with op.batch_alter_table('triage_correction', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_triage_correction_created_at'))
@@ -849,6 +981,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_case_text_number_case_id'))
 
     op.drop_table('case_text_number')
+    with op.batch_alter_table('case_mediator', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_case_mediator_staff_id'))
+        batch_op.drop_index(batch_op.f('ix_case_mediator_case_id'))
+
+    op.drop_table('case_mediator')
     with op.batch_alter_table('case_link', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_case_link_other_case_id'))
         batch_op.drop_index(batch_op.f('ix_case_link_case_id'))
@@ -870,10 +1007,15 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_case_contact_at'))
 
     op.drop_table('case_contact')
-    with op.batch_alter_table('agreement', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_agreement_case_id'))
+    with op.batch_alter_table('attachment', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_attachment_sha256'))
+        batch_op.drop_index(batch_op.f('ix_attachment_case_id'))
 
-    op.drop_table('agreement')
+    op.drop_table('attachment')
+    with op.batch_alter_table('acceptance_review', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_acceptance_review_case_id'))
+
+    op.drop_table('acceptance_review')
     with op.batch_alter_table('web_session', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_web_session_staff_id'))
 
@@ -905,6 +1047,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_cases_liaison_id'))
         batch_op.drop_index(batch_op.f('ix_cases_held_for_assessment'))
         batch_op.drop_index(batch_op.f('ix_cases_created_at'))
+        batch_op.drop_index(batch_op.f('ix_cases_confidential'))
         batch_op.drop_index(batch_op.f('ix_cases_cluster_key'))
         batch_op.drop_index(batch_op.f('ix_cases_closed_at'))
         batch_op.drop_index(batch_op.f('ix_cases_category'))

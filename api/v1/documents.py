@@ -1,0 +1,209 @@
+"""Staff REST: the documents and attachments of a case.
+
+- ``GET  /api/v1/cases/{case}/documents``: ``[{kind, title, formats}]`` of the documents
+  the case has now;
+- ``GET  /api/v1/cases/{case}/documents/{kind}.{pdf|docx}``: one document;
+- ``POST /api/v1/cases/{case}/attachments``: a scan or photo (multipart ``file``, and
+  ``kind``: scan, photo or agreement_scan; PDF, JPEG or PNG by content);
+- ``GET  /api/v1/cases/{case}/attachments`` and ``…/attachments/{id}``: list, download.
+
+Documents and attachments carry personal data: only staff entitled to see the case's
+personal data get them; everyone else gets 404, as for a case out of reach. Every
+download is recorded (:mod:`models.documents.audit`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, File, Form, Path, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel
+from sqlmodel import Session
+
+from api.deps import DBRead, Staff
+from api.v1.common import case_public, load_case, personal_data_visible, run_write
+from models.access import Principal, not_found
+from models.attachments import (
+    Attachment,
+    add_attachment,
+    get_attachment,
+    list_attachments,
+    path_of,
+)
+from models.case import Case
+from models.db import write_session
+from models.documents import render
+from models.documents.audit import record_download
+from models.documents.context import load
+from models.errors import PayloadTooLarge
+from models.settings import get_settings
+
+router = APIRouter(prefix="/cases/{case_ref}", tags=["documents 文书"])
+
+CaseRef = Annotated[str, Path(max_length=32, description="case id or number")]
+DocKind = Literal[
+    "application", "acceptance", "minutes", "agreement", "confirmation", "return_visit", "archive"
+]
+
+
+class DocumentInfo(BaseModel):
+    kind: str
+    title: str
+    formats: list[str]
+
+
+class AttachmentInfo(BaseModel):
+    id: int
+    kind: str
+    title: str
+    content_type: str
+    size: int
+    sha256: str
+    uploaded_at: datetime
+
+
+def attachment_info(row: Attachment) -> AttachmentInfo:
+    assert row.id is not None
+    return AttachmentInfo(
+        id=row.id,
+        kind=row.kind,
+        title=row.title,
+        content_type=row.content_type,
+        size=row.size,
+        sha256=row.sha256,
+        uploaded_at=row.uploaded_at,
+    )
+
+
+def entitled_case(session: Session, principal: Principal, case_ref: str) -> Case:
+    """The case, if the caller may read its documents (its personal data); else 404."""
+    case = load_case(session, principal, case_ref)
+    if not personal_data_visible(session, principal, case):
+        raise not_found(case_ref[:32])
+    return case
+
+
+def attachment_disposition(name: str) -> str:
+    return f"attachment; filename*=UTF-8''{quote(name, safe='')}"
+
+
+@router.get(
+    "/documents", response_model=list[DocumentInfo], summary="文书清单 The case's documents"
+)
+def list_documents(case_ref: CaseRef, session: DBRead, principal: Staff) -> list[DocumentInfo]:
+    case = entitled_case(session, principal, case_ref)
+    return [
+        DocumentInfo(kind=k.kind, title=k.title, formats=list(k.formats))
+        for k in render.available(load(session, case))
+    ]
+
+
+@router.get(
+    "/documents/{kind}.{fmt}",
+    summary="下载文书 One document (PDF to print, DOCX to edit)",
+    responses={200: {"content": {m: {} for m in render.MEDIA_TYPES.values()}}, 404: {}},
+)
+def download_document(
+    request: Request,
+    case_ref: CaseRef,
+    kind: DocKind,
+    fmt: Literal["pdf", "docx"],
+    principal: Staff,
+) -> Response:
+    from api.deps import engine_of
+
+    with write_session(engine_of(request)) as session:
+        case = entitled_case(session, principal, case_ref)
+        found, data = render.render(session, case, kind, fmt)
+        assert case.id is not None
+        record_download(session, case_id=case.id, staff_id=principal.staff_id, kind=kind, fmt=fmt)
+        name = render.filename(case, found, fmt)
+    return Response(
+        data,
+        media_type=render.MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": attachment_disposition(name), "Cache-Control": "no-store"},
+    )
+
+
+@router.get("/attachments", response_model=list[AttachmentInfo], summary="附件清单 Attachments")
+def attachments(case_ref: CaseRef, session: DBRead, principal: Staff) -> list[AttachmentInfo]:
+    case = entitled_case(session, principal, case_ref)
+    assert case.id is not None
+    return [attachment_info(a) for a in list_attachments(session, case_id=case.id)]
+
+
+@router.post(
+    "/attachments",
+    status_code=201,
+    response_model=AttachmentInfo,
+    summary="上传附件 Upload a scan or photo (PDF, JPEG, PNG)",
+    responses={413: {"description": "Too large"}, 415: {"description": "Not PDF/JPEG/PNG"}},
+)
+async def upload(
+    request: Request,
+    case_ref: CaseRef,
+    principal: Staff,
+    file: Annotated[UploadFile, File(description="PDF, JPEG or PNG")],
+    kind: Annotated[str, Form(max_length=20)] = "scan",
+) -> JSONResponse:
+    limit = get_settings().attachment_max_bytes
+    content = await file.read(limit + 1)
+    if len(content) > limit:
+        raise PayloadTooLarge(
+            f"the file is larger than {limit} bytes", f"文件超过 {limit // (1024 * 1024)} MB 上限"
+        )
+    name = file.filename or ""
+
+    def produce(session: Session) -> tuple[int, object]:
+        case = entitled_case(session, principal, case_ref)
+        if not principal.can_write:
+            raise not_found(case_ref[:32])
+        row = add_attachment(
+            session, case=case, filename=name, content=content, kind=kind, actor=principal
+        )
+        return 201, attachment_info(row).model_dump(mode="json") | {
+            "case": case_public(session, case).model_dump(mode="json")
+        }
+
+    return run_write(request, principal, None, produce)
+
+
+@router.get(
+    "/attachments/{attachment_id}",
+    summary="下载附件 Download an attachment",
+    responses={200: {"content": {"application/pdf": {}, "image/png": {}, "image/jpeg": {}}}},
+)
+def download_attachment(
+    request: Request,
+    case_ref: CaseRef,
+    attachment_id: Annotated[int, Path(ge=1, le=2_000_000_000)],
+    principal: Staff,
+) -> Response:
+    from api.deps import engine_of
+
+    with write_session(engine_of(request)) as session:
+        case = entitled_case(session, principal, case_ref)
+        assert case.id is not None
+        row = get_attachment(session, case_id=case.id, attachment_id=attachment_id)
+        record_download(
+            session,
+            case_id=case.id,
+            staff_id=principal.staff_id,
+            kind="attachment",
+            fmt=row.extension,
+            attachment_id=row.id,
+        )
+    return FileResponse(
+        path_of(row.sha256),
+        media_type=row.content_type,
+        headers={
+            "Content-Disposition": attachment_disposition(
+                f"{case.number}-{row.id}.{row.extension}"
+            ),
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )

@@ -1,0 +1,123 @@
+"""Documents and attachments of a case on the web: download a document (PDF, DOCX) or an
+attachment, upload a scan or photo. Only for readers entitled to the case's personal
+data (:func:`api.web.mediation.entitled`); others get the page's 404. Every download is
+recorded (``models.documents.audit``)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from sqlmodel import Session
+from starlette.datastructures import UploadFile
+
+from api.web import auth, queries
+from api.web.mediation import entitled
+from api.web.routes import PREFIX, TimedRoute, not_found, to_login, write_session
+from models.access import Principal
+from models.attachments import add_attachment, get_attachment, path_of
+from models.case import Case
+from models.documents import render
+from models.documents.audit import record_download
+from models.errors import NotFound, TiaojieError
+from models.settings import get_settings
+
+router = APIRouter(route_class=TimedRoute, include_in_schema=False)
+
+
+def _disposition(name: str) -> str:
+    return f"attachment; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def _entitled_case(session: Session, user: Principal, number: str) -> Case:
+    case = queries.find_visible_case(session, user=user, number=number[:32])
+    if case is None or not entitled(session, user, case):
+        raise NotFound(f"no case {number[:32]}", f"案件 {number[:32]} 不存在或无权查看")
+    return case
+
+
+@router.get(PREFIX + "/cases/{number}/documents/{kind}.{fmt}")
+def web_document(request: Request, number: str, kind: str, fmt: str) -> Response:
+    with write_session(request) as session:
+        user = auth.current_user(request, session)
+        if user is None:
+            return to_login(request)
+        try:
+            case = _entitled_case(session, user, number)
+            _kind, name, data = render.download(session, case, kind, fmt, staff_id=user.staff_id)
+        except NotFound:
+            return not_found(request, user)
+    return Response(
+        data,
+        media_type=render.MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": _disposition(name), "Cache-Control": "no-store"},
+    )
+
+
+@router.get(PREFIX + "/cases/{number}/attachments/{attachment_id}")
+def web_attachment(request: Request, number: str, attachment_id: int) -> Response:
+    with write_session(request) as session:
+        user = auth.current_user(request, session)
+        if user is None:
+            return to_login(request)
+        try:
+            case = _entitled_case(session, user, number)
+            assert case.id is not None
+            row = get_attachment(session, case_id=case.id, attachment_id=attachment_id)
+        except NotFound:
+            return not_found(request, user)
+        record_download(
+            session,
+            case_id=case.id,
+            staff_id=user.staff_id,
+            kind="attachment",
+            fmt=row.extension,
+            attachment_id=row.id,
+        )
+    return FileResponse(
+        path_of(row.sha256),
+        media_type=row.content_type,
+        headers={
+            "Content-Disposition": _disposition(f"{case.number}-{row.id}.{row.extension}"),
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+@router.post(PREFIX + "/cases/{number}/attachments")
+async def web_upload(request: Request, number: str) -> Response:
+    form = await request.form()
+    upload = form.get("file")
+    limit = get_settings().attachment_max_bytes
+    content = await upload.read(limit + 1) if isinstance(upload, UploadFile) else b""
+    filename = (upload.filename or "") if isinstance(upload, UploadFile) else ""
+    kind = str(form.get("kind", "scan"))[:20]
+    with write_session(request) as session:
+        user = auth.current_user(request, session)
+        if user is None:
+            return to_login(request)
+        if not auth.csrf_ok(auth.session_csrf(request), str(form.get("csrf_token", ""))):
+            return not_found(request, user)
+        try:
+            case = _entitled_case(session, user, number)
+        except NotFound:
+            return not_found(request, user)
+        target = f"{PREFIX}/cases/{quote(case.number)}"
+        try:
+            with session.begin_nested():
+                add_attachment(
+                    session,
+                    case=case,
+                    filename=filename,
+                    content=content,
+                    kind=kind,
+                    actor=user,
+                )
+        except TiaojieError as exc:
+            return RedirectResponse(
+                f"{target}?upload_error={quote(exc.message_zh[:200])}#attachments",
+                status_code=303,
+            )
+    return RedirectResponse(f"{target}?done=attachment_added#attachments", status_code=303)

@@ -1,0 +1,76 @@
+"""The case page's People's Mediation Law parts: acceptance review and its guidance, the
+named mediators, confidentiality, the documents to print (PDF) or edit (DOCX), and the
+attachments (scans, photos). Documents and attachments are for readers entitled to the
+case's personal data only (:func:`entitled`); their pages are in
+:mod:`api.web.case_files`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from models import actions
+from models.acceptance import ROUTE_NAMES, latest_review
+from models.access import Principal
+from models.attachments import KINDS as ATTACHMENT_KINDS
+from models.case import Case
+from models.documents import render
+from models.documents.context import load
+from models.enums import NotAcceptedReason, StaffRole
+from models.mediators import mediators_of
+from models.settings import get_settings
+from models.staff import Staff
+from models.unit import Unit
+
+
+def is_named(session: Session, user: Principal, case: Case) -> bool:
+    return actions.is_named_mediator(session, user, case)
+
+
+# One rule each, in the domain (the REST answers use the same).
+details_visible = actions.details_visible
+entitled = actions.personal_data_visible
+
+
+def _candidates(session: Session, case: Case) -> list[Staff]:
+    """Active mediators the committee may name: of the handling unit's branch."""
+    path = case.unit_path or ""
+    rows = session.exec(
+        select(Staff, Unit)
+        .join(Unit, col(Unit.id) == col(Staff.unit_id))
+        .where(Staff.role == StaffRole.MEDIATOR, col(Staff.active).is_(True))
+        .order_by(col(Unit.path), col(Staff.id))
+    ).all()
+    return [s for s, u in rows if path and (u.path.startswith(path) or path.startswith(u.path))][
+        :50
+    ]
+
+
+def mediation_context(session: Session, user: Principal, case: Case) -> dict[str, Any]:
+    assert case.id is not None
+    review = latest_review(session, case_id=case.id)
+    rows = mediators_of(session, case_id=case.id, serving=False)
+    names = {
+        s.id: s.display_name
+        for s in session.exec(
+            select(Staff).where(col(Staff.id).in_([m.staff_id for m in rows]))
+        ).all()
+    }
+    allowed = entitled(session, user, case)
+    records = load(session, case) if allowed else None
+    return {
+        "review": review,
+        "guidance": (review.guidance if review and not review.accepted else None)
+        or (case.outcome_note if case.status.value in ("mediation_failed", "referred") else None),
+        "mediators": [(m, names.get(m.staff_id, str(m.staff_id))) for m in rows],
+        "mediator_candidates": _candidates(session, case),
+        "not_accepted_reasons": list(NotAcceptedReason),
+        "routes": ROUTE_NAMES,
+        "details": details_visible(session, user, case),
+        "documents": render.available(records) if records else [],
+        "attachments": records.attachments if records else [],
+        "attachment_kinds": ATTACHMENT_KINDS,
+        "documents_allowed": allowed,
+        "max_upload_mb": get_settings().attachment_max_bytes // (1024 * 1024),
+    }

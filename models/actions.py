@@ -1,0 +1,775 @@
+"""The table of what people do to a case, written once: every front end offers exactly
+:func:`allowed` and performs through :func:`run`.
+
+Each row (:class:`Action`) says
+
+- ``name``: the action's name, its REST path (``POST /api/v1/cases/{case}/<name>``) and
+  what ``allowed_actions`` lists;
+- ``verb``: the state-machine transition it records (:data:`models.lifecycle.TRANSITIONS`:
+  the statuses it may start from, and the ``zh`` label); the web page names its form by it;
+- ``body``: the pydantic model of what the person sends (``version`` included: the case
+  version they last saw; a stale one answers 409 and changes nothing);
+- ``perform``: the domain service call, ``(session, principal, case, body) -> record id``;
+- ``who``: who may do it, within reach (:func:`by_role`; default: every role that may
+  write, i.e. not instructors or volunteers);
+- ``guard``: an extra condition on the case beyond the transition's sources, answering the
+  reason it is not possible now (or None);
+- ``summary``, ``operation``, ``example``: the REST operation as OpenAPI shows it (its
+  summary, the name its operation id is made from, and an example body).
+
+A person may do an action now when (:func:`refusal` answers None): their role may write,
+``who`` lets them, the case's status is a source of ``verb``, and ``guard`` passes. Reach is
+checked first (a case out of reach is 404, :func:`models.access.find_case`); a refused
+role is :class:`PermissionDenied` (403); a case in the wrong state or failing the guard is
+:class:`StateError` (409). The transition's own guards (consent before mediation, a
+satisfaction rating before closing, ...) are still checked by the service.
+
+**Adding an action** is adding one row to :data:`ACTIONS`: write its body model (subclass
+:class:`ActionBody`; give each field a ``title`` in Chinese and a ``description`` in
+English, which the web form shows as its label), its ``perform`` (call the one domain
+service that does it, passing ``expected_version=body.version``), and the row. The REST
+route (``api/v1/case_actions.py``) and the web form (``api/web``: a field per body field,
+unless a form of its own is written there) come from the row; the parity test
+(``tests/api/test_access_parity_api.py``) checks the two agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlmodel import Session
+
+from models import (
+    acceptance,
+    clock,
+    confidentiality,
+    escalation,
+    follow_ups,
+    machine_triage,
+    mediating,
+    mediators,
+    routing,
+)
+from models.access import (
+    READ_ONLY_ROLES,
+    Principal,
+    find_case,
+    may_see_personal_data,
+    not_found,
+    place_path_of,
+    reaches,
+)
+from models.case import Case
+from models.contact import ContactCreate, record_contact
+from models.enums import (
+    CaseStatus,
+    Category,
+    ConsentMethod,
+    NotAcceptedReason,
+    Priority,
+    ReferralReason,
+    ReferralTarget,
+    StaffRole,
+    TerminationReason,
+)
+from models.errors import GuardFailed, InvalidTransition, PermissionDenied, ValidationError
+from models.follow_up import FollowUpRecord
+from models.lifecycle import TRANSITIONS
+from models.mediation import AgreementCreate, SessionCreate, clean_text
+from models.staff import Staff
+from models.unit import Unit
+
+Version = Annotated[
+    int | None,
+    Field(default=None, ge=1, le=1_000_000_000, description="the case version you last saw"),
+]
+
+
+class ActionBody(BaseModel):
+    """What every action carries: the case version the sender last saw."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Version = None
+
+
+def _text(value: str) -> str:
+    return clean_text(value)
+
+
+class ConsentIn(ActionBody):
+    party_ids: list[int] | None = Field(
+        default=None,
+        max_length=200,
+        title="作出答复的当事人",
+        description="parties who answered; every party whose consent is needed when absent",
+    )
+    given: bool = Field(
+        default=True, title="同意调解", description="false: the parties refuse mediation"
+    )
+    how: ConsentMethod = Field(default=ConsentMethod.IN_PERSON, title="方式", description="How")
+    note: str = Field(default="", max_length=500, title="备注", description="Note")
+
+    _n = field_validator("note")(classmethod(lambda cls, v: clean_text(v, required=False)))
+
+
+class StartIn(ActionBody):
+    pass
+
+
+class ExtendIn(ActionBody):
+    until: date = Field(title="延长至", description="Extend until")
+    both_parties_consent: bool = Field(
+        title="双方当事人同意延长", description="Both parties agree to the extension"
+    )
+    how: ConsentMethod = Field(default=ConsentMethod.IN_PERSON, title="方式", description="How")
+    note: str = Field(default="", max_length=500, title="备注", description="Note")
+
+    _n = field_validator("note")(classmethod(lambda cls, v: clean_text(v, required=False)))
+
+
+class SessionIn(SessionCreate):
+    version: Version = None
+
+
+class AgreementIn(AgreementCreate):
+    version: Version = None
+
+
+class FailureIn(ActionBody):
+    reason: str = Field(min_length=1, max_length=1200, title="调解不成的原因", description="Reason")
+    referral: ReferralTarget | None = Field(default=None, title="引导途径", description="Referral")
+    termination: TerminationReason = Field(
+        default=TerminationReason.NO_AGREEMENT, title="终止调解的情形", description="Termination"
+    )
+
+    _r = field_validator("reason")(classmethod(lambda cls, v: _text(v)))
+
+
+class FollowUpIn(FollowUpRecord):
+    version: Version = None
+
+
+class ContactIn(ContactCreate):
+    version: Version = None
+
+
+class ClassificationIn(ActionBody):
+    category: Category | None = Field(default=None, title="类别", description="the category chosen")
+    priority: Priority | None = Field(
+        default=None, title="紧急程度", description="the priority chosen"
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> ClassificationIn:
+        if self.category is None and self.priority is None:
+            raise ValueError("请填写类别或紧急程度 / give a category or a priority")
+        return self
+
+
+class AssessmentIn(ActionBody):
+    category: Category = Field(title="研判确认的类别", description="the category confirmed")
+    priority: Priority | None = Field(
+        default=None, title="紧急程度", description="the priority, if changed"
+    )
+
+
+class AcceptanceIn(ActionBody):
+    accepted: bool = Field(title="受理", description="Accepted")
+    reason: NotAcceptedReason | None = Field(
+        default=None,
+        title="不予受理的理由",
+        description="why not accepted (before a court, arbitration ...)",
+    )
+    route: ReferralTarget | None = Field(
+        default=None,
+        title="告知当事人的途径",
+        description="the route the parties are told; default from the reason",
+    )
+    note: str = Field(default="", max_length=1000, title="备注", description="Note")
+
+    _n = field_validator("note")(classmethod(lambda cls, v: clean_text(v, required=False)))
+
+
+class MediatorsIn(ActionBody):
+    staff_ids: list[int] = Field(
+        min_length=1, max_length=3, title="调解员", description="staff ids of the mediators"
+    )
+
+
+class ReassignIn(ActionBody):
+    assignee_id: int = Field(
+        ge=1,
+        le=2_000_000_000,
+        title="改派给（工作人员编号）",
+        description="Staff id of the new assignee",
+    )
+
+
+class ReasonIn(ActionBody):
+    reason: str = Field(min_length=1, max_length=2000, title="原因", description="Reason")
+
+    _r = field_validator("reason")(classmethod(lambda cls, v: _text(v)))
+
+
+class EscalateIn(ActionBody):
+    reason: str = Field(min_length=1, max_length=500, title="上报原因", description="Reason")
+
+    _r = field_validator("reason")(classmethod(lambda cls, v: _text(v)))
+
+
+class ReferIn(ActionBody):
+    target: ReferralTarget = Field(title="移交去向", description="Refer to")
+    grounds: ReferralReason | None = Field(
+        default=None,
+        title="移交事由（可不填）",
+        description="why the case leaves people's mediation; else implied by target",
+    )
+    agency_code: str | None = Field(
+        default=None,
+        max_length=32,
+        title="部门编码（可不填）",
+        description="Agency code (optional)",
+    )
+    reason: str = Field(min_length=1, max_length=500, title="移交原因", description="Reason")
+
+    _r = field_validator("reason")(classmethod(lambda cls, v: _text(v)))
+
+
+class ResolveIn(ActionBody):
+    resolution: str = Field(
+        min_length=1, max_length=2000, title="化解情况", description="How it was settled"
+    )
+
+    _r = field_validator("resolution")(classmethod(lambda cls, v: _text(v)))
+
+
+class MergeIn(ActionBody):
+    into: str = Field(
+        min_length=1,
+        max_length=32,
+        title="并入案件（编号）",
+        description="id or number of the case kept",
+    )
+
+
+# --- who may, and when --------------------------------------------------------------
+
+Who = Callable[[Principal, Case], bool]
+Guard = Callable[[Case], str | None]
+Perform = Callable[[Session, Principal, Case, Any], int | None]
+
+WRITERS = frozenset(StaffRole) - READ_ONLY_ROLES
+MEDIATION = frozenset({StaffRole.MEDIATOR, StaffRole.SUPERVISOR, StaffRole.ADMIN})
+
+
+def by_role(roles: frozenset[StaffRole], *, or_assignee: bool = False) -> Who:
+    """People with one of ``roles`` (and, with ``or_assignee``, the case's assignee
+    whatever their role)."""
+
+    def who(principal: Principal, case: Case) -> bool:
+        if principal.role in roles:
+            return True
+        mine = principal.staff_id is not None and principal.staff_id == case.assignee_id
+        return or_assignee and mine
+
+    return who
+
+
+ANY_WRITER: Who = by_role(WRITERS)
+COMMITTEE: Who = by_role(MEDIATION, or_assignee=True)  # mediation is the committee's
+
+
+def contacts_parties(principal: Principal, case: Case) -> bool:
+    """Those whose work is to contact the parties (they see the contact):
+    :func:`models.access.may_see_personal_data` (return visitors included; a return
+    visitor does nothing else, :func:`refusal`)."""
+    return may_see_personal_data(principal, case)
+
+
+def _consent_pending(case: Case) -> str | None:
+    return "every party has consented already" if case.consent_at is not None else None
+
+
+def _not_contacted(case: Case) -> str | None:
+    # Later calls go into the session minutes; the first contact is what the rate counts.
+    return "the first contact is recorded already" if case.first_response_at is not None else None
+
+
+def _held(case: Case) -> str | None:
+    return None if case.held_for_assessment else "the case is not waiting for assessment"
+
+
+def _not_held(case: Case) -> str | None:
+    # A held case is confirmed (研判, the assessment action); any other is reclassified.
+    return "the case is waiting for assessment (研判)" if case.held_for_assessment else None
+
+
+def _not_reviewed(case: Case) -> str | None:
+    return "acceptance was reviewed already" if case.accepted_at is not None else None
+
+
+def _not_mediated(case: Case) -> str | None:
+    # Entering follow-up after an agreement or a failure is the workflow's step; by hand
+    # only "settled without mediation", from an assigned case.
+    if case.status == CaseStatus.ASSIGNED:
+        return None
+    return "only an assigned case is settled directly"
+
+
+@dataclass(frozen=True)
+class Action:
+    """One row of the table (see the module docstring)."""
+
+    name: str
+    verb: str
+    body: type[ActionBody] | type[BaseModel]
+    perform: Perform
+    summary: str
+    operation: str
+    example: dict[str, Any]
+    who: Who = ANY_WRITER
+    guard: Guard | None = None
+    routed: bool = True  # False: the REST route is written by hand (see the table)
+
+    @property
+    def zh(self) -> str:
+        return TRANSITIONS[self.verb].zh
+
+
+# --- what each action does ------------------------------------------------------------
+
+
+def _id(case: Case) -> int:
+    assert case.id is not None
+    return case.id
+
+
+def _consent(s: Session, p: Principal, case: Case, body: ConsentIn) -> None:
+    mediating.record_consent(
+        s,
+        case_id=_id(case),
+        party_ids=body.party_ids,
+        given=body.given,
+        how=body.how,
+        note=body.note,
+        actor=p,
+        expected_version=body.version,
+    )
+
+
+def _start(s: Session, p: Principal, case: Case, body: StartIn) -> None:
+    mediating.start_mediation(s, case_id=_id(case), actor=p, expected_version=body.version)
+
+
+def _extend(s: Session, p: Principal, case: Case, body: ExtendIn) -> None:
+    mediating.extend_mediation(
+        s,
+        case_id=_id(case),
+        until=body.until,
+        both_parties_consent=body.both_parties_consent,
+        how=body.how,
+        note=body.note,
+        actor=p,
+        expected_version=body.version,
+    )
+
+
+def _session(s: Session, p: Principal, case: Case, body: SessionIn) -> int | None:
+    data = SessionCreate.model_validate(body.model_dump(exclude={"version"}))
+    row = mediating.record_session(
+        s, case_id=_id(case), data=data, actor=p, expected_version=body.version
+    )
+    return row.id
+
+
+def _agreement(s: Session, p: Principal, case: Case, body: AgreementIn) -> int | None:
+    data = AgreementCreate.model_validate(body.model_dump(exclude={"version"}))
+    row = mediating.sign_agreement(
+        s, case_id=_id(case), data=data, actor=p, expected_version=body.version
+    )
+    return row.id
+
+
+def _failure(s: Session, p: Principal, case: Case, body: FailureIn) -> None:
+    mediating.fail_mediation(
+        s,
+        case_id=_id(case),
+        reason=body.reason,
+        referral=body.referral,
+        termination=body.termination,
+        actor=p,
+        expected_version=body.version,
+    )
+
+
+def _follow_up(s: Session, p: Principal, case: Case, body: FollowUpIn) -> int | None:
+    data = FollowUpRecord.model_validate(body.model_dump(exclude={"version"}))
+    row = follow_ups.record_follow_up(
+        s, case_id=_id(case), data=data, actor=p, expected_version=body.version
+    )
+    return row.id
+
+
+def _contact(s: Session, p: Principal, case: Case, body: ContactIn) -> int | None:
+    data = ContactCreate.model_validate(body.model_dump(exclude={"version"}))
+    row = record_contact(s, case_id=_id(case), data=data, actor=p, expected_version=body.version)
+    return row.id
+
+
+def _classify(s: Session, p: Principal, case: Case, body: ClassificationIn) -> None:
+    machine_triage.set_classification(
+        s,
+        case_id=_id(case),
+        actor=p,
+        category=body.category,
+        priority=body.priority,
+        expected_version=body.version,
+    )
+
+
+def _accept(s: Session, p: Principal, case: Case, body: AcceptanceIn) -> int | None:
+    row = acceptance.review_acceptance(
+        s,
+        case_id=_id(case),
+        accepted=body.accepted,
+        reason=body.reason,
+        route=body.route,
+        note=body.note,
+        actor=p,
+        expected_version=body.version,
+    )
+    record_id: int | None = row.id
+    return record_id
+
+
+def _name_mediators(s: Session, p: Principal, case: Case, body: MediatorsIn) -> None:
+    mediators.name_mediators(
+        s, case=case, staff_ids=body.staff_ids, actor=p, expected_version=body.version
+    )
+
+
+def _by_hand(s: Session, p: Principal, case: Case, body: ActionBody) -> None:
+    raise InvalidTransition("this action has a route of its own", "此操作另有入口")
+
+
+def _reassign(s: Session, p: Principal, case: Case, body: ReassignIn) -> None:
+    staff = s.get(Staff, body.assignee_id)
+    unit = s.get(Unit, staff.unit_id) if staff and staff.unit_id else None
+    if staff is None or unit is None or not p.covers(unit.path):
+        raise ValidationError(
+            "assignee_id: no such staff member within your reach",
+            "assignee_id：您的辖区内没有该工作人员",
+        )
+    routing.reassign_case(
+        s,
+        case_id=_id(case),
+        assignee_id=body.assignee_id,
+        actor=p,
+        expected_version=body.version or case.version,
+    )
+
+
+def _escalate(s: Session, p: Principal, case: Case, body: EscalateIn) -> None:
+    escalation.escalate_case(
+        s,
+        case_id=_id(case),
+        now=clock.now(),
+        actor=p,
+        expected_version=body.version,
+        by_hand=True,
+        reason=body.reason,
+    )
+
+
+def _refer(s: Session, p: Principal, case: Case, body: ReferIn) -> None:
+    routing.refer_case(
+        s,
+        case_id=_id(case),
+        target=body.target,
+        agency_code=body.agency_code,
+        reason=body.reason,
+        actor=p,
+        expected_version=body.version or case.version,
+        grounds=body.grounds,
+    )
+
+
+def _withdraw(s: Session, p: Principal, case: Case, body: ReasonIn) -> None:
+    mediating.withdraw_case(
+        s, case_id=_id(case), reason=body.reason, actor=p, expected_version=body.version
+    )
+
+
+def _reopen(s: Session, p: Principal, case: Case, body: ReasonIn) -> None:
+    follow_ups.reopen_case(
+        s, case_id=_id(case), reason=body.reason, actor=p, expected_version=body.version
+    )
+
+
+def _resolve(s: Session, p: Principal, case: Case, body: ResolveIn) -> None:
+    mediating.resolve_directly(
+        s, case_id=_id(case), resolution=body.resolution, actor=p, expected_version=body.version
+    )
+
+
+def _merge(s: Session, p: Principal, case: Case, body: MergeIn) -> None:
+    target = find_case(s, p, body.into)
+    assert target.id is not None
+    mediating.merge_case(
+        s, case_id=_id(case), into_case_id=target.id, actor=p, expected_version=body.version
+    )
+
+
+# --- the table ------------------------------------------------------------------------
+
+_REASON = {"version": 3, "reason": "当事人已自行和解"}
+
+ACTIONS: dict[str, Action] = {
+    a.name: a
+    for a in (
+        Action(
+            "acceptance", "acceptance_reviewed", AcceptanceIn, _accept, "受理审查 Review",
+            "review", {"version": 3, "accepted": True, "note": ""},
+            who=COMMITTEE, guard=_not_reviewed,
+        ),
+        Action(
+            "mediators", "mediators_named", MediatorsIn, _name_mediators,
+            "指定调解员 Name mediators", "name", {"version": 4, "staff_ids": [12]},
+            who=COMMITTEE,
+        ),
+        Action(
+            "consent", "consent_recorded", ConsentIn, _consent, "记录调解同意 Record consent",
+            "consent", {"version": 3, "party_ids": [1, 2]},
+            who=COMMITTEE, guard=_consent_pending,
+        ),
+        Action(
+            "mediation/start", "mediation_started", StartIn, _start, "开始调解 Start mediation",
+            "start", {"version": 4}, who=COMMITTEE,
+        ),
+        Action(
+            "mediation/extend", "mediation_extended", ExtendIn, _extend,
+            "延长调解期限 Extend mediation", "extend",
+            {"version": 6, "until": "2027-01-31", "both_parties_consent": True},
+            who=COMMITTEE,
+        ),
+        Action(
+            "sessions", "session_recorded", SessionIn, _session, "记录调解笔录 Record a session",
+            "add_session",
+            {
+                "version": 5,
+                "held_at": "2026-11-30T10:00:00+08:00",
+                "place": "桂花社区人民调解室",
+                "participants": "双方当事人、调解员",
+                "minutes": "双方同意分三期支付拖欠工资。",
+            },
+            who=COMMITTEE,
+        ),
+        Action(
+            "agreement", "agreement_signed", AgreementIn, _agreement,
+            "签订调解协议 Sign an agreement", "agreement",
+            {
+                "version": 6,
+                "summary": "厂方分三期支付拖欠工资",
+                "terms": [{"text": "支付第一期工资", "due_on": "2026-12-31"}],
+            },
+            who=COMMITTEE,
+        ),
+        Action(
+            "failure", "mediation_failed", FailureIn, _failure,
+            "调解不成（终止调解） Record a failed mediation", "failure",
+            {"version": 6, "reason": "厂方拒绝支付", "referral": "arbitration"},
+            who=COMMITTEE,
+        ),
+        Action(
+            "follow-ups", "follow_up_recorded", FollowUpIn, _follow_up,
+            "记录回访 Record a return visit", "follow_up",
+            {
+                "version": 8,
+                "outcome": "carried_out",
+                "resolved": "resolved",
+                "satisfied": "satisfied",
+                "channel": "phone",
+                "notes": "电话回访申请人，工资已按协议支付",
+            },
+            who=contacts_parties,
+        ),
+        Action(
+            "contact", "contacted", ContactIn, _contact,
+            "首次联系 Record contact with the complainant", "contact",
+            {"version": 3, "method": "phone", "note": "电话联系申请人，约定周三上门"},
+            who=contacts_parties, guard=_not_contacted,
+        ),
+        Action(
+            "classification", "reclassified", ClassificationIn, _classify,
+            "改类 Set category or priority (a person's choice stands)", "classification",
+            {"version": 3, "category": "labour"}, guard=_not_held,
+        ),
+        Action(
+            "assessment", "assessed", AssessmentIn, _classify,
+            "研判确认 Confirm the category of a case held for assessment; it is then routed",
+            "assessment", {"version": 2, "category": "labour", "priority": "high"},
+            guard=_held,
+        ),
+        Action(
+            "reassign", "assigned", ReassignIn, _reassign, "改派 Reassign", "reassign",
+            {"version": 3, "assignee_id": 12},
+        ),
+        Action(
+            "escalate", "escalated", EscalateIn, _escalate, "上报 Escalate by hand",
+            "escalate", {"version": 3, "reason": "涉及多个部门，需街道协调"},
+        ),
+        Action(
+            "refer", "referred", ReferIn, _refer, "移交 Refer", "refer",
+            {"version": 3, "target": "court", "reason": "当事人已起诉"},
+        ),
+        Action(
+            "withdraw", "withdrawn", ReasonIn, _withdraw, "撤回 Withdraw", "withdraw",
+            _REASON,
+        ),
+        Action(
+            "reopen", "reopened", ReasonIn, _reopen, "重新办理 Reopen", "reopen",
+            {"version": 9, "reason": "回访时当事人表示协议未履行"},
+        ),
+        Action(
+            "resolve", "follow_up_due", ResolveIn, _resolve,
+            "直接化解 Resolve without mediation", "resolve",
+            {"version": 3, "resolution": "当场答复政策咨询，当事人表示满意"},
+            guard=_not_mediated,
+        ),
+        Action(
+            "merge", "merged", MergeIn, _merge, "合并 Merge into another case", "merge",
+            {"version": 2, "into": "JX-2026-000123"},
+        ),
+        # Routes of their own (path parameters, PATCH, uploads: api/v1/mediation_actions.py,
+        # api/v1/documents.py); who may, and when, is still this table's (:func:`refusal`).
+        *(
+            Action(name, verb, ActionBody, _by_hand, zh, name, {"version": 5}, who=who,
+                   routed=False)
+            for name, verb, zh, who in (
+                ("mediators/recuse", "mediator_recused", "调解员回避", COMMITTEE),
+                ("mediators/replace", "mediator_replaced", "更换调解员", COMMITTEE),
+                ("parties", "party_added", "增加当事人", ANY_WRITER),
+                ("confidential", "marked_confidential", "设为不公开", ANY_WRITER),
+                ("court-confirmation", "court_confirmation_recorded", "记录司法确认", COMMITTEE),
+                ("attachments", "attachment_added", "上传附件", ANY_WRITER),
+            )
+        ),
+    )
+}  # fmt: skip
+
+BY_VERB: dict[str, Action] = {a.verb: a for a in ACTIONS.values()}
+
+
+# --- who reads a case (rules that need the case's tables) ----------------------------
+
+
+def is_named_mediator(session: Session, principal: Principal, case: Case) -> bool:
+    assert case.id is not None
+    return principal.staff_id is not None and principal.staff_id in mediators.serving_ids(
+        session, case_id=case.id
+    )
+
+
+def details_visible(session: Session, principal: Principal, case: Case) -> bool:
+    """Whether ``principal`` reads the case's details: always, unless it is confidential
+    (不公开) and they are outside its unit and not one of its named mediators."""
+    if not case.confidential:
+        return True
+    return confidentiality.staff_may_see_details(
+        case,
+        staff_id=principal.staff_id,
+        unit_id=principal.unit_id,
+        is_named_mediator=is_named_mediator(session, principal, case),
+    )
+
+
+def personal_data_visible(session: Session, principal: Principal, case: Case) -> bool:
+    """Personal data in clear: :func:`models.access.may_see_personal_data`, and the
+    mediators named on the case (they mediate it, wherever their unit); never past
+    :func:`details_visible`."""
+    if not details_visible(session, principal, case):
+        return False
+    return may_see_personal_data(principal, case) or is_named_mediator(session, principal, case)
+
+
+# --- asking and doing -------------------------------------------------------------------
+
+
+def refusal(principal: Principal, case: Case, action: Action) -> Exception | None:
+    """Why ``principal`` may not do ``action`` on ``case`` now (None: they may). Reach is
+    the caller's to check first."""
+    transition = TRANSITIONS[action.verb]
+    visitor_only = principal.role == StaffRole.RETURN_VISITOR and action.name != "follow-ups"
+    if not principal.can_write or visitor_only or not action.who(principal, case):
+        role = principal.role.value if principal.role else principal.kind
+        return PermissionDenied(
+            f"the {role} role may not {action.name} this case",
+            f"您的角色不能执行「{action.zh}」",
+        )
+    if case.status not in transition.sources or (
+        transition.roles and "staff" not in transition.roles
+    ):
+        return InvalidTransition(
+            f"cannot {action.name} a case that is {case.status.value}",
+            f"案件当前状态为「{case.status.zh}」，不能执行「{action.zh}」。",
+        )
+    reason = action.guard(case) if action.guard is not None else None
+    if reason is not None:
+        return GuardFailed(f"cannot {action.name}: {reason}", f"不能执行「{action.zh}」：{reason}")
+    return None
+
+
+def allowed(principal: Principal, case: Case) -> list[Action]:
+    """What ``principal`` may do to ``case`` now, in table order."""
+    return [a for a in ACTIONS.values() if refusal(principal, case, a) is None]
+
+
+def allowed_names(principal: Principal, case: Case) -> list[str]:
+    """:func:`allowed`, by name (what the REST answers list)."""
+    return [a.name for a in allowed(principal, case)]
+
+
+def check(session: Session, principal: Principal, case: Case, name: str) -> None:
+    """Raise what :func:`run` would before performing ``name`` (404, 403, 409): for the
+    rows whose routes are written by hand."""
+    action = ACTIONS.get(name)
+    if action is None:
+        raise not_found(f"{case.number}/{name}")
+    if not reaches(principal, case, place_path=place_path_of(session, case)):
+        raise not_found(case.number)
+    problem = refusal(principal, case, action)
+    if problem is not None:
+        raise problem
+
+
+def run(
+    session: Session, principal: Principal, case: Case, name: str, body: BaseModel
+) -> int | None:
+    """Do action ``name`` on ``case`` with ``body`` (of the action's body model): 404 out of
+    reach, 403 not for this person, 409 not now or stale; else the service's record id.
+    Flushes; the caller commits."""
+    action = ACTIONS.get(name)
+    if action is None or not action.routed or not isinstance(body, action.body):
+        raise not_found(f"{case.number}/{name}")
+    check(session, principal, case, name)
+    record_id = action.perform(session, principal, case, body)
+    session.flush()
+    return record_id
+
+
+__all__ = [
+    "ACTIONS",
+    "BY_VERB",
+    "Action",
+    "ActionBody",
+    "allowed",
+    "allowed_names",
+    "by_role",
+    "refusal",
+    "run",
+]
