@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Field, Session, SQLModel
 
 from models import clock
+from models.rows import rows_of
 from models.types import UTCDateTime
 
 
@@ -50,10 +51,10 @@ def record_download(
 
 
 def downloads_of(session: Session, *, case_id: int) -> list[DocumentDownload]:
-    return list(
-        session.exec(
-            select(DocumentDownload)
-            .where(DocumentDownload.case_id == case_id)
-            .order_by(col(DocumentDownload.at), col(DocumentDownload.id))
-        ).all()
+    return rows_of(
+        session,
+        DocumentDownload,
+        DocumentDownload.case_id == case_id,
+        DocumentDownload.at,
+        DocumentDownload.id,
     )
