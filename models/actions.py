@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlmodel import Session
@@ -349,6 +349,18 @@ def _id(case: Case) -> int:
     return case.id
 
 
+def _recording(service: Callable[..., Any], record: type[BaseModel]) -> Perform:
+    """An action that records one row (a session, an agreement, a visit, a contact):
+    ``service`` takes the body, less its version, as ``record``; answers the row's id."""
+
+    def perform(s: Session, p: Principal, case: Case, body: Any) -> int | None:
+        data = record.model_validate(body.model_dump(exclude={"version"}))
+        row = service(s, case_id=_id(case), data=data, actor=p, expected_version=body.version)
+        return cast(int | None, row.id)
+
+    return perform
+
+
 def _consent(s: Session, p: Principal, case: Case, body: ConsentIn) -> None:
     mediating.record_consent(
         s,
@@ -379,20 +391,10 @@ def _extend(s: Session, p: Principal, case: Case, body: ExtendIn) -> None:
     )
 
 
-def _session(s: Session, p: Principal, case: Case, body: SessionIn) -> int | None:
-    data = SessionCreate.model_validate(body.model_dump(exclude={"version"}))
-    row = mediating.record_session(
-        s, case_id=_id(case), data=data, actor=p, expected_version=body.version
-    )
-    return row.id
+_session = _recording(mediating.record_session, SessionCreate)
 
 
-def _agreement(s: Session, p: Principal, case: Case, body: AgreementIn) -> int | None:
-    data = AgreementCreate.model_validate(body.model_dump(exclude={"version"}))
-    row = mediating.sign_agreement(
-        s, case_id=_id(case), data=data, actor=p, expected_version=body.version
-    )
-    return row.id
+_agreement = _recording(mediating.sign_agreement, AgreementCreate)
 
 
 def _failure(s: Session, p: Principal, case: Case, body: FailureIn) -> None:
@@ -407,18 +409,10 @@ def _failure(s: Session, p: Principal, case: Case, body: FailureIn) -> None:
     )
 
 
-def _follow_up(s: Session, p: Principal, case: Case, body: FollowUpIn) -> int | None:
-    data = FollowUpRecord.model_validate(body.model_dump(exclude={"version"}))
-    row = follow_ups.record_follow_up(
-        s, case_id=_id(case), data=data, actor=p, expected_version=body.version
-    )
-    return row.id
+_follow_up = _recording(follow_ups.record_follow_up, FollowUpRecord)
 
 
-def _contact(s: Session, p: Principal, case: Case, body: ContactIn) -> int | None:
-    data = ContactCreate.model_validate(body.model_dump(exclude={"version"}))
-    row = record_contact(s, case_id=_id(case), data=data, actor=p, expected_version=body.version)
-    return row.id
+_contact = _recording(record_contact, ContactCreate)
 
 
 def _classify(s: Session, p: Principal, case: Case, body: ClassificationIn) -> None:
