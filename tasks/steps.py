@@ -74,6 +74,18 @@ def step_task(name: str) -> Callable[[Callable[..., Any]], Any]:
     )
 
 
+def sweep_task(name: str) -> Callable[[Callable[..., Any]], Any]:
+    """A task over many cases (a sweep, a batch of receipts): retried twice as a whole,
+    which is safe because each case it already did is not done again."""
+    return task(
+        name=name,
+        retries=2,
+        retry_delay_seconds=[5, 30],
+        persist_result=False,
+        cache_policy=NO_CACHE,
+    )
+
+
 SYSTEM = Actor.system()
 
 
