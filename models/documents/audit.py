@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlmodel import Field, Session, SQLModel
 
 from models import clock
+from models.attachments import Attachment, get_attachment
 from models.rows import rows_of
 from models.types import UTCDateTime
 
@@ -58,3 +59,19 @@ def downloads_of(session: Session, *, case_id: int) -> list[DocumentDownload]:
         DocumentDownload.at,
         DocumentDownload.id,
     )
+
+
+def download_attachment(
+    session: Session, *, case_id: int, attachment_id: int, staff_id: int | None
+) -> Attachment:
+    """One of the case's attachments, its download written to the record first."""
+    row = get_attachment(session, case_id=case_id, attachment_id=attachment_id)
+    record_download(
+        session,
+        case_id=case_id,
+        staff_id=staff_id,
+        kind="attachment",
+        fmt=row.extension,
+        attachment_id=row.id,
+    )
+    return row
