@@ -32,7 +32,7 @@ DOCS_CSP = (
 )
 NOTHING_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 DOCS_PATHS = ("/docs", "/redoc", "/docs-assets/")
-PRIVATE_PREFIXES = ("/api/", "/web")
+PRIVATE_PREFIXES = ("/api/", "/web", "/r/")
 
 _COMMON = [
     (b"x-content-type-options", b"nosniff"),
@@ -46,7 +46,7 @@ _COMMON = [
 def policy_for(path: str) -> str:
     if path.startswith(DOCS_PATHS):
         return DOCS_CSP
-    if path == "/" or path.startswith(("/web", "/static/")):
+    if path == "/" or path.startswith(("/web", "/static/", "/r/")):
         return PAGES_CSP
     return NOTHING_CSP
 

@@ -15,12 +15,13 @@ from models.outbox import Job
 def plan_runs(
     jobs: list[Job], *, free_slots: int, batch_max: int
 ) -> tuple[list[list[Job]], list[Job]]:
-    """Adaptive batching: at most ``free_slots`` runs for these waiting cases (oldest
-    first), each case its own run while there are enough free slots (the quiet case: a
-    run per case, named by its number); beyond that, the cases share the free runs
-    evenly, at most ``batch_max`` a run, and the rest wait for the next free slot.
-    Returns the runs and the cases left waiting. Under load the slots stay busy while
-    cases gather, so batches grow with the arrival rate and shrink again when it falls."""
+    """Adaptive batching: at most ``free_slots`` runs for these waiting cases (in claim
+    order: emergencies and fresh cases first, ``models/outbox.py``), each case its own
+    run while there are enough free slots (the quiet case: a run per case, named by its
+    number); beyond that, the cases share the free runs evenly, at most ``batch_max`` a
+    run, and the rest wait for the next free slot. Returns the runs and the cases left
+    waiting. Under load the slots stay busy while cases gather, so batches grow with the
+    arrival rate and shrink again when it falls."""
     if not jobs or free_slots <= 0:
         return [], list(jobs)
     runs = min(free_slots, len(jobs))

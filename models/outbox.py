@@ -4,8 +4,9 @@ layer, and the names their runs are created under.
 Every transition writes one ``Outbox`` row in the same transaction as the case (see
 ``models/lifecycle.py``). The relay (``flows/relay.py``) claims pending rows in batches
 with a short lease (``LEASE_S``: two relays never deliver the same row at the same
-time), marks them delivered once their run exists, skipped when their step was already
-done, held while the run that wrote them is about to do their step
+time), emergencies and fresh rows ahead of a backlog with a share kept for the backlog
+(:func:`claim_jobs`), marks them delivered once their run exists, skipped when their
+step was already done, held while the run that wrote them is about to do their step
 (``CHAINED_VERBS``, ``CHAIN_GRACE_S``), or failed with a growing delay and a cap. The
 reconciler (``tasks/reconcile.py``) re-drives a row by resetting it to pending with a
 higher ``redrive`` count in its payload.
@@ -23,18 +24,20 @@ importing any flow.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, case, or_, update
 from sqlalchemy import select as sa_select
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from models import clock
 from models.case import Case
 from models.db import read_session, write_session
-from models.enums import OutboxState
+from models.enums import OutboxState, Priority
 from models.event import CaseEvent, Outbox
 from models.settings import get_settings
 from models.unit import Unit
@@ -136,25 +139,78 @@ def parse_run_key(key: str) -> tuple[int, str, int, int] | None:
 # --- the queue -------------------------------------------------------------------------
 
 
+def _claimable(now: datetime) -> Any:
+    """Due pending rows with what a :class:`Job` carries of their case."""
+    return (
+        sa_select(
+            Outbox,
+            col(Case.number),
+            col(Case.category),
+            col(Case.priority),
+            col(Unit.code),
+            col(CaseEvent.actor),
+        )
+        .join(Case, col(Case.id) == col(Outbox.case_id))
+        .outerjoin(Unit, col(Unit.id) == col(Case.unit_id))
+        .outerjoin(CaseEvent, col(CaseEvent.id) == col(Outbox.event_id))
+        .where(col(Outbox.state) == OutboxState.PENDING, col(Outbox.available_at) <= now)
+    )
+
+
+def backlog_reserve(limit: int) -> int:
+    """Places of a poll's batch kept for the backlog (see :func:`claim_jobs`)."""
+    share = get_settings().relay_backlog_share
+    return min(limit, max(1, math.ceil(limit * share)))
+
+
 def claim_jobs(*, limit: int, engine: Engine | None = None) -> list[Job]:
-    """Claim up to ``limit`` pending rows that are due (oldest first) for ``LEASE_S``."""
+    """Claim up to ``limit`` pending rows that are due, for ``LEASE_S``: fresh work
+    ahead of a backlog, and the backlog never starved.
+
+    **Claim order** (the one place it is decided; the relay and the batch planner keep
+    it). A poll's batch is filled in this order:
+
+    1. emergencies (case priority 紧急 emergency), oldest first;
+    2. fresh rows, written less than ``settings.relay_fresh_s`` ago, oldest first;
+    3. the backlog: every other due row, oldest first.
+
+    Lanes 1 and 2 take at most ``limit - backlog_reserve(limit)`` places:
+    ``settings.relay_backlog_share`` of every batch (at least one row) is kept for the
+    oldest rows, and lane 3 also takes whatever places the fresh lanes leave. So a new
+    case or an emergency is claimed in the next poll however long the queue, and a
+    backlog of ``n`` rows is gone within ``ceil(n / backlog_reserve(limit))`` polls
+    however much fresh work keeps arriving. A row jumps the queue only when it is its
+    case's earliest pending row: the rows of one case are delivered in order.
+    """
     now = clock.now()
+    reserve = backlog_reserve(limit)
+    earlier = aliased(Outbox)
+    earlier_pending = (
+        sa_select(col(earlier.id))
+        .where(
+            col(earlier.case_id) == col(Outbox.case_id),
+            col(earlier.state) == OutboxState.PENDING,
+            col(earlier.id) < col(Outbox.id),
+        )
+        .exists()
+    )
+    fresh_since = now - timedelta(seconds=get_settings().relay_fresh_s)
+    emergency = col(Case.priority) == Priority.EMERGENCY
     with write_session(engine) as session:
-        rows = session.execute(
-            sa_select(
-                Outbox,
-                col(Case.number),
-                col(Case.category),
-                col(Case.priority),
-                col(Unit.code),
-                col(CaseEvent.actor),
-            )
-            .join(Case, col(Case.id) == col(Outbox.case_id))
-            .outerjoin(Unit, col(Unit.id) == col(Case.unit_id))
-            .outerjoin(CaseEvent, col(CaseEvent.id) == col(Outbox.event_id))
-            .where(col(Outbox.state) == OutboxState.PENDING, col(Outbox.available_at) <= now)
+        rows = list(
+            session.execute(
+                _claimable(now)
+                .where(or_(emergency, col(Outbox.created_at) >= fresh_since), ~earlier_pending)
+                .order_by(case((emergency, 0), else_=1), col(Outbox.id))
+                .limit(limit - reserve)
+            ).all()
+        )
+        taken = [row[0].id for row in rows]
+        rows += session.execute(
+            _claimable(now)
+            .where(col(Outbox.id).not_in(taken))
             .order_by(col(Outbox.id))
-            .limit(limit)
+            .limit(limit - len(rows))
         ).all()
         if not rows:
             return []

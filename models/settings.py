@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     reminder_lead_working_hours: int = 8
     relay_batch_size: int = 200
     relay_poll_s: float = 0.5
+    # Fresh work ahead of a backlog (models/outbox.py, claim_jobs): rows younger than
+    # this go before older ones; this share of every batch is kept for the oldest rows.
+    relay_fresh_s: float = 60.0
+    relay_backlog_share: float = Field(default=0.25, gt=0, le=1)
     executor: Literal["inprocess", "deployment"] = Field(
         default="inprocess",
         description="inprocess: steps run in the serve process; deployment: on a work pool.",

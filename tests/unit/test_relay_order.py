@@ -1,0 +1,116 @@
+"""Fresh work ahead of a backlog: with a thousand rows waiting, a case submitted now and
+an emergency are claimed in the next poll, and the backlog still drains in a bounded
+number of polls however much fresh work keeps arriving (models/outbox.py, claim_jobs)."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine, insert
+from sqlmodel import Session, col, select
+
+from models.case import Case
+from models.clock import VirtualClock
+from models.enums import OutboxState, Priority
+from models.event import Outbox
+from models.outbox import Job, backlog_reserve, claim_jobs, mark_delivered
+from tests.factories import build_city, make_case
+
+BACKLOG = 1000
+LIMIT = 200
+
+
+def _copy_cases(session: Session, template: Case, count: int, tag: str) -> None:
+    """``count`` copies of a submitted case, each with its pending ``intake`` row written
+    when the template was (bulk inserts: a real backlog without a thousand intakes)."""
+    columns = template.model_dump(exclude={"id"})
+    cases = [{**columns, "number": f"{tag}{i:05d}", "tracking_hash": None} for i in range(count)]
+    session.execute(insert(Case), cases)
+    ids = session.exec(select(Case.id).where(col(Case.number).startswith(tag))).all()
+    row = session.exec(select(Outbox).where(Outbox.case_id == template.id)).one()
+    session.execute(
+        insert(Outbox),
+        [
+            {
+                "case_id": case_id,
+                "verb": row.verb,
+                "step": row.step,
+                "idempotency_key": f"{tag}:{case_id}",
+                "payload": dict(row.payload),
+                "state": OutboxState.PENDING,
+                "attempts": 0,
+                "created_at": row.created_at,
+                "available_at": row.available_at,
+            }
+            for case_id in ids
+        ],
+    )
+
+
+def _backlog(engine: Engine, vclock: VirtualClock) -> None:
+    with Session(engine) as session:
+        build_city(session)
+        old = make_case(session, at=vclock.now() - timedelta(hours=3))
+        _copy_cases(session, old, BACKLOG - 1, "OLD")
+        session.commit()
+
+
+def _fresh(engine: Engine, **overrides: Any) -> int:
+    with Session(engine) as session:
+        case = make_case(session, **overrides)
+        session.commit()
+        assert case.id is not None
+        return case.id
+
+
+def _poll(engine: Engine) -> list[Job]:
+    jobs = claim_jobs(limit=LIMIT, engine=engine)
+    mark_delivered([job.outbox_id for job in jobs], engine=engine)
+    return jobs
+
+
+def test_fresh_case_and_emergency_are_claimed_ahead_of_the_backlog(
+    engine: Engine, vclock: VirtualClock
+) -> None:
+    _backlog(engine, vclock)
+    vclock.advance(timedelta(minutes=1))  # the backlog waits; now two cases come in
+    ordinary = _fresh(engine)
+    emergency = _fresh(engine, priority=Priority.EMERGENCY, people_affected=60)
+    vclock.advance(timedelta(seconds=1))
+
+    jobs = _poll(engine)
+
+    claimed = [job.case_id for job in jobs]
+    assert claimed[:2] == [emergency, ordinary]  # the emergency first, then the new case
+    assert len(jobs) == LIMIT  # the rest of the batch went to the oldest rows
+    with Session(engine) as session:
+        oldest = session.exec(select(Outbox.id).order_by(col(Outbox.id)).limit(LIMIT - 2)).all()
+    assert [job.outbox_id for job in jobs[2:]] == list(oldest)
+
+
+def test_the_backlog_drains_while_fresh_work_keeps_arriving(
+    engine: Engine, vclock: VirtualClock
+) -> None:
+    _backlog(engine, vclock)
+    with Session(engine) as session:
+        backlog = set(session.exec(select(Outbox.id)).all())
+        template = session.exec(select(Case)).first()
+        assert template is not None
+    bound = math.ceil(BACKLOG / backlog_reserve(LIMIT))
+    polls = 0
+    while backlog:
+        polls += 1
+        assert polls <= bound, f"backlog still {len(backlog)} rows after {bound} polls"
+        # More fresh work each poll than a batch holds: the fresh lanes are always full.
+        vclock.advance(timedelta(seconds=1))
+        with Session(engine) as session:
+            fresh = make_case(session)  # a real fresh case, then bulk copies of it
+            _copy_cases(session, fresh, LIMIT, f"N{polls:03d}-")
+            session.commit()
+        jobs = _poll(engine)
+        done = {job.outbox_id for job in jobs}
+        assert len(done & backlog) >= backlog_reserve(LIMIT) or not backlog - done
+        backlog -= done
+    assert polls <= bound
