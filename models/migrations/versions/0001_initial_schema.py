@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 16:00:54.873431
+Create Date: 2026-11-30 16:04:00.401332
 """
 
 from collections.abc import Sequence
