@@ -115,6 +115,7 @@ def add_helper(
     )
     session.add(row)
     session.flush()
+    case.helper_ids = [*case.helper_ids, staff.id]
     lifecycle.apply(
         session,
         case=case,
