@@ -48,6 +48,16 @@ KEYS: dict[str, tuple[str, ...]] = {
         "emergency_recall",
     ),
     "export": ("cases", "xlsx_s", "csv_s", "baseline_xlsx_s", "ratio"),
+    "simulate": (
+        "cases",
+        "days",
+        "cpu_s",
+        "wall_s",
+        "cases_per_s",
+        "projected_year_50k_s",
+        "target_s",
+        "meets_target",
+    ),
     "scale_out": (
         "workers_1_cases_per_s",
         "workers_2_cases_per_s",
@@ -68,6 +78,7 @@ SECTIONS = (
     "end_to_end",
     "export",
     "documents",
+    "simulate",
     "scale_out",
 )
 
@@ -120,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     out_path = args.out or HERE / ("results.json" if sizes is FULL else "results-quick.json")
     wanted = args.only or list(SECTIONS)
 
-    from bench import documents, e2e, escalation, export, intake, scale_out, triage
+    from bench import documents, e2e, escalation, export, intake, scale_out, simulate, triage
 
     runners: dict[str, Callable[[Workspace, Sizes, Console], dict[str, Any]]] = {
         "escalation": escalation.run,
@@ -130,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         "export": export.run,
         "scale_out": scale_out.run,
         "triage": triage.run,
+        "simulate": simulate.run,
     }
     import psutil
 

@@ -31,6 +31,8 @@ class Sizes:
     idle_settle_s: float
     # Case export (.xlsx and CSV of the whole list)
     export_cases: int = 2_000
+    # Policy simulator: days of a 50,000-cases-a-year district simulated as the sample
+    simulate_days: int = 5
     start_stack_first: bool = False
     # Scale-out (PostgreSQL, process work pool, one then two workers): full run only
     scale_out: bool = False
@@ -80,5 +82,6 @@ FULL = Sizes(
     naive_cases=20,
     idle_settle_s=15.0,
     export_cases=10_000,
+    simulate_days=20,
     scale_out=True,
 )
