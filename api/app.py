@@ -67,15 +67,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     v1 = APIRouter(prefix="/api/v1")
-    v1.include_router(auth.router)
-    v1.include_router(cases.router)
-    v1.include_router(case_actions.router)
-    v1.include_router(mediation_actions.router)
-    v1.include_router(documents.router)
-    v1.include_router(units.router)
-    v1.include_router(metrics.router)
-    v1.include_router(triage.router)
-    v1.include_router(risk.router)
+    for module in (
+        auth,
+        cases,
+        case_actions,
+        mediation_actions,
+        documents,
+        units,
+        metrics,
+        triage,
+        risk,
+    ):
+        v1.include_router(module.router)
     app.include_router(v1)
 
     from api import open311

@@ -78,6 +78,19 @@ class Definition:
     def full_name(self) -> str:
         return f"{self.flow.name}/{DEPLOYMENT_NAME}"
 
+    async def to_deployment(self, **where: Any) -> RunnerDeployment:
+        """This flow's deployment; ``where`` adds what a work pool needs (its name, the
+        job's variables) to what every deployment has."""
+        return await self.flow.ato_deployment(
+            name=DEPLOYMENT_NAME,
+            schedules=list(self.schedules) or None,
+            triggers=list(self.triggers) or None,
+            description=self.description,
+            tags=TAGS,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+            **where,
+        )
+
 
 def definitions() -> list[Definition]:
     settings = get_settings()
@@ -169,18 +182,7 @@ def build_dispatcher() -> Dispatcher:
 
 async def runner_deployments() -> list[RunnerDeployment]:
     """The deployments for ``serve`` (embedded mode)."""
-    result = []
-    for item in definitions():
-        deployment = await item.flow.ato_deployment(
-            name=DEPLOYMENT_NAME,
-            schedules=list(item.schedules) or None,
-            triggers=list(item.triggers) or None,
-            description=item.description,
-            tags=TAGS,
-            entrypoint_type=EntrypointType.MODULE_PATH,
-        )
-        result.append(deployment)
-    return result
+    return [await item.to_deployment() for item in definitions()]
 
 
 def zombie_automation() -> Automation:

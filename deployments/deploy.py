@@ -25,9 +25,8 @@ from uuid import UUID
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.exceptions import ObjectNotFound
-from prefect.types.entrypoint import EntrypointType
 
-from deployments.definitions import DEPLOYMENT_NAME, TAGS, definitions, install_automations
+from deployments.definitions import definitions, install_automations
 from models.settings import get_settings
 
 
@@ -50,15 +49,8 @@ async def deploy_all(work_pool: str | None = None, *, python: str | None = None)
     await ensure_work_pool(pool)
     ids: dict[str, UUID] = {}
     for item in definitions():
-        deployment = await item.flow.ato_deployment(
-            name=DEPLOYMENT_NAME,
-            schedules=list(item.schedules) or None,
-            triggers=list(item.triggers) or None,
-            description=item.description,
-            tags=TAGS,
-            work_pool_name=pool,
-            entrypoint_type=EntrypointType.MODULE_PATH,
-            job_variables={"command": run_command(python)},
+        deployment = await item.to_deployment(
+            work_pool_name=pool, job_variables={"command": run_command(python)}
         )
         ids[item.full_name] = await deployment.aapply(work_pool_name=pool)
     await install_automations()

@@ -201,6 +201,14 @@ def _decide(
     )
 
 
+def _grounds(review: AcceptanceReview) -> dict[str, str]:
+    """Why a complaint was not accepted and where it was sent (nothing when accepted)."""
+    if review.accepted:
+        return {}
+    assert review.reason is not None and review.route is not None
+    return {"reason": review.reason.value, "route": review.route.value}
+
+
 def _record(
     session: Session,
     *,
@@ -209,31 +217,20 @@ def _record(
     actor: Actor,
     expected_version: int | None,
 ) -> None:
+    grounds = _grounds(review)
     if review.accepted:
         case.accepted_at = review.decided_at
-        lifecycle.apply(
-            session,
-            case=case,
-            verb="acceptance_reviewed",
-            actor=actor,
-            expected_version=expected_version,
-            data={"accepted": True, "review_id": review.id},
-        )
-        return
-    assert review.reason is not None and review.route is not None
     lifecycle.apply(
         session,
         case=case,
         verb="acceptance_reviewed",
         actor=actor,
         expected_version=expected_version,
-        data={
-            "accepted": False,
-            "review_id": review.id,
-            "reason": review.reason.value,
-            "route": review.route.value,
-        },
+        data={"accepted": review.accepted, "review_id": review.id, **grounds},
     )
+    if review.accepted:
+        return
+    assert review.reason is not None and review.route is not None
     case.outcome_note = review.guidance
     legal = LEGAL_REFERRAL.get(review.reason)
     if legal is not None and review.route == legal.target:
@@ -255,9 +252,5 @@ def _record(
         case=case,
         verb="not_accepted",
         actor=actor,
-        data={
-            "review_id": review.id,
-            "reason": review.reason.value,
-            "route": review.route.value,
-        },
+        data={"review_id": review.id, **grounds},
     )

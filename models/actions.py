@@ -37,8 +37,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
-from typing import Annotated, Any
+from datetime import date, time
+from typing import Annotated, Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlmodel import Session
@@ -48,11 +48,16 @@ from models import (
     clock,
     confidentiality,
     escalation,
+    extensions,
     follow_ups,
+    handover,
+    helping,
     machine_triage,
     mediating,
     mediators,
+    referrals,
     routing,
+    workdays,
 )
 from models.access import (
     READ_ONLY_ROLES,
@@ -69,9 +74,13 @@ from models.enums import (
     CaseStatus,
     Category,
     ConsentMethod,
+    HelperRole,
+    HelperTaskKind,
     NotAcceptedReason,
     Priority,
+    ReferralOutcome,
     ReferralReason,
+    ReferralState,
     ReferralTarget,
     StaffRole,
     TerminationReason,
@@ -257,6 +266,43 @@ class MergeIn(ActionBody):
     )
 
 
+class ReferralOutcomeIn(ActionBody):
+    action_taken: str = Field(
+        min_length=1, max_length=2000, title="办理情况", description="What the unit did"
+    )
+    outcome: ReferralOutcome = Field(title="办理结果", description="Outcome")
+
+    _r = field_validator("action_taken")(classmethod(lambda cls, v: _text(v)))
+
+
+class ExtensionIn(ActionBody):
+    until: date = Field(title="延长至（日期）", description="Extend the limit until (date)")
+    reason: str = Field(min_length=1, max_length=500, title="延期理由", description="Reason")
+
+    _r = field_validator("reason")(classmethod(lambda cls, v: _text(v)))
+
+
+class ExtensionDecisionIn(ActionBody):
+    grant: bool = Field(default=False, title="批准延期", description="Grant the extension")
+    note: str | None = Field(
+        default=None, max_length=500, title="审批意见（不批准时必填）", description="Note"
+    )
+
+
+class HelperIn(ActionBody):
+    staff_id: int = Field(
+        ge=1, le=2_000_000_000, title="协办人员（工作人员编号）", description="Staff id"
+    )
+    role: HelperRole = Field(title="协办内容", description="What they help with")
+
+
+class HelperTaskIn(ActionBody):
+    kind: HelperTaskKind = Field(title="任务", description="Task")
+    note: str = Field(min_length=1, max_length=2000, title="任务情况", description="What happened")
+
+    _r = field_validator("note")(classmethod(lambda cls, v: _text(v)))
+
+
 # --- who may, and when --------------------------------------------------------------
 
 Who = Callable[[Principal, Case], bool]
@@ -282,6 +328,53 @@ def by_role(roles: frozenset[StaffRole], *, or_assignee: bool = False) -> Who:
 
 ANY_WRITER: Who = by_role(WRITERS)
 COMMITTEE: Who = by_role(MEDIATION, or_assignee=True)  # mediation is the committee's
+
+
+HELPERS = frozenset({StaffRole.INSTRUCTOR, StaffRole.VOLUNTEER, StaffRole.PARTY_MEMBER})
+DECIDERS = frozenset({StaffRole.SUPERVISOR, StaffRole.ADMIN})
+
+
+def in_handling_unit(principal: Principal, case: Case) -> bool:
+    """The case's assignee, or a writer of the unit handling it (the receiving unit of a
+    referral, the unit a wrong assignment reached)."""
+    mine = principal.staff_id is not None and principal.staff_id == case.assignee_id
+    return mine or (principal.role in WRITERS and principal.covers(case.unit_path))
+
+
+def first_contact(principal: Principal, case: Case) -> bool:
+    """The worker holding the case (it goes to the committee), or a supervisor."""
+    mine = principal.staff_id is not None and principal.staff_id == case.assignee_id
+    return mine or principal.role in (StaffRole.SUPERVISOR, StaffRole.ADMIN)
+
+
+def may_help(principal: Principal, case: Case) -> bool:
+    """Helpers added to the case record their own tasks; the handler may record one on a
+    helper's behalf."""
+    me = principal.staff_id
+    return me is not None and (me == case.assignee_id or me in (case.helper_ids or []))
+
+
+def _referral_pending(case: Case) -> str | None:
+    if case.referral_state == ReferralState.PENDING:
+        return None
+    return "no referral waits to be signed for"
+
+
+def _referral_signed(case: Case) -> str | None:
+    return None if case.referral_state == ReferralState.SIGNED else "the referral is not signed for"
+
+
+def _may_extend(case: Case) -> str | None:
+    if case.extension_asked_until is not None:
+        return "an extension is waiting for a decision"
+    due = case.resolution_due_at
+    if due is None or clock.ensure_utc(due) <= clock.now():
+        return "an extension is asked for before the deadline"
+    return None
+
+
+def _extension_pending(case: Case) -> str | None:
+    return None if case.extension_asked_until is not None else "no extension is waiting"
 
 
 def contacts_parties(principal: Principal, case: Case) -> bool:
@@ -349,6 +442,18 @@ def _id(case: Case) -> int:
     return case.id
 
 
+def _recording(service: Callable[..., Any], record: type[BaseModel]) -> Perform:
+    """An action that records one row (a session, an agreement, a visit, a contact):
+    ``service`` takes the body, less its version, as ``record``; answers the row's id."""
+
+    def perform(s: Session, p: Principal, case: Case, body: Any) -> int | None:
+        data = record.model_validate(body.model_dump(exclude={"version"}))
+        row = service(s, case_id=_id(case), data=data, actor=p, expected_version=body.version)
+        return cast(int | None, row.id)
+
+    return perform
+
+
 def _consent(s: Session, p: Principal, case: Case, body: ConsentIn) -> None:
     mediating.record_consent(
         s,
@@ -379,20 +484,10 @@ def _extend(s: Session, p: Principal, case: Case, body: ExtendIn) -> None:
     )
 
 
-def _session(s: Session, p: Principal, case: Case, body: SessionIn) -> int | None:
-    data = SessionCreate.model_validate(body.model_dump(exclude={"version"}))
-    row = mediating.record_session(
-        s, case_id=_id(case), data=data, actor=p, expected_version=body.version
-    )
-    return row.id
+_session = _recording(mediating.record_session, SessionCreate)
 
 
-def _agreement(s: Session, p: Principal, case: Case, body: AgreementIn) -> int | None:
-    data = AgreementCreate.model_validate(body.model_dump(exclude={"version"}))
-    row = mediating.sign_agreement(
-        s, case_id=_id(case), data=data, actor=p, expected_version=body.version
-    )
-    return row.id
+_agreement = _recording(mediating.sign_agreement, AgreementCreate)
 
 
 def _failure(s: Session, p: Principal, case: Case, body: FailureIn) -> None:
@@ -407,18 +502,10 @@ def _failure(s: Session, p: Principal, case: Case, body: FailureIn) -> None:
     )
 
 
-def _follow_up(s: Session, p: Principal, case: Case, body: FollowUpIn) -> int | None:
-    data = FollowUpRecord.model_validate(body.model_dump(exclude={"version"}))
-    row = follow_ups.record_follow_up(
-        s, case_id=_id(case), data=data, actor=p, expected_version=body.version
-    )
-    return row.id
+_follow_up = _recording(follow_ups.record_follow_up, FollowUpRecord)
 
 
-def _contact(s: Session, p: Principal, case: Case, body: ContactIn) -> int | None:
-    data = ContactCreate.model_validate(body.model_dump(exclude={"version"}))
-    row = record_contact(s, case_id=_id(case), data=data, actor=p, expected_version=body.version)
-    return row.id
+_contact = _recording(record_contact, ContactCreate)
 
 
 def _classify(s: Session, p: Principal, case: Case, body: ClassificationIn) -> None:
@@ -523,6 +610,89 @@ def _merge(s: Session, p: Principal, case: Case, body: MergeIn) -> None:
     mediating.merge_case(
         s, case_id=_id(case), into_case_id=target.id, actor=p, expected_version=body.version
     )
+
+
+def _committee(s: Session, p: Principal, case: Case, body: ActionBody) -> None:
+    handover.hand_to_committee(s, case_id=_id(case), actor=p, expected_version=body.version)
+
+
+def _send_back(s: Session, p: Principal, case: Case, body: ReasonIn) -> None:
+    handover.send_back_assignment(
+        s, case_id=_id(case), reason=body.reason, actor=p, expected_version=body.version
+    )
+
+
+def _sign_referral(s: Session, p: Principal, case: Case, body: ActionBody) -> int | None:
+    return referrals.sign_referral(s, case_id=_id(case), actor=p, expected_version=body.version).id
+
+
+def _return_referral(s: Session, p: Principal, case: Case, body: ReasonIn) -> int | None:
+    row = referrals.return_referral(
+        s, case_id=_id(case), reason=body.reason, actor=p, expected_version=body.version
+    )
+    return row.id
+
+
+def _referral_outcome(s: Session, p: Principal, case: Case, body: ReferralOutcomeIn) -> int | None:
+    row = referrals.record_referral_outcome(
+        s,
+        case_id=_id(case),
+        action_taken=body.action_taken,
+        outcome=body.outcome,
+        actor=p,
+        expected_version=body.version,
+    )
+    return row.id
+
+
+def _ask_extension(s: Session, p: Principal, case: Case, body: ExtensionIn) -> int | None:
+    row = extensions.request_extension(
+        s,
+        case_id=_id(case),
+        until=workdays.end_of_day(workdays.at_local(body.until, time(12, 0))),
+        reason=body.reason,
+        actor=p,
+        expected_version=body.version,
+    )
+    return row.id
+
+
+def _decide_extension(
+    s: Session, p: Principal, case: Case, body: ExtensionDecisionIn
+) -> int | None:
+    row = extensions.decide_extension(
+        s,
+        case_id=_id(case),
+        grant=body.grant,
+        note=body.note,
+        actor=p,
+        expected_version=body.version,
+    )
+    return row.id
+
+
+def _add_helper(s: Session, p: Principal, case: Case, body: HelperIn) -> int | None:
+    row = helping.add_helper(
+        s,
+        case_id=_id(case),
+        staff_id=body.staff_id,
+        role=body.role,
+        actor=p,
+        expected_version=body.version,
+    )
+    return row.id
+
+
+def _helper_task(s: Session, p: Principal, case: Case, body: HelperTaskIn) -> int | None:
+    row = helping.record_helper_task(
+        s,
+        case_id=_id(case),
+        kind=body.kind,
+        note=body.note,
+        actor=p,
+        expected_version=body.version,
+    )
+    return row.id
 
 
 # --- the table ------------------------------------------------------------------------
@@ -645,6 +815,54 @@ ACTIONS: dict[str, Action] = {
             "merge", "merged", MergeIn, _merge, "合并 Merge into another case", "merge",
             {"version": 2, "into": "JX-2026-000123"},
         ),
+        Action(
+            "committee", "handed_to_committee", ActionBody, _committee,
+            "转人民调解委员会 Hand to the mediation committee", "to_committee", {"version": 3},
+            who=first_contact,
+        ),
+        Action(
+            "send-back", "assignment_returned", ReasonIn, _send_back,
+            "退单 Send a wrong assignment back", "send_back",
+            {"version": 3, "reason": "地址不属本网格"}, who=in_handling_unit,
+        ),
+        Action(
+            "referral/sign", "referral_signed", ActionBody, _sign_referral,
+            "签收 Sign for a referral", "sign_referral", {"version": 4},
+            who=in_handling_unit, guard=_referral_pending,
+        ),
+        Action(
+            "referral/return", "referral_returned", ReasonIn, _return_referral,
+            "退单 Send a referral back", "return_referral",
+            {"version": 4, "reason": "不属本部门职责"}, who=in_handling_unit,
+            guard=_referral_pending,
+        ),
+        Action(
+            "referral/outcome", "referral_concluded", ReferralOutcomeIn, _referral_outcome,
+            "反馈办理结果 Record the referral's outcome", "referral_outcome",
+            {"version": 5, "action_taken": "责令补发工资，已补发", "outcome": "resolved"},
+            who=in_handling_unit, guard=_referral_signed,
+        ),
+        Action(
+            "extension", "extension_requested", ExtensionIn, _ask_extension,
+            "申请延期 Ask for an extension", "ask_extension",
+            {"version": 3, "until": "2026-12-31", "reason": "当事人外出务工"},
+            who=in_handling_unit, guard=_may_extend,
+        ),
+        Action(
+            "extension/decide", "extension_decided", ExtensionDecisionIn, _decide_extension,
+            "延期审批 Decide an extension", "decide_extension",
+            {"version": 4, "grant": True}, who=by_role(DECIDERS),
+            guard=_extension_pending,
+        ),
+        Action(
+            "helpers", "helper_added", HelperIn, _add_helper, "增加协办人员 Add a helper",
+            "add_helper", {"version": 3, "staff_id": 40, "role": "visit"},
+        ),
+        Action(
+            "helper-tasks", "helper_task_recorded", HelperTaskIn, _helper_task,
+            "记录协办任务 Record a helper's task", "helper_task",
+            {"version": 4, "kind": "visit", "note": "上门走访，当事人情绪稳定"}, who=may_help,
+        ),
         # Routes of their own (path parameters, PATCH, uploads: api/v1/mediation_actions.py,
         # api/v1/documents.py); who may, and when, is still this table's (:func:`refusal`).
         *(
@@ -705,7 +923,11 @@ def refusal(principal: Principal, case: Case, action: Action) -> Exception | Non
     the caller's to check first."""
     transition = TRANSITIONS[action.verb]
     visitor_only = principal.role == StaffRole.RETURN_VISITOR and action.name != "follow-ups"
-    if not principal.can_write or visitor_only or not action.who(principal, case):
+    # Helpers (read-only otherwise) record their own tasks on the cases they help with.
+    writes = principal.can_write or (
+        action.verb == "helper_task_recorded" and principal.role in HELPERS
+    )
+    if not writes or visitor_only or not action.who(principal, case):
         role = principal.role.value if principal.role else principal.kind
         return PermissionDenied(
             f"the {role} role may not {action.name} this case",

@@ -24,6 +24,7 @@ from models.case import Case
 from models.errors import NotFound, PayloadTooLarge, UnsupportedType
 from models.guards import invalid
 from models.lifecycle import Actor
+from models.rows import rows_of
 from models.settings import get_settings
 from models.types import UTCDateTime
 
@@ -165,12 +166,8 @@ def _link_scan(session: Session, case: Case, row: Attachment) -> None:
 
 
 def list_attachments(session: Session, *, case_id: int) -> list[Attachment]:
-    return list(
-        session.exec(
-            select(Attachment)
-            .where(Attachment.case_id == case_id)
-            .order_by(col(Attachment.uploaded_at), col(Attachment.id))
-        ).all()
+    return rows_of(
+        session, Attachment, Attachment.case_id == case_id, Attachment.uploaded_at, Attachment.id
     )
 
 

@@ -30,6 +30,7 @@ from models import clock
 from models.case import Case
 from models.enums import BreachKind, CaseStatus, UnitLevel
 from models.overdue import HANDLING, past_clause
+from models.rows import rows_of
 from models.types import UTCDateTime, enum_type
 from models.unit import Unit
 
@@ -127,10 +128,6 @@ def record_breaches(
 
 
 def breaches_of(session: Session, *, case_id: int) -> list[LimitBreach]:
-    return list(
-        session.exec(
-            select(LimitBreach)
-            .where(LimitBreach.case_id == case_id)
-            .order_by(col(LimitBreach.due_at), col(LimitBreach.id))
-        ).all()
+    return rows_of(
+        session, LimitBreach, LimitBreach.case_id == case_id, LimitBreach.due_at, LimitBreach.id
     )

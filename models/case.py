@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationInfo, field_validator, model_validator
 from sqlalchemy import Index, UniqueConstraint
 from sqlalchemy.orm import declared_attr
-from sqlmodel import Field, SQLModel
+from sqlmodel import JSON, Column, Field, SQLModel
 from sqlmodel._compat import SQLModelConfig
 
 from models import text as text_rules
@@ -80,6 +80,9 @@ class Case(CaseBase, table=True):
     # The grid or community worker who took the complaint stays on a case handed to the
     # mediation committee as the liaison with the residents (联络人).
     liaison_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
+    # Staff added as helpers (协办, models.helping), copied here so the rule book can offer
+    # a helper their task without reading another table.
+    helper_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_by_id: int | None = Field(default=None, foreign_key="staff.id")
     escalation_level: int = 0
 

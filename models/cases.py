@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import make_transient_to_detached
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from models import clock, lifecycle, pii, text_numbers, tracking
 from models.access import Actor
@@ -21,6 +21,7 @@ from models.enums import Channel, PartyKind, PartySide
 from models.errors import FieldProblem, NotFound, ValidationError
 from models.mediation import AgreementTerm
 from models.party import Party, PartyCreate, PartyPublic
+from models.rows import rows_of
 from models.settings import get_settings
 from models.unit import Unit
 
@@ -321,19 +322,17 @@ def create_case_with_parties(
 
 
 def parties_of(session: Session, *, case_id: int) -> list[Party]:
-    return list(
-        session.exec(select(Party).where(Party.case_id == case_id).order_by(col(Party.id))).all()
-    )
+    return rows_of(session, Party, Party.case_id == case_id, Party.id)
 
 
 def terms_of(session: Session, *, agreement_id: int) -> list[AgreementTerm]:
     """The terms of an agreement, soonest due first."""
-    return list(
-        session.exec(
-            select(AgreementTerm)
-            .where(AgreementTerm.agreement_id == agreement_id)
-            .order_by(col(AgreementTerm.due_on), col(AgreementTerm.id))
-        ).all()
+    return rows_of(
+        session,
+        AgreementTerm,
+        AgreementTerm.agreement_id == agreement_id,
+        AgreementTerm.due_on,
+        AgreementTerm.id,
     )
 
 

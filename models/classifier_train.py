@@ -182,6 +182,11 @@ def _cross_temperature(x: Any, y: np.ndarray, groups: np.ndarray, c: float) -> f
 # --- evaluation -----------------------------------------------------------------------
 
 
+def _share(part: int, whole: int, *, none: float = 0.0) -> float:
+    """``part / whole``; ``none`` when there was nothing to count."""
+    return part / whole if whole else none
+
+
 @dataclass
 class Report:
     """What a model gets right on a set of examples."""
@@ -198,19 +203,19 @@ class Report:
 
     @property
     def accuracy(self) -> float:
-        return self.correct / self.total if self.total else 0.0
+        return _share(self.correct, self.total)
 
     @property
     def rules_accuracy(self) -> float:
-        return self.rules_correct / self.total if self.total else 0.0
+        return _share(self.rules_correct, self.total)
 
     @property
     def emergency_recall(self) -> float:
-        return self.emergencies_found / self.emergencies if self.emergencies else 1.0
+        return _share(self.emergencies_found, self.emergencies, none=1.0)
 
     @property
     def false_emergency_rate(self) -> float:
-        return self.others_flagged / self.others if self.others else 0.0
+        return _share(self.others_flagged, self.others)
 
     def as_dict(self) -> dict[str, Any]:
         return {

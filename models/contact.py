@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import field_validator
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Field, Session, SQLModel
 from sqlmodel._compat import SQLModelConfig
 
 from models import clock, lifecycle
@@ -28,6 +28,7 @@ from models.errors import GuardFailed, InvalidTransition
 from models.guards import CLOCK_TOLERANCE, invalid
 from models.lifecycle import Actor, check_version
 from models.mediation import clean_text
+from models.rows import rows_of
 from models.types import UTCDateTime, enum_type
 
 NOTE_MAX = 500
@@ -67,12 +68,8 @@ class ContactCreate(SQLModel):
 
 
 def contacts_of(session: Session, *, case_id: int) -> list[CaseContact]:
-    return list(
-        session.exec(
-            select(CaseContact)
-            .where(CaseContact.case_id == case_id)
-            .order_by(col(CaseContact.at), col(CaseContact.id))
-        ).all()
+    return rows_of(
+        session, CaseContact, CaseContact.case_id == case_id, CaseContact.at, CaseContact.id
     )
 
 

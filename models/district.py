@@ -5,11 +5,14 @@ demo city, which ships in exactly these files."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session
 
 from models.district_import import (
+    ImportReport,
     file_digest,
     import_pairings,
     import_staff,
@@ -19,8 +22,15 @@ from models.district_import import (
     read_unit_rows,
 )
 from models.policy_load import load_policies, read_policy_file
+from models.tabular import Row
 
 FILES = ("units.csv | units.geojson", "staff.csv", "pairings.csv", "policies.toml")
+
+# A table's file (None: absent), how its rows are read, how they are imported, and what
+# else that import takes.
+_Table = tuple[
+    Path | None, Callable[[Path], list[Row]], Callable[..., ImportReport], dict[str, Any]
+]
 
 
 def load_district(
@@ -32,33 +42,20 @@ def load_district(
     summaries: list[str] = []
     links: list[tuple[str, str]] = []
     units = next((p for p in (folder / "units.csv", folder / "units.geojson") if p.exists()), None)
-    if units is not None:
-        report = import_units(
-            session, read_unit_rows(units), file=units.name, actor=actor, digest=file_digest(units)
+    staff_hash: dict[str, Any] = {"password_hash": password_hash}
+    tables: list[_Table] = [
+        (units, read_unit_rows, import_units, {}),
+        (folder / "staff.csv", read_staff_rows, import_staff, staff_hash),
+        (folder / "pairings.csv", read_pairing_rows, import_pairings, {}),
+    ]
+    for path, read_rows, import_rows, extra in tables:
+        if path is None or not path.exists():
+            continue
+        report = import_rows(
+            session, read_rows(path), file=path.name, actor=actor, digest=file_digest(path), **extra
         )
         summaries.append(report.summary())
-    staff = folder / "staff.csv"
-    if staff.exists():
-        report = import_staff(
-            session,
-            read_staff_rows(staff),
-            file=staff.name,
-            actor=actor,
-            digest=file_digest(staff),
-            password_hash=password_hash,
-        )
-        summaries.append(report.summary())
-        links = report.sign_in_links
-    pairings = folder / "pairings.csv"
-    if pairings.exists():
-        report = import_pairings(
-            session,
-            read_pairing_rows(pairings),
-            file=pairings.name,
-            actor=actor,
-            digest=file_digest(pairings),
-        )
-        summaries.append(report.summary())
+        links += report.sign_in_links  # only new staff have them
     policies = folder / "policies.toml"
     if policies.exists():
         text = read_policy_file(policies.read_bytes(), policies.name)

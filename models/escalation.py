@@ -146,6 +146,34 @@ def _reminder_due(case: Case, now: datetime) -> bool:
     )
 
 
+def _remind(
+    session: Session,
+    case: Case,
+    actor: Actor,
+    now: datetime,
+    deadline: datetime | None,
+    unit_code: str | None,
+    **more: Any,
+) -> None:
+    """Record a reminder (催办) at the case's level: sent, so there is no next one at
+    this level; ``more`` adds what the top of the ladder says (overdue, the new limit)."""
+    case.reminded_level = case.escalation_level
+    case.next_reminder_at = None
+    lifecycle.apply(
+        session,
+        case=case,
+        verb="reminded",
+        actor=actor,
+        at=now,
+        data={
+            "level": case.escalation_level,
+            "deadline": deadline.isoformat() if deadline else None,
+            "unit": unit_code,
+            **more,
+        },
+    )
+
+
 def remind_case(
     session: Session,
     *,
@@ -164,20 +192,7 @@ def remind_case(
     assert case.id is not None
     unit = _unit(session, directory, case.unit_id)
     deadline = clock.ensure_utc(case.resolution_due_at) if case.resolution_due_at else None
-    case.reminded_level = case.escalation_level
-    case.next_reminder_at = None  # sent: there is no next one at this level
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="reminded",
-        actor=actor,
-        at=now,
-        data={
-            "level": case.escalation_level,
-            "deadline": deadline.isoformat() if deadline else None,
-            "unit": unit.code if unit else None,
-        },
-    )
+    _remind(session, case, actor, now, deadline, unit.code if unit else None)
     return ReminderResult(
         case.id, case.number, unit.code if unit else None, case.escalation_level, deadline
     )
@@ -278,21 +293,15 @@ def escalate_case(
         policy = directory.policy(category=case.category, priority=case.priority, level=unit.level)
         limits = compute_deadlines(policy, start=now)
         case.resolution_due_at = limits.resolution_due_at
-        case.next_reminder_at = None
-        case.reminded_level = case.escalation_level
-        lifecycle.apply(
+        _remind(
             session,
-            case=case,
-            verb="reminded",
-            actor=actor,
-            at=now,
-            data={
-                "level": case.escalation_level,
-                "deadline": deadline.isoformat() if deadline else None,
-                "unit": unit.code,
-                "overdue": True,
-                "next_deadline": limits.resolution_due_at.isoformat(),
-            },
+            case,
+            actor,
+            now,
+            deadline,
+            unit.code,
+            overdue=True,
+            next_deadline=limits.resolution_due_at.isoformat(),
         )
         return EscalationResult(
             case.id,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from models import clock, lifecycle, pii, workdays
 from models.case import Case
@@ -18,6 +18,7 @@ from models.enums import ExtensionState, StaffRole
 from models.errors import GuardFailed, PermissionDenied, ValidationError
 from models.extension import Extension
 from models.lifecycle import HANDLING, Actor
+from models.rows import rows_of
 from models.staff import Staff
 from models.unit import Unit
 
@@ -27,12 +28,8 @@ DECIDERS = frozenset({StaffRole.SUPERVISOR, StaffRole.ADMIN})
 
 
 def extensions_of(session: Session, *, case_id: int) -> list[Extension]:
-    return list(
-        session.exec(
-            select(Extension)
-            .where(Extension.case_id == case_id)
-            .order_by(col(Extension.requested_at), col(Extension.id))
-        ).all()
+    return rows_of(
+        session, Extension, Extension.case_id == case_id, Extension.requested_at, Extension.id
     )
 
 

@@ -33,6 +33,7 @@ from models.follow_up import FollowUp, FollowUpRecord
 from models.guards import event_text, invalid, required_text
 from models.mediation import Agreement, AgreementTerm
 from models.referrals import referrals_of
+from models.rows import rows_of
 from models.staff import Staff
 from models.unit import Unit
 
@@ -71,13 +72,7 @@ def current_agreement(session: Session, *, case: Case) -> Agreement | None:
 
 
 def list_follow_ups(session: Session, *, case_id: int) -> list[FollowUp]:
-    return list(
-        session.exec(
-            select(FollowUp)
-            .where(FollowUp.case_id == case_id)
-            .order_by(col(FollowUp.due_at), col(FollowUp.id))
-        ).all()
-    )
+    return rows_of(session, FollowUp, FollowUp.case_id == case_id, FollowUp.due_at, FollowUp.id)
 
 
 def pick_visitor(session: Session, *, case: Case) -> int | None:
@@ -265,8 +260,14 @@ def record_follow_up(
     return visit
 
 
-def _start_over(session: Session, case: Case) -> None:
-    """A reopened case is mediated again only with fresh consent (mediation is
+def _reopen(
+    session: Session,
+    case: Case,
+    actor: Actor,
+    data: dict[str, Any],
+    expected_version: int | None = None,
+) -> None:
+    """Reopen ``case``. It is mediated again only with fresh consent (mediation is
     voluntary), and the return visits not yet made are dropped: the new settlement
     schedules its own."""
     assert case.id is not None
@@ -278,6 +279,15 @@ def _start_over(session: Session, case: Case) -> None:
         if party.consented:
             party.consented = False
             session.add(party)
+    lifecycle.apply(
+        session,
+        case=case,
+        verb="reopened",
+        actor=actor,
+        expected_version=expected_version,
+        data=data,
+    )
+    session.flush()
 
 
 def settle_after_follow_up(session: Session, *, case_id: int, actor: Actor) -> Settlement:
@@ -305,20 +315,15 @@ def settle_after_follow_up(session: Session, *, case_id: int, actor: Actor) -> S
         and latest.satisfaction <= DISSATISFIED_AT_MOST
         and latest.unit_at_fault
     ):
-        _start_over(session, case)
-        lifecycle.apply(
-            session,
-            case=case,
-            verb="reopened",
-            actor=actor,
-            data={
-                "reason": "回访不满意且属本单位责任 / dissatisfied on the return visit, "
-                "through the unit's fault",
-                "follow_up_id": latest.id,
-                "satisfaction": latest.satisfaction,
-            },
+        reason = (
+            "回访不满意且属本单位责任 / dissatisfied on the return visit, through the unit's fault"
         )
-        session.flush()
+        _reopen(
+            session,
+            case,
+            actor,
+            {"reason": reason, "follow_up_id": latest.id, "satisfaction": latest.satisfaction},
+        )
         return "reopened"
     if any(v.done_at is None for v in visits):
         return "waiting"
@@ -348,16 +353,7 @@ def reopen_case(
             f"cannot reopen a case that is {case.status.value}",
             f"案件当前状态为「{case.status.zh}」，不能重新办理。",
         )
-    _start_over(session, case)
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="reopened",
-        actor=actor,
-        expected_version=expected_version,
-        data={"reason": event_text(text)},
-    )
-    session.flush()
+    _reopen(session, case, actor, {"reason": event_text(text)}, expected_version)
     return case
 
 

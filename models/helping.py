@@ -24,6 +24,7 @@ from models.enums import HelperRole, HelperTaskKind, StaffRole, UnitLevel
 from models.errors import GuardFailed, PermissionDenied, ValidationError
 from models.helper import CaseHelper, HelperTask
 from models.routing import path_codes
+from models.rows import rows_of
 from models.staff import Staff
 from models.unit import Pairing, Unit
 
@@ -70,19 +71,11 @@ def may_help(session: Session, *, case: Case, staff: Staff) -> bool:
 
 
 def helpers_of(session: Session, *, case_id: int) -> list[CaseHelper]:
-    return list(
-        session.exec(
-            select(CaseHelper).where(CaseHelper.case_id == case_id).order_by(col(CaseHelper.id))
-        ).all()
-    )
+    return rows_of(session, CaseHelper, CaseHelper.case_id == case_id, CaseHelper.id)
 
 
 def tasks_of(session: Session, *, case_id: int) -> list[HelperTask]:
-    return list(
-        session.exec(
-            select(HelperTask).where(HelperTask.case_id == case_id).order_by(col(HelperTask.id))
-        ).all()
-    )
+    return rows_of(session, HelperTask, HelperTask.case_id == case_id, HelperTask.id)
 
 
 def add_helper(
@@ -122,6 +115,7 @@ def add_helper(
     )
     session.add(row)
     session.flush()
+    case.helper_ids = [*case.helper_ids, staff.id]
     lifecycle.apply(
         session,
         case=case,

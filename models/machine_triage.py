@@ -36,6 +36,30 @@ from models.unit import Unit
 from models.warning import open_warning, warning_context
 
 
+def _staff_or_machine(
+    session: Session, case: Case, field: str, machine_value: str, staff_choice: bool
+) -> bool | None:
+    """Where staff locked ``field`` (category or priority) their choice stands: answers
+    whether the model disagrees, and keeps a staff choice as a correction to learn from.
+    Unlocked, the model's value is taken and the answer is None."""
+    if not getattr(case, f"{field}_locked"):
+        setattr(case, field, type(getattr(case, field))(machine_value))
+        return None
+    assert case.id is not None
+    chosen = getattr(case, field).value
+    if staff_choice:
+        record_correction(
+            session,
+            case_id=case.id,
+            field=field,
+            machine_value=machine_value,
+            chosen_value=chosen,
+            source="intake",
+            staff_id=case.created_by_id,
+        )
+    return bool(chosen != machine_value)
+
+
 def classify_case(session: Session, *, case: Case) -> Assessment:
     assert case.id is not None
     found = assess_with(
@@ -56,34 +80,11 @@ def classify_case(session: Session, *, case: Case) -> Assessment:
     suggestion.reasons = list(found.reasons)
     suggestion.model_version = found.model_version
     staff_choice = case.created_by_id is not None and case.channel != Channel.OPEN311
-    if case.category_locked:
-        suggestion.disagrees = case.category.value != found.category
-        if staff_choice:
-            record_correction(
-                session,
-                case_id=case.id,
-                field="category",
-                machine_value=found.category,
-                chosen_value=case.category.value,
-                source="intake",
-                staff_id=case.created_by_id,
-            )
-    else:
-        case.category = Category(found.category)
-    if case.priority_locked:
-        suggestion.disagrees = suggestion.disagrees or case.priority.value != found.priority
-        if staff_choice:
-            record_correction(
-                session,
-                case_id=case.id,
-                field="priority",
-                machine_value=found.priority,
-                chosen_value=case.priority.value,
-                source="intake",
-                staff_id=case.created_by_id,
-            )
-    else:
-        case.priority = Priority(found.priority)
+    category = _staff_or_machine(session, case, "category", found.category, staff_choice)
+    priority = _staff_or_machine(session, case, "priority", found.priority, staff_choice)
+    if category is not None:
+        suggestion.disagrees = category
+    suggestion.disagrees = suggestion.disagrees or bool(priority)
     case.held_for_assessment = (
         not case.category_locked
         and found.confidence < get_settings().triage_confidence_threshold

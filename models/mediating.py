@@ -19,7 +19,7 @@ import calendar
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from models import clock, lifecycle, referrals, workdays
 from models.acceptance import route_guidance
@@ -52,6 +52,7 @@ from models.mediation import (
 from models.mediators import require_serving, serving_ids
 from models.party import Party, PartyConsent
 from models.routing import paired_agency
+from models.rows import rows_of
 from models.settings import get_settings
 from models.unit import Unit
 
@@ -534,12 +535,12 @@ def fail_mediation(
 
 
 def list_sessions(session: Session, *, case_id: int) -> list[MediationSession]:
-    return list(
-        session.exec(
-            select(MediationSession)
-            .where(MediationSession.case_id == case_id)
-            .order_by(col(MediationSession.held_at), col(MediationSession.id))
-        ).all()
+    return rows_of(
+        session,
+        MediationSession,
+        MediationSession.case_id == case_id,
+        MediationSession.held_at,
+        MediationSession.id,
     )
 
 

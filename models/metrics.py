@@ -272,13 +272,18 @@ def _response_sources() -> list[Any]:
         case((col(CaseContact.in_time).is_(True), 1), else_=0).label("good"),
         col(CaseContact.unit_path).label("unit_path"),
     )
-    late: Any = select(
+    return [contact, _breaches(BreachKind.RESPONSE)]
+
+
+def _breaches(kind: BreachKind) -> Any:
+    """Breaches of ``kind`` as decisions: a missed limit counts as not done in time, at
+    the moment it passed, against the unit that held the case."""
+    return select(
         col(LimitBreach.case_id),
         col(LimitBreach.due_at),
         literal(0),
         col(LimitBreach.unit_path),
-    ).where(col(LimitBreach.kind) == BreachKind.RESPONSE)
-    return [contact, late]
+    ).where(col(LimitBreach.kind) == kind)
 
 
 def _referral_unresolved() -> ColumnElement[bool]:
@@ -319,13 +324,7 @@ def _visit_sources(answer: Any, good: tuple[Any, ...], resolution: bool) -> list
     )
     if not resolution:
         return [visit]
-    overdue: Any = select(
-        col(LimitBreach.case_id),
-        col(LimitBreach.due_at),
-        literal(0),
-        col(LimitBreach.unit_path),
-    ).where(col(LimitBreach.kind) == BreachKind.RESOLUTION)
-    return [visit, overdue]
+    return [visit, _breaches(BreachKind.RESOLUTION)]
 
 
 def _decided(sources: list[Any], since: datetime, until: datetime, within: str | None) -> Any:

@@ -3,6 +3,7 @@ look-ups and a masked copy for display; the clear value never touches the table.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from pydantic import field_validator
@@ -59,6 +60,17 @@ class PartyConsent(SQLModel, table=True):
     recorded_at: datetime = Field(sa_type=UTCDateTime)
 
 
+def _normalised(value: str | None, normalise: Callable[[str], str]) -> str | None:
+    """A number given (blank is none) in its one stored form; a wrong one is refused with
+    the message in both languages."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return normalise(value)
+    except ValidationError as exc:
+        raise ValueError(f"{exc.message_zh} / {exc.message_en}") from None
+
+
 class PartyCreate(SQLModel):
     """A party as typed at intake; personal fields are validated here and never stored
     in clear (see :func:`models.cases.build_party`)."""
@@ -107,22 +119,12 @@ class PartyCreate(SQLModel):
     @field_validator("phone", "agent_phone")
     @classmethod
     def _phone(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        try:
-            return normalise_phone(value)
-        except ValidationError as exc:
-            raise ValueError(f"{exc.message_zh} / {exc.message_en}") from None
+        return _normalised(value, normalise_phone)
 
     @field_validator("id_number")
     @classmethod
     def _id_number(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        try:
-            return normalise_id_number(value)
-        except ValidationError as exc:
-            raise ValueError(f"{exc.message_zh} / {exc.message_en}") from None
+        return _normalised(value, normalise_id_number)
 
 
 class PartyPublic(SQLModel):

@@ -34,6 +34,7 @@ from models.enums import (
 )
 from models.errors import GuardFailed, NotFound, PermissionDenied, ValidationError
 from models.referral import Referral
+from models.rows import rows_of
 from models.staff import Staff
 from models.staffing import pick_assignee
 from models.unit import Unit
@@ -80,12 +81,8 @@ def legal_reason_by_rule(text: str) -> LegalRule | None:
 
 
 def referrals_of(session: Session, *, case_id: int) -> list[Referral]:
-    return list(
-        session.exec(
-            select(Referral)
-            .where(Referral.case_id == case_id)
-            .order_by(col(Referral.referred_at), col(Referral.id))
-        ).all()
+    return rows_of(
+        session, Referral, Referral.case_id == case_id, Referral.referred_at, Referral.id
     )
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, delete, update
 from sqlmodel import Session, col, or_, select
 
 from models import clock, pii
@@ -30,6 +30,7 @@ from models.errors import FieldProblem, ValidationError
 from models.follow_up import FollowUp
 from models.mediation import Agreement, AgreementTerm, MediationSession
 from models.party import Party
+from models.resident_tables import ResidentPhoto, ResidentSession
 from models.text_numbers import CaseTextNumber
 
 ANONYMISED = "已匿名"
@@ -118,8 +119,14 @@ def _anonymise_batch(session: Session, ids: list[int], now: datetime) -> None:
         .where(col(CaseTextNumber.case_id).in_(ids))
         .values(value_enc=None, value_hash=None)
     )
+    # What residents sent from /r/: their photos go, and the tracking code stops working.
+    session.connection().execute(delete(ResidentPhoto).where(col(ResidentPhoto.case_id).in_(ids)))
+    session.connection().execute(
+        delete(ResidentSession).where(col(ResidentSession.case_id).in_(ids))
+    )
     for case in session.exec(select(Case).where(col(Case.id).in_(ids))).all():
         assert case.id is not None
+        case.tracking_hash = None
         case.description = scrub(case.id, case.description)
         case.outcome_note = None if case.outcome_note is None else scrub(case.id, case.outcome_note)
         if case.id in person_respondent:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlmodel import JSON, Column, Field, SQLModel
+from collections.abc import Iterable
+
+from sqlmodel import JSON, Column, Field, Session, SQLModel, col, select
 
 from models.enums import StaffRole
 from models.types import enum_type
@@ -28,3 +30,12 @@ class Staff(StaffBase, table=True):
     # A work mobile, encrypted like a party's (models.pii); shown masked.
     phone_enc: str | None = None
     phone_masked: str | None = Field(default=None, max_length=32)
+
+
+def display_names(session: Session, ids: Iterable[int]) -> dict[int, str]:
+    """The names shown for these staff ids (an id with no account is left out)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = session.exec(select(Staff).where(col(Staff.id).in_(wanted))).all()
+    return {s.id: s.display_name for s in rows if s.id is not None}

@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from models.enums import ContactMethod, ReferralTarget, ResolvedAnswer, SatisfiedAnswer
 from models.event import CaseEvent
-from models.staff import Staff
+from models.staff import display_names
 from models.unit import Unit
 
 
@@ -40,12 +40,7 @@ def event_notes(
     }
     missing = staff_ids - set(staff_names)
     names = dict(staff_names)
-    if missing:
-        names |= {
-            s.id: s.display_name
-            for s in session.exec(select(Staff).where(col(Staff.id).in_(sorted(missing))))
-            if s.id
-        }
+    names |= display_names(session, missing)
     notes: dict[int, tuple[str, str]] = {}
     for e in events:
         note = _event_note(e, units, names)

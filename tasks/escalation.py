@@ -12,15 +12,10 @@ from models import clock, confirmation, escalation
 from models.access import Actor
 from models.case import Case
 from models.db import get_engine, read_session, write_session
+from tasks.steps import sweep_task
 
 
-@task(
-    name="sweep_due_cases",
-    retries=2,
-    retry_delay_seconds=[5, 30],
-    persist_result=False,
-    cache_policy=NO_CACHE,
-)
+@sweep_task("sweep_due_cases")
 async def sweep_due_cases(batch_size: int = 500) -> escalation.SweepReport:
     """Remind cases near their limit and escalate those past it (idempotent per case,
     deadline and level: two sweeps at the same moment act once)."""
@@ -30,13 +25,7 @@ async def sweep_due_cases(batch_size: int = 500) -> escalation.SweepReport:
     )
 
 
-@task(
-    name="remind_court_confirmations",
-    retries=2,
-    retry_delay_seconds=[5, 30],
-    persist_result=False,
-    cache_policy=NO_CACHE,
-)
+@sweep_task("remind_court_confirmations")
 async def remind_court_confirmations() -> list[int]:
     """Day-20 and day-28 reminders of the 30-day court-confirmation window (each sent
     once: the domain stamps it with the timeline event)."""

@@ -70,6 +70,23 @@ class Message:
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def about(
+        cls, case: Case, *, key: str, kind: str, to: int | None, unit_code: str | None, text: str
+    ) -> Message:
+        """A message about ``case``: its key begins with the case id (so it is sent once),
+        and the text is cut to what a receiver takes (1,000 characters)."""
+        assert case.id is not None
+        return cls(
+            key=f"{case.id}:{key}",
+            case_id=case.id,
+            case_number=case.number,
+            kind=kind,
+            recipient_id=to,
+            unit_code=unit_code,
+            text=text[:1000],
+        )
+
 
 class Notifier(Protocol):
     def send(self, message: Message) -> None:
@@ -278,14 +295,8 @@ def compose(session: Session, *, case: Case, event: CaseEvent) -> Message | None
             f"【调解】案件 {number}（{cat.zh}）各方已同意调解，请于 {mdue} 前完成调解。"
             f" / Mediation of case {number} ({cat.en}) has started; finish by {mdue}."
         )
-    return Message(
-        key=f"{case.id}:{event.seq}:{verb}",
-        case_id=case.id,
-        case_number=number,
-        kind=verb,
-        recipient_id=recipient,
-        unit_code=unit_code,
-        text=text[:1000],
+    return Message.about(
+        case, key=f"{event.seq}:{verb}", kind=verb, to=recipient, unit_code=unit_code, text=text
     )
 
 
@@ -452,12 +463,11 @@ def follow_up_messages(session: Session, *, case_ids: list[int], now: datetime) 
             continue
         due = _due_text(visit.due_at)
         messages.append(
-            Message(
-                key=f"{case.id}:visit{visit.id}:follow_up_due",
-                case_id=case.id,
-                case_number=case.number,
+            Message.about(
+                case,
+                key=f"visit{visit.id}:follow_up_due",
                 kind="follow_up_due",
-                recipient_id=visit.visitor_id or case.assignee_id or case.liaison_id,
+                to=visit.visitor_id or case.assignee_id or case.liaison_id,
                 unit_code=None,
                 text=(
                     f"【回访】案件 {case.number}（{case.category.zh}）的{visit.kind.zh}已到期"
@@ -494,19 +504,18 @@ def risk_messages(session: Session, *, case_id: int) -> list[Message]:
         why = "；".join(f.zh for f in risk.danger(case.description))
         for staff in emergency_recipients(session, case):
             out.append(
-                Message(
-                    key=f"{case.id}:emergency:{staff.id}",
-                    case_id=case.id,
-                    case_number=case.number,
+                Message.about(
+                    case,
+                    key=f"emergency:{staff.id}",
                     kind="emergency",
-                    recipient_id=staff.id,
+                    to=staff.id,
                     unit_code=unit_code,
                     text=(
                         f"【紧急】案件 {case.number}（{case.category.zh}）可能危及人身安全"
                         f"{'：' + why if why else ''}，请立即处置，当日办结。 / EMERGENCY: case "
                         f"{case.number} ({case.category.en}) may endanger life or safety; act "
                         "now, resolve today."
-                    )[:1000],
+                    ),
                 )
             )
     warning = session.exec(select(RiskWarning).where(RiskWarning.case_id == case.id)).first()
@@ -515,19 +524,18 @@ def risk_messages(session: Session, *, case_id: int) -> list[Message]:
         due = _due_text(warning.due_at)
         level = {"red": "红色", "orange": "橙色", "yellow": "黄色"}.get(warning.level, "")
         out.append(
-            Message(
-                key=f"{case.id}:risk:{warning.id}:leader",
-                case_id=case.id,
-                case_number=case.number,
+            Message.about(
+                case,
+                key=f"risk:{warning.id}:leader",
                 kind="risk_warning",
-                recipient_id=warning.leader_id,
+                to=warning.leader_id,
                 unit_code=street.code if street else unit_code,
                 text=(
                     f"【{level}预警·研判】案件 {case.number}（{case.category.zh}）存在不稳定风险，"
                     f"请作为包案领导于 {due} 前组织研判。 / {warning.level.upper()} WARNING: "
                     f"case {case.number} ({case.category.en}) shows a risk of unrest; as the "
                     f"responsible leader, assess it by {due}."
-                )[:1000],
+                ),
             )
         )
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from prefect import task
@@ -42,15 +43,23 @@ def _retry_unless_rejected(_task: Any, _run: Any, state: State[Any]) -> bool:
     return True
 
 
-@task(
-    name="notify_case",
-    retries=3,
-    retry_delay_seconds=[2, 10, 30],
-    retry_condition_fn=_retry_unless_rejected,
-    persist_result=False,
-    cache_policy=NO_CACHE,
-    task_run_name="notify_case-{case_id}",
-)
+def notify_task(
+    name: str, *, retry_condition_fn: Callable[..., bool] | None = None
+) -> Callable[[Callable[..., Any]], Any]:
+    """A task that sends one case's notices: three retries, backing off, never persisted
+    (a message names a case), the run named after the case."""
+    return task(
+        name=name,
+        retries=3,
+        retry_delay_seconds=[2, 10, 30],
+        retry_condition_fn=retry_condition_fn,
+        persist_result=False,
+        cache_policy=NO_CACHE,
+        task_run_name=name + "-{case_id}",
+    )
+
+
+@notify_task("notify_case", retry_condition_fn=_retry_unless_rejected)
 async def notify_case(case_id: int) -> list[str]:
     return await asyncio.to_thread(notify_case_sync, case_id)
 

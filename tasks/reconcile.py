@@ -97,6 +97,19 @@ async def redrive_failed_deliveries(limit: int = 500) -> list[Redriven]:
     return await asyncio.to_thread(run)
 
 
+# A case to re-drive: (case id, step, seq, redrive number); step None = its latest step.
+_Target = tuple[int, str | None, int | None, int | None]
+
+
+def _redrive_each(targets: list[_Target], reason: str) -> list[Redriven]:
+    done = []
+    for case_id, step, seq, number in targets:
+        found = _redrive_latest(case_id, step=step, seq=seq, redrive_no=number, reason=reason)
+        if found:
+            done.append(found)
+    return done
+
+
 @task(name="redrive_crashed_runs", persist_result=False, cache_policy=NO_CACHE)
 async def redrive_crashed_runs(lookback_s: int = 86_400, limit: int = 200) -> list[Redriven]:
     """Step runs that ended Crashed or Failed (a killed worker, a step out of retries)."""
@@ -124,23 +137,10 @@ async def redrive_crashed_runs(lookback_s: int = 86_400, limit: int = 200) -> li
     ]
 
     def run() -> list[Redriven]:
-        done = []
-        for case_id in _still_owed(batched):
-            found = _redrive_latest(
-                case_id, step=None, seq=None, redrive_no=None, reason="batch run crashed or failed"
-            )
-            if found:
-                done.append(found)
-        for parsed in keys:
-            if parsed is None:
-                continue
-            case_id, step, seq, number = parsed
-            found = _redrive_latest(
-                case_id, step=step, seq=seq, redrive_no=number, reason="flow run crashed or failed"
-            )
-            if found:
-                done.append(found)
-        return done
+        owed: list[_Target] = [(case_id, None, None, None) for case_id in _still_owed(batched)]
+        return _redrive_each(owed, "batch run crashed or failed") + _redrive_each(
+            [parsed for parsed in keys if parsed is not None], "flow run crashed or failed"
+        )
 
     return await asyncio.to_thread(run)
 
@@ -204,16 +204,12 @@ async def redrive_stuck_cases(stuck_after_s: int, limit: int = 500) -> list[Redr
     queued = await _queued_in_prefect([number for _, number in stuck], max(stuck_after_s, 60))
 
     def run() -> list[Redriven]:
-        done = []
-        for case_id, number in stuck:
-            if case_id is None or number in queued:
-                continue
-            found = _redrive_latest(
-                case_id, step=None, seq=None, redrive_no=None, reason="case stuck"
-            )
-            if found:
-                done.append(found)
-        return done
+        targets: list[_Target] = [
+            (case_id, None, None, None)
+            for case_id, number in stuck
+            if case_id is not None and number not in queued
+        ]
+        return _redrive_each(targets, "case stuck")
 
     return await asyncio.to_thread(run)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from enum import Enum
 from typing import Any
@@ -41,33 +42,26 @@ def as_row(item: Any) -> dict[str, Any]:
     return row
 
 
+def _read_rows(query: Callable[..., Iterable[Any]], **when: Any) -> list[dict[str, Any]]:
+    """``query(session, **when)`` in a read-only session, each result as a row."""
+    with read_session() as session:
+        return [as_row(r) for r in query(session, **when)]
+
+
 @task(name="read_monthly_ranking", persist_result=False, cache_policy=NO_CACHE)
 async def read_monthly_ranking(month_start: date) -> list[dict[str, Any]]:
     """月度排名: communities and paired agencies of the calendar month, ranked."""
-
-    def run() -> list[dict[str, Any]]:
-        with read_session() as session:
-            return [as_row(r) for r in metrics.monthly_ranking(session, month=month_start)]
-
-    return await asyncio.to_thread(run)
+    return await asyncio.to_thread(_read_rows, metrics.monthly_ranking, month=month_start)
 
 
 @task(name="read_overdue_by_level", persist_result=False, cache_policy=NO_CACHE)
 async def read_overdue_by_level(now: datetime) -> list[dict[str, Any]]:
-    def run() -> list[dict[str, Any]]:
-        with read_session() as session:
-            return [as_row(r) for r in metrics.overdue_by_level(session, now=now)]
-
-    return await asyncio.to_thread(run)
+    return await asyncio.to_thread(_read_rows, metrics.overdue_by_level, now=now)
 
 
 @task(name="read_clusters", persist_result=False, cache_policy=NO_CACHE)
 async def read_clusters(since: datetime) -> list[dict[str, Any]]:
-    def run() -> list[dict[str, Any]]:
-        with read_session() as session:
-            return [as_row(r) for r in metrics.clusters(session, since=since)]
-
-    return await asyncio.to_thread(run)
+    return await asyncio.to_thread(_read_rows, metrics.clusters, since=since)
 
 
 @task(name="read_problem_of_the_month", persist_result=False, cache_policy=NO_CACHE)

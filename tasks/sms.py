@@ -18,9 +18,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from models import pii, tracking
 from models.case import Case
 from models.cases import parties_of
@@ -29,6 +26,7 @@ from models.enums import PartySide
 from models.errors import NotificationError
 from models.settings import get_settings
 from tasks.notifier import LogNotifier, Message, Notifier, WebhookNotifier, deliver
+from tasks.steps import sweep_task
 
 log = logging.getLogger("tiaojie.sms")
 
@@ -124,13 +122,7 @@ def send_receipts_sync(case_ids: list[int], *, notifier: Notifier | None = None)
     return counts
 
 
-@task(
-    name="send_receipts",
-    retries=2,
-    retry_delay_seconds=[5, 30],
-    persist_result=False,
-    cache_policy=NO_CACHE,
-)
+@sweep_task("send_receipts")
 async def send_receipts(case_ids: list[int]) -> dict[str, int]:
     """Retried as a whole when the process fails; receipts already sent are not resent."""
     return await asyncio.to_thread(send_receipts_sync, case_ids)

@@ -74,6 +74,18 @@ def step_task(name: str) -> Callable[[Callable[..., Any]], Any]:
     )
 
 
+def sweep_task(name: str) -> Callable[[Callable[..., Any]], Any]:
+    """A task over many cases (a sweep, a batch of receipts): retried twice as a whole,
+    which is safe because each case it already did is not done again."""
+    return task(
+        name=name,
+        retries=2,
+        retry_delay_seconds=[5, 30],
+        persist_result=False,
+        cache_policy=NO_CACHE,
+    )
+
+
 SYSTEM = Actor.system()
 
 
@@ -148,26 +160,26 @@ def batch_task(name: str) -> Callable[[Callable[..., Any]], Any]:
     )
 
 
+async def _each_case(step: str, case_ids: list[int], service: Callable[..., R]) -> BatchOutcome[R]:
+    """``service(session, case_id=..., actor=SYSTEM)`` for each case of a batch."""
+    return await asyncio.to_thread(
+        _each_in_own_transaction,
+        step,
+        case_ids,
+        lambda s, cid: service(s, case_id=cid, actor=SYSTEM),
+    )
+
+
 @batch_task("triage_cases")
 async def triage_cases(case_ids: list[int]) -> BatchOutcome[triage.TriageResult]:
     """:func:`triage_case` for several cases."""
-    return await asyncio.to_thread(
-        _each_in_own_transaction,
-        "intake",
-        case_ids,
-        lambda s, cid: triage.triage_case(s, case_id=cid, actor=SYSTEM),
-    )
+    return await _each_case("intake", case_ids, triage.triage_case)
 
 
 @batch_task("assign_cases")
 async def assign_cases(case_ids: list[int]) -> BatchOutcome[routing.AssignmentResult]:
     """:func:`assign_case` for several cases."""
-    return await asyncio.to_thread(
-        _each_in_own_transaction,
-        "assignment",
-        case_ids,
-        lambda s, cid: routing.assign_case(s, case_id=cid, actor=SYSTEM),
-    )
+    return await _each_case("assignment", case_ids, routing.assign_case)
 
 
 @dataclass(frozen=True)

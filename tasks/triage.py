@@ -14,6 +14,7 @@ from models.db import read_session, write_session
 from models.triage_learning import retrain_if_due, version_summary
 from models.warning import mark_notified
 from tasks.notifier import deliver, risk_messages
+from tasks.notify import notify_task
 
 
 def _retrain(sample_per_category: int) -> dict[str, Any]:
@@ -50,14 +51,7 @@ def _notify_risk(case_id: int) -> list[str]:
     return sent
 
 
-@task(
-    name="notify_risk",
-    retries=3,
-    retry_delay_seconds=[2, 10, 30],
-    persist_result=False,
-    cache_policy=NO_CACHE,
-    task_run_name="notify_risk-{case_id}",
-)
+@notify_task("notify_risk")
 async def notify_risk(case_id: int) -> list[str]:
     """Send the emergency notices and the warning's notice a case owes (each once)."""
     return await asyncio.to_thread(_notify_risk, case_id)

@@ -47,6 +47,18 @@ class ActionAnswer(BaseModel):
     record_id: int | None = None
 
 
+def _done(
+    session: Session, principal: Principal, case: Case, record_id: int | None
+) -> tuple[int, Any]:
+    """The answer to an action: the case as it is now and what this person may do next."""
+    answer = ActionAnswer(
+        case=case_public(session, case),
+        allowed_actions=actions.allowed_names(principal, case),
+        record_id=record_id,
+    )
+    return 200, answer.model_dump(mode="json")
+
+
 def act(
     request: Request, principal: Principal, case_ref: str, name: str, body: BaseModel
 ) -> JSONResponse:
@@ -56,13 +68,7 @@ def act(
 
     def produce(session: Session) -> tuple[int, Any]:
         case = load_case(session, principal, case_ref)
-        record_id = actions.run(session, principal, case, name, body)
-        answer = ActionAnswer(
-            case=case_public(session, case),
-            allowed_actions=actions.allowed_names(principal, case),
-            record_id=record_id,
-        )
-        return 200, answer.model_dump(mode="json")
+        return _done(session, principal, case, actions.run(session, principal, case, name, body))
 
     return run_write(request, principal, body, produce)
 
@@ -113,11 +119,6 @@ def _act(
         actions.check(session, principal, case, name)
         record_id = act(session, case, version)
         session.flush()
-        answer = ActionAnswer(
-            case=case_public(session, case),
-            allowed_actions=actions.allowed_names(principal, case),
-            record_id=record_id,
-        )
-        return 200, answer.model_dump(mode="json")
+        return _done(session, principal, case, record_id)
 
     return run_write(request, principal, body, produce)

@@ -37,7 +37,7 @@ from models.mediation import (
     SessionPublic,
 )
 from models.party import Party, PartyPublic
-from models.staff import Staff as StaffRow
+from models.staff import display_names
 from models.timeline import event_notes
 from models.unit import Unit
 
@@ -99,12 +99,7 @@ def mediation_view(session: Session, case: Case) -> MediationView:
     assert case.id is not None
     review = latest_review(session, case_id=case.id)
     rows = mediators_of(session, case_id=case.id, serving=False)
-    names = {
-        s.id: s.display_name
-        for s in session.exec(
-            select(StaffRow).where(col(StaffRow.id).in_([m.staff_id for m in rows]))
-        ).all()
-    }
+    names = display_names(session, (m.staff_id for m in rows))
     guidance = review.guidance if review is not None and not review.accepted else None
     if guidance is None and case.status in (CaseStatus.MEDIATION_FAILED, CaseStatus.REFERRED):
         guidance = case.outcome_note
@@ -172,11 +167,8 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
         select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(col(CaseEvent.seq))
     ).all()
     staff_ids = {i for e in events if (i := staff_id_of(e.actor)) is not None}
-    names = {
-        s.id: s.display_name
-        for s in session.exec(select(StaffRow).where(col(StaffRow.id).in_(staff_ids))).all()
-    }
-    notes = event_notes(session, events, {i: n for i, n in names.items() if i is not None})
+    names = display_names(session, staff_ids)
+    notes = event_notes(session, events, names)
     timeline = []
     for e in events:
         t = TRANSITIONS.get(e.verb)

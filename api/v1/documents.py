@@ -16,27 +16,24 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Literal
-from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Path, Request, UploadFile
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlmodel import Session
 
 from api.deps import DBRead, Staff
+from api.downloads import attachment_answer, document_answer
 from api.v1.common import case_public, load_case, personal_data_visible, run_write
 from models.access import Principal, not_found
 from models.attachments import (
     Attachment,
     add_attachment,
-    get_attachment,
     list_attachments,
-    path_of,
 )
 from models.case import Case
 from models.db import write_session
-from models.documents import render
-from models.documents.audit import record_download
+from models.documents import audit, render
 from models.documents.context import load
 from models.errors import PayloadTooLarge
 from models.settings import get_settings
@@ -86,10 +83,6 @@ def entitled_case(session: Session, principal: Principal, case_ref: str) -> Case
     return case
 
 
-def attachment_disposition(name: str) -> str:
-    return f"attachment; filename*=UTF-8''{quote(name, safe='')}"
-
-
 @router.get(
     "/documents", response_model=list[DocumentInfo], summary="文书清单 The case's documents"
 )
@@ -119,13 +112,11 @@ def download_document(
         case = entitled_case(session, principal, case_ref)
         found, data = render.render(session, case, kind, fmt)
         assert case.id is not None
-        record_download(session, case_id=case.id, staff_id=principal.staff_id, kind=kind, fmt=fmt)
+        audit.record_download(
+            session, case_id=case.id, staff_id=principal.staff_id, kind=kind, fmt=fmt
+        )
         name = render.filename(case, found, fmt)
-    return Response(
-        data,
-        media_type=render.MEDIA_TYPES[fmt],
-        headers={"Content-Disposition": attachment_disposition(name), "Cache-Control": "no-store"},
-    )
+    return document_answer(data, render.MEDIA_TYPES[fmt], name)
 
 
 @router.get("/attachments", response_model=list[AttachmentInfo], summary="附件清单 Attachments")
@@ -187,23 +178,7 @@ def download_attachment(
     with write_session(engine_of(request)) as session:
         case = entitled_case(session, principal, case_ref)
         assert case.id is not None
-        row = get_attachment(session, case_id=case.id, attachment_id=attachment_id)
-        record_download(
-            session,
-            case_id=case.id,
-            staff_id=principal.staff_id,
-            kind="attachment",
-            fmt=row.extension,
-            attachment_id=row.id,
+        row = audit.download_attachment(
+            session, case_id=case.id, attachment_id=attachment_id, staff_id=principal.staff_id
         )
-    return FileResponse(
-        path_of(row.sha256),
-        media_type=row.content_type,
-        headers={
-            "Content-Disposition": attachment_disposition(
-                f"{case.number}-{row.id}.{row.extension}"
-            ),
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    return attachment_answer(case.number, row)

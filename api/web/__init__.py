@@ -12,13 +12,8 @@ def mount(app: FastAPI) -> None:
     from api.web import admin, case_files, case_list, reports, resident, routes, welcome
 
     # The list before the case page, whose /web/cases/{number} would otherwise match.
-    app.include_router(case_list.router)
-    app.include_router(routes.router)
-    app.include_router(case_files.router)
-    app.include_router(welcome.router)
-    app.include_router(reports.router)
-    app.include_router(admin.router)
-    app.include_router(resident.router)
+    for module in (case_list, routes, case_files, welcome, reports, admin, resident):
+        app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(routes.STATIC_DIR)), name="static")
     for name in routes.templates.env.list_templates():  # compile once, not on a request
         routes.templates.env.get_template(name)

@@ -42,6 +42,12 @@ def _admin(request: Request) -> Principal | Response:
     return user
 
 
+def _as_admin(request: Request, page: Callable[[Principal], Response]) -> Response:
+    """``page`` for an administrator; anyone else gets :func:`_admin`'s answer."""
+    user = _admin(request)
+    return user if isinstance(user, Response) else page(user)
+
+
 def _public(request: Request, url: str) -> str:
     """A sign-in link on the address the administrator is using, unless the installation
     names its public address (``TIAOJIE_PUBLIC_URL``)."""
@@ -149,10 +155,7 @@ def admin_home(request: Request) -> Response:
 
 @router.get(f"{ADMIN}/staff")
 def staff_list(request: Request) -> Response:
-    user = _admin(request)
-    if isinstance(user, Response):
-        return user
-    return _staff_page(request, user)
+    return _as_admin(request, lambda user: _staff_page(request, user))
 
 
 @router.post(f"{ADMIN}/staff")
@@ -212,10 +215,7 @@ def _edit_page(
 
 @router.get(f"{ADMIN}/staff/{{username}}")
 def staff_edit(request: Request, username: str) -> Response:
-    user = _admin(request)
-    if isinstance(user, Response):
-        return user
-    return _edit_page(request, user, username[:64])
+    return _as_admin(request, lambda user: _edit_page(request, user, username[:64]))
 
 
 @router.post(f"{ADMIN}/staff/{{username}}")
@@ -293,10 +293,7 @@ def _units_page(
 
 @router.get(f"{ADMIN}/units")
 def units_list(request: Request) -> Response:
-    user = _admin(request)
-    if isinstance(user, Response):
-        return user
-    return _units_page(request, user)
+    return _as_admin(request, lambda user: _units_page(request, user))
 
 
 @router.post(f"{ADMIN}/units")

@@ -8,26 +8,23 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 from starlette.datastructures import UploadFile
 
+from api.downloads import attachment_answer, document_answer
 from api.web import auth, queries
 from api.web.mediation import entitled
 from api.web.routes import PREFIX, TimedRoute, not_found, to_login, write_session
 from models.access import Principal
-from models.attachments import add_attachment, get_attachment, path_of
+from models.attachments import add_attachment
 from models.case import Case
 from models.documents import render
-from models.documents.audit import record_download
+from models.documents.audit import download_attachment
 from models.errors import NotFound, TiaojieError
 from models.settings import get_settings
 
 router = APIRouter(route_class=TimedRoute, include_in_schema=False)
-
-
-def _disposition(name: str) -> str:
-    return f"attachment; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def _entitled_case(session: Session, user: Principal, number: str) -> Case:
@@ -48,11 +45,7 @@ def web_document(request: Request, number: str, kind: str, fmt: str) -> Response
             _kind, name, data = render.download(session, case, kind, fmt, staff_id=user.staff_id)
         except NotFound:
             return not_found(request, user)
-    return Response(
-        data,
-        media_type=render.MEDIA_TYPES[fmt],
-        headers={"Content-Disposition": _disposition(name), "Cache-Control": "no-store"},
-    )
+    return document_answer(data, render.MEDIA_TYPES[fmt], name)
 
 
 @router.get(PREFIX + "/cases/{number}/attachments/{attachment_id}")
@@ -64,26 +57,12 @@ def web_attachment(request: Request, number: str, attachment_id: int) -> Respons
         try:
             case = _entitled_case(session, user, number)
             assert case.id is not None
-            row = get_attachment(session, case_id=case.id, attachment_id=attachment_id)
+            row = download_attachment(
+                session, case_id=case.id, attachment_id=attachment_id, staff_id=user.staff_id
+            )
         except NotFound:
             return not_found(request, user)
-        record_download(
-            session,
-            case_id=case.id,
-            staff_id=user.staff_id,
-            kind="attachment",
-            fmt=row.extension,
-            attachment_id=row.id,
-        )
-    return FileResponse(
-        path_of(row.sha256),
-        media_type=row.content_type,
-        headers={
-            "Content-Disposition": _disposition(f"{case.number}-{row.id}.{row.extension}"),
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    return attachment_answer(case.number, row)
 
 
 @router.post(PREFIX + "/cases/{number}/attachments")

@@ -20,7 +20,7 @@ from models.documents.context import load
 from models.enums import NotAcceptedReason, StaffRole
 from models.mediators import mediators_of
 from models.settings import get_settings
-from models.staff import Staff
+from models.staff import Staff, display_names
 from models.unit import Unit
 
 
@@ -51,12 +51,7 @@ def mediation_context(session: Session, user: Principal, case: Case) -> dict[str
     assert case.id is not None
     review = latest_review(session, case_id=case.id)
     rows = mediators_of(session, case_id=case.id, serving=False)
-    names = {
-        s.id: s.display_name
-        for s in session.exec(
-            select(Staff).where(col(Staff.id).in_([m.staff_id for m in rows]))
-        ).all()
-    }
+    names = display_names(session, (m.staff_id for m in rows))
     allowed = entitled(session, user, case)
     records = load(session, case) if allowed else None
     return {

@@ -88,6 +88,22 @@ def _who(request: Request, code: str) -> ResidentSession | None:
         return resident_service.session_for(session, token=request.cookies.get(COOKIE), code=code)
 
 
+def _case_page(
+    request: Request,
+    code: str,
+    who: ResidentSession,
+    token: str,
+    *,
+    status: int = 200,
+    **extra: str | None,
+) -> HTMLResponse:
+    """The resident's own case as it stands, with a form token for their next step."""
+    with read_session(request) as session:
+        view = actions.view(session, who=who)
+    ctx = {"view": view, "csrf": resident_service.csrf_for(token), **extra}
+    return _page(request, code=code, ctx=ctx, status=status)
+
+
 @router.get("/r/{code}", response_class=HTMLResponse)
 def resident_page(request: Request, code: str) -> Response:
     if (limited := _limit(request)) is not None:
@@ -95,19 +111,9 @@ def resident_page(request: Request, code: str) -> Response:
     who = _who(request, code)
     if who is None:
         return _page(request, code=code, ctx={})
-    token = request.cookies.get(COOKIE, "")
-    with read_session(request) as session:
-        view = actions.view(session, who=who)
     done = request.query_params.get("done")
-    return _page(
-        request,
-        code=code,
-        ctx={
-            "view": view,
-            "csrf": resident_service.csrf_for(token),
-            "done": done if done in ACTIONS else None,
-        },
-    )
+    token = request.cookies.get(COOKIE, "")
+    return _case_page(request, code, who, token, done=done if done in ACTIONS else None)
 
 
 @router.post("/r/{code}", response_class=HTMLResponse)
@@ -216,16 +222,7 @@ async def resident_action(request: Request, code: str, verb: str) -> Response:
     except TiaojieError as exc:
         error = exc
     if error is not None:
-        with read_session(request) as session:
-            view = actions.view(session, who=who)
-        return _page(
-            request,
-            code=code,
-            ctx={
-                "view": view,
-                "csrf": resident_service.csrf_for(token),
-                "error": error.message_zh,
-            },
-            status=error.http_status,
+        return _case_page(
+            request, code, who, token, status=error.http_status, error=error.message_zh
         )
     return RedirectResponse(_url(code, f"?done={verb}"), status_code=303)

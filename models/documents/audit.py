@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Field, Session, SQLModel
 
 from models import clock
+from models.attachments import Attachment, get_attachment
+from models.rows import rows_of
 from models.types import UTCDateTime
 
 
@@ -50,10 +52,26 @@ def record_download(
 
 
 def downloads_of(session: Session, *, case_id: int) -> list[DocumentDownload]:
-    return list(
-        session.exec(
-            select(DocumentDownload)
-            .where(DocumentDownload.case_id == case_id)
-            .order_by(col(DocumentDownload.at), col(DocumentDownload.id))
-        ).all()
+    return rows_of(
+        session,
+        DocumentDownload,
+        DocumentDownload.case_id == case_id,
+        DocumentDownload.at,
+        DocumentDownload.id,
     )
+
+
+def download_attachment(
+    session: Session, *, case_id: int, attachment_id: int, staff_id: int | None
+) -> Attachment:
+    """One of the case's attachments, its download written to the record first."""
+    row = get_attachment(session, case_id=case_id, attachment_id=attachment_id)
+    record_download(
+        session,
+        case_id=case_id,
+        staff_id=staff_id,
+        kind="attachment",
+        fmt=row.extension,
+        attachment_id=row.id,
+    )
+    return row

@@ -57,6 +57,15 @@ WEB_TO_REST: dict[str, str] = {
     "assessed": "assessment",
     "acceptance_reviewed": "acceptance",
     "mediators_named": "mediators",
+    "handed_to_committee": "committee",
+    "assignment_returned": "send-back",
+    "referral_signed": "referral/sign",
+    "referral_returned": "referral/return",
+    "referral_concluded": "referral/outcome",
+    "extension_requested": "extension",
+    "extension_decided": "extension/decide",
+    "helper_added": "helpers",
+    "helper_task_recorded": "helper-tasks",
 }
 REST_TO_WEB = {rest: web for web, rest in WEB_TO_REST.items()}
 
@@ -86,6 +95,15 @@ BODIES: dict[str, dict[str, Any]] = {
     "reopen": {"reason": "重启"},
     "resolve": {"resolution": "当场化解"},
     "merge": {"into": "0"},  # filled in with another case's number
+    "committee": {},
+    "send-back": {"reason": "不属本网格"},
+    "referral/sign": {},
+    "referral/return": {"reason": "不属本部门职责"},
+    "referral/outcome": {"action_taken": "已处理", "outcome": "resolved"},
+    "extension": {"until": "2027-01-08", "reason": "当事人外出"},
+    "extension/decide": {"grant": True},
+    "helpers": {"staff_id": 0, "role": "visit"},  # filled in with volunteerA's id
+    "helper-tasks": {"kind": "visit", "note": "走访"},
 }
 USERS = (
     "workerA",
@@ -290,6 +308,8 @@ def _body(w: World, action: str, case: Case) -> dict[str, Any]:
         body["staff_ids"] = [_staff(w.api, "mediatorA")]
     if action == "reassign":
         body["assignee_id"] = _staff(w.api, "gridA")
+    if action == "helpers":
+        body["staff_id"] = _staff(w.api, "volunteerA")
     if action == "merge":
         body["into"] = w.cases["community_b" if case is w.cases["assigned"] else "assigned"].number
     return body

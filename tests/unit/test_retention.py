@@ -99,6 +99,22 @@ def test_only_cases_ended_before_the_period_are_anonymised(
     before = {k: blobs(session, c) for k, c in cases.items()}
     assert all(before.values())
     events_before = [(e.id, e.hash) for e in session.exec(select(CaseEvent)).all()]
+    party = session.exec(select(Party).where(Party.case_id == cases["old"].id)).first()
+    assert party is not None and party.id is not None
+    from models.resident_tables import ResidentPhoto
+
+    session.add(
+        ResidentPhoto(
+            case_id=cases["old"].id or 0,
+            party_id=party.id,
+            content_type="image/png",
+            size=3,
+            sha256="0" * 64,
+            data=b"png",
+            created_at=cases["old"].created_at,
+        )
+    )
+    session.flush()
 
     now = datetime(2027, 1, 15, 9, tzinfo=SH)
     assert anonymise_closed_cases(session, older_than_days=30, now=now) == 2
@@ -108,6 +124,7 @@ def test_only_cases_ended_before_the_period_are_anonymised(
         case = cases[key]
         assert blobs(session, case) == []
         assert case.anonymised_at == now
+        assert case.tracking_hash is None  # the resident's code no longer opens it
         assert PHONE not in case.description and ID_NUMBER not in case.description
         assert "138****8000" in case.description
         persons = session.exec(
@@ -119,7 +136,9 @@ def test_only_cases_ended_before_the_period_are_anonymised(
         ).all()
         assert [f.org_name for f in firms] == ["江心市恒达电子厂"]  # not personal data
     assert PHONE not in (cases["old"].outcome_note or "")
+    assert session.exec(select(ResidentPhoto)).all() == []  # what the resident sent goes
     for key in ("open", "recent"):
+        assert cases[key].tracking_hash is not None
         assert blobs(session, cases[key]) == before[key]
         assert cases[key].anonymised_at is None and PHONE not in cases[key].description
         kept = text_numbers.numbers_of(session, case_id=cases[key].id or 0, reveal=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 15:47:07.188149
+Create Date: 2026-11-30 16:04:00.401332
 """
 
 from collections.abc import Sequence
@@ -198,6 +198,7 @@ def upgrade() -> None:
     sa.Column('unit_path', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
     sa.Column('assignee_id', sa.Integer(), nullable=True),
     sa.Column('liaison_id', sa.Integer(), nullable=True),
+    sa.Column('helper_ids', sa.JSON(), nullable=False),
     sa.Column('created_by_id', sa.Integer(), nullable=True),
     sa.Column('escalation_level', sa.Integer(), nullable=False),
     sa.Column('is_group', sa.Boolean(), nullable=False),

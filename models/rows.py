@@ -1,0 +1,15 @@
+"""The rows that hang off one parent (a case's contacts, breaches, visits, an agreement's
+terms), in the order a page lists them: one query shape written once."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from sqlmodel import Session, SQLModel, col, select
+
+M = TypeVar("M", bound=SQLModel)
+
+
+def rows_of(session: Session, model: type[M], where: Any, *order: Any) -> list[M]:
+    """Every ``model`` row that ``where`` picks, sorted by the ``order`` columns."""
+    return list(session.exec(select(model).where(where).order_by(*map(col, order))).all())
