@@ -442,6 +442,18 @@ def _id(case: Case) -> int:
     return case.id
 
 
+def _calling(service: Callable[..., Any], *fields: str, row: bool = False) -> Perform:
+    """An action that hands ``fields`` of its body to ``service`` as they are (with the
+    case, the person and the version); with ``row``, answers the id of the row written."""
+
+    def perform(s: Session, p: Principal, case: Case, body: Any) -> int | None:
+        given = {f: getattr(body, f) for f in fields}
+        done = service(s, case_id=_id(case), actor=p, expected_version=body.version, **given)
+        return cast(int | None, done.id) if row else None
+
+    return perform
+
+
 def _recording(service: Callable[..., Any], record: type[BaseModel]) -> Perform:
     """An action that records one row (a session, an agreement, a visit, a contact):
     ``service`` takes the body, less its version, as ``record``; answers the row's id."""
@@ -454,34 +466,13 @@ def _recording(service: Callable[..., Any], record: type[BaseModel]) -> Perform:
     return perform
 
 
-def _consent(s: Session, p: Principal, case: Case, body: ConsentIn) -> None:
-    mediating.record_consent(
-        s,
-        case_id=_id(case),
-        party_ids=body.party_ids,
-        given=body.given,
-        how=body.how,
-        note=body.note,
-        actor=p,
-        expected_version=body.version,
-    )
+_consent = _calling(mediating.record_consent, "party_ids", "given", "how", "note")
 
 
-def _start(s: Session, p: Principal, case: Case, body: StartIn) -> None:
-    mediating.start_mediation(s, case_id=_id(case), actor=p, expected_version=body.version)
+_start = _calling(mediating.start_mediation)
 
 
-def _extend(s: Session, p: Principal, case: Case, body: ExtendIn) -> None:
-    mediating.extend_mediation(
-        s,
-        case_id=_id(case),
-        until=body.until,
-        both_parties_consent=body.both_parties_consent,
-        how=body.how,
-        note=body.note,
-        actor=p,
-        expected_version=body.version,
-    )
+_extend = _calling(mediating.extend_mediation, "until", "both_parties_consent", "how", "note")
 
 
 _session = _recording(mediating.record_session, SessionCreate)
@@ -490,16 +481,7 @@ _session = _recording(mediating.record_session, SessionCreate)
 _agreement = _recording(mediating.sign_agreement, AgreementCreate)
 
 
-def _failure(s: Session, p: Principal, case: Case, body: FailureIn) -> None:
-    mediating.fail_mediation(
-        s,
-        case_id=_id(case),
-        reason=body.reason,
-        referral=body.referral,
-        termination=body.termination,
-        actor=p,
-        expected_version=body.version,
-    )
+_failure = _calling(mediating.fail_mediation, "reason", "referral", "termination")
 
 
 _follow_up = _recording(follow_ups.record_follow_up, FollowUpRecord)
@@ -586,22 +568,13 @@ def _refer(s: Session, p: Principal, case: Case, body: ReferIn) -> None:
     )
 
 
-def _withdraw(s: Session, p: Principal, case: Case, body: ReasonIn) -> None:
-    mediating.withdraw_case(
-        s, case_id=_id(case), reason=body.reason, actor=p, expected_version=body.version
-    )
+_withdraw = _calling(mediating.withdraw_case, "reason")
 
 
-def _reopen(s: Session, p: Principal, case: Case, body: ReasonIn) -> None:
-    follow_ups.reopen_case(
-        s, case_id=_id(case), reason=body.reason, actor=p, expected_version=body.version
-    )
+_reopen = _calling(follow_ups.reopen_case, "reason")
 
 
-def _resolve(s: Session, p: Principal, case: Case, body: ResolveIn) -> None:
-    mediating.resolve_directly(
-        s, case_id=_id(case), resolution=body.resolution, actor=p, expected_version=body.version
-    )
+_resolve = _calling(mediating.resolve_directly, "resolution")
 
 
 def _merge(s: Session, p: Principal, case: Case, body: MergeIn) -> None:
@@ -612,37 +585,19 @@ def _merge(s: Session, p: Principal, case: Case, body: MergeIn) -> None:
     )
 
 
-def _committee(s: Session, p: Principal, case: Case, body: ActionBody) -> None:
-    handover.hand_to_committee(s, case_id=_id(case), actor=p, expected_version=body.version)
+_committee = _calling(handover.hand_to_committee)
 
 
-def _send_back(s: Session, p: Principal, case: Case, body: ReasonIn) -> None:
-    handover.send_back_assignment(
-        s, case_id=_id(case), reason=body.reason, actor=p, expected_version=body.version
-    )
+_send_back = _calling(handover.send_back_assignment, "reason")
 
 
-def _sign_referral(s: Session, p: Principal, case: Case, body: ActionBody) -> int | None:
-    return referrals.sign_referral(s, case_id=_id(case), actor=p, expected_version=body.version).id
+_sign_referral = _calling(referrals.sign_referral, row=True)
 
 
-def _return_referral(s: Session, p: Principal, case: Case, body: ReasonIn) -> int | None:
-    row = referrals.return_referral(
-        s, case_id=_id(case), reason=body.reason, actor=p, expected_version=body.version
-    )
-    return row.id
+_return_referral = _calling(referrals.return_referral, "reason", row=True)
 
 
-def _referral_outcome(s: Session, p: Principal, case: Case, body: ReferralOutcomeIn) -> int | None:
-    row = referrals.record_referral_outcome(
-        s,
-        case_id=_id(case),
-        action_taken=body.action_taken,
-        outcome=body.outcome,
-        actor=p,
-        expected_version=body.version,
-    )
-    return row.id
+_referral_outcome = _calling(referrals.record_referral_outcome, "action_taken", "outcome", row=True)
 
 
 def _ask_extension(s: Session, p: Principal, case: Case, body: ExtensionIn) -> int | None:
@@ -657,42 +612,13 @@ def _ask_extension(s: Session, p: Principal, case: Case, body: ExtensionIn) -> i
     return row.id
 
 
-def _decide_extension(
-    s: Session, p: Principal, case: Case, body: ExtensionDecisionIn
-) -> int | None:
-    row = extensions.decide_extension(
-        s,
-        case_id=_id(case),
-        grant=body.grant,
-        note=body.note,
-        actor=p,
-        expected_version=body.version,
-    )
-    return row.id
+_decide_extension = _calling(extensions.decide_extension, "grant", "note", row=True)
 
 
-def _add_helper(s: Session, p: Principal, case: Case, body: HelperIn) -> int | None:
-    row = helping.add_helper(
-        s,
-        case_id=_id(case),
-        staff_id=body.staff_id,
-        role=body.role,
-        actor=p,
-        expected_version=body.version,
-    )
-    return row.id
+_add_helper = _calling(helping.add_helper, "staff_id", "role", row=True)
 
 
-def _helper_task(s: Session, p: Principal, case: Case, body: HelperTaskIn) -> int | None:
-    row = helping.record_helper_task(
-        s,
-        case_id=_id(case),
-        kind=body.kind,
-        note=body.note,
-        actor=p,
-        expected_version=body.version,
-    )
-    return row.id
+_helper_task = _calling(helping.record_helper_task, "kind", "note", row=True)
 
 
 # --- the table ------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from models.lifecycle import Actor
 from models.policy import PolicySet, TimeLimitPolicy
 from models.policy_load import load_policies
 from models.scenario import Scenario, ScenarioError
+from models.settings import get_settings
 from models.staff import Staff
 from models.tables import metadata
 from models.unit import Pairing, Unit
@@ -217,15 +218,17 @@ def replayed_arrivals(live: Session, period: Period) -> list[Arrival]:
         .order_by(col(Case.created_at), col(Case.id))
     ).all()
     templates = _templates()
+    threshold = get_settings().group_case_threshold
     out: list[Arrival] = []
     for n, case in enumerate(cases):
         data = _complaint(
             _template_for(templates, case.category, n),
             category=case.category,
             place=codes.get(case.place_unit_id),
-            people=case.people_affected,
+            # Triage's own verdicts are kept: a group case stays one, and its priority.
+            people=max(case.people_affected, threshold if case.is_group else 1),
             priority=case.priority,
-            priority_locked=case.priority_locked,
+            priority_locked=True,
             channel=case.channel,
         )
         at = clock.ensure_utc(case.received_at or case.created_at)

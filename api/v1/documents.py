@@ -110,12 +110,7 @@ def download_document(
 
     with write_session(engine_of(request)) as session:
         case = entitled_case(session, principal, case_ref)
-        found, data = render.render(session, case, kind, fmt)
-        assert case.id is not None
-        audit.record_download(
-            session, case_id=case.id, staff_id=principal.staff_id, kind=kind, fmt=fmt
-        )
-        name = render.filename(case, found, fmt)
+        _found, name, data = render.download(session, case, kind, fmt, staff_id=principal.staff_id)
     return document_answer(data, render.MEDIA_TYPES[fmt], name)
 
 

@@ -5,6 +5,7 @@ recorded (``models.documents.audit``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -34,35 +35,40 @@ def _entitled_case(session: Session, user: Principal, number: str) -> Case:
     return case
 
 
-@router.get(PREFIX + "/cases/{number}/documents/{kind}.{fmt}")
-def web_document(request: Request, number: str, kind: str, fmt: str) -> Response:
+def _download(
+    request: Request, number: str, answer: Callable[[Session, Principal, Case], Response]
+) -> Response:
+    """A file of a case the signed-in person is entitled to, its download recorded in the
+    same transaction; anyone else is sent to sign in or told there is no such case."""
     with write_session(request) as session:
         user = auth.current_user(request, session)
         if user is None:
             return to_login(request)
         try:
-            case = _entitled_case(session, user, number)
-            _kind, name, data = render.download(session, case, kind, fmt, staff_id=user.staff_id)
+            return answer(session, user, _entitled_case(session, user, number))
         except NotFound:
             return not_found(request, user)
-    return document_answer(data, render.MEDIA_TYPES[fmt], name)
+
+
+@router.get(PREFIX + "/cases/{number}/documents/{kind}.{fmt}")
+def web_document(request: Request, number: str, kind: str, fmt: str) -> Response:
+    def answer(session: Session, user: Principal, case: Case) -> Response:
+        _kind, name, data = render.download(session, case, kind, fmt, staff_id=user.staff_id)
+        return document_answer(data, render.MEDIA_TYPES[fmt], name)
+
+    return _download(request, number, answer)
 
 
 @router.get(PREFIX + "/cases/{number}/attachments/{attachment_id}")
 def web_attachment(request: Request, number: str, attachment_id: int) -> Response:
-    with write_session(request) as session:
-        user = auth.current_user(request, session)
-        if user is None:
-            return to_login(request)
-        try:
-            case = _entitled_case(session, user, number)
-            assert case.id is not None
-            row = download_attachment(
-                session, case_id=case.id, attachment_id=attachment_id, staff_id=user.staff_id
-            )
-        except NotFound:
-            return not_found(request, user)
-    return attachment_answer(case.number, row)
+    def answer(session: Session, user: Principal, case: Case) -> Response:
+        assert case.id is not None
+        row = download_attachment(
+            session, case_id=case.id, attachment_id=attachment_id, staff_id=user.staff_id
+        )
+        return attachment_answer(case.number, row)
+
+    return _download(request, number, answer)
 
 
 @router.post(PREFIX + "/cases/{number}/attachments")
