@@ -1,5 +1,6 @@
-"""Helpers and referrals as people use them, in headless Chromium: the grid worker adds
-a community volunteer to a case as a helper, and the volunteer records a visit; the
+"""Helpers and referrals as people use them, in headless Chromium: the community's
+mediation committee names a mediator on a case, the grid worker adds a community volunteer
+to it as a helper, and the volunteer records a visit; the
 paired labour agency signs for a referral and records what it did."""
 
 from __future__ import annotations
@@ -110,6 +111,17 @@ def _case(site: Site, number: str) -> tuple[Case, list[HelperTask]]:
 
 def test_a_volunteer_helps_and_an_agency_answers_a_referral(site: Site, new_page: Any) -> None:
     noise, wages, volunteer_id = _seed(site)
+
+    # The community's mediator names the mediator of the neighbour case from its page.
+    committee = new_page()
+    sign_in(committee, site, "mediatorA")
+    committee.goto(site.url(f"/web/cases/{noise}"))
+    committee.click("#action-mediators_named summary")
+    committee.check("#action-mediators_named label:has-text('陈调解') input")
+    committee.click("#action-mediators_named button:has-text('确认')")
+    committee.wait_for_url("**done=mediators_named**")
+    assert "陈调解" in committee.locator("ul.mediators").inner_text()
+    assert "指定调解员" in committee.locator("#timeline").inner_text()
 
     # The grid worker adds the community's volunteer to the neighbour case.
     grid = new_page()
