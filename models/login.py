@@ -3,11 +3,13 @@
 Both front ends call :func:`sign_in` and only translate its :class:`SignIn` answer (a
 token or a session cookie; 401; 429 with ``Retry-After``). The rules, in order:
 
-1. **Rate limit.** At most ``settings.signin_per_minute`` (10) password checks in any
-   sliding minute per user name (trimmed, case-folded) and per client address, counted
-   from the audit table, so every process and ASGI worker sees the same count. An
-   attempt over the limit is refused before any password is checked (the 11th wrong
-   password within a minute is refused on both paths).
+1. **Rate limit.** At most ``settings.signin_per_minute`` (10) failed password checks in
+   any sliding minute per user name (trimmed, case-folded) and per client address,
+   counted from the audit table, so every process and ASGI worker sees the same count.
+   An attempt over the limit is refused before any password is checked (the 11th wrong
+   password within a minute is refused on both paths). Successful sign-ins do not
+   count: a community workstation's staff sign in behind one address at the start of
+   the day, and a success is no guess.
 2. **Back-off.** After ``BACKOFF_AFTER`` (10) failed checks in a row for a user name
    (no success since, within ``MEMORY``), the next check must wait, from the last
    failure, 2 minutes, then 4, 8, and at most ``BACKOFF_MAX_S`` (15 minutes) after
@@ -53,7 +55,6 @@ from models.types import UTCDateTime
 
 Channel = Literal["api", "web"]
 Outcome = Literal["ok", "wrong_password", "unknown_user", "inactive", "rate_limited", "backoff"]
-CHECKED: tuple[Outcome, ...] = ("ok", "wrong_password", "unknown_user", "inactive")
 FAILED: tuple[Outcome, ...] = ("wrong_password", "unknown_user", "inactive")
 
 WINDOW = timedelta(minutes=1)
@@ -113,13 +114,14 @@ def _seconds(delta: timedelta) -> int:
 def _window_wait(
     session: Session, column: object, value: str, now: datetime, limit: int
 ) -> int | None:
-    """Seconds until one more check fits the limit for this name or address, or None."""
+    """Seconds until one more check fits the limit of failed checks for this name or
+    address, or None."""
     stamps = session.exec(
         select(SignInAttempt.at)
         .where(
             col(column) == value,
             col(SignInAttempt.at) > now - WINDOW,
-            col(SignInAttempt.outcome).in_(CHECKED),
+            col(SignInAttempt.outcome).in_(FAILED),
         )
         .order_by(col(SignInAttempt.at).desc())
         .limit(limit)

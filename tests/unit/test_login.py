@@ -65,6 +65,19 @@ def test_the_eleventh_check_within_a_minute_is_refused_per_address(
     assert _try(city_engine, "workerA", PASSWORD, "10.9.9.9") == "ok"  # another address
 
 
+def test_an_offices_successful_sign_ins_from_one_address_are_not_limited(
+    city_engine: Engine,
+) -> None:
+    # A community workstation: everyone signs in behind one address within the minute.
+    outcomes = [_try(city_engine, "workerA", PASSWORD, "10.0.7.1") for _ in range(15)]
+    assert outcomes == ["ok"] * 15
+    # Failures from that address still count: ten wrong, then the eleventh is refused.
+    assert {_try(city_engine, f"nobody{i}", "guess", "10.0.7.1") for i in range(10)} == {
+        "unknown_user"
+    }
+    assert _try(city_engine, "workerA", PASSWORD, "10.0.7.1") == "rate_limited"
+
+
 def test_back_off_grows_after_a_run_of_failures_and_a_success_clears_it(
     city_engine: Engine, vclock: clock.VirtualClock
 ) -> None:
