@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -30,7 +30,7 @@ from api.security import (
     principal_from_claims,
     verify_token,
 )
-from models.access import Principal, require_writer
+from models.access import Principal, find_case, require_writer
 from models.db import read_session
 from models.errors import PermissionDenied
 
@@ -109,3 +109,18 @@ async def writer_principal(
 Staff = Annotated[Principal, Depends(staff_principal)]
 Writer = Annotated[Principal, Depends(writer_principal)]
 DBRead = Annotated[Session, Depends(db_read)]
+
+
+def case_in_reach(
+    request: Request,
+    case_ref: Annotated[str, Path(max_length=32, description="case id or number")],
+    principal: Annotated[Principal, Depends(staff_principal)],
+) -> None:
+    """Router dependency of every ``/cases/{case_ref}/…`` route: a case out of reach
+    answers 404 like a missing one *before* the body and the other path parameters are
+    validated, so that no answer (422, 403, …) tells a foreign case from a missing one."""
+    with read_session(engine_of(request)) as session:
+        find_case(session, principal, case_ref)
+
+
+CaseInReach = Depends(case_in_reach)

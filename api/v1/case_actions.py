@@ -18,13 +18,16 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlmodel import Session
 
+from api.deps import CaseInReach
 from api.deps import Staff as StaffP
 from api.v1.common import case_public, expected_version, load_case, run_write
 from models import actions
 from models.access import Principal
 from models.case import Case, CasePublic
 
-router = APIRouter(prefix="/cases/{case_ref}", tags=["case actions 办理"])
+router = APIRouter(
+    prefix="/cases/{case_ref}", tags=["case actions 办理"], dependencies=[CaseInReach]
+)
 
 CaseRef = Annotated[str, Path(max_length=32, description="case id or number")]
 IdemKey = Annotated[

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from api.deps import DBRead, Staff
+from api.deps import CaseInReach, DBRead, Staff
 from api.downloads import attachment_answer, document_answer
 from api.v1.common import case_public, load_case, personal_data_visible, run_write
 from models.access import Principal, not_found
@@ -38,7 +38,7 @@ from models.documents.context import load
 from models.errors import PayloadTooLarge
 from models.settings import get_settings
 
-router = APIRouter(prefix="/cases/{case_ref}", tags=["documents 文书"])
+router = APIRouter(prefix="/cases/{case_ref}", tags=["documents 文书"], dependencies=[CaseInReach])
 
 CaseRef = Annotated[str, Path(max_length=32, description="case id or number")]
 DocKind = Literal[

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field, field_validator
 from sqlmodel import Session
 
+from api.deps import CaseInReach
 from api.deps import Staff as StaffP
 from api.v1.case_actions import RESPONSES, ActionAnswer, CaseRef, IdemKey, IfMatch, Version, _act
 from api.v1.case_actions import _Body as Body
@@ -27,7 +28,9 @@ from models.enums import ConfirmationStatus, MediatorEnd
 from models.mediation import clean_text
 from models.party import PartyCreate
 
-router = APIRouter(prefix="/cases/{case_ref}", tags=["case actions 办理"])
+router = APIRouter(
+    prefix="/cases/{case_ref}", tags=["case actions 办理"], dependencies=[CaseInReach]
+)
 
 StaffId = Annotated[int, Path(ge=1, le=2_000_000_000)]
 
