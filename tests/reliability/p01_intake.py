@@ -26,14 +26,16 @@ from tests.factories import ID_NUMBER, NAME, PHONE
 from tests.reliability.common import App, PromiseResult, Scale, http_app, sqlite_database
 
 USERS = ("workerA", "workerB", "mediatorA", "gridB")
+# The place rule: staff file only within their own area, so each account files in its own.
+PLACES = {"workerA": "BA1", "workerB": "BB1", "mediatorA": "BA2", "gridB": "BB2"}
 
 
-def body(marker: str, *, other: bool = False) -> dict[str, Any]:
+def body(marker: str, place: str, *, other: bool = False) -> dict[str, Any]:
     text = "楼上邻居装修噪音扰民" if other else "电子厂拖欠工人三个月工资，多次讨要未果"
     return {
         "category": "neighbour" if other else "labour",
         "description": f"{text}。登记编号 {marker}",
-        "place_code": "BA1",
+        "place_code": place,
         "people_affected": 3,
         "parties": [
             {
@@ -106,7 +108,7 @@ def submit(
     app: App, tokens: dict[str, dict[str, str]], marker: str, user: str, kind: str
 ) -> Outcome:
     headers = {**tokens[user], "Idempotency-Key": f"intake-{marker}"}
-    first = body(marker)
+    first = body(marker, PLACES[user])
     outcome = Outcome(marker, user, kind, [], [])
 
     def send(payload: dict[str, Any]) -> None:
@@ -132,7 +134,7 @@ def submit(
     if kind == "retry":
         send(first)
     elif kind == "conflict":
-        send(body(marker, other=True))
+        send(body(marker, PLACES[user], other=True))
     return outcome
 
 

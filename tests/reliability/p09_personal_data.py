@@ -92,17 +92,27 @@ def total(found: dict[str, int]) -> int:
     return sum(found.values())
 
 
-def human_steps(app: App, case_id: int, headers: dict[str, str]) -> None:
-    def act(action: str, body: dict[str, Any]) -> None:
-        version = app.client.get(f"/api/v1/cases/{case_id}", headers=headers).json()["case"][
+def human_steps(
+    app: App, case_id: int, headers: dict[str, str], mediator: tuple[int, dict[str, str]]
+) -> None:
+    """受理审查 and a named mediator by the handler, then consent, mediation, minutes and
+    the agreement by that mediator (only a named mediator records sessions and signs)."""
+
+    def act(action: str, body: dict[str, Any], as_: dict[str, str] | None = None) -> None:
+        headers_now = as_ or mediator[1]
+        version = app.client.get(f"/api/v1/cases/{case_id}", headers=headers_now).json()["case"][
             "version"
         ]
         r = app.client.post(
-            f"/api/v1/cases/{case_id}/{action}", json={"version": version, **body}, headers=headers
+            f"/api/v1/cases/{case_id}/{action}",
+            json={"version": version, **body},
+            headers=headers_now,
         )
         assert r.status_code == 200, (action, r.text)
 
-    detail = app.client.get(f"/api/v1/cases/{case_id}", headers=headers).json()
+    act("acceptance", {"accepted": True, "note": "属于人民调解受理范围"}, headers)
+    act("mediators", {"staff_ids": [mediator[0]]}, headers)
+    detail = app.client.get(f"/api/v1/cases/{case_id}", headers=mediator[1]).json()
     act("consent", {"party_ids": [p["id"] for p in detail["parties"]]})
     act("mediation/start", {})
     act(
@@ -178,7 +188,9 @@ def whole_life(app: App, relay: Any, loop: Loop) -> tuple[list[int], list[tuple[
         case = s.get(Case, ids[0])
         assert case is not None and case.assignee_id is not None, case and case.status
         assignee = next(n for n, st in database.city.staff.items() if st.id == case.assignee_id)
-    human_steps(app, ids[0], app.auth(assignee))
+    mediator = database.city.staff["mediatorA"]
+    assert mediator.id is not None
+    human_steps(app, ids[0], app.auth(assignee), (mediator.id, app.auth("mediatorA")))
     loop.run(relay())
     with write_session(database.engine) as s:
         follow_ups.schedule_follow_ups(s, case_id=ids[0], actor=Actor.system())
