@@ -22,11 +22,14 @@ SQLite, and a policy simulator can run it against other time-limit tables.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import random
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -43,6 +46,7 @@ from models import (
     routing,
     triage,
 )
+from models.access import principal_for_staff
 from models.case import Case, CaseCreate
 from models.cases import create_case
 from models.enums import (
@@ -144,8 +148,12 @@ class Replay:
         self.rng = random.Random(model.seed)
         self.report = ReplayReport()
         self.plans: dict[int, tuple[datetime, str, int]] = {}  # case -> (when, step, version)
-        self.arrivals: list[tuple[datetime, CaseCreate, Actor, int | None]] = []
+        # A heap of (when, order of scheduling, complaint, who, recorder): ties keep their order.
+        self.arrivals: list[tuple[datetime, int, CaseCreate, Actor, int | None]] = []
+        self._order = itertools.count()
         self._staff: dict[int, Staff] = {}
+        self._actors: dict[int, Actor] = {}
+        self._receivers: dict[int | None, Actor] = {}
 
     # --- input ----------------------------------------------------------------------
 
@@ -153,8 +161,8 @@ class Replay:
         self, data: CaseCreate, *, at: datetime, actor: Actor, recorder: int | None
     ) -> None:
         """A complaint that arrives at ``at`` (recorded by ``recorder``)."""
-        self.arrivals.append((clock.ensure_utc(at), data, actor, recorder))
-        self.arrivals.sort(key=lambda a: a[0])
+        item = (clock.ensure_utc(at), next(self._order), data, actor, recorder)
+        heapq.heappush(self.arrivals, item)
 
     # --- running --------------------------------------------------------------------
 
@@ -176,7 +184,7 @@ class Replay:
         """One tick: arrivals, the system's steps, the sweep, then people's steps."""
         now = self.clock.now()
         while self.arrivals and self.arrivals[0][0] <= now:
-            at, data, actor, recorder = self.arrivals.pop(0)
+            at, _order, data, actor, recorder = heapq.heappop(self.arrivals)
             create_case(self.session, data=data, actor=actor, created_by_id=recorder, at=at)
             self.report.submitted += 1
         self._system_steps()
@@ -190,34 +198,40 @@ class Replay:
     def _sessions(self) -> Iterator[Session]:
         yield self.session
 
-    def _open(self, statuses: Sequence[CaseStatus]) -> list[Case]:
-        return list(
-            self.session.exec(
-                select(Case).where(col(Case.status).in_(statuses)).order_by(col(Case.id))
-            ).all()
-        )
+    def _open(self, statuses: Sequence[CaseStatus], *where: Any) -> list[tuple[int, int]]:
+        """(id, version) of the cases in ``statuses``: only ids, so that a tick with
+        thousands of open cases loads just the few it acts on."""
+        rows = self.session.exec(
+            select(Case.id, Case.version)
+            .where(col(Case.status).in_(statuses), *where)
+            .order_by(col(Case.id))
+        ).all()
+        return [(int(cid), int(version)) for cid, version in rows if cid is not None]
+
+    def _case(self, case_id: int) -> Case:
+        case = self.session.get(Case, case_id)
+        assert case is not None
+        return case
 
     def _system_steps(self) -> None:
         """What the intake, assignment and follow-up flows do."""
         system = Actor.system()
-        for case in self._open([S.SUBMITTED, S.REOPENED]):
+        for cid, _v in self._open([S.SUBMITTED, S.REOPENED]):
             self._try(
                 "triage",
-                lambda c=case: triage.triage_case(self.session, case_id=_id(c), actor=system),
+                lambda c=cid: triage.triage_case(self.session, case_id=c, actor=system),
             )
-        for case in self._open([S.TRIAGED, S.ESCALATED]):
+        for cid, _v in self._open([S.TRIAGED, S.ESCALATED]):
             self._try(
                 "assign",
-                lambda c=case: routing.assign_case(self.session, case_id=_id(c), actor=system),
+                lambda c=cid: routing.assign_case(self.session, case_id=c, actor=system),
             )
-        for case in self._open([S.AGREEMENT, S.MEDIATION_FAILED, S.REFERRED]):
-            if case.status == S.REFERRED and referrals.awaits_receiver(case):
+        for cid, _v in self._open([S.AGREEMENT, S.MEDIATION_FAILED, S.REFERRED]):
+            if referrals.awaits_receiver(self._case(cid)):
                 continue
             self._try(
                 "schedule_visits",
-                lambda c=case: follow_ups.schedule_follow_ups(
-                    self.session, case_id=_id(c), actor=system
-                ),
+                lambda c=cid: follow_ups.schedule_follow_ups(self.session, case_id=c, actor=system),
             )
 
     def _try(self, what: str, action: object) -> bool:
@@ -251,27 +265,26 @@ class Replay:
     def _plan(self, case: Case, step: str, when: datetime) -> None:
         self.plans[_id(case)] = (when, step, case.version)
 
-    def _due(self, case: Case, now: datetime) -> str | None:
+    def _due(self, case_id: int, version: int, now: datetime) -> str | None:
         """The step planned for a case, when it is due and the case has not moved since
         it was planned (else None, and a new plan is made)."""
-        plan = self.plans.get(_id(case))
-        if plan is None or plan[2] != case.version:
-            self.plans.pop(_id(case), None)
-            self._make_plan(case)
-            return None
-        when, step, _version = plan
-        return step if when <= now else None
+        plan = self.plans.get(case_id)
+        if plan is not None and plan[2] == version:
+            when, step, _version = plan
+            return step if when <= now else None
+        self.plans.pop(case_id, None)
+        self._make_plan(self._case(case_id))
+        return None
 
     def _people_steps(self, now: datetime) -> None:
-        for case in self._open([S.TRIAGED]):
-            if case.held_for_assessment:
-                self._try("assess", lambda c=case: self._assess(c))
+        for cid, _v in self._open([S.TRIAGED], col(Case.held_for_assessment)):
+            self._try("assess", lambda c=cid: self._assess(self._case(c)))
         working = [S.ASSIGNED, S.IN_MEDIATION, S.REFERRED, S.FOLLOW_UP]
-        for case in self._open(working):
-            step = self._due(case, now)
+        for cid, version in self._open(working):
+            step = self._due(cid, version, now)
             if step is not None:
-                self.plans.pop(_id(case), None)
-                self._act(case, step)
+                self.plans.pop(cid, None)
+                self._act(self._case(cid), step)
 
     def _assess(self, case: Case) -> None:
         """研判: an intake worker of the community confirms the machine's best reading
@@ -305,12 +318,11 @@ class Replay:
 
     def _actor(self, staff_id: int | None) -> Actor:
         staff = self._member(staff_id)
-        if staff is None:
+        if staff is None or staff.id is None:
             return Actor.system()
-        unit = self.session.get(Unit, staff.unit_id) if staff.unit_id else None
-        return Actor(
-            kind="staff", staff_id=staff.id, role=staff.role, unit_path=unit.path if unit else None
-        )
+        if staff.id not in self._actors:
+            self._actors[staff.id] = principal_for_staff(self.session, staff)
+        return self._actors[staff.id]
 
     def _make_plan(self, case: Case) -> None:
         m, rate = self.model, self.model.rate(case.category)
@@ -465,12 +477,16 @@ class Replay:
             )  # fmt: skip
 
     def _receiver(self, case: Case) -> Actor:
-        staff = self.session.exec(
-            select(Staff)
-            .where(Staff.unit_id == case.unit_id, col(Staff.active))
-            .order_by(col(Staff.id))
-        ).first()
-        return self._actor(staff.id if staff else None)
+        """The receiving agency's first active member (the staff table does not change
+        during a replay, so it is looked up once per unit)."""
+        if case.unit_id not in self._receivers:
+            staff = self.session.exec(
+                select(Staff)
+                .where(Staff.unit_id == case.unit_id, col(Staff.active))
+                .order_by(col(Staff.id))
+            ).first()
+            self._receivers[case.unit_id] = self._actor(staff.id if staff else None)
+        return self._receivers[case.unit_id]
 
     def _conclude(self, case: Case, who: Actor) -> None:
         cid, rate, now = _id(case), self.model.rate(case.category), self.clock.now()
