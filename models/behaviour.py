@@ -28,7 +28,7 @@ import random
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -112,9 +112,22 @@ class BehaviourModel:
     refer_after_failure: float = 0.5  # a failed mediation is referred on (else closed)
     visit_hours: tuple[float, float] = (0.5, 8.0)
     satisfied: float = 0.88
+    # The first contact (首次联系), in office hours after the assignment: uniform in
+    # respond_hours, or per street (unit code) between neighbouring fitted quantiles.
+    respond_hours: tuple[float, float] = (0.5, 6.0)
+    respond_by_street: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    satisfied_by_street: dict[str, float] = field(default_factory=dict)
+    # People: the share of working days a person is away (leave, training, sick), and
+    # the steps one person takes in a working day at most; the rest waits for the next.
+    # The first contact is exempt: whoever is in answers the community's calls (首问负责).
+    absence: float = 0.04
+    capacity: int = 40
 
     def rate(self, category: Category) -> CategoryRates:
         return self.rates.get(category, EVERYDAY)
+
+    def satisfaction(self, street: str | None) -> float:
+        return self.satisfied_by_street.get(street or "", self.satisfied)
 
 
 @dataclass
@@ -145,7 +158,7 @@ class Replay:
         self.session = session
         self.model = model
         self.clock = vclock
-        self.rng = random.Random(model.seed)
+        self._draws: dict[tuple[int, str], int] = {}
         self.report = ReplayReport()
         self.plans: dict[int, tuple[datetime, str, int]] = {}  # case -> (when, step, version)
         # A heap of (when, order of scheduling, complaint, who, recorder): ties keep their order.
@@ -154,6 +167,9 @@ class Replay:
         self._staff: dict[int, Staff] = {}
         self._actors: dict[int, Actor] = {}
         self._receivers: dict[int | None, Actor] = {}
+        self._streets = _streets(session)
+        self._days: dict[tuple[int, date], int] = {}  # (person, day) -> steps taken
+        self._away: dict[tuple[int, date], bool] = {}
 
     # --- input ----------------------------------------------------------------------
 
@@ -250,41 +266,75 @@ class Replay:
 
     # --- people ---------------------------------------------------------------------
 
-    def _later(self, hours: tuple[float, float]) -> datetime:
-        return self.clock.now() + self.rng.uniform(*hours) * HOUR
+    def _chance(self, case: Case, what: str) -> float:
+        """A number in [0, 1) for the ``what``-th decision of this case: its own dice per
+        case and purpose (common random numbers), so that one case taking another path
+        in another scenario (or in the history being replayed) does not reshuffle the
+        chances of every other case and decision."""
+        key = (_id(case), what)
+        n = self._draws.get(key, 0)
+        self._draws[key] = n + 1
+        return random.Random(f"{self.model.seed}:{key[0]}:{what}:{n}").random()
 
-    def _later_days(self, days: tuple[float, float]) -> datetime:
+    def _between(self, case: Case, what: str, span: Sequence[float]) -> float:
+        """A value of ``span`` (a range, or quantiles: the fitted distribution read
+        between neighbouring points) at this decision's chance."""
+        at = self._chance(case, what) * (len(span) - 1)
+        i = min(int(at), len(span) - 2)
+        return span[i] + (at - i) * (span[i + 1] - span[i])
+
+    def _later(self, case: Case, what: str, hours: tuple[float, float]) -> datetime:
+        return self.clock.now() + self._between(case, what, hours) * HOUR
+
+    def _later_days(self, case: Case, what: str, days: tuple[float, float]) -> datetime:
         # Working days: weekends and holidays pass without work.
         from models import workdays
 
-        start = self.clock.now()
-        whole = self.rng.uniform(*days)
-        moment = workdays.add_working_days(start, int(whole))
+        whole = self._between(case, what, days)
+        moment = workdays.add_working_days(self.clock.now(), int(whole))
         return moment + (whole - int(whole)) * 8 * HOUR
 
     def _plan(self, case: Case, step: str, when: datetime) -> None:
         self.plans[_id(case)] = (when, step, case.version)
 
-    def _due(self, case_id: int, version: int, now: datetime) -> str | None:
-        """The step planned for a case, when it is due and the case has not moved since
-        it was planned (else None, and a new plan is made)."""
+    def _due(self, case_id: int, version: int, now: datetime) -> tuple[str, datetime] | None:
+        """The step planned for a case and its moment, when it is due and the case has
+        not moved since it was planned (else None, and a new plan is made)."""
         plan = self.plans.get(case_id)
         if plan is not None and plan[2] == version:
             when, step, _version = plan
-            return step if when <= now else None
+            return (step, when) if when <= now else None
         self.plans.pop(case_id, None)
         self._make_plan(self._case(case_id))
         return None
+
+    def _free(self, case: Case, step: str) -> bool:
+        """The case's holder is in today and has not used the day's capacity (a step
+        that waits is tried again at the next tick); counts the step when free."""
+        if case.assignee_id is None or step == "contact":
+            return True
+        day = clock.to_local(self.clock.now()).date()
+        key = (case.assignee_id, day)
+        if key not in self._away:
+            draw = random.Random(f"{self.model.seed}:{case.assignee_id}:{day.isoformat()}")
+            self._away[key] = draw.random() < self.model.absence
+        if self._away[key] or self._days.get(key, 0) >= self.model.capacity:
+            return False
+        self._days[key] = self._days.get(key, 0) + 1
+        return True
 
     def _people_steps(self, now: datetime) -> None:
         for cid, _v in self._open([S.TRIAGED], col(Case.held_for_assessment)):
             self._try("assess", lambda c=cid: self._assess(self._case(c)))
         working = [S.ASSIGNED, S.IN_MEDIATION, S.REFERRED, S.FOLLOW_UP]
         for cid, version in self._open(working):
-            step = self._due(cid, version, now)
-            if step is not None:
+            due = self._due(cid, version, now)
+            if due is None:
+                continue
+            case = self._case(cid)
+            if self._free(case, due[0]):
                 self.plans.pop(cid, None)
-                self._act(self._case(cid), step)
+                self._act(case, *due)
 
     def _assess(self, case: Case) -> None:
         """研判: an intake worker of the community confirms the machine's best reading
@@ -328,44 +378,69 @@ class Replay:
         m, rate = self.model, self.model.rate(case.category)
         holder = self._member(case.assignee_id)
         match case.status:
+            case S.ASSIGNED if holder is not None and case.first_response_at is None:
+                self._plan(case, "contact", self._respond_at(case))
             case S.ASSIGNED if holder is not None and holder.role in FIRST_CONTACT:
                 quick = (
                     m.consultation_settles
                     if case.priority == Priority.CONSULTATION
                     else rate.settle_directly
                 )
-                if self.rng.random() < quick and not case.is_group:
-                    self._plan(case, "settle", self._later_days(m.settle_days))
+                if self._chance(case, "settle_directly") < quick and not case.is_group:
+                    self._plan(case, "settle", self._later_days(case, "settle", m.settle_days))
                 else:
-                    self._plan(case, "to_committee", self._later(m.contact_hours))
+                    self._plan(case, "to_committee", self._later(case, "contact", m.contact_hours))
             case S.ASSIGNED if holder is not None:
                 if case.accepted_at is None or not mediators.serving_ids(
                     self.session, case_id=_id(case)
                 ):
-                    self._plan(case, "committee", self._later(m.contact_hours))
+                    self._plan(case, "committee", self._later(case, "contact", m.contact_hours))
                 elif case.consent_at is not None:
-                    self._plan(case, "start", self._later(m.contact_hours))
-                elif self.rng.random() < rate.consent:
-                    self._plan(case, "consent", self._later(m.contact_hours))
+                    self._plan(case, "start", self._later(case, "contact", m.contact_hours))
+                elif self._chance(case, "consent") < rate.consent:
+                    self._plan(case, "consent", self._later(case, "contact", m.contact_hours))
                 else:
-                    self._plan(case, "no_consent", self._later_days(m.settle_days))
+                    self._plan(case, "no_consent", self._later_days(case, "settle", m.settle_days))
             case S.IN_MEDIATION:
-                self._plan(case, "conclude", self._later_days(rate.mediation_days))
+                self._plan(
+                    case, "conclude", self._later_days(case, "mediation", rate.mediation_days)
+                )
             case S.REFERRED if case.referral_state == ReferralState.PENDING:
-                returns = self.rng.random() < m.agency_returns
-                self._plan(case, "return" if returns else "sign", self._later(m.sign_hours))
+                returns = self._chance(case, "agency_returns") < m.agency_returns
+                self._plan(
+                    case, "return" if returns else "sign", self._later(case, "sign", m.sign_hours)
+                )
             case S.REFERRED if case.referral_state == ReferralState.SIGNED:
-                self._plan(case, "agency_outcome", self._later_days(m.agency_days))
+                self._plan(case, "agency_outcome", self._later_days(case, "agency", m.agency_days))
             case S.FOLLOW_UP:
-                self._plan(case, "visit", self._later(m.visit_hours))
+                self._plan(case, "visit", self._later(case, "visit", m.visit_hours))
             case _:
                 pass
 
-    def _act(self, case: Case, step: str) -> None:
+    def _respond_at(self, case: Case) -> datetime:
+        from models import workdays
+
+        fitted = self.model.respond_by_street.get(self._streets.get(case.unit_id) or "")
+        span = fitted if fitted and len(fitted) > 1 else self.model.respond_hours
+        return workdays.add_working_hours(self.clock.now(), self._between(case, "respond", span))
+
+    def _act(self, case: Case, step: str, when: datetime) -> None:
         cid = _id(case)
         who = self._actor(case.assignee_id)
         s = self.session
         match step:
+            case "contact":
+                # Recorded after the call, at the moment it was made (首次联系).
+                self._try(
+                    step,
+                    lambda: contact.record_contact(
+                        s,
+                        case_id=cid,
+                        data=contact.ContactCreate(method=ContactMethod.PHONE, at=when),
+                        actor=who,
+                        expected_version=case.version,
+                    ),
+                )
             case "settle":
                 self._try(
                     step,
@@ -378,17 +453,6 @@ class Replay:
                     ),
                 )
             case "to_committee":
-                # The grid or community worker first reaches the complainant (首次联系).
-                self._try(
-                    "contact",
-                    lambda: contact.record_contact(
-                        s,
-                        case_id=cid,
-                        data=contact.ContactCreate(method=ContactMethod.VISIT),
-                        actor=who,
-                        expected_version=None,
-                    ),
-                )
                 self._try(
                     step,
                     lambda: handover.hand_to_committee(
@@ -444,7 +508,9 @@ class Replay:
                 )
             case "agency_outcome":
                 outcome = (
-                    ReferralOutcome.RESOLVED if self.rng.random() < 0.7 else ReferralOutcome.PARTLY
+                    ReferralOutcome.RESOLVED
+                    if self._chance(case, "agency_resolves") < 0.7
+                    else ReferralOutcome.PARTLY
                 )
                 self._try(
                     step,
@@ -502,7 +568,7 @@ class Replay:
                 self.session, case_id=cid, data=held, actor=who, expected_version=None
             ),
         )
-        if self.rng.random() < rate.success:
+        if self._chance(case, "success") < rate.success:
             terms = [
                 TermCreate(
                     text="被申请人按约履行，申请人不再追究。",
@@ -517,7 +583,7 @@ class Replay:
                 ),
             )
             return
-        refer = self.rng.random() < self.model.refer_after_failure
+        refer = self._chance(case, "refer") < self.model.refer_after_failure
         target = (
             ReferralTarget.ARBITRATION if case.category == Category.LABOUR else ReferralTarget.COURT
         )
@@ -553,10 +619,13 @@ class Replay:
             self._plan(
                 case,
                 "visit",
-                clock.ensure_utc(visit.due_at) + self.rng.uniform(*self.model.visit_hours) * HOUR,
+                clock.ensure_utc(visit.due_at)
+                + self._between(case, "visit", self.model.visit_hours) * HOUR,
             )
             return
-        happy = self.rng.random() < self.model.satisfied
+        happy = self._chance(case, "satisfied") < self.model.satisfaction(
+            self._streets.get(case.unit_id)
+        )
         record = FollowUpRecord(
             outcome=FollowUpOutcome.CARRIED_OUT if happy else FollowUpOutcome.PARTLY,
             resolved=ResolvedAnswer.RESOLVED if happy else ResolvedAnswer.UNRESOLVED,
@@ -583,6 +652,20 @@ class Replay:
 def _id(case: Case) -> int:
     assert case.id is not None
     return case.id
+
+
+def _streets(session: Session) -> dict[int | None, str]:
+    """Each unit's street (its own code for a street, None above or beside streets)."""
+    from models.enums import UnitLevel
+
+    units = session.exec(select(Unit)).all()
+    streets = {u.code for u in units if u.level == UnitLevel.STREET}
+    out: dict[int | None, str] = {}
+    for unit in units:
+        found = [code for code in unit.path.split("/") if code in streets]
+        if found:
+            out[unit.id] = found[0]
+    return out
 
 
 # --- what a replay shows ----------------------------------------------------------------
