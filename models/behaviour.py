@@ -31,16 +31,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from models import (
-    acceptance,
     clock,
-    contact,
     escalation,
     follow_ups,
-    handover,
-    mediating,
     mediators,
     referrals,
     routing,
@@ -63,9 +60,9 @@ from models.enums import (
     StaffRole,
 )
 from models.errors import TiaojieError
-from models.follow_up import FollowUp, FollowUpRecord
+from models.follow_up import FollowUp
 from models.lifecycle import Actor
-from models.mediation import AgreementCreate, SessionCreate, TermCreate
+from models.mediation import TermCreate
 from models.referral import Referral
 from models.staff import Staff
 from models.unit import Unit
@@ -143,6 +140,19 @@ class ReplayReport:
     def count(self, what: str) -> None:
         self.actions[what] = self.actions.get(what, 0) + 1
 
+
+# What the simulated people write (stand-ins: the words are not what is measured).
+PHONE = ContactMethod.PHONE
+SETTLED = "网格员上门沟通，当场说明情况，双方达成谅解。"
+REFUSED = "当事人不同意调解，已告知仲裁、诉讼等其他途径。"
+NOT_OURS = "经核查不属本部门职责，请社区继续调处。"
+HANDLED = "部门依职权核查处理，已书面答复当事人。"
+SESSION = ("社区人民调解室", "双方当事人、调解员", "双方陈述事实，调解员释法说理，提出调解方案。")
+TERM = "被申请人按约履行，申请人不再追究。"
+AGREED = "经调解，双方自愿达成如下协议。"
+FAILED = "双方分歧较大，调解不成，终止调解，已告知其他途径。"
+VISITED = "电话回访，当事人表示情况属实。"
+AGENCY_RESOLVES = 0.7  # an agency's outcome is 已解决 (else 部分解决)
 
 # A working day here is 8 working hours: delays are spread over office time by
 # :func:`models.workdays` through the deadlines; the replay only needs a scale.
@@ -425,122 +435,79 @@ class Replay:
         return workdays.add_working_hours(self.clock.now(), self._between(case, "respond", span))
 
     def _act(self, case: Case, step: str, when: datetime) -> None:
-        cid = _id(case)
+        """A person's step, through the rule book (:func:`models.actions.run`): the
+        same reach, role and state checks as the web page and the REST API."""
+        from models import actions
+
+        v = case.version
         who = self._actor(case.assignee_id)
-        s = self.session
         match step:
-            case "contact":
-                # Recorded after the call, at the moment it was made (首次联系).
-                self._try(
-                    step,
-                    lambda: contact.record_contact(
-                        s,
-                        case_id=cid,
-                        data=contact.ContactCreate(method=ContactMethod.PHONE, at=when),
-                        actor=who,
-                        expected_version=case.version,
-                    ),
-                )
+            case "contact":  # recorded after the call, at the moment it was made
+                self._run(case, who, "contact", actions.ContactIn(version=v, method=PHONE, at=when))
             case "settle":
-                self._try(
-                    step,
-                    lambda: mediating.resolve_directly(
-                        s,
-                        case_id=cid,
-                        resolution="网格员上门沟通，当场说明情况，双方达成谅解。",
-                        actor=who,
-                        expected_version=case.version,
-                    ),
-                )
+                self._run(case, who, "resolve", actions.ResolveIn(version=v, resolution=SETTLED))
             case "to_committee":
-                self._try(
-                    step,
-                    lambda: handover.hand_to_committee(
-                        s, case_id=cid, actor=who, expected_version=case.version
-                    ),
-                )
+                self._run(case, who, "committee", actions.ActionBody(version=v))
             case "committee":
-                self._try(step, lambda: self._committee(case, who))
+                self._committee(case, who)
             case "consent":
-                self._try(
-                    step,
-                    lambda: mediating.record_consent(
-                        s, case_id=cid, party_ids=None, actor=who, expected_version=case.version
-                    ),
-                )
+                self._run(case, who, "consent", actions.ConsentIn(version=v))
             case "start":
-                self._try(
-                    step,
-                    lambda: mediating.start_mediation(
-                        s, case_id=cid, actor=who, expected_version=case.version
-                    ),
-                )
+                self._run(case, who, "mediation/start", actions.StartIn(version=v))
             case "no_consent":
-                self._try(
-                    step,
-                    lambda: mediating.resolve_directly(
-                        s,
-                        case_id=cid,
-                        resolution="当事人不同意调解，已告知仲裁、诉讼等其他途径。",
-                        actor=who,
-                        expected_version=case.version,
-                    ),
-                )
+                self._run(case, who, "resolve", actions.ResolveIn(version=v, resolution=REFUSED))
             case "conclude":
                 self._conclude(case, who)
             case "sign":
-                self._try(
-                    step,
-                    lambda: referrals.sign_referral(
-                        s, case_id=cid, actor=self._receiver(case), expected_version=case.version
-                    ),
+                self._run(
+                    case, self._receiver(case), "referral/sign", actions.ActionBody(version=v)
                 )
             case "return":
-                self._try(
-                    step,
-                    lambda: referrals.return_referral(
-                        s,
-                        case_id=cid,
-                        reason="经核查不属本部门职责，请社区继续调处。",
-                        actor=self._receiver(case),
-                        expected_version=case.version,
-                    ),
-                )
+                back = actions.ReasonIn(version=v, reason=NOT_OURS)
+                self._run(case, self._receiver(case), "referral/return", back)
             case "agency_outcome":
-                outcome = (
-                    ReferralOutcome.RESOLVED
-                    if self._chance(case, "agency_resolves") < 0.7
-                    else ReferralOutcome.PARTLY
-                )
-                self._try(
-                    step,
-                    lambda: referrals.record_referral_outcome(
-                        s,
-                        case_id=cid,
-                        action_taken="部门依职权核查处理，已书面答复当事人。",
-                        outcome=outcome,
-                        actor=who,
-                        expected_version=case.version,
-                    ),
-                )
+                resolved = self._chance(case, "agency_resolves") < AGENCY_RESOLVES
+                outcome = ReferralOutcome.RESOLVED if resolved else ReferralOutcome.PARTLY
+                body = actions.ReferralOutcomeIn(version=v, action_taken=HANDLED, outcome=outcome)
+                self._run(case, who, "referral/outcome", body)
             case "visit":
                 self._visit(case)
             case _:
                 raise ValueError(step)
 
+    def _run(self, case: Case, who: Actor, name: str, body: BaseModel) -> bool:
+        from models import actions
+
+        return self._try(name, lambda: actions.run(self.session, who, case, name, body))
+
+    def _visitor(self, case: Case, scheduled: int | None) -> Actor:
+        """The visitor the schedule named if the rule book lets them record the visit;
+        else the case's liaison, else its handler (a referred case's visit falls to the
+        person who referred it, whom the rule book may no longer let in)."""
+        from models import actions
+
+        for staff_id in (scheduled, case.liaison_id, case.assignee_id):
+            who = self._actor(staff_id)
+            try:
+                actions.check(self.session, who, case, "follow-ups")
+            except TiaojieError:
+                continue
+            if staff_id != scheduled:
+                self.report.count("visitor_replaced")
+            return who
+        return self._actor(scheduled)
+
     def _committee(self, case: Case, who: Actor) -> None:
         """受理审查 and the mediator named: the committee's mediator who holds the case."""
-        cid = _id(case)
+        from models import actions
+
         if case.accepted_at is None:
-            acceptance.review_acceptance(
-                self.session, case_id=cid, accepted=True, reason=None, route=None, note="",
-                actor=who, expected_version=case.version,
-            )  # fmt: skip
-        if not mediators.serving_ids(self.session, case_id=cid) and who.staff_id is not None:
-            mediators.name_mediators(
-                self.session, case=case, staff_ids=[who.staff_id], actor=who,
-                expected_version=case.version,
-            )  # fmt: skip
+            review = actions.AcceptanceIn(version=case.version, accepted=True)
+            if not self._run(case, who, "acceptance", review):
+                return
+        if not mediators.serving_ids(self.session, case_id=_id(case)) and who.staff_id:
+            body = actions.MediatorsIn(version=case.version, staff_ids=[who.staff_id])
+            self._run(case, who, "mediators", body)
 
     def _receiver(self, case: Case) -> Actor:
         """The receiving agency's first active member (the staff table does not change
@@ -555,98 +522,61 @@ class Replay:
         return self._receivers[case.unit_id]
 
     def _conclude(self, case: Case, who: Actor) -> None:
-        cid, rate, now = _id(case), self.model.rate(case.category), self.clock.now()
-        held = SessionCreate(
-            held_at=now - HOUR,
-            place="社区人民调解室",
-            participants="双方当事人、调解员",
-            minutes="双方陈述事实，调解员释法说理，提出调解方案。",
-        )
-        self._try(
-            "session",
-            lambda: mediating.record_session(
-                self.session, case_id=cid, data=held, actor=who, expected_version=None
+        from models import actions
+
+        rate, now = self.model.rate(case.category), self.clock.now()
+        self._run(
+            case,
+            who,
+            "sessions",
+            actions.SessionIn(
+                held_at=now - HOUR, place=SESSION[0], participants=SESSION[1], minutes=SESSION[2]
             ),
         )
         if self._chance(case, "success") < rate.success:
-            terms = [
-                TermCreate(
-                    text="被申请人按约履行，申请人不再追究。",
-                    due_on=clock.to_local(now + timedelta(days=10)).date(),
-                )
-            ]
-            agreement = AgreementCreate(summary="经调解，双方自愿达成如下协议。", terms=terms)
-            self._try(
-                "agreement",
-                lambda: mediating.sign_agreement(
-                    self.session, case_id=cid, data=agreement, actor=who, expected_version=None
-                ),
-            )
+            due = clock.to_local(now + timedelta(days=10)).date()
+            terms = [TermCreate(text=TERM, due_on=due)]
+            self._run(case, who, "agreement", actions.AgreementIn(summary=AGREED, terms=terms))
             return
         refer = self._chance(case, "refer") < self.model.refer_after_failure
         target = (
             ReferralTarget.ARBITRATION if case.category == Category.LABOUR else ReferralTarget.COURT
         )
-        self._try(
-            "failure",
-            lambda: mediating.fail_mediation(
-                self.session,
-                case_id=cid,
-                reason="双方分歧较大，调解不成，终止调解，已告知其他途径。",
-                referral=target if refer else None,
-                actor=who,
-                expected_version=None,
-            ),
-        )
+        body = actions.FailureIn(reason=FAILED, referral=target if refer else None)
+        self._run(case, who, "failure", body)
 
     def _visit(self, case: Case) -> None:
+        from models import actions
+
         cid = _id(case)
         visits = self.session.exec(
             select(FollowUp)
             .where(FollowUp.case_id == cid, col(FollowUp.done_at).is_(None))
             .order_by(col(FollowUp.due_at))
         ).all()
-        if not visits:
-            self._try(
-                "settle_visit",
-                lambda: follow_ups.settle_after_follow_up(
-                    self.session, case_id=cid, actor=Actor.system()
-                ),
-            )
+        if visits and clock.ensure_utc(visits[0].due_at) > self.clock.now():
+            later = self._between(case, "visit", self.model.visit_hours) * HOUR
+            self._plan(case, "visit", clock.ensure_utc(visits[0].due_at) + later)
             return
-        visit = visits[0]
-        if clock.ensure_utc(visit.due_at) > self.clock.now():
-            self._plan(
-                case,
-                "visit",
-                clock.ensure_utc(visit.due_at)
-                + self._between(case, "visit", self.model.visit_hours) * HOUR,
+        if visits:
+            street = self._streets.get(case.unit_id)
+            happy = self._chance(case, "satisfied") < self.model.satisfaction(street)
+            record = actions.FollowUpIn(
+                outcome=FollowUpOutcome.CARRIED_OUT if happy else FollowUpOutcome.PARTLY,
+                resolved=ResolvedAnswer.RESOLVED if happy else ResolvedAnswer.UNRESOLVED,
+                satisfied=SatisfiedAnswer.SATISFIED if happy else SatisfiedAnswer.DISSATISFIED,
+                notes=VISITED,
+                follow_up_id=visits[0].id,
             )
-            return
-        happy = self._chance(case, "satisfied") < self.model.satisfaction(
-            self._streets.get(case.unit_id)
-        )
-        record = FollowUpRecord(
-            outcome=FollowUpOutcome.CARRIED_OUT if happy else FollowUpOutcome.PARTLY,
-            resolved=ResolvedAnswer.RESOLVED if happy else ResolvedAnswer.UNRESOLVED,
-            satisfied=SatisfiedAnswer.SATISFIED if happy else SatisfiedAnswer.DISSATISFIED,
-            notes="电话回访，当事人表示情况属实。",
-            follow_up_id=visit.id,
-        )
-        visitor = self._actor(visit.visitor_id or case.liaison_id or case.assignee_id)
-        done = self._try(
-            "visit",
-            lambda: follow_ups.record_follow_up(
-                self.session, case_id=cid, data=record, actor=visitor, expected_version=None
+            visitor = self._visitor(case, visits[0].visitor_id)
+            if not self._run(case, visitor, "follow-ups", record):
+                return
+        self._try(
+            "settle_visit",
+            lambda: follow_ups.settle_after_follow_up(
+                self.session, case_id=cid, actor=Actor.system()
             ),
         )
-        if done:
-            self._try(
-                "settle_visit",
-                lambda: follow_ups.settle_after_follow_up(
-                    self.session, case_id=cid, actor=Actor.system()
-                ),
-            )
 
 
 def _id(case: Case) -> int:
