@@ -330,9 +330,15 @@ class StreetFit:
         return max(gaps, default=0.0)
 
 
-def backtest(live: Session, period: Period, *, seed: int) -> list[StreetFit]:
+def backtest(
+    live: Session, period: Period, *, seed: int, scenario: Scenario | None = None
+) -> list[StreetFit]:
     """Replay ``live``'s own complaints of the period with its own limits and the
-    behaviour fitted from it, and set each street's three rates beside the observed."""
+    behaviour fitted from it (or ``scenario``'s limits and behaviour: to see that a wrong
+    policy or wrong people do not fit), and set each street's three rates beside the
+    observed. With the seed the history was made with, each case meets the same
+    chances (:meth:`models.behaviour.Replay._chance`) and a gap measures the model and
+    its fit; with another, luck adds binomial noise of a few points per street."""
     from models import metrics
     from models.scenario import parse_scenario
 
@@ -342,9 +348,8 @@ def backtest(live: Session, period: Period, *, seed: int) -> list[StreetFit]:
             live, since=period.start, until=period.end, level=UnitLevel.STREET
         )
     }
-    result = run_scenario(
-        live, parse_scenario('name = "as-is"\n', file="as-is.toml"), period, seed=seed
-    )
+    as_is = scenario or parse_scenario('name = "as-is"\n', file="as-is.toml")
+    result = run_scenario(live, as_is, period, seed=seed)
     fits: list[StreetFit] = []
     for code, row in sorted(observed.items()):
         sim = result["rates"].get(code, {})
