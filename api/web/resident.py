@@ -165,9 +165,10 @@ async def _photos(values: list[Any], limit: int) -> list[bytes]:
     return photos
 
 
-def _do(
-    verb: str, session: Any, who: ResidentSession, form: dict[str, str], photos: list[bytes]
+def perform(
+    verb: str, session: Any, who: actions.Who, form: dict[str, str], photos: list[bytes]
 ) -> None:
+    """One resident action from its form (the page after the phone check, or a link)."""
     if verb == "info":
         actions.add_information(session, who=who, note=str(form.get("note", "")), photos=photos)
     elif verb == "consent":
@@ -218,7 +219,7 @@ async def resident_action(request: Request, code: str, verb: str) -> Response:
     error: TiaojieError | None = None
     try:
         with write_session(request) as session:
-            _do(verb, session, who, fields, photos)
+            perform(verb, session, who, fields, photos)
     except TiaojieError as exc:
         error = exc
     if error is not None:

@@ -16,12 +16,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.web.auth import csrf_ok
 from api.web.i18n import Translator
-from api.web.resident import limited_response
+from api.web.resident import limited_response, perform
 from api.web.routes import read_session, templates, write_session
 from models import clock, resident_links, respondent
 from models import resident_actions as actions
 from models.enums import ResolvedAnswer, SatisfiedAnswer
-from models.errors import TiaojieError, ValidationError
+from models.errors import TiaojieError
 from models.resident import csrf_for
 from models.resident_tables import ResidentLink
 
@@ -101,44 +101,17 @@ def link_page(request: Request, token: str) -> Response:
     return _form_page(request, token, link)
 
 
-def _answer(value: str) -> bool:
-    return value == "yes"
-
-
 def _perform(session: Any, link: ResidentLink, form: dict[str, Any], slots: list[Any]) -> str:
     """Do what the link is for; answers the name of the thank-you page."""
-    if link.purpose == "respondent":
-        accept = form.get("answer") == "accept"
-        parsed = respondent.parse_slots(slots) if accept else []
-        respondent.answer(
-            session, who=link, accept=accept, slots=parsed, note=str(form.get("note", ""))
-        )
-        return "accepted" if accept else "declined"
-    if link.purpose == "consent":
-        actions.answer_consent(session, who=link, agree=_answer(str(form.get("agree", ""))))
-    elif link.purpose == "terms":
-        actions.confirm_terms(
-            session,
-            who=link,
-            carried_out=_answer(str(form.get("carried_out", ""))),
-            note=str(form.get("note", "")),
-        )
-    else:
-        try:
-            resolved = ResolvedAnswer(str(form.get("resolved", "")))
-            satisfied = SatisfiedAnswer(str(form.get("satisfied", "")))
-        except ValueError as exc:
-            raise ValidationError(
-                "answer both questions", "请回答“是否解决”和“是否满意”两个问题。"
-            ) from exc
-        actions.answer_visit(
-            session,
-            who=link,
-            resolved=resolved,
-            satisfied=satisfied,
-            comment=str(form.get("comment", "")),
-        )
-    return link.purpose
+    if link.purpose != "respondent":
+        perform(link.purpose, session, link, form, [])
+        return link.purpose
+    accept = form.get("answer") == "accept"
+    parsed = respondent.parse_slots(slots) if accept else []
+    respondent.answer(
+        session, who=link, accept=accept, slots=parsed, note=str(form.get("note", ""))
+    )
+    return "accepted" if accept else "declined"
 
 
 @router.post("/r/link/{token}", response_class=HTMLResponse)

@@ -20,6 +20,7 @@ from models.resident_tables import ResidentLink
 from tests.api.conftest import Api, make_api, web_cookie
 from tests.api.test_cases_api import CASE
 from tests.factories import NAME, PHONE, accept_for_mediation, advance_to_assigned
+from tests.unit.test_resident import _agreed
 
 FIRM_PHONE = "13912345678"
 
@@ -199,3 +200,33 @@ def test_the_complainant_answers_consent_by_link(open_api: Api) -> None:
     assert sent.status_code == 303
     assert _events(api, case)[-1][0] == "consent_recorded"
     assert _events(api, case)[-1][1].startswith("resident:")
+
+
+def test_at_the_return_visit_the_complainant_confirms_terms_and_answers_by_links(
+    open_api: Api, vclock: clock.VirtualClock
+) -> None:
+    api = open_api
+    with write_session(api.engine) as session:
+        case = _agreed(session, api.city)
+        vclock.advance(timedelta(days=2))  # the visit is due
+        links = resident_links.issue(session, case=case, purposes=("terms", "visit"))
+        tokens = {k.purpose: resident_links.token_of(k) for k in links}
+        number = case.number
+    assert set(tokens) == {"terms", "visit"}
+    page = api.client.get(f"/r/link/{tokens['terms']}")
+    assert 'id="terms"' in page.text and "一次付清" in page.text and 'id="visit"' not in page.text
+    sent = api.client.post(
+        f"/r/link/{tokens['terms']}", data={"csrf": _csrf(page), "carried_out": "yes"}
+    )
+    assert sent.status_code == 303
+    page = api.client.get(f"/r/link/{tokens['visit']}")
+    unanswered = api.client.post(f"/r/link/{tokens['visit']}", data={"csrf": _csrf(page)})
+    assert unanswered.status_code == 422 and "是否满意" in unanswered.text
+    sent = api.client.post(
+        f"/r/link/{tokens['visit']}",
+        data={"csrf": _csrf(page), "resolved": "resolved", "satisfied": "satisfied"},
+    )
+    assert sent.status_code == 303
+    staff = _staff_page(api, {"number": number})
+    assert "当事人确认履行情况" in staff and "已解决 · 满意" in staff
+    assert api.client.get(f"/r/link/{tokens['visit']}").status_code == 403

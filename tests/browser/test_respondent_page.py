@@ -17,6 +17,7 @@ from models.lifecycle import Actor
 from models.routing import assign_case
 from models.triage import triage_case
 from tests.browser.conftest import SCREENSHOTS, Site, shoot, sign_in
+from tests.browser.test_resident_pages import _fits_the_phone
 from tests.factories import make_case
 
 pytestmark = pytest.mark.browser
@@ -58,14 +59,7 @@ def _invited(site: Site) -> tuple[str, str]:
         engine.dispose()
 
 
-def _fits_the_phone(page: Any) -> None:
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 360, f"the page is {width}px wide on a 360px phone"
-
-
-def test_the_respondent_accepts_and_proposes_times_on_a_phone(
-    site: Site, new_page: Any
-) -> None:
+def test_the_respondent_accepts_and_proposes_times_on_a_phone(site: Site, new_page: Any) -> None:
     number, token = _invited(site)
     phone = new_page(width=360, height=740)
     phone.goto(site.url(f"/r/link/{token}"))
