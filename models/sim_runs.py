@@ -93,6 +93,13 @@ def _raise(field: str, zh: str, en: str) -> NoReturn:
     )
 
 
+_FIELD_PROBLEMS = {
+    "start": ("起始日期应为 YYYY-MM-DD", "the first day is YYYY-MM-DD"),
+    "days": (f"模拟天数应为 1 到 {MAX_DAYS}", f"days: a whole number from 1 to {MAX_DAYS}"),
+    "seed": ("随机种子应为非负整数", "seed: a whole number, 0 or more"),
+}
+
+
 def checked_request(raw: dict[str, Any]) -> SimulationRequest:
     """A :class:`SimulationRequest` from plain values, or a field-level ValidationError."""
     try:
@@ -100,7 +107,8 @@ def checked_request(raw: dict[str, Any]) -> SimulationRequest:
     except PydanticError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "request"
-        _raise(field, "参数不正确", str(first["msg"]))
+        zh, en = _FIELD_PROBLEMS.get(field, ("参数不正确", str(first["msg"])))
+        _raise(field, zh, en)
 
 
 def _uploaded(key: str, text: str) -> Scenario:
@@ -262,6 +270,14 @@ def fail_run(session: Session, run_id: int, reason: str) -> None:
     run.finished_at = clock.now()
     session.add(run)
     session.flush()
+
+
+def delete_run(session: Session, run_id: int) -> None:
+    """Take back a run that never started (its flow run could not be created)."""
+    run = get_run(session, run_id)
+    if run.status == SimulationStatus.PENDING and run.flow_run_id is None:
+        session.delete(run)
+        session.flush()
 
 
 def recent_runs(session: Session, *, limit: int = 50) -> list[SimulationRun]:

@@ -98,7 +98,7 @@ def test_a_small_simulation_is_stored_and_published(
 def test_bad_parameters_fail_and_store_nothing(
     city: City, case_db: Engine, params: dict[str, Any]
 ) -> None:
-    with pytest.raises(Exception, match="scenario|TOML|limits"):
+    with pytest.raises(Exception, match=r"scenario|TOML|limits"):
         simulate(start=date(2026, 11, 23), days=3, **params)
     assert _runs(case_db) == []
 
@@ -106,12 +106,14 @@ def test_bad_parameters_fail_and_store_nothing(
 def test_the_page_starts_the_deployment_the_flow_fills_in_its_run(
     city: City, case_db: Engine, aloop: LoopRunner
 ) -> None:
-    from fastapi.testclient import TestClient
+    import anyio.from_thread
+    import httpx
 
     from api.app import create_app
     from api.web.auth import issue_session
     from models.db import write_session
     from models.settings import Settings
+    from tests.api.conftest import SyncASGITransport
 
     (simulate_definition,) = [d for d in definitions() if d.flow is simulate]
     assert simulate_definition.full_name == SIMULATE_DEPLOYMENT
@@ -123,7 +125,12 @@ def test_the_page_starts_the_deployment_the_flow_fills_in_its_run(
     with write_session(case_db) as session:
         cookie, csrf = issue_session(session, city.staff["supervisor"].id or 0)
     app = create_app(Settings(database_url=str(case_db.url)))
-    with TestClient(app, base_url="http://testserver") as client:
+    with (
+        anyio.from_thread.start_blocking_portal() as portal,
+        httpx.Client(
+            transport=SyncASGITransport(app, portal), base_url="http://testserver", timeout=30
+        ) as client,
+    ):
         client.cookies.set("tj_session", cookie)
         answer = client.post(
             "/web/simulations",
@@ -146,9 +153,9 @@ def test_the_page_starts_the_deployment_the_flow_fills_in_its_run(
     # What the worker would do with that flow run:
     assert simulate(**flow_run.parameters) == run.id
     (done,) = _runs(case_db)
-    assert done.status == SimulationStatus.DONE and done.started_by_id == city.staff[
-        "supervisor"
-    ].id
+    assert (
+        done.status == SimulationStatus.DONE and done.started_by_id == city.staff["supervisor"].id
+    )
     assert list(done.summary or {}) and "small-plan" in (done.summary or {})["scenarios"]
     with read_session(case_db) as session:
         assert session.exec(select(func.count()).select_from(SimulationRun)).one() == 1
