@@ -181,23 +181,25 @@ def _link(request: Request, run_id: int, flow_run_id: str) -> None:
         set_flow_run(session, run_id, flow_run_id)
 
 
-def _done_run(request: Request, user: Principal, run_id: int) -> SimulationRun | Response:
+def _finished(request: Request, run_id: int) -> SimulationRun | Response:
+    """A finished run for someone the rule book lets see it; else the answer to give
+    (sign-in, 403, or 404 for a run that is missing or not finished)."""
+    user = _user(request)
+    if isinstance(user, Response):
+        return user
     with read_session(request) as session:
         try:
-            run = get_run(session, run_id)
+            run: SimulationRun | None = get_run(session, run_id)
         except NotFound:
             run = None
-        if run is None or run.status != SimulationStatus.DONE:
-            return render(request, "error.html", {"status": 404}, user=user, status_code=404)
-        return run
+    if run is None or run.status != SimulationStatus.DONE:
+        return render(request, "error.html", {"status": 404}, user=user, status_code=404)
+    return run
 
 
 @router.get(f"{PAGE}/{{run_id}}/report.html")
 def report(request: Request, run_id: int) -> Response:
-    user = _user(request)
-    if isinstance(user, Response):
-        return user
-    run = _done_run(request, user, run_id)
+    run = _finished(request, run_id)
     if isinstance(run, Response):
         return run
     # Its Content-Security-Policy (inline styles, no script): api.headers.
@@ -206,10 +208,7 @@ def report(request: Request, run_id: int) -> Response:
 
 @router.get(f"{PAGE}/{{run_id}}/summary.json")
 def summary(request: Request, run_id: int) -> Response:
-    user = _user(request)
-    if isinstance(user, Response):
-        return user
-    run = _done_run(request, user, run_id)
+    run = _finished(request, run_id)
     if isinstance(run, Response):
         return run
     return Response(
