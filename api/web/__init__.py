@@ -17,12 +17,23 @@ def mount(app: FastAPI) -> None:
         resident,
         resident_links,
         routes,
+        simulations,
         welcome,
     )
 
     # The list before the case page, whose /web/cases/{number} would otherwise match;
     # the links (/r/link/...) before the resident's page (/r/{code}/{verb}).
-    modules = (case_list, routes, case_files, welcome, reports, admin, resident_links, resident)
+    modules = (
+        case_list,
+        routes,
+        case_files,
+        welcome,
+        reports,
+        simulations,
+        admin,
+        resident_links,
+        resident,
+    )
     for module in modules:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(routes.STATIC_DIR)), name="static")
