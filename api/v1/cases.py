@@ -181,7 +181,7 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
         elif e.actor == "open311":
             actor_name = "公众上报 Open311"
         elif e.actor.startswith("resident:"):
-            actor_name = "当事人本人（查询页）resident"
+            actor_name = "当事人本人（查询页或短信链接）the party (own page or link)"
         timeline.append(
             TimelineEntry(
                 seq=e.seq,

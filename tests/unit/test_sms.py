@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import Session, select
 
 from api.fake_sms import FakeSmsReceiver
-from models import clock, lifecycle, tracking
+from models import clock, lifecycle, resident_links, tracking
 from models.case import Case
 from models.db import get_engine, reset_engines
 from models.lifecycle import Actor
@@ -191,3 +191,18 @@ def test_each_party_gets_its_link_once_and_a_failed_one_is_sent_again(
         assert len(rows) == 2 and all(r.sent_at is not None for r in rows)
         assert not any(firm["link"][-20:] in r.text for r in rows)  # the row keeps it masked
         assert len(session.exec(select(ResidentLink)).all()) == 2
+
+
+def test_a_link_issued_but_never_sent_is_sent_by_the_sweep(cases: list[Case]) -> None:
+    """The worker stopped between issuing the links and sending them: no notification
+    row exists, and the sweep still finds and sends each link once."""
+    case_id, _number = _assigned_with_phones()
+    with Session(get_engine(), expire_on_commit=False) as session:
+        case = session.get(Case, case_id)
+        assert case is not None
+        resident_links.issue(session, case=case, purposes=ASKING_CONSENT)
+        session.commit()
+    receiver = FakeSmsReceiver(key="k")
+    assert resend_failed_sync(notifier=gateway(receiver))["links_sent"] == 2
+    assert resend_failed_sync(notifier=gateway(receiver))["links_sent"] == 0
+    assert sorted(m["to"] for m in receiver.messages) == sorted([PHONE, OTHER])
