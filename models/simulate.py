@@ -318,6 +318,7 @@ class StreetFit:
     cases: int
     observed: tuple[float | None, float | None, float | None]
     simulated: tuple[float | None, float | None, float | None]
+    decided: tuple[int, int, int] = (0, 0, 0)  # the observed rates' denominators
 
     @property
     def worst_gap(self) -> float:
@@ -359,6 +360,7 @@ def backtest(
                 cases=row.cases,
                 observed=(row.response_rate, row.resolution_rate, row.satisfaction_rate),
                 simulated=(sim.get("response"), sim.get("resolution"), sim.get("satisfaction")),
+                decided=(row.response_cases, row.resolution_cases, row.rated),
             )
         )
     return fits
