@@ -103,7 +103,7 @@ def test_each_street_within_three_points_of_its_history(history: Session) -> Non
 
 def test_a_policy_the_history_did_not_have_does_not_fit(history: Session) -> None:
     wrong = parse_scenario(STRICT, file="strict.toml")
-    first_weeks = Period(PERIOD.start, 20)  # a wrong policy shows in less time
+    first_weeks = Period(PERIOD.start, 10)  # a wrong policy shows in less time
     fits = backtest(history, first_weeks, seed=SIM_SEED, scenario=wrong)
     print(_table(fits))
     assert len(misfits(fits)) >= 3, _table(fits)
