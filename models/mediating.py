@@ -207,8 +207,9 @@ def record_declined(
     case stays with its handler, who confirms the refusal with the party and records it
     (:func:`record_consent` with ``given=False``: the case ends, the routes are told), or
     records their consent if they change their mind."""
-    case = get_case(session, case_id=case_id)
-    _require_status(case, {S.ASSIGNED}, "record a refusal for", "记录不同意调解")
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=None)
+    case = step.case
+    lifecycle.require_status(case, {S.ASSIGNED}, "record a refusal for", "记录不同意调解")
     party = next((p for p in parties_of(session, case_id=case_id) if p.id == party_id), None)
     if party is None:
         raise NotFound(f"no party {party_id} on this case", "本案没有该当事人")
@@ -227,14 +228,10 @@ def record_declined(
             recorded_at=clock.now(),
         )
     )
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="resident_consent_refused",
-        actor=actor,
-        data={"party_id": party_id, "side": party.side.value, "note": text},
+    step.record(
+        "resident_consent_refused",
+        {"party_id": party_id, "side": party.side.value, "note": text},
     )
-    session.flush()
     return case
 
 
