@@ -28,9 +28,7 @@ DECIDERS = frozenset({StaffRole.SUPERVISOR, StaffRole.ADMIN})
 
 
 def extensions_of(session: Session, *, case_id: int) -> list[Extension]:
-    return rows_of(
-        session, Extension, Extension.case_id == case_id, Extension.requested_at, Extension.id
-    )
+    return rows_of(session, Extension, Extension.case_id == case_id, Extension.requested_at)
 
 
 def pending_extension(session: Session, *, case_id: int) -> Extension | None:

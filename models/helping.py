@@ -71,11 +71,11 @@ def may_help(session: Session, *, case: Case, staff: Staff) -> bool:
 
 
 def helpers_of(session: Session, *, case_id: int) -> list[CaseHelper]:
-    return rows_of(session, CaseHelper, CaseHelper.case_id == case_id, CaseHelper.id)
+    return rows_of(session, CaseHelper, CaseHelper.case_id == case_id)
 
 
 def tasks_of(session: Session, *, case_id: int) -> list[HelperTask]:
-    return rows_of(session, HelperTask, HelperTask.case_id == case_id, HelperTask.id)
+    return rows_of(session, HelperTask, HelperTask.case_id == case_id)
 
 
 def add_helper(

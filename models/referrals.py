@@ -82,9 +82,7 @@ def legal_reason_by_rule(text: str) -> LegalRule | None:
 
 
 def referrals_of(session: Session, *, case_id: int) -> list[Referral]:
-    return rows_of(
-        session, Referral, Referral.case_id == case_id, Referral.referred_at, Referral.id
-    )
+    return rows_of(session, Referral, Referral.case_id == case_id, Referral.referred_at)
 
 
 def open_referral(session: Session, *, case_id: int) -> Referral | None:
