@@ -515,6 +515,7 @@ def _case_context(session: Session, user: Principal, case: Case) -> dict[str, An
     detail = queries.case_detail(session, case=case)
     reveal = mediation.entitled(session, user, case)
     parties = [show_party(p, reveal=reveal) for p in detail.parties]
+    offered = actions.allowed(session, user, case)
     now = clock.now()
     return {
         "case": case,
@@ -525,8 +526,9 @@ def _case_context(session: Session, user: Principal, case: Case) -> dict[str, An
         "text_numbers": text_numbers.numbers_of(session, case_id=case.id or 0, reveal=reveal)
         if reveal
         else [],
-        # Rows with routes of their own (path parameters, uploads) have forms elsewhere.
-        "actions": [a.verb for a in actions.allowed(user, case) if a.routed],
+        # Rows with path parameters or a file have forms elsewhere on the page (the upload).
+        "actions": [a.verb for a in offered if a.plain],
+        "may_upload": actions.ACTIONS["attachments"] in offered,
         "action_fields": {a.verb: forms.fields_of(a) for a in actions.ACTIONS.values()},
         "countdown": queries.case_countdown(case, detail.follow_ups, now=now),
         "prefect_url": prefect_runs_url(case),
