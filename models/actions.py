@@ -499,6 +499,7 @@ class Action:
     upload: bool = False  # multipart: a ``file`` (an :class:`Upload`) and the body as fields
     status: int = 200  # 201: the action creates a resource of its own (an attachment)
     reader: Reader | None = None  # who must read what it touches; anyone else gets 404
+    page: bool = True  # the case page has a form for it (the upload: a form of its own)
 
     @property
     def zh(self) -> str:
@@ -512,12 +513,6 @@ class Action:
     def params(self) -> tuple[str, ...]:
         """The path parameters (``{staff_id}`` ...), each the id of a row of the case."""
         return tuple(PARAM.findall(self.rest_path))
-
-    @property
-    def plain(self) -> bool:
-        """A body and nothing else: no path parameter, no file (the case page's generic
-        action forms are for these)."""
-        return not self.params and not self.upload
 
     def extras(self) -> frozenset[str]:
         """What :func:`run` takes beside the body for this row."""
@@ -966,36 +961,37 @@ ACTIONS: dict[str, Action] = {
         Action(
             "parties", "party_added", PartyIn, _add_party, "增加当事人 Add a party",
             "add_party", {"version": 3, "side": "respondent", "kind": "person", "name": "李四"},
+            page=False,
         ),
         Action(
             "parties/edit", "party_edited", PartyPatch, _edit_party, "修改当事人 Edit a party",
             "edit_party", {"version": 4, "address": "桂花社区3栋2单元"},
-            path="parties/{party_id}", method="PATCH",
+            path="parties/{party_id}", method="PATCH", page=False,
         ),
         Action(
             "mediators/recuse", "mediator_recused", MediatorLeaves, _recuse,
             "调解员回避 A mediator recuses (conflict of interest)", "recuse",
             {"version": 5, "note": "调解员与申请人系近亲属", "replacement_id": 13},
-            who=COMMITTEE, path="mediators/{staff_id}/recuse",
+            who=COMMITTEE, path="mediators/{staff_id}/recuse", page=False,
         ),
         Action(
             "mediators/replace", "mediator_replaced", ReplaceIn, _replace,
             "更换调解员 Replace a mediator", "replace",
             {"version": 5, "note": "当事人申请更换", "replacement_id": 13,
              "at_party_request": True},
-            who=COMMITTEE, path="mediators/{staff_id}/replace",
+            who=COMMITTEE, path="mediators/{staff_id}/replace", page=False,
         ),
         Action(
             "confidential", "marked_confidential", ConfidentialIn, _confidential,
             "设为不公开 Mark confidential", "mark_confidential",
-            {"version": 3, "reason": "申请人要求不公开（涉及家庭隐私）"},
+            {"version": 3, "reason": "申请人要求不公开（涉及家庭隐私）"}, page=False,
         ),
         Action(
             "court-confirmation", "court_confirmation_recorded", ConfirmationIn,
             _court_confirmation, "记录司法确认 Record the court confirmation",
             "court_confirmation",
             {"version": 8, "status": "confirmed", "on": "2026-12-20", "court_name": "某区人民法院"},
-            who=COMMITTEE,
+            who=COMMITTEE, page=False,
         ),
         Action(
             "attachments", "attachment_added", AttachmentIn, _attach,

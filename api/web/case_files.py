@@ -76,20 +76,19 @@ async def web_upload(request: Request, number: str) -> Response:
     """The page's upload: the ``attachments`` row of the action table, run by
     :func:`models.actions.run` (who may, the entitlement to the case's files, the checks
     of the file); a refused file comes back to the page with the reason."""
-    form = await request.form()
-    upload = form.get("file")
-    limit = get_settings().attachment_max_bytes
-    content = await upload.read(limit + 1) if isinstance(upload, UploadFile) else b""
-    filename = (upload.filename or "") if isinstance(upload, UploadFile) else ""
-    body = actions.AttachmentIn(kind=str(form.get("kind", "scan"))[:20])
+    async with request.form() as form:
+        upload = form.get("file")
+        limit = get_settings().attachment_max_bytes
+        content = await upload.read(limit + 1) if isinstance(upload, UploadFile) else b""
+        filename = (upload.filename or "") if isinstance(upload, UploadFile) else ""
+        body = actions.AttachmentIn(kind=str(form.get("kind", "scan"))[:20])
+        csrf = str(form.get("csrf_token", ""))
     with write_session(request) as session:
         user = auth.current_user(request, session)
         if user is None:
             return to_login(request)
         case = queries.find_visible_case(session, user=user, number=number[:32])
-        if case is None or not auth.csrf_ok(
-            auth.session_csrf(request), str(form.get("csrf_token", ""))
-        ):
+        if case is None or not auth.csrf_ok(auth.session_csrf(request), csrf):
             return not_found(request, user)
         target = f"{PREFIX}/cases/{quote(case.number)}"
         try:
