@@ -151,6 +151,34 @@ def not_found(request: Request, user: Principal | None) -> HTMLResponse:
     return render(request, "error.html", {"status": 404}, user=user, status_code=404)
 
 
+def reader_and_case(
+    request: Request, session: Session, number: str
+) -> tuple[Principal, Case] | Response:
+    """The signed-in person and their case numbered ``number`` (cut to 32 characters);
+    otherwise the answer to give: the sign-in page to someone not signed in, the page's
+    404 for a case that is missing or out of their reach (the two look alike)."""
+    user = auth.current_user(request, session)
+    if user is None:
+        return to_login(request)
+    case = queries.find_visible_case(session, user=user, number=number[:32])
+    if case is None:
+        return not_found(request, user)
+    return user, case
+
+
+def render_signed_out_form(
+    request: Request, template: str, context: dict[str, Any], *, status_code: int = 200
+) -> HTMLResponse:
+    """A page whose form is posted before anyone is signed in (sign-in, first password).
+    Its CSRF value is double-submitted: in the form as ``login_csrf`` and in a cookie."""
+    token = auth.login_csrf(request)
+    response = render(
+        request, template, {**context, "login_csrf": token}, user=None, status_code=status_code
+    )
+    auth.set_login_csrf_cookie(response, request, token)
+    return response
+
+
 def forbidden(request: Request, user: Principal | None) -> HTMLResponse:
     return render(request, "error.html", {"status": 403}, user=user, status_code=403)
 
@@ -177,15 +205,9 @@ def web_home(request: Request) -> Response:
 
 @router.get(f"{PREFIX}/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str | None = None) -> Response:
-    token = auth.login_csrf(request)
-    response = render(
-        request,
-        "login.html",
-        {"login_csrf": token, "next": _safe_next(next), "error": None, "username": ""},
-        user=None,
+    return render_signed_out_form(
+        request, "login.html", {"next": _safe_next(next), "error": None, "username": ""}
     )
-    auth.set_login_csrf_cookie(response, request, token)
-    return response
 
 
 @router.post(f"{PREFIX}/login", response_class=HTMLResponse)
@@ -224,16 +246,13 @@ async def login_submit(request: Request) -> Response:
             error = t("用户名或密码不正确。", "Wrong username or password.")
             status = 401
     if staff is None or staff.id is None:
-        token = auth.login_csrf(request)
-        response = render(
+        response = render_signed_out_form(
             request,
             "login.html",
-            {"login_csrf": token, "next": target, "error": error, "username": username},
-            user=None,
+            {"next": target, "error": error, "username": username},
             status_code=status,
         )
         response.headers.update(headers)
-        auth.set_login_csrf_cookie(response, request, token)
         return response
     with write_session(request) as session:
         session_token, _csrf = auth.issue_session(session, staff.id)
@@ -552,12 +571,10 @@ def _case_context(session: Session, user: Principal, case: Case) -> dict[str, An
 @router.get(f"{PREFIX}/cases/{{number}}", response_class=HTMLResponse)
 def case_page(request: Request, number: str) -> Response:
     with read_session(request) as session:
-        user = auth.current_user(request, session)
-        if user is None:
-            return to_login(request)
-        case = queries.find_visible_case(session, user=user, number=number[:32])
-        if case is None:
-            return not_found(request, user)
+        found = reader_and_case(request, session, number)
+        if isinstance(found, Response):
+            return found
+        user, case = found
         ctx = _case_context(session, user, case)
     flash = None
     t = Translator(pick_lang(request))
@@ -587,14 +604,13 @@ def resident_photo(request: Request, number: str, photo_id: int) -> Response:
     """A photo the resident sent: for the readers who may see the case's personal data
     (a photo may show people); a plain 404 for everyone else."""
     with read_session(request) as session:
-        user = auth.current_user(request, session)
-        if user is None:
-            return to_login(request)
-        case = queries.find_visible_case(session, user=user, number=number[:32])
+        found = reader_and_case(request, session, number)
+        if isinstance(found, Response):
+            return found
+        user, case = found
         photo = session.get(ResidentPhoto, photo_id)
         if (
-            case is None
-            or photo is None
+            photo is None
             or photo.case_id != case.id
             or not actions.personal_data_visible(session, user, case)
         ):
@@ -635,12 +651,10 @@ def _perform(
 async def case_action(request: Request, number: str, verb: str) -> Response:
     form = _action_form(await request.form())
     with read_session(request) as session:
-        user = auth.current_user(request, session)
-        if user is None:
-            return to_login(request)
-        case = queries.find_visible_case(session, user=user, number=number[:32])
-        if case is None:
-            return not_found(request, user)
+        found = reader_and_case(request, session, number)
+        if isinstance(found, Response):
+            return found
+        user, case = found
     t = Translator(pick_lang(request))
     errors: dict[str, str] = {}
     if not auth.csrf_ok(auth.session_csrf(request), form.get("csrf_token")):
@@ -662,10 +676,10 @@ async def case_action(request: Request, number: str, verb: str) -> Response:
             for p in getattr(exc, "problems", []):
                 errors.setdefault(p.field, f"{p.message_zh} / {p.message_en}")
     with read_session(request) as session:
-        found = queries.find_visible_case(session, user=user, number=case.number)
-        if found is None:
+        again = queries.find_visible_case(session, user=user, number=case.number)
+        if again is None:
             return not_found(request, user)
-        ctx = _case_context(session, user, found)
+        ctx = _case_context(session, user, again)
     return render(
         request,
         "case.html",
