@@ -527,8 +527,9 @@ def test_the_rest_only_rows_do_what_they_offer(world: World) -> None:
         for index, (label, case) in enumerate(world.cases.items()):
             reach, offered = rest_view(world, user, case, page=False)
             if "attachments" in rest_view(world, user, case)[1]:
-                answers = rest_post(world, user, case, "attachments"), web_post(
-                    world, user, case, "attachments"
+                answers = (
+                    rest_post(world, user, case, "attachments"),
+                    web_post(world, user, case, "attachments"),
                 )
                 if answers != (303, 303):
                     wrong.append(f"{user} upload on {label}: REST/web {answers}")

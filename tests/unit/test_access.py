@@ -231,7 +231,9 @@ def test_allowed_and_run_agree(session: Session, city: City) -> None:
     case = _cases(session, city)[1]
     assert case.status == CaseStatus.ASSIGNED
     assignee = next(n for n, s in city.staff.items() if s.id == case.assignee_id)
-    offered = {n: actions.allowed_names(session, principal(session, city, n), case) for n in city.staff}
+    offered = {
+        n: actions.allowed_names(session, principal(session, city, n), case) for n in city.staff
+    }
     assert offered["volunteerA"] == []
     assert "consent" in offered[assignee] and "consent" in offered["mediatorB"]
     assert "consent" not in offered["workerA"]  # recorded it, but mediation is not theirs
@@ -250,4 +252,6 @@ def test_allowed_and_run_agree(session: Session, city: City) -> None:
                 actions.ConsentIn(version=case.version))  # fmt: skip
     assert case.version == before + 1 and case.consent_at is not None
     # Every party consented: consent is no longer offered, and refused if sent.
-    assert "consent" not in actions.allowed_names(session, principal(session, city, "mediatorB"), case)
+    assert "consent" not in actions.allowed_names(
+        session, principal(session, city, "mediatorB"), case
+    )
