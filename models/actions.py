@@ -3,26 +3,38 @@
 
 Each row (:class:`Action`) says
 
-- ``name``: the action's name, its REST path (``POST /api/v1/cases/{case}/<name>``) and
-  what ``allowed_actions`` lists;
+- ``name``: the action's name, its REST path (``POST /api/v1/cases/{case}/<name>``) unless
+  ``path`` says otherwise, and what ``allowed_actions`` lists;
 - ``verb``: the state-machine transition it records (:data:`models.lifecycle.TRANSITIONS`:
   the statuses it may start from, and the ``zh`` label); the web page names its form by it;
 - ``body``: the pydantic model of what the person sends (``version`` included: the case
   version they last saw; a stale one answers 409 and changes nothing);
-- ``perform``: the domain service call, ``(session, principal, case, body) -> record id``;
+- ``perform``: the domain service call, ``(session, principal, case, body, **extras) ->
+  record id`` (``extras``: the path parameters and the file, below);
 - ``who``: who may do it, within reach (:func:`by_role`; default: every role that may
   write, i.e. not instructors or volunteers);
 - ``guard``: an extra condition on the case beyond the transition's sources, answering the
   reason it is not possible now (or None);
 - ``summary``, ``operation``, ``example``: the REST operation as OpenAPI shows it (its
-  summary, the name its operation id is made from, and an example body).
+  summary, the name its operation id is made from, and an example body);
+- ``path``, ``method``: the REST path below the case when it is not ``name``, with its
+  path parameters (``mediators/{staff_id}/recuse``: the id of a row of the case, handed
+  to ``perform`` by name), and the method when not POST (``PATCH parties/{party_id}``);
+- ``upload``: the action takes a file (multipart ``file``, handed to ``perform`` as
+  ``file``, an :class:`Upload`; the body's fields are form fields beside it);
+- ``reader``: who must be able to read what the action touches (the case's files: its
+  personal data); anyone else is answered as if the case were out of reach (404);
+- ``page``: whether the case page has a form for it; ``helpers``: whether a helper who
+  reaches the case only as its helper (:func:`models.access.helps_on`) may do it.
 
-A person may do an action now when (:func:`refusal` answers None): their role may write,
-``who`` lets them, the case's status is a source of ``verb``, and ``guard`` passes. Reach is
-checked first (a case out of reach is 404, :func:`models.access.find_case`); a refused
-role is :class:`PermissionDenied` (403); a case in the wrong state or failing the guard is
-:class:`StateError` (409). The transition's own guards (consent before mediation, a
-satisfaction rating before closing, ...) are still checked by the service.
+A person may do an action now when (:func:`refusal` answers None): the ``reader`` rule
+lets them, their role may write, they reach the case in their own right (or the row is
+for helpers), ``who`` lets them, the case's status is a source of ``verb``, and ``guard``
+passes. Reach is checked first (a case out of reach is 404,
+:func:`models.access.find_case`); a refused role is :class:`PermissionDenied` (403); a
+case in the wrong state or failing the guard is :class:`StateError` (409). The
+transition's own guards (consent before mediation, a satisfaction rating before closing,
+...) are still checked by the service.
 
 **Adding an action** is adding one row to :data:`ACTIONS`: write its body model (subclass
 :class:`ActionBody`; give each field a ``title`` in Chinese and a ``description`` in
@@ -71,6 +83,7 @@ from models.access import (
     not_found,
     place_path_of,
     reaches,
+    reaches_in_own_right,
 )
 from models.case import Case
 from models.contact import ContactCreate, record_contact
@@ -500,6 +513,7 @@ class Action:
     status: int = 200  # 201: the action creates a resource of its own (an attachment)
     reader: Reader | None = None  # who must read what it touches; anyone else gets 404
     page: bool = True  # the case page has a form for it (the upload: a form of its own)
+    helpers: bool = False  # a helper who reaches the case only as its helper may do it
 
     @property
     def zh(self) -> str:
@@ -957,6 +971,7 @@ ACTIONS: dict[str, Action] = {
             "helper-tasks", "helper_task_recorded", HelperTaskIn, _helper_task,
             "记录协办任务 Record a helper's task", "helper_task",
             {"version": 4, "kind": "visit", "note": "上门走访，当事人情绪稳定"}, who=may_help,
+            helpers=True,
         ),
         Action(
             "parties", "party_added", PartyIn, _add_party, "增加当事人 Add a party",
@@ -1018,7 +1033,11 @@ def refusal(session: Session, principal: Principal, case: Case, action: Action) 
     writes = principal.can_write or (
         action.verb == "helper_task_recorded" and principal.role in HELPERS
     )
-    if not writes or visitor_only or not action.who(principal, case):
+    # A helper lent from outside the area reaches the case to help, and only for that.
+    lent = not action.helpers and not reaches_in_own_right(
+        principal, case, place_path=place_path_of(session, case)
+    )
+    if not writes or visitor_only or lent or not action.who(principal, case):
         role = principal.role.value if principal.role else principal.kind
         return PermissionDenied(
             f"the {role} role may not {action.name} this case",
