@@ -140,6 +140,11 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:4200",
         description="Base URL of the Prefect UI; case pages link to their flow runs there.",
     )
+    scenarios_dir: Path | None = Field(
+        default=None,
+        description="Folder of the policy simulator's scenario files offered to supervisors "
+        "(default: the repository's docs/scenarios).",
+    )
 
     # Mediation (人民调解法): the mediation limit and its reminder, attachments
     mediation_limit_months: int = Field(

@@ -84,6 +84,7 @@ templates.env.globals["static_version"] = "1"
 # Phone and ID numbers typed into free text are masked unless the reader is entitled.
 templates.env.filters["scrub"] = pii.scrub_text
 templates.env.globals["staff_id_of"] = access.staff_id_of
+templates.env.globals["may_simulate"] = access.may_use_simulator
 
 
 # --- sessions and rendering helpers -------------------------------------------------
@@ -149,6 +150,16 @@ def to_login(request: Request) -> RedirectResponse:
 
 def not_found(request: Request, user: Principal | None) -> HTMLResponse:
     return render(request, "error.html", {"status": 404}, user=user, status_code=404)
+
+
+def signed_in_page(request: Request, page: Callable[[Session, Principal], Response]) -> Response:
+    """``page`` (given a read session) for the signed-in person; anyone else is sent to
+    sign in and comes back here afterwards."""
+    with read_session(request) as session:
+        user = auth.current_user(request, session)
+        if user is None:
+            return to_login(request)
+        return page(session, user)
 
 
 def reader_and_case(
@@ -281,13 +292,12 @@ async def logout(request: Request) -> Response:
 
 @router.get(f"{PREFIX}/inbox", response_class=HTMLResponse)
 def inbox_page(request: Request) -> Response:
-    with read_session(request) as session:
-        user = auth.current_user(request, session)
-        if user is None:
-            return to_login(request)
+    def page(session: Session, user: Principal) -> Response:
         now = clock.now()
         box = queries.inbox(session, user=user, now=now)
-    return render(request, "inbox.html", {"box": box, "now": now}, user=user)
+        return render(request, "inbox.html", {"box": box, "now": now}, user=user)
+
+    return signed_in_page(request, page)
 
 
 # --- intake --------------------------------------------------------------------------
@@ -328,19 +338,19 @@ def _intake_context(session: Session, user: Principal, values: dict[str, str]) -
 
 @router.get(f"{PREFIX}/cases/new", response_class=HTMLResponse)
 def intake_form(request: Request) -> Response:
-    with read_session(request) as session:
-        user = auth.current_user(request, session)
-        if user is None:
-            return to_login(request)
-        values = {
-            "priority": Priority.NORMAL.value,
-            "channel": Channel.WALK_IN.value,
-            "people_affected": "1",
-            # A person unless the worker says otherwise: a name is personal data.
-            "respondent_kind": PartyKind.PERSON.value,
-        }
+    values = {
+        "priority": Priority.NORMAL.value,
+        "channel": Channel.WALK_IN.value,
+        "people_affected": "1",
+        # A person unless the worker says otherwise: a name is personal data.
+        "respondent_kind": PartyKind.PERSON.value,
+    }
+
+    def page(session: Session, user: Principal) -> Response:
         ctx = _intake_context(session, user, values)
-    return render(request, "intake.html", {**ctx, "errors": {}, "form_error": None}, user=user)
+        return render(request, "intake.html", {**ctx, "errors": {}, "form_error": None}, user=user)
+
+    return signed_in_page(request, page)
 
 
 def _field_for(loc: tuple[int | str, ...]) -> str:
@@ -716,40 +726,44 @@ def _shift_month(first: date, months: int) -> str:
 
 @router.get(f"{PREFIX}/dashboard", response_class=HTMLResponse)
 def dashboard(request: Request, level: str | None = None, month: str | None = None) -> Response:
+    return signed_in_page(
+        request, lambda session, user: _dashboard(request, session, user, level, month)
+    )
+
+
+def _dashboard(
+    request: Request, session: Session, user: Principal, level: str | None, month: str | None
+) -> Response:
     from models import metrics
     from models.month_problem import get_month_problem
     from models.monthly_report import previous_month
 
-    with read_session(request) as session:
-        user = auth.current_user(request, session)
-        if user is None:
-            return to_login(request)
-        lang = pick_lang(request)
-        t = Translator(lang)
-        chosen = UnitLevel(level) if level in {lv.value for lv in DASHBOARD_LEVELS} else None
-        now = clock.now()
-        first = _dashboard_month(month, now)
-        since, until = metrics.month_range(first)
-        reach = user.reach_path
-        if chosen is None:
-            rates = metrics.monthly_ranking(session, month=first, within_path=reach)
-        else:
-            rates = metrics.unit_rates(
-                session, since=since, until=until, level=chosen, within_path=reach
-            )
-        backlog_level = chosen if chosen not in (None, UnitLevel.AGENCY) else UnitLevel.COMMUNITY
-        backlog = list(metrics.backlog_by_unit(session, within_path=reach, level=backlog_level))
-        overdue_levels = list(
-            metrics.overdue_by_level(session, now=now, within_path=reach, since=since)
+    lang = pick_lang(request)
+    t = Translator(lang)
+    chosen = UnitLevel(level) if level in {lv.value for lv in DASHBOARD_LEVELS} else None
+    now = clock.now()
+    first = _dashboard_month(month, now)
+    since, until = metrics.month_range(first)
+    reach = user.reach_path
+    if chosen is None:
+        rates = metrics.monthly_ranking(session, month=first, within_path=reach)
+    else:
+        rates = metrics.unit_rates(
+            session, since=since, until=until, level=chosen, within_path=reach
         )
-        escalations = list(
-            metrics.recent_escalations(session, since=now - timedelta(days=1), within_path=reach)
-        )
-        clusters = list(metrics.clusters(session, since=since, within_path=reach))
-        candidate = metrics.problem_of_the_month(session, month_start=first, within_path=reach)
-        decided = get_month_problem(session, month=f"{first:%Y-%m}")
-        lead_units = queries.units_in_reach(session, user=user, levels=PROBLEM_LEAD_LEVELS)
-        overdue = queries.overdue_cases(session, user=user, now=now, limit=50)
+    backlog_level = chosen if chosen not in (None, UnitLevel.AGENCY) else UnitLevel.COMMUNITY
+    backlog = list(metrics.backlog_by_unit(session, within_path=reach, level=backlog_level))
+    overdue_levels = list(
+        metrics.overdue_by_level(session, now=now, within_path=reach, since=since)
+    )
+    escalations = list(
+        metrics.recent_escalations(session, since=now - timedelta(days=1), within_path=reach)
+    )
+    clusters = list(metrics.clusters(session, since=since, within_path=reach))
+    candidate = metrics.problem_of_the_month(session, month_start=first, within_path=reach)
+    decided = get_month_problem(session, month=f"{first:%Y-%m}")
+    lead_units = queries.units_in_reach(session, user=user, levels=PROBLEM_LEAD_LEVELS)
+    overdue = queries.overdue_cases(session, user=user, now=now, limit=50)
     runs = {row.case.number: prefect_runs_url(row.case, now=now) for row in overdue}
     rows = [
         RateRow(

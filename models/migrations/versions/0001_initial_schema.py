@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 16:04:00.401332
+Create Date: 2026-11-30 17:07:25.466267
 """
 
 from collections.abc import Sequence
@@ -318,6 +318,27 @@ def upgrade() -> None:
     with op.batch_alter_table('sign_in_link', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sign_in_link_staff_id'), ['staff_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_sign_in_link_token_hash'), ['token_hash'], unique=True)
+
+    op.create_table('simulation_run',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('started_by_id', sa.Integer(), nullable=True),
+    sa.Column('origin', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('status', sa.Enum('pending', 'running', 'done', 'failed', name='simulationstatus', native_enum=False, length=32), nullable=False),
+    sa.Column('period_start', sa.Date(), nullable=False),
+    sa.Column('days', sa.Integer(), nullable=False),
+    sa.Column('seed', sa.Integer(), nullable=False),
+    sa.Column('parameters', sa.JSON(), nullable=False),
+    sa.Column('flow_run_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=True),
+    sa.Column('summary', sa.JSON(), nullable=True),
+    sa.Column('report_html', sa.Text(), nullable=True),
+    sa.Column('error', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
+    sa.ForeignKeyConstraint(['started_by_id'], ['staff.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('simulation_run', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_simulation_run_created_at'), ['created_at'], unique=False)
 
     op.create_table('web_session',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -1021,6 +1042,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_web_session_staff_id'))
 
     op.drop_table('web_session')
+    with op.batch_alter_table('simulation_run', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_simulation_run_created_at'))
+
+    op.drop_table('simulation_run')
     with op.batch_alter_table('sign_in_link', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_sign_in_link_token_hash'))
         batch_op.drop_index(batch_op.f('ix_sign_in_link_staff_id'))
