@@ -16,7 +16,7 @@ from prefect.runtime import flow_run
 from pydantic import Field
 
 from models import clock
-from models.sim_runs import MAX_DAYS, available_scenarios
+from models.sim_runs import MAX_DAYS, available_scenarios, default_scenarios
 from tasks.simulate import open_simulation, publish_simulation, run_simulation
 
 # The Prefect UI offers the scenario files as a list to choose from.
@@ -37,7 +37,8 @@ def simulate(
     """政策模拟：各情景并排比较 / Compare policy scenarios side by side.
 
     Args:
-        scenarios: 情景（docs/scenarios 中的文件）/ Scenario files to compare.
+        scenarios: 情景（docs/scenarios 中的文件；默认 as-is 现行时限）/ Scenario files to
+            compare (default: as-is, the limits in force).
         scenario_toml: 另加一个情景（TOML 文本，时限用 [[limit]]）/ One more scenario
             written here as TOML (limits inline as [[limit]]); named "custom".
         start: 起始日期（默认：今天往前 days 天）/ First day (default: days before today).
@@ -47,7 +48,7 @@ def simulate(
     """
     first = start or clock.to_local(clock.now()).date() - timedelta(days=days)
     raw = {
-        "scenarios": list(scenarios or []),
+        "scenarios": list(scenarios) if scenarios is not None else default_scenarios(),
         "uploaded": {"custom": scenario_toml} if scenario_toml.strip() else {},
         "start": first,
         "days": days,

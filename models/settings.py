@@ -78,6 +78,14 @@ class Settings(BaseSettings):
     sms_receipt_template: str = Field(
         default="TJ_RECEIPT", description="The gateway's template id for the receipt."
     )
+    sms_link_template: str = Field(
+        default="TJ_LINK", description="The gateway's template id for a one-use link."
+    )
+    sms_resend_hours: int = Field(
+        default=72,
+        ge=1,
+        description="How long the sweep keeps re-sending a receipt or link that failed.",
+    )
 
     # Duplicate and cluster detection
     dedup_window_days: int = 30
@@ -176,6 +184,14 @@ class Settings(BaseSettings):
     )
     resident_photo_max_bytes: int = Field(default=5_000_000, description="Largest photo accepted.")
     resident_photos_max: int = Field(default=3, description="Photos at most per submission.")
+    resident_link_days: int = Field(
+        default=7, ge=1, description="How long a one-use link sent by SMS stays valid."
+    )
+    resident_purge_hours: int = Field(
+        default=24,
+        ge=1,
+        description="Expired sessions and links, and idle code locks, are deleted this long after.",
+    )
 
     # Personal data
     retention_days: int = 3 * 365

@@ -87,6 +87,14 @@ def available_scenarios(folder: Path | None = None) -> list[ScenarioChoice]:
     return found
 
 
+BASELINE = "as-is"  # the district's limits as they are: what other scenarios are set beside
+
+
+def default_scenarios(folder: Path | None = None) -> list[str]:
+    """The scenarios chosen when none are named: the baseline, if the folder has it."""
+    return [c.key for c in available_scenarios(folder) if c.key == BASELINE]
+
+
 def _raise(field: str, zh: str, en: str) -> NoReturn:
     raise ValidationError(
         f"{field}: {en}", f"{field}：{zh}", problems=[FieldProblem(field, zh, en)]

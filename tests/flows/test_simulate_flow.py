@@ -65,7 +65,7 @@ def _personal_data() -> set[str]:
 def test_a_small_simulation_is_stored_and_published(
     city: City, case_db: Engine, aloop: LoopRunner
 ) -> None:
-    run_id = simulate(scenario_toml=SMALL, start=date(2026, 11, 23), days=3, seed=7)
+    run_id = simulate(scenarios=[], scenario_toml=SMALL, start=date(2026, 11, 23), days=3, seed=7)
 
     (run,) = _runs(case_db)
     assert run.id == run_id and run.status == SimulationStatus.DONE
@@ -89,9 +89,9 @@ def test_a_small_simulation_is_stored_and_published(
     "params",
     [
         {"scenarios": ["no-such-scenario"]},
-        {"scenario_toml": "name = \n"},
-        {"scenario_toml": 'name = "x"\npolicies = "/etc/passwd"\n'},
-        {},
+        {"scenarios": [], "scenario_toml": "name = \n"},
+        {"scenarios": [], "scenario_toml": 'name = "x"\npolicies = "/etc/passwd"\n'},
+        {"scenarios": []},
     ],
     ids=["unknown-name", "bad-toml", "file-reference", "nothing-chosen"],
 )
@@ -159,3 +159,14 @@ def test_the_page_starts_the_deployment_the_flow_fills_in_its_run(
     assert list(done.summary or {}) and "small-plan" in (done.summary or {})["scenarios"]
     with read_session(case_db) as session:
         assert session.exec(select(func.count()).select_from(SimulationRun)).one() == 1
+
+
+def test_a_run_that_cannot_finish_is_recorded_as_failed_with_why(
+    city: City, case_db: Engine
+) -> None:
+    # By default the limits in force replay the period's history: this city has none.
+    with pytest.raises(Exception, match="no complaints to simulate"):
+        simulate(start=date(2026, 11, 23), days=3)
+    (run,) = _runs(case_db)
+    assert run.status == SimulationStatus.FAILED and run.parameters["scenarios"] == ["as-is"]
+    assert run.error and "no complaints to simulate" in run.error and run.summary is None

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 17:07:25.466267
+Create Date: 2026-11-30 17:27:14.050355
 """
 
 from collections.abc import Sequence
@@ -812,7 +812,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_party_consent_party_id'), ['party_id'], unique=False)
 
     op.create_table('resident_link',
-    sa.Column('token_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('nonce', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
     sa.Column('party_id', sa.Integer(), nullable=False),
     sa.Column('purpose', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
@@ -821,10 +822,13 @@ def upgrade() -> None:
     sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
     sa.ForeignKeyConstraint(['party_id'], ['party.id'], ),
-    sa.PrimaryKeyConstraint('token_hash')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('case_id', 'party_id', 'purpose'),
+    sa.UniqueConstraint('nonce')
     )
     with op.batch_alter_table('resident_link', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_resident_link_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_resident_link_expires_at'), ['expires_at'], unique=False)
 
     op.create_table('resident_photo',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -923,6 +927,7 @@ def downgrade() -> None:
 
     op.drop_table('resident_photo')
     with op.batch_alter_table('resident_link', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_resident_link_expires_at'))
         batch_op.drop_index(batch_op.f('ix_resident_link_case_id'))
 
     op.drop_table('resident_link')
