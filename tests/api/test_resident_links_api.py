@@ -111,6 +111,11 @@ def test_the_respondent_accepts_with_times_and_the_mediator_sees_them(open_api: 
     assert 'class="party-answer accepted"' in staff and "当事人提出调解时间" in staff
     day = clock.to_local(clock.now()).date() + timedelta(days=2)
     assert f"{day.month}月{day.day}日 上午" in staff and "晚上（19:00–21:00）" in staff
+    rest = api.as_("mediatorA").get(f"/api/v1/cases/{case['number']}").json()["mediation"]
+    [answer] = rest["party_answers"]
+    assert answer["accepted"] and answer["side"] == "respondent"
+    assert answer["slots"] == [{"day": days[0], "part": "am"}, {"day": days[1], "part": "eve"}]
+    assert rest["blocked_by_refusal"] is False
 
 
 def _refusal(api: Api, token: str, csrf: str = "") -> tuple[int, str]:
@@ -176,6 +181,8 @@ def test_a_declined_invitation_stops_mediation_and_the_case_page_says_so(open_ap
     api.client.post(f"/r/link/{token}", data={"csrf": _csrf(page), "answer": "decline"})
     staff = _staff_page(api, case)
     assert 'id="declined"' in staff and "人民调解法第十七条" in staff
+    rest = api.as_("mediatorA").get(f"/api/v1/cases/{case['number']}").json()["mediation"]
+    assert rest["blocked_by_refusal"] is True and not rest["party_answers"][0]["accepted"]
     assert "当事人不同意调解（本人答复）" in staff
     # Even with every consent recorded by staff for the complainant, start is refused.
     mediator = api.as_("mediatorA")
