@@ -178,6 +178,14 @@ class BreachKind(Labelled):
     RESOLUTION = "resolution"
 
 
+class Rate(Labelled):
+    """The three rates (三率) a case is judged on, once each (:mod:`models.decisions`)."""
+
+    RESPONSE = "response"
+    RESOLUTION = "resolution"
+    SATISFACTION = "satisfaction"
+
+
 class ReferralTarget(Labelled):
     ARBITRATION = "arbitration"
     COURT = "court"
@@ -394,6 +402,9 @@ _LABEL_PAIRS: tuple[tuple[Labelled, tuple[str, str]], ...] = (
     (SatisfiedAnswer.DISSATISFIED, ("不满意", "Dissatisfied")),
     (BreachKind.RESPONSE, ("响应超时", "Response limit passed")),
     (BreachKind.RESOLUTION, ("办理超期", "Resolution limit passed")),
+    (Rate.RESPONSE, ("响应率", "Response rate")),
+    (Rate.RESOLUTION, ("解决率", "Resolution rate")),
+    (Rate.SATISFACTION, ("满意率", "Satisfaction rate")),
     (ReferralTarget.ARBITRATION, ("劳动人事争议仲裁", "Labour and personnel arbitration")),
     (ReferralTarget.COURT, ("法院", "Court")),
     (ReferralTarget.AGENCY, ("结对部门", "Paired agency")),
