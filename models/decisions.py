@@ -287,26 +287,45 @@ def _chunks(ids: list[int], size: int) -> Iterator[list[int]]:
         yield ids[start : start + size]
 
 
-def rebuild(
-    session: Session, *, batch: int = 20_000, progress: Callable[[int, int], None] | None = None
-) -> int:
-    """Work out every case's rows again, ``batch`` case ids per statement (the caller
-    commits). For a database filled outside the ORM, or after a migration; also safe on
-    a database in use (each batch replaces what it recounts). Returns the rows kept."""
+def id_ranges(session: Session, batch: int = 20_000) -> list[tuple[int, int]]:
+    """The case ids in ``[low, high)`` ranges of ``batch``, for a rebuild in steps."""
     low, high = session.exec(select(func.min(col(Case.id)), func.max(col(Case.id)))).one()
     if low is None or high is None:
-        session.exec(delete(RateDecision))
-        return 0
-    for start in range(low, high + 1, batch):
-        end = start + batch
+        return []
+    return [(start, min(start + batch, high + 1)) for start in range(low, high + 1, batch)]
 
-        def scope(case_id: Any, a: int = start, b: int = end) -> ColumnElement[bool]:
-            return and_(case_id >= a, case_id < b)
 
-        _replace(session, scope)
-        if progress:
-            progress(min(end, high + 1) - low, high + 1 - low)
+def rebuild_range(session: Session, low: int, high: int) -> None:
+    """Work out again the rows of the cases with ids in ``[low, high)`` (the caller
+    commits); safe on a database in use: it replaces what it recounts."""
+
+    def scope(case_id: Any) -> ColumnElement[bool]:
+        return and_(case_id >= low, case_id < high)
+
+    _replace(session, scope)
+
+
+def rebuild(session: Session, *, batch: int = 20_000) -> int:
+    """Work out every case's rows again, in one transaction (the caller commits): for a
+    database filled outside the ORM, or after a migration. Returns the rows kept."""
+    ranges = id_ranges(session, batch)
+    for low, high in ranges:
+        rebuild_range(session, low, high)
+    return count(session)
+
+
+def count(session: Session) -> int:
     return int(session.exec(select(func.count()).select_from(RateDecision)).one())
+
+
+def fill_if_empty(session: Session) -> int:
+    """After a migration: a database with cases and no kept rows (made before this
+    table, or restored from such a backup) gets them. Returns the rows kept."""
+    if session.exec(select(RateDecision.case_id).limit(1)).first() is not None:
+        return 0
+    if session.exec(select(Case.id).limit(1)).first() is None:
+        return 0
+    return rebuild(session)
 
 
 def differences(session: Session) -> list[tuple[str, tuple[Any, ...]]]:
