@@ -138,7 +138,7 @@ def record_outcome(
     expected_version: int | None,
 ) -> Agreement:
     """Record the parties' application to the court, or the court's decision."""
-    lifecycle.check_version(case, expected_version)
+    step = lifecycle.step_on(session, case, actor, expected_version)
     if actor.kind != "staff":
         raise GuardFailed("recorded by staff", "须由工作人员记录。")
     assert case.id is not None
@@ -158,20 +158,15 @@ def record_outcome(
         row.confirmation_decided_on = on
     row.court_confirmed = status == C.CONFIRMED
     session.add(row)
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="court_confirmation_recorded",
-        actor=actor,
-        expected_version=expected_version,
-        data={
+    step.record(
+        "court_confirmation_recorded",
+        {
             "agreement_id": row.id,
             "status": status.value,
             "on": on.isoformat(),
             "court_reference": row.court_reference or None,
         },
     )
-    session.flush()
     return row
 
 

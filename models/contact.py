@@ -22,11 +22,10 @@ from sqlmodel._compat import SQLModelConfig
 
 from models import clock, lifecycle
 from models.case import Case
-from models.cases import get_case
 from models.enums import CaseStatus, ContactMethod
 from models.errors import GuardFailed, InvalidTransition
 from models.guards import CLOCK_TOLERANCE, invalid
-from models.lifecycle import Actor, check_version
+from models.lifecycle import Actor
 from models.mediation import clean_text
 from models.rows import rows_of
 from models.types import UTCDateTime, enum_type
@@ -134,8 +133,8 @@ def record_contact(
     """Record a contact with the complainant by a person (首次联系). Only staff; the
     moment may be earlier than now (recorded after the call) but not before the case
     was received nor in the future."""
-    case = get_case(session, case_id=case_id)
-    check_version(case, expected_version)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
     if actor.kind != "staff":
         raise GuardFailed("a contact is made by a person", "联系群众须由工作人员进行。")
     if case.status not in CONTACT_STATUSES:
@@ -154,13 +153,9 @@ def record_contact(
         )
     row = _add(session, case, actor, at=at, method=data.method, note=data.note)
     session.flush()
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="contacted",
-        actor=actor,
-        expected_version=expected_version,
-        data={
+    step.record(
+        "contacted",
+        {
             "contact_id": row.id,
             "method": data.method.value,
             "at": at.isoformat(),
@@ -168,5 +163,4 @@ def record_contact(
             "unit": case.unit_path,
         },
     )
-    session.flush()
     return row

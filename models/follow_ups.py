@@ -186,8 +186,8 @@ def record_follow_up(
 ) -> FollowUp:
     """Fill in a return visit (the one named, else the earliest still open) with its
     outcome and rating; the case's satisfaction becomes the latest rating."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
     if case.status != S.FOLLOW_UP:
         raise InvalidTransition(
             f"cannot record a return visit for a case that is {case.status.value}",
@@ -238,13 +238,9 @@ def record_follow_up(
     if data.satisfaction is not None:
         case.satisfaction = data.satisfaction
     session.flush()
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="follow_up_recorded",
-        actor=actor,
-        expected_version=expected_version,
-        data={
+    step.record(
+        "follow_up_recorded",
+        {
             "follow_up_id": visit.id,
             "kind": visit.kind.value,
             "outcome": data.outcome.value,
@@ -256,20 +252,14 @@ def record_follow_up(
             "unit_at_fault": data.unit_at_fault,
         },
     )
-    session.flush()
     return visit
 
 
-def _reopen(
-    session: Session,
-    case: Case,
-    actor: Actor,
-    data: dict[str, Any],
-    expected_version: int | None = None,
-) -> None:
-    """Reopen ``case``. It is mediated again only with fresh consent (mediation is
-    voluntary), and the return visits not yet made are dropped: the new settlement
+def _reopen(step: lifecycle.Step, data: dict[str, Any]) -> None:
+    """Reopen the step's case. It is mediated again only with fresh consent (mediation
+    is voluntary), and the return visits not yet made are dropped: the new settlement
     schedules its own."""
+    session, case = step.session, step.case
     assert case.id is not None
     case.consent_at = None
     for visit in list_follow_ups(session, case_id=case.id):
@@ -279,21 +269,14 @@ def _reopen(
         if party.consented:
             party.consented = False
             session.add(party)
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="reopened",
-        actor=actor,
-        expected_version=expected_version,
-        data=data,
-    )
-    session.flush()
+    step.record("reopened", data)
 
 
 def settle_after_follow_up(session: Session, *, case_id: int, actor: Actor) -> Settlement:
     """Decide what a recorded return visit means for the case. Idempotent: a case already
     closed answers ``"closed"``, one already reopened ``"reopened"``."""
-    case = get_case(session, case_id=case_id)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=None)
+    case = step.case
     if case.status == S.CLOSED:
         return "closed"
     if case.status == S.REOPENED:
@@ -319,10 +302,7 @@ def settle_after_follow_up(session: Session, *, case_id: int, actor: Actor) -> S
             "回访不满意且属本单位责任 / dissatisfied on the return visit, through the unit's fault"
         )
         _reopen(
-            session,
-            case,
-            actor,
-            {"reason": reason, "follow_up_id": latest.id, "satisfaction": latest.satisfaction},
+            step, {"reason": reason, "follow_up_id": latest.id, "satisfaction": latest.satisfaction}
         )
         return "reopened"
     if any(v.done_at is None for v in visits):
@@ -330,8 +310,7 @@ def settle_after_follow_up(session: Session, *, case_id: int, actor: Actor) -> S
     data: dict[str, Any] = {"satisfaction": case.satisfaction, "follow_up_id": latest.id}
     if case.satisfaction is None:
         data["unreachable"] = True
-    lifecycle.apply(session, case=case, verb="closed", actor=actor, data=data)
-    session.flush()
+    step.record("closed", data)
     return "closed"
 
 
@@ -339,8 +318,8 @@ def reopen_case(
     session: Session, *, case_id: int, reason: str, actor: Actor, expected_version: int | None
 ) -> Case:
     """Reopen a case in follow-up or closed, at the resident's request (重新办理)."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
     if case.anonymised_at is not None:
         raise GuardFailed(
             "the case's personal data has been anonymised under the retention rule; "
@@ -353,7 +332,7 @@ def reopen_case(
             f"cannot reopen a case that is {case.status.value}",
             f"案件当前状态为「{case.status.zh}」，不能重新办理。",
         )
-    _reopen(session, case, actor, {"reason": event_text(text)}, expected_version)
+    _reopen(step, {"reason": event_text(text)})
     return case
 
 

@@ -29,7 +29,7 @@ from sqlmodel import Session, col, select
 
 from models import clock, pii
 from models.access import Actor as Actor  # re-exported: services and tests name it so
-from models.case import Case
+from models.case import Case, get_case
 from models.enums import TERMINAL_STATUSES, CaseStatus, ReferralState
 from models.errors import ConflictError, GuardFailed, InvalidTransition
 from models.event import CaseEvent, Outbox
@@ -508,6 +508,52 @@ def check_version(case: Case, expected_version: int | None) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Step:
+    """One person's change to one case, in the order every case service keeps:
+
+    1. :func:`step` / :func:`step_on` load the case and check the caller's version
+       before anything else, so a stale request is refused before it writes;
+    2. the service checks its own rules and sets the case's fields;
+    3. :meth:`record` applies the verb through :func:`apply` (status, version, event,
+       outbox, with the same version check) and flushes; the boundary commits.
+    """
+
+    session: Session
+    case: Case
+    actor: Actor
+    expected_version: int | None
+
+    def record(
+        self, verb: str, data: dict[str, Any] | None = None, *, at: datetime | None = None
+    ) -> CaseEvent:
+        """Apply ``verb`` to the case with ``data`` as the event's data, then flush."""
+        event = apply(
+            self.session,
+            case=self.case,
+            verb=verb,
+            actor=self.actor,
+            expected_version=self.expected_version,
+            data=data,
+            at=at,
+        )
+        self.session.flush()
+        return event
+
+
+def step(session: Session, *, case_id: int, actor: Actor, expected_version: int | None) -> Step:
+    """Begin a :class:`Step` on the case with this id (:class:`~models.errors.NotFound`
+    if there is none; :class:`ConflictError` if the caller's version is stale)."""
+    return step_on(session, get_case(session, case_id=case_id), actor, expected_version)
+
+
+def step_on(session: Session, case: Case, actor: Actor, expected_version: int | None) -> Step:
+    """Begin a :class:`Step` on a case already loaded (:class:`ConflictError` if the
+    caller's version is stale)."""
+    check_version(case, expected_version)
+    return Step(session, case, actor, expected_version)
+
+
 def allowed_verbs(case: Case) -> list[str]:
     """Verbs whose source includes the case's current status (guards not evaluated)."""
     return [v for v, t in TRANSITIONS.items() if case.status in t.sources]
@@ -564,13 +610,13 @@ def _append(
     case.last_hash = event.hash
     session.add(event)
     session.flush()
-    step = NEXT_STEP.get(verb)
+    next_step = NEXT_STEP.get(verb)
     session.add(
         Outbox(
             case_id=case.id,
             event_id=event.id,
             verb=verb,
-            step=step,
+            step=next_step,
             idempotency_key=f"{case.id}:{event.seq}:{verb}",
             payload={"case_id": case.id, "seq": event.seq},
             created_at=at,

@@ -130,8 +130,8 @@ def record_consent(
     so. When every party whose consent is needed has consented, ``case.consent_at`` is
     set and mediation may start. A refusal (``given=False``) ends it: no mediation
     against a party's will (人民调解法 第十七条); the parties are told their routes."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
     _require_status(case, {S.ASSIGNED}, "record consent for", "记录调解同意")
     parties = parties_of(session, case_id=case_id)
     chosen = _chosen_parties(parties, party_ids)
@@ -155,21 +155,13 @@ def record_consent(
     _touch_response(session, case, actor, now, "consent_recorded")
     ids = sorted(int(p.id) for p in chosen if p.id)
     if not given:
-        return _refused(
-            session, case=case, party_ids=ids, how=how, actor=actor, version=expected_version
-        )
+        return _refused(step, party_ids=ids, how=how)
     all_consented = all(p.consented for p in parties if p.consent_required)
     if all_consented and case.consent_at is None:
         case.consent_at = now
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="consent_recorded",
-        actor=actor,
-        expected_version=expected_version,
-        data={"party_ids": ids, "all_consented": all_consented, "how": how.value},
+    step.record(
+        "consent_recorded", {"party_ids": ids, "all_consented": all_consented, "how": how.value}
     )
-    session.flush()
     return case
 
 
@@ -197,15 +189,10 @@ def _chosen_parties(parties: list[Party], party_ids: list[int] | None) -> list[P
     return chosen
 
 
-def _refused(
-    session: Session,
-    *,
-    case: Case,
-    party_ids: list[int],
-    how: ConsentMethod,
-    actor: Actor,
-    version: int | None,
-) -> Case:
+def _refused(step: lifecycle.Step, *, party_ids: list[int], how: ConsentMethod) -> Case:
+    """A party refused mediation: it is not mediated (人民调解法第十七条); the parties
+    are pointed to the court."""
+    case = step.case
     route = ReferralTarget.COURT
     case.consent_at = None
     case.referral_target = route
@@ -213,20 +200,15 @@ def _refused(
         f"{TerminationReason.PARTY_REFUSES.zh}，依法不予调解（人民调解法第十七条）。"
         f"{route_guidance(route)}"
     )
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="mediation_refused",
-        actor=actor,
-        expected_version=version,
-        data={
+    step.record(
+        "mediation_refused",
+        {
             "party_ids": party_ids,
             "how": how.value,
             "reason": TerminationReason.PARTY_REFUSES.value,
             "route": route.value,
         },
     )
-    session.flush()
     return case
 
 
@@ -262,8 +244,8 @@ def start_mediation(
 ) -> Case:
     """Open mediation once the dispute is accepted, a mediator is named and every party
     whose consent is needed has consented; it is due one month later (setting)."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
     _require_status(case, {S.ASSIGNED}, "start mediation on", "开始调解")
     if case.accepted_at is None:
         raise GuardFailed(
@@ -284,15 +266,10 @@ def start_mediation(
     set_mediation_limit(case, mediation_limit_due(now))
     _touch_response(session, case, actor, now, "mediation_started")
     assert case.mediation_due_at is not None
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="mediation_started",
-        actor=actor,
-        expected_version=expected_version,
-        data={"mediation_due_on": workdays.local_date(case.mediation_due_at).isoformat()},
+    step.record(
+        "mediation_started",
+        {"mediation_due_on": workdays.local_date(case.mediation_due_at).isoformat()},
     )
-    session.flush()
     return case
 
 
@@ -310,8 +287,8 @@ def extend_mediation(
     """Extend the mediation limit to the end of ``until``: both parties must agree (how
     they said so is recorded), and the extension must be asked for before the current
     limit passes. The new limit is reminded and escalated like the first."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
     _require_status(case, {S.IN_MEDIATION}, "extend mediation of", "延长调解期限")
     _staff_only(actor, "extending mediation", "延长调解期限")
     if not both_parties_consent:
@@ -337,20 +314,15 @@ def extend_mediation(
             f"应晚于当前期限 {clock.format_local(floor)}",
         )
     set_mediation_limit(case, new_due)
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="mediation_extended",
-        actor=actor,
-        expected_version=expected_version,
-        data={
+    step.record(
+        "mediation_extended",
+        {
             "until": until.isoformat(),
             "both_parties_consent": True,
             "how": how.value,
             "note": event_text(note.strip()) if note.strip() else None,
         },
     )
-    session.flush()
     return case
 
 
@@ -366,8 +338,8 @@ def record_session(
     expected_version: int | None,
 ) -> MediationSession:
     """Record one mediation session with its minutes (调解笔录)."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
     _require_status(case, {S.IN_MEDIATION}, "record a session for", "记录调解笔录")
     _staff_only(actor, "recording a session", "记录调解笔录")
     require_serving(session, case=case, actor=actor, what_zh="记录调解笔录")
@@ -384,15 +356,7 @@ def record_session(
     )
     session.add(row)
     session.flush()
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="session_recorded",
-        actor=actor,
-        expected_version=expected_version,
-        data={"session_id": row.id},
-    )
-    session.flush()
+    step.record("session_recorded", {"session_id": row.id})
     return row
 
 
@@ -406,8 +370,8 @@ def sign_agreement(
 ) -> Agreement:
     """Record the signed agreement with its terms; the court-confirmation window closes
     30 days after the signing date."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
     _require_status(case, {S.IN_MEDIATION}, "sign an agreement for", "达成协议")
     _staff_only(actor, "signing an agreement", "达成协议")
     require_serving(session, case=case, actor=actor, what_zh="签署调解协议")
@@ -462,19 +426,14 @@ def sign_agreement(
                 agreement_id=agreement.id, text=term.text, due_on=term.due_on, how=term.how
             )
         )
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="agreement_signed",
-        actor=actor,
-        expected_version=expected_version,
-        data={
+    step.record(
+        "agreement_signed",
+        {
             "agreement_id": agreement.id,
             "terms": len(data.terms),
             "court_confirmation_deadline": agreement.court_confirmation_deadline.isoformat(),
         },
     )
-    session.flush()
     return agreement
 
 
@@ -491,8 +450,8 @@ def fail_mediation(
     """Record that mediation ended without agreement (调解不成/终止调解, 人民调解法 第二十六条),
     why, and the route the parties are told about; with ``referral`` the case is also
     referred to arbitration, court or an agency in the same transaction."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
     _require_status(case, {S.IN_MEDIATION}, "record a failed mediation for", "记录调解不成")
     _staff_only(actor, "recording a failed mediation", "记录调解不成")
     text = required_text(reason, "reason", "调解不成的原因", max_length=1200)
@@ -501,13 +460,9 @@ def fail_mediation(
         f"{termination.zh}：{text}。调解终止，当事人可以依法通过仲裁、行政、司法等途径维护"
         f"自己的权利（人民调解法第二十六条）。{route_guidance(route)}"
     )
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="mediation_failed",
-        actor=actor,
-        expected_version=expected_version,
-        data={
+    step.record(
+        "mediation_failed",
+        {
             "reason": event_text(text),
             "termination": termination.value,
             "referral": referral.value if referral else None,
@@ -552,22 +507,15 @@ def resolve_directly(
 ) -> Case:
     """An assigned case settled without formal mediation (a consultation answered, a
     quick fix): it goes straight to follow-up, and its return visit is scheduled."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
     _require_status(case, {S.ASSIGNED}, "resolve directly", "直接办结")
     _staff_only(actor, "settling a case directly", "直接办结")
     text = required_text(resolution, "resolution", "处理结果", max_length=2000)
     now = clock.now()
     case.outcome_note = text
     _touch_response(session, case, actor, now, "follow_up_due")
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="follow_up_due",
-        actor=actor,
-        expected_version=expected_version,
-        data={"resolution": event_text(text)},
-    )
+    step.record("follow_up_due", {"resolution": event_text(text)})
     assert case.id is not None
     schedule_follow_ups(session, case_id=case.id, actor=actor)
     session.flush()
@@ -578,20 +526,12 @@ def withdraw_case(
     session: Session, *, case_id: int, reason: str, actor: Actor, expected_version: int | None
 ) -> Case:
     """The complainant withdraws (撤回); the reason is recorded."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
     _staff_only(actor, "withdrawing a case", "撤回")
     text = required_text(reason, "reason", "撤回原因", max_length=2000)
     case.outcome_note = text
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="withdrawn",
-        actor=actor,
-        expected_version=expected_version,
-        data={"reason": event_text(text)},
-    )
-    session.flush()
+    step.record("withdrawn", {"reason": event_text(text)})
     return case
 
 
@@ -599,8 +539,8 @@ def merge_case(
     session: Session, *, case_id: int, into_case_id: int, actor: Actor, expected_version: int | None
 ) -> Case:
     """Merge a case into another open case about the same matter (合并)."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
     if into_case_id == case_id:
         raise invalid("into_case_id", "a case cannot be merged into itself", "不能合并到本案自身")
     try:
@@ -617,13 +557,5 @@ def merge_case(
         )
     case.merged_into_id = into_case_id
     data: dict[str, Any] = {"into_case_id": into_case_id, "into_number": target.number}
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="merged",
-        actor=actor,
-        expected_version=expected_version,
-        data=data,
-    )
-    session.flush()
+    step.record("merged", data)
     return case

@@ -63,16 +63,8 @@ class AttachmentInfo(BaseModel):
 
 
 def attachment_info(row: Attachment) -> AttachmentInfo:
-    assert row.id is not None
-    return AttachmentInfo(
-        id=row.id,
-        kind=row.kind,
-        title=row.title,
-        content_type=row.content_type,
-        size=row.size,
-        sha256=row.sha256,
-        uploaded_at=row.uploaded_at,
-    )
+    """What REST shows of an attachment: its columns of the same names (no path, no uploader)."""
+    return AttachmentInfo.model_validate(row, from_attributes=True)
 
 
 def entitled_case(session: Session, principal: Principal, case_ref: str) -> Case:
