@@ -9,25 +9,32 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
+from typer.testing import CliRunner
 
 from models import clock, metrics, monthly_report
 from models.access import Actor
 from models.behaviour import Replay
 from models.case import Case
-from models.db import build_engine
+from models.contact import ContactCreate, record_contact
+from models.db import build_engine, get_engine, reset_engines
 from models.decisions import RateDecision, differences, rebuild
 from models.demo import load_demo_city
-from models.enums import CaseStatus, Rate, UnitLevel
+from models.enums import CaseStatus, ContactMethod, Rate, UnitLevel
 from models.event import CaseEvent
 from models.mediating import merge_case
+from models.migrate import upgrade
 from models.retention import anonymise_closed_cases
 from models.scenario import parse_scenario
+from models.settings import reset_settings
 from models.simulate import Period, fit_behaviour, generated_arrivals, sandbox, with_overrides
 from models.tables import metadata
+from tests.factories import advance_to_assigned, build_city, make_case, staff_actor
+from tiaojie_cli.main import app
 
 START = datetime(2026, 10, 8, 0, 0, tzinfo=UTC)
 DAYS = 24
@@ -152,3 +159,45 @@ def test_monthly_report_and_dashboard_figures_agree(worked: Session) -> None:
     # those decided at the street itself (escalated cases).
     assert sum(r.response_cases for r in street) >= sum(r.response_cases for r in community)
     assert sum(r.cases for r in street) >= sum(r.cases for r in community)
+
+
+@pytest.fixture
+def home_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("TIAOJIE_HOME", str(tmp_path))
+    reset_settings()
+    reset_engines()
+    yield tmp_path / "tiaojie.db"
+    reset_engines()
+
+
+def test_the_aggregates_commands_find_and_mend_missing_rows(
+    home_db: Path, vclock: clock.VirtualClock
+) -> None:
+    engine = get_engine()
+    upgrade(engine)
+    with Session(engine) as session:
+        city = build_city(session)
+        case = make_case(session)
+        advance_to_assigned(session, case, city)
+        record_contact(
+            session,
+            case_id=case.id or 0,
+            data=ContactCreate(method=ContactMethod.PHONE, note="电话联系申请人"),
+            actor=staff_actor(city, "mediatorA"),
+            expected_version=None,
+        )
+        session.commit()
+    runner = CliRunner()
+    assert runner.invoke(app, ["aggregates", "check"]).exit_code == 0
+    with engine.begin() as connection:  # as a bulk load outside the application would
+        connection.execute(delete(RateDecision))
+    missing = runner.invoke(app, ["aggregates", "check"])
+    assert missing.exit_code == 1 and "missing" in missing.output
+    rebuilt = runner.invoke(app, ["aggregates", "rebuild"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "1 deciding rows" in rebuilt.output
+    assert runner.invoke(app, ["aggregates", "check"]).exit_code == 0
+    with engine.begin() as connection:
+        connection.execute(delete(RateDecision))
+    upgrade(engine)  # a database made before the table gets its rows when migrated
+    assert runner.invoke(app, ["aggregates", "check"]).exit_code == 0
