@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 import time
 from datetime import timedelta
@@ -26,7 +25,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bench.common import PYTHON, REPO, percentile, rnd
+from bench.common import percentile, rnd, run_json
 
 EMERGENCY_EVERY = 5
 BACKLOG_FILED_MIN_AGO = 5.0
@@ -64,17 +63,8 @@ def seed(count: int, minutes_ago: float) -> dict[str, Any]:
 
 
 def _seed_backlog(env: dict[str, str], count: int) -> tuple[list[int], float]:
-    proc = subprocess.run(
-        [PYTHON, "-m", "bench.backlog", "seed", str(count), str(BACKLOG_FILED_MIN_AGO)],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"backlog seed failed: {proc.stderr[-2000:]}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    args = ["bench.backlog", "seed", str(count), str(BACKLOG_FILED_MIN_AGO)]
+    out = run_json(args, env, timeout=600, what="backlog seed")
     return [int(i) for i in out["ids"]], float(out["committed"])
 
 

@@ -12,9 +12,7 @@ that stamp minus the wall-clock time the client sent the POST.
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +23,7 @@ from rich.console import Console
 
 from bench import backlog as backlog_mod
 from bench import home as home_mod
-from bench.common import PYTHON, REPO, PeakRss, Workspace, percentile, poll_assigned, ratio, rnd
+from bench.common import PeakRss, Workspace, percentile, poll_assigned, ratio, rnd, run_json
 from bench.config import Sizes
 from bench.servers import current_stack, start_stack
 
@@ -144,17 +142,12 @@ def _naive(
     home = home_mod.prepare(ws, "e2e-naive")
     env = {**home.env, **prefect_env, "PREFECT_LOGGING_LEVEL": "WARNING"}
     console.print(f"naive baseline: {sizes.naive_cases} cases, one synchronous flow run each…")
-    proc = subprocess.run(
-        [PYTHON, "-m", "bench.naive", "e2e", "--count", str(sizes.naive_cases)],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    out = run_json(
+        ["bench.naive", "e2e", "--count", str(sizes.naive_cases)],
+        env,
         timeout=900,
+        what="naive e2e",
     )
-    if proc.returncode != 0:
-        raise RuntimeError(f"naive e2e failed: {proc.stderr[-2000:]}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
     lat = out["latencies_s"]
     per_s = out["count"] / out["seconds"] if out["seconds"] else None
     console.print(f"naive: {per_s:.2f} cases/s, {statistics.median(lat):.2f} s a case")

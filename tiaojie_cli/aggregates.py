@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tiaojie_cli.audit import progress_bar
 
 app = typer.Typer(
     help="The kept figures of the three rates. 三率统计数据的维护。",
@@ -33,14 +34,7 @@ def rebuild(
     upgrade(engine)
     with read_session(engine) as session:
         ranges = decisions.id_ranges(session, batch)
-    with Progress(
-        TextColumn("[bold]rebuilding 重新计算"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with progress_bar("rebuilding 重新计算", console) as bar:
         task = bar.add_task("batches", total=len(ranges))
         for low, high in ranges:
             with write_session(engine) as session:
