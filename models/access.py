@@ -37,6 +37,11 @@ administer, they do not read residents' ID numbers.
 **Read-only roles** (:data:`READ_ONLY_ROLES`): instructors, volunteers and in-service Party
 members registered with a community read what they reach and record nothing.
 
+**Simulations** (:func:`may_use_simulator`): supervisors and administrators see the
+past policy simulations with their reports and start new ones; a simulation covers the
+whole district (figures and unit names, no case and no person), so it is not limited by
+reach. Everyone else gets 403.
+
 **Places** (:func:`place_for_filing`): a case happens in a community, compound or
 building (:data:`PLACE_LEVELS`). A staff member files a case only at a place in their
 own subtree (administrators anywhere); the public files anywhere in the city.
@@ -256,6 +261,12 @@ def require_writer(principal: Principal) -> None:
         )
 
 
+def may_use_simulator(principal: Principal) -> bool:
+    """Whether ``principal`` sees past simulations and starts new ones (see the module
+    docstring)."""
+    return principal.is_supervisor
+
+
 # --- places ---------------------------------------------------------------------------
 
 
@@ -328,6 +339,7 @@ __all__ = [
     "Principal",
     "find_case",
     "may_see_personal_data",
+    "may_use_simulator",
     "not_found",
     "place_for_filing",
     "place_path_of",

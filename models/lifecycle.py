@@ -365,6 +365,14 @@ TRANSITIONS: dict[str, Transition] = {
             zh="当事人确认履行情况",
         ),
         Transition(
+            "times_proposed",
+            frozenset({S.ASSIGNED}),
+            None,
+            (_needs("party_id", "slots"),),
+            RESIDENT,
+            zh="当事人提出调解时间",
+        ),
+        Transition(
             "mediation_extended",
             frozenset({S.IN_MEDIATION}),
             None,

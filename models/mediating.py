@@ -212,14 +212,62 @@ def _refused(step: lifecycle.Step, *, party_ids: list[int], how: ConsentMethod) 
     return case
 
 
+def record_declined(
+    session: Session, *, case_id: int, party_id: int, actor: Actor, note: str = ""
+) -> Case:
+    """A party said no through their own page or link (the complainant's page, the
+    respondent's invitation). A party's refusal means no mediation (人民调解法 第十七条),
+    so consent is withdrawn and mediation cannot start (:func:`declined_parties`); the
+    case stays with its handler, who confirms the refusal with the party and records it
+    (:func:`record_consent` with ``given=False``: the case ends, the routes are told), or
+    records their consent if they change their mind."""
+    case = get_case(session, case_id=case_id)
+    _require_status(case, {S.ASSIGNED}, "record a refusal for", "记录不同意调解")
+    party = next((p for p in parties_of(session, case_id=case_id) if p.id == party_id), None)
+    if party is None:
+        raise NotFound(f"no party {party_id} on this case", "本案没有该当事人")
+    party.consented, party.refused = False, True
+    session.add(party)
+    case.consent_at = None
+    text = note.strip()[:500]
+    session.add(
+        PartyConsent(
+            case_id=case_id,
+            party_id=party_id,
+            given=False,
+            how=ConsentMethod.RESIDENT_LINK,
+            note=text,
+            recorded_by_id=None,
+            recorded_at=clock.now(),
+        )
+    )
+    lifecycle.apply(
+        session,
+        case=case,
+        verb="resident_consent_refused",
+        actor=actor,
+        data={"party_id": party_id, "side": party.side.value, "note": text},
+    )
+    session.flush()
+    return case
+
+
+def declined_parties(session: Session, *, case: Case) -> list[Party]:
+    """Parties whose refusal is on record while the case waits (no mediation for now)."""
+    assert case.id is not None
+    return [p for p in parties_of(session, case_id=case.id) if p.refused]
+
+
 def ready_to_start(session: Session, *, case: Case) -> bool:
-    """Whether mediation may start now: accepted, consented, a mediator named."""
+    """Whether mediation may start now: accepted, consented, a mediator named, and no
+    party has refused."""
     assert case.id is not None
     return (
         case.status == S.ASSIGNED
         and case.accepted_at is not None
         and case.consent_at is not None
         and bool(serving_ids(session, case_id=case.id))
+        and not declined_parties(session, case=case)
     )
 
 
@@ -251,6 +299,13 @@ def start_mediation(
         raise GuardFailed(
             "the dispute has not been accepted for mediation (受理审查)",
             "纠纷尚未经受理审查予以受理，不能开始调解。",
+        )
+    if declined_parties(session, case=case):
+        raise GuardFailed(
+            "a party declined mediation: it may not go ahead (People's Mediation Law, "
+            "Art. 17); confirm with them and record the refusal, or their consent",
+            "有当事人表示不同意调解，依法不得调解（人民调解法第十七条）。"
+            "请与其核实后记录拒绝调解（并告知其他解决途径），或记录其同意。",
         )
     if case.consent_at is None:
         raise GuardFailed(

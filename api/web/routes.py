@@ -84,6 +84,7 @@ templates.env.globals["static_version"] = "1"
 # Phone and ID numbers typed into free text are masked unless the reader is entitled.
 templates.env.filters["scrub"] = pii.scrub_text
 templates.env.globals["staff_id_of"] = access.staff_id_of
+templates.env.globals["may_simulate"] = access.may_use_simulator
 
 
 # --- sessions and rendering helpers -------------------------------------------------
