@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationInfo, field_validator, model_validator
 from sqlalchemy import Index, UniqueConstraint
@@ -25,6 +25,10 @@ from models.enums import (
 from models.errors import NotFound
 from models.party import PartyCreate
 from models.types import UTCDateTime, enum_type
+
+if TYPE_CHECKING:
+    from models.deadlines import Deadlines
+    from models.unit import Unit
 
 
 def _ts(index: bool = False) -> datetime | None:
@@ -139,6 +143,19 @@ class Case(CaseBase, table=True):
     withdrawn_at: datetime | None = _ts()
     reopened_at: datetime | None = _ts()
     anonymised_at: datetime | None = _ts()
+
+    def set_handling_unit(self, unit: Unit) -> None:
+        """The unit that handles the case now: its id and its path move together (reach
+        and the reports read the path)."""
+        self.unit_id = unit.id
+        self.unit_path = unit.path
+
+    def set_time_limits(self, limits: Deadlines) -> None:
+        """The response and resolution limits of a new handling level, and the reminder
+        before them."""
+        self.response_due_at = limits.response_due_at
+        self.resolution_due_at = limits.resolution_due_at
+        self.next_reminder_at = limits.next_reminder_at
 
 
 class CaseLink(SQLModel, table=True):

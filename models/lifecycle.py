@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -566,6 +566,23 @@ def step_on(session: Session, case: Case, actor: Actor, expected_version: int | 
     return Step(session, case, actor, expected_version)
 
 
+def require_staff(actor: Actor, what_en: str, what_zh: str) -> None:
+    """:class:`GuardFailed` unless a member of staff acts: a service checks it before it
+    writes anything, in the words :func:`apply` uses for a staff-only transition."""
+    if actor.kind != "staff":
+        raise GuardFailed(f"{what_en} must be done by staff", f"「{what_zh}」须由工作人员操作。")
+
+
+def require_status(case: Case, allowed: Collection[CaseStatus], what_en: str, what_zh: str) -> None:
+    """:class:`InvalidTransition` unless the case's status is one of ``allowed``: a
+    service checks it before it writes anything, in the words :func:`apply` uses."""
+    if case.status not in allowed:
+        raise InvalidTransition(
+            f"cannot {what_en} a case that is {case.status.value}",
+            f"案件当前状态为「{case.status.zh}」，不能{what_zh}。",
+        )
+
+
 def allowed_verbs(case: Case) -> list[str]:
     """Verbs whose source includes the case's current status (guards not evaluated)."""
     return [v for v, t in TRANSITIONS.items() if case.status in t.sources]
@@ -670,11 +687,7 @@ def apply(
     if transition is None:
         raise InvalidTransition(f"unknown transition {verb!r}", f"未知的操作：{verb}")
     check_version(case, expected_version)
-    if case.status not in transition.sources:
-        raise InvalidTransition(
-            f"cannot {verb} a case that is {case.status.value}",
-            f"案件当前状态为「{case.status.zh}」，不能执行「{transition.zh}」。",
-        )
+    require_status(case, transition.sources, verb, f"执行「{transition.zh}」")
     if transition.roles and actor.kind not in transition.roles:
         raise GuardFailed(
             f"{verb} must be done by {'/'.join(sorted(transition.roles))}",

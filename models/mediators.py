@@ -70,8 +70,7 @@ def _begin(
 ) -> lifecycle.Step:
     """A change of the case's mediators: by staff, while the case is still open to it."""
     step = lifecycle.step_on(session, case, actor, expected_version)
-    if actor.kind != "staff":
-        raise GuardFailed("mediators are named by staff", "调解员须由工作人员指定。")
+    lifecycle.require_staff(actor, "naming mediators", "指定调解员")
     if case.status not in CHANGEABLE:
         raise ConflictError(
             f"cannot change the mediators of a case that is {case.status.value}",

@@ -213,8 +213,7 @@ def refer(
     if source is not None and source.level != UnitLevel.AGENCY:
         case.referred_from_path = source.path
     if internal and agency is not None:
-        case.unit_id = agency.id
-        case.unit_path = agency.path
+        case.set_handling_unit(agency)
         case.assignee_id = None
     data: dict[str, object] = {
         "target": target.value,
@@ -335,15 +334,12 @@ def return_referral(
     session.add(referral)
     policy = find_policy(session, category=case.category, priority=case.priority, level=home.level)
     limits = compute_deadlines(policy, start=now)
-    case.unit_id = home.id
-    case.unit_path = home.path
+    case.set_handling_unit(home)
     case.assignee_id = taker.id if taker else None
     case.referral_target = None
     case.referral_reason = None
     case.referral_due_at = None
-    case.response_due_at = limits.response_due_at
-    case.resolution_due_at = limits.resolution_due_at
-    case.next_reminder_at = limits.next_reminder_at
+    case.set_time_limits(limits)
     case.reminded_level = None
     step.record(
         "referral_returned",

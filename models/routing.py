@@ -422,8 +422,7 @@ def assign_case(session: Session, *, case_id: int, actor: Actor) -> AssignmentRe
         staff = pick_assignee(session, unit=unit, category=case.category)
     if staff is None:
         return result("unchanged")
-    case.unit_id = unit.id
-    case.unit_path = unit.path
+    case.set_handling_unit(unit)
     case.assignee_id = staff.id
     case.liaison_id = _liaison_for(directory, case, unit, staff)
     lifecycle.apply(
@@ -468,8 +467,7 @@ def reassign_case(
         )
     if case.unit_path != unit.path:
         # Routed by hand to a unit below: that unit handles it now (and answers for it).
-        case.unit_id = unit.id
-        case.unit_path = unit.path
+        case.set_handling_unit(unit)
     case.assignee_id = staff.id
     step.record(
         "assigned",
