@@ -10,6 +10,7 @@ from models.attachments import Attachment
 from models.breaches import LimitBreach
 from models.case import Case, CaseLink, CaseNumberCounter
 from models.contact import CaseContact
+from models.decisions import RateDecision
 from models.documents.audit import DocumentDownload
 from models.event import CaseEvent, Outbox
 from models.extension import Extension
@@ -68,6 +69,7 @@ __all__ = [
     "Party",
     "PartyConsent",
     "PolicySet",
+    "RateDecision",
     "Referral",
     "ResidentLink",
     "ResidentLock",

@@ -258,7 +258,7 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
         sessions=[SessionPublic.of(s, reveal=reveal) for s in sessions] if details else [],
         agreements=agreement_views if details else [],
         follow_ups=[FollowUpPublic.of(f, reveal=reveal) for f in follow_ups],
-        allowed_actions=allowed_names(principal, case),
+        allowed_actions=allowed_names(session, principal, case),
         # By tag (batch runs carry every case's tag), over the case's whole life.
         prefect_runs_url=prefect_runs_url(case),
         text_numbers=text_numbers.numbers_of(session, case_id=case.id or 0, reveal=reveal),
@@ -305,7 +305,7 @@ async def post_case(
                 session, case, unit_codes={place.id: place.code} if place and place.id else None
             ),
             parties=parties,
-            allowed_actions=allowed_names(principal, case),
+            allowed_actions=allowed_names(session, principal, case),
         )
         return 201, answer.model_dump(mode="json")
 
