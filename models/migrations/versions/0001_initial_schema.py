@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 16:04:00.401332
+Create Date: 2026-11-30 17:05:41.717386
 """
 
 from collections.abc import Sequence
@@ -463,6 +463,12 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_case_mediator_case_id'), ['case_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_case_mediator_staff_id'), ['staff_id'], unique=False)
 
+    op.create_table('case_search',
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('terms', sa.Text(), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.PrimaryKeyConstraint('case_id')
+    )
     op.create_table('case_text_number',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
@@ -982,6 +988,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_case_text_number_case_id'))
 
     op.drop_table('case_text_number')
+    op.drop_table('case_search')
     with op.batch_alter_table('case_mediator', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_case_mediator_staff_id'))
         batch_op.drop_index(batch_op.f('ix_case_mediator_case_id'))
