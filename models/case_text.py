@@ -89,7 +89,7 @@ for _dialect, _statements in INDEX_DDL.items():
         event.listen(
             CaseSearch.__table__,  # type: ignore[attr-defined]
             "after_create",
-            DDL(_sql).execute_if(dialect=_dialect),
+            DDL(_sql).execute_if(dialect=_dialect),  # type: ignore[no-untyped-call]
         )
 
 
