@@ -63,7 +63,8 @@ def city_path(n: int) -> Path:
 
 
 def sync_schema(engine: Engine) -> list[str]:
-    """Create the tables and indexes the schema has gained since the city was saved."""
+    """Bring a saved city's schema to the tables' own: create the tables and indexes
+    added since it was saved, drop the indexes since removed."""
     from sqlalchemy import inspect
 
     from models.tables import metadata
@@ -73,10 +74,15 @@ def sync_schema(engine: Engine) -> list[str]:
     made = [t for t in inspect(engine).get_table_names() if t not in before]
     for table in metadata.sorted_tables:
         have = {i["name"] for i in inspect(engine).get_indexes(table.name)}
+        wanted = {str(i.name) for i in table.indexes}
         for index in table.indexes:
             if index.name not in have:
                 index.create(engine, checkfirst=True)
                 made.append(str(index.name))
+        for name in have - wanted:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f'DROP INDEX "{name}"')
+            made.append(f"-{name}")
     if made:
         with engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE")
@@ -244,9 +250,9 @@ def run(ws: Workspace, sizes: Sizes, console: Console) -> dict[str, Any]:
         TIAOJIE_RESIDENT_PER_MINUTE="0",
     )
     port = free_port()
+    serve = ["uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)]
     proc = ws.start(
-        [PYTHON, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)]
-        + UVICORN_FLAGS,
+        [PYTHON, "-m", *serve, *UVICORN_FLAGS],
         env=env,
         log_name="pages-app",
     )
