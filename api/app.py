@@ -8,12 +8,10 @@ from __future__ import annotations
 import importlib
 import importlib.resources
 import logging
-from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 
 from api.errors import install_error_handlers
@@ -38,14 +36,15 @@ Creating POSTs honour `Idempotency-Key`.
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(
+    # Swagger UI at /docs and ReDoc at /redoc, their scripts and styles served from the
+    # fastapi-offline package's files at /docs-assets: no CDN. (Swagger UI and ReDoc are
+    # MIT and Apache-2.0 licensed, fastapi-offline MIT.)
+    app = FastAPIOffline(
         title="Tiaojie 调解 API",
         version="1.0",
         description=DESCRIPTION,
         openapi_url="/openapi.json",
-        # Served below from the installed package's files: no CDN.
-        docs_url=None,
-        redoc_url=None,
+        static_url="/docs-assets",
     )
     app.state.settings = settings
     app.state.engine = get_engine(settings.resolved_database_url)
@@ -59,7 +58,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         case_actions,
         cases,
         documents,
-        mediation_actions,
         metrics,
         risk,
         triage,
@@ -71,7 +69,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auth,
         cases,
         case_actions,
-        mediation_actions,
         documents,
         units,
         metrics,
@@ -105,7 +102,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"status": "ok"})
 
     _include_web(app)
-    _include_docs(app)
     # The body limit and content-type checks run before anything is parsed (a resident's
     # photos and the scans attached to a case have their own limits); outermost, the
     # security headers go on every answer (the guard's refusals included).
@@ -122,36 +118,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         count_statements(app.state.engine)
         app.add_middleware(SqlCount)
     return app
-
-
-def _include_docs(app: FastAPI) -> None:
-    """Swagger UI at /docs and ReDoc at /redoc, their scripts and styles from the
-    ``fastapi-offline`` package's files (MIT; Swagger UI and ReDoc are themselves MIT
-    and Apache-2.0 licensed) mounted at /docs-assets."""
-    assets = Path(str(importlib.resources.files("fastapi_offline") / "static"))
-    app.mount("/docs-assets", StaticFiles(directory=str(assets)), name="docs-assets")
-    title = app.title
-
-    @app.get("/docs", include_in_schema=False)
-    def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title=f"{title} — Swagger UI",
-            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
-            swagger_css_url="/docs-assets/swagger-ui.css",
-            swagger_favicon_url="/docs-assets/favicon.png",
-            oauth2_redirect_url=None,
-        )
-
-    @app.get("/redoc", include_in_schema=False)
-    def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url="/openapi.json",
-            title=f"{title} — ReDoc",
-            redoc_js_url="/docs-assets/redoc.standalone.js",
-            redoc_favicon_url="/docs-assets/favicon.png",
-            with_google_fonts=False,
-        )
 
 
 def _include_web(app: FastAPI) -> None:

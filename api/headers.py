@@ -30,6 +30,12 @@ DOCS_CSP = (
     "'unsafe-inline'; img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; "
     "object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
 )
+# A simulation's report (/web/simulations/{id}/report.html) is a stand-alone page: its
+# own inline styles and SVG charts, no script at all.
+REPORT_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
 NOTHING_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 DOCS_PATHS = ("/docs", "/redoc", "/docs-assets/")
 PRIVATE_PREFIXES = ("/api/", "/web", "/r/")
@@ -46,6 +52,8 @@ _COMMON = [
 def policy_for(path: str) -> str:
     if path.startswith(DOCS_PATHS):
         return DOCS_CSP
+    if path.startswith("/web/simulations/") and path.endswith("/report.html"):
+        return REPORT_CSP
     if path == "/" or path.startswith(("/web", "/static/", "/r/")):
         return PAGES_CSP
     return NOTHING_CSP

@@ -99,6 +99,10 @@ def _limit_ip(request: Request) -> None:
 router = APIRouter(prefix=PREFIX, tags=["Open311 GeoReport v2"], dependencies=[Depends(_limit_ip)])
 
 FmtPath = Annotated[Fmt, Path(description="json or xml")]
+# start_date and end_date of the lists: see _range.
+DateQuery = Annotated[
+    str | None, Query(max_length=40, description="W3C datetime, e.g. 2026-11-30T09:00:00+08:00")
+]
 
 
 # --- rendering -------------------------------------------------------------------------
@@ -254,7 +258,49 @@ def case_id_of_token(token: str) -> int | None:
 # --- filing a request ------------------------------------------------------------------
 
 
-def _one(form: dict[str, list[str]], name: str, *, max_length: int = 200) -> str | None:
+# The text fields of the form that files a request (GeoReport v2 names) and the longest
+# value each accepts, written once: read by :func:`_one` and published in the OpenAPI
+# schema.
+TEXT_FIELDS: dict[str, int] = {
+    "api_key": 4096,
+    "service_code": 32,
+    "address_id": 32,
+    "address_string": 200,
+    "description": 4000,
+    "first_name": 50,
+    "last_name": 50,
+    "phone": 32,
+    "email": 254,
+    "attribute[people_affected]": 12,
+    "attribute[respondent]": 100,
+    "attribute[respondent_type]": 16,
+    "attribute[urgency]": 16,
+}
+# The coordinates: numbers within these bounds (read by :func:`_float`).
+NUMBER_FIELDS: dict[str, tuple[float, float]] = {"lat": (-90, 90), "long": (-180, 180)}
+NUMBER_MAX_LENGTH = 32
+# GeoReport v2 fields a client may send; accepted and not used.
+UNUSED_FIELDS = ("device_id", "account_id", "media_url")
+
+
+def _form_schema() -> dict[str, Any]:
+    """The OpenAPI schema of the filing form, from :data:`TEXT_FIELDS` and :data:`NUMBER_FIELDS`."""
+    texts = {name: {"type": "string", "maxLength": n} for name, n in TEXT_FIELDS.items()}
+    unused = {name: {"type": "string"} for name in UNUSED_FIELDS}
+    numbers = {
+        name: {"type": "number", "minimum": low, "maximum": high}
+        for name, (low, high) in NUMBER_FIELDS.items()
+    }
+    return {
+        "type": "object",
+        "required": ["api_key", "service_code"],
+        "properties": texts | numbers | unused,
+    }
+
+
+def _one(form: dict[str, list[str]], name: str) -> str | None:
+    """The field's last value, stripped (None when empty); longer than its limit: 400."""
+    max_length = TEXT_FIELDS.get(name, NUMBER_MAX_LENGTH)
     values = form.get(name)
     if not values:
         return None
@@ -270,8 +316,9 @@ def _one(form: dict[str, list[str]], name: str, *, max_length: int = 200) -> str
     return value or None
 
 
-def _float(form: dict[str, list[str]], name: str, low: float, high: float) -> float | None:
-    raw = _one(form, name, max_length=32)
+def _float(form: dict[str, list[str]], name: str) -> float | None:
+    low, high = NUMBER_FIELDS[name]
+    raw = _one(form, name)
     if raw is None:
         return None
     try:
@@ -312,17 +359,17 @@ def _check_api_key(api_key: str | None) -> str:
 
 
 def _build_case(form: dict[str, list[str]]) -> tuple[CaseCreate, str | None]:
-    code = _one(form, "service_code", max_length=32)
+    code = _one(form, "service_code")
     if code is None:
         raise BadRequest("service_code is required", "缺少 service_code")
     try:
         category = Category(code)
     except ValueError:
         raise BadRequest(f"service_code {code} not found", f"服务代码 {code} 不存在") from None
-    address_id = _one(form, "address_id", max_length=32)
-    lat = _float(form, "lat", -90, 90)
-    lon = _float(form, "long", -180, 180)
-    address = _one(form, "address_string", max_length=200)
+    address_id = _one(form, "address_id")
+    lat = _float(form, "lat")
+    lon = _float(form, "long")
+    address = _one(form, "address_string")
     if (lat is None) != (lon is None):
         raise BadRequest("lat and long go together", "lat 与 long 须同时提供")
     if address_id is None and lat is None and address is None:
@@ -330,26 +377,22 @@ def _build_case(form: dict[str, list[str]]) -> tuple[CaseCreate, str | None]:
             "a location is required: address_id, lat and long, or address_string",
             "请提供位置：address_id、lat 与 long，或 address_string",
         )
-    description = _one(form, "description", max_length=4000)
-    people = _one(form, "attribute[people_affected]", max_length=12)
-    respondent = _one(form, "attribute[respondent]", max_length=100)
-    urgency = _one(form, "attribute[urgency]", max_length=16)
-    respondent_kind = _party_kind(_one(form, "attribute[respondent_type]", max_length=16))
+    description = _one(form, "description")
+    people = _one(form, "attribute[people_affected]")
+    respondent = _one(form, "attribute[respondent]")
+    urgency = _one(form, "attribute[urgency]")
+    respondent_kind = _party_kind(_one(form, "attribute[respondent_type]"))
     if urgency is not None and urgency not in URGENCY:
         raise BadRequest(
             "attribute[urgency]: one of " + ", ".join(URGENCY),
             "attribute[urgency]：可选值为 " + "、".join(URGENCY),
         )
-    email = _one(form, "email", max_length=254)
+    email = _one(form, "email")
     if email is not None and not _EMAIL.match(email):
         raise BadRequest("email: not an e-mail address", "email：邮箱格式不正确")
     parties: list[dict[str, Any]] = []
-    name = "".join(
-        filter(
-            None, [_one(form, "last_name", max_length=50), _one(form, "first_name", max_length=50)]
-        )
-    )
-    phone = _one(form, "phone", max_length=32)
+    name = "".join(filter(None, [_one(form, "last_name"), _one(form, "first_name")]))
+    phone = _one(form, "phone")
     if name or phone:
         parties.append(
             {
@@ -404,7 +447,7 @@ def _build_case(form: dict[str, list[str]]) -> tuple[CaseCreate, str | None]:
 
 
 def _file(request: Request, form: dict[str, list[str]]) -> dict[str, Any]:
-    client = _check_api_key(_one(form, "api_key", max_length=4096))
+    client = _check_api_key(_one(form, "api_key"))
     request.app.state.open311_key_limiter.hit(f"key:{client}")
     data, address_id = _build_case(form)
     with write_session(engine_of(request)) as session:
@@ -432,33 +475,7 @@ def _file(request: Request, form: dict[str, list[str]]) -> dict[str, Any]:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {
-                "application/x-www-form-urlencoded": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["api_key", "service_code"],
-                        "properties": {
-                            "api_key": {"type": "string"},
-                            "service_code": {"type": "string"},
-                            "address_id": {"type": "string"},
-                            "lat": {"type": "number"},
-                            "long": {"type": "number"},
-                            "address_string": {"type": "string"},
-                            "description": {"type": "string", "maxLength": 4000},
-                            "first_name": {"type": "string"},
-                            "last_name": {"type": "string"},
-                            "phone": {"type": "string"},
-                            "email": {"type": "string"},
-                            "device_id": {"type": "string"},
-                            "account_id": {"type": "string"},
-                            "media_url": {"type": "string"},
-                            "attribute[people_affected]": {"type": "string"},
-                            "attribute[respondent]": {"type": "string"},
-                            "attribute[urgency]": {"type": "string"},
-                        },
-                    }
-                }
-            },
+            "content": {"application/x-www-form-urlencoded": {"schema": _form_schema()}},
         }
     },
 )
@@ -542,12 +559,8 @@ def request_row(session: Session, case: Case) -> dict[str, Any]:
         return confidential_row(case)
     place = session.get(Unit, case.place_unit_id) if case.place_unit_id else None
     unit = session.get(Unit, case.unit_id) if case.unit_id else None
-    return {
-        "service_request_id": case.number,
-        "status": "open" if case.is_open else "closed",
-        "status_notes": f"{case.status.zh} {case.status.en}",
-        "service_name": f"{case.category.zh} {case.category.en}",
-        "service_code": case.category.value,
+    # The confidential row's fields, each in its place, then the details.
+    return confidential_row(case) | {
         "description": public_text(session, case),
         "agency_responsible": unit.name_zh if unit else None,
         "service_notice": None,
@@ -563,10 +576,15 @@ def request_row(session: Session, case: Case) -> dict[str, Any]:
     }
 
 
+def _public(*, listed: bool = True) -> list[Any]:
+    """Which cases the public reads: those filed through Open311. A confidential case is
+    never listed (nor its updates); its own page shows category and status only."""
+    clauses: list[Any] = [Case.channel == Channel.OPEN311]
+    return [*clauses, col(Case.confidential).is_(False)] if listed else clauses
+
+
 def _public_cases(session: Session, *, listed: bool = True) -> Any:
-    stmt = select(Case).where(Case.channel == Channel.OPEN311)
-    # A confidential case is never listed; its own page shows category and status only.
-    return stmt.where(col(Case.confidential).is_(False)) if listed else stmt
+    return select(Case).where(*_public(listed=listed))
 
 
 @router.get("/requests.{fmt}", summary="Service requests (filed through Open311)")
@@ -575,8 +593,8 @@ def list_requests(
     fmt: FmtPath,
     service_request_id: Annotated[str | None, Query(max_length=2000)] = None,
     service_code: Annotated[str | None, Query(max_length=200)] = None,
-    start_date: Annotated[str | None, Query(max_length=40)] = None,
-    end_date: Annotated[str | None, Query(max_length=40)] = None,
+    start_date: DateQuery = None,
+    end_date: DateQuery = None,
     status: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
     with read_session(engine_of(request)) as session:
@@ -643,8 +661,8 @@ def get_token(
 def request_updates(
     request: Request,
     fmt: FmtPath,
-    start_date: Annotated[str | None, Query(max_length=40)] = None,
-    end_date: Annotated[str | None, Query(max_length=40)] = None,
+    start_date: DateQuery = None,
+    end_date: DateQuery = None,
 ) -> Response:
     since, until = _range(start_date, end_date, timedelta(days=1))
     with read_session(engine_of(request)) as session:
@@ -652,8 +670,7 @@ def request_updates(
             select(CaseEvent, Case)
             .join(Case, col(Case.id) == col(CaseEvent.case_id))
             .where(
-                Case.channel == Channel.OPEN311,
-                col(Case.confidential).is_(False),
+                *_public(),
                 col(CaseEvent.at) >= since,
                 col(CaseEvent.at) <= until,
                 col(CaseEvent.from_status).is_not(None),

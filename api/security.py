@@ -48,6 +48,37 @@ def _signing_key() -> bytes:
     return keys.key("token")
 
 
+def encode_pinned(claims: dict[str, Any], key: bytes) -> str:
+    """``claims`` signed with ``key`` by HS256, the one algorithm :func:`decode_pinned` takes."""
+    return jwt.encode(claims, key, algorithm=ALGORITHM)
+
+
+def decode_pinned(
+    token: str,
+    key: bytes,
+    *,
+    audience: str,
+    require: list[str],
+    issuer: str | None = None,
+    leeway: int = 0,
+) -> dict[str, Any]:
+    """The claims of a JWT signed with ``key``. Only HS256 is accepted (so ``alg=none``
+    or an RSA/HMAC confusion is refused); the audience, the issuer when given, an
+    unexpired ``exp`` (give or take ``leeway`` seconds) and every claim of ``require``
+    must be there. Anything else raises :class:`jwt.PyJWTError`. Staff tokens and the
+    web's session cookie (each with its own key and audience) are read by this."""
+    claims: dict[str, Any] = jwt.decode(
+        token,
+        key,
+        algorithms=[ALGORITHM],
+        audience=audience,
+        issuer=issuer,
+        options={"require": require},
+        leeway=leeway,
+    )
+    return claims
+
+
 def create_token(
     *,
     subject: str,
@@ -69,7 +100,7 @@ def create_token(
         "exp": int((now + lifetime).timestamp()),
         "jti": uuid.uuid4().hex,
     }
-    return jwt.encode(claims, _signing_key(), algorithm=ALGORITHM)
+    return encode_pinned(claims, _signing_key())
 
 
 def create_open311_key(*, client: str = "open311") -> str:
@@ -82,13 +113,12 @@ def verify_token(token: str) -> dict[str, Any]:
     if not token or len(token) > 4096:
         raise AuthError("missing or oversized token", "缺少令牌或令牌过长")
     try:
-        claims: dict[str, Any] = jwt.decode(
+        claims = decode_pinned(
             token,
             _signing_key(),
-            algorithms=[ALGORITHM],
             audience=AUDIENCE,
             issuer=ISSUER,
-            options={"require": ["exp", "sub", "aud", "iss", "role"]},
+            require=["exp", "sub", "aud", "iss", "role"],
             leeway=5,
         )
     except jwt.ExpiredSignatureError:

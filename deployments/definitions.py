@@ -8,6 +8,8 @@
   every ``settings.reconcile_interval_s``, ``reports`` on ``settings.reports_cron``,
   ``monthly_report`` on ``settings.monthly_report_cron``
   (Asia/Shanghai).
+* ``simulate`` (政策模拟): no schedule; started from the Prefect UI with its parameters,
+  or by the supervisors' page (``deployments/launch.py``).
 * ``retrain-triage`` on ``settings.triage_retrain_cron``; ``risk-notice`` started by
   the automation on the early-warning events (``tiaojie.risk.warning``,
   ``tiaojie.cluster.warning``).
@@ -35,6 +37,7 @@ from prefect.events.schemas.events import ResourceSpecification
 from prefect.schedules import Cron, Interval, Schedule
 from prefect.types.entrypoint import EntrypointType
 
+from deployments.launch import DEPLOYMENT_NAME
 from flows.assignment import assignment
 from flows.escalation import escalation
 from flows.follow_up import follow_up
@@ -46,10 +49,10 @@ from flows.reconcile import reconcile
 from flows.relay import DeploymentDispatcher, Dispatcher, InProcessExecutor
 from flows.reports import reports
 from flows.risk import risk_notice
+from flows.simulate import simulate
 from flows.triage_learning import retrain_triage_flow
 from models.settings import get_settings
 
-DEPLOYMENT_NAME = "tiaojie"
 TAGS = ["tiaojie"]
 ZOMBIE_AUTOMATION = "tiaojie: crash zombie flow runs"
 # A run whose heartbeat stops for this long is declared dead.
@@ -134,6 +137,11 @@ def definitions() -> list[Definition]:
             "flows.triage_learning.retrain_triage_flow",
             "分拣模型学习纠正 / Retrain the triage classifier from people's corrections",
             [Cron(settings.triage_retrain_cron, timezone=settings.timezone)],
+        ),
+        Definition(
+            simulate,
+            "flows.simulate.simulate",
+            "政策模拟：各情景并排比较 / Policy simulation: compare scenarios side by side",
         ),
         Definition(
             risk_notice,

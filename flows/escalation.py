@@ -13,6 +13,7 @@ from prefect.artifacts import acreate_table_artifact
 from models import clock
 from tasks.escalation import find_case_ids, remind_court_confirmations, sweep_due_cases
 from tasks.notify import notify_cases, remind_due_follow_ups
+from tasks.sms import resident_upkeep, send_return_visit_links
 
 ARTIFACT_KEY = "tiaojie-escalation-sweep"
 
@@ -30,6 +31,8 @@ async def escalation(batch_size: int = 500) -> dict[str, int]:
     if case_ids:
         notified = await notify_cases(case_ids)
     visits = await remind_due_follow_ups()
+    links = await send_return_visit_links()
+    upkeep = await resident_upkeep()
     rows = report.as_rows()
     summary = (
         f"督办扫描 {clock.format_local(started)}：催办 {len(report.reminded)} 件，"
@@ -40,7 +43,9 @@ async def escalation(batch_size: int = 500) -> dict[str, int]:
         f"escalated {len(report.escalated)}, skipped {report.skipped}, "
         f"notifications {notified['sent']} (failed {notified['failed']}), "
         f"return-visit reminders {visits}, "
-        f"{report.seconds:.2f} s."
+        f"{report.seconds:.2f} s. Residents: links {links['sent']}, SMS sent again "
+        f"{upkeep['receipts_sent'] + upkeep['links_sent']}, expired rows deleted "
+        f"{upkeep['sessions_purged'] + upkeep['links_purged'] + upkeep['locks_purged']}."
     )
     await acreate_table_artifact(
         key=ARTIFACT_KEY,
@@ -55,4 +60,6 @@ async def escalation(batch_size: int = 500) -> dict[str, int]:
         "notified": notified["sent"],
         "visit_reminders": visits,
         "court_confirmation_reminders": len(confirmations),
+        "resident_links": links["sent"],
+        "sms_resent": upkeep["receipts_sent"] + upkeep["links_sent"],
     }

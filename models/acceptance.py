@@ -132,10 +132,9 @@ def review_acceptance(
 ) -> AcceptanceReview:
     """Record the acceptance decision. Accepted: mediation may follow (consents, named
     mediators). Not accepted: the case is referred and the guidance recorded."""
-    from models.cases import get_case  # models.cases imports the tables
 
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
     if actor.kind != "staff" or actor.staff_id is None:
         raise GuardFailed(
             "the acceptance review is decided by a person", "受理审查须由工作人员决定。"
@@ -154,7 +153,7 @@ def review_acceptance(
     review = _decide(case, accepted=accepted, reason=reason, route=route, note=text, actor=actor)
     session.add(review)
     session.flush()
-    _record(session, case=case, review=review, actor=actor, expected_version=expected_version)
+    _record(step, review)
     session.flush()
     return review
 
@@ -209,24 +208,15 @@ def _grounds(review: AcceptanceReview) -> dict[str, str]:
     return {"reason": review.reason.value, "route": review.route.value}
 
 
-def _record(
-    session: Session,
-    *,
-    case: Case,
-    review: AcceptanceReview,
-    actor: Actor,
-    expected_version: int | None,
-) -> None:
+def _record(step: lifecycle.Step, review: AcceptanceReview) -> None:
+    """The review on the case's timeline; a complaint not accepted is then referred
+    (a court, arbitration or the police by the referral loop) or sent on with guidance."""
+    session, case, actor = step.session, step.case, step.actor
     grounds = _grounds(review)
     if review.accepted:
         case.accepted_at = review.decided_at
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="acceptance_reviewed",
-        actor=actor,
-        expected_version=expected_version,
-        data={"accepted": review.accepted, "review_id": review.id, **grounds},
+    step.record(
+        "acceptance_reviewed", {"accepted": review.accepted, "review_id": review.id, **grounds}
     )
     if review.accepted:
         return

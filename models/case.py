@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationInfo, field_validator, model_validator
 from sqlalchemy import Index, UniqueConstraint, text
 from sqlalchemy.orm import declared_attr
-from sqlmodel import JSON, Column, Field, SQLModel
+from sqlmodel import JSON, Column, Field, Session, SQLModel
 from sqlmodel._compat import SQLModelConfig
 
 from models import text as text_rules
@@ -22,8 +22,13 @@ from models.enums import (
     ReferralState,
     ReferralTarget,
 )
+from models.errors import NotFound
 from models.party import PartyCreate
 from models.types import UTCDateTime, enum_type
+
+if TYPE_CHECKING:
+    from models.deadlines import Deadlines
+    from models.unit import Unit
 
 
 def _ts(index: bool = False) -> datetime | None:
@@ -150,6 +155,19 @@ class Case(CaseBase, table=True):
     reopened_at: datetime | None = _ts()
     anonymised_at: datetime | None = _ts()
 
+    def set_handling_unit(self, unit: Unit) -> None:
+        """The unit that handles the case now: its id and its path move together (reach
+        and the reports read the path)."""
+        self.unit_id = unit.id
+        self.unit_path = unit.path
+
+    def set_time_limits(self, limits: Deadlines) -> None:
+        """The response and resolution limits of a new handling level, and the reminder
+        before them."""
+        self.response_due_at = limits.response_due_at
+        self.resolution_due_at = limits.resolution_due_at
+        self.next_reminder_at = limits.next_reminder_at
+
 
 class CaseLink(SQLModel, table=True):
     __tablename__ = "case_link"
@@ -258,3 +276,12 @@ class CasePublic(SQLModel):
     closed_at: datetime | None
     # 查询码: what the complainant uses to follow the case at /r/{code}.
     tracking_code: str | None = None
+
+
+def get_case(session: Session, *, case_id: int) -> Case:
+    """The case with this id, else :class:`~models.errors.NotFound` (the one loader every
+    service and front end uses, so a missing case answers alike everywhere)."""
+    case = session.get(Case, case_id)
+    if case is None:
+        raise NotFound(f"no case {case_id}", f"案件 {case_id} 不存在")
+    return case

@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 from models import case_text, clock, lifecycle, pii, text_numbers, tracking
 from models.access import Actor
 from models.case import Case, CaseCreate, CaseNumberCounter
+from models.case import get_case as get_case  # re-exported: services and front ends name it so
 from models.confidentiality import confidential_by_default
 from models.enums import Channel, PartyKind, PartySide
 from models.errors import FieldProblem, NotFound, ValidationError
@@ -335,13 +336,6 @@ def terms_of(session: Session, *, agreement_id: int) -> list[AgreementTerm]:
         AgreementTerm.due_on,
         AgreementTerm.id,
     )
-
-
-def get_case(session: Session, *, case_id: int) -> Case:
-    case = session.get(Case, case_id)
-    if case is None:
-        raise NotFound(f"no case {case_id}", f"案件 {case_id} 不存在")
-    return case
 
 
 def get_case_by_number(session: Session, *, number: str) -> Case:

@@ -20,7 +20,7 @@ from sqlmodel import Session
 from models import lifecycle
 from models.case import Case
 from models.enums import Category
-from models.errors import ConflictError, FieldProblem, GuardFailed, NotFound, ValidationError
+from models.errors import ConflictError, FieldProblem, ValidationError
 from models.lifecycle import Actor
 
 CONFIDENTIAL_CATEGORIES = frozenset({Category.FAMILY})
@@ -64,12 +64,9 @@ def mark_confidential(
     expected_version: int | None,
 ) -> Case:
     """Mark a case confidential (a party asked for it); the reason goes on the timeline."""
-    case = session.get(Case, case_id)
-    if case is None:
-        raise NotFound(f"no case {case_id}", f"案件 {case_id} 不存在")
-    lifecycle.check_version(case, expected_version)
-    if actor.kind != "staff":
-        raise GuardFailed("marking a case confidential is staff's", "「不公开」须由工作人员设置。")
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
+    lifecycle.require_staff(actor, "marking a case confidential", "设置不公开")
     text = (reason or "").strip()
     if not text or len(text) > 500:
         raise ValidationError(
@@ -82,13 +79,5 @@ def mark_confidential(
             f"case {case.number} is already confidential", f"案件 {case.number} 已设为不公开"
         )
     case.confidential = True
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="marked_confidential",
-        actor=actor,
-        expected_version=expected_version,
-        data={"reason": text},
-    )
-    session.flush()
+    step.record("marked_confidential", {"reason": text})
     return case

@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 from models import clock, lifecycle, workdays
 from models.case import Case
 from models.enums import ConfirmationStatus
-from models.errors import ConflictError, GuardFailed
+from models.errors import ConflictError
 from models.follow_ups import current_agreement
 from models.guards import invalid
 from models.lifecycle import Actor
@@ -138,9 +138,8 @@ def record_outcome(
     expected_version: int | None,
 ) -> Agreement:
     """Record the parties' application to the court, or the court's decision."""
-    lifecycle.check_version(case, expected_version)
-    if actor.kind != "staff":
-        raise GuardFailed("recorded by staff", "须由工作人员记录。")
+    step = lifecycle.step_on(session, case, actor, expected_version)
+    lifecycle.require_staff(actor, "recording the court confirmation", "记录司法确认")
     assert case.id is not None
     row = current_agreement(session, case=case)
     if row is None:
@@ -158,20 +157,15 @@ def record_outcome(
         row.confirmation_decided_on = on
     row.court_confirmed = status == C.CONFIRMED
     session.add(row)
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="court_confirmation_recorded",
-        actor=actor,
-        expected_version=expected_version,
-        data={
+    step.record(
+        "court_confirmation_recorded",
+        {
             "agreement_id": row.id,
             "status": status.value,
             "on": on.isoformat(),
             "court_reference": row.court_reference or None,
         },
     )
-    session.flush()
     return row
 
 

@@ -22,11 +22,9 @@ from sqlmodel._compat import SQLModelConfig
 
 from models import clock, lifecycle
 from models.case import Case
-from models.cases import get_case
 from models.enums import CaseStatus, ContactMethod
-from models.errors import GuardFailed, InvalidTransition
 from models.guards import CLOCK_TOLERANCE, invalid
-from models.lifecycle import Actor, check_version
+from models.lifecycle import Actor
 from models.mediation import clean_text
 from models.rows import rows_of
 from models.types import UTCDateTime, enum_type
@@ -134,15 +132,10 @@ def record_contact(
     """Record a contact with the complainant by a person (首次联系). Only staff; the
     moment may be earlier than now (recorded after the call) but not before the case
     was received nor in the future."""
-    case = get_case(session, case_id=case_id)
-    check_version(case, expected_version)
-    if actor.kind != "staff":
-        raise GuardFailed("a contact is made by a person", "联系群众须由工作人员进行。")
-    if case.status not in CONTACT_STATUSES:
-        raise InvalidTransition(
-            f"cannot record a contact for a case that is {case.status.value}",
-            f"案件当前状态为「{case.status.zh}」，不能记录联系。",
-        )
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
+    lifecycle.require_staff(actor, "recording a contact", "联系群众")
+    lifecycle.require_status(case, CONTACT_STATUSES, "record a contact for", "记录联系")
     now = clock.now()
     at = clock.ensure_utc(data.at) if data.at else now
     received = clock.ensure_utc(case.created_at)
@@ -154,13 +147,9 @@ def record_contact(
         )
     row = _add(session, case, actor, at=at, method=data.method, note=data.note)
     session.flush()
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="contacted",
-        actor=actor,
-        expected_version=expected_version,
-        data={
+    step.record(
+        "contacted",
+        {
             "contact_id": row.id,
             "method": data.method.value,
             "at": at.isoformat(),
@@ -168,5 +157,4 @@ def record_contact(
             "unit": case.unit_path,
         },
     )
-    session.flush()
     return row

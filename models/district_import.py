@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 from sqlalchemy import func, literal, update
 from sqlmodel import Session, col, select
 
@@ -148,154 +149,96 @@ def _coordinate(raw: str | None, low: float, high: float) -> float | None:
     return value
 
 
+# --- the columns' readers ---------------------------------------------------------------
+# Each column of a row is read by one rule, named in its type below; a reader sees the raw
+# cell text (pydantic's "before" validation) and raises ValueError with both languages.
+
+
+def _or_blank(read: Callable[[str], Any], blank: Any = None) -> BeforeValidator:
+    """A column that may be left empty (then ``blank``); otherwise read by ``read``."""
+    return BeforeValidator(lambda v: read(v) if v is not None and str(v).strip() else blank)
+
+
+def _text(what: str, max_length: int) -> Callable[[str], str]:
+    """Plain text named ``what``: trimmed, not empty, no control characters, at most
+    ``max_length`` characters."""
+    return lambda v: _plain(v, what, max_length)
+
+
+def _member(enum_cls: type[E], what: str) -> Callable[[str], E]:
+    """A member of ``enum_cls`` by its value or Chinese label (:func:`parse_enum`)."""
+    return lambda v: parse_enum(enum_cls, v, what)
+
+
+def _username(v: str) -> str:
+    value = v.strip().lower()
+    if not (2 <= len(value) <= 64) or not all(
+        ch.isascii() and (ch.isalnum() or ch in "-_.@") for ch in value
+    ):
+        raise ValueError(
+            f"用户名 {v!r} 应为 2–64 位字母、数字或 - _ . @ / username {v!r} must be "
+            "2-64 letters, digits or - _ . @"
+        )
+    return value
+
+
+def _skills(v: str) -> list[Category]:
+    parts = [p for p in str(v).replace("|", ";").replace("、", ";").split(";") if p.strip()]
+    return list(dict.fromkeys(parse_enum(Category, p, "类别 category") for p in parts))
+
+
+def _phone(v: str) -> str:
+    try:
+        return pii.normalise_phone(v)
+    except ValidationError as exc:
+        raise ValueError(f"{exc.message_zh} / {exc.message_en}") from None
+
+
+def _capacity(v: str) -> int:
+    if not str(v).strip().isdigit() or int(v) > 1000:
+        raise ValueError(
+            f"容量应为 0–1000 的整数，而不是 {v!r} / capacity must be a whole number 0-1000"
+        )
+    return int(v)
+
+
+Code = Annotated[str, BeforeValidator(_code)]
+CodeOrNone = Annotated[str | None, _or_blank(_code)]
+
+
 class _Row(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
 class UnitRow(_Row):
-    code: str
-    name: str
-    name_en: str = ""
-    level: UnitLevel
-    parent_code: str | None = None
-    address: str | None = None
-    lat: float | None = None
-    lon: float | None = None
-
-    @field_validator("code", mode="before")
-    @classmethod
-    def _code(cls, v: str) -> str:
-        return _code(v)
-
-    @field_validator("parent_code", mode="before")
-    @classmethod
-    def _parent(cls, v: str | None) -> str | None:
-        return _code(v) if v and v.strip() else None
-
-    @field_validator("name", mode="before")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        return _plain(v, "名称 name", 100)
-
-    @field_validator("name_en", mode="before")
-    @classmethod
-    def _name_en(cls, v: str) -> str:
-        return _plain(v, "英文名 name_en", 100) if v and v.strip() else ""
-
-    @field_validator("address", mode="before")
-    @classmethod
-    def _address(cls, v: str | None) -> str | None:
-        return _plain(v, "地址 address", 200) if v and v.strip() else None
-
-    @field_validator("level", mode="before")
-    @classmethod
-    def _level(cls, v: str) -> UnitLevel:
-        return parse_enum(UnitLevel, v, "层级 level")
-
-    @field_validator("lat", mode="before")
-    @classmethod
-    def _lat(cls, v: str | None) -> float | None:
-        return _coordinate(v, -90, 90)
-
-    @field_validator("lon", mode="before")
-    @classmethod
-    def _lon(cls, v: str | None) -> float | None:
-        return _coordinate(v, -180, 180)
+    code: Code
+    name: Annotated[str, BeforeValidator(_text("名称 name", 100))]
+    name_en: Annotated[str, _or_blank(_text("英文名 name_en", 100), "")] = ""
+    level: Annotated[UnitLevel, BeforeValidator(_member(UnitLevel, "层级 level"))]
+    parent_code: CodeOrNone = None
+    address: Annotated[str | None, _or_blank(_text("地址 address", 200))] = None
+    lat: Annotated[float | None, BeforeValidator(lambda v: _coordinate(v, -90, 90))] = None
+    lon: Annotated[float | None, BeforeValidator(lambda v: _coordinate(v, -180, 180))] = None
 
 
 class StaffRow(_Row):
-    username: str
-    name: str
-    role: StaffRole
-    unit_code: str | None = None
-    skills: list[Category] = []
-    phone: str | None = None
-    active: bool = True
-    capacity: int | None = None
-    away: bool | None = None
+    username: Annotated[str, BeforeValidator(_username)]
+    name: Annotated[str, BeforeValidator(_text("姓名 name", 64))]
+    role: Annotated[StaffRole, BeforeValidator(_member(StaffRole, "角色 role"))]
+    unit_code: CodeOrNone = None
+    skills: Annotated[list[Category], BeforeValidator(_skills)] = []
+    phone: Annotated[str | None, _or_blank(_phone)] = None
+    active: Annotated[bool, BeforeValidator(lambda v: _bool(v, True))] = True
+    capacity: Annotated[int | None, _or_blank(_capacity)] = None
+    away: Annotated[bool | None, _or_blank(lambda v: _bool(v, False))] = None
     # In-service Party members (在职党员) registered with a community: their home unit.
     employer: str | None = None
 
-    @field_validator("username", mode="before")
-    @classmethod
-    def _username(cls, v: str) -> str:
-        value = v.strip().lower()
-        if not (2 <= len(value) <= 64) or not all(
-            ch.isascii() and (ch.isalnum() or ch in "-_.@") for ch in value
-        ):
-            raise ValueError(
-                f"用户名 {v!r} 应为 2–64 位字母、数字或 - _ . @ / username {v!r} must be "
-                "2-64 letters, digits or - _ . @"
-            )
-        return value
-
-    @field_validator("name", mode="before")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        return _plain(v, "姓名 name", 64)
-
-    @field_validator("role", mode="before")
-    @classmethod
-    def _role(cls, v: str) -> StaffRole:
-        return parse_enum(StaffRole, v, "角色 role")
-
-    @field_validator("unit_code", mode="before")
-    @classmethod
-    def _unit(cls, v: str | None) -> str | None:
-        return _code(v) if v and v.strip() else None
-
-    @field_validator("skills", mode="before")
-    @classmethod
-    def _skills(cls, v: str) -> list[Category]:
-        parts = [p for p in str(v).replace("|", ";").replace("、", ";").split(";") if p.strip()]
-        return list(dict.fromkeys(parse_enum(Category, p, "类别 category") for p in parts))
-
-    @field_validator("phone", mode="before")
-    @classmethod
-    def _phone(cls, v: str | None) -> str | None:
-        if not v or not v.strip():
-            return None
-        try:
-            return pii.normalise_phone(v)
-        except ValidationError as exc:
-            raise ValueError(f"{exc.message_zh} / {exc.message_en}") from None
-
-    @field_validator("active", mode="before")
-    @classmethod
-    def _active(cls, v: str) -> bool:
-        return _bool(v, True)
-
-    @field_validator("away", mode="before")
-    @classmethod
-    def _away(cls, v: str | None) -> bool | None:
-        return _bool(v, False) if v and v.strip() else None
-
-    @field_validator("capacity", mode="before")
-    @classmethod
-    def _capacity(cls, v: str | None) -> int | None:
-        if v is None or not str(v).strip():
-            return None
-        if not str(v).strip().isdigit() or int(v) > 1000:
-            raise ValueError(
-                f"容量应为 0–1000 的整数，而不是 {v!r} / capacity must be a whole number 0-1000"
-            )
-        return int(v)
-
 
 class PairingRow(_Row):
-    community_code: str
-    category: Category
-    agency_code: str
-
-    @field_validator("community_code", "agency_code", mode="before")
-    @classmethod
-    def _codes(cls, v: str) -> str:
-        return _code(v)
-
-    @field_validator("category", mode="before")
-    @classmethod
-    def _category(cls, v: str) -> Category:
-        return parse_enum(Category, v, "类别 category")
+    community_code: Code
+    category: Annotated[Category, BeforeValidator(_member(Category, "类别 category"))]
+    agency_code: Code
 
 
 def _parse(model: type[M], rows: list[Row], file: str) -> tuple[list[tuple[Row, M]], list[Problem]]:

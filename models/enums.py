@@ -3,18 +3,36 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Self
 
 
 class Labelled(StrEnum):
-    """A string enum whose members carry ``zh`` and ``en`` labels."""
+    """A string enum whose members carry ``zh`` and ``en`` labels, declared with the
+    member itself: ``CITY = "city", "市", "City"`` (value, Chinese, English). The value
+    alone is what is stored and compared; the labels are for people. Members of different
+    enums may share a value ("agency" is a unit level, a party kind and a referral
+    target) and keep labels of their own."""
+
+    _zh: str
+    _en: str
+
+    # ``*labels`` rather than ``zh, en``: a look-up by value (``Category("labour")``) is
+    # typed against this signature, though it never calls it.
+    def __new__(cls, value: str, *labels: str) -> Self:
+        zh, en = labels  # every member declares both labels
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member._zh = zh
+        member._en = en
+        return member
 
     @property
     def zh(self) -> str:
-        return _LABELS[(type(self), self.value)][0]
+        return self._zh
 
     @property
     def en(self) -> str:
-        return _LABELS[(type(self), self.value)][1]
+        return self._en
 
     @property
     def label(self) -> str:
@@ -22,13 +40,13 @@ class Labelled(StrEnum):
 
 
 class UnitLevel(Labelled):
-    CITY = "city"
-    DISTRICT = "district"
-    STREET = "street"
-    COMMUNITY = "community"
-    COMPOUND = "compound"
-    BUILDING = "building"
-    AGENCY = "agency"
+    CITY = "city", "市", "City"
+    DISTRICT = "district", "区", "District"
+    STREET = "street", "街道", "Street"
+    COMMUNITY = "community", "社区", "Community"
+    COMPOUND = "compound", "小区", "Compound"
+    BUILDING = "building", "楼幢", "Building"
+    AGENCY = "agency", "结对部门", "Paired agency"
 
     @property
     def rank(self) -> int:
@@ -48,37 +66,37 @@ _LEVEL_RANK = {
 
 
 class Category(Labelled):
-    RELOCATION = "relocation"
-    LABOUR = "labour"
-    ENVIRONMENT = "environment"
-    NEIGHBOUR = "neighbour"
-    PROPERTY = "property"
-    FAMILY = "family"
-    TENANCY = "tenancy"
-    OTHER = "other"
+    RELOCATION = "relocation", "动迁/拆迁纠纷", "Relocation compensation"
+    LABOUR = "labour", "劳动争议/欠薪", "Layoffs and unpaid wages"
+    ENVIRONMENT = "environment", "环境投诉", "Environmental complaint"
+    NEIGHBOUR = "neighbour", "邻里纠纷", "Neighbour dispute"
+    PROPERTY = "property", "物业纠纷", "Property management"
+    FAMILY = "family", "婚姻家庭纠纷", "Family and marriage"
+    TENANCY = "tenancy", "房屋租赁纠纷", "Landlord and tenant"
+    OTHER = "other", "其他", "Other"
 
 
 class Priority(Labelled):
-    EMERGENCY = "emergency"
-    HIGH = "high"
-    NORMAL = "normal"
-    CONSULTATION = "consultation"
+    EMERGENCY = "emergency", "紧急", "Emergency"
+    HIGH = "high", "重要", "High"
+    NORMAL = "normal", "一般", "Normal"
+    CONSULTATION = "consultation", "咨询求助", "Consultation"
 
 
 class CaseStatus(Labelled):
-    SUBMITTED = "submitted"
-    TRIAGED = "triaged"
-    ASSIGNED = "assigned"
-    IN_MEDIATION = "in_mediation"
-    AGREEMENT = "agreement"
-    MEDIATION_FAILED = "mediation_failed"
-    FOLLOW_UP = "follow_up"
-    CLOSED = "closed"
-    ESCALATED = "escalated"
-    REFERRED = "referred"
-    MERGED = "merged"
-    WITHDRAWN = "withdrawn"
-    REOPENED = "reopened"
+    SUBMITTED = "submitted", "已登记", "Submitted"
+    TRIAGED = "triaged", "已研判分流", "Triaged"
+    ASSIGNED = "assigned", "已派单", "Assigned"
+    IN_MEDIATION = "in_mediation", "调解中", "In mediation"
+    AGREEMENT = "agreement", "达成协议", "Agreement"
+    MEDIATION_FAILED = "mediation_failed", "调解不成", "Mediation failed"
+    FOLLOW_UP = "follow_up", "回访中", "Follow-up"
+    CLOSED = "closed", "已办结", "Closed"
+    ESCALATED = "escalated", "已提级督办", "Escalated"
+    REFERRED = "referred", "已移交", "Referred"
+    MERGED = "merged", "已合并", "Merged"
+    WITHDRAWN = "withdrawn", "已撤回", "Withdrawn"
+    REOPENED = "reopened", "重新办理", "Reopened"
 
     @property
     def is_open(self) -> bool:
@@ -90,100 +108,104 @@ TERMINAL_STATUSES = frozenset({CaseStatus.CLOSED, CaseStatus.MERGED, CaseStatus.
 
 
 class StaffRole(Labelled):
-    COMMUNITY_WORKER = "community_worker"
-    GRID_WORKER = "grid_worker"
-    MEDIATOR = "mediator"
-    INSTRUCTOR = "instructor"
-    SUPERVISOR = "supervisor"
-    ADMIN = "admin"
-    VOLUNTEER = "volunteer"
-    RETURN_VISITOR = "return_visitor"
-    PARTY_MEMBER = "party_member"  # in-service Party member registered with a community
+    COMMUNITY_WORKER = "community_worker", "社区工作者", "Community worker"
+    GRID_WORKER = "grid_worker", "网格员", "Grid worker"
+    MEDIATOR = "mediator", "人民调解员", "Mediator"
+    INSTRUCTOR = "instructor", "党建指导员", "Party-building instructor"
+    SUPERVISOR = "supervisor", "督办人员", "Supervisor"
+    ADMIN = "admin", "系统管理员", "Administrator"
+    VOLUNTEER = "volunteer", "志愿者", "Volunteer"
+    RETURN_VISITOR = "return_visitor", "回访员", "Return visitor"
+    PARTY_MEMBER = (
+        "party_member",
+        "在职党员",
+        "In-service Party member",
+    )  # in-service Party member registered with a community
 
 
 class PartyKind(Labelled):
-    PERSON = "person"
-    HOUSEHOLD = "household"
-    FIRM = "firm"
-    AGENCY = "agency"
+    PERSON = "person", "个人", "Person"
+    HOUSEHOLD = "household", "家庭", "Household"
+    FIRM = "firm", "企业", "Firm"
+    AGENCY = "agency", "单位/部门", "Agency"
 
 
 class PartySide(Labelled):
-    COMPLAINANT = "complainant"
-    RESPONDENT = "respondent"
-    THIRD_PARTY = "third_party"
+    COMPLAINANT = "complainant", "申请人", "Complainant"
+    RESPONDENT = "respondent", "被申请人", "Respondent"
+    THIRD_PARTY = "third_party", "第三人", "Third party"
 
 
 class Channel(Labelled):
-    WALK_IN = "walk_in"
-    PHONE = "phone"
-    GRID_PATROL = "grid_patrol"
-    OPEN311 = "open311"
-    HOTLINE_12345 = "hotline_12345"
-    POLICE = "police"
-    WEB = "web"
+    WALK_IN = "walk_in", "来访", "Walk-in"
+    PHONE = "phone", "来电", "Phone"
+    GRID_PATROL = "grid_patrol", "网格巡查", "Grid patrol"
+    OPEN311 = "open311", "公众上报", "Open311"
+    HOTLINE_12345 = "hotline_12345", "12345转办", "12345 hotline"
+    POLICE = "police", "公安转办", "Police referral"
+    WEB = "web", "网页登记", "Web form"
 
 
 class LinkKind(Labelled):
-    DUPLICATE_OF = "duplicate_of"
-    RELATED_TO = "related_to"
-    CLUSTER = "cluster"
+    DUPLICATE_OF = "duplicate_of", "重复件", "Duplicate of"
+    RELATED_TO = "related_to", "关联件", "Related to"
+    CLUSTER = "cluster", "同源聚集", "Cluster"
 
 
 class FollowUpKind(Labelled):
-    AFTER_CLOSURE = "after_closure"
-    BEFORE_TERM_DUE = "before_term_due"
-    AFTER_AGREEMENT = "after_agreement"
+    AFTER_CLOSURE = "after_closure", "办结回访", "After closure"
+    BEFORE_TERM_DUE = "before_term_due", "履约回访", "Before a term is due"
+    AFTER_AGREEMENT = "after_agreement", "协议回访", "After agreement"
 
 
 class FollowUpOutcome(Labelled):
-    CARRIED_OUT = "carried_out"
-    PARTLY = "partly"
-    NOT_CARRIED_OUT = "not_carried_out"
-    UNREACHABLE = "unreachable"
+    CARRIED_OUT = "carried_out", "已履行", "Carried out"
+    PARTLY = "partly", "部分履行", "Partly carried out"
+    NOT_CARRIED_OUT = "not_carried_out", "未履行", "Not carried out"
+    UNREACHABLE = "unreachable", "未联系上", "Unreachable"
 
 
 class ContactMethod(Labelled):
     """How the handler first reached the complainant (an automatic assignment is not
     a contact)."""
 
-    PHONE = "phone"
-    VISIT = "visit"
-    IN_PERSON = "in_person"
-    MESSAGE = "message"
+    PHONE = "phone", "电话联系", "Phone call"
+    VISIT = "visit", "上门走访", "Home visit"
+    IN_PERSON = "in_person", "当面接谈", "In person"
+    MESSAGE = "message", "短信/微信联系", "Text message"
 
 
 class VisitChannel(Labelled):
     """How a return visit's answers were given."""
 
-    PHONE = "phone"
-    IN_PERSON = "in_person"
-    RESIDENT_LINK = "resident_link"
+    PHONE = "phone", "电话回访", "Phone call"
+    IN_PERSON = "in_person", "上门回访", "In person"
+    RESIDENT_LINK = "resident_link", "居民自评链接", "Resident's own link"
 
 
 class ResolvedAnswer(Labelled):
-    RESOLVED = "resolved"
-    BASICALLY = "basically"
-    UNRESOLVED = "unresolved"
+    RESOLVED = "resolved", "已解决", "Resolved"
+    BASICALLY = "basically", "基本解决", "Basically resolved"
+    UNRESOLVED = "unresolved", "未解决", "Not resolved"
 
 
 class SatisfiedAnswer(Labelled):
-    SATISFIED = "satisfied"
-    BASICALLY = "basically"
-    DISSATISFIED = "dissatisfied"
+    SATISFIED = "satisfied", "满意", "Satisfied"
+    BASICALLY = "basically", "基本满意", "Basically satisfied"
+    DISSATISFIED = "dissatisfied", "不满意", "Dissatisfied"
 
 
 class BreachKind(Labelled):
-    RESPONSE = "response"
-    RESOLUTION = "resolution"
+    RESPONSE = "response", "响应超时", "Response limit passed"
+    RESOLUTION = "resolution", "办理超期", "Resolution limit passed"
 
 
 class ReferralTarget(Labelled):
-    ARBITRATION = "arbitration"
-    COURT = "court"
-    AGENCY = "agency"
-    ADMIN_REVIEW = "admin_review"
-    POLICE = "police"
+    ARBITRATION = "arbitration", "劳动人事争议仲裁", "Labour and personnel arbitration"
+    COURT = "court", "法院", "Court"
+    AGENCY = "agency", "结对部门", "Paired agency"
+    ADMIN_REVIEW = "admin_review", "行政复议", "Administrative review"
+    POLICE = "police", "公安机关", "Police"
 
 
 class ReferralReason(Labelled):
@@ -192,12 +214,16 @@ class ReferralReason(Labelled):
     gives to another authority, or one already before a court or arbitration); the last
     two only arise later, when the grassroots had its turn."""
 
-    CRIMINAL = "criminal"
-    IN_COURT = "in_court"
-    IN_ARBITRATION = "in_arbitration"
-    ADMINISTRATIVE = "administrative"
-    LIMIT_PASSED = "limit_passed"
-    MEDIATION_FAILED = "mediation_failed"
+    CRIMINAL = "criminal", "涉嫌违法犯罪，移送公安机关", "Criminal matter, for the police"
+    IN_COURT = "in_court", "已进入诉讼程序", "Already before a court"
+    IN_ARBITRATION = "in_arbitration", "已申请仲裁", "Already before arbitration"
+    ADMINISTRATIVE = (
+        "administrative",
+        "须由行政机关依职权处理",
+        "A decision only an administrative agency can make",
+    )
+    LIMIT_PASSED = "limit_passed", "基层办理时限届满", "Time at the grassroots ran out"
+    MEDIATION_FAILED = "mediation_failed", "调解不成", "Mediation failed"
 
     @property
     def at_assignment(self) -> bool:
@@ -213,91 +239,95 @@ class ReferralReason(Labelled):
 class ReferralState(Labelled):
     """Where a referral to a unit inside the system stands (签收/退单/办结)."""
 
-    PENDING = "pending"
-    SIGNED = "signed"
-    RETURNED = "returned"
-    CONCLUDED = "concluded"
+    PENDING = "pending", "待签收", "Awaiting signature"
+    SIGNED = "signed", "已签收", "Signed for"
+    RETURNED = "returned", "已退单", "Sent back"
+    CONCLUDED = "concluded", "已反馈办理结果", "Outcome recorded"
 
 
 class ReferralOutcome(Labelled):
-    RESOLVED = "resolved"
-    PARTLY = "partly"
-    NOT_RESOLVED = "not_resolved"
+    RESOLVED = "resolved", "已解决", "Resolved"
+    PARTLY = "partly", "部分解决", "Partly resolved"
+    NOT_RESOLVED = "not_resolved", "未解决", "Not resolved"
 
 
 class ExpiryAction(Labelled):
     """What happens when a level's resolution limit passes (after the reminder)."""
 
-    ESCALATE = "escalate"
-    REFER = "refer"
+    ESCALATE = "escalate", "提级督办", "Escalate one level up"
+    REFER = "refer", "转结对部门", "Refer to the paired agency"
 
 
 class HelperRole(Labelled):
     """What a helper added to a case does there."""
 
-    ASSIST_MEDIATION = "assist_mediation"
-    VISIT = "visit"
-    LEGAL_EDUCATION = "legal_education"
+    ASSIST_MEDIATION = "assist_mediation", "协助调解", "Assists the mediation"
+    VISIT = "visit", "走访", "Visits the parties"
+    LEGAL_EDUCATION = "legal_education", "普法", "Explains the law"
 
 
 class HelperTaskKind(Labelled):
-    VISIT = "visit"
-    SESSION = "session"
-    LEGAL_TALK = "legal_talk"
+    VISIT = "visit", "走访", "Visit"
+    SESSION = "session", "协助调解会", "Mediation session"
+    LEGAL_TALK = "legal_talk", "普法宣讲", "Legal talk"
 
 
 class ExtensionState(Labelled):
-    REQUESTED = "requested"
-    GRANTED = "granted"
-    REFUSED = "refused"
+    REQUESTED = "requested", "待审批", "Requested"
+    GRANTED = "granted", "已批准", "Granted"
+    REFUSED = "refused", "未批准", "Refused"
 
 
 class NotAcceptedReason(Labelled):
     """Why a dispute is outside people's mediation (受理审查不予受理的事由)."""
 
-    BEFORE_COURT = "before_court"
-    BEFORE_ARBITRATION = "before_arbitration"
-    BEFORE_ADMINISTRATION = "before_administration"
-    CRIMINAL = "criminal"
-    PARTY_REFUSES = "party_refuses"
+    BEFORE_COURT = "before_court", "已诉至人民法院", "Already before a court"
+    BEFORE_ARBITRATION = "before_arbitration", "已申请仲裁", "Already before arbitration"
+    BEFORE_ADMINISTRATION = (
+        "before_administration",
+        "已由行政机关受理或处理",
+        "Already before an administrative authority",
+    )
+    CRIMINAL = "criminal", "涉嫌违法犯罪", "A criminal matter"
+    PARTY_REFUSES = "party_refuses", "当事人拒绝调解", "A party refuses mediation"
 
 
 class ConsentMethod(Labelled):
-    IN_PERSON = "in_person"
-    PHONE = "phone"
-    RESIDENT_LINK = "resident_link"
+    IN_PERSON = "in_person", "当面", "In person"
+    PHONE = "phone", "电话", "By phone"
+    RESIDENT_LINK = "resident_link", "居民链接", "Resident's link"
 
 
 class MediatorEnd(Labelled):
     """Why a named mediator stopped mediating a case."""
 
-    RECUSED = "recused"
-    PARTY_REQUEST = "party_request"
-    REPLACED = "replaced"
+    RECUSED = "recused", "回避", "Recused"
+    PARTY_REQUEST = "party_request", "当事人要求更换", "Replaced at a party's request"
+    REPLACED = "replaced", "调委会更换", "Replaced by the committee"
 
 
 class TerminationReason(Labelled):
     """人民调解法 第二十六条: mediation that fails is ended; the parties are told their routes."""
 
-    NO_AGREEMENT = "no_agreement"
-    PARTY_WITHDRAWS = "party_withdraws"
-    PARTY_REFUSES = "party_refuses"
-    OTHER = "other"
+    NO_AGREEMENT = "no_agreement", "经调解未达成协议", "No agreement reached"
+    PARTY_WITHDRAWS = "party_withdraws", "当事人要求终止调解", "A party asks to end mediation"
+    PARTY_REFUSES = "party_refuses", "当事人拒绝调解", "A party refuses mediation"
+    OTHER = "other", "其他原因", "Other reason"
 
 
 class ConfirmationStatus(Labelled):
     """Judicial confirmation of an agreement (司法确认, 人民调解法 第三十三条)."""
 
-    NOT_APPLIED = "not_applied"
-    APPLIED = "applied"
-    CONFIRMED = "confirmed"
-    REFUSED = "refused"
+    NOT_APPLIED = "not_applied", "未申请", "Not applied"
+    APPLIED = "applied", "已申请", "Applied"
+    CONFIRMED = "confirmed", "已确认", "Confirmed"
+    REFUSED = "refused", "不予确认", "Refused"
 
 
 class OutboxState(Labelled):
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    FAILED = "failed"
+    PENDING = "pending", "待投递", "Pending"
+    DELIVERED = "delivered", "已投递", "Delivered"
+    FAILED = "failed", "投递失败", "Failed"
 
 
 LEGAL_REFERRAL_REASONS = frozenset(
@@ -312,152 +342,4 @@ _REASON_TARGET = {
     ReferralReason.CRIMINAL: ReferralTarget.POLICE,
     ReferralReason.IN_COURT: ReferralTarget.COURT,
     ReferralReason.IN_ARBITRATION: ReferralTarget.ARBITRATION,
-}
-
-_LABEL_PAIRS: tuple[tuple[Labelled, tuple[str, str]], ...] = (
-    (UnitLevel.CITY, ("市", "City")),
-    (UnitLevel.DISTRICT, ("区", "District")),
-    (UnitLevel.STREET, ("街道", "Street")),
-    (UnitLevel.COMMUNITY, ("社区", "Community")),
-    (UnitLevel.COMPOUND, ("小区", "Compound")),
-    (UnitLevel.BUILDING, ("楼幢", "Building")),
-    (UnitLevel.AGENCY, ("结对部门", "Paired agency")),
-    (Category.RELOCATION, ("动迁/拆迁纠纷", "Relocation compensation")),
-    (Category.LABOUR, ("劳动争议/欠薪", "Layoffs and unpaid wages")),
-    (Category.ENVIRONMENT, ("环境投诉", "Environmental complaint")),
-    (Category.NEIGHBOUR, ("邻里纠纷", "Neighbour dispute")),
-    (Category.PROPERTY, ("物业纠纷", "Property management")),
-    (Category.FAMILY, ("婚姻家庭纠纷", "Family and marriage")),
-    (Category.TENANCY, ("房屋租赁纠纷", "Landlord and tenant")),
-    (Category.OTHER, ("其他", "Other")),
-    (Priority.EMERGENCY, ("紧急", "Emergency")),
-    (Priority.HIGH, ("重要", "High")),
-    (Priority.NORMAL, ("一般", "Normal")),
-    (Priority.CONSULTATION, ("咨询求助", "Consultation")),
-    (CaseStatus.SUBMITTED, ("已登记", "Submitted")),
-    (CaseStatus.TRIAGED, ("已研判分流", "Triaged")),
-    (CaseStatus.ASSIGNED, ("已派单", "Assigned")),
-    (CaseStatus.IN_MEDIATION, ("调解中", "In mediation")),
-    (CaseStatus.AGREEMENT, ("达成协议", "Agreement")),
-    (CaseStatus.MEDIATION_FAILED, ("调解不成", "Mediation failed")),
-    (CaseStatus.FOLLOW_UP, ("回访中", "Follow-up")),
-    (CaseStatus.CLOSED, ("已办结", "Closed")),
-    (CaseStatus.ESCALATED, ("已提级督办", "Escalated")),
-    (CaseStatus.REFERRED, ("已移交", "Referred")),
-    (CaseStatus.MERGED, ("已合并", "Merged")),
-    (CaseStatus.WITHDRAWN, ("已撤回", "Withdrawn")),
-    (CaseStatus.REOPENED, ("重新办理", "Reopened")),
-    (StaffRole.COMMUNITY_WORKER, ("社区工作者", "Community worker")),
-    (StaffRole.GRID_WORKER, ("网格员", "Grid worker")),
-    (StaffRole.MEDIATOR, ("人民调解员", "Mediator")),
-    (StaffRole.INSTRUCTOR, ("党建指导员", "Party-building instructor")),
-    (StaffRole.SUPERVISOR, ("督办人员", "Supervisor")),
-    (StaffRole.ADMIN, ("系统管理员", "Administrator")),
-    (StaffRole.VOLUNTEER, ("志愿者", "Volunteer")),
-    (StaffRole.RETURN_VISITOR, ("回访员", "Return visitor")),
-    (StaffRole.PARTY_MEMBER, ("在职党员", "In-service Party member")),
-    (PartyKind.PERSON, ("个人", "Person")),
-    (PartyKind.HOUSEHOLD, ("家庭", "Household")),
-    (PartyKind.FIRM, ("企业", "Firm")),
-    (PartyKind.AGENCY, ("单位/部门", "Agency")),
-    (PartySide.COMPLAINANT, ("申请人", "Complainant")),
-    (PartySide.RESPONDENT, ("被申请人", "Respondent")),
-    (Channel.WALK_IN, ("来访", "Walk-in")),
-    (Channel.PHONE, ("来电", "Phone")),
-    (Channel.GRID_PATROL, ("网格巡查", "Grid patrol")),
-    (Channel.OPEN311, ("公众上报", "Open311")),
-    (Channel.HOTLINE_12345, ("12345转办", "12345 hotline")),
-    (Channel.POLICE, ("公安转办", "Police referral")),
-    (Channel.WEB, ("网页登记", "Web form")),
-    (LinkKind.DUPLICATE_OF, ("重复件", "Duplicate of")),
-    (LinkKind.RELATED_TO, ("关联件", "Related to")),
-    (LinkKind.CLUSTER, ("同源聚集", "Cluster")),
-    (FollowUpKind.AFTER_CLOSURE, ("办结回访", "After closure")),
-    (FollowUpKind.BEFORE_TERM_DUE, ("履约回访", "Before a term is due")),
-    (FollowUpKind.AFTER_AGREEMENT, ("协议回访", "After agreement")),
-    (FollowUpOutcome.CARRIED_OUT, ("已履行", "Carried out")),
-    (FollowUpOutcome.PARTLY, ("部分履行", "Partly carried out")),
-    (FollowUpOutcome.NOT_CARRIED_OUT, ("未履行", "Not carried out")),
-    (FollowUpOutcome.UNREACHABLE, ("未联系上", "Unreachable")),
-    (ContactMethod.PHONE, ("电话联系", "Phone call")),
-    (ContactMethod.VISIT, ("上门走访", "Home visit")),
-    (ContactMethod.IN_PERSON, ("当面接谈", "In person")),
-    (ContactMethod.MESSAGE, ("短信/微信联系", "Text message")),
-    (VisitChannel.PHONE, ("电话回访", "Phone call")),
-    (VisitChannel.IN_PERSON, ("上门回访", "In person")),
-    (VisitChannel.RESIDENT_LINK, ("居民自评链接", "Resident's own link")),
-    (ResolvedAnswer.RESOLVED, ("已解决", "Resolved")),
-    (ResolvedAnswer.BASICALLY, ("基本解决", "Basically resolved")),
-    (ResolvedAnswer.UNRESOLVED, ("未解决", "Not resolved")),
-    (SatisfiedAnswer.SATISFIED, ("满意", "Satisfied")),
-    (SatisfiedAnswer.BASICALLY, ("基本满意", "Basically satisfied")),
-    (SatisfiedAnswer.DISSATISFIED, ("不满意", "Dissatisfied")),
-    (BreachKind.RESPONSE, ("响应超时", "Response limit passed")),
-    (BreachKind.RESOLUTION, ("办理超期", "Resolution limit passed")),
-    (ReferralTarget.ARBITRATION, ("劳动人事争议仲裁", "Labour and personnel arbitration")),
-    (ReferralTarget.COURT, ("法院", "Court")),
-    (ReferralTarget.AGENCY, ("结对部门", "Paired agency")),
-    (ReferralTarget.POLICE, ("公安机关", "Police")),
-    (ReferralReason.CRIMINAL, ("涉嫌违法犯罪，移送公安机关", "Criminal matter, for the police")),
-    (ReferralReason.IN_COURT, ("已进入诉讼程序", "Already before a court")),
-    (ReferralReason.IN_ARBITRATION, ("已申请仲裁", "Already before arbitration")),
-    (
-        ReferralReason.ADMINISTRATIVE,
-        (
-            "须由行政机关依职权处理",
-            "A decision only an administrative agency can make",
-        ),
-    ),
-    (ReferralReason.LIMIT_PASSED, ("基层办理时限届满", "Time at the grassroots ran out")),
-    (ReferralReason.MEDIATION_FAILED, ("调解不成", "Mediation failed")),
-    (ReferralState.PENDING, ("待签收", "Awaiting signature")),
-    (ReferralState.SIGNED, ("已签收", "Signed for")),
-    (ReferralState.RETURNED, ("已退单", "Sent back")),
-    (ReferralState.CONCLUDED, ("已反馈办理结果", "Outcome recorded")),
-    (ReferralOutcome.RESOLVED, ("已解决", "Resolved")),
-    (ReferralOutcome.PARTLY, ("部分解决", "Partly resolved")),
-    (ReferralOutcome.NOT_RESOLVED, ("未解决", "Not resolved")),
-    (ExpiryAction.ESCALATE, ("提级督办", "Escalate one level up")),
-    (ExpiryAction.REFER, ("转结对部门", "Refer to the paired agency")),
-    (HelperRole.ASSIST_MEDIATION, ("协助调解", "Assists the mediation")),
-    (HelperRole.VISIT, ("走访", "Visits the parties")),
-    (HelperRole.LEGAL_EDUCATION, ("普法", "Explains the law")),
-    (HelperTaskKind.VISIT, ("走访", "Visit")),
-    (HelperTaskKind.SESSION, ("协助调解会", "Mediation session")),
-    (HelperTaskKind.LEGAL_TALK, ("普法宣讲", "Legal talk")),
-    (ExtensionState.REQUESTED, ("待审批", "Requested")),
-    (ExtensionState.GRANTED, ("已批准", "Granted")),
-    (ExtensionState.REFUSED, ("未批准", "Refused")),
-    (PartySide.THIRD_PARTY, ("第三人", "Third party")),
-    (ReferralTarget.ADMIN_REVIEW, ("行政复议", "Administrative review")),
-    (NotAcceptedReason.BEFORE_COURT, ("已诉至人民法院", "Already before a court")),
-    (NotAcceptedReason.BEFORE_ARBITRATION, ("已申请仲裁", "Already before arbitration")),
-    (NotAcceptedReason.CRIMINAL, ("涉嫌违法犯罪", "A criminal matter")),
-    (NotAcceptedReason.PARTY_REFUSES, ("当事人拒绝调解", "A party refuses mediation")),
-    (ConsentMethod.IN_PERSON, ("当面", "In person")),
-    (ConsentMethod.PHONE, ("电话", "By phone")),
-    (ConsentMethod.RESIDENT_LINK, ("居民链接", "Resident's link")),
-    (MediatorEnd.RECUSED, ("回避", "Recused")),
-    (MediatorEnd.PARTY_REQUEST, ("当事人要求更换", "Replaced at a party's request")),
-    (MediatorEnd.REPLACED, ("调委会更换", "Replaced by the committee")),
-    (TerminationReason.NO_AGREEMENT, ("经调解未达成协议", "No agreement reached")),
-    (TerminationReason.PARTY_REFUSES, ("当事人拒绝调解", "A party refuses mediation")),
-    (TerminationReason.OTHER, ("其他原因", "Other reason")),
-    (ConfirmationStatus.NOT_APPLIED, ("未申请", "Not applied")),
-    (ConfirmationStatus.APPLIED, ("已申请", "Applied")),
-    (ConfirmationStatus.CONFIRMED, ("已确认", "Confirmed")),
-    (ConfirmationStatus.REFUSED, ("不予确认", "Refused")),
-    (
-        NotAcceptedReason.BEFORE_ADMINISTRATION,
-        ("已由行政机关受理或处理", "Already before an administrative authority"),
-    ),
-    (TerminationReason.PARTY_WITHDRAWS, ("当事人要求终止调解", "A party asks to end mediation")),
-    (OutboxState.PENDING, ("待投递", "Pending")),
-    (OutboxState.DELIVERED, ("已投递", "Delivered")),
-    (OutboxState.FAILED, ("投递失败", "Failed")),
-)
-# Keyed by (enum, value): members of different enums may share a value ("agency" is a
-# unit level, a party kind and a referral target), and a plain dict would keep one label.
-_LABELS: dict[tuple[type, str], tuple[str, str]] = {
-    (type(member), member.value): labels for member, labels in _LABEL_PAIRS
 }

@@ -41,14 +41,15 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from models import breaches, clock, lifecycle, overdue, pii, referrals
+from models import breaches, clock, lifecycle, overdue, referrals
 from models.access import Actor
 from models.case import Case
 from models.cases import get_case
 from models.db import write_session
 from models.deadlines import compute_deadlines
 from models.enums import CaseStatus, ExpiryAction, ReferralReason, UnitLevel
-from models.errors import ConflictError, GuardFailed, NotFound, ValidationError
+from models.errors import ConflictError, GuardFailed, NotFound
+from models.guards import required_masked_text
 from models.routing import Directory
 from models.unit import Unit
 
@@ -244,12 +245,10 @@ def escalate_case(
     now = clock.ensure_utc(now)
     case = case if case is not None else _fresh(session, case_id)
     assert case.id is not None
-    lifecycle.check_version(case, expected_version)
+    step = lifecycle.step_on(session, case, actor, expected_version)
     note: str | None = None
     if by_hand:
-        note = pii.scrub_text((reason or "").strip())[:500]
-        if not note:
-            raise ValidationError("reason: required to escalate by hand", "reason：请填写上报原因")
+        note = required_masked_text(reason, "reason", "上报原因")
         if not case.is_open or case.status not in ESCALATABLE:
             raise GuardFailed(
                 f"cannot escalate a case that is {case.status.value}",
@@ -318,13 +317,10 @@ def escalate_case(
     policy = directory.policy(category=case.category, priority=case.priority, level=target.level)
     limits = compute_deadlines(policy, start=now)
     level = case.escalation_level + 1
-    case.unit_id = target.id
-    case.unit_path = target.path
+    case.set_handling_unit(target)
     case.escalation_level = level
     case.assignee_id = None
-    case.response_due_at = limits.response_due_at
-    case.resolution_due_at = limits.resolution_due_at
-    case.next_reminder_at = limits.next_reminder_at
+    case.set_time_limits(limits)
     data: dict[str, object] = {
         "from_unit": unit.code,
         "to_unit": target.code,
@@ -335,15 +331,7 @@ def escalate_case(
     }
     if note:
         data["reason"] = note
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="escalated",
-        actor=actor,
-        at=now,
-        expected_version=expected_version,
-        data=data,
-    )
+    step.record("escalated", data, at=now)
     return EscalationResult(
         case.id, case.number, "escalated", unit.code, target.code, level, case.resolution_due_at
     )

@@ -11,12 +11,12 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
-from models import clock, lifecycle, pii, workdays
+from models import clock, lifecycle, workdays
 from models.case import Case
-from models.cases import get_case
 from models.enums import ExtensionState, StaffRole
 from models.errors import GuardFailed, PermissionDenied, ValidationError
 from models.extension import Extension
+from models.guards import masked_text, required_masked_text
 from models.lifecycle import HANDLING, Actor
 from models.rows import rows_of
 from models.staff import Staff
@@ -41,13 +41,6 @@ def pending_extension(session: Session, *, case_id: int) -> Extension | None:
     ).first()
 
 
-def _reason(value: str | None, field: str, zh: str, *, required: bool) -> str | None:
-    text = pii.scrub_text((value or "").strip())[:500]
-    if required and not text:
-        raise ValidationError(f"{field}: required", f"{field}：请填写{zh}")
-    return text or None
-
-
 def request_extension(
     session: Session,
     *,
@@ -58,8 +51,8 @@ def request_extension(
     expected_version: int | None,
 ) -> Extension:
     """The handler asks for more time, before the limit has passed."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
     if actor.kind != "staff":
         raise PermissionDenied("only staff ask for an extension", "只有工作人员可以申请延期")
     if case.status not in HANDLING or case.resolution_due_at is None:
@@ -76,7 +69,7 @@ def request_extension(
         )
     if pending_extension(session, case_id=case_id) is not None:
         raise GuardFailed("an extension is already waiting for a decision", "已有延期申请待审批")
-    text = _reason(reason, "reason", "延期理由", required=True)
+    text = required_masked_text(reason, "reason", "延期理由")
     moment = clock.ensure_utc(until)
     latest = workdays.add_working_days(due, MAX_EXTRA_WORKING_DAYS)
     if moment <= due or moment > latest:
@@ -98,20 +91,15 @@ def request_extension(
     session.add(row)
     session.flush()
     case.extension_asked_until = moment
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="extension_requested",
-        actor=actor,
-        expected_version=expected_version,
-        data={
+    step.record(
+        "extension_requested",
+        {
             "extension_id": row.id,
             "until": moment.isoformat(),
             "deadline": due.isoformat(),
             "reason": text,
         },
     )
-    session.flush()
     return row
 
 
@@ -143,13 +131,14 @@ def decide_extension(
 ) -> Extension:
     """A supervisor grants (the limit moves to the date asked, a new reminder before it)
     or refuses (the limit stays; a note says why)."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
     row = pending_extension(session, case_id=case_id)
     if row is None:
         raise GuardFailed("no extension is waiting for a decision", "没有待审批的延期申请")
     staff = _decider(session, case, actor)
-    text = _reason(note, "note", "不批准的理由", required=not grant)
+    # A refusal says why; a grant may.
+    text = masked_text(note) if grant else required_masked_text(note, "note", "不批准的理由")
     now = clock.now()
     row.state = ExtensionState.GRANTED if grant else ExtensionState.REFUSED
     row.decided_by_id = staff.id
@@ -164,13 +153,9 @@ def decide_extension(
         if case.next_reminder_at >= until:
             case.next_reminder_at = now + (until - now) / 2 if until > now else now
         case.reminded_level = None  # the new limit gets its own reminder
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="extension_decided",
-        actor=actor,
-        expected_version=expected_version,
-        data={
+    step.record(
+        "extension_decided",
+        {
             "extension_id": row.id,
             "decision": row.state.value,
             "decision_zh": row.state.zh,
@@ -178,7 +163,6 @@ def decide_extension(
             "note": text,
         },
     )
-    session.flush()
     return row
 
 

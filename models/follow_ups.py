@@ -186,13 +186,9 @@ def record_follow_up(
 ) -> FollowUp:
     """Fill in a return visit (the one named, else the earliest still open) with its
     outcome and rating; the case's satisfaction becomes the latest rating."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
-    if case.status != S.FOLLOW_UP:
-        raise InvalidTransition(
-            f"cannot record a return visit for a case that is {case.status.value}",
-            f"案件当前状态为「{case.status.zh}」，不能记录回访。",
-        )
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
+    lifecycle.require_status(case, {S.FOLLOW_UP}, "record a return visit for", "记录回访")
     if data.channel == VisitChannel.RESIDENT_LINK and actor.kind == "staff":
         raise invalid(
             "channel",
@@ -238,13 +234,9 @@ def record_follow_up(
     if data.satisfaction is not None:
         case.satisfaction = data.satisfaction
     session.flush()
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="follow_up_recorded",
-        actor=actor,
-        expected_version=expected_version,
-        data={
+    step.record(
+        "follow_up_recorded",
+        {
             "follow_up_id": visit.id,
             "kind": visit.kind.value,
             "outcome": data.outcome.value,
@@ -256,20 +248,14 @@ def record_follow_up(
             "unit_at_fault": data.unit_at_fault,
         },
     )
-    session.flush()
     return visit
 
 
-def _reopen(
-    session: Session,
-    case: Case,
-    actor: Actor,
-    data: dict[str, Any],
-    expected_version: int | None = None,
-) -> None:
-    """Reopen ``case``. It is mediated again only with fresh consent (mediation is
-    voluntary), and the return visits not yet made are dropped: the new settlement
+def _reopen(step: lifecycle.Step, data: dict[str, Any]) -> None:
+    """Reopen the step's case. It is mediated again only with fresh consent (mediation
+    is voluntary), and the return visits not yet made are dropped: the new settlement
     schedules its own."""
+    session, case = step.session, step.case
     assert case.id is not None
     case.consent_at = None
     for visit in list_follow_ups(session, case_id=case.id):
@@ -279,30 +265,19 @@ def _reopen(
         if party.consented:
             party.consented = False
             session.add(party)
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="reopened",
-        actor=actor,
-        expected_version=expected_version,
-        data=data,
-    )
-    session.flush()
+    step.record("reopened", data)
 
 
 def settle_after_follow_up(session: Session, *, case_id: int, actor: Actor) -> Settlement:
     """Decide what a recorded return visit means for the case. Idempotent: a case already
     closed answers ``"closed"``, one already reopened ``"reopened"``."""
-    case = get_case(session, case_id=case_id)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=None)
+    case = step.case
     if case.status == S.CLOSED:
         return "closed"
     if case.status == S.REOPENED:
         return "reopened"
-    if case.status != S.FOLLOW_UP:
-        raise InvalidTransition(
-            f"cannot settle the follow-up of a case that is {case.status.value}",
-            f"案件当前状态为「{case.status.zh}」，不能办理回访结论。",
-        )
+    lifecycle.require_status(case, {S.FOLLOW_UP}, "settle the follow-up of", "办理回访结论")
     assert case.follow_up_at is not None
     entered = clock.ensure_utc(case.follow_up_at)
     visits = list_follow_ups(session, case_id=case_id)
@@ -319,10 +294,7 @@ def settle_after_follow_up(session: Session, *, case_id: int, actor: Actor) -> S
             "回访不满意且属本单位责任 / dissatisfied on the return visit, through the unit's fault"
         )
         _reopen(
-            session,
-            case,
-            actor,
-            {"reason": reason, "follow_up_id": latest.id, "satisfaction": latest.satisfaction},
+            step, {"reason": reason, "follow_up_id": latest.id, "satisfaction": latest.satisfaction}
         )
         return "reopened"
     if any(v.done_at is None for v in visits):
@@ -330,8 +302,7 @@ def settle_after_follow_up(session: Session, *, case_id: int, actor: Actor) -> S
     data: dict[str, Any] = {"satisfaction": case.satisfaction, "follow_up_id": latest.id}
     if case.satisfaction is None:
         data["unreachable"] = True
-    lifecycle.apply(session, case=case, verb="closed", actor=actor, data=data)
-    session.flush()
+    step.record("closed", data)
     return "closed"
 
 
@@ -339,8 +310,8 @@ def reopen_case(
     session: Session, *, case_id: int, reason: str, actor: Actor, expected_version: int | None
 ) -> Case:
     """Reopen a case in follow-up or closed, at the resident's request (重新办理)."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
     if case.anonymised_at is not None:
         raise GuardFailed(
             "the case's personal data has been anonymised under the retention rule; "
@@ -348,12 +319,8 @@ def reopen_case(
             "本案个人信息已按保存期限匿名化，请登记新案件。",
         )
     text = required_text(reason, "reason", "重新办理的原因", max_length=2000)
-    if case.status not in (S.FOLLOW_UP, S.CLOSED):
-        raise InvalidTransition(
-            f"cannot reopen a case that is {case.status.value}",
-            f"案件当前状态为「{case.status.zh}」，不能重新办理。",
-        )
-    _reopen(session, case, actor, {"reason": event_text(text)}, expected_version)
+    lifecycle.require_status(case, {S.FOLLOW_UP, S.CLOSED}, "reopen", "重新办理")
+    _reopen(step, {"reason": event_text(text)})
     return case
 
 

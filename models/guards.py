@@ -45,3 +45,21 @@ def event_text(text: str) -> str:
     """Free text as it may appear in an event: phones and ID numbers masked, bounded
     (events travel to the orchestration layer)."""
     return pii.scrub_text(text)[:EVENT_TEXT_MAX]
+
+
+def masked_text(value: str | None, *, limit: int = EVENT_TEXT_MAX) -> str | None:
+    """Free text as a case service keeps it (reasons, notes): trimmed, phone and ID
+    numbers masked (:func:`models.pii.scrub_text`), at most ``limit`` characters; None
+    when nothing is left."""
+    return pii.scrub_text((value or "").strip())[:limit] or None
+
+
+def required_masked_text(
+    value: str | None, field: str, zh_name: str, *, limit: int = EVENT_TEXT_MAX
+) -> str:
+    """:func:`masked_text` that must not be empty: else ``<field>: required`` /
+    ``<field>：请填写<zh_name>``."""
+    text = masked_text(value, limit=limit)
+    if text is None:
+        raise ValidationError(f"{field}: required", f"{field}：请填写{zh_name}")
+    return text

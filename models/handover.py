@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from models import lifecycle, pii
+from models import lifecycle
 from models.access import Actor
 from models.case import Case
-from models.cases import get_case
 from models.enums import CaseStatus, StaffRole, UnitLevel
-from models.errors import GuardFailed, ValidationError
+from models.errors import GuardFailed
+from models.guards import required_masked_text
 from models.routing import Directory
 from models.staff import Staff
 from models.staffing import pick_assignee
@@ -43,8 +43,8 @@ def hand_to_committee(
 ) -> Case:
     """Give an assigned case to a mediator of its community's mediation committee; the
     worker who had it stays as liaison."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
     if case.status != S.ASSIGNED:
         raise GuardFailed(
             f"only an assigned case goes to the mediation committee, not one that is "
@@ -74,24 +74,18 @@ def hand_to_committee(
     liaison = case.liaison_id
     if current is not None and current.role in FIRST_CONTACT_ROLES:
         liaison = current.id
-    case.unit_id = community.id
-    case.unit_path = community.path
+    case.set_handling_unit(community)
     case.assignee_id = mediator.id
     case.liaison_id = liaison
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="handed_to_committee",
-        actor=actor,
-        expected_version=expected_version,
-        data={
+    step.record(
+        "handed_to_committee",
+        {
             "assignee_id": mediator.id,
             "unit": community.code,
             "unit_name": community.name_zh,
             "liaison_id": liaison,
         },
     )
-    session.flush()
     return case
 
 
@@ -100,11 +94,9 @@ def send_back_assignment(
 ) -> Case:
     """Send a wrongly routed case back up (退单): to the next unit above the handling unit
     with somebody able to take it, where a person routes it again (by hand)."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
-    text = pii.scrub_text((reason or "").strip())[:500]
-    if not text:
-        raise ValidationError("reason: required", "reason：请填写退单理由")
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
+    text = required_masked_text(reason, "reason", "退单理由")
     if case.status != S.ASSIGNED:
         raise GuardFailed(
             f"only an assigned case is sent back, not one that is {case.status.value}",
@@ -118,16 +110,11 @@ def send_back_assignment(
             f"{unit.name_zh}已是最高一级，请直接改派",
         )
     previous = case.assignee_id
-    case.unit_id = above.id
-    case.unit_path = above.path
+    case.set_handling_unit(above)
     case.assignee_id = None
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="assignment_returned",
-        actor=actor,
-        expected_version=expected_version,
-        data={
+    step.record(
+        "assignment_returned",
+        {
             "reason": text,
             "from_unit": unit.code,
             "to_unit": above.code,
@@ -135,5 +122,4 @@ def send_back_assignment(
             "previous_assignee_id": previous,
         },
     )
-    session.flush()
     return case

@@ -16,12 +16,12 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from models import clock, lifecycle, pii
+from models import clock, lifecycle
 from models.access import Actor
 from models.case import Case
-from models.cases import get_case
 from models.enums import HelperRole, HelperTaskKind, StaffRole, UnitLevel
 from models.errors import GuardFailed, PermissionDenied, ValidationError
+from models.guards import required_masked_text
 from models.helper import CaseHelper, HelperTask
 from models.routing import path_codes
 from models.rows import rows_of
@@ -87,8 +87,8 @@ def add_helper(
     actor: Actor,
     expected_version: int | None,
 ) -> CaseHelper:
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
     if actor.kind != "staff":
         raise PermissionDenied("only staff add helpers", "只有工作人员可以增加协办人员")
     staff = session.get(Staff, staff_id)
@@ -116,13 +116,9 @@ def add_helper(
     session.add(row)
     session.flush()
     case.helper_ids = [*case.helper_ids, staff.id]
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="helper_added",
-        actor=actor,
-        expected_version=expected_version,
-        data={
+    step.record(
+        "helper_added",
+        {
             "helper_id": row.id,
             "staff_id": staff.id,
             "staff_role": staff.role.value,
@@ -130,7 +126,6 @@ def add_helper(
             "role_zh": role.zh,
         },
     )
-    session.flush()
     return row
 
 
@@ -147,8 +142,8 @@ def record_helper_task(
 ) -> HelperTask:
     """A helper's task done, with what came of it. The helper records it, or the case's
     handler on a named helper's behalf (``helper_staff_id``)."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
     if actor.kind != "staff" or actor.staff_id is None:
         raise PermissionDenied("only staff record tasks", "只有工作人员可以记录协办任务")
     who = helper_staff_id or actor.staff_id
@@ -163,9 +158,7 @@ def record_helper_task(
     ).first()
     if helper is None or helper.id is None:
         raise GuardFailed("not a helper on this case", "该人员不是本案协办人员")
-    text = pii.scrub_text((note or "").strip())[:2000]
-    if not text:
-        raise ValidationError("note: required", "note：请填写任务情况")
+    text = required_masked_text(note, "note", "任务情况", limit=2000)
     now = clock.now()
     moment = clock.ensure_utc(done_at) if done_at else now
     if moment > now:
@@ -181,13 +174,9 @@ def record_helper_task(
     )
     session.add(row)
     session.flush()
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="helper_task_recorded",
-        actor=actor,
-        expected_version=expected_version,
-        data={
+    step.record(
+        "helper_task_recorded",
+        {
             "task_id": row.id,
             "staff_id": who,
             "kind": kind.value,
@@ -195,7 +184,6 @@ def record_helper_task(
             "note": text,
         },
     )
-    session.flush()
     return row
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,7 +30,7 @@ from sqlmodel import Session, col, select
 from models import case_text as case_text  # registers the one writer of the search words
 from models import clock, pii
 from models.access import Actor as Actor  # re-exported: services and tests name it so
-from models.case import Case
+from models.case import Case, get_case
 from models.enums import TERMINAL_STATUSES, CaseStatus, ReferralState
 from models.errors import ConflictError, GuardFailed, InvalidTransition
 from models.event import CaseEvent, Outbox
@@ -362,6 +362,14 @@ TRANSITIONS: dict[str, Transition] = {
             zh="当事人确认履行情况",
         ),
         Transition(
+            "times_proposed",
+            frozenset({S.ASSIGNED}),
+            None,
+            (_needs("party_id", "slots"),),
+            RESIDENT,
+            zh="当事人提出调解时间",
+        ),
+        Transition(
             "mediation_extended",
             frozenset({S.IN_MEDIATION}),
             None,
@@ -509,6 +517,69 @@ def check_version(case: Case, expected_version: int | None) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Step:
+    """One person's change to one case, in the order every case service keeps:
+
+    1. :func:`step` / :func:`step_on` load the case and check the caller's version
+       before anything else, so a stale request is refused before it writes;
+    2. the service checks its own rules and sets the case's fields;
+    3. :meth:`record` applies the verb through :func:`apply` (status, version, event,
+       outbox, with the same version check) and flushes; the boundary commits.
+    """
+
+    session: Session
+    case: Case
+    actor: Actor
+    expected_version: int | None
+
+    def record(
+        self, verb: str, data: dict[str, Any] | None = None, *, at: datetime | None = None
+    ) -> CaseEvent:
+        """Apply ``verb`` to the case with ``data`` as the event's data, then flush."""
+        event = apply(
+            self.session,
+            case=self.case,
+            verb=verb,
+            actor=self.actor,
+            expected_version=self.expected_version,
+            data=data,
+            at=at,
+        )
+        self.session.flush()
+        return event
+
+
+def step(session: Session, *, case_id: int, actor: Actor, expected_version: int | None) -> Step:
+    """Begin a :class:`Step` on the case with this id (:class:`~models.errors.NotFound`
+    if there is none; :class:`ConflictError` if the caller's version is stale)."""
+    return step_on(session, get_case(session, case_id=case_id), actor, expected_version)
+
+
+def step_on(session: Session, case: Case, actor: Actor, expected_version: int | None) -> Step:
+    """Begin a :class:`Step` on a case already loaded (:class:`ConflictError` if the
+    caller's version is stale)."""
+    check_version(case, expected_version)
+    return Step(session, case, actor, expected_version)
+
+
+def require_staff(actor: Actor, what_en: str, what_zh: str) -> None:
+    """:class:`GuardFailed` unless a member of staff acts: a service checks it before it
+    writes anything, in the words :func:`apply` uses for a staff-only transition."""
+    if actor.kind != "staff":
+        raise GuardFailed(f"{what_en} must be done by staff", f"「{what_zh}」须由工作人员操作。")
+
+
+def require_status(case: Case, allowed: Collection[CaseStatus], what_en: str, what_zh: str) -> None:
+    """:class:`InvalidTransition` unless the case's status is one of ``allowed``: a
+    service checks it before it writes anything, in the words :func:`apply` uses."""
+    if case.status not in allowed:
+        raise InvalidTransition(
+            f"cannot {what_en} a case that is {case.status.value}",
+            f"案件当前状态为「{case.status.zh}」，不能{what_zh}。",
+        )
+
+
 def allowed_verbs(case: Case) -> list[str]:
     """Verbs whose source includes the case's current status (guards not evaluated)."""
     return [v for v, t in TRANSITIONS.items() if case.status in t.sources]
@@ -565,13 +636,13 @@ def _append(
     case.last_hash = event.hash
     session.add(event)
     session.flush()
-    step = NEXT_STEP.get(verb)
+    next_step = NEXT_STEP.get(verb)
     session.add(
         Outbox(
             case_id=case.id,
             event_id=event.id,
             verb=verb,
-            step=step,
+            step=next_step,
             idempotency_key=f"{case.id}:{event.seq}:{verb}",
             payload={"case_id": case.id, "seq": event.seq},
             created_at=at,
@@ -613,11 +684,7 @@ def apply(
     if transition is None:
         raise InvalidTransition(f"unknown transition {verb!r}", f"未知的操作：{verb}")
     check_version(case, expected_version)
-    if case.status not in transition.sources:
-        raise InvalidTransition(
-            f"cannot {verb} a case that is {case.status.value}",
-            f"案件当前状态为「{case.status.zh}」，不能执行「{transition.zh}」。",
-        )
+    require_status(case, transition.sources, verb, f"执行「{transition.zh}」")
     if transition.roles and actor.kind not in transition.roles:
         raise GuardFailed(
             f"{verb} must be done by {'/'.join(sorted(transition.roles))}",

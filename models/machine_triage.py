@@ -23,7 +23,6 @@ from sqlmodel import Session
 from models import clock, lifecycle, risk
 from models.assessment import Assessment, assess_with
 from models.case import Case
-from models.cases import get_case
 from models.deadlines import compute_deadlines
 from models.enums import Category, Channel, Priority, UnitLevel
 from models.errors import GuardFailed
@@ -139,9 +138,9 @@ def set_classification(
 ) -> Case:
     """A person's category and/or priority for a case; they stand from now on. A case
     held for assessment is released: routed again for its category, then assigned."""
-    case = get_case(session, case_id=case_id)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
     assert case.id is not None
-    lifecycle.check_version(case, expected_version)
     if category is None and priority is None and not case.held_for_assessment:
         raise GuardFailed("nothing to change", "没有需要修改的内容")
     if not case.is_open:
@@ -173,19 +172,15 @@ def set_classification(
     if released:
         _route_for_category(session, case)
         case.held_for_assessment = False
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="assessed" if released else "reclassified",
-        actor=actor,
-        data={
+    step.record(
+        "assessed" if released else "reclassified",
+        {
             "category": case.category.value,
             "priority": case.priority.value,
             "before": before,
             "released": released,
         },
     )
-    session.flush()
     return case
 
 
@@ -201,8 +196,5 @@ def _route_for_category(session: Session, case: Case) -> None:
     policy = directory.policy(category=case.category, priority=case.priority, level=unit.level)
     received = case.received_at or case.created_at
     deadlines = compute_deadlines(policy, start=clock.ensure_utc(received))
-    case.unit_id = unit.id
-    case.unit_path = unit.path
-    case.response_due_at = deadlines.response_due_at
-    case.resolution_due_at = deadlines.resolution_due_at
-    case.next_reminder_at = deadlines.next_reminder_at
+    case.set_handling_unit(unit)
+    case.set_time_limits(deadlines)

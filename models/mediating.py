@@ -36,7 +36,6 @@ from models.enums import (
 from models.errors import (
     FieldProblem,
     GuardFailed,
-    InvalidTransition,
     NotFound,
     ValidationError,
 )
@@ -83,19 +82,6 @@ def _touch_response(session: Session, case: Case, actor: Actor, at: datetime, ve
     note_contact(session, case=case, actor=actor, at=at, verb=verb)
 
 
-def _staff_only(actor: Actor, what_en: str, what_zh: str) -> None:
-    if actor.kind != "staff":
-        raise GuardFailed(f"{what_en} must be done by staff", f"「{what_zh}」须由工作人员操作。")
-
-
-def _require_status(case: Case, allowed: set[CaseStatus], what_en: str, what_zh: str) -> None:
-    if case.status not in allowed:
-        raise InvalidTransition(
-            f"cannot {what_en} a case that is {case.status.value}",
-            f"案件当前状态为「{case.status.zh}」，不能{what_zh}。",
-        )
-
-
 def _check_moment(
     case: Case, value: datetime, field: str, *, not_before: datetime | None = None
 ) -> datetime:
@@ -130,9 +116,9 @@ def record_consent(
     so. When every party whose consent is needed has consented, ``case.consent_at`` is
     set and mediation may start. A refusal (``given=False``) ends it: no mediation
     against a party's will (人民调解法 第十七条); the parties are told their routes."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
-    _require_status(case, {S.ASSIGNED}, "record consent for", "记录调解同意")
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
+    lifecycle.require_status(case, {S.ASSIGNED}, "record consent for", "记录调解同意")
     parties = parties_of(session, case_id=case_id)
     chosen = _chosen_parties(parties, party_ids)
     text = (note or "").strip()[:500]
@@ -155,21 +141,13 @@ def record_consent(
     _touch_response(session, case, actor, now, "consent_recorded")
     ids = sorted(int(p.id) for p in chosen if p.id)
     if not given:
-        return _refused(
-            session, case=case, party_ids=ids, how=how, actor=actor, version=expected_version
-        )
+        return _refused(step, party_ids=ids, how=how)
     all_consented = all(p.consented for p in parties if p.consent_required)
     if all_consented and case.consent_at is None:
         case.consent_at = now
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="consent_recorded",
-        actor=actor,
-        expected_version=expected_version,
-        data={"party_ids": ids, "all_consented": all_consented, "how": how.value},
+    step.record(
+        "consent_recorded", {"party_ids": ids, "all_consented": all_consented, "how": how.value}
     )
-    session.flush()
     return case
 
 
@@ -197,15 +175,10 @@ def _chosen_parties(parties: list[Party], party_ids: list[int] | None) -> list[P
     return chosen
 
 
-def _refused(
-    session: Session,
-    *,
-    case: Case,
-    party_ids: list[int],
-    how: ConsentMethod,
-    actor: Actor,
-    version: int | None,
-) -> Case:
+def _refused(step: lifecycle.Step, *, party_ids: list[int], how: ConsentMethod) -> Case:
+    """A party refused mediation: it is not mediated (人民调解法第十七条); the parties
+    are pointed to the court."""
+    case = step.case
     route = ReferralTarget.COURT
     case.consent_at = None
     case.referral_target = route
@@ -213,31 +186,71 @@ def _refused(
         f"{TerminationReason.PARTY_REFUSES.zh}，依法不予调解（人民调解法第十七条）。"
         f"{route_guidance(route)}"
     )
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="mediation_refused",
-        actor=actor,
-        expected_version=version,
-        data={
+    step.record(
+        "mediation_refused",
+        {
             "party_ids": party_ids,
             "how": how.value,
             "reason": TerminationReason.PARTY_REFUSES.value,
             "route": route.value,
         },
     )
-    session.flush()
     return case
 
 
+def record_declined(
+    session: Session, *, case_id: int, party_id: int, actor: Actor, note: str = ""
+) -> Case:
+    """A party said no through their own page or link (the complainant's page, the
+    respondent's invitation). A party's refusal means no mediation (人民调解法 第十七条),
+    so consent is withdrawn and mediation cannot start (:func:`declined_parties`); the
+    case stays with its handler, who confirms the refusal with the party and records it
+    (:func:`record_consent` with ``given=False``: the case ends, the routes are told), or
+    records their consent if they change their mind."""
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=None)
+    case = step.case
+    lifecycle.require_status(case, {S.ASSIGNED}, "record a refusal for", "记录不同意调解")
+    party = next((p for p in parties_of(session, case_id=case_id) if p.id == party_id), None)
+    if party is None:
+        raise NotFound(f"no party {party_id} on this case", "本案没有该当事人")
+    party.consented, party.refused = False, True
+    session.add(party)
+    case.consent_at = None
+    text = note.strip()[:500]
+    session.add(
+        PartyConsent(
+            case_id=case_id,
+            party_id=party_id,
+            given=False,
+            how=ConsentMethod.RESIDENT_LINK,
+            note=text,
+            recorded_by_id=None,
+            recorded_at=clock.now(),
+        )
+    )
+    step.record(
+        "resident_consent_refused",
+        {"party_id": party_id, "side": party.side.value, "note": text},
+    )
+    return case
+
+
+def declined_parties(session: Session, *, case: Case) -> list[Party]:
+    """Parties whose refusal is on record while the case waits (no mediation for now)."""
+    assert case.id is not None
+    return [p for p in parties_of(session, case_id=case.id) if p.refused]
+
+
 def ready_to_start(session: Session, *, case: Case) -> bool:
-    """Whether mediation may start now: accepted, consented, a mediator named."""
+    """Whether mediation may start now: accepted, consented, a mediator named, and no
+    party has refused."""
     assert case.id is not None
     return (
         case.status == S.ASSIGNED
         and case.accepted_at is not None
         and case.consent_at is not None
         and bool(serving_ids(session, case_id=case.id))
+        and not declined_parties(session, case=case)
     )
 
 
@@ -262,13 +275,20 @@ def start_mediation(
 ) -> Case:
     """Open mediation once the dispute is accepted, a mediator is named and every party
     whose consent is needed has consented; it is due one month later (setting)."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
-    _require_status(case, {S.ASSIGNED}, "start mediation on", "开始调解")
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
+    lifecycle.require_status(case, {S.ASSIGNED}, "start mediation on", "开始调解")
     if case.accepted_at is None:
         raise GuardFailed(
             "the dispute has not been accepted for mediation (受理审查)",
             "纠纷尚未经受理审查予以受理，不能开始调解。",
+        )
+    if declined_parties(session, case=case):
+        raise GuardFailed(
+            "a party declined mediation: it may not go ahead (People's Mediation Law, "
+            "Art. 17); confirm with them and record the refusal, or their consent",
+            "有当事人表示不同意调解，依法不得调解（人民调解法第十七条）。"
+            "请与其核实后记录拒绝调解（并告知其他解决途径），或记录其同意。",
         )
     if case.consent_at is None:
         raise GuardFailed(
@@ -284,15 +304,10 @@ def start_mediation(
     set_mediation_limit(case, mediation_limit_due(now))
     _touch_response(session, case, actor, now, "mediation_started")
     assert case.mediation_due_at is not None
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="mediation_started",
-        actor=actor,
-        expected_version=expected_version,
-        data={"mediation_due_on": workdays.local_date(case.mediation_due_at).isoformat()},
+    step.record(
+        "mediation_started",
+        {"mediation_due_on": workdays.local_date(case.mediation_due_at).isoformat()},
     )
-    session.flush()
     return case
 
 
@@ -310,10 +325,10 @@ def extend_mediation(
     """Extend the mediation limit to the end of ``until``: both parties must agree (how
     they said so is recorded), and the extension must be asked for before the current
     limit passes. The new limit is reminded and escalated like the first."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
-    _require_status(case, {S.IN_MEDIATION}, "extend mediation of", "延长调解期限")
-    _staff_only(actor, "extending mediation", "延长调解期限")
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
+    lifecycle.require_status(case, {S.IN_MEDIATION}, "extend mediation of", "延长调解期限")
+    lifecycle.require_staff(actor, "extending mediation", "延长调解期限")
     if not both_parties_consent:
         raise invalid(
             "both_parties_consent",
@@ -337,20 +352,15 @@ def extend_mediation(
             f"应晚于当前期限 {clock.format_local(floor)}",
         )
     set_mediation_limit(case, new_due)
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="mediation_extended",
-        actor=actor,
-        expected_version=expected_version,
-        data={
+    step.record(
+        "mediation_extended",
+        {
             "until": until.isoformat(),
             "both_parties_consent": True,
             "how": how.value,
             "note": event_text(note.strip()) if note.strip() else None,
         },
     )
-    session.flush()
     return case
 
 
@@ -366,10 +376,10 @@ def record_session(
     expected_version: int | None,
 ) -> MediationSession:
     """Record one mediation session with its minutes (调解笔录)."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
-    _require_status(case, {S.IN_MEDIATION}, "record a session for", "记录调解笔录")
-    _staff_only(actor, "recording a session", "记录调解笔录")
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
+    lifecycle.require_status(case, {S.IN_MEDIATION}, "record a session for", "记录调解笔录")
+    lifecycle.require_staff(actor, "recording a session", "记录调解笔录")
     require_serving(session, case=case, actor=actor, what_zh="记录调解笔录")
     held_at = _check_moment(case, data.held_at, "held_at")
     assert case.id is not None
@@ -384,15 +394,7 @@ def record_session(
     )
     session.add(row)
     session.flush()
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="session_recorded",
-        actor=actor,
-        expected_version=expected_version,
-        data={"session_id": row.id},
-    )
-    session.flush()
+    step.record("session_recorded", {"session_id": row.id})
     return row
 
 
@@ -406,10 +408,10 @@ def sign_agreement(
 ) -> Agreement:
     """Record the signed agreement with its terms; the court-confirmation window closes
     30 days after the signing date."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
-    _require_status(case, {S.IN_MEDIATION}, "sign an agreement for", "达成协议")
-    _staff_only(actor, "signing an agreement", "达成协议")
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
+    lifecycle.require_status(case, {S.IN_MEDIATION}, "sign an agreement for", "达成协议")
+    lifecycle.require_staff(actor, "signing an agreement", "达成协议")
     require_serving(session, case=case, actor=actor, what_zh="签署调解协议")
     if not data.terms:
         raise invalid(
@@ -462,19 +464,14 @@ def sign_agreement(
                 agreement_id=agreement.id, text=term.text, due_on=term.due_on, how=term.how
             )
         )
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="agreement_signed",
-        actor=actor,
-        expected_version=expected_version,
-        data={
+    step.record(
+        "agreement_signed",
+        {
             "agreement_id": agreement.id,
             "terms": len(data.terms),
             "court_confirmation_deadline": agreement.court_confirmation_deadline.isoformat(),
         },
     )
-    session.flush()
     return agreement
 
 
@@ -491,23 +488,21 @@ def fail_mediation(
     """Record that mediation ended without agreement (调解不成/终止调解, 人民调解法 第二十六条),
     why, and the route the parties are told about; with ``referral`` the case is also
     referred to arbitration, court or an agency in the same transaction."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
-    _require_status(case, {S.IN_MEDIATION}, "record a failed mediation for", "记录调解不成")
-    _staff_only(actor, "recording a failed mediation", "记录调解不成")
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
+    lifecycle.require_status(
+        case, {S.IN_MEDIATION}, "record a failed mediation for", "记录调解不成"
+    )
+    lifecycle.require_staff(actor, "recording a failed mediation", "记录调解不成")
     text = required_text(reason, "reason", "调解不成的原因", max_length=1200)
     route = referral or ReferralTarget.COURT
     case.outcome_note = (
         f"{termination.zh}：{text}。调解终止，当事人可以依法通过仲裁、行政、司法等途径维护"
         f"自己的权利（人民调解法第二十六条）。{route_guidance(route)}"
     )
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="mediation_failed",
-        actor=actor,
-        expected_version=expected_version,
-        data={
+    step.record(
+        "mediation_failed",
+        {
             "reason": event_text(text),
             "termination": termination.value,
             "referral": referral.value if referral else None,
@@ -552,22 +547,15 @@ def resolve_directly(
 ) -> Case:
     """An assigned case settled without formal mediation (a consultation answered, a
     quick fix): it goes straight to follow-up, and its return visit is scheduled."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
-    _require_status(case, {S.ASSIGNED}, "resolve directly", "直接办结")
-    _staff_only(actor, "settling a case directly", "直接办结")
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
+    lifecycle.require_status(case, {S.ASSIGNED}, "resolve directly", "直接办结")
+    lifecycle.require_staff(actor, "settling a case directly", "直接办结")
     text = required_text(resolution, "resolution", "处理结果", max_length=2000)
     now = clock.now()
     case.outcome_note = text
     _touch_response(session, case, actor, now, "follow_up_due")
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="follow_up_due",
-        actor=actor,
-        expected_version=expected_version,
-        data={"resolution": event_text(text)},
-    )
+    step.record("follow_up_due", {"resolution": event_text(text)})
     assert case.id is not None
     schedule_follow_ups(session, case_id=case.id, actor=actor)
     session.flush()
@@ -578,20 +566,12 @@ def withdraw_case(
     session: Session, *, case_id: int, reason: str, actor: Actor, expected_version: int | None
 ) -> Case:
     """The complainant withdraws (撤回); the reason is recorded."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
-    _staff_only(actor, "withdrawing a case", "撤回")
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
+    lifecycle.require_staff(actor, "withdrawing a case", "撤回")
     text = required_text(reason, "reason", "撤回原因", max_length=2000)
     case.outcome_note = text
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="withdrawn",
-        actor=actor,
-        expected_version=expected_version,
-        data={"reason": event_text(text)},
-    )
-    session.flush()
+    step.record("withdrawn", {"reason": event_text(text)})
     return case
 
 
@@ -599,8 +579,8 @@ def merge_case(
     session: Session, *, case_id: int, into_case_id: int, actor: Actor, expected_version: int | None
 ) -> Case:
     """Merge a case into another open case about the same matter (合并)."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
     if into_case_id == case_id:
         raise invalid("into_case_id", "a case cannot be merged into itself", "不能合并到本案自身")
     try:
@@ -617,13 +597,5 @@ def merge_case(
         )
     case.merged_into_id = into_case_id
     data: dict[str, Any] = {"into_case_id": into_case_id, "into_number": target.number}
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="merged",
-        actor=actor,
-        expected_version=expected_version,
-        data=data,
-    )
-    session.flush()
+    step.record("merged", data)
     return case

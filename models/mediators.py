@@ -77,15 +77,18 @@ def require_serving(session: Session, *, case: Case, actor: Actor, what_zh: str)
         )
 
 
-def _check_case(case: Case, expected_version: int | None, actor: Actor) -> None:
-    lifecycle.check_version(case, expected_version)
-    if actor.kind != "staff":
-        raise GuardFailed("mediators are named by staff", "调解员须由工作人员指定。")
+def _begin(
+    session: Session, case: Case, actor: Actor, expected_version: int | None
+) -> lifecycle.Step:
+    """A change of the case's mediators: by staff, while the case is still open to it."""
+    step = lifecycle.step_on(session, case, actor, expected_version)
+    lifecycle.require_staff(actor, "naming mediators", "指定调解员")
     if case.status not in CHANGEABLE:
         raise ConflictError(
             f"cannot change the mediators of a case that is {case.status.value}",
             f"案件当前状态为「{case.status.zh}」，不能指定或更换调解员。",
         )
+    return step
 
 
 def _eligible(session: Session, case: Case, staff_id: int, field: str) -> Staff:
@@ -110,7 +113,7 @@ def name_mediators(
     expected_version: int | None,
 ) -> list[CaseMediator]:
     """Name mediators (adding to those serving; one to three in all)."""
-    _check_case(case, expected_version, actor)
+    step = _begin(session, case, actor, expected_version)
     assert case.id is not None
     wanted = list(dict.fromkeys(staff_ids))
     serving = serving_ids(session, case_id=case.id)
@@ -123,15 +126,7 @@ def name_mediators(
             "staff_ids", f"at most {MAX_MEDIATORS} mediators a case", "每案调解员为一至三名"
         )
     rows = _add(session, case, wanted, actor)
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="mediators_named",
-        actor=actor,
-        expected_version=expected_version,
-        data={"staff_ids": wanted},
-    )
-    session.flush()
+    step.record("mediators_named", {"staff_ids": wanted})
     return rows
 
 
@@ -164,7 +159,7 @@ def end_service(
     """A mediator leaves the case: recused (回避, a conflict of interest), or replaced at a
     party's request or by the committee; ``replacement_id`` is named in the same step.
     A case in mediation always keeps at least one mediator."""
-    _check_case(case, expected_version, actor)
+    step = _begin(session, case, actor, expected_version)
     assert case.id is not None
     text = (note or "").strip()
     if not text or len(text) > 500:
@@ -188,18 +183,13 @@ def end_service(
     if replacement_id is not None:
         _add(session, case, [replacement_id], actor)
     verb = "mediator_recused" if why == MediatorEnd.RECUSED else "mediator_replaced"
-    lifecycle.apply(
-        session,
-        case=case,
-        verb=verb,
-        actor=actor,
-        expected_version=expected_version,
-        data={
+    step.record(
+        verb,
+        {
             "staff_id": staff_id,
             "why": why.value,
             "replacement_id": replacement_id,
             "note": pii.scrub_text(text),
         },
     )
-    session.flush()
     return row

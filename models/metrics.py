@@ -693,6 +693,18 @@ def _month_bounds(month_start: date) -> tuple[date, datetime, datetime]:
     return first, workdays.at_local(first, time(0, 0)), workdays.at_local(following, time(0, 0))
 
 
+def _most_common(session: Session, where: list[Any], key: Any) -> Any:
+    """The (category, key, count) that recurs most among the cases matching ``where``
+    whose ``key`` is set; ties go to the first category, then the first key."""
+    return session.exec(
+        select(col(Case.category), key, func.count(col(Case.id)))
+        .where(*where, key.is_not(None))
+        .group_by(col(Case.category), key)
+        .order_by(func.count(col(Case.id)).desc(), col(Case.category), key)
+        .limit(1)
+    ).first()
+
+
 def problem_of_the_month(
     session: Session, *, month_start: date, within_path: str | None = None, latest: int = 10
 ) -> ProblemOfTheMonth | None:
@@ -705,27 +717,14 @@ def problem_of_the_month(
         col(Case.status) != S.MERGED,
         *_cases_within(within_path),
     ]
-    by_respondent = session.exec(
-        select(col(Case.category), col(Case.respondent_key), func.count(col(Case.id)))
-        .where(*base, col(Case.respondent_key).is_not(None))
-        .group_by(col(Case.category), col(Case.respondent_key))
-        .order_by(func.count(col(Case.id)).desc(), col(Case.category), col(Case.respondent_key))
-        .limit(1)
-    ).first()
-    by_place = session.exec(
-        select(col(Case.category), col(Case.place_unit_id), func.count(col(Case.id)))
-        .where(*base, col(Case.place_unit_id).is_not(None))
-        .group_by(col(Case.category), col(Case.place_unit_id))
-        .order_by(func.count(col(Case.id)).desc(), col(Case.category), col(Case.place_unit_id))
-        .limit(1)
-    ).first()
     candidates: list[tuple[int, int, str, Category, Any]] = []
-    if by_respondent is not None:
-        candidates.append(
-            (int(by_respondent[2]), 0, "respondent", Category(by_respondent[0]), by_respondent[1])
-        )
-    if by_place is not None:
-        candidates.append((int(by_place[2]), 1, "place", Category(by_place[0]), by_place[1]))
+    # On a tie the respondent is preferred to the place.
+    for preference, (kind, key_column) in enumerate(
+        (("respondent", Case.respondent_key), ("place", Case.place_unit_id))
+    ):
+        top = _most_common(session, base, col(key_column))
+        if top is not None:
+            candidates.append((int(top[2]), preference, kind, Category(top[0]), top[1]))
     if not candidates:
         return None
     count, _pref, kind, category, key = max(candidates, key=lambda c: (c[0], -c[1]))

@@ -17,7 +17,7 @@ from models import lifecycle
 from models.case import Case
 from models.cases import party_values
 from models.enums import PartyKind, PartySide
-from models.errors import ConflictError, FieldProblem, GuardFailed, NotFound, ValidationError
+from models.errors import ConflictError, FieldProblem, NotFound, ValidationError
 from models.lifecycle import Actor
 from models.party import Party, PartyCreate
 
@@ -55,14 +55,17 @@ class PartyUpdate(SQLModel):
         return value
 
 
-def _check(case: Case, actor: Actor, expected_version: int | None) -> None:
-    lifecycle.check_version(case, expected_version)
-    if actor.kind != "staff":
-        raise GuardFailed("parties are recorded by staff", "当事人须由工作人员登记。")
+def _begin(
+    session: Session, case: Case, actor: Actor, expected_version: int | None
+) -> lifecycle.Step:
+    """A change of the case's parties: by staff, while the case is open."""
+    step = lifecycle.step_on(session, case, actor, expected_version)
+    lifecycle.require_staff(actor, "recording parties", "登记当事人")
     if not case.is_open:
         raise ConflictError(
             f"case {case.number} is {case.status.value}", f"案件已{case.status.zh}，不能修改当事人"
         )
+    return step
 
 
 def _wait_for_consent(case: Case, party: Party) -> None:
@@ -78,21 +81,15 @@ def add_party(
     actor: Actor,
     expected_version: int | None,
 ) -> Party:
-    _check(case, actor, expected_version)
+    step = _begin(session, case, actor, expected_version)
     assert case.id is not None
     party = Party(**party_values(case_id=case.id, data=data))
     session.add(party)
     session.flush()
     _wait_for_consent(case, party)
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="party_added",
-        actor=actor,
-        expected_version=expected_version,
-        data={"party_id": party.id, "side": party.side.value, "kind": party.kind.value},
+    step.record(
+        "party_added", {"party_id": party.id, "side": party.side.value, "kind": party.kind.value}
     )
-    session.flush()
     return party
 
 
@@ -105,7 +102,7 @@ def edit_party(
     actor: Actor,
     expected_version: int | None,
 ) -> Party:
-    _check(case, actor, expected_version)
+    step = _begin(session, case, actor, expected_version)
     party = session.get(Party, party_id)
     if party is None or party.case_id != case.id:
         raise NotFound(f"no party {party_id} on this case", f"本案没有当事人 {party_id}")
@@ -132,15 +129,7 @@ def edit_party(
     party.consent_required = fresh["consent_required"]
     session.add(party)
     _wait_for_consent(case, party)
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="party_edited",
-        actor=actor,
-        expected_version=expected_version,
-        data={"party_id": party.id, "fields": sorted(sent)},
-    )
-    session.flush()
+    step.record("party_edited", {"party_id": party.id, "fields": sorted(sent)})
     return party
 
 

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from models import clock, lifecycle, pii, workdays
+from models import clock, lifecycle, workdays
 from models.access import Actor
 from models.case import Case
 from models.deadlines import compute_deadlines, find_policy
@@ -32,7 +32,8 @@ from models.enums import (
     StaffRole,
     UnitLevel,
 )
-from models.errors import GuardFailed, NotFound, PermissionDenied, ValidationError
+from models.errors import GuardFailed, PermissionDenied, ValidationError
+from models.guards import masked_text, required_masked_text
 from models.referral import Referral
 from models.rows import rows_of
 from models.staff import Staff
@@ -136,13 +137,6 @@ def overdue_signatures(session: Session, *, now: datetime) -> list[Referral]:
     )
 
 
-def _text(value: str | None, field: str, zh: str, *, required: bool, limit: int) -> str | None:
-    text = pii.scrub_text((value or "").strip())[:limit]
-    if required and not text:
-        raise ValidationError(f"{field}: required", f"{field}：请填写{zh}")
-    return text or None
-
-
 def refer(
     session: Session,
     *,
@@ -160,7 +154,7 @@ def refer(
     else to the police, a court or arbitration. The case's unit is the agency's while it
     works the case; the referring unit keeps it in view."""
     assert case.id is not None
-    lifecycle.check_version(case, expected_version)
+    step = lifecycle.step_on(session, case, actor, expected_version)
     # The limit passing means the grassroots had its turn, used or not.
     if (
         case.status in UNWORKED
@@ -198,7 +192,7 @@ def refer(
         target=target,
         reason=reason,
         decided_by=decided_by[:100],
-        note=_text(note, "note", "说明", required=False, limit=500),
+        note=masked_text(note),
         from_unit_id=source.id if source else None,
         to_unit_id=agency.id if internal and agency else None,
         referred_by_id=actor.staff_id,
@@ -219,8 +213,7 @@ def refer(
     if source is not None and source.level != UnitLevel.AGENCY:
         case.referred_from_path = source.path
     if internal and agency is not None:
-        case.unit_id = agency.id
-        case.unit_path = agency.path
+        case.set_handling_unit(agency)
         case.assignee_id = None
     data: dict[str, object] = {
         "target": target.value,
@@ -235,15 +228,7 @@ def refer(
     if row.note:
         data["note"] = row.note
     data.update(extra or {})
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="referred",
-        actor=actor,
-        expected_version=expected_version,
-        data=data,
-    )
-    session.flush()
+    step.record("referred", data)
     return row
 
 
@@ -278,8 +263,8 @@ def sign_referral(
 ) -> Referral:
     """The receiving unit signs for the case (签收): the signer handles it there, under
     the unit's own time limit."""
-    case = _get(session, case_id)
-    lifecycle.check_version(case, expected_version)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
     referral, staff = _receiving(session, case, actor)
     if referral.state != ReferralState.PENDING:
         raise GuardFailed("the referral is signed for already", "该移交件已签收")
@@ -299,13 +284,9 @@ def sign_referral(
     case.referral_due_at = None
     case.resolution_due_at = limits.resolution_due_at
     case.next_reminder_at = None
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="referral_signed",
-        actor=actor,
-        expected_version=expected_version,
-        data={
+    step.record(
+        "referral_signed",
+        {
             "referral_id": referral.id,
             "unit": unit.code if unit else None,
             "unit_name": unit.name_zh if unit else None,
@@ -313,7 +294,6 @@ def sign_referral(
             "new_deadline": limits.resolution_due_at.isoformat(),
         },
     )
-    session.flush()
     return referral
 
 
@@ -334,15 +314,15 @@ def return_referral(
 ) -> Referral:
     """The receiving unit sends the case back (退单) with a reason: it goes back to the
     unit that referred it, to a person there, with a new limit at that level."""
-    case = _get(session, case_id)
-    lifecycle.check_version(case, expected_version)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
     referral, _staff = _receiving(session, case, actor)
     if referral.state != ReferralState.PENDING:
         raise GuardFailed(
             "a referral already signed for cannot be sent back; record its outcome",
             "已签收的移交件不能退回，请反馈办理结果",
         )
-    text = _text(reason, "reason", "退单理由", required=True, limit=500)
+    text = required_masked_text(reason, "reason", "退单理由")
     home = session.get(Unit, referral.from_unit_id) if referral.from_unit_id else None
     if home is None:
         raise GuardFailed("the referring unit is unknown", "找不到移交单位，无法退回")
@@ -354,23 +334,16 @@ def return_referral(
     session.add(referral)
     policy = find_policy(session, category=case.category, priority=case.priority, level=home.level)
     limits = compute_deadlines(policy, start=now)
-    case.unit_id = home.id
-    case.unit_path = home.path
+    case.set_handling_unit(home)
     case.assignee_id = taker.id if taker else None
     case.referral_target = None
     case.referral_reason = None
     case.referral_due_at = None
-    case.response_due_at = limits.response_due_at
-    case.resolution_due_at = limits.resolution_due_at
-    case.next_reminder_at = limits.next_reminder_at
+    case.set_time_limits(limits)
     case.reminded_level = None
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="referral_returned",
-        actor=actor,
-        expected_version=expected_version,
-        data={
+    step.record(
+        "referral_returned",
+        {
             "referral_id": referral.id,
             "reason": text,
             "to_unit": home.code,
@@ -394,12 +367,12 @@ def record_referral_outcome(
 ) -> Referral:
     """The receiving unit records what it did and the outcome (反馈办理结果); the case then
     goes to its return visit."""
-    case = _get(session, case_id)
-    lifecycle.check_version(case, expected_version)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
     referral, staff = _receiving(session, case, actor)
     if referral.state != ReferralState.SIGNED:
         raise GuardFailed("sign for the referral first", "请先签收该移交件")
-    text = _text(action_taken, "action_taken", "办理情况", required=True, limit=2000)
+    text = required_masked_text(action_taken, "action_taken", "办理情况", limit=2000)
     now = clock.now()
     referral.state = ReferralState.CONCLUDED
     referral.action_taken = text
@@ -408,13 +381,9 @@ def record_referral_outcome(
     referral.concluded_by_id = staff.id
     session.add(referral)
     case.outcome_note = text
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="referral_concluded",
-        actor=actor,
-        expected_version=expected_version,
-        data={
+    step.record(
+        "referral_concluded",
+        {
             "referral_id": referral.id,
             "outcome": outcome.value,
             "outcome_zh": outcome.zh,
@@ -424,10 +393,3 @@ def record_referral_outcome(
     case.referral_state = ReferralState.CONCLUDED
     session.flush()
     return referral
-
-
-def _get(session: Session, case_id: int) -> Case:
-    case = session.get(Case, case_id)
-    if case is None:
-        raise NotFound(f"no case {case_id}", f"案件 {case_id} 不存在")
-    return case

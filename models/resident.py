@@ -21,6 +21,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import delete, or_
 from sqlmodel import Session, col, select
 
 from models import clock, keys, pii, tracking
@@ -29,7 +30,7 @@ from models.enums import PartySide
 from models.errors import PermissionDenied
 from models.lifecycle import Actor
 from models.party import Party
-from models.resident_tables import ResidentLock, ResidentSession
+from models.resident_tables import ResidentLink, ResidentLock, ResidentSession
 from models.settings import get_settings
 
 # Decrypted in place of a phone when the code matches no case (same work, same time);
@@ -188,3 +189,25 @@ def end_session(session: Session, *, token: str | None) -> None:
         if row is not None:
             session.delete(row)
             session.flush()
+
+
+def purge_expired(session: Session, *, now: datetime) -> dict[str, int]:
+    """Delete what no longer opens anything (a scheduled step, tasks/sms.py): expired
+    sessions; links expired ``settings.resident_purge_hours`` ago (used or not: the
+    answer itself is an event on the case); and code locks that are not locking and
+    were last touched that long ago (their count of wrong tries starts again)."""
+    before = now - timedelta(hours=get_settings().resident_purge_hours)
+    connection = session.connection()
+    sessions = connection.execute(
+        delete(ResidentSession).where(col(ResidentSession.expires_at) <= now)
+    ).rowcount
+    links = connection.execute(
+        delete(ResidentLink).where(col(ResidentLink.expires_at) <= before)
+    ).rowcount
+    locks = connection.execute(
+        delete(ResidentLock).where(
+            col(ResidentLock.updated_at) <= before,
+            or_(col(ResidentLock.locked_until).is_(None), col(ResidentLock.locked_until) <= now),
+        )
+    ).rowcount
+    return {"sessions_purged": sessions, "links_purged": links, "locks_purged": locks}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Protocol
 
 from sqlmodel import Session, col, select
 
@@ -22,6 +23,7 @@ from models.case import Case
 from models.cases import get_case, parties_of, terms_of
 from models.enums import (
     CaseStatus,
+    ConsentMethod,
     FollowUpOutcome,
     PartyKind,
     ResolvedAnswer,
@@ -32,9 +34,9 @@ from models.errors import FieldProblem, InvalidTransition, ValidationError
 from models.event import CaseEvent
 from models.follow_up import FollowUp, FollowUpRecord
 from models.follow_ups import current_agreement, list_follow_ups, record_follow_up
-from models.mediating import record_consent
+from models.mediating import record_consent, record_declined
 from models.resident import resident_actor
-from models.resident_tables import ResidentPhoto, ResidentSession
+from models.resident_tables import ResidentPhoto
 from models.settings import get_settings
 from models.unit import Unit
 
@@ -73,6 +75,17 @@ NEXT_STEP: dict[CaseStatus, tuple[str, str]] = {
     S.WITHDRAWN: ("已撤回。", "Withdrawn."),
     S.REOPENED: ("已重新办理，承办人将再次与您联系。", "Reopened; the handler will contact you."),
 }
+
+
+class Who(Protocol):
+    """Who acts: the party and case of a resident session or of a one-use link."""
+
+    @property
+    def case_id(self) -> int: ...
+
+    @property
+    def party_id(self) -> int: ...
+
 
 PHOTO_TYPES = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png"}
 
@@ -115,7 +128,7 @@ def _masked(text: str | None, names: list[str]) -> str | None:
     return pii.scrub_names(pii.scrub_text(text), names) if text else None
 
 
-def view(session: Session, *, who: ResidentSession) -> ResidentView:
+def view(session: Session, *, who: Who) -> ResidentView:
     case = get_case(session, case_id=who.case_id)
     party = next(p for p in parties_of(session, case_id=who.case_id) if p.id == who.party_id)
     unit = session.get(Unit, case.unit_id) if case.unit_id else None
@@ -175,9 +188,7 @@ def photo_type(data: bytes) -> str | None:
     return None
 
 
-def add_information(
-    session: Session, *, who: ResidentSession, note: str, photos: list[bytes]
-) -> CaseEvent:
+def add_information(session: Session, *, who: Who, note: str, photos: list[bytes]) -> CaseEvent:
     """Text and up to ``settings.resident_photos_max`` photos (JPEG or PNG, each at most
     ``settings.resident_photo_max_bytes``). All checked before anything is written."""
     settings = get_settings()
@@ -225,9 +236,9 @@ def add_information(
     )
 
 
-def answer_consent(session: Session, *, who: ResidentSession, agree: bool) -> None:
-    """Give (the party's consent, as staff would record it) or refuse mediation."""
-    case = get_case(session, case_id=who.case_id)
+def answer_consent(session: Session, *, who: Who, agree: bool) -> None:
+    """Give (the party's consent, as staff would record it) or refuse mediation (the
+    refusal stands until staff confirm it or the party consents after all)."""
     if agree:
         record_consent(
             session,
@@ -235,20 +246,15 @@ def answer_consent(session: Session, *, who: ResidentSession, agree: bool) -> No
             party_ids=[who.party_id],
             actor=resident_actor(who.party_id),
             expected_version=None,
+            how=ConsentMethod.RESIDENT_LINK,
         )
         return
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="resident_consent_refused",
-        actor=resident_actor(who.party_id),
-        data={"party_id": who.party_id},
+    record_declined(
+        session, case_id=who.case_id, party_id=who.party_id, actor=resident_actor(who.party_id)
     )
 
 
-def confirm_terms(
-    session: Session, *, who: ResidentSession, carried_out: bool, note: str
-) -> CaseEvent:
+def confirm_terms(session: Session, *, who: Who, carried_out: bool, note: str) -> CaseEvent:
     """The resident says whether the agreement's terms were carried out; when they say
     yes, the terms are marked done."""
     case = get_case(session, case_id=who.case_id)
@@ -291,7 +297,7 @@ _OUTCOME = {
 def answer_visit(
     session: Session,
     *,
-    who: ResidentSession,
+    who: Who,
     resolved: ResolvedAnswer,
     satisfied: SatisfiedAnswer,
     comment: str,

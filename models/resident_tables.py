@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import LargeBinary
+from sqlalchemy import LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.types import UTCDateTime
@@ -51,15 +51,19 @@ class ResidentPhoto(SQLModel, table=True):
 
 
 class ResidentLink(SQLModel, table=True):
-    """A signed, expiring link that works once: for a party without the phone check
-    (a respondent) or for one action. Only the hash of its token is kept."""
+    """A signed, expiring link that works once, for one party and one action on one case
+    (models/resident_links.py). The token is the ``nonce`` plus an HMAC over the nonce,
+    the case, the party, the action and the expiry: it can be sent again (a retried SMS
+    carries the same link) but not forged, and it opens nothing else."""
 
     __tablename__ = "resident_link"
+    __table_args__ = (UniqueConstraint("case_id", "party_id", "purpose"),)
 
-    token_hash: str = Field(primary_key=True, max_length=64)
+    id: int | None = Field(default=None, primary_key=True)
+    nonce: str = Field(max_length=16, unique=True)
     case_id: int = Field(foreign_key="cases.id", index=True)
     party_id: int = Field(foreign_key="party.id")
     purpose: str = Field(max_length=32)
-    expires_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
     used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(sa_type=UTCDateTime)

@@ -30,7 +30,7 @@ from models.errors import FieldProblem, ValidationError
 from models.follow_up import FollowUp
 from models.mediation import Agreement, AgreementTerm, MediationSession
 from models.party import Party
-from models.resident_tables import ResidentPhoto, ResidentSession
+from models.resident_tables import ResidentLink, ResidentPhoto, ResidentSession
 from models.text_numbers import CaseTextNumber
 
 ANONYMISED = "已匿名"
@@ -124,6 +124,7 @@ def _anonymise_batch(session: Session, ids: list[int], now: datetime) -> None:
     session.connection().execute(
         delete(ResidentSession).where(col(ResidentSession.case_id).in_(ids))
     )
+    session.connection().execute(delete(ResidentLink).where(col(ResidentLink.case_id).in_(ids)))
     for case in session.exec(select(Case).where(col(Case.id).in_(ids))).all():
         assert case.id is not None
         case.tracking_hash = None

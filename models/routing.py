@@ -26,7 +26,7 @@ from typing import Literal
 
 from sqlmodel import Session, col, select
 
-from models import lifecycle, pii, referrals
+from models import lifecycle, referrals
 from models.access import Actor
 from models.case import Case
 from models.cases import get_case
@@ -41,6 +41,7 @@ from models.enums import (
     UnitLevel,
 )
 from models.errors import GuardFailed, NotFound, ValidationError
+from models.guards import required_masked_text
 from models.policy import TimeLimitPolicy
 from models.staff import Staff
 from models.staffing import can_handle, pick_assignee
@@ -421,8 +422,7 @@ def assign_case(session: Session, *, case_id: int, actor: Actor) -> AssignmentRe
         staff = pick_assignee(session, unit=unit, category=case.category)
     if staff is None:
         return result("unchanged")
-    case.unit_id = unit.id
-    case.unit_path = unit.path
+    case.set_handling_unit(unit)
     case.assignee_id = staff.id
     case.liaison_id = _liaison_for(directory, case, unit, staff)
     lifecycle.apply(
@@ -446,8 +446,8 @@ def reassign_case(
 ) -> Case:
     """Give a case to a named person (a supervisor's or mediator's choice). The person
     must be active and work in the case's unit or below it."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
     staff = session.get(Staff, assignee_id)
     if staff is None:
         raise ValidationError(
@@ -467,23 +467,17 @@ def reassign_case(
         )
     if case.unit_path != unit.path:
         # Routed by hand to a unit below: that unit handles it now (and answers for it).
-        case.unit_id = unit.id
-        case.unit_path = unit.path
+        case.set_handling_unit(unit)
     case.assignee_id = staff.id
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="assigned",
-        actor=actor,
-        expected_version=expected_version,
-        data={
+    step.record(
+        "assigned",
+        {
             "assignee_id": staff.id,
             "unit": unit.code,
             "unit_name": unit.name_zh,
             "by_hand": True,
         },
     )
-    session.flush()
     return case
 
 
@@ -501,11 +495,9 @@ def refer_case(
     """Refer a case by hand to the police, a court, arbitration or an agency (the named
     one, else the agency paired with the case's community for its category), on
     ``grounds`` (else the grounds the target implies); ``reason`` says why in words."""
-    case = get_case(session, case_id=case_id)
-    lifecycle.check_version(case, expected_version)
-    note = pii.scrub_text((reason or "").strip())[:500]
-    if not note:
-        raise ValidationError("reason: required", "reason：请填写移交原因")
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
+    case = step.case
+    note = required_masked_text(reason, "reason", "移交原因")
     grounds = grounds or _implied_grounds(case, target)
     agency: Unit | None = None
     if target == ReferralTarget.AGENCY:

@@ -78,6 +78,14 @@ class Settings(BaseSettings):
     sms_receipt_template: str = Field(
         default="TJ_RECEIPT", description="The gateway's template id for the receipt."
     )
+    sms_link_template: str = Field(
+        default="TJ_LINK", description="The gateway's template id for a one-use link."
+    )
+    sms_resend_hours: int = Field(
+        default=72,
+        ge=1,
+        description="How long the sweep keeps re-sending a receipt or link that failed.",
+    )
 
     # Duplicate and cluster detection
     dedup_window_days: int = 30
@@ -140,6 +148,11 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:4200",
         description="Base URL of the Prefect UI; case pages link to their flow runs there.",
     )
+    scenarios_dir: Path | None = Field(
+        default=None,
+        description="Folder of the policy simulator's scenario files offered to supervisors "
+        "(default: the repository's docs/scenarios).",
+    )
 
     # Mediation (人民调解法): the mediation limit and its reminder, attachments
     mediation_limit_months: int = Field(
@@ -176,6 +189,14 @@ class Settings(BaseSettings):
     )
     resident_photo_max_bytes: int = Field(default=5_000_000, description="Largest photo accepted.")
     resident_photos_max: int = Field(default=3, description="Photos at most per submission.")
+    resident_link_days: int = Field(
+        default=7, ge=1, description="How long a one-use link sent by SMS stays valid."
+    )
+    resident_purge_hours: int = Field(
+        default=24,
+        ge=1,
+        description="Expired sessions and links, and idle code locks, are deleted this long after.",
+    )
 
     # Personal data
     retention_days: int = 3 * 365

@@ -27,6 +27,7 @@ from models.policy import PolicySet, TimeLimitPolicy
 from models.referral import Referral
 from models.resident_tables import ResidentLink, ResidentLock, ResidentPhoto, ResidentSession
 from models.sign_in import SignInLink
+from models.simulation_run import SimulationRun
 from models.staff import Staff
 from models.text_numbers import CaseTextNumber
 from models.triage_tables import (
@@ -77,6 +78,7 @@ __all__ = [
     "RiskWarning",
     "SignInAttempt",
     "SignInLink",
+    "SimulationRun",
     "Staff",
     "TimeLimitPolicy",
     "TriageCorrection",

@@ -113,4 +113,15 @@ def _resident_note(e: CaseEvent) -> tuple[str, str] | None:
             ("已履行" if done else "未履行") + text,
             ("carried out" if done else "not carried out") + text,
         )
+    if e.verb == "times_proposed":
+        from models.respondent import Slot, slots_of  # respondent imports the services
+
+        slots: list[Slot] = slots_of(d)
+        note = f" · {d['note']}" if d.get("note") else ""
+        return (
+            "、".join(s.zh for s in slots) + note,
+            "; ".join(s.en for s in slots) + note,
+        )
+    if e.verb == "resident_consent_refused" and d.get("note"):
+        return str(d["note"]), str(d["note"])
     return None

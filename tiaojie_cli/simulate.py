@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, time
+from datetime import date
 from pathlib import Path
 
 import typer
@@ -13,9 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 console = Console()
 
 
-def _advance(bar: Progress, task: TaskID) -> Callable[[int, int], None]:
-    def advance(done: int, _total: int) -> None:
-        bar.update(task, completed=done)
+def _advance(bar: Progress, tasks: dict[str, TaskID]) -> Callable[[str, int, int], None]:
+    def advance(key: str, done: int, _total: int) -> None:
+        bar.update(tasks[key], completed=done)
 
     return advance
 
@@ -41,12 +41,11 @@ def simulate_command(
 
     在临时数据库中按情景模拟办案（只读取、不改动正式案件库），输出 summary.json 与对比报告。
     """
-    from models import clock
     from models.db import get_engine, read_session
     from models.scenario import ScenarioError, read_scenario
-    from models.sim_output import summary_document, write_summary
+    from models.sim_output import write_summary
     from models.sim_report import write_report
-    from models.simulate import Period, run_scenario
+    from models.sim_runs import run_scenarios
 
     try:
         first = date.fromisoformat(start)
@@ -60,24 +59,17 @@ def simulate_command(
     if len({s.key for s in parsed}) != len(parsed):
         console.print("[red]✗[/] 情景文件名重复 / two scenario files have the same name")
         raise typer.Exit(2)
-    period = Period(clock.ensure_utc(datetime.combine(first, time(0), tzinfo=clock.SHANGHAI)), days)
-    results = {}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with read_session(get_engine()) as live, Progress(*columns, console=console) as bar:
-        for scenario in parsed:
-            task = bar.add_task(f"{scenario.key}", total=days)
-            try:
-                results[scenario.key] = run_scenario(
-                    live,
-                    scenario,
-                    period,
-                    seed=seed,
-                    progress=_advance(bar, task),
-                )
-            except ScenarioError as exc:
-                console.print(f"[red]✗[/] {exc}")
-                raise typer.Exit(2) from None
-    document = summary_document(results, start=first.isoformat(), days=days, seed=seed)
+        tasks = {s.key: bar.add_task(s.key, total=days) for s in parsed}
+        try:
+            document = run_scenarios(
+                live, parsed, start=first, days=days, seed=seed, progress=_advance(bar, tasks)
+            )
+        except ScenarioError as exc:
+            console.print(f"[red]✗[/] {exc}")
+            raise typer.Exit(2) from None
+    results = document["scenarios"]
     path = write_summary(out, document)
     report = write_report(out, document)
     for key, result in results.items():

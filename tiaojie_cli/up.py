@@ -58,29 +58,20 @@ class UpError(Exception):
 
 @dataclass(frozen=True)
 class Layout:
-    """Where everything lives under ``TIAOJIE_HOME``."""
+    """Where everything lives under ``TIAOJIE_HOME``: Prefect's own home, the logs, and
+    ``run/`` with the file that says the stack is ready and the supervisor's pid file."""
 
     home: Path
+    prefect_home: Path
+    logs: Path
+    run: Path
+    ready_file: Path
+    pid_file: Path
 
-    @property
-    def prefect_home(self) -> Path:
-        return self.home / "prefect"
-
-    @property
-    def logs(self) -> Path:
-        return self.home / "logs"
-
-    @property
-    def run(self) -> Path:
-        return self.home / "run"
-
-    @property
-    def ready_file(self) -> Path:
-        return self.run / "ready"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.run / "up.pid"
+    @classmethod
+    def under(cls, home: Path) -> Layout:
+        run = home / "run"
+        return cls(home, home / "prefect", home / "logs", run, run / "ready", run / "up.pid")
 
     def make(self) -> None:
         for folder in (self.home, self.prefect_home, self.logs, self.run):
@@ -188,7 +179,7 @@ class Up:
 
         settings = get_settings()
         self.settings = settings
-        self.layout = Layout(settings.home.resolve())
+        self.layout = Layout.under(settings.home.resolve())
         self.port = port
         self.prefect_port = prefect_port
         self.demo = demo

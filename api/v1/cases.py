@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from api.deps import DBRead, Staff, Writer
 from api.prefect_links import prefect_runs_url
 from api.v1.common import cached_units, case_public, load_case, run_write_async, unit_cache_of
-from models import actions, case_search, clock, pii, text_numbers
+from models import actions, case_search, clock, pii, respondent, text_numbers
 from models.access import (
     Principal,
     place_for_filing,
@@ -25,7 +25,7 @@ from models.actions import allowed_names
 from models.case import Case, CaseCreate, CasePublic
 from models.case_search import CaseFilter
 from models.cases import create_case_with_parties, show_party
-from models.enums import CaseStatus, Category
+from models.enums import CaseStatus, Category, PartySide
 from models.errors import FieldProblem, ValidationError
 from models.event import CaseEvent
 from models.follow_up import FollowUp, FollowUpPublic
@@ -81,6 +81,20 @@ class MediatorView(BaseModel):
     end_reason: str | None
 
 
+class PartyAnswerView(BaseModel):
+    """A party's own answer on mediation, through their page or a one-use link."""
+
+    party_id: int
+    side: PartySide
+    accepted: bool
+    slots: list[dict[str, str]] = Field(
+        description="times proposed: day (YYYY-MM-DD) and part (am, pm, eve)"
+    )
+    slots_label: list[str]
+    note: str
+    at: datetime
+
+
 class MediationView(BaseModel):
     """受理审查, the named mediators and the guidance the parties were given."""
 
@@ -90,6 +104,12 @@ class MediationView(BaseModel):
     guidance: str | None
     mediators: list[MediatorView]
     mediation_due_at: datetime | None
+    party_answers: list[PartyAnswerView] = Field(default_factory=list)
+    blocked_by_refusal: bool = Field(
+        default=False,
+        description="a party declined mediation: it may not start (People's Mediation Law "
+        "Art. 17) until staff record the refusal or the party's consent",
+    )
 
 
 def mediation_view(session: Session, case: Case) -> MediationView:
@@ -119,6 +139,19 @@ def mediation_view(session: Session, case: Case) -> MediationView:
             for m in rows
         ],
         mediation_due_at=case.mediation_due_at,
+        party_answers=[
+            PartyAnswerView(
+                party_id=a.party_id,
+                side=a.side,
+                accepted=a.accepted,
+                slots=[slot.as_data() for slot in a.slots],
+                slots_label=[slot.zh for slot in a.slots],
+                note=a.note,
+                at=a.at,
+            )
+            for a in respondent.party_answers(session, case_id=case.id)
+        ],
+        blocked_by_refusal=respondent.mediation_blocked(session, case_id=case.id),
     )
 
 
@@ -181,7 +214,7 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
         elif e.actor == "open311":
             actor_name = "公众上报 Open311"
         elif e.actor.startswith("resident:"):
-            actor_name = "当事人本人（查询页）resident"
+            actor_name = "当事人本人（查询页或短信链接）the party (own page or link)"
         timeline.append(
             TimelineEntry(
                 seq=e.seq,
@@ -225,7 +258,7 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
         sessions=[SessionPublic.of(s, reveal=reveal) for s in sessions] if details else [],
         agreements=agreement_views if details else [],
         follow_ups=[FollowUpPublic.of(f, reveal=reveal) for f in follow_ups],
-        allowed_actions=allowed_names(principal, case),
+        allowed_actions=allowed_names(session, principal, case),
         # By tag (batch runs carry every case's tag), over the case's whole life.
         prefect_runs_url=prefect_runs_url(case),
         text_numbers=text_numbers.numbers_of(session, case_id=case.id or 0, reveal=reveal),
@@ -272,7 +305,7 @@ async def post_case(
                 session, case, unit_codes={place.id: place.code} if place and place.id else None
             ),
             parties=parties,
-            allowed_actions=allowed_names(principal, case),
+            allowed_actions=allowed_names(session, principal, case),
         )
         return 201, answer.model_dump(mode="json")
 

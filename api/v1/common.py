@@ -98,28 +98,16 @@ def case_public(
         unit = session.get(Unit, unit_id)
         return unit.code if unit else None
 
-    return CasePublic(
-        id=case.id,
-        number=case.number,
-        category=case.category,
-        priority=case.priority,
-        status=case.status,
-        version=case.version,
-        channel=case.channel,
-        description=shown(case.description),
-        address_text=shown(case.address_text) if case.address_text else None,
-        place_code=code_of(case.place_unit_id),
-        unit_code=code_of(case.unit_id),
-        assignee_id=case.assignee_id,
-        escalation_level=case.escalation_level,
-        is_group=case.is_group,
-        people_affected=case.people_affected,
-        response_due_at=case.response_due_at,
-        resolution_due_at=case.resolution_due_at,
-        created_at=case.created_at,
-        updated_at=case.updated_at,
-        closed_at=case.closed_at,
-        tracking_code=tracking.code_for(case.number) if case.tracking_hash else None,
+    # Every field not set here is the case's own column of the same name.
+    return CasePublic.model_validate(
+        case,
+        update={
+            "description": shown(case.description),
+            "address_text": shown(case.address_text) if case.address_text else None,
+            "place_code": code_of(case.place_unit_id),
+            "unit_code": code_of(case.unit_id),
+            "tracking_code": tracking.code_for(case.number) if case.tracking_hash else None,
+        },
     )
 
 

@@ -70,9 +70,12 @@ def _messages(exc: Exception, t: Translator) -> list[str]:
     raise exc
 
 
-async def _posted(request: Request) -> tuple[Principal, dict[str, str]] | Response:
-    """The administrator and the posted form as text fields, or the answer for anyone
-    else or for a form whose CSRF token is wrong."""
+async def _on_admin_form(
+    request: Request, handle: Callable[[Principal, dict[str, str]], Response]
+) -> Response:
+    """``handle`` the administrator's posted form, read as text fields (each cut to 500
+    characters; ``skills`` joined with ``;``, any other field's last value). Anyone else
+    gets :func:`_admin`'s answer, and a form whose CSRF token is wrong a 403 page."""
     user = _admin(request)
     if isinstance(user, Response):
         return user
@@ -83,7 +86,7 @@ async def _posted(request: Request) -> tuple[Principal, dict[str, str]] | Respon
     for key in form:
         values = [str(v)[:500] for v in form.getlist(key)]
         fields[key] = ";".join(values) if key == "skills" else values[-1]
-    return user, fields
+    return handle(user, fields)
 
 
 def _change(
@@ -160,10 +163,10 @@ def staff_list(request: Request) -> Response:
 
 @router.post(f"{ADMIN}/staff")
 async def staff_add(request: Request) -> Response:
-    posted = await _posted(request)
-    if isinstance(posted, Response):
-        return posted
-    user, fields = posted
+    return await _on_admin_form(request, lambda user, fields: _add_staff(request, user, fields))
+
+
+def _add_staff(request: Request, user: Principal, fields: dict[str, str]) -> Response:
     cells = {k: fields.get(k, "") for k in (*STAFF_FIELDS, "skills")} | {"active": "yes"}
     return _change(
         request,
@@ -222,11 +225,14 @@ def staff_edit(request: Request, username: str) -> Response:
 async def staff_update(request: Request, username: str) -> Response:
     """Change role, unit and skills, or (``do=deactivate|activate|reset``) lock the
     account, let it back in, or send a fresh sign-in link."""
-    username = username[:64]
-    posted = await _posted(request)
-    if isinstance(posted, Response):
-        return posted
-    user, fields = posted
+    return await _on_admin_form(
+        request, lambda user, fields: _update_staff(request, user, username[:64], fields)
+    )
+
+
+def _update_staff(
+    request: Request, user: Principal, username: str, fields: dict[str, str]
+) -> Response:
     do = fields.get("do", "save")
     if do == "reset":
         return _change(
@@ -299,10 +305,10 @@ def units_list(request: Request) -> Response:
 @router.post(f"{ADMIN}/units")
 async def units_save(request: Request) -> Response:
     """Add a unit, or (``existing`` set) rename or move one."""
-    posted = await _posted(request)
-    if isinstance(posted, Response):
-        return posted
-    user, fields = posted
+    return await _on_admin_form(request, lambda user, fields: _save_unit(request, user, fields))
+
+
+def _save_unit(request: Request, user: Principal, fields: dict[str, str]) -> Response:
     existing = fields.get("existing", "").strip()[:32]
 
     def work(session: Session) -> Any:

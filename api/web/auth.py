@@ -24,6 +24,7 @@ from fastapi import Request, Response
 from sqlmodel import Session
 
 from api.client import is_https
+from api.security import decode_pinned, encode_pinned
 from models import keys, web_sessions
 from models.access import Principal, principal_for_staff
 from models.settings import get_settings
@@ -32,7 +33,7 @@ from models.staff import Staff
 SESSION_COOKIE = "tj_session"
 CSRF_COOKIE = "tj_csrf"
 AUDIENCE = "tiaojie-web"
-ALGORITHM = "HS256"
+SESSION_CLAIMS = ("exp", "sub", "aud", "csrf", "sid")
 
 
 def _key() -> bytes:
@@ -56,7 +57,7 @@ def issue_session(session: Session, staff_id: int) -> tuple[str, str]:
         "sid": sid,
         "csrf": csrf,
     }
-    return jwt.encode(claims, _key(), algorithm=ALGORITHM), csrf
+    return encode_pinned(claims, _key()), csrf
 
 
 def read_session(token: str | None) -> dict[str, Any] | None:
@@ -64,16 +65,9 @@ def read_session(token: str | None) -> dict[str, Any] | None:
     if not token:
         return None
     try:
-        claims: dict[str, Any] = jwt.decode(
-            token,
-            _key(),
-            algorithms=[ALGORITHM],
-            audience=AUDIENCE,
-            options={"require": ["exp", "sub", "aud", "csrf", "sid"]},
-        )
+        return decode_pinned(token, _key(), audience=AUDIENCE, require=[*SESSION_CLAIMS])
     except jwt.PyJWTError:
         return None
-    return claims
 
 
 def set_session_cookie(response: Response, request: Request, token: str) -> None:

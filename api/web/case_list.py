@@ -7,13 +7,14 @@ same filters. The search is :mod:`models.case_search`; the rows of the export
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from api.web import auth, queries
 from api.web.i18n import Translator, pick_lang
@@ -101,6 +102,27 @@ def parse_filter(
     return f, problems
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """A request of the case list or its export: who asks, the query (each value cut to
+    100 characters), the filter read from it and what in it could not be read."""
+
+    user: Principal
+    params: dict[str, str]
+    filter: CaseFilter
+    problems: list[str]
+
+
+def _asked(request: Request, session: Session) -> _Asked | Response:
+    """The signed-in person's search; anyone not signed in is sent to sign in."""
+    user = auth.current_user(request, session)
+    if user is None:
+        return to_login(request)
+    params = {k: v[:100] for k, v in request.query_params.items()}
+    f, problems = parse_filter(session, params, user, Translator(pick_lang(request)))
+    return _Asked(user, params, f, problems)
+
+
 def _query(params: Mapping[str, str], **extra: str) -> str:
     kept = {k: params[k] for k in FIELDS if params.get(k)}
     kept.update({k: v for k, v in extra.items() if v})
@@ -109,17 +131,15 @@ def _query(params: Mapping[str, str], **extra: str) -> str:
 
 @router.get(f"{PREFIX}/cases")
 def case_list(request: Request) -> Response:
-    params = {k: v[:100] for k, v in request.query_params.items()}
-    t = Translator(pick_lang(request))
     with read_session(request) as session:
-        user = auth.current_user(request, session)
-        if user is None:
-            return to_login(request)
-        f, problems = parse_filter(session, params, user, t)
+        asked = _asked(request, session)
+        if isinstance(asked, Response):
+            return asked
+        user, params, problems = asked.user, asked.params, asked.problems
         now = clock.now()
         page = search(
             session,
-            f,
+            asked.filter,
             reach=access.reach_clause(user),
             now=now,
             sort=params.get("sort", "newest"),
@@ -148,21 +168,19 @@ def case_list(request: Request) -> Response:
 
 
 def _export(request: Request, kind: str) -> Response:
-    params = {k: v[:100] for k, v in request.query_params.items()}
-    t = Translator(pick_lang(request))
     with read_session(request) as session:
-        user = auth.current_user(request, session)
-        if user is None:
-            return to_login(request)
+        asked = _asked(request, session)
+        if isinstance(asked, Response):
+            return asked
+        user, params = asked.user, asked.params
         if user.role in NO_EXPORT:
             return render(request, "error.html", {"status": 403}, user=user, status_code=403)
-        f, problems = parse_filter(session, params, user, t)
-        if problems:
+        if asked.problems:
             return render(request, "error.html", {"status": 400}, user=user, status_code=400)
         now = clock.now()
         data = case_export.rows(
             session,
-            f,
+            asked.filter,
             reach=access.reach_clause(user),
             reveal=lambda cases: actions.personal_data_visible_ids(session, user, cases),
             now=now,

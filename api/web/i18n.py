@@ -39,6 +39,8 @@ VERB_LABELS: dict[str, tuple[str, str]] = {
     "acceptance_reviewed": ("受理审查", "Acceptance review"),
     "not_accepted": ("不予受理", "Not accepted"),
     "mediation_refused": ("当事人拒绝调解", "A party refused mediation"),
+    "resident_consent_refused": ("当事人不同意调解（本人答复）", "A party declined mediation"),
+    "times_proposed": ("当事人提出调解时间", "Times proposed by a party"),
     "mediators_named": ("指定调解员", "Mediators named"),
     "mediator_recused": ("调解员回避", "Mediator recused"),
     "mediator_replaced": ("更换调解员", "Mediator replaced"),

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from models import actions
+from models import actions, respondent
 from models.acceptance import ROUTE_NAMES, latest_review
 from models.access import Principal
 from models.attachments import KINDS as ATTACHMENT_KINDS
@@ -68,4 +68,7 @@ def mediation_context(session: Session, user: Principal, case: Case) -> dict[str
         "attachment_kinds": ATTACHMENT_KINDS,
         "documents_allowed": allowed,
         "max_upload_mb": get_settings().attachment_max_bytes // (1024 * 1024),
+        # What the parties answered through their own page or link (times, refusals).
+        "party_answers": respondent.party_answers(session, case_id=case.id),
+        "mediation_blocked": respondent.mediation_blocked(session, case_id=case.id),
     }

@@ -10,10 +10,11 @@ import re
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlmodel import Session
 
-from api.web import auth
-from api.web.routes import PREFIX, TimedRoute, read_session, render, to_login
+from api.web.routes import PREFIX, TimedRoute, render, signed_in_page
 from models import clock, monthly_report
+from models.access import Principal
 
 router = APIRouter(route_class=TimedRoute, include_in_schema=False)
 MONTH = re.compile(r"^\d{4}-\d{2}$")
@@ -22,26 +23,24 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 @router.get(f"{PREFIX}/reports/monthly/{{month}}.xlsx")
 def monthly(request: Request, month: str) -> Response:
-    with read_session(request) as session:
-        user = auth.current_user(request, session)
-        if user is None:
-            return to_login(request)
-        if not user.is_supervisor:
-            return render(request, "error.html", {"status": 403}, user=user, status_code=403)
-        try:
-            first = monthly_report.month_of(month) if MONTH.match(month) else None
-        except ValueError:
-            first = None
-        if first is None:
-            return render(request, "error.html", {"status": 404}, user=user, status_code=404)
-        kept = monthly_report.stored_path(month)
-        if user.reach_path is None and kept.exists():
-            body = kept.read_bytes()
-        else:
-            report = monthly_report.build(
-                session, first, now=clock.now(), within_path=user.reach_path
-            )
-            body = monthly_report.to_xlsx(report)
+    return signed_in_page(request, lambda session, user: _monthly(request, session, user, month))
+
+
+def _monthly(request: Request, session: Session, user: Principal, month: str) -> Response:
+    if not user.is_supervisor:
+        return render(request, "error.html", {"status": 403}, user=user, status_code=403)
+    try:
+        first = monthly_report.month_of(month) if MONTH.match(month) else None
+    except ValueError:
+        first = None
+    if first is None:
+        return render(request, "error.html", {"status": 404}, user=user, status_code=404)
+    kept = monthly_report.stored_path(month)
+    if user.reach_path is None and kept.exists():
+        body = kept.read_bytes()
+    else:
+        report = monthly_report.build(session, first, now=clock.now(), within_path=user.reach_path)
+        body = monthly_report.to_xlsx(report)
     return Response(
         body,
         media_type=XLSX,

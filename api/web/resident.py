@@ -38,7 +38,7 @@ def _url(code: str, tail: str = "") -> str:
     return f"/r/{quote(code[:64], safe='')}{tail}"
 
 
-def _limit(request: Request) -> Response | None:
+def limited_response(request: Request) -> Response | None:
     try:
         request.app.state.resident_limiter.hit(f"ip:{client_address(request)}")
     except RateLimited as exc:
@@ -106,7 +106,7 @@ def _case_page(
 
 @router.get("/r/{code}", response_class=HTMLResponse)
 def resident_page(request: Request, code: str) -> Response:
-    if (limited := _limit(request)) is not None:
+    if (limited := limited_response(request)) is not None:
         return limited
     who = _who(request, code)
     if who is None:
@@ -118,7 +118,7 @@ def resident_page(request: Request, code: str) -> Response:
 
 @router.post("/r/{code}", response_class=HTMLResponse)
 async def phone_check(request: Request, code: str) -> Response:
-    if (limited := _limit(request)) is not None:
+    if (limited := limited_response(request)) is not None:
         return limited
     form = await request.form()
     last4 = str(form.get("last4", ""))[:16]
@@ -165,9 +165,10 @@ async def _photos(values: list[Any], limit: int) -> list[bytes]:
     return photos
 
 
-def _do(
-    verb: str, session: Any, who: ResidentSession, form: dict[str, str], photos: list[bytes]
+def perform(
+    verb: str, session: Any, who: actions.Who, form: dict[str, str], photos: list[bytes]
 ) -> None:
+    """One resident action from its form (the page after the phone check, or a link)."""
     if verb == "info":
         actions.add_information(session, who=who, note=str(form.get("note", "")), photos=photos)
     elif verb == "consent":
@@ -198,7 +199,7 @@ def _do(
 
 @router.post("/r/{code}/{verb}", response_class=HTMLResponse)
 async def resident_action(request: Request, code: str, verb: str) -> Response:
-    if (limited := _limit(request)) is not None:
+    if (limited := limited_response(request)) is not None:
         return limited
     if verb not in ACTIONS:
         return _page(request, code=code, ctx={"error": "没有这项操作。"}, status=404)
@@ -218,7 +219,7 @@ async def resident_action(request: Request, code: str, verb: str) -> Response:
     error: TiaojieError | None = None
     try:
         with write_session(request) as session:
-            _do(verb, session, who, fields, photos)
+            perform(verb, session, who, fields, photos)
     except TiaojieError as exc:
         error = exc
     if error is not None:

@@ -84,6 +84,7 @@ templates.env.globals["static_version"] = "1"
 # Phone and ID numbers typed into free text are masked unless the reader is entitled.
 templates.env.filters["scrub"] = pii.scrub_text
 templates.env.globals["staff_id_of"] = access.staff_id_of
+templates.env.globals["may_simulate"] = access.may_use_simulator
 
 
 # --- sessions and rendering helpers -------------------------------------------------
@@ -151,6 +152,44 @@ def not_found(request: Request, user: Principal | None) -> HTMLResponse:
     return render(request, "error.html", {"status": 404}, user=user, status_code=404)
 
 
+def signed_in_page(request: Request, page: Callable[[Session, Principal], Response]) -> Response:
+    """``page`` (given a read session) for the signed-in person; anyone else is sent to
+    sign in and comes back here afterwards."""
+    with read_session(request) as session:
+        user = auth.current_user(request, session)
+        if user is None:
+            return to_login(request)
+        return page(session, user)
+
+
+def reader_and_case(
+    request: Request, session: Session, number: str
+) -> tuple[Principal, Case] | Response:
+    """The signed-in person and their case numbered ``number`` (cut to 32 characters);
+    otherwise the answer to give: the sign-in page to someone not signed in, the page's
+    404 for a case that is missing or out of their reach (the two look alike)."""
+    user = auth.current_user(request, session)
+    if user is None:
+        return to_login(request)
+    case = queries.find_visible_case(session, user=user, number=number[:32])
+    if case is None:
+        return not_found(request, user)
+    return user, case
+
+
+def render_signed_out_form(
+    request: Request, template: str, context: dict[str, Any], *, status_code: int = 200
+) -> HTMLResponse:
+    """A page whose form is posted before anyone is signed in (sign-in, first password).
+    Its CSRF value is double-submitted: in the form as ``login_csrf`` and in a cookie."""
+    token = auth.login_csrf(request)
+    response = render(
+        request, template, {**context, "login_csrf": token}, user=None, status_code=status_code
+    )
+    auth.set_login_csrf_cookie(response, request, token)
+    return response
+
+
 def forbidden(request: Request, user: Principal | None) -> HTMLResponse:
     return render(request, "error.html", {"status": 403}, user=user, status_code=403)
 
@@ -177,15 +216,9 @@ def web_home(request: Request) -> Response:
 
 @router.get(f"{PREFIX}/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str | None = None) -> Response:
-    token = auth.login_csrf(request)
-    response = render(
-        request,
-        "login.html",
-        {"login_csrf": token, "next": _safe_next(next), "error": None, "username": ""},
-        user=None,
+    return render_signed_out_form(
+        request, "login.html", {"next": _safe_next(next), "error": None, "username": ""}
     )
-    auth.set_login_csrf_cookie(response, request, token)
-    return response
 
 
 @router.post(f"{PREFIX}/login", response_class=HTMLResponse)
@@ -224,16 +257,13 @@ async def login_submit(request: Request) -> Response:
             error = t("用户名或密码不正确。", "Wrong username or password.")
             status = 401
     if staff is None or staff.id is None:
-        token = auth.login_csrf(request)
-        response = render(
+        response = render_signed_out_form(
             request,
             "login.html",
-            {"login_csrf": token, "next": target, "error": error, "username": username},
-            user=None,
+            {"next": target, "error": error, "username": username},
             status_code=status,
         )
         response.headers.update(headers)
-        auth.set_login_csrf_cookie(response, request, token)
         return response
     with write_session(request) as session:
         session_token, _csrf = auth.issue_session(session, staff.id)
@@ -262,13 +292,12 @@ async def logout(request: Request) -> Response:
 
 @router.get(f"{PREFIX}/inbox", response_class=HTMLResponse)
 def inbox_page(request: Request) -> Response:
-    with read_session(request) as session:
-        user = auth.current_user(request, session)
-        if user is None:
-            return to_login(request)
+    def page(session: Session, user: Principal) -> Response:
         now = clock.now()
         box = queries.inbox(session, user=user, now=now)
-    return render(request, "inbox.html", {"box": box, "now": now}, user=user)
+        return render(request, "inbox.html", {"box": box, "now": now}, user=user)
+
+    return signed_in_page(request, page)
 
 
 # --- intake --------------------------------------------------------------------------
@@ -309,19 +338,19 @@ def _intake_context(session: Session, user: Principal, values: dict[str, str]) -
 
 @router.get(f"{PREFIX}/cases/new", response_class=HTMLResponse)
 def intake_form(request: Request) -> Response:
-    with read_session(request) as session:
-        user = auth.current_user(request, session)
-        if user is None:
-            return to_login(request)
-        values = {
-            "priority": Priority.NORMAL.value,
-            "channel": Channel.WALK_IN.value,
-            "people_affected": "1",
-            # A person unless the worker says otherwise: a name is personal data.
-            "respondent_kind": PartyKind.PERSON.value,
-        }
+    values = {
+        "priority": Priority.NORMAL.value,
+        "channel": Channel.WALK_IN.value,
+        "people_affected": "1",
+        # A person unless the worker says otherwise: a name is personal data.
+        "respondent_kind": PartyKind.PERSON.value,
+    }
+
+    def page(session: Session, user: Principal) -> Response:
         ctx = _intake_context(session, user, values)
-    return render(request, "intake.html", {**ctx, "errors": {}, "form_error": None}, user=user)
+        return render(request, "intake.html", {**ctx, "errors": {}, "form_error": None}, user=user)
+
+    return signed_in_page(request, page)
 
 
 def _field_for(loc: tuple[int | str, ...]) -> str:
@@ -515,6 +544,7 @@ def _case_context(session: Session, user: Principal, case: Case) -> dict[str, An
     detail = queries.case_detail(session, case=case)
     reveal = mediation.entitled(session, user, case)
     parties = [show_party(p, reveal=reveal) for p in detail.parties]
+    offered = actions.allowed(session, user, case)
     now = clock.now()
     return {
         "case": case,
@@ -525,8 +555,9 @@ def _case_context(session: Session, user: Principal, case: Case) -> dict[str, An
         "text_numbers": text_numbers.numbers_of(session, case_id=case.id or 0, reveal=reveal)
         if reveal
         else [],
-        # Rows with routes of their own (path parameters, uploads) have forms elsewhere.
-        "actions": [a.verb for a in actions.allowed(user, case) if a.routed],
+        # The page offers a form for the rows it has forms for; the upload has one of its own.
+        "actions": [a.verb for a in offered if a.page and not a.upload],
+        "may_upload": actions.ACTIONS["attachments"] in offered,
         "action_fields": {a.verb: forms.fields_of(a) for a in actions.ACTIONS.values()},
         "countdown": queries.case_countdown(case, detail.follow_ups, now=now),
         "prefect_url": prefect_runs_url(case),
@@ -550,12 +581,10 @@ def _case_context(session: Session, user: Principal, case: Case) -> dict[str, An
 @router.get(f"{PREFIX}/cases/{{number}}", response_class=HTMLResponse)
 def case_page(request: Request, number: str) -> Response:
     with read_session(request) as session:
-        user = auth.current_user(request, session)
-        if user is None:
-            return to_login(request)
-        case = queries.find_visible_case(session, user=user, number=number[:32])
-        if case is None:
-            return not_found(request, user)
+        found = reader_and_case(request, session, number)
+        if isinstance(found, Response):
+            return found
+        user, case = found
         ctx = _case_context(session, user, case)
     flash = None
     t = Translator(pick_lang(request))
@@ -585,14 +614,13 @@ def resident_photo(request: Request, number: str, photo_id: int) -> Response:
     """A photo the resident sent: for the readers who may see the case's personal data
     (a photo may show people); a plain 404 for everyone else."""
     with read_session(request) as session:
-        user = auth.current_user(request, session)
-        if user is None:
-            return to_login(request)
-        case = queries.find_visible_case(session, user=user, number=number[:32])
+        found = reader_and_case(request, session, number)
+        if isinstance(found, Response):
+            return found
+        user, case = found
         photo = session.get(ResidentPhoto, photo_id)
         if (
-            case is None
-            or photo is None
+            photo is None
             or photo.case_id != case.id
             or not actions.personal_data_visible(session, user, case)
         ):
@@ -621,7 +649,7 @@ def _perform(
 ) -> None:
     """Run the page's action through the table (:func:`models.actions.run`)."""
     action = actions.BY_VERB.get(verb)
-    if action is None:
+    if action is None or not action.page or action.upload:
         raise access.not_found(f"{number}/{verb}")
     body = forms.read_form(action, form)
     with write_session(request) as session:
@@ -633,12 +661,10 @@ def _perform(
 async def case_action(request: Request, number: str, verb: str) -> Response:
     form = _action_form(await request.form())
     with read_session(request) as session:
-        user = auth.current_user(request, session)
-        if user is None:
-            return to_login(request)
-        case = queries.find_visible_case(session, user=user, number=number[:32])
-        if case is None:
-            return not_found(request, user)
+        found = reader_and_case(request, session, number)
+        if isinstance(found, Response):
+            return found
+        user, case = found
     t = Translator(pick_lang(request))
     errors: dict[str, str] = {}
     if not auth.csrf_ok(auth.session_csrf(request), form.get("csrf_token")):
@@ -660,10 +686,10 @@ async def case_action(request: Request, number: str, verb: str) -> Response:
             for p in getattr(exc, "problems", []):
                 errors.setdefault(p.field, f"{p.message_zh} / {p.message_en}")
     with read_session(request) as session:
-        found = queries.find_visible_case(session, user=user, number=case.number)
-        if found is None:
+        again = queries.find_visible_case(session, user=user, number=case.number)
+        if again is None:
             return not_found(request, user)
-        ctx = _case_context(session, user, found)
+        ctx = _case_context(session, user, again)
     return render(
         request,
         "case.html",
@@ -700,40 +726,44 @@ def _shift_month(first: date, months: int) -> str:
 
 @router.get(f"{PREFIX}/dashboard", response_class=HTMLResponse)
 def dashboard(request: Request, level: str | None = None, month: str | None = None) -> Response:
+    return signed_in_page(
+        request, lambda session, user: _dashboard(request, session, user, level, month)
+    )
+
+
+def _dashboard(
+    request: Request, session: Session, user: Principal, level: str | None, month: str | None
+) -> Response:
     from models import metrics
     from models.month_problem import get_month_problem
     from models.monthly_report import previous_month
 
-    with read_session(request) as session:
-        user = auth.current_user(request, session)
-        if user is None:
-            return to_login(request)
-        lang = pick_lang(request)
-        t = Translator(lang)
-        chosen = UnitLevel(level) if level in {lv.value for lv in DASHBOARD_LEVELS} else None
-        now = clock.now()
-        first = _dashboard_month(month, now)
-        since, until = metrics.month_range(first)
-        reach = user.reach_path
-        if chosen is None:
-            rates = metrics.monthly_ranking(session, month=first, within_path=reach)
-        else:
-            rates = metrics.unit_rates(
-                session, since=since, until=until, level=chosen, within_path=reach
-            )
-        backlog_level = chosen if chosen not in (None, UnitLevel.AGENCY) else UnitLevel.COMMUNITY
-        backlog = list(metrics.backlog_by_unit(session, within_path=reach, level=backlog_level))
-        overdue_levels = list(
-            metrics.overdue_by_level(session, now=now, within_path=reach, since=since)
+    lang = pick_lang(request)
+    t = Translator(lang)
+    chosen = UnitLevel(level) if level in {lv.value for lv in DASHBOARD_LEVELS} else None
+    now = clock.now()
+    first = _dashboard_month(month, now)
+    since, until = metrics.month_range(first)
+    reach = user.reach_path
+    if chosen is None:
+        rates = metrics.monthly_ranking(session, month=first, within_path=reach)
+    else:
+        rates = metrics.unit_rates(
+            session, since=since, until=until, level=chosen, within_path=reach
         )
-        escalations = list(
-            metrics.recent_escalations(session, since=now - timedelta(days=1), within_path=reach)
-        )
-        clusters = list(metrics.clusters(session, since=since, within_path=reach))
-        candidate = metrics.problem_of_the_month(session, month_start=first, within_path=reach)
-        decided = get_month_problem(session, month=f"{first:%Y-%m}")
-        lead_units = queries.units_in_reach(session, user=user, levels=PROBLEM_LEAD_LEVELS)
-        overdue = queries.overdue_cases(session, user=user, now=now, limit=50)
+    backlog_level = chosen if chosen not in (None, UnitLevel.AGENCY) else UnitLevel.COMMUNITY
+    backlog = list(metrics.backlog_by_unit(session, within_path=reach, level=backlog_level))
+    overdue_levels = list(
+        metrics.overdue_by_level(session, now=now, within_path=reach, since=since)
+    )
+    escalations = list(
+        metrics.recent_escalations(session, since=now - timedelta(days=1), within_path=reach)
+    )
+    clusters = list(metrics.clusters(session, since=since, within_path=reach))
+    candidate = metrics.problem_of_the_month(session, month_start=first, within_path=reach)
+    decided = get_month_problem(session, month=f"{first:%Y-%m}")
+    lead_units = queries.units_in_reach(session, user=user, levels=PROBLEM_LEAD_LEVELS)
+    overdue = queries.overdue_cases(session, user=user, now=now, limit=50)
     runs = {row.case.number: prefect_runs_url(row.case, now=now) for row in overdue}
     rows = [
         RateRow(

@@ -8,7 +8,13 @@ from fastapi.responses import RedirectResponse, Response
 
 from api.web import auth
 from api.web.i18n import Translator, pick_lang
-from api.web.routes import PREFIX, TimedRoute, read_session, render, write_session
+from api.web.routes import (
+    PREFIX,
+    TimedRoute,
+    read_session,
+    render_signed_out_form,
+    write_session,
+)
 from models.errors import ValidationError
 from models.sign_in import redeem, staff_for
 
@@ -16,15 +22,12 @@ router = APIRouter(route_class=TimedRoute, include_in_schema=False)
 
 
 def _form(request: Request, token: str, *, username: str | None, error: str | None) -> Response:
-    csrf = auth.login_csrf(request)
-    response = render(
+    response = render_signed_out_form(
         request,
         "welcome.html",
-        {"token": token, "username": username, "error": error, "login_csrf": csrf},
-        user=None,
+        {"token": token, "username": username, "error": error},
         status_code=400 if error else 200 if username else 410,
     )
-    auth.set_login_csrf_cookie(response, request, csrf)
     # The token is in the path: do not leak it to other sites through Referer.
     response.headers["Referrer-Policy"] = "no-referrer"
     return response

@@ -174,7 +174,12 @@ def test_a_resident_adds_a_photo_and_consents_and_staff_see_both(open_api: Api) 
     mediator = api.city.staff["mediatorA"].id or 0
     api.client.cookies.set("tj_session", web_cookie(api, mediator))
     staff_page = api.client.get(f"/web/cases/{case['number']}").text
-    for seen in ("当事人补充材料", "厂门口又贴了停工通知", "记录调解同意", "当事人本人（查询页）"):
+    for seen in (
+        "当事人补充材料",
+        "厂门口又贴了停工通知",
+        "记录调解同意",
+        "当事人本人（查询页或短信链接）",
+    ):
         assert seen in staff_page
     link = re.search(r'href="(/web/cases/[^"]+/photos/\d+)"', staff_page)
     assert link is not None

@@ -134,7 +134,7 @@ def test_a_resident_follows_the_case_adds_a_photo_consents_and_rates(
     timeline = staff.inner_text("#timeline")
     for seen in ("当事人补充材料", "今天早上七点又开始施工", "记录调解同意", "记录回访"):
         assert seen in timeline, seen
-    assert timeline.count("当事人本人（查询页）") == 3
+    assert timeline.count("当事人本人（查询页或短信链接）") == 3
     assert "已解决 · 满意" in timeline
     staff.locator("#timeline .photo-link").first.wait_for()
     shoot(staff, "resident-05-staff-timeline")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 17:27:09.099388
+Create Date: 2026-11-30 17:44:39.549975
 """
 
 from collections.abc import Sequence
@@ -320,6 +320,27 @@ def upgrade() -> None:
     with op.batch_alter_table('sign_in_link', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sign_in_link_staff_id'), ['staff_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_sign_in_link_token_hash'), ['token_hash'], unique=True)
+
+    op.create_table('simulation_run',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('started_by_id', sa.Integer(), nullable=True),
+    sa.Column('origin', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('status', sa.Enum('pending', 'running', 'done', 'failed', name='simulationstatus', native_enum=False, length=32), nullable=False),
+    sa.Column('period_start', sa.Date(), nullable=False),
+    sa.Column('days', sa.Integer(), nullable=False),
+    sa.Column('seed', sa.Integer(), nullable=False),
+    sa.Column('parameters', sa.JSON(), nullable=False),
+    sa.Column('flow_run_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=True),
+    sa.Column('summary', sa.JSON(), nullable=True),
+    sa.Column('report_html', sa.Text(), nullable=True),
+    sa.Column('error', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
+    sa.ForeignKeyConstraint(['started_by_id'], ['staff.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('simulation_run', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_simulation_run_created_at'), ['created_at'], unique=False)
 
     op.create_table('web_session',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -799,7 +820,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_party_consent_party_id'), ['party_id'], unique=False)
 
     op.create_table('resident_link',
-    sa.Column('token_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('nonce', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
     sa.Column('party_id', sa.Integer(), nullable=False),
     sa.Column('purpose', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
@@ -808,10 +830,13 @@ def upgrade() -> None:
     sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
     sa.ForeignKeyConstraint(['party_id'], ['party.id'], ),
-    sa.PrimaryKeyConstraint('token_hash')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('case_id', 'party_id', 'purpose'),
+    sa.UniqueConstraint('nonce')
     )
     with op.batch_alter_table('resident_link', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_resident_link_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_resident_link_expires_at'), ['expires_at'], unique=False)
 
     op.create_table('resident_photo',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -910,6 +935,7 @@ def downgrade() -> None:
 
     op.drop_table('resident_photo')
     with op.batch_alter_table('resident_link', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_resident_link_expires_at'))
         batch_op.drop_index(batch_op.f('ix_resident_link_case_id'))
 
     op.drop_table('resident_link')
@@ -1030,6 +1056,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_web_session_staff_id'))
 
     op.drop_table('web_session')
+    with op.batch_alter_table('simulation_run', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_simulation_run_created_at'))
+
+    op.drop_table('simulation_run')
     with op.batch_alter_table('sign_in_link', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_sign_in_link_token_hash'))
         batch_op.drop_index(batch_op.f('ix_sign_in_link_staff_id'))
