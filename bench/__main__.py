@@ -27,7 +27,16 @@ from bench.config import FULL, QUICK, Sizes
 HERE = Path(__file__).resolve().parent
 KEYS: dict[str, tuple[str, ...]] = {
     "intake_api": ("cases_per_s", "p50_ms", "p99_ms", "baseline_cases_per_s", "ratio"),
-    "end_to_end": ("cases_per_s", "p50_s", "p95_s", "naive_cases_per_s", "ratio"),
+    "end_to_end": (
+        "cases_per_s",
+        "p50_s",
+        "p95_s",
+        "naive_cases_per_s",
+        "ratio",
+        "backlog_new_p95_s",
+        "backlog_emergency_p95_s",
+        "backlog_drain_s",
+    ),
     "escalation": ("open_cases", "due_cases", "due_query_ms", "sweep_s", "naive_sweep_s", "ratio"),
     "memory": ("idle_rss_mb", "loaded_rss_mb"),
     "documents": (

@@ -27,6 +27,11 @@ class Sizes:
     e2e_burst_seconds: float
     e2e_drain_s: float
     naive_cases: int
+    # End to end with a backlog: complaints waiting in the outbox while new ones arrive
+    # at e2e_rate for backlog_arrival_seconds (bench/backlog.py)
+    backlog_cases: int
+    backlog_arrival_seconds: float
+    backlog_drain_timeout_s: float
     # Memory
     idle_settle_s: float
     # Case export (.xlsx and CSV of the whole list)
@@ -62,6 +67,9 @@ QUICK = Sizes(
     e2e_burst_seconds=3.0,
     e2e_drain_s=6.0,
     naive_cases=2,
+    backlog_cases=200,
+    backlog_arrival_seconds=10.0,
+    backlog_drain_timeout_s=120.0,
     idle_settle_s=1.0,
     start_stack_first=True,
 )
@@ -84,6 +92,9 @@ FULL = Sizes(
     e2e_burst_seconds=30.0,
     e2e_drain_s=60.0,
     naive_cases=20,
+    backlog_cases=1_000,
+    backlog_arrival_seconds=60.0,
+    backlog_drain_timeout_s=900.0,
     idle_settle_s=15.0,
     export_cases=10_000,
     simulate_days=20,

@@ -14,6 +14,10 @@ Every change of a case goes through :func:`apply`, which, in the caller's transa
 Verbs that record something without moving the case (``reminded``,
 ``session_recorded``, ``follow_up_recorded``, ``duplicate_linked``, ...) are
 *annotations*: same steps, status unchanged.
+
+The figures kept from a case's rows (the three rates' deciding moments,
+:mod:`models.decisions`) are recounted for the cases a transaction touched just before
+it commits, in the same transaction: nothing here needs to call them.
 """
 
 from __future__ import annotations

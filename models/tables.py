@@ -11,6 +11,7 @@ from models.breaches import LimitBreach
 from models.case import Case, CaseLink, CaseNumberCounter
 from models.case_text import CaseSearch
 from models.contact import CaseContact
+from models.decisions import RateDecision
 from models.documents.audit import DocumentDownload
 from models.event import CaseEvent, Outbox
 from models.extension import Extension
@@ -70,6 +71,7 @@ __all__ = [
     "Party",
     "PartyConsent",
     "PolicySet",
+    "RateDecision",
     "Referral",
     "ResidentLink",
     "ResidentLock",

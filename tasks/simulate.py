@@ -16,7 +16,6 @@ from models.db import read_session, write_session
 from models.errors import TiaojieError
 from models.scenario import ScenarioError
 from models.settings import get_settings
-from models.sim_report import report_html
 from models.sim_runs import (
     checked_request,
     create_run,
@@ -60,6 +59,8 @@ def _reason(exc: Exception) -> str:
 def run_simulation(run_id: int) -> int:
     """Run the recorded request against the live database (only read) and keep the
     summary and the report; a run that cannot finish is recorded as failed, with why."""
+    from models.sim_report import report_html  # plotting: only in the process that needs it
+
     with read_session() as session:
         request = request_of(get_run(session, run_id))
     try:

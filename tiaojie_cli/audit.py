@@ -15,6 +15,18 @@ app = typer.Typer(
 console = Console()
 
 
+def progress_bar(label: str, out: Console) -> Progress:
+    """The bar of a long check or rebuild over every case (gone when it is done)."""
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=out,
+        transient=True,
+    )
+
+
 @app.command()
 def verify() -> None:
     """Verify every case's hash-chained events; exit 1 if any was edited or lost.
@@ -26,14 +38,7 @@ def verify() -> None:
     from models.db import get_engine, read_session
 
     with read_session(get_engine()) as session:
-        with Progress(
-            TextColumn("[bold]verifying 校验中"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
+        with progress_bar("verifying 校验中", console) as bar:
             task = bar.add_task("cases", total=None)
 
             def step(done: int, total: int) -> None:

@@ -97,6 +97,10 @@ from tiaojie_cli.audit import app as audit_app  # noqa: E402
 
 app.add_typer(audit_app, name="audit")
 
+from tiaojie_cli.aggregates import app as aggregates_app  # noqa: E402
+
+app.add_typer(aggregates_app, name="aggregates")
+
 from tiaojie_cli.cases import app as case_app  # noqa: E402
 from tiaojie_cli.keys import app as keys_app  # noqa: E402
 from tiaojie_cli.tokens import app as token_app  # noqa: E402

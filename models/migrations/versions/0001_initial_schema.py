@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 17:44:39.549975
+Create Date: 2026-11-30 17:51:50.935087
 """
 
 from collections.abc import Sequence
@@ -616,6 +616,18 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_party_name_hash'), ['name_hash'], unique=False)
         batch_op.create_index(batch_op.f('ix_party_phone_hash'), ['phone_hash'], unique=False)
 
+    op.create_table('rate_decision',
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('rate', sa.Enum('response', 'resolution', 'satisfaction', name='rate', native_enum=False, length=32), nullable=False),
+    sa.Column('at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('good', sa.Boolean(), nullable=False),
+    sa.Column('unit_path', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.PrimaryKeyConstraint('case_id', 'rate')
+    )
+    with op.batch_alter_table('rate_decision', schema=None) as batch_op:
+        batch_op.create_index('ix_rate_decision_at', ['at', 'unit_path', 'rate', 'good', 'case_id'], unique=False)
+
     op.create_table('referral',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
@@ -985,6 +997,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_referral_case_id'))
 
     op.drop_table('referral')
+    with op.batch_alter_table('rate_decision', schema=None) as batch_op:
+        batch_op.drop_index('ix_rate_decision_at')
+
+    op.drop_table('rate_decision')
     with op.batch_alter_table('party', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_party_phone_hash'))
         batch_op.drop_index(batch_op.f('ix_party_name_hash'))
