@@ -48,7 +48,7 @@ unless a form of its own is written there) come from the row; the parity test
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, time
 from functools import partial
@@ -762,11 +762,18 @@ def details_visible(session: Session, principal: Principal, case: Case) -> bool:
     (不公开) and they are outside its unit and not one of its named mediators."""
     if not case.confidential:
         return True
-    return confidentiality.staff_may_see_details(
-        case,
-        staff_id=principal.staff_id,
-        unit_id=principal.unit_id,
-        is_named_mediator=is_named_mediator(session, principal, case),
+    return _details(principal, case, named=is_named_mediator(session, principal, case))
+
+
+def _details(principal: Principal, case: Case, *, named: bool) -> bool:
+    return not case.confidential or confidentiality.staff_may_see_details(
+        case, staff_id=principal.staff_id, unit_id=principal.unit_id, is_named_mediator=named
+    )
+
+
+def _personal(principal: Principal, case: Case, *, named: bool) -> bool:
+    return _details(principal, case, named=named) and (
+        may_see_personal_data(principal, case) or named
     )
 
 
@@ -774,9 +781,24 @@ def personal_data_visible(session: Session, principal: Principal, case: Case) ->
     """Personal data in clear: :func:`models.access.may_see_personal_data`, and the
     mediators named on the case (they mediate it, wherever their unit); never past
     :func:`details_visible`."""
-    if not details_visible(session, principal, case):
-        return False
-    return may_see_personal_data(principal, case) or is_named_mediator(session, principal, case)
+    return _personal(principal, case, named=is_named_mediator(session, principal, case))
+
+
+def personal_data_visible_ids(
+    session: Session, principal: Principal, cases: Sequence[Case]
+) -> set[int]:
+    """:func:`personal_data_visible` for many cases at once (lists, exports): the ids of
+    those whose personal data ``principal`` reads, with one query for the named
+    mediators whatever the number of cases."""
+    ids = [c.id for c in cases if c.id is not None]
+    named = (
+        mediators.serving_on(session, staff_id=principal.staff_id, case_ids=ids)
+        if principal.staff_id is not None
+        else set()
+    )
+    return {
+        c.id for c in cases if c.id is not None and _personal(principal, c, named=c.id in named)
+    }
 
 
 # --- the table ------------------------------------------------------------------------
