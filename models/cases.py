@@ -13,7 +13,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, select
 
-from models import clock, lifecycle, pii, text_numbers, tracking
+from models import case_text, clock, lifecycle, pii, text_numbers, tracking
 from models.access import Actor
 from models.case import Case, CaseCreate, CaseNumberCounter
 from models.case import get_case as get_case  # re-exported: services and front ends name it so
@@ -292,6 +292,7 @@ def create_case_with_parties(
     state = case.__dict__
     case_id: int = conn.execute(_INSERT_CASE, {k: state[k] for k in _CASE_COLUMNS}).scalar_one()
     state["id"] = case_id
+    case_text.write(conn, case_id, values["description"])
     make_transient_to_detached(case)
     session.add(case)
     text_numbers.record(session, case_id=case_id, taken=taken)

@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from models import case_text as case_text  # registers the one writer of the search words
 from models import clock, pii
 from models.access import Actor as Actor  # re-exported: services and tests name it so
 from models.case import Case, get_case
