@@ -23,7 +23,6 @@ from models.case import Case
 from models.enums import CaseStatus, Category, Priority
 from models.overdue import overdue_clause
 from models.types import UTCDateTime
-from models.unit import Unit
 
 # Cases without a deadline sort after every dated one.
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
@@ -196,7 +195,3 @@ def every(
         if page.next_cursor is None:
             return
         cursor = page.next_cursor
-
-
-def unit_for(session: Session, code: str) -> Unit | None:
-    return session.exec(select(Unit).where(Unit.code == code)).first()
