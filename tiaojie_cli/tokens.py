@@ -14,8 +14,6 @@ import typer
 from rich.console import Console
 
 from models.enums import StaffRole
-from models.staff import staff_by_username
-from models.unit import unit_by_code
 from tiaojie_cli.groups import command_group
 
 app = command_group("Tokens for scripts and Open311 clients. 令牌。")
@@ -34,11 +32,11 @@ def create(
     client: str = typer.Option("open311", "--client", help="Name of the Open311 client app."),
 ) -> None:
     """Print a token (last line). 生成令牌（最后一行即令牌）。"""
-
     from api.security import create_open311_key, create_token
     from models.db import get_engine, write_session
     from models.migrate import upgrade
-    from models.staff import Staff
+    from models.staff import Staff, staff_by_username
+    from models.unit import unit_by_code
 
     if role not in ROLES:
         err.print(f"[red]✗[/] 未知角色 unknown role {role!r}; one of {', '.join(ROLES)}")
