@@ -67,6 +67,18 @@ KEYS: dict[str, tuple[str, ...]] = {
         "target_s",
         "meets_target",
     ),
+    "pages": (
+        "cases",
+        "inbox_p95_ms",
+        "case_page_p95_ms",
+        "dashboard_p95_ms",
+        "case_list_p95_ms",
+        "search_p95_ms",
+        "monthly_report_s",
+        "export_10k_s",
+        "resident_page_p95_ms",
+        "worst_ratio_to_plain_query",
+    ),
     "scale_out": (
         "workers_1_cases_per_s",
         "workers_2_cases_per_s",
@@ -88,6 +100,7 @@ SECTIONS = (
     "export",
     "documents",
     "simulate",
+    "pages",
     "scale_out",
 )
 
@@ -140,7 +153,17 @@ def main(argv: list[str] | None = None) -> int:
     out_path = args.out or HERE / ("results.json" if sizes is FULL else "results-quick.json")
     wanted = args.only or list(SECTIONS)
 
-    from bench import documents, e2e, escalation, export, intake, scale_out, simulate, triage
+    from bench import (
+        documents,
+        e2e,
+        escalation,
+        export,
+        intake,
+        pages,
+        scale_out,
+        simulate,
+        triage,
+    )
 
     runners: dict[str, Callable[[Workspace, Sizes, Console], dict[str, Any]]] = {
         "escalation": escalation.run,
@@ -151,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         "scale_out": scale_out.run,
         "triage": triage.run,
         "simulate": simulate.run,
+        "pages": pages.run,
     }
     import psutil
 

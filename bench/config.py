@@ -43,6 +43,10 @@ class Sizes:
     scale_out: bool = False
     scale_out_cases: int = 600  # one closed burst per worker count
     scale_out_timeout_s: float = 120.0  # for the burst to be assigned (section ~5 min)
+    # Pages at scale: cases in the saved city, requests per page (report and export fewer)
+    pages_cases: int = 20_000
+    pages_requests: int = 50
+    pages_slow_requests: int = 3
 
 
 QUICK = Sizes(
@@ -95,4 +99,7 @@ FULL = Sizes(
     export_cases=10_000,
     simulate_days=20,
     scale_out=True,
+    pages_cases=1_000_000,
+    pages_requests=200,
+    pages_slow_requests=5,
 )

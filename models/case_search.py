@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, literal, or_
 from sqlmodel import Session, col, select
 
-from models import clock, workdays
+from models import case_text, clock, workdays
 from models.case import Case
 from models.enums import CaseStatus, Category, Priority
 from models.overdue import overdue_clause
@@ -42,7 +42,7 @@ class CaseFilter:
     created_to: date | None = None
     overdue: bool | None = None
     group: bool | None = None
-    text: str | None = None  # a case number, or words of the description
+    text: str | None = None  # a case number, or words of the description (models.case_text)
     # The reader's unit: a confidential case's words are searched only within its unit.
     reader_unit_id: int | None = None
 
@@ -77,7 +77,9 @@ class Page:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def clauses(f: CaseFilter, *, now: datetime) -> list[ColumnElement[bool]]:
+def clauses(f: CaseFilter, *, now: datetime, dialect: str) -> list[ColumnElement[bool]]:
+    """The filter as SQL conditions; ``dialect`` chooses the full-text index
+    (:mod:`models.case_text`)."""
     out: list[ColumnElement[bool]] = []
     if f.status is not None:
         out.append(col(Case.status) == f.status)
@@ -101,9 +103,15 @@ def clauses(f: CaseFilter, *, now: datetime) -> list[ColumnElement[bool]]:
         out.append(col(Case.is_group) == f.group)
     if f.text:
         text = f.text.strip()
-        searchable = or_(col(Case.confidential).is_(False), col(Case.unit_id) == f.reader_unit_id)
-        words = and_(searchable, col(Case.description).contains(text, autoescape=True))
-        out.append(or_(col(Case.number) == text, words))
+        by_number = col(Case.number) == text
+        found = case_text.matching_clause(text, dialect)
+        if found is None:
+            out.append(by_number)
+        else:
+            searchable = or_(
+                col(Case.confidential).is_(False), col(Case.unit_id) == f.reader_unit_id
+            )
+            out.append(or_(by_number, and_(searchable, found)))
     return out
 
 
@@ -155,7 +163,8 @@ def search(
 ) -> Page:
     """One page of the cases matching ``f`` within ``reach``, and how many match."""
     chosen = SORTS.get(sort, SORTS["newest"])
-    where = clauses(f, now=now) + ([reach] if reach is not None else [])
+    dialect = session.get_bind().dialect.name
+    where = clauses(f, now=now, dialect=dialect) + ([reach] if reach is not None else [])
     total = int(session.exec(select(func.count(col(Case.id))).where(*where)).one())
     stmt = select(Case).where(*where)
     start = _decode(cursor, chosen) if cursor else None

@@ -72,7 +72,7 @@ def current_agreement(session: Session, *, case: Case) -> Agreement | None:
 
 
 def list_follow_ups(session: Session, *, case_id: int) -> list[FollowUp]:
-    return rows_of(session, FollowUp, FollowUp.case_id == case_id, FollowUp.due_at, FollowUp.id)
+    return rows_of(session, FollowUp, FollowUp.case_id == case_id, FollowUp.due_at)
 
 
 def pick_visitor(session: Session, *, case: Case) -> int | None:

@@ -50,6 +50,18 @@ def mediators_of(session: Session, *, case_id: int, serving: bool = True) -> lis
     return list(session.exec(stmt.order_by(col(CaseMediator.named_at), col(CaseMediator.id))).all())
 
 
+def serving_on(session: Session, *, staff_id: int, case_ids: list[int]) -> set[int]:
+    """Which of ``case_ids`` name ``staff_id`` as a mediator still serving (one query)."""
+    if not case_ids:
+        return set()
+    stmt = select(CaseMediator.case_id).where(
+        CaseMediator.staff_id == staff_id,
+        col(CaseMediator.case_id).in_(case_ids),
+        col(CaseMediator.ended_at).is_(None),
+    )
+    return set(session.exec(stmt).all())
+
+
 def serving_ids(session: Session, *, case_id: int) -> list[int]:
     return [m.staff_id for m in mediators_of(session, case_id=case_id)]
 

@@ -186,6 +186,11 @@ class Settings(BaseSettings):
     resident_per_minute: int = Field(
         default=30, description="Requests to /r/ pages a minute per client address (0: no limit)."
     )
+    bench_sql_count: bool = Field(
+        default=False,
+        description="Benchmarks only: count the SQL statements of each request and report "
+        "them in an X-SQL-Statements header (off in real use).",
+    )
     resident_photo_max_bytes: int = Field(default=5_000_000, description="Largest photo accepted.")
     resident_photos_max: int = Field(default=3, description="Photos at most per submission.")
     resident_link_days: int = Field(

@@ -9,6 +9,7 @@ from models.admin_log import AdminEvent
 from models.attachments import Attachment
 from models.breaches import LimitBreach
 from models.case import Case, CaseLink, CaseNumberCounter
+from models.case_text import CaseSearch
 from models.contact import CaseContact
 from models.decisions import RateDecision
 from models.documents.audit import DocumentDownload
@@ -54,6 +55,7 @@ __all__ = [
     "CaseLink",
     "CaseMediator",
     "CaseNumberCounter",
+    "CaseSearch",
     "CaseTextNumber",
     "DocumentDownload",
     "Extension",

@@ -7,12 +7,9 @@ import typer
 from rich.console import Console
 
 from tiaojie_cli.audit import progress_bar
+from tiaojie_cli.groups import command_group
 
-app = typer.Typer(
-    help="The kept figures of the three rates. 三率统计数据的维护。",
-    no_args_is_help=True,
-    add_completion=False,
-)
+app = command_group("The kept figures of the three rates. 三率统计数据的维护。")
 console = Console()
 
 

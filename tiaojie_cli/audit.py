@@ -7,11 +7,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-app = typer.Typer(
-    help="Audit the case records. 审计案件记录。",
-    no_args_is_help=True,
-    add_completion=False,
-)
+from tiaojie_cli.groups import command_group
+
+app = command_group("Audit the case records. 审计案件记录。")
 console = Console()
 
 

@@ -11,11 +11,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-app = typer.Typer(
-    name="tiaojie",
-    help="Tiaojie (调解): grassroots dispute resolution. 基层矛盾纠纷调解工作流。",
-    no_args_is_help=True,
-    add_completion=False,
+from tiaojie_cli.groups import command_group
+
+app = command_group(
+    "Tiaojie (调解): grassroots dispute resolution. 基层矛盾纠纷调解工作流。", name="tiaojie"
 )
 console = Console()
 

@@ -14,8 +14,9 @@ import typer
 from rich.console import Console
 
 from models.enums import StaffRole
+from tiaojie_cli.groups import command_group
 
-app = typer.Typer(help="Tokens for scripts and Open311 clients. 令牌。", no_args_is_help=True)
+app = command_group("Tokens for scripts and Open311 clients. 令牌。")
 err = Console(stderr=True)
 
 ROLES = [r.value for r in StaffRole] + ["open311"]

@@ -12,6 +12,7 @@ form fields: ``attachments``, which checks no version).
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -109,8 +110,22 @@ def act(
         record_id = actions.run(session, principal, case, action.name, body, **extras)
         return _done(session, principal, case, action, record_id)
 
-    # An upload's idempotency record is keyed on its form fields (the file is not hashed).
-    return run_write(request, principal, body, produce)
+    file = extras.get("file")
+    sent = body if not isinstance(file, actions.Upload) else _Sent.of(body, file)
+    return run_write(request, principal, sent, produce)
+
+
+class _Sent(BaseModel):
+    """What an upload's ``Idempotency-Key`` is bound to: its fields and the file's digest
+    (a retry with the same key and another file is refused, not answered as the first)."""
+
+    fields: dict[str, Any]
+    sha256: str
+
+    @classmethod
+    def of(cls, body: BaseModel, file: actions.Upload) -> _Sent:
+        digest = hashlib.sha256(file.content).hexdigest()
+        return cls(fields=body.model_dump(mode="json"), sha256=digest)
 
 
 def _upload(file: UploadFile) -> actions.Upload:

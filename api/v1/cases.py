@@ -351,7 +351,9 @@ def list_cases(
         reader_unit_id=principal.unit_id,
     )
     # The same filters as the web list and its exports (models.case_search).
-    stmt = select(Case).where(*case_search.clauses(wanted, now=clock.now()))
+    stmt = select(Case).where(
+        *case_search.clauses(wanted, now=clock.now(), dialect=session.get_bind().dialect.name)
+    )
     reach = reach_clause(principal)
     if reach is not None:
         stmt = stmt.where(reach)

@@ -182,7 +182,7 @@ def _export(request: Request, kind: str) -> Response:
             session,
             asked.filter,
             reach=access.reach_clause(user),
-            reveal=lambda case: actions.personal_data_visible(session, user, case),
+            reveal=lambda cases: actions.personal_data_visible_ids(session, user, cases),
             now=now,
             sort=params.get("sort", "newest"),
         )
