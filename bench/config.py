@@ -69,7 +69,7 @@ QUICK = Sizes(
     naive_cases=2,
     backlog_cases=200,
     backlog_arrival_seconds=10.0,
-    backlog_drain_timeout_s=120.0,
+    backlog_drain_timeout_s=180.0,
     idle_settle_s=1.0,
     start_stack_first=True,
 )
