@@ -58,7 +58,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         case_actions,
         cases,
         documents,
-        mediation_actions,
         metrics,
         risk,
         triage,
@@ -70,7 +69,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auth,
         cases,
         case_actions,
-        mediation_actions,
         documents,
         units,
         metrics,
@@ -114,6 +112,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_upload_bytes=settings.attachment_max_bytes,
     )
     app.add_middleware(SecurityHeaders)
+    if settings.bench_sql_count:
+        from api.sql_count import SqlCount, count_statements
+
+        count_statements(app.state.engine)
+        app.add_middleware(SqlCount)
     return app
 
 

@@ -23,25 +23,38 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from models.errors import TiaojieError, ValidationError
+from api.ratelimit import RateLimited
+from api.security import AuthError
+from models.errors import (
+    ConflictError,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    TiaojieError,
+    UnsupportedType,
+    ValidationError,
+)
 
 log = logging.getLogger("tiaojie.api")
 
 OPEN311_PREFIX = "/open311/"
 
+# A bare HTTP error (no such route, a refused method, a body too large ...) answers with
+# the code of the domain error of the same meaning, taken from its class so that the two
+# cannot drift apart; the others are HTTP's own.
 _HTTP_ZH = {
     400: ("bad_request", "请求有误"),
-    401: ("unauthorized", "未登录或令牌无效"),
-    403: ("forbidden", "无权执行此操作"),
-    404: ("not_found", "未找到"),
+    401: (AuthError.code, "未登录或令牌无效"),
+    403: (PermissionDenied.code, "无权执行此操作"),
+    404: (NotFound.code, "未找到"),
     405: ("method_not_allowed", "不支持该请求方法"),
     406: ("not_acceptable", "不支持的响应格式"),
-    409: ("conflict", "请求与当前状态冲突"),
-    413: ("payload_too_large", "请求体过大"),
-    415: ("unsupported_media_type", "不支持的内容类型"),
-    422: ("validation_error", "请求数据无效"),
+    409: (ConflictError.code, "请求与当前状态冲突"),
+    413: (PayloadTooLarge.code, "请求体过大"),
+    415: (UnsupportedType.code, "不支持的内容类型"),
+    422: (ValidationError.code, "请求数据无效"),
     428: ("precondition_required", "缺少版本号"),
-    429: ("rate_limited", "请求过于频繁，请稍后再试"),
+    429: (RateLimited.code, "请求过于频繁，请稍后再试"),
 }
 
 # Pydantic error types in plain Chinese.

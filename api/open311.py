@@ -99,6 +99,10 @@ def _limit_ip(request: Request) -> None:
 router = APIRouter(prefix=PREFIX, tags=["Open311 GeoReport v2"], dependencies=[Depends(_limit_ip)])
 
 FmtPath = Annotated[Fmt, Path(description="json or xml")]
+# start_date and end_date of the lists: see _range.
+DateQuery = Annotated[
+    str | None, Query(max_length=40, description="W3C datetime, e.g. 2026-11-30T09:00:00+08:00")
+]
 
 
 # --- rendering -------------------------------------------------------------------------
@@ -572,10 +576,15 @@ def request_row(session: Session, case: Case) -> dict[str, Any]:
     }
 
 
+def _public(*, listed: bool = True) -> list[Any]:
+    """Which cases the public reads: those filed through Open311. A confidential case is
+    never listed (nor its updates); its own page shows category and status only."""
+    clauses: list[Any] = [Case.channel == Channel.OPEN311]
+    return [*clauses, col(Case.confidential).is_(False)] if listed else clauses
+
+
 def _public_cases(session: Session, *, listed: bool = True) -> Any:
-    stmt = select(Case).where(Case.channel == Channel.OPEN311)
-    # A confidential case is never listed; its own page shows category and status only.
-    return stmt.where(col(Case.confidential).is_(False)) if listed else stmt
+    return select(Case).where(*_public(listed=listed))
 
 
 @router.get("/requests.{fmt}", summary="Service requests (filed through Open311)")
@@ -584,8 +593,8 @@ def list_requests(
     fmt: FmtPath,
     service_request_id: Annotated[str | None, Query(max_length=2000)] = None,
     service_code: Annotated[str | None, Query(max_length=200)] = None,
-    start_date: Annotated[str | None, Query(max_length=40)] = None,
-    end_date: Annotated[str | None, Query(max_length=40)] = None,
+    start_date: DateQuery = None,
+    end_date: DateQuery = None,
     status: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
     with read_session(engine_of(request)) as session:
@@ -652,8 +661,8 @@ def get_token(
 def request_updates(
     request: Request,
     fmt: FmtPath,
-    start_date: Annotated[str | None, Query(max_length=40)] = None,
-    end_date: Annotated[str | None, Query(max_length=40)] = None,
+    start_date: DateQuery = None,
+    end_date: DateQuery = None,
 ) -> Response:
     since, until = _range(start_date, end_date, timedelta(days=1))
     with read_session(engine_of(request)) as session:
@@ -661,8 +670,7 @@ def request_updates(
             select(CaseEvent, Case)
             .join(Case, col(Case.id) == col(CaseEvent.case_id))
             .where(
-                Case.channel == Channel.OPEN311,
-                col(Case.confidential).is_(False),
+                *_public(),
                 col(CaseEvent.at) >= since,
                 col(CaseEvent.at) <= until,
                 col(CaseEvent.from_status).is_not(None),

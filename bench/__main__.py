@@ -27,7 +27,16 @@ from bench.config import FULL, QUICK, Sizes
 HERE = Path(__file__).resolve().parent
 KEYS: dict[str, tuple[str, ...]] = {
     "intake_api": ("cases_per_s", "p50_ms", "p99_ms", "baseline_cases_per_s", "ratio"),
-    "end_to_end": ("cases_per_s", "p50_s", "p95_s", "naive_cases_per_s", "ratio"),
+    "end_to_end": (
+        "cases_per_s",
+        "p50_s",
+        "p95_s",
+        "naive_cases_per_s",
+        "ratio",
+        "backlog_new_p95_s",
+        "backlog_emergency_p95_s",
+        "backlog_drain_s",
+    ),
     "escalation": ("open_cases", "due_cases", "due_query_ms", "sweep_s", "naive_sweep_s", "ratio"),
     "memory": ("idle_rss_mb", "loaded_rss_mb"),
     "documents": (
@@ -59,6 +68,18 @@ KEYS: dict[str, tuple[str, ...]] = {
         "target_s",
         "meets_target",
     ),
+    "pages": (
+        "cases",
+        "inbox_p95_ms",
+        "case_page_p95_ms",
+        "dashboard_p95_ms",
+        "case_list_p95_ms",
+        "search_p95_ms",
+        "monthly_report_s",
+        "export_10k_s",
+        "resident_page_p95_ms",
+        "worst_ratio_to_plain_query",
+    ),
     "scale_out": (
         "workers_1_cases_per_s",
         "workers_2_cases_per_s",
@@ -80,6 +101,7 @@ SECTIONS = (
     "export",
     "documents",
     "simulate",
+    "pages",
     "scale_out",
 )
 
@@ -132,7 +154,17 @@ def main(argv: list[str] | None = None) -> int:
     out_path = args.out or HERE / ("results.json" if sizes is FULL else "results-quick.json")
     wanted = args.only or list(SECTIONS)
 
-    from bench import documents, e2e, escalation, export, intake, scale_out, simulate, triage
+    from bench import (
+        documents,
+        e2e,
+        escalation,
+        export,
+        intake,
+        pages,
+        scale_out,
+        simulate,
+        triage,
+    )
 
     runners: dict[str, Callable[[Workspace, Sizes, Console], dict[str, Any]]] = {
         "escalation": escalation.run,
@@ -143,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         "scale_out": scale_out.run,
         "triage": triage.run,
         "simulate": simulate.run,
+        "pages": pages.run,
     }
     import psutil
 

@@ -237,6 +237,24 @@ def wait_http(url: str, *, timeout: float, proc: subprocess.Popen[bytes] | None 
     raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
 
 
+def run_json(module_args: list[str], env: dict[str, str], *, timeout: float, what: str) -> Any:
+    """Run ``python -m <module_args>`` with ``env`` in the repository and return the
+    JSON of its last line of output (RuntimeError with the end of stderr otherwise)."""
+    import json
+
+    proc = subprocess.run(
+        [PYTHON, "-m", *module_args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def git_commit() -> str | None:
     try:
         out = subprocess.run(

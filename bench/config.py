@@ -27,6 +27,11 @@ class Sizes:
     e2e_burst_seconds: float
     e2e_drain_s: float
     naive_cases: int
+    # End to end with a backlog: complaints waiting in the outbox while new ones arrive
+    # at e2e_rate for backlog_arrival_seconds (bench/backlog.py)
+    backlog_cases: int
+    backlog_arrival_seconds: float
+    backlog_drain_timeout_s: float
     # Memory
     idle_settle_s: float
     # Case export (.xlsx and CSV of the whole list)
@@ -39,6 +44,10 @@ class Sizes:
     scale_out: bool = False
     scale_out_cases: int = 600  # one closed burst per worker count
     scale_out_timeout_s: float = 120.0  # for the burst to be assigned (section ~5 min)
+    # Pages at scale: cases in the saved city, requests per page (report and export fewer)
+    pages_cases: int = 20_000
+    pages_requests: int = 50
+    pages_slow_requests: int = 3
 
 
 QUICK = Sizes(
@@ -59,6 +68,9 @@ QUICK = Sizes(
     e2e_burst_seconds=3.0,
     e2e_drain_s=6.0,
     naive_cases=2,
+    backlog_cases=200,
+    backlog_arrival_seconds=10.0,
+    backlog_drain_timeout_s=180.0,
     idle_settle_s=1.0,
     start_stack_first=True,
 )
@@ -81,8 +93,14 @@ FULL = Sizes(
     e2e_burst_seconds=30.0,
     e2e_drain_s=60.0,
     naive_cases=20,
+    backlog_cases=1_000,
+    backlog_arrival_seconds=60.0,
+    backlog_drain_timeout_s=900.0,
     idle_settle_s=15.0,
     export_cases=10_000,
     simulate_days=60,
     scale_out=True,
+    pages_cases=1_000_000,
+    pages_requests=200,
+    pages_slow_requests=5,
 )

@@ -12,18 +12,18 @@ that stamp minus the wall-clock time the client sent the POST.
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
-import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from rich.console import Console
 
+from bench import backlog as backlog_mod
 from bench import home as home_mod
-from bench.common import PYTHON, REPO, PeakRss, Workspace, percentile, poll_assigned, ratio, rnd
+from bench.common import PeakRss, Workspace, percentile, poll_assigned, ratio, rnd, run_json
 from bench.config import Sizes
 from bench.servers import current_stack, start_stack
 
@@ -39,15 +39,23 @@ class Phase:
     backlog_at_end: int | None = None
     window_end: float = 0.0
     started: float = 0.0
+    emergencies: set[int] = field(default_factory=set)  # case ids filed as emergencies
 
 
-async def _arrivals(url: str, token: str, phase: Phase, offset: int) -> None:
+async def arrivals(
+    url: str,
+    token: str,
+    phase: Phase,
+    offset: int,
+    body: Callable[[int], dict[str, Any]] = home_mod.case_body,
+) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(headers=headers, timeout=30) as client:
 
         async def post(i: int, scheduled_wall: float) -> None:
+            data = body(offset + i)
             try:
-                r = await client.post(url, json=home_mod.case_body(offset + i))
+                r = await client.post(url, json=data)
             except httpx.HTTPError as exc:
                 phase.failed += 1
                 phase.first_error = phase.first_error or f"{type(exc).__name__}: {exc}"
@@ -56,7 +64,10 @@ async def _arrivals(url: str, token: str, phase: Phase, offset: int) -> None:
                 phase.failed += 1
                 phase.first_error = phase.first_error or f"{r.status_code}: {r.text[:300]}"
                 return
-            phase.sent[int(r.json()["case"]["id"])] = scheduled_wall
+            case_id = int(r.json()["case"]["id"])
+            phase.sent[case_id] = scheduled_wall
+            if data.get("priority") == "emergency":
+                phase.emergencies.add(case_id)
 
         n = int(phase.rate * phase.seconds)
         start = time.perf_counter()
@@ -84,10 +95,17 @@ def _poll(db_url: str, phase: Phase) -> int:
 _engines: dict[str, Any] = {}
 
 
+def _engine(stack: Any) -> Any:
+    from models.db import build_engine
+
+    url = stack.home.db_url
+    return _engines.get(url) or _engines.setdefault(url, build_engine(url))
+
+
 def _run_phase(
     stack: Any, phase: Phase, offset: int, drain_s: float, console: Console
 ) -> dict[str, Any]:
-    asyncio.run(_arrivals(stack.app_url + "/api/v1/cases", stack.home.token, phase, offset))
+    asyncio.run(arrivals(stack.app_url + "/api/v1/cases", stack.home.token, phase, offset))
     phase.window_end = time.time()
     phase.backlog_at_end = _poll(stack.home.db_url, phase)
     deadline = time.perf_counter() + drain_s
@@ -124,17 +142,12 @@ def _naive(
     home = home_mod.prepare(ws, "e2e-naive")
     env = {**home.env, **prefect_env, "PREFECT_LOGGING_LEVEL": "WARNING"}
     console.print(f"naive baseline: {sizes.naive_cases} cases, one synchronous flow run each…")
-    proc = subprocess.run(
-        [PYTHON, "-m", "bench.naive", "e2e", "--count", str(sizes.naive_cases)],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    out = run_json(
+        ["bench.naive", "e2e", "--count", str(sizes.naive_cases)],
+        env,
         timeout=900,
+        what="naive e2e",
     )
-    if proc.returncode != 0:
-        raise RuntimeError(f"naive e2e failed: {proc.stderr[-2000:]}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
     lat = out["latencies_s"]
     per_s = out["count"] / out["seconds"] if out["seconds"] else None
     console.print(f"naive: {per_s:.2f} cases/s, {statistics.median(lat):.2f} s a case")
@@ -172,6 +185,9 @@ def run(ws: Workspace, sizes: Sizes, console: Console) -> dict[str, Any]:
         memory["loaded_rss_mb"] = peak.peak.get("total")
         memory["loaded_by_process_mb"] = peak.peak
         memory["after_rss_mb"] = stack.rss().get("total")
+        backlog = backlog_mod.run(
+            stack, sizes, console, lambda sent, done: poll_assigned(_engine(stack), sent, done)
+        )
     finally:
         for engine in _engines.values():
             engine.dispose()
@@ -192,7 +208,11 @@ def run(ws: Workspace, sizes: Sizes, console: Console) -> dict[str, Any]:
         "backlog_after_drain": last["not_assigned_after_drain"],
         "naive_p50_s": naive["p50_s"],
         "naive_p95_s": naive["p95_s"],
+        "backlog_new_p95_s": backlog["new_p95_s"],
+        "backlog_emergency_p95_s": backlog["emergency_p95_s"],
+        "backlog_drain_s": backlog["backlog_drain_s"],
         "phases": phases,
+        "backlog_phase": backlog,
         "naive": naive,
         "up_ready_s": rnd(stack.ready_s, 1),
         "memory": memory,

@@ -9,7 +9,34 @@ arrival rate with nothing to tune. Plain Python, used by the relay's loop.
 
 from __future__ import annotations
 
-from models.outbox import Job
+from datetime import datetime
+
+from models.outbox import Job, is_urgent
+
+
+def fresh_lane(step: str) -> str:
+    """The name runs of ``step`` in its kept lane are counted under (see
+    :func:`plan_fresh_runs`)."""
+    return f"{step} fresh"
+
+
+def plan_fresh_runs(
+    jobs: list[Job], *, free_slots: int, batch_max: int, now: datetime
+) -> tuple[list[list[Job]], list[Job]]:
+    """The runs kept for emergencies and fresh cases (``settings.relay_fresh_lane``).
+    Only ahead of a backlog: when older rows wait too, the urgent ones among ``jobs``
+    (:func:`models.outbox.is_urgent`) get up to ``free_slots`` runs of their own
+    (:func:`plan_runs`), so a new complaint neither waits for a backlog's batch run to
+    end nor rides in one; the step's lane goes on with the rest, oldest first. Without
+    older rows it plans nothing: the lane's adaptive batching serves fresh work best
+    (one lane kept up at the highest rates, see the README). Returns those runs and
+    every case left, in claim order."""
+    urgent = [job for job in jobs if is_urgent(job, now)]
+    if not urgent or len(urgent) == len(jobs):
+        return [], list(jobs)
+    runs, _left = plan_runs(urgent, free_slots=free_slots, batch_max=batch_max)
+    started = {job.outbox_id for run in runs for job in run}
+    return runs, [job for job in jobs if job.outbox_id not in started]
 
 
 def plan_runs(

@@ -17,7 +17,10 @@ The ``intake`` run goes on to assignment and the assignee's notification in the 
 run, and ``assignment`` goes on to the notification (a case costs one flow run, not
 three: on a work pool each run starts a new Python process); the rows those chained
 runs write are held for a grace period rather than started twice. Cases waiting for a
-batchable step share runs when the lane is full (``flows/batching.py``).
+batchable step share runs when the lane is full (``flows/batching.py``); ahead of a
+backlog, emergencies and fresh cases get runs kept for them
+(``settings.relay_fresh_lane``), so a new complaint is not stuck behind a backlog's
+batch run.
 
 Two executors, chosen by ``settings.executor`` and built with the step flows or their
 deployment names by ``deployments/definitions.py`` (:func:`build_dispatcher` there):
@@ -48,8 +51,9 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.flow_engine import run_flow_async
 from sqlalchemy import Engine
 
-from flows.batching import plan_runs
+from flows.batching import fresh_lane, plan_fresh_runs, plan_runs
 from flows.prefect_api import create_flow_run, emit_case_event
+from models import clock
 from models.db import get_engine
 from models.outbox import (
     SKIPPED_PREFIX,
@@ -77,9 +81,14 @@ FULL_WAIT_S = 0.2
 
 
 class Dispatcher(Protocol):
-    async def start(self, client: PrefectClient, job: Job) -> FlowRun: ...
+    """``lane``: the name the run is counted under in :meth:`in_flight` (default: its
+    step; the runs kept for urgent work are counted apart, ``flows/batching.py``)."""
 
-    async def start_batch(self, client: PrefectClient, step: str, jobs: list[Job]) -> FlowRun: ...
+    async def start(self, client: PrefectClient, job: Job, lane: str | None = None) -> FlowRun: ...
+
+    async def start_batch(
+        self, client: PrefectClient, step: str, jobs: list[Job], lane: str | None = None
+    ) -> FlowRun: ...
 
     concurrency: int  # step runs in flight at once, all steps together
     lane: int  # runs of one batchable step in flight at once
@@ -87,7 +96,7 @@ class Dispatcher(Protocol):
     def batch_steps(self) -> frozenset[str]: ...
 
     async def in_flight(self, client: PrefectClient) -> dict[str, int]:
-        """Step runs started from here and not ended yet, by step."""
+        """Step runs started from here and not ended yet, by lane."""
         ...
 
     async def drain(self) -> None: ...
@@ -118,15 +127,23 @@ class InProcessExecutor:
     async def in_flight(self, client: PrefectClient) -> dict[str, int]:
         return dict(Counter(self._steps[run_id] for run_id in self._running))
 
-    async def start(self, client: PrefectClient, job: Job) -> FlowRun:
+    async def start(self, client: PrefectClient, job: Job, lane: str | None = None) -> FlowRun:
         assert job.step is not None
-        return await self._start(client, self.flows[job.step], job.spec, job.step)
+        return await self._start(client, self.flows[job.step], job.spec, job.step, lane)
 
-    async def start_batch(self, client: PrefectClient, step: str, jobs: list[Job]) -> FlowRun:
-        return await self._start(client, self.batch_flows[step], batch_spec(step, jobs), step)
+    async def start_batch(
+        self, client: PrefectClient, step: str, jobs: list[Job], lane: str | None = None
+    ) -> FlowRun:
+        spec = batch_spec(step, jobs)
+        return await self._start(client, self.batch_flows[step], spec, step, lane)
 
     async def _start(
-        self, client: PrefectClient, flow: Flow[Any, Any], spec: RunSpec, step: str
+        self,
+        client: PrefectClient,
+        flow: Flow[Any, Any],
+        spec: RunSpec,
+        step: str,
+        lane: str | None = None,
     ) -> FlowRun:
         flow_run = await create_flow_run(client, flow, spec)
         state_type = flow_run.state.type.value if flow_run.state else "PENDING"
@@ -136,7 +153,7 @@ class InProcessExecutor:
             return flow_run  # someone else runs it; a dead one is the reconciler's
         task = asyncio.create_task(self._execute(flow, flow_run, spec, step))
         self._running[flow_run.id] = task
-        self._steps[flow_run.id] = step
+        self._steps[flow_run.id] = lane or step
         run_id = flow_run.id
 
         def forget(_task: asyncio.Task[None]) -> None:
@@ -210,7 +227,7 @@ class DeploymentDispatcher:
             found = self._ids[name] = (await client.read_deployment_by_name(name)).id
         return found
 
-    async def _create(self, client: PrefectClient, name: str, spec: RunSpec, step: str) -> FlowRun:
+    async def _create(self, client: PrefectClient, name: str, spec: RunSpec, lane: str) -> FlowRun:
         run = await client.create_flow_run_from_deployment(
             await self._deployment_id(client, name),
             parameters=spec.parameters,
@@ -219,16 +236,19 @@ class DeploymentDispatcher:
             tags=spec.tags,
         )
         if not (run.state and run.state.type.value in FINAL_STATE_TYPES):
-            self._inflight[run.id] = (step, time.monotonic())
+            self._inflight[run.id] = (lane, time.monotonic())
         return run
 
-    async def start(self, client: PrefectClient, job: Job) -> FlowRun:
+    async def start(self, client: PrefectClient, job: Job, lane: str | None = None) -> FlowRun:
         assert job.step is not None
-        return await self._create(client, self.deployment_names[job.step], job.spec, job.step)
+        name = self.deployment_names[job.step]
+        return await self._create(client, name, job.spec, lane or job.step)
 
-    async def start_batch(self, client: PrefectClient, step: str, jobs: list[Job]) -> FlowRun:
+    async def start_batch(
+        self, client: PrefectClient, step: str, jobs: list[Job], lane: str | None = None
+    ) -> FlowRun:
         spec = batch_spec(step, jobs)
-        return await self._create(client, self.batch_deployment_names[step], spec, step)
+        return await self._create(client, self.batch_deployment_names[step], spec, lane or step)
 
     async def drain(self) -> None:
         return None
@@ -312,13 +332,16 @@ class Relay:
                 return
             await delivered(job)
 
-        async def deliver_batch(step: str, group: list[Job]) -> None:
+        async def deliver_batch(step: str, group: list[Job], lane: str) -> None:
             async with slots:
                 try:
                     for job in group:
                         if not job.held:
                             emit_case_event(job)
-                    await self.dispatcher.start_batch(client, step, group)
+                    if len(group) == 1:  # a run of its own, named by its case
+                        await self.dispatcher.start(client, group[0], lane)
+                    else:
+                        await self.dispatcher.start_batch(client, step, group, lane)
                 except Exception as exc:
                     for job in group:
                         await failed(job, exc)
@@ -333,7 +356,7 @@ class Relay:
 
         await asyncio.gather(
             *(deliver_case(group) for group in by_case.values()),
-            *(deliver_batch(step, group) for step, group in batches),
+            *(deliver_batch(step, group, lane) for step, group, lane in batches),
         )
         await asyncio.to_thread(hold, held, engine=engine)
         await asyncio.to_thread(
@@ -347,12 +370,14 @@ class Relay:
 
     async def _plan_batches(
         self, by_case: dict[int, list[Job]], verdicts: dict[int, str], flying: dict[str, int]
-    ) -> list[tuple[str, list[Job]]]:
+    ) -> list[tuple[str, list[Job], str]]:
         """Take the rows of batchable steps out of ``by_case``: those that start a run
         of their own stay, several cases that share a run are returned as a batch, and
-        those for which no run slot is free go back to the queue (:func:`plan_runs`).
+        those for which no run slot is free go back to the queue (:func:`plan_runs`),
+        except emergencies and fresh cases while a run kept for them is free
+        (:func:`plan_fresh_runs`). Returned: (step, cases, lane counted under).
         Batchable: a step with a batch flow, to be run, the case's only row this poll.
-        ``flying``: the runs in flight by step, as seen at the start of this poll."""
+        ``flying``: the runs in flight by lane, as seen at the start of this poll."""
         steps = self.dispatcher.batch_steps()
         if not steps:
             return []
@@ -370,16 +395,26 @@ class Relay:
             if job.step not in ready and verdicts.get(job.outbox_id) == "run"
         )
         total_free = self.dispatcher.concurrency - sum(flying.values()) - others
-        batch_max = get_settings().relay_batch_max
-        out: list[tuple[str, list[Job]]] = []
+        settings = get_settings()
+        batch_max = settings.relay_batch_max
+        now = clock.now()
+        out: list[tuple[str, list[Job], str]] = []
         waiting: list[int] = []
         for step, step_jobs in ready.items():
+            kept = fresh_lane(step)
+            free = min(settings.relay_fresh_lane - flying.get(kept, 0), total_free)
+            urgent, rest = plan_fresh_runs(step_jobs, free_slots=free, batch_max=batch_max, now=now)
+            total_free -= len(urgent)
+            for group in urgent:
+                out.append((step, group, kept))
+                for job in group:
+                    del by_case[job.case_id]
             free = min(self.dispatcher.lane - flying.get(step, 0), total_free)
-            groups, rest = plan_runs(step_jobs, free_slots=free, batch_max=batch_max)
+            groups, rest = plan_runs(rest, free_slots=free, batch_max=batch_max)
             total_free -= len(groups)
             for group in groups:
                 if len(group) > 1:
-                    out.append((step, group))
+                    out.append((step, group, step))
                     for job in group:
                         del by_case[job.case_id]
             for job in rest:

@@ -17,7 +17,12 @@ from pydantic import Field
 
 from models import clock
 from models.sim_runs import MAX_DAYS, available_scenarios, default_scenarios
-from tasks.simulate import open_simulation, publish_simulation, run_simulation
+from tasks.simulate import (
+    open_simulation,
+    publish_simulation,
+    record_cut_short,
+    run_simulation,
+)
 
 # The Prefect UI offers the scenario files as a list to choose from.
 ScenarioName = Annotated[
@@ -25,7 +30,13 @@ ScenarioName = Annotated[
 ]
 
 
-@flow(name="simulate", persist_result=False, log_prints=False)
+@flow(
+    name="simulate",
+    persist_result=False,
+    log_prints=False,
+    on_cancellation=[record_cut_short],
+    on_crashed=[record_cut_short],
+)
 def simulate(
     scenarios: list[ScenarioName] | None = None,
     scenario_toml: str = "",

@@ -18,7 +18,13 @@ holds the two to each other). A staff member reaches a case when
    after it is escalated up the tree or referred out ("小事不出村", and a referral is
    not an exit); or
 3. they are its assignee; or
-4. they recorded it.
+4. they recorded it; or
+5. they are an active helper of it (协办): added to the case as a helper (staff lent by
+   an agency paired with the community, 结对共建, or a community helper) while the case
+   is open. They reach that case and no other of the area; the help ends, and reach with
+   it, when the case is closed, merged or withdrawn. A helper who reaches a case only by
+   rule 5 does only what the action table lets helpers do
+   (:func:`reaches_in_own_right` tells the two apart).
 
 Administrators reach every case; the workflow acts on every case; an Open311 client
 reaches none through the staff front ends. A case out of reach answers exactly like a
@@ -53,14 +59,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from sqlalchemy import ColumnElement, false, or_
+from sqlalchemy import ColumnElement, and_, false, or_
 from sqlmodel import Session, col, select
 
 from models.case import Case
 from models.enums import StaffRole, UnitLevel
 from models.errors import FieldProblem, NotFound, PermissionDenied, ValidationError
+from models.helper import CaseHelper
 from models.staff import Staff
-from models.unit import Unit
+from models.unit import Unit, unit_by_code
 
 Kind = Literal["staff", "system", "open311", "resident"]
 
@@ -170,9 +177,8 @@ def staff_id_of(actor_ref: str) -> int | None:
 # --- reach --------------------------------------------------------------------------
 
 
-def reaches(principal: Principal, case: Case, *, place_path: str | None) -> bool:
-    """Whether ``principal`` reaches ``case`` (rule in the module docstring).
-    ``place_path``: the path of the case's place unit (None when it has none)."""
+def reaches_in_own_right(principal: Principal, case: Case, *, place_path: str | None) -> bool:
+    """Reach by rules 1 to 4 (the area, the assignee, the recorder; not as a helper)."""
     if principal.kind == "system" or principal.is_admin:
         return True
     if not principal.is_staff:
@@ -185,8 +191,25 @@ def reaches(principal: Principal, case: Case, *, place_path: str | None) -> bool
     )
 
 
+def helps_on(principal: Principal, case: Case) -> bool:
+    """Rule 5: an active helper of ``case`` (added to it, and the case still open)."""
+    return (
+        principal.is_staff
+        and principal.staff_id is not None
+        and case.is_open
+        and principal.staff_id in (case.helper_ids or [])
+    )
+
+
+def reaches(principal: Principal, case: Case, *, place_path: str | None) -> bool:
+    """Whether ``principal`` reaches ``case`` (rule in the module docstring).
+    ``place_path``: the path of the case's place unit (None when it has none)."""
+    return reaches_in_own_right(principal, case, place_path=place_path) or helps_on(principal, case)
+
+
 def reach_clause(principal: Principal) -> ColumnElement[bool] | None:
-    """:func:`reaches` as a condition on ``Case`` rows (None: no restriction)."""
+    """:func:`reaches` as a condition on ``Case`` rows (None: no restriction). Rule 5
+    reads the helper rows (``case_helper``), which ``Case.helper_ids`` mirrors."""
     if principal.kind == "system" or principal.is_admin:
         return None
     if not principal.is_staff:
@@ -200,6 +223,8 @@ def reach_clause(principal: Principal) -> ColumnElement[bool] | None:
     if principal.staff_id is not None:
         clauses.append(col(Case.assignee_id) == principal.staff_id)
         clauses.append(col(Case.created_by_id) == principal.staff_id)
+        helped = select(CaseHelper.case_id).where(CaseHelper.staff_id == principal.staff_id)
+        clauses.append(and_(col(Case.is_open), col(Case.id).in_(helped)))
     return or_(*clauses) if clauses else false()
 
 
@@ -291,16 +316,12 @@ class PlaceUnit(Protocol):
     def path(self) -> str: ...
 
 
-def _unit_by_code(session: Session, code: str) -> Unit | None:
-    return session.exec(select(Unit).where(Unit.code == code)).first()
-
-
 def place_for_filing(
     session: Session,
     principal: Principal,
     code: str,
     *,
-    lookup: Callable[[Session, str], PlaceUnit | None] = _unit_by_code,
+    lookup: Callable[[Session, str], PlaceUnit | None] = unit_by_code,
 ) -> PlaceUnit:
     """The unit with ``code`` if a case filed by ``principal`` may happen there (rule in
     the module docstring), else a ``place_code`` :class:`ValidationError`. ``lookup``
@@ -338,6 +359,7 @@ __all__ = [
     "PlaceUnit",
     "Principal",
     "find_case",
+    "helps_on",
     "may_see_personal_data",
     "may_use_simulator",
     "not_found",
@@ -347,6 +369,7 @@ __all__ = [
     "principal_for_staff",
     "reach_clause",
     "reaches",
+    "reaches_in_own_right",
     "require_writer",
     "staff_id_of",
 ]

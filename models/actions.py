@@ -3,26 +3,38 @@
 
 Each row (:class:`Action`) says
 
-- ``name``: the action's name, its REST path (``POST /api/v1/cases/{case}/<name>``) and
-  what ``allowed_actions`` lists;
+- ``name``: the action's name, its REST path (``POST /api/v1/cases/{case}/<name>``) unless
+  ``path`` says otherwise, and what ``allowed_actions`` lists;
 - ``verb``: the state-machine transition it records (:data:`models.lifecycle.TRANSITIONS`:
   the statuses it may start from, and the ``zh`` label); the web page names its form by it;
 - ``body``: the pydantic model of what the person sends (``version`` included: the case
   version they last saw; a stale one answers 409 and changes nothing);
-- ``perform``: the domain service call, ``(session, principal, case, body) -> record id``;
+- ``perform``: the domain service call, ``(session, principal, case, body, **extras) ->
+  record id`` (``extras``: the path parameters and the file, below);
 - ``who``: who may do it, within reach (:func:`by_role`; default: every role that may
   write, i.e. not instructors or volunteers);
 - ``guard``: an extra condition on the case beyond the transition's sources, answering the
   reason it is not possible now (or None);
 - ``summary``, ``operation``, ``example``: the REST operation as OpenAPI shows it (its
-  summary, the name its operation id is made from, and an example body).
+  summary, the name its operation id is made from, and an example body);
+- ``path``, ``method``: the REST path below the case when it is not ``name``, with its
+  path parameters (``mediators/{staff_id}/recuse``: the id of a row of the case, handed
+  to ``perform`` by name), and the method when not POST (``PATCH parties/{party_id}``);
+- ``upload``: the action takes a file (multipart ``file``, handed to ``perform`` as
+  ``file``, an :class:`Upload`; the body's fields are form fields beside it);
+- ``reader``: who must be able to read what the action touches (the case's files: its
+  personal data); anyone else is answered as if the case were out of reach (404);
+- ``page``: whether the case page has a form for it; ``helpers``: whether a helper who
+  reaches the case only as its helper (:func:`models.access.helps_on`) may do it.
 
-A person may do an action now when (:func:`refusal` answers None): their role may write,
-``who`` lets them, the case's status is a source of ``verb``, and ``guard`` passes. Reach is
-checked first (a case out of reach is 404, :func:`models.access.find_case`); a refused
-role is :class:`PermissionDenied` (403); a case in the wrong state or failing the guard is
-:class:`StateError` (409). The transition's own guards (consent before mediation, a
-satisfaction rating before closing, ...) are still checked by the service.
+A person may do an action now when (:func:`refusal` answers None): the ``reader`` rule
+lets them, their role may write, they reach the case in their own right (or the row is
+for helpers), ``who`` lets them, the case's status is a source of ``verb``, and ``guard``
+passes. Reach is checked first (a case out of reach is 404,
+:func:`models.access.find_case`); a refused role is :class:`PermissionDenied` (403); a
+case in the wrong state or failing the guard is :class:`StateError` (409). The
+transition's own guards (consent before mediation, a satisfaction rating before closing,
+...) are still checked by the service.
 
 **Adding an action** is adding one row to :data:`ACTIONS`: write its body model (subclass
 :class:`ActionBody`; give each field a ``title`` in Chinese and a ``description`` in
@@ -35,18 +47,22 @@ unless a form of its own is written there) come from the row; the parity test
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, time
+from functools import partial
 from typing import Annotated, Any, cast
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import Session
 
 from models import (
     acceptance,
+    attachments,
     clock,
     confidentiality,
+    confirmation,
     escalation,
     extensions,
     follow_ups,
@@ -55,6 +71,7 @@ from models import (
     machine_triage,
     mediating,
     mediators,
+    parties,
     referrals,
     routing,
     workdays,
@@ -67,15 +84,18 @@ from models.access import (
     not_found,
     place_path_of,
     reaches,
+    reaches_in_own_right,
 )
 from models.case import Case
 from models.contact import ContactCreate, record_contact
 from models.enums import (
     CaseStatus,
     Category,
+    ConfirmationStatus,
     ConsentMethod,
     HelperRole,
     HelperTaskKind,
+    MediatorEnd,
     NotAcceptedReason,
     Priority,
     ReferralOutcome,
@@ -89,6 +109,8 @@ from models.errors import GuardFailed, InvalidTransition, PermissionDenied, Vali
 from models.follow_up import FollowUpRecord
 from models.lifecycle import TRANSITIONS
 from models.mediation import AgreementCreate, SessionCreate, clean_text
+from models.parties import PartyUpdate
+from models.party import PartyCreate
 from models.staff import Staff
 from models.unit import Unit
 
@@ -106,8 +128,10 @@ class ActionBody(BaseModel):
     version: Version = None
 
 
-def _text(value: str) -> str:
-    return clean_text(value)
+# Free text as people type it: stripped, no control or invisible characters (one rule,
+# :func:`models.mediation.clean_text`); ``Text`` must not be empty.
+Text = Annotated[str, AfterValidator(clean_text)]
+OptionalText = Annotated[str, AfterValidator(partial(clean_text, required=False))]
 
 
 class ConsentIn(ActionBody):
@@ -121,9 +145,7 @@ class ConsentIn(ActionBody):
         default=True, title="同意调解", description="false: the parties refuse mediation"
     )
     how: ConsentMethod = Field(default=ConsentMethod.IN_PERSON, title="方式", description="How")
-    note: str = Field(default="", max_length=500, title="备注", description="Note")
-
-    _n = field_validator("note")(classmethod(lambda cls, v: clean_text(v, required=False)))
+    note: OptionalText = Field(default="", max_length=500, title="备注", description="Note")
 
 
 class StartIn(ActionBody):
@@ -136,9 +158,7 @@ class ExtendIn(ActionBody):
         title="双方当事人同意延长", description="Both parties agree to the extension"
     )
     how: ConsentMethod = Field(default=ConsentMethod.IN_PERSON, title="方式", description="How")
-    note: str = Field(default="", max_length=500, title="备注", description="Note")
-
-    _n = field_validator("note")(classmethod(lambda cls, v: clean_text(v, required=False)))
+    note: OptionalText = Field(default="", max_length=500, title="备注", description="Note")
 
 
 class SessionIn(SessionCreate):
@@ -150,13 +170,13 @@ class AgreementIn(AgreementCreate):
 
 
 class FailureIn(ActionBody):
-    reason: str = Field(min_length=1, max_length=1200, title="调解不成的原因", description="Reason")
+    reason: Text = Field(
+        min_length=1, max_length=1200, title="调解不成的原因", description="Reason"
+    )
     referral: ReferralTarget | None = Field(default=None, title="引导途径", description="Referral")
     termination: TerminationReason = Field(
         default=TerminationReason.NO_AGREEMENT, title="终止调解的情形", description="Termination"
     )
-
-    _r = field_validator("reason")(classmethod(lambda cls, v: _text(v)))
 
 
 class FollowUpIn(FollowUpRecord):
@@ -199,9 +219,7 @@ class AcceptanceIn(ActionBody):
         title="告知当事人的途径",
         description="the route the parties are told; default from the reason",
     )
-    note: str = Field(default="", max_length=1000, title="备注", description="Note")
-
-    _n = field_validator("note")(classmethod(lambda cls, v: clean_text(v, required=False)))
+    note: OptionalText = Field(default="", max_length=1000, title="备注", description="Note")
 
 
 class MediatorsIn(ActionBody):
@@ -220,15 +238,11 @@ class ReassignIn(ActionBody):
 
 
 class ReasonIn(ActionBody):
-    reason: str = Field(min_length=1, max_length=2000, title="原因", description="Reason")
-
-    _r = field_validator("reason")(classmethod(lambda cls, v: _text(v)))
+    reason: Text = Field(min_length=1, max_length=2000, title="原因", description="Reason")
 
 
 class EscalateIn(ActionBody):
-    reason: str = Field(min_length=1, max_length=500, title="上报原因", description="Reason")
-
-    _r = field_validator("reason")(classmethod(lambda cls, v: _text(v)))
+    reason: Text = Field(min_length=1, max_length=500, title="上报原因", description="Reason")
 
 
 class ReferIn(ActionBody):
@@ -244,17 +258,13 @@ class ReferIn(ActionBody):
         title="部门编码（可不填）",
         description="Agency code (optional)",
     )
-    reason: str = Field(min_length=1, max_length=500, title="移交原因", description="Reason")
-
-    _r = field_validator("reason")(classmethod(lambda cls, v: _text(v)))
+    reason: Text = Field(min_length=1, max_length=500, title="移交原因", description="Reason")
 
 
 class ResolveIn(ActionBody):
-    resolution: str = Field(
+    resolution: Text = Field(
         min_length=1, max_length=2000, title="化解情况", description="How it was settled"
     )
-
-    _r = field_validator("resolution")(classmethod(lambda cls, v: _text(v)))
 
 
 class MergeIn(ActionBody):
@@ -267,19 +277,15 @@ class MergeIn(ActionBody):
 
 
 class ReferralOutcomeIn(ActionBody):
-    action_taken: str = Field(
+    action_taken: Text = Field(
         min_length=1, max_length=2000, title="办理情况", description="What the unit did"
     )
     outcome: ReferralOutcome = Field(title="办理结果", description="Outcome")
 
-    _r = field_validator("action_taken")(classmethod(lambda cls, v: _text(v)))
-
 
 class ExtensionIn(ActionBody):
     until: date = Field(title="延长至（日期）", description="Extend the limit until (date)")
-    reason: str = Field(min_length=1, max_length=500, title="延期理由", description="Reason")
-
-    _r = field_validator("reason")(classmethod(lambda cls, v: _text(v)))
+    reason: Text = Field(min_length=1, max_length=500, title="延期理由", description="Reason")
 
 
 class ExtensionDecisionIn(ActionBody):
@@ -298,19 +304,68 @@ class HelperIn(ActionBody):
 
 class HelperTaskIn(ActionBody):
     kind: HelperTaskKind = Field(title="任务", description="Task")
-    note: str = Field(min_length=1, max_length=2000, title="任务情况", description="What happened")
+    note: Text = Field(min_length=1, max_length=2000, title="任务情况", description="What happened")
 
-    _r = field_validator("note")(classmethod(lambda cls, v: _text(v)))
+
+class PartyIn(PartyCreate):
+    version: Version = None
+
+
+class PartyPatch(PartyUpdate):
+    version: Version = None
+
+
+class MediatorLeaves(ActionBody):
+    note: Text = Field(min_length=1, max_length=500, description="why")
+    replacement_id: int | None = Field(default=None, ge=1, le=2_000_000_000)
+
+
+class ReplaceIn(MediatorLeaves):
+    at_party_request: bool = Field(
+        default=True, description="a party asked for another mediator (else the committee)"
+    )
+
+
+class ConfidentialIn(ActionBody):
+    reason: Text = Field(min_length=1, max_length=500, description="who asked, and why")
+
+
+class ConfirmationIn(ActionBody):
+    status: ConfirmationStatus
+    on: date
+    court_name: OptionalText = Field(default="", max_length=200)
+    court_reference: OptionalText = Field(default="", max_length=100, description="案号")
+
+
+class AttachmentIn(BaseModel):
+    """The form fields sent with an upload (the file itself is :class:`Upload`; an
+    upload checks no version: adding a file does not depend on what the sender saw)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(default="scan", max_length=20, description="scan, photo or agreement_scan")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file sent with an action (multipart ``file``): its name as sent, and its bytes."""
+
+    filename: str
+    content: bytes
 
 
 # --- who may, and when --------------------------------------------------------------
 
 Who = Callable[[Principal, Case], bool]
 Guard = Callable[[Case], str | None]
-Perform = Callable[[Session, Principal, Case, Any], int | None]
+Reader = Callable[[Session, Principal, Case], bool]
+# ``(session, principal, case, body, **extras) -> record id``; ``extras``: the row's path
+# parameters by name (ints) and, for an upload, ``file`` (:class:`Upload`).
+Perform = Callable[..., int | None]
 
 WRITERS = frozenset(StaffRole) - READ_ONLY_ROLES
 MEDIATION = frozenset({StaffRole.MEDIATOR, StaffRole.SUPERVISOR, StaffRole.ADMIN})
+PARAM = re.compile(r"{([a-z_]+)}")
 
 
 def by_role(roles: frozenset[StaffRole], *, or_assignee: bool = False) -> Who:
@@ -427,11 +482,30 @@ class Action:
     example: dict[str, Any]
     who: Who = ANY_WRITER
     guard: Guard | None = None
-    routed: bool = True  # False: the REST route is written by hand (see the table)
+    path: str = ""  # the REST path below the case when it is not ``name``
+    method: str = "POST"
+    upload: bool = False  # multipart: a ``file`` (an :class:`Upload`) and the body as fields
+    status: int = 200  # 201: the action creates a resource of its own (an attachment)
+    reader: Reader | None = None  # who must read what it touches; anyone else gets 404
+    page: bool = True  # the case page has a form for it (the upload: a form of its own)
+    helpers: bool = False  # a helper who reaches the case only as its helper may do it
 
     @property
     def zh(self) -> str:
         return TRANSITIONS[self.verb].zh
+
+    @property
+    def rest_path(self) -> str:
+        return self.path or self.name
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        """The path parameters (``{staff_id}`` ...), each the id of a row of the case."""
+        return tuple(PARAM.findall(self.rest_path))
+
+    def extras(self) -> frozenset[str]:
+        """What :func:`run` takes beside the body for this row."""
+        return frozenset(self.params) | ({"file"} if self.upload else frozenset())
 
 
 # --- what each action does ------------------------------------------------------------
@@ -501,29 +575,13 @@ def _classify(s: Session, p: Principal, case: Case, body: ClassificationIn) -> N
     )
 
 
-def _accept(s: Session, p: Principal, case: Case, body: AcceptanceIn) -> int | None:
-    row = acceptance.review_acceptance(
-        s,
-        case_id=_id(case),
-        accepted=body.accepted,
-        reason=body.reason,
-        route=body.route,
-        note=body.note,
-        actor=p,
-        expected_version=body.version,
-    )
-    record_id: int | None = row.id
-    return record_id
+_accept = _calling(acceptance.review_acceptance, "accepted", "reason", "route", "note", row=True)
 
 
 def _name_mediators(s: Session, p: Principal, case: Case, body: MediatorsIn) -> None:
     mediators.name_mediators(
         s, case=case, staff_ids=body.staff_ids, actor=p, expected_version=body.version
     )
-
-
-def _by_hand(s: Session, p: Principal, case: Case, body: ActionBody) -> None:
-    raise InvalidTransition("this action has a route of its own", "此操作另有入口")
 
 
 def _reassign(s: Session, p: Principal, case: Case, body: ReassignIn) -> None:
@@ -619,6 +677,128 @@ _add_helper = _calling(helping.add_helper, "staff_id", "role", row=True)
 
 
 _helper_task = _calling(helping.record_helper_task, "kind", "note", row=True)
+
+
+def _add_party(s: Session, p: Principal, case: Case, body: PartyIn) -> int | None:
+    data = PartyCreate.model_validate(body.model_dump(exclude={"version"}))
+    row = parties.add_party(s, case=case, data=data, actor=p, expected_version=body.version)
+    return row.id
+
+
+def _edit_party(
+    s: Session, p: Principal, case: Case, body: PartyPatch, *, party_id: int
+) -> int | None:
+    changes = PartyUpdate.model_validate(body.model_dump(exclude={"version"}, exclude_unset=True))
+    row = parties.edit_party(
+        s, case=case, party_id=party_id, changes=changes, actor=p, expected_version=body.version
+    )
+    return row.id
+
+
+def _leaving(why: Callable[[MediatorLeaves], MediatorEnd]) -> Perform:
+    """A named mediator stops serving (``staff_id`` in the path): recused, or replaced."""
+
+    def perform(
+        s: Session, p: Principal, case: Case, body: MediatorLeaves, *, staff_id: int
+    ) -> None:
+        mediators.end_service(
+            s,
+            case=case,
+            staff_id=staff_id,
+            why=why(body),
+            note=body.note,
+            replacement_id=body.replacement_id,
+            actor=p,
+            expected_version=body.version,
+        )
+
+    return perform
+
+
+_recuse = _leaving(lambda _body: MediatorEnd.RECUSED)
+
+
+_replace = _leaving(
+    lambda body: (
+        MediatorEnd.PARTY_REQUEST
+        if isinstance(body, ReplaceIn) and body.at_party_request
+        else MediatorEnd.REPLACED
+    )
+)
+
+
+_confidential = _calling(confidentiality.mark_confidential, "reason")
+
+
+def _court_confirmation(s: Session, p: Principal, case: Case, body: ConfirmationIn) -> int | None:
+    fields = body.model_dump(exclude={"version"})
+    row = confirmation.record_outcome(
+        s, case=case, actor=p, expected_version=body.version, **fields
+    )
+    return row.id
+
+
+def _attach(
+    s: Session, p: Principal, case: Case, body: AttachmentIn, *, file: Upload
+) -> int | None:
+    row = attachments.add_attachment(
+        s, case=case, filename=file.filename, content=file.content, kind=body.kind, actor=p
+    )
+    return row.id
+
+
+# --- who reads a case (rules that need the case's tables) ----------------------------
+
+
+def is_named_mediator(session: Session, principal: Principal, case: Case) -> bool:
+    assert case.id is not None
+    return principal.staff_id is not None and principal.staff_id in mediators.serving_ids(
+        session, case_id=case.id
+    )
+
+
+def details_visible(session: Session, principal: Principal, case: Case) -> bool:
+    """Whether ``principal`` reads the case's details: always, unless it is confidential
+    (不公开) and they are outside its unit and not one of its named mediators."""
+    if not case.confidential:
+        return True
+    return _details(principal, case, named=is_named_mediator(session, principal, case))
+
+
+def _details(principal: Principal, case: Case, *, named: bool) -> bool:
+    return not case.confidential or confidentiality.staff_may_see_details(
+        case, staff_id=principal.staff_id, unit_id=principal.unit_id, is_named_mediator=named
+    )
+
+
+def _personal(principal: Principal, case: Case, *, named: bool) -> bool:
+    return _details(principal, case, named=named) and (
+        may_see_personal_data(principal, case) or named
+    )
+
+
+def personal_data_visible(session: Session, principal: Principal, case: Case) -> bool:
+    """Personal data in clear: :func:`models.access.may_see_personal_data`, and the
+    mediators named on the case (they mediate it, wherever their unit); never past
+    :func:`details_visible`."""
+    return _personal(principal, case, named=is_named_mediator(session, principal, case))
+
+
+def personal_data_visible_ids(
+    session: Session, principal: Principal, cases: Sequence[Case]
+) -> set[int]:
+    """:func:`personal_data_visible` for many cases at once (lists, exports): the ids of
+    those whose personal data ``principal`` reads, with one query for the named
+    mediators whatever the number of cases."""
+    ids = [c.id for c in cases if c.id is not None]
+    named = (
+        mediators.serving_on(session, staff_id=principal.staff_id, case_ids=ids)
+        if principal.staff_id is not None
+        else set()
+    )
+    return {
+        c.id for c in cases if c.id is not None and _personal(principal, c, named=c.id in named)
+    }
 
 
 # --- the table ------------------------------------------------------------------------
@@ -788,20 +968,47 @@ ACTIONS: dict[str, Action] = {
             "helper-tasks", "helper_task_recorded", HelperTaskIn, _helper_task,
             "记录协办任务 Record a helper's task", "helper_task",
             {"version": 4, "kind": "visit", "note": "上门走访，当事人情绪稳定"}, who=may_help,
+            helpers=True,
         ),
-        # Routes of their own (path parameters, PATCH, uploads: api/v1/mediation_actions.py,
-        # api/v1/documents.py); who may, and when, is still this table's (:func:`refusal`).
-        *(
-            Action(name, verb, ActionBody, _by_hand, zh, name, {"version": 5}, who=who,
-                   routed=False)
-            for name, verb, zh, who in (
-                ("mediators/recuse", "mediator_recused", "调解员回避", COMMITTEE),
-                ("mediators/replace", "mediator_replaced", "更换调解员", COMMITTEE),
-                ("parties", "party_added", "增加当事人", ANY_WRITER),
-                ("confidential", "marked_confidential", "设为不公开", ANY_WRITER),
-                ("court-confirmation", "court_confirmation_recorded", "记录司法确认", COMMITTEE),
-                ("attachments", "attachment_added", "上传附件", ANY_WRITER),
-            )
+        Action(
+            "parties", "party_added", PartyIn, _add_party, "增加当事人 Add a party",
+            "add_party", {"version": 3, "side": "respondent", "kind": "person", "name": "李四"},
+            page=False,
+        ),
+        Action(
+            "parties/edit", "party_edited", PartyPatch, _edit_party, "修改当事人 Edit a party",
+            "edit_party", {"version": 4, "address": "桂花社区3栋2单元"},
+            path="parties/{party_id}", method="PATCH", page=False,
+        ),
+        Action(
+            "mediators/recuse", "mediator_recused", MediatorLeaves, _recuse,
+            "调解员回避 A mediator recuses (conflict of interest)", "recuse",
+            {"version": 5, "note": "调解员与申请人系近亲属", "replacement_id": 13},
+            who=COMMITTEE, path="mediators/{staff_id}/recuse", page=False,
+        ),
+        Action(
+            "mediators/replace", "mediator_replaced", ReplaceIn, _replace,
+            "更换调解员 Replace a mediator", "replace",
+            {"version": 5, "note": "当事人申请更换", "replacement_id": 13,
+             "at_party_request": True},
+            who=COMMITTEE, path="mediators/{staff_id}/replace", page=False,
+        ),
+        Action(
+            "confidential", "marked_confidential", ConfidentialIn, _confidential,
+            "设为不公开 Mark confidential", "mark_confidential",
+            {"version": 3, "reason": "申请人要求不公开（涉及家庭隐私）"}, page=False,
+        ),
+        Action(
+            "court-confirmation", "court_confirmation_recorded", ConfirmationIn,
+            _court_confirmation, "记录司法确认 Record the court confirmation",
+            "court_confirmation",
+            {"version": 8, "status": "confirmed", "on": "2026-12-20", "court_name": "某区人民法院"},
+            who=COMMITTEE, page=False,
+        ),
+        Action(
+            "attachments", "attachment_added", AttachmentIn, _attach,
+            "上传附件 Upload a scan or photo (PDF, JPEG, PNG)", "upload", {"kind": "scan"},
+            upload=True, status=201, reader=personal_data_visible,
         ),
     )
 }  # fmt: skip
@@ -809,51 +1016,25 @@ ACTIONS: dict[str, Action] = {
 BY_VERB: dict[str, Action] = {a.verb: a for a in ACTIONS.values()}
 
 
-# --- who reads a case (rules that need the case's tables) ----------------------------
-
-
-def is_named_mediator(session: Session, principal: Principal, case: Case) -> bool:
-    assert case.id is not None
-    return principal.staff_id is not None and principal.staff_id in mediators.serving_ids(
-        session, case_id=case.id
-    )
-
-
-def details_visible(session: Session, principal: Principal, case: Case) -> bool:
-    """Whether ``principal`` reads the case's details: always, unless it is confidential
-    (不公开) and they are outside its unit and not one of its named mediators."""
-    if not case.confidential:
-        return True
-    return confidentiality.staff_may_see_details(
-        case,
-        staff_id=principal.staff_id,
-        unit_id=principal.unit_id,
-        is_named_mediator=is_named_mediator(session, principal, case),
-    )
-
-
-def personal_data_visible(session: Session, principal: Principal, case: Case) -> bool:
-    """Personal data in clear: :func:`models.access.may_see_personal_data`, and the
-    mediators named on the case (they mediate it, wherever their unit); never past
-    :func:`details_visible`."""
-    if not details_visible(session, principal, case):
-        return False
-    return may_see_personal_data(principal, case) or is_named_mediator(session, principal, case)
-
-
 # --- asking and doing -------------------------------------------------------------------
 
 
-def refusal(principal: Principal, case: Case, action: Action) -> Exception | None:
+def refusal(session: Session, principal: Principal, case: Case, action: Action) -> Exception | None:
     """Why ``principal`` may not do ``action`` on ``case`` now (None: they may). Reach is
-    the caller's to check first."""
+    the caller's to check first; a row's ``reader`` rule answers like reach (404)."""
+    if action.reader is not None and not action.reader(session, principal, case):
+        return not_found(case.number)
     transition = TRANSITIONS[action.verb]
     visitor_only = principal.role == StaffRole.RETURN_VISITOR and action.name != "follow-ups"
     # Helpers (read-only otherwise) record their own tasks on the cases they help with.
     writes = principal.can_write or (
         action.verb == "helper_task_recorded" and principal.role in HELPERS
     )
-    if not writes or visitor_only or not action.who(principal, case):
+    # A helper lent from outside the area reaches the case to help, and only for that.
+    lent = not action.helpers and not reaches_in_own_right(
+        principal, case, place_path=place_path_of(session, case)
+    )
+    if not writes or visitor_only or lent or not action.who(principal, case):
         role = principal.role.value if principal.role else principal.kind
         return PermissionDenied(
             f"the {role} role may not {action.name} this case",
@@ -872,40 +1053,40 @@ def refusal(principal: Principal, case: Case, action: Action) -> Exception | Non
     return None
 
 
-def allowed(principal: Principal, case: Case) -> list[Action]:
+def allowed(session: Session, principal: Principal, case: Case) -> list[Action]:
     """What ``principal`` may do to ``case`` now, in table order."""
-    return [a for a in ACTIONS.values() if refusal(principal, case, a) is None]
+    return [a for a in ACTIONS.values() if refusal(session, principal, case, a) is None]
 
 
-def allowed_names(principal: Principal, case: Case) -> list[str]:
+def allowed_names(session: Session, principal: Principal, case: Case) -> list[str]:
     """:func:`allowed`, by name (what the REST answers list)."""
-    return [a.name for a in allowed(principal, case)]
+    return [a.name for a in allowed(session, principal, case)]
 
 
 def check(session: Session, principal: Principal, case: Case, name: str) -> None:
-    """Raise what :func:`run` would before performing ``name`` (404, 403, 409): for the
-    rows whose routes are written by hand."""
+    """Raise what :func:`run` would before performing ``name`` (404, 403, 409)."""
     action = ACTIONS.get(name)
     if action is None:
         raise not_found(f"{case.number}/{name}")
     if not reaches(principal, case, place_path=place_path_of(session, case)):
         raise not_found(case.number)
-    problem = refusal(principal, case, action)
+    problem = refusal(session, principal, case, action)
     if problem is not None:
         raise problem
 
 
 def run(
-    session: Session, principal: Principal, case: Case, name: str, body: BaseModel
+    session: Session, principal: Principal, case: Case, name: str, body: BaseModel, **extras: Any
 ) -> int | None:
-    """Do action ``name`` on ``case`` with ``body`` (of the action's body model): 404 out of
-    reach, 403 not for this person, 409 not now or stale; else the service's record id.
-    Flushes; the caller commits."""
+    """Do action ``name`` on ``case`` with ``body`` (of the action's body model) and the
+    row's ``extras`` (its path parameters by name; ``file``, an :class:`Upload`, for an
+    upload): 404 out of reach, 403 not for this person, 409 not now or stale; else the
+    service's record id. Flushes; the caller commits."""
     action = ACTIONS.get(name)
-    if action is None or not action.routed or not isinstance(body, action.body):
+    if action is None or not isinstance(body, action.body) or set(extras) != action.extras():
         raise not_found(f"{case.number}/{name}")
     check(session, principal, case, name)
-    record_id = action.perform(session, principal, case, body)
+    record_id = action.perform(session, principal, case, body, **extras)
     session.flush()
     return record_id
 
@@ -915,6 +1096,7 @@ __all__ = [
     "BY_VERB",
     "Action",
     "ActionBody",
+    "Upload",
     "allowed",
     "allowed_names",
     "by_role",

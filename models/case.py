@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationInfo, field_validator, model_validator
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint, text
 from sqlalchemy.orm import declared_attr
 from sqlmodel import JSON, Column, Field, Session, SQLModel
 from sqlmodel._compat import SQLModelConfig
@@ -25,6 +25,10 @@ from models.enums import (
 from models.errors import NotFound
 from models.party import PartyCreate
 from models.types import UTCDateTime, enum_type
+
+if TYPE_CHECKING:
+    from models.deadlines import Deadlines
+    from models.unit import Unit
 
 
 def _ts(index: bool = False) -> datetime | None:
@@ -50,6 +54,19 @@ class Case(CaseBase, table=True):
         Index("ix_case_open_reminder", "is_open", "next_reminder_at", "status"),
         # The sweep's breach pass: response limits passed before any contact (models.breaches).
         Index("ix_case_open_response", "is_open", "first_response_at", "response_due_at", "status"),
+        # The case list's common filters, newest first, read in order from the index.
+        Index("ix_case_status_created", "status", "created_at"),
+        Index("ix_case_status_category_created", "status", "category", "created_at"),
+        # A worker's open cases (inbox, workload counts): those they handle or recorded.
+        Index("ix_case_assignee_open", "assignee_id", "is_open"),
+        Index("ix_case_creator_open", "created_by_id", "is_open"),
+        # The few cases held for 研判, among a million that are not.
+        Index(
+            "ix_case_held",
+            "id",
+            sqlite_where=text("held_for_assessment = 1"),
+            postgresql_where=text("held_for_assessment"),
+        ),
     )
 
     # Optimistic concurrency: every UPDATE is checked against the version read, and the
@@ -60,9 +77,7 @@ class Case(CaseBase, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     number: str = Field(max_length=32, unique=True, index=True)
-    status: CaseStatus = Field(
-        default=CaseStatus.SUBMITTED, index=True, sa_type=enum_type(CaseStatus)
-    )
+    status: CaseStatus = Field(default=CaseStatus.SUBMITTED, sa_type=enum_type(CaseStatus))
     is_open: bool = Field(default=True)
     version: int = Field(default=1)
     last_hash: str = Field(default="", max_length=64)
@@ -70,14 +85,14 @@ class Case(CaseBase, table=True):
     priority_locked: bool = False
     # The machine was unsure of the category: the case waits for a person (研判) at its
     # community's intake desk before it is routed.
-    held_for_assessment: bool = Field(default=False, index=True)
+    held_for_assessment: bool = Field(default=False)
     risk_level: str | None = Field(default=None, max_length=16)  # red | orange | yellow
 
     place_unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
     unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
     # Subtree checks are a LIKE on the handling unit's path, copied here to avoid a join.
     unit_path: str | None = Field(default=None, max_length=255, index=True)
-    assignee_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
+    assignee_id: int | None = Field(default=None, foreign_key="staff.id")
     # The grid or community worker who took the complaint stays on a case handed to the
     # mediation committee as the liaison with the residents (联络人).
     liaison_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
@@ -139,6 +154,19 @@ class Case(CaseBase, table=True):
     withdrawn_at: datetime | None = _ts()
     reopened_at: datetime | None = _ts()
     anonymised_at: datetime | None = _ts()
+
+    def set_handling_unit(self, unit: Unit) -> None:
+        """The unit that handles the case now: its id and its path move together (reach
+        and the reports read the path)."""
+        self.unit_id = unit.id
+        self.unit_path = unit.path
+
+    def set_time_limits(self, limits: Deadlines) -> None:
+        """The response and resolution limits of a new handling level, and the reminder
+        before them."""
+        self.response_due_at = limits.response_due_at
+        self.resolution_due_at = limits.resolution_due_at
+        self.next_reminder_at = limits.next_reminder_at
 
 
 class CaseLink(SQLModel, table=True):

@@ -6,7 +6,7 @@ masked forms, and phone or ID numbers typed into the description are masked the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -59,7 +59,7 @@ def rows(
     f: CaseFilter,
     *,
     reach: ColumnElement[bool] | None,
-    reveal: Callable[[Case], bool],
+    reveal: Callable[[Sequence[Case]], set[int]],
     now: datetime,
     sort: str = "newest",
 ) -> Iterator[tuple[Cell, ...]]:
@@ -72,8 +72,10 @@ def rows(
         ids = [c.id for c in page.cases if c.id is not None]
         parties = _first_complainants(session, ids)
         visits = next_visits(session, ids)
+        clear = reveal(page.cases)
         for case in page.cases:
-            yield _row(case, parties.get(case.id or 0), reveal(case), units, staff, visits, now)
+            shown = parties.get(case.id or 0)
+            yield _row(case, shown, case.id in clear, units, staff, visits, now)
         session.expunge_all()
         if page.next_cursor is None:
             return

@@ -18,12 +18,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, literal, or_
 from sqlmodel import Session, col, select
 
-from models import clock, workdays
+from models import case_text, clock, workdays
 from models.case import Case
 from models.enums import CaseStatus, Category, Priority
 from models.overdue import overdue_clause
 from models.types import UTCDateTime
-from models.unit import Unit
 
 # Cases without a deadline sort after every dated one.
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
@@ -42,7 +41,7 @@ class CaseFilter:
     created_to: date | None = None
     overdue: bool | None = None
     group: bool | None = None
-    text: str | None = None  # a case number, or words of the description
+    text: str | None = None  # a case number, or words of the description (models.case_text)
     # The reader's unit: a confidential case's words are searched only within its unit.
     reader_unit_id: int | None = None
 
@@ -77,7 +76,9 @@ class Page:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def clauses(f: CaseFilter, *, now: datetime) -> list[ColumnElement[bool]]:
+def clauses(f: CaseFilter, *, now: datetime, dialect: str) -> list[ColumnElement[bool]]:
+    """The filter as SQL conditions; ``dialect`` chooses the full-text index
+    (:mod:`models.case_text`)."""
     out: list[ColumnElement[bool]] = []
     if f.status is not None:
         out.append(col(Case.status) == f.status)
@@ -101,9 +102,15 @@ def clauses(f: CaseFilter, *, now: datetime) -> list[ColumnElement[bool]]:
         out.append(col(Case.is_group) == f.group)
     if f.text:
         text = f.text.strip()
-        searchable = or_(col(Case.confidential).is_(False), col(Case.unit_id) == f.reader_unit_id)
-        words = and_(searchable, col(Case.description).contains(text, autoescape=True))
-        out.append(or_(col(Case.number) == text, words))
+        by_number = col(Case.number) == text
+        found = case_text.matching_clause(text, dialect)
+        if found is None:
+            out.append(by_number)
+        else:
+            searchable = or_(
+                col(Case.confidential).is_(False), col(Case.unit_id) == f.reader_unit_id
+            )
+            out.append(or_(by_number, and_(searchable, found)))
     return out
 
 
@@ -155,7 +162,8 @@ def search(
 ) -> Page:
     """One page of the cases matching ``f`` within ``reach``, and how many match."""
     chosen = SORTS.get(sort, SORTS["newest"])
-    where = clauses(f, now=now) + ([reach] if reach is not None else [])
+    dialect = session.get_bind().dialect.name
+    where = clauses(f, now=now, dialect=dialect) + ([reach] if reach is not None else [])
     total = int(session.exec(select(func.count(col(Case.id))).where(*where)).one())
     stmt = select(Case).where(*where)
     start = _decode(cursor, chosen) if cursor else None
@@ -187,7 +195,3 @@ def every(
         if page.next_cursor is None:
             return
         cursor = page.next_cursor
-
-
-def unit_for(session: Session, code: str) -> Unit | None:
-    return session.exec(select(Unit).where(Unit.code == code)).first()

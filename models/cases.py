@@ -13,7 +13,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, select
 
-from models import clock, lifecycle, pii, text_numbers, tracking
+from models import case_text, clock, lifecycle, pii, text_numbers, tracking
 from models.access import Actor
 from models.case import Case, CaseCreate, CaseNumberCounter
 from models.case import get_case as get_case  # re-exported: services and front ends name it so
@@ -22,9 +22,10 @@ from models.enums import Channel, PartyKind, PartySide
 from models.errors import FieldProblem, NotFound, ValidationError
 from models.mediation import AgreementTerm
 from models.party import Party, PartyCreate, PartyPublic
+from models.public import public_of
 from models.rows import rows_of
 from models.settings import get_settings
-from models.unit import Unit
+from models.unit import Unit, unit_by_code
 
 _COUNTER: Table = CaseNumberCounter.__table__  # type: ignore[attr-defined]
 _CASES: Table = Case.__table__  # type: ignore[attr-defined]
@@ -154,23 +155,19 @@ def show_party(party: Party, *, reveal: bool) -> PartyPublic:
     )
     agent = pii.decrypt(party.agent_name_enc) if reveal and party.agent_name_enc else None
     agent_phone = pii.decrypt(party.agent_phone_enc) if reveal and party.agent_phone_enc else None
-    return PartyPublic(
-        id=party.id,
-        side=party.side,
-        kind=party.kind,
+    return public_of(
+        PartyPublic,
+        party,
         name=name,
         phone=phone,
         id_number=id_number,
         agent_name=agent or party.agent_name_masked,
         agent_phone=agent_phone or party.agent_phone_masked,
-        consent_required=party.consent_required,
-        consented=party.consented,
-        refused=party.refused,
     )
 
 
 def find_unit(session: Session, *, code: str) -> Unit:
-    unit = session.exec(select(Unit).where(Unit.code == code)).first()
+    unit = unit_by_code(session, code)
     if unit is None:
         raise ValidationError(
             f"place_code: no unit with code {code!r}", f"place_code：没有编码为 {code} 的单位"
@@ -295,6 +292,7 @@ def create_case_with_parties(
     state = case.__dict__
     case_id: int = conn.execute(_INSERT_CASE, {k: state[k] for k in _CASE_COLUMNS}).scalar_one()
     state["id"] = case_id
+    case_text.write(conn, case_id, values["description"])
     make_transient_to_detached(case)
     session.add(case)
     text_numbers.record(session, case_id=case_id, taken=taken)
@@ -323,17 +321,13 @@ def create_case_with_parties(
 
 
 def parties_of(session: Session, *, case_id: int) -> list[Party]:
-    return rows_of(session, Party, Party.case_id == case_id, Party.id)
+    return rows_of(session, Party, Party.case_id == case_id)
 
 
 def terms_of(session: Session, *, agreement_id: int) -> list[AgreementTerm]:
     """The terms of an agreement, soonest due first."""
     return rows_of(
-        session,
-        AgreementTerm,
-        AgreementTerm.agreement_id == agreement_id,
-        AgreementTerm.due_on,
-        AgreementTerm.id,
+        session, AgreementTerm, AgreementTerm.agreement_id == agreement_id, AgreementTerm.due_on
     )
 
 

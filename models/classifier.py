@@ -70,6 +70,13 @@ def words(text: str) -> list[str]:
     return [w for w in out if not _NOT_TEXT.fullmatch(w)]
 
 
+def search_words(text: str) -> list[str]:
+    """:func:`words` and the shorter words inside the long ones (jieba's search mode:
+    中华人民共和国 also gives 中华, 人民, 共和国), for a full-text index."""
+    out: list[str] = _tokenizer().lcut_for_search(normalise(text))
+    return [w for w in out if not _NOT_TEXT.fullmatch(w)]
+
+
 def char_ngrams(text: str, low: int = 1, high: int = 3) -> list[str]:
     clean = _NOT_TEXT.sub("", normalise(text))
     return [clean[i : i + n] for n in range(low, high + 1) for i in range(len(clean) - n + 1)]

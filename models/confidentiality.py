@@ -20,7 +20,7 @@ from sqlmodel import Session
 from models import lifecycle
 from models.case import Case
 from models.enums import Category
-from models.errors import ConflictError, FieldProblem, GuardFailed, ValidationError
+from models.errors import ConflictError, FieldProblem, ValidationError
 from models.lifecycle import Actor
 
 CONFIDENTIAL_CATEGORIES = frozenset({Category.FAMILY})
@@ -66,8 +66,7 @@ def mark_confidential(
     """Mark a case confidential (a party asked for it); the reason goes on the timeline."""
     step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
     case = step.case
-    if actor.kind != "staff":
-        raise GuardFailed("marking a case confidential is staff's", "「不公开」须由工作人员设置。")
+    lifecycle.require_staff(actor, "marking a case confidential", "设置不公开")
     text = (reason or "").strip()
     if not text or len(text) > 500:
         raise ValidationError(

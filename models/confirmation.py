@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 from models import clock, lifecycle, workdays
 from models.case import Case
 from models.enums import ConfirmationStatus
-from models.errors import ConflictError, GuardFailed
+from models.errors import ConflictError
 from models.follow_ups import current_agreement
 from models.guards import invalid
 from models.lifecycle import Actor
@@ -139,8 +139,7 @@ def record_outcome(
 ) -> Agreement:
     """Record the parties' application to the court, or the court's decision."""
     step = lifecycle.step_on(session, case, actor, expected_version)
-    if actor.kind != "staff":
-        raise GuardFailed("recorded by staff", "须由工作人员记录。")
+    lifecycle.require_staff(actor, "recording the court confirmation", "记录司法确认")
     assert case.id is not None
     row = current_agreement(session, case=case)
     if row is None:

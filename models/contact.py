@@ -23,7 +23,6 @@ from sqlmodel._compat import SQLModelConfig
 from models import clock, lifecycle
 from models.case import Case
 from models.enums import CaseStatus, ContactMethod
-from models.errors import GuardFailed, InvalidTransition
 from models.guards import CLOCK_TOLERANCE, invalid
 from models.lifecycle import Actor
 from models.mediation import clean_text
@@ -67,9 +66,7 @@ class ContactCreate(SQLModel):
 
 
 def contacts_of(session: Session, *, case_id: int) -> list[CaseContact]:
-    return rows_of(
-        session, CaseContact, CaseContact.case_id == case_id, CaseContact.at, CaseContact.id
-    )
+    return rows_of(session, CaseContact, CaseContact.case_id == case_id, CaseContact.at)
 
 
 def _add(
@@ -135,13 +132,8 @@ def record_contact(
     was received nor in the future."""
     step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
     case = step.case
-    if actor.kind != "staff":
-        raise GuardFailed("a contact is made by a person", "联系群众须由工作人员进行。")
-    if case.status not in CONTACT_STATUSES:
-        raise InvalidTransition(
-            f"cannot record a contact for a case that is {case.status.value}",
-            f"案件当前状态为「{case.status.zh}」，不能记录联系。",
-        )
+    lifecycle.require_staff(actor, "recording a contact", "联系群众")
+    lifecycle.require_status(case, CONTACT_STATUSES, "record a contact for", "记录联系")
     now = clock.now()
     at = clock.ensure_utc(data.at) if data.at else now
     received = clock.ensure_utc(case.created_at)

@@ -71,6 +71,14 @@ class ImportReport:
     # (username, one-time sign-in link) of each new account; shown once, never stored.
     sign_in_links: list[tuple[str, str]] = field(default_factory=list)
 
+    def note(self, key: str, changed: list[str]) -> None:
+        """``key`` was in the file and already in the database: changed (naming the
+        fields) if ``changed`` names any, else unchanged."""
+        if changed:
+            self.changed.append((key, changed))
+        else:
+            self.unchanged.append(key)
+
     @property
     def touched(self) -> bool:
         return bool(self.added or self.changed)
@@ -81,6 +89,14 @@ class ImportReport:
             f"{len(self.unchanged)} unchanged 未变, {len(self.not_in_file)} not in the file "
             "(left alone) 文件中没有（保留不动）"
         )
+
+
+def _apply(record: Any, fields: dict[str, Any]) -> list[str]:
+    """Set on ``record`` each of ``fields`` whose value differs; the names of those set."""
+    changed = [name for name, value in fields.items() if getattr(record, name) != value]
+    for name in changed:
+        setattr(record, name, fields[name])
+    return changed
 
 
 def file_digest(path: Path) -> str:
@@ -392,17 +408,13 @@ def import_units(
             existing[spec.code] = unit
             report.added.append(spec.code)
             continue
-        changed = [name for name, value in fields.items() if getattr(unit, name) != value]
-        for name in changed:
-            setattr(unit, name, fields[name])
+        changed = _apply(unit, fields)
         if (parent.id if parent else None) != unit.parent_id:
             move_unit(session, unit, parent)
             changed.append("parent_code")
         if changed:
             session.add(unit)
-            report.changed.append((spec.code, changed))
-        else:
-            report.unchanged.append(spec.code)
+        report.note(spec.code, changed)
     session.flush()
     report.not_in_file = sorted(set(existing) - set(in_file))
     log_import(session, report, actor=actor, file=file, digest=digest, action=action)
@@ -548,21 +560,17 @@ def import_staff(
                     (spec.username, link_url(issue_link(session, member.id)))
                 )
             continue
-        changed = [name for name, value in fields.items() if getattr(member, name) != value]
-        for name in changed:
-            setattr(member, name, fields[name])
+        changed = _apply(member, fields)
         if _phone_of(member) != spec.phone:
             _set_phone(member, spec.phone)
             changed.append("phone")
         if changed:
             session.add(member)
-            report.changed.append((spec.username, changed))
-            if "active" in changed and not member.active:
-                assert member.id is not None
-                # Signed-in pages end now; API tokens within the principal cache's 5 s.
-                web_sessions.revoke_sessions(session, member.id, why="deactivated")
-        else:
-            report.unchanged.append(spec.username)
+        if "active" in changed and not member.active:
+            assert member.id is not None
+            # Signed-in pages end now; API tokens within the principal cache's 5 s.
+            web_sessions.revoke_sessions(session, member.id, why="deactivated")
+        report.note(spec.username, changed)
     session.flush()
     report.not_in_file = sorted(set(existing) - set(seen))
     log_import(session, report, actor=actor, file=file, digest=digest, action=action)

@@ -200,6 +200,14 @@ class BreachKind(Labelled):
     RESOLUTION = "resolution", "办理超期", "Resolution limit passed"
 
 
+class Rate(Labelled):
+    """The three rates (三率) a case is judged on, once each (:mod:`models.decisions`)."""
+
+    RESPONSE = "response", "响应率", "Response rate"
+    RESOLUTION = "resolution", "解决率", "Resolution rate"
+    SATISFACTION = "satisfaction", "满意率", "Satisfaction rate"
+
+
 class ReferralTarget(Labelled):
     ARBITRATION = "arbitration", "劳动人事争议仲裁", "Labour and personnel arbitration"
     COURT = "court", "法院", "Court"

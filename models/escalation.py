@@ -317,13 +317,10 @@ def escalate_case(
     policy = directory.policy(category=case.category, priority=case.priority, level=target.level)
     limits = compute_deadlines(policy, start=now)
     level = case.escalation_level + 1
-    case.unit_id = target.id
-    case.unit_path = target.path
+    case.set_handling_unit(target)
     case.escalation_level = level
     case.assignee_id = None
-    case.response_due_at = limits.response_due_at
-    case.resolution_due_at = limits.resolution_due_at
-    case.next_reminder_at = limits.next_reminder_at
+    case.set_time_limits(limits)
     data: dict[str, object] = {
         "from_unit": unit.code,
         "to_unit": target.code,

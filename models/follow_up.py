@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import field_validator, model_validator
+from pydantic import model_validator
 from sqlmodel import Field, SQLModel
 from sqlmodel._compat import SQLModelConfig
 
-from models import pii
 from models.enums import (
     FollowUpKind,
     FollowUpOutcome,
@@ -24,7 +23,8 @@ from models.enums import (
     SatisfiedAnswer,
     VisitChannel,
 )
-from models.mediation import clean_text
+from models.mediation import CleanText
+from models.public import public_of
 from models.types import UTCDateTime, enum_type
 
 
@@ -71,13 +71,8 @@ class FollowUpRecord(SQLModel):
     satisfied: SatisfiedAnswer | None = None
     channel: VisitChannel = VisitChannel.PHONE
     unit_at_fault: bool = False
-    notes: str = Field(max_length=2000)
+    notes: CleanText = Field(max_length=2000)
     follow_up_id: int | None = None
-
-    @field_validator("notes")
-    @classmethod
-    def _notes(cls, value: str) -> str:
-        return clean_text(value, required=True) or ""
 
     @model_validator(mode="after")
     def _answers_match_the_outcome(self) -> FollowUpRecord:
@@ -119,23 +114,5 @@ class FollowUpPublic(SQLModel):
 
     @classmethod
     def of(cls, row: FollowUp, *, reveal: bool = False) -> FollowUpPublic:
-        assert row.id is not None
-        notes = row.notes if reveal or row.notes is None else pii.scrub_text(row.notes)
-        return cls(
-            id=row.id,
-            case_id=row.case_id,
-            kind=row.kind,
-            kind_zh=row.kind.zh,
-            due_at=row.due_at,
-            term_id=row.term_id,
-            done_at=row.done_at,
-            outcome=row.outcome,
-            satisfaction=row.satisfaction,
-            unit_at_fault=row.unit_at_fault,
-            notes=notes,
-            recorded_by_id=row.recorded_by_id,
-            channel=row.channel,
-            resolved=row.resolved,
-            satisfied=row.satisfied,
-            independent=row.independent,
-        )
+        """Phone and ID numbers typed into the notes are masked unless ``reveal``."""
+        return public_of(cls, row, masked=("notes",), reveal=reveal, kind_zh=row.kind.zh)

@@ -72,7 +72,7 @@ def current_agreement(session: Session, *, case: Case) -> Agreement | None:
 
 
 def list_follow_ups(session: Session, *, case_id: int) -> list[FollowUp]:
-    return rows_of(session, FollowUp, FollowUp.case_id == case_id, FollowUp.due_at, FollowUp.id)
+    return rows_of(session, FollowUp, FollowUp.case_id == case_id, FollowUp.due_at)
 
 
 def pick_visitor(session: Session, *, case: Case) -> int | None:
@@ -188,11 +188,7 @@ def record_follow_up(
     outcome and rating; the case's satisfaction becomes the latest rating."""
     step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
     case = step.case
-    if case.status != S.FOLLOW_UP:
-        raise InvalidTransition(
-            f"cannot record a return visit for a case that is {case.status.value}",
-            f"案件当前状态为「{case.status.zh}」，不能记录回访。",
-        )
+    lifecycle.require_status(case, {S.FOLLOW_UP}, "record a return visit for", "记录回访")
     if data.channel == VisitChannel.RESIDENT_LINK and actor.kind == "staff":
         raise invalid(
             "channel",
@@ -281,11 +277,7 @@ def settle_after_follow_up(session: Session, *, case_id: int, actor: Actor) -> S
         return "closed"
     if case.status == S.REOPENED:
         return "reopened"
-    if case.status != S.FOLLOW_UP:
-        raise InvalidTransition(
-            f"cannot settle the follow-up of a case that is {case.status.value}",
-            f"案件当前状态为「{case.status.zh}」，不能办理回访结论。",
-        )
+    lifecycle.require_status(case, {S.FOLLOW_UP}, "settle the follow-up of", "办理回访结论")
     assert case.follow_up_at is not None
     entered = clock.ensure_utc(case.follow_up_at)
     visits = list_follow_ups(session, case_id=case_id)
@@ -327,11 +319,7 @@ def reopen_case(
             "本案个人信息已按保存期限匿名化，请登记新案件。",
         )
     text = required_text(reason, "reason", "重新办理的原因", max_length=2000)
-    if case.status not in (S.FOLLOW_UP, S.CLOSED):
-        raise InvalidTransition(
-            f"cannot reopen a case that is {case.status.value}",
-            f"案件当前状态为「{case.status.zh}」，不能重新办理。",
-        )
+    lifecycle.require_status(case, {S.FOLLOW_UP, S.CLOSED}, "reopen", "重新办理")
     _reopen(step, {"reason": event_text(text)})
     return case
 

@@ -74,8 +74,7 @@ def hand_to_committee(
     liaison = case.liaison_id
     if current is not None and current.role in FIRST_CONTACT_ROLES:
         liaison = current.id
-    case.unit_id = community.id
-    case.unit_path = community.path
+    case.set_handling_unit(community)
     case.assignee_id = mediator.id
     case.liaison_id = liaison
     step.record(
@@ -111,8 +110,7 @@ def send_back_assignment(
             f"{unit.name_zh}已是最高一级，请直接改派",
         )
     previous = case.assignee_id
-    case.unit_id = above.id
-    case.unit_path = above.path
+    case.set_handling_unit(above)
     case.assignee_id = None
     step.record(
         "assignment_returned",

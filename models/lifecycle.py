@@ -14,19 +14,24 @@ Every change of a case goes through :func:`apply`, which, in the caller's transa
 Verbs that record something without moving the case (``reminded``,
 ``session_recorded``, ``follow_up_recorded``, ``duplicate_linked``, ...) are
 *annotations*: same steps, status unchanged.
+
+The figures kept from a case's rows (the three rates' deciding moments,
+:mod:`models.decisions`) are recounted for the cases a transaction touched just before
+it commits, in the same transaction: nothing here needs to call them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
 
+from models import case_text as case_text  # registers the one writer of the search words
 from models import clock, pii
 from models.access import Actor as Actor  # re-exported: services and tests name it so
 from models.case import Case, get_case
@@ -562,6 +567,25 @@ def step_on(session: Session, case: Case, actor: Actor, expected_version: int | 
     return Step(session, case, actor, expected_version)
 
 
+def require_staff(actor: Actor, what_en: str, what_zh: str) -> int:
+    """The one rule for "staff only" in a service: :class:`GuardFailed` unless a member
+    of staff (with a staff id) acts, the answer :func:`apply` gives for a staff-only
+    transition; a service checks it before it writes anything. Answers the staff id."""
+    if actor.kind != "staff" or actor.staff_id is None:
+        raise GuardFailed(f"{what_en} must be done by staff", f"「{what_zh}」须由工作人员操作。")
+    return actor.staff_id
+
+
+def require_status(case: Case, allowed: Collection[CaseStatus], what_en: str, what_zh: str) -> None:
+    """:class:`InvalidTransition` unless the case's status is one of ``allowed``: a
+    service checks it before it writes anything, in the words :func:`apply` uses."""
+    if case.status not in allowed:
+        raise InvalidTransition(
+            f"cannot {what_en} a case that is {case.status.value}",
+            f"案件当前状态为「{case.status.zh}」，不能{what_zh}。",
+        )
+
+
 def allowed_verbs(case: Case) -> list[str]:
     """Verbs whose source includes the case's current status (guards not evaluated)."""
     return [v for v, t in TRANSITIONS.items() if case.status in t.sources]
@@ -666,11 +690,7 @@ def apply(
     if transition is None:
         raise InvalidTransition(f"unknown transition {verb!r}", f"未知的操作：{verb}")
     check_version(case, expected_version)
-    if case.status not in transition.sources:
-        raise InvalidTransition(
-            f"cannot {verb} a case that is {case.status.value}",
-            f"案件当前状态为「{case.status.zh}」，不能执行「{transition.zh}」。",
-        )
+    require_status(case, transition.sources, verb, f"执行「{transition.zh}」")
     if transition.roles and actor.kind not in transition.roles:
         raise GuardFailed(
             f"{verb} must be done by {'/'.join(sorted(transition.roles))}",

@@ -196,8 +196,5 @@ def _route_for_category(session: Session, case: Case) -> None:
     policy = directory.policy(category=case.category, priority=case.priority, level=unit.level)
     received = case.received_at or case.created_at
     deadlines = compute_deadlines(policy, start=clock.ensure_utc(received))
-    case.unit_id = unit.id
-    case.unit_path = unit.path
-    case.response_due_at = deadlines.response_due_at
-    case.resolution_due_at = deadlines.resolution_due_at
-    case.next_reminder_at = deadlines.next_reminder_at
+    case.set_handling_unit(unit)
+    case.set_time_limits(deadlines)

@@ -36,7 +36,6 @@ from models.enums import (
 from models.errors import (
     FieldProblem,
     GuardFailed,
-    InvalidTransition,
     NotFound,
     ValidationError,
 )
@@ -83,19 +82,6 @@ def _touch_response(session: Session, case: Case, actor: Actor, at: datetime, ve
     note_contact(session, case=case, actor=actor, at=at, verb=verb)
 
 
-def _staff_only(actor: Actor, what_en: str, what_zh: str) -> None:
-    if actor.kind != "staff":
-        raise GuardFailed(f"{what_en} must be done by staff", f"「{what_zh}」须由工作人员操作。")
-
-
-def _require_status(case: Case, allowed: set[CaseStatus], what_en: str, what_zh: str) -> None:
-    if case.status not in allowed:
-        raise InvalidTransition(
-            f"cannot {what_en} a case that is {case.status.value}",
-            f"案件当前状态为「{case.status.zh}」，不能{what_zh}。",
-        )
-
-
 def _check_moment(
     case: Case, value: datetime, field: str, *, not_before: datetime | None = None
 ) -> datetime:
@@ -132,7 +118,7 @@ def record_consent(
     against a party's will (人民调解法 第十七条); the parties are told their routes."""
     step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
     case = step.case
-    _require_status(case, {S.ASSIGNED}, "record consent for", "记录调解同意")
+    lifecycle.require_status(case, {S.ASSIGNED}, "record consent for", "记录调解同意")
     parties = parties_of(session, case_id=case_id)
     chosen = _chosen_parties(parties, party_ids)
     text = (note or "").strip()[:500]
@@ -221,8 +207,9 @@ def record_declined(
     case stays with its handler, who confirms the refusal with the party and records it
     (:func:`record_consent` with ``given=False``: the case ends, the routes are told), or
     records their consent if they change their mind."""
-    case = get_case(session, case_id=case_id)
-    _require_status(case, {S.ASSIGNED}, "record a refusal for", "记录不同意调解")
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=None)
+    case = step.case
+    lifecycle.require_status(case, {S.ASSIGNED}, "record a refusal for", "记录不同意调解")
     party = next((p for p in parties_of(session, case_id=case_id) if p.id == party_id), None)
     if party is None:
         raise NotFound(f"no party {party_id} on this case", "本案没有该当事人")
@@ -241,14 +228,10 @@ def record_declined(
             recorded_at=clock.now(),
         )
     )
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="resident_consent_refused",
-        actor=actor,
-        data={"party_id": party_id, "side": party.side.value, "note": text},
+    step.record(
+        "resident_consent_refused",
+        {"party_id": party_id, "side": party.side.value, "note": text},
     )
-    session.flush()
     return case
 
 
@@ -294,7 +277,7 @@ def start_mediation(
     whose consent is needed has consented; it is due one month later (setting)."""
     step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
     case = step.case
-    _require_status(case, {S.ASSIGNED}, "start mediation on", "开始调解")
+    lifecycle.require_status(case, {S.ASSIGNED}, "start mediation on", "开始调解")
     if case.accepted_at is None:
         raise GuardFailed(
             "the dispute has not been accepted for mediation (受理审查)",
@@ -344,8 +327,8 @@ def extend_mediation(
     limit passes. The new limit is reminded and escalated like the first."""
     step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
     case = step.case
-    _require_status(case, {S.IN_MEDIATION}, "extend mediation of", "延长调解期限")
-    _staff_only(actor, "extending mediation", "延长调解期限")
+    lifecycle.require_status(case, {S.IN_MEDIATION}, "extend mediation of", "延长调解期限")
+    lifecycle.require_staff(actor, "extending mediation", "延长调解期限")
     if not both_parties_consent:
         raise invalid(
             "both_parties_consent",
@@ -395,8 +378,8 @@ def record_session(
     """Record one mediation session with its minutes (调解笔录)."""
     step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
     case = step.case
-    _require_status(case, {S.IN_MEDIATION}, "record a session for", "记录调解笔录")
-    _staff_only(actor, "recording a session", "记录调解笔录")
+    lifecycle.require_status(case, {S.IN_MEDIATION}, "record a session for", "记录调解笔录")
+    lifecycle.require_staff(actor, "recording a session", "记录调解笔录")
     require_serving(session, case=case, actor=actor, what_zh="记录调解笔录")
     held_at = _check_moment(case, data.held_at, "held_at")
     assert case.id is not None
@@ -427,8 +410,8 @@ def sign_agreement(
     30 days after the signing date."""
     step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
     case = step.case
-    _require_status(case, {S.IN_MEDIATION}, "sign an agreement for", "达成协议")
-    _staff_only(actor, "signing an agreement", "达成协议")
+    lifecycle.require_status(case, {S.IN_MEDIATION}, "sign an agreement for", "达成协议")
+    lifecycle.require_staff(actor, "signing an agreement", "达成协议")
     require_serving(session, case=case, actor=actor, what_zh="签署调解协议")
     if not data.terms:
         raise invalid(
@@ -459,15 +442,10 @@ def sign_agreement(
         )
     assert case.id is not None
     agreement = Agreement(
+        # What the form says is what is kept; the moment and the terms are read above.
+        **data.model_dump(exclude={"signed_at", "terms"}),
         case_id=case.id,
         signed_at=signed_at,
-        summary=data.summary,
-        facts=data.facts,
-        disputed_matters=data.disputed_matters,
-        responsibility=data.responsibility,
-        performance=data.performance,
-        signed_on_paper=data.signed_on_paper,
-        committee_sealed=data.committee_sealed,
         mediator_ids=serving_ids(session, case_id=case.id),
         effective_on=signed_on,
         court_confirmation_deadline=signed_on + timedelta(days=COURT_CONFIRMATION_DAYS),
@@ -507,8 +485,10 @@ def fail_mediation(
     referred to arbitration, court or an agency in the same transaction."""
     step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
     case = step.case
-    _require_status(case, {S.IN_MEDIATION}, "record a failed mediation for", "记录调解不成")
-    _staff_only(actor, "recording a failed mediation", "记录调解不成")
+    lifecycle.require_status(
+        case, {S.IN_MEDIATION}, "record a failed mediation for", "记录调解不成"
+    )
+    lifecycle.require_staff(actor, "recording a failed mediation", "记录调解不成")
     text = required_text(reason, "reason", "调解不成的原因", max_length=1200)
     route = referral or ReferralTarget.COURT
     case.outcome_note = (
@@ -546,11 +526,7 @@ def fail_mediation(
 
 def list_sessions(session: Session, *, case_id: int) -> list[MediationSession]:
     return rows_of(
-        session,
-        MediationSession,
-        MediationSession.case_id == case_id,
-        MediationSession.held_at,
-        MediationSession.id,
+        session, MediationSession, MediationSession.case_id == case_id, MediationSession.held_at
     )
 
 
@@ -564,8 +540,8 @@ def resolve_directly(
     quick fix): it goes straight to follow-up, and its return visit is scheduled."""
     step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
     case = step.case
-    _require_status(case, {S.ASSIGNED}, "resolve directly", "直接办结")
-    _staff_only(actor, "settling a case directly", "直接办结")
+    lifecycle.require_status(case, {S.ASSIGNED}, "resolve directly", "直接办结")
+    lifecycle.require_staff(actor, "settling a case directly", "直接办结")
     text = required_text(resolution, "resolution", "处理结果", max_length=2000)
     now = clock.now()
     case.outcome_note = text
@@ -583,7 +559,7 @@ def withdraw_case(
     """The complainant withdraws (撤回); the reason is recorded."""
     step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
     case = step.case
-    _staff_only(actor, "withdrawing a case", "撤回")
+    lifecycle.require_staff(actor, "withdrawing a case", "撤回")
     text = required_text(reason, "reason", "撤回原因", max_length=2000)
     case.outcome_note = text
     step.record("withdrawn", {"reason": event_text(text)})

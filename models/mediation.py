@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 
-from pydantic import AwareDatetime, field_validator
+from pydantic import AfterValidator, AwareDatetime
 from sqlmodel import JSON, Column, Field, SQLModel
 from sqlmodel._compat import SQLModelConfig
 
-from models import pii
 from models import text as text_rules
 from models.enums import ConfirmationStatus
+from models.public import public_of
 from models.types import UTCDateTime, enum_type
 
 
@@ -83,20 +84,25 @@ def clean_text(value: str, *, required: bool = True) -> str:
     return value
 
 
+def _clean_optional_text(value: str) -> str:
+    return clean_text(value, required=False)
+
+
+CleanText = Annotated[str, AfterValidator(clean_text)]
+"""Text a person typed, checked and stripped by :func:`clean_text`; not empty."""
+OptionalCleanText = Annotated[str, AfterValidator(_clean_optional_text)]
+"""Text a person typed, checked and stripped by :func:`clean_text`; may be empty."""
+
+
 class SessionCreate(SQLModel):
     """One mediation session (调解笔录): when, where, who took part, the minutes."""
 
     model_config = SQLModelConfig(extra="forbid")
 
     held_at: AwareDatetime
-    place: str = Field(min_length=1, max_length=200)
-    participants: str = Field(min_length=1, max_length=500)
-    minutes: str = Field(min_length=1, max_length=8000)
-
-    @field_validator("place", "participants", "minutes")
-    @classmethod
-    def _text(cls, value: str) -> str:
-        return clean_text(value)
+    place: CleanText = Field(min_length=1, max_length=200)
+    participants: CleanText = Field(min_length=1, max_length=500)
+    minutes: CleanText = Field(min_length=1, max_length=8000)
 
 
 class TermCreate(SQLModel):
@@ -104,19 +110,11 @@ class TermCreate(SQLModel):
 
     model_config = SQLModelConfig(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=1000)
+    text: CleanText = Field(min_length=1, max_length=1000)
     due_on: date
-    how: str = Field(default="", max_length=500, description="履行方式, e.g. 银行转账")
-
-    @field_validator("text")
-    @classmethod
-    def _text(cls, value: str) -> str:
-        return clean_text(value)
-
-    @field_validator("how")
-    @classmethod
-    def _how(cls, value: str) -> str:
-        return clean_text(value, required=False)
+    how: OptionalCleanText = Field(
+        default="", max_length=500, description="履行方式, e.g. 银行转账"
+    )
 
 
 class AgreementCreate(SQLModel):
@@ -124,27 +122,19 @@ class AgreementCreate(SQLModel):
 
     model_config = SQLModelConfig(extra="forbid")
 
-    summary: str = Field(min_length=1, max_length=4000)
-    facts: str = Field(default="", max_length=4000, description="纠纷主要事实")
-    disputed_matters: str = Field(default="", max_length=2000, description="争议事项")
-    responsibility: str = Field(default="", max_length=2000, description="各方当事人的责任")
-    performance: str = Field(default="", max_length=2000, description="履行方式")
+    summary: CleanText = Field(min_length=1, max_length=4000)
+    facts: OptionalCleanText = Field(default="", max_length=4000, description="纠纷主要事实")
+    disputed_matters: OptionalCleanText = Field(default="", max_length=2000, description="争议事项")
+    responsibility: OptionalCleanText = Field(
+        default="", max_length=2000, description="各方当事人的责任"
+    )
+    performance: OptionalCleanText = Field(default="", max_length=2000, description="履行方式")
     signed_on_paper: bool = Field(
         default=False, description="the parties and mediators signed the printed agreement"
     )
     committee_sealed: bool = Field(default=False, description="调委会已盖章")
     signed_at: AwareDatetime | None = None
     terms: list[TermCreate] = Field(min_length=1, max_length=50)
-
-    @field_validator("summary")
-    @classmethod
-    def _text(cls, value: str) -> str:
-        return clean_text(value)
-
-    @field_validator("facts", "disputed_matters", "responsibility", "performance")
-    @classmethod
-    def _optional(cls, value: str) -> str:
-        return clean_text(value, required=False)
 
 
 # --- what staff see -----------------------------------------------------------------
@@ -163,18 +153,7 @@ class SessionPublic(SQLModel):
     @classmethod
     def of(cls, row: MediationSession, *, reveal: bool = False) -> SessionPublic:
         """Phone and ID numbers typed into the minutes are masked unless ``reveal``."""
-        assert row.id is not None
-        shown = (lambda text: text) if reveal else pii.scrub_text
-        return cls(
-            id=row.id,
-            case_id=row.case_id,
-            held_at=row.held_at,
-            place=shown(row.place),
-            participants=shown(row.participants),
-            minutes=shown(row.minutes),
-            recorded_by_id=row.recorded_by_id,
-            recorded_at=row.recorded_at,
-        )
+        return public_of(cls, row, masked=("place", "participants", "minutes"), reveal=reveal)
 
 
 class TermPublic(SQLModel):
@@ -197,17 +176,8 @@ class AgreementPublic(SQLModel):
     def of(
         cls, row: Agreement, terms: list[AgreementTerm], *, reveal: bool = False
     ) -> AgreementPublic:
-        assert row.id is not None
-        shown = (lambda text: text) if reveal else pii.scrub_text
-        return cls(
-            id=row.id,
-            case_id=row.case_id,
-            signed_at=row.signed_at,
-            summary=shown(row.summary),
-            court_confirmation_deadline=row.court_confirmation_deadline,
-            court_confirmed=row.court_confirmed,
-            terms=[
-                TermPublic(id=t.id or 0, text=shown(t.text), due_on=t.due_on, done=t.done)
-                for t in sorted(terms, key=lambda t: (t.due_on, t.id or 0))
-            ],
-        )
+        """Phone and ID numbers typed into the summary and the terms are masked unless
+        ``reveal``; the terms soonest due first."""
+        ordered = sorted(terms, key=lambda t: (t.due_on, t.id or 0))
+        shown = [public_of(TermPublic, t, masked=("text",), reveal=reveal) for t in ordered]
+        return public_of(cls, row, masked=("summary",), reveal=reveal, terms=shown)

@@ -50,6 +50,18 @@ def mediators_of(session: Session, *, case_id: int, serving: bool = True) -> lis
     return list(session.exec(stmt.order_by(col(CaseMediator.named_at), col(CaseMediator.id))).all())
 
 
+def serving_on(session: Session, *, staff_id: int, case_ids: list[int]) -> set[int]:
+    """Which of ``case_ids`` name ``staff_id`` as a mediator still serving (one query)."""
+    if not case_ids:
+        return set()
+    stmt = select(CaseMediator.case_id).where(
+        CaseMediator.staff_id == staff_id,
+        col(CaseMediator.case_id).in_(case_ids),
+        col(CaseMediator.ended_at).is_(None),
+    )
+    return set(session.exec(stmt).all())
+
+
 def serving_ids(session: Session, *, case_id: int) -> list[int]:
     return [m.staff_id for m in mediators_of(session, case_id=case_id)]
 
@@ -70,8 +82,7 @@ def _begin(
 ) -> lifecycle.Step:
     """A change of the case's mediators: by staff, while the case is still open to it."""
     step = lifecycle.step_on(session, case, actor, expected_version)
-    if actor.kind != "staff":
-        raise GuardFailed("mediators are named by staff", "调解员须由工作人员指定。")
+    lifecycle.require_staff(actor, "naming mediators", "指定调解员")
     if case.status not in CHANGEABLE:
         raise ConflictError(
             f"cannot change the mediators of a case that is {case.status.value}",

@@ -43,35 +43,21 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, union_all
-from sqlalchemy.orm import aliased
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, union_all
 from sqlmodel import Session, col, select
 
 from models import clock, workdays
 from models.breaches import LimitBreach
 from models.case import Case
-from models.contact import CaseContact
-from models.enums import (
-    BreachKind,
-    CaseStatus,
-    Category,
-    ReferralOutcome,
-    ResolvedAnswer,
-    SatisfiedAnswer,
-    UnitLevel,
-    VisitChannel,
-)
+from models.decisions import RateDecision, settle
+from models.enums import CaseStatus, Category, Rate, UnitLevel
 from models.event import CaseEvent
-from models.follow_up import FollowUp
 from models.overdue import overdue_clause
 from models.party import Party
-from models.referral import Referral
 from models.settings import get_settings
 from models.unit import Unit
 
 S = CaseStatus
-RESOLVED = (ResolvedAnswer.RESOLVED, ResolvedAnswer.BASICALLY)
-SATISFIED = (SatisfiedAnswer.SATISFIED, SatisfiedAnswer.BASICALLY)
 
 
 def weights() -> dict[str, float]:
@@ -248,119 +234,28 @@ def _roll_up(units: list[Unit], grouped: list[tuple[Any, ...]], width: int) -> d
     return totals
 
 
-def _decisions(sources: list[Any]) -> Any:
-    """The first of each case's deciding rows (``case_id, at, good, unit_path``): the
-    earliest moment wins, a good one first on a tie (a contact exactly at the limit
-    is in time)."""
-    rows = union_all(*sources).subquery()
-    ranked = select(  # type: ignore[call-overload]
-        rows.c.case_id,
-        rows.c.at,
-        rows.c.good,
-        rows.c.unit_path,
-        func.row_number()
-        .over(partition_by=rows.c.case_id, order_by=(rows.c.at, rows.c.good.desc()))
-        .label("rn"),
-    ).subquery()
-    return ranked
-
-
-def _response_sources() -> list[Any]:
-    contact: Any = select(
-        col(CaseContact.case_id).label("case_id"),
-        col(CaseContact.at).label("at"),
-        case((col(CaseContact.in_time).is_(True), 1), else_=0).label("good"),
-        col(CaseContact.unit_path).label("unit_path"),
-    )
-    return [contact, _breaches(BreachKind.RESPONSE)]
-
-
-def _breaches(kind: BreachKind) -> Any:
-    """Breaches of ``kind`` as decisions: a missed limit counts as not done in time, at
-    the moment it passed, against the unit that held the case."""
-    return select(
-        col(LimitBreach.case_id),
-        col(LimitBreach.due_at),
-        literal(0),
-        col(LimitBreach.unit_path),
-    ).where(col(LimitBreach.kind) == kind)
-
-
-def _referral_unresolved() -> ColumnElement[bool]:
-    """The visited case was referred to a unit that has not recorded a resolved outcome
-    (none yet, or 未解决) before the visit: the referral's outcome decides first."""
-    return exists().where(
-        col(Referral.case_id) == col(FollowUp.case_id),
-        col(Referral.to_unit_id).is_not(None),
-        col(Referral.referred_at) <= col(FollowUp.done_at),
-        or_(
-            col(Referral.outcome).is_(None),
-            col(Referral.outcome) == ReferralOutcome.NOT_RESOLVED,
-        ),
-    )
-
-
-def _visit_sources(answer: Any, good: tuple[Any, ...], resolution: bool) -> list[Any]:
-    said_good = answer.in_(good)
-    if resolution:
-        said_good = and_(said_good, ~_referral_unresolved())
-    own = aliased(FollowUp)
-    answered_themselves = exists().where(
-        col(own.case_id) == col(FollowUp.case_id),
-        col(own.channel) == VisitChannel.RESIDENT_LINK,
-        col(own.done_at).is_not(None),
-        getattr(own, answer.key).is_not(None),
-    )
-    visit: Any = select(
-        col(FollowUp.case_id).label("case_id"),
-        col(FollowUp.done_at).label("at"),
-        case((said_good, 1), else_=0).label("good"),
-        col(FollowUp.judged_unit_path).label("unit_path"),
-    ).where(
-        col(FollowUp.independent).is_(True),
-        col(FollowUp.done_at).is_not(None),
-        answer.is_not(None),
-        or_(col(FollowUp.channel) == VisitChannel.RESIDENT_LINK, ~answered_themselves),
-    )
-    if not resolution:
-        return [visit]
-    return [visit, _breaches(BreachKind.RESOLUTION)]
-
-
-def _decided(sources: list[Any], since: datetime, until: datetime, within: str | None) -> Any:
-    """Each case's deciding row in the period: ``case_id, unit_path, good``."""
-    ranked = _decisions(sources)
-    conditions = [
-        ranked.c.rn == 1,
-        ranked.c.at >= clock.ensure_utc(since),
-        ranked.c.at < clock.ensure_utc(until),
-        ranked.c.unit_path.is_not(None),
-        col(Case.status) != S.MERGED,
-    ]
-    if within:
-        conditions.append(_under(ranked.c.unit_path, literal(within)))
-    return (
-        select(ranked.c.case_id, ranked.c.unit_path, ranked.c.good)
-        .join(Case, col(Case.id) == ranked.c.case_id)
-        .where(*conditions)
-    )
-
-
-def _per_path(session: Session, decided: Any) -> list[tuple[Any, ...]]:
-    sub = decided.subquery()
-    stmt = select(sub.c.unit_path, func.count(), func.coalesce(func.sum(sub.c.good), 0)).group_by(
-        sub.c.unit_path
+def _decided_per_path(
+    session: Session, since: datetime, until: datetime, within: str | None
+) -> list[tuple[Any, ...]]:
+    """Per unit path, the cases decided in ``[since, until)`` (:mod:`models.decisions`
+    keeps each case's deciding rows): for each rate the cases and the good ones, then the
+    distinct cases of any rate. One range read of the covering index on ``at``."""
+    settle(session)
+    d = RateDecision
+    figures: list[Any] = []
+    for rate in Rate:
+        is_rate = col(d.rate) == rate
+        figures += [_count(is_rate), _count(and_(is_rate, col(d.good).is_(True)))]
+    stmt = (
+        select(col(d.unit_path), *figures, func.count(func.distinct(col(d.case_id))))  # type: ignore[call-overload]
+        .where(
+            col(d.at) >= clock.ensure_utc(since),
+            col(d.at) < clock.ensure_utc(until),
+            *([_under(col(d.unit_path), literal(within))] if within else []),
+        )
+        .group_by(col(d.unit_path))
     )
     return list(session.exec(stmt).all())
-
-
-def _distinct_cases(session: Session, decided: list[Any]) -> list[tuple[Any, ...]]:
-    parts = [d.subquery() for d in decided]
-    rows = union_all(*(select(p.c.case_id, p.c.unit_path) for p in parts)).subquery()
-    both = select(rows.c.case_id, rows.c.unit_path).distinct().subquery()
-    return list(
-        session.exec(select(both.c.unit_path, func.count()).group_by(both.c.unit_path)).all()
-    )
 
 
 def unit_rates(
@@ -373,23 +268,11 @@ def unit_rates(
 ) -> list[UnitRates]:
     """The three rates of every unit at ``level`` for cases decided in ``[since,
     until)``, ranked (see the module docstring for the definitions and the composite)."""
-    response = _decided(_response_sources(), since, until, within_path)
-    resolution = _decided(
-        _visit_sources(col(FollowUp.resolved), RESOLVED, True), since, until, within_path
-    )
-    satisfaction = _decided(
-        _visit_sources(col(FollowUp.satisfied), SATISFIED, False), since, until, within_path
-    )
     units = _level_units(session, level, within_path)
-    figures = [
-        _roll_up(units, _per_path(session, decided), 2)
-        for decided in (response, resolution, satisfaction)
-    ]
-    distinct = _roll_up(units, _distinct_cases(session, [response, resolution, satisfaction]), 1)
+    totals = _roll_up(units, _decided_per_path(session, since, until, within_path), 7)
     result: list[UnitRates] = []
     for unit in units:
-        (resp_n, in_time), (res_n, resolved), (rated, satisfied) = (f[unit.code] for f in figures)
-        cases = distinct[unit.code][0]
+        resp_n, in_time, res_n, resolved, rated, satisfied, cases = totals[unit.code]
         result.append(
             UnitRates(
                 unit_code=unit.code,
@@ -693,6 +576,18 @@ def _month_bounds(month_start: date) -> tuple[date, datetime, datetime]:
     return first, workdays.at_local(first, time(0, 0)), workdays.at_local(following, time(0, 0))
 
 
+def _most_common(session: Session, where: list[Any], key: Any) -> Any:
+    """The (category, key, count) that recurs most among the cases matching ``where``
+    whose ``key`` is set; ties go to the first category, then the first key."""
+    return session.exec(
+        select(col(Case.category), key, func.count(col(Case.id)))
+        .where(*where, key.is_not(None))
+        .group_by(col(Case.category), key)
+        .order_by(func.count(col(Case.id)).desc(), col(Case.category), key)
+        .limit(1)
+    ).first()
+
+
 def problem_of_the_month(
     session: Session, *, month_start: date, within_path: str | None = None, latest: int = 10
 ) -> ProblemOfTheMonth | None:
@@ -705,27 +600,14 @@ def problem_of_the_month(
         col(Case.status) != S.MERGED,
         *_cases_within(within_path),
     ]
-    by_respondent = session.exec(
-        select(col(Case.category), col(Case.respondent_key), func.count(col(Case.id)))
-        .where(*base, col(Case.respondent_key).is_not(None))
-        .group_by(col(Case.category), col(Case.respondent_key))
-        .order_by(func.count(col(Case.id)).desc(), col(Case.category), col(Case.respondent_key))
-        .limit(1)
-    ).first()
-    by_place = session.exec(
-        select(col(Case.category), col(Case.place_unit_id), func.count(col(Case.id)))
-        .where(*base, col(Case.place_unit_id).is_not(None))
-        .group_by(col(Case.category), col(Case.place_unit_id))
-        .order_by(func.count(col(Case.id)).desc(), col(Case.category), col(Case.place_unit_id))
-        .limit(1)
-    ).first()
     candidates: list[tuple[int, int, str, Category, Any]] = []
-    if by_respondent is not None:
-        candidates.append(
-            (int(by_respondent[2]), 0, "respondent", Category(by_respondent[0]), by_respondent[1])
-        )
-    if by_place is not None:
-        candidates.append((int(by_place[2]), 1, "place", Category(by_place[0]), by_place[1]))
+    # On a tie the respondent is preferred to the place.
+    for preference, (kind, key_column) in enumerate(
+        (("respondent", Case.respondent_key), ("place", Case.place_unit_id))
+    ):
+        top = _most_common(session, base, col(key_column))
+        if top is not None:
+            candidates.append((int(top[2]), preference, kind, Category(top[0]), top[1]))
     if not candidates:
         return None
     count, _pref, kind, category, key = max(candidates, key=lambda c: (c[0], -c[1]))

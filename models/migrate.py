@@ -28,6 +28,18 @@ def upgrade(engine: Engine | None = None) -> None:
     with engine.begin() as connection:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")
+    _fill_kept_figures(engine)
+
+
+def _fill_kept_figures(engine: Engine) -> None:
+    """Figures kept as cases change start empty in a database made before them."""
+    from sqlmodel import Session
+
+    from models.decisions import fill_if_empty
+
+    with Session(engine) as session:
+        if fill_if_empty(session):
+            session.commit()
 
 
 def current_tables(engine: Engine | None = None) -> set[str]:

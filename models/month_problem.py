@@ -20,9 +20,10 @@ from models import clock, pii
 from models.enums import Category, StaffRole
 from models.errors import FieldProblem, NotFound, PermissionDenied, ValidationError
 from models.lifecycle import Actor
-from models.mediation import clean_text
+from models.mediation import CleanText
+from models.public import public_of
 from models.types import UTCDateTime, enum_type
-from models.unit import Unit
+from models.unit import Unit, unit_by_code
 
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 DECIDERS = frozenset({StaffRole.SUPERVISOR, StaffRole.ADMIN})
@@ -49,9 +50,9 @@ class MonthProblemSet(SQLModel):
 
     month: str = Field(min_length=7, max_length=7, description="YYYY-MM")
     category: Category
-    title: str = Field(min_length=2, max_length=200)
+    title: CleanText = Field(min_length=2, max_length=200)
     lead_unit_code: str = Field(min_length=1, max_length=32)
-    plan: str = Field(min_length=2, max_length=4000)
+    plan: CleanText = Field(min_length=2, max_length=4000)
 
     @field_validator("month")
     @classmethod
@@ -59,11 +60,6 @@ class MonthProblemSet(SQLModel):
         if not MONTH.match(value):
             raise ValueError("月份格式为 YYYY-MM / month is YYYY-MM")
         return value
-
-    @field_validator("title", "plan")
-    @classmethod
-    def _text(cls, value: str) -> str:
-        return clean_text(value, required=True)
 
 
 class MonthProblemPublic(SQLModel):
@@ -80,17 +76,13 @@ class MonthProblemPublic(SQLModel):
 
 
 def _public(row: MonthProblem, unit: Unit) -> MonthProblemPublic:
-    return MonthProblemPublic(
-        month=row.month,
-        category=row.category,
+    return public_of(
+        MonthProblemPublic,
+        row,
         category_zh=row.category.zh,
-        title=row.title,
         lead_unit_code=unit.code,
         lead_unit_name=unit.name_zh,
         lead_unit_name_en=unit.name_en,
-        plan=row.plan,
-        case_count=row.case_count,
-        set_at=row.set_at,
     )
 
 
@@ -112,7 +104,7 @@ def set_month_problem(
         raise PermissionDenied(
             "only a supervisor sets the problem of the month", "每月一题须由督办人员确定。"
         )
-    unit = session.exec(select(Unit).where(Unit.code == data.lead_unit_code)).first()
+    unit = unit_by_code(session, data.lead_unit_code)
     if unit is None:
         raise NotFound(
             f"no unit {data.lead_unit_code!r}",

@@ -163,6 +163,19 @@ def backlog_reserve(limit: int) -> int:
     return min(limit, max(1, math.ceil(limit * share)))
 
 
+def fresh_since(now: datetime) -> datetime:
+    """Rows written at or after this moment are fresh (lane 2 of :func:`claim_jobs`)."""
+    return now - timedelta(seconds=get_settings().relay_fresh_s)
+
+
+def is_urgent(job: Job, now: datetime) -> bool:
+    """A claimed row of lane 1 or 2 of :func:`claim_jobs`: its case is an emergency, or
+    the row is fresh. The relay keeps run slots for these (``flows/relay.py``)."""
+    if job.priority == Priority.EMERGENCY.value:
+        return True
+    return job.created_at is not None and clock.ensure_utc(job.created_at) >= fresh_since(now)
+
+
 def claim_jobs(*, limit: int, engine: Engine | None = None) -> list[Job]:
     """Claim up to ``limit`` pending rows that are due, for ``LEASE_S``: fresh work
     ahead of a backlog, and the backlog never starved.
@@ -194,13 +207,12 @@ def claim_jobs(*, limit: int, engine: Engine | None = None) -> list[Job]:
         )
         .exists()
     )
-    fresh_since = now - timedelta(seconds=get_settings().relay_fresh_s)
     emergency = col(Case.priority) == Priority.EMERGENCY
     with write_session(engine) as session:
         rows = list(
             session.execute(
                 _claimable(now)
-                .where(or_(emergency, col(Outbox.created_at) >= fresh_since), ~earlier_pending)
+                .where(or_(emergency, col(Outbox.created_at) >= fresh_since(now)), ~earlier_pending)
                 .order_by(case((emergency, 0), else_=1), col(Outbox.id))
                 .limit(limit - reserve)
             ).all()

@@ -159,6 +159,47 @@ def deadline_column() -> Any:
 
 def overdue_clause(now: datetime) -> ColumnElement[bool]:
     """:func:`is_overdue` as an SQL condition on ``Case``; never NULL, so that
-    ``~overdue_clause(now)`` selects exactly the cases on time."""
-    deadline = deadline_column()
-    return and_(deadline.is_not(None), past_clause(deadline, now))
+    ``~overdue_clause(now)`` selects exactly the cases on time.
+
+    Written as "one of these deadlines has passed" rather than as a comparison of
+    :func:`deadline_column` (the same rule: the earlier of two limits has passed when
+    either has), so that the database can read open cases from an index
+    (``ix_case_open_due``) instead of computing every case's deadline. Each comparison
+    is guarded with ``IS NOT NULL``: a missing limit makes its branch false, never NULL."""
+    status, resolution = col(Case.status), col(Case.resolution_due_at)
+    mediation = col(Case.mediation_due_at)
+    state = col(Case.referral_state)
+
+    def past(deadline: Any) -> ColumnElement[bool]:
+        return and_(deadline.is_not(None), past_clause(deadline, now))
+
+    visit_missed = sa.exists().where(
+        col(FollowUp.case_id) == col(Case.id),
+        col(FollowUp.done_at).is_(None),
+        past_clause(col(FollowUp.due_at), now),
+    )
+    return and_(
+        col(Case.is_open).is_(True),  # every status with a deadline is open
+        or_(
+            and_(
+                status.in_(sorted(HANDLING)),
+                or_(
+                    past(resolution),
+                    and_(col(Case.first_response_at).is_(None), past(col(Case.response_due_at))),
+                ),
+            ),
+            and_(
+                status == S.IN_MEDIATION,
+                or_(past(mediation), and_(mediation.is_(None), past(resolution))),
+            ),
+            and_(status == S.FOLLOW_UP, visit_missed),
+            and_(
+                status == S.REFERRED,
+                state.is_not(None),
+                or_(
+                    and_(state == ReferralState.PENDING, past(col(Case.referral_due_at))),
+                    and_(state == ReferralState.SIGNED, past(resolution)),
+                ),
+            ),
+        ),
+    )

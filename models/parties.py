@@ -17,7 +17,7 @@ from models import lifecycle
 from models.case import Case
 from models.cases import party_values
 from models.enums import PartyKind, PartySide
-from models.errors import ConflictError, FieldProblem, GuardFailed, NotFound, ValidationError
+from models.errors import ConflictError, FieldProblem, NotFound, ValidationError
 from models.lifecycle import Actor
 from models.party import Party, PartyCreate
 
@@ -60,8 +60,7 @@ def _begin(
 ) -> lifecycle.Step:
     """A change of the case's parties: by staff, while the case is open."""
     step = lifecycle.step_on(session, case, actor, expected_version)
-    if actor.kind != "staff":
-        raise GuardFailed("parties are recorded by staff", "当事人须由工作人员登记。")
+    lifecycle.require_staff(actor, "recording parties", "登记当事人")
     if not case.is_open:
         raise ConflictError(
             f"case {case.number} is {case.status.value}", f"案件已{case.status.zh}，不能修改当事人"

@@ -32,7 +32,7 @@ from models.enums import (
     StaffRole,
     UnitLevel,
 )
-from models.errors import GuardFailed, PermissionDenied, ValidationError
+from models.errors import GuardFailed, NotFound, PermissionDenied, ValidationError
 from models.guards import masked_text, required_masked_text
 from models.referral import Referral
 from models.rows import rows_of
@@ -82,9 +82,7 @@ def legal_reason_by_rule(text: str) -> LegalRule | None:
 
 
 def referrals_of(session: Session, *, case_id: int) -> list[Referral]:
-    return rows_of(
-        session, Referral, Referral.case_id == case_id, Referral.referred_at, Referral.id
-    )
+    return rows_of(session, Referral, Referral.case_id == case_id, Referral.referred_at)
 
 
 def open_referral(session: Session, *, case_id: int) -> Referral | None:
@@ -213,8 +211,7 @@ def refer(
     if source is not None and source.level != UnitLevel.AGENCY:
         case.referred_from_path = source.path
     if internal and agency is not None:
-        case.unit_id = agency.id
-        case.unit_path = agency.path
+        case.set_handling_unit(agency)
         case.assignee_id = None
     data: dict[str, object] = {
         "target": target.value,
@@ -234,9 +231,9 @@ def refer(
 
 
 def _actor_unit(session: Session, actor: Actor) -> tuple[Staff, Unit | None]:
-    staff = session.get(Staff, actor.staff_id) if actor.staff_id else None
-    if actor.kind != "staff" or staff is None:
-        raise PermissionDenied("only staff answer a referral", "只有工作人员可以办理移交件")
+    staff = session.get(Staff, lifecycle.require_staff(actor, "answering a referral", "办理移交件"))
+    if staff is None:
+        raise NotFound("no such staff member", "没有该工作人员")
     return staff, session.get(Unit, staff.unit_id) if staff.unit_id else None
 
 
@@ -335,15 +332,12 @@ def return_referral(
     session.add(referral)
     policy = find_policy(session, category=case.category, priority=case.priority, level=home.level)
     limits = compute_deadlines(policy, start=now)
-    case.unit_id = home.id
-    case.unit_path = home.path
+    case.set_handling_unit(home)
     case.assignee_id = taker.id if taker else None
     case.referral_target = None
     case.referral_reason = None
     case.referral_due_at = None
-    case.response_due_at = limits.response_due_at
-    case.resolution_due_at = limits.resolution_due_at
-    case.next_reminder_at = limits.next_reminder_at
+    case.set_time_limits(limits)
     case.reminded_level = None
     step.record(
         "referral_returned",

@@ -45,7 +45,7 @@ from models.guards import required_masked_text
 from models.policy import TimeLimitPolicy
 from models.staff import Staff
 from models.staffing import can_handle, pick_assignee
-from models.unit import Pairing, Unit
+from models.unit import Pairing, Unit, unit_by_code
 
 # Coordinates further than this from every building/compound do not decide the place.
 NEAREST_RADIUS_M = 500.0
@@ -422,8 +422,7 @@ def assign_case(session: Session, *, case_id: int, actor: Actor) -> AssignmentRe
         staff = pick_assignee(session, unit=unit, category=case.category)
     if staff is None:
         return result("unchanged")
-    case.unit_id = unit.id
-    case.unit_path = unit.path
+    case.set_handling_unit(unit)
     case.assignee_id = staff.id
     case.liaison_id = _liaison_for(directory, case, unit, staff)
     lifecycle.apply(
@@ -468,8 +467,7 @@ def reassign_case(
         )
     if case.unit_path != unit.path:
         # Routed by hand to a unit below: that unit handles it now (and answers for it).
-        case.unit_id = unit.id
-        case.unit_path = unit.path
+        case.set_handling_unit(unit)
     case.assignee_id = staff.id
     step.record(
         "assigned",
@@ -504,7 +502,7 @@ def refer_case(
     agency: Unit | None = None
     if target == ReferralTarget.AGENCY:
         if agency_code:
-            agency = session.exec(select(Unit).where(Unit.code == agency_code)).first()
+            agency = unit_by_code(session, agency_code)
             if agency is None or agency.level != UnitLevel.AGENCY:
                 raise ValidationError(
                     f"agency_code: no agency with code {agency_code!r}",

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     # a Prefect server on SQLite), executor_concurrency on a work pool.
     relay_batch_lane: int | None = None
     relay_batch_max: int = 50
+    # Runs of a batchable step kept for emergencies and fresh cases (models/outbox.py,
+    # is_urgent) while its lane is full of older work: a new complaint does not wait
+    # for a backlog's batch run to end (flows/relay.py). 0: none kept.
+    relay_fresh_lane: int = Field(default=1, ge=0)
     # Outbox rows of different cases delivered at once (run creations in flight).
     relay_concurrency: int = 8
     work_pool: str = "tiaojie"
@@ -181,6 +185,11 @@ class Settings(BaseSettings):
     )
     resident_per_minute: int = Field(
         default=30, description="Requests to /r/ pages a minute per client address (0: no limit)."
+    )
+    bench_sql_count: bool = Field(
+        default=False,
+        description="Benchmarks only: count the SQL statements of each request and report "
+        "them in an X-SQL-Statements header (off in real use).",
     )
     resident_photo_max_bytes: int = Field(default=5_000_000, description="Largest photo accepted.")
     resident_photos_max: int = Field(default=3, description="Photos at most per submission.")

@@ -280,6 +280,21 @@ def fail_run(session: Session, run_id: int, reason: str) -> None:
     session.flush()
 
 
+def fail_flow_run(session: Session, flow_run_id: str, reason: str) -> int:
+    """Record as failed the unfinished runs of a flow run that was cancelled or cut
+    short (so that none says "running" forever); returns how many."""
+    runs = session.exec(
+        select(SimulationRun).where(
+            SimulationRun.flow_run_id == flow_run_id,
+            col(SimulationRun.status).in_([SimulationStatus.PENDING, SimulationStatus.RUNNING]),
+        )
+    ).all()
+    for run in runs:
+        assert run.id is not None
+        fail_run(session, run.id, reason)
+    return len(runs)
+
+
 def delete_run(session: Session, run_id: int) -> None:
     """Take back a run that never started (its flow run could not be created)."""
     run = get_run(session, run_id)

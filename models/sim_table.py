@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from models.sim_report import LEVELS, RATES
-
 
 def _pct(value: Any) -> str:
     return "—" if value is None else f"{float(value) * 100:.1f}%"
@@ -28,6 +26,8 @@ Measure = tuple[str, Callable[[dict[str, Any]], str]]
 
 def measures(summary: dict[str, Any]) -> list[Measure]:
     """(label, how to read it from one scenario's results), in the table's order."""
+    from models.sim_report import LEVELS, RATES  # plotting stays out of a process until needed
+
     rows: list[Measure] = [(label, _reader(key, _pct)) for key, label in (RATES[3], *RATES[:3])]
     scenarios = summary["scenarios"].values()
     for level in LEVELS:

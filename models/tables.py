@@ -9,7 +9,9 @@ from models.admin_log import AdminEvent
 from models.attachments import Attachment
 from models.breaches import LimitBreach
 from models.case import Case, CaseLink, CaseNumberCounter
+from models.case_text import CaseSearch
 from models.contact import CaseContact
+from models.decisions import RateDecision
 from models.documents.audit import DocumentDownload
 from models.event import CaseEvent, Outbox
 from models.extension import Extension
@@ -53,6 +55,7 @@ __all__ = [
     "CaseLink",
     "CaseMediator",
     "CaseNumberCounter",
+    "CaseSearch",
     "CaseTextNumber",
     "DocumentDownload",
     "Extension",
@@ -68,6 +71,7 @@ __all__ = [
     "Party",
     "PartyConsent",
     "PolicySet",
+    "RateDecision",
     "Referral",
     "ResidentLink",
     "ResidentLock",

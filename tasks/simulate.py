@@ -7,18 +7,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import task
+from prefect import Flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import FlowRun, State
 
 from models.db import read_session, write_session
 from models.errors import TiaojieError
 from models.scenario import ScenarioError
 from models.settings import get_settings
-from models.sim_report import report_html
 from models.sim_runs import (
     checked_request,
     create_run,
+    fail_flow_run,
     fail_run,
     finish_run,
     get_run,
@@ -58,6 +59,8 @@ def _reason(exc: Exception) -> str:
 def run_simulation(run_id: int) -> int:
     """Run the recorded request against the live database (only read) and keep the
     summary and the report; a run that cannot finish is recorded as failed, with why."""
+    from models.sim_report import report_html  # plotting: only in the process that needs it
+
     with read_session() as session:
         request = request_of(get_run(session, run_id))
     try:
@@ -92,3 +95,13 @@ def publish_simulation(run_id: int) -> str:
         description=f"政策模拟 #{run_id} 情景对比 / Simulation #{run_id}: scenarios compared",
     )
     return str(artifact)
+
+
+def record_cut_short(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
+    """Flow hook (cancelled, or crashed): the record says so rather than "running"."""
+    with write_session() as session:
+        fail_flow_run(
+            session,
+            str(flow_run.id),
+            f"流程运行被取消或中断 / the flow run was {state.name or state.type.value.lower()}",
+        )

@@ -256,14 +256,25 @@ async def resident_upkeep() -> dict[str, int]:
     return await asyncio.to_thread(run)
 
 
-@sweep_task("send_return_visit_links")
-async def send_return_visit_links() -> dict[str, int]:
+def return_visit_links_sync(*, notifier: Notifier | None = None) -> dict[str, int]:
     """At a due return visit, the complainant's links to confirm the agreed terms and to
     answer the visit themselves (issued once per party; sent once)."""
+    with read_session() as session:
+        due = due_follow_ups(session, now=clock.now())
+        # Cases already given their visit links are not looked at again (a link that
+        # failed to go is the resend sweep's, by its notification row).
+        done = set(
+            session.exec(
+                select(ResidentLink.case_id).where(
+                    col(ResidentLink.case_id).in_(due), ResidentLink.purpose == "visit"
+                )
+            ).all()
+        )
+    todo = [i for i in due if i not in done]
+    return send_links_sync(todo, purposes=AT_RETURN_VISIT, notifier=notifier)
 
-    def run() -> dict[str, int]:
-        with read_session() as session:
-            ids = due_follow_ups(session, now=clock.now())
-        return send_links_sync(ids, purposes=AT_RETURN_VISIT)
 
-    return await asyncio.to_thread(run)
+@sweep_task("send_return_visit_links")
+async def send_return_visit_links() -> dict[str, int]:
+    """Retried as a whole when the process fails; a link already sent is not resent."""
+    return await asyncio.to_thread(return_visit_links_sync)

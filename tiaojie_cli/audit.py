@@ -7,12 +7,22 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-app = typer.Typer(
-    help="Audit the case records. 审计案件记录。",
-    no_args_is_help=True,
-    add_completion=False,
-)
+from tiaojie_cli.groups import command_group
+
+app = command_group("Audit the case records. 审计案件记录。")
 console = Console()
+
+
+def progress_bar(label: str, out: Console) -> Progress:
+    """The bar of a long check or rebuild over every case (gone when it is done)."""
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=out,
+        transient=True,
+    )
 
 
 @app.command()
@@ -26,14 +36,7 @@ def verify() -> None:
     from models.db import get_engine, read_session
 
     with read_session(get_engine()) as session:
-        with Progress(
-            TextColumn("[bold]verifying 校验中"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
+        with progress_bar("verifying 校验中", console) as bar:
             task = bar.add_task("cases", total=None)
 
             def step(done: int, total: int) -> None:

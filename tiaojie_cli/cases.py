@@ -22,10 +22,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from tiaojie_cli.groups import command_group
+
 if TYPE_CHECKING:
     import httpx
 
-app = typer.Typer(help="Cases through the API. 案件登记与查询。", no_args_is_help=True)
+app = command_group("Cases through the API. 案件登记与查询。")
 console = Console()
 err = Console(stderr=True)
 

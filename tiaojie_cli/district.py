@@ -13,19 +13,18 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 
+from tiaojie_cli.groups import command_group
+
 if TYPE_CHECKING:
     from sqlmodel import Session
 
     from models.district_import import ImportReport
     from models.tabular import ImportRefused
 
-import_app = typer.Typer(
-    help="Load a district's units, staff and pairings from CSV/GeoJSON. 导入本辖区数据。",
-    no_args_is_help=True,
+import_app = command_group(
+    "Load a district's units, staff and pairings from CSV/GeoJSON. 导入本辖区数据。"
 )
-policies_app = typer.Typer(
-    help="Time limits (时限规则): load from TOML, show, history.", no_args_is_help=True
-)
+policies_app = command_group("Time limits (时限规则): load from TOML, show, history.")
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 SHOW = 40

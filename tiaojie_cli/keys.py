@@ -13,9 +13,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(
-    help="The installation's keys: show where they live, rotate the field key. 密钥管理。",
-    no_args_is_help=True,
+from tiaojie_cli.groups import command_group
+
+app = command_group(
+    "The installation's keys: show where they live, rotate the field key. 密钥管理。"
 )
 console = Console()
 

@@ -11,11 +11,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-app = typer.Typer(
-    name="tiaojie",
-    help="Tiaojie (调解): grassroots dispute resolution. 基层矛盾纠纷调解工作流。",
-    no_args_is_help=True,
-    add_completion=False,
+from tiaojie_cli.groups import command_group
+
+app = command_group(
+    "Tiaojie (调解): grassroots dispute resolution. 基层矛盾纠纷调解工作流。", name="tiaojie"
 )
 console = Console()
 
@@ -96,6 +95,10 @@ def up_command(
 from tiaojie_cli.audit import app as audit_app  # noqa: E402
 
 app.add_typer(audit_app, name="audit")
+
+from tiaojie_cli.aggregates import app as aggregates_app  # noqa: E402
+
+app.add_typer(aggregates_app, name="aggregates")
 
 from tiaojie_cli.cases import app as case_app  # noqa: E402
 from tiaojie_cli.keys import app as keys_app  # noqa: E402

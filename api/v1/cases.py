@@ -39,7 +39,7 @@ from models.mediation import (
 from models.party import Party, PartyPublic
 from models.staff import display_names
 from models.timeline import event_notes
-from models.unit import Unit
+from models.unit import unit_by_code
 
 router = APIRouter(prefix="/cases", tags=["cases 案件"])
 
@@ -258,7 +258,7 @@ def case_detail(session: Session, case: Case, principal: Principal) -> CaseDetai
         sessions=[SessionPublic.of(s, reveal=reveal) for s in sessions] if details else [],
         agreements=agreement_views if details else [],
         follow_ups=[FollowUpPublic.of(f, reveal=reveal) for f in follow_ups],
-        allowed_actions=allowed_names(principal, case),
+        allowed_actions=allowed_names(session, principal, case),
         # By tag (batch runs carry every case's tag), over the case's whole life.
         prefect_runs_url=prefect_runs_url(case),
         text_numbers=text_numbers.numbers_of(session, case_id=case.id or 0, reveal=reveal),
@@ -305,7 +305,7 @@ async def post_case(
                 session, case, unit_codes={place.id: place.code} if place and place.id else None
             ),
             parties=parties,
-            allowed_actions=allowed_names(principal, case),
+            allowed_actions=allowed_names(session, principal, case),
         )
         return 201, answer.model_dump(mode="json")
 
@@ -329,7 +329,7 @@ def list_cases(
 ) -> CaseList:
     unit_path = None
     if unit is not None:
-        found = session.exec(select(Unit).where(Unit.code == unit)).first()
+        found = unit_by_code(session, unit)
         if found is None:
             raise ValidationError(
                 f"unit: no unit with code {unit!r}",
@@ -351,7 +351,9 @@ def list_cases(
         reader_unit_id=principal.unit_id,
     )
     # The same filters as the web list and its exports (models.case_search).
-    stmt = select(Case).where(*case_search.clauses(wanted, now=clock.now()))
+    stmt = select(Case).where(
+        *case_search.clauses(wanted, now=clock.now(), dialect=session.get_bind().dialect.name)
+    )
     reach = reach_clause(principal)
     if reach is not None:
         stmt = stmt.where(reach)

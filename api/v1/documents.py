@@ -4,7 +4,8 @@
   the case has now;
 - ``GET  /api/v1/cases/{case}/documents/{kind}.{pdf|docx}``: one document;
 - ``POST /api/v1/cases/{case}/attachments``: a scan or photo (multipart ``file``, and
-  ``kind``: scan, photo or agreement_scan; PDF, JPEG or PNG by content);
+  ``kind``: scan, photo or agreement_scan; PDF, JPEG or PNG by content): a row of the
+  action table, its route in :mod:`api.v1.case_actions`;
 - ``GET  /api/v1/cases/{case}/attachments`` and ``…/attachments/{id}``: list, download.
 
 Documents and attachments carry personal data: only staff entitled to see the case's
@@ -17,26 +18,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Path, Request, UploadFile
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlmodel import Session
 
 from api.deps import CaseInReach, DBRead, Staff
 from api.downloads import attachment_answer, document_answer
-from api.v1.common import case_public, load_case, personal_data_visible, run_write
+from api.v1.common import load_case, personal_data_visible
 from models.access import Principal, not_found
 from models.attachments import (
     Attachment,
-    add_attachment,
     list_attachments,
 )
 from models.case import Case
 from models.db import write_session
 from models.documents import audit, render
 from models.documents.context import load
-from models.errors import PayloadTooLarge
-from models.settings import get_settings
 
 router = APIRouter(prefix="/cases/{case_ref}", tags=["documents 文书"], dependencies=[CaseInReach])
 
@@ -111,42 +109,6 @@ def attachments(case_ref: CaseRef, session: DBRead, principal: Staff) -> list[At
     case = entitled_case(session, principal, case_ref)
     assert case.id is not None
     return [attachment_info(a) for a in list_attachments(session, case_id=case.id)]
-
-
-@router.post(
-    "/attachments",
-    status_code=201,
-    response_model=AttachmentInfo,
-    summary="上传附件 Upload a scan or photo (PDF, JPEG, PNG)",
-    responses={413: {"description": "Too large"}, 415: {"description": "Not PDF/JPEG/PNG"}},
-)
-async def upload(
-    request: Request,
-    case_ref: CaseRef,
-    principal: Staff,
-    file: Annotated[UploadFile, File(description="PDF, JPEG or PNG")],
-    kind: Annotated[str, Form(max_length=20)] = "scan",
-) -> JSONResponse:
-    limit = get_settings().attachment_max_bytes
-    content = await file.read(limit + 1)
-    if len(content) > limit:
-        raise PayloadTooLarge(
-            f"the file is larger than {limit} bytes", f"文件超过 {limit // (1024 * 1024)} MB 上限"
-        )
-    name = file.filename or ""
-
-    def produce(session: Session) -> tuple[int, object]:
-        case = entitled_case(session, principal, case_ref)
-        if not principal.can_write:
-            raise not_found(case_ref[:32])
-        row = add_attachment(
-            session, case=case, filename=name, content=content, kind=kind, actor=principal
-        )
-        return 201, attachment_info(row).model_dump(mode="json") | {
-            "case": case_public(session, case).model_dump(mode="json")
-        }
-
-    return run_write(request, principal, None, produce)
 
 
 @router.get(

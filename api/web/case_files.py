@@ -16,13 +16,13 @@ from starlette.datastructures import UploadFile
 from api.downloads import attachment_answer, document_answer
 from api.web import auth, queries
 from api.web.mediation import entitled
-from api.web.routes import PREFIX, TimedRoute, not_found, to_login, write_session
+from api.web.routes import PREFIX, TimedRoute, forbidden, not_found, to_login, write_session
+from models import actions
 from models.access import Principal
-from models.attachments import add_attachment
 from models.case import Case
 from models.documents import render
 from models.documents.audit import download_attachment
-from models.errors import NotFound, TiaojieError
+from models.errors import NotFound, PermissionDenied, TiaojieError
 from models.settings import get_settings
 
 router = APIRouter(route_class=TimedRoute, include_in_schema=False)
@@ -73,33 +73,32 @@ def web_attachment(request: Request, number: str, attachment_id: int) -> Respons
 
 @router.post(PREFIX + "/cases/{number}/attachments")
 async def web_upload(request: Request, number: str) -> Response:
-    form = await request.form()
-    upload = form.get("file")
-    limit = get_settings().attachment_max_bytes
-    content = await upload.read(limit + 1) if isinstance(upload, UploadFile) else b""
-    filename = (upload.filename or "") if isinstance(upload, UploadFile) else ""
-    kind = str(form.get("kind", "scan"))[:20]
+    """The page's upload: the ``attachments`` row of the action table, run by
+    :func:`models.actions.run` (who may, the entitlement to the case's files, the checks
+    of the file); a refused file comes back to the page with the reason."""
+    async with request.form() as form:
+        upload = form.get("file")
+        limit = get_settings().attachment_max_bytes
+        content = await upload.read(limit + 1) if isinstance(upload, UploadFile) else b""
+        filename = (upload.filename or "") if isinstance(upload, UploadFile) else ""
+        body = actions.AttachmentIn(kind=str(form.get("kind", "scan"))[:20])
+        csrf = str(form.get("csrf_token", ""))
     with write_session(request) as session:
         user = auth.current_user(request, session)
         if user is None:
             return to_login(request)
-        if not auth.csrf_ok(auth.session_csrf(request), str(form.get("csrf_token", ""))):
-            return not_found(request, user)
-        try:
-            case = _entitled_case(session, user, number)
-        except NotFound:
+        case = queries.find_visible_case(session, user=user, number=number[:32])
+        if case is None or not auth.csrf_ok(auth.session_csrf(request), csrf):
             return not_found(request, user)
         target = f"{PREFIX}/cases/{quote(case.number)}"
         try:
             with session.begin_nested():
-                add_attachment(
-                    session,
-                    case=case,
-                    filename=filename,
-                    content=content,
-                    kind=kind,
-                    actor=user,
-                )
+                file = actions.Upload(filename=filename, content=content)
+                actions.run(session, user, case, "attachments", body, file=file)
+        except NotFound:
+            return not_found(request, user)
+        except PermissionDenied:
+            return forbidden(request, user)
         except TiaojieError as exc:
             return RedirectResponse(
                 f"{target}?upload_error={quote(exc.message_zh[:200])}#attachments",

@@ -544,6 +544,7 @@ def _case_context(session: Session, user: Principal, case: Case) -> dict[str, An
     detail = queries.case_detail(session, case=case)
     reveal = mediation.entitled(session, user, case)
     parties = [show_party(p, reveal=reveal) for p in detail.parties]
+    offered = actions.allowed(session, user, case)
     now = clock.now()
     return {
         "case": case,
@@ -554,8 +555,9 @@ def _case_context(session: Session, user: Principal, case: Case) -> dict[str, An
         "text_numbers": text_numbers.numbers_of(session, case_id=case.id or 0, reveal=reveal)
         if reveal
         else [],
-        # Rows with routes of their own (path parameters, uploads) have forms elsewhere.
-        "actions": [a.verb for a in actions.allowed(user, case) if a.routed],
+        # The page offers a form for the rows it has forms for; the upload has one of its own.
+        "actions": [a.verb for a in offered if a.page and not a.upload],
+        "may_upload": actions.ACTIONS["attachments"] in offered,
         "action_fields": {a.verb: forms.fields_of(a) for a in actions.ACTIONS.values()},
         "countdown": queries.case_countdown(case, detail.follow_ups, now=now),
         "prefect_url": prefect_runs_url(case),
@@ -647,7 +649,7 @@ def _perform(
 ) -> None:
     """Run the page's action through the table (:func:`models.actions.run`)."""
     action = actions.BY_VERB.get(verb)
-    if action is None:
+    if action is None or not action.page or action.upload:
         raise access.not_found(f"{number}/{verb}")
     body = forms.read_form(action, form)
     with write_session(request) as session:

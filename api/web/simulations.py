@@ -45,6 +45,7 @@ from models.simulation_run import SimulationRun, SimulationStatus
 from models.staff import Staff
 
 router = APIRouter(route_class=TimedRoute, include_in_schema=False)
+UNDER_WAY = (SimulationStatus.PENDING, SimulationStatus.RUNNING)
 PAGE = f"{PREFIX}/simulations"
 
 
@@ -94,6 +95,8 @@ def _page(
             "choices": available_scenarios(),
             "values": {**defaults, "scenarios": default_scenarios(), **(values or {})},
             "errors": errors or [],
+            # While a run is under way the list reloads itself (never over a form in error).
+            "refresh": not errors and any(r.status in UNDER_WAY for r in runs),
             "max_days": MAX_DAYS,
             "statuses": SimulationStatus,
         },

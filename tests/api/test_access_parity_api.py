@@ -66,6 +66,7 @@ WEB_TO_REST: dict[str, str] = {
     "extension_decided": "extension/decide",
     "helper_added": "helpers",
     "helper_task_recorded": "helper-tasks",
+    "attachment_added": "attachments",  # the page's upload form
 }
 REST_TO_WEB = {rest: web for web, rest in WEB_TO_REST.items()}
 
@@ -104,7 +105,18 @@ BODIES: dict[str, dict[str, Any]] = {
     "extension/decide": {"grant": True},
     "helpers": {"staff_id": 0, "role": "visit"},  # filled in with volunteerA's id
     "helper-tasks": {"kind": "visit", "note": "走访"},
+    "attachments": {"kind": "scan"},  # with a file that is no PDF, JPEG or PNG (never stored)
 }
+# The rows the page has no form for (path parameters, or REST only): a body each.
+REST_ONLY: dict[str, dict[str, Any]] = {
+    "parties": {"side": "respondent", "name": "李四"},
+    "parties/edit": {"address": "桂花社区3栋"},
+    "mediators/recuse": {"note": "与当事人系亲属"},
+    "mediators/replace": {"note": "当事人申请更换", "at_party_request": True},
+    "confidential": {"reason": "当事人要求不公开"},
+    "court-confirmation": {"status": "applied", "on": "2026-12-01"},
+}
+NOT_A_SCAN = {"file": ("scan.pdf", b"GIF89a not a scan", "application/pdf")}
 USERS = (
     "workerA",
     "gridA",
@@ -283,13 +295,13 @@ def world() -> Iterator[World]:
         yield World(api, cases, cookies)
 
 
-def rest_view(w: World, user: str, case: Case) -> tuple[int, set[str]]:
-    """Reach and the actions offered, leaving out those whose REST routes take path
-    parameters or uploads (the page has their forms elsewhere; same table rule)."""
+def rest_view(w: World, user: str, case: Case, *, page: bool = True) -> tuple[int, set[str]]:
+    """Reach and the actions offered: those the page has forms for (``page``), or the
+    others (REST only)."""
     r = w.api.as_(user).get(f"/api/v1/cases/{case.id}")
     if r.status_code != 200:
         return r.status_code, set()
-    return r.status_code, {a for a in r.json()["allowed_actions"] if ACTIONS[a].routed}
+    return r.status_code, {a for a in r.json()["allowed_actions"] if ACTIONS[a].page is page}
 
 
 def web_view(w: World, user: str, case: Case) -> tuple[int, set[str]]:
@@ -333,18 +345,33 @@ def _form(body: dict[str, Any]) -> dict[str, str]:
 
 
 def rest_post(w: World, user: str, case: Case, action: str) -> int:
+    url = f"/api/v1/cases/{case.id}/{action}"
+    if ACTIONS[action].upload:
+        r = w.api.as_(user).post(url, data=BODIES[action], files=NOT_A_SCAN)
+        return 303 if r.status_code == 415 else r.status_code  # past the table: the page's 303
     body = {"version": case.version, **_body(w, action, case)}
-    status: int = w.api.as_(user).post(f"/api/v1/cases/{case.id}/{action}", json=body).status_code
+    status: int = w.api.as_(user).post(url, json=body).status_code
     return status
 
 
 def web_post(w: World, user: str, case: Case, action: str) -> int:
     token, csrf = w.cookies[user]
+    cookie = {"Cookie": f"tj_session={token}"}
+    if ACTIONS[action].upload:
+        r = w.api.client.post(
+            f"/web/cases/{case.number}/attachments",
+            data={"csrf_token": csrf, **BODIES[action]},
+            files=NOT_A_SCAN,
+            headers=cookie,
+            follow_redirects=False,
+        )
+        assert r.status_code != 303 or "upload_error=" in r.headers["location"], "stored"
+        return r.status_code
     form = {"csrf_token": csrf, "version": str(case.version), **_form(_body(w, action, case))}
     r = w.api.client.post(
         f"/web/cases/{case.number}/actions/{REST_TO_WEB[action]}",
         data=form,
-        headers={"Cookie": f"tj_session={token}"},
+        headers=cookie,
         follow_redirects=False,
     )
     return r.status_code
@@ -477,3 +504,61 @@ def test_filing_outside_ones_area_is_refused_on_both(world: World) -> None:
     )
     assert page.status_code == 422 and "不在您负责的范围内" in page.text
     assert api.as_("street_mediator").post("/api/v1/cases", json=body).status_code == 201
+
+
+def _rest_only_post(w: World, user: str, case: Case, action: str, version: int) -> Any:
+    row = ACTIONS[action]
+    ids = {"staff_id": _staff(w.api, "mediatorA"), "party_id": 1}
+    url = f"/api/v1/cases/{case.id}/{row.rest_path.format(**ids)}"
+    body = {"version": version, **REST_ONLY[action]}
+    return w.api.client.request(row.method, url, json=body, headers=w.api.as_(user).auth)
+
+
+def test_the_rest_only_rows_do_what_they_offer(world: World) -> None:
+    """The rows the page has no form for (recusal, replacement, parties, confidentiality,
+    court confirmation): for every user x every case, REST offers a row exactly when its
+    route lets the person past the table (a wrong version then answers the service's 409
+    "conflict"); a row not offered is refused (404 out of reach, 403, or 409 not now),
+    and the page runs none of them. Offered uploads reach the file check on both front
+    ends. Nothing is written."""
+    assert set(REST_ONLY) == {a.name for a in ACTIONS.values() if not a.page}
+    wrong: list[str] = []
+    for turn, user in enumerate(USERS):
+        for index, (label, case) in enumerate(world.cases.items()):
+            reach, offered = rest_view(world, user, case, page=False)
+            if "attachments" in rest_view(world, user, case)[1]:
+                answers = (
+                    rest_post(world, user, case, "attachments"),
+                    web_post(world, user, case, "attachments"),
+                )
+                if answers != (303, 303):
+                    wrong.append(f"{user} upload on {label}: REST/web {answers}")
+            if index % 2 != turn % 2:
+                continue
+            for action in REST_ONLY:
+                stale = action in offered
+                r = _rest_only_post(world, user, case, action, case.version + stale)
+                code = r.json().get("code")
+                expected = (
+                    {"conflict"}
+                    if stale
+                    else {"not_found"}
+                    if reach == 404
+                    else {"forbidden", "invalid_transition", "guard_failed"}
+                )
+                if code not in expected:
+                    wrong.append(f"{user} {action} on {label} (offered {stale}): {r.text[:120]}")
+    assert not wrong, "\n".join(wrong)
+    token, csrf = world.cookies["admin"]
+    for verb in ("party_added", "marked_confidential", "mediator_recused"):
+        page = world.api.client.post(
+            f"/web/cases/{world.cases['assigned'].number}/actions/{verb}",
+            data={"csrf_token": csrf, "reason": "r", "name": "n", "side": "respondent"},
+            headers={"Cookie": f"tj_session={token}"},
+            follow_redirects=False,
+        )
+        assert page.status_code == 404, verb
+    with Session(world.api.engine) as s:
+        for case in world.cases.values():
+            stored = s.get(Case, case.id)
+            assert stored is not None and stored.version == case.version, "a refusal wrote"

@@ -196,6 +196,7 @@ def _upload(user: AsUser, case_id: int, name: str, content: bytes, **kw: Any) ->
         f"/api/v1/cases/{case_id}/attachments",
         files={"file": (name, content, "application/octet-stream")},
         data={"kind": kw.get("kind", "scan")},
+        headers=kw.get("headers", {}),
     )
 
 
@@ -229,3 +230,17 @@ def test_bad_uploads_get_a_clear_4xx_and_store_nothing(api: Api) -> None:
     assert got.headers["x-content-type-options"] == "nosniff"
     r = api.as_("mediatorB").get(f"/api/v1/cases/{case_id}/attachments/{info['id']}")
     assert r.status_code == 404
+
+
+def test_an_upload_retried_with_its_key_is_stored_once_and_the_key_binds_the_file(
+    api: Api,
+) -> None:
+    case_id, mediator = _settled(api)
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 40
+    key = {"Idempotency-Key": "scan-upload-1"}
+    first = _upload(mediator, case_id, "签章页.png", png, headers=key)
+    again = _upload(mediator, case_id, "签章页.png", png, headers=key)
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.json()["id"] == first.json()["id"] and api.count(Attachment) == 1
+    other = _upload(mediator, case_id, "签章页.png", png + b"\x01", headers=key)
+    assert other.status_code == 409 and api.count(Attachment) == 1, other.text

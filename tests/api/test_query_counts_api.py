@@ -80,6 +80,9 @@ PAGES: dict[str, tuple[str, Callable[[str], str]]] = {
     "case list filtered": ("workerA", lambda _: "/web/cases?status=assigned&place=BA1"),
     "dashboard": ("supervisor", lambda _: "/web/dashboard"),
     "dashboard by street": ("supervisor", lambda _: "/web/dashboard?level=street"),
+    # Whether each row's personal data may be shown is decided for a batch at once.
+    "export": ("supervisor", lambda _: "/web/export/cases.csv"),
+    "export by a mediator": ("mediatorA", lambda _: "/web/export/cases.csv"),
 }
 
 

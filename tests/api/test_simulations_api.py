@@ -148,3 +148,13 @@ def test_without_a_prefect_server_the_page_says_so_and_stores_nothing(api: Api) 
         answer = _post(api, {**data, "seed": "7"})
     assert answer.status_code == 503 and "无法连接" in answer.text
     assert _runs(api) == []
+
+
+def test_the_list_reloads_itself_only_while_a_run_is_under_way(api: Api) -> None:
+    _sign_in(api, "supervisor")
+    assert 'http-equiv="refresh"' not in api.client.get("/web/simulations").text
+    request = SimulationRequest(scenarios=["as-is"], start=date(2026, 11, 23), days=3)
+    with write_session(api.engine) as session:
+        create_run(session, request, origin="prefect", by=None)
+    page = api.client.get("/web/simulations").text
+    assert 'http-equiv="refresh"' in page and "排队中" in page and "Prefect 界面" in page

@@ -170,3 +170,32 @@ def test_a_run_that_cannot_finish_is_recorded_as_failed_with_why(
     (run,) = _runs(case_db)
     assert run.status == SimulationStatus.FAILED and run.parameters["scenarios"] == ["as-is"]
     assert run.error and "no complaints to simulate" in run.error and run.summary is None
+
+
+def test_a_cancelled_or_crashed_flow_run_leaves_no_run_saying_running(
+    city: City, case_db: Engine
+) -> None:
+    import uuid
+
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.states import Cancelled, Crashed
+
+    from models.db import write_session
+    from models.sim_runs import SimulationRequest, create_run, mark_running
+    from tasks.simulate import record_cut_short
+
+    request = SimulationRequest(scenarios=["as-is"], start=date(2026, 11, 23), days=3)
+    cancelled, crashed, other = (uuid.uuid4() for _ in range(3))
+    with write_session(case_db) as session:
+        for flow_run_id in (cancelled, crashed, other):
+            run = create_run(session, request, origin="prefect", by=None)
+            assert run.id is not None
+            mark_running(session, run.id, flow_run_id=str(flow_run_id))
+    assert simulate.on_cancellation_hooks == [record_cut_short] == simulate.on_crashed_hooks
+    for flow_run_id, state in ((cancelled, Cancelled()), (crashed, Crashed())):
+        record_cut_short(simulate, FlowRun(id=flow_run_id, flow_id=uuid.uuid4()), state)
+    by_flow_run = {r.flow_run_id: r for r in _runs(case_db)}
+    assert by_flow_run[str(cancelled)].status == SimulationStatus.FAILED
+    assert "cancelled" in (by_flow_run[str(cancelled)].error or "").lower()
+    assert by_flow_run[str(crashed)].status == SimulationStatus.FAILED
+    assert by_flow_run[str(other)].status == SimulationStatus.RUNNING

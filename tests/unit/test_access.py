@@ -12,11 +12,11 @@ import pytest
 from sqlmodel import Session, select
 
 from api.errors import _HTTP_ZH
-from models import access, actions, escalation, routing, triage
+from models import access, actions, escalation, helping, mediating, routing, triage
 from models.access import Principal, principal_for_staff
 from models.case import Case
 from models.cases import create_case
-from models.enums import CaseStatus, StaffRole
+from models.enums import CaseStatus, HelperRole, StaffRole
 from models.errors import (
     InvalidTransition,
     NotFound,
@@ -72,23 +72,30 @@ def _cases(session: Session, city: City) -> list[Case]:
     return [*found, other]
 
 
-def test_reach_predicate_and_clause_agree(session: Session, city: City) -> None:
-    cases = _cases(session, city)
+def _reached(session: Session, city: City, cases: list[Case]) -> dict[str, set[int | None]]:
+    """Who reaches which of ``cases``, by the predicate, after checking that the SQL
+    clause says the same for every user (and the public and the workflow)."""
     everyone = [principal(session, city, name) for name in city.staff]
     everyone += [Principal.public("x"), Principal.system()]
-    checked = 0
+    found: dict[str, set[int | None]] = {}
     for who in everyone:
         clause = access.reach_clause(who)
         query = select(Case.id) if clause is None else select(Case.id).where(clause)
         by_sql = set(session.exec(query).all())
+        found[who.username] = set()
         for case in cases:
             place = access.place_path_of(session, case)
-            assert access.reaches(who, case, place_path=place) == (case.id in by_sql), (
-                who.username,
-                case.number,
-            )
-            checked += 1
-    assert checked == len(everyone) * len(cases)
+            by_rule = access.reaches(who, case, place_path=place)
+            assert by_rule == (case.id in by_sql), (who.username, case.number)
+            if by_rule:
+                found[who.username].add(case.id)
+    return found
+
+
+def test_reach_predicate_and_clause_agree(session: Session, city: City) -> None:
+    cases = _cases(session, city)
+    reached = _reached(session, city, cases)
+    assert reached["system"] == {c.id for c in cases} and not reached["open311:x"]
     # The rule, spelled out on a few: the escalated case stays in view of community A.
     up = cases[0]
     assert up.unit_path == city.unit("S1").path
@@ -231,7 +238,9 @@ def test_allowed_and_run_agree(session: Session, city: City) -> None:
     case = _cases(session, city)[1]
     assert case.status == CaseStatus.ASSIGNED
     assignee = next(n for n, s in city.staff.items() if s.id == case.assignee_id)
-    offered = {n: actions.allowed_names(principal(session, city, n), case) for n in city.staff}
+    offered = {
+        n: actions.allowed_names(session, principal(session, city, n), case) for n in city.staff
+    }
     assert offered["volunteerA"] == []
     assert "consent" in offered[assignee] and "consent" in offered["mediatorB"]
     assert "consent" not in offered["workerA"]  # recorded it, but mediation is not theirs
@@ -250,4 +259,45 @@ def test_allowed_and_run_agree(session: Session, city: City) -> None:
                 actions.ConsentIn(version=case.version))  # fmt: skip
     assert case.version == before + 1 and case.consent_at is not None
     # Every party consented: consent is no longer offered, and refused if sent.
-    assert "consent" not in actions.allowed_names(principal(session, city, "mediatorB"), case)
+    assert "consent" not in actions.allowed_names(
+        session, principal(session, city, "mediatorB"), case
+    )
+
+
+def test_a_lent_helper_reaches_the_case_they_help_with_and_no_other(
+    session: Session, city: City
+) -> None:
+    """Staff of the agency paired with community A, added as a helper (协办) to one case
+    there, reach that case (predicate and clause alike) and no other of the community,
+    may do there only what helpers do, and lose it when the case is withdrawn."""
+    cases = _cases(session, city)
+    lent = add_staff(session, city, "labour_lent", StaffRole.MEDIATOR, "AG-LAB")
+    helped, other = cases[2], cases[0]  # both happened in community A
+    assert _reached(session, city, cases)["labour_lent"] == set()
+    helping.add_helper(
+        session,
+        case_id=helped.id or 0,
+        staff_id=lent.id or 0,
+        role=HelperRole.LEGAL_EDUCATION,
+        actor=staff_actor(city, "workerA"),
+        expected_version=None,
+    )
+    assert _reached(session, city, cases)["labour_lent"] == {helped.id}
+    who = principal(session, city, "labour_lent")
+    assert actions.allowed_names(session, who, helped) == ["helper-tasks"]
+    with pytest.raises(PermissionDenied):  # a mediator by role, but lent to help only
+        actions.run(session, who, helped, "consent", actions.ConsentIn(version=helped.version))
+    with pytest.raises(NotFound):
+        access.find_case(session, who, other.number)
+    actions.run(session, who, helped, "helper-tasks",
+                actions.HelperTaskIn(version=helped.version, kind="legal_talk", note="普法"))  # fmt: skip
+    triage.triage_case(session, case_id=helped.id or 0, actor=Actor.system())
+    mediating.withdraw_case(
+        session,
+        case_id=helped.id or 0,
+        reason="撤回",
+        actor=staff_actor(city, "workerA"),
+        expected_version=None,
+    )
+    assert not helped.is_open
+    assert _reached(session, city, cases)["labour_lent"] == set()

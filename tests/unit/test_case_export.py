@@ -80,7 +80,9 @@ def test_ten_thousand_cases_export_to_xlsx_matching_the_list(
     listed = [c.number for c in every(session, everything, reach=None, now=T0)]
     assert len(listed) == MANY + 1
 
-    data, count = to_xlsx(rows(session, everything, reach=None, reveal=lambda case: False, now=T0))
+    data, count = to_xlsx(
+        rows(session, everything, reach=None, reveal=lambda _cases: set(), now=T0)
+    )
     assert count == MANY + 1
     book = openpyxl.load_workbook(io.BytesIO(data), read_only=True)
     sheet = book.worksheets[0]
@@ -103,7 +105,15 @@ def test_csv_masks_by_reader_and_never_starts_a_formula(
     f = CaseFilter()
 
     def export(reveal_id: int | None) -> list[list[str]]:
-        body = to_csv(rows(session, f, reach=None, reveal=lambda c: c.id == reveal_id, now=T0))
+        body = to_csv(
+            rows(
+                session,
+                f,
+                reach=None,
+                reveal=lambda cs: {c.id for c in cs if c.id == reveal_id},
+                now=T0,
+            )
+        )
         assert body.startswith("\ufeff".encode())
         return list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
 

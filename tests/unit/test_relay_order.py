@@ -4,6 +4,7 @@ number of polls however much fresh work keeps arriving (models/outbox.py, claim_
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import timedelta
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 from sqlalchemy import Engine, insert
 from sqlmodel import Session, col, select
 
+from flows.batching import fresh_lane, plan_fresh_runs
+from flows.relay import Relay
 from models.case import Case
 from models.clock import VirtualClock
 from models.enums import OutboxState, Priority
@@ -114,3 +117,55 @@ def test_the_backlog_drains_while_fresh_work_keeps_arriving(
         assert len(done & backlog) >= backlog_reserve(LIMIT) or not backlog - done
         backlog -= done
     assert polls <= bound
+
+
+class _Slots:
+    """The relay's view of a dispatcher: one intake lane, batch flows for intake."""
+
+    concurrency = 8
+    lane = 1
+
+    def batch_steps(self) -> frozenset[str]:
+        return frozenset({"intake"})
+
+
+def _plan(engine: Engine, jobs: list[Job], flying: dict[str, int]) -> list[tuple[int, str]]:
+    """What one poll starts for ``jobs`` with ``flying`` runs in flight: (cases, lane)."""
+    relay = Relay(_Slots(), engine=engine)  # type: ignore[arg-type]
+    by_case = {job.case_id: [job] for job in jobs}
+    verdicts = {job.outbox_id: "run" for job in jobs}
+    batches = asyncio.run(relay._plan_batches(by_case, verdicts, flying))
+    singles = [(1, "intake") for _ in by_case]  # left to start a run of their own
+    return [(len(group), lane) for _step, group, lane in batches] + singles
+
+
+def test_a_run_is_kept_for_fresh_work_ahead_of_a_backlog_only(
+    engine: Engine, vclock: VirtualClock
+) -> None:
+    _backlog(engine, vclock)
+    vclock.advance(timedelta(minutes=1))
+    ordinary = _fresh(engine)
+    emergency = _fresh(engine, priority=Priority.EMERGENCY, people_affected=60)
+    vclock.advance(timedelta(seconds=1))
+    jobs = claim_jobs(limit=LIMIT, engine=engine)
+    kept = fresh_lane("intake")
+
+    # The lane is busy with the backlog: the two new cases get the run kept for them,
+    # the backlog waits for the lane.
+    assert _plan(engine, jobs, {"intake": 1}) == [(2, kept)]
+    # Both free: the new cases in the kept run, the lane takes the oldest 50.
+    started = _plan(engine, jobs, {})
+    assert started == [(2, kept), (50, "intake")]
+    # The kept run busy too: the new cases wait at the head of the queue for the lane.
+    assert _plan(engine, jobs, {"intake": 1, kept: 1}) == []
+    urgent, rest = plan_fresh_runs(jobs, free_slots=1, batch_max=50, now=vclock.now())
+    assert [job.case_id for job in urgent[0]] == [emergency, ordinary]
+    assert len(rest) == len(jobs) - 2
+
+    # Without a backlog the one lane batches fresh work as before: no kept run.
+    fresh_only = [job for job in jobs if job.case_id in (emergency, ordinary)]
+    assert _plan(engine, fresh_only, {"intake": 1}) == []
+    assert plan_fresh_runs(fresh_only, free_slots=1, batch_max=50, now=vclock.now()) == (
+        [],
+        fresh_only,
+    )

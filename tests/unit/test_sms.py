@@ -26,10 +26,12 @@ from tasks.sms import (
     ASKING_CONSENT,
     SmsGateway,
     resend_failed_sync,
+    return_visit_links_sync,
     send_links_sync,
     send_receipts_sync,
 )
 from tests.factories import NAME, PHONE, build_city, make_case
+from tests.unit.test_resident import _agreed
 
 OTHER = "13912345678"
 
@@ -206,3 +208,31 @@ def test_a_link_issued_but_never_sent_is_sent_by_the_sweep(cases: list[Case]) ->
     assert resend_failed_sync(notifier=gateway(receiver))["links_sent"] == 2
     assert resend_failed_sync(notifier=gateway(receiver))["links_sent"] == 0
     assert sorted(m["to"] for m in receiver.messages) == sorted([PHONE, OTHER])
+
+
+def test_a_due_return_visit_sends_the_terms_and_visit_links_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIAOJIE_DATABASE_URL", f"sqlite:///{tmp_path / 'visit.db'}")
+    reset_settings()
+    reset_engines()
+    metadata.create_all(get_engine())
+    start = clock.now()
+    with Session(get_engine(), expire_on_commit=False) as session:
+        case = _agreed(session, build_city(session))  # the visit is due the next day
+        session.commit()
+    receiver = FakeSmsReceiver(key="k")
+    assert return_visit_links_sync(notifier=gateway(receiver))["sent"] == 0  # not due yet
+    previous = clock.get_clock()
+    clock.set_clock(clock.VirtualClock(start + timedelta(days=2)))
+    try:
+        assert return_visit_links_sync(notifier=gateway(receiver))["sent"] == 2
+        assert return_visit_links_sync(notifier=gateway(receiver))["sent"] == 0
+    finally:
+        clock.set_clock(previous)
+        reset_engines()
+    asked = sorted(m["params"]["action"] for m in receiver.messages)
+    purposes = resident_links.PURPOSES
+    assert asked == sorted([purposes["terms"].zh, purposes["visit"].zh])
+    assert {m["to"] for m in receiver.messages} == {PHONE}
+    assert all(case.number == m["params"]["number"] for m in receiver.messages)

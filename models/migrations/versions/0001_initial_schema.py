@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 17:27:14.050355
+Create Date: 2026-11-30 17:51:50.935087
 """
 
 from collections.abc import Sequence
@@ -252,22 +252,24 @@ def upgrade() -> None:
     sa.UniqueConstraint('tracking_hash')
     )
     with op.batch_alter_table('cases', schema=None) as batch_op:
+        batch_op.create_index('ix_case_assignee_open', ['assignee_id', 'is_open'], unique=False)
+        batch_op.create_index('ix_case_creator_open', ['created_by_id', 'is_open'], unique=False)
+        batch_op.create_index('ix_case_held', ['id'], unique=False, sqlite_where=sa.text('held_for_assessment = 1'), postgresql_where=sa.text('held_for_assessment'))
         batch_op.create_index('ix_case_open_due', ['is_open', 'resolution_due_at', 'status'], unique=False)
         batch_op.create_index('ix_case_open_reminder', ['is_open', 'next_reminder_at', 'status'], unique=False)
         batch_op.create_index('ix_case_open_response', ['is_open', 'first_response_at', 'response_due_at', 'status'], unique=False)
-        batch_op.create_index(batch_op.f('ix_cases_assignee_id'), ['assignee_id'], unique=False)
+        batch_op.create_index('ix_case_status_category_created', ['status', 'category', 'created_at'], unique=False)
+        batch_op.create_index('ix_case_status_created', ['status', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_category'), ['category'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_closed_at'), ['closed_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_cluster_key'), ['cluster_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_confidential'), ['confidential'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_created_at'), ['created_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_cases_held_for_assessment'), ['held_for_assessment'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_liaison_id'), ['liaison_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_number'), ['number'], unique=True)
         batch_op.create_index(batch_op.f('ix_cases_place_unit_id'), ['place_unit_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_referred_from_path'), ['referred_from_path'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_respondent_key'), ['respondent_key'], unique=False)
-        batch_op.create_index(batch_op.f('ix_cases_status'), ['status'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_unit_id'), ['unit_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_unit_path'), ['unit_path'], unique=False)
 
@@ -484,6 +486,12 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_case_mediator_case_id'), ['case_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_case_mediator_staff_id'), ['staff_id'], unique=False)
 
+    op.create_table('case_search',
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('terms', sa.Text(), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.PrimaryKeyConstraint('case_id')
+    )
     op.create_table('case_text_number',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
@@ -607,6 +615,18 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_party_id_number_hash'), ['id_number_hash'], unique=False)
         batch_op.create_index(batch_op.f('ix_party_name_hash'), ['name_hash'], unique=False)
         batch_op.create_index(batch_op.f('ix_party_phone_hash'), ['phone_hash'], unique=False)
+
+    op.create_table('rate_decision',
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('rate', sa.Enum('response', 'resolution', 'satisfaction', name='rate', native_enum=False, length=32), nullable=False),
+    sa.Column('at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('good', sa.Boolean(), nullable=False),
+    sa.Column('unit_path', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.PrimaryKeyConstraint('case_id', 'rate')
+    )
+    with op.batch_alter_table('rate_decision', schema=None) as batch_op:
+        batch_op.create_index('ix_rate_decision_at', ['at', 'unit_path', 'rate', 'good', 'case_id'], unique=False)
 
     op.create_table('referral',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -977,6 +997,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_referral_case_id'))
 
     op.drop_table('referral')
+    with op.batch_alter_table('rate_decision', schema=None) as batch_op:
+        batch_op.drop_index('ix_rate_decision_at')
+
+    op.drop_table('rate_decision')
     with op.batch_alter_table('party', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_party_phone_hash'))
         batch_op.drop_index(batch_op.f('ix_party_name_hash'))
@@ -1008,6 +1032,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_case_text_number_case_id'))
 
     op.drop_table('case_text_number')
+    op.drop_table('case_search')
     with op.batch_alter_table('case_mediator', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_case_mediator_staff_id'))
         batch_op.drop_index(batch_op.f('ix_case_mediator_case_id'))
@@ -1070,22 +1095,24 @@ def downgrade() -> None:
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_cases_unit_path'))
         batch_op.drop_index(batch_op.f('ix_cases_unit_id'))
-        batch_op.drop_index(batch_op.f('ix_cases_status'))
         batch_op.drop_index(batch_op.f('ix_cases_respondent_key'))
         batch_op.drop_index(batch_op.f('ix_cases_referred_from_path'))
         batch_op.drop_index(batch_op.f('ix_cases_place_unit_id'))
         batch_op.drop_index(batch_op.f('ix_cases_number'))
         batch_op.drop_index(batch_op.f('ix_cases_liaison_id'))
-        batch_op.drop_index(batch_op.f('ix_cases_held_for_assessment'))
         batch_op.drop_index(batch_op.f('ix_cases_created_at'))
         batch_op.drop_index(batch_op.f('ix_cases_confidential'))
         batch_op.drop_index(batch_op.f('ix_cases_cluster_key'))
         batch_op.drop_index(batch_op.f('ix_cases_closed_at'))
         batch_op.drop_index(batch_op.f('ix_cases_category'))
-        batch_op.drop_index(batch_op.f('ix_cases_assignee_id'))
+        batch_op.drop_index('ix_case_status_created')
+        batch_op.drop_index('ix_case_status_category_created')
         batch_op.drop_index('ix_case_open_response')
         batch_op.drop_index('ix_case_open_reminder')
         batch_op.drop_index('ix_case_open_due')
+        batch_op.drop_index('ix_case_held', sqlite_where=sa.text('held_for_assessment = 1'), postgresql_where=sa.text('held_for_assessment'))
+        batch_op.drop_index('ix_case_creator_open')
+        batch_op.drop_index('ix_case_assignee_open')
 
     op.drop_table('cases')
     with op.batch_alter_table('staff', schema=None) as batch_op:

@@ -1,0 +1,509 @@
+"""Pages at scale: the real app over HTTP on a city of ``n`` cases (1,000,000 in the full
+run) kept over ten years (:mod:`bench.pagegen`).
+
+The city is built once into ``bench/.city/`` (named by the generator's version and the
+size) and reused by later runs; a table or index added to the schema since is created on
+the saved city before the run (:func:`sync_schema`).
+
+The app runs under uvicorn on 127.0.0.1 with ``TIAOJIE_BENCH_SQL_COUNT=1``, so each
+answer carries its number of SQL statements (``X-SQL-Statements``). Each page is read
+signed in as the person who would read it (the community's mediator, the district's
+supervisor, the city administrator for the export, a resident after the phone check),
+one request at a time, and timed at the client. Next to each page, in the same run, the
+**plain query**: one SQL statement fetching just the rows the page shows, timed in this
+process on the same file; ``ratio`` is the page's p95 over the plain query's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from rich.console import Console
+from sqlalchemy import Engine
+
+from bench import pagegen
+from bench.common import PYTHON, REPO, Workspace, free_port, percentile, ratio, rnd, wait_http
+from bench.config import Sizes
+from bench.home import SECRET
+
+CACHE = REPO / "bench" / ".city"
+UVICORN_FLAGS = ["--log-level", "warning", "--no-access-log"]
+SEARCH_WORDS = ["噪音", "拖欠工资", "漏水", "油烟", "停车费", "装修"]
+
+
+# --- the city ------------------------------------------------------------------------------
+
+
+def _key_env(home: Path) -> dict[str, str]:
+    """The settings under which the city is encrypted and the app reads it."""
+    return {"TIAOJIE_HOME": str(home), "TIAOJIE_SECRET_KEY": SECRET}
+
+
+def _use_keys(home: Path) -> None:
+    from models import keys
+    from models.settings import reset_settings
+
+    os.environ.update(_key_env(home))
+    reset_settings()
+    keys.forget_cached_keys()
+
+
+def city_path(n: int) -> Path:
+    return CACHE / f"pages-v{pagegen.VERSION}-{n}.db"
+
+
+def sync_schema(engine: Engine) -> list[str]:
+    """Bring a saved city's schema to the tables' own: create the tables and indexes
+    added since it was saved, drop the indexes since removed."""
+    from sqlalchemy import inspect
+
+    from models.tables import metadata
+
+    before = set(inspect(engine).get_table_names())
+    metadata.create_all(engine)
+    made = [t for t in inspect(engine).get_table_names() if t not in before]
+    for table in metadata.sorted_tables:
+        have = {i["name"] for i in inspect(engine).get_indexes(table.name)}
+        wanted = {str(i.name) for i in table.indexes}
+        for index in table.indexes:
+            if index.name not in have:
+                index.create(engine, checkfirst=True)
+                made.append(str(index.name))
+        for name in have - wanted:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f'DROP INDEX "{name}"')
+            made.append(f"-{name}")
+    if made:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
+    return made
+
+
+def ensure_city(n: int, console: Console) -> tuple[Path, dict[str, Any]]:
+    """The saved city of ``n`` cases (built now if there is none) and its description."""
+    from models.db import build_engine
+
+    path = city_path(n)
+    meta_path = path.with_suffix(".json")
+    home = CACHE / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    _use_keys(home)
+    if path.exists() and meta_path.exists():
+        meta: dict[str, Any] = json.loads(meta_path.read_text())
+        engine = build_engine(f"sqlite:///{path}")
+        made = sync_schema(engine)
+        engine.dispose()
+        meta["reused"] = True
+        meta["schema_added"] = made
+        console.print(f"reusing the saved city {path.name} (built in {meta['build_s']} s)")
+        return path, meta
+    meta = build_city_file(path, n, console)
+    meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=1))
+    return path, {**meta, "reused": False}
+
+
+def build_city_file(path: Path, n: int, console: Console) -> dict[str, Any]:
+    from sqlmodel import Session
+
+    from bench.citygen import build_city, create_database
+
+    building = path.with_name(path.stem + ".building.db")
+    for old in path.parent.glob(building.name + "*"):
+        old.unlink()
+    started = time.perf_counter()
+    load_at_start = [round(x, 2) for x in psutil.getloadavg()]
+    engine = create_database(building)
+    with Session(engine) as session:
+        city = build_city(session)
+        session.commit()
+    now = datetime.now(UTC)
+    gen = pagegen.Generator(city, n=n, now=now, dialect="sqlite", seed=19)
+    step = max(n // 10, 1)
+
+    def progress(done: int) -> None:
+        if done % step < pagegen.BATCH:
+            console.print(f"  {done:,} cases ({time.perf_counter() - started:.0f} s)")
+
+    pagegen.load(engine, gen, progress)
+    engine.dispose()
+    for suffix in ("-wal", "-shm"):
+        Path(str(building) + suffix).unlink(missing_ok=True)
+    building.rename(path)
+    build_s = round(time.perf_counter() - started, 1)
+    console.print(f"built {n:,} cases in {build_s} s ({path.stat().st_size / 2**30:.1f} GB)")
+    return {
+        "cases": n,
+        "built_at": now.isoformat(timespec="seconds"),
+        "build_s": build_s,
+        "build_load_average": load_at_start,
+        "db_gb": round(path.stat().st_size / 2**30, 2),
+        "plan": asdict(gen.plan),
+    }
+
+
+# --- measuring -----------------------------------------------------------------------------
+
+
+@dataclass
+class Measured:
+    times_ms: list[float] = field(default_factory=list)
+    statements: list[int] = field(default_factory=list)
+    plain_ms: list[float] = field(default_factory=list)
+    rows_shown: int | None = None
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "requests": len(self.times_ms),
+            "p50_ms": rnd(percentile(self.times_ms, 50), 1),
+            "p95_ms": rnd(percentile(self.times_ms, 95), 1),
+            "p99_ms": rnd(percentile(self.times_ms, 99), 1),
+            "sql_statements": max(self.statements) if self.statements else None,
+            "plain_query_p50_ms": rnd(percentile(self.plain_ms, 50), 2),
+            "plain_query_p95_ms": rnd(percentile(self.plain_ms, 95), 2),
+            "plain_query_p99_ms": rnd(percentile(self.plain_ms, 99), 2),
+            "ratio_to_plain_query": ratio(
+                percentile(self.times_ms, 95), percentile(self.plain_ms, 95)
+            ),
+        }
+        if self.rows_shown is not None:
+            out["rows"] = self.rows_shown
+        return out
+
+
+class Reader:
+    def __init__(self, base: str, cookies: dict[str, str]) -> None:
+        self.client = httpx.Client(base_url=base, timeout=120, follow_redirects=False)
+        self.cookies = cookies
+
+    def get(self, url: str, who: str, out: Measured, *, expect: str = "") -> httpx.Response:
+        self.client.cookies.clear()
+        self.client.cookies.set(who_cookie(who), self.cookies[who])
+        start = time.perf_counter()
+        answer = self.client.get(url)
+        out.times_ms.append((time.perf_counter() - start) * 1000)
+        if answer.status_code != 200 or (expect and expect not in answer.text):
+            raise RuntimeError(f"{url} as {who}: {answer.status_code} {answer.text[:300]}")
+        if "x-sql-statements" in answer.headers:
+            out.statements.append(int(answer.headers["x-sql-statements"]))
+        return answer
+
+
+def who_cookie(who: str) -> str:
+    return "tj_resident" if who == "resident" else "tj_session"
+
+
+def plain(con: sqlite3.Connection, sql: str, params: tuple[Any, ...], out: Measured) -> int:
+    start = time.perf_counter()
+    rows = con.execute(sql, params).fetchall()
+    out.plain_ms.append((time.perf_counter() - start) * 1000)
+    return len(rows)
+
+
+def sign_in(db_url: str, usernames: list[str]) -> dict[str, str]:
+    from sqlmodel import select
+
+    from api.web.auth import issue_session
+    from models.db import build_engine, write_session
+    from models.staff import Staff
+
+    engine = build_engine(db_url)
+    out = {}
+    with write_session(engine) as session:
+        for name in usernames:
+            staff = session.exec(select(Staff).where(Staff.username == name)).one()
+            assert staff.id is not None
+            out[name] = issue_session(session, staff.id)[0]
+    engine.dispose()
+    return out
+
+
+def _sql_ts(value: datetime) -> str:
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _month_start(d: date) -> datetime:
+    from models import workdays
+
+    return workdays.at_local(d.replace(day=1), datetime.min.time())
+
+
+def run(ws: Workspace, sizes: Sizes, console: Console) -> dict[str, Any]:
+    n = sizes.pages_cases
+    path, meta = ensure_city(n, console)
+    plan = meta["plan"]
+    url = f"sqlite:///{path}"
+    cookies = sign_in(url, ["d1s1c1_mediator", "d1_supervisor", "city_admin"])
+    env = ws.base_env(
+        **_key_env(CACHE / "home"),
+        TIAOJIE_DATABASE_URL=url,
+        TIAOJIE_BENCH_SQL_COUNT="1",
+        TIAOJIE_RESIDENT_PER_MINUTE="0",
+    )
+    port = free_port()
+    serve = ["uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)]
+    proc = ws.start(
+        [PYTHON, "-m", *serve, *UVICORN_FLAGS],
+        env=env,
+        log_name="pages-app",
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_http(base + "/healthz", timeout=120, proc=proc)
+    load_before = [round(x, 2) for x in psutil.getloadavg()]
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    reader = Reader(base, cookies)
+    try:
+        pages = _measure(reader, con, plan, sizes, console)
+    finally:
+        reader.client.close()
+        con.close()
+        ws.stop(proc)
+    load_after = [round(x, 2) for x in psutil.getloadavg()]
+    return _results(pages, meta, sizes, load_before, load_after)
+
+
+def _measure(
+    reader: Reader, con: sqlite3.Connection, plan: dict[str, Any], sizes: Sizes, console: Console
+) -> dict[str, Measured]:
+    now = datetime.now(UTC)
+    reps = sizes.pages_requests
+    pages: dict[str, Measured] = {}
+    mediator = "d1s1c1_mediator"
+    (staff_id,) = con.execute("SELECT id FROM staff WHERE username = ?", (mediator,)).fetchone()
+
+    def each(name: str, fn: Callable[[int, Measured], None], count: int = reps) -> None:
+        out = pages.setdefault(name, Measured())
+        fn(0, out)  # warm the caches once; not counted
+        out.times_ms.clear()
+        out.statements.clear()
+        out.plain_ms.clear()
+        for i in range(count):
+            fn(i, out)
+        summary = out.summary()
+        console.print(
+            f"  {name}: p50 {summary['p50_ms']} ms, p95 {summary['p95_ms']} ms, "
+            f"{summary['sql_statements']} statements; plain query p95 "
+            f"{summary['plain_query_p95_ms']} ms"
+        )
+
+    def inbox(_i: int, out: Measured) -> None:
+        reader.get("/web/inbox", mediator, out)
+        out.rows_shown = plain(
+            con,
+            "SELECT * FROM cases WHERE is_open = 1 AND assignee_id = ? "
+            "ORDER BY resolution_due_at LIMIT 50",
+            (staff_id,),
+            out,
+        )
+
+    long_numbers = plan["long_timeline_numbers"]
+
+    def case_page(i: int, out: Measured) -> None:
+        number = long_numbers[i % len(long_numbers)]
+        reader.get(f"/web/cases/{number}", mediator, out, expect=number)
+        out.rows_shown = plain(
+            con,
+            "SELECT e.* FROM case_event e JOIN cases c ON c.id = e.case_id "
+            "WHERE c.number = ? ORDER BY e.seq",
+            (number,),
+            out,
+        )
+
+    supervisor = "d1_supervisor"
+    month = _month_start(now.date())
+
+    def dashboard(level: str) -> Callable[[int, Measured], None]:
+        def read(_i: int, out: Measured) -> None:
+            reader.get(f"/web/dashboard{'?level=' + level if level else ''}", supervisor, out)
+            # The rates table: the month's cases of each unit of the district.
+            out.rows_shown = plain(
+                con,
+                "SELECT unit_id, count(*), sum(first_response_at IS NOT NULL), "
+                "sum(closed_at IS NOT NULL) FROM cases WHERE created_at >= ? "
+                "AND unit_path LIKE '/C/D1/%' GROUP BY unit_id",
+                (_sql_ts(month),),
+                out,
+            )
+
+        return read
+
+    categories = [r[0] for r in con.execute("SELECT DISTINCT category FROM cases")]
+
+    def case_list(i: int, out: Measured) -> None:
+        category = categories[i % len(categories)]
+        reader.get(f"/web/cases?status=in_mediation&category={category}&unit=D1S1", mediator, out)
+        out.rows_shown = plain(
+            con,
+            "SELECT * FROM cases WHERE status = 'in_mediation' AND category = ? "
+            "AND unit_path LIKE '/C/D1/D1S1/%' ORDER BY created_at DESC, id DESC LIMIT 51",
+            (category,),
+            out,
+        )
+
+    def search(i: int, out: Measured) -> None:
+        word = SEARCH_WORDS[i % len(SEARCH_WORDS)]
+        reader.get(f"/web/cases?q={word}", supervisor, out)
+        out.rows_shown = plain(
+            con,
+            "SELECT * FROM cases WHERE id IN (SELECT rowid FROM case_search_fts "
+            "WHERE case_search_fts MATCH ?) AND unit_path LIKE '/C/D1/%' "
+            "ORDER BY created_at DESC, id DESC LIMIT 51",
+            (f'"{word}"',),
+            out,
+        )
+
+    last_month = (month - timedelta(days=1)).date()
+
+    def report(_i: int, out: Measured) -> None:
+        reader.get(f"/web/reports/monthly/{last_month:%Y-%m}.xlsx", supervisor, out)
+        out.rows_shown = plain(
+            con,
+            "SELECT unit_id, status, count(*) FROM cases WHERE created_at >= ? "
+            "AND created_at < ? AND unit_path LIKE '/C/D1/%' GROUP BY unit_id, status",
+            (_sql_ts(_month_start(last_month)), _sql_ts(month)),
+            out,
+        )
+
+    export_from, export_to = _export_window(con, 10_000)
+
+    def export(_i: int, out: Measured) -> None:
+        answer = reader.get(
+            f"/web/export/cases.xlsx?from={export_from}&to={export_to}", "city_admin", out
+        )
+        assert answer.content[:2] == b"PK", "not an .xlsx"
+        out.rows_shown = plain(
+            con,
+            "SELECT number, created_at, category, status, resolution_due_at, description "
+            "FROM cases WHERE created_at >= ? AND created_at < ? ORDER BY created_at DESC",
+            _local_window(export_from, export_to),
+            out,
+        )
+
+    each("inbox", inbox)
+    each("case_page", case_page)
+    each("dashboard_district", dashboard(""))
+    each("dashboard_street", dashboard("street"))
+    each("case_list", case_list)
+    each("search", search)
+    each("monthly_report", report, sizes.pages_slow_requests)
+    each("export_10k", export, sizes.pages_slow_requests)
+    _resident(reader, con, plan, pages, each)
+    return pages
+
+
+def _export_window(con: sqlite3.Connection, rows: int) -> tuple[str, str]:
+    """Local dates (from, to) whose cases number about ``rows``, ending yesterday."""
+    (total,) = con.execute("SELECT count(*) FROM cases").fetchone()
+    (first,) = con.execute("SELECT min(created_at) FROM cases").fetchone()
+    span = datetime.now(UTC) - datetime.fromisoformat(first).replace(tzinfo=UTC)
+    days = max(1, round(rows / (total / max(span.days, 1))))
+    to = datetime.now(UTC).date() - timedelta(days=1)
+    return (to - timedelta(days=days - 1)).isoformat(), to.isoformat()
+
+
+def _local_window(start: str, end: str) -> tuple[str, str]:
+    from models import workdays
+
+    low = workdays.at_local(date.fromisoformat(start), datetime.min.time())
+    high = workdays.at_local(date.fromisoformat(end) + timedelta(days=1), datetime.min.time())
+    return _sql_ts(low), _sql_ts(high)
+
+
+def _resident(
+    reader: Reader,
+    con: sqlite3.Connection,
+    plan: dict[str, Any],
+    pages: dict[str, Measured],
+    each: Callable[..., None],
+) -> None:
+    """The resident's page after the phone check (the check itself timed apart)."""
+    from models import tracking
+
+    number, last4 = plan["resident"][0]
+    code = tracking.code_for(number)
+    check = pages.setdefault("resident_phone_check", Measured())
+    start = time.perf_counter()
+    answer = reader.client.post(f"/r/{code}", data={"last4": last4})
+    check.times_ms.append((time.perf_counter() - start) * 1000)
+    if answer.status_code not in (200, 303) or "tj_resident" not in answer.cookies:
+        raise RuntimeError(f"phone check refused: {answer.status_code} {answer.text[:300]}")
+    reader.cookies["resident"] = answer.cookies["tj_resident"]
+
+    def page(_i: int, out: Measured) -> None:
+        reader.get(f"/r/{code}", "resident", out, expect=number)
+        out.rows_shown = plain(
+            con,
+            "SELECT * FROM cases WHERE tracking_hash = ?",
+            (tracking.hash_for(number),),
+            out,
+        )
+
+    each("resident_page", page)
+
+
+def _results(
+    pages: dict[str, Measured],
+    meta: dict[str, Any],
+    sizes: Sizes,
+    load_before: list[float],
+    load_after: list[float],
+) -> dict[str, Any]:
+    detail = {name: m.summary() for name, m in pages.items()}
+
+    def p95(name: str) -> Any:
+        return detail.get(name, {}).get("p95_ms")
+
+    def seconds(name: str) -> Any:
+        value = detail.get(name, {}).get("p95_ms")
+        return None if value is None else round(value / 1000, 2)
+
+    ratios = [d["ratio_to_plain_query"] for d in detail.values() if d.get("ratio_to_plain_query")]
+    worst = max(ratios) if ratios else None
+    worst_page = next(
+        (k for k, d in detail.items() if d.get("ratio_to_plain_query") == worst), None
+    )
+    dashboards = [p95("dashboard_district"), p95("dashboard_street")]
+    return {
+        "cases": meta["cases"],
+        "inbox_p95_ms": p95("inbox"),
+        "case_page_p95_ms": p95("case_page"),
+        "dashboard_p95_ms": max((d for d in dashboards if d is not None), default=None),
+        "case_list_p95_ms": p95("case_list"),
+        "search_p95_ms": p95("search"),
+        "monthly_report_s": seconds("monthly_report"),
+        "export_10k_s": seconds("export_10k"),
+        "resident_page_p95_ms": p95("resident_page"),
+        "worst_ratio_to_plain_query": worst,
+        "worst_ratio_page": worst_page,
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "requests_per_page": sizes.pages_requests,
+        "requests_report_export": sizes.pages_slow_requests,
+        "city": {k: v for k, v in meta.items() if k != "plan"},
+        "pages": detail,
+        "note": "one request at a time from this process (keep-alive HTTP/1.1); "
+        "monthly_report_s and export_10k_s are the p95 of their fewer requests, in "
+        "seconds; plain queries on a read-only SQLite connection in this process",
+    }
+
+
+def main() -> None:
+    """``python -m bench.pages N``: build (or check) the saved city of N cases."""
+    import sys
+
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+    path, meta = ensure_city(n, Console(stderr=True))
+    print(path, json.dumps({k: v for k, v in meta.items() if k != "plan"}))
+
+
+if __name__ == "__main__":
+    main()

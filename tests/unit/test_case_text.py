@@ -1,0 +1,59 @@
+"""Full-text search of the cases' words (models.case_text): a Chinese word finds its
+case, a phone number typed into a description finds nothing, and the words follow the
+description when it changes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlmodel import Session, select
+
+from models.case import Case
+from models.case_search import CaseFilter, search
+from models.case_text import CaseSearch, query_words, terms_of
+from tests.factories import build_city, make_case
+
+NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+
+
+def _find(session: Session, query: str) -> list[str]:
+    page = search(session, CaseFilter(text=query), reach=None, now=NOW)
+    return [c.number for c in page.cases]
+
+
+def test_a_chinese_word_finds_its_case_and_a_phone_number_finds_nothing(
+    session: Session,
+) -> None:
+    build_city(session)
+    noisy = make_case(session, description="小区旁工地夜间施工噪音扰民，联系电话13800138000")
+    wages = make_case(session, description="电子厂拖欠工人两个月工资，工人要求尽快结清")
+    session.commit()
+    assert _find(session, "噪音") == [noisy.number]
+    assert _find(session, "拖欠工资") == [wages.number]  # every word must be there
+    assert _find(session, "施工 噪音") == [noisy.number]
+    assert _find(session, "漏水") == []
+    assert _find(session, "13800138000") == []
+    assert _find(session, "0138") == []
+    stored = session.get(CaseSearch, noisy.id)
+    assert stored is not None and "13800138000" not in stored.terms
+    assert _find(session, wages.number) == [wages.number]  # a case number still works
+
+
+def test_the_words_follow_the_description(session: Session) -> None:
+    build_city(session)
+    case = make_case(session, description="楼上住户漏水导致天花板损坏")
+    session.commit()
+    assert _find(session, "漏水") == [case.number]
+    stored = session.exec(select(Case).where(Case.id == case.id)).one()
+    stored.description = "饭店油烟直排，影响周边住户"
+    session.add(stored)
+    session.commit()
+    assert _find(session, "漏水") == []
+    assert _find(session, "油烟") == [case.number]
+
+
+def test_words_are_cut_as_the_index_holds_them() -> None:
+    assert "噪音" in terms_of("施工噪音扰民").split()
+    assert query_words("  ") == []
+    assert query_words('噪音"扰民') == [("噪音",), ("扰民",)]
+    assert query_words("拖欠工资") == [("拖欠工资", "拖欠", "工资")]
