@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from models import confidentiality, pii
 from models.case import Case
-from models.case_search import CaseFilter, search
+from models.case_search import CaseFilter, batches
 from models.cases import show_party
 from models.enums import PartySide
 from models.overdue import is_overdue, next_visits
@@ -66,20 +66,14 @@ def rows(
     """One tuple per matching case, in list order, read :data:`BATCH` cases at a time."""
     units = {u.id: u.code for u in session.exec(select(Unit)).all()}
     staff = {s.id: s.display_name for s in session.exec(select(Staff)).all()}
-    cursor: str | None = None
-    while True:
-        page = search(session, f, reach=reach, now=now, sort=sort, cursor=cursor, limit=BATCH)
-        ids = [c.id for c in page.cases if c.id is not None]
+    for cases in batches(session, f, reach=reach, now=now, sort=sort, size=BATCH):
+        ids = [c.id for c in cases if c.id is not None]
         parties = _first_complainants(session, ids)
         visits = next_visits(session, ids)
-        clear = reveal(page.cases)
-        for case in page.cases:
+        clear = reveal(cases)
+        for case in cases:
             shown = parties.get(case.id or 0)
             yield _row(case, shown, case.id in clear, units, staff, visits, now)
-        session.expunge_all()
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor
 
 
 def _row(

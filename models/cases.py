@@ -25,7 +25,7 @@ from models.party import Party, PartyCreate, PartyPublic
 from models.public import public_of
 from models.rows import rows_of
 from models.settings import get_settings
-from models.unit import Unit
+from models.unit import Unit, unit_by_code
 
 _COUNTER: Table = CaseNumberCounter.__table__  # type: ignore[attr-defined]
 _CASES: Table = Case.__table__  # type: ignore[attr-defined]
@@ -167,7 +167,7 @@ def show_party(party: Party, *, reveal: bool) -> PartyPublic:
 
 
 def find_unit(session: Session, *, code: str) -> Unit:
-    unit = session.exec(select(Unit).where(Unit.code == code)).first()
+    unit = unit_by_code(session, code)
     if unit is None:
         raise ValidationError(
             f"place_code: no unit with code {code!r}", f"place_code：没有编码为 {code} 的单位"

@@ -45,7 +45,7 @@ from models.guards import required_masked_text
 from models.policy import TimeLimitPolicy
 from models.staff import Staff
 from models.staffing import can_handle, pick_assignee
-from models.unit import Pairing, Unit
+from models.unit import Pairing, Unit, unit_by_code
 
 # Coordinates further than this from every building/compound do not decide the place.
 NEAREST_RADIUS_M = 500.0
@@ -502,7 +502,7 @@ def refer_case(
     agency: Unit | None = None
     if target == ReferralTarget.AGENCY:
         if agency_code:
-            agency = session.exec(select(Unit).where(Unit.code == agency_code)).first()
+            agency = unit_by_code(session, agency_code)
             if agency is None or agency.level != UnitLevel.AGENCY:
                 raise ValidationError(
                     f"agency_code: no agency with code {agency_code!r}",

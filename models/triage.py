@@ -27,7 +27,7 @@ from models.deadlines import compute_deadlines
 from models.enums import CaseStatus, Category, LinkKind, Priority, UnitLevel
 from models.routing import Directory, locate
 from models.settings import get_settings
-from models.unit import Unit
+from models.unit import Unit, unit_by_code
 
 # --- classification ---------------------------------------------------------------
 
@@ -468,9 +468,7 @@ def suggest_duplicates(
     them to a subtree of units (what the worker may see)."""
     now = clock.now()
     since = _window_start(now)
-    place = (
-        session.exec(select(Unit).where(Unit.code == place_code)).first() if place_code else None
-    )
+    place = unit_by_code(session, place_code) if place_code else None
     key = respondent_key_for(respondent) if respondent and respondent.strip() else None
     text = description or ""
     conditions = []
