@@ -139,7 +139,7 @@ def run(stack: Any, sizes: Any, console: Console, poll: Any) -> dict[str, Any]:
     return out
 
 
-def _alone(full: bool, merge_into: Path | None) -> dict[str, Any]:
+def _alone(full: bool, merge_into: Path | None, settings: dict[str, str]) -> dict[str, Any]:
     """This phase alone on a fresh ``tiaojie up`` (after a short warm-up at 2/s), without
     the rest of the end-to-end section; with ``merge_into``, its three figures and the
     phase are written into that results file's ``end_to_end`` block with where and when
@@ -156,7 +156,7 @@ def _alone(full: bool, merge_into: Path | None) -> dict[str, Any]:
     load = [round(x, 2) for x in psutil.getloadavg()]
     ws = Workspace.create()
     try:
-        stack = start_stack(ws, settle_s=1.0)
+        stack = start_stack(ws, settle_s=1.0, settings=settings)
         console.print("waiting for tiaojie up…")
         stack.wait_ready()
         engine = e2e._engine(stack)
@@ -169,7 +169,9 @@ def _alone(full: bool, merge_into: Path | None) -> dict[str, Any]:
         ws.close()
         forget_stack()
     out["measured"] = {
-        "command": f"python -m bench.backlog{' --full' if full else ''}",
+        "command": "python -m bench.backlog"
+        + (" --full" if full else "")
+        + "".join(f" --set {k}={v}" for k, v in settings.items()),
         "commit": git_commit(),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "load_average_at_start": load,
@@ -195,5 +197,13 @@ if __name__ == "__main__":
         parser = argparse.ArgumentParser(prog="python -m bench.backlog", description=__doc__)
         parser.add_argument("--full", action="store_true", help="the issue's sizes")
         parser.add_argument("--merge-into", type=Path, help="a results JSON to add the figures to")
+        parser.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="a setting for tiaojie up, e.g. relay_emergency_lane=0 (repeatable)",
+        )
         args = parser.parse_args()
-        print(json.dumps(_alone(args.full, args.merge_into), indent=2))
+        chosen = dict(item.split("=", 1) for item in args.set)
+        print(json.dumps(_alone(args.full, args.merge_into, chosen), indent=2))

@@ -162,9 +162,7 @@ def _link_scan(session: Session, case: Case, row: Attachment) -> None:
 
 
 def list_attachments(session: Session, *, case_id: int) -> list[Attachment]:
-    return rows_of(
-        session, Attachment, Attachment.case_id == case_id, Attachment.uploaded_at, Attachment.id
-    )
+    return rows_of(session, Attachment, Attachment.case_id == case_id, Attachment.uploaded_at)
 
 
 def get_attachment(session: Session, *, case_id: int, attachment_id: int) -> Attachment:
