@@ -47,6 +47,7 @@ class Sizes:
     pages_cases: int = 20_000
     pages_requests: int = 50
     pages_slow_requests: int = 3
+    pages_pg_cases: int = 0  # the same pages on PostgreSQL (full run only; 0: not run)
 
 
 QUICK = Sizes(
@@ -102,4 +103,5 @@ FULL = Sizes(
     pages_cases=1_000_000,
     pages_requests=200,
     pages_slow_requests=5,
+    pages_pg_cases=100_000,
 )
