@@ -48,6 +48,7 @@ class Sizes:
     pages_requests: int = 50
     pages_slow_requests: int = 3
     pages_pg_cases: int = 0  # the same pages on PostgreSQL (full run only; 0: not run)
+    pages_budget_s: float = 30.0  # per page, once 20 requests are made
 
 
 QUICK = Sizes(
@@ -104,4 +105,5 @@ FULL = Sizes(
     pages_requests=200,
     pages_slow_requests=5,
     pages_pg_cases=100_000,
+    pages_budget_s=60.0,
 )
