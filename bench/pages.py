@@ -323,6 +323,9 @@ def _measure(
 ) -> dict[str, Measured]:
     now = datetime.now(UTC)
     at = pagegen.Values(con.dialect.name).at
+    # SQLite: "+unit_id" so that the month is read from the created_at index (with a
+    # plain unit_id it walks that column's index over every case).
+    by_unit = "unit_id" if con.dialect.name == "postgresql" else "+unit_id"
     reps = sizes.pages_requests
     pages: dict[str, Measured] = {}
     mediator = "d1s1c1_mediator"
@@ -379,13 +382,12 @@ def _measure(
     def dashboard(level: str) -> Callable[[int, Measured], None]:
         def read(_i: int, out: Measured) -> None:
             reader.get(f"/web/dashboard{'?level=' + level if level else ''}", supervisor, out)
-            # The rates table: the month's cases of each unit of the district. (GROUP BY
-            # +unit_id: with a plain unit_id SQLite walks that index over every case.)
+            # The rates table: the month's cases of each unit of the district.
             out.rows_shown = plain(
                 con,
                 "SELECT unit_id, count(*), count(first_response_at), count(closed_at) "
                 "FROM cases WHERE created_at >= :since AND unit_path LIKE '/C/D1/%' "
-                "GROUP BY +unit_id",
+                f"GROUP BY {by_unit}",
                 {"since": at(month)},
                 out,
             )
@@ -430,7 +432,7 @@ def _measure(
         out.rows_shown = plain(
             con,
             "SELECT unit_id, status, count(*) FROM cases WHERE created_at >= :since "
-            "AND created_at < :until AND unit_path LIKE '/C/D1/%' GROUP BY +unit_id, status",
+            f"AND created_at < :until AND unit_path LIKE '/C/D1/%' GROUP BY {by_unit}, status",
             {"since": at(_month_start(last_month)), "until": at(month)},
             out,
         )
