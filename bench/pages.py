@@ -562,7 +562,7 @@ def _results(
         "pages": detail,
         "note": "one request at a time from this process (keep-alive HTTP/1.1); "
         "monthly_report_s and export_10k_s are the p95 of their fewer requests, in "
-        "seconds; plain queries on a read-only SQLite connection in this process",
+        "seconds; plain queries in this process, on the same database",
     }
 
 
