@@ -63,6 +63,7 @@ KEYS: dict[str, tuple[str, ...]] = {
         "cpu_s",
         "wall_s",
         "cases_per_s",
+        "statements_per_case",
         "projected_year_50k_s",
         "target_s",
         "meets_target",

@@ -10,8 +10,10 @@ submit→assigned latency of the new complaints and of the emergencies among the
 and how long the backlog takes to drain (from the moment it was committed until its
 last case is assigned), with the relay and Prefect workers that ``tiaojie up`` runs.
 
-``python -m bench.backlog seed N MINUTES`` (with the installation's environment) writes
-the backlog and prints the new case ids and the wall time of the commit as JSON.
+``python -m bench.backlog [--full] [--merge-into bench/results.json]`` runs this phase
+alone on a fresh ``tiaojie up``; ``python -m bench.backlog seed N MINUTES`` (with the
+installation's environment) writes the backlog and prints the new case ids and the wall
+time of the commit as JSON.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import asyncio
 import json
 import sys
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -29,6 +32,7 @@ from bench.common import percentile, rnd, run_json
 
 EMERGENCY_EVERY = 5
 BACKLOG_FILED_MIN_AGO = 5.0
+BACKLOG_RESPONDENTS = 400
 
 
 def seed(count: int, minutes_ago: float) -> dict[str, Any]:
@@ -36,7 +40,6 @@ def seed(count: int, minutes_ago: float) -> dict[str, Any]:
     each with its ``submitted`` outbox row, in one transaction."""
     from sqlmodel import Session, select
 
-    from bench.home import case_body
     from models import clock
     from models.access import Actor
     from models.case import CaseCreate
@@ -55,11 +58,23 @@ def seed(count: int, minutes_ago: float) -> dict[str, Any]:
     ids = []
     with write_session(engine) as session:
         for i in range(count):
-            data = CaseCreate.model_validate(case_body(900_000 + i))
+            data = CaseCreate.model_validate(backlog_body(i))
             at = start + timedelta(seconds=60 * i / max(count, 1))
             case = create_case(session, data=data, actor=actor, created_by_id=worker.id, at=at)
             ids.append(case.id)
     return {"ids": ids, "committed": time.time()}
+
+
+def backlog_body(i: int) -> dict[str, Any]:
+    """A complaint of the backlog: as the arrivals', against one of
+    ``BACKLOG_RESPONDENTS`` firms (the arrivals name 50: a thousand complaints against
+    those would all be early-warning clusters, each warning a risk-notice run of its own,
+    which is what the README's note on clusters measured)."""
+    from bench.home import case_body
+
+    body = case_body(900_000 + i)
+    body["parties"][1]["name"] = f"江心市第{i % BACKLOG_RESPONDENTS}商贸公司"
+    return body
 
 
 def _seed_backlog(env: dict[str, str], count: int) -> tuple[list[int], float]:
@@ -124,6 +139,71 @@ def run(stack: Any, sizes: Any, console: Console, poll: Any) -> dict[str, Any]:
     return out
 
 
+def _alone(full: bool, merge_into: Path | None, settings: dict[str, str]) -> dict[str, Any]:
+    """This phase alone on a fresh ``tiaojie up`` (after a short warm-up at 2/s), without
+    the rest of the end-to-end section; with ``merge_into``, its three figures and the
+    phase are written into that results file's ``end_to_end`` block with where and when
+    they were measured."""
+    import psutil
+
+    from bench import e2e
+    from bench.common import Workspace, git_commit, poll_assigned
+    from bench.config import FULL, QUICK
+    from bench.servers import forget_stack, start_stack
+
+    sizes = FULL if full else QUICK
+    console = Console(stderr=True)
+    load = [round(x, 2) for x in psutil.getloadavg()]
+    ws = Workspace.create()
+    try:
+        stack = start_stack(ws, settle_s=1.0, settings=settings)
+        console.print("waiting for tiaojie up…")
+        stack.wait_ready()
+        engine = e2e._engine(stack)
+        e2e._run_phase(stack, e2e.Phase(sizes.e2e_rate, 5.0), 0, 30.0, console)  # warm-up
+        out = run(stack, sizes, console, lambda sent, done: poll_assigned(engine, sent, done))
+    finally:
+        for engine in e2e._engines.values():
+            engine.dispose()
+        e2e._engines.clear()
+        ws.close()
+        forget_stack()
+    out["measured"] = {
+        "command": "python -m bench.backlog"
+        + (" --full" if full else "")
+        + "".join(f" --set {k}={v}" for k, v in settings.items()),
+        "commit": git_commit(),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_average_at_start": load,
+        "load_average_at_end": [round(x, 2) for x in psutil.getloadavg()],
+    }
+    if merge_into is not None:
+        results = json.loads(merge_into.read_text())
+        block = results.setdefault("end_to_end", {})
+        block["backlog_new_p95_s"] = out["new_p95_s"]
+        block["backlog_emergency_p95_s"] = out["emergency_p95_s"]
+        block["backlog_drain_s"] = out["backlog_drain_s"]
+        block["backlog_phase"] = out
+        merge_into.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    return out
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["seed"]:
         print(json.dumps(seed(int(sys.argv[2]), float(sys.argv[3]))))
+    else:
+        import argparse
+
+        parser = argparse.ArgumentParser(prog="python -m bench.backlog", description=__doc__)
+        parser.add_argument("--full", action="store_true", help="the issue's sizes")
+        parser.add_argument("--merge-into", type=Path, help="a results JSON to add the figures to")
+        parser.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="a setting for tiaojie up, e.g. relay_emergency_lane=0 (repeatable)",
+        )
+        args = parser.parse_args()
+        chosen = dict(item.split("=", 1) for item in args.set)
+        print(json.dumps(_alone(args.full, args.merge_into, chosen), indent=2))

@@ -36,7 +36,8 @@ class Sizes:
     idle_settle_s: float
     # Case export (.xlsx and CSV of the whole list)
     export_cases: int = 2_000
-    # Policy simulator: days of a 50,000-cases-a-year district simulated as the sample
+    # Policy simulator: days of a 50,000-cases-a-year district simulated as the sample (a
+    # whole year, 365, is ~25 minutes at today's pace: too long for one section)
     simulate_days: int = 5
     start_stack_first: bool = False
     # Scale-out (PostgreSQL, process work pool, one then two workers): full run only
@@ -71,7 +72,7 @@ QUICK = Sizes(
     naive_cases=2,
     backlog_cases=200,
     backlog_arrival_seconds=10.0,
-    backlog_drain_timeout_s=120.0,
+    backlog_drain_timeout_s=180.0,
     idle_settle_s=1.0,
     start_stack_first=True,
 )
@@ -99,7 +100,7 @@ FULL = Sizes(
     backlog_drain_timeout_s=900.0,
     idle_settle_s=15.0,
     export_cases=10_000,
-    simulate_days=20,
+    simulate_days=60,
     scale_out=True,
     pages_cases=1_000_000,
     pages_requests=200,

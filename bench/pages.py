@@ -64,9 +64,11 @@ def city_path(n: int) -> Path:
 
 def sync_schema(engine: Engine) -> list[str]:
     """Bring a saved city's schema to the tables' own: create the tables and indexes
-    added since it was saved, drop the indexes since removed."""
+    added since it was saved, drop the indexes since removed, fill the kept figures."""
     from sqlalchemy import inspect
+    from sqlmodel import Session
 
+    from models.decisions import fill_if_empty
     from models.tables import metadata
 
     before = set(inspect(engine).get_table_names())
@@ -83,6 +85,13 @@ def sync_schema(engine: Engine) -> list[str]:
             with engine.begin() as conn:
                 conn.exec_driver_sql(f'DROP INDEX "{name}"')
             made.append(f"-{name}")
+    # The city is written outside the ORM: the figures kept as cases change (the three
+    # rates' deciding rows the dashboard and the monthly report read) are worked out
+    # once here, as a migration does for an older database.
+    with Session(engine) as session:
+        if fill_if_empty(session):
+            session.commit()
+            made.append("rate_decision rows")
     if made:
         with engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE")
@@ -116,6 +125,7 @@ def build_city_file(path: Path, n: int, console: Console) -> dict[str, Any]:
     from sqlmodel import Session
 
     from bench.citygen import build_city, create_database
+    from models.decisions import rebuild
 
     building = path.with_name(path.stem + ".building.db")
     for old in path.parent.glob(building.name + "*"):
@@ -135,6 +145,9 @@ def build_city_file(path: Path, n: int, console: Console) -> dict[str, Any]:
             console.print(f"  {done:,} cases ({time.perf_counter() - started:.0f} s)")
 
     pagegen.load(engine, gen, progress)
+    with Session(engine) as session:
+        rebuild(session)  # the kept rate figures, as sync_schema does for a saved city
+        session.commit()
     engine.dispose()
     for suffix in ("-wal", "-shm"):
         Path(str(building) + suffix).unlink(missing_ok=True)

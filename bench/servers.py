@@ -84,14 +84,18 @@ class UpStack:
 _stack: UpStack | None = None
 
 
-def start_stack(ws: Workspace, *, settle_s: float) -> UpStack:
-    """Start (once) ``tiaojie up`` on a prepared home; does not wait for it."""
+def start_stack(
+    ws: Workspace, *, settle_s: float, settings: dict[str, str] | None = None
+) -> UpStack:
+    """Start (once) ``tiaojie up`` on a prepared home; does not wait for it. ``settings``:
+    ``TIAOJIE_`` settings to run it with (name without the prefix → value)."""
     global _stack
     if _stack is not None and _stack.proc.poll() is None:
         return _stack
     home = home_mod.prepare(ws, "up")
     port, prefect_port = free_port(), free_port()
     env = {**home.env, "PREFECT_LOGGING_LEVEL": "WARNING", "COLUMNS": "120"}
+    env.update({f"TIAOJIE_{k.upper()}": v for k, v in (settings or {}).items()})
     proc = ws.start(
         [str(BIN / "tiaojie"), "up", "--port", str(port), "--prefect-port", str(prefect_port)],
         env=env,

@@ -11,32 +11,47 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from models.outbox import Job, is_urgent
+from models.outbox import Job, is_emergency, is_urgent
+
+
+def emergency_lane(step: str) -> str:
+    """The name the runs of ``step`` kept for emergencies are counted under."""
+    return f"{step} emergency"
 
 
 def fresh_lane(step: str) -> str:
-    """The name runs of ``step`` in its kept lane are counted under (see
-    :func:`plan_fresh_runs`)."""
+    """The name the runs of ``step`` kept for fresh cases are counted under."""
     return f"{step} fresh"
 
 
-def plan_fresh_runs(
-    jobs: list[Job], *, free_slots: int, batch_max: int, now: datetime
-) -> tuple[list[list[Job]], list[Job]]:
-    """The runs kept for emergencies and fresh cases (``settings.relay_fresh_lane``).
-    Only ahead of a backlog: when older rows wait too, the urgent ones among ``jobs``
-    (:func:`models.outbox.is_urgent`) get up to ``free_slots`` runs of their own
-    (:func:`plan_runs`), so a new complaint neither waits for a backlog's batch run to
-    end nor rides in one; the step's lane goes on with the rest, oldest first. Without
-    older rows it plans nothing: the lane's adaptive batching serves fresh work best
-    (one lane kept up at the highest rates, see the README). Returns those runs and
-    every case left, in claim order."""
-    urgent = [job for job in jobs if is_urgent(job, now)]
-    if not urgent or len(urgent) == len(jobs):
+def plan_kept_runs(
+    jobs: list[Job], *, step: str, free: dict[str, int], batch_max: int, now: datetime
+) -> tuple[list[tuple[list[Job], str]], list[Job]]:
+    """The runs kept ahead of a backlog: ``free`` run slots by lane name, for
+    emergencies first (:func:`emergency_lane`, ``settings.relay_emergency_lane``), then
+    for fresh cases and the emergencies still waiting (:func:`fresh_lane`,
+    ``settings.relay_fresh_lane``), the urgent rows of :func:`models.outbox.is_urgent`.
+    Each lane's cases share its free runs (:func:`plan_runs`), so a new complaint
+    neither waits for a backlog's batch run to end nor rides in one, and an emergency
+    does not wait for a run of fresh cases; the step's lane goes on with the rest,
+    oldest first. Only when older rows wait too: without a backlog the step's lane's
+    adaptive batching serves fresh work best (one lane kept up at the highest rates,
+    see the README). Returns (cases, lane) per run and every case left, in claim order."""
+    if all(is_urgent(job, now) for job in jobs):
         return [], list(jobs)
-    runs, _left = plan_runs(urgent, free_slots=free_slots, batch_max=batch_max)
-    started = {job.outbox_id for run in runs for job in run}
-    return runs, [job for job in jobs if job.outbox_id not in started]
+    lanes = (
+        (emergency_lane(step), is_emergency),
+        (fresh_lane(step), lambda job: is_urgent(job, now)),
+    )
+    out: list[tuple[list[Job], str]] = []
+    left = list(jobs)
+    for lane, wanted in lanes:
+        picked = [job for job in left if wanted(job)]
+        runs, _waiting = plan_runs(picked, free_slots=free.get(lane, 0), batch_max=batch_max)
+        started = {job.outbox_id for run in runs for job in run}
+        left = [job for job in left if job.outbox_id not in started]
+        out += [(run, lane) for run in runs]
+    return out, left
 
 
 def plan_runs(

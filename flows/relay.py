@@ -19,8 +19,8 @@ three: on a work pool each run starts a new Python process); the rows those chai
 runs write are held for a grace period rather than started twice. Cases waiting for a
 batchable step share runs when the lane is full (``flows/batching.py``); ahead of a
 backlog, emergencies and fresh cases get runs kept for them
-(``settings.relay_fresh_lane``), so a new complaint is not stuck behind a backlog's
-batch run.
+(``settings.relay_emergency_lane``, ``relay_fresh_lane``), so a new complaint is not
+stuck behind a backlog's batch run.
 
 Two executors, chosen by ``settings.executor`` and built with the step flows or their
 deployment names by ``deployments/definitions.py`` (:func:`build_dispatcher` there):
@@ -51,7 +51,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.flow_engine import run_flow_async
 from sqlalchemy import Engine
 
-from flows.batching import fresh_lane, plan_fresh_runs, plan_runs
+from flows.batching import emergency_lane, fresh_lane, plan_kept_runs, plan_runs
 from flows.prefect_api import create_flow_run, emit_case_event
 from models import clock
 from models.db import get_engine
@@ -374,8 +374,8 @@ class Relay:
         """Take the rows of batchable steps out of ``by_case``: those that start a run
         of their own stay, several cases that share a run are returned as a batch, and
         those for which no run slot is free go back to the queue (:func:`plan_runs`),
-        except emergencies and fresh cases while a run kept for them is free
-        (:func:`plan_fresh_runs`). Returned: (step, cases, lane counted under).
+        except emergencies and fresh cases ahead of a backlog while a run kept for them
+        is free (:func:`plan_kept_runs`). Returned: (step, cases, lane counted under).
         Batchable: a step with a batch flow, to be run, the case's only row this poll.
         ``flying``: the runs in flight by lane, as seen at the start of this poll."""
         steps = self.dispatcher.batch_steps()
@@ -401,12 +401,19 @@ class Relay:
         out: list[tuple[str, list[Job], str]] = []
         waiting: list[int] = []
         for step, step_jobs in ready.items():
-            kept = fresh_lane(step)
-            free = min(settings.relay_fresh_lane - flying.get(kept, 0), total_free)
-            urgent, rest = plan_fresh_runs(step_jobs, free_slots=free, batch_max=batch_max, now=now)
-            total_free -= len(urgent)
-            for group in urgent:
-                out.append((step, group, kept))
+            kept_free: dict[str, int] = {}
+            for lane, size in (
+                (emergency_lane(step), settings.relay_emergency_lane),
+                (fresh_lane(step), settings.relay_fresh_lane),
+            ):
+                kept_free[lane] = max(0, min(size - flying.get(lane, 0), total_free))
+                total_free -= kept_free[lane]
+            kept, rest = plan_kept_runs(
+                step_jobs, step=step, free=kept_free, batch_max=batch_max, now=now
+            )
+            total_free += sum(kept_free.values()) - len(kept)  # kept but not used
+            for group, lane in kept:
+                out.append((step, group, lane))
                 for job in group:
                     del by_case[job.case_id]
             free = min(self.dispatcher.lane - flying.get(step, 0), total_free)

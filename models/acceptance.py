@@ -22,7 +22,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from models import clock, lifecycle, referrals
 from models.case import Case
 from models.enums import CaseStatus, NotAcceptedReason, ReferralReason, ReferralTarget
-from models.errors import ConflictError, GuardFailed
+from models.errors import ConflictError
 from models.guards import invalid
 from models.lifecycle import Actor
 from models.types import UTCDateTime, enum_type
@@ -135,10 +135,7 @@ def review_acceptance(
 
     step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
     case = step.case
-    if actor.kind != "staff" or actor.staff_id is None:
-        raise GuardFailed(
-            "the acceptance review is decided by a person", "受理审查须由工作人员决定。"
-        )
+    lifecycle.require_staff(actor, "the acceptance review", "受理审查")
     if case.status not in REVIEWABLE or case.accepted_at is not None:
         raise ConflictError(
             f"case {case.number} is {case.status.value}"

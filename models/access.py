@@ -67,7 +67,7 @@ from models.enums import StaffRole, UnitLevel
 from models.errors import FieldProblem, NotFound, PermissionDenied, ValidationError
 from models.helper import CaseHelper
 from models.staff import Staff
-from models.unit import Unit
+from models.unit import Unit, unit_by_code
 
 Kind = Literal["staff", "system", "open311", "resident"]
 
@@ -316,16 +316,12 @@ class PlaceUnit(Protocol):
     def path(self) -> str: ...
 
 
-def _unit_by_code(session: Session, code: str) -> Unit | None:
-    return session.exec(select(Unit).where(Unit.code == code)).first()
-
-
 def place_for_filing(
     session: Session,
     principal: Principal,
     code: str,
     *,
-    lookup: Callable[[Session, str], PlaceUnit | None] = _unit_by_code,
+    lookup: Callable[[Session, str], PlaceUnit | None] = unit_by_code,
 ) -> PlaceUnit:
     """The unit with ``code`` if a case filed by ``principal`` may happen there (rule in
     the module docstring), else a ``place_code`` :class:`ValidationError`. ``lookup``

@@ -51,9 +51,10 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, time
+from functools import partial
 from typing import Annotated, Any, cast
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import Session
 
 from models import (
@@ -127,8 +128,10 @@ class ActionBody(BaseModel):
     version: Version = None
 
 
-def _text(value: str) -> str:
-    return clean_text(value)
+# Free text as people type it: stripped, no control or invisible characters (one rule,
+# :func:`models.mediation.clean_text`); ``Text`` must not be empty.
+Text = Annotated[str, AfterValidator(clean_text)]
+OptionalText = Annotated[str, AfterValidator(partial(clean_text, required=False))]
 
 
 class ConsentIn(ActionBody):
@@ -142,9 +145,7 @@ class ConsentIn(ActionBody):
         default=True, title="同意调解", description="false: the parties refuse mediation"
     )
     how: ConsentMethod = Field(default=ConsentMethod.IN_PERSON, title="方式", description="How")
-    note: str = Field(default="", max_length=500, title="备注", description="Note")
-
-    _n = field_validator("note")(classmethod(lambda cls, v: clean_text(v, required=False)))
+    note: OptionalText = Field(default="", max_length=500, title="备注", description="Note")
 
 
 class StartIn(ActionBody):
@@ -157,9 +158,7 @@ class ExtendIn(ActionBody):
         title="双方当事人同意延长", description="Both parties agree to the extension"
     )
     how: ConsentMethod = Field(default=ConsentMethod.IN_PERSON, title="方式", description="How")
-    note: str = Field(default="", max_length=500, title="备注", description="Note")
-
-    _n = field_validator("note")(classmethod(lambda cls, v: clean_text(v, required=False)))
+    note: OptionalText = Field(default="", max_length=500, title="备注", description="Note")
 
 
 class SessionIn(SessionCreate):
@@ -171,13 +170,13 @@ class AgreementIn(AgreementCreate):
 
 
 class FailureIn(ActionBody):
-    reason: str = Field(min_length=1, max_length=1200, title="调解不成的原因", description="Reason")
+    reason: Text = Field(
+        min_length=1, max_length=1200, title="调解不成的原因", description="Reason"
+    )
     referral: ReferralTarget | None = Field(default=None, title="引导途径", description="Referral")
     termination: TerminationReason = Field(
         default=TerminationReason.NO_AGREEMENT, title="终止调解的情形", description="Termination"
     )
-
-    _r = field_validator("reason")(classmethod(lambda cls, v: _text(v)))
 
 
 class FollowUpIn(FollowUpRecord):
@@ -220,9 +219,7 @@ class AcceptanceIn(ActionBody):
         title="告知当事人的途径",
         description="the route the parties are told; default from the reason",
     )
-    note: str = Field(default="", max_length=1000, title="备注", description="Note")
-
-    _n = field_validator("note")(classmethod(lambda cls, v: clean_text(v, required=False)))
+    note: OptionalText = Field(default="", max_length=1000, title="备注", description="Note")
 
 
 class MediatorsIn(ActionBody):
@@ -241,15 +238,11 @@ class ReassignIn(ActionBody):
 
 
 class ReasonIn(ActionBody):
-    reason: str = Field(min_length=1, max_length=2000, title="原因", description="Reason")
-
-    _r = field_validator("reason")(classmethod(lambda cls, v: _text(v)))
+    reason: Text = Field(min_length=1, max_length=2000, title="原因", description="Reason")
 
 
 class EscalateIn(ActionBody):
-    reason: str = Field(min_length=1, max_length=500, title="上报原因", description="Reason")
-
-    _r = field_validator("reason")(classmethod(lambda cls, v: _text(v)))
+    reason: Text = Field(min_length=1, max_length=500, title="上报原因", description="Reason")
 
 
 class ReferIn(ActionBody):
@@ -265,17 +258,13 @@ class ReferIn(ActionBody):
         title="部门编码（可不填）",
         description="Agency code (optional)",
     )
-    reason: str = Field(min_length=1, max_length=500, title="移交原因", description="Reason")
-
-    _r = field_validator("reason")(classmethod(lambda cls, v: _text(v)))
+    reason: Text = Field(min_length=1, max_length=500, title="移交原因", description="Reason")
 
 
 class ResolveIn(ActionBody):
-    resolution: str = Field(
+    resolution: Text = Field(
         min_length=1, max_length=2000, title="化解情况", description="How it was settled"
     )
-
-    _r = field_validator("resolution")(classmethod(lambda cls, v: _text(v)))
 
 
 class MergeIn(ActionBody):
@@ -288,19 +277,15 @@ class MergeIn(ActionBody):
 
 
 class ReferralOutcomeIn(ActionBody):
-    action_taken: str = Field(
+    action_taken: Text = Field(
         min_length=1, max_length=2000, title="办理情况", description="What the unit did"
     )
     outcome: ReferralOutcome = Field(title="办理结果", description="Outcome")
 
-    _r = field_validator("action_taken")(classmethod(lambda cls, v: _text(v)))
-
 
 class ExtensionIn(ActionBody):
     until: date = Field(title="延长至（日期）", description="Extend the limit until (date)")
-    reason: str = Field(min_length=1, max_length=500, title="延期理由", description="Reason")
-
-    _r = field_validator("reason")(classmethod(lambda cls, v: _text(v)))
+    reason: Text = Field(min_length=1, max_length=500, title="延期理由", description="Reason")
 
 
 class ExtensionDecisionIn(ActionBody):
@@ -319,9 +304,7 @@ class HelperIn(ActionBody):
 
 class HelperTaskIn(ActionBody):
     kind: HelperTaskKind = Field(title="任务", description="Task")
-    note: str = Field(min_length=1, max_length=2000, title="任务情况", description="What happened")
-
-    _r = field_validator("note")(classmethod(lambda cls, v: _text(v)))
+    note: Text = Field(min_length=1, max_length=2000, title="任务情况", description="What happened")
 
 
 class PartyIn(PartyCreate):
@@ -333,10 +316,8 @@ class PartyPatch(PartyUpdate):
 
 
 class MediatorLeaves(ActionBody):
-    note: str = Field(min_length=1, max_length=500, description="why")
+    note: Text = Field(min_length=1, max_length=500, description="why")
     replacement_id: int | None = Field(default=None, ge=1, le=2_000_000_000)
-
-    _n = field_validator("note")(classmethod(lambda cls, v: clean_text(v)))
 
 
 class ReplaceIn(MediatorLeaves):
@@ -346,20 +327,14 @@ class ReplaceIn(MediatorLeaves):
 
 
 class ConfidentialIn(ActionBody):
-    reason: str = Field(min_length=1, max_length=500, description="who asked, and why")
-
-    _r = field_validator("reason")(classmethod(lambda cls, v: clean_text(v)))
+    reason: Text = Field(min_length=1, max_length=500, description="who asked, and why")
 
 
 class ConfirmationIn(ActionBody):
     status: ConfirmationStatus
     on: date
-    court_name: str = Field(default="", max_length=200)
-    court_reference: str = Field(default="", max_length=100, description="案号")
-
-    _t = field_validator("court_name", "court_reference")(
-        classmethod(lambda cls, v: clean_text(v, required=False))
-    )
+    court_name: OptionalText = Field(default="", max_length=200)
+    court_reference: OptionalText = Field(default="", max_length=100, description="案号")
 
 
 class AttachmentIn(BaseModel):

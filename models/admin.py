@@ -9,16 +9,16 @@ that the account is still active (the API's principal cache holds it for 5 s at 
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from models import pii, web_sessions
 from models.admin_log import record
 from models.district_import import ImportReport, import_staff, import_units
 from models.errors import NotFound, ValidationError
 from models.sign_in import issue_link, link_url
-from models.staff import Staff
+from models.staff import Staff, staff_by_username
 from models.tabular import Row
-from models.unit import Unit
+from models.unit import Unit, unit_by_code
 
 SOURCE = "系统管理 web"
 
@@ -44,7 +44,7 @@ def staff_cells(session: Session, staff: Staff) -> dict[str, str]:
 
 
 def find_staff(session: Session, username: str) -> Staff:
-    staff = session.exec(select(Staff).where(Staff.username == username)).first()
+    staff = staff_by_username(session, username)
     if staff is None:
         raise NotFound(f"no staff member {username!r}", f"没有用户名为 {username} 的工作人员")
     return staff
@@ -56,7 +56,7 @@ def save_staff(
     """Add (``new``) or change one account (``cells`` as in staff.csv); a new one gets a
     one-time sign-in link in the report. Raises ImportRefused with every mistake."""
     name = cells.get("username", "").strip().lower()
-    if new and session.exec(select(Staff.id).where(Staff.username == name)).first():
+    if new and staff_by_username(session, name) is not None:
         raise ValidationError(f"username {name!r} is taken", f"用户名 {name} 已被使用")
     return import_staff(session, [Row(1, cells)], file=SOURCE, actor=actor, action=action)
 
@@ -88,7 +88,7 @@ def unit_cells(session: Session, unit: Unit) -> dict[str, str]:
 
 
 def find_unit(session: Session, code: str) -> Unit:
-    unit = session.exec(select(Unit).where(Unit.code == code)).first()
+    unit = unit_by_code(session, code)
     if unit is None:
         raise NotFound(f"no unit {code!r}", f"没有编码为 {code} 的单位")
     return unit
@@ -100,6 +100,6 @@ def save_unit(
     """Add (``new``), rename or move one unit (a move takes its subtree and the cases
     filed there, their histories untouched). Raises ImportRefused with every mistake."""
     code = cells.get("code", "").strip()
-    if new and session.exec(select(Unit.id).where(Unit.code == code)).first():
+    if new and unit_by_code(session, code) is not None:
         raise ValidationError(f"unit code {code!r} is taken", f"单位编码 {code} 已存在")
     return import_units(session, [Row(1, cells)], file=SOURCE, actor=actor, action=action)

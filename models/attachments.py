@@ -137,17 +137,13 @@ def add_attachment(
     session.flush()
     if kind == "agreement_scan":
         _link_scan(session, case, row)
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="attachment_added",
-        actor=actor,
-        data={"attachment_id": row.id, "kind": kind, "sha256": digest, "size": len(content)},
+    lifecycle.step_on(session, case, actor, None).record(
+        "attachment_added",
+        {"attachment_id": row.id, "kind": kind, "sha256": digest, "size": len(content)},
     )
     # The file goes to disk last: a failure before it leaves no file; a file left by a
     # rolled-back transaction is content-addressed and harmless.
     _store(content, digest)
-    session.flush()
     return row
 
 
@@ -166,9 +162,7 @@ def _link_scan(session: Session, case: Case, row: Attachment) -> None:
 
 
 def list_attachments(session: Session, *, case_id: int) -> list[Attachment]:
-    return rows_of(
-        session, Attachment, Attachment.case_id == case_id, Attachment.uploaded_at, Attachment.id
-    )
+    return rows_of(session, Attachment, Attachment.case_id == case_id, Attachment.uploaded_at)
 
 
 def get_attachment(session: Session, *, case_id: int, attachment_id: int) -> Attachment:

@@ -22,27 +22,28 @@ SQLite, and a policy simulator can run it against other time-limit tables.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import random
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
+from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from models import (
-    acceptance,
     clock,
-    contact,
     escalation,
     follow_ups,
-    handover,
-    mediating,
     mediators,
     referrals,
     routing,
     triage,
 )
+from models.access import principal_for_staff
 from models.case import Case, CaseCreate
 from models.cases import create_case
 from models.enums import (
@@ -59,9 +60,9 @@ from models.enums import (
     StaffRole,
 )
 from models.errors import TiaojieError
-from models.follow_up import FollowUp, FollowUpRecord
+from models.follow_up import FollowUp
 from models.lifecycle import Actor
-from models.mediation import AgreementCreate, SessionCreate, TermCreate
+from models.mediation import TermCreate
 from models.referral import Referral
 from models.staff import Staff
 from models.unit import Unit
@@ -108,9 +109,22 @@ class BehaviourModel:
     refer_after_failure: float = 0.5  # a failed mediation is referred on (else closed)
     visit_hours: tuple[float, float] = (0.5, 8.0)
     satisfied: float = 0.88
+    # The first contact (首次联系), in office hours after the assignment: uniform in
+    # respond_hours, or per street (unit code) between neighbouring fitted quantiles.
+    respond_hours: tuple[float, float] = (0.5, 6.0)
+    respond_by_street: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    satisfied_by_street: dict[str, float] = field(default_factory=dict)
+    # People: the share of working days a person is away (leave, training, sick), and
+    # the steps one person takes in a working day at most; the rest waits for the next.
+    # The first contact is exempt: whoever is in answers the community's calls (首问负责).
+    absence: float = 0.04
+    capacity: int = 40
 
     def rate(self, category: Category) -> CategoryRates:
         return self.rates.get(category, EVERYDAY)
+
+    def satisfaction(self, street: str | None) -> float:
+        return self.satisfied_by_street.get(street or "", self.satisfied)
 
 
 @dataclass
@@ -127,6 +141,19 @@ class ReplayReport:
         self.actions[what] = self.actions.get(what, 0) + 1
 
 
+# What the simulated people write (stand-ins: the words are not what is measured).
+PHONE = ContactMethod.PHONE
+SETTLED = "网格员上门沟通，当场说明情况，双方达成谅解。"
+REFUSED = "当事人不同意调解，已告知仲裁、诉讼等其他途径。"
+NOT_OURS = "经核查不属本部门职责，请社区继续调处。"
+HANDLED = "部门依职权核查处理，已书面答复当事人。"
+SESSION = ("社区人民调解室", "双方当事人、调解员", "双方陈述事实，调解员释法说理，提出调解方案。")
+TERM = "被申请人按约履行，申请人不再追究。"
+AGREED = "经调解，双方自愿达成如下协议。"
+FAILED = "双方分歧较大，调解不成，终止调解，已告知其他途径。"
+VISITED = "电话回访，当事人表示情况属实。"
+AGENCY_RESOLVES = 0.7  # an agency's outcome is 已解决 (else 部分解决)
+
 # A working day here is 8 working hours: delays are spread over office time by
 # :func:`models.workdays` through the deadlines; the replay only needs a scale.
 HOUR = timedelta(hours=1)
@@ -141,11 +168,22 @@ class Replay:
         self.session = session
         self.model = model
         self.clock = vclock
-        self.rng = random.Random(model.seed)
+        self._draws: dict[tuple[int, str], int] = {}
         self.report = ReplayReport()
         self.plans: dict[int, tuple[datetime, str, int]] = {}  # case -> (when, step, version)
-        self.arrivals: list[tuple[datetime, CaseCreate, Actor, int | None]] = []
+        # A heap of (when, order of scheduling, complaint, who, recorder): ties keep their order.
+        self.arrivals: list[tuple[datetime, int, CaseCreate, Actor, int | None]] = []
+        self._order = itertools.count()
         self._staff: dict[int, Staff] = {}
+        self._actors: dict[int, Actor] = {}
+        self._receivers: dict[int | None, Actor] = {}
+        self._streets = _streets(session)
+        # Strong references keep these in the session's identity map (it holds objects
+        # weakly): a case or unit looked up again is then not read again.
+        self._units = list(session.exec(select(Unit)).all())
+        self._held: dict[int, Case] = {}
+        self._days: dict[tuple[int, date], int] = {}  # (person, day) -> steps taken
+        self._away: dict[tuple[int, date], bool] = {}
 
     # --- input ----------------------------------------------------------------------
 
@@ -153,8 +191,8 @@ class Replay:
         self, data: CaseCreate, *, at: datetime, actor: Actor, recorder: int | None
     ) -> None:
         """A complaint that arrives at ``at`` (recorded by ``recorder``)."""
-        self.arrivals.append((clock.ensure_utc(at), data, actor, recorder))
-        self.arrivals.sort(key=lambda a: a[0])
+        item = (clock.ensure_utc(at), next(self._order), data, actor, recorder)
+        heapq.heappush(self.arrivals, item)
 
     # --- running --------------------------------------------------------------------
 
@@ -176,7 +214,7 @@ class Replay:
         """One tick: arrivals, the system's steps, the sweep, then people's steps."""
         now = self.clock.now()
         while self.arrivals and self.arrivals[0][0] <= now:
-            at, data, actor, recorder = self.arrivals.pop(0)
+            at, _order, data, actor, recorder = heapq.heappop(self.arrivals)
             create_case(self.session, data=data, actor=actor, created_by_id=recorder, at=at)
             self.report.submitted += 1
         self._system_steps()
@@ -190,34 +228,41 @@ class Replay:
     def _sessions(self) -> Iterator[Session]:
         yield self.session
 
-    def _open(self, statuses: Sequence[CaseStatus]) -> list[Case]:
-        return list(
-            self.session.exec(
-                select(Case).where(col(Case.status).in_(statuses)).order_by(col(Case.id))
-            ).all()
-        )
+    def _open(self, statuses: Sequence[CaseStatus], *where: Any) -> list[tuple[int, int]]:
+        """(id, version) of the cases in ``statuses``: only ids, so that a tick with
+        thousands of open cases loads just the few it acts on."""
+        rows = self.session.exec(
+            select(Case.id, Case.version)
+            .where(col(Case.status).in_(statuses), *where)
+            .order_by(col(Case.id))
+        ).all()
+        return [(int(cid), int(version)) for cid, version in rows if cid is not None]
+
+    def _case(self, case_id: int) -> Case:
+        case = self._held.get(case_id) or self.session.get(Case, case_id)
+        assert case is not None
+        self._held[case_id] = case
+        return case
 
     def _system_steps(self) -> None:
         """What the intake, assignment and follow-up flows do."""
         system = Actor.system()
-        for case in self._open([S.SUBMITTED, S.REOPENED]):
+        for cid, _v in self._open([S.SUBMITTED, S.REOPENED]):
             self._try(
                 "triage",
-                lambda c=case: triage.triage_case(self.session, case_id=_id(c), actor=system),
+                lambda c=cid: triage.triage_case(self.session, case_id=c, actor=system),
             )
-        for case in self._open([S.TRIAGED, S.ESCALATED]):
+        for cid, _v in self._open([S.TRIAGED, S.ESCALATED]):
             self._try(
                 "assign",
-                lambda c=case: routing.assign_case(self.session, case_id=_id(c), actor=system),
+                lambda c=cid: routing.assign_case(self.session, case_id=c, actor=system),
             )
-        for case in self._open([S.AGREEMENT, S.MEDIATION_FAILED, S.REFERRED]):
-            if case.status == S.REFERRED and referrals.awaits_receiver(case):
+        for cid, _v in self._open([S.AGREEMENT, S.MEDIATION_FAILED, S.REFERRED]):
+            if referrals.awaits_receiver(self._case(cid)):
                 continue
             self._try(
                 "schedule_visits",
-                lambda c=case: follow_ups.schedule_follow_ups(
-                    self.session, case_id=_id(c), actor=system
-                ),
+                lambda c=cid: follow_ups.schedule_follow_ups(self.session, case_id=c, actor=system),
             )
 
     def _try(self, what: str, action: object) -> bool:
@@ -236,42 +281,76 @@ class Replay:
 
     # --- people ---------------------------------------------------------------------
 
-    def _later(self, hours: tuple[float, float]) -> datetime:
-        return self.clock.now() + self.rng.uniform(*hours) * HOUR
+    def _chance(self, case: Case, what: str) -> float:
+        """A number in [0, 1) for the ``what``-th decision of this case: its own dice per
+        case and purpose (common random numbers), so that one case taking another path
+        in another scenario (or in the history being replayed) does not reshuffle the
+        chances of every other case and decision."""
+        key = (_id(case), what)
+        n = self._draws.get(key, 0)
+        self._draws[key] = n + 1
+        return random.Random(f"{self.model.seed}:{key[0]}:{what}:{n}").random()
 
-    def _later_days(self, days: tuple[float, float]) -> datetime:
+    def _between(self, case: Case, what: str, span: Sequence[float]) -> float:
+        """A value of ``span`` (a range, or quantiles: the fitted distribution read
+        between neighbouring points) at this decision's chance."""
+        at = self._chance(case, what) * (len(span) - 1)
+        i = min(int(at), len(span) - 2)
+        return span[i] + (at - i) * (span[i + 1] - span[i])
+
+    def _later(self, case: Case, what: str, hours: tuple[float, float]) -> datetime:
+        return self.clock.now() + self._between(case, what, hours) * HOUR
+
+    def _later_days(self, case: Case, what: str, days: tuple[float, float]) -> datetime:
         # Working days: weekends and holidays pass without work.
         from models import workdays
 
-        start = self.clock.now()
-        whole = self.rng.uniform(*days)
-        moment = workdays.add_working_days(start, int(whole))
+        whole = self._between(case, what, days)
+        moment = workdays.add_working_days(self.clock.now(), int(whole))
         return moment + (whole - int(whole)) * 8 * HOUR
 
     def _plan(self, case: Case, step: str, when: datetime) -> None:
         self.plans[_id(case)] = (when, step, case.version)
 
-    def _due(self, case: Case, now: datetime) -> str | None:
-        """The step planned for a case, when it is due and the case has not moved since
-        it was planned (else None, and a new plan is made)."""
-        plan = self.plans.get(_id(case))
-        if plan is None or plan[2] != case.version:
-            self.plans.pop(_id(case), None)
-            self._make_plan(case)
-            return None
-        when, step, _version = plan
-        return step if when <= now else None
+    def _due(self, case_id: int, version: int, now: datetime) -> tuple[str, datetime] | None:
+        """The step planned for a case and its moment, when it is due and the case has
+        not moved since it was planned (else None, and a new plan is made)."""
+        plan = self.plans.get(case_id)
+        if plan is not None and plan[2] == version:
+            when, step, _version = plan
+            return (step, when) if when <= now else None
+        self.plans.pop(case_id, None)
+        self._make_plan(self._case(case_id))
+        return None
+
+    def _free(self, case: Case, step: str) -> bool:
+        """The case's holder is in today and has not used the day's capacity (a step
+        that waits is tried again at the next tick); counts the step when free."""
+        if case.assignee_id is None or step == "contact":
+            return True
+        day = clock.to_local(self.clock.now()).date()
+        key = (case.assignee_id, day)
+        if key not in self._away:
+            draw = random.Random(f"{self.model.seed}:{case.assignee_id}:{day.isoformat()}")
+            self._away[key] = draw.random() < self.model.absence
+        if self._away[key] or self._days.get(key, 0) >= self.model.capacity:
+            return False
+        self._days[key] = self._days.get(key, 0) + 1
+        return True
 
     def _people_steps(self, now: datetime) -> None:
-        for case in self._open([S.TRIAGED]):
-            if case.held_for_assessment:
-                self._try("assess", lambda c=case: self._assess(c))
-        working = [S.ASSIGNED, S.IN_MEDIATION, S.REFERRED, S.FOLLOW_UP]
-        for case in self._open(working):
-            step = self._due(case, now)
-            if step is not None:
-                self.plans.pop(_id(case), None)
-                self._act(case, step)
+        for cid, _v in self._open([S.TRIAGED], col(Case.held_for_assessment)):
+            self._try("assess", lambda c=cid: self._assess(self._case(c)))
+        working = self._open([S.ASSIGNED, S.IN_MEDIATION, S.REFERRED, S.FOLLOW_UP])
+        self._held = {cid: c for cid, _v in working if (c := self._held.get(cid)) is not None}
+        for cid, version in working:
+            due = self._due(cid, version, now)
+            if due is None:
+                continue
+            case = self._case(cid)
+            if self._free(case, due[0]):
+                self.plans.pop(cid, None)
+                self._act(case, *due)
 
     def _assess(self, case: Case) -> None:
         """研判: an intake worker of the community confirms the machine's best reading
@@ -305,268 +384,224 @@ class Replay:
 
     def _actor(self, staff_id: int | None) -> Actor:
         staff = self._member(staff_id)
-        if staff is None:
+        if staff is None or staff.id is None:
             return Actor.system()
-        unit = self.session.get(Unit, staff.unit_id) if staff.unit_id else None
-        return Actor(
-            kind="staff", staff_id=staff.id, role=staff.role, unit_path=unit.path if unit else None
-        )
+        if staff.id not in self._actors:
+            self._actors[staff.id] = principal_for_staff(self.session, staff)
+        return self._actors[staff.id]
 
     def _make_plan(self, case: Case) -> None:
         m, rate = self.model, self.model.rate(case.category)
         holder = self._member(case.assignee_id)
         match case.status:
+            case S.ASSIGNED if holder is not None and case.first_response_at is None:
+                self._plan(case, "contact", self._respond_at(case))
             case S.ASSIGNED if holder is not None and holder.role in FIRST_CONTACT:
                 quick = (
                     m.consultation_settles
                     if case.priority == Priority.CONSULTATION
                     else rate.settle_directly
                 )
-                if self.rng.random() < quick and not case.is_group:
-                    self._plan(case, "settle", self._later_days(m.settle_days))
+                if self._chance(case, "settle_directly") < quick and not case.is_group:
+                    self._plan(case, "settle", self._later_days(case, "settle", m.settle_days))
                 else:
-                    self._plan(case, "to_committee", self._later(m.contact_hours))
+                    self._plan(case, "to_committee", self._later(case, "contact", m.contact_hours))
             case S.ASSIGNED if holder is not None:
                 if case.accepted_at is None or not mediators.serving_ids(
                     self.session, case_id=_id(case)
                 ):
-                    self._plan(case, "committee", self._later(m.contact_hours))
+                    self._plan(case, "committee", self._later(case, "contact", m.contact_hours))
                 elif case.consent_at is not None:
-                    self._plan(case, "start", self._later(m.contact_hours))
-                elif self.rng.random() < rate.consent:
-                    self._plan(case, "consent", self._later(m.contact_hours))
+                    self._plan(case, "start", self._later(case, "contact", m.contact_hours))
+                elif self._chance(case, "consent") < rate.consent:
+                    self._plan(case, "consent", self._later(case, "contact", m.contact_hours))
                 else:
-                    self._plan(case, "no_consent", self._later_days(m.settle_days))
+                    self._plan(case, "no_consent", self._later_days(case, "settle", m.settle_days))
             case S.IN_MEDIATION:
-                self._plan(case, "conclude", self._later_days(rate.mediation_days))
+                self._plan(
+                    case, "conclude", self._later_days(case, "mediation", rate.mediation_days)
+                )
             case S.REFERRED if case.referral_state == ReferralState.PENDING:
-                returns = self.rng.random() < m.agency_returns
-                self._plan(case, "return" if returns else "sign", self._later(m.sign_hours))
+                returns = self._chance(case, "agency_returns") < m.agency_returns
+                self._plan(
+                    case, "return" if returns else "sign", self._later(case, "sign", m.sign_hours)
+                )
             case S.REFERRED if case.referral_state == ReferralState.SIGNED:
-                self._plan(case, "agency_outcome", self._later_days(m.agency_days))
+                self._plan(case, "agency_outcome", self._later_days(case, "agency", m.agency_days))
             case S.FOLLOW_UP:
-                self._plan(case, "visit", self._later(m.visit_hours))
+                self._plan(case, "visit", self._later(case, "visit", m.visit_hours))
             case _:
                 pass
 
-    def _act(self, case: Case, step: str) -> None:
-        cid = _id(case)
+    def _respond_at(self, case: Case) -> datetime:
+        from models import workdays
+
+        fitted = self.model.respond_by_street.get(self._streets.get(case.unit_id) or "")
+        span = fitted if fitted and len(fitted) > 1 else self.model.respond_hours
+        return workdays.add_working_hours(self.clock.now(), self._between(case, "respond", span))
+
+    def _act(self, case: Case, step: str, when: datetime) -> None:
+        """A person's step, through the rule book (:func:`models.actions.run`): the
+        same reach, role and state checks as the web page and the REST API."""
+        from models import actions
+
+        v = case.version
         who = self._actor(case.assignee_id)
-        s = self.session
         match step:
+            case "contact":  # recorded after the call, at the moment it was made
+                self._run(case, who, "contact", actions.ContactIn(version=v, method=PHONE, at=when))
             case "settle":
-                self._try(
-                    step,
-                    lambda: mediating.resolve_directly(
-                        s,
-                        case_id=cid,
-                        resolution="网格员上门沟通，当场说明情况，双方达成谅解。",
-                        actor=who,
-                        expected_version=case.version,
-                    ),
-                )
+                self._run(case, who, "resolve", actions.ResolveIn(version=v, resolution=SETTLED))
             case "to_committee":
-                # The grid or community worker first reaches the complainant (首次联系).
-                self._try(
-                    "contact",
-                    lambda: contact.record_contact(
-                        s,
-                        case_id=cid,
-                        data=contact.ContactCreate(method=ContactMethod.VISIT),
-                        actor=who,
-                        expected_version=None,
-                    ),
-                )
-                self._try(
-                    step,
-                    lambda: handover.hand_to_committee(
-                        s, case_id=cid, actor=who, expected_version=case.version
-                    ),
-                )
+                self._run(case, who, "committee", actions.ActionBody(version=v))
             case "committee":
-                self._try(step, lambda: self._committee(case, who))
+                self._committee(case, who)
             case "consent":
-                self._try(
-                    step,
-                    lambda: mediating.record_consent(
-                        s, case_id=cid, party_ids=None, actor=who, expected_version=case.version
-                    ),
-                )
+                self._run(case, who, "consent", actions.ConsentIn(version=v))
             case "start":
-                self._try(
-                    step,
-                    lambda: mediating.start_mediation(
-                        s, case_id=cid, actor=who, expected_version=case.version
-                    ),
-                )
+                self._run(case, who, "mediation/start", actions.StartIn(version=v))
             case "no_consent":
-                self._try(
-                    step,
-                    lambda: mediating.resolve_directly(
-                        s,
-                        case_id=cid,
-                        resolution="当事人不同意调解，已告知仲裁、诉讼等其他途径。",
-                        actor=who,
-                        expected_version=case.version,
-                    ),
-                )
+                self._run(case, who, "resolve", actions.ResolveIn(version=v, resolution=REFUSED))
             case "conclude":
                 self._conclude(case, who)
             case "sign":
-                self._try(
-                    step,
-                    lambda: referrals.sign_referral(
-                        s, case_id=cid, actor=self._receiver(case), expected_version=case.version
-                    ),
+                self._run(
+                    case, self._receiver(case), "referral/sign", actions.ActionBody(version=v)
                 )
             case "return":
-                self._try(
-                    step,
-                    lambda: referrals.return_referral(
-                        s,
-                        case_id=cid,
-                        reason="经核查不属本部门职责，请社区继续调处。",
-                        actor=self._receiver(case),
-                        expected_version=case.version,
-                    ),
-                )
+                back = actions.ReasonIn(version=v, reason=NOT_OURS)
+                self._run(case, self._receiver(case), "referral/return", back)
             case "agency_outcome":
-                outcome = (
-                    ReferralOutcome.RESOLVED if self.rng.random() < 0.7 else ReferralOutcome.PARTLY
-                )
-                self._try(
-                    step,
-                    lambda: referrals.record_referral_outcome(
-                        s,
-                        case_id=cid,
-                        action_taken="部门依职权核查处理，已书面答复当事人。",
-                        outcome=outcome,
-                        actor=who,
-                        expected_version=case.version,
-                    ),
-                )
+                resolved = self._chance(case, "agency_resolves") < AGENCY_RESOLVES
+                outcome = ReferralOutcome.RESOLVED if resolved else ReferralOutcome.PARTLY
+                body = actions.ReferralOutcomeIn(version=v, action_taken=HANDLED, outcome=outcome)
+                self._run(case, who, "referral/outcome", body)
             case "visit":
                 self._visit(case)
             case _:
                 raise ValueError(step)
 
+    def _run(self, case: Case, who: Actor, name: str, body: BaseModel) -> bool:
+        from models import actions
+
+        return self._try(name, lambda: actions.run(self.session, who, case, name, body))
+
+    def _visitor(self, case: Case, scheduled: int | None) -> Actor:
+        """The visitor the schedule named if the rule book lets them record the visit;
+        else the case's liaison, else its handler (a referred case's visit falls to the
+        person who referred it, whom the rule book may no longer let in)."""
+        from models import actions
+
+        for staff_id in (scheduled, case.liaison_id, case.assignee_id):
+            who = self._actor(staff_id)
+            try:
+                actions.check(self.session, who, case, "follow-ups")
+            except TiaojieError:
+                continue
+            if staff_id != scheduled:
+                self.report.count("visitor_replaced")
+            return who
+        return self._actor(scheduled)
+
     def _committee(self, case: Case, who: Actor) -> None:
         """受理审查 and the mediator named: the committee's mediator who holds the case."""
-        cid = _id(case)
+        from models import actions
+
         if case.accepted_at is None:
-            acceptance.review_acceptance(
-                self.session, case_id=cid, accepted=True, reason=None, route=None, note="",
-                actor=who, expected_version=case.version,
-            )  # fmt: skip
-        if not mediators.serving_ids(self.session, case_id=cid) and who.staff_id is not None:
-            mediators.name_mediators(
-                self.session, case=case, staff_ids=[who.staff_id], actor=who,
-                expected_version=case.version,
-            )  # fmt: skip
+            review = actions.AcceptanceIn(version=case.version, accepted=True)
+            if not self._run(case, who, "acceptance", review):
+                return
+        if not mediators.serving_ids(self.session, case_id=_id(case)) and who.staff_id:
+            body = actions.MediatorsIn(version=case.version, staff_ids=[who.staff_id])
+            self._run(case, who, "mediators", body)
 
     def _receiver(self, case: Case) -> Actor:
-        staff = self.session.exec(
-            select(Staff)
-            .where(Staff.unit_id == case.unit_id, col(Staff.active))
-            .order_by(col(Staff.id))
-        ).first()
-        return self._actor(staff.id if staff else None)
+        """The receiving agency's first active member (the staff table does not change
+        during a replay, so it is looked up once per unit)."""
+        if case.unit_id not in self._receivers:
+            staff = self.session.exec(
+                select(Staff)
+                .where(Staff.unit_id == case.unit_id, col(Staff.active))
+                .order_by(col(Staff.id))
+            ).first()
+            self._receivers[case.unit_id] = self._actor(staff.id if staff else None)
+        return self._receivers[case.unit_id]
 
     def _conclude(self, case: Case, who: Actor) -> None:
-        cid, rate, now = _id(case), self.model.rate(case.category), self.clock.now()
-        held = SessionCreate(
-            held_at=now - HOUR,
-            place="社区人民调解室",
-            participants="双方当事人、调解员",
-            minutes="双方陈述事实，调解员释法说理，提出调解方案。",
-        )
-        self._try(
-            "session",
-            lambda: mediating.record_session(
-                self.session, case_id=cid, data=held, actor=who, expected_version=None
+        from models import actions
+
+        rate, now = self.model.rate(case.category), self.clock.now()
+        self._run(
+            case,
+            who,
+            "sessions",
+            actions.SessionIn(
+                held_at=now - HOUR, place=SESSION[0], participants=SESSION[1], minutes=SESSION[2]
             ),
         )
-        if self.rng.random() < rate.success:
-            terms = [
-                TermCreate(
-                    text="被申请人按约履行，申请人不再追究。",
-                    due_on=clock.to_local(now + timedelta(days=10)).date(),
-                )
-            ]
-            agreement = AgreementCreate(summary="经调解，双方自愿达成如下协议。", terms=terms)
-            self._try(
-                "agreement",
-                lambda: mediating.sign_agreement(
-                    self.session, case_id=cid, data=agreement, actor=who, expected_version=None
-                ),
-            )
+        if self._chance(case, "success") < rate.success:
+            due = clock.to_local(now + timedelta(days=10)).date()
+            terms = [TermCreate(text=TERM, due_on=due)]
+            self._run(case, who, "agreement", actions.AgreementIn(summary=AGREED, terms=terms))
             return
-        refer = self.rng.random() < self.model.refer_after_failure
+        refer = self._chance(case, "refer") < self.model.refer_after_failure
         target = (
             ReferralTarget.ARBITRATION if case.category == Category.LABOUR else ReferralTarget.COURT
         )
-        self._try(
-            "failure",
-            lambda: mediating.fail_mediation(
-                self.session,
-                case_id=cid,
-                reason="双方分歧较大，调解不成，终止调解，已告知其他途径。",
-                referral=target if refer else None,
-                actor=who,
-                expected_version=None,
-            ),
-        )
+        body = actions.FailureIn(reason=FAILED, referral=target if refer else None)
+        self._run(case, who, "failure", body)
 
     def _visit(self, case: Case) -> None:
+        from models import actions
+
         cid = _id(case)
         visits = self.session.exec(
             select(FollowUp)
             .where(FollowUp.case_id == cid, col(FollowUp.done_at).is_(None))
             .order_by(col(FollowUp.due_at))
         ).all()
-        if not visits:
-            self._try(
-                "settle_visit",
-                lambda: follow_ups.settle_after_follow_up(
-                    self.session, case_id=cid, actor=Actor.system()
-                ),
-            )
+        if visits and clock.ensure_utc(visits[0].due_at) > self.clock.now():
+            later = self._between(case, "visit", self.model.visit_hours) * HOUR
+            self._plan(case, "visit", clock.ensure_utc(visits[0].due_at) + later)
             return
-        visit = visits[0]
-        if clock.ensure_utc(visit.due_at) > self.clock.now():
-            self._plan(
-                case,
-                "visit",
-                clock.ensure_utc(visit.due_at) + self.rng.uniform(*self.model.visit_hours) * HOUR,
+        if visits:
+            street = self._streets.get(case.unit_id)
+            happy = self._chance(case, "satisfied") < self.model.satisfaction(street)
+            record = actions.FollowUpIn(
+                outcome=FollowUpOutcome.CARRIED_OUT if happy else FollowUpOutcome.PARTLY,
+                resolved=ResolvedAnswer.RESOLVED if happy else ResolvedAnswer.UNRESOLVED,
+                satisfied=SatisfiedAnswer.SATISFIED if happy else SatisfiedAnswer.DISSATISFIED,
+                notes=VISITED,
+                follow_up_id=visits[0].id,
             )
-            return
-        happy = self.rng.random() < self.model.satisfied
-        record = FollowUpRecord(
-            outcome=FollowUpOutcome.CARRIED_OUT if happy else FollowUpOutcome.PARTLY,
-            resolved=ResolvedAnswer.RESOLVED if happy else ResolvedAnswer.UNRESOLVED,
-            satisfied=SatisfiedAnswer.SATISFIED if happy else SatisfiedAnswer.DISSATISFIED,
-            notes="电话回访，当事人表示情况属实。",
-            follow_up_id=visit.id,
-        )
-        visitor = self._actor(visit.visitor_id or case.liaison_id or case.assignee_id)
-        done = self._try(
-            "visit",
-            lambda: follow_ups.record_follow_up(
-                self.session, case_id=cid, data=record, actor=visitor, expected_version=None
+            visitor = self._visitor(case, visits[0].visitor_id)
+            if not self._run(case, visitor, "follow-ups", record):
+                return
+        self._try(
+            "settle_visit",
+            lambda: follow_ups.settle_after_follow_up(
+                self.session, case_id=cid, actor=Actor.system()
             ),
         )
-        if done:
-            self._try(
-                "settle_visit",
-                lambda: follow_ups.settle_after_follow_up(
-                    self.session, case_id=cid, actor=Actor.system()
-                ),
-            )
 
 
 def _id(case: Case) -> int:
     assert case.id is not None
     return case.id
+
+
+def _streets(session: Session) -> dict[int | None, str]:
+    """Each unit's street (its own code for a street, None above or beside streets)."""
+    from models.enums import UnitLevel
+
+    units = session.exec(select(Unit)).all()
+    streets = {u.code for u in units if u.level == UnitLevel.STREET}
+    out: dict[int | None, str] = {}
+    for unit in units:
+        found = [code for code in unit.path.split("/") if code in streets]
+        if found:
+            out[unit.id] = found[0]
+    return out
 
 
 # --- what a replay shows ----------------------------------------------------------------

@@ -128,6 +128,4 @@ def record_breaches(
 
 
 def breaches_of(session: Session, *, case_id: int) -> list[LimitBreach]:
-    return rows_of(
-        session, LimitBreach, LimitBreach.case_id == case_id, LimitBreach.due_at, LimitBreach.id
-    )
+    return rows_of(session, LimitBreach, LimitBreach.case_id == case_id, LimitBreach.due_at)

@@ -1,6 +1,7 @@
 """The case list as a spreadsheet (案件导出): the same filter, reach and order as the list
-page, one row per case. Names and phones are shown in clear only where ``reveal(case)``
-says the reader is entitled (the caller's personal-data rule); everyone else gets the
+page, one row per case. Names and phones are shown in clear only in the cases that
+``reveal(batch)`` (the caller's personal-data rule, asked once per batch) says the reader
+is entitled to; everyone else gets the
 masked forms, and phone or ID numbers typed into the description are masked the same way.
 """
 
@@ -15,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from models import confidentiality, pii
 from models.case import Case
-from models.case_search import CaseFilter, search
+from models.case_search import CaseFilter, batches
 from models.cases import show_party
 from models.enums import PartySide
 from models.overdue import is_overdue, next_visits
@@ -66,20 +67,14 @@ def rows(
     """One tuple per matching case, in list order, read :data:`BATCH` cases at a time."""
     units = {u.id: u.code for u in session.exec(select(Unit)).all()}
     staff = {s.id: s.display_name for s in session.exec(select(Staff)).all()}
-    cursor: str | None = None
-    while True:
-        page = search(session, f, reach=reach, now=now, sort=sort, cursor=cursor, limit=BATCH)
-        ids = [c.id for c in page.cases if c.id is not None]
+    for cases in batches(session, f, reach=reach, now=now, sort=sort, size=BATCH):
+        ids = [c.id for c in cases if c.id is not None]
         parties = _first_complainants(session, ids)
         visits = next_visits(session, ids)
-        clear = reveal(page.cases)
-        for case in page.cases:
+        clear = reveal(cases)
+        for case in cases:
             shown = parties.get(case.id or 0)
             yield _row(case, shown, case.id in clear, units, staff, visits, now)
-        session.expunge_all()
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor
 
 
 def _row(

@@ -24,7 +24,6 @@ from models.case import Case
 from models.enums import CaseStatus, Category, Priority
 from models.overdue import overdue_clause
 from models.types import UTCDateTime
-from models.unit import Unit
 
 # A list counts its cases up to here ("10,000+"); a word search up to 1,000.
 COUNT_CAP = 10_000
@@ -208,27 +207,25 @@ def _count(session: Session, where: list[ColumnElement[bool]], cap: int) -> int:
     return int(session.exec(select(func.count()).select_from(matching)).one())
 
 
-def every(
+def batches(
     session: Session,
     f: CaseFilter,
     *,
     reach: ColumnElement[bool] | None,
     now: datetime,
     sort: str = "newest",
-    batch: int = 1000,
-) -> Iterator[Case]:
-    """All matching cases in order, read a batch at a time (for exports)."""
+    size: int = 1000,
+) -> Iterator[list[Case]]:
+    """All matching cases in list order, ``size`` at a time (for exports): each batch is
+    one :func:`search` page after the last one's cursor, and the session is emptied once
+    the caller is done with a batch, so memory stays flat over 10,000s of rows."""
     cursor: str | None = None
     while True:
         page = search(
-            session, f, reach=reach, now=now, sort=sort, cursor=cursor, limit=batch, count=False
+            session, f, reach=reach, now=now, sort=sort, cursor=cursor, limit=size, count=False
         )
-        yield from page.cases
-        session.expunge_all()  # keep memory flat over 10,000s of rows
+        yield page.cases
+        session.expunge_all()
         if page.next_cursor is None:
             return
         cursor = page.next_cursor
-
-
-def unit_for(session: Session, code: str) -> Unit | None:
-    return session.exec(select(Unit).where(Unit.code == code)).first()

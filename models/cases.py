@@ -22,9 +22,10 @@ from models.enums import Channel, PartyKind, PartySide
 from models.errors import FieldProblem, NotFound, ValidationError
 from models.mediation import AgreementTerm
 from models.party import Party, PartyCreate, PartyPublic
+from models.public import public_of
 from models.rows import rows_of
 from models.settings import get_settings
-from models.unit import Unit
+from models.unit import Unit, unit_by_code
 
 _COUNTER: Table = CaseNumberCounter.__table__  # type: ignore[attr-defined]
 _CASES: Table = Case.__table__  # type: ignore[attr-defined]
@@ -154,23 +155,19 @@ def show_party(party: Party, *, reveal: bool) -> PartyPublic:
     )
     agent = pii.decrypt(party.agent_name_enc) if reveal and party.agent_name_enc else None
     agent_phone = pii.decrypt(party.agent_phone_enc) if reveal and party.agent_phone_enc else None
-    return PartyPublic(
-        id=party.id,
-        side=party.side,
-        kind=party.kind,
+    return public_of(
+        PartyPublic,
+        party,
         name=name,
         phone=phone,
         id_number=id_number,
         agent_name=agent or party.agent_name_masked,
         agent_phone=agent_phone or party.agent_phone_masked,
-        consent_required=party.consent_required,
-        consented=party.consented,
-        refused=party.refused,
     )
 
 
 def find_unit(session: Session, *, code: str) -> Unit:
-    unit = session.exec(select(Unit).where(Unit.code == code)).first()
+    unit = unit_by_code(session, code)
     if unit is None:
         raise ValidationError(
             f"place_code: no unit with code {code!r}", f"place_code：没有编码为 {code} 的单位"
@@ -324,17 +321,13 @@ def create_case_with_parties(
 
 
 def parties_of(session: Session, *, case_id: int) -> list[Party]:
-    return rows_of(session, Party, Party.case_id == case_id, Party.id)
+    return rows_of(session, Party, Party.case_id == case_id)
 
 
 def terms_of(session: Session, *, agreement_id: int) -> list[AgreementTerm]:
     """The terms of an agreement, soonest due first."""
     return rows_of(
-        session,
-        AgreementTerm,
-        AgreementTerm.agreement_id == agreement_id,
-        AgreementTerm.due_on,
-        AgreementTerm.id,
+        session, AgreementTerm, AgreementTerm.agreement_id == agreement_id, AgreementTerm.due_on
     )
 
 

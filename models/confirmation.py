@@ -109,20 +109,16 @@ def send_reminder(
     assert case is not None
     setattr(row, field, now)
     session.add(row)
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="court_confirmation_reminded",
-        actor=actor,
-        at=now,
-        data={
+    lifecycle.step_on(session, case, actor, None).record(
+        "court_confirmation_reminded",
+        {
             "agreement_id": agreement_id,
             "day": day,
             "deadline": row.court_confirmation_deadline.isoformat(),
             "mediator_ids": list(row.mediator_ids),
         },
+        at=now,
     )
-    session.flush()
     return True
 
 

@@ -66,9 +66,7 @@ class ContactCreate(SQLModel):
 
 
 def contacts_of(session: Session, *, case_id: int) -> list[CaseContact]:
-    return rows_of(
-        session, CaseContact, CaseContact.case_id == case_id, CaseContact.at, CaseContact.id
-    )
+    return rows_of(session, CaseContact, CaseContact.case_id == case_id, CaseContact.at)
 
 
 def _add(

@@ -160,18 +160,15 @@ def _remind(
     this level; ``more`` adds what the top of the ladder says (overdue, the new limit)."""
     case.reminded_level = case.escalation_level
     case.next_reminder_at = None
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="reminded",
-        actor=actor,
-        at=now,
-        data={
+    lifecycle.step_on(session, case, actor, None).record(
+        "reminded",
+        {
             "level": case.escalation_level,
             "deadline": deadline.isoformat() if deadline else None,
             "unit": unit_code,
             **more,
         },
+        at=now,
     )
 
 

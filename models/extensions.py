@@ -28,9 +28,7 @@ DECIDERS = frozenset({StaffRole.SUPERVISOR, StaffRole.ADMIN})
 
 
 def extensions_of(session: Session, *, case_id: int) -> list[Extension]:
-    return rows_of(
-        session, Extension, Extension.case_id == case_id, Extension.requested_at, Extension.id
-    )
+    return rows_of(session, Extension, Extension.case_id == case_id, Extension.requested_at)
 
 
 def pending_extension(session: Session, *, case_id: int) -> Extension | None:
@@ -53,8 +51,7 @@ def request_extension(
     """The handler asks for more time, before the limit has passed."""
     step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
     case = step.case
-    if actor.kind != "staff":
-        raise PermissionDenied("only staff ask for an extension", "只有工作人员可以申请延期")
+    lifecycle.require_staff(actor, "asking for an extension", "申请延期")
     if case.status not in HANDLING or case.resolution_due_at is None:
         raise GuardFailed(
             f"a case that is {case.status.value} has no handling limit to extend",

@@ -26,7 +26,7 @@ from sqlmodel import Session, col, select
 from models import clock, lifecycle, workdays
 from models.access import Actor
 from models.case import Case
-from models.cases import get_case, parties_of, terms_of
+from models.cases import parties_of, terms_of
 from models.enums import CaseStatus, FollowUpKind, FollowUpOutcome, StaffRole, VisitChannel
 from models.errors import GuardFailed, InvalidTransition
 from models.follow_up import FollowUp, FollowUpRecord
@@ -72,7 +72,7 @@ def current_agreement(session: Session, *, case: Case) -> Agreement | None:
 
 
 def list_follow_ups(session: Session, *, case_id: int) -> list[FollowUp]:
-    return rows_of(session, FollowUp, FollowUp.case_id == case_id, FollowUp.due_at, FollowUp.id)
+    return rows_of(session, FollowUp, FollowUp.case_id == case_id, FollowUp.due_at)
 
 
 def pick_visitor(session: Session, *, case: Case) -> int | None:
@@ -110,9 +110,10 @@ def return_visitor_for(session: Session, *, case: Case) -> Staff | None:
 def schedule_follow_ups(session: Session, *, case_id: int, actor: Actor) -> list[FollowUp]:
     """Move a settled case (agreement, failed mediation, referral) into follow-up if it is
     not there yet, and create its return visits. Returns the visits of this round."""
-    case = get_case(session, case_id=case_id)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=None)
+    case = step.case
     if case.status in (S.AGREEMENT, S.MEDIATION_FAILED, S.REFERRED):
-        lifecycle.apply(session, case=case, verb="follow_up_due", actor=actor, data={})
+        step.record("follow_up_due")
     elif case.status == S.ASSIGNED:
         raise InvalidTransition(
             "an assigned case goes to follow-up only when settled directly (record the resolution)",

@@ -71,11 +71,11 @@ def may_help(session: Session, *, case: Case, staff: Staff) -> bool:
 
 
 def helpers_of(session: Session, *, case_id: int) -> list[CaseHelper]:
-    return rows_of(session, CaseHelper, CaseHelper.case_id == case_id, CaseHelper.id)
+    return rows_of(session, CaseHelper, CaseHelper.case_id == case_id)
 
 
 def tasks_of(session: Session, *, case_id: int) -> list[HelperTask]:
-    return rows_of(session, HelperTask, HelperTask.case_id == case_id, HelperTask.id)
+    return rows_of(session, HelperTask, HelperTask.case_id == case_id)
 
 
 def add_helper(
@@ -89,8 +89,7 @@ def add_helper(
 ) -> CaseHelper:
     step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
     case = step.case
-    if actor.kind != "staff":
-        raise PermissionDenied("only staff add helpers", "只有工作人员可以增加协办人员")
+    lifecycle.require_staff(actor, "adding a helper", "增加协办人员")
     staff = session.get(Staff, staff_id)
     if staff is None or not may_help(session, case=case, staff=staff):
         raise ValidationError(
@@ -144,10 +143,9 @@ def record_helper_task(
     handler on a named helper's behalf (``helper_staff_id``)."""
     step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=expected_version)
     case = step.case
-    if actor.kind != "staff" or actor.staff_id is None:
-        raise PermissionDenied("only staff record tasks", "只有工作人员可以记录协办任务")
-    who = helper_staff_id or actor.staff_id
-    if who != actor.staff_id and actor.staff_id not in (case.assignee_id, case.liaison_id):
+    me = lifecycle.require_staff(actor, "recording a helper's task", "记录协办任务")
+    who = helper_staff_id or me
+    if who != me and me not in (case.assignee_id, case.liaison_id):
         raise PermissionDenied(
             "only the helper or the case's handler records a helper's task",
             "只有协办人员本人或案件承办人可以记录协办任务",
@@ -170,7 +168,7 @@ def record_helper_task(
         kind=kind,
         done_at=moment,
         note=text,
-        recorded_by_id=actor.staff_id,
+        recorded_by_id=me,
     )
     session.add(row)
     session.flush()

@@ -567,11 +567,13 @@ def step_on(session: Session, case: Case, actor: Actor, expected_version: int | 
     return Step(session, case, actor, expected_version)
 
 
-def require_staff(actor: Actor, what_en: str, what_zh: str) -> None:
-    """:class:`GuardFailed` unless a member of staff acts: a service checks it before it
-    writes anything, in the words :func:`apply` uses for a staff-only transition."""
-    if actor.kind != "staff":
+def require_staff(actor: Actor, what_en: str, what_zh: str) -> int:
+    """The one rule for "staff only" in a service: :class:`GuardFailed` unless a member
+    of staff (with a staff id) acts, the answer :func:`apply` gives for a staff-only
+    transition; a service checks it before it writes anything. Answers the staff id."""
+    if actor.kind != "staff" or actor.staff_id is None:
         raise GuardFailed(f"{what_en} must be done by staff", f"「{what_zh}」须由工作人员操作。")
+    return actor.staff_id
 
 
 def require_status(case: Case, allowed: Collection[CaseStatus], what_en: str, what_zh: str) -> None:

@@ -50,7 +50,7 @@ from models import clock, keys
 from models.db import read_session, write_session
 from models.passwords import hash_password, verify_password
 from models.settings import get_settings
-from models.staff import Staff
+from models.staff import Staff, staff_by_username
 from models.types import UTCDateTime
 
 Channel = Literal["api", "web"]
@@ -180,7 +180,7 @@ def sign_in(
     now = clock.now()
     key, address = name_key(username), (address or "?")[:64]
     with read_session(engine) as session:
-        staff = session.exec(select(Staff).where(Staff.username == username.strip())).first()
+        staff = staff_by_username(session, username.strip())
         waits = [
             _window_wait(session, SignInAttempt.name_key, key, now, limit),
             _window_wait(session, SignInAttempt.address, address, now, limit),

@@ -442,15 +442,10 @@ def sign_agreement(
         )
     assert case.id is not None
     agreement = Agreement(
+        # What the form says is what is kept; the moment and the terms are read above.
+        **data.model_dump(exclude={"signed_at", "terms"}),
         case_id=case.id,
         signed_at=signed_at,
-        summary=data.summary,
-        facts=data.facts,
-        disputed_matters=data.disputed_matters,
-        responsibility=data.responsibility,
-        performance=data.performance,
-        signed_on_paper=data.signed_on_paper,
-        committee_sealed=data.committee_sealed,
         mediator_ids=serving_ids(session, case_id=case.id),
         effective_on=signed_on,
         court_confirmation_deadline=signed_on + timedelta(days=COURT_CONFIRMATION_DAYS),
@@ -531,11 +526,7 @@ def fail_mediation(
 
 def list_sessions(session: Session, *, case_id: int) -> list[MediationSession]:
     return rows_of(
-        session,
-        MediationSession,
-        MediationSession.case_id == case_id,
-        MediationSession.held_at,
-        MediationSession.id,
+        session, MediationSession, MediationSession.case_id == case_id, MediationSession.held_at
     )
 
 

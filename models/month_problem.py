@@ -23,7 +23,7 @@ from models.lifecycle import Actor
 from models.mediation import CleanText
 from models.public import public_of
 from models.types import UTCDateTime, enum_type
-from models.unit import Unit
+from models.unit import Unit, unit_by_code
 
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 DECIDERS = frozenset({StaffRole.SUPERVISOR, StaffRole.ADMIN})
@@ -104,7 +104,7 @@ def set_month_problem(
         raise PermissionDenied(
             "only a supervisor sets the problem of the month", "每月一题须由督办人员确定。"
         )
-    unit = session.exec(select(Unit).where(Unit.code == data.lead_unit_code)).first()
+    unit = unit_by_code(session, data.lead_unit_code)
     if unit is None:
         raise NotFound(
             f"no unit {data.lead_unit_code!r}",

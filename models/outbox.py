@@ -168,10 +168,15 @@ def fresh_since(now: datetime) -> datetime:
     return now - timedelta(seconds=get_settings().relay_fresh_s)
 
 
+def is_emergency(job: Job) -> bool:
+    """A claimed row of lane 1 of :func:`claim_jobs`: its case is an emergency."""
+    return job.priority == Priority.EMERGENCY.value
+
+
 def is_urgent(job: Job, now: datetime) -> bool:
     """A claimed row of lane 1 or 2 of :func:`claim_jobs`: its case is an emergency, or
-    the row is fresh. The relay keeps run slots for these (``flows/relay.py``)."""
-    if job.priority == Priority.EMERGENCY.value:
+    the row is fresh. The relay keeps run slots for these (``flows/batching.py``)."""
+    if is_emergency(job):
         return True
     return job.created_at is not None and clock.ensure_utc(job.created_at) >= fresh_since(now)
 

@@ -32,7 +32,7 @@ from models.enums import (
     StaffRole,
     UnitLevel,
 )
-from models.errors import GuardFailed, PermissionDenied, ValidationError
+from models.errors import GuardFailed, NotFound, PermissionDenied, ValidationError
 from models.guards import masked_text, required_masked_text
 from models.referral import Referral
 from models.rows import rows_of
@@ -82,9 +82,7 @@ def legal_reason_by_rule(text: str) -> LegalRule | None:
 
 
 def referrals_of(session: Session, *, case_id: int) -> list[Referral]:
-    return rows_of(
-        session, Referral, Referral.case_id == case_id, Referral.referred_at, Referral.id
-    )
+    return rows_of(session, Referral, Referral.case_id == case_id, Referral.referred_at)
 
 
 def open_referral(session: Session, *, case_id: int) -> Referral | None:
@@ -233,9 +231,9 @@ def refer(
 
 
 def _actor_unit(session: Session, actor: Actor) -> tuple[Staff, Unit | None]:
-    staff = session.get(Staff, actor.staff_id) if actor.staff_id else None
-    if actor.kind != "staff" or staff is None:
-        raise PermissionDenied("only staff answer a referral", "只有工作人员可以办理移交件")
+    staff = session.get(Staff, lifecycle.require_staff(actor, "answering a referral", "办理移交件"))
+    if staff is None:
+        raise NotFound("no such staff member", "没有该工作人员")
     return staff, session.get(Unit, staff.unit_id) if staff.unit_id else None
 
 

@@ -192,7 +192,10 @@ def add_information(session: Session, *, who: Who, note: str, photos: list[bytes
     """Text and up to ``settings.resident_photos_max`` photos (JPEG or PNG, each at most
     ``settings.resident_photo_max_bytes``). All checked before anything is written."""
     settings = get_settings()
-    case = get_case(session, case_id=who.case_id)
+    step = lifecycle.step(
+        session, case_id=who.case_id, actor=resident_actor(who.party_id), expected_version=None
+    )
+    case = step.case
     if not case.is_open:
         raise InvalidTransition("the case is closed", "案件已办结，不能再补充材料。")
     photos = [p for p in photos if p]
@@ -227,12 +230,9 @@ def add_information(session: Session, *, who: Who, note: str, photos: list[bytes
     ]
     session.add_all(rows)
     session.flush()
-    return lifecycle.apply(
-        session,
-        case=case,
-        verb="resident_info_added",
-        actor=resident_actor(who.party_id),
-        data={"party_id": who.party_id, "note": text, "photo_ids": [r.id for r in rows]},
+    photo_ids = [r.id for r in rows]
+    return step.record(
+        "resident_info_added", {"party_id": who.party_id, "note": text, "photo_ids": photo_ids}
     )
 
 
@@ -257,7 +257,10 @@ def answer_consent(session: Session, *, who: Who, agree: bool) -> None:
 def confirm_terms(session: Session, *, who: Who, carried_out: bool, note: str) -> CaseEvent:
     """The resident says whether the agreement's terms were carried out; when they say
     yes, the terms are marked done."""
-    case = get_case(session, case_id=who.case_id)
+    step = lifecycle.step(
+        session, case_id=who.case_id, actor=resident_actor(who.party_id), expected_version=None
+    )
+    case = step.case
     agreement = current_agreement(session, case=case)
     terms = terms_of(session, agreement_id=agreement.id) if agreement and agreement.id else []
     if not terms or case.status not in (S.AGREEMENT, S.FOLLOW_UP):
@@ -267,12 +270,9 @@ def confirm_terms(session: Session, *, who: Who, carried_out: bool, note: str) -
         for term in terms:
             term.done = True
             session.add(term)
-    return lifecycle.apply(
-        session,
-        case=case,
-        verb="resident_terms_confirmed",
-        actor=resident_actor(who.party_id),
-        data={"party_id": who.party_id, "carried_out": carried_out, "note": text},
+    return step.record(
+        "resident_terms_confirmed",
+        {"party_id": who.party_id, "carried_out": carried_out, "note": text},
     )
 
 

@@ -113,9 +113,9 @@ def parse_slots(pairs: list[tuple[str, str]]) -> list[Slot]:
 def answer(session: Session, *, who: Who, accept: bool, slots: list[Slot], note: str) -> None:
     """The respondent's answer: accept (consent, then the times they can come: at least
     one) or decline (mediation cannot go ahead while the refusal stands)."""
-    case = get_case(session, case_id=who.case_id)
-    text = clean_note(session, case, note, required=False)
     actor = Actor.resident(who.party_id)
+    step = lifecycle.step(session, case_id=who.case_id, actor=actor, expected_version=None)
+    text = clean_note(session, step.case, note, required=False)
     if not accept:
         record_declined(session, case_id=who.case_id, party_id=who.party_id, actor=actor, note=text)
         return
@@ -130,12 +130,9 @@ def answer(session: Session, *, who: Who, accept: bool, slots: list[Slot], note:
         how=ConsentMethod.RESIDENT_LINK,
         note=text,
     )
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="times_proposed",
-        actor=actor,
-        data={"party_id": who.party_id, "slots": [s.as_data() for s in slots], "note": text},
+    step.record(
+        "times_proposed",
+        {"party_id": who.party_id, "slots": [s.as_data() for s in slots], "note": text},
     )
 
 

@@ -29,7 +29,6 @@ from sqlmodel import Session, col, select
 from models import lifecycle, referrals
 from models.access import Actor
 from models.case import Case
-from models.cases import get_case
 from models.deadlines import pick_policy
 from models.enums import (
     CaseStatus,
@@ -45,7 +44,7 @@ from models.guards import required_masked_text
 from models.policy import TimeLimitPolicy
 from models.staff import Staff
 from models.staffing import can_handle, pick_assignee
-from models.unit import Pairing, Unit
+from models.unit import Pairing, Unit, unit_by_code
 
 # Coordinates further than this from every building/compound do not decide the place.
 NEAREST_RADIUS_M = 500.0
@@ -375,7 +374,8 @@ def assign_case(session: Session, *, case_id: int, actor: Actor) -> AssignmentRe
     waiting for assignment, is left ``unchanged``. When nobody is available at the unit,
     the case moves to the lowest unit above it with someone available; with nobody
     anywhere it stays ``unchanged`` (unassigned) and is escalated at its deadline."""
-    case = get_case(session, case_id=case_id)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=None)
+    case = step.case
     assert case.id is not None
     current_unit = session.get(Unit, case.unit_id) if case.unit_id else None
 
@@ -425,19 +425,15 @@ def assign_case(session: Session, *, case_id: int, actor: Actor) -> AssignmentRe
     case.set_handling_unit(unit)
     case.assignee_id = staff.id
     case.liaison_id = _liaison_for(directory, case, unit, staff)
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="assigned",
-        actor=actor,
-        data={
+    step.record(
+        "assigned",
+        {
             "assignee_id": staff.id,
             "unit": unit.code,
             "unit_name": unit.name_zh,
             "liaison_id": case.liaison_id,
         },
     )
-    session.flush()
     return result("assigned")
 
 
@@ -502,7 +498,7 @@ def refer_case(
     agency: Unit | None = None
     if target == ReferralTarget.AGENCY:
         if agency_code:
-            agency = session.exec(select(Unit).where(Unit.code == agency_code)).first()
+            agency = unit_by_code(session, agency_code)
             if agency is None or agency.level != UnitLevel.AGENCY:
                 raise ValidationError(
                     f"agency_code: no agency with code {agency_code!r}",

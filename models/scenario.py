@@ -111,6 +111,9 @@ _BEHAVIOUR_FIELDS = {
     "refer_after_failure",
     "visit_hours",
     "satisfied",
+    "respond_hours",
+    "absence",
+    "capacity",
 }
 
 

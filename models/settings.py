@@ -59,9 +59,10 @@ class Settings(BaseSettings):
     # a Prefect server on SQLite), executor_concurrency on a work pool.
     relay_batch_lane: int | None = None
     relay_batch_max: int = 50
-    # Runs of a batchable step kept for emergencies and fresh cases (models/outbox.py,
-    # is_urgent) while its lane is full of older work: a new complaint does not wait
-    # for a backlog's batch run to end (flows/relay.py). 0: none kept.
+    # Runs of a batchable step kept ahead of a backlog (flows/batching.py,
+    # plan_kept_runs): for emergencies, and for fresh cases (models/outbox.py,
+    # is_urgent), so that they do not wait for a backlog's batch run. 0: none kept.
+    relay_emergency_lane: int = Field(default=1, ge=0)
     relay_fresh_lane: int = Field(default=1, ge=0)
     # Outbox rows of different cases delivered at once (run creations in flight).
     relay_concurrency: int = 8

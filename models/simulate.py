@@ -8,9 +8,9 @@ the complaints of the period (replayed from history or generated) are fed throug
 escalation, mediation, referral and follow-up services production uses, on the Chinese
 working-day calendar. What is measured is :func:`models.sim_measure.measure`.
 
-Behaviour defaults are fitted from the history (:func:`fit_behaviour`) for every category
-with at least :data:`FIT_MIN_CASES` decided cases; a scenario's ``[behaviour]`` overrides
-them.
+Behaviour defaults are fitted from the history (:func:`models.sim_fit.fit_behaviour`)
+wherever a figure rests on at least :data:`models.sim_fit.FIT_MIN_CASES` decisions; a scenario's
+``[behaviour]`` overrides them.
 """
 
 from __future__ import annotations
@@ -32,18 +32,16 @@ from models.case import Case, CaseCreate
 from models.db import build_engine
 from models.demo import demo_complaints
 from models.enums import Category, Channel, UnitLevel
-from models.event import CaseEvent
-from models.follow_up import FollowUp
 from models.lifecycle import Actor
 from models.policy import PolicySet, TimeLimitPolicy
 from models.policy_load import load_policies
 from models.scenario import Scenario, ScenarioError
 from models.settings import get_settings
+from models.sim_fit import fit_behaviour
 from models.staff import Staff
 from models.tables import metadata
 from models.unit import Pairing, Unit
 
-FIT_MIN_CASES = 30  # decided cases of a category before its chances are fitted from history
 COPIED: tuple[type[SQLModel], ...] = (Unit, Staff, Pairing, TimeLimitPolicy, PolicySet)
 
 Arrival = tuple[datetime, CaseCreate, Actor, int | None]
@@ -107,49 +105,6 @@ def apply_scenario(session: Session, scenario: Scenario) -> None:
                 member.active = False
                 session.add(member)
     session.commit()
-
-
-# --- behaviour fitted from history ----------------------------------------------------------
-
-
-def fit_behaviour(live: Session, *, seed: int) -> tuple[BehaviourModel, dict[str, int]]:
-    """A :class:`BehaviourModel` whose per-category chance of an agreement (of the
-    mediations concluded) and of a direct settlement come from ``live``'s history where a
-    category has at least :data:`FIT_MIN_CASES` such decisions, and whose satisfaction
-    comes from the return visits when there are that many; else the defaults. Returns the
-    model and, per category, the number of decisions it was fitted from."""
-    by_verb: dict[tuple[Category, str], int] = {}
-    rows = live.exec(
-        select(Case.category, CaseEvent.verb, func.count())
-        .join(Case, col(Case.id) == col(CaseEvent.case_id))
-        .where(col(CaseEvent.verb).in_(["agreement_signed", "mediation_failed", "follow_up_due"]))
-        .group_by(col(Case.category), col(CaseEvent.verb))
-    ).all()
-    for category, verb, n in rows:
-        by_verb[(Category(category), verb)] = int(n)
-    rates = dict(DEFAULT_RATES)
-    fitted: dict[str, int] = {}
-    for category in Category:
-        signed = by_verb.get((category, "agreement_signed"), 0)
-        failed = by_verb.get((category, "mediation_failed"), 0)
-        if signed + failed >= FIT_MIN_CASES:
-            rates[category] = dataclasses.replace(
-                rates.get(category, DEFAULT_RATES[Category.OTHER]),
-                success=round(signed / (signed + failed), 3),
-            )
-            fitted[category.value] = signed + failed
-    model = BehaviourModel(seed=seed, rates=rates)
-    visits = live.exec(
-        select(FollowUp.satisfied, func.count())
-        .where(col(FollowUp.satisfied).is_not(None))
-        .group_by(col(FollowUp.satisfied))
-    ).all()
-    total = sum(int(n) for _s, n in visits)
-    if total >= FIT_MIN_CASES:
-        happy = sum(int(n) for s, n in visits if str(s) in ("satisfied", "basically"))
-        model = dataclasses.replace(model, satisfied=round(happy / total, 3))
-        fitted["satisfaction"] = total
-    return model, fitted
 
 
 def with_overrides(model: BehaviourModel, scenario: Scenario, seed: int) -> BehaviourModel:
@@ -363,6 +318,7 @@ class StreetFit:
     cases: int
     observed: tuple[float | None, float | None, float | None]
     simulated: tuple[float | None, float | None, float | None]
+    decided: tuple[int, int, int] = (0, 0, 0)  # the observed rates' denominators
 
     @property
     def worst_gap(self) -> float:
@@ -375,9 +331,15 @@ class StreetFit:
         return max(gaps, default=0.0)
 
 
-def backtest(live: Session, period: Period, *, seed: int) -> list[StreetFit]:
+def backtest(
+    live: Session, period: Period, *, seed: int, scenario: Scenario | None = None
+) -> list[StreetFit]:
     """Replay ``live``'s own complaints of the period with its own limits and the
-    behaviour fitted from it, and set each street's three rates beside the observed."""
+    behaviour fitted from it (or ``scenario``'s limits and behaviour: to see that a wrong
+    policy or wrong people do not fit), and set each street's three rates beside the
+    observed. With the seed the history was made with, each case meets the same
+    chances (:meth:`models.behaviour.Replay._chance`) and a gap measures the model and
+    its fit; with another, luck adds binomial noise of a few points per street."""
     from models import metrics
     from models.scenario import parse_scenario
 
@@ -387,9 +349,8 @@ def backtest(live: Session, period: Period, *, seed: int) -> list[StreetFit]:
             live, since=period.start, until=period.end, level=UnitLevel.STREET
         )
     }
-    result = run_scenario(
-        live, parse_scenario('name = "as-is"\n', file="as-is.toml"), period, seed=seed
-    )
+    as_is = scenario or parse_scenario('name = "as-is"\n', file="as-is.toml")
+    result = run_scenario(live, as_is, period, seed=seed)
     fits: list[StreetFit] = []
     for code, row in sorted(observed.items()):
         sim = result["rates"].get(code, {})
@@ -399,6 +360,7 @@ def backtest(live: Session, period: Period, *, seed: int) -> list[StreetFit]:
                 cases=row.cases,
                 observed=(row.response_rate, row.resolution_rate, row.satisfaction_rate),
                 simulated=(sim.get("response"), sim.get("resolution"), sim.get("satisfaction")),
+                decided=(row.response_cases, row.resolution_cases, row.rated),
             )
         )
     return fits

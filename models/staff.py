@@ -32,6 +32,12 @@ class Staff(StaffBase, table=True):
     phone_masked: str | None = Field(default=None, max_length=32)
 
 
+def staff_by_username(session: Session, username: str) -> Staff | None:
+    """The staff member with this user name (user names are unique), or None: the one
+    look-up of a person by the name they sign in with."""
+    return session.exec(select(Staff).where(Staff.username == username)).first()
+
+
 def display_names(session: Session, ids: Iterable[int]) -> dict[int, str]:
     """The names shown for these staff ids (an id with no account is left out)."""
     wanted = sorted(set(ids))

@@ -21,13 +21,13 @@ from sqlmodel import Session, col, select
 from models import clock, groups, lifecycle, machine_triage, pii
 from models.access import Actor
 from models.case import Case, CaseLink
-from models.cases import get_case, normalise_org_name
+from models.cases import normalise_org_name
 from models.confidentiality import confidential_by_default
 from models.deadlines import compute_deadlines
 from models.enums import CaseStatus, Category, LinkKind, Priority, UnitLevel
 from models.routing import Directory, locate
 from models.settings import get_settings
-from models.unit import Unit
+from models.unit import Unit, unit_by_code
 
 # --- classification ---------------------------------------------------------------
 
@@ -299,7 +299,8 @@ def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult
     """Classify, link duplicates and clusters, route and set the time limits of a
     submitted (or reopened) case, then move it to ``triaged``. Called again on a case
     already past triage, it changes nothing and returns the current result."""
-    case = get_case(session, case_id=case_id)
+    step = lifecycle.step(session, case_id=case_id, actor=actor, expected_version=None)
+    case = step.case
     assert case.id is not None
     if case.status not in (CaseStatus.SUBMITTED, CaseStatus.REOPENED):
         return _current_result(session, case)
@@ -378,13 +379,7 @@ def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult
     if new_links:
         # One timeline entry for all the links found at triage (a repeated complaint can
         # relate to many; one event each flooded the timeline and the event feed).
-        lifecycle.apply(
-            session,
-            case=case,
-            verb="duplicate_linked",
-            actor=actor,
-            data={**new_links[0], "links": new_links},
-        )
+        step.record("duplicate_linked", {**new_links[0], "links": new_links})
 
     case.cluster_key = cluster_key_for(case, place)
     directory = Directory.load_branch(session, place)
@@ -427,12 +422,9 @@ def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult
         found=found,
         cluster_warning=size >= get_settings().cluster_warning_threshold,
     )
-    lifecycle.apply(
-        session,
-        case=case,
-        verb="triaged",
-        actor=actor,
-        data={
+    step.record(
+        "triaged",
+        {
             "category": case.category.value,
             "priority": case.priority.value,
             "unit": unit.code,
@@ -445,7 +437,6 @@ def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult
             "risk": risk_found.level.value,
         },
     )
-    session.flush()
     return _current_result(session, case)
 
 
@@ -477,9 +468,7 @@ def suggest_duplicates(
     them to a subtree of units (what the worker may see)."""
     now = clock.now()
     since = _window_start(now)
-    place = (
-        session.exec(select(Unit).where(Unit.code == place_code)).first() if place_code else None
-    )
+    place = unit_by_code(session, place_code) if place_code else None
     key = respondent_key_for(respondent) if respondent and respondent.strip() else None
     text = description or ""
     conditions = []

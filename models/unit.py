@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import UniqueConstraint
-from sqlmodel import JSON, Column, Field, SQLModel
+from sqlmodel import JSON, Column, Field, Session, SQLModel, select
 
 from models.enums import Category, UnitLevel
 from models.types import enum_type
@@ -31,6 +31,13 @@ class Unit(UnitBase, table=True):
     boundary: dict[str, Any] | None = Field(
         default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
     )
+
+
+def unit_by_code(session: Session, code: str) -> Unit | None:
+    """The unit with this code (codes are unique), or None: the one look-up of a unit by
+    its code, for every service and front end that is given a code; each says in its
+    own words what a missing unit means to its caller."""
+    return session.exec(select(Unit).where(Unit.code == code)).first()
 
 
 class UnitPublic(SQLModel):

@@ -2,11 +2,13 @@
 part simulated, so that a newcomer watches cases move through intake, assignment,
 mediation, follow-up and escalation within minutes.
 
-It works through the domain services (the same ones the API calls), never around them:
-every step is a normal transition with its event and outbox row, so the workflows react
-to it exactly as they would to a real mediator. Whatever the demo does in a mediator's
-place is written with the mark 「演示模拟 simulated by the demo」 in the minutes, the
-agreement and the return-visit notes, so it is never mistaken for real work.
+It acts as a person does on the case page: every step goes through the rule book
+(:func:`models.actions.run`, the path of the REST routes and the web page), so it is
+refused what that person would be refused, and is a normal transition with its event and
+outbox row, to which the workflows react exactly as they would to a real mediator.
+Whatever the demo does in a mediator's place is written with the mark 「演示模拟 simulated
+by the demo」 in the minutes, the agreement and the return-visit notes, so it is never
+mistaken for real work.
 
 One open case in three is deliberately left alone: those run late and show reminders
 and escalation up the unit tree. Progress is kept in ``run/demo-feed.json`` so that a
@@ -20,10 +22,11 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session, col, select
 
-from models import clock
+from models import actions, clock
 from models.access import Actor, principal_for_staff
 from models.case import Case
 from models.cases import create_case
@@ -39,8 +42,6 @@ from models.enums import (
     StaffRole,
 )
 from models.errors import TiaojieError
-from models.follow_up import FollowUpRecord
-from models.mediation import AgreementCreate, SessionCreate, TermCreate
 from models.staff import Staff
 
 SIMULATED = "【演示模拟 simulated by the demo】"
@@ -128,10 +129,13 @@ class DemoFeeder:
                 | (col(Case.status) == CaseStatus.REFERRED)
             )
             .where(col(Case.updated_at) <= waited)
+            # Left-alone cases are skipped in the query, not after it: they grow oldest,
+            # and would otherwise fill the 50 and stop the demo.
+            .where(col(Case.id) % LEAVE_ALONE_EVERY != 0)
             .order_by(col(Case.updated_at))
             .limit(50)
         ).all()
-        return [c for c in rows if (c.id or 0) % LEAVE_ALONE_EVERY != 0]
+        return list(rows)
 
     def simulate_one(self) -> bool:
         """Take the next simulated mediator step on one waiting case; False if none."""
@@ -172,18 +176,29 @@ def _visitor_actor(session: Session, case: Case, visitor_id: int | None) -> Acto
     return principal_for_staff(session, staff)
 
 
+def _act(session: Session, case: Case, actor: Actor, name: str, **fields: Any) -> None:
+    """Take action ``name`` as ``actor`` would on the case page: the action's own body,
+    validated, at the case's current version, through :func:`models.actions.run` (a
+    refusal is a :class:`~models.errors.TiaojieError`, as for a person)."""
+    body = actions.ACTIONS[name].body.model_validate({"version": case.version, **fields})
+    actions.run(session, actor, case, name, body)
+
+
 def _committee_step(session: Session, case: Case, actor: Actor) -> str | None:
     """Acceptance review, then a mediator named (the assignee when a mediator, else a
     mediator of the handling unit), as a committee would before consent."""
-    from models import acceptance, mediators
+    from models import mediators
 
     assert case.id is not None
     if case.accepted_at is None:
-        acceptance.review_acceptance(
-            session, case_id=case.id, accepted=True, reason=None, route=None,
-            note=f"{SIMULATED} 属于人民调解受理范围", actor=actor,
-            expected_version=case.version,
-        )  # fmt: skip
+        _act(
+            session,
+            case,
+            actor,
+            "acceptance",
+            accepted=True,
+            note=f"{SIMULATED} 属于人民调解受理范围",
+        )
         return "accepted 受理审查：予以受理"
     if mediators.serving_ids(session, case_id=case.id):
         return None
@@ -201,9 +216,7 @@ def _committee_step(session: Session, case: Case, actor: Actor) -> str | None:
         chosen = assignee.id
     if chosen is None:
         return None
-    mediators.name_mediators(
-        session, case=case, staff_ids=[chosen], actor=actor, expected_version=case.version
-    )
+    _act(session, case, actor, "mediators", staff_ids=[chosen])
     return "mediator named 指定调解员"
 
 
@@ -228,52 +241,42 @@ def _step(session: Session, case: Case, actor: Actor) -> str | None:
         if before is not None:
             return before
         if case.consent_at is None:
-            mediating.record_consent(
-                session, case_id=case.id, party_ids=None, actor=actor, expected_version=case.version
-            )
+            _act(session, case, actor, "consent")
             return "consent recorded 记录调解同意"
-        mediating.start_mediation(
-            session, case_id=case.id, actor=actor, expected_version=case.version
-        )
+        _act(session, case, actor, "mediation/start")
         return "mediation started 开始调解"
     if case.status == CaseStatus.IN_MEDIATION:
         actor = _mediator_actor(session, case) or actor
         if not mediating.list_sessions(session, case_id=case.id):
-            mediating.record_session(
+            _act(
                 session,
-                case_id=case.id,
-                data=SessionCreate(
-                    held_at=now - timedelta(minutes=1),
-                    place="社区调解室 community mediation room",
-                    participants="双方当事人、调解员 both parties and the mediator",
-                    minutes=f"{SIMULATED} 双方陈述诉求，调解员释明法律规定，约定再次协商。",
-                ),
-                actor=actor,
-                expected_version=case.version,
+                case,
+                actor,
+                "sessions",
+                held_at=now - timedelta(minutes=1),
+                place="社区调解室 community mediation room",
+                participants="双方当事人、调解员 both parties and the mediator",
+                minutes=f"{SIMULATED} 双方陈述诉求，调解员释明法律规定，约定再次协商。",
             )
             return "session recorded 记录调解笔录"
         if case.id % 4 == 1:
-            mediating.fail_mediation(
+            _act(
                 session,
-                case_id=case.id,
+                case,
+                actor,
+                "failure",
                 reason=f"{SIMULATED} 双方分歧较大，调解不成，终止调解，告知可申请仲裁。",
                 referral=ReferralTarget.ARBITRATION,
-                actor=actor,
-                expected_version=case.version,
             )
             return "mediation failed, referred to arbitration 调解不成，移交劳动人事争议仲裁"
         today = clock.to_local(now).date()
-        mediating.sign_agreement(
+        _act(
             session,
-            case_id=case.id,
-            data=AgreementCreate(
-                summary=f"{SIMULATED} 双方自愿达成调解协议。",
-                terms=[
-                    TermCreate(text="被申请人按约履行（演示）", due_on=today + timedelta(days=14))
-                ],
-            ),
-            actor=actor,
-            expected_version=case.version,
+            case,
+            actor,
+            "agreement",
+            summary=f"{SIMULATED} 双方自愿达成调解协议。",
+            terms=[{"text": "被申请人按约履行（演示）", "due_on": today + timedelta(days=14)}],
         )
         return "agreement signed 达成协议"
     if case.status == CaseStatus.REFERRED:
@@ -286,19 +289,17 @@ def _step(session: Session, case: Case, actor: Actor) -> str | None:
             return None  # the follow-up step has not scheduled the visits yet
         satisfied = case.id % 7 != 2
         visitor = _visitor_actor(session, case, open_visits[0].visitor_id) or actor
-        follow_ups.record_follow_up(
+        _act(
             session,
-            case_id=case.id,
-            data=FollowUpRecord(
-                outcome=FollowUpOutcome.CARRIED_OUT if satisfied else FollowUpOutcome.PARTLY,
-                resolved=ResolvedAnswer.RESOLVED if satisfied else ResolvedAnswer.UNRESOLVED,
-                satisfied=SatisfiedAnswer.SATISFIED if satisfied else SatisfiedAnswer.DISSATISFIED,
-                unit_at_fault=not satisfied,
-                notes=f"{SIMULATED} 回访当事人。",
-                follow_up_id=open_visits[0].id,
-            ),
-            actor=visitor,
-            expected_version=case.version,
+            case,
+            visitor,
+            "follow-ups",
+            outcome=FollowUpOutcome.CARRIED_OUT if satisfied else FollowUpOutcome.PARTLY,
+            resolved=ResolvedAnswer.RESOLVED if satisfied else ResolvedAnswer.UNRESOLVED,
+            satisfied=SatisfiedAnswer.SATISFIED if satisfied else SatisfiedAnswer.DISSATISFIED,
+            unit_at_fault=not satisfied,
+            notes=f"{SIMULATED} 回访当事人。",
+            follow_up_id=open_visits[0].id,
         )
         return "return visit recorded 记录回访"
     return None
@@ -306,22 +307,17 @@ def _step(session: Session, case: Case, actor: Actor) -> str | None:
 
 def _referral_step(session: Session, case: Case, actor: Actor) -> str | None:
     """The agency answers a referral: it signs for it (签收), then records what it did."""
-    from models import referrals
-
-    assert case.id is not None
     if case.referral_state == ReferralState.PENDING:
-        referrals.sign_referral(
-            session, case_id=case.id, actor=actor, expected_version=case.version
-        )
+        _act(session, case, actor, "referral/sign")
         return "referral signed for 签收"
     if case.referral_state == ReferralState.SIGNED:
-        referrals.record_referral_outcome(
+        _act(
             session,
-            case_id=case.id,
+            case,
+            actor,
+            "referral/outcome",
             action_taken=f"{SIMULATED} 部门依职权核查处理，已书面答复当事人。",
             outcome=ReferralOutcome.RESOLVED,
-            actor=actor,
-            expected_version=case.version,
         )
         return "referral outcome recorded 反馈办理结果"
     return None

@@ -32,13 +32,11 @@ def create(
     client: str = typer.Option("open311", "--client", help="Name of the Open311 client app."),
 ) -> None:
     """Print a token (last line). 生成令牌（最后一行即令牌）。"""
-    from sqlmodel import select
-
     from api.security import create_open311_key, create_token
     from models.db import get_engine, write_session
     from models.migrate import upgrade
-    from models.staff import Staff
-    from models.unit import Unit
+    from models.staff import Staff, staff_by_username
+    from models.unit import unit_by_code
 
     if role not in ROLES:
         err.print(f"[red]✗[/] 未知角色 unknown role {role!r}; one of {', '.join(ROLES)}")
@@ -56,12 +54,12 @@ def create(
     with write_session(engine) as session:
         unit_row = None
         if unit is not None:
-            unit_row = session.exec(select(Unit).where(Unit.code == unit)).first()
+            unit_row = unit_by_code(session, unit)
             if unit_row is None:
                 err.print(f"[red]✗[/] 没有编码为 {unit} 的单位 no unit with code {unit!r}")
                 raise typer.Exit(2)
         username = f"svc-{role}-{unit or 'city'}".lower()[:64]
-        staff = session.exec(select(Staff).where(Staff.username == username)).first()
+        staff = staff_by_username(session, username)
         if staff is None:
             staff = Staff(
                 username=username,

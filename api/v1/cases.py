@@ -39,7 +39,7 @@ from models.mediation import (
 from models.party import Party, PartyPublic
 from models.staff import display_names
 from models.timeline import event_notes
-from models.unit import Unit
+from models.unit import unit_by_code
 
 router = APIRouter(prefix="/cases", tags=["cases 案件"])
 
@@ -329,7 +329,7 @@ def list_cases(
 ) -> CaseList:
     unit_path = None
     if unit is not None:
-        found = session.exec(select(Unit).where(Unit.code == unit)).first()
+        found = unit_by_code(session, unit)
         if found is None:
             raise ValidationError(
                 f"unit: no unit with code {unit!r}",

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from api.cache import TTLCache
 from api.deps import engine_of
@@ -27,7 +27,7 @@ from models.db import is_sqlite, read_session, write_session
 from models.enums import UnitLevel
 from models.errors import ConflictError, ValidationError
 from models.idempotency import find_record, request_hash, save_record
-from models.unit import Unit
+from models.unit import Unit, unit_by_code
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 
@@ -58,7 +58,7 @@ def cached_units(cache: TTLCache[str, UnitRef]) -> Callable[[Session, str], Unit
     def lookup(session: Session, code: str) -> UnitRef | None:
         ref = cache.get(code)
         if ref is None:
-            unit = session.exec(select(Unit).where(Unit.code == code)).first()
+            unit = unit_by_code(session, code)
             if unit is None or unit.id is None:
                 return None
             ref = UnitRef(id=unit.id, code=unit.code, level=unit.level, path=unit.path)

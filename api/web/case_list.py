@@ -14,16 +14,17 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from api.web import auth, queries
 from api.web.i18n import Translator, pick_lang
 from api.web.routes import PREFIX, TimedRoute, read_session, render, to_login, write_session
 from models import access, actions, admin_log, case_export, clock
 from models.access import Principal
-from models.case_search import SORTS, CaseFilter, search, unit_for
+from models.case_search import SORTS, CaseFilter, search
 from models.enums import CaseStatus, Category, Priority, StaffRole
-from models.staff import Staff
+from models.staff import staff_by_username
+from models.unit import unit_by_code
 
 router = APIRouter(route_class=TimedRoute, include_in_schema=False)
 PAGE_SIZE = 50
@@ -74,7 +75,7 @@ def parse_filter(
     problems: list[str] = []
     unit_path = None
     if code := params.get("unit", "").strip():
-        unit = unit_for(session, code)
+        unit = unit_by_code(session, code)
         if unit is None:
             problems.append(t(f"没有编码为 {code} 的单位", f"no unit with code {code}"))
         else:
@@ -84,7 +85,7 @@ def parse_filter(
     if handler == "me":
         handler_id = user.staff_id
     elif handler:
-        found = session.exec(select(Staff).where(Staff.username == handler)).first()
+        found = staff_by_username(session, handler)
         handler_id = found.id if found else -1
     f = CaseFilter(
         status=_enum(CaseStatus, params.get("status", ""), problems, t("状态", "status")),

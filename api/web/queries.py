@@ -321,10 +321,6 @@ def case_detail(session: Session, *, case: Case) -> CaseDetail:
     )
 
 
-def unit_by_code(session: Session, code: str) -> Unit | None:
-    return session.exec(select(Unit).where(Unit.code == code)).first()
-
-
 def triage_suggestion(session: Session, *, case: Case) -> TriageSuggestion | None:
     """What the classifier made of the case at triage (shown beside the person's choice)."""
     return session.get(TriageSuggestion, case.id) if case.id is not None else None

@@ -53,11 +53,7 @@ def record_download(
 
 def downloads_of(session: Session, *, case_id: int) -> list[DocumentDownload]:
     return rows_of(
-        session,
-        DocumentDownload,
-        DocumentDownload.case_id == case_id,
-        DocumentDownload.at,
-        DocumentDownload.id,
+        session, DocumentDownload, DocumentDownload.case_id == case_id, DocumentDownload.at
     )
 
 

@@ -1,8 +1,9 @@
 """The three rates' deciding rows (models.decisions) are kept as cases change: after a
 month of the demo district worked through the real services (triage, routing,
-contacts, escalation sweeps, mediation, referrals, return visits, reopening), a merge,
-a withdrawal, a rolled-back change and the retention run, the kept rows equal a full
-recount, and the monthly report, the dashboard's figures and the recount agree."""
+contacts, escalation sweeps, mediation, referrals, return visits, closing), a merge, a
+rolled-back change and the retention run, the kept rows equal a full recount, and the
+monthly report, the dashboard's figures and the recount agree. (The fixture has its own
+name: the PostgreSQL suite collects the unit tests' fixtures by name.)"""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ SYSTEM = Actor.system()
 
 
 @pytest.fixture(scope="module")
-def worked() -> Iterator[Session]:
+def district_month() -> Iterator[Session]:
     """The demo district worked for 24 days by the simulator's behaviour model."""
     previous = clock.get_clock()
     vclock = clock.VirtualClock(START - timedelta(minutes=1))
@@ -86,72 +87,75 @@ def _rates(
     return metrics.unit_rates(session, since=since, until=until, level=level)
 
 
-def test_the_month_holds_a_realistic_mix(worked: Session) -> None:
-    verbs = Counter(worked.exec(select(CaseEvent.verb)).all())
+def test_the_month_holds_a_realistic_mix(district_month: Session) -> None:
+    verbs = Counter(district_month.exec(select(CaseEvent.verb)).all())
     for verb in ("assigned", "contacted", "escalated", "follow_up_recorded", "closed", "referred"):
         assert verbs[verb] > 0, verb
-    kept = Counter(worked.exec(select(RateDecision.rate)).all())
+    kept = Counter(district_month.exec(select(RateDecision.rate)).all())
     assert all(kept[rate] > 10 for rate in Rate), kept
 
 
-def test_kept_rows_equal_a_full_recount(worked: Session) -> None:
-    assert differences(worked) == []
+def test_kept_rows_equal_a_full_recount(district_month: Session) -> None:
+    assert differences(district_month) == []
 
 
-def test_merge_withdrawal_rollback_and_retention_keep_them_equal(worked: Session) -> None:
-    decided_ids = set(worked.exec(select(RateDecision.case_id)).all())
-    mergeable = worked.exec(
+def test_merge_withdrawal_rollback_and_retention_keep_them_equal(district_month: Session) -> None:
+    decided_ids = set(district_month.exec(select(RateDecision.case_id)).all())
+    mergeable = district_month.exec(
         select(Case)
         .where(col(Case.status).in_(["triaged", "assigned", "escalated"]))
         .order_by(col(Case.id))
     ).all()
     merged = next(c for c in mergeable if c.id in decided_ids)
     into = next(c for c in mergeable if c.id != merged.id)
-    before = _rates(worked, UnitLevel.DISTRICT, whole_run=True)
-    assert worked.exec(select(RateDecision).where(RateDecision.case_id == merged.id)).all()
+    before = _rates(district_month, UnitLevel.DISTRICT, whole_run=True)
+    assert district_month.exec(select(RateDecision).where(RateDecision.case_id == merged.id)).all()
     merge_case(
-        worked,
+        district_month,
         case_id=merged.id or 0,
         into_case_id=into.id or 0,
         actor=SYSTEM,
         expected_version=None,
     )
-    worked.commit()
+    district_month.commit()
     assert merged.status == CaseStatus.MERGED
-    assert worked.exec(select(RateDecision).where(RateDecision.case_id == merged.id)).all() == []
-    after = _rates(worked, UnitLevel.DISTRICT, whole_run=True)
+    assert (
+        district_month.exec(select(RateDecision).where(RateDecision.case_id == merged.id)).all()
+        == []
+    )
+    after = _rates(district_month, UnitLevel.DISTRICT, whole_run=True)
     assert sum(r.cases for r in after) == sum(r.cases for r in before) - 1
 
     # A change rolled back leaves the kept rows as they were.
-    worked.exec(delete(RateDecision).where(col(RateDecision.case_id) == into.id))
-    worked.rollback()
-    assert differences(worked) == []
+    district_month.exec(delete(RateDecision).where(col(RateDecision.case_id) == into.id))
+    district_month.rollback()
+    assert differences(district_month) == []
 
     # Retention anonymises the parties of long-finished cases; the rates stay.
     later = clock.now() + timedelta(days=400)
-    assert anonymise_closed_cases(worked, older_than_days=30, now=later) > 0
-    worked.commit()
-    assert differences(worked) == []
-    assert _rates(worked, UnitLevel.DISTRICT, whole_run=True) == after
+    assert anonymise_closed_cases(district_month, older_than_days=30, now=later) > 0
+    district_month.commit()
+    assert differences(district_month) == []
+    assert _rates(district_month, UnitLevel.DISTRICT, whole_run=True) == after
 
 
-def test_rebuild_restores_rows_written_outside_the_orm(worked: Session) -> None:
-    expected = _rates(worked, UnitLevel.COMMUNITY)
-    worked.exec(delete(RateDecision))  # as after a bulk import or a migration
-    worked.commit()
-    assert differences(worked) != []
-    kept = rebuild(worked, batch=37)
-    worked.commit()
-    assert kept == worked.exec(select(func.count()).select_from(RateDecision)).one() > 0
-    assert differences(worked) == []
-    assert _rates(worked, UnitLevel.COMMUNITY) == expected
+def test_rebuild_restores_rows_written_outside_the_orm(district_month: Session) -> None:
+    expected = _rates(district_month, UnitLevel.COMMUNITY)
+    district_month.exec(delete(RateDecision))  # as after a bulk import or a migration
+    district_month.commit()
+    assert differences(district_month) != []
+    kept = rebuild(district_month, batch=37)
+    district_month.commit()
+    assert kept == district_month.exec(select(func.count()).select_from(RateDecision)).one() > 0
+    assert differences(district_month) == []
+    assert _rates(district_month, UnitLevel.COMMUNITY) == expected
 
 
-def test_monthly_report_and_dashboard_figures_agree(worked: Session) -> None:
+def test_monthly_report_and_dashboard_figures_agree(district_month: Session) -> None:
     first = START.date().replace(day=1)
-    report = monthly_report.build(worked, first, now=clock.now())
+    report = monthly_report.build(district_month, first, now=clock.now())
     for level in monthly_report.RATE_LEVELS:
-        assert report.rates[level] == _rates(worked, level)
+        assert report.rates[level] == _rates(district_month, level)
     community = report.rates[UnitLevel.COMMUNITY]
     street = report.rates[UnitLevel.STREET]
     assert sum(r.response_cases for r in community) > 0

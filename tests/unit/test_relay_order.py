@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, insert
 from sqlmodel import Session, col, select
 
-from flows.batching import fresh_lane, plan_fresh_runs
+from flows.batching import emergency_lane, fresh_lane, plan_kept_runs
 from flows.relay import Relay
 from models.case import Case
 from models.clock import VirtualClock
@@ -139,7 +139,7 @@ def _plan(engine: Engine, jobs: list[Job], flying: dict[str, int]) -> list[tuple
     return [(len(group), lane) for _step, group, lane in batches] + singles
 
 
-def test_a_run_is_kept_for_fresh_work_ahead_of_a_backlog_only(
+def test_runs_are_kept_for_emergencies_and_fresh_work_ahead_of_a_backlog_only(
     engine: Engine, vclock: VirtualClock
 ) -> None:
     _backlog(engine, vclock)
@@ -148,24 +148,28 @@ def test_a_run_is_kept_for_fresh_work_ahead_of_a_backlog_only(
     emergency = _fresh(engine, priority=Priority.EMERGENCY, people_affected=60)
     vclock.advance(timedelta(seconds=1))
     jobs = claim_jobs(limit=LIMIT, engine=engine)
-    kept = fresh_lane("intake")
+    urgent, fresh = emergency_lane("intake"), fresh_lane("intake")
 
-    # The lane is busy with the backlog: the two new cases get the run kept for them,
-    # the backlog waits for the lane.
-    assert _plan(engine, jobs, {"intake": 1}) == [(2, kept)]
-    # Both free: the new cases in the kept run, the lane takes the oldest 50.
-    started = _plan(engine, jobs, {})
-    assert started == [(2, kept), (50, "intake")]
-    # The kept run busy too: the new cases wait at the head of the queue for the lane.
-    assert _plan(engine, jobs, {"intake": 1, kept: 1}) == []
-    urgent, rest = plan_fresh_runs(jobs, free_slots=1, batch_max=50, now=vclock.now())
-    assert [job.case_id for job in urgent[0]] == [emergency, ordinary]
+    # The lane is busy with the backlog: the emergency and the new case each get the
+    # run kept for them, the backlog waits for the lane.
+    assert _plan(engine, jobs, {"intake": 1}) == [(1, urgent), (1, fresh)]
+    # All free: the kept runs, and the lane takes the oldest 50.
+    assert _plan(engine, jobs, {}) == [(1, urgent), (1, fresh), (50, "intake")]
+    # A run of fresh cases in flight: the emergency does not wait for it.
+    assert _plan(engine, jobs, {"intake": 1, fresh: 1}) == [(1, urgent)]
+    # The emergency's run busy: the next emergency rides with the fresh cases.
+    assert _plan(engine, jobs, {"intake": 1, urgent: 1}) == [(2, fresh)]
+    # Every kept run busy: the new cases wait at the head of the queue.
+    assert _plan(engine, jobs, {"intake": 1, urgent: 1, fresh: 1}) == []
+    kept, rest = plan_kept_runs(
+        jobs, step="intake", free={urgent: 1, fresh: 1}, batch_max=50, now=vclock.now()
+    )
+    assert [([j.case_id for j in run], lane) for run, lane in kept] == [
+        ([emergency], urgent),
+        ([ordinary], fresh),
+    ]
     assert len(rest) == len(jobs) - 2
 
-    # Without a backlog the one lane batches fresh work as before: no kept run.
-    fresh_only = [job for job in jobs if job.case_id in (emergency, ordinary)]
-    assert _plan(engine, fresh_only, {"intake": 1}) == []
-    assert plan_fresh_runs(fresh_only, free_slots=1, batch_max=50, now=vclock.now()) == (
-        [],
-        fresh_only,
-    )
+    # Without a backlog the one lane batches fresh work as before: nothing kept.
+    new_only = [job for job in jobs if job.case_id in (emergency, ordinary)]
+    assert _plan(engine, new_only, {"intake": 1}) == []
