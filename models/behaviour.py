@@ -178,6 +178,10 @@ class Replay:
         self._actors: dict[int, Actor] = {}
         self._receivers: dict[int | None, Actor] = {}
         self._streets = _streets(session)
+        # Strong references keep these in the session's identity map (it holds objects
+        # weakly): a case or unit looked up again is then not read again.
+        self._units = list(session.exec(select(Unit)).all())
+        self._held: dict[int, Case] = {}
         self._days: dict[tuple[int, date], int] = {}  # (person, day) -> steps taken
         self._away: dict[tuple[int, date], bool] = {}
 
@@ -235,8 +239,9 @@ class Replay:
         return [(int(cid), int(version)) for cid, version in rows if cid is not None]
 
     def _case(self, case_id: int) -> Case:
-        case = self.session.get(Case, case_id)
+        case = self._held.get(case_id) or self.session.get(Case, case_id)
         assert case is not None
+        self._held[case_id] = case
         return case
 
     def _system_steps(self) -> None:
@@ -336,8 +341,9 @@ class Replay:
     def _people_steps(self, now: datetime) -> None:
         for cid, _v in self._open([S.TRIAGED], col(Case.held_for_assessment)):
             self._try("assess", lambda c=cid: self._assess(self._case(c)))
-        working = [S.ASSIGNED, S.IN_MEDIATION, S.REFERRED, S.FOLLOW_UP]
-        for cid, version in self._open(working):
+        working = self._open([S.ASSIGNED, S.IN_MEDIATION, S.REFERRED, S.FOLLOW_UP])
+        self._held = {cid: c for cid, _v in working if (c := self._held.get(cid)) is not None}
+        for cid, version in working:
             due = self._due(cid, version, now)
             if due is None:
                 continue
