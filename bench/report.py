@@ -61,6 +61,14 @@ def table(r: dict[str, Any]) -> str:
         ),
         ("End to end: backlog at the end 积压", _f(e.get("backlog")), "", "", ""),
         (
+            "End to end with 1,000 waiting: new / emergency p95 s 积压优先",
+            f"{_f(e.get('backlog_new_p95_s'))} / {_f(e.get('backlog_emergency_p95_s'))}",
+            "",
+            "",
+            "< 5 / < 2",
+        ),
+        ("End to end: the 1,000 waiting drained in s", _f(e.get("backlog_drain_s")), "", "", ""),
+        (
             f"Escalation: due query ms ({_f(x['due_cases'])} due of {_f(x['open_cases'])} open) 督办查询",
             _f(x["due_query_ms"]),
             "",
