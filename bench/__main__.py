@@ -345,6 +345,39 @@ def _print_table(results: dict[str, Any]) -> None:
             "",
         ),
     ]
+    pg = results.get("pages") or {}
+    if pg.get("cases") is not None:
+        rows += [
+            (
+                f"页面 pages p95 ms: inbox / case / list / resident ({_fmt(pg['cases'])} cases)",
+                " / ".join(
+                    _fmt(pg.get(k))
+                    for k in (
+                        "inbox_p95_ms",
+                        "case_page_p95_ms",
+                        "case_list_p95_ms",
+                        "resident_page_p95_ms",
+                    )
+                ),
+                None,
+                pg.get("worst_ratio_to_plain_query"),
+                "<150",
+            ),
+            (
+                "页面 dashboard / search p95 ms",
+                _pair(pg, "dashboard_p95_ms", "search_p95_ms"),
+                None,
+                None,
+                "<200 / <300",
+            ),
+            (
+                "页面 monthly report / export 10k s",
+                _pair(pg, "monthly_report_s", "export_10k_s"),
+                None,
+                None,
+                "<5 / <10",
+            ),
+        ]
     if so.get("cases") is not None or so.get("error"):  # not when skipped or not run
         rows += [
             (
@@ -365,11 +398,23 @@ def _print_table(results: dict[str, Any]) -> None:
     for label, ours, base, rat, target in rows:
         table.add_row(label, _fmt(ours), _fmt(base), _fmt(rat), target)
     Console().print(table)
-    for section in ("triage", "intake_api", "end_to_end", "escalation", "memory", "scale_out"):
+    for section in (
+        "triage",
+        "intake_api",
+        "end_to_end",
+        "escalation",
+        "memory",
+        "pages",
+        "scale_out",
+    ):
         block = results.get(section) or {}
         for key in ("error", "skipped"):
             if block.get(key):
                 console.print(f"[yellow]{section}: {block[key]}")
+
+
+def _pair(block: dict[str, Any], a: str, b: str) -> str:
+    return f"{_fmt(block.get(a))} / {_fmt(block.get(b))}"
 
 
 def _base_lat(i: dict[str, Any]) -> str:

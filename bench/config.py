@@ -46,8 +46,10 @@ class Sizes:
     scale_out_timeout_s: float = 120.0  # for the burst to be assigned (section ~5 min)
     # Pages at scale: cases in the saved city, requests per page (report and export fewer)
     pages_cases: int = 20_000
-    pages_requests: int = 50
-    pages_slow_requests: int = 3
+    pages_requests: int = 20
+    pages_slow_requests: int = 2
+    pages_pg_cases: int = 0  # the same pages on PostgreSQL (full run only; 0: not run)
+    pages_budget_s: float = 10.0  # per page, once 20 requests are made
 
 
 QUICK = Sizes(
@@ -103,4 +105,6 @@ FULL = Sizes(
     pages_cases=1_000_000,
     pages_requests=200,
     pages_slow_requests=5,
+    pages_pg_cases=50_000,
+    pages_budget_s=60.0,
 )

@@ -97,7 +97,7 @@ def people_pool(size: int = POOL, seed: int = 11) -> list[Person]:
     return out
 
 
-COLUMNS: dict[str, tuple[str, ...]] = {
+COLUMNS: dict[str, list[str]] = {
     "cases": [
         "id",
         "number",
@@ -471,7 +471,7 @@ class Generator:
     def _events(
         self, case_id: int, stamps: dict[str, datetime], unit_id: int, assignee: int, long: bool
     ) -> list[tuple[Any, ...]]:
-        flow = [
+        flow: list[tuple[str, str | None, str, dict[str, Any]]] = [
             ("submitted", None, "submitted", {}),
             ("triaged", "submitted", "triaged", {"unit_id": unit_id}),
             ("assigned", "triaged", "assigned", {"assignee_id": assignee}),
@@ -537,6 +537,7 @@ class Generator:
             ),
         )
         self.party_id += 1
+        row: tuple[Any, ...]
         if i % 3:
             firm = f"江心市{PLACES[i % len(PLACES)]}第{i % 50 + 1}电子厂"
             row = (firm, None, None, None, None, None, None, None, None, None)

@@ -61,6 +61,14 @@ def table(r: dict[str, Any]) -> str:
         ),
         ("End to end: backlog at the end 积压", _f(e.get("backlog")), "", "", ""),
         (
+            "End to end with 1,000 waiting: new / emergency p95 s 积压优先",
+            f"{_f(e.get('backlog_new_p95_s'))} / {_f(e.get('backlog_emergency_p95_s'))}",
+            "",
+            "",
+            "< 5 / < 2",
+        ),
+        ("End to end: the 1,000 waiting drained in s", _f(e.get("backlog_drain_s")), "", "", ""),
+        (
             f"Escalation: due query ms ({_f(x['due_cases'])} due of {_f(x['open_cases'])} open) 督办查询",
             _f(x["due_query_ms"]),
             "",
@@ -114,6 +122,39 @@ def table(r: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+PAGES = (
+    ("inbox", "inbox 待办 (community mediator)", "< 150"),
+    ("case_page", "case page, long timeline 案件页", "< 150"),
+    ("dashboard_district", "dashboard, district 督办看板 (supervisor)", "< 200"),
+    ("dashboard_street", "dashboard, by street", "< 200"),
+    ("case_list", "case list, three filters 案件查询", "< 150"),
+    ("search", "word search 检索", "< 300"),
+    ("monthly_report", "monthly report .xlsx 月报", "< 5 s"),
+    ("export_10k", "export of 10,000 rows .xlsx 导出", "< 10 s"),
+    ("resident_page", "resident's page `/r/{code}` 居民查询", "< 150"),
+)
+
+
+def pages_table(p: dict[str, Any]) -> str:
+    """The pages section (``pages``): one row per page with its plain query."""
+    out = [
+        f"Pages at {_f(p.get('cases'))} cases, load average {p.get('load_average_before')} "
+        f"at the start:\n",
+        "| page | p50 / p95 / p99 ms | SQL statements | requests | plain query p95 ms "
+        "| ratio | target (p95) |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for key, label, target in PAGES:
+        d = (p.get("pages") or {}).get(key) or {}
+        times = " / ".join(_f(d.get(k)) for k in ("p50_ms", "p95_ms", "p99_ms"))
+        out.append(
+            f"| {label} | {times} | {_f(d.get('sql_statements'))} | {_f(d.get('requests'))} "
+            f"| {_f(d.get('plain_query_p95_ms'))} | {_f(d.get('ratio_to_plain_query'), '×')} "
+            f"| {target} |"
+        )
+    return "\n".join(out)
+
+
 def main() -> int:
     path = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "results.json")
     results = json.loads(path.read_text())
@@ -121,6 +162,13 @@ def main() -> int:
         f"Commit `{results['commit']}`, {results['when']}, {results['mode']} run, load average at start {results.get('load_average_at_start')}.\n"
     )
     print(table(results))
+    pages = results.get("pages") or {}
+    if pages.get("pages"):
+        print()
+        print(pages_table(pages))
+        if (pages.get("postgresql") or {}).get("pages"):
+            print("\nPostgreSQL:\n")
+            print(pages_table(pages["postgresql"]))
     return 0
 
 

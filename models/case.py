@@ -60,6 +60,8 @@ class Case(CaseBase, table=True):
         # A worker's open cases (inbox, workload counts): those they handle or recorded.
         Index("ix_case_assignee_open", "assignee_id", "is_open"),
         Index("ix_case_creator_open", "created_by_id", "is_open"),
+        # The newest open cases in a reader's reach (the inbox), read newest first.
+        Index("ix_case_open_created", "is_open", "created_at"),
         # The few cases held for 研判, among a million that are not.
         Index(
             "ix_case_held",

@@ -1,6 +1,7 @@
 """The case list as a spreadsheet (案件导出): the same filter, reach and order as the list
-page, one row per case. Names and phones are shown in clear only where ``reveal(case)``
-says the reader is entitled (the caller's personal-data rule); everyone else gets the
+page, one row per case. Names and phones are shown in clear only in the cases that
+``reveal(batch)`` (the caller's personal-data rule, asked once per batch) says the reader
+is entitled to; everyone else gets the
 masked forms, and phone or ID numbers typed into the description are masked the same way.
 """
 

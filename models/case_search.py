@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -24,6 +25,12 @@ from models.enums import CaseStatus, Category, Priority
 from models.overdue import overdue_clause
 from models.types import UTCDateTime
 
+# A list counts its cases up to here ("10,000+"); a word search up to 1,000.
+COUNT_CAP = 10_000
+WORDS_COUNT_CAP = 1_000
+# A word in more cases than this is matched while the cases are read in list order.
+SCAN_ABOVE = 2_000
+CASE_NUMBER = re.compile(r"^[A-Za-z]{1,8}-\d{4}-\d{1,8}$")
 # Cases without a deadline sort after every dated one.
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 
@@ -74,11 +81,14 @@ class Page:
     next_cursor: str | None
     sort: str = "newest"
     extra: dict[str, Any] = field(default_factory=dict)
+    capped: bool = False  # more match than ``total`` says
 
 
-def clauses(f: CaseFilter, *, now: datetime, dialect: str) -> list[ColumnElement[bool]]:
+def clauses(
+    f: CaseFilter, *, now: datetime, dialect: str, scan: bool = False
+) -> list[ColumnElement[bool]]:
     """The filter as SQL conditions; ``dialect`` chooses the full-text index
-    (:mod:`models.case_text`)."""
+    (:mod:`models.case_text`), ``scan`` how a common word is matched (:func:`search`)."""
     out: list[ColumnElement[bool]] = []
     if f.status is not None:
         out.append(col(Case.status) == f.status)
@@ -101,17 +111,19 @@ def clauses(f: CaseFilter, *, now: datetime, dialect: str) -> list[ColumnElement
     if f.group is not None:
         out.append(col(Case.is_group) == f.group)
     if f.text:
-        text = f.text.strip()
-        by_number = col(Case.number) == text
-        found = case_text.matching_clause(text, dialect)
-        if found is None:
-            out.append(by_number)
-        else:
-            searchable = or_(
-                col(Case.confidential).is_(False), col(Case.unit_id) == f.reader_unit_id
-            )
-            out.append(or_(by_number, and_(searchable, found)))
+        out.append(_text_clause(f, dialect, scan=scan))
     return out
+
+
+def _text_clause(f: CaseFilter, dialect: str, *, scan: bool) -> ColumnElement[bool]:
+    """A case number finds that case; anything else is words (:mod:`models.case_text`),
+    searched in a confidential case only from within its unit."""
+    text = (f.text or "").strip()
+    found = None if CASE_NUMBER.match(text) else case_text.matching_clause(text, dialect, scan)
+    if found is None:
+        return col(Case.number) == text
+    searchable = or_(col(Case.confidential).is_(False), col(Case.unit_id) == f.reader_unit_id)
+    return and_(searchable, found)
 
 
 def _encode(value: Any, case_id: int) -> str:
@@ -159,12 +171,22 @@ def search(
     sort: str = "newest",
     cursor: str | None = None,
     limit: int = 50,
+    count: bool = True,
 ) -> Page:
-    """One page of the cases matching ``f`` within ``reach``, and how many match."""
+    """One page of the cases matching ``f`` within ``reach``, and how many match (up to
+    :data:`COUNT_CAP`, or :data:`WORDS_COUNT_CAP` for a word search: ``Page.capped``).
+
+    A word found in many cases (more than :data:`SCAN_ABOVE`) is matched while reading
+    the cases in list order, so that a page stops at its last row instead of fetching
+    every match before sorting them (a common word in a million cases: tens of
+    thousands)."""
     chosen = SORTS.get(sort, SORTS["newest"])
     dialect = session.get_bind().dialect.name
-    where = clauses(f, now=now, dialect=dialect) + ([reach] if reach is not None else [])
-    total = int(session.exec(select(func.count(col(Case.id))).where(*where)).one())
+    scan = bool(f.text) and case_text.match_count(session, f.text or "", dialect) > SCAN_ABOVE
+    where = clauses(f, now=now, dialect=dialect, scan=scan)
+    where += [reach] if reach is not None else []
+    cap = WORDS_COUNT_CAP if f.text and not CASE_NUMBER.match(f.text.strip()) else COUNT_CAP
+    total = _count(session, where, cap) if count else 0
     stmt = select(Case).where(*where)
     start = _decode(cursor, chosen) if cursor else None
     if start is not None:
@@ -174,7 +196,15 @@ def search(
     rows = rows[:limit]
     last = rows[-1] if rows and more else None
     next_cursor = _encode(_sort_value(last, chosen), last.id or 0) if last is not None else None
-    return Page(rows, total, next_cursor, sort if sort in SORTS else "newest")
+    page = Page(rows, min(total, cap), next_cursor, sort if sort in SORTS else "newest")
+    page.capped = total > cap
+    return page
+
+
+def _count(session: Session, where: list[ColumnElement[bool]], cap: int) -> int:
+    """How many cases match, counting no further than ``cap + 1``."""
+    matching = select(col(Case.id)).where(*where).limit(cap + 1).subquery()
+    return int(session.exec(select(func.count()).select_from(matching)).one())
 
 
 def batches(
@@ -191,7 +221,9 @@ def batches(
     the caller is done with a batch, so memory stays flat over 10,000s of rows."""
     cursor: str | None = None
     while True:
-        page = search(session, f, reach=reach, now=now, sort=sort, cursor=cursor, limit=size)
+        page = search(
+            session, f, reach=reach, now=now, sort=sort, cursor=cursor, limit=size, count=False
+        )
         yield page.cases
         session.expunge_all()
         if page.next_cursor is None:

@@ -116,20 +116,35 @@ def query_words(query: str) -> list[tuple[str, ...]]:
     return out[:MAX_QUERY_WORDS]
 
 
-def matching_clause(query: str, dialect: str) -> ColumnElement[bool] | None:
+def matching_clause(query: str, dialect: str, scan: bool = False) -> ColumnElement[bool] | None:
     """``Case.id IN (cases holding every word of the query, or the shorter words inside
-    it)``; None when the query has no words."""
+    it)``; None when the query has no words. ``scan`` (SQLite): written so that the
+    database checks the matches while reading the cases in another index's order
+    rather than starting from every match (for words in many cases)."""
     found = query_words(query)
     if not found:
         return None
     if dialect == "postgresql":
         return col(Case.id).in_(_pg_ids(found))
+    ids = text("SELECT rowid FROM case_search_fts WHERE case_search_fts MATCH :match")
+    ids = ids.bindparams(match=_fts_match(found))
+    case_id = (col(Case.id) + 0) if scan else col(Case.id)  # + 0: not the id's index
+    return case_id.in_(ids.columns(column("id", Integer)))
+
+
+def match_count(session: Any, query: str, dialect: str) -> int:
+    """How many cases hold the words of ``query`` (whoever may see them); 0 on
+    PostgreSQL, whose planner chooses from its own statistics."""
+    found = query_words(query)
+    if not found or dialect == "postgresql":
+        return 0
+    sql = text("SELECT count(*) FROM case_search_fts WHERE case_search_fts MATCH :match")
+    return int(session.execute(sql, {"match": _fts_match(found)}).scalar_one())
+
+
+def _fts_match(found: list[tuple[str, ...]]) -> str:
     # Each word quoted: FTS5 reads it as a literal (no operators, no prefixes).
-    match = " AND ".join(_fts_either(word, inner) for word, *inner in found)
-    ids = text("SELECT rowid FROM case_search_fts WHERE case_search_fts MATCH :match").bindparams(
-        match=match
-    )
-    return col(Case.id).in_(ids.columns(column("id", Integer)))
+    return " AND ".join(_fts_either(word, inner) for word, *inner in found)
 
 
 def _fts_either(word: str, inner: list[str]) -> str:

@@ -151,6 +151,7 @@ def case_list(request: Request) -> Response:
     context = {
         "rows": rows,
         "total": page.total,
+        "capped": page.capped,
         "params": params,
         "problems": problems,
         "sorts": list(SORTS),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlmodel import Session, select
 
 from models.case import Case
@@ -57,3 +58,21 @@ def test_words_are_cut_as_the_index_holds_them() -> None:
     assert query_words("  ") == []
     assert query_words('噪音"扰民') == [("噪音",), ("扰民",)]
     assert query_words("拖欠工资") == [("拖欠工资", "拖欠", "工资")]
+
+
+def test_a_common_word_is_matched_in_list_order_and_counted_to_a_cap(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models import case_search
+
+    build_city(session)
+    made = [make_case(session, description=f"施工噪音扰民，第{i}次反映") for i in range(3)]
+    make_case(session, description="楼上漏水")
+    session.commit()
+    newest_first = [c.number for c in reversed(made)]
+    assert _find(session, "噪音") == newest_first
+    monkeypatch.setattr(case_search, "SCAN_ABOVE", 1)  # "噪音" is now a common word
+    monkeypatch.setattr(case_search, "WORDS_COUNT_CAP", 2)
+    page = search(session, CaseFilter(text="噪音"), reach=None, now=NOW)
+    assert [c.number for c in page.cases] == newest_first
+    assert (page.total, page.capped) == (2, True)

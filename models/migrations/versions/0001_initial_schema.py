@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 17:51:50.935087
+Create Date: 2026-11-30 18:29:52.299774
 """
 
 from collections.abc import Sequence
@@ -255,6 +255,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_case_assignee_open', ['assignee_id', 'is_open'], unique=False)
         batch_op.create_index('ix_case_creator_open', ['created_by_id', 'is_open'], unique=False)
         batch_op.create_index('ix_case_held', ['id'], unique=False, sqlite_where=sa.text('held_for_assessment = 1'), postgresql_where=sa.text('held_for_assessment'))
+        batch_op.create_index('ix_case_open_created', ['is_open', 'created_at'], unique=False)
         batch_op.create_index('ix_case_open_due', ['is_open', 'resolution_due_at', 'status'], unique=False)
         batch_op.create_index('ix_case_open_reminder', ['is_open', 'next_reminder_at', 'status'], unique=False)
         batch_op.create_index('ix_case_open_response', ['is_open', 'first_response_at', 'response_due_at', 'status'], unique=False)
@@ -1110,6 +1111,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_case_open_response')
         batch_op.drop_index('ix_case_open_reminder')
         batch_op.drop_index('ix_case_open_due')
+        batch_op.drop_index('ix_case_open_created')
         batch_op.drop_index('ix_case_held', sqlite_where=sa.text('held_for_assessment = 1'), postgresql_where=sa.text('held_for_assessment'))
         batch_op.drop_index('ix_case_creator_open')
         batch_op.drop_index('ix_case_assignee_open')
