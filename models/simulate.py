@@ -115,8 +115,14 @@ def with_overrides(model: BehaviourModel, scenario: Scenario, seed: int) -> Beha
         if "mediation_days" in changes:
             changes["mediation_days"] = tuple(changes["mediation_days"])
         rates[category] = dataclasses.replace(base, **changes)
+    changes = dict(scenario.behaviour)
+    # A scenario's district-wide figure stands for every street: it replaces the fit.
+    if "satisfied" in changes:
+        changes["satisfied_by_street"] = {}
+    if "respond_hours" in changes:
+        changes["respond_by_street"] = {}
     try:
-        return dataclasses.replace(model, seed=seed, rates=rates, **scenario.behaviour)
+        return dataclasses.replace(model, seed=seed, rates=rates, **changes)
     except TypeError as exc:
         raise ScenarioError(f"{scenario.source}: [behaviour] {exc}") from None
 

@@ -159,3 +159,23 @@ def test_cli_writes_summary_and_report_twice_the_same(
     html = outputs[0][1].decode()
     assert html.count("<svg") == 5 and "<script" not in html and 'src="http' not in html
     assert "政策模拟报告" in html and "small" in html
+
+
+def test_a_scenarios_district_figure_replaces_the_streets_fitted_ones() -> None:
+    from models.behaviour import BehaviourModel
+    from models.simulate import with_overrides
+
+    fitted = BehaviourModel(
+        satisfied_by_street={"D01-S01": 0.5}, respond_by_street={"D01-S01": (1.0, 30.0)}
+    )
+    scenario = parse_scenario(
+        'name = "x"\n[behaviour]\nsatisfied = 0.9\nrespond_hours = [0.5, 2.0]\n', file="x.toml"
+    )
+    model = with_overrides(fitted, scenario, seed=1)
+    assert model.satisfaction("D01-S01") == 0.9 and model.respond_by_street == {}
+    assert (
+        with_overrides(fitted, parse_scenario('name = "y"\n', file="y.toml"), 1).satisfaction(
+            "D01-S01"
+        )
+        == 0.5
+    )
