@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, union_all
+from sqlalchemy import ColumnElement, and_, case, func, literal, literal_column, or_, union_all
 from sqlmodel import Session, col, select
 
 from models import clock, workdays
@@ -413,9 +413,14 @@ def backlog_by_unit(
 ) -> list[UnitBacklog]:
     """Open cases per unit at ``level`` (its whole subtree), largest backlog first."""
     moment = clock.ensure_utc(now or clock.now())
+    # Grouped by ``unit_path || ''``, not by the column: grouping by the column makes
+    # SQLite walk the unit_path index over every case of the subtree, ten years of
+    # closed ones included (0.4 s at a million cases), instead of reading the open
+    # cases from an ``is_open`` index and grouping those (7 ms). Same groups, any database.
+    path = col(Case.unit_path).concat(literal_column("''"))
     stmt = (
         select(  # type: ignore[call-overload]
-            col(Case.unit_path),
+            path,
             func.count(col(Case.id)),
             _count(col(Case.status) == S.IN_MEDIATION),
             _count(col(Case.status) == S.FOLLOW_UP),
@@ -426,7 +431,7 @@ def backlog_by_unit(
             col(Case.unit_path).is_not(None),
             *_cases_within(within_path),
         )
-        .group_by(col(Case.unit_path))
+        .group_by(path)
     )
     units = _level_units(session, level, within_path)
     totals = _roll_up(units, list(session.exec(stmt).all()), 4)
