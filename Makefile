@@ -29,7 +29,7 @@ typecheck: install
 	$(BIN)/mypy models tasks flows api deployments tiaojie_cli
 
 test: lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=20
 
 unit: install
 	$(BIN)/pytest tests/unit -q

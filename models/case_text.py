@@ -83,6 +83,8 @@ INDEX_DDL: dict[str, tuple[str, ...]] = {
 }
 # The tables FTS5 makes for ``case_search_fts`` (not in the metadata: not SQLModel's).
 FTS_TABLE_PREFIX = "case_search_fts"
+# PostgreSQL's GIN index above: an expression index the metadata does not declare.
+PG_WORDS_INDEX = "ix_case_search_words"
 
 for _dialect, _statements in INDEX_DDL.items():
     for _sql in _statements:

@@ -23,6 +23,8 @@ def _num(value: Any) -> str:
 
 Measure = tuple[str, Callable[[dict[str, Any]], str]]
 
+ALWAYS_SHOWN = ("community", "street")
+
 
 def measures(summary: dict[str, Any]) -> list[Measure]:
     """(label, how to read it from one scenario's results), in the table's order."""
@@ -31,7 +33,9 @@ def measures(summary: dict[str, Any]) -> list[Measure]:
     rows: list[Measure] = [(label, _reader(key, _pct)) for key, label in (RATES[3], *RATES[:3])]
     scenarios = summary["scenarios"].values()
     for level in LEVELS:
-        if any(r["settled_share_by_level"].get(level) for r in scenarios):
+        # Community and street are where the question is asked ("what stays at the
+        # grassroots?"), so their 0% is an answer too; other levels only when they settled any.
+        if level in ALWAYS_SHOWN or any(r["settled_share_by_level"].get(level) for r in scenarios):
             rows.append((f"{level} 化解占比 settled share", _level_reader(level)))
     rows += [
         ("转结对部门 Referrals", lambda r: _num(r["referrals"]["total"])),

@@ -10,11 +10,12 @@ from datetime import UTC, datetime
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, inspect
 from sqlmodel import Session, select
 
 from models import lifecycle
 from models.case import Case
+from models.case_text import PG_WORDS_INDEX
 from models.db import write_session
 from models.errors import ConflictError
 from models.event import CaseEvent, Outbox
@@ -32,10 +33,22 @@ def test_migration_builds_exactly_the_tables(engine: Engine) -> None:
     assert engine.dialect.name == "postgresql"
     with engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), metadata)
-    assert diffs == []
+    assert [d for d in diffs if not _words_index(d)] == []
     upgrade(engine)  # a second run changes nothing and does not fail
     with engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        diffs = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert [d for d in diffs if not _words_index(d)] == []
+    assert PG_WORDS_INDEX in {i["name"] for i in inspect(engine).get_indexes("case_search")}
+
+
+def _words_index(difference: object) -> bool:
+    """The search words' GIN index is made by migration 0003, not declared in the metadata
+    (models.case_text)."""
+    return (
+        isinstance(difference, tuple)
+        and difference[0] == "remove_index"
+        and difference[1].name == PG_WORDS_INDEX
+    )
 
 
 def test_datetimes_come_back_aware_utc(engine: Engine, vclock: object) -> None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine, insert
@@ -134,7 +136,11 @@ def _plan(engine: Engine, jobs: list[Job], flying: dict[str, int]) -> list[tuple
     relay = Relay(_Slots(), engine=engine)  # type: ignore[arg-type]
     by_case = {job.case_id: [job] for job in jobs}
     verdicts = {job.outbox_id: "run" for job in jobs}
-    batches = asyncio.run(relay._plan_batches(by_case, verdicts, flying))
+    # On a thread of its own: in the whole suite another test's event loop may be running
+    # on this thread (the Prefect harness), and asyncio.run refuses to nest.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        plan = partial(relay._plan_batches, by_case, verdicts, flying)
+        batches = pool.submit(lambda: asyncio.run(plan())).result()
     singles = [(1, "intake") for _ in by_case]  # left to start a run of their own
     return [(len(group), lane) for _step, group, lane in batches] + singles
 
