@@ -404,27 +404,21 @@ def overdue_by_level(
     return [LevelCount(lv, lv.zh, lv.en, counts.get(lv, 0), passed.get(lv, 0)) for lv in order]
 
 
-def backlog_by_unit(
-    session: Session,
-    *,
-    within_path: str | None = None,
-    level: UnitLevel = UnitLevel.COMMUNITY,
-    now: datetime | None = None,
-) -> list[UnitBacklog]:
-    """Open cases per unit at ``level`` (its whole subtree), largest backlog first."""
-    moment = clock.ensure_utc(now or clock.now())
-    # Grouped by ``unit_path || ''``, not by the column: grouping by the column makes
-    # SQLite walk the unit_path index over every case of the subtree, ten years of
-    # closed ones included (0.4 s at a million cases), instead of reading the open
-    # cases from an ``is_open`` index and grouping those (7 ms). Same groups, any database.
+def backlog_query(*, within_path: str | None, now: datetime) -> Any:
+    """Per unit path, the open cases: all, in mediation, in follow-up, overdue at ``now``.
+
+    Grouped by ``unit_path || ''``, not by the column: grouping by the column makes
+    SQLite walk the unit_path index over every case of the subtree, ten years of closed
+    ones included (0.4 s at a million cases), instead of reading the open cases from an
+    ``is_open`` index and grouping those (7 ms). Same groups, on any database."""
     path = col(Case.unit_path).concat(literal_column("''"))
-    stmt = (
+    return (
         select(  # type: ignore[call-overload]
             path,
             func.count(col(Case.id)),
             _count(col(Case.status) == S.IN_MEDIATION),
             _count(col(Case.status) == S.FOLLOW_UP),
-            _count(overdue_clause(moment)),
+            _count(overdue_clause(clock.ensure_utc(now))),
         )
         .where(
             col(Case.is_open).is_(True),
@@ -433,6 +427,17 @@ def backlog_by_unit(
         )
         .group_by(path)
     )
+
+
+def backlog_by_unit(
+    session: Session,
+    *,
+    within_path: str | None = None,
+    level: UnitLevel = UnitLevel.COMMUNITY,
+    now: datetime | None = None,
+) -> list[UnitBacklog]:
+    """Open cases per unit at ``level`` (its whole subtree), largest backlog first."""
+    stmt = backlog_query(within_path=within_path, now=now or clock.now())
     units = _level_units(session, level, within_path)
     totals = _roll_up(units, list(session.exec(stmt).all()), 4)
     rows = [UnitBacklog(u.code, u.name_zh, u.name_en, *totals[u.code]) for u in units]

@@ -20,7 +20,10 @@ pytestmark = pytest.mark.postgres
 
 DB_FIXTURES = {"session", "engine"}
 # Tests of SQLite itself (its query planner, its pragmas): nothing to repeat on PostgreSQL.
-SQLITE_ONLY = {"test_escalation.test_due_queries_use_the_open_timestamp_indexes"}
+SQLITE_ONLY = {
+    "test_escalation.test_due_queries_use_the_open_timestamp_indexes",
+    "test_metrics.test_backlog_reads_the_open_cases_not_the_whole_subtree",
+}
 
 
 def _is_fixture(obj: object) -> bool:

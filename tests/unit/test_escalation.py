@@ -40,6 +40,7 @@ from models.routing import assign_case
 from models.tables import metadata
 from models.triage import triage_case
 from tests.factories import build_city, make_case
+from tests.sqlite_plans import query_plan
 
 SYSTEM = Actor.system()
 SUPERVISOR = Actor(kind="staff", staff_id=1)
@@ -295,22 +296,10 @@ def test_find_due_lists_only_due_working_cases(session: Session, vclock: Virtual
     assert remind_case(session, case_id=a.id or 0, now=a.resolution_due_at, actor=SYSTEM) is None
 
 
-def _plan(session: Session, query: object) -> str:
-    bind = session.get_bind()
-    compiled = query.compile(bind, compile_kwargs={"render_postcompile": True})  # type: ignore[attr-defined]
-    processors = compiled._bind_processors  # UTCDateTime stores naive UTC on SQLite
-    params = tuple(
-        processors[name](compiled.params[name]) if name in processors else compiled.params[name]
-        for name in compiled.positiontup
-    )
-    rows = session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), params)
-    return " | ".join(str(r[-1]) for r in rows.all())
-
-
 def test_due_queries_use_the_open_timestamp_indexes(session: Session) -> None:
     now = datetime(2026, 12, 1, tzinfo=UTC)
-    reminders = _plan(session, due_reminders_query(now))
-    escalations = _plan(session, due_escalations_query(now))
+    reminders = query_plan(session, due_reminders_query(now))
+    escalations = query_plan(session, due_escalations_query(now))
     assert "ix_case_open_reminder (is_open=? AND next_reminder_at<?)" in reminders
     assert "ix_case_open_due (is_open=? AND resolution_due_at<?)" in escalations
     assert "TEMP B-TREE" not in reminders + escalations  # the index order serves ORDER BY
