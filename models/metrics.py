@@ -357,15 +357,18 @@ def overdue_by_level(
     once per level. ``breaches`` counts the limits that passed at the level since
     ``since`` (default: the last 30 days), closed cases included."""
     now = clock.ensure_utc(now)
-    recorded: Any = (
-        select(col(LimitBreach.case_id).label("case_id"), col(LimitBreach.unit_level).label("lv"))
-        .join(Case, col(Case.id) == col(LimitBreach.case_id))
-        .where(
-            col(Case.is_open).is_(True),
-            col(Case.status) != S.MERGED,
-            col(LimitBreach.unit_path).is_not(None),
-            *([_under(col(LimitBreach.unit_path), literal(within_path))] if within_path else []),
-        )
+    # The breaches of the open cases, asked as "case among the open ones" rather than as
+    # a join: joined, SQLite read every breach of ten years and looked its case up (85 ms
+    # with 130,000 breaches next to a million cases); this reads the open cases' (13 ms).
+    open_cases = select(col(Case.id)).where(
+        col(Case.is_open).is_(True), col(Case.status) != S.MERGED
+    )
+    recorded: Any = select(
+        col(LimitBreach.case_id).label("case_id"), col(LimitBreach.unit_level).label("lv")
+    ).where(
+        col(LimitBreach.case_id).in_(open_cases),
+        col(LimitBreach.unit_path).is_not(None),
+        *([_under(col(LimitBreach.unit_path), literal(within_path))] if within_path else []),
     )
     current = (
         select(col(Case.id), col(Unit.level))
