@@ -48,7 +48,10 @@ class Settings(BaseSettings):
     relay_wake_s: float = Field(default=0.1, gt=0)
     # Fresh work ahead of a backlog (models/outbox.py, claim_jobs): rows younger than
     # this go before older ones; this share of every batch is kept for the oldest rows.
-    relay_fresh_s: float = 60.0
+    # Five minutes: a new case that waited longer than this for the runs kept for fresh
+    # work (an overloaded machine) fell behind the whole backlog (bench/backlog.py: new
+    # cases' p95 452 s with 60 s, at load 9 to 13).
+    relay_fresh_s: float = 300.0
     relay_backlog_share: float = Field(default=0.25, gt=0, le=1)
     executor: Literal["inprocess", "deployment"] = Field(
         default="inprocess",
