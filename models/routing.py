@@ -92,9 +92,12 @@ class Directory:
         time limits. One directory per session grows branch by branch for a batch of
         cases (:mod:`models.session_cache`: forgotten on a write to these tables and at
         the end of the transaction)."""
-        directory = session_cache.cached(session, "routing.directory", DIRECTORY_TABLES, cls)
-        if not directory.policies:
-            directory.policies = list(session.exec(select(TimeLimitPolicy)).all())
+        directory = session_cache.cached(
+            session,
+            "routing.directory",
+            DIRECTORY_TABLES,
+            lambda: cls(policies=list(session.exec(select(TimeLimitPolicy)).all())),
+        )
         directory.extend_branch(session, *units)
         return directory
 
