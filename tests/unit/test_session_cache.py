@@ -87,7 +87,7 @@ def test_a_policy_change_after_the_directory_was_kept_is_seen(session: Session, 
     assert _labour_limit(kept) == 30
     assert Directory.load_branch(session, place) is kept
     # Removed by a statement (not through the objects): gone for the next reader too.
-    session.exec(delete(TimeLimitPolicy).where(col(TimeLimitPolicy.name) == "labour"))  # type: ignore[call-overload]
+    session.exec(delete(TimeLimitPolicy).where(col(TimeLimitPolicy.name) == "labour"))
     assert _labour_limit(Directory.load_branch(session, place)) == limit
 
 
