@@ -58,6 +58,7 @@ from models.enums import (
     ResolvedAnswer,
     SatisfiedAnswer,
     StaffRole,
+    UnitLevel,
 )
 from models.errors import TiaojieError
 from models.follow_up import FollowUp
@@ -119,9 +120,34 @@ class BehaviourModel:
     # The first contact is exempt: whoever is in answers the community's calls (首问负责).
     absence: float = 0.04
     capacity: int = 40
+    # Fitted finer where a history shows enough (models.sim_fit): the first contact per
+    # street and category, mediation success per category and level of the unit.
+    respond_by_street_category: dict[tuple[str, Category], tuple[float, ...]] = field(
+        default_factory=dict
+    )
+    success_by_level: dict[tuple[Category, UnitLevel], float] = field(default_factory=dict)
+    # Each street's dice fall evenly (see Replay._chance): a simulated share is then the
+    # chance the model gives, give or take a case or two, rather than one draw of many.
+    # False for people as they are (a history to fit), whose luck is independent.
+    stratified: bool = True
 
     def rate(self, category: Category) -> CategoryRates:
         return self.rates.get(category, EVERYDAY)
+
+    def success(self, category: Category, level: UnitLevel | None) -> float:
+        fitted = self.success_by_level.get((category, level)) if level else None
+        return self.rate(category).success if fitted is None else fitted
+
+    def respond(self, street: str | None, category: Category) -> tuple[float, ...]:
+        """The first contact's delay distribution: the street's and category's, else the
+        street's, else the district-wide range."""
+        for fitted in (
+            self.respond_by_street_category.get((street or "", category)),
+            self.respond_by_street.get(street or ""),
+        ):
+            if fitted and len(fitted) > 1:
+                return fitted
+        return self.respond_hours
 
     def satisfaction(self, street: str | None) -> float:
         return self.satisfied_by_street.get(street or "", self.satisfied)
@@ -157,6 +183,7 @@ AGENCY_RESOLVES = 0.7  # an agency's outcome is 已解决 (else 部分解决)
 # A working day here is 8 working hours: delays are spread over office time by
 # :func:`models.workdays` through the deadlines; the replay only needs a scale.
 HOUR = timedelta(hours=1)
+STRATUM = 20  # cases of a street whose dice are spread over the twenty twentieths of [0, 1)
 OFFICE = (8, 21)  # local hours in which the replay's people act
 
 
@@ -184,6 +211,11 @@ class Replay:
         self._held: dict[int, Case] = {}
         self._days: dict[tuple[int, date], int] = {}  # (person, day) -> steps taken
         self._away: dict[tuple[int, date], bool] = {}
+        self._ordinals: dict[int, tuple[str, int]] = {}  # case -> (street, its number there)
+        self._arrived: dict[str, int] = {}
+        self._ordinal_upto = 0
+        self._strata: dict[tuple[str, str, int, int], list[int]] = {}
+        self._levels = {u.id: u.level for u in self._units}
 
     # --- input ----------------------------------------------------------------------
 
@@ -285,11 +317,46 @@ class Replay:
         """A number in [0, 1) for the ``what``-th decision of this case: its own dice per
         case and purpose (common random numbers), so that one case taking another path
         in another scenario (or in the history being replayed) does not reshuffle the
-        chances of every other case and decision."""
+        chances of every other case and decision.
+
+        Stratified (the model's ``stratified``): the cases of a street, in the order they
+        arrived, are taken in blocks of :data:`STRATUM`; within a block each case's die
+        for a purpose lies in its own 1/STRATUM of [0, 1) (a shuffle per block, street and
+        purpose), so of every block's cases the share below a chance p is p to within one
+        case. Each die is still uniform and tied to its case and purpose alone, and the
+        purposes' shuffles are independent; what goes is only the binomial luck (on 200
+        cases a street, ±2-3 points) that would otherwise sit on top of every figure."""
         key = (_id(case), what)
         n = self._draws.get(key, 0)
         self._draws[key] = n + 1
-        return random.Random(f"{self.model.seed}:{key[0]}:{what}:{n}").random()
+        die = random.Random(f"{self.model.seed}:{key[0]}:{what}:{n}").random()
+        if not self.model.stratified:
+            return die
+        street, k = self._ordinal(key[0])
+        block, slot = divmod(k, STRATUM)
+        strata_key = (street, what, n, block)
+        if strata_key not in self._strata:
+            order = list(range(STRATUM))
+            random.Random(f"{self.model.seed}:{street}:{what}:{n}:{block}").shuffle(order)
+            self._strata[strata_key] = order
+        return (self._strata[strata_key][slot] + die) / STRATUM
+
+    def _ordinal(self, case_id: int) -> tuple[str, int]:
+        """The street a case's place lies in and the case's number among that street's
+        cases in order of arrival (ids are given in arrival order, the same in every
+        scenario of the same arrivals)."""
+        if case_id not in self._ordinals:
+            rows = self.session.exec(
+                select(Case.id, Case.place_unit_id, Case.unit_id)
+                .where(col(Case.id) > self._ordinal_upto)
+                .order_by(col(Case.id))
+            ).all()
+            for cid, place, unit in rows:
+                street = self._streets.get(place if place is not None else unit) or ""
+                self._ordinals[int(cid or 0)] = (street, self._arrived.get(street, 0))
+                self._arrived[street] = self._arrived.get(street, 0) + 1
+                self._ordinal_upto = max(self._ordinal_upto, int(cid or 0))
+        return self._ordinals[case_id]
 
     def _between(self, case: Case, what: str, span: Sequence[float]) -> float:
         """A value of ``span`` (a range, or quantiles: the fitted distribution read
@@ -436,8 +503,7 @@ class Replay:
     def _respond_at(self, case: Case) -> datetime:
         from models import workdays
 
-        fitted = self.model.respond_by_street.get(self._streets.get(case.unit_id) or "")
-        span = fitted if fitted and len(fitted) > 1 else self.model.respond_hours
+        span = self.model.respond(self._streets.get(case.unit_id), case.category)
         return workdays.add_working_hours(self.clock.now(), self._between(case, "respond", span))
 
     def _act(self, case: Case, step: str, when: datetime) -> None:
@@ -530,7 +596,8 @@ class Replay:
     def _conclude(self, case: Case, who: Actor) -> None:
         from models import actions
 
-        rate, now = self.model.rate(case.category), self.clock.now()
+        now = self.clock.now()
+        success = self.model.success(case.category, self._levels.get(case.unit_id))
         self._run(
             case,
             who,
@@ -539,7 +606,7 @@ class Replay:
                 held_at=now - HOUR, place=SESSION[0], participants=SESSION[1], minutes=SESSION[2]
             ),
         )
-        if self._chance(case, "success") < rate.success:
+        if self._chance(case, "success") < success:
             due = clock.to_local(now + timedelta(days=10)).date()
             terms = [TermCreate(text=TERM, due_on=due)]
             self._run(case, who, "agreement", actions.AgreementIn(summary=AGREED, terms=terms))

@@ -109,18 +109,22 @@ def apply_scenario(session: Session, scenario: Scenario) -> None:
 
 def with_overrides(model: BehaviourModel, scenario: Scenario, seed: int) -> BehaviourModel:
     rates: dict[Category, CategoryRates] = dict(model.rates)
+    by_level = dict(model.success_by_level)
     for category, override in scenario.rates.items():
         base = rates.get(category, DEFAULT_RATES[Category.OTHER])
         changes = {k: v for k, v in override.model_dump().items() if v is not None}
         if "mediation_days" in changes:
             changes["mediation_days"] = tuple(changes["mediation_days"])
         rates[category] = dataclasses.replace(base, **changes)
-    changes = dict(scenario.behaviour)
+        if "success" in changes:  # the scenario's figure holds at every level
+            by_level = {k: v for k, v in by_level.items() if k[0] != category}
+    changes = dict(scenario.behaviour, success_by_level=by_level)
     # A scenario's district-wide figure stands for every street: it replaces the fit.
     if "satisfied" in changes:
         changes["satisfied_by_street"] = {}
     if "respond_hours" in changes:
         changes["respond_by_street"] = {}
+        changes["respond_by_street_category"] = {}
     try:
         return dataclasses.replace(model, seed=seed, rates=rates, **changes)
     except TypeError as exc:
