@@ -183,7 +183,8 @@ AGENCY_RESOLVES = 0.7  # an agency's outcome is 已解决 (else 部分解决)
 # A working day here is 8 working hours: delays are spread over office time by
 # :func:`models.workdays` through the deadlines; the replay only needs a scale.
 HOUR = timedelta(hours=1)
-STRATUM = 20  # cases of a street whose dice are spread over the twenty twentieths of [0, 1)
+Stream = tuple[str, str, int]  # street, purpose, the case's n-th decision of the purpose
+STRATUM = 20  # a street's decisions whose numbers fall one in each twentieth of [0, 1)
 OFFICE = (8, 21)  # local hours in which the replay's people act
 
 
@@ -211,10 +212,8 @@ class Replay:
         self._held: dict[int, Case] = {}
         self._days: dict[tuple[int, date], int] = {}  # (person, day) -> steps taken
         self._away: dict[tuple[int, date], bool] = {}
-        self._ordinals: dict[int, tuple[str, int]] = {}  # case -> (street, its number there)
-        self._arrived: dict[str, int] = {}
-        self._ordinal_upto = 0
-        self._strata: dict[tuple[str, str, int, int], list[int]] = {}
+        self._made: dict[Stream, int] = {}  # decisions made in each stream
+        self._strata: dict[tuple[Stream, int], list[int]] = {}  # a block's shuffle
         self._levels = {u.id: u.level for u in self._units}
 
     # --- input ----------------------------------------------------------------------
@@ -314,49 +313,37 @@ class Replay:
     # --- people ---------------------------------------------------------------------
 
     def _chance(self, case: Case, what: str) -> float:
-        """A number in [0, 1) for the ``what``-th decision of this case: its own dice per
-        case and purpose (common random numbers), so that one case taking another path
-        in another scenario (or in the history being replayed) does not reshuffle the
-        chances of every other case and decision.
+        """A number in [0, 1) for the ``what``-th decision of this case, from its own
+        die per case and purpose.
 
-        Stratified (the model's ``stratified``): the cases of a street, in the order they
-        arrived, are taken in blocks of :data:`STRATUM`; within a block each case's die
-        for a purpose lies in its own 1/STRATUM of [0, 1) (a shuffle per block, street and
-        purpose), so of every block's cases the share below a chance p is p to within one
-        case. Each die is still uniform and tied to its case and purpose alone, and the
-        purposes' shuffles are independent; what goes is only the binomial luck (on 200
-        cases a street, ±2-3 points) that would otherwise sit on top of every figure."""
+        Stratified (the model's ``stratified``, the simulator's default): the decisions
+        of one purpose in one street (of the unit holding the case; the agencies and
+        the district count as one more) are taken in blocks of :data:`STRATUM`, in the
+        order they are made; within a block each lies in its own 1/STRATUM of [0, 1)
+        (a shuffle per block, street and purpose; the case's die places it inside).
+        So of any run of a street's decisions the share below a chance p is p to
+        within a decision or two, instead of carrying binomial luck (±2-3 points on
+        200 cases) on top of every figure, and scenarios differ by their policies.
+        Each number is still uniform, and the purposes' shuffles are independent.
+
+        Not stratified (people as they are: the history to fit): the die alone, tied
+        to the case and purpose, so one case taking another path does not reshuffle
+        the chances of the others (common random numbers)."""
         key = (_id(case), what)
         n = self._draws.get(key, 0)
         self._draws[key] = n + 1
         die = random.Random(f"{self.model.seed}:{key[0]}:{what}:{n}").random()
         if not self.model.stratified:
             return die
-        street, k = self._ordinal(key[0])
+        stream = (self._streets.get(case.unit_id) or "", what, n)
+        k = self._made.get(stream, 0)
+        self._made[stream] = k + 1
         block, slot = divmod(k, STRATUM)
-        strata_key = (street, what, n, block)
-        if strata_key not in self._strata:
+        if (stream, block) not in self._strata:
             order = list(range(STRATUM))
-            random.Random(f"{self.model.seed}:{street}:{what}:{n}:{block}").shuffle(order)
-            self._strata[strata_key] = order
-        return (self._strata[strata_key][slot] + die) / STRATUM
-
-    def _ordinal(self, case_id: int) -> tuple[str, int]:
-        """The street a case's place lies in and the case's number among that street's
-        cases in order of arrival (ids are given in arrival order, the same in every
-        scenario of the same arrivals)."""
-        if case_id not in self._ordinals:
-            rows = self.session.exec(
-                select(Case.id, Case.place_unit_id, Case.unit_id)
-                .where(col(Case.id) > self._ordinal_upto)
-                .order_by(col(Case.id))
-            ).all()
-            for cid, place, unit in rows:
-                street = self._streets.get(place if place is not None else unit) or ""
-                self._ordinals[int(cid or 0)] = (street, self._arrived.get(street, 0))
-                self._arrived[street] = self._arrived.get(street, 0) + 1
-                self._ordinal_upto = max(self._ordinal_upto, int(cid or 0))
-        return self._ordinals[case_id]
+            random.Random(f"{self.model.seed}:{stream}:{block}").shuffle(order)
+            self._strata[(stream, block)] = order
+        return (self._strata[(stream, block)][slot] + die) / STRATUM
 
     def _between(self, case: Case, what: str, span: Sequence[float]) -> float:
         """A value of ``span`` (a range, or quantiles: the fitted distribution read

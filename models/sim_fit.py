@@ -8,8 +8,8 @@ What people did, read from the events, contacts and return visits of the databas
   category **and level** of the unit that mediated (community, street, district, ...);
 * per street, and per street and category: the office hours from the assignment to the
   first contact (as quantiles, sampled between them);
-* per street: the share of residents satisfied at the return visit, and the same for
-  the cases beyond any street (agencies, the district);
+* per street: the satisfaction rate (the chance a resident is satisfied at the return
+  visit), and the same for the cases judged beyond any street (the agencies);
 * for the district: the share of failed mediations referred on.
 
 A figure is fitted only where it rests on at least :data:`FIT_MIN_CASES` decisions;
@@ -38,7 +38,7 @@ from models.behaviour import DEFAULT_RATES, FIRST_CONTACT, BehaviourModel, Categ
 from models.case import Case
 from models.clock import ensure_utc
 from models.contact import CaseContact
-from models.enums import Category, Priority, SatisfiedAnswer, StaffRole, UnitLevel
+from models.enums import Category, Priority, StaffRole, UnitLevel
 from models.event import CaseEvent
 from models.follow_up import FollowUp
 from models.staff import Staff
@@ -46,7 +46,6 @@ from models.unit import Unit
 
 FIT_MIN_CASES = 30  # decisions a figure needs before it is fitted (module docstring: why)
 QUANTILES = 20  # the first-contact delays kept per street: 5% steps, min and max
-HAPPY = (SatisfiedAnswer.SATISFIED, SatisfiedAnswer.BASICALLY)
 Fitted = dict[str, int]
 
 
@@ -267,30 +266,28 @@ Satisfaction = tuple[float | None, dict[str, float]]
 
 
 def _satisfaction(session: Session, fitted: Fitted) -> Satisfaction:
-    """The share of return visits answered satisfied per street, and for the cases
-    beyond streets (else over all): the model's figure where no street applies."""
-    rows = session.exec(
-        select(Case.unit_path, FollowUp.satisfied)
-        .join(Case, col(Case.id) == col(FollowUp.case_id))
-        .where(col(FollowUp.satisfied).is_not(None))
-    ).all()
-    street_of = _street_of(session)
-    t = _Tally()
-    for path, answer in rows:
-        good = answer in HAPPY
-        t.add(street_of.get(path or "", ""), good)
-        t.add(None, good)
+    """The satisfaction rate (满意率, :mod:`models.metrics`: each case's deciding answer at
+    an independent return visit) over the whole history, per street, and for the cases
+    judged beyond streets (the agencies; else over all): the chance a resident is
+    satisfied, fitted to exactly what the rate counts."""
+    from models import metrics
+
+    span = session.exec(select(func.min(FollowUp.done_at), func.max(FollowUp.done_at))).one()
+    if span[0] is None or span[1] is None:
+        return None, {}
+    since, until = ensure_utc(span[0]), ensure_utc(span[1]) + timedelta(seconds=1)
     by_street: dict[str, float] = {}
-    for street in sorted(str(k) for k in t.all if k):
-        share = t.share(street)
-        if share is not None:
-            by_street[street] = share
-            fitted[f"satisfaction.{street}"] = t.all[street]
-    for key, name in (("", "satisfaction.beyond_streets"), (None, "satisfaction")):
-        share = t.share(key)
-        if share is not None:
-            fitted[name] = t.all[key]
-            return share, by_street
+    for row in metrics.unit_rates(session, since=since, until=until, level=UnitLevel.STREET):
+        if row.rated >= FIT_MIN_CASES and row.satisfaction_rate is not None:
+            by_street[row.unit_code] = round(row.satisfaction_rate, 3)
+            fitted[f"satisfaction.{row.unit_code}"] = row.rated
+    beyond = metrics.unit_rates(session, since=since, until=until, level=UnitLevel.AGENCY)
+    everywhere = metrics.unit_rates(session, since=since, until=until, level=UnitLevel.DISTRICT)
+    for rows, name in ((beyond, "satisfaction.beyond_streets"), (everywhere, "satisfaction")):
+        rated, satisfied = sum(r.rated for r in rows), sum(r.satisfied for r in rows)
+        if rated >= FIT_MIN_CASES:
+            fitted[name] = rated
+            return round(satisfied / rated, 3), by_street
     return None, by_street
 
 
@@ -316,3 +313,28 @@ def fit_behaviour(live: Session, *, seed: int) -> tuple[BehaviourModel, Fitted]:
         model = dataclasses.replace(model, satisfied=satisfied)
     model = dataclasses.replace(model, satisfied_by_street=satisfied_by_street)
     return model, dict(sorted(fitted.items()))
+
+
+def fitted_values(model: BehaviourModel, fitted: Fitted) -> dict[str, float]:
+    """The value of each fitted figure (named as in ``fitted``): a share, or for a first
+    contact the median office hours."""
+    out: dict[str, float] = {}
+    for key in fitted:
+        kind, _, rest = key.partition(".")
+        parts = rest.split(".") if rest else []
+        value: float
+        if kind in ("settle_directly", "consent") or (kind == "success" and len(parts) == 1):
+            value = getattr(model.rate(Category(parts[0])), kind)
+        elif kind == "success":
+            value = model.success(Category(parts[0]), UnitLevel(parts[1]))
+        elif kind == "respond":
+            span = model.respond(parts[0], Category(parts[1]) if len(parts) > 1 else Category.OTHER)
+            value = span[len(span) // 2]
+        elif kind == "satisfaction" and parts and parts[0] != "beyond_streets":
+            value = model.satisfaction(parts[0])
+        elif kind == "satisfaction":
+            value = model.satisfied
+        else:
+            value = model.refer_after_failure
+        out[key] = round(value, 3)
+    return out

@@ -37,7 +37,7 @@ from models.policy import PolicySet, TimeLimitPolicy
 from models.policy_load import load_policies
 from models.scenario import Scenario, ScenarioError
 from models.settings import get_settings
-from models.sim_fit import fit_behaviour
+from models.sim_fit import fit_behaviour, fitted_values
 from models.staff import Staff
 from models.tables import metadata
 from models.unit import Pairing, Unit
@@ -309,7 +309,9 @@ def run_scenario(
                     progress(day, period.days)
             result = measure(session, period.start, period.end, sampler)
         result["arrivals"] = len(arrivals)
-        result["fitted_from"] = fitted
+        result["fitted_from"] = fitted  # decisions each fitted figure rests on
+        # ... and its value, as fitted (a scenario's [behaviour] may override it)
+        result["fitted"] = fitted_values(behaviour, fitted)
         result["name"] = scenario.name
         return result
     finally:
