@@ -628,6 +628,26 @@ def _secondary_indexes(raw: Any) -> list[tuple[str, str]]:
     )
 
 
+def _pg_secondary_indexes(cur: Any) -> list[tuple[str, str]]:
+    """PostgreSQL's indexes on the generated tables other than primary keys and unique
+    ones, built once after the load rather than row by row (with COPY: 50,000 cases in
+    65 s against 81 s with row inserts into live indexes, both on a busy machine)."""
+    cur.execute(
+        "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+        "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
+        "WHERE NOT i.indisprimary AND NOT i.indisunique AND t.relname = ANY(%s)",
+        (list(COLUMNS),),
+    )
+    return [(str(name), str(sql)) for name, sql in cur.fetchall()]
+
+
+def _copy(cur: Any, table: str, values: list[tuple[Any, ...]]) -> None:
+    """One batch of a table through COPY (psycopg adapts each value as for INSERT)."""
+    with cur.copy(f"COPY {table} ({', '.join(COLUMNS[table])}) FROM STDIN") as copy:
+        for row in values:
+            copy.write_row(row)
+
+
 def load(engine: Engine, gen: Generator, progress: Callable[[int], None]) -> None:
     """Insert the generator's cases, one transaction per batch."""
     dialect = engine.dialect.name
@@ -648,11 +668,20 @@ def load(engine: Engine, gen: Generator, progress: Callable[[int], None]) -> Non
                 kind = "TRIGGER" if sql.upper().startswith("CREATE TRIGGER") else "INDEX"
                 cur.execute(f'DROP {kind} "{name}"')
             raw.commit()
+        else:
+            dropped = _pg_secondary_indexes(cur)
+            for name, _sql in dropped:
+                cur.execute(f'DROP INDEX "{name}"')
+            raw.commit()
         done = 0
         for rows in gen.batches():
             for table, values in rows.tables.items():
-                if values:
+                if not values:
+                    continue
+                if dialect == "sqlite":
                     cur.executemany(inserts[table], values)
+                else:
+                    _copy(cur, table, values)
             raw.commit()
             done += rows.size()
             progress(done)
@@ -666,6 +695,8 @@ def load(engine: Engine, gen: Generator, progress: Callable[[int], None]) -> Non
                 cur.execute(sql)
             cur.execute("INSERT INTO case_search_fts(case_search_fts) VALUES ('rebuild')")
         else:
+            for _name, sql in dropped:
+                cur.execute(sql)
             for table in ("cases", "party", "agreement", "agreement_term", "case_event"):
                 cur.execute(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "

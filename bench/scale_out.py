@@ -87,8 +87,13 @@ class Postgres:
         )
         if done.returncode != 0:
             raise RuntimeError(f"pg-throwaway start failed: {done.stderr[-1500:]}")
+        return cls.from_exports(done.stdout)
+
+    @classmethod
+    def from_exports(cls, stdout: str) -> Postgres:
+        """The cluster named by ``pg-throwaway start``'s ``export`` lines."""
         values: dict[str, str] = {}
-        for line in done.stdout.splitlines():
+        for line in stdout.splitlines():
             if line.startswith("export "):
                 key, _, value = line.removeprefix("export ").partition("=")
                 values[key] = shlex.split(value)[0]

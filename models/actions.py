@@ -765,6 +765,19 @@ def details_visible(session: Session, principal: Principal, case: Case) -> bool:
     return _details(principal, case, named=is_named_mediator(session, principal, case))
 
 
+def details_visible_ids(session: Session, principal: Principal, cases: Sequence[Case]) -> set[int]:
+    """:func:`details_visible` for many cases at once (lists): the ids of those whose
+    details ``principal`` reads, with at most one query (the named mediators of the
+    confidential ones) whatever the number of cases."""
+    secret = [c.id for c in cases if c.confidential and c.id is not None]
+    named = (
+        mediators.serving_on(session, staff_id=principal.staff_id, case_ids=secret)
+        if secret and principal.staff_id is not None
+        else set()
+    )
+    return {c.id for c in cases if c.id is not None and _details(principal, c, named=c.id in named)}
+
+
 def _details(principal: Principal, case: Case, *, named: bool) -> bool:
     return not case.confidential or confidentiality.staff_may_see_details(
         case, staff_id=principal.staff_id, unit_id=principal.unit_id, is_named_mediator=named

@@ -42,6 +42,8 @@ class LimitBreach(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("case_id", "kind", "due_at"),
         Index("ix_limit_breach_at", "recorded_at"),
+        # The limits passed in a period (the dashboard's overdue by level).
+        Index("ix_limit_breach_due_at", "due_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

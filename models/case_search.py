@@ -172,6 +172,7 @@ def search(
     cursor: str | None = None,
     limit: int = 50,
     count: bool = True,
+    offset: int = 0,
 ) -> Page:
     """One page of the cases matching ``f`` within ``reach``, and how many match (up to
     :data:`COUNT_CAP`, or :data:`WORDS_COUNT_CAP` for a word search: ``Page.capped``).
@@ -179,7 +180,11 @@ def search(
     A word found in many cases (more than :data:`SCAN_ABOVE`) is matched while reading
     the cases in list order, so that a page stops at its last row instead of fetching
     every match before sorting them (a common word in a million cases: tens of
-    thousands)."""
+    thousands).
+
+    ``offset`` (without a cursor) skips that many rows first: numbered pages, kept for
+    clients that ask for them (the database reads every skipped row; the cursor of the
+    page it gives, ``next_cursor``, continues from there at the cost of page 1)."""
     chosen = SORTS.get(sort, SORTS["newest"])
     dialect = session.get_bind().dialect.name
     scan = bool(f.text) and case_text.match_count(session, f.text or "", dialect) > SCAN_ABOVE
@@ -191,6 +196,8 @@ def search(
     start = _decode(cursor, chosen) if cursor else None
     if start is not None:
         stmt = stmt.where(_after(chosen, *start))
+    elif offset:
+        stmt = stmt.offset(offset)
     rows = list(session.exec(stmt.order_by(*_ordered(chosen)).limit(limit + 1)).all())
     more = len(rows) > limit
     rows = rows[:limit]

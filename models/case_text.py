@@ -129,7 +129,7 @@ def matching_clause(query: str, dialect: str, scan: bool = False) -> ColumnEleme
     if dialect == "postgresql":
         return col(Case.id).in_(_pg_ids(found))
     ids = text("SELECT rowid FROM case_search_fts WHERE case_search_fts MATCH :match")
-    ids = ids.bindparams(match=_fts_match(found))
+    ids = ids.bindparams(match=fts_expression(found))
     case_id = (col(Case.id) + 0) if scan else col(Case.id)  # + 0: not the id's index
     return case_id.in_(ids.columns(column("id", Integer)))
 
@@ -141,11 +141,12 @@ def match_count(session: Any, query: str, dialect: str) -> int:
     if not found or dialect == "postgresql":
         return 0
     sql = text("SELECT count(*) FROM case_search_fts WHERE case_search_fts MATCH :match")
-    return int(session.execute(sql, {"match": _fts_match(found)}).scalar_one())
+    return int(session.execute(sql, {"match": fts_expression(found)}).scalar_one())
 
 
-def _fts_match(found: list[tuple[str, ...]]) -> str:
-    # Each word quoted: FTS5 reads it as a literal (no operators, no prefixes).
+def fts_expression(found: list[tuple[str, ...]]) -> str:
+    """The FTS5 query of :func:`query_words`' words: every word, or all of its inner
+    words. Each word quoted: FTS5 reads it as a literal (no operators, no prefixes)."""
     return " AND ".join(_fts_either(word, inner) for word, *inner in found)
 
 

@@ -8,12 +8,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from api.deps import DBRead, Staff, Writer
 from api.prefect_links import prefect_runs_url
-from api.v1.common import cached_units, case_public, load_case, run_write_async, unit_cache_of
+from api.v1.common import (
+    cached_units,
+    case_public,
+    load_case,
+    run_write_async,
+    unit_cache_of,
+    unit_codes,
+)
 from models import actions, case_search, clock, pii, respondent, text_numbers
 from models.access import (
     Principal,
@@ -52,9 +58,14 @@ class CaseCreated(BaseModel):
 
 class CaseList(BaseModel):
     items: list[CasePublic]
-    total: int
+    total: int = Field(description="matching cases, counted up to 10,000 (see total_capped)")
+    total_capped: bool = Field(False, description="more cases match than total says")
     page: int
     page_size: int
+    next_cursor: str | None = Field(
+        None, description="pass as `after` for the next page; null on the last page"
+    )
+    next: str | None = Field(None, description="the next page's URL (keyset); null on the last")
 
 
 class TimelineEntry(BaseModel):
@@ -314,6 +325,7 @@ async def post_case(
 
 @router.get("", response_model=CaseList, summary="案件列表 List cases within reach")
 def list_cases(
+    request: Request,
     session: DBRead,
     principal: Staff,
     status: CaseStatus | None = None,
@@ -324,7 +336,17 @@ def list_cases(
     ] = None,
     overdue: bool | None = None,
     q: Annotated[str | None, Query(max_length=100, description="case number or text")] = None,
-    page: Annotated[int, Query(ge=1, le=100000)] = 1,
+    after: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="the `next_cursor` of the page before: the page after it, newest "
+            "first (keyset: any page costs what the first does; `page` is then ignored)",
+        ),
+    ] = None,
+    page: Annotated[
+        int, Query(ge=1, le=100000, description="numbered pages (offset); prefer `next`")
+    ] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> CaseList:
     unit_path = None
@@ -350,28 +372,35 @@ def list_cases(
         text=q,
         reader_unit_id=principal.unit_id,
     )
-    # The same filters as the web list and its exports (models.case_search).
-    stmt = select(Case).where(
-        *case_search.clauses(wanted, now=clock.now(), dialect=session.get_bind().dialect.name)
+    # The web list's search and keyset pages (models.case_search), newest first.
+    found_page = case_search.search(
+        session,
+        wanted,
+        reach=reach_clause(principal),
+        now=clock.now(),
+        cursor=after,
+        limit=page_size,
+        offset=0 if after else (page - 1) * page_size,
     )
-    reach = reach_clause(principal)
-    if reach is not None:
-        stmt = stmt.where(reach)
-    total = session.exec(select(func.count()).select_from(stmt.subquery())).one()
-    rows = session.exec(
-        stmt.order_by(col(Case.created_at).desc(), col(Case.id).desc())
-        .offset((page - 1) * page_size)
-        .limit(page_size)
-    ).all()
+    rows = found_page.cases
+    details = actions.details_visible_ids(session, principal, rows)
+    codes = unit_codes(session, [i for c in rows for i in (c.unit_id, c.place_unit_id)])
+    cursor = found_page.next_cursor
     return CaseList(
-        items=[
-            case_public(session, c, details=actions.details_visible(session, principal, c))
-            for c in rows
-        ],
-        total=int(total),
-        page=page,
+        items=[case_public(session, c, details=c.id in details, unit_codes=codes) for c in rows],
+        total=found_page.total,
+        total_capped=found_page.capped,
+        page=1 if after else page,
         page_size=page_size,
+        next_cursor=cursor,
+        next=_next_link(request, cursor) if cursor else None,
     )
+
+
+def _next_link(request: Request, cursor: str) -> str:
+    """This request's path and query with ``after`` the cursor (and no page number)."""
+    url = request.url.remove_query_params("page").include_query_params(after=cursor)
+    return f"{url.path}?{url.query}"
 
 
 @router.get(

@@ -108,3 +108,25 @@ def test_a_case_page_sends_as_many_statements_for_a_long_timeline(api: Api) -> N
     many, _ = _statements(api, url)
     assert api.client.get(url).text.count("催办") >= 42  # the long timeline is shown
     assert many == few, f"case page: {few} statements for a short timeline, {many} for a long"
+
+
+def test_the_rest_case_list_sends_as_many_statements_for_many_rows_as_for_few(
+    api: Api,
+) -> None:
+    """Each row's unit codes and "may this reader see its details" are asked for the
+    page at once (they were asked per row)."""
+    _add_cases(api, 3)
+    supervisor = api.as_("supervisor")
+
+    def statements() -> tuple[int, int]:
+        with counted(api) as sent:
+            answer = supervisor.get("/api/v1/cases", params={"page_size": 100})
+        assert answer.status_code == 200, answer.text[:300]
+        return len(sent), len(answer.json()["items"])
+
+    statements()  # the token's principal is then cached
+    few, shown_few = statements()
+    _add_cases(api, 30)
+    many, shown_many = statements()
+    assert shown_many > shown_few >= 3
+    assert many == few, f"REST list: {few} statements for {shown_few} cases, {many} for more"

@@ -27,6 +27,7 @@ from models.metrics import (
     clusters,
     composite_score,
     overdue_by_level,
+    passed_query,
     problem_of_the_month,
     recent_escalations,
     unit_rates,
@@ -195,6 +196,15 @@ def test_backlog_reads_the_open_cases_not_the_whole_subtree(session: Session) ->
     plan = query_plan(session, backlog_query(within_path="/C/D1/", now=local(2026, 12, 21)))
     assert "SEARCH cases USING INDEX ix_case_open_" in plan and "(is_open=?)" in plan
     assert "ix_cases_unit_path" not in plan
+
+
+def test_limits_passed_in_a_period_read_the_period_only(session: Session) -> None:
+    """The dashboard's "limits passed in the last 30 days" read every breach of ten years
+    (no index on due_at); it reads the period's from the due_at index."""
+    now = local(2026, 12, 21)
+    plan = query_plan(session, passed_query(now - timedelta(days=30), now, within_path="/C/D1/"))
+    assert "SEARCH limit_breach USING INDEX ix_limit_breach_due_at (due_at>? AND due_at<?)" in plan
+    assert "SCAN limit_breach" not in plan
 
 
 def test_recent_escalations_name_units_not_people(

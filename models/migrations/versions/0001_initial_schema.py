@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 18:29:52.299774
+Create Date: 2026-11-30 20:06:54.413361
 """
 
 from collections.abc import Sequence
@@ -548,6 +548,7 @@ def upgrade() -> None:
     with op.batch_alter_table('limit_breach', schema=None) as batch_op:
         batch_op.create_index('ix_limit_breach_at', ['recorded_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_limit_breach_case_id'), ['case_id'], unique=False)
+        batch_op.create_index('ix_limit_breach_due_at', ['due_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_limit_breach_unit_id'), ['unit_id'], unique=False)
 
     op.create_table('mediation_session',
@@ -1019,6 +1020,7 @@ def downgrade() -> None:
     op.drop_table('mediation_session')
     with op.batch_alter_table('limit_breach', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_limit_breach_unit_id'))
+        batch_op.drop_index('ix_limit_breach_due_at')
         batch_op.drop_index(batch_op.f('ix_limit_breach_case_id'))
         batch_op.drop_index('ix_limit_breach_at')
 
