@@ -128,8 +128,9 @@ class BehaviourModel:
     success_by_level: dict[tuple[Category, UnitLevel], float] = field(default_factory=dict)
     # Each street's dice fall evenly (see Replay._chance): a simulated share is then the
     # chance the model gives, give or take a case or two, rather than one draw of many.
-    # False for people as they are (a history to fit), whose luck is independent.
-    stratified: bool = True
+    # The policy simulator's way (models.simulate); off, each decision's luck is its
+    # own, as for people as they are (the demo city, a history to fit).
+    stratified: bool = False
 
     def rate(self, category: Category) -> CategoryRates:
         return self.rates.get(category, EVERYDAY)

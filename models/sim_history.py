@@ -38,7 +38,6 @@ DEMO_PEOPLE = BehaviourModel(
         "D02-S01": 0.85,
         "D02-S02": 0.93,
     },
-    stratified=False,  # people as they are: each decision's luck its own
 )
 
 

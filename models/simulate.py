@@ -126,7 +126,9 @@ def with_overrides(model: BehaviourModel, scenario: Scenario, seed: int) -> Beha
         changes["respond_by_street"] = {}
         changes["respond_by_street_category"] = {}
     try:
-        return dataclasses.replace(model, seed=seed, rates=rates, **changes)
+        # The simulator's dice are stratified (BehaviourModel.stratified): its figures are
+        # the behaviour's expected ones, not one draw with binomial luck on top.
+        return dataclasses.replace(model, seed=seed, rates=rates, stratified=True, **changes)
     except TypeError as exc:
         raise ScenarioError(f"{scenario.source}: [behaviour] {exc}") from None
 
