@@ -105,6 +105,6 @@ FULL = Sizes(
     pages_cases=1_000_000,
     pages_requests=200,
     pages_slow_requests=5,
-    pages_pg_cases=50_000,
+    pages_pg_cases=1_000_000,  # kept between runs under bench/.city (bench.pgcity)
     pages_budget_s=60.0,
 )

@@ -175,7 +175,7 @@ def test_up_serves_assigns_and_stops_cleanly(
             status = None
         if status == 200:
             break
-        time.sleep(1)
+        time.sleep(0.2)
     assert status == 200, out.read_text(errors="replace")
     # The ready screen is flushed before the flag is set; still, read until it is there.
     deadline = time.monotonic() + 30
@@ -232,7 +232,7 @@ def test_up_serves_assigns_and_stops_cleanly(
             case = answer.get("case", answer)
             if case.get("status") == "assigned":
                 break
-            time.sleep(1)
+            time.sleep(0.2)
         assert case.get("status") == "assigned", case
         assert case.get("assignee_id") is not None
 

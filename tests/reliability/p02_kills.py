@@ -251,8 +251,8 @@ def run_here(scale: Scale) -> PromiseResult:
             # SQLite bounds it, see README Performance): a backlog needs time to drain
             # before the one reconcile pass, or the count would measure speed, not loss.
             drain_s = 0.75 * submissions
-            wait_until(lambda: not pending_outbox(database.engine), LEASE_S + 120 + drain_s, 1.0)
-            wait_until(lambda: not next_step_missing(database.engine), 20, 1.0)
+            wait_until(lambda: not pending_outbox(database.engine), LEASE_S + 120 + drain_s, 0.2)
+            wait_until(lambda: not next_step_missing(database.engine), 20, 0.2)
             missing_before = len(next_step_missing(database.engine))
             started = time.monotonic()
             from flows.reconcile import reconcile
