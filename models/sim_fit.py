@@ -38,13 +38,14 @@ from models.behaviour import DEFAULT_RATES, FIRST_CONTACT, BehaviourModel, Categ
 from models.case import Case
 from models.clock import ensure_utc
 from models.contact import CaseContact
-from models.enums import Category, Priority, StaffRole, UnitLevel
+from models.enums import Category, Priority, SatisfiedAnswer, StaffRole, UnitLevel
 from models.event import CaseEvent
 from models.follow_up import FollowUp
 from models.staff import Staff
 from models.unit import Unit
 
 FIT_MIN_CASES = 30  # decisions a figure needs before it is fitted (module docstring: why)
+HAPPY = (SatisfiedAnswer.SATISFIED, SatisfiedAnswer.BASICALLY)
 QUANTILES = 20  # the first-contact delays kept per street: 5% steps, min and max
 Fitted = dict[str, int]
 
@@ -265,30 +266,56 @@ def _respond(session: Session, fitted: Fitted) -> Delays:
 Satisfaction = tuple[float | None, dict[str, float]]
 
 
+def _visit_shares(session: Session) -> tuple[_Tally, dict[str, str]]:
+    """Return visits answered satisfied, per street of the visited case ("" beyond
+    streets) and over all (None)."""
+    rows = session.exec(
+        select(Case.unit_path, FollowUp.satisfied)
+        .join(Case, col(Case.id) == col(FollowUp.case_id))
+        .where(col(FollowUp.satisfied).is_not(None))
+    ).all()
+    street_of = _street_of(session)
+    t = _Tally()
+    for path, answer in rows:
+        good = answer in HAPPY
+        t.add(street_of.get(path or "", ""), good)
+        t.add(None, good)
+    return t, street_of
+
+
 def _satisfaction(session: Session, fitted: Fitted) -> Satisfaction:
-    """The satisfaction rate (满意率, :mod:`models.metrics`: each case's deciding answer at
-    an independent return visit) over the whole history, per street, and for the cases
-    judged beyond streets (the agencies; else over all): the chance a resident is
-    satisfied, fitted to exactly what the rate counts."""
+    """Per street, the satisfaction rate (满意率, :mod:`models.metrics`: each case's
+    deciding answer at an independent return visit, over the history): the chance a
+    resident is satisfied, fitted to exactly what the rate counts. Where a street has
+    too few such answers (or a history has no rate decisions), the share of all its
+    return visits answered satisfied; likewise for the cases beyond streets (the
+    agencies), else over all, which stands for any unit without a street figure."""
     from models import metrics
 
+    rates: dict[str, tuple[float, int]] = {}
     span = session.exec(select(func.min(FollowUp.done_at), func.max(FollowUp.done_at))).one()
-    if span[0] is None or span[1] is None:
-        return None, {}
-    since, until = ensure_utc(span[0]), ensure_utc(span[1]) + timedelta(seconds=1)
+    if span[0] is not None and span[1] is not None:
+        since, until = ensure_utc(span[0]), ensure_utc(span[1]) + timedelta(seconds=1)
+        for level in (UnitLevel.STREET, UnitLevel.AGENCY):
+            for row in metrics.unit_rates(session, since=since, until=until, level=level):
+                if row.rated >= FIT_MIN_CASES and row.satisfaction_rate is not None:
+                    key = row.unit_code if level == UnitLevel.STREET else ""
+                    rates[key] = (row.satisfaction_rate, row.rated)
+    visits, _street_of_path = _visit_shares(session)
     by_street: dict[str, float] = {}
-    for row in metrics.unit_rates(session, since=since, until=until, level=UnitLevel.STREET):
-        if row.rated >= FIT_MIN_CASES and row.satisfaction_rate is not None:
-            by_street[row.unit_code] = round(row.satisfaction_rate, 3)
-            fitted[f"satisfaction.{row.unit_code}"] = row.rated
-    beyond = metrics.unit_rates(session, since=since, until=until, level=UnitLevel.AGENCY)
-    everywhere = metrics.unit_rates(session, since=since, until=until, level=UnitLevel.DISTRICT)
-    for rows, name in ((beyond, "satisfaction.beyond_streets"), (everywhere, "satisfaction")):
-        rated, satisfied = sum(r.rated for r in rows), sum(r.satisfied for r in rows)
-        if rated >= FIT_MIN_CASES:
-            fitted[name] = rated
-            return round(satisfied / rated, 3), by_street
-    return None, by_street
+    for street in sorted({*(str(k) for k in visits.all if k), *(k for k in rates if k)}):
+        share, n = rates.get(street) or (visits.share(street), visits.all[street])
+        if share is not None:
+            by_street[street] = round(share, 3)
+            fitted[f"satisfaction.{street}"] = n
+    beyond = rates.get("") or (visits.share(""), visits.all[""])
+    if beyond[0] is not None:
+        fitted["satisfaction.beyond_streets"] = beyond[1]
+        return round(beyond[0], 3), by_street
+    overall = visits.share(None)
+    if overall is not None:
+        fitted["satisfaction"] = visits.all[None]
+    return overall, by_street
 
 
 def fit_behaviour(live: Session, *, seed: int) -> tuple[BehaviourModel, Fitted]:
