@@ -43,8 +43,9 @@ def folder_for(n: int) -> Path:
 def kept_city(n: int, console: Console) -> Iterator[tuple[str, dict[str, Any]]]:
     """The URL and description of the kept PostgreSQL city of ``n`` cases (built now if
     there is none); the cluster is halted, not removed, when the block ends."""
-    from bench.pages import build_postgres_city
+    from bench.pages import _use_keys, build_postgres_city
 
+    _use_keys(KEPT / "home")  # the keys the city was encrypted with, as the app reads it
     folder = folder_for(n)
     meta_path = folder.with_suffix(".json")
     if folder.exists() and not meta_path.exists():

@@ -27,6 +27,7 @@ import re
 import unicodedata
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -64,17 +65,27 @@ def _tokenizer() -> Any:
     return tokenizer
 
 
+# Segmenting is the dear part of reading a text; the same words (a template, a form's
+# fixed phrases, a complaint read by triage and then by the search index) are cut once.
+SEGMENT_CACHE = 4096
+
+
 def words(text: str) -> list[str]:
     """jieba words of the normalised text, punctuation and spaces dropped."""
-    out: list[str] = _tokenizer().lcut(normalise(text))
-    return [w for w in out if not _NOT_TEXT.fullmatch(w)]
+    return list(_cut(normalise(text), search=False))
 
 
 def search_words(text: str) -> list[str]:
     """:func:`words` and the shorter words inside the long ones (jieba's search mode:
     中华人民共和国 also gives 中华, 人民, 共和国), for a full-text index."""
-    out: list[str] = _tokenizer().lcut_for_search(normalise(text))
-    return [w for w in out if not _NOT_TEXT.fullmatch(w)]
+    return list(_cut(normalise(text), search=True))
+
+
+@lru_cache(maxsize=SEGMENT_CACHE)
+def _cut(text: str, *, search: bool) -> tuple[str, ...]:
+    tokenizer = _tokenizer()
+    out: list[str] = tokenizer.lcut_for_search(text) if search else tokenizer.lcut(text)
+    return tuple(w for w in out if not _NOT_TEXT.fullmatch(w))
 
 
 def char_ngrams(text: str, low: int = 1, high: int = 3) -> list[str]:
@@ -130,6 +141,9 @@ class TextModel:
     priority: LinearModel
     meta: dict[str, Any]
     _feature_names: list[str] = field(default_factory=list, repr=False, compare=False)
+    _answers: Callable[[str], tuple[dict[str, float], dict[str, float], list[str]]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def features(self, text: str) -> dict[int, float]:
         found = self.word_block.vector(words(text))
@@ -140,7 +154,14 @@ class TextModel:
 
     def predict(self, text: str) -> tuple[dict[str, float], dict[str, float], list[str]]:
         """Category and priority probabilities, and the words that weighed most for the
-        winning category (the "why" shown to a person)."""
+        winning category (the "why" shown to a person). The same text gets the same
+        answer from the same model: the last :data:`SEGMENT_CACHE` are kept."""
+        if self._answers is None:
+            self._answers = lru_cache(maxsize=SEGMENT_CACHE)(self._predict)
+        cat, pri, why = self._answers(text)
+        return dict(cat), dict(pri), list(why)
+
+    def _predict(self, text: str) -> tuple[dict[str, float], dict[str, float], list[str]]:
         x = self.features(text)
         cat = self.category.proba(x)
         pri = self.priority.proba(x)

@@ -6,7 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Index, UniqueConstraint
-from sqlmodel import JSON, Column, Field, SQLModel
+from sqlalchemy.orm import relationship
+from sqlmodel import JSON, Column, Field, Relationship, SQLModel
 
 from models.enums import CaseStatus, OutboxState
 from models.types import UTCDateTime, enum_type
@@ -37,6 +38,9 @@ class Outbox(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="cases.id", index=True)
     event_id: int | None = Field(default=None, foreign_key="case_event.id")
+    # The event it is written for: one flush inserts the event first and fills event_id
+    # (the event's id is not known before its insert).
+    event: CaseEvent | None = Relationship(sa_relationship=relationship(CaseEvent))
     verb: str = Field(max_length=32)
     step: str | None = Field(default=None, max_length=32)
     idempotency_key: str = Field(max_length=128, unique=True)

@@ -641,20 +641,17 @@ def _append(
     event.hash = event_hash(event.prev_hash, event_body(event))
     case.last_hash = event.hash
     session.add(event)
-    session.flush()
-    next_step = NEXT_STEP.get(verb)
-    session.add(
-        Outbox(
-            case_id=case.id,
-            event_id=event.id,
-            verb=verb,
-            step=next_step,
-            idempotency_key=f"{case.id}:{event.seq}:{verb}",
-            payload={"case_id": case.id, "seq": event.seq},
-            created_at=at,
-            available_at=at,
-        )
+    outbox = Outbox(
+        case_id=case.id,
+        verb=verb,
+        step=NEXT_STEP.get(verb),
+        idempotency_key=f"{case.id}:{event.seq}:{verb}",
+        payload={"case_id": case.id, "seq": event.seq},
+        created_at=at,
+        available_at=at,
     )
+    outbox.event = event  # the next flush writes both, the event first
+    session.add(outbox)
     return event
 
 

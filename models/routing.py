@@ -26,7 +26,7 @@ from typing import Literal
 
 from sqlmodel import Session, col, select
 
-from models import lifecycle, referrals
+from models import lifecycle, referrals, session_cache
 from models.access import Actor
 from models.case import Case
 from models.deadlines import pick_policy
@@ -50,6 +50,9 @@ from models.unit import Pairing, Unit, unit_by_code
 NEAREST_RADIUS_M = 500.0
 ASSIGNABLE = frozenset({CaseStatus.TRIAGED, CaseStatus.ESCALATED, CaseStatus.REOPENED})
 
+# What a Directory is read from: a write to any of them makes a kept one stale.
+DIRECTORY_TABLES = (Unit, Staff, Pairing, TimeLimitPolicy)
+
 PlaceMethod = Literal["place", "address", "coordinates", "intake_desk"]
 
 
@@ -67,6 +70,9 @@ class Directory:
     handlers: dict[int, list[Staff]] = field(default_factory=dict)  # unit id -> staff
     pairings: dict[tuple[int, Category], int] = field(default_factory=dict)
     policies: list[TimeLimitPolicy] = field(default_factory=list)
+    # Units whose branch (handlers, pairings) is read; an agency known only through a
+    # pairing is in ``units`` but not here until its own branch is read.
+    branches: set[str] = field(default_factory=set)
 
     # -- loading ---------------------------------------------------------------
 
@@ -82,16 +88,24 @@ class Directory:
 
     @classmethod
     def load_branch(cls, session: Session, *units: Unit) -> Directory:
-        """The given units' ancestors (and themselves), their staff and pairings."""
-        directory = cls()
+        """The given units' ancestors (and themselves), their staff and pairings, and the
+        time limits. One directory per session grows branch by branch for a batch of
+        cases (:mod:`models.session_cache`: forgotten on a write to these tables and at
+        the end of the transaction)."""
+        directory = session_cache.cached(
+            session,
+            "routing.directory",
+            DIRECTORY_TABLES,
+            lambda: cls(policies=list(session.exec(select(TimeLimitPolicy)).all())),
+        )
         directory.extend_branch(session, *units)
-        directory.policies = list(session.exec(select(TimeLimitPolicy)).all())
         return directory
 
     def extend_branch(self, session: Session, *units: Unit) -> None:
-        codes = {code for unit in units for code in path_codes(unit.path)} - set(self.by_code)
+        codes = {code for unit in units for code in path_codes(unit.path)} - self.branches
         if not codes:
             return
+        self.branches |= codes
         rows = session.exec(select(Unit).where(col(Unit.code).in_(codes))).all()
         self._add_units(rows)
         ids = [u.id for u in rows if u.id is not None]

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, func, select
 
-from models import clock, workdays
+from models import clock, session_cache, workdays
 from models.behaviour import DEFAULT_RATES, BehaviourModel, CategoryRates, Replay
 from models.case import Case, CaseCreate
 from models.db import build_engine
@@ -66,6 +66,9 @@ def sandbox(live: Session) -> Session:
     engine = build_engine("sqlite://")
     metadata.create_all(engine)
     target = Session(engine, expire_on_commit=False)
+    # The sandbox's one writer is this session: its kept reads (units, time limits)
+    # stay valid across its commits, and its own writes still clear them.
+    session_cache.keep_across_commits(target)
     for model in COPIED:
         pk = model.__table__.primary_key.columns  # type: ignore[attr-defined]
         rows = live.exec(select(model).order_by(*pk)).all()

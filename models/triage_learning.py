@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from models import clock
+from models import clock, session_cache
 from models.case import Case
 from models.classifier import TextModel, shipped_model
 from models.classifier_train import Example, Report, evaluate, load_corpus, split, train
@@ -76,9 +76,14 @@ def active_version(session: Session) -> TriageModelVersion | None:
 
 def active_model(session: Session) -> TextModel:
     """The promoted model (decoded once per process and version), else the shipped."""
-    version_id = session.exec(
-        select(TriageModelVersion.id).where(col(TriageModelVersion.active)).limit(1)
-    ).first()
+    version_id = session_cache.cached(
+        session,
+        "triage.active_model",
+        (TriageModelVersion,),
+        lambda: session.exec(
+            select(TriageModelVersion.id).where(col(TriageModelVersion.active)).limit(1)
+        ).first(),
+    )
     if version_id is None:
         return shipped_model()
     with _lock:

@@ -152,3 +152,10 @@ def test_stale_writer_gets_a_conflict_and_changes_nothing(engine: Engine, vclock
         assert final.version == 2
         assert s.exec(select(func.count()).select_from(CaseEvent)).one() == 2
         assert verify_chain(s, case_id=case_id) == []
+
+
+def test_the_app_engine_asks_postgresql_without_jit(engine: Engine) -> None:
+    """A page's query must not wait for PostgreSQL to JIT-compile it: at a million cases
+    the inbox's query ran in 26 ms after 116 ms of compiling (see models.db)."""
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW jit").scalar() == "off"

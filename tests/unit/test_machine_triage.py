@@ -65,6 +65,20 @@ def test_language_not_keywords(text: str, category: Category) -> None:
     assert sum(p for _, p in found.top) <= 1.0 + 1e-9
 
 
+def test_the_same_text_is_read_once_and_answers_are_not_shared() -> None:
+    model = shipped_model()
+    text = "隔壁装修天天电钻噪音，晚上十点还在施工，和他们说了也不理"
+    cat, _pri, why = model.predict(text)
+    cat["labour"] = 9.0  # a caller changing its answer changes no one else's
+    why.clear()
+    again = model.predict(text)
+    assert again == model._predict(text)
+    assert again[0]["labour"] != 9.0 and again[2]
+    assert model._answers is not None and model._answers.cache_info().hits >= 1  # type: ignore[attr-defined]
+    other = model.predict(text + "，已经持续一个月")
+    assert other[0] != again[0]
+
+
 def test_danger_now_is_found_with_its_reason() -> None:
     assert [f.kind for f in danger("他说再不给钱就从楼顶跳下去")] == ["self_harm"]
     assert [f.kind for f in danger("对方拿着菜刀在楼道里喊")] == ["weapon"]
