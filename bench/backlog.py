@@ -28,6 +28,7 @@ from typing import Any
 
 from rich.console import Console
 
+from bench import latency_parts
 from bench.common import percentile, rnd, run_json
 
 EMERGENCY_EVERY = 5
@@ -94,6 +95,7 @@ def emergency_body(i: int) -> dict[str, Any]:
 
 def run(stack: Any, sizes: Any, console: Console, poll: Any) -> dict[str, Any]:
     """The backlog phase on the running stack; ``poll(sent, done)`` records assigned cases."""
+    from bench import e2e
     from bench.e2e import Phase, arrivals
 
     console.print(f"backlog: {sizes.backlog_cases} complaints waiting in the outbox…")
@@ -115,6 +117,7 @@ def run(stack: Any, sizes: Any, console: Console, poll: Any) -> dict[str, Any]:
     drained = (
         max(backlog_done.values()) - committed if len(backlog_done) == len(backlog_ids) else None
     )
+    parts = latency_parts.measure(e2e._engine(stack), stack.prefect_env, phase.sent)
     out = {
         "backlog_cases": len(backlog_ids),
         "backlog_assigned": len(backlog_done),
@@ -130,13 +133,63 @@ def run(stack: Any, sizes: Any, console: Console, poll: Any) -> dict[str, Any]:
         "emergency_max_s": rnd(max(urgent), 2) if urgent else None,
         "post_failed": phase.failed,
         "first_error": phase.first_error,
+        "parts": {
+            "new": latency_parts.summary(parts),
+            "emergency": latency_parts.summary(parts, phase.emergencies),
+        },
     }
+    console.print(latency_parts.line("new", out["parts"]["new"]))
+    console.print(latency_parts.line("emergencies", out["parts"]["emergency"]))
     console.print(
         f"backlog {len(backlog_done)}/{len(backlog_ids)} drained in {out['backlog_drain_s']} s; "
         f"new p95 {out['new_p95_s']} s ({len(phase.done)}/{len(phase.sent)}), "
         f"emergencies p95 {out['emergency_p95_s']} s ({len(urgent)})"
     )
     return out
+
+
+FLOOR_CASES = 10
+
+
+def floor(stack: Any, console: Console, count: int = FLOOR_CASES) -> dict[str, Any]:
+    """The floor: ``count`` emergencies filed one at a time on the idle system (each once
+    the one before is assigned), with the parts of their submit→assigned time."""
+    import httpx
+
+    from bench import e2e
+    from bench.common import poll_assigned
+
+    engine = e2e._engine(stack)
+    sent: dict[int, float] = {}
+    done: dict[int, float] = {}
+    headers = {"Authorization": f"Bearer {stack.home.token}"}
+    with httpx.Client(base_url=stack.app_url, headers=headers, timeout=30) as client:
+        for i in range(count):
+            body = emergency_body(300_000 + i * EMERGENCY_EVERY)
+            at = time.time()
+            r = client.post("/api/v1/cases", json=body)
+            r.raise_for_status()
+            case_id = int(r.json()["case"]["id"])
+            sent[case_id] = at
+            deadline = time.perf_counter() + 60
+            while case_id not in done and time.perf_counter() < deadline:
+                poll_assigned(engine, {case_id: at}, done)
+                time.sleep(0.05)
+            time.sleep(1.0)
+    lat = [done[i] - sent[i] for i in done]
+    parts = latency_parts.summary(latency_parts.measure(engine, stack.prefect_env, sent))
+    console.print(
+        f"floor: {len(done)}/{count} emergencies alone, p50 "
+        f"{rnd(percentile(lat, 50), 2)} s, max {rnd(max(lat), 2) if lat else None} s"
+    )
+    console.print(latency_parts.line("floor", parts))
+    return {
+        "emergencies": count,
+        "assigned": len(done),
+        "p50_s": rnd(percentile(lat, 50), 2),
+        "max_s": rnd(max(lat), 2) if lat else None,
+        "parts": parts,
+    }
 
 
 def _alone(full: bool, merge_into: Path | None, settings: dict[str, str]) -> dict[str, Any]:
@@ -161,7 +214,9 @@ def _alone(full: bool, merge_into: Path | None, settings: dict[str, str]) -> dic
         stack.wait_ready()
         engine = e2e._engine(stack)
         e2e._run_phase(stack, e2e.Phase(sizes.e2e_rate, 5.0), 0, 30.0, console)  # warm-up
+        idle = floor(stack, console)
         out = run(stack, sizes, console, lambda sent, done: poll_assigned(engine, sent, done))
+        out["floor"] = idle
     finally:
         for engine in e2e._engines.values():
             engine.dispose()
@@ -183,6 +238,7 @@ def _alone(full: bool, merge_into: Path | None, settings: dict[str, str]) -> dic
         block["backlog_new_p95_s"] = out["new_p95_s"]
         block["backlog_emergency_p95_s"] = out["emergency_p95_s"]
         block["backlog_drain_s"] = out["backlog_drain_s"]
+        block["backlog_emergency_alone_p50_s"] = idle["p50_s"]
         block["backlog_phase"] = out
         merge_into.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     return out

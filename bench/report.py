@@ -140,18 +140,26 @@ def pages_table(p: dict[str, Any]) -> str:
     out = [
         f"Pages at {_f(p.get('cases'))} cases, load average {p.get('load_average_before')} "
         f"at the start:\n",
-        "| page | p50 / p95 / p99 ms | SQL statements | requests | plain query p95 ms "
-        "| ratio | target (p95) |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| page | p50 / p95 / p99 ms | SQL statements | requests | rows | plain query p95 ms "
+        "(here / over HTTP) | ratio (strict / over HTTP) | target (p95) |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for key, label, target in PAGES:
         d = (p.get("pages") or {}).get(key) or {}
         times = " / ".join(_f(d.get(k)) for k in ("p50_ms", "p95_ms", "p99_ms"))
+        plain = f"{_f(d.get('plain_query_p95_ms'))} / {_f(d.get('plain_query_over_http_p95_ms'))}"
+        ratios = (
+            f"{_f(d.get('ratio_to_plain_query'), '×')} / "
+            f"{_f(d.get('ratio_to_plain_query_over_http'), '×')}"
+        )
         out.append(
             f"| {label} | {times} | {_f(d.get('sql_statements'))} | {_f(d.get('requests'))} "
-            f"| {_f(d.get('plain_query_p95_ms'))} | {_f(d.get('ratio_to_plain_query'), '×')} "
-            f"| {target} |"
+            f"| {_f(d.get('rows'))} | {plain} | {ratios} | {target} |"
         )
+    out.append(
+        f"\nWithin 5× of the plain query: {', '.join(p.get('pages_within_5x') or []) or 'none'}; "
+        f"of the plain query over HTTP: {', '.join(p.get('pages_within_5x_over_http') or []) or '—'}."
+    )
     return "\n".join(out)
 
 

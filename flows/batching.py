@@ -24,8 +24,19 @@ def fresh_lane(step: str) -> str:
     return f"{step} fresh"
 
 
+def is_kept_lane(lane: str) -> bool:
+    """A lane of runs kept for urgent work (:func:`emergency_lane`, :func:`fresh_lane`)."""
+    return lane.endswith((" emergency", " fresh"))
+
+
 def plan_kept_runs(
-    jobs: list[Job], *, step: str, free: dict[str, int], batch_max: int, now: datetime
+    jobs: list[Job],
+    *,
+    step: str,
+    free: dict[str, int],
+    batch_max: int,
+    now: datetime,
+    backlog: bool = False,
 ) -> tuple[list[tuple[list[Job], str]], list[Job]]:
     """The runs kept ahead of a backlog: ``free`` run slots by lane name, for
     emergencies first (:func:`emergency_lane`, ``settings.relay_emergency_lane``), then
@@ -34,10 +45,12 @@ def plan_kept_runs(
     Each lane's cases share its free runs (:func:`plan_runs`), so a new complaint
     neither waits for a backlog's batch run to end nor rides in one, and an emergency
     does not wait for a run of fresh cases; the step's lane goes on with the rest,
-    oldest first. Only when older rows wait too: without a backlog the step's lane's
-    adaptive batching serves fresh work best (one lane kept up at the highest rates,
-    see the README). Returns (cases, lane) per run and every case left, in claim order."""
-    if all(is_urgent(job, now) for job in jobs):
+    oldest first. Only when older rows wait too (among ``jobs``, or ``backlog``: older
+    rows of the step wait unclaimed while its lane is full): without a backlog the
+    step's lane's adaptive batching serves fresh work best (one lane kept up at the
+    highest rates, see the README). Returns (cases, lane) per run and every case left,
+    in claim order."""
+    if not backlog and all(is_urgent(job, now) for job in jobs):
         return [], list(jobs)
     lanes = (
         (emergency_lane(step), is_emergency),

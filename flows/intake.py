@@ -50,40 +50,41 @@ def report_triage(result: TriageResult) -> None:
         logger.info(
             "%s 疑似重复件 possible duplicate of case id %s", result.number, result.duplicate_of_id
         )
-    if result.cluster_warning and result.cluster_key:
+    if result.cluster_warning:
         # Early warning (苗头预警): many complaints against one source.
-        emit_event(
-            event="tiaojie.cluster.warning",
-            resource={
-                "prefect.resource.id": f"tiaojie.cluster.{result.cluster_key}",
-                "prefect.resource.name": f"cluster {result.cluster_key[:8]}",
-            },
-            related=[
-                {
-                    "prefect.resource.id": f"tiaojie.case.{result.case_id}",
-                    "prefect.resource.role": "case",
-                    "prefect.resource.name": result.number,
-                }
-            ],
-            payload={"case_id": result.case_id, "cluster_size": result.cluster_size},
-        )
         logger.warning(
             "%s 同源投诉聚集预警 cluster warning: %s cases", result.number, result.cluster_size
         )
     if result.risk_level:
-        # The street's assessment task is open; the automation on this event starts
-        # risk-notice, which tells its responsible leader (包案领导).
-        emit_event(
-            event="tiaojie.risk.warning",
-            resource={
-                "prefect.resource.id": f"tiaojie.case.{result.case_id}",
-                "prefect.resource.name": result.number,
-            },
-            payload={"case_id": result.case_id, "level": result.risk_level},
-        )
         logger.warning("%s 不稳定风险预警 warning: %s", result.number, result.risk_level)
+    event = result.warning_event
+    if event is not None:
+        # The street's assessment task is open and its leader not told yet: the
+        # automation on this event starts risk-notice, which tells the responsible
+        # leader (包案领导). Once per task, not per complaint (TriageResult.warning_event).
+        emit_event(event=event, **_warning_resources(result))
     if result.held_for_assessment:
         logger.info("%s 待研判 waits for a person to confirm its category", result.number)
+
+
+def _warning_resources(result: TriageResult) -> dict[str, Any]:
+    """What the early-warning event names: the case (ids and number only), and for a
+    cluster the cluster as the resource, so the feed groups its warnings."""
+    case = {
+        "prefect.resource.id": f"tiaojie.case.{result.case_id}",
+        "prefect.resource.name": result.number,
+    }
+    payload: dict[str, Any] = {"case_id": result.case_id, "level": result.risk_level}
+    if not (result.cluster_warning and result.cluster_key):
+        return {"resource": case, "payload": payload}
+    return {
+        "resource": {
+            "prefect.resource.id": f"tiaojie.cluster.{result.cluster_key}",
+            "prefect.resource.name": f"cluster {result.cluster_key[:8]}",
+        },
+        "related": [{**case, "prefect.resource.role": "case"}],
+        "payload": {**payload, "cluster_size": result.cluster_size},
+    }
 
 
 @flow(name="intake", persist_result=False, log_prints=False)

@@ -51,7 +51,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.flow_engine import run_flow_async
 from sqlalchemy import Engine
 
-from flows.batching import emergency_lane, fresh_lane, plan_kept_runs, plan_runs
+from flows.batching import emergency_lane, fresh_lane, is_kept_lane, plan_kept_runs, plan_runs
 from flows.prefect_api import create_flow_run, emit_case_event
 from models import clock
 from models.db import get_engine
@@ -63,13 +63,17 @@ from models.outbox import (
     claim_jobs,
     has_due_pending,
     hold,
+    is_urgent,
+    last_row_id,
     mark_delivered,
     mark_failed,
     mark_skipped,
     release,
+    submitted_after,
 )
 from models.preconditions import step_verdicts
 from models.settings import get_settings
+from tasks.give_way import urgent_run
 
 log = logging.getLogger("tiaojie.relay")
 
@@ -120,6 +124,8 @@ class InProcessExecutor:
         self._slots = asyncio.Semaphore(self.concurrency)
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._steps: dict[uuid.UUID, str] = {}
+        # Set when a run ends: its slot is free, the relay need not wait for its poll.
+        self.freed = asyncio.Event()
 
     def batch_steps(self) -> frozenset[str]:
         return frozenset(self.batch_flows)
@@ -151,7 +157,8 @@ class InProcessExecutor:
             return flow_run  # a repeated delivery: the run exists and is done or going
         if state_type == "RUNNING":
             return flow_run  # someone else runs it; a dead one is the reconciler's
-        task = asyncio.create_task(self._execute(flow, flow_run, spec, step))
+        urgent = lane is not None and is_kept_lane(lane)
+        task = asyncio.create_task(self._execute(flow, flow_run, spec, step, urgent))
         self._running[flow_run.id] = task
         self._steps[flow_run.id] = lane or step
         run_id = flow_run.id
@@ -159,20 +166,24 @@ class InProcessExecutor:
         def forget(_task: asyncio.Task[None]) -> None:
             self._running.pop(run_id, None)
             self._steps.pop(run_id, None)
+            self.freed.set()
 
         task.add_done_callback(forget)
         return flow_run
 
     async def _execute(
-        self, flow: Flow[Any, Any], flow_run: FlowRun, spec: RunSpec, step: str
+        self, flow: Flow[Any, Any], flow_run: FlowRun, spec: RunSpec, step: str, urgent: bool
     ) -> None:
+        """Run it; a run kept for urgent work has the backlog's batches give way to it
+        between their cases while it runs (``tasks/give_way.py``)."""
         async with self._slots:
-            try:
-                await run_flow_async(
-                    flow, flow_run=flow_run, parameters=spec.parameters, return_type="state"
-                )
-            except Exception:  # the run's state says what went wrong; keep the loop alive
-                log.exception("step %s (%s) crashed", step, spec.name)
+            with urgent_run() if urgent else contextlib.nullcontext():
+                try:
+                    await run_flow_async(
+                        flow, flow_run=flow_run, parameters=spec.parameters, return_type="state"
+                    )
+                except Exception:  # the run's state says what went wrong; go on
+                    log.exception("step %s (%s) crashed", step, spec.name)
 
     async def drain(self) -> None:
         while self._running:
@@ -270,7 +281,11 @@ class Relay:
         self.dispatcher = dispatcher
         self.batch_size = batch_size or settings.relay_batch_size
         self.poll_s = settings.relay_poll_s if poll_s is None else poll_s
+        self.wake_s = settings.relay_wake_s
         self.engine = engine
+        # Batchable steps with older rows waiting, as the last claim that took their
+        # rows saw it (while their lane is full their backlog is not claimed).
+        self._backlog: set[str] = set()
         self.on_delivered = on_delivered
         self.delivered = 0
         self._stop: asyncio.Event | None = None
@@ -285,7 +300,17 @@ class Relay:
             await asyncio.sleep(FULL_WAIT_S)
             flying = await self.dispatcher.in_flight(client)
         engine = self.engine or get_engine()
-        jobs = await asyncio.to_thread(claim_jobs, limit=self.batch_size, engine=engine)
+        steps = self.dispatcher.batch_steps()
+        held_back = frozenset(s for s in steps if flying.get(s, 0) >= self.dispatcher.lane)
+        jobs = await asyncio.to_thread(
+            claim_jobs, limit=self.batch_size, engine=engine, held_back=held_back
+        )
+        now = clock.now()
+        for step in steps - held_back:
+            if any(job.step == step and not is_urgent(job, now) for job in jobs):
+                self._backlog.add(step)
+            else:
+                self._backlog.discard(step)
         verdicts = await asyncio.to_thread(step_verdicts, jobs, engine=engine)
         done: list[int] = []
         skipped: dict[int, str] = {}
@@ -409,7 +434,12 @@ class Relay:
                 kept_free[lane] = max(0, min(size - flying.get(lane, 0), total_free))
                 total_free -= kept_free[lane]
             kept, rest = plan_kept_runs(
-                step_jobs, step=step, free=kept_free, batch_max=batch_max, now=now
+                step_jobs,
+                step=step,
+                free=kept_free,
+                batch_max=batch_max,
+                now=now,
+                backlog=step in self._backlog,
             )
             total_free += sum(kept_free.values()) - len(kept)  # kept but not used
             for group, lane in kept:
@@ -452,11 +482,32 @@ class Relay:
                 log.exception("relay poll failed; retrying")
                 count = 0
             if count < self.batch_size:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.poll_s)
+                await self._pause(stop)
         # Steps in flight share this client: let them finish (bounded) before it closes.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.dispatcher.drain(), timeout=DRAIN_TIMEOUT_S)
+
+    async def _pause(self, stop: asyncio.Event) -> None:
+        """Wait for the next poll: ``poll_s`` at most, less when a new submission comes
+        in (looked for every ``wake_s``, :func:`models.outbox.submitted_after`) or a run
+        ends in this process (its slot is free for the cases waiting): an emergency
+        filed during the wait is claimed within ``wake_s``, not half a poll later."""
+        engine = self.engine or get_engine()
+        steps = self.dispatcher.batch_steps()
+        freed = getattr(self.dispatcher, "freed", None)
+        if isinstance(freed, asyncio.Event):
+            freed.clear()
+        newest = await asyncio.to_thread(last_row_id, engine) if steps else 0
+        until = time.monotonic() + self.poll_s
+        while not stop.is_set() and (left := until - time.monotonic()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=min(left, self.wake_s))
+            if isinstance(freed, asyncio.Event) and freed.is_set():
+                return
+            if not steps:
+                continue
+            if await asyncio.to_thread(submitted_after, newest, steps, engine):
+                return
 
     async def run_until_idle(
         self, client: PrefectClient | None = None, *, max_rounds: int = 1000

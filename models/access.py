@@ -67,7 +67,7 @@ from models.enums import StaffRole, UnitLevel
 from models.errors import FieldProblem, NotFound, PermissionDenied, ValidationError
 from models.helper import CaseHelper
 from models.staff import Staff
-from models.unit import Unit, unit_by_code
+from models.unit import Unit, unit_by_code, within_path
 
 Kind = Literal["staff", "system", "open311", "resident"]
 
@@ -217,8 +217,10 @@ def reach_clause(principal: Principal) -> ColumnElement[bool] | None:
     clauses: list[ColumnElement[bool]] = []
     if principal.unit_path:
         prefix = principal.unit_path
-        places = select(Unit.id).where(col(Unit.path).startswith(prefix, autoescape=True))
-        clauses.append(col(Case.unit_path).startswith(prefix, autoescape=True))
+        # Ranges (models.unit.within_path): the open cases handled in the subtree are
+        # read from the (is_open, unit_path) index, not found among every open case.
+        places = select(Unit.id).where(within_path(col(Unit.path), prefix))
+        clauses.append(within_path(col(Case.unit_path), prefix))
         clauses.append(col(Case.place_unit_id).in_(places))
     if principal.staff_id is not None:
         clauses.append(col(Case.assignee_id) == principal.staff_id)

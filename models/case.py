@@ -62,6 +62,18 @@ class Case(CaseBase, table=True):
         Index("ix_case_creator_open", "created_by_id", "is_open"),
         # The newest open cases in a reader's reach (the inbox), read newest first.
         Index("ix_case_open_created", "is_open", "created_at"),
+        # The open cases handled or happening in a reader's subtree (reach, models.access).
+        Index("ix_case_open_path", "is_open", "unit_path"),
+        Index("ix_case_place_open", "place_unit_id", "is_open"),
+        # The few cases with a liaison: partial, so that the planner, which knows only
+        # that most cases have none, still takes it for "my cases as liaison".
+        Index(
+            "ix_case_liaison_open",
+            "liaison_id",
+            "is_open",
+            sqlite_where=text("liaison_id IS NOT NULL"),
+            postgresql_where=text("liaison_id IS NOT NULL"),
+        ),
         # The few cases held for 研判, among a million that are not.
         Index(
             "ix_case_held",
@@ -90,14 +102,14 @@ class Case(CaseBase, table=True):
     held_for_assessment: bool = Field(default=False)
     risk_level: str | None = Field(default=None, max_length=16)  # red | orange | yellow
 
-    place_unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
+    place_unit_id: int | None = Field(default=None, foreign_key="unit.id")
     unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
     # Subtree checks are a LIKE on the handling unit's path, copied here to avoid a join.
     unit_path: str | None = Field(default=None, max_length=255, index=True)
     assignee_id: int | None = Field(default=None, foreign_key="staff.id")
     # The grid or community worker who took the complaint stays on a case handed to the
     # mediation committee as the liaison with the residents (联络人).
-    liaison_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
+    liaison_id: int | None = Field(default=None, foreign_key="staff.id")
     # Staff added as helpers (协办, models.helping), copied here so the rule book can offer
     # a helper their task without reading another table.
     helper_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))

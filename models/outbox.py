@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import Engine, case, or_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 
 from models import clock
 from models.case import Case
@@ -181,7 +181,9 @@ def is_urgent(job: Job, now: datetime) -> bool:
     return job.created_at is not None and clock.ensure_utc(job.created_at) >= fresh_since(now)
 
 
-def claim_jobs(*, limit: int, engine: Engine | None = None) -> list[Job]:
+def claim_jobs(
+    *, limit: int, engine: Engine | None = None, held_back: frozenset[str] = frozenset()
+) -> list[Job]:
     """Claim up to ``limit`` pending rows that are due, for ``LEASE_S``: fresh work
     ahead of a backlog, and the backlog never starved.
 
@@ -199,6 +201,12 @@ def claim_jobs(*, limit: int, engine: Engine | None = None) -> list[Job]:
     backlog of ``n`` rows is gone within ``ceil(n / backlog_reserve(limit))`` polls
     however much fresh work keeps arriving. A row jumps the queue only when it is its
     case's earliest pending row: the rows of one case are delivered in order.
+
+    ``held_back``: steps whose runs cannot start now (the relay's lane for them is
+    full): lane 3 leaves their rows alone (they would only be claimed and released
+    again, hundreds a poll, while the backlog's batch run works) and takes only each
+    case's earliest row (so no case's later row overtakes its waiting one). Lanes 1 and
+    2 still take them: runs kept for urgent work may be free.
     """
     now = clock.now()
     reserve = backlog_reserve(limit)
@@ -223,12 +231,13 @@ def claim_jobs(*, limit: int, engine: Engine | None = None) -> list[Job]:
             ).all()
         )
         taken = [row[0].id for row in rows]
-        rows += session.execute(
-            _claimable(now)
-            .where(col(Outbox.id).not_in(taken))
-            .order_by(col(Outbox.id))
-            .limit(limit - len(rows))
-        ).all()
+        backlog = _claimable(now).where(col(Outbox.id).not_in(taken))
+        if held_back:
+            backlog = backlog.where(
+                or_(col(Outbox.step).is_(None), col(Outbox.step).not_in(held_back)),
+                ~earlier_pending,
+            )
+        rows += session.execute(backlog.order_by(col(Outbox.id)).limit(limit - len(rows))).all()
         if not rows:
             return []
         ids = [row[0].id for row in rows]
@@ -353,6 +362,28 @@ def redrive(outbox_id: int, *, reason: str, engine: Engine | None = None) -> boo
         row.last_error = reason[:500]
         session.add(row)
         return True
+
+
+def last_row_id(engine: Engine | None = None) -> int:
+    """The newest outbox row's id (0 for none): where :func:`submitted_after` looks from."""
+    with read_session(engine) as session:
+        return int(session.exec(select(func.max(Outbox.id))).one() or 0)
+
+
+def submitted_after(row_id: int, steps: frozenset[str], engine: Engine | None = None) -> int:
+    """The id of a row newer than ``row_id`` for one of ``steps`` (a new submission for
+    ``intake``), else 0: a primary-key range read, cheap enough to ask ten times a second
+    whatever the table's size."""
+    if not steps:
+        return 0
+    with read_session(engine) as session:
+        found = session.exec(
+            select(Outbox.id)
+            .where(col(Outbox.id) > row_id, col(Outbox.step).in_(steps))
+            .order_by(col(Outbox.id).desc())
+            .limit(1)
+        ).first()
+        return int(found or 0)
 
 
 def has_due_pending(engine: Engine | None) -> bool:

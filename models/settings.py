@@ -43,9 +43,15 @@ class Settings(BaseSettings):
     reminder_lead_working_hours: int = 8
     relay_batch_size: int = 200
     relay_poll_s: float = 0.5
+    # Between polls the relay looks this often for a new submission (a new outbox row of
+    # a batchable step, by primary key: cheap at any size) and polls at once for it.
+    relay_wake_s: float = Field(default=0.1, gt=0)
     # Fresh work ahead of a backlog (models/outbox.py, claim_jobs): rows younger than
     # this go before older ones; this share of every batch is kept for the oldest rows.
-    relay_fresh_s: float = 60.0
+    # Five minutes: a new case that waited longer than this for the runs kept for fresh
+    # work (an overloaded machine) fell behind the whole backlog (bench/backlog.py: new
+    # cases' p95 452 s with 60 s, at load 9 to 13).
+    relay_fresh_s: float = 300.0
     relay_backlog_share: float = Field(default=0.25, gt=0, le=1)
     executor: Literal["inprocess", "deployment"] = Field(
         default="inprocess",
@@ -64,6 +70,9 @@ class Settings(BaseSettings):
     # is_urgent), so that they do not wait for a backlog's batch run. 0: none kept.
     relay_emergency_lane: int = Field(default=1, ge=0)
     relay_fresh_lane: int = Field(default=1, ge=0)
+    # While those runs are in flight, another batch run pauses between two of its cases
+    # for at most this long (tasks/give_way.py); 0: never.
+    relay_give_way_s: float = Field(default=2.0, ge=0)
     # Outbox rows of different cases delivered at once (run creations in flight).
     relay_concurrency: int = 8
     work_pool: str = "tiaojie"

@@ -27,6 +27,7 @@ from models.deadlines import compute_deadlines
 from models.enums import CaseStatus, Category, LinkKind, Priority, UnitLevel
 from models.routing import Directory, locate
 from models.settings import get_settings
+from models.triage_tables import RiskWarning
 from models.unit import Unit, unit_by_code
 
 # --- classification ---------------------------------------------------------------
@@ -187,6 +188,21 @@ class TriageResult:
     is_group: bool
     held_for_assessment: bool = False
     risk_level: str | None = None  # red | orange | yellow when a warning is open
+    # This case opened an assessment task whose leader has not been told yet.
+    warning_owed: bool = False
+
+    @property
+    def warning_event(self) -> str | None:
+        """The early-warning event this triage raises, if any: one per assessment task
+        whose leader has not heard of it (the automation on it starts ``risk-notice``).
+        So a cluster warns its leader once, when its task opens (again when a higher
+        level opens a new one), not once per complaint of the cluster: every complaint
+        after the fifth against one firm started a run of its own (a new process) and
+        starved a district's intake during a backlog. A cluster's task is a
+        ``tiaojie.cluster.warning``, any other a ``tiaojie.risk.warning``."""
+        if not self.warning_owed:
+            return None
+        return "tiaojie.cluster.warning" if self.cluster_warning else "tiaojie.risk.warning"
 
 
 @dataclass(frozen=True)
@@ -284,6 +300,22 @@ def _current_result(session: Session, case: Case) -> TriageResult:
         is_group=case.is_group,
         held_for_assessment=case.held_for_assessment,
         risk_level=case.risk_level,
+        warning_owed=_warning_owed(session, case.id),
+    )
+
+
+def _warning_owed(session: Session, case_id: int) -> bool:
+    """The case has its own open assessment task and its leader has not been told."""
+    return (
+        session.exec(
+            select(RiskWarning.id).where(
+                RiskWarning.case_id == case_id,
+                RiskWarning.status == "open",
+                col(RiskWarning.leader_id).is_not(None),
+                col(RiskWarning.notified_at).is_(None),
+            )
+        ).first()
+        is not None
     )
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import Boolean, ColumnElement, UniqueConstraint, literal
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import JSON, Column, Field, Session, SQLModel, select
 
 from models.enums import Category, UnitLevel
@@ -57,3 +59,40 @@ class Pairing(SQLModel, table=True):
     community_id: int = Field(foreign_key="unit.id", index=True)
     agency_id: int = Field(foreign_key="unit.id", index=True)
     category: Category = Field(sa_type=enum_type(Category))
+
+
+class _WithinPath(FunctionElement[bool]):
+    """``path`` lies in a subtree; compiled per database (:func:`within_path`)."""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "within_path"
+    _is_implicitly_boolean = True  # a condition: no "= 1" after it on SQLite
+
+
+def within_path(column: Any, prefix: str) -> ColumnElement[bool]:
+    """``column`` (a unit path) is ``prefix`` or under it.
+
+    SQLite: a range, ``prefix <= path < prefix with its last character's successor``
+    (paths end with ``/``, so the range is exactly the subtree), read from an index on
+    the path; ``LIKE prefix || '%'`` is read from none (SQLite's LIKE ignores case).
+    Elsewhere ``LIKE`` as before (PostgreSQL orders text by the database's collation,
+    where such a range would not be the subtree)."""
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    pattern = prefix.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+    return _WithinPath(column, literal(prefix), literal(upper), literal(pattern))
+
+
+@compiles(_WithinPath)
+def _within_like(element: _WithinPath, compiler: Any, **kw: Any) -> str:
+    column, _prefix, _upper, pattern = element.clauses
+    return f"({compiler.process(column, **kw)} LIKE {compiler.process(pattern, **kw)} ESCAPE '/')"
+
+
+@compiles(_WithinPath, "sqlite")
+def _within_range(element: _WithinPath, compiler: Any, **kw: Any) -> str:
+    column, prefix, upper, _pattern = element.clauses
+    path = compiler.process(column, **kw)
+    return (
+        f"({path} >= {compiler.process(prefix, **kw)} AND {path} < {compiler.process(upper, **kw)})"
+    )

@@ -28,6 +28,7 @@ from models.db import read_session, write_session
 from models.enums import CaseStatus
 from models.errors import ConflictError, TiaojieError
 from models.follow_up import FollowUp
+from tasks.give_way import give_way
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -126,7 +127,9 @@ def _each_in_own_transaction(
     task's own retries: those would run the whole batch again."""
     done: list[R] = []
     failed: dict[int, str] = {}
-    for case_id in case_ids:
+    for n, case_id in enumerate(case_ids):
+        if n:
+            give_way()  # to the runs kept for urgent work, if any are in flight
         for attempt in range(len(BATCH_RETRY_DELAYS_S) + 1):
             try:
                 result = _write(step, lambda session: fn(session, case_id))  # noqa: B023

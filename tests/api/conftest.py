@@ -1,4 +1,5 @@
-"""The real app on a temporary SQLite file built with the migrations and the test city."""
+"""The real app on a temporary SQLite file built with the migrations (a copy of one
+migrated file, tests/migrated.py) and the test city."""
 
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ from sqlmodel import Session, SQLModel, select
 from api.app import create_app
 from api.security import create_token
 from models.db import get_engine, write_session
-from models.migrate import upgrade
 from models.settings import Settings
 from models.unit import Unit
 from tests.factories import City, build_city
+from tests.migrated import migrated_sqlite
 
 
 class _Chunks(httpx.AsyncByteStream):
@@ -96,9 +97,8 @@ class AsUser:
 
 def make_api(**settings: Any) -> Iterator[Api]:
     folder = Path(tempfile.mkdtemp(prefix="tiaojie-api-"))
-    url = f"sqlite:///{folder / 'api.db'}"
+    url = migrated_sqlite(folder / "api.db")
     engine = get_engine(url)
-    upgrade(engine)
     with write_session(engine) as session:
         city = build_city(session)
     app = create_app(Settings(database_url=url, **settings))

@@ -21,11 +21,11 @@ from api.app import create_app
 from models import clock
 from models.db import build_engine
 from models.login import SignInAttempt
-from models.migrate import upgrade
 from models.passwords import hash_password
 from models.settings import Settings
 from tests.api.conftest import SyncASGITransport
 from tests.factories import build_city
+from tests.migrated import migrated_sqlite
 
 PASSWORD = "pw-mediatorA"
 
@@ -35,9 +35,8 @@ Try = Callable[[str, str], httpx.Response]
 @pytest.fixture
 def both(tmp_path: Path, vclock: clock.VirtualClock) -> Iterator[tuple[Try, Try, object]]:
     """``(rest, web, engine)``: one sign-in attempt on each path."""
-    url = f"sqlite:///{tmp_path / 'signin.db'}"
+    url = migrated_sqlite(tmp_path / "signin.db")
     engine = build_engine(url)
-    upgrade(engine)
     with Session(engine) as session:
         city = build_city(session)
         city.staff["mediatorA"].password_hash = hash_password(PASSWORD)

@@ -19,11 +19,11 @@ from api.security import create_token
 from models import clock
 from models.db import build_engine
 from models.mediating import resolve_directly
-from models.migrate import upgrade
 from models.passwords import hash_password
 from models.settings import Settings
 from tests.api.conftest import SyncASGITransport
 from tests.factories import advance_to_assigned, build_city, make_case, staff_actor
+from tests.migrated import migrated_sqlite
 
 
 def _csrf(html: str) -> str:
@@ -39,9 +39,8 @@ def site(
     """Three cases past their resolution limit: one still being handled (overdue), one in
     follow-up whose return visit is past due (overdue), one in follow-up whose visit is
     tomorrow (on time: its resolution limit no longer counts)."""
-    url = f"sqlite:///{tmp_path / 'web.db'}"
+    url = migrated_sqlite(tmp_path / "web.db")
     engine = build_engine(url)
-    upgrade(engine)
     numbers: dict[str, str] = {}
     with Session(engine, expire_on_commit=False) as session:
         city = build_city(session)

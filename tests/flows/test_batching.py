@@ -4,10 +4,13 @@ be found in Prefect by its number."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import pytest
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from sqlalchemy import Engine
@@ -21,6 +24,7 @@ from models.db import read_session, write_session
 from models.enums import OutboxState
 from models.event import CaseEvent, Outbox
 from models.outbox import Job, batch_spec
+from tasks.give_way import in_urgent_run, urgent_run
 from tests.factories import City, make_case
 from tests.flows.conftest import Receiver
 from tests.flows.helpers import runs_of
@@ -65,6 +69,30 @@ def test_plan_runs_shares_the_free_slots_evenly_and_the_rest_waits() -> None:
     assert groups == [many[:25]] and rest == many[25:]
     # No free slot: everything waits for the next poll.
     assert plan_runs(jobs, free_slots=0, batch_max=25) == ([], jobs)
+
+
+@task(persist_result=False, cache_policy=NO_CACHE)
+async def _sees_urgent_run() -> bool:
+    """What a batch step's worker thread sees (tasks/steps.py runs them in threads)."""
+    return await asyncio.to_thread(in_urgent_run)
+
+
+@flow(persist_result=False)
+async def _probe() -> bool:
+    return await _sees_urgent_run()
+
+
+def test_a_run_kept_for_urgent_work_is_known_as_such_down_to_its_step_threads(
+    aloop: Any,
+) -> None:
+    """So its own batch steps never give way (tasks/give_way.py) while the backlog's do."""
+
+    async def urgent() -> bool:
+        with urgent_run():
+            return await _probe()
+
+    assert aloop.run(urgent()) is True
+    assert aloop.run(_probe()) is False
 
 
 def test_batch_run_is_named_tagged_and_keyed_by_its_cases() -> None:

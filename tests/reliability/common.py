@@ -39,6 +39,7 @@ from models.db import write_session
 from models.migrate import upgrade
 from models.settings import reset_settings
 from tests.factories import City, build_city
+from tests.migrated import migrated_sqlite
 from tests.pgutil import drop_database_forcing
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,10 +112,12 @@ class Database:
         return self.engine.dialect.name
 
 
-def prepare(url: str) -> Database:
-    """Migrate ``url`` with the real migrations and build the test city in it."""
+def prepare(url: str, *, migrated: bool = False) -> Database:
+    """Migrate ``url`` with the real migrations (unless it is ``migrated`` already) and
+    build the test city in it."""
     engine = db.get_engine(url)
-    upgrade(engine)
+    if not migrated:
+        upgrade(engine)
     with write_session(engine) as session:
         city = build_city(session)
     return Database(url=url, engine=engine, city=city)
@@ -123,7 +126,8 @@ def prepare(url: str) -> Database:
 @contextlib.contextmanager
 def sqlite_database() -> Iterator[Database]:
     with temp_folder() as folder:
-        database = prepare(f"sqlite:///{folder / 'cases.db'}")
+        # A copy of one file the migrations built once per process (tests/migrated.py).
+        database = prepare(migrated_sqlite(folder / "cases.db"), migrated=True)
         try:
             yield database
         finally:

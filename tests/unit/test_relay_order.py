@@ -20,7 +20,14 @@ from models.case import Case
 from models.clock import VirtualClock
 from models.enums import OutboxState, Priority
 from models.event import Outbox
-from models.outbox import Job, backlog_reserve, claim_jobs, mark_delivered
+from models.outbox import (
+    Job,
+    backlog_reserve,
+    claim_jobs,
+    last_row_id,
+    mark_delivered,
+    submitted_after,
+)
 from tests.factories import build_city, make_case
 
 BACKLOG = 1000
@@ -131,9 +138,14 @@ class _Slots:
         return frozenset({"intake"})
 
 
-def _plan(engine: Engine, jobs: list[Job], flying: dict[str, int]) -> list[tuple[int, str]]:
-    """What one poll starts for ``jobs`` with ``flying`` runs in flight: (cases, lane)."""
+def _plan(
+    engine: Engine, jobs: list[Job], flying: dict[str, int], backlog: bool = False
+) -> list[tuple[int, str]]:
+    """What one poll starts for ``jobs`` with ``flying`` runs in flight: (cases, lane);
+    ``backlog``: the relay saw older rows of intake waiting at its last full claim."""
     relay = Relay(_Slots(), engine=engine)  # type: ignore[arg-type]
+    if backlog:
+        relay._backlog.add("intake")
     by_case = {job.case_id: [job] for job in jobs}
     verdicts = {job.outbox_id: "run" for job in jobs}
     # On a thread of its own: in the whole suite another test's event loop may be running
@@ -179,3 +191,54 @@ def test_runs_are_kept_for_emergencies_and_fresh_work_ahead_of_a_backlog_only(
     # Without a backlog the one lane batches fresh work as before: nothing kept.
     new_only = [job for job in jobs if job.case_id in (emergency, ordinary)]
     assert _plan(engine, new_only, {"intake": 1}) == []
+    # The lane busy with the backlog, which the poll left unclaimed (held back): the
+    # urgent cases still get the runs kept for them.
+    assert _plan(engine, new_only, {"intake": 1}, backlog=True) == [(1, urgent), (1, fresh)]
+
+
+def test_a_poll_while_the_backlog_lane_is_busy_claims_only_what_can_start(
+    engine: Engine, vclock: VirtualClock
+) -> None:
+    _backlog(engine, vclock)
+    vclock.advance(timedelta(minutes=1))
+    ordinary = _fresh(engine)
+    emergency = _fresh(engine, priority=Priority.EMERGENCY, people_affected=60)
+    with Session(engine) as session:
+        # Two older rows of another step: one whose case has nothing else pending (it
+        # can start), one behind its case's waiting intake row.
+        first, second = session.exec(select(Outbox).order_by(col(Outbox.id)).limit(2)).all()
+        first.state = OutboxState.DELIVERED
+        first_case = first.case_id
+        for n, row in enumerate((first, second)):
+            at = vclock.now() - timedelta(hours=2)
+            session.add(
+                Outbox(
+                    case_id=row.case_id,
+                    verb="consent_recorded",
+                    step="mediation",
+                    idempotency_key=f"other-step-{n}",
+                    payload={},
+                    created_at=at,
+                    available_at=at,
+                )
+            )
+        session.commit()
+    newest = last_row_id(engine)
+    assert submitted_after(newest, frozenset({"intake"}), engine) == 0
+    vclock.advance(timedelta(seconds=1))
+
+    jobs = claim_jobs(limit=LIMIT, engine=engine, held_back=frozenset({"intake"}))
+
+    # The urgent rows of intake (the runs kept for them may be free); of the backlog
+    # only what can start: not a thousand intake rows to be released again. The other
+    # step's second row waits behind its case's intake row: a case's rows in order.
+    assert [(job.case_id, job.step) for job in jobs] == [
+        (emergency, "intake"),
+        (ordinary, "intake"),
+        (first_case, "mediation"),
+    ]
+    late = _fresh(engine)  # a new submission: the relay's pause ends for it
+    found = submitted_after(newest, frozenset({"intake"}), engine)
+    assert found and found > newest
+    assert submitted_after(newest, frozenset({"mediation"}), engine) == 0
+    assert late

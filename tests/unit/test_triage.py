@@ -17,6 +17,8 @@ from models.event import CaseEvent
 from models.lifecycle import Actor
 from models.settings import get_settings
 from models.triage import classify_text, similarity, suggest_duplicates, triage_case
+from models.triage_tables import RiskWarning
+from models.warning import mark_notified
 from tests.factories import NAME, PHONE, build_city, make_case
 
 SYSTEM = Actor.system()
@@ -220,6 +222,33 @@ def test_cluster_warning_at_threshold(
     assert [r.cluster_size for r in results] == [1, 2, 3, 4]
     assert [r.cluster_warning for r in results] == [False, False, False, True]
     assert len({r.cluster_key for r in results}) == 1
+
+
+def test_a_cluster_warns_its_leader_once_not_once_per_complaint(
+    session: Session, vclock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIAOJIE_CLUSTER_WARNING_THRESHOLD", "4")
+    from models.settings import reset_settings
+
+    reset_settings()
+    build_city(session)
+    ids = [_worker_case(session, n) for n in range(8)]
+    results = [triage_case(session, case_id=i, actor=SYSTEM) for i in ids]
+    assert [r.cluster_warning for r in results] == [False] * 3 + [True] * 5
+    events = [r.warning_event for r in results]
+    # The fourth complaint opens the cluster's assessment task: one event for it (its
+    # automation tells the responsible leader); the later ones join the open task.
+    assert events == [None] * 3 + ["tiaojie.cluster.warning"] + [None] * 4
+    # Triaged again (a re-driven run) before the leader heard: still owed, once told: not.
+    assert triage_case(session, case_id=ids[3], actor=SYSTEM).warning_event is not None
+    mark_notified(session, case_id=ids[3])
+    assert triage_case(session, case_id=ids[3], actor=SYSTEM).warning_event is None
+    # The task concluded, the cluster grows: a new task, and its leader hears again.
+    task = session.exec(select(RiskWarning).where(RiskWarning.case_id == ids[3])).one()
+    task.status = "closed"
+    session.add(task)
+    later = triage_case(session, case_id=_worker_case(session, 9), actor=SYSTEM)
+    assert later.warning_event == "tiaojie.cluster.warning"
 
 
 def test_address_text_finds_the_building(session: Session, vclock: VirtualClock) -> None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 20:06:54.413361
+Create Date: 2026-11-30 20:28:52.461556
 """
 
 from collections.abc import Sequence
@@ -255,10 +255,13 @@ def upgrade() -> None:
         batch_op.create_index('ix_case_assignee_open', ['assignee_id', 'is_open'], unique=False)
         batch_op.create_index('ix_case_creator_open', ['created_by_id', 'is_open'], unique=False)
         batch_op.create_index('ix_case_held', ['id'], unique=False, sqlite_where=sa.text('held_for_assessment = 1'), postgresql_where=sa.text('held_for_assessment'))
+        batch_op.create_index('ix_case_liaison_open', ['liaison_id', 'is_open'], unique=False, sqlite_where=sa.text('liaison_id IS NOT NULL'), postgresql_where=sa.text('liaison_id IS NOT NULL'))
         batch_op.create_index('ix_case_open_created', ['is_open', 'created_at'], unique=False)
         batch_op.create_index('ix_case_open_due', ['is_open', 'resolution_due_at', 'status'], unique=False)
+        batch_op.create_index('ix_case_open_path', ['is_open', 'unit_path'], unique=False)
         batch_op.create_index('ix_case_open_reminder', ['is_open', 'next_reminder_at', 'status'], unique=False)
         batch_op.create_index('ix_case_open_response', ['is_open', 'first_response_at', 'response_due_at', 'status'], unique=False)
+        batch_op.create_index('ix_case_place_open', ['place_unit_id', 'is_open'], unique=False)
         batch_op.create_index('ix_case_status_category_created', ['status', 'category', 'created_at'], unique=False)
         batch_op.create_index('ix_case_status_created', ['status', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_category'), ['category'], unique=False)
@@ -266,9 +269,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_cases_cluster_key'), ['cluster_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_confidential'), ['confidential'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_created_at'), ['created_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_cases_liaison_id'), ['liaison_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_number'), ['number'], unique=True)
-        batch_op.create_index(batch_op.f('ix_cases_place_unit_id'), ['place_unit_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_referred_from_path'), ['referred_from_path'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_respondent_key'), ['respondent_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_unit_id'), ['unit_id'], unique=False)
@@ -1100,9 +1101,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_cases_unit_id'))
         batch_op.drop_index(batch_op.f('ix_cases_respondent_key'))
         batch_op.drop_index(batch_op.f('ix_cases_referred_from_path'))
-        batch_op.drop_index(batch_op.f('ix_cases_place_unit_id'))
         batch_op.drop_index(batch_op.f('ix_cases_number'))
-        batch_op.drop_index(batch_op.f('ix_cases_liaison_id'))
         batch_op.drop_index(batch_op.f('ix_cases_created_at'))
         batch_op.drop_index(batch_op.f('ix_cases_confidential'))
         batch_op.drop_index(batch_op.f('ix_cases_cluster_key'))
@@ -1110,10 +1109,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_cases_category'))
         batch_op.drop_index('ix_case_status_created')
         batch_op.drop_index('ix_case_status_category_created')
+        batch_op.drop_index('ix_case_place_open')
         batch_op.drop_index('ix_case_open_response')
         batch_op.drop_index('ix_case_open_reminder')
+        batch_op.drop_index('ix_case_open_path')
         batch_op.drop_index('ix_case_open_due')
         batch_op.drop_index('ix_case_open_created')
+        batch_op.drop_index('ix_case_liaison_open', sqlite_where=sa.text('liaison_id IS NOT NULL'), postgresql_where=sa.text('liaison_id IS NOT NULL'))
         batch_op.drop_index('ix_case_held', sqlite_where=sa.text('held_for_assessment = 1'), postgresql_where=sa.text('held_for_assessment'))
         batch_op.drop_index('ix_case_creator_open')
         batch_op.drop_index('ix_case_assignee_open')
