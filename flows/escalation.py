@@ -13,6 +13,7 @@ from prefect.artifacts import acreate_table_artifact
 from models import clock
 from tasks.escalation import find_case_ids, remind_court_confirmations, sweep_due_cases
 from tasks.notify import notify_cases, remind_due_follow_ups
+from tasks.simulate import sweep_stale_simulations
 from tasks.sms import resident_upkeep, send_return_visit_links
 
 ARTIFACT_KEY = "tiaojie-escalation-sweep"
@@ -33,6 +34,7 @@ async def escalation(batch_size: int = 500) -> dict[str, int]:
     visits = await remind_due_follow_ups()
     links = await send_return_visit_links()
     upkeep = await resident_upkeep()
+    stale = await sweep_stale_simulations()
     rows = report.as_rows()
     summary = (
         f"督办扫描 {clock.format_local(started)}：催办 {len(report.reminded)} 件，"
@@ -46,6 +48,7 @@ async def escalation(batch_size: int = 500) -> dict[str, int]:
         f"{report.seconds:.2f} s. Residents: links {links['sent']}, SMS sent again "
         f"{upkeep['receipts_sent'] + upkeep['links_sent']}, expired rows deleted "
         f"{upkeep['sessions_purged'] + upkeep['links_purged'] + upkeep['locks_purged']}."
+        f" Simulations that will never finish, marked failed: {stale}."
     )
     await acreate_table_artifact(
         key=ARTIFACT_KEY,
@@ -62,4 +65,5 @@ async def escalation(batch_size: int = 500) -> dict[str, int]:
         "court_confirmation_reminders": len(confirmations),
         "resident_links": links["sent"],
         "sms_resent": upkeep["receipts_sent"] + upkeep["links_sent"],
+        "stale_simulations": stale,
     }

@@ -58,6 +58,7 @@ from models.enums import (
     ResolvedAnswer,
     SatisfiedAnswer,
     StaffRole,
+    UnitLevel,
 )
 from models.errors import TiaojieError
 from models.follow_up import FollowUp
@@ -119,9 +120,35 @@ class BehaviourModel:
     # The first contact is exempt: whoever is in answers the community's calls (首问负责).
     absence: float = 0.04
     capacity: int = 40
+    # Fitted finer where a history shows enough (models.sim_fit): the first contact per
+    # street and category, mediation success per category and level of the unit.
+    respond_by_street_category: dict[tuple[str, Category], tuple[float, ...]] = field(
+        default_factory=dict
+    )
+    success_by_level: dict[tuple[Category, UnitLevel], float] = field(default_factory=dict)
+    # Each street's dice fall evenly (see Replay._chance): a simulated share is then the
+    # chance the model gives, give or take a case or two, rather than one draw of many.
+    # The policy simulator's way (models.simulate); off, each decision's luck is its
+    # own, as for people as they are (the demo city, a history to fit).
+    stratified: bool = False
 
     def rate(self, category: Category) -> CategoryRates:
         return self.rates.get(category, EVERYDAY)
+
+    def success(self, category: Category, level: UnitLevel | None) -> float:
+        fitted = self.success_by_level.get((category, level)) if level else None
+        return self.rate(category).success if fitted is None else fitted
+
+    def respond(self, street: str | None, category: Category) -> tuple[float, ...]:
+        """The first contact's delay distribution: the street's and category's, else the
+        street's, else the district-wide range."""
+        for fitted in (
+            self.respond_by_street_category.get((street or "", category)),
+            self.respond_by_street.get(street or ""),
+        ):
+            if fitted and len(fitted) > 1:
+                return fitted
+        return self.respond_hours
 
     def satisfaction(self, street: str | None) -> float:
         return self.satisfied_by_street.get(street or "", self.satisfied)
@@ -157,6 +184,8 @@ AGENCY_RESOLVES = 0.7  # an agency's outcome is 已解决 (else 部分解决)
 # A working day here is 8 working hours: delays are spread over office time by
 # :func:`models.workdays` through the deadlines; the replay only needs a scale.
 HOUR = timedelta(hours=1)
+Stream = tuple[str, str, int]  # street, purpose, the case's n-th decision of the purpose
+STRATUM = 20  # a street's decisions whose numbers fall one in each twentieth of [0, 1)
 OFFICE = (8, 21)  # local hours in which the replay's people act
 
 
@@ -184,6 +213,9 @@ class Replay:
         self._held: dict[int, Case] = {}
         self._days: dict[tuple[int, date], int] = {}  # (person, day) -> steps taken
         self._away: dict[tuple[int, date], bool] = {}
+        self._made: dict[Stream, int] = {}  # decisions made in each stream
+        self._strata: dict[tuple[Stream, int], list[int]] = {}  # a block's shuffle
+        self._levels = {u.id: u.level for u in self._units}
 
     # --- input ----------------------------------------------------------------------
 
@@ -282,14 +314,37 @@ class Replay:
     # --- people ---------------------------------------------------------------------
 
     def _chance(self, case: Case, what: str) -> float:
-        """A number in [0, 1) for the ``what``-th decision of this case: its own dice per
-        case and purpose (common random numbers), so that one case taking another path
-        in another scenario (or in the history being replayed) does not reshuffle the
-        chances of every other case and decision."""
+        """A number in [0, 1) for the ``what``-th decision of this case, from its own
+        die per case and purpose.
+
+        Stratified (the model's ``stratified``, the simulator's default): the decisions
+        of one purpose in one street (of the unit holding the case; the agencies and
+        the district count as one more) are taken in blocks of :data:`STRATUM`, in the
+        order they are made; within a block each lies in its own 1/STRATUM of [0, 1)
+        (a shuffle per block, street and purpose; the case's die places it inside).
+        So of any run of a street's decisions the share below a chance p is p to
+        within a decision or two, instead of carrying binomial luck (±2-3 points on
+        200 cases) on top of every figure, and scenarios differ by their policies.
+        Each number is still uniform, and the purposes' shuffles are independent.
+
+        Not stratified (people as they are: the history to fit): the die alone, tied
+        to the case and purpose, so one case taking another path does not reshuffle
+        the chances of the others (common random numbers)."""
         key = (_id(case), what)
         n = self._draws.get(key, 0)
         self._draws[key] = n + 1
-        return random.Random(f"{self.model.seed}:{key[0]}:{what}:{n}").random()
+        die = random.Random(f"{self.model.seed}:{key[0]}:{what}:{n}").random()
+        if not self.model.stratified:
+            return die
+        stream = (self._streets.get(case.unit_id) or "", what, n)
+        k = self._made.get(stream, 0)
+        self._made[stream] = k + 1
+        block, slot = divmod(k, STRATUM)
+        if (stream, block) not in self._strata:
+            order = list(range(STRATUM))
+            random.Random(f"{self.model.seed}:{stream}:{block}").shuffle(order)
+            self._strata[(stream, block)] = order
+        return (self._strata[(stream, block)][slot] + die) / STRATUM
 
     def _between(self, case: Case, what: str, span: Sequence[float]) -> float:
         """A value of ``span`` (a range, or quantiles: the fitted distribution read
@@ -436,8 +491,7 @@ class Replay:
     def _respond_at(self, case: Case) -> datetime:
         from models import workdays
 
-        fitted = self.model.respond_by_street.get(self._streets.get(case.unit_id) or "")
-        span = fitted if fitted and len(fitted) > 1 else self.model.respond_hours
+        span = self.model.respond(self._streets.get(case.unit_id), case.category)
         return workdays.add_working_hours(self.clock.now(), self._between(case, "respond", span))
 
     def _act(self, case: Case, step: str, when: datetime) -> None:
@@ -530,7 +584,8 @@ class Replay:
     def _conclude(self, case: Case, who: Actor) -> None:
         from models import actions
 
-        rate, now = self.model.rate(case.category), self.clock.now()
+        now = self.clock.now()
+        success = self.model.success(case.category, self._levels.get(case.unit_id))
         self._run(
             case,
             who,
@@ -539,7 +594,7 @@ class Replay:
                 held_at=now - HOUR, place=SESSION[0], participants=SESSION[1], minutes=SESSION[2]
             ),
         )
-        if self._chance(case, "success") < rate.success:
+        if self._chance(case, "success") < success:
             due = clock.to_local(now + timedelta(days=10)).date()
             terms = [TermCreate(text=TERM, due_on=due)]
             self._run(case, who, "agreement", actions.AgreementIn(summary=AGREED, terms=terms))

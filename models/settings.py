@@ -95,6 +95,14 @@ class Settings(BaseSettings):
     sms_link_template: str = Field(
         default="TJ_LINK", description="The gateway's template id for a one-use link."
     )
+    simulation_max_hours: int = Field(
+        default=12,
+        ge=1,
+        description=(
+            "A simulation still queued or running this many hours after it was asked for "
+            "is marked failed by the sweep (the largest the form allows takes about 3 hours)."
+        ),
+    )
     sms_resend_hours: int = Field(
         default=72,
         ge=1,

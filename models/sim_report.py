@@ -167,10 +167,53 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f}%"
 
 
+FIGURES = {
+    "settle_directly": "首问直接化解 Settled directly by the first-contact worker",
+    "consent": "同意调解 Parties consent to mediation",
+    "success": "调解成功 Mediation ends in an agreement",
+    "respond": "首次联系（中位办公小时）First contact, median office hours",
+    "satisfaction": "回访满意 Satisfied at the return visit",
+    "refer_after_failure": "调解不成后转办 Failed mediations referred on",
+}
+
+
+def _shown(kind: str, value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.2f}" if kind == "respond" else _pct(value)
+
+
+def fitted_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, int]]:
+    """(figure, where: category / level / street, value, decisions) of the behaviour
+    fitted from the history (the same for every scenario: taken from the first that
+    has it); empty when nothing was fitted."""
+    for result in summary.get("scenarios", {}).values():
+        counts: dict[str, int] = result.get("fitted_from") or {}
+        values: dict[str, float] = result.get("fitted") or {}
+        rows = []
+        for key, n in counts.items():
+            kind, _, where = key.partition(".")
+            where = where.replace(".", " · ") or "全区 district"
+            rows.append((FIGURES.get(kind, kind), where, _shown(kind, values.get(key)), n))
+        if rows:
+            return rows
+    return []
+
+
 def report_html(summary: dict[str, Any]) -> str:
+    from models.sim_fit import FIT_MIN_CASES
+
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
     template = env.from_string(PAGE.read_text(encoding="utf-8"))
-    return template.render(s=summary, c=charts(summary), rates=RATES, levels=LEVELS, pct=_pct)
+    return template.render(
+        s=summary,
+        c=charts(summary),
+        rates=RATES,
+        levels=LEVELS,
+        pct=_pct,
+        fitted=fitted_rows(summary),
+        min_cases=FIT_MIN_CASES,
+    )
 
 
 def write_report(out: Path, summary: dict[str, Any]) -> Path:

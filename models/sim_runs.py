@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -293,6 +293,68 @@ def fail_flow_run(session: Session, flow_run_id: str, reason: str) -> int:
         assert run.id is not None
         fail_run(session, run.id, reason)
     return len(runs)
+
+
+# --- runs that will never finish ---------------------------------------------------------
+
+# Prefect's state types in which a flow run does nothing more.
+TERMINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "CRASHED"})
+UNFINISHED = (SimulationStatus.PENDING, SimulationStatus.RUNNING)
+
+
+def unfinished_flow_runs(session: Session) -> list[str]:
+    """The flow runs of the runs still queued or running (what the sweep asks Prefect)."""
+    rows = session.exec(
+        select(SimulationRun.flow_run_id).where(
+            col(SimulationRun.status).in_(UNFINISHED), col(SimulationRun.flow_run_id).is_not(None)
+        )
+    ).all()
+    return sorted({str(r) for r in rows})
+
+
+def sweep_stale_runs(
+    session: Session, *, now: datetime, flow_states: Mapping[str, str]
+) -> list[int]:
+    """Mark failed, with why, the runs that say queued or running but will never finish
+    (their ids are returned). The rule (规则), the one place it is written:
+
+    1. its flow run is in a terminal state (``flow_states``: flow run id -> Prefect state
+       type, e.g. ``CRASHED``) and the run was not recorded done: the flow ended without
+       writing its result, e.g. killed together with its runner, so that neither its last
+       step nor its cancel/crash hooks ran;
+    2. it was asked for more than ``settings.simulation_max_hours`` (12) ago: a flow run
+       never picked up (no worker), or lost. The largest request the form allows (6
+       scenarios x 400 days of a district of 50,000 cases a year) takes about 3 hours of
+       CPU at the simulator's measured speed; 12 hours is four times that.
+    """
+    limit = timedelta(hours=get_settings().simulation_max_hours)
+    runs = session.exec(
+        select(SimulationRun)
+        .options(defer(col(SimulationRun.report_html)))  # type: ignore[arg-type]
+        .where(col(SimulationRun.status).in_(UNFINISHED))
+        .order_by(col(SimulationRun.id))
+    ).all()
+    failed: list[int] = []
+    for run in runs:
+        assert run.id is not None
+        state = flow_states.get(run.flow_run_id or "")
+        if state in TERMINAL_STATES:
+            reason = (
+                f"流程运行已结束（{state}）但未记录结果，可能随执行进程一同被终止 / "
+                f"the flow run ended ({state.lower()}) without recording a result "
+                "(its process was probably killed)"
+            )
+        elif now - clock.ensure_utc(run.created_at) > limit:
+            hours = get_settings().simulation_max_hours
+            reason = (
+                f"超过 {hours} 小时仍未完成（流程运行未被执行或已丢失）/ not finished "
+                f"{hours} hours after it was asked for (its flow run never ran, or was lost)"
+            )
+        else:
+            continue
+        fail_run(session, run.id, reason)
+        failed.append(run.id)
+    return failed
 
 
 def delete_run(session: Session, run_id: int) -> None:

@@ -37,7 +37,7 @@ from models.policy import PolicySet, TimeLimitPolicy
 from models.policy_load import load_policies
 from models.scenario import Scenario, ScenarioError
 from models.settings import get_settings
-from models.sim_fit import fit_behaviour
+from models.sim_fit import fit_behaviour, fitted_values
 from models.staff import Staff
 from models.tables import metadata
 from models.unit import Pairing, Unit
@@ -112,20 +112,26 @@ def apply_scenario(session: Session, scenario: Scenario) -> None:
 
 def with_overrides(model: BehaviourModel, scenario: Scenario, seed: int) -> BehaviourModel:
     rates: dict[Category, CategoryRates] = dict(model.rates)
+    by_level = dict(model.success_by_level)
     for category, override in scenario.rates.items():
         base = rates.get(category, DEFAULT_RATES[Category.OTHER])
         changes = {k: v for k, v in override.model_dump().items() if v is not None}
         if "mediation_days" in changes:
             changes["mediation_days"] = tuple(changes["mediation_days"])
         rates[category] = dataclasses.replace(base, **changes)
-    changes = dict(scenario.behaviour)
+        if "success" in changes:  # the scenario's figure holds at every level
+            by_level = {k: v for k, v in by_level.items() if k[0] != category}
+    changes = dict(scenario.behaviour, success_by_level=by_level)
     # A scenario's district-wide figure stands for every street: it replaces the fit.
     if "satisfied" in changes:
         changes["satisfied_by_street"] = {}
     if "respond_hours" in changes:
         changes["respond_by_street"] = {}
+        changes["respond_by_street_category"] = {}
     try:
-        return dataclasses.replace(model, seed=seed, rates=rates, **changes)
+        # The simulator's dice are stratified (BehaviourModel.stratified): its figures are
+        # the behaviour's expected ones, not one draw with binomial luck on top.
+        return dataclasses.replace(model, seed=seed, rates=rates, stratified=True, **changes)
     except TypeError as exc:
         raise ScenarioError(f"{scenario.source}: [behaviour] {exc}") from None
 
@@ -308,7 +314,9 @@ def run_scenario(
                     progress(day, period.days)
             result = measure(session, period.start, period.end, sampler)
         result["arrivals"] = len(arrivals)
-        result["fitted_from"] = fitted
+        result["fitted_from"] = fitted  # decisions each fitted figure rests on
+        # ... and its value, as fitted (a scenario's [behaviour] may override it)
+        result["fitted"] = fitted_values(behaviour, fitted)
         result["name"] = scenario.name
         return result
     finally:

@@ -65,8 +65,12 @@ def main() -> None:
             f"heavy at community or below {share_of(r['by_category'], HEAVY):.1%}, "
             f"referrals {r['referrals']['total']} "
             f"(agencies {sum(r['referrals']['by_agency'].values())}), "
-            f"composite {r['composite']}, overdue peak {r['overdue_peak']}"
+            f"composite {r['composite']}, overdue peak {r['overdue_peak']}, "
+            f"limits passed at communities "
+            f"{sum(n for k, n in r['breaches'].items() if k.endswith('@community'))}"
         )
+    fitted = results[KEYS[0]]["fitted_from"]
+    print(f"fitted from the history: {len(fitted)} figures, {fitted}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ figures and unit names only (a simulated case's words are stand-ins)."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from typing import Any
 
 from prefect import Flow, task
@@ -12,6 +14,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import FlowRun, State
 
+from models import clock
 from models.db import read_session, write_session
 from models.errors import TiaojieError
 from models.scenario import ScenarioError
@@ -27,8 +30,11 @@ from models.sim_runs import (
     prepare,
     request_of,
     run_scenarios,
+    sweep_stale_runs,
+    unfinished_flow_runs,
 )
 from models.sim_table import comparison_markdown
+from tasks.steps import sweep_task
 
 ARTIFACT_KEY = "tiaojie-simulation"
 
@@ -105,3 +111,29 @@ def record_cut_short(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any])
             str(flow_run.id),
             f"流程运行被取消或中断 / the flow run was {state.name or state.type.value.lower()}",
         )
+
+
+async def flow_run_states(ids: list[str]) -> dict[str, str]:
+    """Prefect's state type of each of these flow runs (those it still knows)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    wanted = FlowRunFilter(id=FlowRunFilterId(any_=[uuid.UUID(i) for i in ids]))
+    async with get_client() as client:
+        runs = await client.read_flow_runs(flow_run_filter=wanted, limit=len(ids))
+    return {str(r.id): r.state_type.value for r in runs if r.state_type is not None}
+
+
+@sweep_task("sweep_stale_simulations")
+async def sweep_stale_simulations() -> int:
+    """Runs that will never finish marked failed, with why (the rule:
+    :func:`models.sim_runs.sweep_stale_runs`); returns how many."""
+    with read_session() as session:
+        ids = unfinished_flow_runs(session)
+    states = await flow_run_states(ids) if ids else {}
+
+    def write() -> int:
+        with write_session() as session:
+            return len(sweep_stale_runs(session, now=clock.now(), flow_states=states))
+
+    return await asyncio.to_thread(write)

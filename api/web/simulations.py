@@ -98,6 +98,7 @@ def _page(
             # While a run is under way the list reloads itself (never over a form in error).
             "refresh": not errors and any(r.status in UNDER_WAY for r in runs),
             "max_days": MAX_DAYS,
+            "max_hours": get_settings().simulation_max_hours,
             "statuses": SimulationStatus,
         },
         user=user,

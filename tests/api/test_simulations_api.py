@@ -158,3 +158,20 @@ def test_the_list_reloads_itself_only_while_a_run_is_under_way(api: Api) -> None
         create_run(session, request, origin="prefect", by=None)
     page = api.client.get("/web/simulations").text
     assert 'http-equiv="refresh"' in page and "排队中" in page and "Prefect 界面" in page
+
+
+def test_a_run_the_sweep_gave_up_on_shows_failed_with_why(api: Api) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from models.sim_runs import sweep_stale_runs
+
+    _sign_in(api, "supervisor")
+    request = SimulationRequest(scenarios=["as-is"], start=date(2026, 11, 23), days=3)
+    with write_session(api.engine) as session:
+        run = create_run(session, request, origin="web", by=None)
+        later = datetime.now(UTC) + timedelta(hours=13)
+        assert sweep_stale_runs(session, now=later, flow_states={}) == [run.id]
+    page = api.client.get("/web/simulations").text
+    assert 'http-equiv="refresh"' not in page and "失败" in page
+    assert "not finished 12 hours after it was asked for" in page
+    assert 'id="stale-rule"' in page and "12 小时" in page

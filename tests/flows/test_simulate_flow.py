@@ -199,3 +199,37 @@ def test_a_cancelled_or_crashed_flow_run_leaves_no_run_saying_running(
     assert "cancelled" in (by_flow_run[str(cancelled)].error or "").lower()
     assert by_flow_run[str(crashed)].status == SimulationStatus.FAILED
     assert by_flow_run[str(other)].status == SimulationStatus.RUNNING
+
+
+def test_the_sweep_fails_a_run_whose_flow_run_died_unrecorded(
+    city: City, case_db: Engine, aloop: LoopRunner
+) -> None:
+    """Killed with its runner (no hook ran): the flow run is Crashed in Prefect and the
+    row says running. The escalation sweep's step asks Prefect and marks it failed; a run
+    whose flow run is still under way is left alone."""
+    from prefect.states import Crashed, Running
+
+    from models.db import write_session
+    from models.sim_runs import SimulationRequest, create_run, mark_running
+    from tasks.simulate import sweep_stale_simulations
+
+    async def flow_runs() -> list[str]:
+        async with get_client() as client:
+            dead = await client.create_flow_run(simulate, state=Crashed())
+            alive = await client.create_flow_run(simulate, state=Running())
+            return [str(dead.id), str(alive.id)]
+
+    dead, alive = aloop.run(flow_runs())
+    request = SimulationRequest(scenarios=["as-is"], start=date(2026, 11, 23), days=3)
+    with write_session(case_db) as session:
+        for flow_run_id in (dead, alive):
+            run = create_run(session, request, origin="web", by=None)
+            assert run.id is not None
+            mark_running(session, run.id, flow_run_id=flow_run_id)
+
+    assert aloop.run(sweep_stale_simulations.fn()) == 1
+
+    by_flow_run = {r.flow_run_id: r for r in _runs(case_db)}
+    assert by_flow_run[dead].status == SimulationStatus.FAILED
+    assert "ended (crashed)" in (by_flow_run[dead].error or "")
+    assert by_flow_run[alive].status == SimulationStatus.RUNNING
