@@ -37,6 +37,7 @@ def plan_kept_runs(
     batch_max: int,
     now: datetime,
     backlog: bool = False,
+    started: datetime | None = None,
 ) -> tuple[list[tuple[list[Job], str]], list[Job]]:
     """The runs kept ahead of a backlog: ``free`` run slots by lane name, for
     emergencies first (:func:`emergency_lane`, ``settings.relay_emergency_lane``), then
@@ -48,21 +49,22 @@ def plan_kept_runs(
     oldest first. Only when older rows wait too (among ``jobs``, or ``backlog``: older
     rows of the step wait unclaimed while its lane is full): without a backlog the
     step's lane's adaptive batching serves fresh work best (one lane kept up at the
-    highest rates, see the README). Returns (cases, lane) per run and every case left,
+    highest rates, see the README). ``started``: when the relay started
+    (:func:`models.outbox.fresh_since`). Returns (cases, lane) per run and every case left,
     in claim order."""
-    if not backlog and all(is_urgent(job, now) for job in jobs):
+    if not backlog and all(is_urgent(job, now, started) for job in jobs):
         return [], list(jobs)
     lanes = (
         (emergency_lane(step), is_emergency),
-        (fresh_lane(step), lambda job: is_urgent(job, now)),
+        (fresh_lane(step), lambda job: is_urgent(job, now, started)),
     )
     out: list[tuple[list[Job], str]] = []
     left = list(jobs)
     for lane, wanted in lanes:
         picked = [job for job in left if wanted(job)]
         runs, _waiting = plan_runs(picked, free_slots=free.get(lane, 0), batch_max=batch_max)
-        started = {job.outbox_id for run in runs for job in run}
-        left = [job for job in left if job.outbox_id not in started]
+        taken = {job.outbox_id for run in runs for job in run}
+        left = [job for job in left if job.outbox_id not in taken]
         out += [(run, lane) for run in runs]
     return out, left
 

@@ -288,6 +288,8 @@ class Relay:
         self._backlog: set[str] = set()
         self.on_delivered = on_delivered
         self.delivered = 0
+        # Rows written before this moment are an outage's backlog, not fresh work.
+        self.started = clock.now()
         self._stop: asyncio.Event | None = None
 
     async def drain_once(self, client: PrefectClient) -> int:
@@ -303,11 +305,15 @@ class Relay:
         steps = self.dispatcher.batch_steps()
         held_back = frozenset(s for s in steps if flying.get(s, 0) >= self.dispatcher.lane)
         jobs = await asyncio.to_thread(
-            claim_jobs, limit=self.batch_size, engine=engine, held_back=held_back
+            claim_jobs,
+            limit=self.batch_size,
+            engine=engine,
+            held_back=held_back,
+            started=self.started,
         )
         now = clock.now()
         for step in steps - held_back:
-            if any(job.step == step and not is_urgent(job, now) for job in jobs):
+            if any(job.step == step and not is_urgent(job, now, self.started) for job in jobs):
                 self._backlog.add(step)
             else:
                 self._backlog.discard(step)
@@ -440,6 +446,7 @@ class Relay:
                 batch_max=batch_max,
                 now=now,
                 backlog=step in self._backlog,
+                started=self.started,
             )
             total_free += sum(kept_free.values()) - len(kept)  # kept but not used
             for group, lane in kept:

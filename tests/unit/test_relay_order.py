@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from flows.batching import emergency_lane, fresh_lane, plan_kept_runs
 from flows.relay import Relay
+from models import clock
 from models.case import Case
 from models.clock import VirtualClock
 from models.enums import OutboxState, Priority
@@ -24,6 +25,7 @@ from models.outbox import (
     Job,
     backlog_reserve,
     claim_jobs,
+    is_urgent,
     last_row_id,
     mark_delivered,
     submitted_after,
@@ -144,6 +146,7 @@ def _plan(
     """What one poll starts for ``jobs`` with ``flying`` runs in flight: (cases, lane);
     ``backlog``: the relay saw older rows of intake waiting at its last full claim."""
     relay = Relay(_Slots(), engine=engine)  # type: ignore[arg-type]
+    relay.started = clock.now() - timedelta(seconds=30)  # running before the new cases
     if backlog:
         relay._backlog.add("intake")
     by_case = {job.case_id: [job] for job in jobs}
@@ -242,3 +245,25 @@ def test_a_poll_while_the_backlog_lane_is_busy_claims_only_what_can_start(
     assert found and found > newest
     assert submitted_after(newest, frozenset({"mediation"}), engine) == 0
     assert late
+
+
+def test_an_outages_backlog_is_not_fresh_however_young(
+    engine: Engine, vclock: VirtualClock
+) -> None:
+    """Complaints filed while no relay ran are the backlog, even those younger than
+    ``relay_fresh_s``; what is filed after the relay started is fresh work."""
+    with Session(engine) as session:
+        build_city(session)
+        old = make_case(session, at=vclock.now() - timedelta(minutes=4))
+        _copy_cases(session, old, 20, "OUT")
+        session.commit()
+    vclock.advance(timedelta(seconds=30))
+    started = clock.now()  # the relay comes back
+    vclock.advance(timedelta(seconds=5))
+    new = _fresh(engine)
+    now = clock.now()
+    jobs = claim_jobs(limit=10, engine=engine, started=started)
+    assert jobs[0].case_id == new  # ahead of the outage's 21, in the next poll
+    assert [is_urgent(job, now, started) for job in jobs] == [True] + [False] * 9
+    # Without the relay's start the age alone decides: all 22 are under five minutes old.
+    assert all(is_urgent(job, now) for job in jobs)
