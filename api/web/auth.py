@@ -70,6 +70,24 @@ def read_session(token: str | None) -> dict[str, Any] | None:
         return None
 
 
+# Where a request keeps its session cookie's claims once read: the sign-in check and the
+# page's CSRF token both need them, and each reading checked the signature and the claims
+# again (the same decode twice on every signed-in page).
+_CLAIMS = "tj_session_claims"
+
+
+def request_claims(request: Request) -> dict[str, Any] | None:
+    """The claims of this request's session cookie (:func:`read_session`), read once per
+    request; the cookie a request carries does not change while it is answered."""
+    token = request.cookies.get(SESSION_COOKIE)
+    kept: tuple[str | None, dict[str, Any] | None] | None = getattr(request.state, _CLAIMS, None)
+    if kept is not None and kept[0] == token:
+        return kept[1]
+    claims = read_session(token)
+    setattr(request.state, _CLAIMS, (token, claims))
+    return claims
+
+
 def set_session_cookie(response: Response, request: Request, token: str) -> None:
     response.set_cookie(
         SESSION_COOKIE,
@@ -84,7 +102,7 @@ def set_session_cookie(response: Response, request: Request, token: str) -> None
 
 def end_session(request: Request, session: Session) -> None:
     """Revoke the session of this request's cookie (signing out)."""
-    claims = read_session(request.cookies.get(SESSION_COOKIE))
+    claims = request_claims(request)
     if claims is not None:
         web_sessions.revoke_session(session, sid=str(claims["sid"]), why="logout")
 
@@ -97,7 +115,7 @@ def clear_session_cookie(response: Response, request: Request) -> None:
 
 def current_user(request: Request, session: Session) -> Principal | None:
     """The signed-in, still active staff member, or None (then the page redirects)."""
-    claims = read_session(request.cookies.get(SESSION_COOKIE))
+    claims = request_claims(request)
     if claims is None:
         return None
     try:
@@ -114,7 +132,7 @@ def current_user(request: Request, session: Session) -> Principal | None:
 
 def session_csrf(request: Request) -> str:
     """The CSRF token of the signed-in session ("" without one)."""
-    claims = read_session(request.cookies.get(SESSION_COOKIE))
+    claims = request_claims(request)
     return str(claims["csrf"]) if claims else ""
 
 

@@ -76,6 +76,27 @@ def test_deactivation_and_a_new_password_end_every_session(api: Api) -> None:
     assert not opens_inbox(api, third)
 
 
+def test_a_tampered_or_expired_cookie_is_sent_to_sign_in(api: Api) -> None:
+    import jwt
+
+    from api.web import auth
+
+    cookie = sign_in(api, "workerA")
+    token = cookie["Cookie"].removeprefix("tj_session=")
+    claims = auth.read_session(token)
+    assert claims is not None
+    page = api.client.get("/web/inbox", headers=cookie)
+    assert page.status_code == 200
+    # The page's forms carry the CSRF token of the cookie the request came with.
+    assert f'name="csrf_token" value="{claims["csrf"]}"' in page.text
+    header, body, signature = token.split(".")
+    expired = jwt.encode({**claims, "exp": 1}, auth._key(), algorithm="HS256")
+    for bad in (f"{header}.{body}.{signature[::-1]}", expired):
+        answer = api.client.get("/web/inbox", headers={"Cookie": f"tj_session={bad}"})
+        assert answer.status_code == 303 and "/web/login" in answer.headers["location"]
+    api.client.cookies.clear()
+
+
 def test_forwarded_for_is_believed_only_from_named_proxies() -> None:
     from starlette.requests import Request
 
