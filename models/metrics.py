@@ -161,10 +161,14 @@ def _under(unit_path: Any, prefix: Any) -> ColumnElement[bool]:
     return func.substr(unit_path, 1, func.length(prefix)) == prefix  # type: ignore[no-any-return]
 
 
-def _units_at(level: UnitLevel, within_path: str | None) -> list[ColumnElement[bool]]:
-    """Units of ``level`` inside ``within_path``, or containing it (a community worker
-    asking for the community level sees their own community)."""
-    conditions: list[ColumnElement[bool]] = [col(Unit.level) == level]
+def _units_at(
+    level: UnitLevel | tuple[UnitLevel, ...], within_path: str | None
+) -> list[ColumnElement[bool]]:
+    """Units of ``level`` (or of any of several) inside ``within_path``, or containing it
+    (a community worker asking for the community level sees their own community)."""
+    conditions: list[ColumnElement[bool]] = [
+        col(Unit.level).in_(level) if isinstance(level, tuple) else col(Unit.level) == level
+    ]
     if within_path:
         conditions.append(
             or_(
@@ -206,7 +210,9 @@ def composite_score(
 # --- the three rates ---------------------------------------------------------------------
 
 
-def _level_units(session: Session, level: UnitLevel, within_path: str | None) -> list[Unit]:
+def _level_units(
+    session: Session, level: UnitLevel | tuple[UnitLevel, ...], within_path: str | None
+) -> list[Unit]:
     return list(
         session.exec(
             select(Unit).where(*_units_at(level, within_path)).order_by(col(Unit.code))
@@ -268,8 +274,30 @@ def unit_rates(
 ) -> list[UnitRates]:
     """The three rates of every unit at ``level`` for cases decided in ``[since,
     until)``, ranked (see the module docstring for the definitions and the composite)."""
-    units = _level_units(session, level, within_path)
-    totals = _roll_up(units, _decided_per_path(session, since, until, within_path), 7)
+    return rates_by_level(
+        session, since=since, until=until, levels=(level,), within_path=within_path
+    )[level]
+
+
+def rates_by_level(
+    session: Session,
+    *,
+    since: datetime,
+    until: datetime,
+    levels: tuple[UnitLevel, ...],
+    within_path: str | None = None,
+) -> dict[UnitLevel, list[UnitRates]]:
+    """:func:`unit_rates` of each of ``levels``, from one read of the units and one of
+    the decided cases: the monthly ranking and the monthly report show several levels
+    of one month, and read the same decided cases once per level (the heaviest
+    statement of both, two and three times over)."""
+    units = _level_units(session, levels, within_path)
+    decided = _decided_per_path(session, since, until, within_path)
+    return {level: _unit_rates([u for u in units if u.level == level], decided) for level in levels}
+
+
+def _unit_rates(units: list[Unit], decided: list[tuple[Any, ...]]) -> list[UnitRates]:
+    totals = _roll_up(units, decided, 7)
     result: list[UnitRates] = []
     for unit in units:
         resp_n, in_time, res_n, resolved, rated, satisfied, cases = totals[unit.code]
@@ -333,12 +361,10 @@ def monthly_ranking(
     """月度排名: the units of ``levels`` (communities and paired agencies by default)
     ranked together on the composite score of the calendar month."""
     since, until = month_range(month)
-    rows = [
-        r
-        for lv in levels
-        for r in unit_rates(session, since=since, until=until, level=lv, within_path=within_path)
-    ]
-    return _ranked(rows)
+    by_level = rates_by_level(
+        session, since=since, until=until, levels=levels, within_path=within_path
+    )
+    return _ranked([r for lv in levels for r in by_level[lv]])
 
 
 # --- overdue, backlog, escalations ---------------------------------------------------------

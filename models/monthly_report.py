@@ -87,12 +87,9 @@ def build(
 ) -> MonthlyReport:
     start, end = metrics.month_range(first)
     as_of = min(now, end)
-    rates = {
-        level: metrics.unit_rates(
-            session, since=start, until=end, level=level, within_path=within_path
-        )
-        for level in RATE_LEVELS
-    }
+    rates = metrics.rates_by_level(
+        session, since=start, until=end, levels=RATE_LEVELS, within_path=within_path
+    )
     overdue = metrics.overdue_by_level(session, now=as_of, within_path=within_path, since=start)
     escalated = [
         row
@@ -102,8 +99,14 @@ def build(
         if row.at < end
     ]
     codes = {row.to_unit for row in escalated if row.to_unit}
-    levels = dict(
-        session.exec(select(col(Unit.code), col(Unit.level)).where(col(Unit.code).in_(codes))).all()
+    levels = (
+        dict(
+            session.exec(
+                select(col(Unit.code), col(Unit.level)).where(col(Unit.code).in_(codes))
+            ).all()
+        )
+        if codes
+        else {}
     )
     per_level = Counter(levels.get(row.to_unit) for row in escalated if row.to_unit)
     order = sorted(UnitLevel, key=lambda lv: (lv == UnitLevel.AGENCY, lv.rank))
