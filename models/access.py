@@ -152,6 +152,11 @@ Actor = Principal
 def principal_for_staff(session: Session, staff: Staff) -> Principal:
     """The principal of a staff member as stored now (role and unit from the database)."""
     unit = session.get(Unit, staff.unit_id) if staff.unit_id is not None else None
+    return principal_of(staff, unit)
+
+
+def principal_of(staff: Staff, unit: Unit | None) -> Principal:
+    """The principal of a staff member and their unit (``staff.unit_id``'s), read already."""
     return Principal(
         kind="staff",
         staff_id=staff.id,

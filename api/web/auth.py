@@ -26,9 +26,8 @@ from sqlmodel import Session
 from api.client import is_https
 from api.security import decode_pinned, encode_pinned
 from models import keys, web_sessions
-from models.access import Principal, principal_for_staff
+from models.access import Principal, principal_of
 from models.settings import get_settings
-from models.staff import Staff
 
 SESSION_COOKIE = "tj_session"
 CSRF_COOKIE = "tj_csrf"
@@ -122,12 +121,10 @@ def current_user(request: Request, session: Session) -> Principal | None:
         staff_id = int(claims["sub"])
     except (TypeError, ValueError):
         return None
-    staff = session.get(Staff, staff_id)
-    if staff is None or not staff.active:
-        return None
-    if not web_sessions.session_alive(session, sid=str(claims["sid"]), staff_id=staff_id):
-        return None  # signed out, revoked, or expired
-    return principal_for_staff(session, staff)
+    found = web_sessions.signed_in_staff(session, sid=str(claims["sid"]), staff_id=staff_id)
+    if found is None:
+        return None  # unknown or disabled; signed out, revoked, or expired
+    return principal_of(*found)
 
 
 def session_csrf(request: Request) -> str:
