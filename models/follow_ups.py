@@ -59,11 +59,21 @@ def working_day_before(day: date) -> date:
 def current_agreement(session: Session, *, case: Case) -> Agreement | None:
     """The agreement of the current mediation round (none after a reopening, until the
     case is settled again)."""
-    row = session.exec(
+    assert case.id is not None
+    return current_of(case, latest_agreement(session, case_id=case.id))
+
+
+def latest_agreement(session: Session, *, case_id: int) -> Agreement | None:
+    """The case's latest agreement, of whichever round (a reopened case's old one too)."""
+    return session.exec(
         select(Agreement)
-        .where(Agreement.case_id == case.id)
+        .where(Agreement.case_id == case_id)
         .order_by(col(Agreement.signed_at).desc(), col(Agreement.id).desc())
     ).first()
+
+
+def current_of(case: Case, row: Agreement | None) -> Agreement | None:
+    """:func:`current_agreement`, given the case's latest agreement (read already)."""
     if row is None:
         return None
     if case.reopened_at and clock.ensure_utc(row.signed_at) < clock.ensure_utc(case.reopened_at):

@@ -13,6 +13,7 @@ declining is :func:`models.mediating.record_declined` (no mediation while it sta
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -20,12 +21,14 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from models import clock, lifecycle, workdays
+from models.case import Case
 from models.cases import get_case, parties_of
 from models.enums import CaseStatus, ConsentMethod, PartySide
 from models.errors import FieldProblem, ValidationError
 from models.event import CaseEvent
 from models.lifecycle import Actor
-from models.mediating import declined_parties, record_consent, record_declined
+from models.mediating import record_consent, record_declined
+from models.party import Party
 from models.resident_actions import Who, clean_note
 from models.unit import Unit
 
@@ -157,19 +160,27 @@ def slots_of(data: dict[str, Any]) -> list[Slot]:
     ]
 
 
+ANSWER_VERBS = ("times_proposed", "resident_consent_refused")
+
+
 def party_answers(session: Session, *, case_id: int) -> list[PartyAnswer]:
     """Each party's latest own answer on mediation (times proposed, or a refusal)."""
-    sides = {p.id: p.side for p in parties_of(session, case_id=case_id)}
     events = session.exec(
         select(CaseEvent)
-        .where(
-            CaseEvent.case_id == case_id,
-            col(CaseEvent.verb).in_(("times_proposed", "resident_consent_refused")),
-        )
+        .where(CaseEvent.case_id == case_id, col(CaseEvent.verb).in_(ANSWER_VERBS))
         .order_by(col(CaseEvent.seq))
     ).all()
+    return answers_of(parties_of(session, case_id=case_id), events)
+
+
+def answers_of(parties: Sequence[Party], events: Sequence[CaseEvent]) -> list[PartyAnswer]:
+    """:func:`party_answers` from the case's parties and events (in ``seq`` order) read
+    already: the case page has both."""
+    sides = {p.id: p.side for p in parties}
     latest: dict[int, PartyAnswer] = {}
     for e in events:
+        if e.verb not in ANSWER_VERBS:
+            continue
         pid = int(e.data.get("party_id") or 0)
         if pid not in sides:
             continue
@@ -186,5 +197,10 @@ def party_answers(session: Session, *, case_id: int) -> list[PartyAnswer]:
 
 def mediation_blocked(session: Session, *, case_id: int) -> bool:
     """Whether a party's refusal stands on an assigned case (the case page says so)."""
-    case = get_case(session, case_id=case_id)
-    return case.status == CaseStatus.ASSIGNED and bool(declined_parties(session, case=case))
+    return blocked(get_case(session, case_id=case_id), parties_of(session, case_id=case_id))
+
+
+def blocked(case: Case, parties: Sequence[Party]) -> bool:
+    """:func:`mediation_blocked` from the case's parties read already (a refusal on record:
+    :func:`models.mediating.declined_parties`)."""
+    return case.status == CaseStatus.ASSIGNED and any(p.refused for p in parties)

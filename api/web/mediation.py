@@ -10,13 +10,14 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from api.web.queries import CaseDetail
 from models import actions, respondent
 from models.acceptance import ROUTE_NAMES, latest_review
 from models.access import Principal
 from models.attachments import KINDS as ATTACHMENT_KINDS
 from models.case import Case
 from models.documents import render
-from models.documents.context import load
+from models.documents.context import records_of
 from models.enums import NotAcceptedReason, StaffRole
 from models.mediators import mediators_of
 from models.settings import get_settings
@@ -47,13 +48,28 @@ def _candidates(session: Session, case: Case) -> list[Staff]:
     ]
 
 
-def mediation_context(session: Session, user: Principal, case: Case) -> dict[str, Any]:
+def mediation_context(
+    session: Session, user: Principal, case: Case, detail: CaseDetail
+) -> dict[str, Any]:
+    """The page's mediation parts, from the rows the page has read already (``detail``)
+    and the few more they need."""
     assert case.id is not None
     review = latest_review(session, case_id=case.id)
     rows = mediators_of(session, case_id=case.id, serving=False)
     names = display_names(session, (m.staff_id for m in rows))
     allowed = entitled(session, user, case)
-    records = load(session, case) if allowed else None
+    records = (
+        records_of(
+            session,
+            case,
+            sessions=detail.sessions,
+            latest=detail.agreement,
+            follow_ups=detail.follow_ups,
+            reviewed=review is not None,
+        )
+        if allowed
+        else None
+    )
     return {
         "review": review,
         "guidance": (review.guidance if review and not review.accepted else None)
@@ -69,6 +85,6 @@ def mediation_context(session: Session, user: Principal, case: Case) -> dict[str
         "documents_allowed": allowed,
         "max_upload_mb": get_settings().attachment_max_bytes // (1024 * 1024),
         # What the parties answered through their own page or link (times, refusals).
-        "party_answers": respondent.party_answers(session, case_id=case.id),
-        "mediation_blocked": respondent.mediation_blocked(session, case_id=case.id),
+        "party_answers": respondent.answers_of(detail.parties, detail.events),
+        "mediation_blocked": respondent.blocked(case, detail.parties),
     }

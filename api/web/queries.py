@@ -15,12 +15,15 @@ from sqlmodel import Session, col, select
 from models import clock, extensions, helping, overdue, referrals, timeline, workdays
 from models.access import Principal, find_case, reach_clause, staff_id_of
 from models.case import Case
+from models.cases import parties_of
 from models.enums import CaseStatus, UnitLevel
 from models.errors import NotFound
 from models.event import CaseEvent
 from models.extension import Extension
 from models.follow_up import FollowUp
+from models.follow_ups import latest_agreement, list_follow_ups
 from models.helper import CaseHelper, HelperTask
+from models.mediating import list_sessions
 from models.mediation import Agreement, AgreementTerm, MediationSession
 from models.party import Party
 from models.referral import Referral
@@ -236,27 +239,17 @@ class CaseDetail:
 def case_detail(session: Session, *, case: Case) -> CaseDetail:
     assert case.id is not None
     units = load_units(session, [case.unit_id, case.place_unit_id])
-    parties = list(
-        session.exec(select(Party).where(Party.case_id == case.id).order_by(col(Party.id)))
-    )
+    parties = parties_of(session, case_id=case.id)
     events = list(
         session.exec(
             select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(col(CaseEvent.seq))
         )
     )
-    sessions = list(
-        session.exec(
-            select(MediationSession)
-            .where(MediationSession.case_id == case.id)
-            .order_by(col(MediationSession.held_at))
-        )
-    )
+    # The sessions, visits and latest agreement as the case's documents read them: the
+    # page hands them on (mediation.mediation_context) instead of reading them again.
+    sessions = list_sessions(session, case_id=case.id)
     # A case reopened after follow-up may be settled again: show the latest agreement.
-    agreement = session.exec(
-        select(Agreement)
-        .where(Agreement.case_id == case.id)
-        .order_by(col(Agreement.signed_at).desc(), col(Agreement.id).desc())
-    ).first()
+    agreement = latest_agreement(session, case_id=case.id)
     terms = (
         list(
             session.exec(
@@ -268,11 +261,7 @@ def case_detail(session: Session, *, case: Case) -> CaseDetail:
         if agreement
         else []
     )
-    follow_ups = list(
-        session.exec(
-            select(FollowUp).where(FollowUp.case_id == case.id).order_by(col(FollowUp.due_at))
-        )
-    )
+    follow_ups = list_follow_ups(session, case_id=case.id)
     refs = referrals.referrals_of(session, case_id=case.id)
     exts = extensions.extensions_of(session, case_id=case.id)
     helpers = helping.helpers_of(session, case_id=case.id)

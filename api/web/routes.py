@@ -574,7 +574,7 @@ def _case_context(session: Session, user: Principal, case: Case) -> dict[str, An
         "suggestion": queries.triage_suggestion(session, case=case),
         "categories": list(Category),
         "priorities": list(Priority),
-        **mediation.mediation_context(session, user, case),
+        **mediation.mediation_context(session, user, case, detail),
     }
 
 

@@ -205,19 +205,44 @@ class CaseRecords:
 
 
 def load(session: Session, case: Case) -> CaseRecords:
-    from models.follow_ups import current_agreement, list_follow_ups
+    from models.follow_ups import latest_agreement, list_follow_ups
     from models.mediating import list_sessions
+
+    assert case.id is not None
+    return records_of(
+        session,
+        case,
+        sessions=list_sessions(session, case_id=case.id),
+        latest=latest_agreement(session, case_id=case.id),
+        follow_ups=list_follow_ups(session, case_id=case.id),
+        reviewed=latest_review(session, case_id=case.id) is not None,
+    )
+
+
+def records_of(
+    session: Session,
+    case: Case,
+    *,
+    sessions: list[MediationSession],
+    latest: Agreement | None,
+    follow_ups: list[FollowUp],
+    reviewed: bool,
+) -> CaseRecords:
+    """:func:`load` from the rows a page has read already (the case page shows the
+    sessions, the latest agreement and the visits itself: read twice before): sessions
+    and visits in :func:`load`'s order, the latest agreement of any round."""
+    from models.follow_ups import current_of
     from models.mediators import mediators_of
 
     assert case.id is not None
     return CaseRecords(
         case=case,
-        sessions=list_sessions(session, case_id=case.id),
-        agreement=current_agreement(session, case=case),
-        follow_ups=list_follow_ups(session, case_id=case.id),
+        sessions=sessions,
+        agreement=current_of(case, latest),
+        follow_ups=follow_ups,
         attachments=list_attachments(session, case_id=case.id),
         mediators=mediators_of(session, case_id=case.id, serving=False),
-        reviewed=latest_review(session, case_id=case.id) is not None,
+        reviewed=reviewed,
     )
 
 
