@@ -32,6 +32,7 @@ from api.prefect_links import prefect_runs_url
 from api.web import auth, forms, mediation, queries
 from api.web.charts import RateRow, rates_chart
 from api.web.i18n import Translator, pick_lang, remember_lang
+from api.web.timeline import timeline_rows
 from models import access, actions, clock, db, pii, text_numbers, tracking
 from models.access import Principal
 from models.case import Case, CaseCreate
@@ -540,7 +541,7 @@ def triage_suggestion(
 # --- case page -----------------------------------------------------------------------
 
 
-def _case_context(session: Session, user: Principal, case: Case) -> dict[str, Any]:
+def _case_context(session: Session, user: Principal, case: Case, t: Translator) -> dict[str, Any]:
     detail = queries.case_detail(session, case=case)
     reveal = mediation.entitled(session, user, case)
     parties = [show_party(p, reveal=reveal) for p in detail.parties]
@@ -549,6 +550,9 @@ def _case_context(session: Session, user: Principal, case: Case) -> dict[str, An
     return {
         "case": case,
         "detail": detail,
+        "timeline": timeline_rows(
+            detail.events, notes=detail.event_notes, staff_names=detail.staff_names, t=t
+        ),
         "parties": parties,
         "revealed": reveal,
         # Numbers typed into the case's text: clear for entitled readers only.
@@ -585,9 +589,9 @@ def case_page(request: Request, number: str) -> Response:
         if isinstance(found, Response):
             return found
         user, case = found
-        ctx = _case_context(session, user, case)
+        t = Translator(pick_lang(request))
+        ctx = _case_context(session, user, case, t)
     flash = None
-    t = Translator(pick_lang(request))
     if request.query_params.get("created"):
         flash = t(f"案件 {case.number} 已登记。", f"Case {case.number} recorded.")
     elif (done := request.query_params.get("done")) in (*actions.BY_VERB, "attachment_added"):
@@ -689,7 +693,7 @@ async def case_action(request: Request, number: str, verb: str) -> Response:
         again = queries.find_visible_case(session, user=user, number=case.number)
         if again is None:
             return not_found(request, user)
-        ctx = _case_context(session, user, again)
+        ctx = _case_context(session, user, again, t)
     return render(
         request,
         "case.html",
