@@ -1,0 +1,135 @@
+"""CPU time and SQL statements per request of the pages of ``bench.pages``, in process.
+
+``python scripts/page_cpu.py [--cases N] [--requests R] [--profile PAGE]``: the saved
+bench city of N cases (``bench/.city``; built the first time), the real app driven
+through Starlette's test client in this process, each page read R times after a warm-up
+by the person who would read it. Per page: the fastest, median and p95 CPU
+milliseconds of a request (``time.process_time``, every thread of the process: the
+client's share is the same for every page and small) and the statements it sent
+(``X-SQL-Statements``). On a shared machine the median moves with the others' load;
+the fastest request much less.
+
+``--profile PAGE`` runs that page's requests under pyinstrument and prints the tree:
+through an in-process ASGI transport with the handlers run inline instead of in worker
+threads, so that the one profiled thread is the one doing the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi.testclient import TestClient
+from rich.console import Console
+
+
+def _pages(plan: dict[str, object]) -> dict[str, tuple[str, Callable[[int], str]]]:
+    """Per page: who reads it and its address for the i-th request."""
+    from bench.pages import _month_start
+
+    numbers = plan["long_timeline_numbers"]
+    assert isinstance(numbers, list)
+    month = _month_start(datetime.now(UTC).date())
+    last_month = (month - timedelta(days=1)).date()
+    return {
+        "inbox": ("d1s1c1_mediator", lambda _i: "/web/inbox"),
+        "case_page": ("d1s1c1_mediator", lambda i: f"/web/cases/{numbers[i % len(numbers)]}"),
+        "dashboard_district": ("d1_supervisor", lambda _i: "/web/dashboard"),
+        "dashboard_street": ("d1_supervisor", lambda _i: "/web/dashboard?level=street"),
+        "monthly_report": (
+            "d1_supervisor",
+            lambda _i: f"/web/reports/monthly/{last_month:%Y-%m}.xlsx",
+        ),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cases", type=int, default=20_000)
+    parser.add_argument("--requests", type=int, default=30)
+    parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--profile", default=None, help="a page to profile instead")
+    args = parser.parse_args()
+
+    from bench.pages import CACHE, _key_env, ensure_city, sign_in
+
+    path, meta = ensure_city(args.cases, Console(stderr=True))
+    url = f"sqlite:///{path}"
+    os.environ.update(
+        _key_env(CACHE / "home"),
+        TIAOJIE_DATABASE_URL=url,
+        TIAOJIE_BENCH_SQL_COUNT="1",
+        TIAOJIE_RESIDENT_PER_MINUTE="0",
+    )
+    from models.settings import reset_settings
+
+    reset_settings()
+    # The app as uvicorn serves it (api.app:app; a second create_app() would count each
+    # statement twice: both install the counter on the one engine).
+    from api.app import app
+
+    pages = _pages(meta["plan"])
+    names = args.only or ([args.profile] if args.profile else list(pages))
+    cookies = sign_in(url, sorted({pages[n][0] for n in names}))
+    if args.profile:
+        who, address = pages[args.profile]
+        asyncio.run(_profile(app, cookies[who], address, args.requests))
+        return
+    with TestClient(app, follow_redirects=False) as client:
+        for name in names:
+            who, address = pages[name]
+            client.cookies.clear()
+            client.cookies.set("tj_session", cookies[who])
+            _measure(client, name, address, args.requests)
+
+
+def _measure(client: TestClient, name: str, address: Callable[[int], str], n: int) -> None:
+    for i in range(3):  # warm the caches; not counted
+        client.get(address(i)).raise_for_status()
+    cpu: list[float] = []
+    statements: set[int] = set()
+    for i in range(n):
+        start = time.process_time()
+        answer = client.get(address(i))
+        cpu.append((time.process_time() - start) * 1000)
+        if answer.status_code != 200:
+            raise RuntimeError(f"{name}: {answer.status_code} {answer.text[:300]}")
+        statements.add(int(answer.headers["x-sql-statements"]))
+    cpu.sort()
+    p95 = cpu[min(len(cpu) - 1, round(0.95 * (len(cpu) - 1)))]
+    print(
+        f"{name:20} cpu min {cpu[0]:7.2f} ms  median {statistics.median(cpu):7.2f} ms  "
+        f"p95 {p95:7.2f} ms  statements {sorted(statements)}"
+    )
+
+
+async def _profile(app: Any, cookie: str, address: Callable[[int], str], n: int) -> None:
+    import anyio.to_thread
+    import httpx
+    from pyinstrument import Profiler
+
+    async def inline(func: Callable[..., Any], *args: Any, **_kw: Any) -> Any:
+        return func(*args)
+
+    anyio.to_thread.run_sync = inline  # type: ignore[assignment]
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        client.cookies.set("tj_session", cookie)
+        for i in range(3):
+            (await client.get(address(i))).raise_for_status()
+        profiler = Profiler(interval=0.001)
+        profiler.start()
+        for i in range(n):
+            (await client.get(address(i))).raise_for_status()
+        profiler.stop()
+    print(profiler.output_text(unicode=True, color=False, show_all=False))
+
+
+if __name__ == "__main__":
+    main()
