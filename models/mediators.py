@@ -48,18 +48,21 @@ def mediators_of(session: Session, *, case_id: int, serving: bool = True) -> lis
     all). Read once per unit of work (:mod:`models.session_cache`): who reads the case's
     personal data, the actions offered and the documents each ask, five reads of the same
     rows on one case page. A row changed since is seen as it is now (``ended_at``)."""
-    rows = session_cache.cached(
-        session,
-        f"mediators.of.{case_id}",
-        (CaseMediator,),
-        lambda: list(
+    # One entry for every case (not one per case): a session that keeps its reads across
+    # commits (the policy simulator) would otherwise gather one per case it touches, and
+    # each write makes the cache look through all of its entries.
+    by_case: dict[int, list[CaseMediator]] = session_cache.cached(
+        session, "mediators.of", (CaseMediator,), dict
+    )
+    rows = by_case.get(case_id)
+    if rows is None:
+        rows = by_case[case_id] = list(
             session.exec(
                 select(CaseMediator)
                 .where(CaseMediator.case_id == case_id)
                 .order_by(col(CaseMediator.named_at), col(CaseMediator.id))
             ).all()
-        ),
-    )
+        )
     return [m for m in rows if m.ended_at is None] if serving else list(rows)
 
 
