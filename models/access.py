@@ -374,6 +374,7 @@ __all__ = [
     "place_path_of",
     "places_for",
     "principal_for_staff",
+    "principal_of",
     "reach_clause",
     "reaches",
     "reaches_in_own_right",
