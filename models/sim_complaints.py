@@ -144,7 +144,7 @@ class ComplaintMaker:
             "kind": kind,
             "name": name,
             "phone": phone,
-            "address": f"{address}{room}"[:200],
+            "address": f"{address}{room}"[:200] if address else None,
         }
 
     def _respondent(self, sample: CaseCreate, category: Category, compound: str) -> dict[str, Any]:
