@@ -29,10 +29,12 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, func, select
 
+from models import clock
 from models.case import Case, CaseCreate
 from models.demo import demo_complaints, sample_person
 from models.enums import Category, PartyKind, PartySide, Priority
@@ -88,10 +90,13 @@ def clause_shares(live: Session, min_cases: int = 30) -> ClauseShares:
 
 
 class ComplaintMaker:
-    """Makes one arrival's complaint; the same seed makes the same complaints."""
+    """Makes one arrival's complaint from what is known of it (moment, place, category,
+    clause) and nothing else: the same complaint gets the same words and people whatever
+    the seed, the order or the scenario, so that scenarios side by side differ by their
+    policies and not by the luck of the stand-ins, and a history made of generated
+    complaints replays with the words it was triaged from."""
 
-    def __init__(self, seed: int) -> None:
-        self._rng = random.Random(seed * 104_729 + 3)
+    def __init__(self) -> None:
         self._samples: dict[Category, list[CaseCreate]] = {}
         for data in demo_complaints():
             self._samples.setdefault(data.category, []).append(data)
@@ -100,6 +105,7 @@ class ComplaintMaker:
         self,
         category: Category,
         *,
+        at: datetime,
         clause: Clause,
         place: str | None,
         where: tuple[str, str] | None,
@@ -107,7 +113,7 @@ class ComplaintMaker:
         **fields: Any,
     ) -> CaseCreate:
         """``where``: the place's compound and building as residents name them."""
-        rng = self._rng
+        rng = random.Random(f"{clock.ensure_utc(at).isoformat()}|{place}|{category.value}|{clause}")
         sample = rng.choice(self._samples.get(category) or self._samples[Category.NEIGHBOUR])
         compound, building = where or ("", "")
         address = compound + (building if building != compound else "")
@@ -121,8 +127,8 @@ class ComplaintMaker:
             "place_code": place,
             "people_affected": max(1, people),
             "parties": [
-                self._complainant(sample, address),
-                self._respondent(sample, category, compound),
+                self._complainant(rng, sample, address),
+                self._respondent(rng, sample, category, compound),
             ],
         }
         data.update(fields)
@@ -133,12 +139,13 @@ class ComplaintMaker:
         """The words a recorded priority was triaged from (replayed arrivals)."""
         return _CLAUSE_OF[priority]
 
-    def _complainant(self, sample: CaseCreate, address: str) -> dict[str, Any]:
+    @staticmethod
+    def _complainant(rng: random.Random, sample: CaseCreate, address: str) -> dict[str, Any]:
         kind = next(
             (p.kind for p in sample.parties if p.side == PartySide.COMPLAINANT), PartyKind.PERSON
         )
-        name, phone = sample_person(self._rng)
-        room = f"{self._rng.randint(1, 18)}0{self._rng.randint(1, 4)}室"
+        name, phone = sample_person(rng)
+        room = f"{rng.randint(1, 18)}0{rng.randint(1, 4)}室"
         return {
             "side": PartySide.COMPLAINANT,
             "kind": kind,
@@ -147,34 +154,38 @@ class ComplaintMaker:
             "address": f"{address}{room}"[:200] if address else None,
         }
 
-    def _respondent(self, sample: CaseCreate, category: Category, compound: str) -> dict[str, Any]:
+    @staticmethod
+    def _respondent(
+        rng: random.Random, sample: CaseCreate, category: Category, compound: str
+    ) -> dict[str, Any]:
         theirs = next((p for p in sample.parties if p.side == PartySide.RESPONDENT), None)
         kind = theirs.kind if theirs is not None else PartyKind.PERSON
         if theirs is None or kind == PartyKind.PERSON:
-            name, phone = sample_person(self._rng)
+            name, phone = sample_person(rng)
             return {"side": PartySide.RESPONDENT, "kind": kind, "name": name, "phone": phone}
         return {
             "side": PartySide.RESPONDENT,
             "kind": kind,
-            "name": self._organisation(category, theirs.name, compound),
+            "name": _organisation(rng, category, theirs.name, compound),
         }
 
-    def _organisation(self, category: Category, sample: str, compound: str) -> str:
-        """Employers and polluters are many; a compound has its property manager; a
-        relocation office answers for each project (compound) apart."""
-        if category in _MANY_FIRMS:
-            return self._firm(category)
-        if not compound:
-            return sample
-        if category == Category.PROPERTY:
-            return f"{compound}物业服务中心"
-        if category == Category.RELOCATION:
-            return f"{sample.split('（')[0]}（{compound}项目）"
-        return sample
 
-    def _firm(self, category: Category) -> str:
-        rng = self._rng
-        if category == Category.ENVIRONMENT and rng.random() < 0.5:
-            owner, _ = sample_person(rng)
-            return f"{owner[0]}记{rng.choice(SLOTS['SHOP'])}"
-        return expand(SLOTS["ORG"][0], rng, "")
+def _organisation(rng: random.Random, category: Category, sample: str, compound: str) -> str:
+    """Employers and polluters are many; a compound has its property manager; a
+    relocation office answers for each project (compound) apart."""
+    if category in _MANY_FIRMS:
+        return _firm(rng, category)
+    if not compound:
+        return sample
+    if category == Category.PROPERTY:
+        return f"{compound}物业服务中心"
+    if category == Category.RELOCATION:
+        return f"{sample.split('（')[0]}（{compound}项目）"
+    return sample
+
+
+def _firm(rng: random.Random, category: Category) -> str:
+    if category == Category.ENVIRONMENT and rng.random() < 0.5:
+        owner, _ = sample_person(rng)
+        return f"{owner[0]}记{rng.choice(SLOTS['SHOP'])}"
+    return expand(SLOTS["ORG"][0], rng, "")

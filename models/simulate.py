@@ -167,13 +167,15 @@ def replayed_arrivals(live: Session, period: Period, seed: int) -> list[Arrival]
         .where(col(Case.created_at) >= period.start, col(Case.created_at) < period.end)
         .order_by(col(Case.created_at), col(Case.id))
     ).all()
-    maker = ComplaintMaker(seed)
+    maker = ComplaintMaker()
     threshold = get_settings().group_case_threshold
     out: list[Arrival] = []
     for case in cases:
         place = codes.get(case.place_unit_id) if case.place_unit_id is not None else None
+        at = clock.ensure_utc(case.received_at or case.created_at)
         data = maker.make(
             case.category,
+            at=at,
             clause=maker.clause_for(case.priority),
             place=place,
             where=addresses.get(place) if place else None,
@@ -183,7 +185,6 @@ def replayed_arrivals(live: Session, period: Period, seed: int) -> list[Arrival]
             priority_locked=True,
             channel=case.channel,
         )
-        at = clock.ensure_utc(case.received_at or case.created_at)
         out.append((at, data, _submitter(data), None))
     return out
 
@@ -223,7 +224,7 @@ def generated_arrivals(
     mix = _category_mix(live, scenario)
     categories, weights = list(mix), list(mix.values())
     places, addresses = _places(live), _addresses(live)
-    maker, shares = ComplaintMaker(seed), clause_shares(live)
+    maker, shares = ComplaintMaker(), clause_shares(live)
     out: list[Arrival] = []
     day = clock.to_local(period.start).date()
     while workdays.at_local(day, _NOON) < period.end:
@@ -237,6 +238,7 @@ def generated_arrivals(
                 place = rng.choice(places) if places else None
                 data = maker.make(
                     category,
+                    at=at,
                     clause=shares.draw(rng),
                     place=place,
                     where=addresses.get(place) if place else None,
