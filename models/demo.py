@@ -236,6 +236,12 @@ def _phone(rng: random.Random) -> str:
     return rng.choice(_PHONE_PREFIXES) + f"{rng.randrange(10**8):08d}"
 
 
+def sample_person(rng: random.Random) -> tuple[str, str]:
+    """A made-up name and a mobile number of a valid form, for sample and simulated
+    complaints (never anyone's real data)."""
+    return _person_name(rng), _phone(rng)
+
+
 def _id_number(rng: random.Random) -> str:
     born = datetime(1948, 1, 1) + timedelta(days=rng.randrange(0, 57 * 365))
     first17 = f"{rng.choice(_ID_AREAS)}{born:%Y%m%d}{rng.randrange(1000):03d}"

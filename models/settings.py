@@ -103,6 +103,15 @@ class Settings(BaseSettings):
             "is marked failed by the sweep (the largest the form allows takes about 3 hours)."
         ),
     )
+    simulation_processes: int = Field(
+        default=0,
+        ge=0,
+        le=32,
+        description=(
+            "Scenarios simulated at once, each in a process of its own (0: one per CPU; "
+            "1: one after another). A scenario itself runs on one CPU."
+        ),
+    )
     sms_resend_hours: int = Field(
         default=72,
         ge=1,

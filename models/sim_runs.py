@@ -185,11 +185,19 @@ def run_scenarios(
 ) -> dict[str, Any]:
     """Run every scenario over the period (:func:`models.simulate.run_scenario`, the live
     database only read) and return the summary document; ScenarioError if one cannot run."""
+    from models.sim_pool import processes_for, run_in_processes
     from models.simulate import Period, run_scenario
 
     first = clock.ensure_utc(datetime.combine(start, time(0), tzinfo=clock.SHANGHAI))
     period = Period(first, days)
     results: dict[str, dict[str, Any]] = {}
+    processes = processes_for(live, len(scenarios))
+    if processes > 1:
+        url = live.get_bind().url.render_as_string(hide_password=False)  # type: ignore[union-attr]
+        results = run_in_processes(
+            url, scenarios, period, seed=seed, processes=processes, progress=progress
+        )
+        return summary_document(results, start=start.isoformat(), days=days, seed=seed)
     for scenario in scenarios:
         step = None
         if progress is not None:

@@ -30,13 +30,13 @@ from models import clock, session_cache, workdays
 from models.behaviour import DEFAULT_RATES, BehaviourModel, CategoryRates, Replay
 from models.case import Case, CaseCreate
 from models.db import build_engine
-from models.demo import demo_complaints
 from models.enums import Category, Channel, UnitLevel
 from models.lifecycle import Actor
 from models.policy import PolicySet, TimeLimitPolicy
 from models.policy_load import load_policies
 from models.scenario import Scenario, ScenarioError
 from models.settings import get_settings
+from models.sim_complaints import ComplaintMaker, clause_shares
 from models.sim_fit import fit_behaviour, fitted_values
 from models.staff import Staff
 from models.tables import metadata
@@ -139,87 +139,66 @@ def with_overrides(model: BehaviourModel, scenario: Scenario, seed: int) -> Beha
 # --- arrivals -------------------------------------------------------------------------------
 
 
-def _templates() -> dict[Category, list[CaseCreate]]:
-    """Complaint texts and parties per category (the demo city's sample complaints): a
-    simulated case needs words for triage to read, never anyone's real personal data."""
-    out: dict[Category, list[CaseCreate]] = {}
-    for data in demo_complaints():
-        out.setdefault(data.category, []).append(data)
-    return out
-
-
-def _complaint(
-    template: CaseCreate, *, category: Category, place: str | None, people: int, **extra: Any
-) -> CaseCreate:
-    data = template.model_dump()
-    data.update(
-        category=category,
-        category_locked=True,
-        place_code=place,
-        people_affected=max(1, people),
-        referral_reason=None,
-        received_at=None,
-        lat=None,
-        lon=None,
-        **extra,
-    )
-    return CaseCreate.model_validate(data)
-
-
-def _template_for(
-    templates: dict[Category, list[CaseCreate]], category: Category, n: int
-) -> CaseCreate:
-    pool = templates.get(category) or templates[Category.NEIGHBOUR]
-    return pool[n % len(pool)]
-
-
 def _submitter(data: CaseCreate) -> Actor:
     """Open311 complaints come from the public; the rest arrive by interface."""
     return Actor.public() if data.channel == Channel.OPEN311 else Actor.system()
 
 
-def replayed_arrivals(live: Session, period: Period) -> list[Arrival]:
+def _addresses(live: Session) -> dict[str, tuple[str, str]]:
+    """Each unit's code and its place as residents say it: a building's compound and its
+    own name, any other unit's name twice."""
+    units = {u.id: u for u in live.exec(select(Unit)).all()}
+    out: dict[str, tuple[str, str]] = {}
+    for unit in units.values():
+        parent = units.get(unit.parent_id) if unit.parent_id is not None else None
+        building = parent is not None and unit.level == UnitLevel.BUILDING
+        out[unit.code] = (parent.name_zh if parent and building else unit.name_zh, unit.name_zh)
+    return out
+
+
+def replayed_arrivals(live: Session, period: Period, seed: int) -> list[Arrival]:
     """The history's own complaints of the period: arrival time, place, category, priority,
-    channel and group size as recorded (the words and parties are stand-ins)."""
+    channel and group size as recorded; the words and people are new
+    (:mod:`models.sim_complaints`), the words said with the recorded priority's clause."""
     codes = {u.id: u.code for u in live.exec(select(Unit)).all()}
+    addresses = _addresses(live)
     cases = live.exec(
         select(Case)
         .where(col(Case.created_at) >= period.start, col(Case.created_at) < period.end)
         .order_by(col(Case.created_at), col(Case.id))
     ).all()
-    templates = _templates()
+    maker = ComplaintMaker()
     threshold = get_settings().group_case_threshold
     out: list[Arrival] = []
-    for n, case in enumerate(cases):
-        data = _complaint(
-            _template_for(templates, case.category, n),
-            category=case.category,
-            place=codes.get(case.place_unit_id),
+    for case in cases:
+        place = codes.get(case.place_unit_id) if case.place_unit_id is not None else None
+        at = clock.ensure_utc(case.received_at or case.created_at)
+        data = maker.make(
+            case.category,
+            at=at,
+            clause=maker.clause_for(case.priority),
+            place=place,
+            where=addresses.get(place) if place else None,
             # Triage's own verdicts are kept: a group case stays one, and its priority.
             people=max(case.people_affected, threshold if case.is_group else 1),
             priority=case.priority,
             priority_locked=True,
             channel=case.channel,
         )
-        at = clock.ensure_utc(case.received_at or case.created_at)
         out.append((at, data, _submitter(data), None))
     return out
 
 
-def generated_arrivals(
-    live: Session, scenario: Scenario, period: Period, seed: int
-) -> list[Arrival]:
-    """Complaints at ``per_working_day`` (times the month's seasonality factor) on each
-    working day of the period, in office hours, of the scenario's category mix (else the
-    history's, else even), at places drawn from the history's (else every building)."""
-    spec = scenario.arrivals
-    rng = random.Random(seed * 7919 + 17)
-    mix = dict(spec.mix)
+def _category_mix(live: Session, scenario: Scenario) -> dict[Category, float]:
+    mix = dict(scenario.arrivals.mix)
     if not mix:
         rows = live.exec(select(Case.category, func.count()).group_by(col(Case.category))).all()
         mix = {Category(c): float(n) for c, n in rows} or {c: 1.0 for c in Category}
-    categories, weights = list(mix), list(mix.values())
-    places = list(
+    return mix
+
+
+def _places(live: Session) -> list[str]:
+    return list(
         live.exec(
             select(Unit.code)
             .join(Case, col(Case.place_unit_id) == col(Unit.id))
@@ -230,10 +209,24 @@ def generated_arrivals(
             select(Unit.code).where(Unit.level == UnitLevel.BUILDING).order_by(col(Unit.code))
         ).all()
     )
-    templates = _templates()
+
+
+def generated_arrivals(
+    live: Session, scenario: Scenario, period: Period, seed: int
+) -> list[Arrival]:
+    """Complaints at ``per_working_day`` (times the month's seasonality factor) on each
+    working day of the period, in office hours, of the scenario's category mix (else the
+    history's, else even), at places drawn from the history's (else every building), each
+    with new words and people (:mod:`models.sim_complaints`) whose danger, unrest and
+    consultation clauses come as often as in the history."""
+    spec = scenario.arrivals
+    rng = random.Random(seed * 7919 + 17)
+    mix = _category_mix(live, scenario)
+    categories, weights = list(mix), list(mix.values())
+    places, addresses = _places(live), _addresses(live)
+    maker, shares = ComplaintMaker(), clause_shares(live)
     out: list[Arrival] = []
     day = clock.to_local(period.start).date()
-    n = 0
     while workdays.at_local(day, _NOON) < period.end:
         if workdays.is_working_day(day):
             expected = spec.per_working_day * spec.seasonality.get(day.month, 1.0)
@@ -242,14 +235,16 @@ def generated_arrivals(
                 category = rng.choices(categories, weights)[0]
                 at = workdays.at_local(day, _NOON) + timedelta(minutes=rng.uniform(-240, 300))
                 people = rng.randint(5, 40) if rng.random() < spec.group_share else 1
-                data = _complaint(
-                    _template_for(templates, category, n),
-                    category=category,
-                    place=rng.choice(places) if places else None,
+                place = rng.choice(places) if places else None
+                data = maker.make(
+                    category,
+                    at=at,
+                    clause=shares.draw(rng),
+                    place=place,
+                    where=addresses.get(place) if place else None,
                     people=people,
                 )
                 out.append((at, data, _submitter(data), None))
-                n += 1
         day += timedelta(days=1)
     return [a for a in sorted(out, key=lambda a: a[0]) if period.start <= a[0] < period.end]
 
@@ -291,7 +286,7 @@ def run_scenario(
         behaviour, fitted = fit_behaviour(live, seed=seed)
     model = with_overrides(behaviour, scenario, seed)
     if scenario.arrivals.mode == "replay":
-        arrivals = replayed_arrivals(live, period)
+        arrivals = replayed_arrivals(live, period, seed)
     else:
         arrivals = generated_arrivals(live, scenario, period, seed)
     if not arrivals:

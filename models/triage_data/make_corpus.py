@@ -25,7 +25,9 @@ import json
 import random
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 from models.triage_data.fragments import (
     CONSULT_FORMS,
@@ -117,14 +119,31 @@ def tidy(text: str) -> str:
     return text
 
 
-def _pick(items: list[str], rng: random.Random, test: bool) -> tuple[int, str]:
+def _pick(items: list[str], rng: random.Random, test: bool | None) -> tuple[int, str]:
     # Lists shorter than HOLD_OUT_EVERY have nothing held out: both splits use them all.
+    # ``test=None`` draws from every template (the simulator's complaints).
+    if test is None:
+        return rng.choice(list(enumerate(items)))
     pool = [(i, s) for i, s in enumerate(items) if held_out(i) == test] or list(enumerate(items))
     return rng.choice(pool)
 
 
-def compose(category: str, rng: random.Random, *, test: bool) -> dict[str, object]:
-    reg_index, register = _pick([r["frame"] for r in REGISTERS], rng, test)
+Clause = Literal["danger", "unrest", "consultation", "near_miss", "none"]
+
+
+@dataclass(frozen=True)
+class _Body:
+    register: dict[str, Any]
+    frame: str
+    person: str
+    text: str
+    situation: str
+
+
+def _body(category: str, rng: random.Random, test: bool | None) -> _Body:
+    """What happened, in one register's words: a situation, or the category's words in a
+    generic phrasing."""
+    reg_index, frame = _pick([r["frame"] for r in REGISTERS], rng, test)
     reg = REGISTERS[reg_index]
     person = rng.choice(reg["person"])
     if rng.random() < LEXICON_SHARE:
@@ -137,40 +156,68 @@ def compose(category: str, rng: random.Random, *, test: bool) -> dict[str, objec
     else:
         sit_index, situation = _pick(SITUATIONS[category], rng, test)
         body = expand(situation, rng, person)
-    priority, danger, unrest = "normal", False, False
-    roll = rng.random()
-    extra = ""
+    return _Body(reg, frame, person, body, f"{category}:{sit_index}")
+
+
+def _clause_for(category: str, roll: float) -> Clause:
     if roll < 0.14:
-        _, clause = _pick(DANGER, rng, test)
-        extra = expand(clause, rng, person)
-        priority, danger = "emergency", True
-    elif (roll < 0.27 and category != "other") or roll < 0.18:
+        return "danger"
+    if (roll < 0.27 and category != "other") or roll < 0.18:
+        return "unrest"
+    if roll < 0.37:
+        return "consultation"
+    return "near_miss" if roll < 0.45 else "none"
+
+
+def _finish(category: str, rng: random.Random, test: bool | None, b: _Body, clause: Clause) -> str:
+    """The body with its clause, said in its register, with the noise of real messages."""
+    person, body, extra = b.person, b.text, ""
+    if clause == "danger":
+        extra = expand(_pick(DANGER, rng, test)[1], rng, person)
+    elif clause == "unrest":
         own = UNREST_FOR.get(category, [])
-        _, clause = _pick(own if own and rng.random() < 0.5 else UNREST, rng, test)
-        extra = expand(clause, rng, person)
-        priority, unrest = "high", True
-    elif roll < 0.37:
-        _, form = _pick(CONSULT_FORMS, rng, test)
-        body = expand(form, rng, person).replace("<Q>", body.rstrip("。！!"))
-        priority = "consultation"
-    elif roll < 0.45:
-        _, clause = _pick(NEAR_MISSES, rng, test)
-        extra = expand(clause, rng, person)
+        extra = expand(
+            _pick(own if own and rng.random() < 0.5 else UNREST, rng, test)[1], rng, person
+        )
+    elif clause == "consultation":
+        form = expand(_pick(CONSULT_FORMS, rng, test)[1], rng, person)
+        body = form.replace("<Q>", body.rstrip("。！!"))
+    elif clause == "near_miss":
+        extra = expand(_pick(NEAR_MISSES, rng, test)[1], rng, person)
     if category in MISLEADING and rng.random() < 0.3:
-        _, clause = _pick(MISLEADING[category], rng, test)
-        body = body.rstrip("。") + "，" + expand(clause, rng, person)
+        _, misleading = _pick(MISLEADING[category], rng, test)
+        body = body.rstrip("。") + "，" + expand(misleading, rng, person)
     if extra:
         body = body.rstrip("。") + ("，" if rng.random() < 0.5 else "。") + extra
-    text = expand(register, rng, person).replace("<B>", body)
-    text = add_noise(tidy(text), rng, heavy=reg.get("noisy", False))
+    text = expand(b.frame, rng, person).replace("<B>", body)
+    return add_noise(tidy(text), rng, heavy=b.register.get("noisy", False))
+
+
+def compose_text(category: str, rng: random.Random, clause: Clause) -> str:
+    """A complaint of ``category`` with the given clause, from every template: the
+    simulator's generated arrivals (``models.sim_complaints``)."""
+    return _finish(category, rng, None, _body(category, rng, None), clause)
+
+
+_PRIORITY: dict[Clause, str] = {
+    "danger": "emergency",
+    "unrest": "high",
+    "consultation": "consultation",
+}
+
+
+def compose(category: str, rng: random.Random, *, test: bool) -> dict[str, object]:
+    b = _body(category, rng, test)
+    clause = _clause_for(category, rng.random())
+    text = _finish(category, rng, test, b, clause)
     return {
         "text": text,
         "category": category,
-        "priority": priority,
-        "danger": danger,
-        "unrest": unrest,
-        "template": f"{category}:{sit_index}",
-        "register": reg["name"],
+        "priority": _PRIORITY.get(clause, "normal"),
+        "danger": clause == "danger",
+        "unrest": clause == "unrest",
+        "template": b.situation,
+        "register": b.register["name"],
     }
 
 

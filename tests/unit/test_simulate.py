@@ -4,9 +4,10 @@ seed write the same summary.json byte for byte."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -179,3 +180,47 @@ def test_a_scenarios_district_figure_replaces_the_streets_fitted_ones() -> None:
         )
         == 0.5
     )
+
+
+def test_scenarios_in_processes_give_the_same_summary_as_one_after_another(
+    live_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two scenarios on a live database file run in two processes (reported day by day
+    through the queue), and the summary is the same bytes as in this process."""
+    from models.settings import reset_settings
+    from models.sim_pool import processes_for
+    from models.sim_runs import run_scenarios
+
+    other = SMALL.replace('name = "小样本 Small"', 'name = "另一 Other"').replace(
+        "add = 2", "add = 0"
+    )
+    scenarios = [
+        dataclasses.replace(parse_scenario(SMALL, file="small.toml"), key="small"),
+        dataclasses.replace(parse_scenario(other, file="other.toml"), key="other"),
+    ]
+    engine = build_engine(f"sqlite:///{live_file}")
+    documents, seen = [], []
+    try:
+        for processes in ("2", "1"):
+            monkeypatch.setenv("TIAOJIE_SIMULATION_PROCESSES", processes)
+            reset_settings()
+            with Session(engine) as live:
+                assert processes_for(live, 2) == int(processes)
+                documents.append(
+                    summary_json(
+                        run_scenarios(
+                            live,
+                            scenarios,
+                            start=date(2026, 11, 20),
+                            days=4,
+                            seed=3,
+                            progress=lambda key, done, total: seen.append((key, done, total)),
+                        )
+                    )
+                )
+    finally:
+        reset_settings()
+        engine.dispose()
+    assert documents[0] == documents[1]
+    assert ("small", 4, 4) in seen and ("other", 4, 4) in seen
+    assert seen.count(("other", 4, 4)) == 2  # once from its process, once from this one
