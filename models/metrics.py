@@ -55,7 +55,7 @@ from models.event import CaseEvent
 from models.overdue import overdue_clause
 from models.party import Party
 from models.settings import get_settings
-from models.unit import Unit
+from models.unit import Unit, column_by_code
 
 S = CaseStatus
 
@@ -498,15 +498,7 @@ def recent_escalations(
         for code in (event.data.get("from_unit"), event.data.get("to_unit"))
         if code
     }
-    names = (
-        dict(
-            session.exec(
-                select(col(Unit.code), col(Unit.name_zh)).where(col(Unit.code).in_(codes))
-            ).all()
-        )
-        if codes
-        else {}
-    )
+    names = column_by_code(session, codes, Unit.name_zh)
     rows = []
     for event, number, category in found:
         src = event.data.get("from_unit")

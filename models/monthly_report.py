@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from models import clock, metrics
 from models.enums import UnitLevel
 from models.month_problem import MonthProblemPublic, get_month_problem
 from models.settings import get_settings
 from models.spreadsheet import Cell, add_sheet, new_book, to_bytes
-from models.unit import Unit
+from models.unit import Unit, column_by_code
 
 RATE_LEVELS = (UnitLevel.COMMUNITY, UnitLevel.STREET, UnitLevel.AGENCY)
 RATE_HEADER = (
@@ -99,15 +99,7 @@ def build(
         if row.at < end
     ]
     codes = {row.to_unit for row in escalated if row.to_unit}
-    levels = (
-        dict(
-            session.exec(
-                select(col(Unit.code), col(Unit.level)).where(col(Unit.code).in_(codes))
-            ).all()
-        )
-        if codes
-        else {}
-    )
+    levels = column_by_code(session, codes, Unit.level)
     per_level = Counter(levels.get(row.to_unit) for row in escalated if row.to_unit)
     order = sorted(UnitLevel, key=lambda lv: (lv == UnitLevel.AGENCY, lv.rank))
     escalations = [(lv, per_level.get(lv, 0)) for lv in order]

@@ -38,19 +38,19 @@ from models import clock
 from models.case import Case, CaseCreate
 from models.demo import demo_complaints, sample_person
 from models.enums import Category, PartyKind, PartySide, Priority
+from models.sim_fit import FIT_MIN_CASES
 from models.triage_data.fragments import SLOTS
-from models.triage_data.make_corpus import Clause, compose_text, expand
+from models.triage_data.make_corpus import PRIORITY_OF_CLAUSE, Clause, compose_text, expand
 
 __all__ = ["ClauseShares", "ComplaintMaker", "clause_shares"]
 
 # Categories whose respondents are one of many employers or sources of nuisance; the rest
 # keep the sample complaints' organisations or get a made-up person.
 _MANY_FIRMS = frozenset({Category.LABOUR, Category.ENVIRONMENT})
+# The words each recorded priority was triaged from (the corpus's own correspondence).
 _CLAUSE_OF: dict[Priority, Clause] = {
-    Priority.EMERGENCY: "danger",
-    Priority.HIGH: "unrest",
-    Priority.CONSULTATION: "consultation",
     Priority.NORMAL: "none",
+    **{Priority(p): clause for clause, p in PRIORITY_OF_CLAUSE.items()},
 }
 
 
@@ -74,7 +74,7 @@ class ClauseShares:
         return "none"
 
 
-def clause_shares(live: Session, min_cases: int = 30) -> ClauseShares:
+def clause_shares(live: Session, min_cases: int = FIT_MIN_CASES) -> ClauseShares:
     """The history's priority shares; the defaults (the sample complaints' own) when it
     has fewer than ``min_cases`` cases."""
     rows = live.exec(select(Case.priority, func.count()).group_by(col(Case.priority))).all()

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Boolean, ColumnElement, UniqueConstraint, literal
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
-from sqlmodel import JSON, Column, Field, Session, SQLModel, select
+from sqlmodel import JSON, Column, Field, Session, SQLModel, col, select
 
 from models.enums import Category, UnitLevel
 from models.types import enum_type
@@ -40,6 +40,14 @@ def unit_by_code(session: Session, code: str) -> Unit | None:
     its code, for every service and front end that is given a code; each says in its
     own words what a missing unit means to its caller."""
     return session.exec(select(Unit).where(Unit.code == code)).first()
+
+
+def column_by_code(session: Session, codes: set[str], column: Any) -> dict[str, Any]:
+    """One column of the units with these codes, by code, in one statement (none when
+    ``codes`` is empty: an empty ``IN ()`` is still a statement)."""
+    if not codes:
+        return {}
+    return dict(session.exec(select(Unit.code, column).where(col(Unit.code).in_(codes))).all())
 
 
 class UnitPublic(SQLModel):

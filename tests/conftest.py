@@ -51,6 +51,26 @@ def vclock() -> Iterator[clock_module.VirtualClock]:
     clock_module.set_clock(previous)
 
 
+@pytest.fixture(scope="module")
+def demo_city() -> Iterator[Session]:
+    """The demo city loaded once per test module into an in-memory database, on a
+    virtual clock at :data:`T0`."""
+    from models.demo import load_demo_city
+
+    previous = clock_module.get_clock()
+    clock_module.set_clock(clock_module.VirtualClock(T0))
+    eng = build_engine("sqlite://")
+    metadata.create_all(eng)
+    try:
+        with Session(eng, expire_on_commit=False) as s:
+            load_demo_city(s)
+            s.commit()
+            yield s
+    finally:
+        clock_module.set_clock(previous)
+        eng.dispose()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_settings() -> Iterator[None]:
     reset_settings()

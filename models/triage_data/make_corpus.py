@@ -199,7 +199,7 @@ def compose_text(category: str, rng: random.Random, clause: Clause) -> str:
     return _finish(category, rng, None, _body(category, rng, None), clause)
 
 
-_PRIORITY: dict[Clause, str] = {
+PRIORITY_OF_CLAUSE: dict[Clause, str] = {
     "danger": "emergency",
     "unrest": "high",
     "consultation": "consultation",
@@ -213,7 +213,7 @@ def compose(category: str, rng: random.Random, *, test: bool) -> dict[str, objec
     return {
         "text": text,
         "category": category,
-        "priority": _PRIORITY.get(clause, "normal"),
+        "priority": PRIORITY_OF_CLAUSE.get(clause, "normal"),
         "danger": clause == "danger",
         "unrest": clause == "unrest",
         "template": b.situation,

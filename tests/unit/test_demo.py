@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from models import clock
 from models.audit import verify_all
 from models.case import Case
-from models.db import build_engine, reset_engines
+from models.db import reset_engines
 from models.demo import (
     CITY_CODE,
     DEMO_PASSWORD,
@@ -27,7 +27,6 @@ from models.demo import (
     demo_complaints,
     demo_sign_ins,
     demo_staff,
-    load_demo_city,
 )
 from models.enums import Category, PartyKind, PartySide, StaffRole, UnitLevel
 from models.event import CaseEvent, Outbox
@@ -35,7 +34,6 @@ from models.passwords import verify_password
 from models.pii import normalise_id_number, normalise_phone
 from models.settings import reset_settings
 from models.staff import Staff
-from models.tables import metadata
 from models.unit import Pairing, Unit
 from tests.conftest import T0
 from tiaojie_cli.main import app
@@ -43,35 +41,18 @@ from tiaojie_cli.main import app
 CODE = re.compile(r"^D\d{2}(-S\d{2}(-C\d{2}(-P\d{2}(-B\d{2})?)?)?)?$")
 
 
-@pytest.fixture(scope="module")
-def city() -> Iterator[Session]:
-    """The demo city loaded once into an in-memory database, on a virtual clock."""
-    previous = clock.get_clock()
-    clock.set_clock(clock.VirtualClock(T0))
-    engine = build_engine("sqlite://")
-    metadata.create_all(engine)
-    try:
-        with Session(engine, expire_on_commit=False) as session:
-            load_demo_city(session)
-            session.commit()
-            yield session
-    finally:
-        clock.set_clock(previous)
-        engine.dispose()
-
-
 def _count(session: Session, level: UnitLevel) -> int:
     return int(session.exec(select(func.count()).where(Unit.level == level)).one())
 
 
-def test_unit_tree_has_the_required_shape(city: Session) -> None:
-    assert _count(city, UnitLevel.CITY) == 1
-    assert _count(city, UnitLevel.DISTRICT) >= 2
-    assert _count(city, UnitLevel.STREET) >= 4
-    assert _count(city, UnitLevel.COMMUNITY) >= 12
-    assert _count(city, UnitLevel.COMPOUND) >= _count(city, UnitLevel.COMMUNITY)
-    assert _count(city, UnitLevel.BUILDING) >= 3 * _count(city, UnitLevel.COMPOUND)
-    units = {u.id: u for u in city.exec(select(Unit)).all()}
+def test_unit_tree_has_the_required_shape(demo_city: Session) -> None:
+    assert _count(demo_city, UnitLevel.CITY) == 1
+    assert _count(demo_city, UnitLevel.DISTRICT) >= 2
+    assert _count(demo_city, UnitLevel.STREET) >= 4
+    assert _count(demo_city, UnitLevel.COMMUNITY) >= 12
+    assert _count(demo_city, UnitLevel.COMPOUND) >= _count(demo_city, UnitLevel.COMMUNITY)
+    assert _count(demo_city, UnitLevel.BUILDING) >= 3 * _count(demo_city, UnitLevel.COMPOUND)
+    units = {u.id: u for u in demo_city.exec(select(Unit)).all()}
     centre = next(u for u in units.values() if u.code == CITY_CODE)
     parent_level = {
         UnitLevel.DISTRICT: UnitLevel.CITY,
@@ -96,9 +77,9 @@ def test_unit_tree_has_the_required_shape(city: Session) -> None:
             assert unit.code.startswith(parent.code + "-") or parent.level == UnitLevel.CITY
 
 
-def test_every_community_is_paired_with_its_districts_agencies(city: Session) -> None:
-    units = {u.id: u for u in city.exec(select(Unit)).all()}
-    pairs = city.exec(select(Pairing)).all()
+def test_every_community_is_paired_with_its_districts_agencies(demo_city: Session) -> None:
+    units = {u.id: u for u in demo_city.exec(select(Unit)).all()}
+    pairs = demo_city.exec(select(Pairing)).all()
     by_community: dict[int, set[Category]] = {}
     for pair in pairs:
         community, agency = units[pair.community_id], units[pair.agency_id]
@@ -111,9 +92,9 @@ def test_every_community_is_paired_with_its_districts_agencies(city: Session) ->
     assert all(cats == wanted for cats in by_community.values())
 
 
-def test_staff_cover_every_unit(city: Session) -> None:
-    units = {u.id: u for u in city.exec(select(Unit)).all()}
-    staff = city.exec(select(Staff)).all()
+def test_staff_cover_every_unit(demo_city: Session) -> None:
+    units = {u.id: u for u in demo_city.exec(select(Unit)).all()}
+    staff = demo_city.exec(select(Staff)).all()
     by_unit: dict[int, Counter[StaffRole]] = {}
     for member in staff:
         assert member.unit_id is not None
@@ -139,13 +120,13 @@ def test_staff_cover_every_unit(city: Session) -> None:
     assert len({s.username for s in staff}) == len(staff)
 
 
-def test_demo_sign_ins_verify_against_stored_hashes(city: Session) -> None:
+def test_demo_sign_ins_verify_against_stored_hashes(demo_city: Session) -> None:
     sign_ins = demo_sign_ins()
     assert len(sign_ins) >= 5
-    units = {u.id: u.code for u in city.exec(select(Unit)).all()}
+    units = {u.id: u.code for u in demo_city.exec(select(Unit)).all()}
     hashes: set[str] = set()
     for username, role, unit_code, password in sign_ins:
-        member = city.exec(select(Staff).where(Staff.username == username)).one()
+        member = demo_city.exec(select(Staff).where(Staff.username == username)).one()
         assert member.role.value == role and units[member.unit_id or 0] == unit_code
         assert password == DEMO_PASSWORD and member.password_hash
         assert DEMO_PASSWORD not in member.password_hash
@@ -155,21 +136,21 @@ def test_demo_sign_ins_verify_against_stored_hashes(city: Session) -> None:
         assert not verify_password(DEMO_PASSWORD + "x", stored)
 
 
-def test_sample_cases_are_recorded_through_the_state_machine(city: Session) -> None:
-    cases = city.exec(select(Case)).all()
+def test_sample_cases_are_recorded_through_the_state_machine(demo_city: Session) -> None:
+    cases = demo_city.exec(select(Case)).all()
     assert len(cases) == FIRST_BATCH >= 300
     assert len({c.number for c in cases}) == len(cases)
     for case in cases:
         assert case.status.value == "submitted" and case.version == 1
         assert T0 - timedelta(days=HISTORY_DAYS + 1) <= case.created_at < T0
         assert case.place_unit_id is not None
-    events = city.exec(select(func.count()).select_from(CaseEvent)).one()
-    outbox = city.exec(select(func.count()).select_from(Outbox)).one()
+    events = demo_city.exec(select(func.count()).select_from(CaseEvent)).one()
+    outbox = demo_city.exec(select(func.count()).select_from(Outbox)).one()
     assert events == outbox == len(cases)
     # Numbers are handed out in submission order.
     ordered = sorted(cases, key=lambda c: c.created_at)
     assert [c.number for c in ordered] == sorted(c.number for c in cases)
-    assert verify_all(city) == []
+    assert verify_all(demo_city) == []
 
 
 def test_sample_complaints_are_varied_realistic_and_valid() -> None:

@@ -79,6 +79,15 @@ def _fresh(engine: Engine, **overrides: Any) -> int:
         return case.id
 
 
+def _backlog_then_two_new(engine: Engine, vclock: VirtualClock) -> tuple[int, int]:
+    """A backlog waiting, then a minute later an ordinary case and an emergency come in:
+    their ids (ordinary, emergency)."""
+    _backlog(engine, vclock)
+    vclock.advance(timedelta(minutes=1))
+    ordinary = _fresh(engine)
+    return ordinary, _fresh(engine, priority=Priority.EMERGENCY, people_affected=60)
+
+
 def _poll(engine: Engine) -> list[Job]:
     jobs = claim_jobs(limit=LIMIT, engine=engine)
     mark_delivered([job.outbox_id for job in jobs], engine=engine)
@@ -88,10 +97,7 @@ def _poll(engine: Engine) -> list[Job]:
 def test_fresh_case_and_emergency_are_claimed_ahead_of_the_backlog(
     engine: Engine, vclock: VirtualClock
 ) -> None:
-    _backlog(engine, vclock)
-    vclock.advance(timedelta(minutes=1))  # the backlog waits; now two cases come in
-    ordinary = _fresh(engine)
-    emergency = _fresh(engine, priority=Priority.EMERGENCY, people_affected=60)
+    ordinary, emergency = _backlog_then_two_new(engine, vclock)
     vclock.advance(timedelta(seconds=1))
 
     jobs = _poll(engine)
@@ -163,10 +169,7 @@ def _plan(
 def test_runs_are_kept_for_emergencies_and_fresh_work_ahead_of_a_backlog_only(
     engine: Engine, vclock: VirtualClock
 ) -> None:
-    _backlog(engine, vclock)
-    vclock.advance(timedelta(minutes=1))
-    ordinary = _fresh(engine)
-    emergency = _fresh(engine, priority=Priority.EMERGENCY, people_affected=60)
+    ordinary, emergency = _backlog_then_two_new(engine, vclock)
     vclock.advance(timedelta(seconds=1))
     jobs = claim_jobs(limit=LIMIT, engine=engine)
     urgent, fresh = emergency_lane("intake"), fresh_lane("intake")
@@ -202,10 +205,7 @@ def test_runs_are_kept_for_emergencies_and_fresh_work_ahead_of_a_backlog_only(
 def test_a_poll_while_the_backlog_lane_is_busy_claims_only_what_can_start(
     engine: Engine, vclock: VirtualClock
 ) -> None:
-    _backlog(engine, vclock)
-    vclock.advance(timedelta(minutes=1))
-    ordinary = _fresh(engine)
-    emergency = _fresh(engine, priority=Priority.EMERGENCY, people_affected=60)
+    ordinary, emergency = _backlog_then_two_new(engine, vclock)
     with Session(engine) as session:
         # Two older rows of another step: one whose case has nothing else pending (it
         # can start), one behind its case's waiting intake row.

@@ -8,49 +8,28 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import pytest
 from sqlmodel import Session, func, select
 
-from models import clock, triage
+from models import triage
 from models.case import Case
 from models.cases import create_case
-from models.db import build_engine
-from models.demo import demo_complaints, load_demo_city
+from models.demo import demo_complaints
 from models.enums import Category, PartySide, Priority
 from models.lifecycle import Actor
 from models.scenario import parse_scenario
 from models.sim_complaints import ClauseShares, ComplaintMaker
 from models.simulate import Arrival, Period, generated_arrivals, sandbox, virtual_time
-from models.tables import metadata
 from models.triage_data.make_corpus import OUT, build
+from tests.conftest import T0
 
-NOW = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
 BUSY_DAY = 'name = "busy"\n[arrivals]\nmode = "generate"\nper_working_day = 150\n'
 
 
-@pytest.fixture(scope="module")
-def live() -> Iterator[Session]:
-    previous = clock.get_clock()
-    clock.set_clock(clock.VirtualClock(NOW))
-    engine = build_engine("sqlite://")
-    metadata.create_all(engine)
-    session = Session(engine, expire_on_commit=False)
-    try:
-        load_demo_city(session)
-        session.commit()
-        yield session
-    finally:
-        clock.set_clock(previous)
-        session.close()
-        engine.dispose()
-
-
-def _arrivals(live: Session, seed: int = 5) -> list[Arrival]:
+def _arrivals(demo_city: Session, seed: int = 5) -> list[Arrival]:
     scenario = parse_scenario(BUSY_DAY, file="busy.toml")
-    return generated_arrivals(live, scenario, Period(NOW, 2), seed)
+    return generated_arrivals(demo_city, scenario, Period(T0, 2), seed)
 
 
 def test_the_corpus_is_still_the_committed_one() -> None:
@@ -60,8 +39,8 @@ def test_the_corpus_is_still_the_committed_one() -> None:
     )
 
 
-def test_each_arrival_has_its_own_words_and_people(live: Session) -> None:
-    arrivals = [data for _at, data, _who, _by in _arrivals(live)]
+def test_each_arrival_has_its_own_words_and_people(demo_city: Session) -> None:
+    arrivals = [data for _at, data, _who, _by in _arrivals(demo_city)]
     assert len(arrivals) >= 150
     texts = Counter(d.description for d in arrivals)
     phones = Counter(
@@ -73,8 +52,8 @@ def test_each_arrival_has_its_own_words_and_people(live: Session) -> None:
     assert not samples & set(phones)
 
 
-def test_same_seed_same_complaints_another_seed_others(live: Session) -> None:
-    first, again, other = _arrivals(live, 5), _arrivals(live, 5), _arrivals(live, 6)
+def test_same_seed_same_complaints_another_seed_others(demo_city: Session) -> None:
+    first, again, other = _arrivals(demo_city, 5), _arrivals(demo_city, 5), _arrivals(demo_city, 6)
     assert first == again
     assert [a[1] for a in first] != [a[1] for a in other]
 
@@ -88,13 +67,13 @@ def test_clauses_come_as_often_as_asked() -> None:
     assert drawn["consultation"] / 20_000 == pytest.approx(0.20, abs=0.01)
 
 
-def test_a_busy_day_is_not_read_as_one_complaint_over_and_over(live: Session) -> None:
+def test_a_busy_day_is_not_read_as_one_complaint_over_and_over(demo_city: Session) -> None:
     """Through triage as production runs it: a day of 150 generated complaints in the
     demo city finds few duplicates (the sample complaints handed out in turn: 75%)."""
-    session = sandbox(live)
+    session = sandbox(demo_city)
     try:
-        with virtual_time(NOW) as vclock:
-            for at, data, who, _by in _arrivals(live)[:150]:
+        with virtual_time(T0) as vclock:
+            for at, data, who, _by in _arrivals(demo_city)[:150]:
                 vclock.set(at)
                 case = create_case(session, data=data, actor=who, at=at)
                 assert case.id is not None
@@ -112,12 +91,12 @@ def test_a_busy_day_is_not_read_as_one_complaint_over_and_over(live: Session) ->
     assert high <= 60  # of 150; the sample's own share is 16%
 
 
-def test_organisations_by_category(live: Session) -> None:
+def test_organisations_by_category() -> None:
     maker = ComplaintMaker()
     where = ("光明花园", "3栋")
 
     def respondent(category: Category, minute: int = 0) -> str:
-        at = NOW.replace(minute=minute)
+        at = T0.replace(minute=minute)
         data = maker.make(category, at=at, clause="none", place=None, where=where, people=1)
         return next(p.name for p in data.parties if p.side == PartySide.RESPONDENT)
 
@@ -131,7 +110,7 @@ def test_the_same_complaint_gets_the_same_words_whatever_the_seed() -> None:
     """A history made of generated complaints replays with the words it was triaged
     from; two scenarios see the same stand-ins for the same recorded complaint."""
     one, other = ComplaintMaker(), ComplaintMaker()
-    args = {"at": NOW, "clause": "unrest", "place": "D01-S01-C01", "where": None, "people": 1}
+    args = {"at": T0, "clause": "unrest", "place": "D01-S01-C01", "where": None, "people": 1}
     assert one.make(Category.LABOUR, **args) == other.make(Category.LABOUR, **args)  # type: ignore[arg-type]
-    later = {**args, "at": NOW.replace(minute=1)}
+    later = {**args, "at": T0.replace(minute=1)}
     assert one.make(Category.LABOUR, **args) != one.make(Category.LABOUR, **later)  # type: ignore[arg-type]

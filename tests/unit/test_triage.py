@@ -208,14 +208,19 @@ def test_many_complainants_against_one_respondent_make_a_group_case(
     assert triage_case(session, case_id=big.id or 0, actor=SYSTEM).is_group
 
 
-def test_cluster_warning_at_threshold(
-    session: Session, vclock: VirtualClock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("TIAOJIE_CLUSTER_WARNING_THRESHOLD", "4")
+@pytest.fixture
+def warn_at_four(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test city, where a cluster warns at its fourth complaint."""
     from models.settings import reset_settings
 
+    monkeypatch.setenv("TIAOJIE_CLUSTER_WARNING_THRESHOLD", "4")
     reset_settings()
     build_city(session)
+
+
+def test_cluster_warning_at_threshold(
+    session: Session, vclock: VirtualClock, warn_at_four: None
+) -> None:
     results = [
         triage_case(session, case_id=_worker_case(session, n), actor=SYSTEM) for n in range(4)
     ]
@@ -225,13 +230,8 @@ def test_cluster_warning_at_threshold(
 
 
 def test_a_cluster_warns_its_leader_once_not_once_per_complaint(
-    session: Session, vclock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+    session: Session, vclock: VirtualClock, warn_at_four: None
 ) -> None:
-    monkeypatch.setenv("TIAOJIE_CLUSTER_WARNING_THRESHOLD", "4")
-    from models.settings import reset_settings
-
-    reset_settings()
-    build_city(session)
     ids = [_worker_case(session, n) for n in range(8)]
     results = [triage_case(session, case_id=i, actor=SYSTEM) for i in ids]
     assert [r.cluster_warning for r in results] == [False] * 3 + [True] * 5
