@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from xdist.scheduler import LoadFileScheduling
+from xdist.remote import Producer
 
 # Before anything imports settings: never touch a developer's ./var or real secrets.
 _HOME = Path(tempfile.mkdtemp(prefix="tiaojie-test-"))
@@ -76,3 +78,33 @@ def _fresh_settings() -> Iterator[None]:
     reset_settings()
     yield
     reset_settings()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` first, the rest in their usual order.
+
+    ``make test`` spreads the tests over two workers (pytest-xdist, :class:`_Scopes`),
+    each taking the next group as it finishes one. Started last, the groups of a few
+    minutes each (the back-test, the scale-out, the unit tests on PostgreSQL) ran alone
+    while the other worker had nothing left: started first, the short ones fill in."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+class _Scopes(LoadFileScheduling):
+    """A test file goes to one worker, so its module fixtures are built once; the flow
+    tests all go to one worker, which then starts one Prefect test server instead of two
+    (~30 s each); the reliability promises, independent of each other and minutes long
+    together, are shared out one by one."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        path = nodeid.split("::", 1)[0]
+        if path.startswith("tests/flows/"):
+            return "tests/flows"
+        if path == "tests/reliability/test_promises.py":
+            return nodeid
+        return path
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> _Scopes | None:
+    """``--dist loadfile`` (``make test``) with the groups of :class:`_Scopes`."""
+    return _Scopes(config, log) if config.getoption("dist") == "loadfile" else None

@@ -16,7 +16,7 @@ import pytest
 
 import tests.unit
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 DB_FIXTURES = {"session", "engine"}
 # Tests of SQLite itself (its query planner, its pragmas): nothing to repeat on PostgreSQL.

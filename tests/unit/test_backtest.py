@@ -28,6 +28,8 @@ from models.sim_history import DEMO_PEOPLE, demo_history
 from models.simulate import Period, StreetFit, backtest
 from models.tables import metadata
 
+pytestmark = pytest.mark.slow
+
 # Eight weeks of complaints, about 1,300: 220 to 380 a street, enough for every street's
 # figures to be fitted (30 decisions each) and for its history's rates to rest on ~150.
 PERIOD = Period(datetime(2026, 3, 2, 0, 0, tzinfo=UTC), 60)
