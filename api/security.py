@@ -2,7 +2,10 @@
 
 Staff tokens are JWTs signed with HS256 only (the algorithm is pinned when verifying,
 so ``alg=none`` or an RSA/HMAC confusion is refused), audience ``tiaojie``, issuer
-``tiaojie``, an expiry, the staff id as ``sub``, their ``role`` and ``unit`` code. The
+``tiaojie``, an expiry, the staff id as ``sub``, their ``role`` and ``unit`` code, and
+``gen``: the account's ``token_generation`` when issued. Setting or resetting a password
+or deactivating the account moves that number on, so every token issued before stops
+working (at the latest when the API's principal cache lets go, five seconds). The
 signing key is the token key of :mod:`models.keys` (separate from the keys of
 sessions and field encryption). Open311 ``api_key`` values are tokens of the same kind with
 role ``open311`` and a long expiry; they reach only the public endpoint.
@@ -85,6 +88,7 @@ def create_token(
     role: str,
     unit: str | None,
     ttl: timedelta | None = None,
+    generation: int = 0,
 ) -> str:
     # Wall-clock time: token expiry is checked against the real clock, never the
     # virtual one used by tests and the policy simulator.
@@ -99,6 +103,7 @@ def create_token(
         "iat": int(now.timestamp()),
         "exp": int((now + lifetime).timestamp()),
         "jti": uuid.uuid4().hex,
+        "gen": generation,
     }
     return encode_pinned(claims, _signing_key())
 
@@ -146,6 +151,11 @@ def principal_from_claims(session: Session, claims: dict[str, Any]) -> Principal
         raise AuthError("the account is unknown or disabled", "账号不存在或已停用")
     if staff.role != role:
         raise AuthError("the account's role changed; sign in again", "账号角色已变更，请重新登录")
+    if claims.get("gen", 0) != staff.token_generation:
+        raise AuthError(
+            "the password was changed or reset after this token was issued; sign in again",
+            "签发此令牌后密码已修改或重置，请重新登录",
+        )
     principal = principal_for_staff(session, staff)
     if staff.role != StaffRole.ADMIN and principal.unit_path is None:
         raise AuthError("the account has no unit", "账号未归属任何单位")

@@ -30,6 +30,10 @@ class Staff(StaffBase, table=True):
     # A work mobile, encrypted like a party's (models.pii); shown masked.
     phone_enc: str | None = None
     phone_masked: str | None = Field(default=None, max_length=32)
+    # Bearer tokens carry the number current when they were issued; ending the member's
+    # sign-ins (models.web_sessions.revoke_sessions) moves it on, and the older tokens stop
+    # working before they expire.
+    token_generation: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 def staff_by_username(session: Session, username: str) -> Staff | None:

@@ -6,8 +6,9 @@ cookie), the staff member, when it started and expires, and when it was revoked 
 why. A cookie opens pages only while its record is alive, so:
 
 - signing out revokes that one session (the cookie no longer works, even if copied);
-- :func:`revoke_sessions` ends every session of a staff member: called when an account
-  is deactivated and when its password is set or changed.
+- :func:`revoke_sessions` ends every session of a staff member, and every bearer token
+  issued to them before (``Staff.token_generation``): called when an account is
+  deactivated and when its password is set or changed.
 """
 
 from __future__ import annotations
@@ -105,8 +106,15 @@ def revoke_session(session: Session, *, sid: str, why: str = "logout") -> bool:
 
 
 def revoke_sessions(session: Session, staff_id: int, *, why: str = "revoked") -> int:
-    """End every live session of a staff member (deactivation, password set or changed).
-    Answers how many were ended."""
+    """End every live session of a staff member (deactivation, password set or changed),
+    and the bearer tokens issued to them so far. Answers how many sessions were ended."""
+    # Through the ORM session, so that a Staff row already loaded (the one whose password
+    # is being set) sees the new number too.
+    session.exec(
+        update(Staff)
+        .where(col(Staff.id) == staff_id)
+        .values(token_generation=col(Staff.token_generation) + 1)
+    )
     result = session.connection().execute(
         update(WebSession)
         .where(col(WebSession.staff_id) == staff_id, col(WebSession.revoked_at).is_(None))

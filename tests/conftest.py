@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from xdist.scheduler import LoadFileScheduling
 from xdist.remote import Producer
+from xdist.scheduler import LoadFileScheduling
 
 # Before anything imports settings: never touch a developer's ./var or real secrets.
 _HOME = Path(tempfile.mkdtemp(prefix="tiaojie-test-"))
@@ -105,6 +105,7 @@ class _Scopes(LoadFileScheduling):
         return path
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest -p no:xdist still runs
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> _Scopes | None:
     """``--dist loadfile`` (``make test``) with the groups of :class:`_Scopes`."""
     return _Scopes(config, log) if config.getoption("dist") == "loadfile" else None

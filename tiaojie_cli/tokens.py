@@ -70,7 +70,9 @@ def create(
             )
             session.add(staff)
             session.flush()
-        staff_id = staff.id
-    token = create_token(subject=str(staff_id), role=role, unit=unit, ttl=ttl)
+        staff_id, generation = staff.id, staff.token_generation
+    token = create_token(
+        subject=str(staff_id), role=role, unit=unit, ttl=ttl, generation=generation
+    )
     print(f"bearer token for {username} (role {role}, unit {unit or '-'}) 令牌:")
     print(token)

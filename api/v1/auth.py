@@ -56,7 +56,10 @@ def issue_token(request: Request, data: Credentials, session: DBRead) -> TokenAn
     principal = principal_for_staff(session, attempt.staff)
     ttl = get_settings().token_ttl_s
     token = create_token(
-        subject=str(principal.staff_id), role=attempt.staff.role.value, unit=principal.unit_code
+        subject=str(principal.staff_id),
+        role=attempt.staff.role.value,
+        unit=principal.unit_code,
+        generation=attempt.staff.token_generation,
     )
     return TokenAnswer(
         access_token=token, expires_in=ttl, role=principal.role, unit=principal.unit_code

@@ -187,3 +187,41 @@ def test_the_case_page_shows_numbers_from_the_text_to_entitled_readers_only(api:
         )
     page = api.client.get(f"/web/cases/{created['number']}", headers=cookie).text
     assert "13800138000" in page  # the assignee may see it
+
+
+def test_a_new_or_reset_password_ends_the_bearer_tokens_issued_before(api: Api) -> None:
+    """REST tokens follow the web sessions: a password set through a sign-in link or
+    reset by an administrator refuses every token issued before (they no longer live on
+    until they expire), and a token asked for afterwards works."""
+    from api.cache import TTLCache
+    from models.admin import reset_password
+    from models.sign_in import issue_link, redeem
+
+    api.app.state.principal_cache = TTLCache(0)  # no grace: each request asks the database
+
+    def token() -> dict[str, str]:
+        answer = api.client.post(
+            "/api/v1/auth/token", json={"username": "workerA", "password": PASSWORD}
+        )
+        assert answer.status_code == 200, answer.text
+        return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+    def works(headers: dict[str, str]) -> bool:
+        return api.client.get("/api/v1/cases", headers=headers).status_code == 200
+
+    sign_in(api, "workerA")  # sets PASSWORD
+    before_reset = token()
+    assert works(before_reset)
+    with write_session(api.engine) as session:
+        reset_password(session, api.city.staff["workerA"].username, actor="admin")
+    refused = api.client.get("/api/v1/cases", headers=before_reset)
+    assert refused.status_code == 401
+    assert "sign in again" in refused.text and "请重新登录" in refused.text
+
+    sign_in(api, "workerA")
+    before_new_password = token()
+    with write_session(api.engine) as session:
+        link = issue_link(session, api.city.staff["workerA"].id or 0)
+        redeem(session, link, password=PASSWORD, repeat=PASSWORD)
+    assert not works(before_new_password)
+    assert works(token())
