@@ -23,14 +23,18 @@ ASGIApp = Callable[
 ]
 
 
-def count_statements(engine: Engine) -> None:
-    """Count every statement the engine sends into the current request's counter."""
+def _count(*_args: Any) -> None:
+    box = _counter.get()
+    if box is not None:
+        box[0] += 1
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def _count(*_args: Any) -> None:
-        box = _counter.get()
-        if box is not None:
-            box[0] += 1
+
+def count_statements(engine: Engine) -> None:
+    """Count every statement the engine sends into the current request's counter, once
+    however many apps are made on it (engines are shared per database URL: a second app
+    in the process had counted every statement twice)."""
+    if not event.contains(engine, "before_cursor_execute", _count):
+        event.listen(engine, "before_cursor_execute", _count)
 
 
 class SqlCount:

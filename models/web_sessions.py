@@ -60,12 +60,6 @@ def start_session(session: Session, *, staff_id: int, ttl: timedelta) -> str:
     return sid
 
 
-def session_alive(session: Session, *, sid: str, staff_id: int) -> bool:
-    """Whether this session id is a live session of this staff member."""
-    row = session.exec(select(WebSession).where(WebSession.sid_hash == _hash(sid))).first()
-    return _alive(row, staff_id)
-
-
 def _alive(row: WebSession | None, staff_id: int) -> bool:
     return (
         row is not None
@@ -127,7 +121,6 @@ __all__ = [
     "WebSession",
     "revoke_session",
     "revoke_sessions",
-    "session_alive",
     "signed_in_staff",
     "start_session",
 ]

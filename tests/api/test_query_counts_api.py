@@ -130,3 +130,19 @@ def test_the_rest_case_list_sends_as_many_statements_for_many_rows_as_for_few(
     many, shown_many = statements()
     assert shown_many > shown_few >= 3
     assert many == few, f"REST list: {few} statements for {shown_few} cases, {many} for more"
+
+
+def test_the_statements_header_counts_each_statement_once_however_many_apps() -> None:
+    """``X-SQL-Statements`` (the benchmarks' figure) equals the statements the engine
+    sent, also when a second app is made on the same database in the process."""
+    from api.app import create_app
+    from models.settings import Settings
+    from tests.api.conftest import make_api
+
+    for api in make_api(bench_sql_count=True):
+        cookie = {"Cookie": f"tj_session={web_cookie(api, api.city.staff['workerA'].id or 0)}"}
+        create_app(Settings(database_url=str(api.engine.url), bench_sql_count=True))
+        with counted(api) as statements:
+            answer = api.client.get("/web/inbox", headers=cookie)
+        assert answer.status_code == 200
+        assert int(answer.headers["X-SQL-Statements"]) == len(statements) > 0
