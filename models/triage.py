@@ -276,16 +276,28 @@ def _cluster_size(session: Session, *, cluster_key: str | None, since: datetime)
     return max(int(n), 1)
 
 
-def _current_result(session: Session, case: Case) -> TriageResult:
+def _current_result(
+    session: Session,
+    case: Case,
+    *,
+    size: int | None = None,
+    related: list[int] | None = None,
+) -> TriageResult:
+    """The case's triage as it stands; ``size`` and ``related``: its cluster's size and
+    the cases it is related to, when triage has just found them."""
     assert case.id is not None
     unit = session.get(Unit, case.unit_id) if case.unit_id else None
-    related = session.exec(
-        select(CaseLink.other_case_id)
-        .where(CaseLink.case_id == case.id, CaseLink.kind == LinkKind.RELATED_TO)
-        .order_by(col(CaseLink.other_case_id))
-    ).all()
-    since = _window_start(clock.ensure_utc(case.created_at))
-    size = _cluster_size(session, cluster_key=case.cluster_key, since=since)
+    if related is None:
+        related = list(
+            session.exec(
+                select(CaseLink.other_case_id)
+                .where(CaseLink.case_id == case.id, CaseLink.kind == LinkKind.RELATED_TO)
+                .order_by(col(CaseLink.other_case_id))
+            ).all()
+        )
+    if size is None:
+        since = _window_start(clock.ensure_utc(case.created_at))
+        size = _cluster_size(session, cluster_key=case.cluster_key, since=since)
     return TriageResult(
         case_id=case.id,
         number=case.number,
@@ -469,7 +481,12 @@ def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult
             "risk": risk_found.level.value,
         },
     )
-    return _current_result(session, case)
+    # The cluster was counted above, with this case's key and window, and the case's
+    # links are the ones it had and the ones just added (only triage links a case, one
+    # row per other case and kind): neither is read again (two statements a case).
+    related_ids = {other for other, kind in existing if kind == LinkKind.RELATED_TO}
+    related_ids |= {c.case.id for c, kind in links if kind == LinkKind.RELATED_TO and c.case.id}
+    return _current_result(session, case, size=size, related=sorted(related_ids))
 
 
 # --- suggestions while typing ----------------------------------------------------------
