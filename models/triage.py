@@ -363,7 +363,12 @@ def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult
 
     # 3. Duplicates, related cases and the cluster.
     since = _window_start(clock.ensure_utc(case.created_at))
-    candidates = _candidates(session, case, since)
+    # Until the cluster is counted, triage's reads (other cases, this case's links, the
+    # units, the parties) do not depend on what it has changed so far (this case, its
+    # suggestion, its new links): they are not flushed before each read but once, when
+    # the count needs the case's key. One flush and one UPDATE a case fewer.
+    with session.no_autoflush:
+        candidates = _candidates(session, case, since)
     duplicate: _Candidate | None = None
     related: list[_Candidate] = []
     for cand in sorted(candidates, key=lambda c: (-c.score, c.case.id or 0)):
@@ -389,10 +394,11 @@ def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult
         related = [c for c in related if c.case.id != duplicate.case.id]
     related = sorted(related, key=lambda c: (-c.score, c.case.id or 0))[: MAX_LINKS - 1]
 
-    existing = {
-        (link.other_case_id, link.kind)
-        for link in session.exec(select(CaseLink).where(CaseLink.case_id == case.id)).all()
-    }
+    with session.no_autoflush:
+        existing = {
+            (link.other_case_id, link.kind)
+            for link in session.exec(select(CaseLink).where(CaseLink.case_id == case.id)).all()
+        }
     links: list[tuple[_Candidate, LinkKind]] = []
     if duplicate is not None:
         links.append((duplicate, LinkKind.DUPLICATE_OF))
@@ -426,14 +432,15 @@ def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult
         step.record("duplicate_linked", {**new_links[0], "links": new_links})
 
     case.cluster_key = cluster_key_for(case, place)
-    directory = Directory.load_branch(session, place)
-    community = directory.ancestor_at(place, UnitLevel.COMMUNITY)
-    case.is_group = groups.is_group_case(
-        session,
-        case=case,
-        nearby=[(c.case, c.score) for c in candidates],
-        community_path=community.path if community else None,
-    )
+    with session.no_autoflush:
+        directory = Directory.load_branch(session, place)
+        community = directory.ancestor_at(place, UnitLevel.COMMUNITY)
+        case.is_group = groups.is_group_case(
+            session,
+            case=case,
+            nearby=[(c.case, c.score) for c in candidates],
+            community_path=community.path if community else None,
+        )
     if (
         case.is_group
         and not case.priority_locked
