@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from models import session_cache
 from models.case import Case
 from models.enums import Category, StaffRole
 from models.staff import Staff
@@ -52,6 +53,28 @@ def choose(candidates: Sequence[Staff], loads: dict[int, int]) -> Staff | None:
     return min(candidates, key=key, default=None)
 
 
+def _present(session: Session, unit_id: int | None) -> list[Staff]:
+    """The unit's active staff not away. Read once per unit of work
+    (:mod:`models.session_cache`: forgotten on a write to staff and at the end of the
+    transaction): a batch of assignments asked again for each case, one statement a
+    case in the simulator."""
+    # One entry for every unit, as models.mediators keeps one for every case: a session
+    # keeping its reads across commits (the simulator) would gather one per unit.
+    by_unit: dict[int | None, list[Staff]] = session_cache.cached(
+        session, "staffing.present", (Staff,), dict
+    )
+    members = by_unit.get(unit_id)
+    if members is None:
+        members = by_unit[unit_id] = list(
+            session.exec(
+                select(Staff).where(
+                    Staff.unit_id == unit_id, col(Staff.active), col(Staff.away).is_(False)
+                )
+            ).all()
+        )
+    return list(members)
+
+
 def pick_assignee(
     session: Session, *, unit: Unit, category: Category, mediators_only: bool = False
 ) -> Staff | None:
@@ -59,9 +82,7 @@ def pick_assignee(
     lowest current load relative to capacity, ties broken by id; never someone over
     capacity while a colleague has room. ``mediators_only``: a member of the unit's
     mediation committee (a mediator without the skill rather than nobody)."""
-    staff = session.exec(
-        select(Staff).where(Staff.unit_id == unit.id, col(Staff.active), col(Staff.away).is_(False))
-    ).all()
+    staff = _present(session, unit.id)
     if mediators_only:
         mediators = [s for s in staff if s.role == StaffRole.MEDIATOR and s.capacity > 0]
         skilled = [s for s in mediators if can_handle(s, category)]

@@ -276,16 +276,28 @@ def _cluster_size(session: Session, *, cluster_key: str | None, since: datetime)
     return max(int(n), 1)
 
 
-def _current_result(session: Session, case: Case) -> TriageResult:
+def _current_result(
+    session: Session,
+    case: Case,
+    *,
+    size: int | None = None,
+    related: list[int] | None = None,
+) -> TriageResult:
+    """The case's triage as it stands; ``size`` and ``related``: its cluster's size and
+    the cases it is related to, when triage has just found them."""
     assert case.id is not None
     unit = session.get(Unit, case.unit_id) if case.unit_id else None
-    related = session.exec(
-        select(CaseLink.other_case_id)
-        .where(CaseLink.case_id == case.id, CaseLink.kind == LinkKind.RELATED_TO)
-        .order_by(col(CaseLink.other_case_id))
-    ).all()
-    since = _window_start(clock.ensure_utc(case.created_at))
-    size = _cluster_size(session, cluster_key=case.cluster_key, since=since)
+    if related is None:
+        related = list(
+            session.exec(
+                select(CaseLink.other_case_id)
+                .where(CaseLink.case_id == case.id, CaseLink.kind == LinkKind.RELATED_TO)
+                .order_by(col(CaseLink.other_case_id))
+            ).all()
+        )
+    if size is None:
+        since = _window_start(clock.ensure_utc(case.created_at))
+        size = _cluster_size(session, cluster_key=case.cluster_key, since=since)
     return TriageResult(
         case_id=case.id,
         number=case.number,
@@ -351,7 +363,12 @@ def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult
 
     # 3. Duplicates, related cases and the cluster.
     since = _window_start(clock.ensure_utc(case.created_at))
-    candidates = _candidates(session, case, since)
+    # Until the cluster is counted, triage's reads (other cases, this case's links, the
+    # units, the parties) do not depend on what it has changed so far (this case, its
+    # suggestion, its new links): they are not flushed before each read but once, when
+    # the count needs the case's key. One flush and one UPDATE a case fewer.
+    with session.no_autoflush:
+        candidates = _candidates(session, case, since)
     duplicate: _Candidate | None = None
     related: list[_Candidate] = []
     for cand in sorted(candidates, key=lambda c: (-c.score, c.case.id or 0)):
@@ -377,10 +394,11 @@ def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult
         related = [c for c in related if c.case.id != duplicate.case.id]
     related = sorted(related, key=lambda c: (-c.score, c.case.id or 0))[: MAX_LINKS - 1]
 
-    existing = {
-        (link.other_case_id, link.kind)
-        for link in session.exec(select(CaseLink).where(CaseLink.case_id == case.id)).all()
-    }
+    with session.no_autoflush:
+        existing = {
+            (link.other_case_id, link.kind)
+            for link in session.exec(select(CaseLink).where(CaseLink.case_id == case.id)).all()
+        }
     links: list[tuple[_Candidate, LinkKind]] = []
     if duplicate is not None:
         links.append((duplicate, LinkKind.DUPLICATE_OF))
@@ -414,14 +432,15 @@ def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult
         step.record("duplicate_linked", {**new_links[0], "links": new_links})
 
     case.cluster_key = cluster_key_for(case, place)
-    directory = Directory.load_branch(session, place)
-    community = directory.ancestor_at(place, UnitLevel.COMMUNITY)
-    case.is_group = groups.is_group_case(
-        session,
-        case=case,
-        nearby=[(c.case, c.score) for c in candidates],
-        community_path=community.path if community else None,
-    )
+    with session.no_autoflush:
+        directory = Directory.load_branch(session, place)
+        community = directory.ancestor_at(place, UnitLevel.COMMUNITY)
+        case.is_group = groups.is_group_case(
+            session,
+            case=case,
+            nearby=[(c.case, c.score) for c in candidates],
+            community_path=community.path if community else None,
+        )
     if (
         case.is_group
         and not case.priority_locked
@@ -469,7 +488,12 @@ def triage_case(session: Session, *, case_id: int, actor: Actor) -> TriageResult
             "risk": risk_found.level.value,
         },
     )
-    return _current_result(session, case)
+    # The cluster was counted above, with this case's key and window, and the case's
+    # links are the ones it had and the ones just added (only triage links a case, one
+    # row per other case and kind): neither is read again (two statements a case).
+    related_ids = {other for other, kind in existing if kind == LinkKind.RELATED_TO}
+    related_ids |= {c.case.id for c, kind in links if kind == LinkKind.RELATED_TO and c.case.id}
+    return _current_result(session, case, size=size, related=sorted(related_ids))
 
 
 # --- suggestions while typing ----------------------------------------------------------

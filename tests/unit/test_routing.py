@@ -116,6 +116,24 @@ def test_assignment_spreads_load_and_skips_away_and_inactive(
     assert verbs.count("assigned") == 1
 
 
+def test_a_person_set_away_in_the_batch_is_not_picked_next(
+    session: Session, vclock: VirtualClock
+) -> None:
+    """The unit's staff are read once per unit of work (models.staffing._present); a
+    change to one of them in the same transaction is seen by the next assignment."""
+    city = build_city(session)
+    add_staff(session, city, "gridA2", StaffRole.GRID_WORKER, "CPA", [Category.ENVIRONMENT])
+    session.flush()
+    first = assign_case(session, case_id=triaged(session, description="噪音").id or 0, actor=SYSTEM)
+    assert first.assignee_id == city.staff["gridA"].id
+    city.staff["gridA2"].away = True
+    session.flush()
+    for n in range(2):
+        case = triaged(session, description=f"第{n}次反映油烟")
+        result = assign_case(session, case_id=case.id or 0, actor=SYSTEM)
+        assert result.assignee_id == city.staff["gridA"].id
+
+
 def test_never_over_capacity_while_someone_has_room(session: Session, vclock: VirtualClock) -> None:
     city = build_city(session)
     city.staff["gridA"].capacity = 1
