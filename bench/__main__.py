@@ -215,29 +215,43 @@ def main(argv: list[str] | None = None) -> int:
     results["memory"] = e2e_out.pop("memory", None) or {"error": "end-to-end run did not run"}
     results["total_s"] = round(time.perf_counter() - started, 1)
     if args.merge and out_path.exists():
-        previous = json.loads(out_path.read_text())
-        kept = [s for s in (*SECTIONS, "memory") if s not in results or not _measured(s, wanted)]
-        for section in kept:
-            if section in previous:
-                results[section] = previous[section]
-        # Where each kept section was measured (carried over repeated merges).
-        origins = previous.get("sections_from", {})
-        results["sections_from"] = {
-            section: origins.get(
-                section,
-                {
-                    "commit": previous.get("commit"),
-                    "when": previous.get("when"),
-                    "load_average_at_start": previous.get("load_average_at_start"),
-                },
-            )
-            for section in kept
-        }
+        results = merge_previous(results, json.loads(out_path.read_text()), wanted)
     _complete(results)
     out_path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     _print_table(results)
     console.print(f"wrote {out_path} in {results['total_s']} s")
     return 0
+
+
+def merge_previous(
+    results: dict[str, Any], previous: dict[str, Any], wanted: list[str]
+) -> dict[str, Any]:
+    """``--merge``: the sections this run did not measure, as the previous file had them,
+    each with where it was measured (carried over repeated merges); keys in the
+    previous file's order, so that the diff shows what changed."""
+    kept = [s for s in (*SECTIONS, "memory") if s not in results or not _measured(s, wanted)]
+    for section in kept:
+        if section in previous:
+            results[section] = previous[section]
+    origins = previous.get("sections_from", {})
+    results["sections_from"] = {
+        section: origins.get(
+            section,
+            {
+                "commit": previous.get("commit"),
+                "when": previous.get("when"),
+                "load_average_at_start": previous.get("load_average_at_start"),
+                # What the earlier run said of itself (e.g. that tiaojie up ran during
+                # its intake section) stays with the sections it measured.
+                **({"note": previous["note"]} if "note" in previous else {}),
+            },
+        )
+        for section in kept
+    }
+    return {
+        **{key: results[key] for key in previous if key in results},
+        **{key: value for key, value in results.items() if key not in previous},
+    }
 
 
 def _stop_up_stack(ws: Workspace) -> None:
