@@ -6,8 +6,8 @@
   from these deployments on a work pool (executor ``deployment``).
 * Scheduled flows: ``escalation`` every ``settings.escalation_interval_s``, ``reconcile``
   every ``settings.reconcile_interval_s``, ``reports`` on ``settings.reports_cron``,
-  ``monthly_report`` on ``settings.monthly_report_cron``
-  (Asia/Shanghai).
+  ``monthly_report`` on ``settings.monthly_report_cron``, ``retention`` on
+  ``settings.retention_cron`` (Asia/Shanghai).
 * ``simulate`` (政策模拟): no schedule; started from the Prefect UI with its parameters,
   or by the supervisors' page (``deployments/launch.py``).
 * ``retrain-triage`` on ``settings.triage_retrain_cron``; ``risk-notice`` started by
@@ -48,6 +48,7 @@ from flows.notify import notify
 from flows.reconcile import reconcile
 from flows.relay import DeploymentDispatcher, Dispatcher, InProcessExecutor
 from flows.reports import reports
+from flows.retention import retention
 from flows.risk import risk_notice
 from flows.simulate import simulate
 from flows.triage_learning import retrain_triage_flow
@@ -131,6 +132,12 @@ def definitions() -> list[Definition]:
             "flows.monthly_report.monthly_report",
             "月报（每月1日）/ Monthly report (.xlsx) on the 1st of each month",
             [Cron(settings.monthly_report_cron, timezone=settings.timezone)],
+        ),
+        Definition(
+            retention,
+            "flows.retention.retention",
+            "个人信息保存期限：匿名化与清理 / Retention: anonymise ended cases, prune sign-ins",
+            [Cron(settings.retention_cron, timezone=settings.timezone)],
         ),
         Definition(
             retrain_triage_flow,

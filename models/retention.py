@@ -10,6 +10,10 @@ not personal data and stay, so that figures about respondents still add up.
 Case events are not touched: they never hold personal data (free text reaches them only
 through :func:`models.pii.scrub_text`), and they are the tamper-evident record.
 
+The sign-in audit (who tried to sign in, from which address) is kept
+``settings.sign_in_audit_days`` (:func:`prune_sign_in_attempts`). The ``retention`` flow
+runs both every night (``settings.retention_cron``).
+
 On SQLite, removed values may survive in freed pages and the write-ahead log;
 ``secure_delete`` is switched on for the connection doing the work, and
 :func:`purge_sqlite_leftovers` (after the commit) checkpoints and empties the log.
@@ -28,6 +32,7 @@ from models.db import is_sqlite
 from models.enums import CaseStatus, PartyKind, PartySide
 from models.errors import FieldProblem, ValidationError
 from models.follow_up import FollowUp
+from models.login import SignInAttempt
 from models.mediation import Agreement, AgreementTerm, MediationSession
 from models.party import Party
 from models.resident_tables import ResidentLink, ResidentPhoto, ResidentSession
@@ -142,6 +147,23 @@ def anonymise_closed_cases(
 ) -> int:
     """Anonymise every case that ended more than ``older_than_days`` ago; returns how
     many were anonymised by this call (0 when run again: idempotent)."""
+    total = 0
+    while True:
+        done = anonymise_batch(
+            session, older_than_days=older_than_days, now=now, batch_size=batch_size
+        )
+        if not done:
+            return total
+        total += done
+
+
+def anonymise_batch(
+    session: Session, *, older_than_days: int, now: datetime, batch_size: int = BATCH
+) -> int:
+    """Anonymise the next ``batch_size`` cases that ended more than ``older_than_days``
+    ago; returns how many (0: none is left). The scheduled job commits after each batch,
+    so that its first run on years of cases holds no lock for long and a crash keeps
+    what was done."""
     if older_than_days < 0:
         raise ValidationError(
             "older_than_days: must not be negative",
@@ -154,15 +176,21 @@ def anonymise_closed_cases(
     if is_sqlite(session.get_bind().engine):
         # Zero freed space so removed ciphertext does not linger in the file.
         session.connection().exec_driver_sql("PRAGMA secure_delete=ON")
-    total = 0
-    while True:
-        ids = expired_case_ids(
-            session, older_than_days=older_than_days, now=moment, limit=batch_size
-        )
-        if not ids:
-            return total
+    ids = expired_case_ids(session, older_than_days=older_than_days, now=moment, limit=batch_size)
+    if ids:
         _anonymise_batch(session, ids, moment)
-        total += len(ids)
+    return len(ids)
+
+
+def prune_sign_in_attempts(session: Session, *, older_than_days: int, now: datetime) -> int:
+    """Delete the sign-in audit's rows older than ``older_than_days`` (they hold the
+    caller's address; the limits and the back-off read the last day only). Returns how
+    many were deleted."""
+    cutoff = clock.ensure_utc(now) - timedelta(days=older_than_days)
+    result = session.connection().execute(
+        delete(SignInAttempt).where(col(SignInAttempt.at) < cutoff)
+    )
+    return int(result.rowcount)
 
 
 def purge_sqlite_leftovers(engine: Engine) -> None:

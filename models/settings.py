@@ -230,7 +230,16 @@ class Settings(BaseSettings):
     )
 
     # Personal data
-    retention_days: int = 3 * 365
+    retention_days: int = Field(
+        default=3 * 365,
+        ge=0,
+        description="Cases that ended this many days ago have their personal data anonymised.",
+    )
+    sign_in_audit_days: int = Field(
+        default=180, ge=1, description="Sign-in attempts (with their address) are kept this long."
+    )
+    # The retention flow (anonymisation, sign-in audit) at 03:30 every night.
+    retention_cron: str = "30 3 * * *"
 
     @property
     def web_base_url(self) -> str:

@@ -36,7 +36,7 @@ def test_every_step_has_a_flow_and_a_deployment() -> None:
     assert steps <= set(STEP_FLOWS)
     names = {d.flow.name for d in definitions()}
     assert set(STEP_FLOWS) <= names
-    assert {"escalation", "reconcile", "reports", "monthly_report"} <= names
+    assert {"escalation", "reconcile", "reports", "monthly_report", "retention"} <= names
 
 
 def test_deploy_twice_and_create_runs_from_deployments(aloop: Any) -> None:

@@ -207,3 +207,37 @@ def test_the_dump_and_the_file_no_longer_hold_the_blobs(
         assert all(b.encode() in files for b in kept)
     finally:
         engine.dispose()
+
+
+def test_batches_anonymise_the_same_cases_one_batch_at_a_time(
+    session: Session, vclock: clock.VirtualClock
+) -> None:
+    from models.retention import anonymise_batch
+
+    cases = scenario(session, vclock)
+    now = datetime(2027, 1, 15, 9, tzinfo=SH)
+    done = [anonymise_batch(session, older_than_days=30, now=now, batch_size=1) for _ in range(3)]
+    assert done == [1, 1, 0]
+    assert not blobs(session, cases["old"]) and not blobs(session, cases["withdrawn"])
+    assert blobs(session, cases["recent"]) and blobs(session, cases["open"])
+
+
+def test_sign_in_attempts_are_kept_for_their_period_only(session: Session) -> None:
+    from models.login import SignInAttempt
+    from models.retention import prune_sign_in_attempts
+
+    now = datetime(2027, 1, 15, 9, tzinfo=SH)
+    for days in (181, 180, 1):
+        session.add(
+            SignInAttempt(
+                at=now - timedelta(days=days, seconds=-1 if days == 180 else 0),
+                channel="web",
+                name_key="k" * 16,
+                address="203.0.113.7",
+                outcome="wrong_password",
+            )
+        )
+    session.flush()
+    assert prune_sign_in_attempts(session, older_than_days=180, now=now) == 1
+    assert len(session.exec(select(SignInAttempt)).all()) == 2
+    assert prune_sign_in_attempts(session, older_than_days=180, now=now) == 0
