@@ -33,12 +33,14 @@ case that does not exist (:func:`not_found`, 404), never 403.
 **Personal data** (:func:`may_see_personal_data`): names, phone numbers and ID numbers
 are shown in clear to the people whose work is to contact the parties: the case's
 assignee, the staff member who recorded the complaint (they typed it; they make the
-first contact), the mediators of the unit handling the case (the committee that
-mediates) and return visitors (回访员: the independent return visit is a call to the
-complainant; they do nothing else to a case). Return visits need the contact, so the
-same rule says who records them (:mod:`models.actions`). Everyone else (other workers,
-supervisors, instructors, volunteers, administrators) sees masked values: administrators
-administer, they do not read residents' ID numbers.
+first contact), while a referral stands the staff member who referred it out (the
+community keeps it in view and makes its return visits), the mediators of the unit
+handling the case (the committee that mediates) and return visitors (回访员: the
+independent return visit is a call to the complainant; they do nothing else to a case).
+Return visits need the contact, so the same rule says who records them
+(:mod:`models.actions`). Everyone else (other workers, supervisors, instructors,
+volunteers, administrators) sees masked values: administrators administer, they do not
+read residents' ID numbers.
 
 **Read-only roles** (:data:`READ_ONLY_ROLES`): instructors, volunteers and in-service Party
 members registered with a community read what they reach and record nothing.
@@ -265,12 +267,15 @@ def find_case(session: Session, principal: Principal, ref: str) -> Case:
 
 def may_see_personal_data(principal: Principal, case: Case) -> bool:
     """Whether ``principal`` sees the parties' names, phones and ID numbers in clear:
-    the assignee, the staff member who recorded the case, and mediators of the unit
-    handling it (see the module docstring)."""
+    the assignee, the staff member who recorded the case, the one who referred it out
+    while the referral stands, return visitors, and mediators of the unit handling it
+    (see the module docstring)."""
     if not principal.is_staff or principal.staff_id is None:
         return False
     if principal.staff_id in (case.assignee_id, case.created_by_id):
         return True
+    if case.referral_target is not None and principal.staff_id == case.referred_by_id:
+        return True  # who referred it out makes its return visits (models.follow_ups)
     if principal.role == StaffRole.RETURN_VISITOR:
         return True  # the return visit is a call to the complainant (cases in reach only)
     return (

@@ -557,8 +557,8 @@ class Replay:
 
     def _visitor(self, case: Case, scheduled: int | None) -> Actor:
         """The visitor the schedule named if the rule book lets them record the visit;
-        else the case's liaison, else its handler (a referred case's visit falls to the
-        person who referred it, whom the rule book may no longer let in)."""
+        else the case's liaison, else its handler (the one named may since have been
+        deactivated or moved)."""
         from models import actions
 
         for staff_id in (scheduled, case.liaison_id, case.assignee_id):

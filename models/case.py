@@ -147,6 +147,9 @@ class Case(CaseBase, table=True):
     extension_asked_until: datetime | None = _ts()
     # The unit that referred the case keeps it in view (its lists reach this path too).
     referred_from_path: str | None = Field(default=None, max_length=255, index=True)
+    # The staff member who made the standing referral: they make its return visits, and
+    # see the parties' contact to do so (models.access.may_see_personal_data).
+    referred_by_id: int | None = Field(default=None, foreign_key="staff.id")
     outcome_note: str | None = Field(default=None, max_length=2000)
     satisfaction: int | None = Field(default=None, ge=1, le=5)
 

@@ -32,7 +32,6 @@ from models.errors import GuardFailed, InvalidTransition
 from models.follow_up import FollowUp, FollowUpRecord
 from models.guards import event_text, invalid, required_text
 from models.mediation import Agreement, AgreementTerm
-from models.referrals import referrals_of
 from models.rows import rows_of
 from models.staff import Staff
 from models.unit import Unit
@@ -91,10 +90,11 @@ def pick_visitor(session: Session, *, case: Case) -> int | None:
     by the return visitor above its unit (an independent visit), else its liaison, else
     its handler."""
     assert case.id is not None
-    if case.referral_target is not None:
-        for referral in reversed(referrals_of(session, case_id=case.id)):
-            if referral.referred_by_id is not None:
-                return referral.referred_by_id
+    if case.referral_target is not None and case.referred_by_id is not None:
+        # The rule book lets them record the visit and see the contact it needs
+        # (models.access.may_see_personal_data); it refused them when this was read from
+        # the referral rows, unless they had also recorded the case.
+        return case.referred_by_id
     visitor = return_visitor_for(session, case=case)
     if visitor is not None:
         return visitor.id

@@ -206,6 +206,8 @@ def refer(
     session.flush()
     case.referral_target = target
     case.referral_reason = reason
+    if actor.staff_id is not None:  # a named rule refers as the system: the last person stays
+        case.referred_by_id = actor.staff_id
     case.referral_state = row.state if internal else None
     case.referral_due_at = row.sign_due_at
     if source is not None and source.level != UnitLevel.AGENCY:

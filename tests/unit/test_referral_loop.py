@@ -138,8 +138,18 @@ def test_agency_signs_records_its_outcome_and_the_community_visits(
     assert case.referral_state == ReferralState.CONCLUDED
     visits = schedule_follow_ups(session, case_id=case.id or 0, actor=SYSTEM)
     assert case.status == CaseStatus.FOLLOW_UP
-    # The visit is the referring community's: the mediator who referred it.
+    # The visit is the referring community's: the mediator who referred it, whom the rule
+    # book lets record it and shows the contact it needs (not the case's recorder).
     assert [v.visitor_id for v in visits] == [city.staff["mediatorA"].id]
+    assert case.referred_by_id == city.staff["mediatorA"].id != case.created_by_id
+    from models.access import may_see_personal_data, principal_for_staff
+    from models.actions import ACTIONS, refusal
+
+    referrer = principal_for_staff(session, city.staff["mediatorA"])
+    assert may_see_personal_data(referrer, case)
+    assert refusal(session, referrer, case, ACTIONS["follow-ups"]) is None
+    other = principal_for_staff(session, city.staff["workerA"])
+    assert not may_see_personal_data(other, case)
     assert _verbs(session, case)[-4:] == [
         "referred",
         "referral_signed",
