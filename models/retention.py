@@ -21,14 +21,15 @@ On SQLite, removed values may survive in freed pages and the write-ahead log;
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, delete, update
+from sqlalchemy import ColumnElement, Engine, and_, delete, func, update
 from sqlmodel import Session, col, or_, select
 
 from models import clock, pii
 from models.case import Case
-from models.db import is_sqlite
+from models.db import is_sqlite, write_session
 from models.enums import CaseStatus, PartyKind, PartySide
 from models.errors import FieldProblem, ValidationError
 from models.follow_up import FollowUp
@@ -56,24 +57,29 @@ def _anonymise_party(party: Party) -> None:
     party.address_enc = None
 
 
+def _expired(cutoff: datetime) -> ColumnElement[bool]:
+    return and_(
+        col(Case.anonymised_at).is_(None),
+        or_(
+            (col(Case.status) == S.CLOSED) & (col(Case.closed_at) < cutoff),
+            (col(Case.status) == S.WITHDRAWN) & (col(Case.withdrawn_at) < cutoff),
+            (col(Case.status) == S.MERGED) & (col(Case.merged_at) < cutoff),
+        ),
+    )
+
+
+def count_expired(session: Session, *, older_than_days: int, now: datetime) -> int:
+    """How many cases the next run would anonymise."""
+    cutoff = clock.ensure_utc(now) - timedelta(days=older_than_days)
+    return int(session.exec(select(func.count()).select_from(Case).where(_expired(cutoff))).one())
+
+
 def expired_case_ids(
     session: Session, *, older_than_days: int, now: datetime, limit: int = BATCH
 ) -> list[int]:
     """Ids of cases that ended before the retention period and are not anonymised."""
     cutoff = clock.ensure_utc(now) - timedelta(days=older_than_days)
-    stmt = (
-        select(col(Case.id))
-        .where(
-            col(Case.anonymised_at).is_(None),
-            or_(
-                (col(Case.status) == S.CLOSED) & (col(Case.closed_at) < cutoff),
-                (col(Case.status) == S.WITHDRAWN) & (col(Case.withdrawn_at) < cutoff),
-                (col(Case.status) == S.MERGED) & (col(Case.merged_at) < cutoff),
-            ),
-        )
-        .order_by(col(Case.id))
-        .limit(limit)
-    )
+    stmt = select(col(Case.id)).where(_expired(cutoff)).order_by(col(Case.id)).limit(limit)
     return [int(i) for i in session.exec(stmt).all() if i is not None]
 
 
@@ -180,6 +186,36 @@ def anonymise_batch(
     if ids:
         _anonymise_batch(session, ids, moment)
     return len(ids)
+
+
+def anonymise_in_batches(
+    engine: Engine,
+    *,
+    older_than_days: int,
+    now: datetime,
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """The nightly job's loop (the ``retention`` flow and ``tiaojie retention run``):
+    :func:`anonymise_batch` in a transaction of its own until none is left, then
+    :func:`purge_sqlite_leftovers`. Returns how many cases were anonymised."""
+    total = 0
+    while True:
+        with write_session(engine) as session:
+            done = anonymise_batch(session, older_than_days=older_than_days, now=now)
+        if not done:
+            break
+        total += done
+        if on_batch is not None:
+            on_batch(done)
+    purge_sqlite_leftovers(engine)
+    return total
+
+
+def old_sign_in_attempts(session: Session, *, older_than_days: int, now: datetime) -> int:
+    """How many sign-in attempts the next run would delete."""
+    cutoff = clock.ensure_utc(now) - timedelta(days=older_than_days)
+    query = select(func.count()).select_from(SignInAttempt).where(col(SignInAttempt.at) < cutoff)
+    return int(session.exec(query).one())
 
 
 def prune_sign_in_attempts(session: Session, *, older_than_days: int, now: datetime) -> int:

@@ -14,15 +14,9 @@ from models.settings import get_settings
 
 
 def _anonymise_all() -> int:
-    days, now, total = get_settings().retention_days, clock.now(), 0
-    while True:
-        with write_session() as session:
-            done = retention.anonymise_batch(session, older_than_days=days, now=now)
-        if not done:
-            break
-        total += done
-    retention.purge_sqlite_leftovers(get_engine())
-    return total
+    return retention.anonymise_in_batches(
+        get_engine(), older_than_days=get_settings().retention_days, now=clock.now()
+    )
 
 
 def _prune_sign_ins() -> int:

@@ -100,6 +100,10 @@ from tiaojie_cli.aggregates import app as aggregates_app  # noqa: E402
 
 app.add_typer(aggregates_app, name="aggregates")
 
+from tiaojie_cli.retention import app as retention_app  # noqa: E402
+
+app.add_typer(retention_app, name="retention")
+
 from tiaojie_cli.cases import app as case_app  # noqa: E402
 from tiaojie_cli.keys import app as keys_app  # noqa: E402
 from tiaojie_cli.tokens import app as token_app  # noqa: E402

@@ -241,3 +241,42 @@ def test_sign_in_attempts_are_kept_for_their_period_only(session: Session) -> No
     assert prune_sign_in_attempts(session, older_than_days=180, now=now) == 1
     assert len(session.exec(select(SignInAttempt)).all()) == 2
     assert prune_sign_in_attempts(session, older_than_days=180, now=now) == 0
+
+
+def test_the_command_counts_then_anonymises_as_the_nightly_flow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, vclock: clock.VirtualClock
+) -> None:
+    """``tiaojie retention run --dry-run`` counts and changes nothing; without it the same
+    cases are anonymised, and a second run finds none."""
+    from typer.testing import CliRunner
+
+    from models.db import reset_engines
+    from models.migrate import upgrade
+    from models.settings import reset_settings
+    from tiaojie_cli.main import app
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    monkeypatch.setenv("TIAOJIE_DATABASE_URL", url)
+    monkeypatch.setenv("TIAOJIE_RETENTION_DAYS", "30")
+    reset_settings()
+    reset_engines()
+    engine = build_engine(url)
+    upgrade(engine)
+    with Session(engine, expire_on_commit=False) as session:
+        cases = scenario(session, vclock)
+    vclock.set(datetime(2027, 1, 15, 9, tzinfo=SH))
+    runner = CliRunner()
+    try:
+        counted = runner.invoke(app, ["retention", "run", "--dry-run"])
+        assert counted.exit_code == 0, counted.output
+        assert "2 cases" in counted.output and "将匿名化 2 件" in counted.output
+        with Session(engine) as session:
+            assert blobs(session, cases["old"])
+        done = runner.invoke(app, ["retention", "run"])
+        assert done.exit_code == 0 and "2 cases anonymised" in done.output, done.output
+        with Session(engine) as session:
+            assert not blobs(session, cases["old"]) and blobs(session, cases["recent"])
+        assert "0 cases anonymised" in runner.invoke(app, ["retention", "run"]).output
+    finally:
+        engine.dispose()
+        reset_engines()
