@@ -16,6 +16,7 @@ that goes into event data (reasons, resolutions) is passed through
 from __future__ import annotations
 
 import calendar
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -238,7 +239,12 @@ def record_declined(
 def declined_parties(session: Session, *, case: Case) -> list[Party]:
     """Parties whose refusal is on record while the case waits (no mediation for now)."""
     assert case.id is not None
-    return [p for p in parties_of(session, case_id=case.id) if p.refused]
+    return declined_among(parties_of(session, case_id=case.id))
+
+
+def declined_among(parties: Sequence[Party]) -> list[Party]:
+    """:func:`declined_parties` among the case's parties read already."""
+    return [p for p in parties if p.refused]
 
 
 def ready_to_start(session: Session, *, case: Case) -> bool:

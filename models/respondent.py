@@ -27,7 +27,7 @@ from models.enums import CaseStatus, ConsentMethod, PartySide
 from models.errors import FieldProblem, ValidationError
 from models.event import CaseEvent
 from models.lifecycle import Actor
-from models.mediating import record_consent, record_declined
+from models.mediating import declined_among, record_consent, record_declined
 from models.party import Party
 from models.resident_actions import Who, clean_note
 from models.unit import Unit
@@ -201,6 +201,5 @@ def mediation_blocked(session: Session, *, case_id: int) -> bool:
 
 
 def blocked(case: Case, parties: Sequence[Party]) -> bool:
-    """:func:`mediation_blocked` from the case's parties read already (a refusal on record:
-    :func:`models.mediating.declined_parties`)."""
-    return case.status == CaseStatus.ASSIGNED and any(p.refused for p in parties)
+    """:func:`mediation_blocked` from the case's parties read already."""
+    return case.status == CaseStatus.ASSIGNED and bool(declined_among(parties))
