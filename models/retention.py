@@ -57,6 +57,11 @@ def _anonymise_party(party: Party) -> None:
     party.address_enc = None
 
 
+def _cutoff(now: datetime, days: int) -> datetime:
+    """The moment before which a row is past its ``days`` of keeping."""
+    return clock.ensure_utc(now) - timedelta(days=days)
+
+
 def _expired(cutoff: datetime) -> ColumnElement[bool]:
     return and_(
         col(Case.anonymised_at).is_(None),
@@ -70,7 +75,7 @@ def _expired(cutoff: datetime) -> ColumnElement[bool]:
 
 def count_expired(session: Session, *, older_than_days: int, now: datetime) -> int:
     """How many cases the next run would anonymise."""
-    cutoff = clock.ensure_utc(now) - timedelta(days=older_than_days)
+    cutoff = _cutoff(now, older_than_days)
     return int(session.exec(select(func.count()).select_from(Case).where(_expired(cutoff))).one())
 
 
@@ -78,7 +83,7 @@ def expired_case_ids(
     session: Session, *, older_than_days: int, now: datetime, limit: int = BATCH
 ) -> list[int]:
     """Ids of cases that ended before the retention period and are not anonymised."""
-    cutoff = clock.ensure_utc(now) - timedelta(days=older_than_days)
+    cutoff = _cutoff(now, older_than_days)
     stmt = select(col(Case.id)).where(_expired(cutoff)).order_by(col(Case.id)).limit(limit)
     return [int(i) for i in session.exec(stmt).all() if i is not None]
 
@@ -213,7 +218,7 @@ def anonymise_in_batches(
 
 def old_sign_in_attempts(session: Session, *, older_than_days: int, now: datetime) -> int:
     """How many sign-in attempts the next run would delete."""
-    cutoff = clock.ensure_utc(now) - timedelta(days=older_than_days)
+    cutoff = _cutoff(now, older_than_days)
     query = select(func.count()).select_from(SignInAttempt).where(col(SignInAttempt.at) < cutoff)
     return int(session.exec(query).one())
 
@@ -222,7 +227,7 @@ def prune_sign_in_attempts(session: Session, *, older_than_days: int, now: datet
     """Delete the sign-in audit's rows older than ``older_than_days`` (they hold the
     caller's address; the limits and the back-off read the last day only). Returns how
     many were deleted."""
-    cutoff = clock.ensure_utc(now) - timedelta(days=older_than_days)
+    cutoff = _cutoff(now, older_than_days)
     result = session.connection().execute(
         delete(SignInAttempt).where(col(SignInAttempt.at) < cutoff)
     )
