@@ -66,14 +66,17 @@ def city_path(n: int) -> Path:
 
 
 def sync_schema(engine: Engine) -> list[str]:
-    """Bring a saved city's schema to the tables' own: create the tables and indexes
-    added since it was saved, drop the indexes since removed, fill the kept figures."""
+    """Bring a saved city's schema to the tables' own: the migrations (columns added
+    since it was saved), then the tables and indexes added since, drop the indexes since
+    removed, fill the kept figures."""
     from sqlalchemy import inspect
     from sqlmodel import Session
 
     from models.decisions import fill_if_empty
+    from models.migrate import upgrade
     from models.tables import metadata
 
+    upgrade(engine)
     before = set(inspect(engine).get_table_names())
     metadata.create_all(engine)
     made = [t for t in inspect(engine).get_table_names() if t not in before]
