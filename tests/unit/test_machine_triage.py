@@ -93,6 +93,40 @@ def test_danger_now_is_found_with_its_reason() -> None:
     assert any("暴力" in r or "儿童" in r for r in found.reasons)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "他说要是再不给钱就拿刀去砍那个包工头，现在人已经往工地去了",
+        "老公扬言要杀了我全家",
+        "包工头说谁再来要钱就打断谁的腿",
+        "前夫跑到我单位门口闹，说要泼我硫酸",
+        "要是不给钱我就跳楼",
+    ],
+)
+def test_a_threat_is_danger_even_when_it_is_conditional(text: str) -> None:
+    found = assess(text)
+    assert found.priority == Priority.EMERGENCY
+    assert any("扬言伤人" in r or "自伤自杀" in r for r in found.reasons)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "两家吵得很凶，不过没打起来",  # denied
+        "物业说怕着火，不让在楼道充电",  # feared
+        "邻居把我家门口的树砍了，还不认账",  # a tree
+        "买菜的时候跟摊主砍价吵起来",  # a price
+        "拖了三个月，再不管我就打12345",  # a phone call
+        "儿子把我锁在门外，只能住亲戚家",  # locked out, not in
+        "老房子被强拆，东西都埋在里面",  # belongings
+        "隔壁老太太说我把她的花弄死了",  # a plant
+        "去年他拿着刀来闹过一次",  # the past, threat or not
+    ],
+)
+def test_words_of_danger_that_are_not_danger_now(text: str) -> None:
+    assert danger(text) == []
+
+
 def test_unrest_levels_from_text_and_people() -> None:
     text = "工友们说再不发工资，过年前就去区政府门口拉横幅讨说法"
     signals = unrest(text)
