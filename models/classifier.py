@@ -88,6 +88,27 @@ def _cut(text: str, *, search: bool) -> tuple[str, ...]:
     return tuple(w for w in out if not _NOT_TEXT.fullmatch(w))
 
 
+# Words that carry no subject: shown as a reason they explain nothing (那个, 我们).
+# fmt: off
+_FUNCTION_WORDS = frozenset({
+    "那个", "这个", "一个", "我们", "你们", "他们", "她们", "自己", "什么", "怎么", "这么", "那么",
+    "就是", "还是", "已经", "现在", "没有", "不是", "可以", "这样", "那样", "一直", "还有", "因为",
+    "所以", "但是", "而且", "如果", "要是", "的话", "时候", "这里", "那里", "大家", "有人", "这事",
+    "一下", "说话", "知道", "觉得", "一点", "出来", "起来", "过来", "一起", "这种", "那种", "每天",
+    "天天", "好几",
+})
+# fmt: on
+
+
+_COUNT = re.compile(r"[\d一二两三四五六七八九十百千万几多余来]+")
+
+
+def _shown_words(text: str) -> frozenset[str]:
+    """The words a reason may name: the text's own jieba words, less function words and
+    counts (五十 says how many, not what about)."""
+    return frozenset(w for w in words(text) if not _COUNT.fullmatch(w)) - _FUNCTION_WORDS
+
+
 def char_ngrams(text: str, low: int = 1, high: int = 3) -> list[str]:
     clean = _NOT_TEXT.sub("", normalise(text))
     return [clean[i : i + n] for n in range(low, high + 1) for i in range(len(clean) - n + 1)]
@@ -166,9 +187,18 @@ class TextModel:
         cat = self.category.proba(x)
         pri = self.priority.proba(x)
         best = max(cat, key=lambda c: cat[c])
-        return cat, pri, self.evidence(x, best)
+        return cat, pri, self.evidence(x, best, shown=_shown_words(text))
 
-    def evidence(self, x: dict[int, float], category: str, limit: int = 4) -> list[str]:
+    def evidence(
+        self,
+        x: dict[int, float],
+        category: str,
+        limit: int = 4,
+        *,
+        shown: frozenset[str] | None = None,
+    ) -> list[str]:
+        """The features that weighed most for ``category``; with ``shown``, only those
+        among these words (a person reads 去区政府 as 去 / 区政府, not as 去区)."""
         j = self.category.classes.index(category)
         names = self._names()
         weighed = sorted(
@@ -179,6 +209,8 @@ class TextModel:
             name = names[k]
             if w <= 0 or len(out) >= limit:
                 break
+            if shown is not None and name not in shown:
+                continue
             if len(name) >= 2 and not any(name in seen or seen in name for seen in out):
                 out.append(name)
         return out

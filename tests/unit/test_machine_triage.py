@@ -15,7 +15,7 @@ from models import clock, workdays
 from models.assessment import assess
 from models.case import CaseCreate
 from models.cases import create_case
-from models.classifier import TextModel, shipped_model
+from models.classifier import TextModel, shipped_model, words
 from models.classifier_train import Example, evaluate, load_corpus, sample, split, train
 from models.clock import VirtualClock
 from models.enums import Category, Priority
@@ -125,6 +125,16 @@ def test_a_threat_is_danger_even_when_it_is_conditional(text: str) -> None:
 )
 def test_words_of_danger_that_are_not_danger_now(text: str) -> None:
     assert danger(text) == []
+
+
+def test_the_words_given_as_reasons_are_words_of_the_complaint() -> None:
+    """Not pieces across two words (去区 of 去区政府), counts (五十) or 那个."""
+    text = "他说再不给钱就去砍那个包工头，工友们明天要去区政府讨薪，有五十多人"
+    _cat, _pri, why = shipped_model().predict(text)
+    assert why and "包工头" in why
+    cut = set(words(text))
+    assert all(w in cut for w in why)
+    assert not {"那个", "去区", "五十", "要去"} & set(why)
 
 
 def test_unrest_levels_from_text_and_people() -> None:
