@@ -100,7 +100,7 @@ _FUNCTION_WORDS = frozenset({
 # fmt: on
 
 
-_COUNT = re.compile(r"[\d一二两三四五六七八九十百千万几多余来]+")
+_COUNT = re.compile(r"[\d一二两三四五六七八九十百千万几多余来半]+[块元分毛个天年月岁次号点份]?")
 
 
 def _shown_words(text: str) -> frozenset[str]:
