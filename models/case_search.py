@@ -85,10 +85,12 @@ class Page:
 
 
 def clauses(
-    f: CaseFilter, *, now: datetime, dialect: str, scan: bool = False
+    f: CaseFilter, *, now: datetime, dialect: str, scan: bool = False, joined: bool = False
 ) -> list[ColumnElement[bool]]:
     """The filter as SQL conditions; ``dialect`` chooses the full-text index
-    (:mod:`models.case_text`), ``scan`` how a common word is matched (:func:`search`)."""
+    (:mod:`models.case_text`), ``scan`` how a common word is matched (:func:`search`);
+    ``joined``: the words are matched by joining :func:`models.case_text.matching_rows`,
+    not here."""
     out: list[ColumnElement[bool]] = []
     if f.status is not None:
         out.append(col(Case.status) == f.status)
@@ -111,19 +113,30 @@ def clauses(
     if f.group is not None:
         out.append(col(Case.is_group) == f.group)
     if f.text:
-        out.append(_text_clause(f, dialect, scan=scan))
+        out.append(_text_clause(f, dialect, scan=scan, joined=joined))
     return out
 
 
-def _text_clause(f: CaseFilter, dialect: str, *, scan: bool) -> ColumnElement[bool]:
+def _text_clause(f: CaseFilter, dialect: str, *, scan: bool, joined: bool) -> ColumnElement[bool]:
     """A case number finds that case; anything else is words (:mod:`models.case_text`),
     searched in a confidential case only from within its unit."""
     text = (f.text or "").strip()
+    searchable = or_(col(Case.confidential).is_(False), col(Case.unit_id) == f.reader_unit_id)
+    if joined:
+        return searchable
     found = None if CASE_NUMBER.match(text) else case_text.matching_clause(text, dialect, scan)
     if found is None:
         return col(Case.number) == text
-    searchable = or_(col(Case.confidential).is_(False), col(Case.unit_id) == f.reader_unit_id)
     return and_(searchable, found)
+
+
+def _words_table(f: CaseFilter, dialect: str) -> Any:
+    """The matches of a word search to join (:func:`models.case_text.matching_rows`), or
+    None (no words, a case number, PostgreSQL)."""
+    text = (f.text or "").strip()
+    if not text or CASE_NUMBER.match(text):
+        return None
+    return case_text.matching_rows(text, dialect)
 
 
 def _encode(value: Any, case_id: int) -> str:
@@ -187,11 +200,12 @@ def search(
     page it gives, ``next_cursor``, continues from there at the cost of page 1)."""
     chosen = SORTS.get(sort, SORTS["newest"])
     dialect = session.get_bind().dialect.name
-    scan = bool(f.text) and case_text.match_count(session, f.text or "", dialect) > SCAN_ABOVE
-    where = clauses(f, now=now, dialect=dialect, scan=scan)
-    where += [reach] if reach is not None else []
+    common = case_text.match_count(session, f.text or "", dialect, SCAN_ABOVE) if f.text else 0
+    scan = common > SCAN_ABOVE
+    reached = [reach] if reach is not None else []
+    where = clauses(f, now=now, dialect=dialect, scan=scan) + reached
     cap = WORDS_COUNT_CAP if f.text and not CASE_NUMBER.match(f.text.strip()) else COUNT_CAP
-    total = _count(session, where, cap) if count else 0
+    total = _counted(session, f, where, reached, now=now, cap=cap) if count else 0
     stmt = select(Case).where(*where)
     start = _decode(cursor, chosen) if cursor else None
     if start is not None:
@@ -208,10 +222,26 @@ def search(
     return page
 
 
-def _count(session: Session, where: list[ColumnElement[bool]], cap: int) -> int:
-    """How many cases match, counting no further than ``cap + 1``."""
-    matching = select(col(Case.id)).where(*where).limit(cap + 1).subquery()
-    return int(session.exec(select(func.count()).select_from(matching)).one())
+def _counted(
+    session: Session,
+    f: CaseFilter,
+    where: list[ColumnElement[bool]],
+    reached: list[ColumnElement[bool]],
+    *,
+    now: datetime,
+    cap: int,
+) -> int:
+    """How many cases match, counting no further than ``cap + 1``. A word search on
+    SQLite walks the word index's matches joined to the cases, so that it stops at the
+    cap (see :func:`models.case_text.matching_rows`)."""
+    dialect = session.get_bind().dialect.name
+    words = _words_table(f, dialect)
+    matching = select(col(Case.id))
+    if words is not None:
+        matching = matching.select_from(words).join(Case, col(Case.id) == words.c.id)
+        where = clauses(f, now=now, dialect=dialect, joined=True) + reached
+    counted = matching.where(*where).limit(cap + 1).subquery()
+    return int(session.exec(select(func.count()).select_from(counted)).one())
 
 
 def batches(
