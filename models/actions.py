@@ -1035,6 +1035,12 @@ BY_VERB: dict[str, Action] = {a.verb: a for a in ACTIONS.values()}
 def refusal(session: Session, principal: Principal, case: Case, action: Action) -> Exception | None:
     """Why ``principal`` may not do ``action`` on ``case`` now (None: they may). Reach is
     the caller's to check first; a row's ``reader`` rule answers like reach (404)."""
+    return _refusal(session, principal, case, action, place_path_of(session, case))
+
+
+def _refusal(
+    session: Session, principal: Principal, case: Case, action: Action, place_path: str | None
+) -> Exception | None:
     if action.reader is not None and not action.reader(session, principal, case):
         return not_found(case.number)
     transition = TRANSITIONS[action.verb]
@@ -1044,9 +1050,7 @@ def refusal(session: Session, principal: Principal, case: Case, action: Action) 
         action.verb == "helper_task_recorded" and principal.role in HELPERS
     )
     # A helper lent from outside the area reaches the case to help, and only for that.
-    lent = not action.helpers and not reaches_in_own_right(
-        principal, case, place_path=place_path_of(session, case)
-    )
+    lent = not action.helpers and not reaches_in_own_right(principal, case, place_path=place_path)
     if not writes or visitor_only or lent or not action.who(principal, case):
         role = principal.role.value if principal.role else principal.kind
         return PermissionDenied(
@@ -1067,8 +1071,10 @@ def refusal(session: Session, principal: Principal, case: Case, action: Action) 
 
 
 def allowed(session: Session, principal: Principal, case: Case) -> list[Action]:
-    """What ``principal`` may do to ``case`` now, in table order."""
-    return [a for a in ACTIONS.values() if refusal(session, principal, case, a) is None]
+    """What ``principal`` may do to ``case`` now, in table order (the place's path read
+    once, not once per row of the table)."""
+    path = place_path_of(session, case)
+    return [a for a in ACTIONS.values() if _refusal(session, principal, case, a, path) is None]
 
 
 def allowed_names(session: Session, principal: Principal, case: Case) -> list[str]:

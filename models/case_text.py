@@ -43,6 +43,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapper, attributes
+from sqlalchemy.sql import Subquery
+from sqlalchemy.sql.selectable import TextualSelect
 from sqlmodel import Field, SQLModel, col
 
 from models import pii
@@ -128,20 +130,41 @@ def matching_clause(query: str, dialect: str, scan: bool = False) -> ColumnEleme
         return None
     if dialect == "postgresql":
         return col(Case.id).in_(_pg_ids(found))
-    ids = text("SELECT rowid FROM case_search_fts WHERE case_search_fts MATCH :match")
-    ids = ids.bindparams(match=fts_expression(found))
     case_id = (col(Case.id) + 0) if scan else col(Case.id)  # + 0: not the id's index
-    return case_id.in_(ids.columns(column("id", Integer)))
+    return case_id.in_(_fts_ids(found))
 
 
-def match_count(session: Any, query: str, dialect: str) -> int:
-    """How many cases hold the words of ``query`` (whoever may see them); 0 on
-    PostgreSQL, whose planner chooses from its own statistics."""
+def matching_rows(query: str, dialect: str) -> Subquery | None:
+    """SQLite: the ids of the cases holding the words of ``query`` as a table to join the
+    cases to (column ``id``); None on PostgreSQL or when the query has no words.
+
+    Joined, the database reads the matches off the index one at a time and stops at the
+    statement's LIMIT; ``Case.id IN (…)`` collects every match first. Counting 1,001 of
+    a district's cases holding a word found in 83,000 of 1,000,000 cases: 30 to 80 ms
+    through ``IN``, 1 to 2 ms joined."""
+    found = query_words(query)
+    if not found or dialect == "postgresql":
+        return None
+    return _fts_ids(found).subquery("words")
+
+
+def match_count(session: Any, query: str, dialect: str, cap: int) -> int:
+    """How many cases hold the words of ``query`` (whoever may see them), counting no
+    further than ``cap + 1``; 0 on PostgreSQL, whose planner chooses from its own
+    statistics. (Uncapped, counting a word in 83,000 cases took 4 to 16 ms.)"""
     found = query_words(query)
     if not found or dialect == "postgresql":
         return 0
-    sql = text("SELECT count(*) FROM case_search_fts WHERE case_search_fts MATCH :match")
-    return int(session.execute(sql, {"match": fts_expression(found)}).scalar_one())
+    sql = text(
+        "SELECT count(*) FROM (SELECT rowid FROM case_search_fts "
+        "WHERE case_search_fts MATCH :match LIMIT :cap)"
+    )
+    return int(session.execute(sql, {"match": fts_expression(found), "cap": cap + 1}).scalar_one())
+
+
+def _fts_ids(found: list[tuple[str, ...]]) -> TextualSelect:
+    ids = text("SELECT rowid AS id FROM case_search_fts WHERE case_search_fts MATCH :match")
+    return ids.bindparams(match=fts_expression(found)).columns(column("id", Integer))
 
 
 def fts_expression(found: list[tuple[str, ...]]) -> str:

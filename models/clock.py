@@ -77,9 +77,11 @@ def to_local(value: datetime) -> datetime:
 
 
 def format_local(value: datetime | None) -> str:
+    """``2026-05-03 12:05``, local time. isoformat cut to the minute rather than
+    strftime: half the time, and a 300-event timeline formats 300 of them."""
     if value is None:
         return "—"
-    return to_local(value).strftime("%Y-%m-%d %H:%M")
+    return to_local(value).isoformat(" ", "minutes")[:16]
 
 
 __all__ = [

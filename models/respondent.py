@@ -30,6 +30,7 @@ from models.lifecycle import Actor
 from models.mediating import declined_among, record_consent, record_declined
 from models.party import Party
 from models.resident_actions import Who, clean_note
+from models.timeline import TimelineEvent
 from models.unit import Unit
 
 # Parts of a day a respondent may offer (zh, en, hours).
@@ -173,7 +174,7 @@ def party_answers(session: Session, *, case_id: int) -> list[PartyAnswer]:
     return answers_of(parties_of(session, case_id=case_id), events)
 
 
-def answers_of(parties: Sequence[Party], events: Sequence[CaseEvent]) -> list[PartyAnswer]:
+def answers_of(parties: Sequence[Party], events: Sequence[TimelineEvent]) -> list[PartyAnswer]:
     """:func:`party_answers` from the case's parties and events (in ``seq`` order) read
     already: the case page has both."""
     sides = {p.id: p.side for p in parties}

@@ -31,7 +31,7 @@ from rich.console import Console
 
 def _pages(plan: dict[str, object]) -> dict[str, tuple[str, Callable[[int], str]]]:
     """Per page: who reads it and its address for the i-th request."""
-    from bench.pages import _month_start
+    from bench.pages import SEARCH_WORDS, _month_start
 
     numbers = plan["long_timeline_numbers"]
     assert isinstance(numbers, list)
@@ -42,6 +42,10 @@ def _pages(plan: dict[str, object]) -> dict[str, tuple[str, Callable[[int], str]
         "case_page": ("d1s1c1_mediator", lambda i: f"/web/cases/{numbers[i % len(numbers)]}"),
         "dashboard_district": ("d1_supervisor", lambda _i: "/web/dashboard"),
         "dashboard_street": ("d1_supervisor", lambda _i: "/web/dashboard?level=street"),
+        "search": (
+            "d1_supervisor",
+            lambda i: f"/web/cases?q={SEARCH_WORDS[i % len(SEARCH_WORDS)]}",
+        ),
         "monthly_report": (
             "d1_supervisor",
             lambda _i: f"/web/reports/monthly/{last_month:%Y-%m}.xlsx",

@@ -17,13 +17,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from functools import cache
+from types import MappingProxyType
 from typing import Any
 
 import pydantic
 from pydantic.fields import FieldInfo
 
 from models import clock
-from models.actions import Action
+from models.actions import ACTIONS, Action
 from models.errors import FieldProblem, ValidationError
 
 PYDANTIC_ZH = {
@@ -103,6 +105,14 @@ def fields_of(action: Action) -> list[FormField]:
             )
         )
     return found
+
+
+@cache
+def all_fields() -> Mapping[str, tuple[FormField, ...]]:
+    """:func:`fields_of` of every row of the action table, by verb. Worked out once: the
+    table and its body models are fixed at import, and the case page worked them all
+    out for every request (4% of its CPU)."""
+    return MappingProxyType({a.verb: tuple(fields_of(a)) for a in ACTIONS.values()})
 
 
 def _generic(form: Mapping[str, str], action: Action) -> dict[str, Any]:

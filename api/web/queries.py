@@ -18,7 +18,6 @@ from models.case import Case
 from models.cases import parties_of
 from models.enums import CaseStatus, UnitLevel
 from models.errors import NotFound
-from models.event import CaseEvent
 from models.extension import Extension
 from models.follow_up import FollowUp
 from models.follow_ups import latest_agreement, list_follow_ups
@@ -221,7 +220,7 @@ class CaseDetail:
     place: Unit | None
     assignee: Staff | None
     parties: list[Party]
-    events: list[CaseEvent]
+    events: list[timeline.EventRow]
     sessions: list[MediationSession]
     agreement: Agreement | None
     terms: list[AgreementTerm]
@@ -240,11 +239,7 @@ def case_detail(session: Session, *, case: Case) -> CaseDetail:
     assert case.id is not None
     units = load_units(session, [case.unit_id, case.place_unit_id])
     parties = parties_of(session, case_id=case.id)
-    events = list(
-        session.exec(
-            select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(col(CaseEvent.seq))
-        )
-    )
+    events = timeline.timeline_of(session, case_id=case.id)
     # The sessions, visits and latest agreement as the case's documents read them: the
     # page hands them on (mediation.mediation_context) instead of reading them again.
     sessions = list_sessions(session, case_id=case.id)

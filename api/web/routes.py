@@ -562,7 +562,7 @@ def _case_context(session: Session, user: Principal, case: Case, t: Translator) 
         # The page offers a form for the rows it has forms for; the upload has one of its own.
         "actions": [a.verb for a in offered if a.page and not a.upload],
         "may_upload": actions.ACTIONS["attachments"] in offered,
-        "action_fields": {a.verb: forms.fields_of(a) for a in actions.ACTIONS.values()},
+        "action_fields": forms.all_fields(),
         "countdown": queries.case_countdown(case, detail.follow_ups, now=now),
         "prefect_url": prefect_runs_url(case),
         "outcomes": list(FollowUpOutcome),

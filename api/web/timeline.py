@@ -7,12 +7,13 @@ Worked out here rather than in the template: each event took about ten template 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from api.web.i18n import Translator
 from models import clock
 from models.access import staff_id_of
-from models.event import CaseEvent
+from models.timeline import TimelineEvent
 
 
 class TimelineRow(NamedTuple):
@@ -27,7 +28,7 @@ class TimelineRow(NamedTuple):
 
 
 def timeline_rows(
-    events: list[CaseEvent],
+    events: Sequence[TimelineEvent],
     *,
     notes: dict[int, tuple[str, str]],
     staff_names: dict[int, str],
@@ -40,11 +41,17 @@ def timeline_rows(
         t("公众上报", "public report"),
     )
     rows: list[TimelineRow] = []
+    # A timeline repeats a few verbs and moves: their words worked out once each.
+    labels: dict[str, str] = {}
+    changes: dict[tuple[str, str], str] = {}
     for e in events:
+        change: str | None = None
         if e.from_status and e.from_status != e.to_status:
-            change: str | None = f"{t.label(e.from_status)} → {t.label(e.to_status)}"
-        else:
-            change = None
+            move = (e.from_status, e.to_status)
+            if (change := changes.get(move)) is None:
+                change = changes[move] = f"{t.label(e.from_status)} → {t.label(e.to_status)}"
+        if (label := labels.get(e.verb)) is None:
+            label = labels[e.verb] = t.verb(e.verb)
         note = notes.get(e.id) if e.id is not None else None
         staff_id = staff_id_of(e.actor)
         if staff_id is not None:
@@ -58,7 +65,7 @@ def timeline_rows(
                 verb=e.verb,
                 iso=e.at.isoformat(),
                 at=clock.format_local(e.at),
-                label=t.verb(e.verb),
+                label=label,
                 change=change,
                 note=(note[1] if en else note[0]) if note else None,
                 photo_ids=list(e.data.get("photo_ids") or []),

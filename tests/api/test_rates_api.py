@@ -225,3 +225,29 @@ def test_the_timeline_names_where_a_case_went_and_what_it_was_linked_to(api: Api
     assert notes["escalated"] == ("桂花社区 → 柳河街道", "CMA → S1")
     assert notes["merged"] == (f"并入 {kept_number}", f"merged into {kept_number}")
     assert notes["assigned"] == (None, None)  # assigned by hand in the fixture: nobody named
+
+
+def test_the_case_page_timeline_shows_each_move_its_note_and_who(api: Api) -> None:
+    """The web page's timeline says what the REST timeline says, row by row."""
+    moved_id, moved_number = _assigned_case(api, settled=False)
+    with write_session(api.engine) as session:
+        escalate_case(
+            session,
+            case_id=moved_id,
+            now=clock.now(),
+            actor=staff_actor(api.city, "supervisor"),
+            by_hand=True,
+            reason="社区调解无果，提请街道调解",
+        )
+    supervisor_id = api.city.staff["supervisor"].id
+    assert supervisor_id is not None
+    api.client.cookies.set("tj_session", web_cookie(api, supervisor_id))
+    page = api.client.get(f"/web/cases/{moved_number}")
+    assert page.status_code == 200, page.text[:300]
+    timeline = page.text[page.text.index('id="timeline"') :]
+    rows = re.findall(r'<li class="event ev-(\w+)">(.*?)</li>', timeline, re.S)
+    escalated = [text for verb, text in rows if verb == "escalated"]
+    assert len(escalated) == 1 and "桂花社区 → 柳河街道" in escalated[0]
+    assert api.city.staff["supervisor"].display_name in escalated[0]
+    assert "→" in escalated[0] and 'class="muted">' in escalated[0]  # the status change
+    assert rows[0][0] == "submitted" and len(rows) >= 3

@@ -76,3 +76,26 @@ def test_a_common_word_is_matched_in_list_order_and_counted_to_a_cap(
     page = search(session, CaseFilter(text="噪音"), reach=None, now=NOW)
     assert [c.number for c in page.cases] == newest_first
     assert (page.total, page.capped) == (2, True)
+
+
+def test_a_common_word_finds_the_same_cases_whatever_the_reach_holds(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However the page reads them (newest first, matches first, or not at all when the
+    reach holds none), the reader gets their matching cases newest first."""
+    from sqlmodel import col
+
+    from models import case_search
+
+    build_city(session)
+    made = [make_case(session, description=f"施工噪音扰民，第{i}次反映") for i in range(5)]
+    other = make_case(session, description="楼上漏水")
+    session.commit()
+    monkeypatch.setattr(case_search, "SCAN_ABOVE", 1)  # "噪音" is a common word
+    mine = col(Case.id).in_([made[1].id, made[3].id, other.id])
+    for limit in (1, 50):  # more matches than the page shows, and fewer
+        page = search(session, CaseFilter(text="噪音"), reach=mine, now=NOW, limit=limit)
+        assert [c.number for c in page.cases] == [made[3].number, made[1].number][:limit]
+        assert page.total == 2
+    nothing = search(session, CaseFilter(text="噪音"), reach=col(Case.id) == other.id, now=NOW)
+    assert (nothing.cases, nothing.total, nothing.next_cursor) == ([], 0, None)
