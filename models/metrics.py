@@ -41,9 +41,20 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, literal_column, or_, union_all
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    literal_column,
+    or_,
+    union_all,
+)
 from sqlmodel import Session, col, select
 
 from models import clock, workdays
@@ -52,12 +63,22 @@ from models.case import Case
 from models.decisions import RateDecision, settle
 from models.enums import CaseStatus, Category, Rate, UnitLevel
 from models.event import CaseEvent
-from models.overdue import overdue_clause
+from models.overdue import NOW, Moment, at, overdue_clause
 from models.party import Party
 from models.settings import get_settings
+from models.types import UTCDateTime
 from models.unit import Unit, column_by_code
 
 S = CaseStatus
+
+# Statements are built once and kept (the lru_caches below): building one, and working
+# out the key SQLAlchemy finds its compiled form by, cost more than running it (0.2 to
+# 1.5 ms a statement; at 20,000 cases the dashboard's figures took 15 ms of CPU, 4 of
+# them to run the statements). Those that depend only on the unit subtree, the level and
+# the month are kept by those; a moment that moves with every request is a parameter
+# given at execution (models.overdue.NOW, SINCE).
+STATEMENTS_KEPT = 64
+SINCE = bindparam("since", type_=UTCDateTime)
 
 
 def weights() -> dict[str, float]:
@@ -194,7 +215,15 @@ def _rate(part: int, whole: int) -> float | None:
 def composite_score(
     response: float | None, resolution: float | None, satisfaction: float | None
 ) -> float | None:
-    w = weights()
+    return _composite(weights(), response, resolution, satisfaction)
+
+
+def _composite(
+    w: dict[str, float],
+    response: float | None,
+    resolution: float | None,
+    satisfaction: float | None,
+) -> float | None:
     parts = [
         (w["response"], response),
         (w["resolution"], resolution),
@@ -210,17 +239,33 @@ def composite_score(
 # --- the three rates ---------------------------------------------------------------------
 
 
+class _Unit(NamedTuple):
+    """What the figures show of a unit, and roll up by."""
+
+    code: str
+    name_zh: str
+    name_en: str
+    level: UnitLevel
+    path: str
+
+
+@lru_cache(maxsize=STATEMENTS_KEPT)
+def _level_units_statement(
+    level: UnitLevel | tuple[UnitLevel, ...], within_path: str | None
+) -> Any:
+    columns = (col(getattr(Unit, name)) for name in _Unit._fields)
+    return select(*columns).where(*_units_at(level, within_path)).order_by(col(Unit.code))
+
+
 def _level_units(
     session: Session, level: UnitLevel | tuple[UnitLevel, ...], within_path: str | None
-) -> list[Unit]:
-    return list(
-        session.exec(
-            select(Unit).where(*_units_at(level, within_path)).order_by(col(Unit.code))
-        ).all()
-    )
+) -> list[_Unit]:
+    return [_Unit(*row) for row in session.exec(_level_units_statement(level, within_path))]
 
 
-def _roll_up(units: list[Unit], grouped: list[tuple[Any, ...]], width: int) -> dict[str, list[int]]:
+def _roll_up(
+    units: list[_Unit], grouped: list[tuple[Any, ...]], width: int
+) -> dict[str, list[int]]:
     """Add the per-path sums of ``grouped`` (path first, then ``width`` counts) into the
     unit whose path is a prefix of each path. The database does the heavy part (one
     scan, grouped by handling-unit path); this walks a few thousand distinct paths."""
@@ -247,12 +292,17 @@ def _decided_per_path(
     keeps each case's deciding rows): for each rate the cases and the good ones, then the
     distinct cases of any rate. One range read of the covering index on ``at``."""
     settle(session)
+    return list(session.exec(_decided_statement(since, until, within)).all())
+
+
+@lru_cache(maxsize=STATEMENTS_KEPT)
+def _decided_statement(since: datetime, until: datetime, within: str | None) -> Any:
     d = RateDecision
     figures: list[Any] = []
     for rate in Rate:
         is_rate = col(d.rate) == rate
         figures += [_count(is_rate), _count(and_(is_rate, col(d.good).is_(True)))]
-    stmt = (
+    return (
         select(col(d.unit_path), *figures, func.count(func.distinct(col(d.case_id))))  # type: ignore[call-overload]
         .where(
             col(d.at) >= clock.ensure_utc(since),
@@ -261,7 +311,6 @@ def _decided_per_path(
         )
         .group_by(col(d.unit_path))
     )
-    return list(session.exec(stmt).all())
 
 
 def unit_rates(
@@ -291,12 +340,27 @@ def rates_by_level(
     the decided cases: the monthly ranking and the monthly report show several levels
     of one month, and read the same decided cases once per level (the heaviest
     statement of both, two and three times over)."""
+    unranked = _rates_by_level(
+        session, since=since, until=until, levels=levels, within_path=within_path
+    )
+    return {level: _ranked(rows) for level, rows in unranked.items()}
+
+
+def _rates_by_level(
+    session: Session,
+    *,
+    since: datetime,
+    until: datetime,
+    levels: tuple[UnitLevel, ...],
+    within_path: str | None,
+) -> dict[UnitLevel, list[UnitRates]]:
+    """:func:`rates_by_level`, not ranked yet."""
     units = _level_units(session, levels, within_path)
     decided = _decided_per_path(session, since, until, within_path)
     return {level: _unit_rates([u for u in units if u.level == level], decided) for level in levels}
 
 
-def _unit_rates(units: list[Unit], decided: list[tuple[Any, ...]]) -> list[UnitRates]:
+def _unit_rates(units: list[_Unit], decided: list[tuple[Any, ...]]) -> list[UnitRates]:
     totals = _roll_up(units, decided, 7)
     result: list[UnitRates] = []
     for unit in units:
@@ -320,28 +384,26 @@ def _unit_rates(units: list[Unit], decided: list[tuple[Any, ...]]) -> list[UnitR
                 rank=None,
             )
         )
-    return _ranked(result)
+    return result
 
 
 def _ranked(rows: list[UnitRates]) -> list[UnitRates]:
     """Score and rank: equal scores share a rank; units with nothing decided last."""
+    w = weights()
     scored = [
-        dataclasses.replace(
-            r,
-            score=composite_score(r.response_rate, r.resolution_rate, r.satisfaction_rate)
-            if r.cases
-            else None,
-        )
+        (_composite(w, r.response_rate, r.resolution_rate, r.satisfaction_rate), r)
+        if r.cases
+        else (None, r)
         for r in rows
     ]
-    scored.sort(key=lambda r: (r.score is None, -(r.score or 0.0), r.unit_code))
+    scored.sort(key=lambda p: (p[0] is None, -(p[0] or 0.0), p[1].unit_code))
     ranked: list[UnitRates] = []
     previous: float | None = None
     rank = 0
-    for position, r in enumerate(scored, start=1):
-        if r.score is not None and r.score != previous:
-            rank, previous = position, r.score
-        ranked.append(dataclasses.replace(r, rank=rank if r.score is not None else None))
+    for position, (score, r) in enumerate(scored, start=1):
+        if score is not None and score != previous:
+            rank, previous = position, score
+        ranked.append(dataclasses.replace(r, score=score, rank=rank if score is not None else None))
     return ranked
 
 
@@ -361,7 +423,7 @@ def monthly_ranking(
     """月度排名: the units of ``levels`` (communities and paired agencies by default)
     ranked together on the composite score of the calendar month."""
     since, until = month_range(month)
-    by_level = rates_by_level(
+    by_level = _rates_by_level(
         session, since=since, until=until, levels=levels, within_path=within_path
     )
     return _ranked([r for lv in levels for r in by_level[lv]])
@@ -383,6 +445,24 @@ def overdue_by_level(
     once per level. ``breaches`` counts the limits that passed at the level since
     ``since`` (default: the last 30 days), closed cases included."""
     now = clock.ensure_utc(now)
+    counts = {
+        UnitLevel(str(lv)): int(n)
+        for lv, n in session.exec(_overdue_by_level_statement(within_path), params=at(now)).all()
+    }
+    start = clock.ensure_utc(since) if since else now - timedelta(days=30)
+    passed = {
+        UnitLevel(str(lv)): int(n)
+        for lv, n in session.exec(
+            _passed_statement(within_path), params={**at(now), SINCE.key: start}
+        ).all()
+    }
+    order = sorted(UnitLevel, key=lambda lv: (lv == UnitLevel.AGENCY, lv.rank))
+    return [LevelCount(lv, lv.zh, lv.en, counts.get(lv, 0), passed.get(lv, 0)) for lv in order]
+
+
+@lru_cache(maxsize=STATEMENTS_KEPT)
+def _overdue_by_level_statement(within_path: str | None) -> Any:
+    """Per level, the open cases overdue there (:func:`overdue_by_level`), at ``NOW``."""
     # The breaches of the open cases, asked as "case among the open ones" rather than as
     # a join: joined, SQLite read every breach of ten years and looked its case up (85 ms
     # with 130,000 breaches next to a million cases); this reads the open cases' (13 ms).
@@ -399,28 +479,18 @@ def overdue_by_level(
     current = (
         select(col(Case.id), col(Unit.level))
         .join(Unit, col(Unit.id) == col(Case.unit_id))
-        .where(overdue_clause(now), *_cases_within(within_path))
+        .where(overdue_clause(NOW), *_cases_within(within_path))
     )
     both = union_all(recorded, current).subquery()
     distinct = select(both.c.case_id, both.c.lv).distinct().subquery()
-    counts = {
-        UnitLevel(str(lv)): int(n)
-        for lv, n in session.exec(
-            select(distinct.c.lv, func.count())
-            .where(distinct.c.lv.is_not(None))
-            .group_by(distinct.c.lv)
-        ).all()
-    }
-    start = clock.ensure_utc(since) if since else now - timedelta(days=30)
-    passed = {
-        UnitLevel(str(lv)): int(n)
-        for lv, n in session.exec(passed_query(start, now, within_path=within_path)).all()
-    }
-    order = sorted(UnitLevel, key=lambda lv: (lv == UnitLevel.AGENCY, lv.rank))
-    return [LevelCount(lv, lv.zh, lv.en, counts.get(lv, 0), passed.get(lv, 0)) for lv in order]
+    return (
+        select(distinct.c.lv, func.count())
+        .where(distinct.c.lv.is_not(None))
+        .group_by(distinct.c.lv)
+    )
 
 
-def passed_query(start: datetime, now: datetime, *, within_path: str | None) -> Any:
+def passed_query(start: Moment, now: Moment, *, within_path: str | None) -> Any:
     """Per level, the limits that passed between ``start`` and ``now`` (closed cases
     included): read from the ``due_at`` index, the period's breaches only (without it,
     every breach of ten years was read)."""
@@ -436,7 +506,12 @@ def passed_query(start: datetime, now: datetime, *, within_path: str | None) -> 
     )
 
 
-def backlog_query(*, within_path: str | None, now: datetime) -> Any:
+@lru_cache(maxsize=STATEMENTS_KEPT)
+def _passed_statement(within_path: str | None) -> Any:
+    return passed_query(SINCE, NOW, within_path=within_path)
+
+
+def backlog_query(*, within_path: str | None, now: Moment) -> Any:
     """Per unit path, the open cases: all, in mediation, in follow-up, overdue at ``now``.
 
     Grouped by ``unit_path || ''``, not by the column: grouping by the column makes
@@ -450,7 +525,7 @@ def backlog_query(*, within_path: str | None, now: datetime) -> Any:
             func.count(col(Case.id)),
             _count(col(Case.status) == S.IN_MEDIATION),
             _count(col(Case.status) == S.FOLLOW_UP),
-            _count(overdue_clause(clock.ensure_utc(now))),
+            _count(overdue_clause(now)),
         )
         .where(
             col(Case.is_open).is_(True),
@@ -461,6 +536,11 @@ def backlog_query(*, within_path: str | None, now: datetime) -> Any:
     )
 
 
+@lru_cache(maxsize=STATEMENTS_KEPT)
+def _backlog_statement(within_path: str | None) -> Any:
+    return backlog_query(within_path=within_path, now=NOW)
+
+
 def backlog_by_unit(
     session: Session,
     *,
@@ -469,9 +549,9 @@ def backlog_by_unit(
     now: datetime | None = None,
 ) -> list[UnitBacklog]:
     """Open cases per unit at ``level`` (its whole subtree), largest backlog first."""
-    stmt = backlog_query(within_path=within_path, now=now or clock.now())
+    grouped = session.exec(_backlog_statement(within_path), params=at(now or clock.now())).all()
     units = _level_units(session, level, within_path)
-    totals = _roll_up(units, list(session.exec(stmt).all()), 4)
+    totals = _roll_up(units, list(grouped), 4)
     rows = [UnitBacklog(u.code, u.name_zh, u.name_en, *totals[u.code]) for u in units]
     return sorted(rows, key=lambda r: (-r.open, -r.overdue, r.unit_code))
 
@@ -480,30 +560,20 @@ def recent_escalations(
     session: Session, *, since: datetime, within_path: str | None = None, limit: int = 200
 ) -> list[EscalationRow]:
     """Escalations since ``since``, newest first: case number, category, from and to."""
-    stmt = (
-        select(CaseEvent, col(Case.number), col(Case.category))
-        .join(Case, col(Case.id) == col(CaseEvent.case_id))
-        .where(
-            col(CaseEvent.verb) == "escalated",
-            col(CaseEvent.at) >= clock.ensure_utc(since),
-            *_cases_within(within_path),
-        )
-        .order_by(col(CaseEvent.at).desc(), col(CaseEvent.id).desc())
-        .limit(limit)
-    )
-    found = session.exec(stmt).all()
+    statement = _escalations_statement(within_path, limit)
+    found = session.exec(statement, params={SINCE.key: clock.ensure_utc(since)}).all()
     codes = {
         str(code)
-        for event, _n, _c in found
-        for code in (event.data.get("from_unit"), event.data.get("to_unit"))
+        for data, _at, _n, _c in found
+        for code in (data.get("from_unit"), data.get("to_unit"))
         if code
     }
     names = column_by_code(session, codes, Unit.name_zh)
     rows = []
-    for event, number, category in found:
-        src = event.data.get("from_unit")
-        dst = event.data.get("to_unit")
-        level = event.data.get("level")
+    for data, moment, number, category in found:
+        src = data.get("from_unit")
+        dst = data.get("to_unit")
+        level = data.get("level")
         rows.append(
             EscalationRow(
                 case_number=number,
@@ -514,10 +584,26 @@ def recent_escalations(
                 to_unit=dst,
                 to_unit_name=names.get(dst) if dst else None,
                 level=int(level) if isinstance(level, int) else None,
-                at=clock.ensure_utc(event.at),
+                at=clock.ensure_utc(moment),
             )
         )
     return rows
+
+
+@lru_cache(maxsize=STATEMENTS_KEPT)
+def _escalations_statement(within_path: str | None, limit: int) -> Any:
+    """:func:`recent_escalations` since ``SINCE``."""
+    return (
+        select(col(CaseEvent.data), col(CaseEvent.at), col(Case.number), col(Case.category))
+        .join(Case, col(Case.id) == col(CaseEvent.case_id))
+        .where(
+            col(CaseEvent.verb) == "escalated",
+            col(CaseEvent.at) >= SINCE,
+            *_cases_within(within_path),
+        )
+        .order_by(col(CaseEvent.at).desc(), col(CaseEvent.id).desc())
+        .limit(limit)
+    )
 
 
 # --- clusters and the problem of the month ------------------------------------------------
@@ -560,26 +646,9 @@ def clusters(
 ) -> list[ClusterRow]:
     """Open cases since ``since`` against the same respondent in the same category, at
     least ``min_size`` of them: the early warning of a group incident (largest first)."""
-    base = [
-        col(Case.is_open).is_(True),
-        col(Case.created_at) >= clock.ensure_utc(since),
-        col(Case.respondent_key).is_not(None),
-        *_cases_within(within_path),
-    ]
-    stmt = (
-        select(
-            col(Case.respondent_key),
-            col(Case.category),
-            func.count(col(Case.id)),
-            func.sum(col(Case.people_affected)),
-        )
-        .where(*base)
-        .group_by(col(Case.respondent_key), col(Case.category))
-        .having(func.count(col(Case.id)) >= min_size)
-        .order_by(func.count(col(Case.id)).desc(), col(Case.respondent_key))
-    )
-    groups = session.exec(stmt).all()
+    groups = session.exec(_clusters_statement(since, min_size, within_path)).all()
     labels = _respondent_labels(session, {str(k) for k, _c, _n, _p in groups})
+    base = _cluster_cases(since, within_path) if groups else []
     result = []
     for key, category, count, people in groups:
         cat = Category(category)
@@ -602,6 +671,31 @@ def clusters(
     return result
 
 
+def _cluster_cases(since: datetime, within_path: str | None) -> list[Any]:
+    return [
+        col(Case.is_open).is_(True),
+        col(Case.created_at) >= clock.ensure_utc(since),
+        col(Case.respondent_key).is_not(None),
+        *_cases_within(within_path),
+    ]
+
+
+@lru_cache(maxsize=STATEMENTS_KEPT)
+def _clusters_statement(since: datetime, min_size: int, within_path: str | None) -> Any:
+    return (
+        select(
+            col(Case.respondent_key),
+            col(Case.category),
+            func.count(col(Case.id)),
+            func.sum(col(Case.people_affected)),
+        )
+        .where(*_cluster_cases(since, within_path))
+        .group_by(col(Case.respondent_key), col(Case.category))
+        .having(func.count(col(Case.id)) >= min_size)
+        .order_by(func.count(col(Case.id)).desc(), col(Case.respondent_key))
+    )
+
+
 def _month_bounds(month_start: date) -> tuple[date, datetime, datetime]:
     if isinstance(month_start, datetime):
         month_start = clock.to_local(month_start).date()
@@ -610,16 +704,30 @@ def _month_bounds(month_start: date) -> tuple[date, datetime, datetime]:
     return first, workdays.at_local(first, time(0, 0)), workdays.at_local(following, time(0, 0))
 
 
-def _most_common(session: Session, where: list[Any], key: Any) -> Any:
-    """The (category, key, count) that recurs most among the cases matching ``where``
-    whose ``key`` is set; ties go to the first category, then the first key."""
-    return session.exec(
+def _month_cases(start: datetime, end: datetime, within_path: str | None) -> list[Any]:
+    return [
+        col(Case.created_at) >= start,
+        col(Case.created_at) < end,
+        col(Case.status) != S.MERGED,
+        *_cases_within(within_path),
+    ]
+
+
+@lru_cache(maxsize=STATEMENTS_KEPT)
+def _most_common_statement(
+    start: datetime, end: datetime, within_path: str | None, kind: str
+) -> Any:
+    """The (category, key, count) that recurs most among the month's cases whose key
+    (``kind``: the respondent or the place) is set; ties go to the first category, then
+    the first key."""
+    key = col(Case.respondent_key) if kind == "respondent" else col(Case.place_unit_id)
+    return (
         select(col(Case.category), key, func.count(col(Case.id)))
-        .where(*where, key.is_not(None))
+        .where(*_month_cases(start, end, within_path), key.is_not(None))
         .group_by(col(Case.category), key)
         .order_by(func.count(col(Case.id)).desc(), col(Case.category), key)
         .limit(1)
-    ).first()
+    )
 
 
 def problem_of_the_month(
@@ -628,18 +736,10 @@ def problem_of_the_month(
     """The category with the respondent, or with the place, that recurs most among the
     month's cases (Asia/Shanghai month); ``None`` when nothing recurs (fewer than 2)."""
     first, start, end = _month_bounds(month_start)
-    base = [
-        col(Case.created_at) >= start,
-        col(Case.created_at) < end,
-        col(Case.status) != S.MERGED,
-        *_cases_within(within_path),
-    ]
     candidates: list[tuple[int, int, str, Category, Any]] = []
     # On a tie the respondent is preferred to the place.
-    for preference, (kind, key_column) in enumerate(
-        (("respondent", Case.respondent_key), ("place", Case.place_unit_id))
-    ):
-        top = _most_common(session, base, col(key_column))
+    for preference, kind in enumerate(("respondent", "place")):
+        top = session.exec(_most_common_statement(start, end, within_path, kind)).first()
         if top is not None:
             candidates.append((int(top[2]), preference, kind, Category(top[0]), top[1]))
     if not candidates:
@@ -656,6 +756,7 @@ def problem_of_the_month(
         assert unit is not None
         label, label_en, key_text = unit.name_zh, unit.name_en, unit.code
         match = col(Case.place_unit_id) == key
+    base = _month_cases(start, end, within_path)
     numbers = _latest_numbers(session, [*base, match, col(Case.category) == category], latest)
     return ProblemOfTheMonth(
         month=f"{first.year:04d}-{first.month:02d}",

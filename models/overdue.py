@@ -42,10 +42,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import ColumnElement, and_, case, func, or_, type_coerce
+from sqlalchemy import BindParameter, ColumnElement, and_, case, func, or_, type_coerce
 from sqlmodel import Session, col, select
 
 from models import clock
@@ -59,14 +60,28 @@ HANDLING = frozenset({S.TRIAGED, S.ASSIGNED, S.ESCALATED})
 """Statuses in which the handling unit's response and resolution limits count."""
 
 
+NOW: BindParameter[datetime] = sa.bindparam("overdue_now", type_=UTCDateTime)
+"""``now`` left to the execution: a statement built once around ``overdue_clause(NOW)``
+(and kept: building one cost a millisecond or more) is run with ``params=at(now)``."""
+
+Moment = datetime | BindParameter[datetime]
+"""A moment, or :data:`NOW`."""
+
+
+def at(now: datetime) -> dict[str, datetime]:
+    """The parameters that give :data:`NOW` its value."""
+    return {NOW.key: clock.ensure_utc(now)}
+
+
 def is_past(deadline: datetime | None, now: datetime) -> bool:
     """The one comparison: a deadline is missed once ``now`` reaches it."""
     return deadline is not None and clock.ensure_utc(deadline) <= clock.ensure_utc(now)
 
 
-def past_clause(deadline: Any, now: datetime) -> ColumnElement[bool]:
+def past_clause(deadline: Any, now: Moment) -> ColumnElement[bool]:
     """:func:`is_past` in SQL (NULL for a missing deadline: false inside ``WHERE``)."""
-    return deadline <= clock.ensure_utc(now)  # type: ignore[no-any-return]
+    moment = now if isinstance(now, BindParameter) else clock.ensure_utc(now)
+    return deadline <= moment  # type: ignore[no-any-return]
 
 
 # --- the predicate -------------------------------------------------------------------------
@@ -124,8 +139,12 @@ def _next_visit_column() -> Any:
     )
 
 
+@cache
 def deadline_column() -> Any:
-    """:func:`deadline_of` as an SQL expression over ``Case`` (NULL: no deadline)."""
+    """:func:`deadline_of` as an SQL expression over ``Case`` (NULL: no deadline).
+
+    Built once: it has no parameter, and SQL expressions are immutable and may be shared
+    by any number of statements (building it cost about a millisecond a time)."""
     response, resolution = col(Case.response_due_at), col(Case.resolution_due_at)
     status = col(Case.status)
     response_first = and_(
@@ -157,9 +176,10 @@ def deadline_column() -> Any:
     )
 
 
-def overdue_clause(now: datetime) -> ColumnElement[bool]:
+def overdue_clause(now: Moment) -> ColumnElement[bool]:
     """:func:`is_overdue` as an SQL condition on ``Case``; never NULL, so that
-    ``~overdue_clause(now)`` selects exactly the cases on time.
+    ``~overdue_clause(now)`` selects exactly the cases on time. ``now`` may be
+    :data:`NOW`, for a statement built once and run at any moment.
 
     Written as "one of these deadlines has passed" rather than as a comparison of
     :func:`deadline_column` (the same rule: the earlier of two limits has passed when

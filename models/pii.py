@@ -120,6 +120,17 @@ _PLAUSIBLE_ID = re.compile(
     r"^\d{6}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dX]$"
 )
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
+# Every character _digit_of reads as a digit, and more (\d is any script's decimal
+# digits; the rest are the superscript, subscript and circled digits NFKC folds): a
+# text with fewer than _FEWEST of them holds no number to find, and is passed over
+# without reading it a character at a time (the lists scrub every description they
+# show). tests/unit/test_pii.py checks that no character _digit_of reads escapes it.
+_MAYBE_DIGIT = re.compile(
+    "[\\d\u00b2\u00b3\u00b9\u2070-\u2079\u2080-\u2089\u2460-\u2468\u24ea"
+    + "".join(_DIGIT_WORDS)
+    + "]"
+)
+_FEWEST = 11  # digits of the shortest number found (a mobile; an ID number has 17 or 18)
 
 
 @dataclass(frozen=True)
@@ -200,6 +211,8 @@ def find_numbers(text: str) -> list[FoundNumber]:
     """Every mobile phone and resident ID number in ``text``, however typed: any
     separators, full-width digits, Chinese digit words, a +86 prefix."""
     found: list[FoundNumber] = []
+    if len(_MAYBE_DIGIT.findall(text)) < _FEWEST:
+        return found
     for run in _runs(text):
         digits = "".join(d for _i, d in run)
         cuts = _boundaries(run)

@@ -98,8 +98,10 @@ def add_working_hours(start: datetime, hours: float) -> datetime:
         cursor = time(0, 0)
 
 
+@lru_cache(maxsize=4096)
 def working_days_between(start: date, end: date) -> int:
-    """Working days in (start, end]: how many a limit had used by ``end``."""
+    """Working days in (start, end]: how many a limit had used by ``end``. Kept: the
+    lists count from each case's deadline to today on every read, a day at a time."""
     count = 0
     day = start
     while day < end:

@@ -6,8 +6,10 @@ their units in one extra query, a case page loads each related table once."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
@@ -16,7 +18,7 @@ from models import clock, extensions, helping, overdue, referrals, timeline, wor
 from models.access import Principal, find_case, reach_clause, staff_id_of
 from models.case import Case
 from models.cases import parties_of
-from models.enums import CaseStatus, UnitLevel
+from models.enums import CaseStatus, Category, Priority, UnitLevel
 from models.errors import NotFound
 from models.extension import Extension
 from models.follow_up import FollowUp
@@ -39,12 +41,29 @@ def find_visible_case(session: Session, *, user: Principal, number: str) -> Case
         return None
 
 
-def units_in_reach(session: Session, *, user: Principal, levels: Sequence[UnitLevel]) -> list[Unit]:
+class UnitChoice(NamedTuple):
+    code: str
+    name_zh: str
+    name_en: str
+    level: UnitLevel
+
+
+def units_in_reach(
+    session: Session, *, user: Principal, levels: Sequence[UnitLevel]
+) -> list[UnitChoice]:
     """Units of ``levels`` in the user's subtree (all for administrators), by code."""
-    q = select(Unit).where(col(Unit.level).in_(list(levels))).order_by(col(Unit.code))
-    if user.reach_path is not None:
-        q = q.where(col(Unit.path).startswith(user.reach_path, autoescape=True))
-    return list(session.exec(q).all())
+    statement = _units_in_reach_statement(tuple(levels), user.reach_path)
+    return [UnitChoice(*row) for row in session.exec(statement)]
+
+
+@lru_cache(maxsize=64)
+def _units_in_reach_statement(levels: tuple[UnitLevel, ...], reach_path: str | None) -> Any:
+    """Built once per subtree and kept (as ``models.metrics`` keeps its statements)."""
+    columns = (col(getattr(Unit, name)) for name in UnitChoice._fields)
+    q = select(*columns).where(col(Unit.level).in_(list(levels))).order_by(col(Unit.code))
+    if reach_path is not None:
+        q = q.where(col(Unit.path).startswith(reach_path, autoescape=True))
+    return q
 
 
 @dataclass(frozen=True)
@@ -197,20 +216,92 @@ def inbox(session: Session, *, user: Principal, now: datetime, limit: int = 50) 
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ListedCase:
+    """What the dashboard's list shows of a case, and what its Prefect link is made of:
+    read as columns, not as a whole :class:`Case` (the list is a read-only view)."""
+
+    id: int
+    number: str
+    category: Category
+    priority: Priority
+    status: CaseStatus
+    is_group: bool
+    confidential: bool
+    description: str
+    unit_id: int | None
+    place_unit_id: int | None
+    is_open: bool
+    created_at: datetime
+    closed_at: datetime | None
+    withdrawn_at: datetime | None
+    merged_at: datetime | None
+
+
+_LISTED = tuple(col(getattr(Case, f.name)) for f in fields(ListedCase))
+
+
+@dataclass(frozen=True, slots=True)
+class UnitName:
+    name_zh: str
+    name_en: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListedRow:
+    """A row of the dashboard's overdue list (:func:`overdue_cases`)."""
+
+    case: ListedCase
+    unit: UnitName | None
+    place: UnitName | None
+    countdown: Countdown | None
+
+
 def overdue_cases(
     session: Session, *, user: Principal, now: datetime, limit: int = 100
-) -> list[CaseRow]:
-    """Overdue cases (``models.overdue``), oldest deadline first."""
+) -> list[ListedRow]:
+    """Overdue cases (``models.overdue``), oldest deadline first. Each case's deadline
+    is read with it (``models.overdue.deadline_column``, the one the list is sorted by),
+    and the names of the units it shows in one more statement, whatever the rows."""
+    found = session.exec(_overdue_statement(user, limit), params=overdue.at(now)).all()
+    wanted = sorted({i for r in found for i in (r.unit_id, r.place_unit_id) if i is not None})
+    names = (
+        {
+            i: UnitName(zh, en)
+            for i, zh, en in session.exec(
+                select(col(Unit.id), col(Unit.name_zh), col(Unit.name_en)).where(
+                    col(Unit.id).in_(wanted)
+                )
+            )
+        }
+        if wanted
+        else {}
+    )
+    return [
+        ListedRow(
+            case=ListedCase(*r[:-1]),
+            unit=names.get(r.unit_id) if r.unit_id else None,
+            place=names.get(r.place_unit_id) if r.place_unit_id else None,
+            countdown=countdown(r.deadline, now=now),
+        )
+        for r in found
+    ]
+
+
+@lru_cache(maxsize=64)
+def _overdue_statement(user: Principal, limit: int) -> Any:
+    """The statement of :func:`overdue_cases` for this reader, at ``overdue.NOW``: built
+    once per reader and kept (building it cost more than running it)."""
+    deadline = overdue.deadline_column().label("deadline")
+    columns = [*_LISTED, deadline]
     q = (
-        select(Case)
-        .where(overdue.overdue_clause(now))
-        .order_by(overdue.deadline_column(), col(Case.id))
+        select(*columns)
+        .where(overdue.overdue_clause(overdue.NOW))
+        .order_by(deadline, col(Case.id))
         .limit(limit)
     )
     cond = reach_clause(user)
-    if cond is not None:
-        q = q.where(cond)
-    return _rows(session, session.exec(q).all(), now=now)
+    return q if cond is None else q.where(cond)
 
 
 @dataclass

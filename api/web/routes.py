@@ -756,7 +756,9 @@ def _dashboard(
             session, since=since, until=until, level=chosen, within_path=reach
         )
     backlog_level = chosen if chosen not in (None, UnitLevel.AGENCY) else UnitLevel.COMMUNITY
-    backlog = list(metrics.backlog_by_unit(session, within_path=reach, level=backlog_level))
+    backlog = list(
+        metrics.backlog_by_unit(session, within_path=reach, level=backlog_level, now=now)
+    )
     overdue_levels = list(
         metrics.overdue_by_level(session, now=now, within_path=reach, since=since)
     )

@@ -111,3 +111,25 @@ def test_dashboard_list_and_count_agree(site: tuple[httpx.Client, dict[str, str]
     )
     assert answer.status_code == 200
     assert {c["number"] for c in answer.json()["items"]} == listed
+
+
+def test_the_dashboard_asks_at_the_moment_it_is_read(
+    site: tuple[httpx.Client, dict[str, str]], vclock: clock.VirtualClock
+) -> None:
+    """The dashboard's statements are built once and kept, the moment given to each
+    reading: two days on, the visit that was due tomorrow is late in the list, in the
+    counts by level and in the backlog."""
+    client, numbers = site
+
+    def read() -> tuple[set[str], int, str]:
+        html = client.get("/web/dashboard").text
+        listed = set(re.findall(r'href="/web/cases/([^"]+)"', _section(html, "overdue-list")))
+        counts = re.findall(
+            r'class="num overdue-count[^"]*">(\d+)<', _section(html, "overdue-levels")
+        )
+        late = re.findall(r'class="num late">(\d+)<', _section(html, "backlog"))
+        return listed, sum(int(n) for n in counts), "+".join(late)
+
+    assert read() == ({numbers["handling"], numbers["visit_late"]}, 2, "2")
+    vclock.advance(timedelta(days=2))
+    assert read() == (set(numbers[k] for k in ("handling", "visit_late", "visit_tomorrow")), 3, "3")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
 from models import clock
 from models.db import write_session
@@ -149,6 +149,9 @@ def test_the_prefect_link_covers_the_whole_life_of_the_case(api: Api) -> None:
     start = datetime.fromisoformat(query["startDate"][0].replace("Z", "+00:00"))
     end = datetime.fromisoformat(query["endDate"][0].replace("Z", "+00:00"))
     assert start < created < clock.now() < end
+    # Written out by hand (the dashboard makes one per row), as urlencode would write it.
+    written = urlencode({k: v[0] for k, v in query.items()})
+    assert detail["prefect_runs_url"].endswith(f"/runs?{written}")
 
 
 def test_the_dashboard_ranks_agencies_explains_the_rates_and_takes_the_problem(

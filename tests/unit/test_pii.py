@@ -3,6 +3,8 @@ field encryption and the keyed look-up hash."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from models import pii
@@ -110,6 +112,17 @@ def test_scrub_text_masks_numbers_typed_into_free_text() -> None:
     # Amounts and other numbers are left alone.
     assert "欠薪 13800 元" in scrubbed and "2026113012345678" in scrubbed
     assert pii.scrub_text("没有个人信息") == "没有个人信息"
+
+
+def test_scrub_text_finds_numbers_in_any_digits_it_reads() -> None:
+    """A text with fewer than 11 characters that may be digits is passed over unread:
+    every character read as a digit must count among them, in all of Unicode."""
+    digits = [chr(c) for c in range(sys.maxunicode + 1) if pii._digit_of(chr(c)) is not None]
+    assert len(digits) > 100
+    assert [d for d in digits if not pii._MAYBE_DIGIT.fullmatch(d)] == []
+    assert pii.scrub_text("电话①③⑧００①³⑧₀００，速来") == "电话138****8000，速来"
+    assert pii.scrub_text("幺三八零零幺三八零零零") == "138****8000"
+    assert pii.scrub_text("欠款 1380013800 元") == "欠款 1380013800 元"  # ten digits
 
 
 def test_encryption_round_trip_and_no_clear_text() -> None:
