@@ -120,6 +120,18 @@ _PLAUSIBLE_ID = re.compile(
     r"^\d{6}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dX]$"
 )
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
+_NUMBER_DIGITS = 11
+"""The fewest digits a number has (a mobile number; an ID number has 17 and a check)."""
+# Every character _digit_of reads as a digit, and more: the decimal digits of any script
+# (\d), the other characters NFKC folds to a digit (superscripts, subscripts, circled
+# digits) and the digit words. A text with fewer than _NUMBER_DIGITS of them holds no
+# number, which one pass of this expression tells (tests/unit/test_pii.py checks that it
+# covers every character _digit_of reads, over all of Unicode).
+_DIGITISH = re.compile(
+    "[\\d\u00b2\u00b3\u00b9\u2070-\u2079\u2080-\u2089\u2460-\u2468\u24ea"
+    + "".join(sorted(_DIGIT_WORDS))
+    + "]"
+)
 
 
 @dataclass(frozen=True)
@@ -196,6 +208,8 @@ def find_numbers(text: str) -> list[FoundNumber]:
     """Every mobile phone and resident ID number in ``text``, however typed: any
     separators, full-width digits, Chinese digit words, a +86 prefix."""
     found: list[FoundNumber] = []
+    if len(_DIGITISH.findall(text)) < _NUMBER_DIGITS:
+        return found  # too few digits for any number: no need to read it character by character
     for run in _runs(text):
         digits = "".join(d for _i, d in run)
         cuts = _boundaries(run)

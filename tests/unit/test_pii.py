@@ -3,6 +3,8 @@ field encryption and the keyed look-up hash."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from models import pii
@@ -110,6 +112,23 @@ def test_scrub_text_masks_numbers_typed_into_free_text() -> None:
     # Amounts and other numbers are left alone.
     assert "欠薪 13800 元" in scrubbed and "2026113012345678" in scrubbed
     assert pii.scrub_text("没有个人信息") == "没有个人信息"
+
+
+def test_the_quick_digit_count_misses_no_character_read_as_a_digit() -> None:
+    """find_numbers skips a text with fewer than 11 digit-like characters after one
+    regular-expression pass: that expression must match every character _digit_of
+    reads as a digit, over all of Unicode (else a number typed with it would be missed)."""
+    missed = [
+        hex(i)
+        for i in range(sys.maxunicode + 1)
+        if pii._digit_of(chr(i)) is not None and not pii._DIGITISH.match(chr(i))
+    ]
+    assert missed == []
+    # Ten digits in any form are no number; the eleventh makes the phone.
+    assert pii.find_numbers("电话 １３８ 0013 800") == []
+    assert pii.scrub_text("电话 １３８ 0013 8000") == "电话 138****8000"
+    assert pii.scrub_text("幺三八-零零幺三-八零零零") == "138****8000"
+    assert pii.scrub_text("①③⑧ 0013 8000") == "138****8000"
 
 
 def test_encryption_round_trip_and_no_clear_text() -> None:
