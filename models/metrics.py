@@ -400,9 +400,10 @@ def overdue_by_level(
     # The breaches of the open cases, asked as "case among the open ones" rather than as
     # a join: joined, SQLite read every breach of ten years and looked its case up (85 ms
     # with 130,000 breaches next to a million cases); this reads the open cases' (13 ms).
-    open_cases = select(col(Case.id)).where(
-        col(Case.is_open).is_(True), col(Case.status) != S.MERGED
-    )
+    # Open says not merged (a terminal status, models.lifecycle), so the list of open
+    # cases comes from the narrowest is_open index, (is_open, created_at): 4.6 ms for the
+    # 12,500 of a million-case city against 9.9 ms when asked for the status as well.
+    open_cases = select(col(Case.id)).where(col(Case.is_open).is_(True))
     recorded: Any = select(
         col(LimitBreach.case_id).label("case_id"), col(LimitBreach.unit_level).label("lv")
     ).where(
