@@ -1,6 +1,7 @@
 """The case export (``models.case_export``): N cases through the list's search, the
 personal-data rule and the formula guard into .xlsx and CSV, next to the baseline of
-openpyxl writing the same columns straight from one SELECT."""
+the same workbook writer (``models.spreadsheet``) given the columns straight from one
+SELECT."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def run(ws: Workspace, sizes: Sizes, console: Console) -> dict[str, Any]:
                     col(Case.description),
                 ).order_by(col(Case.created_at).desc(), col(Case.id).desc())
             ).all()
-            book = spreadsheet.new_book()
+            book = spreadsheet.new_book(stream=True)
             spreadsheet.add_sheet(book, "cases", case_export.HEADER[:6], plain)
             return spreadsheet.to_bytes(book)
 

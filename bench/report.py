@@ -91,7 +91,7 @@ def table(r: dict[str, Any]) -> str:
             (
                 f"Export: {_f(ex['cases'])} cases to .xlsx, CPU s 导出",
                 _f(ex.get("xlsx_s")),
-                _f(ex.get("baseline_xlsx_s")) + " (openpyxl, one SELECT)",
+                _f(ex.get("baseline_xlsx_s")) + " (one SELECT, same writer)",
                 _f(ex.get("ratio"), "×"),
                 "",
             )

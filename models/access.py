@@ -59,13 +59,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import ColumnElement, and_, false, or_
 from sqlmodel import Session, col, select
 
 from models.case import Case
-from models.enums import StaffRole, UnitLevel
+from models.enums import ReferralTarget, StaffRole, UnitLevel
 from models.errors import FieldProblem, NotFound, PermissionDenied, ValidationError
 from models.helper import CaseHelper
 from models.staff import Staff
@@ -265,7 +265,41 @@ def find_case(session: Session, principal: Principal, ref: str) -> Case:
 # --- personal data and writing ---------------------------------------------------------
 
 
-def may_see_personal_data(principal: Principal, case: Case) -> bool:
+class AccessFacts(Protocol):
+    """What the personal-data and confidentiality rules read of a case: a ``Case``, or a
+    row of :data:`ACCESS_COLUMNS` (the export reads those columns, not whole cases)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def confidential(self) -> bool: ...
+    @property
+    def unit_id(self) -> int | None: ...
+    @property
+    def assignee_id(self) -> int | None: ...
+    @property
+    def created_by_id(self) -> int | None: ...
+    @property
+    def referral_target(self) -> ReferralTarget | None: ...
+    @property
+    def referred_by_id(self) -> int | None: ...
+
+
+ACCESS_COLUMNS: tuple[Any, ...] = tuple(
+    col(c)
+    for c in (
+        Case.id,
+        Case.confidential,
+        Case.unit_id,
+        Case.assignee_id,
+        Case.created_by_id,
+        Case.referral_target,
+        Case.referred_by_id,
+    )
+)
+
+
+def may_see_personal_data(principal: Principal, case: AccessFacts) -> bool:
     """Whether ``principal`` sees the parties' names, phones and ID numbers in clear:
     the assignee, the staff member who recorded the case, the one who referred it out
     while the referral stands, return visitors, and mediators of the unit handling it
@@ -365,8 +399,10 @@ def places_for(session: Session, principal: Principal, *, limit: int = 2000) -> 
 
 
 __all__ = [
+    "ACCESS_COLUMNS",
     "PLACE_LEVELS",
     "READ_ONLY_ROLES",
+    "AccessFacts",
     "Actor",
     "PlaceUnit",
     "Principal",

@@ -78,6 +78,7 @@ from models import (
 )
 from models.access import (
     READ_ONLY_ROLES,
+    AccessFacts,
     Principal,
     find_case,
     may_see_personal_data,
@@ -778,13 +779,13 @@ def details_visible_ids(session: Session, principal: Principal, cases: Sequence[
     return {c.id for c in cases if c.id is not None and _details(principal, c, named=c.id in named)}
 
 
-def _details(principal: Principal, case: Case, *, named: bool) -> bool:
+def _details(principal: Principal, case: AccessFacts, *, named: bool) -> bool:
     return not case.confidential or confidentiality.staff_may_see_details(
         case, staff_id=principal.staff_id, unit_id=principal.unit_id, is_named_mediator=named
     )
 
 
-def _personal(principal: Principal, case: Case, *, named: bool) -> bool:
+def _personal(principal: Principal, case: AccessFacts, *, named: bool) -> bool:
     return _details(principal, case, named=named) and (
         may_see_personal_data(principal, case) or named
     )
@@ -798,11 +799,12 @@ def personal_data_visible(session: Session, principal: Principal, case: Case) ->
 
 
 def personal_data_visible_ids(
-    session: Session, principal: Principal, cases: Sequence[Case]
+    session: Session, principal: Principal, cases: Sequence[AccessFacts]
 ) -> set[int]:
     """:func:`personal_data_visible` for many cases at once (lists, exports): the ids of
     those whose personal data ``principal`` reads, with one query for the named
-    mediators whatever the number of cases."""
+    mediators whatever the number of cases. Cases, or rows of
+    :data:`models.access.ACCESS_COLUMNS`."""
     ids = [c.id for c in cases if c.id is not None]
     named = (
         mediators.serving_on(session, staff_id=principal.staff_id, case_ids=ids)

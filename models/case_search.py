@@ -11,12 +11,12 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, literal, or_
+from sqlalchemy import ColumnElement, Row, and_, func, literal, or_
 from sqlmodel import Session, col, select
 
 from models import case_text, clock, workdays
@@ -153,7 +153,7 @@ def _decode(cursor: str, sort: Sort) -> tuple[Any, int] | None:
         return None  # a spoiled cursor starts from the first page
 
 
-def _sort_value(case: Case, sort: Sort) -> Any:
+def _sort_value(case: Case | Row[Any], sort: Sort) -> Any:
     if sort.key == "due":
         return case.resolution_due_at or FAR_FUTURE
     if sort.key == "number":
@@ -252,25 +252,46 @@ def _counted(
     return int(session.exec(select(func.count()).select_from(counted)).one())
 
 
+def _where(
+    session: Session, f: CaseFilter, *, reach: ColumnElement[bool] | None, now: datetime
+) -> list[ColumnElement[bool]]:
+    """The filter and the reach as conditions for reading every match (:func:`batches`);
+    a word found in more than :data:`SCAN_ABOVE` cases is matched while the cases are
+    read (:func:`search`)."""
+    dialect = session.get_bind().dialect.name
+    scan = (
+        bool(f.text)
+        and case_text.match_count(session, f.text or "", dialect, SCAN_ABOVE) > SCAN_ABOVE
+    )
+    where = clauses(f, now=now, dialect=dialect, scan=scan)
+    return where + ([reach] if reach is not None else [])
+
+
 def batches(
     session: Session,
     f: CaseFilter,
+    columns: Sequence[Any],
     *,
     reach: ColumnElement[bool] | None,
     now: datetime,
     sort: str = "newest",
     size: int = 1000,
-) -> Iterator[list[Case]]:
-    """All matching cases in list order, ``size`` at a time (for exports): each batch is
-    one :func:`search` page after the last one's cursor, and the session is emptied once
-    the caller is done with a batch, so memory stays flat over 10,000s of rows."""
-    cursor: str | None = None
+) -> Iterator[Sequence[Row[Any]]]:
+    """All matching cases in list order as rows of ``columns`` (for exports), ``size``
+    at a time: each batch is one statement, a keyset page after the last row of the one
+    before, so memory stays flat over 10,000s of rows. Rows, not :class:`Case` objects:
+    building whole cases (67 columns, 26 of them times) cost five times reading the
+    columns an export shows. ``columns`` must hold ``Case.id`` and the sort's column
+    (``created_at``, ``resolution_due_at`` or ``number``), which the next page starts
+    after; their rows' attributes are named after the columns."""
+    chosen = SORTS.get(sort, SORTS["newest"])
+    where = _where(session, f, reach=reach, now=now)
+    ordered = select(*columns).where(*where).order_by(*_ordered(chosen))
+    stmt = ordered
     while True:
-        page = search(
-            session, f, reach=reach, now=now, sort=sort, cursor=cursor, limit=size, count=False
-        )
-        yield page.cases
-        session.expunge_all()
-        if page.next_cursor is None:
+        rows = session.exec(stmt.limit(size + 1)).all()
+        yield rows[:size]
+        if len(rows) <= size:
             return
-        cursor = page.next_cursor
+        last = rows[size - 1]
+        stmt = ordered.where(_after(chosen, _sort_value(last, chosen), last.id))

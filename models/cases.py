@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import make_transient_to_detached
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models import case_text, clock, lifecycle, pii, text_numbers, tracking
 from models.access import Actor
@@ -140,14 +140,49 @@ def _shown_name(org_name: str | None, name_masked: str | None) -> str:
     return org_name if org_name is not None else name_masked or ""
 
 
-def show_party(party: Party, *, reveal: bool) -> PartyPublic:
-    """Masked by default; ``reveal`` only for readers entitled to personal data."""
-    assert party.id is not None
+class Contact(Protocol):
+    """What :func:`shown_contact` reads of a party: a ``Party``, or a row of
+    :data:`CONTACT_COLUMNS` (the export reads those columns, not whole parties)."""
+
+    @property
+    def org_name(self) -> str | None: ...
+    @property
+    def name_masked(self) -> str | None: ...
+    @property
+    def name_enc(self) -> str | None: ...
+    @property
+    def phone_enc(self) -> str | None: ...
+    @property
+    def phone_masked(self) -> str | None: ...
+
+
+CONTACT_COLUMNS: tuple[Any, ...] = tuple(
+    col(c)
+    for c in (
+        Party.org_name,
+        Party.name_masked,
+        Party.name_enc,
+        Party.phone_enc,
+        Party.phone_masked,
+    )
+)
+
+
+def shown_contact(party: Contact, *, reveal: bool) -> tuple[str, str | None]:
+    """A party's name and phone as the reader sees them: masked by default, in clear
+    (decrypted) only with ``reveal``; an organisation's name as it is."""
     if reveal and party.org_name is None and party.name_enc:
         name = pii.decrypt(party.name_enc)
     else:
         name = _shown_name(party.org_name, party.name_masked)
     phone = pii.decrypt(party.phone_enc) if reveal and party.phone_enc else party.phone_masked
+    return name, phone
+
+
+def show_party(party: Party, *, reveal: bool) -> PartyPublic:
+    """Masked by default; ``reveal`` only for readers entitled to personal data."""
+    assert party.id is not None
+    name, phone = shown_contact(party, reveal=reveal)
     id_number = (
         pii.decrypt(party.id_number_enc)
         if reveal and party.id_number_enc

@@ -18,6 +18,7 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from models import lifecycle
+from models.access import AccessFacts
 from models.case import Case
 from models.enums import Category
 from models.errors import ConflictError, FieldProblem, ValidationError
@@ -39,7 +40,7 @@ def public_may_see_details(case: Case) -> bool:
 
 
 def staff_may_see_details(
-    case: Case,
+    case: AccessFacts,
     *,
     staff_id: int | None,
     unit_id: int | None,

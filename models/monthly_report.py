@@ -91,13 +91,9 @@ def build(
         session, since=start, until=end, levels=RATE_LEVELS, within_path=within_path
     )
     overdue = metrics.overdue_by_level(session, now=as_of, within_path=within_path, since=start)
-    escalated = [
-        row
-        for row in metrics.recent_escalations(
-            session, since=start, within_path=within_path, limit=1_000_000
-        )
-        if row.at < end
-    ]
+    escalated = metrics.recent_escalations(
+        session, since=start, until=end, within_path=within_path, limit=1_000_000
+    )
     codes = {row.to_unit for row in escalated if row.to_unit}
     levels = column_by_code(session, codes, Unit.level)
     per_level = Counter(levels.get(row.to_unit) for row in escalated if row.to_unit)

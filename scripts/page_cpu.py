@@ -29,7 +29,9 @@ from fastapi.testclient import TestClient
 from rich.console import Console
 
 
-def _pages(plan: dict[str, object]) -> dict[str, tuple[str, Callable[[int], str]]]:
+def _pages(
+    plan: dict[str, object], export_window: tuple[str, str]
+) -> dict[str, tuple[str, Callable[[int], str]]]:
     """Per page: who reads it and its address for the i-th request."""
     from bench.pages import SEARCH_WORDS, _month_start
 
@@ -49,6 +51,11 @@ def _pages(plan: dict[str, object]) -> dict[str, tuple[str, Callable[[int], str]
         "monthly_report": (
             "d1_supervisor",
             lambda _i: f"/web/reports/monthly/{last_month:%Y-%m}.xlsx",
+        ),
+        # The bench's window of about 10,000 cases ending yesterday (bench.pages).
+        "export_10k": (
+            "city_admin",
+            lambda _i: "/web/export/cases.xlsx?from={}&to={}".format(*export_window),
         ),
     }
 
@@ -76,9 +83,16 @@ def main() -> None:
     reset_settings()
     # The app as uvicorn serves it (api.app:app; a second create_app() would count each
     # statement twice: both install the counter on the one engine).
-    from api.app import app
+    from sqlalchemy import create_engine
 
-    pages = _pages(meta["plan"])
+    from api.app import app
+    from bench.pages import _export_window
+
+    engine = create_engine(url)
+    with engine.connect() as con:
+        window = _export_window(con, 10_000)
+    engine.dispose()
+    pages = _pages(meta["plan"], window)
     names = args.only or ([args.profile] if args.profile else list(pages))
     cookies = sign_in(url, sorted({pages[n][0] for n in names}))
     if args.profile:

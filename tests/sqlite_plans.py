@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import event
 from sqlmodel import Session
 
 
@@ -55,3 +59,31 @@ def pretend_a_million_cases(session: Session) -> None:
             "INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES ('cases', ?, ?)", (index, stat)
         )
     conn.exec_driver_sql("ANALYZE sqlite_schema")  # the planner reads the figures again
+
+
+def plans_while(session: Session, run: Callable[[], object]) -> list[tuple[str, str]]:
+    """(statement, plan) of every SELECT that ``run()`` sends through the session's
+    SQLite: the plans of a whole page or report, as it builds its statements."""
+    engine = session.get_bind()
+    sent: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, params: Any, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
+            sent.append((statement, params))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        run()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    conn = session.connection()
+    return [
+        (
+            statement,
+            " | ".join(
+                str(r[-1])
+                for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params).all()
+            ),
+        )
+        for statement, params in sent
+    ]

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 import pytest
 from sqlmodel import Session
 
-from models import clock, lifecycle
+from models import clock, lifecycle, monthly_report
 from models.case import Case
 from models.enums import Category, FollowUpOutcome, PartyKind, PartySide, ReferralTarget, UnitLevel
 from models.follow_up import FollowUpRecord
@@ -43,7 +43,7 @@ from tests.factories import (
     staff_actor,
     visit_answers,
 )
-from tests.sqlite_plans import pretend_a_million_cases, query_plan
+from tests.sqlite_plans import plans_while, pretend_a_million_cases, query_plan
 
 SH = clock.SHANGHAI
 SYSTEM = lifecycle.Actor.system()
@@ -185,6 +185,42 @@ def test_limits_passed_in_a_period_read_the_period_only(session: Session) -> Non
     plan = query_plan(session, passed_query(now - timedelta(days=30), now, within_path="/C/D1/"))
     assert "SEARCH limit_breach USING INDEX ix_limit_breach_due_at (due_at>? AND due_at<?)" in plan
     assert "SCAN limit_breach" not in plan
+
+
+def test_the_monthly_reports_statements_read_the_month_not_the_history(session: Session) -> None:
+    """Each statement of a district's monthly report reads an index range bounded by the
+    month or by the open cases of the district (EXPLAIN QUERY PLAN with the million-case
+    city's statistics): the escalations read every event since the month began (46,000 in
+    a month of that city, 44 ms) and the overdue figure every open case of the city."""
+    build_city(session)
+    pretend_a_million_cases(session)
+    plans = plans_while(
+        session,
+        lambda: monthly_report.build(
+            session, date(2026, 11, 1), now=local(2026, 12, 21), within_path="/C/D1/"
+        ),
+    )
+    everything = " || ".join(plan for _statement, plan in plans)
+    assert "SCAN cases" not in everything and "SCAN case_event" not in everything
+    escalations = [p for s, p in plans if "FROM case_event" in s]
+    assert escalations == [
+        "SEARCH case_event USING INDEX ix_case_event_verb_at (verb=? AND at>? AND at<?)"
+        " | SEARCH cases USING INTEGER PRIMARY KEY (rowid=?)"
+    ]
+    month = [p for s, p in plans if "cases.created_at >= ?" in s]  # the problem of the month
+    assert month and all("ix_cases_created_at (created_at>? AND created_at<?)" in p for p in month)
+    [overdue] = [p for s, p in plans if "limit_breach.case_id IN" in s]
+    assert "ix_case_open_path (is_open=? AND unit_path>? AND unit_path<?)" in overdue
+
+    # A respondent's name: from the newest of their cases, not all of them ever.
+    for _ in range(2):
+        make_case(session, at=local(2026, 11, 20))  # against the same firm
+    plans = plans_while(
+        session, lambda: monthly_report.build(session, date(2026, 11, 1), now=local(2026, 12, 21))
+    )
+    [label] = [p for s, p in plans if "party.org_name" in s]
+    assert label.startswith("SEARCH cases USING COVERING INDEX ix_cases_respondent_key (respondent")
+    assert "TEMP B-TREE" not in label
 
 
 def test_recent_escalations_name_units_not_people(
