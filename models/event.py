@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Index, UniqueConstraint
 from sqlalchemy.orm import relationship
@@ -58,3 +58,22 @@ class Outbox(SQLModel, table=True):
     available_at: datetime = Field(sa_type=UTCDateTime)
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str | None = Field(default=None, max_length=500)
+
+
+class TimelineEvent(Protocol):
+    """What a timeline reads of an event: a :class:`CaseEvent` or an :class:`EventRow`."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def verb(self) -> str: ...
+    @property
+    def from_status(self) -> CaseStatus | None: ...
+    @property
+    def to_status(self) -> CaseStatus: ...
+    @property
+    def actor(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def data(self) -> dict[str, Any]: ...

@@ -25,12 +25,11 @@ from models.case import Case
 from models.cases import get_case, parties_of
 from models.enums import CaseStatus, ConsentMethod, PartySide
 from models.errors import FieldProblem, ValidationError
-from models.event import CaseEvent
+from models.event import CaseEvent, TimelineEvent
 from models.lifecycle import Actor
 from models.mediating import declined_among, record_consent, record_declined
 from models.party import Party
 from models.resident_actions import Who, clean_note
-from models.timeline import TimelineEvent
 from models.unit import Unit
 
 # Parts of a day a respondent may offer (zh, en, hours).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 from sqlmodel import Session, col, select
 
@@ -19,28 +19,9 @@ from models.enums import (
     ResolvedAnswer,
     SatisfiedAnswer,
 )
-from models.event import CaseEvent
+from models.event import CaseEvent, TimelineEvent
 from models.staff import display_names
 from models.unit import Unit
-
-
-class TimelineEvent(Protocol):
-    """What a timeline reads of an event: a :class:`CaseEvent` or an :class:`EventRow`."""
-
-    @property
-    def id(self) -> int | None: ...
-    @property
-    def verb(self) -> str: ...
-    @property
-    def from_status(self) -> CaseStatus | None: ...
-    @property
-    def to_status(self) -> CaseStatus: ...
-    @property
-    def actor(self) -> str: ...
-    @property
-    def at(self) -> datetime: ...
-    @property
-    def data(self) -> dict[str, Any]: ...
 
 
 class EventRow(NamedTuple):

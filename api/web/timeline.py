@@ -13,7 +13,7 @@ from typing import NamedTuple
 from api.web.i18n import Translator
 from models import clock
 from models.access import staff_id_of
-from models.timeline import TimelineEvent
+from models.event import TimelineEvent
 
 
 class TimelineRow(NamedTuple):
