@@ -9,9 +9,11 @@ client's share is the same for every page and small) and the statements it sent
 (``X-SQL-Statements``). On a shared machine the median moves with the others' load;
 the fastest request much less.
 
-``--profile PAGE`` runs that page's requests under pyinstrument and prints the tree:
-through an in-process ASGI transport with the handlers run inline instead of in worker
-threads, so that the one profiled thread is the one doing the work.
+``--statements PAGE`` times each SQL statement of that page's requests (median and
+worst, slowest first; those of 5 ms or more printed whole, to EXPLAIN). ``--profile PAGE``
+runs that page's requests under pyinstrument and prints the tree, through an in-process
+ASGI transport with the handlers run inline instead of in worker threads, so that the one
+profiled thread is the one doing the work.
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--profile", default=None, help="a page to profile instead")
+    parser.add_argument(
+        "--statements", default=None, help="a page whose SQL statements to time instead"
+    )
     args = parser.parse_args()
 
     from bench.pages import CACHE, _key_env, ensure_city, sign_in
@@ -93,11 +98,16 @@ def main() -> None:
         window = _export_window(con, 10_000)
     engine.dispose()
     pages = _pages(meta["plan"], window)
-    names = args.only or ([args.profile] if args.profile else list(pages))
+    one = args.profile or args.statements
+    names = args.only or ([one] if one else list(pages))
     cookies = sign_in(url, sorted({pages[n][0] for n in names}))
     if args.profile:
         who, address = pages[args.profile]
         asyncio.run(_profile(app, cookies[who], address, args.requests))
+        return
+    if args.statements:
+        who, address = pages[args.statements]
+        _time_statements(app, cookies[who], address, args.requests)
         return
     with TestClient(app, follow_redirects=False) as client:
         for name in names:
@@ -125,6 +135,38 @@ def _measure(client: TestClient, name: str, address: Callable[[int], str], n: in
         f"{name:20} cpu min {cpu[0]:7.2f} ms  median {statistics.median(cpu):7.2f} ms  "
         f"p95 {p95:7.2f} ms  statements {sorted(statements)}"
     )
+
+
+def _time_statements(app: Any, cookie: str, address: Callable[[int], str], n: int) -> None:
+    """Each statement of the page's requests, by its text: median and worst milliseconds
+    from cursor to result (the database's share, without building the statement)."""
+    from sqlalchemy import event
+
+    from models.db import get_engine
+
+    spent: dict[str, list[float]] = {}
+    started: list[float] = []
+
+    def before(*_a: Any) -> None:
+        started.append(time.perf_counter())
+
+    def after(_conn: Any, _cursor: Any, statement: str, *_a: Any) -> None:
+        spent.setdefault(statement, []).append((time.perf_counter() - started.pop()) * 1000)
+
+    engine = get_engine()
+    with TestClient(app, follow_redirects=False) as client:
+        client.cookies.set("tj_session", cookie)
+        for i in range(3):
+            client.get(address(i)).raise_for_status()
+        event.listen(engine, "before_cursor_execute", before)
+        event.listen(engine, "after_cursor_execute", after)
+        for i in range(n):
+            client.get(address(i)).raise_for_status()
+    rows = sorted(spent.items(), key=lambda kv: -statistics.median(kv[1]))
+    for sql, times in rows:
+        text = " ".join(sql.split())
+        median, worst, each = statistics.median(times), max(times), len(times) // n
+        print(f"{median:8.2f} ms  max {worst:8.2f}  x{each}  {text[:150] if median < 5 else text}")
 
 
 async def _profile(app: Any, cookie: str, address: Callable[[int], str], n: int) -> None:
