@@ -210,6 +210,13 @@ def _cases_within(within_path: str | None) -> list[ColumnElement[bool]]:
     return [_under(col(Case.unit_path), literal(within_path))] if within_path else []
 
 
+def _open_cases_within(within_path: str | None) -> list[ColumnElement[bool]]:
+    """:func:`_cases_within` for statements over the open cases: a range of the
+    ``(is_open, unit_path)`` index, so that a district's open cases are read rather than
+    every open case of the city compared by substring."""
+    return [within_path_clause(col(Case.unit_path), within_path)] if within_path else []
+
+
 def _count(condition: ColumnElement[bool]) -> Any:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
@@ -491,7 +498,7 @@ def _overdue_by_level_statement(within_path: str | None) -> Any:
         .join(Unit, col(Unit.id) == col(Case.unit_id))
         .where(
             overdue_clause(NOW),
-            *([within_path_clause(col(Case.unit_path), within_path)] if within_path else []),
+            *_open_cases_within(within_path),
         )
     )
     both = union_all(recorded, current).subquery()
@@ -546,7 +553,7 @@ def backlog_query(*, within_path: str | None, now: Moment) -> Any:
         .where(
             col(Case.is_open).is_(True),
             col(Case.unit_path).is_not(None),
-            *([within_path_clause(col(Case.unit_path), within_path)] if within_path else []),
+            *_open_cases_within(within_path),
         )
         .group_by(path)
     )

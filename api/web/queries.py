@@ -242,18 +242,12 @@ _LISTED = tuple(col(getattr(Case, f.name)) for f in fields(ListedCase))
 
 
 @dataclass(frozen=True, slots=True)
-class UnitName:
-    name_zh: str
-    name_en: str
-
-
-@dataclass(frozen=True, slots=True)
 class ListedRow:
     """A row of the dashboard's overdue list (:func:`overdue_cases`)."""
 
     case: ListedCase
-    unit: UnitName | None
-    place: UnitName | None
+    unit: Unit | None
+    place: Unit | None
     countdown: Countdown | None
 
 
@@ -264,24 +258,12 @@ def overdue_cases(
     is read with it (``models.overdue.deadline_column``, the one the list is sorted by),
     and the names of the units it shows in one more statement, whatever the rows."""
     found = session.exec(_overdue_statement(user, limit), params=overdue.at(now)).all()
-    wanted = sorted({i for r in found for i in (r.unit_id, r.place_unit_id) if i is not None})
-    names = (
-        {
-            i: UnitName(zh, en)
-            for i, zh, en in session.exec(
-                select(col(Unit.id), col(Unit.name_zh), col(Unit.name_en)).where(
-                    col(Unit.id).in_(wanted)
-                )
-            )
-        }
-        if wanted
-        else {}
-    )
+    units = load_units(session, (i for r in found for i in (r.unit_id, r.place_unit_id)))
     return [
         ListedRow(
             case=ListedCase(*r[:-1]),
-            unit=names.get(r.unit_id) if r.unit_id else None,
-            place=names.get(r.place_unit_id) if r.place_unit_id else None,
+            unit=units.get(r.unit_id) if r.unit_id else None,
+            place=units.get(r.place_unit_id) if r.place_unit_id else None,
             countdown=countdown(r.deadline, now=now),
         )
         for r in found

@@ -204,18 +204,24 @@ def test_a_return_visitor_only_hears_the_answers(api: Api) -> None:
     assert detail["allowed_actions"] == []  # nothing to do until the case is in follow-up
 
 
-def test_the_timeline_names_where_a_case_went_and_what_it_was_linked_to(api: Api) -> None:
-    kept_id, kept_number = _assigned_case(api, settled=False)
-    moved_id, _ = _assigned_case(api, settled=False)
+def _escalate_by_hand(api: Api, case_id: int) -> None:
+    """The supervisor sends the case up a level (提级) by hand."""
     with write_session(api.engine) as session:
         escalate_case(
             session,
-            case_id=moved_id,
+            case_id=case_id,
             now=clock.now(),
             actor=staff_actor(api.city, "supervisor"),
             by_hand=True,
             reason="社区调解无果，提请街道调解",
         )
+
+
+def test_the_timeline_names_where_a_case_went_and_what_it_was_linked_to(api: Api) -> None:
+    kept_id, kept_number = _assigned_case(api, settled=False)
+    moved_id, _ = _assigned_case(api, settled=False)
+    _escalate_by_hand(api, moved_id)
+    with write_session(api.engine) as session:
         merge_case(
             session,
             case_id=moved_id,
@@ -233,15 +239,7 @@ def test_the_timeline_names_where_a_case_went_and_what_it_was_linked_to(api: Api
 def test_the_case_page_timeline_shows_each_move_its_note_and_who(api: Api) -> None:
     """The web page's timeline says what the REST timeline says, row by row."""
     moved_id, moved_number = _assigned_case(api, settled=False)
-    with write_session(api.engine) as session:
-        escalate_case(
-            session,
-            case_id=moved_id,
-            now=clock.now(),
-            actor=staff_actor(api.city, "supervisor"),
-            by_hand=True,
-            reason="社区调解无果，提请街道调解",
-        )
+    _escalate_by_hand(api, moved_id)
     supervisor_id = api.city.staff["supervisor"].id
     assert supervisor_id is not None
     api.client.cookies.set("tj_session", web_cookie(api, supervisor_id))
