@@ -403,6 +403,7 @@ def load_cases(
         for sql in index_sql:
             con.execute(sql)
         con.execute("COMMIT")
+        keep_deadlines(db_file)
         con.execute("ANALYZE")
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
@@ -416,6 +417,21 @@ def load_cases(
         seconds=time.perf_counter() - start,
         db_mb=db_file.stat().st_size / 2**20,
     )
+
+
+def keep_deadlines(db_file: Path) -> None:
+    """Each case's deadline that counts, as the ORM keeps it (cases written here are
+    raw rows): models.overdue.refresh_deadlines, after the indexes are back (its return
+    visits' subquery reads follow_up by case)."""
+    from models.db import build_engine
+    from models.overdue import refresh_deadlines
+
+    engine = build_engine(f"sqlite:///{db_file}")
+    try:
+        with engine.begin() as conn:
+            refresh_deadlines(conn)
+    finally:
+        engine.dispose()
 
 
 def create_database(db_file: Path) -> Engine:

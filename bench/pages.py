@@ -76,6 +76,7 @@ def sync_schema(engine: Engine) -> list[str]:
     from models.migrate import upgrade
     from models.tables import metadata
 
+    revision = _revision(engine)
     upgrade(engine)
     before = set(inspect(engine).get_table_names())
     metadata.create_all(engine)
@@ -98,10 +99,19 @@ def sync_schema(engine: Engine) -> list[str]:
         if fill_if_empty(session):
             session.commit()
             made.append("rate_decision rows")
+    if _revision(engine) != revision:
+        made.append(f"migrated {revision} -> {_revision(engine)}")
     if made:
         with engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE")
     return made
+
+
+def _revision(engine: Engine) -> str | None:
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def ensure_city(n: int, console: Console) -> tuple[Path, dict[str, Any]]:

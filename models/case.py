@@ -62,9 +62,29 @@ class Case(CaseBase, table=True):
         Index("ix_case_creator_open", "created_by_id", "is_open"),
         # The newest open cases in a reader's reach (the inbox), read newest first.
         Index("ix_case_open_created", "is_open", "created_at"),
-        # The open cases handled or happening in a reader's subtree (reach, models.access).
-        Index("ix_case_open_path", "is_open", "unit_path"),
+        # The open cases handled or happening in a reader's subtree (reach, models.access);
+        # with status and deadline, a subtree's backlog per unit from the index alone
+        # (9 -> 5 ms for a district's at a million cases).
+        Index("ix_case_open_path", "is_open", "unit_path", "status", "deadline_at"),
         Index("ix_case_place_open", "place_unit_id", "is_open"),
+        # Overdue (models.overdue) as a range of the kept deadline: only the open cases
+        # with a limit running have one, about one case in eighty in a city's ten years.
+        Index(
+            "ix_case_deadline",
+            "deadline_at",
+            sqlite_where=text("deadline_at IS NOT NULL"),
+            postgresql_where=text("deadline_at IS NOT NULL"),
+        ),
+        # ... and of a subtree, with the handling unit (its level): a district's overdue
+        # cases per level from the index (7 -> 4 ms at a million cases).
+        Index(
+            "ix_case_path_deadline",
+            "unit_path",
+            "deadline_at",
+            "unit_id",
+            sqlite_where=text("deadline_at IS NOT NULL"),
+            postgresql_where=text("deadline_at IS NOT NULL"),
+        ),
         # The few cases with a liaison: partial, so that the planner, which knows only
         # that most cases have none, still takes it for "my cases as liaison".
         Index(
@@ -145,6 +165,9 @@ class Case(CaseBase, table=True):
     referral_due_at: datetime | None = _ts()
     # An extension (延期) asked for and not yet decided: the date asked for.
     extension_asked_until: datetime | None = _ts()
+    # The deadline that counts now (models.overdue.deadline_of), kept by models.overdue
+    # at every flush that changes what it is made of; NULL: no limit is running.
+    deadline_at: datetime | None = _ts()
     # The unit that referred the case keeps it in view (its lists reach this path too).
     referred_from_path: str | None = Field(default=None, max_length=255, index=True)
     # The staff member who made the standing referral: they make its return visits, and

@@ -176,4 +176,6 @@ def read_session(engine: Engine | None = None) -> Iterator[Session]:
 
 # Free text is masked on every flush (numbers moved to encrypted rows): registered with
 # the engine module so that every process that writes has the hook.
+# Each case's deadline that counts is kept on the case at every flush (models.overdue).
+from models import overdue as _overdue  # noqa: E402, F401
 from models import text_numbers as _text_numbers  # noqa: E402, F401

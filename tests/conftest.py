@@ -19,9 +19,15 @@ os.environ["TIAOJIE_HOME"] = str(_HOME)
 os.environ.setdefault("TIAOJIE_SECRET_KEY", "test-secret-key-for-the-suite-only-0123456789")
 
 from sqlalchemy import Engine  # noqa: E402
-from sqlmodel import Session  # noqa: E402
+from sqlmodel import (  # noqa: E402
+    Session,
+    col,
+    select,
+)
 
 from models import clock as clock_module  # noqa: E402
+from models import overdue  # noqa: E402
+from models.case import Case  # noqa: E402
 from models.db import build_engine  # noqa: E402
 from models.settings import reset_settings  # noqa: E402
 from models.tables import metadata  # noqa: E402
@@ -42,6 +48,20 @@ def engine() -> Iterator[Engine]:
 def session(engine: Engine) -> Iterator[Session]:
     with Session(engine, expire_on_commit=False) as s:
         yield s
+        _check_kept_deadlines(s)
+
+
+def _check_kept_deadlines(s: Session) -> None:
+    """Every test that writes cases checks, at its end, that each case's kept deadline
+    is the one the overdue rule gives (models.overdue): whatever wrote the case."""
+    if not s.is_active:
+        return  # the test left its transaction failed on purpose: nothing was written
+    try:
+        s.flush()
+    except Exception:  # the test's own pending error, which the test asserts
+        return
+    stale = s.exec(select(col(Case.number)).where(overdue.stale_clause()).limit(5)).all()
+    assert not stale, f"cases whose kept deadline is not the rule's: {stale}"
 
 
 @pytest.fixture

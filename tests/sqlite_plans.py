@@ -27,7 +27,7 @@ def query_plan(session: Session, query: object) -> str:
 # without per-value statistics SQLite takes is_open = 1 for half of the cases.
 MILLION_CASES_STATS = {
     "ix_case_place_open": "1000000 12500 6250",
-    "ix_case_open_path": "1000000 500000 6250",
+    "ix_case_open_path": "1000000 500000 6250 2500 79",
     "ix_cases_unit_path": "1000000 12500",
     "ix_cases_unit_id": "1000000 12500",
     "ix_cases_respondent_key": "1000000 1000000",
@@ -46,6 +46,9 @@ MILLION_CASES_STATS = {
     "ix_case_open_created": "1000000 500000 1",
     "ix_case_creator_open": "1000000 12500 6250",
     "ix_case_assignee_open": "1000000 12500 6250",
+    # Partial: the open cases with a limit running.
+    "ix_case_deadline": "12528 1",
+    "ix_case_path_deadline": "12528 157 1 1",
 }
 
 

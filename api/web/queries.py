@@ -178,7 +178,7 @@ def inbox(session: Session, *, user: Principal, now: datetime, limit: int = 50) 
     base = select(Case).where(col(Case.is_open).is_(True))
     if cond is not None:
         base = base.where(cond)
-    deadline = overdue.deadline_column()
+    deadline = col(Case.deadline_at)
     due_q = (
         base.where(deadline >= now)
         .where(deadline < end_of_today)
@@ -255,7 +255,7 @@ def overdue_cases(
     session: Session, *, user: Principal, now: datetime, limit: int = 100
 ) -> list[ListedRow]:
     """Overdue cases (``models.overdue``), oldest deadline first. Each case's deadline
-    is read with it (``models.overdue.deadline_column``, the one the list is sorted by),
+    is read with it (the one it keeps, ``Case.deadline_at``, which the list is sorted by),
     and the names of the units it shows in one more statement, whatever the rows."""
     found = session.exec(_overdue_statement(user, limit), params=overdue.at(now)).all()
     units = load_units(session, (i for r in found for i in (r.unit_id, r.place_unit_id)))
@@ -274,7 +274,7 @@ def overdue_cases(
 def _overdue_statement(user: Principal, limit: int) -> Any:
     """The statement of :func:`overdue_cases` for this reader, at ``overdue.NOW``: built
     once per reader and kept (building it cost more than running it)."""
-    deadline = overdue.deadline_column().label("deadline")
+    deadline: Any = col(Case.deadline_at).label("deadline")
     columns = [*_LISTED, deadline]
     q = (
         select(*columns)

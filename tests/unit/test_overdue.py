@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
+from alembic import command
+from sqlalchemy import event, text
 from sqlmodel import Session, col, select
 
 from models import overdue
 from models.case import Case
+from models.db import build_engine
 from models.enums import CaseStatus, Category, FollowUpKind
 from models.follow_up import FollowUp
+from models.migrate import alembic_config
 from tests.conftest import T0
 
 NOW = T0 + timedelta(days=3)
@@ -152,3 +157,122 @@ def test_the_rule_case_by_case(
     assert overdue.is_overdue(row, now=NOW, next_visit=next_visit) is late
     found = session.exec(select(Case.id).where(overdue.overdue_clause(NOW))).all()
     assert (row.id in found) is late
+
+
+# --- the kept deadline ---------------------------------------------------------------------
+
+
+def _kept(session: Session, row: Case) -> datetime | None:
+    assert row.id is not None
+    return session.exec(select(col(Case.deadline_at)).where(col(Case.id) == row.id)).one()
+
+
+def _late(session: Session, row: Case) -> bool:
+    found = session.exec(select(Case.id).where(overdue.overdue_clause(NOW))).all()
+    return row.id in found
+
+
+def test_the_kept_deadline_follows_each_change_that_moves_it(session: Session) -> None:
+    """What a supervisor sees: the case is overdue while its limit is missed and stops
+    being overdue as soon as the thing owed is done, whichever record changed."""
+    row = _case(
+        session,
+        1,
+        CaseStatus.ASSIGNED,
+        response_due_at=NOW - TICK,
+        resolution_due_at=NOW + timedelta(days=5),
+    )
+    session.flush()
+    assert _kept(session, row) == NOW - TICK and _late(session, row)
+    # First contact made: the resolution limit counts.
+    row.first_response_at = NOW - 2 * TICK
+    session.flush()
+    assert _kept(session, row) == NOW + timedelta(days=5) and not _late(session, row)
+    assert row.deadline_at == NOW + timedelta(days=5), "a loaded case reads the new one"
+    # Settled: the return visit counts, a record of its own.
+    row.status = CaseStatus.FOLLOW_UP
+    session.flush()
+    assert _kept(session, row) is None
+    assert row.id is not None
+    visit = FollowUp(case_id=row.id, kind=FollowUpKind.AFTER_CLOSURE, due_at=NOW - TICK)
+    session.add(visit)
+    session.flush()
+    assert _kept(session, row) == NOW - TICK and _late(session, row)
+    visit.done_at = NOW
+    session.flush()
+    assert _kept(session, row) is None and not _late(session, row)
+    # Closed: no limit runs.
+    row.status, row.is_open = CaseStatus.CLOSED, False
+    session.flush()
+    assert _kept(session, row) is None
+
+
+def test_a_change_to_another_field_leaves_the_deadline_alone(session: Session) -> None:
+    """Only what the deadline is made of rewrites it: no statement for a note."""
+    row = _case(session, 1, CaseStatus.ASSIGNED, resolution_due_at=NOW)
+    session.flush()
+    updates: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "deadline_at=" in statement.replace(" ", ""):
+            updates.append(statement)
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        row.outcome_note = "已电话联系"
+        session.flush()
+        assert updates == []
+        row.resolution_due_at = NOW + TICK
+        session.flush()
+        assert len(updates) == 1
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def test_the_migration_fills_the_deadline_of_the_cases_already_there(tmp_path: Path) -> None:
+    """A database from before the kept deadline shows the same overdue cases after it."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    config = alembic_config(url)
+    command.upgrade(config, "0006")
+    due = "2026-12-03 00:59:59.000000"
+    engine = build_engine(url)
+    try:
+        with engine.begin() as conn:  # cases as written before the column existed
+            for n, status, is_open in (
+                (1, "assigned", 1),
+                (2, "follow_up", 1),
+                (3, "closed", 0),
+            ):
+                conn.execute(
+                    text(
+                        "INSERT INTO cases (id, number, category, priority, channel,"
+                        " description, people_affected, status, is_open, version, last_hash,"
+                        " category_locked, priority_locked, held_for_assessment, helper_ids,"
+                        " escalation_level, is_group, confidential, resolution_due_at,"
+                        " created_at, updated_at) VALUES (:n, :number, 'neighbour', 'normal',"
+                        " 'walk_in', '相邻权纠纷', 1, :status, :is_open, 1, '', 0, 0, 0, '[]',"
+                        " 0, 0, 0, :due, :t0, :t0)"
+                    ),
+                    {
+                        "n": n,
+                        "number": f"T{n:05d}",
+                        "status": status,
+                        "is_open": is_open,
+                        "due": due,
+                        "t0": "2026-11-30 01:00:00.000000",
+                    },
+                )
+            conn.execute(
+                text(
+                    "INSERT INTO follow_up (case_id, kind, due_at, unit_at_fault, independent)"
+                    " VALUES (2, 'after_closure', :due, 0, 0)"
+                ),
+                {"due": due},
+            )
+        command.upgrade(config, "head")
+        with engine.connect() as conn:
+            kept = dict(conn.execute(text("SELECT number, deadline_at FROM cases")).all())
+        assert kept == {"T00001": due, "T00002": due, "T00003": None}
+    finally:
+        engine.dispose()

@@ -44,7 +44,7 @@ def test_migrations_produce_exactly_the_model_tables(migrated: Engine) -> None:
     assert {t for t in tables if not t.startswith(FTS_TABLE_PREFIX)} == set(metadata.tables)
     assert f"{FTS_TABLE_PREFIX}" in tables
     with migrated.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0007"
 
 
 def _fts_table(difference: object) -> bool:
