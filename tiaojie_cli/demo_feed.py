@@ -24,6 +24,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from models import actions, clock
@@ -60,7 +61,9 @@ class DemoFeeder:
         dwell_s: float | None = None,
         steps_per_tick: int = 3,
         log: Callable[[str], None] = print,
+        engine: Engine | None = None,
     ) -> None:
+        self.engine = engine  # None: the configured database
         self.state_file = state_file
         self.pace_s = pace_s
         self.dwell_s = dwell_s if dwell_s is not None else 2 * pace_s
@@ -105,18 +108,33 @@ class DemoFeeder:
             if not self.simulate_one():
                 break
 
-    def feed_one(self) -> str:
-        from models.demo import FIRST_BATCH, demo_complaints
+    def feed_one(self) -> str | None:
+        """Record the next sample complaint as whoever would file it (Open311 ones as
+        the public); None if it was refused. A refused one is told once and passed over,
+        never tried again at every tick."""
+        from models.demo import FIRST_BATCH, demo_complaints, recorder_of
 
         complaints = demo_complaints()
         live = complaints[FIRST_BATCH:] or complaints
         index = self._next_index()
         data = live[index % len(live)]
-        with write_session() as session:
-            case = create_case(session, data=data, actor=Actor.system())
-            number = case.number
+        number: str | None = None
+        try:
+            with write_session(self.engine) as session:
+                actor, recorder = recorder_of(session, data)
+                case = create_case(session, data=data, actor=actor, created_by_id=recorder)
+                number = case.number
+        except TiaojieError as exc:
+            self.log(
+                f"demo 演示: sample complaint {index} refused, skipped 样例投诉被拒绝，已跳过: "
+                f"{exc}"
+            )
         self._save_index(index + 1)
-        self.log(f"demo 演示: new complaint 新投诉 {number} ({data.category.zh})")
+        if number is not None:
+            self.log(
+                f"demo 演示: new complaint 新投诉 {number} ({data.category.zh}, "
+                f"{data.channel.value})"
+            )
         return number
 
     def _candidates(self, session: Session) -> list[Case]:
@@ -139,7 +157,7 @@ class DemoFeeder:
 
     def simulate_one(self) -> bool:
         """Take the next simulated mediator step on one waiting case; False if none."""
-        with write_session() as session:
+        with write_session(self.engine) as session:
             for case in self._candidates(session):
                 actor = _assignee_actor(session, case)
                 if actor is None:
