@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy import case as sql_case
 from sqlmodel import Session, col, select
 
 from models import actions, clock
@@ -47,6 +48,22 @@ from models.staff import Staff
 
 SIMULATED = "【演示模拟 simulated by the demo】"
 LEAVE_ALONE_EVERY = 3  # case ids divisible by this are left to run late and escalate
+
+# The furthest-along case takes the next step: a newcomer watches a few cases live a
+# whole life (mediation, agreement, return visit) in minutes. Oldest first, each of the
+# hundreds of waiting cases took one step in turn and none reached its agreement for an
+# hour.
+_STAGE = {
+    CaseStatus.FOLLOW_UP: 0,
+    CaseStatus.IN_MEDIATION: 1,
+    CaseStatus.REFERRED: 2,
+    CaseStatus.ASSIGNED: 3,
+}
+FURTHEST_FIRST = (
+    sql_case(_STAGE, value=col(Case.status), else_=len(_STAGE)),
+    col(Case.consent_at).is_(None),
+    col(Case.accepted_at).is_(None),
+)
 
 
 class DemoFeeder:
@@ -150,7 +167,7 @@ class DemoFeeder:
             # Left-alone cases are skipped in the query, not after it: they grow oldest,
             # and would otherwise fill the 50 and stop the demo.
             .where(col(Case.id) % LEAVE_ALONE_EVERY != 0)
-            .order_by(col(Case.updated_at))
+            .order_by(*FURTHEST_FIRST, col(Case.updated_at))
             .limit(50)
         ).all()
         return list(rows)

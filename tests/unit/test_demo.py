@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func
+from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
@@ -36,6 +36,7 @@ from models.settings import reset_settings
 from models.staff import Staff
 from models.unit import Pairing, Unit
 from tests.conftest import T0
+from tiaojie_cli.demo_feed import SIMULATED
 from tiaojie_cli.main import app
 
 CODE = re.compile(r"^D\d{2}(-S\d{2}(-C\d{2}(-P\d{2}(-B\d{2})?)?)?)?$")
@@ -241,8 +242,6 @@ def test_init_demo_twice_leaves_one_city_and_no_clear_personal_data(
 def test_the_live_feed_files_open311_samples_as_the_public(
     demo_city: Session, tmp_path: Path
 ) -> None:
-    from sqlalchemy import Engine
-
     from tiaojie_cli.demo_feed import DemoFeeder
 
     demo_city.rollback()  # one connection (in memory): end the module's read first
@@ -264,8 +263,6 @@ def test_the_live_feed_files_open311_samples_as_the_public(
 def test_the_live_feed_passes_over_a_refused_complaint(
     demo_city: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sqlalchemy import Engine
-
     from models.errors import ValidationError
     from tiaojie_cli import demo_feed
 
@@ -282,3 +279,26 @@ def test_the_live_feed_passes_over_a_refused_complaint(
     monkeypatch.undo()
     assert feeder.feed_one() is not None  # the next one, not the refused one again
     assert sum("refused" in line for line in lines) == 1
+
+
+def test_the_live_demo_moves_the_furthest_along_case_first(
+    session: Session, vclock: clock.VirtualClock, tmp_path: Path
+) -> None:
+    from tests.factories import accept_for_mediation, advance_to_assigned, build_city, make_case
+    from tiaojie_cli.demo_feed import DemoFeeder
+
+    city = build_city(session)
+    waiting = advance_to_assigned(session, make_case(session), city)
+    along = accept_for_mediation(
+        session, advance_to_assigned(session, make_case(session), city), city
+    )
+    session.commit()
+    vclock.advance(timedelta(minutes=5))
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    lines: list[str] = []
+    feeder = DemoFeeder(state_file=tmp_path / "f.json", log=lines.append, engine=engine, dwell_s=0)
+    assert feeder.simulate_one()
+    assert lines == [f"demo 演示: {along.number} consent recorded 记录调解同意 {SIMULATED}"]
+    session.refresh(waiting)
+    assert waiting.accepted_at is None  # the older case waits its turn
