@@ -79,8 +79,10 @@ class DemoFeeder:
         steps_per_tick: int = 3,
         log: Callable[[str], None] = print,
         engine: Engine | None = None,
+        case_url: Callable[[str], str] | None = None,
     ) -> None:
         self.engine = engine  # None: the configured database
+        self.case_url = case_url  # a step's line ends with its case page, to open it
         self.state_file = state_file
         self.pace_s = pace_s
         self.dwell_s = dwell_s if dwell_s is not None else 2 * pace_s
@@ -185,7 +187,8 @@ class DemoFeeder:
                     session.rollback()
                     continue
                 if done:
-                    self.log(f"demo 演示: {case.number} {done} {SIMULATED}")
+                    link = f" {self.case_url(case.number)}" if self.case_url else ""
+                    self.log(f"demo 演示: {case.number} {done} {SIMULATED}{link}")
                     return True
         return False
 

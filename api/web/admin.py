@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, col, select
 
+from api.client import public_base
 from api.web import auth
 from api.web.i18n import Translator, pick_lang
 from api.web.routes import PREFIX, TimedRoute, read_session, render, to_login, write_session
@@ -49,12 +50,8 @@ def _as_admin(request: Request, page: Callable[[Principal], Response]) -> Respon
 
 
 def _public(request: Request, url: str) -> str:
-    """A sign-in link on the address the administrator is using, unless the installation
-    names its public address (``TIAOJIE_PUBLIC_URL``)."""
-    settings = get_settings()
-    if settings.public_url:
-        return url
-    return str(request.base_url).rstrip("/") + url.removeprefix(settings.web_base_url)
+    """A sign-in link on the address people use (:func:`api.client.public_base`)."""
+    return public_base(request) + url.removeprefix(get_settings().web_base_url)
 
 
 def _messages(exc: Exception, t: Translator) -> list[str]:

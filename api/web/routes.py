@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.client import client_address
+from api.client import client_address, public_base
 from api.prefect_links import prefect_runs_url
 from api.web import auth, forms, mediation, queries
 from api.web.charts import RateRow, rates_chart
@@ -54,7 +54,6 @@ from models.enums import (
 from models.errors import NotFound, TiaojieError, ValidationError
 from models.login import sign_in
 from models.resident_tables import ResidentPhoto
-from models.settings import get_settings
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -136,6 +135,8 @@ def render(
         "fmt": clock.format_local,
         "can_write": user is not None and user.can_write,
         "categories_by_code": {c.value: c for c in Category},
+        # Links handed out (the resident's tracking page): the address people use.
+        "public_base": public_base(request),
         **context,
     }
     response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
@@ -574,7 +575,6 @@ def _case_context(session: Session, user: Principal, case: Case, t: Translator) 
         "today": clock.to_local(now).date().isoformat(),
         "now_local": clock.to_local(now).strftime("%Y-%m-%dT%H:%M"),
         "tracking_code": tracking.code_for(case.number) if case.tracking_hash else None,
-        "resident_url": get_settings().web_base_url + "/r/",
         "suggestion": queries.triage_suggestion(session, case=case),
         "categories": list(Category),
         "priorities": list(Priority),

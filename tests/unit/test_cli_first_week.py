@@ -4,9 +4,11 @@ case number at 80 columns, and the worker's log is not flooded by HTTP request l
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 
+import pytest
 from rich.console import Console
 
 from deployments.serve import QUIET_LOGGERS, configure_logging
@@ -55,3 +57,21 @@ def test_the_worker_log_leaves_out_each_http_request() -> None:
     finally:
         for name, level in before.items():
             logging.getLogger(name).setLevel(level)
+
+
+def test_up_links_follow_the_port_and_the_public_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from models.settings import Settings, reset_settings
+    from tiaojie_cli.up import Up
+
+    up = Up(port=8123, prefect_port=4300, demo=False, demo_pace_s=6, max_restarts=1)
+    env = up.child_env()
+    assert up.public_url == "http://127.0.0.1:8123"
+    monkeypatch.setattr(os, "environ", env)
+    assert Settings().web_base_url == "http://127.0.0.1:8123"  # what the app and worker link
+    monkeypatch.setenv("TIAOJIE_PUBLIC_URL", "https://tiaojie.jiangxin.example")
+    reset_settings()
+    up = Up(port=8123, prefect_port=4300, demo=False, demo_pace_s=6, max_restarts=1)
+    assert up.public_url == "https://tiaojie.jiangxin.example"
+    reset_settings()
