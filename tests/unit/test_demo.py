@@ -302,3 +302,8 @@ def test_the_live_demo_moves_the_furthest_along_case_first(
     assert lines == [f"demo 演示: {along.number} consent recorded 记录调解同意 {SIMULATED}"]
     session.refresh(waiting)
     assert waiting.accepted_at is None  # the older case waits its turn
+
+
+def test_the_readme_counts_the_demo_staff() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert f"**Demo staff 演示人员**: {len(demo_staff())} accounts" in readme
