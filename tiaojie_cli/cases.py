@@ -33,8 +33,13 @@ err = Console(stderr=True)
 
 # httpx is imported when a command runs: `tiaojie --help` stays fast.
 TIMEOUT_S, CONNECT_TIMEOUT_S = 30.0, 5.0
+DEFAULT_API = "http://127.0.0.1:8000"
 ApiOpt = typer.Option(
-    "http://127.0.0.1:8000", "--api", envvar="TIAOJIE_API_URL", help="API base URL"
+    None,
+    "--api",
+    envvar="TIAOJIE_API_URL",
+    help="接口地址 API base URL. 默认：本机正在运行的 tiaojie up 的地址，否则 "
+    "Default: the address of the tiaojie up running here, else " + DEFAULT_API,
 )
 TokenOpt = typer.Option(
     ..., "--token", envvar="TIAOJIE_TOKEN", help="Bearer token (tiaojie token create)"
@@ -55,16 +60,46 @@ class ApiError(Exception):
         detail = "; ".join(
             f"{f.get('field')}: {f.get('message')} / {f.get('message_en')}" for f in self.fields
         )
-        text = f"[{self.status}] {self.zh} / {self.en}"
+        text = f"{self.zh} / {self.en}"
+        text = f"[{self.status}] {text}" if self.status else text
         return f"{text} ({detail})" if detail else text
 
 
+def api_url(api: str | None) -> str:
+    """``--api`` or ``TIAOJIE_API_URL``; else the address the ``tiaojie up`` running on
+    this ``TIAOJIE_HOME`` wrote down (it may use another ``--port``); else the default."""
+    if api:
+        return api.rstrip("/")
+    from models.settings import get_settings
+    from tiaojie_cli.up import Layout
+
+    try:
+        written = Layout.under(get_settings().home).app_url_file.read_text().strip()
+    except OSError:
+        written = ""
+    return written or DEFAULT_API
+
+
+def unreachable(base: str, exc: Exception) -> ApiError:
+    """What a person reads when nothing answers at ``base``: what was tried, why, and
+    how to start Tiaojie or point the command elsewhere."""
+    why = type(exc).__name__
+    return ApiError(
+        0,
+        f"无法连接 Tiaojie 接口 {base}（{why}）。请先启动：make up 或 tiaojie up；"
+        "若接口在别处，用 --api 或 TIAOJIE_API_URL 指定地址",
+        f"cannot reach the Tiaojie API at {base} ({why}). Start it with `make up` or "
+        "`tiaojie up`; if it runs elsewhere, give its address with --api or TIAOJIE_API_URL",
+        [],
+    )
+
+
 @contextmanager
-def client(api: str, token: str) -> Iterator[httpx.Client]:
+def client(api: str | None, token: str) -> Iterator[httpx.Client]:
     import httpx
 
     with httpx.Client(
-        base_url=api.rstrip("/"),
+        base_url=api_url(api),
         headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
         timeout=httpx.Timeout(TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
     ) as c:
@@ -77,11 +112,11 @@ def call(c: httpx.Client, method: str, url: str, **kw: Any) -> Any:
     try:
         r = c.request(method, url, **kw)
     except httpx.TimeoutException:
-        raise ApiError(0, "连接超时", "the API did not answer in time", []) from None
-    except httpx.TransportError as exc:
         raise ApiError(
-            0, "无法连接服务器", f"cannot reach the API ({type(exc).__name__})", []
+            0, f"接口 {c.base_url} 连接超时", f"the API at {c.base_url} did not answer in time", []
         ) from None
+    except httpx.TransportError as exc:
+        raise unreachable(str(c.base_url).rstrip("/"), exc) from None
     if r.status_code >= 400:
         try:
             body = r.json()
@@ -163,7 +198,7 @@ def submit(
     respondent: str | None = typer.Option(None, help="Who the complaint is against 被申请人"),
     people: int = typer.Option(1, help="People affected"),
     key: str | None = typer.Option(None, "--idempotency-key", help="Retry-safe key"),
-    api: str = ApiOpt,
+    api: str | None = ApiOpt,
     token: str = TokenOpt,
 ) -> None:
     """Record one case. 登记一件案件。"""
@@ -201,7 +236,7 @@ def list_cases(
     q: str | None = typer.Option(None, "--q", help="Case number or text"),
     page: int = typer.Option(1),
     as_json: bool = typer.Option(False, "--json"),
-    api: str = ApiOpt,
+    api: str | None = ApiOpt,
     token: str = TokenOpt,
 ) -> None:
     """List cases within your reach. 案件列表。"""
@@ -261,7 +296,7 @@ def case_table(items: list[dict[str, Any]], total: int, *, width: int) -> Table:
 def show(
     case_ref: str = typer.Argument(..., help="Case number or id"),
     as_json: bool = typer.Option(False, "--json"),
-    api: str = ApiOpt,
+    api: str | None = ApiOpt,
     token: str = TokenOpt,
 ) -> None:
     """One case with its parties and timeline. 案件详情。"""
@@ -289,7 +324,7 @@ def show(
 @app.command("import")
 def import_csv(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="UTF-8 CSV"),
-    api: str = ApiOpt,
+    api: str | None = ApiOpt,
     token: str = TokenOpt,
 ) -> None:
     """Import cases from a CSV file (columns: category, description, place_code, priority,
@@ -345,10 +380,12 @@ def import_csv(
                     created += 1
             except ApiError as exc:
                 problems.append((line, str(exc)))
+            except httpx.TransportError as exc:
+                # Nothing answers: every other row would fail alike; say it once and stop.
+                progress.stop()
+                raise fail(unreachable(str(c.base_url).rstrip("/"), exc)) from None
             except httpx.HTTPError as exc:
-                problems.append(
-                    (line, f"无法连接服务器 cannot reach the API ({type(exc).__name__})")
-                )
+                problems.append((line, f"请求失败 the request failed ({type(exc).__name__})"))
             progress.advance(task)
     for line, reason in problems:
         console.print(f"[red]✗[/] 第 {line} 行 line {line}: {reason}")

@@ -45,6 +45,7 @@ from tiaojie_cli.supervise import ChildSpec, Supervisor, http_ok
 console = Console()
 
 STARTUP_TIMEOUT_S = 240.0
+APP_URL_FILE = "app-url"
 
 
 class UpError(Exception):
@@ -72,6 +73,11 @@ class Layout:
     def under(cls, home: Path) -> Layout:
         run = home / "run"
         return cls(home, home / "prefect", home / "logs", run, run / "ready", run / "up.pid")
+
+    @property
+    def app_url_file(self) -> Path:
+        """The app's address while ``tiaojie up`` runs: the other commands' default."""
+        return self.run / APP_URL_FILE
 
     def make(self) -> None:
         for folder in (self.home, self.prefect_home, self.logs, self.run):
@@ -409,6 +415,7 @@ class Up:
         """Set the ready flag (``/healthz`` answers 200 from then on) once the ready
         screen is out: whoever waits for 200 may read the screen at once."""
         console.file.flush()
+        self.layout.app_url_file.write_text(self.app_url)
         self.layout.ready_file.write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         check = http_ok(f"{self.app_url}/healthz")
@@ -509,8 +516,9 @@ class Up:
             self.feeder.stop()
         with console.status("Stopping 正在停止…"):
             self.supervisor.stop_all()
-        with contextlib.suppress(FileNotFoundError):
-            self.layout.pid_file.unlink()
+        for done in (self.layout.pid_file, self.layout.app_url_file):
+            with contextlib.suppress(FileNotFoundError):
+                done.unlink()
         console.print(
             "[green]✓[/] stopped 已停止; data kept in 数据保存在 " + str(self.layout.home)
         )

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -74,4 +76,36 @@ def test_up_links_follow_the_port_and_the_public_address(
     reset_settings()
     up = Up(port=8123, prefect_port=4300, demo=False, demo_pace_s=6, max_restarts=1)
     assert up.public_url == "https://tiaojie.jiangxin.example"
+    reset_settings()
+
+
+def test_an_unreachable_api_is_told_with_what_was_tried_and_how_to_start_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from models.settings import reset_settings
+    from tiaojie_cli.cases import api_url
+    from tiaojie_cli.main import app
+    from tiaojie_cli.up import Layout
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("TIAOJIE_HOME", str(tmp_path))
+    monkeypatch.delenv("TIAOJIE_API_URL", raising=False)
+    reset_settings()
+    Layout.under(tmp_path).run.mkdir(parents=True)
+    Layout.under(tmp_path).app_url_file.write_text(f"http://127.0.0.1:{port}")
+    assert api_url(None) == f"http://127.0.0.1:{port}"  # the running `tiaojie up`'s port
+    csv_file = tmp_path / "cases.csv"
+    csv_file.write_text("category,description\nlabour,a\nlabour,b\n", encoding="utf-8")
+    for args in (["case", "list"], ["case", "import", str(csv_file)]):
+        out = CliRunner().invoke(app, [*args, "--token", "t"], terminal_width=200)
+        said = out.output.replace("\n", "")  # as read, not as wrapped at 80 columns
+        assert out.exit_code == 1, said
+        assert f"http://127.0.0.1:{port}" in said and "Traceback" not in said
+        assert "无法连接" in said and "cannot reach" in said
+        assert "make up" in said and "tiaojie up" in said
+        assert said.count("cannot reach") == 1  # the import says it once, not per row
     reset_settings()
