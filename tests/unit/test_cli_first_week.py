@@ -109,3 +109,25 @@ def test_an_unreachable_api_is_told_with_what_was_tried_and_how_to_start_it(
         assert "make up" in said and "tiaojie up" in said
         assert said.count("cannot reach") == 1  # the import says it once, not per row
     reset_settings()
+
+
+def test_every_command_and_option_is_explained_chinese_first_english_beside() -> None:
+    import re
+
+    import typer
+
+    from tiaojie_cli.main import app
+
+    chinese, english = re.compile(r"^[\u4e00-\u9fff]"), re.compile(r"[A-Za-z]{3}")
+
+    def unexplained(command: typer.core.TyperGroup, path: str) -> list[str]:
+        found = [] if chinese.match(command.help or "") else [path]
+        for param in command.params:
+            text = getattr(param, "help", None) or ""
+            if param.name != "help" and not (chinese.match(text) and english.search(text)):
+                found.append(f"{path} {param.name}")
+        for name, sub in getattr(command, "commands", {}).items():
+            found += unexplained(sub, f"{path} {name}")
+        return found
+
+    assert unexplained(typer.main.get_command(app), "tiaojie") == []
