@@ -74,9 +74,15 @@ class Countdown:
     local: str
     overdue: bool
     working_days: int
+    # The limit ran out today (local date): just late, not long overdue.
+    since_today: bool = False
 
     def text(self, lang: str) -> str:
         n = self.working_days
+        if self.overdue and self.since_today:
+            return "Became overdue today" if lang == "en" else "今日已超期"
+        if self.overdue and n == 0:  # passed on a rest day: no working day used yet
+            return "Overdue (under a working day)" if lang == "en" else "已超期（不足 1 个工作日）"
         if self.overdue:
             return f"Overdue {n} working day(s)" if lang == "en" else f"超期 {n} 个工作日"
         if n == 0:
@@ -91,9 +97,8 @@ def countdown(due_at: datetime | None, *, now: datetime) -> Countdown | None:
     today = workdays.local_date(now)
     due_day = workdays.local_date(due_at)
     if overdue.is_past(due_at, now):
-        return Countdown(
-            due_at, clock.format_local(due_at), True, workdays.working_days_between(due_day, today)
-        )
+        late = workdays.working_days_between(due_day, today)
+        return Countdown(due_at, clock.format_local(due_at), True, late, due_day == today)
     return Countdown(
         due_at, clock.format_local(due_at), False, workdays.working_days_between(today, due_day)
     )
@@ -152,6 +157,16 @@ class Inbox:
     referred_out: list[CaseRow] = field(default_factory=list)
     workload: helping.Workload | None = None
     assessment: list[tuple[CaseRow, TriageSuggestion | None]] = field(default_factory=list)
+
+    @property
+    def overdue_today(self) -> list[CaseRow]:
+        """The overdue cases whose limit ran out today: there is still today to act."""
+        return [r for r in self.overdue if r.countdown is not None and r.countdown.since_today]
+
+    @property
+    def overdue_before(self) -> list[CaseRow]:
+        """The cases overdue since an earlier day (long overdue)."""
+        return [r for r in self.overdue if r.countdown is None or not r.countdown.since_today]
 
 
 def inbox(session: Session, *, user: Principal, now: datetime, limit: int = 50) -> Inbox:

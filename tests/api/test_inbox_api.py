@@ -1,0 +1,39 @@
+"""The inbox as a worker meets it each morning: what became overdue today apart from
+what has been overdue for days."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from models import clock
+from models.db import write_session
+from tests.api.conftest import Api, web_cookie
+from tests.factories import advance_to_assigned, make_case
+
+
+def _late_case(api: Api, due: timedelta) -> str:
+    """An assigned case whose limits ran out ``due`` ago."""
+    with write_session(api.engine) as session:
+        case = advance_to_assigned(session, make_case(session), api.city)
+        case.response_due_at = case.resolution_due_at = clock.now() - due
+        return case.number
+
+
+def _section(page: str, anchor: str) -> str:
+    start = page.index(f'<section id="{anchor}"')
+    return page[start : page.index("</section>", start)]
+
+
+def test_the_inbox_tells_overdue_since_today_from_long_overdue(
+    api: Api, vclock: clock.VirtualClock
+) -> None:
+    today = _late_case(api, timedelta(minutes=30))  # Monday 08:30, now 09:00
+    long_ago = _late_case(api, timedelta(days=3))  # the Friday before
+    api.client.cookies.set("tj_session", web_cookie(api, api.city.staff["mediatorA"].id or 0))
+    page = api.client.get("/web/inbox").text
+    just_late = _section(page, "overdue-today")
+    assert today in just_late and long_ago not in just_late and "今日已超期" in just_late
+    late = _section(page, "overdue")
+    assert long_ago in late and today not in late and "超期 1 个工作日" in late
+    assert re.search(r"<b>1</b>今日已超期", page) and re.search(r"<b>1</b>已超期", page)
