@@ -51,6 +51,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, time
+from enum import StrEnum
 from functools import partial
 from typing import Annotated, Any, cast
 
@@ -82,6 +83,7 @@ from models.access import (
     Principal,
     find_case,
     may_see_personal_data,
+    may_use_simulator,
     not_found,
     place_path_of,
     reaches,
@@ -1095,6 +1097,40 @@ ACTIONS: dict[str, Action] = {
 BY_VERB: dict[str, Action] = {a.verb: a for a in ACTIONS.values()}
 
 
+# --- what a role may do beyond a case ---------------------------------------------------
+
+
+class Duty(StrEnum):
+    """Work a role may do that is not an action on one case (the pages' menus, buttons
+    and the pages themselves ask :func:`role_may`)."""
+
+    RECORD = "record"  # 登记案件、办理案件 record complaints and work on cases
+    EXPORT = "export"  # 导出案件列表 export the case list
+    REPORT = "report"  # 下载月报 the monthly report
+    ADMINISTER = "administer"  # 系统管理 staff, units, time limits
+    SIMULATE = "simulate"  # 政策模拟 policy simulation
+
+
+ROLE_DUTIES: dict[Duty, frozenset[StaffRole]] = {
+    Duty.RECORD: WRITERS,
+    # A volunteer helps on a case; a list of cases to take away is not theirs.
+    Duty.EXPORT: frozenset(StaffRole) - {StaffRole.VOLUNTEER},
+    Duty.REPORT: DECIDERS,
+    Duty.ADMINISTER: frozenset({StaffRole.ADMIN}),
+    Duty.SIMULATE: DECIDERS,
+}
+
+
+def role_may(principal: Principal | None, duty: Duty | str) -> bool:
+    """Whether ``principal``'s role may do ``duty``: the one answer for every page (the
+    actions on a case are :func:`allowed`)."""
+    if principal is None or not principal.is_staff or principal.role is None:
+        return False
+    if duty == Duty.SIMULATE:
+        return may_use_simulator(principal)
+    return principal.role in ROLE_DUTIES[Duty(duty)]
+
+
 # --- asking and doing -------------------------------------------------------------------
 
 
@@ -1181,10 +1217,12 @@ __all__ = [
     "BY_VERB",
     "Action",
     "ActionBody",
+    "Duty",
     "Upload",
     "allowed",
     "allowed_names",
     "by_role",
     "refusal",
+    "role_may",
     "run",
 ]

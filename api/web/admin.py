@@ -15,7 +15,7 @@ from api.client import public_base
 from api.web import auth
 from api.web.i18n import Translator, pick_lang
 from api.web.routes import PREFIX, TimedRoute, read_session, render, to_login, write_session
-from models import admin
+from models import actions, admin
 from models.access import Principal
 from models.enums import Category, StaffRole, UnitLevel
 from models.errors import NotFound, ValidationError
@@ -38,7 +38,7 @@ def _admin(request: Request) -> Principal | Response:
         user = auth.current_user(request, session)
     if user is None:
         return to_login(request)
-    if user.role != StaffRole.ADMIN:
+    if not actions.role_may(user, actions.Duty.ADMINISTER):
         return render(request, "error.html", {"status": 403}, user=user, status_code=403)
     return user
 

@@ -20,6 +20,7 @@ from models.case import Case
 from models.cases import parties_of
 from models.enums import CaseStatus, Category, Priority, UnitLevel
 from models.errors import NotFound
+from models.event import CaseEvent
 from models.extension import Extension
 from models.follow_up import FollowUp
 from models.follow_ups import latest_agreement, list_follow_ups
@@ -410,3 +411,40 @@ def awaiting_assessment(
     cases = session.exec(query.order_by(col(Case.id)).limit(limit)).all()
     rows = _rows(session, cases, now=now)
     return [(row, triage_suggestion(session, case=row.case)) for row in rows]
+
+
+@dataclass(frozen=True)
+class Change:
+    """What happened to one of my cases since my last visit: its newest event by
+    someone else, and how many there were."""
+
+    row: CaseRow
+    verb: str
+    at: datetime
+    count: int
+
+
+def changes_since(
+    session: Session, *, rows: Sequence[CaseRow], me: str, since: datetime, limit: int = 20
+) -> list[Change]:
+    """My cases (the inbox's ``mine``) that others moved since ``since``, newest change
+    first: one statement whatever the number of cases."""
+    by_id = {r.case.id: r for r in rows if r.case.id is not None}
+    if not by_id:
+        return []
+    events = session.exec(
+        select(CaseEvent.case_id, CaseEvent.verb, CaseEvent.at)
+        .where(col(CaseEvent.case_id).in_(list(by_id)), col(CaseEvent.at) > since)
+        .where(col(CaseEvent.actor) != me)
+        .order_by(col(CaseEvent.at).desc())
+        .limit(500)
+    ).all()
+    newest: dict[int, tuple[str, datetime]] = {}
+    counts: dict[int, int] = {}
+    for case_id, verb, at in events:
+        newest.setdefault(case_id, (verb, at))
+        counts[case_id] = counts.get(case_id, 0) + 1
+    return [
+        Change(by_id[case_id], verb, at, counts[case_id])
+        for case_id, (verb, at) in list(newest.items())[:limit]
+    ]

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from sqlmodel import Session
 
 from api.web.routes import PREFIX, TimedRoute, render, signed_in_page
-from models import clock, monthly_report
+from models import actions, clock, monthly_report
 from models.access import Principal
 from models.errors import ValidationError
 
@@ -25,7 +25,7 @@ def monthly(request: Request, month: str) -> Response:
 
 
 def _monthly(request: Request, session: Session, user: Principal, month: str) -> Response:
-    if not user.is_supervisor:
+    if not actions.role_may(user, actions.Duty.REPORT):
         return render(request, "error.html", {"status": 403}, user=user, status_code=403)
     try:
         first = monthly_report.month_of(month)

@@ -33,7 +33,7 @@ from api.web import auth, forms, mediation, queries
 from api.web.charts import RateRow, rates_chart
 from api.web.i18n import Translator, pick_lang, remember_lang
 from api.web.timeline import timeline_rows
-from models import access, actions, clock, db, pii, text_numbers, tracking
+from models import access, actions, clock, db, pii, text_numbers, tracking, web_sessions
 from models.access import Principal
 from models.case import Case, CaseCreate
 from models.cases import show_party
@@ -84,7 +84,7 @@ templates.env.globals["static_version"] = "1"
 # Phone and ID numbers typed into free text are masked unless the reader is entitled.
 templates.env.filters["scrub"] = pii.scrub_text
 templates.env.globals["staff_id_of"] = access.staff_id_of
-templates.env.globals["may_simulate"] = access.may_use_simulator
+templates.env.globals["role_may"] = actions.role_may
 
 
 # --- sessions and rendering helpers -------------------------------------------------
@@ -133,7 +133,7 @@ def render(
         "lang_zh_url": _lang_url(request, "zh"),
         "lang_en_url": _lang_url(request, "en"),
         "fmt": clock.format_local,
-        "can_write": user is not None and user.can_write,
+        "can_write": actions.role_may(user, actions.Duty.RECORD),
         "categories_by_code": {c.value: c for c in Category},
         # Links handed out (the resident's tracking page): the address people use.
         "public_base": public_base(request),
@@ -297,7 +297,18 @@ def inbox_page(request: Request) -> Response:
     def page(session: Session, user: Principal) -> Response:
         now = clock.now()
         box = queries.inbox(session, user=user, now=now)
-        return render(request, "inbox.html", {"box": box, "now": now}, user=user)
+        since = (
+            web_sessions.previous_sign_in(session, staff_id=user.staff_id)
+            if user.staff_id is not None
+            else None
+        )
+        changes = (
+            queries.changes_since(session, rows=box.mine, me=user.ref, since=since)
+            if since is not None
+            else []
+        )
+        context = {"box": box, "now": now, "since": since, "changes": changes}
+        return render(request, "inbox.html", context, user=user)
 
     return signed_in_page(request, page)
 
@@ -426,7 +437,7 @@ async def intake_submit(request: Request) -> Response:
         user = auth.current_user(request, session)
         if user is None:
             return to_login(request)
-        if not user.can_write:
+        if not actions.role_may(user, actions.Duty.RECORD):
             return forbidden(request, user)
     t = Translator(pick_lang(request))
     errors: dict[str, str] = {}
