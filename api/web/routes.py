@@ -33,7 +33,17 @@ from api.web import auth, forms, mediation, queries
 from api.web.charts import RateRow, rates_chart
 from api.web.i18n import Translator, pick_lang, remember_lang
 from api.web.timeline import timeline_rows
-from models import access, actions, clock, db, pii, text_numbers, tracking, web_sessions
+from models import (
+    access,
+    actions,
+    clock,
+    db,
+    helping,
+    pii,
+    text_numbers,
+    tracking,
+    web_sessions,
+)
 from models.access import Principal
 from models.case import Case, CaseCreate
 from models.cases import show_party
@@ -605,6 +615,9 @@ def case_page(request: Request, number: str) -> Response:
     flash = None
     if request.query_params.get("created"):
         flash = t(f"案件 {case.number} 已登记。", f"Case {case.number} recorded.")
+        with read_session(request) as session:
+            # The receipt names the community that received the complaint, not its building.
+            ctx["received_by"] = helping.community_of(session, case)
     elif (done := request.query_params.get("done")) in (*actions.BY_VERB, "attachment_added"):
         flash = t(f"已保存：{t.verb(done)}。", f"Saved: {t.verb(done)}.")
     upload_error = request.query_params.get("upload_error")
