@@ -56,3 +56,11 @@ def test_reassign_names_an_unknown_username_beside_the_input(api: Api) -> None:
     assert '改派给（用户名） <span class="req">必填</span>' in form
     error = form[form.index('name="assignee"') :]
     assert 'class="field-error"' in error and "nobody" in error
+
+
+def test_the_mediators_offered_show_their_units(api: Api) -> None:
+    number = _assigned_case(api)
+    api.client.cookies.set("tj_session", web_cookie(api, api.city.staff["supervisor"].id or 0))
+    form = _form(api.client.get(f"/web/cases/{number}").text, "mediators_named")
+    assert re.search(r"mediatorA <span class=\"muted\">桂花社区</span>", form)
+    assert re.search(r"street_mediator <span class=\"muted\">柳河街道</span>", form)
