@@ -72,6 +72,7 @@ from models import (
     machine_triage,
     mediating,
     mediators,
+    month_problem,
     parties,
     referrals,
     routing,
@@ -1109,6 +1110,7 @@ class Duty(StrEnum):
     REPORT = "report"  # 下载月报 the monthly report
     ADMINISTER = "administer"  # 系统管理 staff, units, time limits
     SIMULATE = "simulate"  # 政策模拟 policy simulation
+    PROBLEM = "problem"  # 确定每月一题 set the problem of the month
 
 
 ROLE_DUTIES: dict[Duty, frozenset[StaffRole]] = {
@@ -1118,6 +1120,7 @@ ROLE_DUTIES: dict[Duty, frozenset[StaffRole]] = {
     Duty.REPORT: DECIDERS,
     Duty.ADMINISTER: frozenset({StaffRole.ADMIN}),
     Duty.SIMULATE: DECIDERS,
+    Duty.PROBLEM: month_problem.DECIDERS,  # the rule models.month_problem enforces
 }
 
 

@@ -70,7 +70,7 @@ def test_what_a_role_may_do_is_one_rule() -> None:
         return {d.value for d in Duty if role_may(who, d)}
 
     assert may(StaffRole.ADMIN) == {d.value for d in Duty}
-    assert may(StaffRole.SUPERVISOR) == {"record", "export", "report", "simulate"}
+    assert may(StaffRole.SUPERVISOR) == {"record", "export", "report", "simulate", "problem"}
     assert may(StaffRole.COMMUNITY_WORKER) == {"record", "export"}
     assert may(StaffRole.VOLUNTEER) == set()
     assert not role_may(None, Duty.RECORD)
