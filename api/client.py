@@ -51,3 +51,12 @@ def is_https(request: Request) -> bool:
 
 
 __all__ = ["client_address", "is_https", "trusted_proxies"]
+
+
+def public_base(request: Request) -> str:
+    """The address people reach the pages at, for links the pages hand out: the
+    installation's public address (``TIAOJIE_PUBLIC_URL``) when it names one, else the
+    address this request came to (so the port the app was started on, never a fixed
+    one)."""
+    public = get_settings().public_url
+    return (public or str(request.base_url)).rstrip("/")

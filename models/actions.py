@@ -51,6 +51,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, time
+from enum import StrEnum
 from functools import partial
 from typing import Annotated, Any, cast
 
@@ -71,6 +72,7 @@ from models import (
     machine_triage,
     mediating,
     mediators,
+    month_problem,
     parties,
     referrals,
     routing,
@@ -82,6 +84,7 @@ from models.access import (
     Principal,
     find_case,
     may_see_personal_data,
+    may_use_simulator,
     not_found,
     place_path_of,
     reaches,
@@ -106,13 +109,19 @@ from models.enums import (
     StaffRole,
     TerminationReason,
 )
-from models.errors import GuardFailed, InvalidTransition, PermissionDenied, ValidationError
+from models.errors import (
+    FieldProblem,
+    GuardFailed,
+    InvalidTransition,
+    PermissionDenied,
+    ValidationError,
+)
 from models.follow_up import FollowUpRecord
 from models.lifecycle import TRANSITIONS
 from models.mediation import AgreementCreate, SessionCreate, clean_text
 from models.parties import PartyUpdate
 from models.party import PartyCreate
-from models.staff import Staff
+from models.staff import Staff, staff_by_username
 from models.unit import Unit
 
 Version = Annotated[
@@ -229,12 +238,28 @@ class MediatorsIn(ActionBody):
     )
 
 
+# A body field the generated web form leaves out (a person is named on the page by the
+# user name they sign in with; scripts may still give the internal id), and one the form
+# marks required although the body does not (it is one of two ways to say the same thing).
+NOT_ON_FORM: dict[str, Any] = {"form": False}
+REQUIRED_ON_FORM: dict[str, Any] = {"form_required": True}
+Username = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S+$")]
+
+
 class ReassignIn(ActionBody):
-    assignee_id: int = Field(
+    assignee: Username | None = Field(
+        default=None,
+        title="改派给（用户名）",
+        description="Username of the new assignee",
+        json_schema_extra=REQUIRED_ON_FORM,
+    )
+    assignee_id: int | None = Field(
+        default=None,
         ge=1,
         le=2_000_000_000,
         title="改派给（工作人员编号）",
-        description="Staff id of the new assignee",
+        description="or the new assignee's staff id",
+        json_schema_extra=NOT_ON_FORM,
     )
 
 
@@ -297,8 +322,19 @@ class ExtensionDecisionIn(ActionBody):
 
 
 class HelperIn(ActionBody):
-    staff_id: int = Field(
-        ge=1, le=2_000_000_000, title="协办人员（工作人员编号）", description="Staff id"
+    username: Username | None = Field(
+        default=None,
+        title="协办人员（用户名）",
+        description="Username of the helper",
+        json_schema_extra=REQUIRED_ON_FORM,
+    )
+    staff_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=2_000_000_000,
+        title="协办人员（工作人员编号）",
+        description="or the helper's staff id",
+        json_schema_extra=NOT_ON_FORM,
     )
     role: HelperRole = Field(title="协办内容", description="What they help with")
 
@@ -585,18 +621,38 @@ def _name_mediators(s: Session, p: Principal, case: Case, body: MediatorsIn) -> 
     )
 
 
-def _reassign(s: Session, p: Principal, case: Case, body: ReassignIn) -> None:
-    staff = s.get(Staff, body.assignee_id)
-    unit = s.get(Unit, staff.unit_id) if staff and staff.unit_id else None
-    if staff is None or unit is None or not p.covers(unit.path):
+def named_staff(s: Session, field: str, username: str | None, staff_id: int | None) -> Staff:
+    """The staff member a body names, by user name (as people know each other) or by
+    internal id; a 422 on ``field`` naming what was given when there is no such person."""
+    if username is None and staff_id is None:
         raise ValidationError(
-            "assignee_id: no such staff member within your reach",
-            "assignee_id：您的辖区内没有该工作人员",
+            f"{field}: give a username",
+            f"{field}：请填写用户名",
+            problems=[FieldProblem(field, "必填：请填写用户名", "required: give a username")],
         )
+    staff = staff_by_username(s, username) if username is not None else s.get(Staff, staff_id)
+    if staff is None:
+        raise unknown_staff(field, username if username is not None else f"#{staff_id}")
+    return staff
+
+
+def unknown_staff(field: str, given: str) -> ValidationError:
+    zh, en = f"没有用户名为 {given} 的工作人员", f"no staff member with username {given!r}"
+    return ValidationError(
+        f"{field}: {en}", f"{field}：{zh}", problems=[FieldProblem(field, zh, en)]
+    )
+
+
+def _reassign(s: Session, p: Principal, case: Case, body: ReassignIn) -> None:
+    staff = named_staff(s, "assignee", body.assignee, body.assignee_id)
+    unit = s.get(Unit, staff.unit_id) if staff.unit_id else None
+    if staff.id is None or unit is None or not p.covers(unit.path):
+        # Answered as if unknown: whether someone outside your reach exists is not yours.
+        raise unknown_staff("assignee", body.assignee or f"#{body.assignee_id}")
     routing.reassign_case(
         s,
         case_id=_id(case),
-        assignee_id=body.assignee_id,
+        assignee_id=staff.id,
         actor=p,
         expected_version=body.version or case.version,
     )
@@ -674,7 +730,18 @@ def _ask_extension(s: Session, p: Principal, case: Case, body: ExtensionIn) -> i
 _decide_extension = _calling(extensions.decide_extension, "grant", "note", row=True)
 
 
-_add_helper = _calling(helping.add_helper, "staff_id", "role", row=True)
+def _add_helper(s: Session, p: Principal, case: Case, body: HelperIn) -> int | None:
+    staff = named_staff(s, "username", body.username, body.staff_id)
+    assert staff.id is not None
+    row = helping.add_helper(
+        s,
+        case_id=_id(case),
+        staff_id=staff.id,
+        role=body.role,
+        actor=p,
+        expected_version=body.version,
+    )
+    return row.id
 
 
 _helper_task = _calling(helping.record_helper_task, "kind", "note", row=True)
@@ -908,7 +975,7 @@ ACTIONS: dict[str, Action] = {
         ),
         Action(
             "reassign", "assigned", ReassignIn, _reassign, "改派 Reassign", "reassign",
-            {"version": 3, "assignee_id": 12},
+            {"version": 3, "assignee": "mediator1-d01-s01-c01"},
         ),
         Action(
             "escalate", "escalated", EscalateIn, _escalate, "上报 Escalate by hand",
@@ -977,7 +1044,7 @@ ACTIONS: dict[str, Action] = {
         ),
         Action(
             "helpers", "helper_added", HelperIn, _add_helper, "增加协办人员 Add a helper",
-            "add_helper", {"version": 3, "staff_id": 40, "role": "visit"},
+            "add_helper", {"version": 3, "username": "volunteer-d01-s01-c01", "role": "visit"},
         ),
         Action(
             "helper-tasks", "helper_task_recorded", HelperTaskIn, _helper_task,
@@ -1029,6 +1096,42 @@ ACTIONS: dict[str, Action] = {
 }  # fmt: skip
 
 BY_VERB: dict[str, Action] = {a.verb: a for a in ACTIONS.values()}
+
+
+# --- what a role may do beyond a case ---------------------------------------------------
+
+
+class Duty(StrEnum):
+    """Work a role may do that is not an action on one case (the pages' menus, buttons
+    and the pages themselves ask :func:`role_may`)."""
+
+    RECORD = "record"  # 登记案件、办理案件 record complaints and work on cases
+    EXPORT = "export"  # 导出案件列表 export the case list
+    REPORT = "report"  # 下载月报 the monthly report
+    ADMINISTER = "administer"  # 系统管理 staff, units, time limits
+    SIMULATE = "simulate"  # 政策模拟 policy simulation
+    PROBLEM = "problem"  # 确定每月一题 set the problem of the month
+
+
+ROLE_DUTIES: dict[Duty, frozenset[StaffRole]] = {
+    Duty.RECORD: WRITERS,
+    # A volunteer helps on a case; a list of cases to take away is not theirs.
+    Duty.EXPORT: frozenset(StaffRole) - {StaffRole.VOLUNTEER},
+    Duty.REPORT: DECIDERS,
+    Duty.ADMINISTER: frozenset({StaffRole.ADMIN}),
+    Duty.SIMULATE: DECIDERS,
+    Duty.PROBLEM: month_problem.DECIDERS,  # the rule models.month_problem enforces
+}
+
+
+def role_may(principal: Principal | None, duty: Duty | str) -> bool:
+    """Whether ``principal``'s role may do ``duty``: the one answer for every page (the
+    actions on a case are :func:`allowed`)."""
+    if principal is None or not principal.is_staff or principal.role is None:
+        return False
+    if duty == Duty.SIMULATE:
+        return may_use_simulator(principal)
+    return principal.role in ROLE_DUTIES[Duty(duty)]
 
 
 # --- asking and doing -------------------------------------------------------------------
@@ -1117,10 +1220,12 @@ __all__ = [
     "BY_VERB",
     "Action",
     "ActionBody",
+    "Duty",
     "Upload",
     "allowed",
     "allowed_names",
     "by_role",
     "refusal",
+    "role_may",
     "run",
 ]

@@ -496,10 +496,7 @@ def demo_arrivals(
     """The first ``count`` sample complaints with the moment each arrives (over the
     :data:`HISTORY_DAYS` before ``now``) and who records it; the district must be
     loaded (replays feed these in at their times, ``load_demo_city`` all at once)."""
-    staff_by_unit: dict[str, list[Staff]] = {}
-    codes = {u.id: u.code for u in session.exec(select(Unit)).all()}
-    for member in session.exec(select(Staff).order_by(col(Staff.id))).all():
-        staff_by_unit.setdefault(codes.get(member.unit_id, ""), []).append(member)
+    staff_by_unit = _staff_by_unit(session)
     complaints = demo_complaints()[:count]
     times = submission_times(len(complaints), now=now)
     out: list[tuple[datetime, CaseCreate, Actor, int | None]] = []
@@ -507,6 +504,21 @@ def demo_arrivals(
         actor, recorder = _recorder(data, staff_by_unit)
         out.append((at, data, actor, recorder))
     return out
+
+
+def _staff_by_unit(session: Session) -> dict[str, list[Staff]]:
+    staff_by_unit: dict[str, list[Staff]] = {}
+    codes = {u.id: u.code for u in session.exec(select(Unit)).all()}
+    for member in session.exec(select(Staff).order_by(col(Staff.id))).all():
+        staff_by_unit.setdefault(codes.get(member.unit_id, ""), []).append(member)
+    return staff_by_unit
+
+
+def recorder_of(session: Session, data: CaseCreate) -> tuple[Actor, int | None]:
+    """Who records a sample complaint arriving now (the live demo's): as for the first
+    batch, the public files what came through Open311 (no one else may choose that
+    channel), the system what came by interface, a community worker the rest."""
+    return _recorder(data, _staff_by_unit(session))
 
 
 def _recorder(data: CaseCreate, staff_by_unit: dict[str, list[Staff]]) -> tuple[Actor, int | None]:

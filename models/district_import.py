@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -266,6 +266,33 @@ def _parse(model: type[M], rows: list[Row], file: str) -> tuple[list[tuple[Row, 
         except pydantic.ValidationError as exc:
             problems += problems_from(exc, file, row.number)
     return parsed, problems
+
+
+def _unknown_units_of_refused_rows(
+    rows: list[Row],
+    parsed: list[tuple[Row, Any]],
+    problems: list[Problem],
+    columns: tuple[str, ...],
+    units: Mapping[str, Unit],
+    file: str,
+) -> list[Problem]:
+    """Unknown unit codes on the rows that failed to parse, so that one pass tells every
+    problem (a row with a bad phone number and an unknown unit said the second only once
+    the first was mended). A cell already reported (a malformed code) is not told twice."""
+    ok = {row.number for row, _spec in parsed}
+    told = {(p.row, p.column) for p in problems}
+    found: list[Problem] = []
+    for row in rows:
+        for column in columns:
+            code = (row.cells.get(column) or "").strip()
+            if row.number in ok or not code or code in units or (row.number, column) in told:
+                continue
+            zh, en = (
+                f"单位编码 {code} 不存在（请先导入单位）",
+                f"unknown unit {code} (import the units first)",
+            )
+            found.append(_problem(file, row.number, column, zh, en))
+    return found
 
 
 def _refuse_if(problems: list[Problem]) -> None:
@@ -541,6 +568,7 @@ def import_staff(
                     f"unknown unit {spec.unit_code} (import the units first)",
                 )
             )
+    problems += _unknown_units_of_refused_rows(rows, parsed, problems, ("unit_code",), units, file)
     _refuse_if(problems)
     existing = {s.username: s for s in session.exec(select(Staff)).all()}
     report = ImportReport("staff 工作人员")
@@ -622,6 +650,8 @@ def import_pairings(
                         f"{code} is a {unit.level.en}, not a {level.en}",
                     )
                 )
+    columns = ("community_code", "agency_code")
+    problems += _unknown_units_of_refused_rows(rows, parsed, problems, columns, units, file)
     _refuse_if(problems)
     by_id = {u.id: u.code for u in units.values()}
     existing = {(by_id[p.community_id], p.category): p for p in session.exec(select(Pairing)).all()}

@@ -34,7 +34,9 @@ COMMUNITY_HELPER_ROLES = frozenset(
 )
 
 
-def _community_of(session: Session, case: Case) -> Unit | None:
+def community_of(session: Session, case: Case) -> Unit | None:
+    """The community (社区) of the case's place, handling unit or the unit it was
+    referred from: whose people help on it, and whose committee received it."""
     codes: list[str] = []
     for unit_id in (case.place_unit_id, case.unit_id):
         unit = session.get(Unit, unit_id) if unit_id else None
@@ -54,7 +56,7 @@ def may_help(session: Session, *, case: Case, staff: Staff) -> bool:
     anyone working in an agency paired with that community."""
     if not staff.active or staff.unit_id is None:
         return False
-    community = _community_of(session, case)
+    community = community_of(session, case)
     if community is None:
         return False
     unit = session.get(Unit, staff.unit_id)

@@ -10,6 +10,7 @@ layer masks respondents who are people).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -19,6 +20,7 @@ from sqlmodel import Session
 
 from models import clock, metrics
 from models.enums import UnitLevel
+from models.errors import FieldProblem, ValidationError
 from models.month_problem import MonthProblemPublic, get_month_problem
 from models.settings import get_settings
 from models.spreadsheet import Cell, add_sheet, new_book, to_bytes
@@ -69,12 +71,21 @@ class MonthlyReport:
     decided: MonthProblemPublic | None = None
 
 
+MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
 def month_of(value: str) -> date:
-    """``"2026-11"`` → the 1st of that month (ValueError otherwise)."""
-    year, _, month = value.partition("-")
-    if len(year) != 4 or len(month) != 2:
-        raise ValueError(f"not a month: {value!r} (use YYYY-MM)")
-    return date(int(year), int(month), 1)
+    """``"2026-11"`` → the 1st of that month; anything else (``2026-13``, ``abc``) a
+    :class:`~models.errors.ValidationError` saying how a month is written: the one
+    reading of a month asked for (the REST metrics, the report page, the flow)."""
+    if not MONTH.fullmatch(value):
+        shown = value[:20]
+        zh = f"月份 {shown} 格式不正确，应为 YYYY-MM（如 2026-11）"
+        en = f"{shown!r} is not a month; write it YYYY-MM (e.g. 2026-11)"
+        raise ValidationError(
+            f"month: {en}", f"month：{zh}", problems=[FieldProblem("month", zh, en)]
+        )
+    return date(int(value[:4]), int(value[5:]), 1)
 
 
 def previous_month(today: date) -> date:

@@ -89,6 +89,20 @@ def signed_in_staff(
     return staff, unit
 
 
+def previous_sign_in(session: Session, *, staff_id: int) -> datetime | None:
+    """When the staff member signed in before the sign-in of this visit (the newest of
+    their sessions is this visit's): what their inbox says changed since. None on a
+    first visit."""
+    found = session.exec(
+        select(WebSession.created_at)
+        .where(col(WebSession.staff_id) == staff_id)
+        .order_by(col(WebSession.created_at).desc())
+        .offset(1)
+        .limit(1)
+    ).first()
+    return found
+
+
 def revoke_session(session: Session, *, sid: str, why: str = "logout") -> bool:
     """End one session (signing out). True if it was alive."""
     result = session.connection().execute(

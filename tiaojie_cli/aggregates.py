@@ -9,19 +9,21 @@ from rich.console import Console
 from tiaojie_cli.audit import progress_bar
 from tiaojie_cli.groups import command_group
 
-app = command_group("The kept figures of the three rates. 三率统计数据的维护。")
+app = command_group("三率统计数据的维护。 The kept figures of the three rates.")
 console = Console()
 
 
 @app.command()
 def rebuild(
-    batch: int = typer.Option(20_000, "--batch", min=100, help="Case ids per transaction."),
+    batch: int = typer.Option(
+        20_000, "--batch", min=100, help="每个事务处理的案件数 Case ids per transaction."
+    ),
 ) -> None:
-    """Work out every case's deciding moments again from its contacts, return visits,
+    """从联系、回访、移交与超期记录重新计算每个案件的三率判定数据；批量导入或恢复旧备份后运行。运行中亦可安全执行。
+
+    Work out every case's deciding moments again from its contacts, return visits,
     referrals and breaches: after a bulk import or restoring an old backup. Safe while
     Tiaojie runs (one short transaction per batch).
-
-    从联系、回访、移交与超期记录重新计算每个案件的三率判定数据；批量导入或恢复旧备份后运行。运行中亦可安全执行。
     """
     from models import decisions
     from models.db import get_engine, read_session, write_session
@@ -44,9 +46,9 @@ def rebuild(
 
 @app.command()
 def check() -> None:
-    """Compare the kept rows with a full recount; exit 1 if they differ.
+    """将已保存的判定数据与完整重算比较；不一致时以状态码 1 退出。
 
-    将已保存的判定数据与完整重算比较；不一致时以状态码 1 退出。
+    Compare the kept rows with a full recount; exit 1 if they differ.
     """
     from models import decisions
     from models.db import get_engine, read_session

@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tiaojie_cli.groups import command_group
 
-app = command_group("Audit the case records. 审计案件记录。")
+app = command_group("审计案件记录。 Audit the case records.")
 console = Console()
 
 
@@ -27,9 +27,9 @@ def progress_bar(label: str, out: Console) -> Progress:
 
 @app.command()
 def verify() -> None:
-    """Verify every case's hash-chained events; exit 1 if any was edited or lost.
+    """校验每个案件的事件哈希链；发现被篡改或缺失的事件时以状态码 1 退出。
 
-    校验每个案件的事件哈希链；发现被篡改或缺失的事件时以状态码 1 退出。
+    Verify every case's hash-chained events; exit 1 if any was edited or lost.
     """
     from models.admin_log import verify_log
     from models.audit import describe, verify_all
@@ -68,14 +68,20 @@ def verify() -> None:
 
 @app.command("sign-ins")
 def sign_ins(
-    hours: int = typer.Option(24, "--hours", min=1, max=24 * 366, help="How far back."),
-    failed: bool = typer.Option(False, "--failed", help="Only refused attempts."),
-    limit: int = typer.Option(200, "--limit", min=1, max=10_000, help="At most this many."),
+    hours: int = typer.Option(
+        24, "--hours", min=1, max=24 * 366, help="回看多少小时 How many hours back."
+    ),
+    failed: bool = typer.Option(
+        False, "--failed", help="只列出被拒绝的登录 Only refused attempts."
+    ),
+    limit: int = typer.Option(
+        200, "--limit", min=1, max=10_000, help="最多列出条数 At most this many."
+    ),
 ) -> None:
-    """List sign-in attempts on both paths (token and web form), newest first: when,
-    where from, which account, and the outcome. No password or token is ever recorded.
+    """列出登录尝试（令牌与网页两种方式），最新的在前：时间、来源地址、账号与结果。
 
-    列出登录尝试（令牌与网页两种方式），最新的在前：时间、来源地址、账号与结果。
+    List sign-in attempts on both paths (token and web form), newest first: when,
+    where from, which account, and the outcome. No password or token is ever recorded.
     """
     from datetime import timedelta
 

@@ -27,12 +27,14 @@ def _keys_reminder() -> None:
 
 
 def backup_command(
-    folder: Path = typer.Argument(..., file_okay=False, help="An empty or new folder."),
+    folder: Path = typer.Argument(
+        ..., file_okay=False, help="空的或新的文件夹 An empty or new folder."
+    ),
 ) -> None:
-    """Back up the case database while the system runs (SQLite online backup API, or
-    pg_dump). The keys are not copied; where they are is printed.
+    """在线备份案件数据库（不停机）；不复制密钥，只提示密钥所在位置。
 
-    在线备份案件数据库（不停机）；不复制密钥，只提示密钥所在位置。
+    Back up the case database while the system runs (SQLite online backup API, or
+    pg_dump). The keys are not copied; where they are is printed.
     """
     from models.backup import BackupError, backup
     from models.db import get_engine
@@ -76,15 +78,22 @@ def _running_on(home: Path, database: Path | None) -> str | None:
 
 
 def restore_command(
-    folder: Path = typer.Argument(..., exists=True, file_okay=False, help="A backup folder."),
+    folder: Path = typer.Argument(
+        ...,
+        exists=True,
+        file_okay=False,
+        help="备份文件夹（tiaojie backup 所写） A backup folder (written by tiaojie backup).",
+    ),
     overwrite: bool = typer.Option(
-        False, "--overwrite", help="Replace a case database that already holds cases."
+        False,
+        "--overwrite",
+        help="覆盖已有案件的数据库 Replace a case database that already holds cases.",
     ),
 ) -> None:
-    """Restore a backup into this installation (stopped), then verify every case's
-    event chain and the administration log. Exits 1 if anything is broken.
+    """恢复备份（系统须已停止），随后校验全部案件事件链与系统管理日志。
 
-    恢复备份（系统须已停止），随后校验全部案件事件链与系统管理日志。
+    Restore a backup into this installation (stopped), then verify every case's
+    event chain and the administration log. Exits 1 if anything is broken.
     """
     from models.backup import BackupError, check, counts, other_connections, restore
     from models.db import get_engine, is_sqlite

@@ -27,17 +27,25 @@ from tiaojie_cli.groups import command_group
 if TYPE_CHECKING:
     import httpx
 
-app = command_group("Cases through the API. 案件登记与查询。")
+app = command_group("案件登记与查询（通过接口）。 Cases through the API.")
 console = Console()
 err = Console(stderr=True)
 
 # httpx is imported when a command runs: `tiaojie --help` stays fast.
 TIMEOUT_S, CONNECT_TIMEOUT_S = 30.0, 5.0
+DEFAULT_API = "http://127.0.0.1:8000"
 ApiOpt = typer.Option(
-    "http://127.0.0.1:8000", "--api", envvar="TIAOJIE_API_URL", help="API base URL"
+    None,
+    "--api",
+    envvar="TIAOJIE_API_URL",
+    help="接口地址 API base URL. 默认：本机正在运行的 tiaojie up 的地址，否则 "
+    "Default: the address of the tiaojie up running here, else " + DEFAULT_API,
 )
 TokenOpt = typer.Option(
-    ..., "--token", envvar="TIAOJIE_TOKEN", help="Bearer token (tiaojie token create)"
+    ...,
+    "--token",
+    envvar="TIAOJIE_TOKEN",
+    help="访问令牌（tiaojie token create 生成） Bearer token (tiaojie token create)",
 )
 
 CSV_COLUMNS = (
@@ -55,16 +63,46 @@ class ApiError(Exception):
         detail = "; ".join(
             f"{f.get('field')}: {f.get('message')} / {f.get('message_en')}" for f in self.fields
         )
-        text = f"[{self.status}] {self.zh} / {self.en}"
+        text = f"{self.zh} / {self.en}"
+        text = f"[{self.status}] {text}" if self.status else text
         return f"{text} ({detail})" if detail else text
 
 
+def api_url(api: str | None) -> str:
+    """``--api`` or ``TIAOJIE_API_URL``; else the address the ``tiaojie up`` running on
+    this ``TIAOJIE_HOME`` wrote down (it may use another ``--port``); else the default."""
+    if api:
+        return api.rstrip("/")
+    from models.settings import get_settings
+    from tiaojie_cli.up import Layout
+
+    try:
+        written = Layout.under(get_settings().home).app_url_file.read_text().strip()
+    except OSError:
+        written = ""
+    return written or DEFAULT_API
+
+
+def unreachable(base: str, exc: Exception) -> ApiError:
+    """What a person reads when nothing answers at ``base``: what was tried, why, and
+    how to start Tiaojie or point the command elsewhere."""
+    why = type(exc).__name__
+    return ApiError(
+        0,
+        f"无法连接 Tiaojie 接口 {base}（{why}）。请先启动：make up 或 tiaojie up；"
+        "若接口在别处，用 --api 或 TIAOJIE_API_URL 指定地址",
+        f"cannot reach the Tiaojie API at {base} ({why}). Start it with `make up` or "
+        "`tiaojie up`; if it runs elsewhere, give its address with --api or TIAOJIE_API_URL",
+        [],
+    )
+
+
 @contextmanager
-def client(api: str, token: str) -> Iterator[httpx.Client]:
+def client(api: str | None, token: str) -> Iterator[httpx.Client]:
     import httpx
 
     with httpx.Client(
-        base_url=api.rstrip("/"),
+        base_url=api_url(api),
         headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
         timeout=httpx.Timeout(TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
     ) as c:
@@ -77,11 +115,11 @@ def call(c: httpx.Client, method: str, url: str, **kw: Any) -> Any:
     try:
         r = c.request(method, url, **kw)
     except httpx.TimeoutException:
-        raise ApiError(0, "连接超时", "the API did not answer in time", []) from None
-    except httpx.TransportError as exc:
         raise ApiError(
-            0, "无法连接服务器", f"cannot reach the API ({type(exc).__name__})", []
+            0, f"接口 {c.base_url} 连接超时", f"the API at {c.base_url} did not answer in time", []
         ) from None
+    except httpx.TransportError as exc:
+        raise unreachable(str(c.base_url).rstrip("/"), exc) from None
     if r.status_code >= 400:
         try:
             body = r.json()
@@ -150,23 +188,31 @@ def row_to_case(row: dict[str, str]) -> dict[str, Any]:
 def submit(
     category: str | None = typer.Option(
         None,
-        help="labour, relocation, environment, neighbour ... (a choice that stands; "
-        "left out, the classifier decides 不填则由模型分类)",
+        help="纠纷类别（填写即为最终选择；不填则由模型分类） Category: labour, relocation, "
+        "environment, neighbour ... (a choice that stands; left out, the classifier decides)",
     ),
     priority: str | None = typer.Option(
-        None, help="emergency, high, normal, consultation (a choice that stands)"
+        None,
+        help="紧急程度（填写即为最终选择） Priority: emergency, high, normal, consultation "
+        "(a choice that stands)",
     ),
-    description: str = typer.Option(..., help="What happened 诉求内容"),
-    place: str | None = typer.Option(None, "--place", help="Building/compound/community code"),
-    complainant: str | None = typer.Option(None, help="Complainant's name 申请人"),
-    phone: str | None = typer.Option(None, help="Complainant's mobile"),
-    respondent: str | None = typer.Option(None, help="Who the complaint is against 被申请人"),
-    people: int = typer.Option(1, help="People affected"),
-    key: str | None = typer.Option(None, "--idempotency-key", help="Retry-safe key"),
-    api: str = ApiOpt,
+    description: str = typer.Option(..., help="诉求内容 What happened"),
+    place: str | None = typer.Option(
+        None, "--place", help="发生地点的楼幢/小区/社区编码 Building, compound or community code"
+    ),
+    complainant: str | None = typer.Option(None, help="申请人姓名 Complainant's name"),
+    phone: str | None = typer.Option(None, help="申请人手机号 Complainant's mobile"),
+    respondent: str | None = typer.Option(None, help="被申请人 Who the complaint is against"),
+    people: int = typer.Option(1, help="涉及人数 People affected"),
+    key: str | None = typer.Option(
+        None,
+        "--idempotency-key",
+        help="幂等键：重试不会重复登记 Idempotency key: a retry records nothing twice",
+    ),
+    api: str | None = ApiOpt,
     token: str = TokenOpt,
 ) -> None:
-    """Record one case. 登记一件案件。"""
+    """登记一件案件。 Record one case."""
     body = row_to_case(
         {
             "category": category or "",
@@ -193,18 +239,26 @@ def submit(
 
 @app.command("list")
 def list_cases(
-    status: str | None = typer.Option(None),
-    category: str | None = typer.Option(None),
-    unit: str | None = typer.Option(None),
-    mine: bool = typer.Option(False, "--mine", help="Only cases assigned to me"),
-    overdue: bool = typer.Option(False, "--overdue"),
-    q: str | None = typer.Option(None, "--q", help="Case number or text"),
-    page: int = typer.Option(1),
-    as_json: bool = typer.Option(False, "--json"),
-    api: str = ApiOpt,
+    status: str | None = typer.Option(
+        None, help="案件状态，如 assigned、in_mediation Status, e.g. assigned, in_mediation"
+    ),
+    category: str | None = typer.Option(
+        None, help="纠纷类别，如 labour、neighbour Category, e.g. labour, neighbour"
+    ),
+    unit: str | None = typer.Option(
+        None, help="单位编码（含下级单位） Unit code, with the units below it"
+    ),
+    mine: bool = typer.Option(False, "--mine", help="只看我承办的案件 Only cases assigned to me"),
+    overdue: bool = typer.Option(False, "--overdue", help="只看已超期的案件 Only overdue cases"),
+    q: str | None = typer.Option(
+        None, "--q", help="案件编号或诉求中的词语 Case number or words of the complaint"
+    ),
+    page: int = typer.Option(1, help="页码（每页 50 件） Page number (50 cases a page)"),
+    as_json: bool = typer.Option(False, "--json", help="输出 JSON Print JSON"),
+    api: str | None = ApiOpt,
     token: str = TokenOpt,
 ) -> None:
-    """List cases within your reach. 案件列表。"""
+    """列出您负责范围内的案件。 List cases within your reach."""
     params: dict[str, Any] = {"page": page, "page_size": 50}
     for name, value in (("status", status), ("category", category), ("unit", unit), ("q", q)):
         if value:
@@ -259,12 +313,12 @@ def case_table(items: list[dict[str, Any]], total: int, *, width: int) -> Table:
 
 @app.command("show")
 def show(
-    case_ref: str = typer.Argument(..., help="Case number or id"),
-    as_json: bool = typer.Option(False, "--json"),
-    api: str = ApiOpt,
+    case_ref: str = typer.Argument(..., help="案件编号或编号 id Case number or id"),
+    as_json: bool = typer.Option(False, "--json", help="输出 JSON Print JSON"),
+    api: str | None = ApiOpt,
     token: str = TokenOpt,
 ) -> None:
-    """One case with its parties and timeline. 案件详情。"""
+    """案件详情：当事人与办理经过。 One case with its parties and timeline."""
     with client(api, token) as c:
         try:
             detail = call(c, "GET", f"/api/v1/cases/{case_ref}")
@@ -288,15 +342,21 @@ def show(
 
 @app.command("import")
 def import_csv(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="UTF-8 CSV"),
-    api: str = ApiOpt,
+    file: Path = typer.Argument(
+        ...,
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        help="案件 CSV 文件（UTF-8 编码） A UTF-8 CSV file of cases",
+    ),
+    api: str | None = ApiOpt,
     token: str = TokenOpt,
 ) -> None:
-    """Import cases from a CSV file (columns: category, description, place_code, priority,
-    people_affected, address, complainant_name, complainant_phone, complainant_id_number,
-    respondent_name, respondent_kind). Re-running creates nothing twice.
+    """从 CSV 批量导入案件；重复导入不会重复登记。
 
-    从 CSV 批量导入案件；重复导入不会重复登记。"""
+    Import cases from a CSV file (columns: category, description, place_code, priority,
+    people_affected, address, complainant_name, complainant_phone, complainant_id_number,
+    respondent_name, respondent_kind). Re-running creates nothing twice."""
     import httpx
 
     from models.tabular import ImportRefused, decode
@@ -345,10 +405,12 @@ def import_csv(
                     created += 1
             except ApiError as exc:
                 problems.append((line, str(exc)))
+            except httpx.TransportError as exc:
+                # Nothing answers: every other row would fail alike; say it once and stop.
+                progress.stop()
+                raise fail(unreachable(str(c.base_url).rstrip("/"), exc)) from None
             except httpx.HTTPError as exc:
-                problems.append(
-                    (line, f"无法连接服务器 cannot reach the API ({type(exc).__name__})")
-                )
+                problems.append((line, f"请求失败 the request failed ({type(exc).__name__})"))
             progress.advance(task)
     for line, reason in problems:
         console.print(f"[red]✗[/] 第 {line} 行 line {line}: {reason}")

@@ -24,6 +24,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine
+from sqlalchemy import case as sql_case
 from sqlmodel import Session, col, select
 
 from models import actions, clock
@@ -47,6 +49,22 @@ from models.staff import Staff
 SIMULATED = "【演示模拟 simulated by the demo】"
 LEAVE_ALONE_EVERY = 3  # case ids divisible by this are left to run late and escalate
 
+# The furthest-along case takes the next step: a newcomer watches a few cases live a
+# whole life (mediation, agreement, return visit) in minutes. Oldest first, each of the
+# hundreds of waiting cases took one step in turn and none reached its agreement for an
+# hour.
+_STAGE = {
+    CaseStatus.FOLLOW_UP: 0,
+    CaseStatus.IN_MEDIATION: 1,
+    CaseStatus.REFERRED: 2,
+    CaseStatus.ASSIGNED: 3,
+}
+FURTHEST_FIRST = (
+    sql_case(_STAGE, value=col(Case.status), else_=len(_STAGE)),
+    col(Case.consent_at).is_(None),
+    col(Case.accepted_at).is_(None),
+)
+
 
 class DemoFeeder:
     """A daemon thread: one new complaint every ``pace_s`` seconds, and a few simulated
@@ -60,7 +78,11 @@ class DemoFeeder:
         dwell_s: float | None = None,
         steps_per_tick: int = 3,
         log: Callable[[str], None] = print,
+        engine: Engine | None = None,
+        case_url: Callable[[str], str] | None = None,
     ) -> None:
+        self.engine = engine  # None: the configured database
+        self.case_url = case_url  # a step's line ends with its case page, to open it
         self.state_file = state_file
         self.pace_s = pace_s
         self.dwell_s = dwell_s if dwell_s is not None else 2 * pace_s
@@ -105,18 +127,33 @@ class DemoFeeder:
             if not self.simulate_one():
                 break
 
-    def feed_one(self) -> str:
-        from models.demo import FIRST_BATCH, demo_complaints
+    def feed_one(self) -> str | None:
+        """Record the next sample complaint as whoever would file it (Open311 ones as
+        the public); None if it was refused. A refused one is told once and passed over,
+        never tried again at every tick."""
+        from models.demo import FIRST_BATCH, demo_complaints, recorder_of
 
         complaints = demo_complaints()
         live = complaints[FIRST_BATCH:] or complaints
         index = self._next_index()
         data = live[index % len(live)]
-        with write_session() as session:
-            case = create_case(session, data=data, actor=Actor.system())
-            number = case.number
+        number: str | None = None
+        try:
+            with write_session(self.engine) as session:
+                actor, recorder = recorder_of(session, data)
+                case = create_case(session, data=data, actor=actor, created_by_id=recorder)
+                number = case.number
+        except TiaojieError as exc:
+            self.log(
+                f"demo 演示: sample complaint {index} refused, skipped 样例投诉被拒绝，已跳过: "
+                f"{exc}"
+            )
         self._save_index(index + 1)
-        self.log(f"demo 演示: new complaint 新投诉 {number} ({data.category.zh})")
+        if number is not None:
+            self.log(
+                f"demo 演示: new complaint 新投诉 {number} ({data.category.zh}, "
+                f"{data.channel.value})"
+            )
         return number
 
     def _candidates(self, session: Session) -> list[Case]:
@@ -132,14 +169,14 @@ class DemoFeeder:
             # Left-alone cases are skipped in the query, not after it: they grow oldest,
             # and would otherwise fill the 50 and stop the demo.
             .where(col(Case.id) % LEAVE_ALONE_EVERY != 0)
-            .order_by(col(Case.updated_at))
+            .order_by(*FURTHEST_FIRST, col(Case.updated_at))
             .limit(50)
         ).all()
         return list(rows)
 
     def simulate_one(self) -> bool:
         """Take the next simulated mediator step on one waiting case; False if none."""
-        with write_session() as session:
+        with write_session(self.engine) as session:
             for case in self._candidates(session):
                 actor = _assignee_actor(session, case)
                 if actor is None:
@@ -150,7 +187,8 @@ class DemoFeeder:
                     session.rollback()
                     continue
                 if done:
-                    self.log(f"demo 演示: {case.number} {done} {SIMULATED}")
+                    link = f" {self.case_url(case.number)}" if self.case_url else ""
+                    self.log(f"demo 演示: {case.number} {done} {SIMULATED}{link}")
                     return True
         return False
 

@@ -22,16 +22,23 @@ if TYPE_CHECKING:
     from models.tabular import ImportRefused
 
 import_app = command_group(
-    "Load a district's units, staff and pairings from CSV/GeoJSON. 导入本辖区数据。"
+    "导入本辖区的单位、工作人员与结对数据。 Load a district's units, staff and pairings "
+    "from CSV/GeoJSON."
 )
-policies_app = command_group("Time limits (时限规则): load from TOML, show, history.")
+policies_app = command_group(
+    "时限规则：从 TOML 载入、查看、历史。 Time limits: load from TOML, show, history."
+)
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 SHOW = 40
 
-FILE = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="The file to import.")
+FILE = typer.Argument(
+    ..., exists=True, dir_okay=False, readable=True, help="要导入的文件 The file to import."
+)
 DRY_RUN = typer.Option(
-    False, "--dry-run", help="Show what would be added and changed; change nothing."
+    False,
+    "--dry-run",
+    help="只显示将新增和修改的内容，不作改动 Show what would be added and changed; change nothing.",
 )
 
 
@@ -130,30 +137,38 @@ def _import(kind: str, path: Path, dry_run: bool) -> None:
 
 @import_app.command("units")
 def import_units(path: Path = FILE, dry_run: bool = DRY_RUN) -> None:
-    """Units (单位): CSV code,name,name_en,level,parent_code,address,lat,lon — or a
+    """导入单位。 Units: CSV code,name,name_en,level,parent_code,address,lat,lon — or a
     GeoJSON FeatureCollection with those properties (Point or Polygon geometry)."""
     _import("units", path, dry_run)
 
 
 @import_app.command("staff")
 def import_staff(path: Path = FILE, dry_run: bool = DRY_RUN) -> None:
-    """Staff (工作人员): CSV username,name,role,unit_code,skills,phone,active
+    """导入工作人员；新账号各得一次性登录链接。 Staff: CSV
+    username,name,role,unit_code,skills,phone,active
     [,capacity,away]. New accounts get a one-time sign-in link, printed once."""
     _import("staff", path, dry_run)
 
 
 @import_app.command("pairings")
 def import_pairings(path: Path = FILE, dry_run: bool = DRY_RUN) -> None:
-    """Community–agency pairings (结对共建): CSV community_code,category,agency_code."""
+    """结对共建：社区与部门的结对。 Community–agency pairings: CSV
+    community_code,category,agency_code."""
     _import("pairings", path, dry_run)
 
 
 @policies_app.command("load")
 def policies_load(
-    path: Path = typer.Argument(..., exists=True, dir_okay=False, help="policies.toml"),
+    path: Path = typer.Argument(
+        ...,
+        exists=True,
+        dir_okay=False,
+        help="时限规则文件 policies.toml The time limits file, policies.toml",
+    ),
     dry_run: bool = DRY_RUN,
 ) -> None:
-    """Make the limits of a TOML file the ones in force; the previous set is kept."""
+    """载入 TOML 文件中的时限规则并使其生效；原有规则保留在历史中。 Make the limits of a TOML
+    file the ones in force; the previous set is kept."""
     from models.policy_load import load_policies, read_policy_file
     from models.tabular import ImportRefused
 
@@ -173,7 +188,8 @@ def policies_load(
 
 @policies_app.command("show")
 def policies_show() -> None:
-    """Print the limits in force, as TOML that `policies load` reads back."""
+    """以 TOML 格式打印现行时限规则（可由 `policies load` 读回）。 Print the limits in force,
+    as TOML that `policies load` reads back."""
     from sqlmodel import col, select
 
     from models.db import get_engine, read_session
@@ -187,7 +203,7 @@ def policies_show() -> None:
 
 @policies_app.command("history")
 def policies_history() -> None:
-    """The policy sets loaded so far, newest first (时限规则历史)."""
+    """时限规则历史，最新的在前。 The policy sets loaded so far, newest first."""
     from models.db import get_engine, read_session
     from models.policy_load import policy_history
 

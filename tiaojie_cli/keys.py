@@ -16,7 +16,8 @@ from rich.table import Table
 from tiaojie_cli.groups import command_group
 
 app = command_group(
-    "The installation's keys: show where they live, rotate the field key. 密钥管理。"
+    "密钥管理：查看密钥所在位置，轮换字段加密密钥。 The installation's keys: show where "
+    "they live, rotate the field key."
 )
 console = Console()
 
@@ -57,7 +58,7 @@ def ensure_keys(out: Console) -> None:
 
 @app.command("show")
 def show() -> None:
-    """Where each key comes from (never prints a key). 显示各密钥来源。"""
+    """显示各密钥来源（从不打印密钥）。 Where each key comes from (never prints a key)."""
     from models import keys  # lazily: `tiaojie --help` stays fast
 
     table = Table(title=f"Keys 密钥 ({keys.keys_dir()})")
@@ -79,20 +80,27 @@ def show() -> None:
 
 @app.command("rotate")
 def rotate(
-    batch: int = typer.Option(200, "--batch", min=1, max=5000, help="Rows per transaction."),
+    batch: int = typer.Option(
+        200, "--batch", min=1, max=5000, help="每个事务处理的行数 Rows per transaction."
+    ),
     retire: bool = typer.Option(
         False,
         "--retire",
-        help="After re-encrypting, drop the old key ids that no value uses any more.",
+        help="重新加密后删除不再使用的旧密钥 "
+        "After re-encrypting, drop the old key ids no value uses.",
     ),
     pause_s: float = typer.Option(
-        0.0, "--pause", min=0.0, max=60.0, help="Seconds between batches (eases a busy server)."
+        0.0,
+        "--pause",
+        min=0.0,
+        max=60.0,
+        help="批次间隔秒数（减轻繁忙服务器的负担） Seconds between batches (eases a busy server).",
     ),
 ) -> None:
-    """Re-encrypt every protected field under a new field key, without stopping the
-    system; safe to run again after an interruption (it carries on where it stopped).
+    """轮换字段加密密钥：在线逐批重新加密全部受保护字段；中断后重新执行即可继续。
 
-    轮换字段加密密钥：在线逐批重新加密全部受保护字段；中断后重新执行即可继续。
+    Re-encrypt every protected field under a new field key, without stopping the
+    system; safe to run again after an interruption (it carries on where it stopped).
     """
     from models import keys  # lazily: `tiaojie --help` stays fast
     from models.db import get_engine

@@ -14,28 +14,30 @@ from rich.console import Console
 from tiaojie_cli.groups import command_group
 
 app = command_group(
-    "Tiaojie (调解): grassroots dispute resolution. 基层矛盾纠纷调解工作流。", name="tiaojie"
+    "调解：基层矛盾纠纷调解工作流。 Tiaojie: grassroots dispute resolution.", name="tiaojie"
 )
 console = Console()
 
 
 @app.command()
 def init(
-    demo: bool = typer.Option(False, "--demo", help="Load the demo city (idempotent)."),
+    demo: bool = typer.Option(
+        False, "--demo", help="载入演示城市（可重复执行） Load the demo city (safe to repeat)."
+    ),
     district: Path | None = typer.Option(
         None,
         "--district",
         exists=True,
         file_okay=False,
-        help="Import a district's folder: units.csv (or units.geojson), staff.csv, "
-        "pairings.csv, policies.toml (see docs/templates/).",
+        help="导入本辖区文件夹 Import a district's folder: units.csv (or units.geojson), "
+        "staff.csv, pairings.csv, policies.toml (see docs/templates/).",
     ),
 ) -> None:
-    """Generate the keys, create or migrate the database; optionally load the demo city
-    or import your district's files. Safe to repeat (existing keys are never replaced).
-
-    生成密钥、创建或升级数据库；可选载入演示城市，或导入本辖区的单位、人员、结对与时限文件；
+    """生成密钥、创建或升级数据库；可选载入演示城市，或导入本辖区的单位、人员、结对与时限文件；
     重复执行不会覆盖已有密钥，也不会产生重复数据。
+
+    Generate the keys, create or migrate the database; optionally load the demo city
+    or import your district's files. Safe to repeat (existing keys are never replaced).
     """
     from models.db import get_engine
     from models.migrate import upgrade
@@ -67,17 +69,30 @@ def init(
 
 @app.command(name="up")
 def up_command(
-    port: int = typer.Option(8000, "--port", help="HTTP app port 网页与接口端口."),
-    prefect_port: int = typer.Option(4200, "--prefect-port", help="Prefect server port."),
-    demo: bool = typer.Option(False, "--demo", help="Load the demo city and feed complaints."),
-    demo_pace: float = typer.Option(
-        6.0, "--demo-pace", help="Seconds between demo complaints 演示投诉间隔（秒）."
+    port: int = typer.Option(
+        8000, "--port", help="网页与接口端口 Port of the web pages and the API."
     ),
-    max_restarts: int = typer.Option(5, "--max-restarts", help="Restarts per child."),
+    prefect_port: int = typer.Option(
+        4200,
+        "--prefect-port",
+        help="编排服务（Prefect）端口 Port of the Prefect server and its UI.",
+    ),
+    demo: bool = typer.Option(
+        False,
+        "--demo",
+        help="载入演示城市并持续送入投诉、模拟调解员操作 "
+        "Load the demo city, feed complaints, simulate the mediators.",
+    ),
+    demo_pace: float = typer.Option(
+        6.0, "--demo-pace", help="演示投诉间隔（秒） Seconds between demo complaints."
+    ),
+    max_restarts: int = typer.Option(
+        5, "--max-restarts", help="每个组件退出后最多重启次数 Restarts allowed per component."
+    ),
 ) -> None:
-    """Start everything on 127.0.0.1 and supervise it (Ctrl-C stops).
+    """启动全部组件（编排服务、工作进程、网页与接口）并守护运行；按 Ctrl-C 停止。
 
-    启动全部组件（编排服务、工作进程、网页与接口）并守护运行；按 Ctrl-C 停止。
+    Start everything on 127.0.0.1 and supervise it (Ctrl-C stops).
     """
     from tiaojie_cli.up import run_up  # here, not at the top: `tiaojie --help` stays fast
 
@@ -134,17 +149,19 @@ def worker(
     executor: str | None = typer.Option(
         None,
         "--executor",
-        help="inprocess (default: steps run in this process) or deployment (on the work "
-        "pool). Overrides TIAOJIE_EXECUTOR.",
+        help="步骤执行方式 How steps run: inprocess (default: in this process) or "
+        "deployment (on the work pool). Overrides TIAOJIE_EXECUTOR.",
     ),
     no_serve: bool = typer.Option(
-        False, "--no-serve", help="Relay only: do not serve the scheduled deployments."
+        False,
+        "--no-serve",
+        help="只投递事件，不运行定时部署 Relay only: do not serve the scheduled deployments.",
     ),
 ) -> None:
-    """Run the workflows: every deployment, the outbox relay and the step executor, in one
-    process, until Ctrl-C.
+    """运行工作流：在一个进程中运行全部部署、事件投递与步骤执行器，按 Ctrl-C 停止。
 
-    运行工作流：在一个进程中运行全部部署、事件投递与步骤执行器，按 Ctrl-C 停止。
+    Run the workflows: every deployment, the outbox relay and the step executor, in one
+    process, until Ctrl-C.
     """
     from deployments.serve import main as serve_main
 

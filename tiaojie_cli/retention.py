@@ -10,7 +10,7 @@ from tiaojie_cli.audit import progress_bar
 from tiaojie_cli.groups import command_group
 
 app = command_group(
-    "Retention of personal data (PIPL). 个人信息保存期限：到期匿名化与清理登录记录。"
+    "个人信息保存期限：到期匿名化与清理登录记录。 Retention of personal data (PIPL)."
 )
 console = Console()
 
@@ -18,16 +18,15 @@ console = Console()
 @app.command()
 def run(
     dry_run: bool = typer.Option(
-        False, "--dry-run", help="Count only; change nothing. 只统计，不修改。"
+        False, "--dry-run", help="只统计，不修改 Count only; change nothing."
     ),
 ) -> None:
-    """Do now what the nightly `retention` flow does.
+    """将办结超过保存期限的案件匿名化，并删除过期的登录记录（与每晚的 retention 流程相同）。
 
-    Anonymise the cases that ended more than TIAOJIE_RETENTION_DAYS ago and delete the
-    sign-in attempts older than TIAOJIE_SIGN_IN_AUDIT_DAYS; safe while Tiaojie runs (one
-    short transaction per 500 cases).
-
-    将办结超过保存期限的案件匿名化，并删除过期的登录记录（与每晚的 retention 流程相同）。
+    Do now what the nightly `retention` flow does: anonymise the cases that ended more
+    than TIAOJIE_RETENTION_DAYS ago and delete the sign-in attempts older than
+    TIAOJIE_SIGN_IN_AUDIT_DAYS; safe while Tiaojie runs (one short transaction per 500
+    cases).
     """
     from models import clock, retention
     from models.db import get_engine, read_session, write_session

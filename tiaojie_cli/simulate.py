@@ -25,21 +25,26 @@ def simulate_command(
         ...,
         exists=True,
         dir_okay=False,
-        help="Scenario files (TOML, see docs/scenarios/) 情景文件.",
+        help="情景文件 Scenario files (TOML, see docs/scenarios/).",
     ),
     start: str = typer.Option(
-        ..., "--from", help="First day of the period, YYYY-MM-DD (Asia/Shanghai) 起始日期."
+        ..., "--from", help="起始日期 First day of the period, YYYY-MM-DD (Asia/Shanghai)."
     ),
-    days: int = typer.Option(30, "--days", min=1, max=400, help="Days simulated 模拟天数."),
-    seed: int = typer.Option(2026, "--seed", help="Random seed (same seed, same figures)."),
+    days: int = typer.Option(30, "--days", min=1, max=400, help="模拟天数 Days simulated."),
+    seed: int = typer.Option(
+        2026, "--seed", help="随机种子（种子相同，结果相同） Random seed (same seed, same figures)."
+    ),
     out: Path = typer.Option(
-        Path("simulation"), "--out", file_okay=False, help="Folder for summary.json and report."
+        Path("simulation"),
+        "--out",
+        file_okay=False,
+        help="结果文件夹 Folder for summary.json and the report.",
     ),
 ) -> None:
-    """Run each scenario over the period in a throwaway copy of the district (the case
-    database is only read) and write summary.json and report.html to --out.
+    """在临时数据库中按情景模拟办案（只读取、不改动正式案件库），输出 summary.json 与对比报告。
 
-    在临时数据库中按情景模拟办案（只读取、不改动正式案件库），输出 summary.json 与对比报告。
+    Run each scenario over the period in a throwaway copy of the district (the case
+    database is only read) and write summary.json and report.html to --out.
     """
     from models.db import get_engine, read_session
     from models.scenario import ScenarioError, read_scenario

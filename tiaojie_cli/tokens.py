@@ -16,7 +16,9 @@ from rich.console import Console
 from models.enums import StaffRole
 from tiaojie_cli.groups import command_group
 
-app = command_group("Tokens for scripts and Open311 clients. 令牌。")
+app = command_group(
+    "令牌：供脚本与公众上报（Open311）客户端使用。 Tokens for scripts and Open311 clients."
+)
 err = Console(stderr=True)
 
 ROLES = [r.value for r in StaffRole] + ["open311"]
@@ -24,14 +26,20 @@ ROLES = [r.value for r in StaffRole] + ["open311"]
 
 @app.command("create")
 def create(
-    role: str = typer.Option(..., "--role", help="One of: " + ", ".join(ROLES)),
+    role: str = typer.Option(..., "--role", help="角色 Role, one of: " + ", ".join(ROLES)),
     unit: str | None = typer.Option(
-        None, "--unit", help="Unit code (not needed for admin, open311)."
+        None,
+        "--unit",
+        help="单位编码（admin、open311 不需要） Unit code (not needed for admin, open311).",
     ),
-    days: float | None = typer.Option(None, "--days", help="Lifetime in days (default: settings)."),
-    client: str = typer.Option("open311", "--client", help="Name of the Open311 client app."),
+    days: float | None = typer.Option(
+        None, "--days", help="有效天数（默认按设置） Lifetime in days (default: settings)."
+    ),
+    client: str = typer.Option(
+        "open311", "--client", help="公众上报客户端应用名称 Name of the Open311 client app."
+    ),
 ) -> None:
-    """Print a token (last line). 生成令牌（最后一行即令牌）。"""
+    """生成令牌（最后一行即令牌）。 Print a token (last line)."""
     from api.security import create_open311_key, create_token
     from models.db import get_engine, write_session
     from models.migrate import upgrade

@@ -23,14 +23,16 @@ def triage_command(
     words: list[str] = typer.Argument(
         ...,
         metavar="TEXT | train | evaluate | versions | rollback",
-        help="The complaint's text, or one of the upkeep verbs.",
+        help="投诉内容，或维护命令之一 The complaint's text, or one of the upkeep verbs.",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (last line)."),
-    people: int = typer.Option(1, "--people", min=1, help="People affected 涉及人数"),
+    as_json: bool = typer.Option(
+        False, "--json", help="输出一个 JSON 对象（最后一行） Print one JSON object (last line)."
+    ),
+    people: int = typer.Option(1, "--people", min=1, help="涉及人数 People affected"),
 ) -> None:
-    """Classify a complaint: category, priority, confidence, top three, risk, reasons.
+    """分拣一条诉求：类别、紧急程度、置信度、前三类别、风险等级及理由。
 
-    分拣一条诉求：类别、紧急程度、置信度、前三类别、风险等级及理由。
+    Classify a complaint: category, priority, confidence, top three, risk, reasons.
 
     \b
     tiaojie triage "楼上天天半夜蹦跶，闹心死了"

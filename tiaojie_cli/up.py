@@ -45,6 +45,7 @@ from tiaojie_cli.supervise import ChildSpec, Supervisor, http_ok
 console = Console()
 
 STARTUP_TIMEOUT_S = 240.0
+APP_URL_FILE = "app-url"
 
 
 class UpError(Exception):
@@ -72,6 +73,11 @@ class Layout:
     def under(cls, home: Path) -> Layout:
         run = home / "run"
         return cls(home, home / "prefect", home / "logs", run, run / "ready", run / "up.pid")
+
+    @property
+    def app_url_file(self) -> Path:
+        """The app's address while ``tiaojie up`` runs: the other commands' default."""
+        return self.run / APP_URL_FILE
 
     def make(self) -> None:
         for folder in (self.home, self.prefect_home, self.logs, self.run):
@@ -193,6 +199,8 @@ class Up:
         self.api_url = attach.rstrip("/") if attach else f"http://127.0.0.1:{prefect_port}/api"
         self.ui_url = self.api_url.removesuffix("/api")
         self.app_url = f"http://127.0.0.1:{port}"
+        # What people open: the public address when the installation names one.
+        self.public_url = (settings.public_url or self.app_url).rstrip("/")
         self.prefect_auth: str | None = None  # set by _check_keys
 
     # -- environment ---------------------------------------------------------------
@@ -206,6 +214,9 @@ class Up:
                 "PREFECT_API_URL": self.api_url,
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                 "TIAOJIE_PREFECT_UI_URL": self.ui_url,
+                # Links the app and the worker hand out (sign-in links, the resident's
+                # page in a text message, reports) name the port the app is on.
+                "TIAOJIE_API_PORT": str(self.port),
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -404,6 +415,7 @@ class Up:
         """Set the ready flag (``/healthz`` answers 200 from then on) once the ready
         screen is out: whoever waits for 200 may read the screen at once."""
         console.file.flush()
+        self.layout.app_url_file.write_text(self.app_url)
         self.layout.ready_file.write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         check = http_ok(f"{self.app_url}/healthz")
@@ -416,9 +428,11 @@ class Up:
 
     def print_ready(self) -> None:
         urls = Table.grid(padding=(0, 2))
-        urls.add_row("Web app 网页", f"{self.app_url}/")
-        urls.add_row("API docs 接口文档", f"{self.app_url}/docs")
-        urls.add_row("Open311 公众接口", f"{self.app_url}/open311/v2/services.json")
+        urls.add_row("Web app 网页", f"{self.public_url}/")
+        if self.public_url != self.app_url:
+            urls.add_row("On this machine 本机", f"{self.app_url}/")
+        urls.add_row("API docs 接口文档", f"{self.public_url}/docs")
+        urls.add_row("Open311 公众接口", f"{self.public_url}/open311/v2/services.json")
         urls.add_row("Health 健康检查", f"{self.app_url}/healthz")
         urls.add_row("Prefect UI 编排界面", f"{self.ui_url}/")
         if self.prefect_auth and not self.attached:
@@ -502,8 +516,9 @@ class Up:
             self.feeder.stop()
         with console.status("Stopping 正在停止…"):
             self.supervisor.stop_all()
-        with contextlib.suppress(FileNotFoundError):
-            self.layout.pid_file.unlink()
+        for done in (self.layout.pid_file, self.layout.app_url_file):
+            with contextlib.suppress(FileNotFoundError):
+                done.unlink()
         console.print(
             "[green]✓[/] stopped 已停止; data kept in 数据保存在 " + str(self.layout.home)
         )
@@ -515,6 +530,7 @@ class Up:
             state_file=self.layout.run / "demo-feed.json",
             pace_s=self.demo_pace_s,
             log=lambda line: console.print(f"[dim]{line}[/]"),
+            case_url=lambda number: f"{self.public_url}/web/cases/{number}",
         )
         self.feeder.start()
 

@@ -4,7 +4,6 @@ subtree (admins: the whole city). Definitions: :mod:`models.metrics`."""
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -14,7 +13,7 @@ from sqlmodel import Session
 
 from api.deps import DBRead, Staff, Writer
 from api.v1.common import run_write
-from models import clock, metrics, month_problem
+from models import clock, metrics, month_problem, monthly_report
 from models.access import Principal
 from models.enums import UnitLevel
 from models.errors import ValidationError
@@ -114,9 +113,7 @@ def overdue(session: DBRead, principal: Staff) -> list[metrics.LevelCount]:
 
 
 def _month(value: str) -> date:
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value):
-        raise ValidationError("month: YYYY-MM", "month：格式为 YYYY-MM")
-    return date(int(value[:4]), int(value[5:]), 1)
+    return monthly_report.month_of(value)
 
 
 def _this_month() -> str:

@@ -11,10 +11,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, col, select
 
+from api.client import public_base
 from api.web import auth
 from api.web.i18n import Translator, pick_lang
 from api.web.routes import PREFIX, TimedRoute, read_session, render, to_login, write_session
-from models import admin
+from models import actions, admin
 from models.access import Principal
 from models.enums import Category, StaffRole, UnitLevel
 from models.errors import NotFound, ValidationError
@@ -37,7 +38,7 @@ def _admin(request: Request) -> Principal | Response:
         user = auth.current_user(request, session)
     if user is None:
         return to_login(request)
-    if user.role != StaffRole.ADMIN:
+    if not actions.role_may(user, actions.Duty.ADMINISTER):
         return render(request, "error.html", {"status": 403}, user=user, status_code=403)
     return user
 
@@ -49,12 +50,8 @@ def _as_admin(request: Request, page: Callable[[Principal], Response]) -> Respon
 
 
 def _public(request: Request, url: str) -> str:
-    """A sign-in link on the address the administrator is using, unless the installation
-    names its public address (``TIAOJIE_PUBLIC_URL``)."""
-    settings = get_settings()
-    if settings.public_url:
-        return url
-    return str(request.base_url).rstrip("/") + url.removeprefix(settings.web_base_url)
+    """A sign-in link on the address people use (:func:`api.client.public_base`)."""
+    return public_base(request) + url.removeprefix(get_settings().web_base_url)
 
 
 def _messages(exc: Exception, t: Translator) -> list[str]:

@@ -88,7 +88,8 @@ def fields_of(action: Action) -> list[FormField]:
     """The inputs of ``action``'s generated form (every body field but ``version``)."""
     found: list[FormField] = []
     for name, info in action.body.model_fields.items():
-        if name == "version":
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        if name == "version" or extra.get("form") is False:
             continue
         kind, optional = _plain(info.annotation)
         max_length = _max_length(info)
@@ -99,7 +100,8 @@ def fields_of(action: Action) -> list[FormField]:
                 kind=shape,
                 label_zh=info.title or name,
                 label_en=info.description or name,
-                required=info.is_required() and shape != "checkbox" and not optional,
+                required=bool(extra.get("form_required"))
+                or (info.is_required() and shape != "checkbox" and not optional),
                 max_length=max_length,
                 choices=tuple(kind) if shape == "select" else (),
             )

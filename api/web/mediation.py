@@ -35,17 +35,18 @@ details_visible = actions.details_visible
 entitled = actions.personal_data_visible
 
 
-def _candidates(session: Session, case: Case) -> list[Staff]:
-    """Active mediators the committee may name: of the handling unit's branch (its
-    subtree and the units above it), picked by the database: every mediator of the city
-    with their unit, read to keep a few, was a tenth of the case page's time."""
+def _candidates(session: Session, case: Case) -> list[tuple[Staff, Unit]]:
+    """Active mediators the committee may name, each with their unit (a name alone does
+    not tell the community's mediator from the street's): of the handling unit's branch
+    (its subtree and the units above it), picked by the database: every mediator of the
+    city with their unit, read to keep a few, was a tenth of the case page's time."""
     path = case.unit_path or ""
     if not path:
         return []
     above = [path[: i + 1] for i, ch in enumerate(path) if ch == "/"]
     return list(
         session.exec(
-            select(Staff)
+            select(Staff, Unit)
             .join(Unit, col(Unit.id) == col(Staff.unit_id))
             .where(Staff.role == StaffRole.MEDIATOR, col(Staff.active).is_(True))
             .where(or_(within_path(col(Unit.path), path), col(Unit.path).in_(above)))

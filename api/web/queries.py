@@ -20,6 +20,7 @@ from models.case import Case
 from models.cases import parties_of
 from models.enums import CaseStatus, Category, Priority, UnitLevel
 from models.errors import NotFound
+from models.event import CaseEvent
 from models.extension import Extension
 from models.follow_up import FollowUp
 from models.follow_ups import latest_agreement, list_follow_ups
@@ -74,9 +75,15 @@ class Countdown:
     local: str
     overdue: bool
     working_days: int
+    # The limit ran out today (local date): just late, not long overdue.
+    since_today: bool = False
 
     def text(self, lang: str) -> str:
         n = self.working_days
+        if self.overdue and self.since_today:
+            return "Became overdue today" if lang == "en" else "今日已超期"
+        if self.overdue and n == 0:  # passed on a rest day: no working day used yet
+            return "Overdue (under a working day)" if lang == "en" else "已超期（不足 1 个工作日）"
         if self.overdue:
             return f"Overdue {n} working day(s)" if lang == "en" else f"超期 {n} 个工作日"
         if n == 0:
@@ -91,9 +98,8 @@ def countdown(due_at: datetime | None, *, now: datetime) -> Countdown | None:
     today = workdays.local_date(now)
     due_day = workdays.local_date(due_at)
     if overdue.is_past(due_at, now):
-        return Countdown(
-            due_at, clock.format_local(due_at), True, workdays.working_days_between(due_day, today)
-        )
+        late = workdays.working_days_between(due_day, today)
+        return Countdown(due_at, clock.format_local(due_at), True, late, due_day == today)
     return Countdown(
         due_at, clock.format_local(due_at), False, workdays.working_days_between(today, due_day)
     )
@@ -152,6 +158,16 @@ class Inbox:
     referred_out: list[CaseRow] = field(default_factory=list)
     workload: helping.Workload | None = None
     assessment: list[tuple[CaseRow, TriageSuggestion | None]] = field(default_factory=list)
+
+    @property
+    def overdue_today(self) -> list[CaseRow]:
+        """The overdue cases whose limit ran out today: there is still today to act."""
+        return [r for r in self.overdue if r.countdown is not None and r.countdown.since_today]
+
+    @property
+    def overdue_before(self) -> list[CaseRow]:
+        """The cases overdue since an earlier day (long overdue)."""
+        return [r for r in self.overdue if r.countdown is None or not r.countdown.since_today]
 
 
 def inbox(session: Session, *, user: Principal, now: datetime, limit: int = 50) -> Inbox:
@@ -395,3 +411,40 @@ def awaiting_assessment(
     cases = session.exec(query.order_by(col(Case.id)).limit(limit)).all()
     rows = _rows(session, cases, now=now)
     return [(row, triage_suggestion(session, case=row.case)) for row in rows]
+
+
+@dataclass(frozen=True)
+class Change:
+    """What happened to one of my cases since my last visit: its newest event by
+    someone else, and how many there were."""
+
+    row: CaseRow
+    verb: str
+    at: datetime
+    count: int
+
+
+def changes_since(
+    session: Session, *, rows: Sequence[CaseRow], me: str, since: datetime, limit: int = 20
+) -> list[Change]:
+    """My cases (the inbox's ``mine``) that others moved since ``since``, newest change
+    first: one statement whatever the number of cases."""
+    by_id = {r.case.id: r for r in rows if r.case.id is not None}
+    if not by_id:
+        return []
+    events = session.exec(
+        select(CaseEvent.case_id, CaseEvent.verb, CaseEvent.at)
+        .where(col(CaseEvent.case_id).in_(list(by_id)), col(CaseEvent.at) > since)
+        .where(col(CaseEvent.actor) != me)
+        .order_by(col(CaseEvent.at).desc())
+        .limit(500)
+    ).all()
+    newest: dict[int, tuple[str, datetime]] = {}
+    counts: dict[int, int] = {}
+    for case_id, verb, at in events:
+        newest.setdefault(case_id, (verb, at))
+        counts[case_id] = counts.get(case_id, 0) + 1
+    return [
+        Change(by_id[case_id], verb, at, counts[case_id])
+        for case_id, (verb, at) in list(newest.items())[:limit]
+    ]

@@ -6,18 +6,16 @@ from the same metrics."""
 
 from __future__ import annotations
 
-import re
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlmodel import Session
 
 from api.web.routes import PREFIX, TimedRoute, render, signed_in_page
-from models import clock, monthly_report
+from models import actions, clock, monthly_report
 from models.access import Principal
+from models.errors import ValidationError
 
 router = APIRouter(route_class=TimedRoute, include_in_schema=False)
-MONTH = re.compile(r"^\d{4}-\d{2}$")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -27,14 +25,20 @@ def monthly(request: Request, month: str) -> Response:
 
 
 def _monthly(request: Request, session: Session, user: Principal, month: str) -> Response:
-    if not user.is_supervisor:
+    if not actions.role_may(user, actions.Duty.REPORT):
         return render(request, "error.html", {"status": 403}, user=user, status_code=403)
     try:
-        first = monthly_report.month_of(month) if MONTH.match(month) else None
-    except ValueError:
-        first = None
-    if first is None:
-        return render(request, "error.html", {"status": 404}, user=user, status_code=404)
+        first = monthly_report.month_of(month)
+    except ValidationError as exc:
+        message = f"{exc.message_zh} / {exc.message_en}"
+        status = exc.http_status
+        return render(
+            request,
+            "error.html",
+            {"status": status, "message": message},
+            user=user,
+            status_code=status,
+        )
     kept = monthly_report.stored_path(month)
     if user.reach_path is None and kept.exists():
         body = kept.read_bytes()

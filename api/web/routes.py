@@ -27,13 +27,23 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.client import client_address
+from api.client import client_address, public_base
 from api.prefect_links import prefect_runs_url
 from api.web import auth, forms, mediation, queries
 from api.web.charts import RateRow, rates_chart
 from api.web.i18n import Translator, pick_lang, remember_lang
 from api.web.timeline import timeline_rows
-from models import access, actions, clock, db, pii, text_numbers, tracking
+from models import (
+    access,
+    actions,
+    clock,
+    db,
+    helping,
+    pii,
+    text_numbers,
+    tracking,
+    web_sessions,
+)
 from models.access import Principal
 from models.case import Case, CaseCreate
 from models.cases import show_party
@@ -54,7 +64,6 @@ from models.enums import (
 from models.errors import NotFound, TiaojieError, ValidationError
 from models.login import sign_in
 from models.resident_tables import ResidentPhoto
-from models.settings import get_settings
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -85,7 +94,7 @@ templates.env.globals["static_version"] = "1"
 # Phone and ID numbers typed into free text are masked unless the reader is entitled.
 templates.env.filters["scrub"] = pii.scrub_text
 templates.env.globals["staff_id_of"] = access.staff_id_of
-templates.env.globals["may_simulate"] = access.may_use_simulator
+templates.env.globals["role_may"] = actions.role_may
 
 
 # --- sessions and rendering helpers -------------------------------------------------
@@ -134,8 +143,10 @@ def render(
         "lang_zh_url": _lang_url(request, "zh"),
         "lang_en_url": _lang_url(request, "en"),
         "fmt": clock.format_local,
-        "can_write": user is not None and user.can_write,
+        "can_write": actions.role_may(user, actions.Duty.RECORD),
         "categories_by_code": {c.value: c for c in Category},
+        # Links handed out (the resident's tracking page): the address people use.
+        "public_base": public_base(request),
         **context,
     }
     response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
@@ -296,7 +307,18 @@ def inbox_page(request: Request) -> Response:
     def page(session: Session, user: Principal) -> Response:
         now = clock.now()
         box = queries.inbox(session, user=user, now=now)
-        return render(request, "inbox.html", {"box": box, "now": now}, user=user)
+        since = (
+            web_sessions.previous_sign_in(session, staff_id=user.staff_id)
+            if user.staff_id is not None
+            else None
+        )
+        changes = (
+            queries.changes_since(session, rows=box.mine, me=user.ref, since=since)
+            if since is not None
+            else []
+        )
+        context = {"box": box, "now": now, "since": since, "changes": changes}
+        return render(request, "inbox.html", context, user=user)
 
     return signed_in_page(request, page)
 
@@ -425,7 +447,7 @@ async def intake_submit(request: Request) -> Response:
         user = auth.current_user(request, session)
         if user is None:
             return to_login(request)
-        if not user.can_write:
+        if not actions.role_may(user, actions.Duty.RECORD):
             return forbidden(request, user)
     t = Translator(pick_lang(request))
     errors: dict[str, str] = {}
@@ -574,7 +596,6 @@ def _case_context(session: Session, user: Principal, case: Case, t: Translator) 
         "today": clock.to_local(now).date().isoformat(),
         "now_local": clock.to_local(now).strftime("%Y-%m-%dT%H:%M"),
         "tracking_code": tracking.code_for(case.number) if case.tracking_hash else None,
-        "resident_url": get_settings().web_base_url + "/r/",
         "suggestion": queries.triage_suggestion(session, case=case),
         "categories": list(Category),
         "priorities": list(Priority),
@@ -594,6 +615,9 @@ def case_page(request: Request, number: str) -> Response:
     flash = None
     if request.query_params.get("created"):
         flash = t(f"案件 {case.number} 已登记。", f"Case {case.number} recorded.")
+        with read_session(request) as session:
+            # The receipt names the community that received the complaint, not its building.
+            ctx["received_by"] = helping.community_of(session, case)
     elif (done := request.query_params.get("done")) in (*actions.BY_VERB, "attachment_added"):
         flash = t(f"已保存：{t.verb(done)}。", f"Saved: {t.verb(done)}.")
     upload_error = request.query_params.get("upload_error")

@@ -22,7 +22,7 @@ from api.web import auth
 from api.web.i18n import Translator, pick_lang
 from api.web.routes import PREFIX, TimedRoute, read_session, render, to_login, write_session
 from deployments.launch import NotReachable, start_simulation
-from models import access, clock
+from models import actions, clock
 from models.access import Principal
 from models.errors import NotFound, ValidationError
 from models.settings import get_settings
@@ -55,7 +55,7 @@ def _user(request: Request) -> Principal | Response:
         user = auth.current_user(request, session)
     if user is None:
         return to_login(request)
-    if not access.may_use_simulator(user):
+    if not actions.role_may(user, actions.Duty.SIMULATE):
         return render(request, "error.html", {"status": 403}, user=user, status_code=403)
     return user
 

@@ -89,7 +89,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "assessment": {"category": "labour"},
     "acceptance": {"accepted": True},
     "mediators": {"staff_ids": [0]},  # filled in with mediatorA's id
-    "reassign": {"assignee_id": 0},  # filled in with gridA's id
+    "reassign": {"assignee": "gridA"},  # by user name, as on the page
     "escalate": {"reason": "上报"},
     "refer": {"target": "court", "reason": "移交"},
     "withdraw": {"reason": "撤回"},
@@ -103,7 +103,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "referral/outcome": {"action_taken": "已处理", "outcome": "resolved"},
     "extension": {"until": "2027-01-08", "reason": "当事人外出"},
     "extension/decide": {"grant": True},
-    "helpers": {"staff_id": 0, "role": "visit"},  # filled in with volunteerA's id
+    "helpers": {"username": "volunteerA", "role": "visit"},
     "helper-tasks": {"kind": "visit", "note": "走访"},
     "attachments": {"kind": "scan"},  # with a file that is no PDF, JPEG or PNG (never stored)
 }
@@ -318,10 +318,6 @@ def _body(w: World, action: str, case: Case) -> dict[str, Any]:
         body["held_at"] = clock.now().isoformat()
     if action == "mediators":
         body["staff_ids"] = [_staff(w.api, "mediatorA")]
-    if action == "reassign":
-        body["assignee_id"] = _staff(w.api, "gridA")
-    if action == "helpers":
-        body["staff_id"] = _staff(w.api, "volunteerA")
     if action == "merge":
         body["into"] = w.cases["community_b" if case is w.cases["assigned"] else "assigned"].number
     return body

@@ -216,3 +216,20 @@ def test_reassign_within_reach_only(api: Api) -> None:
         worker, case_id, "reassign", {"assignee_id": api.city.staff["mediatorB"].id}, status=422
     )
     assert out["fields"] == [] or out["code"] == "validation_error"
+
+
+def test_reassign_and_add_a_helper_by_username(api: Api) -> None:
+    case_id, _handler = created_and_assigned(api)
+    sup = api.as_("supervisor")
+    out = act(sup, case_id, "reassign", {"assignee": "gridA"})
+    assert out["case"]["assignee_id"] == api.city.staff["gridA"].id
+    for body in ({"assignee": "nobody-d01"}, {"assignee": "mediatorB"}):
+        # Unknown, or outside the worker's reach (answered alike): 422 naming the name.
+        who = api.as_("workerA")
+        out = act(who, case_id, "reassign", body, status=422)
+        assert out["fields"][0]["field"] == "assignee"
+        assert body["assignee"] in out["message"] and body["assignee"] in out["message_en"]
+    out = act(sup, case_id, "helpers", {"username": "ghost", "role": "visit"}, status=422)
+    assert "ghost" in out["message_en"] and out["fields"][0]["field"] == "username"
+    out = act(sup, case_id, "reassign", {}, status=422)
+    assert out["fields"][0]["field"] == "assignee" and "必填" in out["fields"][0]["message"]

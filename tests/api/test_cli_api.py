@@ -152,4 +152,4 @@ def test_unreachable_api_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
         cli, ["case", "list", "--api", f"http://127.0.0.1:{port}", "--token", "x"]
     )
     assert result.exit_code == 1
-    assert "无法连接服务器" in result.output
+    assert "无法连接" in result.output and "tiaojie up" in result.output.replace("\n", "")

@@ -95,4 +95,10 @@ def test_the_monthly_report_equals_the_dashboards_figures(
     worker = api.client.get("/web/reports/monthly/2026-11.xlsx")
     assert worker.status_code == 403
     api.client.cookies.set("tj_session", web_cookie(api, api.city.staff["supervisor"].id or 0))
-    assert api.client.get("/web/reports/monthly/2026-13.xlsx").status_code == 404
+    for month in ("2026-13", "abc", "2026-1"):
+        # A malformed month is told how a month is written, in both languages.
+        bad = api.client.get(f"/web/reports/monthly/{month}.xlsx")
+        assert bad.status_code == 422 and "YYYY-MM" in bad.text
+        assert "格式不正确" in bad.text and "is not a month" in bad.text
+    rest = supervisor.get("/api/v1/metrics/ranking", params={"month": "2026-13"})
+    assert rest.status_code == 422 and "格式不正确" in rest.json()["message"]

@@ -38,6 +38,24 @@ def test_the_case_page_shows_a_printable_receipt_after_intake(api: Api) -> None:
     assert 'id="receipt"' not in later.text and code in later.text
 
 
+def test_the_receipt_names_the_address_people_use(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models.settings import reset_settings
+
+    case = _new_case(api)
+    code = tracking.code_for(str(case["number"]))
+    api.client.cookies.set("tj_session", web_cookie(api, api.city.staff["workerA"].id or 0))
+    url = f"http://127.0.0.1:8123/web/cases/{case['number']}?created=1"
+    receipt = api.client.get(url).text
+    assert f"http://127.0.0.1:8123/r/{code}" in receipt  # the app's port
+    received_by = re.search(r"受理单位</dt><dd>([^<]*)</dd>", receipt)
+    assert received_by and received_by[1] == "桂花社区人民调解委员会"  # not its building
+    monkeypatch.setenv("TIAOJIE_PUBLIC_URL", "https://tiaojie.jiangxin.example/")
+    reset_settings()
+    assert f"https://tiaojie.jiangxin.example/r/{code}" in api.client.get(url).text
+
+
 # --- the phone check, the lock and what a refusal says -----------------------------------
 
 MADE_UP = "7Q2M-9KXD-4HTR-VB3N"

@@ -128,7 +128,7 @@ def test_a_volunteer_helps_and_an_agency_answers_a_referral(site: Site, new_page
     sign_in(grid, site, "gridA")
     grid.goto(site.url(f"/web/cases/{noise}"))
     grid.click("#action-helper_added summary")
-    grid.fill("#helper_added-staff_id", str(volunteer_id))
+    grid.fill("#helper_added-username", "volunteerA")  # by user name, as people know each other
     grid.select_option("#helper_added-role", "visit")
     grid.click("#action-helper_added button:has-text('确认')")
     grid.wait_for_url("**done=helper_added**")

@@ -13,6 +13,7 @@ from prefect.client.orchestration import get_client
 
 from flows.monthly_report import monthly_report
 from models.db import write_session
+from models.errors import ValidationError
 from models.settings import reset_settings
 from tests.factories import City, make_case
 from tests.flows.conftest import LoopRunner
@@ -49,5 +50,5 @@ def test_the_monthly_report_is_kept_and_linked(
 
     found = [a for a in aloop.run(links()) if a.key == "tiaojie-monthly-report"]
     assert found and "/web/reports/monthly/2026-11.xlsx" in str(found[0].data)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValidationError, match="YYYY-MM"):
         aloop.run(monthly_report(month="November"))

@@ -11,8 +11,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlalchemy import Engine, func
+from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
 from models import clock
@@ -28,7 +28,7 @@ from models.demo import (
     demo_sign_ins,
     demo_staff,
 )
-from models.enums import Category, PartyKind, PartySide, StaffRole, UnitLevel
+from models.enums import Category, Channel, PartyKind, PartySide, StaffRole, UnitLevel
 from models.event import CaseEvent, Outbox
 from models.passwords import verify_password
 from models.pii import normalise_id_number, normalise_phone
@@ -36,6 +36,7 @@ from models.settings import reset_settings
 from models.staff import Staff
 from models.unit import Pairing, Unit
 from tests.conftest import T0
+from tiaojie_cli.demo_feed import SIMULATED
 from tiaojie_cli.main import app
 
 CODE = re.compile(r"^D\d{2}(-S\d{2}(-C\d{2}(-P\d{2}(-B\d{2})?)?)?)?$")
@@ -232,3 +233,77 @@ def test_init_demo_twice_leaves_one_city_and_no_clear_personal_data(
     first_phone = next(p.phone for p in demo_complaints()[0].parties if p.phone)
     assert f"{first_phone[:3]}****{first_phone[-4:]}" in dump
     assert 'INSERT INTO "party"' in dump
+
+
+# The live demo's feed (tiaojie up --demo). These add cases to the module's city, so they
+# come last: the tests above count the first batch.
+
+
+def test_the_live_feed_files_open311_samples_as_the_public(
+    demo_city: Session, tmp_path: Path
+) -> None:
+    from tiaojie_cli.demo_feed import DemoFeeder
+
+    demo_city.rollback()  # one connection (in memory): end the module's read first
+    engine = demo_city.get_bind()
+    assert isinstance(engine, Engine)
+    lines: list[str] = []
+    feeder = DemoFeeder(state_file=tmp_path / "feed.json", log=lines.append, engine=engine)
+    live = demo_complaints()[FIRST_BATCH:]
+    first_open311 = next(i for i, c in enumerate(live) if c.channel == Channel.OPEN311)
+    numbers = [feeder.feed_one() for _ in range(first_open311 + 2)]
+    assert None not in numbers, [line for line in lines if "refused" in line]
+    with Session(engine) as session:
+        fed = session.exec(select(Case).where(col(Case.number).in_(numbers))).all()
+    by_public = [c for c in fed if c.channel == Channel.OPEN311]
+    assert by_public and all(c.created_by_id is None for c in by_public)
+    assert any(c.created_by_id is not None for c in fed)  # a walk-in: a community worker
+
+
+def test_the_live_feed_passes_over_a_refused_complaint(
+    demo_city: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models.errors import ValidationError
+    from tiaojie_cli import demo_feed
+
+    def refuse(*_args: object, **_kwargs: object) -> Case:
+        raise ValidationError("description: too short", "description：内容太短")
+
+    demo_city.rollback()  # one connection (in memory): end the module's read first
+    engine = demo_city.get_bind()
+    assert isinstance(engine, Engine)
+    lines: list[str] = []
+    feeder = demo_feed.DemoFeeder(state_file=tmp_path / "f.json", log=lines.append, engine=engine)
+    monkeypatch.setattr(demo_feed, "create_case", refuse)
+    assert feeder.feed_one() is None
+    monkeypatch.undo()
+    assert feeder.feed_one() is not None  # the next one, not the refused one again
+    assert sum("refused" in line for line in lines) == 1
+
+
+def test_the_live_demo_moves_the_furthest_along_case_first(
+    session: Session, vclock: clock.VirtualClock, tmp_path: Path
+) -> None:
+    from tests.factories import accept_for_mediation, advance_to_assigned, build_city, make_case
+    from tiaojie_cli.demo_feed import DemoFeeder
+
+    city = build_city(session)
+    waiting = advance_to_assigned(session, make_case(session), city)
+    along = accept_for_mediation(
+        session, advance_to_assigned(session, make_case(session), city), city
+    )
+    session.commit()
+    vclock.advance(timedelta(minutes=5))
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    lines: list[str] = []
+    feeder = DemoFeeder(state_file=tmp_path / "f.json", log=lines.append, engine=engine, dwell_s=0)
+    assert feeder.simulate_one()
+    assert lines == [f"demo 演示: {along.number} consent recorded 记录调解同意 {SIMULATED}"]
+    session.refresh(waiting)
+    assert waiting.accepted_at is None  # the older case waits its turn
+
+
+def test_the_readme_counts_the_demo_staff() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert f"**Demo staff 演示人员**: {len(demo_staff())} accounts" in readme

@@ -152,6 +152,7 @@ BAD_STAFF = (
     "a-ok,戊,mediator,QH,,,yes\n"  # duplicate username
     "f-active,己,mediator,QH,,,maybe\n"  # bad active
     "g-skill,庚,mediator,QH,gardening,,yes\n"  # unknown category
+    "h-both,辛,mediator,ELSEWHERE,,1391234,yes\n"  # bad phone and unknown unit: both told
 )
 
 
@@ -191,6 +192,8 @@ def test_bad_units_and_staff_report_every_mistake_with_its_row_and_change_nothin
         "staff.csv:6:username",
         "staff.csv:7:active",
         "staff.csv:8:skills",
+        "staff.csv:9:phone",
+        "staff.csv:9:unit_code",
     ):
         assert where in text, where
     assert "13912345678" not in text
