@@ -499,7 +499,7 @@ def _parse_when(value: str | None, name: str) -> datetime | None:
     if value is None or not value.strip():
         return None
     try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        moment = clock.within_years(datetime.fromisoformat(value.strip().replace("Z", "+00:00")))
     except ValueError:
         raise BadRequest(
             f"{name}: a W3C datetime such as 2026-11-30T09:00:00+08:00",

@@ -50,7 +50,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, time
+from datetime import time
 from functools import partial
 from typing import Annotated, Any, cast
 
@@ -154,7 +154,7 @@ class StartIn(ActionBody):
 
 
 class ExtendIn(ActionBody):
-    until: date = Field(title="延长至", description="Extend until")
+    until: clock.Day = Field(title="延长至", description="Extend until")
     both_parties_consent: bool = Field(
         title="双方当事人同意延长", description="Both parties agree to the extension"
     )
@@ -285,7 +285,7 @@ class ReferralOutcomeIn(ActionBody):
 
 
 class ExtensionIn(ActionBody):
-    until: date = Field(title="延长至（日期）", description="Extend the limit until (date)")
+    until: clock.Day = Field(title="延长至（日期）", description="Extend the limit until (date)")
     reason: Text = Field(min_length=1, max_length=500, title="延期理由", description="Reason")
 
 
@@ -333,7 +333,7 @@ class ConfidentialIn(ActionBody):
 
 class ConfirmationIn(ActionBody):
     status: ConfirmationStatus
-    on: date
+    on: clock.Day
     court_name: OptionalText = Field(default="", max_length=200)
     court_reference: OptionalText = Field(default="", max_length=100, description="案号")
 

@@ -74,7 +74,7 @@ def month_of(value: str) -> date:
     year, _, month = value.partition("-")
     if len(year) != 4 or len(month) != 2:
         raise ValueError(f"not a month: {value!r} (use YYYY-MM)")
-    return date(int(year), int(month), 1)
+    return clock.within_years(date(int(year), int(month), 1))
 
 
 def previous_month(today: date) -> date:

@@ -58,7 +58,7 @@ def _date(raw: str, problems: list[str], label: str) -> date | None:
     if not raw:
         return None
     try:
-        return date.fromisoformat(raw)
+        return clock.within_years(date.fromisoformat(raw))
     except ValueError:
         problems.append(label)
         return None

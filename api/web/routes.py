@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -719,7 +719,8 @@ MONTH_PARAM = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 def _dashboard_month(month: str | None, now: datetime) -> date:
     if month and MONTH_PARAM.match(month):
-        return date(int(month[:4]), int(month[5:]), 1)
+        with suppress(ValueError):
+            return clock.within_years(date(int(month[:4]), int(month[5:]), 1))
     return clock.to_local(now).date().replace(day=1)
 
 

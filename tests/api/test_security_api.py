@@ -3,6 +3,8 @@ search, masking bypassed by separators, and what the public may see."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import sqlite3
 from typing import Any
@@ -219,3 +221,44 @@ def test_the_servers_report_of_an_error_carries_no_input(
         logging.getLogger("uvicorn.error").error("Exception in ASGI application\n", exc_info=exc)
     assert "ValueError at" in caplog.text and "test_security_api.py" in caplog.text
     assert "13800138000" not in caplog.text
+
+
+# Dates at the ends of the calendar: year 1 ahead of UTC, year 9999 behind it, and days
+# whose neighbour (the day after, the month after) is outside the calendar.
+EDGE_MOMENTS = ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00")
+
+
+def test_dates_at_the_ends_of_the_calendar_are_refused_not_a_500(api: Api, key: str) -> None:
+    """Typed by anyone (the public included), such a date answered 500 (an overflow when
+    turned to UTC or moved a day on) on every front end; now it is refused as input."""
+    from tests.api.conftest import web_cookie
+    from tests.api.test_authz_matrix_api import open_case
+
+    for moment in EDGE_MOMENTS:
+        for name in ("start_date", "end_date"):
+            for path in ("requests.json", "servicerequestupdates.xml"):
+                answer = api.client.get(f"{BASE}/{path}", params={name: moment})
+                assert answer.status_code == 400, (path, name, moment, answer.text)
+    worker = api.as_("workerA")
+    case = open_case(api, "workerA", "BA1")
+    before = api.count(Case)
+    for moment in EDGE_MOMENTS:
+        body = case_data().model_dump(mode="json") | {"received_at": moment}
+        answer = worker.post("/api/v1/cases", json=body)
+        assert answer.status_code == 422 and "received_at" in answer.text, answer.text
+        contact = {"version": case["version"], "method": "phone", "at": moment}
+        answer = worker.post(f"/api/v1/cases/{case['id']}/contact", json=contact)
+        assert answer.status_code == 422 and "at" in answer.text, answer.text
+    assert api.count(Case) == before
+    api.client.cookies.set("tj_session", web_cookie(api, api.city.staff["supervisor"].id))
+    for page in (
+        "/web/cases?from=0001-01-01",
+        "/web/cases?to=9999-12-31",
+        "/web/export/cases.csv?to=9999-12-31",
+        "/web/reports/monthly/9999-12.xlsx",
+    ):
+        assert api.client.get(page).status_code in (400, 404), page
+    for month in ("9999-12", "0001-01"):  # an unreadable month shows the current one
+        assert api.client.get("/web/dashboard", params={"month": month}).status_code == 200
+    far = base64.urlsafe_b64encode(json.dumps([EDGE_MOMENTS[0], 2**70]).encode()).decode()
+    assert worker.get("/api/v1/cases", params={"after": far}).status_code == 200
