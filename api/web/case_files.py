@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 from starlette.datastructures import UploadFile
 
+from api.deps import RowId
 from api.downloads import attachment_answer, document_answer
 from api.web import auth, queries
 from api.web.mediation import entitled
@@ -60,7 +61,7 @@ def web_document(request: Request, number: str, kind: str, fmt: str) -> Response
 
 
 @router.get(PREFIX + "/cases/{number}/attachments/{attachment_id}")
-def web_attachment(request: Request, number: str, attachment_id: int) -> Response:
+def web_attachment(request: Request, number: str, attachment_id: RowId) -> Response:
     def answer(session: Session, user: Principal, case: Case) -> Response:
         assert case.id is not None
         row = download_attachment(

@@ -28,6 +28,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.client import client_address
+from api.deps import RowId
 from api.prefect_links import prefect_runs_url
 from api.web import auth, forms, mediation, queries
 from api.web.charts import RateRow, rates_chart
@@ -614,7 +615,7 @@ def case_page(request: Request, number: str) -> Response:
 
 
 @router.get(f"{PREFIX}/cases/{{number}}/photos/{{photo_id}}")
-def resident_photo(request: Request, number: str, photo_id: int) -> Response:
+def resident_photo(request: Request, number: str, photo_id: RowId) -> Response:
     """A photo the resident sent: for the readers who may see the case's personal data
     (a photo may show people); a plain 404 for everyone else."""
     with read_session(request) as session:

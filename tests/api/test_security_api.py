@@ -262,3 +262,19 @@ def test_dates_at_the_ends_of_the_calendar_are_refused_not_a_500(api: Api, key: 
         assert api.client.get("/web/dashboard", params={"month": month}).status_code == 200
     far = base64.urlsafe_b64encode(json.dumps([EDGE_MOMENTS[0], 2**70]).encode()).decode()
     assert worker.get("/api/v1/cases", params={"after": far}).status_code == 200
+
+
+def test_an_id_too_large_for_the_database_is_a_4xx_on_the_pages(api: Api) -> None:
+    """A row id in a page's path (a photo, an attachment, a simulation) beyond what the
+    database holds answered 500; now it is refused like any id out of range."""
+    from tests.api.conftest import web_cookie
+    from tests.api.test_authz_matrix_api import open_case
+
+    number = open_case(api, "workerA", "BA1")["number"]
+    huge = str(2**70)
+    api.client.cookies.set("tj_session", web_cookie(api, api.city.staff["workerA"].id))
+    for page in (f"/web/cases/{number}/photos/{huge}", f"/web/cases/{number}/attachments/{huge}"):
+        assert api.client.get(page).status_code in (404, 422), page
+    api.client.cookies.set("tj_session", web_cookie(api, api.city.staff["supervisor"].id))
+    for page in (f"/web/simulations/{huge}/report.html", f"/web/simulations/{huge}/summary.json"):
+        assert api.client.get(page).status_code in (404, 422), page
