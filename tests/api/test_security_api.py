@@ -278,3 +278,20 @@ def test_an_id_too_large_for_the_database_is_a_4xx_on_the_pages(api: Api) -> Non
     api.client.cookies.set("tj_session", web_cookie(api, api.city.staff["supervisor"].id))
     for page in (f"/web/simulations/{huge}/report.html", f"/web/simulations/{huge}/summary.json"):
         assert api.client.get(page).status_code in (404, 422), page
+
+
+def test_the_export_log_keeps_no_search_text(api: Api) -> None:
+    """The administration log is kept for good (hash-chained): what a worker typed into
+    the search (a resident's phone, a name) stayed in it in clear, and a long query
+    overflowed its 200-character target."""
+    from models.admin_log import AdminEvent
+    from tests.api.conftest import web_cookie
+
+    api.client.cookies.set("tj_session", web_cookie(api, api.city.staff["workerA"].id))
+    typed = f"张伟 {PHONE} " + "吵" * 90
+    params = {"q": typed, "category": "labour", "handler": "w" * 100, "sort": "number"}
+    assert api.client.get("/web/export/cases.csv", params=params).status_code == 200
+    with Session(api.engine) as session:
+        (entry,) = session.exec(select(AdminEvent)).all()
+    assert PHONE not in entry.target and "张伟" not in entry.target
+    assert "category=labour" in entry.target and len(entry.target) <= 200
