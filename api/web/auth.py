@@ -106,6 +106,14 @@ def end_session(request: Request, session: Session) -> None:
         web_sessions.revoke_session(session, sid=str(claims["sid"]), why="logout")
 
 
+def replace_session(request: Request, session: Session, staff_id: int) -> tuple[str, str]:
+    """:func:`issue_session` for someone signing in, ending the session this browser had
+    (a shared workstation: the last person's session, whose cookie may have been
+    copied, does not outlive the next sign-in)."""
+    end_session(request, session)
+    return issue_session(session, staff_id)
+
+
 def clear_session_cookie(response: Response, request: Request) -> None:
     response.delete_cookie(
         SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=is_https(request)

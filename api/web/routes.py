@@ -268,7 +268,7 @@ async def login_submit(request: Request) -> Response:
         response.headers.update(headers)
         return response
     with write_session(request) as session:
-        session_token, _csrf = auth.issue_session(session, staff.id)
+        session_token, _csrf = auth.replace_session(request, session, staff.id)
     redirect = RedirectResponse(target, status_code=303)
     auth.set_session_cookie(redirect, request, session_token)
     redirect.delete_cookie(auth.CSRF_COOKIE, path="/")
