@@ -60,8 +60,8 @@ def _level(level: UnitLevel) -> UnitLevel:
 def rates(
     session: DBRead,
     principal: Staff,
-    since: date | None = None,
-    until: date | None = None,
+    since: clock.Day | None = None,
+    until: clock.Day | None = None,
     level: UnitLevel = UnitLevel.COMMUNITY,
     month: str | None = None,
 ) -> list[metrics.UnitRates]:
@@ -114,9 +114,15 @@ def overdue(session: DBRead, principal: Staff) -> list[metrics.LevelCount]:
 
 
 def _month(value: str) -> date:
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value):
-        raise ValidationError("month: YYYY-MM", "month：格式为 YYYY-MM")
-    return date(int(value[:4]), int(value[5:]), 1)
+    try:
+        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value):
+            raise ValueError(value)
+        return clock.within_years(date(int(value[:4]), int(value[5:]), 1))
+    except ValueError:
+        raise ValidationError(
+            f"month: YYYY-MM, from {clock.FIRST_YEAR} to {clock.LAST_YEAR}",
+            f"month：格式为 YYYY-MM，{clock.FIRST_YEAR} 年至 {clock.LAST_YEAR} 年",
+        ) from None
 
 
 def _this_month() -> str:

@@ -250,6 +250,12 @@ def test_dates_at_the_ends_of_the_calendar_are_refused_not_a_500(api: Api, key: 
         answer = worker.post(f"/api/v1/cases/{case['id']}/contact", json=contact)
         assert answer.status_code == 422 and "at" in answer.text, answer.text
     assert api.count(Case) == before
+    supervisor = api.as_("supervisor")
+    for params in ({"month": "9999-12"}, {"since": "0001-01-01"}, {"until": "9999-12-31"}):
+        assert supervisor.get("/api/v1/metrics/rates", params=params).status_code == 422, params
+    for path in ("ranking", "problem-of-the-month"):
+        answer = supervisor.get(f"/api/v1/metrics/{path}", params={"month": "9999-12"})
+        assert answer.status_code == 422, path
     api.client.cookies.set("tj_session", web_cookie(api, api.city.staff["supervisor"].id))
     for page in (
         "/web/cases?from=0001-01-01",
