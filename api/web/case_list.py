@@ -22,7 +22,7 @@ from api.web.routes import PREFIX, TimedRoute, read_session, render, to_login, w
 from models import access, actions, admin_log, case_export, clock
 from models.access import Principal
 from models.case_search import SORTS, CaseFilter, search
-from models.enums import CaseStatus, Category, Priority, StaffRole
+from models.enums import CaseStatus, Category, Priority
 from models.staff import staff_by_username
 from models.unit import unit_by_code
 
@@ -41,7 +41,6 @@ FIELDS = (
     "q",
     "sort",
 )
-NO_EXPORT = frozenset({StaffRole.VOLUNTEER})
 
 
 def _enum(kind: Any, raw: str, problems: list[str], label: str) -> Any:
@@ -163,7 +162,7 @@ def case_list(request: Request) -> Response:
         else None,
         "first_url": f"{PREFIX}/cases?{_query(params)}" if params.get("after") else None,
         "export_query": _query(params),
-        "can_export": user.role not in NO_EXPORT,
+        "can_export": access.may_export(user),
         "now": now,
     }
     return render(request, "cases.html", context, user=user, status_code=400 if problems else 200)
@@ -182,7 +181,7 @@ def _export(request: Request, kind: str) -> Response:
         if isinstance(asked, Response):
             return asked
         user, params = asked.user, asked.params
-        if user.role in NO_EXPORT:
+        if not access.may_export(user):
             return render(request, "error.html", {"status": 403}, user=user, status_code=403)
         if asked.problems:
             return render(request, "error.html", {"status": 400}, user=user, status_code=400)

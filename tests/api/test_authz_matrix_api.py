@@ -230,3 +230,25 @@ def test_sign_in_with_password(api: Api) -> None:
         r = api.client.post("/api/v1/auth/token", json={"username": username, "password": password})
         assert r.status_code == 401
         assert r.json()["message"] == "用户名或密码错误"
+
+
+def test_only_staff_of_the_office_export_the_case_list(
+    two: tuple[Api, dict[str, dict[str, Any]]],
+) -> None:
+    """Volunteers and in-service Party members registered with a community read the
+    cases they reach one by one; a whole list in a spreadsheet is not theirs to take.
+    Volunteers were refused and Party members were not."""
+    from tests.api.conftest import web_cookie
+
+    api, _cases = two
+    with write_session(api.engine) as s:
+        add_staff(s, api.city, "party_memberA", StaffRole.PARTY_MEMBER, "CMA")
+    for username, allowed in (("volunteerA", False), ("party_memberA", False), ("workerA", True)):
+        api.client.cookies.set("tj_session", web_cookie(api, api.city.staff[username].id))
+        listed = api.client.get("/web/cases")
+        assert listed.status_code == 200
+        assert ('id="export-csv"' in listed.text) == allowed, username
+        for kind in ("csv", "xlsx"):
+            answer = api.client.get(f"/web/export/cases.{kind}")
+            assert (answer.status_code == 200) == allowed, (username, kind)
+            assert answer.status_code in (200, 403)
