@@ -301,3 +301,39 @@ def test_the_export_log_keeps_no_search_text(api: Api) -> None:
         (entry,) = session.exec(select(AdminEvent)).all()
     assert PHONE not in entry.target and "张伟" not in entry.target
     assert "category=labour" in entry.target and len(entry.target) <= 200
+
+
+def test_open311_keys_issued_before_a_cut_off_are_refused() -> None:
+    """An Open311 api_key lives a year and could not be taken back: a leaked one filed
+    reports until it expired (rotating the token key would also have signed every
+    member of staff out and broken every public request token). Now the installation
+    names a moment (TIAOJIE_OPEN311_KEYS_SINCE) before which keys are refused."""
+    import time
+    from datetime import UTC, datetime
+
+    import jwt
+
+    from api.security import AUDIENCE, ISSUER, _signing_key
+    from tests.api.conftest import make_api
+
+    now = int(time.time())
+    leaked = jwt.encode(
+        {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": "street-a",
+            "role": "open311",
+            "iat": now - 3600,
+            "exp": now + 86400,
+            "unit": None,
+        },
+        _signing_key(),
+        algorithm="HS256",
+    )
+    since = datetime.fromtimestamp(now - 60, UTC)
+    for api in make_api(open311_keys_since=since):
+        refused = api.client.post(f"{BASE}/requests.json", data=open311_form(leaked))
+        assert refused.status_code == 403, refused.text
+        assert api.count(Case) == 0
+        fresh = api.client.post(f"{BASE}/requests.json", data=open311_form(create_open311_key()))
+        assert fresh.status_code == 200, fresh.text
