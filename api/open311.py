@@ -682,7 +682,9 @@ def request_updates(
                 continue
             updates.append(
                 {
-                    "update_id": str(event.id),
+                    # The step in the case's own timeline: the event's row id told how
+                    # much happened on every other case in between.
+                    "update_id": f"{case.number}-{event.seq}",
                     "service_request_id": case.number,
                     "status": "open" if status.is_open else "closed",
                     "external_status_code": FMS_STATUS.get(status, "OPEN"),

@@ -337,3 +337,24 @@ def test_open311_keys_issued_before_a_cut_off_are_refused() -> None:
         assert api.count(Case) == 0
         fresh = api.client.post(f"{BASE}/requests.json", data=open311_form(create_open311_key()))
         assert fresh.status_code == 200, fresh.text
+
+
+def test_public_updates_carry_no_internal_ids(api: Api, key: str) -> None:
+    """update_id was the event's row id: counting from one update to the next told the
+    public how much happened in between on every case, the staff's own included."""
+    from models import routing, triage
+    from models.db import write_session
+    from models.lifecycle import Actor
+
+    filed = api.client.post(f"{BASE}/requests.json", data=open311_form(key))
+    number = filed.json()[0]["service_request_id"]
+    with Session(api.engine) as session:
+        case_id = session.exec(select(Case.id).where(Case.number == number)).one()
+    with write_session(api.engine) as session:
+        triage.triage_case(session, case_id=case_id, actor=Actor.system())
+        routing.assign_case(session, case_id=case_id, actor=Actor.system())
+    updates = api.client.get(f"{BASE}/servicerequestupdates.json").json()
+    assert updates
+    for update in updates:
+        assert update["update_id"].startswith(number + "-"), update
+        assert update["update_id"].removeprefix(number + "-").isdigit()
