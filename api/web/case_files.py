@@ -6,7 +6,7 @@ recorded (``models.documents.audit``)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -101,8 +101,9 @@ async def web_upload(request: Request, number: str) -> Response:
         except PermissionDenied:
             return forbidden(request, user)
         except TiaojieError as exc:
-            return RedirectResponse(
-                f"{target}?upload_error={quote(exc.message_zh[:200])}#attachments",
-                status_code=303,
+            note = exc.message_zh[:200]
+            query = urlencode(
+                {"upload_error": note, "upload_error_sig": auth.sign_note(request, note)}
             )
+            return RedirectResponse(f"{target}?{query}#attachments", status_code=303)
     return RedirectResponse(f"{target}?done=attachment_added#attachments", status_code=303)

@@ -597,7 +597,7 @@ def case_page(request: Request, number: str) -> Response:
         flash = t(f"案件 {case.number} 已登记。", f"Case {case.number} recorded.")
     elif (done := request.query_params.get("done")) in (*actions.BY_VERB, "attachment_added"):
         flash = t(f"已保存：{t.verb(done)}。", f"Saved: {t.verb(done)}.")
-    upload_error = request.query_params.get("upload_error")
+    upload_error = auth.note_from(request, "upload_error")
     return render(
         request,
         "case.html",
@@ -819,7 +819,7 @@ def _dashboard(
             "backlog_level": backlog_level,
             "levels": DASHBOARD_LEVELS,
             "now": now,
-            "error": request.query_params.get("problem_error"),
+            "error": auth.note_from(request, "problem_error"),
         },
         user=user,
     )
@@ -843,15 +843,21 @@ async def set_problem(request: Request) -> Response:
     if user is None:
         return to_login(request)
     month = form["month"] if MONTH_PARAM.match(form["month"]) else ""
-    back = f"{PREFIX}/dashboard?{urlencode({'month': month})}" if month else f"{PREFIX}/dashboard"
+
+    def back(note: str | None = None) -> RedirectResponse:
+        query = {"month": month} if month else {}
+        if note is not None:  # signed: the dashboard shows no words a link brought
+            query |= {"problem_error": note, "problem_error_sig": auth.sign_note(request, note)}
+        where = f"{PREFIX}/dashboard?{urlencode(query)}" if query else f"{PREFIX}/dashboard"
+        return RedirectResponse(where + "#problem", status_code=303)
+
     if not auth.csrf_ok(auth.session_csrf(request), form["csrf_token"]):
-        return RedirectResponse(back + "&problem_error=csrf#problem", status_code=303)
+        return back("csrf")
     try:
         fields = {k: v for k, v in form.items() if k != "csrf_token"}
         data = forms.validated(MonthProblemSet, fields)
         with write_session(request) as session:
             set_month_problem(session, data=data, actor=user)
     except TiaojieError as exc:
-        query = urlencode({"month": month, "problem_error": f"{exc.message_zh} / {exc.message_en}"})
-        return RedirectResponse(f"{PREFIX}/dashboard?{query}#problem", status_code=303)
-    return RedirectResponse(back + "#problem", status_code=303)
+        return back(f"{exc.message_zh} / {exc.message_en}")
+    return back()

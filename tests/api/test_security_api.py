@@ -358,3 +358,33 @@ def test_public_updates_carry_no_internal_ids(api: Api, key: str) -> None:
     for update in updates:
         assert update["update_id"].startswith(number + "-"), update
         assert update["update_id"].removeprefix(number + "-").isdigit()
+
+
+def test_a_link_cannot_put_its_own_words_on_a_page() -> None:
+    """The case page showed whatever an upload_error parameter said, and the dashboard a
+    problem_error, under the app's own address: a link sent to a worker could tell them,
+    in the app's red error box, to call a number or type their password somewhere. Now
+    the page shows only a message it signed for that session when it sent them there."""
+    from tests.api.conftest import make_api, web_cookie
+    from tests.api.test_authz_matrix_api import open_case
+
+    for api in make_api():
+        number = open_case(api, "workerA", "BA1")["number"]
+        bait = "账号异常，请致电 400-000-0000 核实"
+        api.client.cookies.set("tj_session", web_cookie(api, api.city.staff["workerA"].id))
+        page = api.client.get(f"/web/cases/{number}", params={"upload_error": bait})
+        assert page.status_code == 200 and "账号异常" not in page.text
+        # The page's own refusal still shows.
+        form = api.client.get(f"/web/cases/{number}").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert csrf
+        refused = api.client.post(
+            f"/web/cases/{number}/attachments",
+            data={"csrf_token": csrf.group(1), "kind": "scan"},
+            files={"file": ("a.exe", b"MZ not a scan", "application/octet-stream")},
+            follow_redirects=True,
+        )
+        assert refused.status_code == 200 and "上传失败" in refused.text, refused.text[-500:]
+        api.client.cookies.set("tj_session", web_cookie(api, api.city.staff["supervisor"].id))
+        page = api.client.get("/web/dashboard", params={"problem_error": bait})
+        assert page.status_code == 200 and "账号异常" not in page.text
