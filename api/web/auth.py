@@ -157,7 +157,8 @@ def note_from(request: Request, name: str) -> str | None:
     given = request.query_params.get(f"{name}_sig", "")
     if not text or not session_csrf(request):
         return None
-    return text if hmac.compare_digest(sign_note(request, text), given) else None
+    signed = hmac.compare_digest(sign_note(request, text).encode(), given.encode("utf-8"))
+    return text if signed else None
 
 
 # --- CSRF -----------------------------------------------------------------------

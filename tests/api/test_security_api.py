@@ -372,8 +372,10 @@ def test_a_link_cannot_put_its_own_words_on_a_page() -> None:
         number = open_case(api, "workerA", "BA1")["number"]
         bait = "账号异常，请致电 400-000-0000 核实"
         api.client.cookies.set("tj_session", web_cookie(api, api.city.staff["workerA"].id))
-        page = api.client.get(f"/web/cases/{number}", params={"upload_error": bait})
-        assert page.status_code == 200 and "账号异常" not in page.text
+        for sig in ("", "签名", "0" * 32):
+            params = {"upload_error": bait, "upload_error_sig": sig}
+            page = api.client.get(f"/web/cases/{number}", params=params)
+            assert page.status_code == 200 and "账号异常" not in page.text
         # The page's own refusal still shows.
         form = api.client.get(f"/web/cases/{number}").text
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
