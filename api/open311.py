@@ -248,7 +248,7 @@ def request_token(case_id: int) -> str:
 
 
 def case_id_of_token(token: str) -> int | None:
-    match = re.fullmatch(r"t(\d{1,12})-[0-9a-f]{20}", token)
+    match = re.fullmatch(r"t([0-9]{1,12})-[0-9a-f]{20}", token)  # ASCII digits only
     if not match:
         return None
     case_id = int(match.group(1))

@@ -390,3 +390,11 @@ def test_a_link_cannot_put_its_own_words_on_a_page() -> None:
         api.client.cookies.set("tj_session", web_cookie(api, api.city.staff["supervisor"].id))
         page = api.client.get("/web/dashboard", params={"problem_error": bait})
         assert page.status_code == 200 and "账号异常" not in page.text
+
+
+def test_a_request_token_in_other_digits_is_not_found_not_a_500(api: Api) -> None:
+    """\\d also matches Arabic-Indic and full-width digits: a token such as t١-… passed
+    the shape check and its comparison with the real one raised (a public 500)."""
+    for token in ("t\u0661-0123456789abcdef0123", "t\uff11-0123456789abcdef0123"):
+        answer = api.client.get(f"{BASE}/tokens/{token}.json")
+        assert answer.status_code == 404, answer.text
