@@ -398,3 +398,28 @@ def test_a_request_token_in_other_digits_is_not_found_not_a_500(api: Api) -> Non
     for token in ("t\u0661-0123456789abcdef0123", "t\uff11-0123456789abcdef0123"):
         answer = api.client.get(f"{BASE}/tokens/{token}.json")
         assert answer.status_code == 404, answer.text
+
+
+def test_the_access_log_keeps_no_link_keys_and_no_query(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    """uvicorn's access log (on unless --no-access-log, as in the deployment's own
+    command) wrote every path and query: the keys of residents' SMS links and of staff
+    sign-in links (each opens a form with no other check), tracking codes, and what was
+    searched for (phones, names). Now it keeps the route's shape without them."""
+    import logging
+
+    secrets_ = {
+        "/r/link/Zx9kLinkKey123": "Zx9kLinkKey123",
+        "/web/welcome/WelcomeKey456": "WelcomeKey456",
+        "/r/TRACK789/info": "TRACK789",
+        f"/web/cases?q={PHONE}": PHONE,
+        f"{BASE}/tokens/t12-0123456789abcdef0123.json": "0123456789abcdef0123",
+    }
+    access = logging.getLogger("uvicorn.access")
+    with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+        for path in secrets_:
+            access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", path, "1.1", 200)
+    for path, secret in secrets_.items():
+        assert secret not in caplog.text, path
+    assert '"GET /r/link/… HTTP/1.1" 200' in caplog.text and "/web/cases?…" in caplog.text
