@@ -19,6 +19,7 @@ from api.errors import install_error_handlers
 from api.headers import SecurityHeaders
 from api.middleware import BodyGuard
 from api.ratelimit import RateLimiter
+from models import keys
 from models.db import get_engine
 from models.settings import Settings, get_settings
 
@@ -37,6 +38,7 @@ Creating POSTs honour `Idempotency-Key`.
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    keys.refuse_loose_files()
     # Swagger UI at /docs and ReDoc at /redoc, their scripts and styles served from the
     # fastapi-offline package's files at /docs-assets: no CDN. (Swagger UI and ReDoc are
     # MIT and Apache-2.0 licensed, fastapi-offline MIT.)

@@ -124,3 +124,7 @@ def case_in_reach(
 
 
 CaseInReach = Depends(case_in_reach)
+
+# The id of a row in a path (an attachment, a photo, a simulation, a mediator): a number
+# the database holds (an int beyond 64 bits answered 500 when bound to the query).
+RowId = Annotated[int, Path(ge=1, le=2_000_000_000)]

@@ -6,12 +6,14 @@ Staff API: ``{"code", "message" (zh-CN), "message_en", "fields": [{"field", "mes
 
 Bad input never reaches the catch-all handler: that one answers 500 with an error id and
 logs the id, the exception type and the code location, never the message (which may
-hold what a resident typed).
+hold what a resident typed). uvicorn's access log keeps each request's route without its
+query or the keys in its path (:class:`NoKeysInAccessLog`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 import uuid
 from collections.abc import Sequence
@@ -267,12 +269,36 @@ class NoInputInTracebacks(logging.Filter):
 
 _QUIET = NoInputInTracebacks()
 
+# Path segments that are keys: a resident's SMS link and tracking code, a staff member's
+# sign-in link, an Open311 request token (each opens something with no other check).
+_KEYED_PATH = re.compile(r"^(/r/link/|/web/welcome/|/open311/v2/tokens/|/r/)[^/?]+")
+
+
+class NoKeysInAccessLog(logging.Filter):
+    """uvicorn's access log line (``client - "METHOD path HTTP/x" status``) with the keys
+    of :data:`_KEYED_PATH` and the whole query string (what was searched for: phones,
+    names) replaced by ``…``: the route stays readable, nothing that opens a page or
+    names a resident is kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            path, _, query = args[2].partition("?")
+            path = _KEYED_PATH.sub(r"\1…", path) + ("?…" if query else "")
+            record.args = (*args[:2], path, *args[3:])
+        return True
+
+
+_NO_KEYS = NoKeysInAccessLog()
+
 
 def install_error_handlers(app: FastAPI) -> None:
     # Idempotent: one filter however many apps are created in a process.
     for name in ("uvicorn.error", "uvicorn"):
         if _QUIET not in logging.getLogger(name).filters:
             logging.getLogger(name).addFilter(_QUIET)
+    if _NO_KEYS not in logging.getLogger("uvicorn.access").filters:
+        logging.getLogger("uvicorn.access").addFilter(_NO_KEYS)
     app.add_exception_handler(TiaojieError, tiaojie_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)

@@ -8,7 +8,8 @@ or deactivating the account moves that number on, so every token issued before s
 working (at the latest when the API's principal cache lets go, five seconds). The
 signing key is the token key of :mod:`models.keys` (separate from the keys of
 sessions and field encryption). Open311 ``api_key`` values are tokens of the same kind with
-role ``open311`` and a long expiry; they reach only the public endpoint.
+role ``open311`` and a long expiry; they reach only the public endpoint, and those issued
+before ``settings.open311_keys_since`` are refused (:func:`open311_client`).
 
 The web pages reuse :func:`create_token`, :func:`verify_token` and
 :func:`principal_for_staff`; FastAPI dependencies live in :mod:`api.deps`.
@@ -138,6 +139,23 @@ def verify_token(token: str) -> dict[str, Any]:
     return claims
 
 
+def open311_client(api_key: str, *, keys_since: datetime | None) -> str:
+    """The client named by a valid Open311 ``api_key`` issued at or after ``keys_since``
+    (``settings.open311_keys_since``: keys issued before it are withdrawn), else
+    :class:`AuthError`."""
+    claims = verify_token(api_key)
+    if claims["role"] != OPEN311_ROLE:
+        raise AuthError("api_key is not an Open311 key", "api_key 不是公众上报密钥")
+    issued = claims.get("iat")
+    if keys_since is not None and not (
+        isinstance(issued, int) and issued >= keys_since.timestamp()
+    ):
+        raise AuthError(
+            "this api_key was withdrawn; ask for a new one", "此 api_key 已停用，请申请新的密钥"
+        )
+    return str(claims["sub"])
+
+
 def principal_from_claims(session: Session, claims: dict[str, Any]) -> Principal:
     role = claims["role"]
     if role == OPEN311_ROLE:
@@ -181,6 +199,7 @@ __all__ = [
     "authenticate",
     "create_open311_key",
     "create_token",
+    "open311_client",
     "principal_for_staff",
     "principal_from_claims",
     "verify_token",

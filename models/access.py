@@ -45,6 +45,11 @@ read residents' ID numbers.
 **Read-only roles** (:data:`READ_ONLY_ROLES`): instructors, volunteers and in-service Party
 members registered with a community read what they reach and record nothing.
 
+**Exports** (:func:`may_export`): the case list leaves as a spreadsheet for the staff of
+the office and those above them, instructors included; volunteers and in-service Party
+members (people of the neighbourhood who lend a hand) read the cases they reach one by
+one, never a whole list.
+
 **Simulations** (:func:`may_use_simulator`): supervisors and administrators see the
 past policy simulations with their reports and start new ones; a simulation covers the
 whole district (figures and unit names, no case and no person), so it is not limited by
@@ -74,6 +79,7 @@ from models.unit import Unit, unit_by_code, within_path
 Kind = Literal["staff", "system", "open311", "resident"]
 
 READ_ONLY_ROLES = frozenset({StaffRole.INSTRUCTOR, StaffRole.VOLUNTEER, StaffRole.PARTY_MEMBER})
+NO_EXPORT_ROLES = frozenset({StaffRole.VOLUNTEER, StaffRole.PARTY_MEMBER})
 PLACE_LEVELS = frozenset({UnitLevel.COMMUNITY, UnitLevel.COMPOUND, UnitLevel.BUILDING})
 STAFF_PREFIX = "staff:"
 
@@ -332,6 +338,12 @@ def require_writer(principal: Principal) -> None:
         )
 
 
+def may_export(principal: Principal) -> bool:
+    """Whether ``principal`` takes the case list away as a spreadsheet (see the module
+    docstring); what it holds is still their reach, masked as on the pages."""
+    return principal.is_staff and principal.role not in NO_EXPORT_ROLES
+
+
 def may_use_simulator(principal: Principal) -> bool:
     """Whether ``principal`` sees past simulations and starts new ones (see the module
     docstring)."""
@@ -400,6 +412,7 @@ def places_for(session: Session, principal: Principal, *, limit: int = 2000) -> 
 
 __all__ = [
     "ACCESS_COLUMNS",
+    "NO_EXPORT_ROLES",
     "PLACE_LEVELS",
     "READ_ONLY_ROLES",
     "AccessFacts",
@@ -408,6 +421,7 @@ __all__ = [
     "Principal",
     "find_case",
     "helps_on",
+    "may_export",
     "may_see_personal_data",
     "may_use_simulator",
     "not_found",

@@ -14,6 +14,8 @@ from models import clock
 from models.lifecycle import event_hash
 from models.types import UTCDateTime
 
+TARGET_MAX = 200
+
 
 class AdminEvent(SQLModel, table=True):
     __tablename__ = "admin_event"
@@ -22,7 +24,7 @@ class AdminEvent(SQLModel, table=True):
     at: datetime = Field(sa_type=UTCDateTime, index=True)
     actor: str = Field(max_length=64)
     action: str = Field(max_length=64, index=True)
-    target: str = Field(max_length=200)
+    target: str = Field(max_length=TARGET_MAX)  # cut to fit (PostgreSQL refuses longer)
     # Counts, codes and field names only: never a phone number or a password.
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     prev_hash: str = Field(max_length=64)
@@ -48,7 +50,7 @@ def record(
         at=clock.now(),
         actor=actor,
         action=action,
-        target=target,
+        target=target[:TARGET_MAX],
         detail=detail or {},
         prev_hash=last.hash if last else "",
         hash="",

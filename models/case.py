@@ -11,6 +11,7 @@ from sqlalchemy.orm import declared_attr
 from sqlmodel import JSON, Column, Field, Session, SQLModel
 from sqlmodel._compat import SQLModelConfig
 
+from models import clock
 from models import text as text_rules
 from models.enums import (
     CaseStatus,
@@ -251,7 +252,7 @@ class CaseCreate(CaseBase):
         default=False, description="不公开: family and marriage disputes are so by default"
     )
     # A walk-in or call written up later: when it was received (limits run from it).
-    received_at: datetime | None = None
+    received_at: clock.Moment | None = None
     # A legal reason to refer the case at once (a crime, a matter before a court or
     # arbitration, an administrative decision); chosen by the worker who records it.
     referral_reason: ReferralReason | None = None

@@ -147,9 +147,13 @@ def _encode(value: Any, case_id: int) -> str:
 def _decode(cursor: str, sort: Sort) -> tuple[Any, int] | None:
     try:
         raw, case_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        # The sort's own values may be far off (FAR_FUTURE for no due date): not the
+        # typed-date rule, only what converts and what the database holds (a 500 before).
         value: Any = raw if sort.key == "number" else clock.ensure_utc(datetime.fromisoformat(raw))
+        if not 0 < int(case_id) < 2**63:
+            raise ValueError("not a case id")
         return value, int(case_id)
-    except (ValueError, TypeError, json.JSONDecodeError):
+    except (ValueError, TypeError, OverflowError, json.JSONDecodeError):
         return None  # a spoiled cursor starts from the first page
 
 

@@ -56,7 +56,7 @@ class ContactCreate(SQLModel):
     model_config = SQLModelConfig(extra="forbid")
 
     method: ContactMethod
-    at: datetime | None = None
+    at: clock.Moment | None = None
     note: str | None = Field(default=None, max_length=NOTE_MAX)
 
     @field_validator("note")

@@ -300,6 +300,27 @@ def prefect_auth_string() -> str | None:
     return path.read_text(encoding="utf-8").strip() if path.exists() else None
 
 
+def loose_files() -> list[str]:
+    """The files of the key folder that anyone but their owner may read or change
+    (:func:`write_private` writes 0600; a copy restored or unpacked by hand gets the
+    umask's bits, readable by every account of the machine)."""
+    folder = keys_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and p.stat().st_mode & 0o077)
+
+
+def refuse_loose_files() -> None:
+    """:class:`KeyFileError` naming the :func:`loose_files`: the app and ``tiaojie up``
+    will not start on them, as ssh will not use such a private key."""
+    loose = loose_files()
+    if loose:
+        raise KeyFileError(
+            f"{', '.join(loose)} in {keys_dir()} may be read by others than the owner: "
+            f"chmod 600 {' '.join(loose)} (and chmod 700 the folder) before starting"
+        )
+
+
 def default_sources() -> list[str]:
     """The keys that fall back to the public development key (empty when none does)."""
     return [p for p in (*PURPOSES, "field") if key_source(p) == "default"]
@@ -316,8 +337,10 @@ __all__ = [
     "key_source",
     "keyring",
     "keys_dir",
+    "loose_files",
     "new_key",
     "prefect_auth_string",
+    "refuse_loose_files",
     "write_keyring",
     "write_private",
 ]

@@ -9,7 +9,10 @@ token or a session cookie; 401; 429 with ``Retry-After``). The rules, in order:
    An attempt over the limit is refused before any password is checked (the 11th wrong
    password within a minute is refused on both paths). Successful sign-ins do not
    count: a community workstation's staff sign in behind one address at the start of
-   the day, and a success is no guess.
+   the day, and a success is no guess. An attempt still being checked counts as a
+   failure: the limit is read and the attempt recorded (``checking``) in one write
+   transaction, one sign-in at a time, before the password is checked, so guesses
+   sent together are held to the limit like guesses sent one after another.
 2. **Back-off.** After ``BACKOFF_AFTER`` (10) failed checks in a row for a user name
    (no success since, within ``MEMORY``), the next check must wait, from the last
    failure, 2 minutes, then 4, 8, and at most ``BACKOFF_MAX_S`` (15 minutes) after
@@ -28,9 +31,9 @@ token or a session cookie; 401; 429 with ``Retry-After``). The rules, in order:
 (How an account gets its password in the first place, the one-time sign-in link, is
 :mod:`models.sign_in`.)
 
-The attempt is recorded in its own short write transaction after the password check,
-so the Argon2 work never holds the database's write lock and a refusal is kept even
-though the caller answers with an error.
+The attempt is recorded in its own short write transaction before the password check
+and its outcome set in another after it, so the Argon2 work never holds the database's
+write lock and a refusal is kept even though the caller answers with an error.
 """
 
 from __future__ import annotations
@@ -43,19 +46,25 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Literal
 
-from sqlalchemy import Engine, Index, func
+from sqlalchemy import Engine, Index, func, text, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from models import clock, keys
-from models.db import read_session, write_session
+from models.db import write_session
 from models.passwords import hash_password, verify_password
 from models.settings import get_settings
 from models.staff import Staff, staff_by_username
 from models.types import UTCDateTime
 
 Channel = Literal["api", "web"]
-Outcome = Literal["ok", "wrong_password", "unknown_user", "inactive", "rate_limited", "backoff"]
-FAILED: tuple[Outcome, ...] = ("wrong_password", "unknown_user", "inactive")
+Outcome = Literal[
+    "ok", "wrong_password", "unknown_user", "inactive", "rate_limited", "backoff", "checking"
+]
+# "checking": recorded before the password is checked, and counted as a failure until then.
+FAILED: tuple[Outcome, ...] = ("wrong_password", "unknown_user", "inactive", "checking")
+# PostgreSQL: the transaction-scoped lock that lets one sign-in at a time read the limit
+# and record its attempt (SQLite's BEGIN IMMEDIATE does that already).
+_PG_LOCK = "SELECT pg_advisory_xact_lock(hashtext('tiaojie sign-in'))"
 
 WINDOW = timedelta(minutes=1)
 BACKOFF_AFTER = 10
@@ -179,32 +188,42 @@ def sign_in(
     limit = get_settings().signin_per_minute if per_minute is None else per_minute
     now = clock.now()
     key, address = name_key(username), (address or "?")[:64]
-    with read_session(engine) as session:
-        staff = staff_by_username(session, username.strip())
-        waits = [
-            _window_wait(session, SignInAttempt.name_key, key, now, limit),
-            _window_wait(session, SignInAttempt.address, address, now, limit),
-        ]
-        result: SignIn
-        if any(w is not None for w in waits):
-            result = SignIn("rate_limited", retry_after_s=max(w or 0 for w in waits))
-        elif (wait := _backoff_wait(session, key, now)) is not None:
-            result = SignIn("backoff", retry_after_s=wait)
-        else:
-            outcome = _check(staff, password)
-            result = SignIn(outcome, staff=staff if outcome == "ok" else None)
     with write_session(engine) as session:
-        session.add(
-            SignInAttempt(
-                at=now,
-                channel=channel,
-                name_key=key,
-                staff_id=staff.id if staff is not None else None,
-                address=address,
-                outcome=result.outcome,
-            )
+        if session.get_bind().dialect.name != "sqlite":
+            session.connection().execute(text(_PG_LOCK))
+        staff = staff_by_username(session, username.strip())
+        refused = _refusal(session, key, address, now, limit)
+        attempt = SignInAttempt(
+            at=now,
+            channel=channel,
+            name_key=key,
+            staff_id=staff.id if staff is not None else None,
+            address=address,
+            outcome=refused.outcome if refused is not None else "checking",
         )
-    return result
+        session.add(attempt)
+        session.flush()
+    if refused is not None:
+        return refused
+    outcome = _check(staff, password)
+    with write_session(engine) as session:
+        session.exec(
+            update(SignInAttempt).where(col(SignInAttempt.id) == attempt.id).values(outcome=outcome)
+        )
+    return SignIn(outcome, staff=staff if outcome == "ok" else None)
+
+
+def _refusal(session: Session, key: str, address: str, now: datetime, limit: int) -> SignIn | None:
+    """The refusal of an attempt over the limit or within the back-off, else None."""
+    waits = [
+        _window_wait(session, SignInAttempt.name_key, key, now, limit),
+        _window_wait(session, SignInAttempt.address, address, now, limit),
+    ]
+    if any(w is not None for w in waits):
+        return SignIn("rate_limited", retry_after_s=max(w or 0 for w in waits))
+    if (wait := _backoff_wait(session, key, now)) is not None:
+        return SignIn("backoff", retry_after_s=wait)
+    return None
 
 
 # --- reading the audit ---------------------------------------------------------------------

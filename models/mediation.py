@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator
 from sqlmodel import JSON, Column, Field, SQLModel
 from sqlmodel._compat import SQLModelConfig
 
+from models import clock
 from models import text as text_rules
 from models.enums import ConfirmationStatus
 from models.public import public_of
@@ -99,7 +100,7 @@ class SessionCreate(SQLModel):
 
     model_config = SQLModelConfig(extra="forbid")
 
-    held_at: AwareDatetime
+    held_at: clock.AwareMoment
     place: CleanText = Field(min_length=1, max_length=200)
     participants: CleanText = Field(min_length=1, max_length=500)
     minutes: CleanText = Field(min_length=1, max_length=8000)
@@ -111,7 +112,7 @@ class TermCreate(SQLModel):
     model_config = SQLModelConfig(extra="forbid")
 
     text: CleanText = Field(min_length=1, max_length=1000)
-    due_on: date
+    due_on: clock.Day
     how: OptionalCleanText = Field(
         default="", max_length=500, description="履行方式, e.g. 银行转账"
     )
@@ -133,7 +134,7 @@ class AgreementCreate(SQLModel):
         default=False, description="the parties and mediators signed the printed agreement"
     )
     committee_sealed: bool = Field(default=False, description="调委会已盖章")
-    signed_at: AwareDatetime | None = None
+    signed_at: clock.AwareMoment | None = None
     terms: list[TermCreate] = Field(min_length=1, max_length=50)
 
 

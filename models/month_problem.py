@@ -99,7 +99,8 @@ def set_month_problem(
     session: Session, *, data: MonthProblemSet, actor: Actor, case_count: int = 0
 ) -> MonthProblemPublic:
     """Record (or replace) the month's problem, its lead unit and plan. Supervisors and
-    administrators only; the plan is kept without phone or ID numbers."""
+    administrators only, and a decision already made only by someone whose area holds
+    its lead unit; the plan is kept without phone or ID numbers."""
     if actor.kind != "staff" or actor.role not in DECIDERS:
         raise PermissionDenied(
             "only a supervisor sets the problem of the month", "每月一题须由督办人员确定。"
@@ -117,6 +118,13 @@ def set_month_problem(
             problems=[FieldProblem("lead_unit_code", "牵头单位须在本人辖区内", "inside your area")],
         )
     row = session.exec(select(MonthProblem).where(MonthProblem.month == data.month)).first()
+    decided = session.get(Unit, row.lead_unit_id) if row is not None else None
+    if decided is not None and not actor.covers(decided.path):
+        # One problem a month: a street's supervisor does not overwrite the district's.
+        raise PermissionDenied(
+            f"this month's problem was set by a level above you (lead unit {decided.code})",
+            f"本月问题已由上级确定（牵头单位：{decided.name_zh}），不能更改",
+        )
     row = row or MonthProblem(
         month=data.month,
         category=data.category,

@@ -71,17 +71,23 @@ class MonthlyReport:
     decided: MonthProblemPublic | None = None
 
 
-MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")  # ASCII digits: \d takes every script's
 
 
 def month_of(value: str) -> date:
-    """``"2026-11"`` → the 1st of that month; anything else (``2026-13``, ``abc``) a
-    :class:`~models.errors.ValidationError` saying how a month is written: the one
-    reading of a month asked for (the REST metrics, the report page, the flow)."""
-    if not MONTH.fullmatch(value):
+    """``"2026-11"`` → the 1st of that month; anything else (``2026-13``, ``abc``,
+    ``0001-01``) a :class:`~models.errors.ValidationError` saying how a month is written:
+    the one reading of a month asked for (the REST metrics, the report page, the flow)."""
+    if not MONTH.fullmatch(value) or not (clock.FIRST_YEAR <= int(value[:4]) <= clock.LAST_YEAR):
         shown = value[:20]
-        zh = f"月份 {shown} 格式不正确，应为 YYYY-MM（如 2026-11）"
-        en = f"{shown!r} is not a month; write it YYYY-MM (e.g. 2026-11)"
+        zh = (
+            f"月份 {shown} 格式不正确，应为 YYYY-MM（如 2026-11），"
+            f"{clock.FIRST_YEAR} 年至 {clock.LAST_YEAR} 年"
+        )
+        en = (
+            f"{shown!r} is not a month; write it YYYY-MM (e.g. 2026-11), "
+            f"from {clock.FIRST_YEAR} to {clock.LAST_YEAR}"
+        )
         raise ValidationError(
             f"month: {en}", f"month：{zh}", problems=[FieldProblem("month", zh, en)]
         )

@@ -6,6 +6,7 @@ environment; tests call :func:`reset_settings` after changing it.
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -155,6 +156,12 @@ class Settings(BaseSettings):
     token_ttl_s: int = 8 * 3600
     max_body_bytes: int = 256 * 1024
     open311_rate_limit_per_min: int = 60
+    open311_keys_since: datetime | None = Field(
+        default=None,
+        description="Open311 api_keys issued before this moment are refused: when a key "
+        "leaks, set it to now and give every client a new key (tiaojie token create "
+        "--role open311). ISO 8601 with a time zone.",
+    )
     trusted_proxies: str = Field(
         default="",
         description="Comma-separated addresses of reverse proxies whose X-Forwarded-For "

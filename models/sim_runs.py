@@ -57,7 +57,7 @@ class SimulationRequest(BaseModel):
 
     scenarios: list[str] = Param(default_factory=list)
     uploaded: dict[str, str] = Param(default_factory=dict)
-    start: date
+    start: clock.Day
     days: int = Param(default=30, ge=1, le=MAX_DAYS)
     seed: int = Param(default=2026, ge=0, le=2**31 - 1)
 

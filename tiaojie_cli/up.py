@@ -355,6 +355,14 @@ class Up:
         if not self.attached:
             keys.ensure_prefect_auth()
         self.prefect_auth = keys.prefect_auth_string()
+        if loose := keys.loose_files():
+            names = " ".join(loose)
+            raise UpError(
+                f"{keys.keys_dir()} 中的密钥文件 {names} 其他账号也能读取，拒绝启动。"
+                f"请运行 chmod 600 {names}（目录 chmod 700）。",
+                f"the key file(s) {names} in {keys.keys_dir()} may be read by other accounts; "
+                f"refusing to start. Run chmod 600 {names} (and chmod 700 the folder).",
+            )
         weak = keys.default_sources()
         if weak:
             raise UpError(

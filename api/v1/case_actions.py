@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from api.deps import CaseInReach
+from api.deps import CaseInReach, RowId
 from api.deps import Staff as StaffP
 from api.v1.common import case_public, expected_version, load_case, run_write
 from api.v1.documents import AttachmentInfo, attachment_info
@@ -38,7 +38,6 @@ router = APIRouter(
 )
 
 CaseRef = Annotated[str, Path(max_length=32, description="case id or number")]
-RowId = Annotated[int, Path(ge=1, le=2_000_000_000)]
 IdemKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", max_length=200, description="retry-safe key"),

@@ -23,7 +23,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from api.deps import CaseInReach, DBRead, Staff
+from api.deps import CaseInReach, DBRead, RowId, Staff
 from api.downloads import attachment_answer, document_answer
 from api.v1.common import load_case, personal_data_visible
 from models.access import Principal, not_found
@@ -119,7 +119,7 @@ def attachments(case_ref: CaseRef, session: DBRead, principal: Staff) -> list[At
 def download_attachment(
     request: Request,
     case_ref: CaseRef,
-    attachment_id: Annotated[int, Path(ge=1, le=2_000_000_000)],
+    attachment_id: RowId,
     principal: Staff,
 ) -> Response:
     from api.deps import engine_of

@@ -59,8 +59,8 @@ def _level(level: UnitLevel) -> UnitLevel:
 def rates(
     session: DBRead,
     principal: Staff,
-    since: date | None = None,
-    until: date | None = None,
+    since: clock.Day | None = None,
+    until: clock.Day | None = None,
     level: UnitLevel = UnitLevel.COMMUNITY,
     month: str | None = None,
 ) -> list[metrics.UnitRates]:

@@ -13,6 +13,7 @@ of the ``tj_csrf`` cookie (double submit). Both comparisons are constant-time.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import time
@@ -106,6 +107,14 @@ def end_session(request: Request, session: Session) -> None:
         web_sessions.revoke_session(session, sid=str(claims["sid"]), why="logout")
 
 
+def replace_session(request: Request, session: Session, staff_id: int) -> tuple[str, str]:
+    """:func:`issue_session` for someone signing in, ending the session this browser had
+    (a shared workstation: the last person's session, whose cookie may have been
+    copied, does not outlive the next sign-in)."""
+    end_session(request, session)
+    return issue_session(session, staff_id)
+
+
 def clear_session_cookie(response: Response, request: Request) -> None:
     response.delete_cookie(
         SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=is_https(request)
@@ -131,6 +140,25 @@ def session_csrf(request: Request) -> str:
     """The CSRF token of the signed-in session ("" without one)."""
     claims = request_claims(request)
     return str(claims["csrf"]) if claims else ""
+
+
+def sign_note(request: Request, text: str) -> str:
+    """The signature of a message a page sends itself through a redirect (an upload or
+    a form refused), keyed by the session's CSRF token: a link made by anyone else cannot
+    carry one, so a page never shows words a link put there (:func:`note_from`)."""
+    key = session_csrf(request).encode("utf-8")
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+
+def note_from(request: Request, name: str) -> str | None:
+    """The message in the query parameter ``name`` if this session's page signed it
+    (``<name>_sig``, :func:`sign_note`), else None."""
+    text = request.query_params.get(name)
+    given = request.query_params.get(f"{name}_sig", "")
+    if not text or not session_csrf(request):
+        return None
+    signed = hmac.compare_digest(sign_note(request, text).encode(), given.encode("utf-8"))
+    return text if signed else None
 
 
 # --- CSRF -----------------------------------------------------------------------

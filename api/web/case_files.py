@@ -6,13 +6,14 @@ recorded (``models.documents.audit``)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 from starlette.datastructures import UploadFile
 
+from api.deps import RowId
 from api.downloads import attachment_answer, document_answer
 from api.web import auth, queries
 from api.web.mediation import entitled
@@ -60,7 +61,7 @@ def web_document(request: Request, number: str, kind: str, fmt: str) -> Response
 
 
 @router.get(PREFIX + "/cases/{number}/attachments/{attachment_id}")
-def web_attachment(request: Request, number: str, attachment_id: int) -> Response:
+def web_attachment(request: Request, number: str, attachment_id: RowId) -> Response:
     def answer(session: Session, user: Principal, case: Case) -> Response:
         assert case.id is not None
         row = download_attachment(
@@ -100,8 +101,9 @@ async def web_upload(request: Request, number: str) -> Response:
         except PermissionDenied:
             return forbidden(request, user)
         except TiaojieError as exc:
-            return RedirectResponse(
-                f"{target}?upload_error={quote(exc.message_zh[:200])}#attachments",
-                status_code=303,
+            note = exc.message_zh[:200]
+            query = urlencode(
+                {"upload_error": note, "upload_error_sig": auth.sign_note(request, note)}
             )
+            return RedirectResponse(f"{target}?{query}#attachments", status_code=303)
     return RedirectResponse(f"{target}?done=attachment_added#attachments", status_code=303)

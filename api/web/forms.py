@@ -137,7 +137,7 @@ def local_datetime(value: str, field: str) -> datetime:
     if not value.strip():
         return now
     try:
-        moment = datetime.fromisoformat(value.strip())
+        moment = clock.within_years(datetime.fromisoformat(value.strip()))
     except ValueError:
         raise ValidationError(
             f"{field}: not a date and time",

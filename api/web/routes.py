@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.client import client_address, public_base
+from api.deps import RowId
 from api.prefect_links import prefect_runs_url
 from api.web import auth, forms, mediation, queries
 from api.web.charts import RateRow, rates_chart
@@ -278,7 +279,7 @@ async def login_submit(request: Request) -> Response:
         response.headers.update(headers)
         return response
     with write_session(request) as session:
-        session_token, _csrf = auth.issue_session(session, staff.id)
+        session_token, _csrf = auth.replace_session(request, session, staff.id)
     redirect = RedirectResponse(target, status_code=303)
     auth.set_session_cookie(redirect, request, session_token)
     redirect.delete_cookie(auth.CSRF_COOKIE, path="/")
@@ -620,7 +621,7 @@ def case_page(request: Request, number: str) -> Response:
             ctx["received_by"] = helping.community_of(session, case)
     elif (done := request.query_params.get("done")) in (*actions.BY_VERB, "attachment_added"):
         flash = t(f"已保存：{t.verb(done)}。", f"Saved: {t.verb(done)}.")
-    upload_error = request.query_params.get("upload_error")
+    upload_error = auth.note_from(request, "upload_error")
     return render(
         request,
         "case.html",
@@ -638,7 +639,7 @@ def case_page(request: Request, number: str) -> Response:
 
 
 @router.get(f"{PREFIX}/cases/{{number}}/photos/{{photo_id}}")
-def resident_photo(request: Request, number: str, photo_id: int) -> Response:
+def resident_photo(request: Request, number: str, photo_id: RowId) -> Response:
     """A photo the resident sent: for the readers who may see the case's personal data
     (a photo may show people); a plain 404 for everyone else."""
     with read_session(request) as session:
@@ -743,7 +744,8 @@ MONTH_PARAM = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 def _dashboard_month(month: str | None, now: datetime) -> date:
     if month and MONTH_PARAM.match(month):
-        return date(int(month[:4]), int(month[5:]), 1)
+        with suppress(ValueError):
+            return clock.within_years(date(int(month[:4]), int(month[5:]), 1))
     return clock.to_local(now).date().replace(day=1)
 
 
@@ -841,7 +843,7 @@ def _dashboard(
             "backlog_level": backlog_level,
             "levels": DASHBOARD_LEVELS,
             "now": now,
-            "error": request.query_params.get("problem_error"),
+            "error": auth.note_from(request, "problem_error"),
         },
         user=user,
     )
@@ -865,15 +867,21 @@ async def set_problem(request: Request) -> Response:
     if user is None:
         return to_login(request)
     month = form["month"] if MONTH_PARAM.match(form["month"]) else ""
-    back = f"{PREFIX}/dashboard?{urlencode({'month': month})}" if month else f"{PREFIX}/dashboard"
+
+    def back(note: str | None = None) -> RedirectResponse:
+        query = {"month": month} if month else {}
+        if note is not None:  # signed: the dashboard shows no words a link brought
+            query |= {"problem_error": note, "problem_error_sig": auth.sign_note(request, note)}
+        where = f"{PREFIX}/dashboard?{urlencode(query)}" if query else f"{PREFIX}/dashboard"
+        return RedirectResponse(where + "#problem", status_code=303)
+
     if not auth.csrf_ok(auth.session_csrf(request), form["csrf_token"]):
-        return RedirectResponse(back + "&problem_error=csrf#problem", status_code=303)
+        return back("csrf")
     try:
         fields = {k: v for k, v in form.items() if k != "csrf_token"}
         data = forms.validated(MonthProblemSet, fields)
         with write_session(request) as session:
             set_month_problem(session, data=data, actor=user)
     except TiaojieError as exc:
-        query = urlencode({"month": month, "problem_error": f"{exc.message_zh} / {exc.message_en}"})
-        return RedirectResponse(f"{PREFIX}/dashboard?{query}#problem", status_code=303)
-    return RedirectResponse(back + "#problem", status_code=303)
+        return back(f"{exc.message_zh} / {exc.message_en}")
+    return back()

@@ -18,6 +18,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
+from api.deps import RowId
 from api.web import auth
 from api.web.i18n import Translator, pick_lang
 from api.web.routes import PREFIX, TimedRoute, read_session, render, to_login, write_session
@@ -203,7 +204,7 @@ def _finished(request: Request, run_id: int) -> SimulationRun | Response:
 
 
 @router.get(f"{PAGE}/{{run_id}}/report.html")
-def report(request: Request, run_id: int) -> Response:
+def report(request: Request, run_id: RowId) -> Response:
     run = _finished(request, run_id)
     if isinstance(run, Response):
         return run
@@ -212,7 +213,7 @@ def report(request: Request, run_id: int) -> Response:
 
 
 @router.get(f"{PAGE}/{{run_id}}/summary.json")
-def summary(request: Request, run_id: int) -> Response:
+def summary(request: Request, run_id: RowId) -> Response:
     run = _finished(request, run_id)
     if isinstance(run, Response):
         return run

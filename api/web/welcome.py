@@ -62,7 +62,7 @@ async def welcome_submit(request: Request, token: str) -> Response:
             )
             staff_id = staff.id
             assert staff_id is not None
-            session_token, _csrf = auth.issue_session(session, staff_id)
+            session_token, _csrf = auth.replace_session(request, session, staff_id)
     except ValidationError as exc:
         with read_session(request) as session:
             still = staff_for(session, token[:64])

@@ -230,3 +230,56 @@ def test_sign_in_with_password(api: Api) -> None:
         r = api.client.post("/api/v1/auth/token", json={"username": username, "password": password})
         assert r.status_code == 401
         assert r.json()["message"] == "用户名或密码错误"
+
+
+def test_only_staff_of_the_office_export_the_case_list(
+    two: tuple[Api, dict[str, dict[str, Any]]],
+) -> None:
+    """Volunteers and in-service Party members registered with a community read the
+    cases they reach one by one; a whole list in a spreadsheet is not theirs to take.
+    Volunteers were refused and Party members were not."""
+    from tests.api.conftest import web_cookie
+
+    api, _cases = two
+    with write_session(api.engine) as s:
+        add_staff(s, api.city, "party_memberA", StaffRole.PARTY_MEMBER, "CMA")
+    for username, allowed in (("volunteerA", False), ("party_memberA", False), ("workerA", True)):
+        api.client.cookies.set("tj_session", web_cookie(api, api.city.staff[username].id))
+        listed = api.client.get("/web/cases")
+        assert listed.status_code == 200
+        assert ('id="export-csv"' in listed.text) == allowed, username
+        for kind in ("csv", "xlsx"):
+            answer = api.client.get(f"/web/export/cases.{kind}")
+            assert (answer.status_code == 200) == allowed, (username, kind)
+            assert answer.status_code in (200, 403)
+
+
+def test_a_street_supervisor_cannot_replace_the_districts_problem_of_the_month(
+    api: Api,
+) -> None:
+    """One problem a month (每月一题). A supervisor of one street could overwrite the one
+    the district had set (its lead unit, an agency of the district, outside the street)
+    with their own; now a decision is changed only by someone whose area holds its lead
+    unit, and the street's supervisor is told so."""
+    from models import clock
+
+    with write_session(api.engine) as s:
+        add_staff(s, api.city, "street_supervisor", StaffRole.SUPERVISOR, "S1")
+    month = clock.to_local(clock.now()).strftime("%Y-%m")
+    decision = {
+        "month": month,
+        "category": "labour",
+        "title": "电子厂欠薪反复投诉",
+        "lead_unit_code": "AG-LAB",
+        "plan": "区人社局牵头，每周联合社区排查欠薪线索。",
+    }
+    url = "/api/v1/metrics/problem-of-the-month"
+    set_by_district = api.client.put(url, json=decision, headers=api.headers("supervisor"))
+    assert set_by_district.status_code == 200, set_by_district.text
+    mine = decision | {"lead_unit_code": "S1", "title": "本街道的问题", "plan": "街道牵头处理。"}
+    replaced = api.client.put(url, json=mine, headers=api.headers("street_supervisor"))
+    assert replaced.status_code == 403, replaced.text
+    shown = api.as_("supervisor").get(url, params={"month": month}).json()
+    assert shown["decided"]["lead_unit_code"] == "AG-LAB"
+    again = api.client.put(url, json=mine, headers=api.headers("supervisor"))
+    assert again.status_code == 200, again.text

@@ -58,6 +58,28 @@ def test_logout_ends_the_session_even_for_a_copied_cookie(api: Api) -> None:
     assert not opens_inbox(api, copied)
 
 
+def test_signing_in_again_in_a_browser_ends_the_session_it_had(api: Api) -> None:
+    """A shared workstation: the next person signs in over the last one's session. That
+    session stayed alive (a copy of its cookie kept working until it expired); now the
+    sign-in ends it, as signing out would have."""
+    before = sign_in(api, "workerB")
+    with write_session(api.engine) as session:
+        staff = session.get(Staff, api.city.staff["workerA"].id)
+        assert staff is not None
+        staff.password_hash = hash_password(PASSWORD)
+    form = api.client.get("/web/login", headers=before)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert csrf, form.text
+    answer = api.client.post(
+        "/web/login",
+        data={"username": "workerA", "password": PASSWORD, "csrf_token": csrf.group(1)},
+        headers={"Cookie": f"{before['Cookie']}; tj_csrf={api.client.cookies['tj_csrf']}"},
+    )
+    assert answer.status_code == 303, answer.text
+    after = {"Cookie": f"tj_session={answer.cookies['tj_session']}"}
+    assert opens_inbox(api, after) and not opens_inbox(api, before)
+
+
 def test_deactivation_and_a_new_password_end_every_session(api: Api) -> None:
     first, second = sign_in(api, "workerA"), sign_in(api, "workerA")
     assert opens_inbox(api, first) and opens_inbox(api, second)

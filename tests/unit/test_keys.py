@@ -132,6 +132,22 @@ def test_up_refuses_the_public_default_and_says_how_to_fix_it(
     assert stat.S_IMODE(fresh_home.stat().st_mode) == 0o700
 
 
+def test_the_app_will_not_start_on_key_files_others_may_read(fresh_home: Path) -> None:
+    """A key folder copied or unpacked with the umask's bits (a backup restored by hand)
+    left the signing and encryption keys readable by every account of the machine, and
+    nothing said so. Now the app refuses to start and says which files to chmod."""
+    from api.app import create_app
+    from models.settings import Settings
+
+    keys.init_keys()
+    create_app(Settings())  # private files: starts
+    (fresh_home / "keys" / "token.key").chmod(0o644)
+    with pytest.raises(keys.KeyFileError, match=r"token\.key.*chmod 600"):
+        create_app(Settings())
+    (fresh_home / "keys" / "token.key").chmod(0o600)
+    create_app(Settings())
+
+
 def test_the_database_and_its_journal_are_owner_only(fresh_home: Path) -> None:
     from sqlalchemy import text
 

@@ -155,3 +155,38 @@ def test_the_audit_reads_back_accounts_and_outcomes_on_the_command_line(
     assert "workerA" in shown.output and "10.1.1.3" in shown.output
     assert "unknown_user" in shown.output and "13912345678" not in shown.output
     reset_engines()
+
+
+def test_guesses_sent_together_are_held_to_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, vclock: clock.VirtualClock
+) -> None:
+    """Attempts that arrive while earlier ones are still being checked count too. The
+    limit was read before the check and the attempt recorded after it, so a batch of
+    guesses sent at once were all checked (every request in flight saw none of the
+    others): the limit bounded nothing but the time one Argon2 check takes."""
+    import models.login as login
+    from models.db import build_engine
+
+    # A file: each attempt has its own connection, as concurrent requests do.
+    city_engine = build_engine(f"sqlite:///{tmp_path / 'together.db'}")
+    metadata.create_all(city_engine)
+    with Session(city_engine) as session:
+        build_city(session).staff["workerA"].password_hash = hash_password(PASSWORD)
+        session.commit()
+    checked: list[str] = []
+    real = login.verify_password
+
+    def while_checking(password: str, stored: str) -> bool:
+        # The next guess of the batch arrives while this one is being checked.
+        checked.append(password)
+        if len(checked) < 15:
+            _try(city_engine, "workerA", f"guess {len(checked)}", f"10.0.3.{len(checked)}")
+        return real(password, stored)
+
+    monkeypatch.setattr(login, "verify_password", while_checking)
+    _try(city_engine, "workerA", "guess 0", "10.0.3.0")
+    assert len(checked) == 10  # signin_per_minute: the 11th and later were refused unchecked
+    with Session(city_engine) as session:
+        outcomes = sorted(a.outcome for a in session.exec(select(SignInAttempt)))
+    assert outcomes == ["rate_limited"] + ["wrong_password"] * 10
+    city_engine.dispose()
