@@ -206,6 +206,22 @@ def overdue_clause(now: Moment) -> ColumnElement[bool]:
     return and_(deadline.is_not(None), past_clause(deadline, now))
 
 
+def deadline_for_reach() -> ColumnElement[Any]:
+    """The kept deadline as an expression no index answers, for a statement already held
+    to a reader's reach (an inbox): ordering and filtering by it, the planner walks the
+    reach's own indexes and sorts the few cases found, instead of walking every overdue
+    case of the city in deadline order and dropping those out of reach (a community
+    worker's overdue list at a million cases: 13.7 ms against 0.4, the same 50 rows).
+    A district's overdue list, whose reach is most of the city, keeps the plain column."""
+    return func.coalesce(col(Case.deadline_at), col(Case.deadline_at))
+
+
+def overdue_within_reach(now: Moment) -> ColumnElement[bool]:
+    """:func:`overdue_clause` by :func:`deadline_for_reach` (NULL for no deadline: false
+    inside ``WHERE``)."""
+    return past_clause(deadline_for_reach(), now)
+
+
 # --- the kept deadline ---------------------------------------------------------------------
 # Each case keeps :func:`deadline_of` in ``cases.deadline_at``. It is written here and only
 # here: after every flush, for the cases whose limits, status, first contact or referral

@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import Session, col, select
 
 from api.errors import _HTTP_ZH
-from models import access, actions, clock, escalation, helping, mediating, routing, triage
+from models import access, actions, clock, escalation, helping, mediating, overdue, routing, triage
 from models.access import Principal, principal_for_staff
 from models.case import Case
 from models.cases import create_case
@@ -125,6 +125,13 @@ def test_reach_reads_the_open_cases_of_the_readers_subtree(session: Session, cit
     assert "ix_case_open_created" not in plan
     late = query_plan(session, query.where(overdue_clause(clock.now())))
     assert late.startswith("SEARCH cases USING INDEX ix_case_deadline (deadline_at>? AND")
+    # The inbox's list of them, in deadline order, walks the reach's indexes and sorts
+    # what it finds; ordered by the plain column it walked the city's overdue cases in
+    # deadline order (13.7 ms against 0.4 at a million cases, the same 50 rows).
+    kept = overdue.deadline_for_reach()
+    listed = query.where(overdue.overdue_within_reach(clock.now())).order_by(kept).limit(50)
+    plan = query_plan(session, listed)
+    assert "MULTI-INDEX OR" in plan and "ix_case_deadline" not in plan
 
 
 def test_find_case_answers_one_404_for_missing_and_out_of_reach(
