@@ -14,10 +14,10 @@ worst, slowest first; those of 5 ms or more printed whole, to EXPLAIN). On SQLit
 the time to the first row only: the rest are made as they are fetched, so a statement
 that walks an index in order and drops rows (the inbox's overdue list walked the city's
 overdue cases for a community: 0.9 ms here, 13.7 ms fetched) shows under
-``Cursor.fetchall`` in ``--profile PAGE`` run with ``PROFILE_ALL=1`` (every frame shown).
-``--profile PAGE`` runs that page's requests under pyinstrument and prints the tree, through an in-process
-ASGI transport with the handlers run inline instead of in worker threads, so that the one
-profiled thread is the one doing the work.
+``Cursor.fetchall`` in ``--profile PAGE`` run with ``PROFILE_ALL=1`` (every frame
+shown). ``--profile PAGE`` runs that page's requests under pyinstrument and prints the
+tree, through an in-process ASGI transport with the handlers run inline instead of in
+worker threads, so that the one profiled thread is the one doing the work.
 """
 
 from __future__ import annotations
