@@ -106,13 +106,10 @@ def countdown(due_at: datetime | None, *, now: datetime) -> Countdown | None:
     )
 
 
-def case_countdown(
-    case: Case, follow_ups: Sequence[FollowUp], *, now: datetime
-) -> Countdown | None:
-    """The countdown to the deadline that counts for the case now (``models.overdue``)."""
-    open_visits = [clock.ensure_utc(f.due_at) for f in follow_ups if f.done_at is None]
-    next_visit = min(open_visits) if open_visits else None
-    return countdown(overdue.deadline_of(case, next_visit=next_visit), now=now)
+def case_countdown(case: Case, *, now: datetime) -> Countdown | None:
+    """The countdown to the deadline that counts for the case now: the one it keeps
+    (``models.overdue``), as the lists' rows read it."""
+    return countdown(case.deadline_at, now=now)
 
 
 # What a row of the lists shows of a case (templates/_macros.html case_section, the inbox):
@@ -157,9 +154,7 @@ def _rows(session: Session, cases: Sequence[Case], *, now: datetime) -> list[Cas
             case=c,
             unit=units.get(c.unit_id) if c.unit_id else None,
             place=units.get(c.place_unit_id) if c.place_unit_id else None,
-            # The kept deadline (models.overdue writes it at each flush that changes its
-            # inputs): no query for the return visits of the cases in follow-up.
-            countdown=countdown(c.deadline_at, now=now),
+            countdown=case_countdown(c, now=now),  # no query for the return visits
         )
         for c in cases
     ]

@@ -586,7 +586,7 @@ def _case_context(session: Session, user: Principal, case: Case, t: Translator) 
         "actions": [a.verb for a in offered if a.page and not a.upload],
         "may_upload": actions.ACTIONS["attachments"] in offered,
         "action_fields": forms.all_fields(),
-        "countdown": queries.case_countdown(case, detail.follow_ups, now=now),
+        "countdown": queries.case_countdown(case, now=now),
         "prefect_url": prefect_runs_url(case),
         "outcomes": list(FollowUpOutcome),
         "resolved_answers": list(ResolvedAnswer),
